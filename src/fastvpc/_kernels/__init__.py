@@ -1,0 +1,1 @@
+"""Compiled data-plane kernels (Cython).  Private: use the public API in ``fastvpc``."""

@@ -1,0 +1,38 @@
+"""Typed errors.  Every message names the offending object and value."""
+
+from __future__ import annotations
+
+__all__ = ["FastVpcError", "TopologyError", "TopologyFileError", "FrameBatchError", "LpmError"]
+
+
+class FastVpcError(Exception):
+    """Base of every error fastvpc raises on purpose."""
+
+
+class TopologyError(FastVpcError, ValueError):
+    """A topology breaks a VPC configuration rule (size, overlap, reserved address, ...).
+
+    ``obj`` is the name of the object at fault (or None) and ``value`` the bad value.
+    """
+
+    def __init__(self, message: str, *, obj: str | None = None, value: object = None) -> None:
+        super().__init__(message)
+        self.obj = obj
+        self.value = value
+
+
+class TopologyFileError(TopologyError):
+    """A topology file cannot be read: names the file, the place in it and the bad value."""
+
+    def __init__(self, path: str, where: str, message: str, *, value: object = None) -> None:
+        super().__init__(f"{path}: at {where}: {message}", obj=where, value=value)
+        self.path = path
+        self.where = where
+
+
+class FrameBatchError(FastVpcError, ValueError):
+    """A FrameBatch's arrays are inconsistent (offsets not monotonic, past the buffer, ...)."""
+
+
+class LpmError(FastVpcError, ValueError):
+    """A prefix set cannot be built: duplicate prefix, host bits set, bad length, ..."""
