@@ -36,3 +36,26 @@ class FrameBatchError(FastVpcError, ValueError):
 
 class LpmError(FastVpcError, ValueError):
     """A prefix set cannot be built: duplicate prefix, host bits set, bad length, ..."""
+
+
+class PcapError(FastVpcError, ValueError):
+    """A pcap/pcapng file cannot be read: bad magic, truncated or corrupt record, unsupported linktype.
+
+    ``offset`` is the byte offset of the bad header, record or block (or None) and ``path``
+    the file's name when known; both also appear in the message.
+    """
+
+    def __init__(self, message: str, *, offset: int | None = None, path: str | None = None) -> None:
+        super().__init__(message)
+        self.offset = offset
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_pcap_error, (self.args[0] if self.args else "", self.offset, self.path))
+
+
+def _rebuild_pcap_error(message: str, offset: int | None, path: str | None) -> PcapError:
+    return PcapError(message, offset=offset, path=path)
+
+
+__all__ += ["PcapError"]

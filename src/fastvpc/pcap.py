@@ -1,0 +1,463 @@
+"""Read pcap / pcapng files into FrameBatches and write FrameBatches as pcap.
+
+Reading
+-------
+:func:`read_pcap` (also ``FrameBatch.from_pcap``) and the streaming :func:`iter_pcap`
+accept
+
+* classic pcap in either byte order, with microsecond (``0xa1b2c3d4``) or nanosecond
+  (``0xa1b23c4d``) timestamps;
+* pcapng: any number of sections in either byte order; Interface Description Blocks
+  (linktype, snaplen, ``if_tsresol`` both decimal and power-of-two, ``if_tsoffset``);
+  Enhanced Packet Blocks, Simple Packet Blocks and the obsolete Packet Block; every other
+  block type is skipped by its length.
+
+Timestamps become ``int64`` nanoseconds since the epoch.  A Simple Packet Block carries
+no timestamp: its frame gets ``-1``.  Power-of-two resolutions finer than 2^-33 s lose
+their lowest bits.  A pcap has no ingress port: every frame gets ``port`` (default -1;
+mapping frames to ENIs is the replay code's job).
+
+The file is memory-mapped and its records are indexed by a compiled pass
+(:mod:`fastvpc._kernels.pcapindex`) that writes offsets, lengths and timestamps into
+numpy arrays; the frames are then copied into the batch's buffer with one compiled gather.
+No Python code runs per packet.
+
+Only Ethernet (``LINKTYPE_ETHERNET`` = 1, without FCS) frames are accepted.  A file or
+interface with another linktype raises :class:`PcapError` naming it, whatever
+``on_error`` says (it is an unsupported file, not a damaged one), unless
+``skip_other_linktypes=True``: then those packets are skipped, counted, and one
+:class:`PcapSkippedWarning` gives the count.
+
+Damaged files — bad magic, truncated header or record, caplen larger than the snaplen or
+than the bytes left, zero-length records, pcapng block lengths that are not a multiple
+of 4 or disagree with the trailing copy, options running past their block, unknown
+interface ids, garbage — raise :class:`PcapError` (a ``ValueError``) whose message and
+``.offset`` give the byte offset of the bad header/record/block.  With
+``on_error="stop"`` the frames read before the damage are returned instead and a
+:class:`PcapTruncatedWarning` names the offset.
+
+Writing
+-------
+:func:`write_pcap` (also ``batch.to_pcap``) and :class:`PcapWriter` write classic pcap,
+little-endian by default (``byteorder="big"`` for the other), microsecond or nanosecond
+magic.  Frames longer than ``snaplen`` are cut to it (the record's original length keeps
+the frame's length).  Timestamps: a batch without them, or a negative timestamp (-1,
+unknown), is written as 0; microsecond files truncate the nanoseconds; a timestamp past
+2106-02-07 (the 32-bit seconds field) raises :class:`PcapError`.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+import warnings
+from collections.abc import Iterator
+from typing import Any, BinaryIO, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from fastvpc._kernels import pcapindex as _k
+from fastvpc._kernels.batchops import gather_spans
+from fastvpc.batch import FrameBatch
+from fastvpc.errors import PcapError
+
+__all__ = [
+    "PcapError",
+    "PcapSkippedWarning",
+    "PcapTruncatedWarning",
+    "PcapWriter",
+    "iter_pcap",
+    "read_pcap",
+    "write_pcap",
+    "LINKTYPE_ETHERNET",
+]
+
+OnError = Literal["raise", "stop"]
+
+LINKTYPE_ETHERNET = 1
+MAGIC_USEC = 0xA1B2C3D4
+MAGIC_NSEC = 0xA1B23C4D
+PCAPNG_SHB = 0x0A0D0D0A
+
+_LINKTYPE_NAMES = {0: "NULL", 1: "ETHERNET", 101: "RAW", 105: "IEEE802_11", 113: "LINUX_SLL",
+                   127: "IEEE802_11_RADIOTAP", 228: "IPV4", 229: "IPV6", 276: "LINUX_SLL2"}
+
+
+class PcapTruncatedWarning(UserWarning):
+    """A damaged pcap was read up to the damage (``on_error="stop"``); names the byte offset."""
+
+
+class PcapSkippedWarning(UserWarning):
+    """Packets on non-Ethernet links were skipped (``skip_other_linktypes=True``)."""
+
+
+def _linktype_name(lt: int) -> str:
+    return f"{lt} (LINKTYPE_{_LINKTYPE_NAMES[lt]})" if lt in _LINKTYPE_NAMES else str(lt)
+
+
+# --------------------------------------------------------------------------- the source
+
+class _Source:
+    """The file's bytes as a read-only uint8 array (an mmap when it is a real file)."""
+
+    def __init__(self, path: str | os.PathLike[str] | BinaryIO) -> None:
+        self._mm: mmap.mmap | None = None
+        if isinstance(path, (str, os.PathLike)):
+            self.name = os.fspath(path)
+            with open(path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if size > 0:
+                    try:
+                        self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+                    except (OSError, ValueError):
+                        self._mm = None
+                if self._mm is not None:
+                    self.buf = np.frombuffer(self._mm, dtype=np.uint8)
+                else:
+                    self.buf = np.frombuffer(f.read(), dtype=np.uint8)
+        else:
+            self.name = str(getattr(path, "name", "<stream>"))
+            raw = path.read()
+            if not isinstance(raw, (bytes, bytearray, memoryview)):
+                raise TypeError(f"{self.name}: file object must be opened in binary mode")
+            self.buf = np.frombuffer(raw, dtype=np.uint8)
+
+    def close(self) -> None:
+        self.buf = np.zeros(0, np.uint8)
+        if self._mm is not None:
+            try:
+                self._mm.close()
+            except BufferError:  # a view is still alive somewhere: let the GC unmap it
+                pass
+            self._mm = None
+
+
+# --------------------------------------------------------------------------- the indexer
+
+class _Index:
+    """Walks a source chunk by chunk with the compiled indexers; keeps format state."""
+
+    def __init__(self, src: _Source, skip_other: bool) -> None:
+        self.src = src
+        self.size = int(self.buf.size)
+        self.skip_other = skip_other
+        self.state = np.zeros(_k.N_STATE, dtype=np.int64)
+        self.ifaces = np.zeros((8, _k.N_IFCOL), dtype=np.int64)
+        self.error: PcapError | None = None
+        self.linktype_error = False
+        self.done = False
+        self.kind = ""
+        self.big_endian = False
+        self.nanosecond = False
+        self.snaplen = 0
+        self._header()
+
+    @property
+    def buf(self) -> npt.NDArray[np.uint8]:
+        return self.src.buf
+
+    def _fail(self, msg: str, offset: int, *, linktype: bool = False) -> None:
+        self.error = PcapError(f"{self.src.name}: {msg}", offset=offset, path=self.src.name)
+        self.linktype_error = linktype
+        self.done = True
+
+    def _header(self) -> None:
+        b = self.buf
+        if self.size < 4:
+            self._fail(f"truncated file header at byte offset 0: {self.size} bytes, "
+                       "not a pcap or pcapng file", 0)
+            return
+        head = bytes(b[:4])
+        if int.from_bytes(head, "little") == PCAPNG_SHB:
+            self.kind = "pcapng"
+            return
+        le, be = int.from_bytes(head, "little"), int.from_bytes(head, "big")
+        if le in (MAGIC_USEC, MAGIC_NSEC):
+            self.big_endian, magic = False, le
+        elif be in (MAGIC_USEC, MAGIC_NSEC):
+            self.big_endian, magic = True, be
+        else:
+            self._fail(f"bad magic 0x{head.hex()} at byte offset 0: not a pcap or pcapng file", 0)
+            return
+        self.kind = "pcap"
+        self.nanosecond = magic == MAGIC_NSEC
+        if self.size < 24:
+            self._fail(f"truncated pcap file header at byte offset 0: {self.size} bytes of 24", 0)
+            return
+        major, _minor, _zone, _sigfigs, snaplen, network = struct.unpack(
+            (">" if self.big_endian else "<") + "HHiIII", bytes(b[4:24]))
+        if major != 2:
+            self._fail(f"unsupported pcap version {major}.{_minor} at byte offset 4", 4)
+            return
+        self.snaplen = snaplen
+        linktype = network & 0xFFFF
+        if (network >> 28) & 1:
+            self._fail(f"link-layer header at byte offset 20 says frames carry an FCS (0x{network:08x}); "
+                       "only Ethernet frames without FCS are supported", 20, linktype=True)
+            return
+        if linktype != LINKTYPE_ETHERNET:
+            if self.skip_other:
+                warnings.warn(PcapSkippedWarning(
+                    f"{self.src.name}: every packet skipped: linktype {_linktype_name(linktype)} "
+                    "is not LINKTYPE_ETHERNET (1)"), stacklevel=4)
+                self.done = True
+                return
+            self._fail(f"unsupported linktype {_linktype_name(linktype)} at byte offset 20: "
+                       "only LINKTYPE_ETHERNET (1) is supported", 20, linktype=True)
+            return
+        self.state[_k.S_POS] = 24
+
+    def next(self, cap: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """Up to ``cap`` more records: (file offsets, lengths, timestamps).  Sets ``done``
+        at the end of the file and ``error`` when it met damage."""
+        off = np.empty(cap, np.int64)
+        ln = np.empty(cap, np.int64)
+        ts = np.empty(cap, np.int64)
+        n = 0
+        if not self.done:
+            st = self.state
+            while True:
+                if self.kind == "pcap":
+                    n += _k.index_pcap(self.buf, off[n:], ln[n:], ts[n:], st,
+                                       self.big_endian, self.nanosecond, self.snaplen)
+                else:
+                    n += _k.index_pcapng(self.buf, off[n:], ln[n:], ts[n:], self.ifaces, st, self.skip_other)
+                if st[_k.S_ERR] == _k.ERR_IFACE_FULL:
+                    grown = np.zeros((2 * self.ifaces.shape[0], _k.N_IFCOL), np.int64)
+                    grown[: self.ifaces.shape[0]] = self.ifaces
+                    self.ifaces = grown
+                    continue
+                break
+            if st[_k.S_ERR] != _k.ERR_NONE:
+                self._kernel_error(int(st[_k.S_ERR]), int(st[_k.S_ERRPOS]), int(st[_k.S_ERRVAL]))
+            elif st[_k.S_POS] >= self.size:
+                self.done = True
+        if 2 * n < cap:
+            return off[:n].copy(), ln[:n].copy(), ts[:n].copy()
+        return off[:n], ln[:n], ts[:n]
+
+    def _kernel_error(self, code: int, pos: int, val: int) -> None:
+        left = self.size - pos
+        ng = self.kind == "pcapng"
+        what = "block" if ng else "record"
+        if code == _k.ERR_TRUNC_HEADER:
+            msg = (f"truncated {what} header at byte offset {pos}: {left} bytes left, "
+                   f"{12 if ng else 16} needed")
+        elif code == _k.ERR_TRUNC_DATA:
+            if ng:
+                msg = f"truncated block at byte offset {pos}: total length {val} but only {left} bytes left"
+            else:
+                msg = (f"truncated record at byte offset {pos}: caplen {val} but only "
+                       f"{max(left - 16, 0)} bytes left")
+        elif code == _k.ERR_CAPLEN_SNAPLEN:
+            snap = self.snaplen
+            if ng:
+                snap = "the interface's snaplen"  # type: ignore[assignment]
+            msg = f"{what} at byte offset {pos}: caplen {val} is larger than snaplen {snap}"
+        elif code == _k.ERR_ZERO_LEN:
+            msg = f"zero-length {what} at byte offset {pos}"
+        elif code == _k.ERR_BLOCK_LEN:
+            msg = (f"block at byte offset {pos}: bad total length {val} (must be a multiple of 4 "
+                   "and at least the block type's minimum)")
+        elif code == _k.ERR_TRAILER:
+            msg = f"block at byte offset {pos}: trailing total length {val} differs from the leading one"
+        elif code == _k.ERR_BOM:
+            msg = f"section header at byte offset {pos}: bad byte-order magic 0x{val:08x}"
+        elif code == _k.ERR_LINKTYPE:
+            self.done = True
+            if self.error is None:
+                self._fail(f"packet block at byte offset {pos} is on an interface with linktype "
+                           f"{_linktype_name(val)}: only LINKTYPE_ETHERNET (1) is supported "
+                           "(skip_other_linktypes=True skips such packets)", pos, linktype=True)
+            return
+        elif code == _k.ERR_IFACE:
+            msg = f"packet block at byte offset {pos} names interface {val}, which no IDB described"
+        elif code == _k.ERR_OPTION:
+            msg = f"option at byte offset {pos} runs past the end of its block (option length {val})"
+        elif code == _k.ERR_VERSION:
+            msg = f"section header at byte offset {pos}: unsupported major version {val}"
+        elif code == _k.ERR_TSRESOL:
+            msg = f"option at byte offset {pos}: unsupported if_tsresol 0x{val:02x}"
+        elif code == _k.ERR_NO_SECTION:
+            msg = f"block at byte offset {pos} comes before any section header block"
+        elif code == _k.ERR_CAPLEN_BLOCK:
+            msg = f"packet block at byte offset {pos}: caplen {val} is larger than the block"
+        else:  # pragma: no cover - every kernel code is handled above
+            msg = f"error {code} at byte offset {pos} (value {val})"
+        self._fail(msg, pos)
+
+
+def _check_on_error(on_error: str) -> None:
+    if on_error not in ("raise", "stop"):
+        raise ValueError(f"on_error must be 'raise' or 'stop', got {on_error!r}")
+
+
+def _finish(ix: _Index, on_error: str, n_read: int) -> None:
+    """Raise or warn for what the index met, once its frames have been delivered."""
+    if ix.skip_other and ix.state[_k.S_SKIPPED]:
+        warnings.warn(PcapSkippedWarning(
+            f"{ix.src.name}: skipped {int(ix.state[_k.S_SKIPPED])} packets on non-Ethernet interfaces"),
+            stacklevel=3)
+    err = ix.error
+    if err is None:
+        return
+    if on_error == "raise" or ix.linktype_error:
+        raise err
+    warnings.warn(PcapTruncatedWarning(
+        f"{err.args[0]}; stopped there, returning the {n_read} frames read before byte offset {err.offset}"),
+        stacklevel=3)
+
+
+def _gather(buf: npt.NDArray[np.uint8], off: npt.NDArray[np.int64], ln: npt.NDArray[np.int64],
+            ts: npt.NDArray[np.int64], port: int) -> FrameBatch:
+    offsets = np.zeros(off.size + 1, np.int64)
+    np.cumsum(ln, out=offsets[1:])
+    data = np.empty(int(offsets[-1]), np.uint8)
+    r = gather_spans(buf, off, ln, data, offsets)
+    if r != -1:  # pragma: no cover - the indexer only emits in-bounds spans
+        raise PcapError(f"internal error: record {r} out of bounds")
+    return FrameBatch(data, offsets, FrameBatch._port_array(port, off.size), ts)
+
+
+# --------------------------------------------------------------------------- public API
+
+def read_pcap(path: str | os.PathLike[str] | BinaryIO, *, on_error: OnError = "raise", port: int = -1,
+              skip_other_linktypes: bool = False) -> FrameBatch:
+    """Every Ethernet frame of a pcap/pcapng file, as one FrameBatch with timestamps.
+
+    ``path`` is a file name or a binary file object.  See the module doc for formats,
+    ``on_error`` ("raise" or "stop") and ``skip_other_linktypes``.
+    """
+    _check_on_error(on_error)
+    src = _Source(path)
+    try:
+        ix = _Index(src, skip_other_linktypes)
+        parts = []
+        # ~64-byte frames need one chunk; bigger ones over-allocate index space modestly
+        cap = max(16, ix.size // 64 + 16)
+        while not ix.done:
+            parts.append(ix.next(cap))
+            cap *= 2
+        if len(parts) == 1:
+            off, ln, ts = parts[0]
+        elif parts:
+            off, ln, ts = (np.concatenate([p[i] for p in parts]) for i in range(3))
+        else:
+            off = ln = ts = np.zeros(0, np.int64)
+        del parts
+        batch = _gather(src.buf, off, ln, ts, port)
+        del off, ln
+    finally:
+        src.close()
+    _finish(ix, on_error, len(batch))
+    return batch
+
+
+def iter_pcap(path: str | os.PathLike[str] | BinaryIO, batch_size: int = 65536, *,
+              on_error: OnError = "raise", port: int = -1,
+              skip_other_linktypes: bool = False) -> Iterator[FrameBatch]:
+    """Stream a pcap/pcapng file as FrameBatches of at most ``batch_size`` frames.
+
+    The file is mapped, not read into memory; each chunk's frames are copied into the
+    chunk's own buffer.  With ``on_error="raise"`` the chunks before the damage are
+    yielded before :class:`PcapError` is raised.
+    """
+    _check_on_error(on_error)
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    src = _Source(path)
+    try:
+        ix = _Index(src, skip_other_linktypes)
+        total = 0
+        while not ix.done:
+            off, ln, ts = ix.next(batch_size)
+            if off.size:
+                total += off.size
+                yield _gather(src.buf, off, ln, ts, port)
+        _finish(ix, on_error, total)
+    finally:
+        src.close()
+
+
+# --------------------------------------------------------------------------- writing
+
+_WRITE_CHUNK = 65536
+
+
+class PcapWriter:
+    """Write FrameBatches to a classic pcap file, batch after batch.
+
+    ``PcapWriter(path, nanosecond=False, linktype=1, snaplen=262144, byteorder="little")``
+    writes the file header at once; :meth:`write` appends a batch's frames; use it as a
+    context manager (or call :meth:`close`).  A file object passed in is not closed.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | BinaryIO, *, nanosecond: bool = False,
+                 linktype: int = LINKTYPE_ETHERNET, snaplen: int = 262144, byteorder: str = "little") -> None:
+        if byteorder not in ("little", "big"):
+            raise ValueError(f"byteorder must be 'little' or 'big', got {byteorder!r}")
+        if isinstance(snaplen, bool) or not isinstance(snaplen, int) or not 1 <= snaplen <= 0xFFFFFFFF:
+            raise ValueError(f"snaplen must be an int in [1, 2**32), got {snaplen!r}")
+        if isinstance(linktype, bool) or not isinstance(linktype, int) or not 0 <= linktype <= 0xFFFFFFFF:
+            raise ValueError(f"linktype must be an int in [0, 2**32), got {linktype!r}")
+        self.nanosecond = bool(nanosecond)
+        self.snaplen = snaplen
+        self.big_endian = byteorder == "big"
+        self.frames_written = 0
+        if isinstance(path, (str, os.PathLike)):
+            self.name = os.fspath(path)
+            self._f: BinaryIO = open(path, "wb")
+            self._own = True
+        else:
+            self.name = str(getattr(path, "name", "<stream>"))
+            self._f = path
+            self._own = False
+        magic = MAGIC_NSEC if self.nanosecond else MAGIC_USEC
+        self._f.write(struct.pack((">" if self.big_endian else "<") + "IHHiIII",
+                                  magic, 2, 4, 0, 0, snaplen, linktype))
+
+    def write(self, batch: FrameBatch) -> None:
+        """Append every frame of ``batch``."""
+        if not isinstance(batch, FrameBatch):
+            raise TypeError(f"write needs a FrameBatch, got {type(batch).__name__}")
+        n = len(batch)
+        data, offsets = batch.data, batch.offsets
+        ts_all = batch.timestamp
+        for a in range(0, n, _WRITE_CHUNK):
+            b = min(n, a + _WRITE_CHUNK)
+            offs = offsets[a:b + 1]
+            caplen = np.minimum(np.diff(offs), self.snaplen)
+            out = np.empty(16 * (b - a) + int(caplen.sum()), np.uint8)
+            ts = ts_all[a:b] if ts_all is not None else np.zeros(0, np.int64)
+            r = _k.pack_pcap(data, offs, ts, out, self.big_endian, self.nanosecond, self.snaplen)
+            if r != -1:
+                i = a + r
+                t = int(ts_all[i]) if ts_all is not None and r >= 0 else None
+                raise PcapError(f"{self.name}: frame {i} cannot be written: timestamp {t} ns is past "
+                                "the 32-bit seconds field of pcap (2106-02-07)", path=self.name)
+            self._f.write(memoryview(out))
+            self.frames_written += b - a
+
+    def close(self) -> None:
+        """Flush, and close the file if this writer opened it."""
+        if self._own:
+            self._f.close()
+        else:
+            self._f.flush()
+
+    def __enter__(self) -> PcapWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_pcap(path: str | os.PathLike[str] | BinaryIO, batch: FrameBatch, *, nanosecond: bool = False,
+               linktype: int = LINKTYPE_ETHERNET, snaplen: int = 262144, byteorder: str = "little") -> None:
+    """Write ``batch`` as a classic pcap file (see the module doc for the details)."""
+    if not isinstance(batch, FrameBatch):
+        raise TypeError(f"write_pcap needs a FrameBatch, got {type(batch).__name__}")
+    with PcapWriter(path, nanosecond=nanosecond, linktype=linktype, snaplen=snaplen, byteorder=byteorder) as w:
+        w.write(batch)
