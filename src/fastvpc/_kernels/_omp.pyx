@@ -1,6 +1,5 @@
-# cython: freethreading_compatible=False
-"""What the OpenMP shim was built with (see omp_shim.h)."""
-from fastvpc._kernels._omp cimport FASTVPC_HAVE_OPENMP, omp_get_max_threads
+"""How the kernels were built: OpenMP (see omp_shim.h) and the bounds-checked debug switch."""
+from fastvpc._kernels._omp cimport FASTVPC_HAVE_OPENMP, FASTVPC_IS_DEBUG_BUILD, omp_get_max_threads
 
 
 def openmp_enabled() -> bool:
@@ -11,3 +10,8 @@ def openmp_enabled() -> bool:
 def max_threads() -> int:
     """OpenMP's default team size (1 without OpenMP)."""
     return omp_get_max_threads()
+
+
+def debug_build() -> bool:
+    """True for a ``FASTVPC_DEBUG_BUILD=1`` build (bounds and wraparound checks on)."""
+    return FASTVPC_IS_DEBUG_BUILD == 1

@@ -11,4 +11,11 @@ static inline int omp_get_max_threads(void) { return 1; }
 static inline int omp_get_thread_num(void) { return 0; }
 static inline int omp_get_num_procs(void) { return 1; }
 #endif
+
+/* setup.py defines FASTVPC_DEBUG_BUILD for the bounds-checked build */
+#ifdef FASTVPC_DEBUG_BUILD
+#define FASTVPC_IS_DEBUG_BUILD 1
+#else
+#define FASTVPC_IS_DEBUG_BUILD 0
+#endif
 #endif
