@@ -60,7 +60,7 @@ def _as_array(name: str, value: Any, dtype: type[np.generic]) -> npt.NDArray[Any
         return np.zeros(0, dtype=dtype)
     if arr.dtype.kind not in "iub":
         raise FrameBatchError(f"{name} must hold integers ({np.dtype(dtype).name}), got dtype {arr.dtype}")
-    info = np.iinfo(dtype)
+    info = np.iinfo(dtype)  # type: ignore[type-var]
     lo, hi = arr.min(), arr.max()
     if lo < info.min or hi > info.max:
         bad = int(np.flatnonzero((arr < info.min) | (arr > info.max))[0])
@@ -214,7 +214,7 @@ class FrameBatch:
         return self._data[self._offsets[i]:self._offsets[i + 1]].tobytes()
 
     def __iter__(self) -> Iterator[bytes]:
-        mv = memoryview(self._data)
+        mv = memoryview(self._data)  # type: ignore[arg-type]
         offs = self._offsets.tolist()
         for a, b in zip(offs, offs[1:]):
             yield bytes(mv[a:b])
@@ -302,7 +302,8 @@ class FrameBatch:
             return False
         if not np.array_equal(self._port, other._port):
             return False
-        if self._timestamp is not None and not np.array_equal(self._timestamp, other._timestamp):
+        if (self._timestamp is not None and other._timestamp is not None
+                and not np.array_equal(self._timestamp, other._timestamp)):
             return False
         if not np.array_equal(self._offsets - self._offsets[0], other._offsets - other._offsets[0]):
             return False

@@ -437,7 +437,7 @@ class PcapWriter:
                 t = int(ts_all[i]) if ts_all is not None and r >= 0 else None
                 raise PcapError(f"{self.name}: frame {i} cannot be written: timestamp {t} ns is past "
                                 "the 32-bit seconds field of pcap (2106-02-07)", path=self.name)
-            self._f.write(memoryview(out))
+            self._f.write(out.data)
             self.frames_written += b - a
 
     def close(self) -> None:
