@@ -1,0 +1,681 @@
+"""Topology files: a ``Network`` as plain JSON or YAML, and back.
+
+The schema (``fastvpc: 1``) is documented in ``docs/topology-files.md``.  In short::
+
+    fastvpc: 1
+    vpcs:
+      - name: prod
+        cidrs: [10.0.0.0/16]
+        main_route_table: rt-main
+        route_tables:
+          - name: rt-main
+            routes: []                      # the local route of each CIDR is implicit
+          - name: rt-web
+            routes:
+              - {destination: 0.0.0.0/0, target: igw, origin: static}
+        internet_gateways: [{name: igw, port: 6}]
+        vpn_gateways: []
+        nat_gateways: []                    # {name, port, subnet?}
+        endpoints: []                       # {name, port, type, service?}
+        subnets:
+          - name: web
+            cidr: 10.0.1.0/24
+            route_table: rt-web             # omitted: the subnet follows the main table
+            gateway_mac: 06:00:0a:00:01:00
+            enis:
+              - {name: web1, ip: 10.0.1.10, mac: 02:00:0a:00:01:0a, secondary_ips: [],
+                 source_dest_check: true, port: 0}
+    peerings: [{name: pcx, vpcs: [prod, peer], port: 9}]
+    transit_gateways: [{name: tgw, port: 10, attachments: [prod]}]
+
+:func:`network_to_dict` is canonical and complete (every name, port and MAC, routes in
+order), so ``save`` then ``load`` gives an equal network and saving twice gives the same
+bytes.  Loading builds the network through the public topology API, so every validation
+rule applies; any mistake raises :class:`fastvpc.TopologyFileError` naming the file, the
+place in the document (``vpcs[0].subnets[2].cidr``, with the line when known) and the
+bad value.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import json
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, NoReturn
+
+from fastvpc.errors import TopologyError, TopologyFileError
+from fastvpc.topology import (
+    BLACKHOLE,
+    LOCAL,
+    Endpoint,
+    Eni,
+    InternetGateway,
+    NatGateway,
+    Network,
+    PeeringConnection,
+    Route,
+    RouteTable,
+    Subnet,
+    Target,
+    TransitGateway,
+    Vpc,
+    VpnGateway,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "dumps",
+    "load",
+    "loads",
+    "network_from_dict",
+    "network_to_dict",
+    "save",
+]
+
+#: The value of the ``fastvpc:`` key that this module writes and reads.
+SCHEMA_VERSION = 1
+
+_FORMATS = {"json": "json", "yaml": "yaml", "yml": "yaml"}
+_EXTENSIONS = {".json": "json", ".yaml": "yaml", ".yml": "yaml"}
+
+Place = tuple[Any, ...]  # ("vpcs", 0, "subnets", 2, "cidr")
+
+
+# =========================================================================== writing
+
+def _route_to_dict(r: Route) -> dict[str, Any]:
+    d: dict[str, Any] = {"destination": str(r.destination), "target": r.target.name, "origin": r.origin}
+    if r.prefix_list is not None:
+        d["prefix_list"] = r.prefix_list
+    if r.target is BLACKHOLE and r.deleted_target is not None:
+        d["deleted_target"] = r.deleted_target
+    return d
+
+
+def _eni_to_dict(e: Eni) -> dict[str, Any]:
+    return {
+        "name": e.name,
+        "ip": str(e.ip),
+        "mac": e.mac,
+        "secondary_ips": [str(a) for a in e.secondary_ips],
+        "source_dest_check": bool(e.source_dest_check),
+        "port": e.port,
+    }
+
+
+def _subnet_to_dict(s: Subnet) -> dict[str, Any]:
+    d: dict[str, Any] = {"name": s.name, "cidr": str(s.cidr)}
+    if s.explicit_route_table is not None:
+        d["route_table"] = s.explicit_route_table.name
+    d["gateway_mac"] = s.gateway_mac
+    d["enis"] = [_eni_to_dict(e) for e in s.enis]
+    return d
+
+
+def _vpc_to_dict(v: Vpc) -> dict[str, Any]:
+    tables = []
+    for rt in v.route_tables:
+        # local routes are implicit; only a replaced local target (#21) is written
+        routes = [_route_to_dict(r) for r in rt.routes if not (r.is_local and r.target is LOCAL)]
+        tables.append({"name": rt.name, "routes": routes})
+    nats = []
+    for n in v.nat_gateways:
+        nd: dict[str, Any] = {"name": n.name, "port": n.port}
+        if n.subnet is not None:
+            nd["subnet"] = n.subnet.name
+        nats.append(nd)
+    endpoints = []
+    for ep in v.endpoints:
+        ed: dict[str, Any] = {"name": ep.name, "port": ep.port, "type": ep.endpoint_type}
+        if ep.service is not None:
+            ed["service"] = ep.service
+        endpoints.append(ed)
+    return {
+        "name": v.name,
+        "cidrs": [str(c) for c in v.cidrs],
+        "main_route_table": v.main_route_table.name,
+        "subnets": [_subnet_to_dict(s) for s in v.subnets],
+        "route_tables": tables,
+        "internet_gateways": [{"name": g.name, "port": g.port} for g in v.internet_gateways],
+        "vpn_gateways": [{"name": g.name, "port": g.port} for g in v.vpn_gateways],
+        "nat_gateways": nats,
+        "endpoints": endpoints,
+    }
+
+
+def network_to_dict(net: Network) -> dict[str, Any]:
+    """The canonical, complete document of ``net``: plain dicts, lists, str, int and bool.
+
+    Two networks are equal (``Network.__eq__``) exactly when their documents are.
+    """
+    return {
+        "fastvpc": SCHEMA_VERSION,
+        "vpcs": [_vpc_to_dict(v) for v in net.vpcs],
+        "peerings": [{"name": p.name, "vpcs": [p.requester.name, p.accepter.name], "port": p.port}
+                     for p in net.peerings],
+        "transit_gateways": [{"name": t.name, "port": t.port, "attachments": [v.name for v in t.attachments]}
+                             for t in net.transit_gateways],
+    }
+
+
+def _yaml_module() -> Any:
+    try:
+        import yaml
+    except ImportError:  # pragma: no cover - exercised with a monkeypatched import
+        raise ImportError("YAML topology files need the 'pyyaml' package: pip install pyyaml "
+                          "(or pip install 'fastvpc[yaml]'); JSON files need nothing") from None
+    return yaml
+
+
+def _normalise_format(format: str | None, path: str | None = None) -> str:
+    if format is None:
+        raise ValueError("format must be 'json' or 'yaml'")
+    if not isinstance(format, str) or format.lower() not in _FORMATS:
+        where = f" for {path}" if path else ""
+        raise ValueError(f"unknown topology file format {format!r}{where}: use 'json' or 'yaml'")
+    return _FORMATS[format.lower()]
+
+
+def dumps(net: Network, format: str = "json") -> str:
+    """``net`` as the text of a JSON or YAML topology file (ends with a newline)."""
+    fmt = _normalise_format(format)
+    doc = network_to_dict(net)
+    if fmt == "json":
+        return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    yaml = _yaml_module()
+    text: str = yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, allow_unicode=True, width=100)
+    return text
+
+
+def _format_for_path(path: str, format: str | None) -> str | None:
+    if format is not None:
+        return _normalise_format(format, path)
+    return _EXTENSIONS.get(os.path.splitext(path)[1].lower())
+
+
+def save(net: Network, path: str | os.PathLike[str], format: str | None = None) -> None:
+    """Write ``net`` to ``path`` as JSON or YAML: ``format``, else by extension (.json, .yaml, .yml)."""
+    p = os.fspath(path)
+    fmt = _format_for_path(p, format)
+    if fmt is None:
+        raise ValueError(f"cannot tell the format of {p!r} from its extension: name it .json, .yaml or .yml, "
+                         "or pass format='json' or format='yaml'")
+    text = dumps(net, fmt)
+    Path(p).write_text(text, encoding="utf-8")
+
+
+# =========================================================================== reading
+
+_MISSING = object()
+
+
+def _fmt_place(place: Place) -> str:
+    out = ""
+    for part in place:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(document)"
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+class _Doc:
+    """The document being read: its name, and the line of each place when known."""
+
+    def __init__(self, source: str, lines: dict[Place, int] | None = None) -> None:
+        self.source = source
+        self.lines = lines or {}
+
+    def error(self, place: Place, message: str, value: Any = _MISSING) -> TopologyFileError:
+        line = self.lines.get(place)
+        if line is None:  # the nearest enclosing place with a known line
+            for n in range(len(place) - 1, -1, -1):
+                line = self.lines.get(place[:n])
+                if line is not None:
+                    break
+        text = message if line is None else f"line {line}: {message}"
+        err = TopologyFileError(self.source, _fmt_place(place), text,
+                                value=None if value is _MISSING else value)
+        err.line = line  # type: ignore[attr-defined]
+        return err
+
+    def fail(self, place: Place, message: str, value: Any = _MISSING) -> NoReturn:
+        raise self.error(place, message, value)
+
+    @contextlib.contextmanager
+    def building(self, place: Place) -> Iterator[None]:
+        """Wrap any TopologyError raised while building the element at ``place``."""
+        try:
+            yield
+        except TopologyFileError:
+            raise
+        except TopologyError as exc:
+            value = exc.value if exc.value is not None else _MISSING
+            raise self.error(place, str(exc), value) from exc
+
+    # typed getters ---------------------------------------------------------------
+    def mapping(self, value: Any, place: Place, what: str, required: tuple[str, ...],
+                optional: tuple[str, ...] = ()) -> dict[str, Any]:
+        if not isinstance(value, Mapping):
+            self.fail(place, f"{what} must be a mapping (with keys {', '.join(required + optional)}), "
+                             f"not {type(value).__name__} {_show(value)}", value)
+        allowed = required + optional
+        for key in value:
+            if key not in allowed:
+                hint = difflib.get_close_matches(str(key), allowed, n=1)
+                extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+                self.fail(place + (key,) if isinstance(key, str) else place,
+                          f"unknown key {key!r} in {what}{extra}; allowed: {', '.join(allowed)}", key)
+        for key in required:
+            if key not in value:
+                self.fail(place, f"{what} is missing the required key {key!r}", key)
+        return dict(value)
+
+    def str_(self, value: Any, place: Place, what: str) -> str:
+        if not isinstance(value, str):
+            hint = " (quote it)" if isinstance(value, (int, float, bool)) or value is None else ""
+            self.fail(place, f"{what} must be a string, not {type(value).__name__} {_show(value)}{hint}", value)
+        return value
+
+    def opt_str(self, d: Mapping[str, Any], key: str, place: Place, what: str) -> str | None:
+        value = d.get(key)
+        return None if value is None else self.str_(value, place + (key,), what)
+
+    def int_(self, value: Any, place: Place, what: str) -> int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            self.fail(place, f"{what} must be an integer, not {type(value).__name__} {_show(value)}", value)
+        return value
+
+    def bool_(self, value: Any, place: Place, what: str) -> bool:
+        if not isinstance(value, bool):
+            self.fail(place, f"{what} must be true or false, not {type(value).__name__} {_show(value)}", value)
+        return value
+
+    def list_(self, value: Any, place: Place, what: str) -> list[Any]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.fail(place, f"{what} must be a list, not {type(value).__name__} {_show(value)}", value)
+        return value
+
+    def str_list(self, value: Any, place: Place, what: str) -> list[str]:
+        items = self.list_(value, place, what)
+        return [self.str_(v, place + (i,), f"{what} entry") for i, v in enumerate(items)]
+
+
+_TOP_KEYS = ("fastvpc", "vpcs", "peerings", "transit_gateways")
+_VPC_REQUIRED = ("name",)
+_VPC_OPTIONAL = ("cidrs", "cidr", "main_route_table", "route_tables", "internet_gateways", "vpn_gateways",
+                 "nat_gateways", "endpoints", "subnets")
+
+
+def network_from_dict(d: Any, source: str = "<dict>") -> Network:
+    """Build a ``Network`` from a document (the shape :func:`network_to_dict` writes).
+
+    Raises :class:`fastvpc.TopologyFileError` naming ``source``, the place and the bad value.
+    """
+    return _build(d, _Doc(source))
+
+
+def _build(d: Any, doc: _Doc) -> Network:
+    top = doc.mapping(d, (), "the topology document", ("fastvpc",), ("vpcs", "peerings", "transit_gateways"))
+    version = top["fastvpc"]
+    if isinstance(version, bool) or version != SCHEMA_VERSION:
+        doc.fail(("fastvpc",), f"unsupported schema version {_show(version)}: this fastvpc reads "
+                               f"'fastvpc: {SCHEMA_VERSION}'", version)
+    net = Network()
+    vpc_docs = doc.list_(top.get("vpcs"), ("vpcs",), "vpcs")
+    peering_docs = doc.list_(top.get("peerings"), ("peerings",), "peerings")
+    tgw_docs = doc.list_(top.get("transit_gateways"), ("transit_gateways",), "transit_gateways")
+
+    # 1. VPCs with all their CIDRs and route tables (empty: routes come last) -----------
+    vpcs: dict[str, Vpc] = {}
+    specs: list[tuple[Place, Vpc, dict[str, Any]]] = []
+    for i, raw in enumerate(vpc_docs):
+        place: Place = ("vpcs", i)
+        vd = doc.mapping(raw, place, "a VPC", _VPC_REQUIRED, _VPC_OPTIONAL)
+        vpc = _build_vpc(doc, net, vd, place)
+        vpcs[vpc.name] = vpc
+        specs.append((place, vpc, vd))
+
+    def vpc_ref(value: Any, place: Place, what: str) -> Vpc:
+        name = doc.str_(value, place, what)
+        if name not in vpcs:
+            known = ", ".join(vpcs) or "none"
+            doc.fail(place, f"{what} {name!r} is not a VPC of this file (VPCs: {known})", name)
+        return vpcs[name]
+
+    # 2. peerings and transit gateways: routes may name them -----------------------------
+    for i, raw in enumerate(peering_docs):
+        place = ("peerings", i)
+        pd = doc.mapping(raw, place, "a peering", ("vpcs",), ("name", "port"))
+        pair = doc.list_(pd["vpcs"], place + ("vpcs",), "peering vpcs")
+        if len(pair) != 2:
+            doc.fail(place + ("vpcs",), f"a peering joins exactly two VPCs, not {len(pair)}: {_show(pair)}", pair)
+        a = vpc_ref(pair[0], place + ("vpcs", 0), "peering VPC")
+        b = vpc_ref(pair[1], place + ("vpcs", 1), "peering VPC")
+        name = doc.opt_str(pd, "name", place, "peering name")
+        port = _opt_port(doc, pd, place)
+        with doc.building(place):
+            net.add_peering(a, b, name, port=port)
+    for i, raw in enumerate(tgw_docs):
+        place = ("transit_gateways", i)
+        td = doc.mapping(raw, place, "a transit gateway", (), ("name", "port", "attachments"))
+        name = doc.opt_str(td, "name", place, "transit gateway name")
+        port = _opt_port(doc, td, place)
+        with doc.building(place):
+            tgw = net.add_transit_gateway(name, port=port)
+        for j, ref in enumerate(doc.list_(td.get("attachments"), place + ("attachments",), "attachments")):
+            vpc = vpc_ref(ref, place + ("attachments", j), "transit gateway attachment")
+            with doc.building(place + ("attachments", j)):
+                tgw.attach(vpc)
+
+    # 3. inside each VPC: gateways, subnets and ENIs, then routes, then associations ------
+    for place, vpc, vd in specs:
+        _build_vpc_contents(doc, net, vpc, vd, place)
+    return net
+
+
+def _opt_port(doc: _Doc, d: Mapping[str, Any], place: Place) -> int | None:
+    value = d.get("port")
+    return None if value is None else doc.int_(value, place + ("port",), "port")
+
+
+def _build_vpc(doc: _Doc, net: Network, vd: dict[str, Any], place: Place) -> Vpc:
+    name = doc.str_(vd["name"], place + ("name",), "VPC name")
+    if "cidrs" in vd and "cidr" in vd:
+        doc.fail(place + ("cidr",), "give either 'cidr' or 'cidrs', not both", vd["cidr"])
+    if "cidr" in vd:
+        cidrs = [doc.str_(vd["cidr"], place + ("cidr",), "VPC cidr")]
+    elif "cidrs" in vd:
+        cidrs = doc.str_list(vd["cidrs"], place + ("cidrs",), "VPC cidrs")
+    else:
+        doc.fail(place, "a VPC is missing the required key 'cidrs'", "cidrs")
+    if not cidrs:
+        doc.fail(place + ("cidrs",), f"VPC {name} needs at least one CIDR", cidrs)
+    tables = doc.list_(vd.get("route_tables"), place + ("route_tables",), "route_tables")
+    table_specs: list[tuple[Place, str]] = []
+    for j, raw in enumerate(tables):
+        tp = place + ("route_tables", j)
+        td = doc.mapping(raw, tp, "a route table", ("name",), ("routes",))
+        table_specs.append((tp, doc.str_(td["name"], tp + ("name",), "route table name")))
+    main = doc.opt_str(vd, "main_route_table", place, "main_route_table")
+    if main is not None and table_specs and main not in [n for _, n in table_specs]:
+        doc.fail(place + ("main_route_table",), f"main_route_table {main!r} is not one of the route tables of "
+                                                f"VPC {name} ({', '.join(n for _, n in table_specs)})", main)
+    # The first table is created with the VPC (it is main until set_main_route_table below),
+    # so the tables keep the file's order, and with it the route numbering.
+    first = table_specs[0][1] if table_specs else main
+    with doc.building(place):
+        vpc = net.add_vpc(cidrs[0], name, main_route_table=first)
+    for k, c in enumerate(cidrs[1:], start=1):
+        with doc.building(place + ("cidrs", k)):
+            vpc.add_cidr(c)
+    for tp, tname in table_specs[1:]:
+        with doc.building(tp):
+            vpc.add_route_table(tname)
+    if main is not None and main != vpc.main_route_table.name:
+        with doc.building(place + ("main_route_table",)):
+            vpc.set_main_route_table(net.find(main))
+    return vpc
+
+
+def _build_vpc_contents(doc: _Doc, net: Network, vpc: Vpc, vd: dict[str, Any], place: Place) -> None:
+    tables = {rt.name: rt for rt in vpc.route_tables}
+
+    for key, adder, what in (("internet_gateways", vpc.add_internet_gateway, "an internet gateway"),
+                             ("vpn_gateways", vpc.add_vpn_gateway, "a VPN gateway")):
+        for j, raw in enumerate(doc.list_(vd.get(key), place + (key,), key)):
+            gp = place + (key, j)
+            gd = doc.mapping(raw, gp, what, (), ("name", "port"))
+            gname = doc.opt_str(gd, "name", gp, "name")
+            port = _opt_port(doc, gd, gp)
+            with doc.building(gp):
+                adder(gname, port=port)
+    for j, raw in enumerate(doc.list_(vd.get("endpoints"), place + ("endpoints",), "endpoints")):
+        ep = place + ("endpoints", j)
+        ed = doc.mapping(raw, ep, "an endpoint", (), ("name", "port", "type", "service"))
+        ename = doc.opt_str(ed, "name", ep, "name")
+        etype = doc.opt_str(ed, "type", ep, "endpoint type") or "gateway"
+        service = doc.opt_str(ed, "service", ep, "endpoint service")
+        port = _opt_port(doc, ed, ep)
+        with doc.building(ep):
+            vpc.add_endpoint(ename, endpoint_type=etype, service=service, port=port)
+
+    subnet_docs = doc.list_(vd.get("subnets"), place + ("subnets",), "subnets")
+    associations: list[tuple[Place, Subnet, str]] = []
+    for j, raw in enumerate(subnet_docs):
+        sp = place + ("subnets", j)
+        sd = doc.mapping(raw, sp, "a subnet", ("cidr",), ("name", "route_table", "gateway_mac", "enis"))
+        sname = doc.opt_str(sd, "name", sp, "subnet name")
+        cidr = doc.str_(sd["cidr"], sp + ("cidr",), "subnet cidr")
+        gmac = doc.opt_str(sd, "gateway_mac", sp, "gateway_mac")
+        rt_name = doc.opt_str(sd, "route_table", sp, "route_table")
+        if rt_name is not None and rt_name not in tables:
+            doc.fail(sp + ("route_table",), f"route_table {rt_name!r} is not a route table of VPC {vpc.name} "
+                                            f"({', '.join(tables)})", rt_name)
+        with doc.building(sp):
+            subnet = vpc.add_subnet(cidr, sname, gateway_mac=gmac)
+        if rt_name is not None:
+            associations.append((sp + ("route_table",), subnet, rt_name))
+        for k, eraw in enumerate(doc.list_(sd.get("enis"), sp + ("enis",), "enis")):
+            _build_eni(doc, subnet, eraw, sp + ("enis", k))
+
+    for j, raw in enumerate(doc.list_(vd.get("nat_gateways"), place + ("nat_gateways",), "nat_gateways")):
+        npl = place + ("nat_gateways", j)
+        nd = doc.mapping(raw, npl, "a NAT gateway", (), ("name", "port", "subnet"))
+        nname = doc.opt_str(nd, "name", npl, "name")
+        sub_name = doc.opt_str(nd, "subnet", npl, "NAT gateway subnet")
+        subnet = None
+        if sub_name is not None:
+            subnet = next((s for s in vpc.subnets if s.name == sub_name), None)
+            if subnet is None:
+                doc.fail(npl + ("subnet",), f"subnet {sub_name!r} is not a subnet of VPC {vpc.name} "
+                                            f"({', '.join(s.name for s in vpc.subnets) or 'none'})", sub_name)
+        port = _opt_port(doc, nd, npl)
+        with doc.building(npl):
+            vpc.add_nat_gateway(nname, subnet=subnet, port=port)
+
+    for j, raw in enumerate(doc.list_(vd.get("route_tables"), place + ("route_tables",), "route_tables")):
+        tp = place + ("route_tables", j)
+        rt = tables[raw["name"]]  # shape checked in _build_vpc
+        for k, rraw in enumerate(doc.list_(raw.get("routes"), tp + ("routes",), "routes")):
+            _build_route(doc, net, rt, rraw, tp + ("routes", k))
+
+    for ap, subnet, rt_name in associations:
+        with doc.building(ap):
+            subnet.associate(tables[rt_name])
+
+
+def _build_eni(doc: _Doc, subnet: Subnet, raw: Any, place: Place) -> Eni:
+    ed = doc.mapping(raw, place, "an ENI", ("ip",), ("name", "mac", "secondary_ips", "source_dest_check", "port"))
+    name = doc.opt_str(ed, "name", place, "ENI name")
+    ip = doc.str_(ed["ip"], place + ("ip",), "ENI ip")
+    mac = doc.opt_str(ed, "mac", place, "ENI mac")
+    seconds = doc.str_list(ed.get("secondary_ips"), place + ("secondary_ips",), "secondary_ips")
+    sdc = ed.get("source_dest_check", True)
+    sdc = doc.bool_(sdc, place + ("source_dest_check",), "source_dest_check")
+    port = _opt_port(doc, ed, place)
+    with doc.building(place):
+        return subnet.add_eni(ip, name, mac=mac, secondary_ips=seconds, source_dest_check=sdc, port=port)
+
+
+_TARGET_TYPES = (Eni, InternetGateway, VpnGateway, NatGateway, Endpoint, PeeringConnection, TransitGateway)
+
+
+def _build_route(doc: _Doc, net: Network, rt: RouteTable, raw: Any, place: Place) -> None:
+    rd = doc.mapping(raw, place, "a route", ("destination", "target"), ("origin", "prefix_list", "deleted_target"))
+    dest = doc.str_(rd["destination"], place + ("destination",), "route destination")
+    target = doc.str_(rd["target"], place + ("target",), "route target")
+    origin = doc.opt_str(rd, "origin", place, "route origin") or "static"
+    prefix_list = doc.opt_str(rd, "prefix_list", place, "prefix_list")
+    deleted = doc.opt_str(rd, "deleted_target", place, "deleted_target")
+    if origin not in Route.ORIGINS:
+        doc.fail(place + ("origin",), f"route origin {origin!r} must be one of {', '.join(Route.ORIGINS)}", origin)
+    low = target.lower()
+    if low not in ("local", "blackhole"):
+        try:
+            obj = net.find(target)
+        except KeyError:
+            obj = None
+        if obj is None:
+            doc.fail(place + ("target",), f"route {dest} in {rt.name}: unknown target {target!r} (not the name of "
+                                          "an ENI, gateway, endpoint, peering or transit gateway, nor local or "
+                                          "blackhole)", target)
+        if not isinstance(obj, _TARGET_TYPES):
+            doc.fail(place + ("target",), f"route {dest} in {rt.name}: target {target!r} is a "
+                                          f"{type(obj).__name__}, which cannot be a route target", target)
+    if deleted is not None and low != "blackhole":
+        doc.fail(place + ("deleted_target",), f"route {dest} in {rt.name}: deleted_target {deleted!r} is only "
+                                              "meaningful on a blackhole route", deleted)
+    if origin == "local":
+        if prefix_list is not None:
+            doc.fail(place + ("prefix_list",), f"local route {dest} in {rt.name} cannot have a prefix_list",
+                     prefix_list)
+        with doc.building(place):
+            cidr = next((c for c in rt.vpc.cidrs if str(c) == dest.strip()), None)
+            if cidr is None:
+                doc.fail(place + ("destination",), f"route {dest} in {rt.name} has origin local but is not a CIDR "
+                                                   f"of VPC {rt.vpc.name} ({', '.join(map(str, rt.vpc.cidrs))})",
+                         dest)
+            rt.replace_route(cidr, target)
+        return
+    with doc.building(place):
+        route = rt.add_route(dest, target, origin=origin, prefix_list=prefix_list)
+    if deleted is not None:
+        route.deleted_target = deleted
+
+
+# --------------------------------------------------------------------------- parsing
+
+def _json_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(k)
+        out[k] = v
+    return out
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _line_text(text: str, line: int) -> str:
+    lines = text.splitlines()
+    return lines[line - 1].strip() if 0 < line <= len(lines) else ""
+
+
+def _parse_json(text: str, source: str) -> tuple[Any, _Doc]:
+    doc = _Doc(source)
+    try:
+        data = json.loads(text, object_pairs_hook=_json_pairs)
+    except json.JSONDecodeError as exc:
+        near = _line_text(text, exc.lineno)
+        err = TopologyFileError(source, f"line {exc.lineno}, column {exc.colno}",
+                                f"invalid JSON: {exc.msg} (in {near[:80]!r})", value=near)
+        err.line = exc.lineno  # type: ignore[attr-defined]
+        raise err from None
+    except _DuplicateKey as exc:
+        raise TopologyFileError(source, "(document)", f"key {exc.key!r} appears twice in one JSON object",
+                                value=exc.key) from None
+    except RecursionError:
+        raise TopologyFileError(source, "(document)", "JSON nested too deeply", value=None) from None
+    return data, doc
+
+
+def _parse_yaml(text: str, source: str) -> tuple[Any, _Doc]:
+    yaml = _yaml_module()
+    lines: dict[Place, int] = {}
+    try:
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None, _Doc(source)
+            _yaml_lines(node, (), lines, source)
+            data = loader.construct_document(node)
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        col = mark.column + 1 if mark is not None else None
+        near = _line_text(text, line) if line else ""
+        problem = exc.problem or exc.context or "syntax error"
+        where = f"line {line}, column {col}" if line else "(document)"
+        err = TopologyFileError(source, where, f"invalid YAML: {problem} (in {near[:80]!r})", value=near)
+        err.line = line  # type: ignore[attr-defined]
+        raise err from None
+    except yaml.YAMLError as exc:
+        raise TopologyFileError(source, "(document)", f"invalid YAML: {exc}", value=None) from None
+    except RecursionError:
+        raise TopologyFileError(source, "(document)", "YAML nested too deeply", value=None) from None
+    return data, _Doc(source, lines)
+
+
+def _yaml_lines(node: Any, place: Place, out: dict[Place, int], source: str) -> None:
+    """Record the line of every place; refuse duplicate keys (YAML would keep the last silently)."""
+    import yaml
+
+    out[place] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        seen: set[Any] = set()
+        for knode, vnode in node.value:
+            key = knode.value if isinstance(knode, yaml.ScalarNode) else None
+            if key is not None:
+                if key in seen:
+                    where = _fmt_place(place + (key,))
+                    err = TopologyFileError(source, where, f"line {knode.start_mark.line + 1}: key {key!r} "
+                                                           "appears twice", value=key)
+                    err.line = knode.start_mark.line + 1  # type: ignore[attr-defined]
+                    raise err
+                seen.add(key)
+                _yaml_lines(vnode, place + (key,), out, source)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, child in enumerate(node.value):
+            _yaml_lines(child, place + (i,), out, source)
+
+
+def loads(text: str, format: str = "json", *, source: str = "<string>") -> Network:
+    """Build a ``Network`` from the text of a JSON or YAML topology file."""
+    fmt = _normalise_format(format)
+    if not isinstance(text, str):
+        if isinstance(text, (bytes, bytearray)):
+            try:
+                text = bytes(text).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise TopologyFileError(source, f"byte {exc.start}", "not UTF-8 text",
+                                        value=bytes(text[exc.start:exc.start + 4])) from None
+        else:
+            raise TypeError(f"loads() wants the text of a topology file, not {type(text).__name__}")
+    data, doc = _parse_json(text, source) if fmt == "json" else _parse_yaml(text, source)
+    return _build(data, doc)
+
+
+def load(path: str | os.PathLike[str], format: str | None = None) -> Network:
+    """Read a JSON or YAML topology file (by ``format``, else extension, else content)."""
+    p = os.fspath(path)
+    fmt = _format_for_path(p, format)
+    try:
+        raw = Path(p).read_bytes()
+    except OSError as exc:
+        raise TopologyFileError(p, "(file)", f"cannot read the file: {exc.strerror or exc}", value=p) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise TopologyFileError(p, f"byte {exc.start}", "not UTF-8 text",
+                                value=raw[exc.start:exc.start + 4]) from None
+    if fmt is None:
+        fmt = "json" if text.lstrip().startswith(("{", "[")) else "yaml"
+    return loads(text, fmt, source=p)
