@@ -1,0 +1,1016 @@
+"""Import ``aws ec2 describe-*`` JSON into a :class:`fastvpc.Network`.
+
+The input is laid out as Batfish stores it: one JSON file per describe call, the
+**top-level key** names the call (``Vpcs``, ``Subnets``, ``RouteTables`` ...), file
+names do not matter.  The folder may be a single region folder, hold region folders
+or ``accounts/<ID>/<REGION>/`` folders, or be a Batfish snapshot with ``aws_configs/``
+inside (then only ``aws_configs/`` is read).  Everything found goes into one
+``Network``: VPC, subnet and ENI ids are unique across regions and accounts.
+
+Objects are named by their AWS ids (``vpc-...``, ``subnet-...``, ``rtb-...``,
+``eni-...``, ``igw-...``, ``vgw-...``, ``nat-...``, ``tgw-...``, ``pcx-...``,
+``vpce-...``); ENIs keep their real MACs.
+
+Real account data breaks fastvpc's validation in places.  The import never stops on
+it: the offending element is skipped (or, for a route, turned into a blackhole) and a
+line is added to the :class:`ImportReport` saying what and why.  See
+``docs/aws-import.md`` for every decision.
+
+Usage::
+
+    net = fv.from_aws("snapshot/")                  # the Network
+    imp = fv.from_aws("snapshot/", report=True)     # AwsImport: .network, .report
+    print(imp.report)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+import os
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal, overload
+
+from fastvpc.errors import TopologyError, TopologyFileError
+from fastvpc.topology import (
+    BLACKHOLE,
+    LOCAL,
+    Eni,
+    Network,
+    Route,
+    RouteTable,
+    Subnet,
+    Target,
+    Vpc,
+    int_to_mac,
+    mac_to_int,
+)
+
+__all__ = ["AwsImport", "ImportReport", "ReportEntry", "from_aws", "import_aws"]
+
+
+# --------------------------------------------------------------------------- the report
+
+#: Kinds of report entries.
+STATUSES = ("skipped", "blackholed", "changed", "not modelled", "note")
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportEntry:
+    """One line of the import report.
+
+    ``element``: the AWS id (or the describe key for summary lines); ``file``: the JSON
+    file it came from, relative to the imported folder; ``status``: one of
+    ``skipped`` (not imported), ``blackholed`` (a route imported as a blackhole),
+    ``changed`` (imported, but not as given), ``not modelled`` (summary of data fastvpc
+    does not model), ``note`` (imported as documented, worth knowing); ``why``: the reason.
+    """
+
+    element: str
+    file: str
+    status: str
+    why: str
+
+    def __str__(self) -> str:
+        where = f" [{self.file}]" if self.file else ""
+        return f"{self.status:<12} {self.element}{where}: {self.why}"
+
+    def to_dict(self) -> dict[str, str]:
+        return dataclasses.asdict(self)
+
+
+class ImportReport(Sequence[ReportEntry]):
+    """What the import skipped, changed or does not model, and what it imported.
+
+    A sequence of :class:`ReportEntry`; ``str()`` is readable, ``to_dict()`` is JSON-able.
+    ``counts`` maps each imported kind (``vpcs``, ``subnets`` ...) to how many were imported.
+    """
+
+    def __init__(self, source: str = "") -> None:
+        self.source = source
+        self.entries: list[ReportEntry] = []
+        self.counts: dict[str, int] = {}
+        self.files: list[str] = []
+
+    def add(self, element: str, file: str, status: str, why: str) -> None:
+        assert status in STATUSES, status
+        self.entries.append(ReportEntry(str(element), file, status, why))
+
+    def __getitem__(self, i: Any) -> Any:
+        return self.entries[i]
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __iter__(self) -> Iterator[ReportEntry]:
+        return iter(self.entries)
+
+    def by_status(self, status: str) -> list[ReportEntry]:
+        return [e for e in self.entries if e.status == status]
+
+    def about(self, element: str) -> list[ReportEntry]:
+        """Entries whose element is ``element`` or mentions it."""
+        return [e for e in self.entries if e.element == element or element in e.element or element in e.why]
+
+    def summary(self) -> str:
+        parts = [f"{n} {kind}" for kind, n in self.counts.items() if n]
+        by = Counter(e.status for e in self.entries)
+        issues = ", ".join(f"{n} {s}" for s, n in sorted(by.items())) or "no entries"
+        return (f"AWS import of {self.source or '?'} ({len(self.files)} files): "
+                f"{', '.join(parts) or 'nothing'}; report: {issues}")
+
+    def __str__(self) -> str:
+        lines = [self.summary()]
+        order = {s: i for i, s in enumerate(STATUSES)}
+        for e in sorted(self.entries, key=lambda e: order.get(e.status, 99)):
+            lines.append("  " + str(e))
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "files": list(self.files), "counts": dict(self.counts),
+                "entries": [e.to_dict() for e in self.entries]}
+
+
+@dataclasses.dataclass
+class AwsImport:
+    """The result of :func:`import_aws`: the network, the report, and the instance -> ENI map."""
+
+    network: Network
+    report: ImportReport
+    #: instance id -> names of its imported ENIs, by device index (primary first).
+    instances: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+
+    def __iter__(self) -> Iterator[Any]:  # allows ``net, report = from_aws(..., report=True)``
+        return iter((self.network, self.report))
+
+
+# --------------------------------------------------------------------------- describe keys
+
+#: Keys fastvpc reads.
+MODELLED_KEYS = (
+    "Vpcs", "Subnets", "InternetGateways", "VpnGateways", "NatGateways", "VpcEndpoints",
+    "TransitGateways", "TransitGatewayVpcAttachments", "TransitGatewayAttachments",
+    "VpcPeeringConnections", "PrefixLists", "NetworkInterfaces", "Reservations", "RouteTables",
+)
+
+#: Keys that are understood and deliberately not modelled: one summary line each.
+NOT_MODELLED_KEYS: dict[str, str] = {
+    "SecurityGroups": "security groups: stateful filtering is not modelled (every frame is allowed)",
+    "NetworkAcls": "network ACLs: subnet filtering is not modelled (every frame is allowed)",
+    "Addresses": "Elastic IP addresses: the internet gateway's 1:1 NAT is not modelled",
+    "CustomerGateways": "customer gateways: beyond the VPN gateway, not modelled",
+    "VpnConnections": "VPN connections: beyond the VPN gateway, not modelled",
+    "TransitGatewayRouteTables": "transit gateway route tables: the TGW's own forwarding is not modelled",
+    "TransitGatewayPropagations": "transit gateway propagations: the TGW's own forwarding is not modelled",
+    "TransitGatewayStaticRoutes": "transit gateway static routes: the TGW's own forwarding is not modelled",
+    "TransitGatewayPeeringAttachments": "transit gateway peerings: not modelled",
+    "AvailabilityZones": "availability zones: not needed for forwarding",
+    "DhcpOptions": "DHCP option sets: not needed for forwarding",
+    "Tags": "tags: not needed for forwarding",
+    "Hosts": "dedicated hosts: not needed for forwarding",
+    "InstanceStatuses": "instance statuses: not needed for forwarding",
+    "PlacementGroups": "placement groups: not needed for forwarding",
+    "MovingAddressStatuses": "moving address statuses: not needed for forwarding",
+    "Instances": "ClassicLink instances: EC2-Classic is not modelled",
+    "DBInstances": "RDS instances: their ENIs are imported from NetworkInterfaces when present",
+    "DomainStatusList": "Elasticsearch domains: their ENIs are imported from NetworkInterfaces when present",
+    "LoadBalancers": "load balancers: their ENIs are imported from NetworkInterfaces when present",
+    "LoadBalancerAttributes": "load balancer attributes: not modelled",
+    "LoadBalancerListeners": "load balancer listeners: not modelled",
+    "LoadBalancerTargetHealth": "load balancer target health: not modelled",
+    "TargetGroups": "target groups: not modelled",
+    "VpcEndpointServices": "endpoint service catalogue: not needed for forwarding",
+    "ServiceDetails": "endpoint service catalogue: not needed for forwarding",
+    "ServiceNames": "endpoint service catalogue: not needed for forwarding",
+    "EgressOnlyInternetGateways": "egress-only internet gateways: IPv6 only, not modelled",
+    "ManagedPrefixLists": "managed prefix list metadata (no CIDRs): use describe-prefix-lists output",
+    "NetworkFirewalls": "Network Firewall: not modelled",
+}
+
+#: Pagination and metadata keys, ignored silently.
+SILENT_KEYS = frozenset({"NextToken", "ResponseMetadata", "Marker", "NextMarker"})
+
+#: The id field of each modelled key's elements (for de-duplication across files).
+ID_FIELDS: dict[str, str] = {
+    "Vpcs": "VpcId", "Subnets": "SubnetId", "InternetGateways": "InternetGatewayId",
+    "VpnGateways": "VpnGatewayId", "NatGateways": "NatGatewayId", "VpcEndpoints": "VpcEndpointId",
+    "TransitGateways": "TransitGatewayId", "TransitGatewayVpcAttachments": "TransitGatewayAttachmentId",
+    "TransitGatewayAttachments": "TransitGatewayAttachmentId",
+    "VpcPeeringConnections": "VpcPeeringConnectionId", "PrefixLists": "PrefixListId",
+    "NetworkInterfaces": "NetworkInterfaceId", "Reservations": "ReservationId", "RouteTables": "RouteTableId",
+}
+
+#: Route target fields, in the order they are looked at.
+ROUTE_TARGET_FIELDS = (
+    "GatewayId", "NatGatewayId", "TransitGatewayId", "VpcPeeringConnectionId", "NetworkInterfaceId",
+    "InstanceId", "EgressOnlyInternetGatewayId", "CarrierGatewayId", "LocalGatewayId", "CoreNetworkArn",
+)
+
+#: Route origins and their precedence when several routes of a table share a destination.
+ORIGIN_RANK = {"static": 0, "prefix-list": 1, "propagated": 2}
+_AWS_ORIGINS = {"CreateRouteTable": "local", "CreateRoute": "static", "EnableVgwRoutePropagation": "propagated"}
+
+#: ENI interface types that are a VM's own interface; others are service-managed.
+VM_INTERFACE_TYPES = frozenset({"", "interface", "efa", "efa-only", "trunk", "branch"})
+
+_Item = tuple[dict[str, Any], str]  # (element, file)
+
+
+def _name_tag(obj: dict[str, Any]) -> str | None:
+    for tag in obj.get("Tags") or obj.get("TagSet") or []:
+        if isinstance(tag, dict) and tag.get("Key") == "Name":
+            return str(tag.get("Value"))
+    return None
+
+
+def _state(obj: dict[str, Any]) -> str | None:
+    st = obj.get("Status", obj.get("State"))
+    if isinstance(st, dict):
+        st = st.get("Code", st.get("Name"))
+    return st if isinstance(st, str) else None
+
+
+def _s(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+# --------------------------------------------------------------------------- reading files
+
+def _root(folder: Path) -> Path:
+    """The folder to read: ``aws_configs/`` inside a Batfish snapshot, else the folder itself."""
+    inner = folder / "aws_configs"
+    return inner if inner.is_dir() else folder
+
+
+def _json_files(root: Path) -> list[Path]:
+    if root.is_file():
+        return [root]
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for fn in sorted(filenames):
+            if fn.lower().endswith(".json"):
+                out.append(Path(dirpath) / fn)
+    return out
+
+
+class _Reader:
+    """Loads every describe-* file and groups elements by key, de-duplicated by id."""
+
+    def __init__(self, folder: Path, report: ImportReport) -> None:
+        self.report = report
+        self.items: dict[str, list[_Item]] = {k: [] for k in MODELLED_KEYS}
+        self.not_modelled: dict[str, list[tuple[int, str]]] = {}
+        self._seen: dict[tuple[str, str], dict[str, Any]] = {}
+        root = _root(folder)
+        base = root if root.is_dir() else root.parent
+        for path in _json_files(root):
+            rel = str(path.relative_to(base)) if path != base else path.name
+            report.files.append(rel)
+            self._load(path, rel)
+
+    def _load(self, path: Path, rel: str) -> None:
+        rep = self.report
+        try:
+            with open(path, "rb") as fh:
+                doc = json.loads(fh.read().decode("utf-8-sig"))
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+            rep.add(path.name, rel, "skipped", f"file is not readable JSON ({type(exc).__name__}: {exc})")
+            return
+        if not isinstance(doc, dict):
+            rep.add(path.name, rel, "skipped", f"top level is a JSON {type(doc).__name__}, not an object "
+                    "with a describe-* key")
+            return
+        for key, value in doc.items():
+            if key in SILENT_KEYS:
+                continue
+            if key in self.items:
+                if not isinstance(value, list):
+                    rep.add(key, rel, "skipped", f"{key} is a JSON {type(value).__name__}, not a list")
+                    continue
+                for el in value:
+                    self._add(key, el, rel)
+            elif key in NOT_MODELLED_KEYS:
+                n = len(value) if isinstance(value, (list, dict)) else 1
+                self.not_modelled.setdefault(key, []).append((n, rel))
+            else:
+                n = len(value) if isinstance(value, (list, dict)) else 1
+                rep.add(key, rel, "not modelled", f"unknown describe-* key {key!r} ({n} elements) ignored")
+
+    def _add(self, key: str, el: Any, rel: str) -> None:
+        if not isinstance(el, dict):
+            self.report.add(key, rel, "skipped", f"an element of {key} is a JSON {type(el).__name__}, not an object")
+            return
+        idf = ID_FIELDS[key]
+        ident = el.get(idf)
+        if not isinstance(ident, str) or not ident:
+            if key == "Reservations":  # ids are optional there; instances carry their own
+                self.items[key].append((el, rel))
+                return
+            self.report.add(key, rel, "skipped", f"an element of {key} has no {idf}")
+            return
+        prev = self._seen.get((key, ident))
+        if prev is not None:
+            # The same object seen from two accounts (a peering, a TGW attachment) or listed twice.
+            # Keep the first copy unless its state differs: then the active/available copy wins.
+            s_old, s_new = _state(prev), _state(el)
+            if s_old != s_new:
+                if s_new in ("active", "available", "attached") and s_old not in ("active", "available", "attached"):
+                    self.items[key] = [(el, rel) if it[0] is prev else it for it in self.items[key]]
+                    self._seen[(key, ident)] = el
+                self.report.add(ident, rel, "note", f"{key}: {ident} appears in several files with states "
+                                f"{s_old!r} and {s_new!r}: the {_state(self._seen[(key, ident)])!r} copy is used")
+            return
+        self._seen[(key, ident)] = el
+        self.items[key].append((el, rel))
+
+    def summarise_not_modelled(self) -> None:
+        for key, seen in sorted(self.not_modelled.items()):
+            total = sum(n for n, _ in seen)
+            if not total:
+                continue
+            files = sorted({f for _, f in seen})
+            where = files[0] if len(files) == 1 else f"{len(files)} files"
+            self.report.add(key, where, "not modelled", f"{total} element(s): {NOT_MODELLED_KEYS[key]}")
+
+
+# --------------------------------------------------------------------------- the importer
+
+def _cidr(value: Any) -> ipaddress.IPv4Network | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return ipaddress.IPv4Network(value.strip(), strict=False)
+    except ValueError:
+        return None
+
+
+class _Importer:
+    def __init__(self, folder: Path, service_enis: str) -> None:
+        if service_enis not in ("eni", "skip"):
+            raise ValueError(f"service_enis={service_enis!r} must be 'eni' or 'skip'")
+        self.service_enis = service_enis
+        self.report = ImportReport(str(folder))
+        self.reader = _Reader(folder, self.report)
+        self.net = Network()
+        self.instances: dict[str, list[str]] = {}
+        self._inst_enis: dict[str, list[tuple[int, str]]] = {}
+        self.counts: Counter[str] = Counter()
+        self.data_macs: set[int] = set()
+        self.prefix_lists: dict[str, list[ipaddress.IPv4Network]] = {}
+        self.eni_items: list[_Item] = []
+
+    # helpers ---------------------------------------------------------------
+    def add(self, element: str, file: str, status: str, why: str) -> None:
+        self.report.add(element, file, status, why)
+
+    def vpc(self, vpc_id: Any) -> Vpc | None:
+        obj = self._find(vpc_id)
+        return obj if isinstance(obj, Vpc) else None
+
+    def _find(self, name: Any) -> Any:
+        if not isinstance(name, str):
+            return None
+        try:
+            return self.net.find(name)
+        except KeyError:
+            return None
+
+    def items(self, key: str) -> list[_Item]:
+        return self.reader.items[key]
+
+    # the passes, in dependency order ------------------------------------------
+    def run(self) -> AwsImport:
+        self.collect_enis()
+        self.prefix_lists_pass()
+        self.vpcs()
+        self.subnets()
+        self.internet_gateways()
+        self.vpn_gateways()
+        self.nat_gateways()
+        self.endpoints()
+        self.transit_gateways()
+        self.peerings()
+        self.enis()
+        self.route_tables()
+        self.reader.summarise_not_modelled()
+        net = self.net
+        n_routes = sum(len(rt.routes) for rt in net.route_tables)
+        self.report.counts = {
+            "VPCs": len(net.vpcs), "subnets": len(net.subnets), "route tables": len(net.route_tables),
+            "routes": n_routes, "ENIs": len(net.enis),
+            "internet gateways": sum(len(v.internet_gateways) for v in net.vpcs),
+            "VPN gateways": sum(len(v.vpn_gateways) for v in net.vpcs),
+            "NAT gateways": sum(len(v.nat_gateways) for v in net.vpcs),
+            "endpoints": sum(len(v.endpoints) for v in net.vpcs),
+            "transit gateways": len(net.transit_gateways), "peerings": len(net.peerings),
+            "prefix lists": len(self.prefix_lists),
+        }
+        return AwsImport(net, self.report, self.instances)
+
+    # ENIs from NetworkInterfaces and Reservations (collected first: their MACs steer gateway MACs)
+    def collect_enis(self) -> None:
+        seen: set[str] = set()
+        for el, rel in self.items("NetworkInterfaces"):
+            seen.add(el["NetworkInterfaceId"])
+            self.eni_items.append((el, rel))
+            inst = (el.get("Attachment") or {}).get("InstanceId") if isinstance(el.get("Attachment"), dict) else None
+            if isinstance(inst, str):
+                idx = (el.get("Attachment") or {}).get("DeviceIndex")
+                self._inst_enis.setdefault(inst, []).append((idx if isinstance(idx, int) else 99,
+                                                             el["NetworkInterfaceId"]))
+        terminated = ("terminated", "shutting-down")
+        for res, rel in self.items("Reservations"):
+            for inst in res.get("Instances") or []:
+                if not isinstance(inst, dict):
+                    continue
+                iid = _s(inst.get("InstanceId")) or "instance"
+                state = inst.get("State", {}).get("Name") if isinstance(inst.get("State"), dict) else None
+                enis = [e for e in inst.get("NetworkInterfaces") or [] if isinstance(e, dict)]
+                missing = [e for e in enis if _s(e.get("NetworkInterfaceId")) not in seen]
+                if state in terminated:
+                    if missing:
+                        self.add(iid, rel, "skipped", f"instance is {state}: its {len(missing)} ENI(s) not imported")
+                    continue
+                if not enis and inst.get("SubnetId") and inst.get("PrivateIpAddress"):
+                    # an instance listed without its interfaces: one ENI named after the instance
+                    synth = {"NetworkInterfaceId": iid, "SubnetId": inst.get("SubnetId"),
+                             "VpcId": inst.get("VpcId"), "PrivateIpAddress": inst.get("PrivateIpAddress"),
+                             "SourceDestCheck": inst.get("SourceDestCheck", True), "InterfaceType": "interface"}
+                    missing = [synth]
+                    self.add(iid, rel, "changed", "instance lists no NetworkInterfaces: one ENI named after the "
+                             "instance was imported from its SubnetId/PrivateIpAddress (MAC auto-assigned)")
+                elif not enis:
+                    self.add(iid, rel, "skipped", "instance has no network interface and no subnet "
+                             f"(state {state or 'unknown'})")
+                    continue
+                for e in missing:
+                    eid = _s(e.get("NetworkInterfaceId"))
+                    if not eid or eid in seen:
+                        continue
+                    e = dict(e)
+                    e.setdefault("SubnetId", inst.get("SubnetId"))
+                    e.setdefault("VpcId", inst.get("VpcId"))
+                    e.setdefault("InterfaceType", "interface")
+                    seen.add(eid)
+                    self.eni_items.append((e, rel))
+                    idx = (e.get("Attachment") or {}).get("DeviceIndex") if isinstance(e.get("Attachment"), dict) else None
+                    self._inst_enis.setdefault(iid, []).append((idx if isinstance(idx, int) else 99, eid))
+        for el, _ in self.eni_items:
+            mac = el.get("MacAddress")
+            if isinstance(mac, str):
+                try:
+                    self.data_macs.add(mac_to_int(mac.strip().lower()))
+                except ValueError:
+                    pass
+
+    def prefix_lists_pass(self) -> None:
+        for el, rel in self.items("PrefixLists"):
+            pl = el["PrefixListId"]
+            cidrs = el.get("Cidrs")
+            if not isinstance(cidrs, list):
+                self.add(pl, rel, "skipped", "prefix list has no Cidrs list: routes to it cannot be resolved")
+                continue
+            good = []
+            for c in cidrs:
+                n = _cidr(c)
+                if n is None:
+                    self.add(pl, rel, "changed", f"entry {c!r} is not an IPv4 CIDR: left out")
+                else:
+                    good.append(n)
+            self.prefix_lists[pl] = good
+
+    def vpcs(self) -> None:
+        mains: dict[str, str] = {}
+        for rt, _ in self.items("RouteTables"):
+            for a in rt.get("Associations") or []:
+                if isinstance(a, dict) and a.get("Main") is True and self._assoc_active(a):
+                    vid = rt.get("VpcId")
+                    if isinstance(vid, str):
+                        mains.setdefault(vid, rt["RouteTableId"])
+        n_v6 = 0
+        for el, rel in self.items("Vpcs"):
+            vid = el["VpcId"]
+            primary = _s(el.get("CidrBlock"))
+            assoc = el.get("CidrBlockAssociationSet")
+            blocks: list[str] = []
+            if isinstance(assoc, list) and assoc:
+                for a in assoc:
+                    if not isinstance(a, dict):
+                        continue
+                    state = (a.get("CidrBlockState") or {}).get("State") if isinstance(a.get("CidrBlockState"), dict) else "associated"
+                    c = _s(a.get("CidrBlock"))
+                    if state == "associated" and c:
+                        blocks.append(c)
+                    elif c:
+                        self.add(vid, rel, "note", f"CIDR {c} is {state}, not associated: left out")
+            elif primary:
+                blocks = [primary]
+            if primary in blocks:  # the primary block first
+                blocks.remove(primary)
+                blocks.insert(0, primary)
+            if el.get("Ipv6CidrBlockAssociationSet"):
+                n_v6 += 1
+            vpc = None
+            for i, c in enumerate(blocks):
+                if vpc is None:
+                    main = mains.get(vid)
+                    try:
+                        vpc = self.net.add_vpc(c, name=vid, main_route_table=main or f"{vid}-main")
+                    except TopologyError as exc:
+                        self.add(vid, rel, "changed" if i + 1 < len(blocks) else "skipped",
+                                 f"CIDR {c} refused ({exc})")
+                        continue
+                    if main is None:
+                        self.add(vid, rel, "note", f"no main route table in the data: a local-only main table "
+                                 f"named {vid}-main was created")
+                else:
+                    try:
+                        vpc.add_cidr(c)
+                    except TopologyError as exc:
+                        self.add(vid, rel, "changed", f"secondary CIDR {c} refused ({exc})")
+            if vpc is None and not blocks:
+                self.add(vid, rel, "skipped", "VPC has no associated IPv4 CIDR block")
+        if n_v6:
+            self.add("Vpcs", "", "not modelled", f"{n_v6} VPC(s) have IPv6 CIDR blocks: IPv6 is not modelled "
+                     "(IPv6 frames are dropped NON_IPV4)")
+
+    def _gateway_mac(self, cidr: ipaddress.IPv4Network) -> str:
+        """Like fastvpc's automatic subnet gateway MAC, but avoiding every ENI MAC of the data."""
+        used = self.net._macs
+        for hi in range(0x06, 256, 8):
+            v = (hi << 40) | int(cidr.network_address)
+            mac = int_to_mac(v)
+            if v not in self.data_macs and mac not in used:
+                return mac
+        n = 1
+        while True:  # pragma: no cover - 32 collisions on one subnet address
+            mac = int_to_mac((0x0E << 40) | n)
+            if mac_to_int(mac) not in self.data_macs and mac not in used:
+                return mac
+            n += 1
+
+    def subnets(self) -> None:
+        for el, rel in self.items("Subnets"):
+            sid = el["SubnetId"]
+            vpc = self.vpc(el.get("VpcId"))
+            if vpc is None:
+                self.add(sid, rel, "skipped", f"its VPC {el.get('VpcId')!r} is not in the data")
+                continue
+            c = _cidr(el.get("CidrBlock"))
+            if c is None:
+                self.add(sid, rel, "skipped", f"CidrBlock {el.get('CidrBlock')!r} is not an IPv4 CIDR")
+                continue
+            try:
+                vpc.add_subnet(c, name=sid, gateway_mac=self._gateway_mac(c))
+            except TopologyError as exc:
+                self.add(sid, rel, "skipped", str(exc))
+
+    # targets ---------------------------------------------------------------
+    def internet_gateways(self) -> None:
+        for el, rel in self.items("InternetGateways"):
+            gid = el["InternetGatewayId"]
+            atts = [a for a in el.get("Attachments") or [] if isinstance(a, dict)
+                    and a.get("State") in ("available", "attached")]
+            if not atts:
+                self.add(gid, rel, "skipped", "not attached to a VPC: routes to it are blackholes")
+                continue
+            vpc = self.vpc(atts[0].get("VpcId"))
+            if vpc is None:
+                self.add(gid, rel, "skipped", f"attached to VPC {atts[0].get('VpcId')!r}, which is not in the data")
+                continue
+            try:
+                vpc.add_internet_gateway(name=gid)
+            except TopologyError as exc:
+                self.add(gid, rel, "skipped", str(exc))
+
+    def vpn_gateways(self) -> None:
+        for el, rel in self.items("VpnGateways"):
+            gid = el["VpnGatewayId"]
+            if el.get("State", "available") != "available":
+                self.add(gid, rel, "skipped", f"state {el.get('State')!r}, not available")
+                continue
+            atts = [a for a in el.get("VpcAttachments") or [] if isinstance(a, dict) and a.get("State") == "attached"]
+            if not atts:
+                self.add(gid, rel, "skipped", "not attached to a VPC")
+                continue
+            vpc = self.vpc(atts[0].get("VpcId"))
+            if vpc is None:
+                self.add(gid, rel, "skipped", f"attached to VPC {atts[0].get('VpcId')!r}, which is not in the data")
+                continue
+            try:
+                vpc.add_vpn_gateway(name=gid)
+            except TopologyError as exc:
+                self.add(gid, rel, "skipped", str(exc))
+
+    def nat_gateways(self) -> None:
+        for el, rel in self.items("NatGateways"):
+            gid = el["NatGatewayId"]
+            if el.get("State", "available") != "available":
+                self.add(gid, rel, "skipped", f"state {el.get('State')!r}, not available: routes to it are blackholes")
+                continue
+            vpc = self.vpc(el.get("VpcId"))
+            if vpc is None:
+                self.add(gid, rel, "skipped", f"its VPC {el.get('VpcId')!r} is not in the data")
+                continue
+            subnet = self._find(el.get("SubnetId"))
+            if not isinstance(subnet, Subnet) or subnet.vpc is not vpc:
+                if el.get("SubnetId"):
+                    self.add(gid, rel, "changed", f"subnet {el.get('SubnetId')!r} is not in the data: imported "
+                             "without a subnet")
+                subnet = None
+            try:
+                vpc.add_nat_gateway(name=gid, subnet=subnet)
+            except TopologyError as exc:
+                self.add(gid, rel, "skipped", str(exc))
+
+    def endpoints(self) -> None:
+        kinds = {"gateway": "gateway", "gatewayloadbalancer": "gatewayloadbalancer", "interface": "interface"}
+        for el, rel in self.items("VpcEndpoints"):
+            eid = el["VpcEndpointId"]
+            state = str(el.get("State", "available")).lower()
+            if state != "available":
+                self.add(eid, rel, "skipped", f"state {el.get('State')!r}, not available")
+                continue
+            kind = kinds.get(str(el.get("VpcEndpointType", "Gateway")).lower())
+            if kind is None:
+                self.add(eid, rel, "skipped", f"endpoint type {el.get('VpcEndpointType')!r} is not known")
+                continue
+            vpc = self.vpc(el.get("VpcId"))
+            if vpc is None:
+                self.add(eid, rel, "skipped", f"its VPC {el.get('VpcId')!r} is not in the data")
+                continue
+            try:
+                vpc.add_endpoint(name=eid, endpoint_type=kind, service=_s(el.get("ServiceName")) or None)
+            except TopologyError as exc:
+                self.add(eid, rel, "skipped", str(exc))
+
+    def transit_gateways(self) -> None:
+        for el, rel in self.items("TransitGateways"):
+            tid = el["TransitGatewayId"]
+            if el.get("State", "available") != "available":
+                self.add(tid, rel, "skipped", f"state {el.get('State')!r}, not available")
+                continue
+            try:
+                self.net.add_transit_gateway(name=tid)
+            except TopologyError as exc:
+                self.add(tid, rel, "skipped", str(exc))
+        attached: set[tuple[str, str]] = set()
+        atts: list[tuple[str, Any, Any, str]] = []
+        for el, rel in self.items("TransitGatewayVpcAttachments"):
+            atts.append((el["TransitGatewayAttachmentId"], el.get("TransitGatewayId"), el.get("VpcId"), rel))
+            if el.get("State", "available") != "available":
+                atts[-1] = (atts[-1][0], None, el.get("State"), rel)
+        for el, rel in self.items("TransitGatewayAttachments"):
+            if el.get("ResourceType") != "vpc":
+                continue
+            entry = (el["TransitGatewayAttachmentId"], el.get("TransitGatewayId"), el.get("ResourceId"), rel)
+            atts.append(entry if el.get("State", "available") == "available" else (entry[0], None, el.get("State"), rel))
+        for aid, tid, vid, rel in atts:
+            if tid is None:
+                self.add(aid, rel, "skipped", f"attachment state {vid!r}, not available")
+                continue
+            if (str(tid), str(vid)) in attached:
+                continue
+            tgw, vpc = self._find(tid), self.vpc(vid)
+            if tgw is None or vpc is None:
+                missing = tid if tgw is None else vid
+                self.add(aid, rel, "skipped", f"{missing!r} is not in the data (or not available)")
+                continue
+            try:
+                tgw.attach(vpc)
+            except (TopologyError, AttributeError) as exc:
+                self.add(aid, rel, "skipped", str(exc))
+                continue
+            attached.add((str(tid), str(vid)))
+
+    def peerings(self) -> None:
+        for el, rel in self.items("VpcPeeringConnections"):
+            pid = el["VpcPeeringConnectionId"]
+            status = el.get("Status") if isinstance(el.get("Status"), dict) else {}
+            code = status.get("Code")
+            if code != "active":
+                self.add(pid, rel, "skipped", f"peering status {code!r}, not active")
+                continue
+            req = (el.get("RequesterVpcInfo") or {}).get("VpcId")
+            acc = (el.get("AccepterVpcInfo") or {}).get("VpcId")
+            a, b = self.vpc(req), self.vpc(acc)
+            if a is None or b is None:
+                missing = req if a is None else acc
+                self.add(pid, rel, "skipped", f"peer VPC {missing!r} is not in the data: routes to the peering "
+                         "are blackholes")
+                continue
+            try:
+                self.net.add_peering(a, b, name=pid)
+            except TopologyError as exc:
+                self.add(pid, rel, "skipped", str(exc))
+
+    # ENIs ------------------------------------------------------------------
+    def enis(self) -> None:
+        service: Counter[str] = Counter()
+        service_skipped: Counter[str] = Counter()
+        n_v6 = n_prefix = n_unattached = 0
+        for el, rel in self.eni_items:
+            eid = _s(el.get("NetworkInterfaceId"))
+            itype = _s(el.get("InterfaceType")) or "interface"
+            is_service = itype not in VM_INTERFACE_TYPES
+            if is_service and self.service_enis == "skip":
+                service_skipped[itype] += 1
+                continue
+            subnet = self._find(el.get("SubnetId"))
+            if not isinstance(subnet, Subnet):
+                self.add(eid, rel, "skipped", f"its subnet {el.get('SubnetId')!r} is not in the data")
+                continue
+            if el.get("Ipv6Addresses"):
+                n_v6 += 1
+            if el.get("Ipv4Prefixes"):
+                n_prefix += 1
+            if el.get("Status") == "available":
+                n_unattached += 1
+            primary = _s(el.get("PrivateIpAddress"))
+            seconds: list[str] = []
+            for p in el.get("PrivateIpAddresses") or []:
+                if not isinstance(p, dict):
+                    continue
+                ip = _s(p.get("PrivateIpAddress"))
+                if p.get("Primary") is True and not primary:
+                    primary = ip
+                elif ip and ip != primary and ip not in seconds:
+                    seconds.append(ip)
+            if not primary:
+                self.add(eid, rel, "skipped", "no primary private IPv4 address")
+                continue
+            sdc = el.get("SourceDestCheck", True)
+            sdc = bool(sdc) if isinstance(sdc, bool) else True
+            mac = el.get("MacAddress")
+            eni: Eni | None = None
+            try:
+                eni = subnet.add_eni(primary, name=eid, mac=mac if isinstance(mac, str) else None,
+                                     source_dest_check=sdc)
+            except TopologyError as exc:
+                if mac is None:
+                    self.add(eid, rel, "skipped", str(exc))
+                    continue
+                try:
+                    eni = subnet.add_eni(primary, name=eid, source_dest_check=sdc)
+                except TopologyError:
+                    self.add(eid, rel, "skipped", str(exc))
+                    continue
+                self.add(eid, rel, "changed", f"MAC {mac!r} refused ({exc}); auto-assigned {eni.mac}")
+            if mac is None:
+                self.add(eid, rel, "changed", f"no MacAddress in the data; auto-assigned {eni.mac}")
+            for ip in seconds:
+                try:
+                    eni.add_secondary_ip(ip)
+                except TopologyError as exc:
+                    self.add(eid, rel, "changed", f"secondary IP {ip} left out ({exc})")
+            if is_service:
+                service[itype] += 1
+        for itype, n in sorted(service.items()):
+            self.add(f"ENIs of type {itype}", "", "note",
+                     f"{n} service-managed ENI(s) imported as ENIs (real MAC, IPs, source/dest check): their IPs "
+                     "answer ARP and frames addressed to them are delivered to their port; routes to the "
+                     "gateway itself still FORWARD to the gateway's own target port")
+        for itype, n in sorted(service_skipped.items()):
+            self.add(f"ENIs of type {itype}", "", "skipped",
+                     f"{n} service-managed ENI(s) left out (service_enis='skip'): their IPs own no ENI")
+        if n_v6:
+            self.add("NetworkInterfaces", "", "not modelled", f"{n_v6} ENI(s) have IPv6 addresses: IPv6 is not modelled")
+        if n_prefix:
+            self.add("NetworkInterfaces", "", "not modelled",
+                     f"{n_prefix} ENI(s) have delegated IPv4 prefixes: only their individual IPs are modelled")
+        if n_unattached:
+            self.add("NetworkInterfaces", "", "note", f"{n_unattached} ENI(s) have status 'available' (not attached "
+                     "to an instance): imported, their IPs still answer ARP")
+        # instance id -> ENI names, primary first, only ENIs that were imported
+        for iid, pairs in self._inst_enis.items():
+            names = [e for _, e in sorted(pairs, key=lambda p: p[0]) if isinstance(self._find(e), Eni)]
+            if names:
+                self.instances[iid] = names
+
+    # route tables ------------------------------------------------------------
+    @staticmethod
+    def _assoc_active(a: dict[str, Any]) -> bool:
+        st = a.get("AssociationState")
+        return not isinstance(st, dict) or st.get("State", "associated") == "associated"
+
+    def route_tables(self) -> None:
+        n_v6 = 0
+        for el, rel in self.items("RouteTables"):
+            rid = el["RouteTableId"]
+            vpc = self.vpc(el.get("VpcId"))
+            if vpc is None:
+                self.add(rid, rel, "skipped", f"its VPC {el.get('VpcId')!r} is not in the data")
+                continue
+            assocs = [a for a in el.get("Associations") or [] if isinstance(a, dict) and self._assoc_active(a)]
+            existing = self._find(rid)
+            if isinstance(existing, RouteTable):
+                if existing.vpc is not vpc:
+                    self.add(rid, rel, "skipped", f"route table id already used in VPC {existing.vpc.name}")
+                    continue
+                rt = existing
+            elif existing is not None:
+                self.add(rid, rel, "skipped", f"name {rid} is already used by {existing!r}")
+                continue
+            else:
+                try:
+                    rt = vpc.add_route_table(name=rid)
+                except TopologyError as exc:
+                    self.add(rid, rel, "skipped", str(exc))
+                    continue
+            n_v6 += self.routes(rt, el.get("Routes"), rel)
+            for a in assocs:
+                if a.get("Main") is True:
+                    if vpc.main_route_table is not rt:
+                        self.add(rid, rel, "note", f"VPC {vpc.name} has several main tables in the data: "
+                                 f"{vpc.main_route_table.name} kept as main")
+                    continue
+                sid = a.get("SubnetId")
+                if sid is None:
+                    what = a.get("GatewayId") or a.get("RouteTableAssociationId") or "?"
+                    self.add(rid, rel, "not modelled", f"gateway (edge) association with {what}: ingress "
+                             "routing is not modelled")
+                    continue
+                subnet = self._find(sid)
+                if not isinstance(subnet, Subnet) or subnet.vpc is not vpc:
+                    self.add(rid, rel, "skipped", f"association with subnet {sid!r}, which is not in VPC {vpc.name}")
+                    continue
+                if subnet.explicit_route_table is not None and subnet.explicit_route_table is not rt:
+                    self.add(rid, rel, "skipped", f"subnet {sid} is already associated with "
+                             f"{subnet.explicit_route_table.name}")
+                    continue
+                subnet.associate(rt)
+        if n_v6:
+            self.add("RouteTables", "", "not modelled", f"{n_v6} IPv6 route(s) left out: IPv6 is not modelled")
+
+    def _target_id(self, r: dict[str, Any]) -> tuple[str, str]:
+        """(field, id) of the route's target; NetworkInterfaceId beats InstanceId."""
+        for f in ROUTE_TARGET_FIELDS:
+            v = r.get(f)
+            if isinstance(v, str) and v:
+                if f == "InstanceId" and isinstance(r.get("NetworkInterfaceId"), str):
+                    continue
+                return f, v
+        return "", ""
+
+    def routes(self, rt: RouteTable, routes: Any, rel: str) -> int:
+        """Add a table's routes; returns the number of IPv6 routes left out."""
+        rid, vpc = rt.name, rt.vpc
+        n_v6 = 0
+        # (rank, pl-or-"", order, destination, field, target id, state, origin, prefix list)
+        cands: list[tuple[int, str, int, ipaddress.IPv4Network, str, str, str, str, str | None]] = []
+        for order, r in enumerate(routes if isinstance(routes, list) else []):
+            if not isinstance(r, dict):
+                continue
+            field, tid = self._target_id(r)
+            state = str(r.get("State", "active"))
+            origin = _AWS_ORIGINS.get(str(r.get("Origin", "CreateRoute")), "static")
+            if r.get("DestinationIpv6CidrBlock") or r.get("DestinationIpv6PrefixListId"):
+                n_v6 += 1
+                continue
+            if "DestinationPrefixListId" in r:
+                pl = _s(r.get("DestinationPrefixListId"))
+                cidrs = self.prefix_lists.get(pl)
+                if cidrs is None:
+                    self.add(f"{rid} {pl or '?'} -> {tid or '?'}", rel, "skipped",
+                             f"prefix list {pl!r} is not in PrefixLists data: its CIDRs are unknown")
+                    continue
+                for c in cidrs:
+                    cands.append((ORIGIN_RANK["prefix-list"], pl, order, c, field, tid, state, "prefix-list", pl))
+                continue
+            raw = r.get("DestinationCidrBlock")
+            dest = _cidr(raw)
+            if dest is None:
+                self.add(f"{rid} {raw!r}", rel, "skipped", "route destination is not an IPv4 CIDR")
+                continue
+            if str(dest) != str(raw).strip():
+                self.add(f"{rid} {raw}", rel, "changed", f"host bits cleared: imported as {dest}")
+            if origin == "local" or (field == "GatewayId" and tid == "local"):
+                self._local_route(rt, dest, field, tid, rel)
+                continue
+            cands.append((ORIGIN_RANK[origin], "", order, dest, field, tid, state, origin, None))
+        # one route per destination: static, then prefix list (lowest id), then propagated;
+        # the winners are then added in the order of the data.
+        cands.sort(key=lambda c: (c[0], c[1], c[2]))
+        winners: dict[ipaddress.IPv4Network, int] = {}
+        for i, (_rank, _pl, _order, dest, _f, tid, _st, origin, pl) in enumerate(cands):
+            label = f"{rid} {dest} -> {tid or '?'}"
+            if dest in winners:
+                w = cands[winners[dest]]
+                self.add(label, rel, "skipped", f"{origin} route{' from ' + pl if pl else ''} loses to the "
+                         f"{w[7]} route{' from ' + w[8] if w[8] else ''} {dest} -> {w[5] or '?'} (static beats "
+                         "prefix-list beats propagated; lowest prefix list id first)")
+                continue
+            if any(r.destination == dest for r in rt.routes if r.is_local):
+                self.add(label, rel, "skipped", f"{dest} is a CIDR of VPC {vpc.name}: the local route stays")
+                continue
+            winners[dest] = i
+        for i in sorted(winners.values(), key=lambda i: (cands[i][2], i)):
+            _rank, _pl, _order, dest, field, tid, state, origin, pl = cands[i]
+            self._add_route(rt, dest, field, tid, state, origin, pl, f"{rid} {dest} -> {tid or '?'}", rel)
+        return n_v6
+
+    def _resolve(self, rt: RouteTable, field: str, tid: str) -> tuple[Target | None, str]:
+        """The target object for a route, or (None, why)."""
+        if not tid:
+            return None, "the route names no target"
+        if field in ("EgressOnlyInternetGatewayId", "CarrierGatewayId", "LocalGatewayId", "CoreNetworkArn"):
+            return None, f"{field} targets are not modelled"
+        if field == "InstanceId":
+            names = self.instances.get(tid)
+            if not names:
+                return None, f"instance {tid} has no imported ENI"
+            tid = names[0]
+        obj = self._find(tid)
+        if obj is None or not isinstance(obj, Target):
+            return None, f"target {tid} is not in the data (or was not imported)"
+        return obj, ""
+
+    def _add_route(self, rt: RouteTable, dest: ipaddress.IPv4Network, field: str, tid: str, state: str,
+                   origin: str, pl: str | None, label: str, rel: str) -> Route | None:
+        if state == "blackhole":
+            target: Any = BLACKHOLE
+            why = ""
+        else:
+            target, why = self._resolve(rt, field, tid)
+            if state != "active":
+                self.add(label, rel, "note", f"route state {state!r} treated as active")
+        if target is not None:
+            try:
+                route = rt.add_route(dest, target, origin=origin, prefix_list=pl)
+            except TopologyError as exc:
+                why = str(exc)
+                if target is BLACKHOLE:
+                    self.add(label, rel, "skipped", why)
+                    return None
+            else:
+                if target is BLACKHOLE:
+                    route.deleted_target = tid or None
+                return route
+        # the target is absent or refused here: a blackhole (AWS shows such routes as blackholes)
+        try:
+            route = rt.add_route(dest, BLACKHOLE, origin=origin, prefix_list=pl)
+        except TopologyError as exc:
+            self.add(label, rel, "skipped", f"{why}; and as a blackhole: {exc}")
+            return None
+        route.deleted_target = tid or None
+        self.add(label, rel, "blackholed", why)
+        return route
+
+    def _local_route(self, rt: RouteTable, dest: ipaddress.IPv4Network, field: str, tid: str, rel: str) -> None:
+        """A ``local`` route of the data: must be a VPC CIDR; a local route pointed elsewhere is replaced."""
+        label = f"{rt.name} {dest} -> {tid or 'local'}"
+        if not any(r.destination == dest for r in rt.routes if r.is_local):
+            self.add(label, rel, "skipped", f"local route for {dest}, which is not an associated CIDR of VPC "
+                     f"{rt.vpc.name}")
+            return
+        if tid in ("local", ""):
+            return
+        target, why = self._resolve(rt, field, tid)
+        if target is None:
+            self.add(label, rel, "skipped", f"local route replaced with {tid}: {why}; left local")
+            return
+        try:
+            rt.replace_route(dest, target)
+        except TopologyError as exc:
+            self.add(label, rel, "skipped", f"local route replaced with {tid}: {exc}; left local")
+
+
+# --------------------------------------------------------------------------- entry points
+
+def import_aws(folder: str | os.PathLike[str], *, service_enis: str = "eni") -> AwsImport:
+    """Import a folder of ``aws ec2 describe-*`` JSON; returns the network and the report.
+
+    ``service_enis``: ``"eni"`` (default) imports service-managed ENIs (NAT gateway, transit
+    gateway attachment, interface endpoint, load balancer ...) as ENIs so that their IPs
+    answer ARP and receive frames; ``"skip"`` leaves them out (their IPs then own no ENI).
+
+    Raises :class:`fastvpc.TopologyFileError` only when ``folder`` does not exist; problems
+    in the data are never raised, they are reported.
+    """
+    path = Path(os.fspath(folder))
+    if not path.exists():
+        raise TopologyFileError(str(path), "folder", "no such file or folder", value=str(path))
+    return _Importer(path, service_enis).run()
+
+
+@overload
+def from_aws(folder: str | os.PathLike[str], report: Literal[False] = ..., *, service_enis: str = ...) -> Network: ...
+@overload
+def from_aws(folder: str | os.PathLike[str], report: Literal[True], *, service_enis: str = ...) -> AwsImport: ...
+@overload
+def from_aws(folder: str | os.PathLike[str], report: bool, *, service_enis: str = ...) -> Network | AwsImport: ...
+
+
+def from_aws(folder: str | os.PathLike[str], report: bool = False, *,
+             service_enis: str = "eni") -> Network | AwsImport:
+    """The :class:`Network` described by a folder of ``aws ec2 describe-*`` JSON.
+
+    With ``report=True`` returns an :class:`AwsImport` (``.network``, ``.report``,
+    ``.instances``) instead.  See :func:`import_aws`.
+    """
+    imp = import_aws(folder, service_enis=service_enis)
+    return imp if report else imp.network
