@@ -264,7 +264,8 @@ class _Index:
         elif code == _k.ERR_TRAILER:
             msg = f"block at byte offset {pos}: trailing total length {val} differs from the leading one"
         elif code == _k.ERR_BOM:
-            msg = f"section header at byte offset {pos}: bad byte-order magic 0x{val:08x}"
+            msg = (f"section header at byte offset {pos}: bad byte-order magic bytes "
+                   f"{(val & 0xFFFFFFFF).to_bytes(4, 'little').hex()} (want 1a2b3c4d or 4d3c2b1a)")
         elif code == _k.ERR_LINKTYPE:
             self.done = True
             if self.error is None:
