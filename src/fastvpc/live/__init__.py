@@ -1,0 +1,350 @@
+"""Live mode: real Linux interfaces attached to the data plane's ports.
+
+``Switch(dataplane, {eni: "ifname", igw: "ifname2", ...})`` opens one AF_PACKET socket per
+attached interface (bound to that interface only, frames the host sends itself ignored),
+reads frames in batches (``recvmmsg``, compiled, without the GIL), pushes each batch
+through ``dataplane.process`` and sends the results back out:
+
+* ``DELIVER`` out of the interface attached to the receiving ENI (``egress``),
+* ``REPLY`` (ARP and echo replies) out of the interface the request came in on,
+* ``FORWARD`` out of the interface attached to the route target, if any,
+* anything without an attached egress interface is counted (``tx_unattached``).
+
+``dataplane`` is anything with a ``process(batch)`` method returning an object with
+``action``, ``reason``, ``egress`` arrays and ``frames`` (a :class:`fastvpc.FrameBatch`),
+i.e. a compiled ``Dataplane`` or the pure-Python reference forwarder.
+
+Opening sockets needs ``CAP_NET_RAW`` in the network namespace of the interfaces; without
+it :class:`LivePermissionError` says so.  The namespace harness used by the tests and the
+benchmark is :mod:`fastvpc.live.netns`.
+"""
+
+from __future__ import annotations
+
+import errno
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from fastvpc.errors import FastVpcError
+from fastvpc.live._io import STATS_LEN, BatchIO
+from fastvpc.verdicts import Action, DropReason
+
+__all__ = ["LiveError", "LivePermissionError", "Switch", "open_packet_socket"]
+
+#: ``ETH_P_ALL`` (every protocol); Python exports it only from 3.12.
+ETH_P_ALL = 0x0003
+#: ``SOL_PACKET`` and ``PACKET_IGNORE_OUTGOING`` (Linux >= 4.20); Python exports neither.
+SOL_PACKET = 263
+PACKET_IGNORE_OUTGOING = 23
+
+_STAT_NAMES = ("rx", "rx_truncated", "rx_outgoing", "rx_errors", "tx", "tx_errors", "tx_unattached", "rounds")
+_NREASON = max(int(r) for r in DropReason) + 1
+_NACTION = max(int(a) for a in Action) + 1
+
+
+class LiveError(FastVpcError, OSError):
+    """An interface cannot be attached or used (missing interface, socket failure, ...)."""
+
+
+class LivePermissionError(LiveError, PermissionError):
+    """Not permitted to open a raw packet socket: ``CAP_NET_RAW`` is missing."""
+
+
+def _permission_message(ifname: str, exc: BaseException) -> str:
+    return (f"cannot open an AF_PACKET raw socket for interface {ifname!r}: {exc.strerror or exc}. "
+            "Live mode needs the CAP_NET_RAW capability in the interface's network namespace: run as root, "
+            "grant it to the interpreter (setcap cap_net_raw+ep on the python binary), or run inside "
+            "`unshare --user --map-root-user --net` with the interfaces created there")
+
+
+def open_packet_socket(ifname: str, *, rcvbuf: int = 8 << 20, sndbuf: int = 8 << 20) -> socket.socket:
+    """An AF_PACKET/SOCK_RAW socket bound to ``ifname`` only, ignoring outgoing frames.
+
+    Raises :class:`LivePermissionError` without ``CAP_NET_RAW`` and :class:`LiveError`
+    when the interface does not exist.
+    """
+    if not isinstance(ifname, str) or not ifname or len(ifname) > 15 or "/" in ifname:
+        raise LiveError(f"interface name {ifname!r} is not a valid Linux interface name (1-15 characters)")
+    try:
+        # protocol 0: receives nothing until bound, so no frame of another interface slips in
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+    except PermissionError as exc:
+        raise LivePermissionError(_permission_message(ifname, exc)) from None
+    except OSError as exc:
+        raise LiveError(f"cannot open an AF_PACKET socket for interface {ifname!r}: {exc}") from None
+    try:
+        try:
+            sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+        except OSError:
+            pass  # kernel < 4.20: the compiled receiver drops PACKET_OUTGOING frames itself
+        for opt, force, size in ((socket.SO_RCVBUF, 33, rcvbuf), (socket.SO_SNDBUF, 32, sndbuf)):
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, force, size)   # SO_RCVBUFFORCE / SO_SNDBUFFORCE
+            except OSError:
+                sock.setsockopt(socket.SOL_SOCKET, opt, size)
+        try:
+            sock.bind((ifname, ETH_P_ALL))
+        except OSError as exc:
+            if exc.errno in (errno.ENODEV, errno.ENXIO):
+                raise LiveError(f"no network interface named {ifname!r} in this network namespace") from None
+            if exc.errno in (errno.EPERM, errno.EACCES):
+                raise LivePermissionError(_permission_message(ifname, exc)) from None
+            raise LiveError(f"cannot bind an AF_PACKET socket to interface {ifname!r}: {exc}") from None
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _resolve_port(key: Any, network: Any) -> tuple[int, str]:
+    """``key`` (an ENI/target object, a port number or a name) -> (port, label)."""
+    if isinstance(key, bool):
+        raise LiveError(f"cannot attach {key!r}: not an ENI, a gateway, a port number or a name")
+    if isinstance(key, (int, np.integer)):
+        port = int(key)
+        label = str(port)
+        if network is not None:
+            try:
+                label = network.by_port(port).name
+            except (KeyError, LookupError, FastVpcError):
+                raise LiveError(f"cannot attach port {port}: no ENI or gateway of the network has it") from None
+        return port, label
+    if isinstance(key, str):
+        if network is None:
+            raise LiveError(f"cannot attach {key!r} by name: pass network= (or a dataplane that has .network)")
+        try:
+            obj = network.find(key)
+        except KeyError:
+            raise LiveError(f"cannot attach {key!r}: the network has no ENI or gateway of that name") from None
+        key = obj
+    port = getattr(key, "port", None)
+    if not isinstance(port, (int, np.integer)) or port < 0:
+        raise LiveError(f"cannot attach {key!r}: it has no port (attach ENIs and route targets)")
+    return int(port), str(getattr(key, "name", port))
+
+
+class Switch:
+    """The data plane between real interfaces.
+
+    ``attach`` maps ports to interface names; a key is an ENI or gateway object, its name
+    (resolved through ``network``, or ``dataplane.network`` when present) or a port number.
+    ``batch_size`` frames at most per round; ``snaplen`` is the largest frame accepted
+    (longer ones are counted as ``rx_truncated`` and dropped).
+
+    Use ``run(duration)`` in the foreground (stops on SIGINT/SIGTERM when called from the
+    main thread), or ``start()``/``stop()`` to run in a background thread.  The compiled
+    I/O and ``Dataplane.process`` release the GIL.
+    """
+
+    def __init__(self, dataplane: Any, attach: Mapping[Any, str], *, network: Any = None,
+                 batch_size: int = 256, snaplen: int = 2048) -> None:
+        if not callable(getattr(dataplane, "process", None)):
+            raise TypeError(f"dataplane must have a process(batch) method, got {type(dataplane).__name__}")
+        if not attach:
+            raise LiveError("nothing to attach: give at least one port=interface pair")
+        if not 1 <= int(batch_size) <= 65536:
+            raise LiveError(f"batch_size {batch_size} must be in 1..65536")
+        if not 64 <= int(snaplen) <= 262144:
+            raise LiveError(f"snaplen {snaplen} must be in 64..262144")
+        self.dataplane = dataplane
+        network = network if network is not None else getattr(dataplane, "network", None)
+        self.network = network
+        ports: dict[int, str] = {}
+        labels: dict[int, str] = {}
+        ifnames: dict[str, str] = {}
+        for key, ifname in attach.items():
+            port, label = _resolve_port(key, network)
+            if port in ports:
+                raise LiveError(f"port {port} ({label}) is attached twice ({ports[port]!r} and {ifname!r})")
+            if ifname in ifnames:
+                raise LiveError(f"interface {ifname!r} is attached twice ({ifnames[ifname]} and {label})")
+            ports[port] = ifname
+            labels[port] = label
+            ifnames[ifname] = label
+        if len(ports) > 64:
+            raise LiveError(f"{len(ports)} interfaces: at most 64 per switch")
+        self.attachments: dict[int, str] = ports
+        self.labels: dict[int, str] = labels
+        self.batch_size = int(batch_size)
+        self.snaplen = int(snaplen)
+        self._io = BatchIO(self.batch_size, self.snaplen)
+        self._data = np.zeros(self._io.buffer_size, dtype=np.uint8)
+        self._offsets = np.zeros(self.batch_size + 1, dtype=np.int64)
+        self._port = np.zeros(self.batch_size, dtype=np.int32)
+        self._stats = np.zeros(STATS_LEN, dtype=np.int64)
+        self._counts = np.zeros(_NACTION * _NREASON, dtype=np.int64)
+        self._socks: list[socket.socket] = []
+        self._fds = np.zeros(0, dtype=np.int32)
+        self._fd_ports = np.zeros(0, dtype=np.int32)
+        self._port_fd = np.full(max(ports) + 1, -1, dtype=np.int32)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self.elapsed = 0.0
+
+    # ------------------------------------------------------------------ sockets
+    @property
+    def is_open(self) -> bool:
+        return bool(self._socks)
+
+    def open(self) -> Switch:
+        """Open and bind one packet socket per attached interface (idempotent)."""
+        if self._socks:
+            return self
+        socks = []
+        try:
+            for port, ifname in self.attachments.items():
+                socks.append((port, open_packet_socket(ifname)))
+        except BaseException:
+            for _, s in socks:
+                s.close()
+            raise
+        self._socks = [s for _, s in socks]
+        self._fds = np.array([s.fileno() for _, s in socks], dtype=np.int32)
+        self._fd_ports = np.array([p for p, _ in socks], dtype=np.int32)
+        for p, s in socks:
+            self._port_fd[p] = s.fileno()
+        return self
+
+    def close(self) -> None:
+        """Stop a background run and close the sockets."""
+        self.stop()
+        for s in self._socks:
+            s.close()
+        self._socks = []
+        self._fds = np.zeros(0, dtype=np.int32)
+        self._port_fd[:] = -1
+
+    def __enter__(self) -> Switch:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ forwarding
+    def poll_once(self, timeout_ms: int = 100) -> int:
+        """Wait up to ``timeout_ms`` for frames; process and send one batch; return its size."""
+        if not self._socks:
+            raise LiveError("the switch is not open: call open() or use it as a context manager")
+        n = self._io.recv(self._fds, self._fd_ports, self._data, self._offsets, self._port,
+                          self._stats, int(timeout_ms))
+        if n == 0:
+            return 0
+        from fastvpc.batch import FrameBatch
+
+        batch = FrameBatch(self._data, self._offsets[:n + 1], self._port[:n])
+        res = self.dataplane.process(batch)
+        frames = getattr(res, "frames", None)
+        if frames is None:
+            frames = batch
+        self._io.send(self._port_fd, frames.data, frames.offsets, self._port[:n],
+                      np.ascontiguousarray(res.action, dtype=np.uint8),
+                      np.ascontiguousarray(res.reason, dtype=np.uint8),
+                      np.ascontiguousarray(res.egress, dtype=np.int32),
+                      self._counts, _NREASON, self._stats)
+        return n
+
+    def run(self, duration: float | None = None, *, handle_signals: bool = True,
+            stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+        """Forward until ``duration`` seconds pass, ``stop()`` returns true, :meth:`stop` is
+        called or (in the main thread, with ``handle_signals``) SIGINT/SIGTERM arrives.
+        Returns :meth:`counters`."""
+        self.open()
+        self._stop.clear()
+        old: dict[int, Any] = {}
+        if handle_signals and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                old[sig] = signal.signal(sig, lambda *_: self._stop.set())
+        t0 = time.monotonic()
+        deadline = None if duration is None else t0 + max(0.0, float(duration))
+        try:
+            while not self._stop.is_set():
+                timeout = 100
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    timeout = max(0, min(100, int(left * 1000) + 1))
+                self.poll_once(timeout)
+                if stop is not None and stop():
+                    break
+        finally:
+            self.elapsed += time.monotonic() - t0
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+        return self.counters()
+
+    def start(self) -> Switch:
+        """Run in a background thread until :meth:`stop`."""
+        if self._thread is not None and self._thread.is_alive():
+            return self
+        self.open()
+        self._stop.clear()
+        self._error = None
+
+        def body() -> None:
+            try:
+                self.run(handle_signals=False)
+            except BaseException as exc:  # reported by stop()
+                self._error = exc
+
+        self._thread = threading.Thread(target=body, name="fastvpc-live-switch", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop a background run (waits for it); re-raises an error the loop hit."""
+        self._stop.set()
+        th, self._thread = self._thread, None
+        if th is not None:
+            th.join(timeout=10)
+            if self._error is not None:
+                err, self._error = self._error, None
+                raise err
+
+    # ------------------------------------------------------------------ counters
+    def counters(self) -> dict[str, Any]:
+        """Counters so far: frames by action, drops by reason, and I/O totals."""
+        counts = self._counts.reshape(_NACTION, _NREASON)
+        by_action = {Action(a).name: int(counts[a].sum()) for a in range(_NACTION)}
+        by_reason = {DropReason(r).name: int(counts[int(Action.DROP), r])
+                     for r in range(_NREASON) if counts[int(Action.DROP), r]}
+        out: dict[str, Any] = {name: int(v) for name, v in zip(_STAT_NAMES, self._stats)}
+        out["by_action"] = by_action
+        out["by_reason"] = by_reason
+        out["elapsed"] = self.elapsed
+        return out
+
+    def reset_counters(self) -> None:
+        self._counts[:] = 0
+        self._stats[:] = 0
+        self.elapsed = 0.0
+
+    def format_counters(self) -> str:
+        """The counters as readable text (what ``fastvpc live`` prints when it stops)."""
+        c = self.counters()
+        lines = [f"received {c['rx']} frames in {c['elapsed']:.1f} s, sent {c['tx']}"]
+        lines.append("by action:")
+        for name, v in c["by_action"].items():
+            lines.append(f"  {name:<10} {v}")
+        if c["by_reason"]:
+            lines.append("drops by reason:")
+            for name, v in c["by_reason"].items():
+                lines.append(f"  {name:<22} {v}")
+        extra = [(k, c[k]) for k in ("tx_unattached", "tx_errors", "rx_truncated", "rx_outgoing", "rx_errors")
+                 if c[k]]
+        if extra:
+            lines.append("i/o:")
+            for name, v in extra:
+                lines.append(f"  {name:<22} {v}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        att = ", ".join(f"{self.labels[p]}={i}" for p, i in self.attachments.items())
+        return f"<Switch {att} {'open' if self._socks else 'closed'}>"
