@@ -1,0 +1,374 @@
+"""fastvpc.lpm: LpmTable / RouteTables against a brute-force oracle and pytricia."""
+
+from __future__ import annotations
+
+import ipaddress
+import pickle
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fastvpc.errors import LpmError
+from fastvpc.lpm import MISS, LpmTable, RouteTables, _build, _lookup, kernel_variant
+
+U32 = 0xFFFFFFFF
+
+
+def mask(ln: int) -> int:
+    return (U32 << (32 - ln)) & U32 if ln else 0
+
+
+def oracle(prefix, length, value, addrs):
+    """Brute force: longest matching route per address (routes applied shortest first)."""
+    prefix = np.asarray(prefix, dtype=np.uint64)
+    length = np.asarray(length, dtype=np.int64)
+    value = np.asarray(value, dtype=np.uint32)
+    addrs = np.asarray(addrs, dtype=np.uint64)
+    out = np.full(addrs.shape, MISS, dtype=np.uint32)
+    for i in np.argsort(length, kind="stable"):
+        m = np.uint64(mask(int(length[i])))
+        out[(addrs & m) == prefix[i]] = value[i]
+    return out
+
+
+def probe_addrs(prefix, length, rng, n_random=300):
+    """Every route's first/last address and their neighbours, plus random addresses."""
+    p = np.asarray(prefix, dtype=np.int64)
+    end = p + (np.int64(1) << (32 - np.asarray(length, dtype=np.int64))) - 1
+    cand = np.concatenate([p, end, p - 1, end + 1, [0, 1, U32 - 1, U32],
+                           rng.integers(0, 1 << 32, n_random, dtype=np.int64)])
+    cand = cand[(cand >= 0) & (cand <= U32)]
+    return cand.astype(np.uint32)
+
+
+# ---------------------------------------------------------------- route sets
+
+@st.composite
+def route_sets(draw, max_routes=60):
+    """Distinct (prefix, len) with nesting, all lengths 0..32, sparse and dense regions."""
+    n = draw(st.integers(0, max_routes))
+    routes: dict[tuple[int, int], int] = {}
+    style = draw(st.sampled_from(["uniform", "nested", "dense"]))
+    base = draw(st.integers(0, U32))
+    for _ in range(n):
+        if style == "uniform" or not routes:
+            ln = draw(st.integers(0, 32))
+            a = draw(st.integers(0, U32))
+        elif style == "nested":
+            (pp, pl) = draw(st.sampled_from(sorted(routes)))
+            ln = draw(st.integers(pl, 32))
+            a = pp | draw(st.integers(0, U32)) & ~mask(pl) & U32
+        else:  # dense: long prefixes packed into one /20
+            ln = draw(st.integers(20, 32))
+            a = (base & mask(20)) | draw(st.integers(0, (1 << 12) - 1))
+        p = a & mask(ln)
+        routes.setdefault((p, ln), draw(st.integers(0, U32 - 1)))
+    items = sorted(routes.items())
+    prefix = np.array([k[0] for k, _ in items], dtype=np.uint32)
+    length = np.array([k[1] for k, _ in items], dtype=np.uint8)
+    value = np.array([v for _, v in items], dtype=np.uint32)
+    perm = np.array(draw(st.permutations(range(len(items))))) if items else np.zeros(0, dtype=np.int64)
+    return prefix[perm], length[perm], value[perm]
+
+
+@pytest.fixture(params=["popcnt", "baseline"])
+def variant(request):
+    if request.param == "popcnt" and kernel_variant() != "popcnt":
+        pytest.skip("CPU has no POPCNT")
+    _lookup._force_baseline(request.param == "baseline")
+    yield request.param
+    _lookup._force_baseline(False)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(route_sets(), st.sampled_from(["auto", "poptrie"]), st.integers(0, 2**32 - 1))
+def test_table_matches_oracle(routes, structure, seed):
+    prefix, length, value = routes
+    t = LpmTable.from_arrays(prefix, length, value, structure=structure)
+    rng = np.random.default_rng(seed % 1000)
+    addrs = probe_addrs(prefix, length, rng)
+    got = t.lookup(addrs)
+    np.testing.assert_array_equal(got, oracle(prefix, length, value, addrs))
+    assert len(t) == prefix.size
+    assert t.kind == ("empty" if prefix.size == 0 else "poptrie" if structure == "poptrie" else "btree")
+
+
+@pytest.mark.parametrize("structure", ["btree", "poptrie"])
+def test_both_kernel_variants(variant, structure):
+    rng = np.random.default_rng(11)
+    ln = rng.integers(0, 33, 3000)
+    p = rng.integers(0, 1 << 32, 3000, dtype=np.int64) & np.array([mask(int(x)) for x in ln], dtype=np.int64)
+    keys = np.unique((p << 6) | ln)
+    p, ln = (keys >> 6).astype(np.uint32), (keys & 63).astype(np.uint8)
+    v = rng.integers(0, U32, p.size).astype(np.uint32)
+    t = LpmTable.from_arrays(p, ln, v, structure=structure)
+    addrs = probe_addrs(p, ln, rng, 20000)
+    np.testing.assert_array_equal(t.lookup(addrs), oracle(p, ln, v, addrs))
+    rts = RouteTables.from_arrays(np.zeros(p.size, np.uint32), p, ln, v, structure=structure)
+    np.testing.assert_array_equal(rts.lookup(np.zeros(addrs.size, np.uint32), addrs),
+                                  oracle(p, ln, v, addrs))
+
+
+def _random_table(rng, n, min_len=8):
+    ln = rng.integers(min_len, 33, n)
+    ln[rng.random(n) < 0.5] = 24
+    p = rng.integers(0, 1 << 32, n, dtype=np.int64) & ((np.int64(U32) << (32 - ln)) & U32)
+    keys = np.unique((p << 6) | ln)
+    return (keys >> 6).astype(np.uint32), (keys & 63).astype(np.uint8), \
+        rng.integers(1, 70000, keys.size).astype(np.uint32)
+
+
+def test_big_table_against_pytricia():
+    pytricia = pytest.importorskip("pytricia")
+    rng = np.random.default_rng(5)
+    p, ln, v = _random_table(rng, 60000)
+    t = LpmTable.from_arrays(p, ln, v)
+    assert t.kind == "poptrie"
+    pt = pytricia.PyTricia(32)
+    for pp, ll, vv in zip(p.tolist(), ln.tolist(), v.tolist()):
+        pt.insert(f"{ipaddress.IPv4Address(pp)}/{ll}", vv)
+    inside = (p.astype(np.int64) + rng.integers(0, 1 << 8, p.size)).clip(0, U32).astype(np.uint32)
+    addrs = np.concatenate([rng.integers(0, 1 << 32, 60000, dtype=np.int64).astype(np.uint32), inside])
+    ref = np.array([pt.get(str(ipaddress.IPv4Address(a)), MISS) for a in addrs.tolist()], dtype=np.uint32)
+    np.testing.assert_array_equal(t.lookup(addrs, n_threads=1), ref)
+    np.testing.assert_array_equal(t.lookup(addrs, n_threads=2), ref)
+    bt = LpmTable.from_arrays(p[:15000], ln[:15000], v[:15000], structure="btree")
+    np.testing.assert_array_equal(bt.lookup(addrs), oracle(p[:15000], ln[:15000], v[:15000], addrs))
+
+
+# ---------------------------------------------------------------- many tables
+
+def _many(rng, n_tables, max_routes):
+    tids, ps, ls, vs = [], [], [], []
+    for t in range(n_tables):
+        p, ln, v = _random_table(rng, int(rng.integers(0, max_routes + 1)), min_len=0)
+        tids.append(np.full(p.size, t, np.uint32))
+        ps.append(p)
+        ls.append(ln)
+        vs.append(v)
+    return np.concatenate(tids), np.concatenate(ps), np.concatenate(ls), np.concatenate(vs)
+
+
+def _pairs_oracle(tid, p, ln, v, qt, qa):
+    out = np.full(qa.shape, MISS, dtype=np.uint32)
+    for t in np.unique(qt):
+        sel, q = tid == t, qt == t
+        out[q] = oracle(p[sel], ln[sel], v[sel], qa[q])
+    return out
+
+
+def test_route_tables_pairs_and_unknown_ids():
+    rng = np.random.default_rng(3)
+    tid, p, ln, v = _many(rng, 40, 120)
+    rts = RouteTables.from_arrays(tid, p, ln, v, n_tables=42)  # tables 40, 41 empty
+    assert len(rts) == 42 and rts.n_routes == p.size
+    qa = np.concatenate([probe_addrs(p, ln, rng, 5000)] * 2)
+    qt = rng.integers(0, 42, qa.size).astype(np.uint32)
+    want = _pairs_oracle(tid, p, ln, v, qt, qa)
+    np.testing.assert_array_equal(rts.lookup(qt, qa, n_threads=1), want)
+    np.testing.assert_array_equal(rts.lookup(qt, qa, n_threads=2), want)
+    # unknown table ids miss (uint32 beyond range, negative, huge int64)
+    for bad in (np.uint32(42), np.uint32(U32), -1, 2**40):
+        got = rts.lookup(np.full(100, bad, dtype=np.int64 if int(bad) < 0 or int(bad) > U32 else np.uint32),
+                         qa[:100])
+        assert (got == MISS).all()
+    assert (rts.lookup_table(41, qa[:50]) == MISS).all()
+    assert (rts.lookup_table(99, qa[:50]) == MISS).all()
+    # mixed poptrie and btree tables in one RouteTables
+    big_p, big_l, big_v = _random_table(rng, 30000)
+    tid2 = np.concatenate([tid, np.full(big_p.size, 42, np.uint32)])
+    p2, l2, v2 = np.concatenate([p, big_p]), np.concatenate([ln, big_l]), np.concatenate([v, big_v])
+    rts2 = RouteTables.from_arrays(tid2, p2, l2, v2)
+    rts2p = RouteTables.from_arrays(tid2, p2, l2, v2, structure="poptrie")
+    assert rts2.table_kind(42) == "poptrie" and rts2.table_kind(0) == "btree"
+    qt2 = rng.integers(0, 43, qa.size).astype(np.uint32)
+    want2 = _pairs_oracle(tid2, p2, l2, v2, qt2, qa)
+    np.testing.assert_array_equal(rts2.lookup(qt2, qa), want2)
+    np.testing.assert_array_equal(rts2p.lookup(qt2, qa), want2)
+
+
+def test_replace_and_replaced_leave_others_alone():
+    rng = np.random.default_rng(9)
+    tid, p, ln, v = _many(rng, 30, 50)
+    rts = RouteTables.from_arrays(tid, p, ln, v)
+    qa = probe_addrs(p, ln, rng, 3000)
+    qt = rng.integers(0, 30, qa.size).astype(np.uint32)
+    before = rts.lookup(qt, qa)
+    header_before, data_before = rts._header, rts._data
+    np_, nl, nv = _random_table(rng, 50, min_len=0)
+    snap = rts.replaced(7, np_, nl, nv)
+    np.testing.assert_array_equal(rts.lookup(qt, qa), before)       # untouched
+    sel = tid != 7
+    tid2 = np.concatenate([tid[sel], np.full(np_.size, 7, np.uint32)])
+    p2, l2, v2 = np.concatenate([p[sel], np_]), np.concatenate([ln[sel], nl]), np.concatenate([v[sel], nv])
+    want = _pairs_oracle(tid2, p2, l2, v2, qt, qa)
+    np.testing.assert_array_equal(snap.lookup(qt, qa), want)
+    # in place, many times (forces the pool to grow); old arrays keep answering the old way
+    for k in range(200):
+        rts.replace(7, np_, nl, nv)
+    np.testing.assert_array_equal(rts.lookup(qt, qa), want)
+    assert rts._header is not header_before
+    old_view = object.__new__(RouteTables)
+    RouteTables.__init__ is not None
+    old = RouteTables._new(header_before, rts._meta, data_before, rts._pool)
+    np.testing.assert_array_equal(old.lookup(qt, qa), before)
+    # a derived snapshot and its parent never write the same region
+    s1 = snap.replaced(3, np_[:5], nl[:5], nv[:5])
+    s2 = rts.replaced(4, np_[:9], nl[:9], nv[:9])
+    np.testing.assert_array_equal(snap.lookup(qt, qa), want)
+    for s, t, k in ((s1, 3, 5), (s2, 4, 9)):
+        q = qt == t
+        np.testing.assert_array_equal(s.lookup(qt[q], qa[q]), oracle(np_[:k], nl[:k], nv[:k], qa[q]))
+    # replacing with no routes empties the table; bad table id is an error
+    rts.replace(7, [], [], [])
+    assert (rts.lookup_table(7, qa) == MISS).all()
+    with pytest.raises(LpmError, match="table id 30"):
+        rts.replace(30, np_, nl, nv)
+    # packed arrays drop dead regions
+    a = rts.arrays()
+    assert a["data"].size == int(rts._meta[:, 1].sum())
+    r2 = RouteTables.from_packed(**a)
+    np.testing.assert_array_equal(r2.lookup(qt, qa), rts.lookup(qt, qa))
+
+
+# ---------------------------------------------------------------- errors
+
+def test_errors_name_the_bad_value():
+    with pytest.raises(LpmError, match=r"duplicate prefix 10\.0\.0\.0/8"):
+        LpmTable.from_cidrs([("10.0.0.0/8", 1), ("10.0.0.0/8", 2)])
+    with pytest.raises(LpmError, match=r"duplicate prefix 10\.1\.0\.0/16 in table 3"):
+        RouteTables.from_cidrs([(3, "10.1.0.0/16", 1), (3, "10.1.0.0/16", 2), (2, "10.1.0.0/16", 1)])
+    with pytest.raises(LpmError, match=r"10\.0\.0\.1/8"):
+        LpmTable.from_arrays([0x0A000001], [8], [1])
+    with pytest.raises(LpmError, match=r"10\.0\.0\.1/8"):
+        LpmTable.from_cidrs([("10.0.0.1/8", 1)])
+    t = LpmTable.from_arrays([0x0A000001, 0x0B000000], [8, 8], [1, 2], normalize=True)
+    assert t.lookup_exact("10.0.0.0/8") == 1
+    with pytest.raises(LpmError, match=r"duplicate prefix 10\.0\.0\.0/8"):
+        LpmTable.from_arrays([0x0A000001, 0x0A000000], [8, 8], [1, 2], normalize=True)
+    with pytest.raises(LpmError, match="33"):
+        LpmTable.from_arrays([0], [33], [1])
+    with pytest.raises(LpmError, match="-1"):
+        LpmTable.from_arrays([0], [-1], [1])
+    with pytest.raises(LpmError, match="reserved"):
+        LpmTable.from_arrays([0], [0], [MISS])
+    with pytest.raises(LpmError, match="float"):
+        LpmTable.from_arrays(np.array([1.0]), [0], [1])
+    with pytest.raises(LpmError, match="differ in length"):
+        LpmTable.from_arrays([0, 1 << 24], [8], [1, 2])
+    with pytest.raises(LpmError, match="one-dimensional"):
+        LpmTable.from_arrays(np.zeros((2, 2), np.uint32), [8], [1])
+    with pytest.raises(LpmError, match="IPv6"):
+        LpmTable.from_cidrs([("::/0", 1)])
+    with pytest.raises(LpmError, match="structure"):
+        LpmTable.from_arrays([0], [0], [1], structure="hash")
+    with pytest.raises(LpmError, match="table id 5 out of range"):
+        RouteTables.from_arrays([5], [0], [0], [1], n_tables=2)
+    t = LpmTable.from_cidrs([("0.0.0.0/0", 4)])
+    with pytest.raises(LpmError, match="float"):
+        t.lookup(np.array([1.5]))
+    with pytest.raises(LpmError, match="-3"):
+        t.lookup(np.array([-3]))
+    with pytest.raises(LpmError, match="out must be"):
+        t.lookup(np.zeros(4, np.uint32), out=np.zeros(4, np.int64))
+    with pytest.raises(LpmError, match="out must be"):
+        t.lookup(np.zeros(4, np.uint32), out=np.zeros(5, np.uint32))
+    rts = RouteTables.from_cidrs([(0, "0.0.0.0/0", 1)])
+    with pytest.raises(LpmError, match="shape"):
+        rts.lookup(np.zeros(3, np.uint32), np.zeros(4, np.uint32))
+    with pytest.raises(TypeError):
+        LpmTable()
+
+
+def test_lookup_shapes_out_and_ints():
+    t = LpmTable.from_cidrs([("10.0.0.0/8", 7), (ipaddress.ip_network("0.0.0.0/0"), 1), ((0x0A010000, 16), 3)])
+    a = np.array([[0x0A000001, 0x0A010203], [0x0B000000, 0]], dtype=np.int64)
+    got = t.lookup(a)
+    assert got.dtype == np.uint32 and got.shape == (2, 2)
+    assert got.tolist() == [[7, 3], [1, 1]]
+    out = np.zeros((2, 2), np.uint32)
+    assert t.lookup(a.astype(np.uint32), out=out) is out and out.tolist() == [[7, 3], [1, 1]]
+    assert t.lookup([]).shape == (0,)
+    assert t.miss == MISS == RouteTables.miss == 0xFFFFFFFF
+    empty = LpmTable.from_arrays([], [], [])
+    assert len(empty) == 0 and (empty.lookup(np.arange(10)) == MISS).all()
+    assert _lookup.lookup_one(t.route_tables, 0, 0x0A010101) == 3
+    assert _lookup.lookup_one(t.route_tables, 1, 0x0A010101) == MISS
+
+
+# ---------------------------------------------------------------- queries
+
+@settings(max_examples=60, deadline=None)
+@given(route_sets(max_routes=40), st.integers(0, U32), st.integers(0, 32))
+def test_exact_covering_covered(routes, addr, qlen):
+    prefix, length, value = routes
+    t = LpmTable.from_arrays(prefix, length, value)
+    q = addr & mask(qlen)
+    qnet = ipaddress.IPv4Network((q, qlen))
+    table = {(int(p), int(ln)): int(v) for p, ln, v in zip(prefix, length, value)}
+    assert t.lookup_exact(qnet) == table.get((q, qlen))
+    assert t.lookup_exact(str(qnet)) == table.get((q, qlen))
+    cov = [(ipaddress.IPv4Network(k), v) for k, v in table.items() if qnet.subnet_of(ipaddress.IPv4Network(k))]
+    assert t.covering(qnet) == sorted(cov, key=lambda x: x[0].prefixlen)
+    inside = [(ipaddress.IPv4Network(k), v) for k, v in table.items() if ipaddress.IPv4Network(k).subnet_of(qnet)]
+    assert t.covered(qnet) == sorted(inside, key=lambda x: (int(x[0].network_address), x[0].prefixlen))
+    for k in list(table)[:3]:
+        assert t.lookup_exact(k) == table[k]
+
+
+# ---------------------------------------------------------------- persistence
+
+def test_pickle_save_load_without_rebuild(tmp_path, monkeypatch):
+    rng = np.random.default_rng(2)
+    tid, p, ln, v = _many(rng, 20, 80)
+    big_p, big_l, big_v = _random_table(rng, 5000)
+    rts = RouteTables.from_arrays(tid, p, ln, v)
+    t = LpmTable.from_arrays(big_p, big_l, big_v, structure="poptrie")
+    qa = probe_addrs(p, ln, rng, 2000)
+    qt = rng.integers(0, 20, qa.size).astype(np.uint32)
+    want_r, want_t = rts.lookup(qt, qa), t.lookup(qa)
+
+    def no_build(*a, **k):
+        raise AssertionError("rebuilt")
+
+    monkeypatch.setattr(_build, "build_tables", no_build)
+    r2 = pickle.loads(pickle.dumps(rts))
+    t2 = pickle.loads(pickle.dumps(t, protocol=5))
+    np.testing.assert_array_equal(r2.lookup(qt, qa), want_r)
+    np.testing.assert_array_equal(t2.lookup(qa), want_t)
+    rts.save(tmp_path / "r.npz")
+    t.save(tmp_path / "t.npz")
+    np.testing.assert_array_equal(RouteTables.load(tmp_path / "r.npz").lookup(qt, qa), want_r)
+    t3 = LpmTable.load(tmp_path / "t.npz")
+    np.testing.assert_array_equal(t3.lookup(qa), want_t)
+    assert t3.nbytes == t.nbytes and len(t3) == len(t)
+    # unaligned packed data is realigned, not rejected
+    a = rts.arrays()
+    raw = np.zeros(a["data"].size + 3, np.uint8)
+    raw[3:] = a["data"]
+    np.testing.assert_array_equal(RouteTables.from_packed(a["header"], a["meta"], raw[3:]).lookup(qt, qa), want_r)
+    with pytest.raises(LpmError, match="exactly one table"):
+        LpmTable.from_packed(**a)
+
+
+def test_corrupt_packed_arrays_are_rejected():
+    rts = RouteTables.from_cidrs([(0, "10.0.0.0/8", 1), (1, "0.0.0.0/0", 2)])
+    a = rts.arrays()
+    for field, row, col, val in (("header", 0, 1, 10**6), ("header", 1, 0, 77), ("meta", 0, 1, 10**9),
+                                 ("meta", 1, 2, 10**6)):
+        b = {k: x.copy() for k, x in a.items()}
+        b[field][row, col] = val
+        with pytest.raises(LpmError):
+            RouteTables.from_packed(**b)
+    with pytest.raises(LpmError):
+        RouteTables.from_packed(a["header"][:, :4], a["meta"], a["data"])
+    with pytest.raises(LpmError):
+        RouteTables.from_packed(a["header"], a["meta"], a["data"].view(np.int8))
+
+
+def test_intervals_helper():
+    s, v = _build.intervals(np.array([0, 0x0A000000], np.uint32), np.array([0, 8], np.uint8),
+                            np.array([1, 2], np.uint32))
+    assert s.tolist() == [0, 0x0A000000, 0x0B000000] and v.tolist() == [1, 2, 1]
