@@ -340,6 +340,14 @@ def test_pcapng_damage(tmp_path, name, content, offset, match, n_before):
     assert list(b) == FRAMES[:n_before]
 
 
+def test_empty_file(tmp_path):
+    p = write(tmp_path, b"")
+    with pytest.raises(PcapError, match="truncated file header at byte offset 0: 0 bytes"):
+        read_pcap(p)
+    with pytest.warns(PcapTruncatedWarning, match="byte offset 0"):
+        assert len(read_pcap(p, on_error="stop")) == 0
+
+
 def test_on_error_validated(tmp_path):
     p = write(tmp_path, classic(FRAMES, TS))
     with pytest.raises(ValueError, match="on_error"):
