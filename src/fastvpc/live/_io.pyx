@@ -16,6 +16,7 @@ socket attached to ``egress``; REPLY: the ingress socket; DROP: none), tallies t
 and sends each socket's frames with ``sendmmsg``, retrying briefly when the socket's
 queue is full.
 """
+cimport cython
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memmove, memset
@@ -113,6 +114,7 @@ cdef enum:
     _STATS_LEN = 8
 
 
+@cython.auto_pickle(False)
 cdef class BatchIO:
     """Reusable ``recvmmsg``/``sendmmsg`` state for up to ``capacity`` frames of ``slot`` bytes."""
 
@@ -124,11 +126,19 @@ cdef class BatchIO:
     cdef readonly int slot
     cdef int next_start
 
-    def __cinit__(self, int capacity=256, int slot=2048):
+    def __cinit__(self, *args, **kwargs):
+        self.msgs = NULL
+        self.iov = NULL
+        self.addrs = NULL
+        self.order = NULL
+
+    def __init__(self, int capacity=256, int slot=2048):
         if capacity < 1 or capacity > 65536:
             raise ValueError(f"capacity {capacity} must be in 1..65536")
         if slot < 64 or slot > 262144:
             raise ValueError(f"slot {slot} must be in 64..262144 bytes")
+        if self.msgs != NULL:
+            raise RuntimeError("BatchIO is already initialised")
         self.capacity = capacity
         self.slot = slot
         self.next_start = 0
@@ -236,6 +246,8 @@ cdef class BatchIO:
         Returns 0 on timeout or when interrupted by a signal.
         """
         cdef int n
+        if self.msgs == NULL:
+            raise RuntimeError("BatchIO is not initialised")
         if fds.shape[0] != ports.shape[0]:
             raise ValueError(f"fds has {fds.shape[0]} entries, ports {ports.shape[0]}")
         if fds.shape[0] > _MAX_SOCKETS:
@@ -367,6 +379,8 @@ cdef class BatchIO:
         """
         cdef Py_ssize_t n = action.shape[0]
         cdef int sent
+        if self.msgs == NULL:
+            raise RuntimeError("BatchIO is not initialised")
         if n > self.capacity:
             raise ValueError(f"{n} frames: this BatchIO holds at most {self.capacity}")
         if offsets.shape[0] < n + 1 or in_port.shape[0] < n or reason.shape[0] < n or egress.shape[0] < n:
@@ -391,6 +405,8 @@ cdef class BatchIO:
         """Send ``count`` copies of ``frame`` on ``fd`` with sendmmsg (a bounded load generator)."""
         cdef int64_t left = count, total = 0
         cdef int c, j, cap = self.capacity
+        if self.msgs == NULL:
+            raise RuntimeError("BatchIO is not initialised")
         if frame.shape[0] == 0:
             raise ValueError("frame is empty")
         if stats.shape[0] < _STATS_LEN:
