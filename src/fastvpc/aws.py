@@ -40,10 +40,12 @@ from fastvpc.topology import (
     LOCAL,
     Eni,
     Network,
+    PeeringConnection,
     Route,
     RouteTable,
     Subnet,
     Target,
+    TransitGateway,
     Vpc,
     int_to_mac,
     mac_to_int,
@@ -217,13 +219,6 @@ _AWS_ORIGINS = {"CreateRouteTable": "local", "CreateRoute": "static", "EnableVgw
 VM_INTERFACE_TYPES = frozenset({"", "interface", "efa", "efa-only", "trunk", "branch"})
 
 _Item = tuple[dict[str, Any], str]  # (element, file)
-
-
-def _name_tag(obj: dict[str, Any]) -> str | None:
-    for tag in obj.get("Tags") or obj.get("TagSet") or []:
-        if isinstance(tag, dict) and tag.get("Key") == "Name":
-            return str(tag.get("Value"))
-    return None
 
 
 def _state(obj: dict[str, Any]) -> str | None:
@@ -439,7 +434,8 @@ class _Importer:
                     # an instance listed without its interfaces: one ENI named after the instance
                     synth = {"NetworkInterfaceId": iid, "SubnetId": inst.get("SubnetId"),
                              "VpcId": inst.get("VpcId"), "PrivateIpAddress": inst.get("PrivateIpAddress"),
-                             "SourceDestCheck": inst.get("SourceDestCheck", True), "InterfaceType": "interface"}
+                             "SourceDestCheck": inst.get("SourceDestCheck", True), "InterfaceType": "interface",
+                             "_synthetic": True}
                     missing = [synth]
                     self.add(iid, rel, "changed", "instance lists no NetworkInterfaces: one ENI named after the "
                              "instance was imported from its SubnetId/PrivateIpAddress (MAC auto-assigned)")
@@ -760,7 +756,7 @@ class _Importer:
                     self.add(eid, rel, "skipped", str(exc))
                     continue
                 self.add(eid, rel, "changed", f"MAC {mac!r} refused ({exc}); auto-assigned {eni.mac}")
-            if mac is None:
+            if mac is None and not el.get("_synthetic"):
                 self.add(eid, rel, "changed", f"no MacAddress in the data; auto-assigned {eni.mac}")
             for ip in seconds:
                 try:
@@ -888,7 +884,8 @@ class _Importer:
                 continue
             if str(dest) != str(raw).strip():
                 self.add(f"{rid} {raw}", rel, "changed", f"host bits cleared: imported as {dest}")
-            if origin == "local" or (field == "GatewayId" and tid == "local"):
+            if (origin == "local" or (field == "GatewayId" and tid == "local")
+                    or any(x.destination == dest for x in rt.routes if x.is_local)):
                 self._local_route(rt, dest, field, tid, rel)
                 continue
             cands.append((ORIGIN_RANK[origin], "", order, dest, field, tid, state, origin, None))
@@ -927,6 +924,15 @@ class _Importer:
         obj = self._find(tid)
         if obj is None or not isinstance(obj, Target):
             return None, f"target {tid} is not in the data (or was not imported)"
+        vpc = rt.vpc
+        if isinstance(obj, PeeringConnection):
+            if vpc not in obj.vpcs:
+                return None, f"peering {tid} does not join VPC {vpc.name}"
+        elif isinstance(obj, TransitGateway):
+            if vpc not in obj.attachments:
+                return None, f"transit gateway {tid} has no attachment in VPC {vpc.name}"
+        elif getattr(obj, "vpc", None) is not vpc:
+            return None, f"target {tid} belongs to VPC {obj.vpc.name}, not {vpc.name}"  # type: ignore[attr-defined]
         return obj, ""
 
     def _add_route(self, rt: RouteTable, dest: ipaddress.IPv4Network, field: str, tid: str, state: str,
@@ -939,18 +945,16 @@ class _Importer:
             if state != "active":
                 self.add(label, rel, "note", f"route state {state!r} treated as active")
         if target is not None:
+            # a route fastvpc's validation refuses (#16, #23 ...) is skipped, not blackholed
             try:
                 route = rt.add_route(dest, target, origin=origin, prefix_list=pl)
             except TopologyError as exc:
-                why = str(exc)
-                if target is BLACKHOLE:
-                    self.add(label, rel, "skipped", why)
-                    return None
-            else:
-                if target is BLACKHOLE:
-                    route.deleted_target = tid or None
-                return route
-        # the target is absent or refused here: a blackhole (AWS shows such routes as blackholes)
+                self.add(label, rel, "skipped", str(exc))
+                return None
+            if target is BLACKHOLE:
+                route.deleted_target = tid or None
+            return route
+        # the target is absent or unusable from this VPC: a blackhole (as AWS shows such routes)
         try:
             route = rt.add_route(dest, BLACKHOLE, origin=origin, prefix_list=pl)
         except TopologyError as exc:
