@@ -341,3 +341,55 @@ def test_user_namespace() -> None:
         assert fields[0] == "userns" and fields[2] == "0" and int(fields[3]) >= 4, res.stdout + res.stderr
         # the child's lab is gone with its namespaces; and it never touched ours
         assert fields[1] not in subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+
+
+# --------------------------------------------------------------------------- the command
+
+CLI = ("import argparse, sys\n"
+       "from fastvpc import cli_live\n"
+       "p = argparse.ArgumentParser(prog='fastvpc')\n"
+       "cli_live.add_parser(p.add_subparsers())\n"
+       "a = p.parse_args(sys.argv[1:])\n"
+       "sys.exit(a.func(a))\n")
+
+
+def test_cli_forwards_and_stops_on_sigterm() -> None:
+    _require_lab()
+    net = examples.seed_vpc()
+    with Lab(net, enis=["web1", "app1"]) as lab:
+        web1, app1 = lab["web1"], lab["app1"]
+        cmd = [sys.executable, "-c", CLI, "live", "seed", "--attach", f"web1={web1.host_if}",
+               "--attach", f"app1={app1.host_if}", "--duration", "60"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert proc.stderr is not None
+            banner = proc.stderr.readline()
+            assert "forwarding" in banner, banner + proc.stderr.read()
+            res = web1.run(["ping", "-n", "-c", "2", "-i", "0.2", "-W", "1", app1.ip], timeout=20)
+            proc.terminate()
+            out, err = proc.communicate(timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert proc.returncode == 0, err
+        lines = dict(line.split() for line in out.splitlines() if line.startswith("  ") and len(line.split()) == 2)
+        assert int(lines["DELIVER"]) == 4 and int(lines["REPLY"]) >= 2, out
+
+
+def test_cli_names_missing_capability() -> None:
+    _require_lab()
+    # the same user, without CAP_NET_RAW (dropped from the bounding set for the child)
+    cmd = ["setpriv", "--bounding-set=-net_raw", "--inh-caps=-net_raw", "--",
+           sys.executable, "-c", CLI, "live", "seed", "--attach", "web1=lo", "--duration", "1"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    assert res.returncode == 77, res.stdout + res.stderr
+    assert "CAP_NET_RAW" in res.stderr and "'lo'" in res.stderr, res.stderr
+
+
+def test_cli_unknown_interface_is_named() -> None:
+    _require_lab()
+    res = subprocess.run([sys.executable, "-c", CLI, "live", "seed", "--attach", "web1=fvnosuchif0"],
+                         capture_output=True, text=True, timeout=30)
+    assert res.returncode == 2 and "fvnosuchif0" in res.stderr, res.stderr
