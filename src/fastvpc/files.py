@@ -163,7 +163,7 @@ def network_to_dict(net: Network) -> dict[str, Any]:
 
 def _yaml_module() -> Any:
     try:
-        import yaml
+        import yaml  # type: ignore[import-untyped,unused-ignore]
     except ImportError:  # pragma: no cover - exercised with a monkeypatched import
         raise ImportError("YAML topology files need the 'pyyaml' package: pip install pyyaml "
                           "(or pip install 'fastvpc[yaml]'); JSON files need nothing") from None
@@ -233,6 +233,16 @@ class _Doc:
     def __init__(self, source: str, lines: dict[Place, int] | None = None) -> None:
         self.source = source
         self.lines = lines or {}
+        #: Ports written in the document: an object without one gets the lowest port that no
+        #: object of the document claims, so explicit and generated ports never clash.
+        self.explicit_ports: set[int] = set()
+        self._next_auto = 0
+
+    def auto_port(self) -> int:
+        while self._next_auto in self.explicit_ports:
+            self._next_auto += 1
+        self._next_auto += 1
+        return self._next_auto - 1
 
     def error(self, place: Place, message: str, value: Any = _MISSING) -> TopologyFileError:
         line = self.lines.get(place)
@@ -332,6 +342,7 @@ def _build(d: Any, doc: _Doc) -> Network:
         doc.fail(("fastvpc",), f"unsupported schema version {_show(version)}: this fastvpc reads "
                                f"'fastvpc: {SCHEMA_VERSION}'", version)
     net = Network()
+    _collect_ports(top, doc.explicit_ports)
     vpc_docs = doc.list_(top.get("vpcs"), ("vpcs",), "vpcs")
     peering_docs = doc.list_(top.get("peerings"), ("peerings",), "peerings")
     tgw_docs = doc.list_(top.get("transit_gateways"), ("transit_gateways",), "transit_gateways")
@@ -384,15 +395,28 @@ def _build(d: Any, doc: _Doc) -> Network:
     return net
 
 
-def _opt_port(doc: _Doc, d: Mapping[str, Any], place: Place) -> int | None:
+def _opt_port(doc: _Doc, d: Mapping[str, Any], place: Place) -> int:
     value = d.get("port")
-    return None if value is None else doc.int_(value, place + ("port",), "port")
+    return doc.auto_port() if value is None else doc.int_(value, place + ("port",), "port")
+
+
+def _collect_ports(x: Any, out: set[int]) -> None:
+    if isinstance(x, Mapping):
+        port = x.get("port")
+        if isinstance(port, int) and not isinstance(port, bool):
+            out.add(port)
+        for v in x.values():
+            _collect_ports(v, out)
+    elif isinstance(x, list):
+        for v in x:
+            _collect_ports(v, out)
 
 
 def _build_vpc(doc: _Doc, net: Network, vd: dict[str, Any], place: Place) -> Vpc:
     name = doc.str_(vd["name"], place + ("name",), "VPC name")
     if "cidrs" in vd and "cidr" in vd:
-        doc.fail(place + ("cidr",), "give either 'cidr' or 'cidrs', not both", vd["cidr"])
+        doc.fail(place + ("cidr",), f"give either 'cidr' ({_show(vd['cidr'])}) or 'cidrs' "
+                                   f"({_show(vd['cidrs'])}), not both", vd["cidr"])
     if "cidr" in vd:
         cidrs = [doc.str_(vd["cidr"], place + ("cidr",), "VPC cidr")]
     elif "cidrs" in vd:
@@ -474,15 +498,15 @@ def _build_vpc_contents(doc: _Doc, net: Network, vpc: Vpc, vd: dict[str, Any], p
         nd = doc.mapping(raw, npl, "a NAT gateway", (), ("name", "port", "subnet"))
         nname = doc.opt_str(nd, "name", npl, "name")
         sub_name = doc.opt_str(nd, "subnet", npl, "NAT gateway subnet")
-        subnet = None
+        nat_subnet: Subnet | None = None
         if sub_name is not None:
-            subnet = next((s for s in vpc.subnets if s.name == sub_name), None)
-            if subnet is None:
+            nat_subnet = next((s for s in vpc.subnets if s.name == sub_name), None)
+            if nat_subnet is None:
                 doc.fail(npl + ("subnet",), f"subnet {sub_name!r} is not a subnet of VPC {vpc.name} "
                                             f"({', '.join(s.name for s in vpc.subnets) or 'none'})", sub_name)
         port = _opt_port(doc, nd, npl)
         with doc.building(npl):
-            vpc.add_nat_gateway(nname, subnet=subnet, port=port)
+            vpc.add_nat_gateway(nname, subnet=nat_subnet, port=port)
 
     for j, raw in enumerate(doc.list_(vd.get("route_tables"), place + ("route_tables",), "route_tables")):
         tp = place + ("route_tables", j)
@@ -626,7 +650,7 @@ def _parse_yaml(text: str, source: str) -> tuple[Any, _Doc]:
 
 def _yaml_lines(node: Any, place: Place, out: dict[Place, int], source: str) -> None:
     """Record the line of every place; refuse duplicate keys (YAML would keep the last silently)."""
-    import yaml
+    import yaml  # type: ignore[import-untyped,unused-ignore]
 
     out[place] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):

@@ -44,8 +44,8 @@ def _gateway_rows(vpc: Vpc) -> list[list[object]]:
     rows: list[list[object]] = []
     for g in vpc.internet_gateways:
         rows.append([g.name, "internet gateway", g.port, ""])
-    for g in vpc.vpn_gateways:
-        rows.append([g.name, "VPN gateway", g.port, ""])
+    for v in vpc.vpn_gateways:
+        rows.append([v.name, "VPN gateway", v.port, ""])
     for n in vpc.nat_gateways:
         rows.append([n.name, "NAT gateway", n.port, f"subnet {n.subnet.name}" if n.subnet is not None else ""])
     for e in vpc.endpoints:
