@@ -373,8 +373,16 @@ class RouteTables:
 
     @property
     def nbytes(self) -> int:
-        """Bytes of the packed structure (per-table header + live table regions)."""
+        """Bytes of the packed structure: per-table header and meta rows, and each table's
+        region (lookup structure + its sorted route list, 9 bytes a route)."""
         return int(self._header.nbytes + self._meta.nbytes + self._meta[:, 1].sum())
+
+    @property
+    def lookup_nbytes(self) -> int:
+        """Bytes of what lookups read: the per-table header and the B-tree/poptrie arrays
+        (``nbytes`` minus the sorted route lists kept for ``routes``/``lookup_exact``/``covering``)."""
+        live = self._meta[:, 2] > 0
+        return int(self._header.nbytes + (self._meta[live, 3] - self._meta[live, 0]).sum())
 
     def table_kind(self, table_id: int) -> str:
         """``"empty"``, ``"btree"`` or ``"poptrie"``: the structure chosen for that table."""
@@ -539,6 +547,11 @@ class LpmTable:
     def nbytes(self) -> int:
         """Bytes held by the packed structure."""
         return self._rts.nbytes
+
+    @property
+    def lookup_nbytes(self) -> int:
+        """Bytes of what lookups read (``nbytes`` minus the sorted route list)."""
+        return self._rts.lookup_nbytes
 
     @property
     def kind(self) -> str:
