@@ -1,0 +1,181 @@
+# Batch header classification: one pass over a FrameBatch, no Python per frame.
+#
+# Field meanings and absent values are documented in fastvpc/classify.py (Classified).
+# Every read is preceded by a length check against the frame's own length.
+
+cimport cython
+from cython.parallel cimport prange
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
+
+from fastvpc._kernels.types cimport *
+
+
+cdef inline void classify_one(
+        const uint8_t* f,        # IN  frame bytes
+        int64_t L,               # IN  frame length
+        int64_t i,               # IN  output row
+        uint16_t* ethertype,     # OUT [i]
+        uint64_t* dst_mac,       # OUT [i]
+        uint64_t* src_mac,       # OUT [i]
+        uint32_t* ip_src,        # OUT [i]
+        uint32_t* ip_dst,        # OUT [i]
+        uint8_t* proto,          # OUT [i]
+        uint8_t* ttl,            # OUT [i]
+        uint16_t* ip_len,        # OUT [i]
+        uint16_t* sport,         # OUT [i]
+        uint16_t* dport,         # OUT [i]
+        uint8_t* icmp_type,      # OUT [i]
+        uint8_t* icmp_code,      # OUT [i]
+        uint16_t* arp_op,        # OUT [i]
+        uint8_t* flags,          # OUT [i]
+) noexcept nogil:
+    cdef uint16_t et = 0
+    cdef uint64_t dm = 0, sm = 0
+    cdef uint32_t a = 0, b = 0
+    cdef uint8_t pr = 0, tt = 0, fl = 0, it = 255, ic = 255
+    cdef uint16_t tl = 0, sp = 0, dp = 0, op = 0
+    cdef int64_t hl, l4
+    cdef uint32_t s
+    cdef uint16_t frag
+    if L >= ETH_HLEN:
+        fl = CF_ETH
+        dm = rd48(f)
+        sm = rd48(f + 6)
+        et = rd16(f + 12)
+        if f[0] & 1:
+            fl |= CF_GROUP_MAC
+        if et == ETHERTYPE_ARP:
+            if (L >= ARP_LEN and f[14] == 0 and f[15] == 1 and f[16] == 8 and f[17] == 0
+                    and f[18] == 6 and f[19] == 4):
+                fl |= CF_ARP
+                op = rd16(f + 20)
+                a = rd32(f + 28)
+                b = rd32(f + 38)
+        elif et == ETHERTYPE_IPV4:
+            if L >= IPV4_MIN_FRAME and (f[14] >> 4) == 4 and (f[14] & 15) >= 5:
+                hl = (f[14] & 15) * 4
+                if ETH_HLEN + hl <= L:
+                    fl |= CF_IPV4
+                    tl = rd16(f + 16)
+                    pr = f[23]
+                    tt = f[22]
+                    a = rd32(f + 26)
+                    b = rd32(f + 30)
+                    frag = rd16(f + 20)
+                    if frag & 0x3FFF:
+                        fl |= CF_FRAGMENT
+                    # header checksum over hl bytes (4-byte words: hl is a multiple of 4)
+                    s = 0
+                    l4 = 0
+                    while l4 < hl:
+                        s += (<uint32_t>f[14 + l4] << 8) | f[15 + l4]
+                        l4 += 2
+                    s = (s & 0xFFFF) + (s >> 16)
+                    s = (s & 0xFFFF) + (s >> 16)
+                    if s == 0xFFFF:
+                        fl |= CF_CSUM_OK
+                    if tl >= hl and ETH_HLEN + tl <= L:
+                        fl |= CF_IP_LEN_OK
+                        if (frag & 0x1FFF) == 0:
+                            l4 = ETH_HLEN + hl
+                            if pr == 6 and tl >= hl + 20:
+                                fl |= CF_L4
+                                sp = rd16(f + l4)
+                                dp = rd16(f + l4 + 2)
+                            elif pr == 17 and tl >= hl + 8:
+                                fl |= CF_L4
+                                sp = rd16(f + l4)
+                                dp = rd16(f + l4 + 2)
+                            elif pr == 1 and tl >= hl + 8:
+                                fl |= CF_L4
+                                it = f[l4]
+                                ic = f[l4 + 1]
+    ethertype[i] = et
+    dst_mac[i] = dm
+    src_mac[i] = sm
+    ip_src[i] = a
+    ip_dst[i] = b
+    proto[i] = pr
+    ttl[i] = tt
+    ip_len[i] = tl
+    sport[i] = sp
+    dport[i] = dp
+    icmp_type[i] = it
+    icmp_code[i] = ic
+    arp_op[i] = op
+    flags[i] = fl
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def classify_batch(
+        const uint8_t[::1] data,        # IN  the batch's byte buffer
+        const int64_t[::1] offsets,     # IN  n+1 frame offsets (validated by FrameBatch)
+        uint16_t[::1] ethertype,        # OUT n
+        uint64_t[::1] dst_mac,          # OUT n
+        uint64_t[::1] src_mac,          # OUT n
+        uint32_t[::1] ip_src,           # OUT n
+        uint32_t[::1] ip_dst,           # OUT n
+        uint8_t[::1] proto,             # OUT n
+        uint8_t[::1] ttl,               # OUT n
+        uint16_t[::1] ip_len,           # OUT n
+        uint16_t[::1] sport,            # OUT n
+        uint16_t[::1] dport,            # OUT n
+        uint8_t[::1] icmp_type,         # OUT n
+        uint8_t[::1] icmp_code,         # OUT n
+        uint16_t[::1] arp_op,           # OUT n
+        uint8_t[::1] flags,             # OUT n
+        int n_threads,                  # IN  resolved thread count (>= 1)
+) -> None:
+    """Fill the output arrays (length >= n) with each frame's header fields."""
+    cdef int64_t n = offsets.shape[0] - 1
+    cdef int64_t chunk = 4096
+    cdef int64_t nchunks, c, i, lo, hi, start, end
+    cdef int64_t nd = data.shape[0]
+    cdef const uint8_t* base
+    if n <= 0:
+        return
+    if (ethertype.shape[0] < n or dst_mac.shape[0] < n or src_mac.shape[0] < n or ip_src.shape[0] < n
+            or ip_dst.shape[0] < n or proto.shape[0] < n or ttl.shape[0] < n or ip_len.shape[0] < n
+            or sport.shape[0] < n or dport.shape[0] < n or icmp_type.shape[0] < n or icmp_code.shape[0] < n
+            or arp_op.shape[0] < n or flags.shape[0] < n):
+        raise ValueError(f"classify_batch: output arrays shorter than {n} frames")
+    if offsets[0] < 0 or offsets[n] > nd:
+        raise ValueError(f"classify_batch: offsets [{offsets[0]}, {offsets[n]}] outside data of length {nd}")
+    base = &data[0] if nd > 0 else NULL
+    nchunks = (n + chunk - 1) // chunk
+    if n_threads < 1:
+        n_threads = 1
+    with nogil:
+        for c in prange(nchunks, num_threads=n_threads, schedule="static"):
+            lo = c * chunk
+            hi = lo + chunk
+            if hi > n:
+                hi = n
+            for i in range(lo, hi):
+                start = offsets[i]
+                end = offsets[i + 1]
+                classify_one(base + start, end - start, i,
+                             &ethertype[0], &dst_mac[0], &src_mac[0], &ip_src[0], &ip_dst[0],
+                             &proto[0], &ttl[0], &ip_len[0], &sport[0], &dport[0],
+                             &icmp_type[0], &icmp_code[0], &arp_op[0], &flags[0])
+
+
+def _constants() -> dict:
+    """The Action / DropReason numbers and flag bits compiled into the kernels (for tests)."""
+    return {
+        "ACT_DROP": ACT_DROP, "ACT_DELIVER": ACT_DELIVER, "ACT_FORWARD": ACT_FORWARD, "ACT_REPLY": ACT_REPLY,
+        "R_NONE": R_NONE, "R_MALFORMED": R_MALFORMED, "R_NON_IPV4": R_NON_IPV4,
+        "R_ARP_NO_ENTRY": R_ARP_NO_ENTRY, "R_ARP_IGNORED": R_ARP_IGNORED, "R_L2_BROADCAST": R_L2_BROADCAST,
+        "R_BROADCAST": R_BROADCAST, "R_MULTICAST": R_MULTICAST, "R_SRC_DST_CHECK": R_SRC_DST_CHECK,
+        "R_ROUTER_UNSUPPORTED": R_ROUTER_UNSUPPORTED, "R_ROUTER_NOT_OWN_SUBNET": R_ROUTER_NOT_OWN_SUBNET,
+        "R_NO_SUCH_HOST": R_NO_SUCH_HOST, "R_BLACKHOLE": R_BLACKHOLE, "R_NO_ROUTE": R_NO_ROUTE,
+        "R_UNKNOWN_MAC": R_UNKNOWN_MAC, "R_UNKNOWN_PORT": R_UNKNOWN_PORT,
+        "R_LINK_LOCAL_SERVICE": R_LINK_LOCAL_SERVICE,
+        "CF_ETH": CF_ETH, "CF_ARP": CF_ARP, "CF_IPV4": CF_IPV4, "CF_IP_LEN_OK": CF_IP_LEN_OK,
+        "CF_CSUM_OK": CF_CSUM_OK, "CF_FRAGMENT": CF_FRAGMENT, "CF_L4": CF_L4, "CF_GROUP_MAC": CF_GROUP_MAC,
+        "RK_LOCAL": RK_LOCAL, "RK_ENI": RK_ENI, "RK_PEERING": RK_PEERING, "RK_FORWARD": RK_FORWARD,
+        "RK_BLACKHOLE": RK_BLACKHOLE, "HK_IP": HK_IP, "HK_MAC": HK_MAC, "HK_PORT": HK_PORT,
+        "HV_ENI": FV_HV_ENI, "HV_ROUTER": FV_HV_ROUTER, "HV_BCAST": FV_HV_BCAST, "HV_GWMAC": FV_HV_GWMAC,
+        "HV_NONE": FV_HV_NONE,
+    }

@@ -1,0 +1,36 @@
+__test__: dict[str, str]
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+class Tables:
+    def __init__(
+        self,
+        enis: npt.NDArray[np.uint8],
+        subnets: npt.NDArray[np.uint8],
+        routes: npt.NDArray[np.uint8],
+        table_base: npt.NDArray[np.uint32],
+        port_eni: npt.NDArray[np.int32],
+        port_hashed: bool,
+        ht: npt.NDArray[np.uint64],
+        lpm: Any,
+        single_mac: bool,
+    ) -> None: ...
+    def ht_get(self, key: int) -> int: ...
+
+def record_sizes() -> tuple[int, int, int]: ...
+def chunk_size() -> int: ...
+def forward_batch(
+    tables: Tables,
+    data: npt.NDArray[np.uint8],
+    offsets: npt.NDArray[np.int64],
+    port: npt.NDArray[np.int32],
+    action: npt.NDArray[np.uint8],
+    reason: npt.NDArray[np.uint8],
+    egress: npt.NDArray[np.int32],
+    route: npt.NDArray[np.int32],
+    n_threads: int,
+) -> None: ...
+def build_hash(keys: npt.NDArray[np.uint64], values: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint64] | int: ...

@@ -1,0 +1,144 @@
+# Shared C types, constants and inline byte readers of the data-plane kernels
+# (classify.pyx, forward.pyx).  The Action / DropReason numbers mirror
+# fastvpc/verdicts.py; tests/test_kernel_types.py checks that they match.
+
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
+
+# --- fastvpc.Action -----------------------------------------------------------
+cdef enum:
+    ACT_DROP = 0
+    ACT_DELIVER = 1
+    ACT_FORWARD = 2
+    ACT_REPLY = 3
+
+# --- fastvpc.DropReason -------------------------------------------------------
+cdef enum:
+    R_NONE = 0
+    R_MALFORMED = 1
+    R_NON_IPV4 = 2
+    R_ARP_NO_ENTRY = 3
+    R_ARP_IGNORED = 4
+    R_L2_BROADCAST = 5
+    R_BROADCAST = 6
+    R_MULTICAST = 7
+    R_SRC_DST_CHECK = 8
+    R_ROUTER_UNSUPPORTED = 9
+    R_ROUTER_NOT_OWN_SUBNET = 10
+    R_NO_SUCH_HOST = 11
+    R_BLACKHOLE = 12
+    R_NO_ROUTE = 13
+    R_UNKNOWN_MAC = 14
+    R_UNKNOWN_PORT = 15
+    R_LINK_LOCAL_SERVICE = 16
+
+# --- Ethernet / IPv4 ----------------------------------------------------------
+cdef enum:
+    ETH_HLEN = 14
+    ETHERTYPE_IPV4 = 0x0800
+    ETHERTYPE_ARP = 0x0806
+    ARP_LEN = 42            # Ethernet + ARP for IPv4 over Ethernet
+    IPV4_MIN_FRAME = 34     # Ethernet + 20-byte IPv4 header
+
+# --- classify valid-flag bits (fastvpc.classify.Classified.flags) -------------
+cdef enum:
+    CF_ETH = 0x01           # frame holds a complete Ethernet header (>= 14 bytes)
+    CF_ARP = 0x02           # ethertype 0x0806 and a complete 28-byte IPv4-over-Ethernet ARP body
+    CF_IPV4 = 0x04          # ethertype 0x0800, version 4, IHL >= 5, header within the frame
+    CF_IP_LEN_OK = 0x08     # IHL*4 <= total length and 14 + total length <= frame length
+    CF_CSUM_OK = 0x10       # IPv4 header checksum verifies
+    CF_FRAGMENT = 0x20      # MF set or fragment offset != 0
+    CF_L4 = 0x40            # first fragment whose TCP (20)/UDP (8)/ICMP (8) header lies within total length
+    CF_GROUP_MAC = 0x80     # destination MAC has the group bit (broadcast/multicast)
+
+# --- route target kinds (compiler.py ROUTE_* mirror these) --------------------
+cdef enum:
+    RK_LOCAL = 0
+    RK_ENI = 1
+    RK_PEERING = 2
+    RK_FORWARD = 3
+    RK_BLACKHOLE = 4
+
+# --- exact-match hash table (compiler.py builds it) ---------------------------
+# Keys (uint64): kind in bits 56..63.
+#   HK_IP:   (HK_IP << 56)   | (vpc index << 32) | ipv4
+#   HK_MAC:  (HK_MAC << 56)  | mac48
+#   HK_PORT: (HK_PORT << 56) | port            (only when ports are too sparse for a dense array)
+# Values (uint32): tag in bits 30..31, index below.
+#   HV_ENI | eni index, HV_ROUTER | subnet index, HV_BCAST | subnet index, HV_GWMAC | subnet index
+# Slots: uint64 pairs (key, value) in one array of 2*cap; empty key = HT_EMPTY; linear probing.
+cdef enum:
+    HK_IP = 0
+    HK_MAC = 1
+    HK_PORT = 2
+
+cdef enum:
+    HV_TAG_SHIFT = 30
+
+cdef extern from *:
+    """
+    #define FV_HT_EMPTY 0xFFFFFFFFFFFFFFFFULL
+    #define FV_HV_NONE 0xFFFFFFFFu
+    #define FV_HV_INDEX_MASK 0x3FFFFFFFu
+    #define FV_HV_ENI 0x00000000u
+    #define FV_HV_ROUTER 0x40000000u
+    #define FV_HV_BCAST 0x80000000u
+    #define FV_HV_GWMAC 0xC0000000u
+    #define FV_HT_MULT 0x9E3779B97F4A7C15ULL
+    """
+    const uint64_t FV_HT_EMPTY
+    const uint32_t FV_HV_NONE
+    const uint32_t FV_HV_INDEX_MASK
+    const uint32_t FV_HV_ENI
+    const uint32_t FV_HV_ROUTER
+    const uint32_t FV_HV_BCAST
+    const uint32_t FV_HV_GWMAC
+    const uint64_t FV_HT_MULT
+
+
+# --- byte readers (the caller has checked the frame's length) -----------------
+cdef inline uint16_t rd16(const uint8_t* p) noexcept nogil:
+    return <uint16_t>((<uint16_t>p[0] << 8) | p[1])
+
+cdef inline uint32_t rd32(const uint8_t* p) noexcept nogil:
+    return ((<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | <uint32_t>p[3])
+
+cdef inline uint64_t rd48(const uint8_t* p) noexcept nogil:
+    return ((<uint64_t>p[0] << 40) | (<uint64_t>p[1] << 32) | (<uint64_t>p[2] << 24)
+            | (<uint64_t>p[3] << 16) | (<uint64_t>p[4] << 8) | <uint64_t>p[5])
+
+cdef inline void wr16(uint8_t* p, uint16_t v) noexcept nogil:
+    p[0] = <uint8_t>(v >> 8)
+    p[1] = <uint8_t>v
+
+cdef inline void wr32(uint8_t* p, uint32_t v) noexcept nogil:
+    p[0] = <uint8_t>(v >> 24)
+    p[1] = <uint8_t>(v >> 16)
+    p[2] = <uint8_t>(v >> 8)
+    p[3] = <uint8_t>v
+
+cdef inline void wr48(uint8_t* p, uint64_t v) noexcept nogil:
+    p[0] = <uint8_t>(v >> 40)
+    p[1] = <uint8_t>(v >> 32)
+    p[2] = <uint8_t>(v >> 24)
+    p[3] = <uint8_t>(v >> 16)
+    p[4] = <uint8_t>(v >> 8)
+    p[5] = <uint8_t>v
+
+cdef inline uint32_t csum_add(const uint8_t* p, int64_t n) noexcept nogil:
+    """Sum of the big-endian 16-bit words of p[0:n] (odd n: last byte padded with zero), unfolded."""
+    cdef uint64_t s = 0
+    cdef int64_t i = 0
+    while i + 1 < n:
+        s += (<uint32_t>p[i] << 8) | p[i + 1]
+        i += 2
+    if i < n:
+        s += <uint32_t>p[i] << 8
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return <uint32_t>s
+
+cdef inline uint16_t csum_fold(uint64_t s) noexcept nogil:
+    """Fold a 16-bit-word sum to 16 bits (not complemented)."""
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return <uint16_t>s

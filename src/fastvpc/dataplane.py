@@ -1,0 +1,188 @@
+"""Dataplane: an immutable, picklable compiled snapshot of a Network, and ``process()``.
+
+``Network.compile()`` builds one (see :mod:`fastvpc.compiler` for the array layout);
+``Dataplane.process(batch)`` pushes a :class:`fastvpc.FrameBatch` through the compiled
+forwarding pass (``fastvpc._kernels.forward``, docs/forwarding-model.md) and returns a
+:class:`Result` of numpy verdict arrays.  The kernel releases the GIL and keeps its per-chunk
+scratch on the calling thread's stack, so any number of threads may call ``process`` on one
+Dataplane at once (on different batches).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from fastvpc._kernels import forward as _fw
+from fastvpc._threads import resolve_n_threads
+from fastvpc.batch import FrameBatch
+from fastvpc.compiler import RouteInfo
+from fastvpc.errors import FrameBatchError
+
+__all__ = ["Dataplane", "Result"]
+
+_ARRAYS = ("enis", "subnets", "route_targets", "table_base", "port_eni", "hash_table")
+_META = ("arp_mode", "routes", "port_names", "port_kinds", "eni_names", "subnet_names", "vpc_names",
+         "route_table_names")
+
+
+class Result:
+    """Verdicts of one ``process()`` call, one row per frame.
+
+    * ``action``  ``uint8[n]``:  :class:`fastvpc.Action` values (DROP, DELIVER, FORWARD, REPLY)
+    * ``reason``  ``uint8[n]``:  :class:`fastvpc.DropReason` values (NONE unless DROP)
+    * ``egress``  ``int32[n]``:  receiving ENI's port (DELIVER), target's port (FORWARD), the ingress
+      port (REPLY), -1 (DROP)
+    * ``route``   ``int32[n]``:  index into ``Dataplane.routes`` / ``Network.routes()`` of the route that
+      decided, -1 when no route decided
+    * ``frames``  the processed frames: the input batch itself (``copy=False``) or a new one.
+
+    Passing a Result back as ``process(..., out=res)`` reuses its buffers when they hold at least
+    ``n`` rows (they are grown otherwise); the call then returns ``res`` itself with the four arrays
+    re-pointed at the first ``n`` rows of those buffers.  The previous verdicts are overwritten.
+    """
+
+    __slots__ = ("action", "reason", "egress", "route", "frames", "_buf")
+
+    action: npt.NDArray[np.uint8]
+    reason: npt.NDArray[np.uint8]
+    egress: npt.NDArray[np.int32]
+    route: npt.NDArray[np.int32]
+    frames: FrameBatch
+
+    def __init__(self, n: int = 0) -> None:
+        self._buf = (np.empty(n, np.uint8), np.empty(n, np.uint8), np.empty(n, np.int32), np.empty(n, np.int32))
+        self._view(n)
+        self.frames = FrameBatch.empty()
+
+    def _view(self, n: int) -> None:
+        if self._buf[0].shape[0] < n:
+            cap = max(n, 2 * self._buf[0].shape[0])
+            self._buf = (np.empty(cap, np.uint8), np.empty(cap, np.uint8), np.empty(cap, np.int32),
+                         np.empty(cap, np.int32))
+        a, r, e, t = self._buf
+        self.action, self.reason, self.egress, self.route = a[:n], r[:n], e[:n], t[:n]
+
+    @property
+    def capacity(self) -> int:
+        """Rows the reusable buffers hold."""
+        return int(self._buf[0].shape[0])
+
+    def __len__(self) -> int:
+        return int(self.action.shape[0])
+
+    def __repr__(self) -> str:
+        return f"<Result {len(self)} frames>"
+
+
+class Dataplane:
+    """A compiled, immutable snapshot of a :class:`fastvpc.Network`.
+
+    Attributes (read-only): ``arp_mode``; ``routes`` (tuple of :class:`fastvpc.compiler.RouteInfo`,
+    index = ``Result.route``); ``port_names`` / ``port_kinds`` (dict port -> name / kind);
+    ``eni_names``, ``subnet_names``, ``vpc_names``, ``route_table_names`` (tuples in the order of the
+    compiled arrays); the packed arrays ``enis``, ``subnets``, ``route_targets``, ``table_base``,
+    ``port_eni``, ``hash_table`` (non-writeable numpy arrays) and ``lpm`` (a RouteTables).
+    """
+
+    __slots__ = (*_ARRAYS, *_META, "lpm", "_tables", "_port_hashed")
+
+    arp_mode: str
+    routes: tuple[RouteInfo, ...]
+    port_names: dict[int, str]
+    port_kinds: dict[int, str]
+    eni_names: tuple[str, ...]
+    subnet_names: tuple[str, ...]
+    vpc_names: tuple[str, ...]
+    route_table_names: tuple[str, ...]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("a Dataplane is made by Network.compile()")
+
+    @classmethod
+    def _create(cls, *, enis: np.ndarray, subnets: np.ndarray, routes_arr: np.ndarray, table_base: np.ndarray,
+                port_eni: np.ndarray, port_hashed: bool, hash_table: np.ndarray, lpm: Any,
+                **meta: Any) -> Dataplane:
+        self = object.__new__(cls)
+        arrays = {"enis": enis, "subnets": subnets, "route_targets": routes_arr, "table_base": table_base,
+                  "port_eni": port_eni, "hash_table": hash_table}
+        for name, arr in arrays.items():
+            arr = np.ascontiguousarray(arr)
+            arr.flags.writeable = False
+            object.__setattr__(self, name, arr)
+        for name in _META:
+            value = meta[name]
+            object.__setattr__(self, name, dict(value) if isinstance(value, dict) else value)
+        object.__setattr__(self, "lpm", lpm)
+        tables = _fw.Tables(self.enis.view(np.uint8), self.subnets.view(np.uint8),
+                            self.route_targets.view(np.uint8), self.table_base, self.port_eni,
+                            bool(port_hashed), self.hash_table, lpm, meta["arp_mode"] == "single_mac")
+        object.__setattr__(self, "_tables", tables)
+        object.__setattr__(self, "_port_hashed", bool(port_hashed))
+        return self
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"Dataplane is immutable (cannot set {name!r}); compile the network again")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"Dataplane is immutable (cannot delete {name!r})")
+
+    # pickling: arrays + plain metadata; the kernel view is rebuilt on load
+    def __reduce__(self) -> tuple[Any, ...]:
+        state = {name: getattr(self, name) for name in (*_ARRAYS, *_META)}
+        state["lpm"] = self.lpm
+        state["port_hashed"] = self._port_hashed
+        return (_rebuild, (state,))
+
+    # ------------------------------------------------------------------ processing
+    def process(self, batch: FrameBatch, copy: bool = False, out: Result | None = None,
+                n_threads: int | None = None) -> Result:
+        """Forward every frame of ``batch``; returns a :class:`Result`.
+
+        ``copy=False`` (default) rewrites the frames in place (``batch.data`` must be writeable;
+        a read-only buffer raises :class:`fastvpc.FrameBatchError`: pass ``copy=True``), and
+        ``res.frames is batch``.  ``copy=True`` leaves ``batch`` untouched and ``res.frames`` is a
+        new batch.  ``out`` reuses a previous Result's buffers (see :class:`Result`).
+        ``n_threads`` follows :func:`fastvpc._threads.resolve_n_threads` (None: every usable core).
+        Releases the GIL; safe to call from several threads at once.
+        """
+        if not isinstance(batch, FrameBatch):
+            raise FrameBatchError(f"process() wants a fastvpc.FrameBatch, not {type(batch).__name__}")
+        nt = resolve_n_threads(n_threads)
+        if copy:
+            frames = batch.copy()
+        else:
+            if not batch.writeable:
+                raise FrameBatchError("process(): the batch's data buffer is read-only and frames are rewritten "
+                                      "in place; pass copy=True to process a copy")
+            frames = batch
+        n = len(frames)
+        if out is None:
+            res = Result(n)
+        elif isinstance(out, Result):
+            res = out
+            res._view(n)
+        else:
+            raise TypeError(f"out must be a fastvpc Result from an earlier process() call, not {type(out).__name__}")
+        res.frames = frames
+        _fw.forward_batch(self._tables, frames.data, frames.offsets, frames.port,
+                          res.action, res.reason, res.egress, res.route, nt)
+        return res
+
+    # ------------------------------------------------------------------ introspection
+    @property
+    def n_ports(self) -> int:
+        return len(self.port_names)
+
+    def __repr__(self) -> str:
+        return (f"<Dataplane {len(self.vpc_names)} VPCs, {len(self.subnet_names)} subnets, "
+                f"{len(self.eni_names)} ENIs, {len(self.routes)} routes, arp_mode={self.arp_mode}>")
+
+
+def _rebuild(state: dict[str, Any]) -> Dataplane:
+    return Dataplane._create(
+        enis=state["enis"], subnets=state["subnets"], routes_arr=state["route_targets"],
+        table_base=state["table_base"], port_eni=state["port_eni"], port_hashed=state["port_hashed"],
+        hash_table=state["hash_table"], lpm=state["lpm"], **{k: state[k] for k in _META})
