@@ -178,6 +178,7 @@ def test_round_trip_random_networks_json_and_yaml(net):
         assert back == net
         assert fingerprint(back) == want
         assert files.dumps(back, fmt) == text  # canonical: same bytes again
+        assert "&id" not in text  # no YAML anchors/aliases: every value is written out
     assert files.network_from_dict(json.loads(json.dumps(files.network_to_dict(net)))) == net
 
 
@@ -599,6 +600,31 @@ def test_unreadable_files(tmp_path):
     p.write_text("")
     with pytest.raises(TopologyFileError, match="mapping"):
         files.load(p)
+
+
+def test_hostile_documents_fail_fast():
+    # YAML alias bomb: 9**10 leaves if expanded
+    levels = ["a: &a [x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 11):
+        p, q = chr(96 + i), chr(97 + i)
+        levels.append(f"{q}: &{q} [" + ", ".join([f"*{p}"] * 9) + "]")
+    bomb = "fastvpc: 1\nvpcs:\n  - name: v\n    cidrs: [10.0.0.0/16]\n    route_tables:\n" \
+        + "      - " + "\n        ".join(levels) + "\n"
+    with pytest.raises(TopologyFileError, match=r"vpcs\[0\]\.route_tables\[0\]\.a: .*unknown key 'a'"):
+        files.loads(bomb, "yaml")
+    bomb2 = "fastvpc: 1\n" + "\n".join(levels) + "\n"
+    with pytest.raises(TopologyFileError, match="unknown key 'a'"):
+        files.loads(bomb2, "yaml")
+    # a document that contains itself
+    d: dict = {"fastvpc": 1, "vpcs": [{"name": "v", "cidrs": ["10.0.0.0/16"], "subnets": []}]}
+    d["vpcs"][0]["subnets"].append(d)
+    with pytest.raises(TopologyFileError):
+        files.network_from_dict(d)
+    # very deep nesting
+    with pytest.raises(TopologyFileError):
+        files.loads('{"fastvpc": 1, "vpcs": ' + "[" * 100000 + "]" * 100000 + "}", "json")
+    with pytest.raises(TopologyFileError):
+        files.loads("fastvpc: 1\nvpcs: " + "[" * 1500 + "]" * 1500 + "\n", "yaml")
 
 
 JUNK = st.one_of(st.none(), st.booleans(), st.integers(-3, 70000), st.text(max_size=12), st.floats(allow_nan=False),

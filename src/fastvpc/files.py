@@ -7,16 +7,6 @@ The schema (``fastvpc: 1``) is documented in ``docs/topology-files.md``.  In sho
       - name: prod
         cidrs: [10.0.0.0/16]
         main_route_table: rt-main
-        route_tables:
-          - name: rt-main
-            routes: []                      # the local route of each CIDR is implicit
-          - name: rt-web
-            routes:
-              - {destination: 0.0.0.0/0, target: igw, origin: static}
-        internet_gateways: [{name: igw, port: 6}]
-        vpn_gateways: []
-        nat_gateways: []                    # {name, port, subnet?}
-        endpoints: []                       # {name, port, type, service?}
         subnets:
           - name: web
             cidr: 10.0.1.0/24
@@ -24,7 +14,17 @@ The schema (``fastvpc: 1``) is documented in ``docs/topology-files.md``.  In sho
             gateway_mac: 06:00:0a:00:01:00
             enis:
               - {name: web1, ip: 10.0.1.10, mac: 02:00:0a:00:01:0a, secondary_ips: [],
-                 source_dest_check: true, port: 0}
+                 source_dest_check: true, port: 2}
+        route_tables:
+          - name: rt-main
+            routes: []                      # the local route of each CIDR is implicit
+          - name: rt-web
+            routes:
+              - {destination: 0.0.0.0/0, target: igw, origin: static}
+        internet_gateways: [{name: igw, port: 0}]
+        vpn_gateways: []
+        nat_gateways: []                    # {name, port, subnet?}
+        endpoints: []                       # {name, port, type, service?}
     peerings: [{name: pcx, vpcs: [prod, peer], port: 9}]
     transit_gateways: [{name: tgw, port: 10, attachments: [prod]}]
 
@@ -336,6 +336,14 @@ def network_from_dict(d: Any, source: str = "<dict>") -> Network:
 
 
 def _build(d: Any, doc: _Doc) -> Network:
+    try:
+        return _build_document(d, doc)
+    except RecursionError:  # a self-referencing document
+        raise TopologyFileError(doc.source, "(document)", "the document refers to itself (or is nested too "
+                                "deeply)", value=None) from None
+
+
+def _build_document(d: Any, doc: _Doc) -> Network:
     top = doc.mapping(d, (), "the topology document", ("fastvpc",), ("vpcs", "peerings", "transit_gateways"))
     version = top["fastvpc"]
     if isinstance(version, bool) or version != SCHEMA_VERSION:
@@ -400,16 +408,23 @@ def _opt_port(doc: _Doc, d: Mapping[str, Any], place: Place) -> int:
     return doc.auto_port() if value is None else doc.int_(value, place + ("port",), "port")
 
 
-def _collect_ports(x: Any, out: set[int]) -> None:
-    if isinstance(x, Mapping):
-        port = x.get("port")
-        if isinstance(port, int) and not isinstance(port, bool):
-            out.add(port)
-        for v in x.values():
-            _collect_ports(v, out)
-    elif isinstance(x, list):
-        for v in x:
-            _collect_ports(v, out)
+def _collect_ports(top: Any, out: set[int]) -> None:
+    """Every ``port`` written in the document (iterative; each container visited once, so
+    YAML aliases cannot make it exponential)."""
+    seen: set[int] = set()
+    stack = [top]
+    while stack:
+        x = stack.pop()
+        if not isinstance(x, (Mapping, list)) or id(x) in seen:
+            continue
+        seen.add(id(x))
+        if isinstance(x, Mapping):
+            port = x.get("port")
+            if isinstance(port, int) and not isinstance(port, bool):
+                out.add(port)
+            stack.extend(x.values())
+        else:
+            stack.extend(x)
 
 
 def _build_vpc(doc: _Doc, net: Network, vd: dict[str, Any], place: Place) -> Vpc:
@@ -648,27 +663,35 @@ def _parse_yaml(text: str, source: str) -> tuple[Any, _Doc]:
     return data, _Doc(source, lines)
 
 
-def _yaml_lines(node: Any, place: Place, out: dict[Place, int], source: str) -> None:
-    """Record the line of every place; refuse duplicate keys (YAML would keep the last silently)."""
+def _yaml_lines(node: Any, place: Place, out: dict[Place, int], source: str,
+                seen: set[int] | None = None) -> None:
+    """Record the line of every place; refuse duplicate keys (YAML would keep the last silently).
+
+    A node reached again through an alias is not walked again (no exponential blow-up)."""
     import yaml  # type: ignore[import-untyped,unused-ignore]
 
+    if seen is None:
+        seen = set()
     out[place] = node.start_mark.line + 1
+    if id(node) in seen:
+        return
+    seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
-        seen: set[Any] = set()
+        keys_seen: set[Any] = set()
         for knode, vnode in node.value:
             key = knode.value if isinstance(knode, yaml.ScalarNode) else None
             if key is not None:
-                if key in seen:
+                if key in keys_seen:
                     where = _fmt_place(place + (key,))
                     err = TopologyFileError(source, where, f"line {knode.start_mark.line + 1}: key {key!r} "
                                                            "appears twice", value=key)
                     err.line = knode.start_mark.line + 1  # type: ignore[attr-defined]
                     raise err
-                seen.add(key)
-                _yaml_lines(vnode, place + (key,), out, source)
+                keys_seen.add(key)
+                _yaml_lines(vnode, place + (key,), out, source, seen)
     elif isinstance(node, yaml.SequenceNode):
         for i, child in enumerate(node.value):
-            _yaml_lines(child, place + (i,), out, source)
+            _yaml_lines(child, place + (i,), out, source, seen)
 
 
 def loads(text: str, format: str = "json", *, source: str = "<string>") -> Network:
