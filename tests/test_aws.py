@@ -579,7 +579,7 @@ _BASE = base_docs()
 _PATHS = [(f,) + p for f, d in _BASE.items() for p in _paths(d)]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.sampled_from(_PATHS), st.booleans(), _junk), min_size=1, max_size=6))
 def test_mutated_documents_never_crash(tmp_path_factory: pytest.TempPathFactory,
                                        edits: list[tuple[tuple[Any, ...], bool, Any]]) -> None:
@@ -610,3 +610,46 @@ def test_deterministic(tmp_path: Path) -> None:
     b = import_aws(write(tmp_path / "b", _two_vpcs()))
     assert shape(a.network) == shape(b.network)
     assert [str(e) for e in a.report] == [str(e) for e in b.report]
+
+
+# --------------------------------------------------------------------------- the CLI
+
+def _cli(argv: list[str]) -> int:
+    import argparse
+
+    from fastvpc import cli_trace
+
+    parser = argparse.ArgumentParser(prog="fastvpc")
+    cli_trace.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+def test_cli_import_aws(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from fastvpc.files import load
+
+    folder = write(tmp_path / "in", _two_vpcs())
+    out = tmp_path / "topo.json"
+    assert _cli(["import-aws", str(folder), "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("AWS import of") and "pcx-pending" in text and "SecurityGroups" in text
+    loaded = load(out)                                  # the written topology loads back, same network
+    assert shape(loaded) == shape(import_aws(folder).network)
+    assert _cli(["import-aws", str(folder), "--json", "--service-enis", "skip"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["counts"]["VPCs"] == 3 and any(e["element"] == "pcx-pending" for e in doc["entries"])
+
+
+def test_cli_trace_from_aws(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = write(tmp_path / "in", base_docs())
+    assert _cli(["trace", "--aws", str(folder), "--from", "i-app1", "--to", "8.8.8.8", "--proto", "tcp",
+                 "--port", "443"]) == 0
+    out = capsys.readouterr()
+    assert out.out.splitlines()[0] == "trace 10.0.2.10 (eni-app1) -> 8.8.8.8 tcp port 443: FORWARD"
+    assert "nat-1" in out.out and "AWS import of" in out.err
+    assert _cli(["trace", "--aws", str(folder), "--from", "10.1.3.10", "--to", "10.99.0.1", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert (d["ingress"], d["action"], d["reason"], d["ra_code"]) == ("eni-db1", "DROP", "BLACKHOLE",
+                                                                     "BAD_STATE_ROUTE")
+    assert _cli(["trace", "--aws", str(folder), "--from", "eni-nobody", "--to", "8.8.8.8"]) == 2
+    assert "eni-nobody" in capsys.readouterr().err

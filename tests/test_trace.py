@@ -304,3 +304,25 @@ def test_trace_agrees_with_process(data: st.DataObject) -> None:
     if t.route >= 0:
         r = n.routes()[t.route]
         assert any(h.kind == "route" and h.name == f"{r.destination} -> {r.target.name}" for h in t.hops)
+
+
+def test_cli_trace_seed(capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from fastvpc import cli_trace
+
+    parser = argparse.ArgumentParser(prog="fastvpc")
+    cli_trace.add_parser(parser.add_subparsers(dest="command"))
+
+    def run(argv: list[str]) -> int:
+        args = parser.parse_args(argv)
+        return int(args.func(args))
+
+    assert run(["trace", "seed", "--from", "app1", "--to", "8.8.8.8"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "trace 10.0.2.10 (app1) -> 8.8.8.8 icmp: DROP NO_ROUTE [NO_ROUTE_TO_DESTINATION]"
+    assert run(["trace", "seed", "--from", "10.0.3.10", "--to", "192.168.1.1", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert (d["action"], d["egress_name"], [h["kind"] for h in d["hops"]][-2:]) == ("FORWARD", "vgw", ["vgw", "verdict"])
+    assert run(["trace", "seed", "--from", "web1", "--to", "8.8.8.8", "--proto", "gre"]) == 2
+    assert "protocol" in capsys.readouterr().err

@@ -228,6 +228,14 @@ def _state(obj: dict[str, Any]) -> str | None:
     return st if isinstance(st, str) else None
 
 
+def _l(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _d(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _s(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
@@ -412,19 +420,19 @@ class _Importer:
         for el, rel in self.items("NetworkInterfaces"):
             seen.add(el["NetworkInterfaceId"])
             self.eni_items.append((el, rel))
-            inst = (el.get("Attachment") or {}).get("InstanceId") if isinstance(el.get("Attachment"), dict) else None
+            inst = _d(el.get("Attachment")).get("InstanceId") if isinstance(el.get("Attachment"), dict) else None
             if isinstance(inst, str):
-                idx = (el.get("Attachment") or {}).get("DeviceIndex")
+                idx = _d(el.get("Attachment")).get("DeviceIndex")
                 self._inst_enis.setdefault(inst, []).append((idx if isinstance(idx, int) else 99,
                                                              el["NetworkInterfaceId"]))
         terminated = ("terminated", "shutting-down")
         for res, rel in self.items("Reservations"):
-            for inst in res.get("Instances") or []:
+            for inst in _l(res.get("Instances")):
                 if not isinstance(inst, dict):
                     continue
                 iid = _s(inst.get("InstanceId")) or "instance"
                 state = inst.get("State", {}).get("Name") if isinstance(inst.get("State"), dict) else None
-                enis = [e for e in inst.get("NetworkInterfaces") or [] if isinstance(e, dict)]
+                enis = [e for e in _l(inst.get("NetworkInterfaces")) if isinstance(e, dict)]
                 missing = [e for e in enis if _s(e.get("NetworkInterfaceId")) not in seen]
                 if state in terminated:
                     if missing:
@@ -453,7 +461,7 @@ class _Importer:
                     e.setdefault("InterfaceType", "interface")
                     seen.add(eid)
                     self.eni_items.append((e, rel))
-                    idx = (e.get("Attachment") or {}).get("DeviceIndex") if isinstance(e.get("Attachment"), dict) else None
+                    idx = _d(e.get("Attachment")).get("DeviceIndex") if isinstance(e.get("Attachment"), dict) else None
                     self._inst_enis.setdefault(iid, []).append((idx if isinstance(idx, int) else 99, eid))
         for el, _ in self.eni_items:
             mac = el.get("MacAddress")
@@ -482,7 +490,7 @@ class _Importer:
     def vpcs(self) -> None:
         mains: dict[str, str] = {}
         for rt, _ in self.items("RouteTables"):
-            for a in rt.get("Associations") or []:
+            for a in _l(rt.get("Associations")):
                 if isinstance(a, dict) and a.get("Main") is True and self._assoc_active(a):
                     vid = rt.get("VpcId")
                     if isinstance(vid, str):
@@ -497,7 +505,7 @@ class _Importer:
                 for a in assoc:
                     if not isinstance(a, dict):
                         continue
-                    state = (a.get("CidrBlockState") or {}).get("State") if isinstance(a.get("CidrBlockState"), dict) else "associated"
+                    state = _d(a.get("CidrBlockState")).get("State") if isinstance(a.get("CidrBlockState"), dict) else "associated"
                     c = _s(a.get("CidrBlock"))
                     if state == "associated" and c:
                         blocks.append(c)
@@ -569,7 +577,7 @@ class _Importer:
     def internet_gateways(self) -> None:
         for el, rel in self.items("InternetGateways"):
             gid = el["InternetGatewayId"]
-            atts = [a for a in el.get("Attachments") or [] if isinstance(a, dict)
+            atts = [a for a in _l(el.get("Attachments")) if isinstance(a, dict)
                     and a.get("State") in ("available", "attached")]
             if not atts:
                 self.add(gid, rel, "skipped", "not attached to a VPC: routes to it are blackholes")
@@ -589,7 +597,7 @@ class _Importer:
             if el.get("State", "available") != "available":
                 self.add(gid, rel, "skipped", f"state {el.get('State')!r}, not available")
                 continue
-            atts = [a for a in el.get("VpcAttachments") or [] if isinstance(a, dict) and a.get("State") == "attached"]
+            atts = [a for a in _l(el.get("VpcAttachments")) if isinstance(a, dict) and a.get("State") == "attached"]
             if not atts:
                 self.add(gid, rel, "skipped", "not attached to a VPC")
                 continue
@@ -691,8 +699,8 @@ class _Importer:
             if code != "active":
                 self.add(pid, rel, "skipped", f"peering status {code!r}, not active")
                 continue
-            req = (el.get("RequesterVpcInfo") or {}).get("VpcId")
-            acc = (el.get("AccepterVpcInfo") or {}).get("VpcId")
+            req = _d(el.get("RequesterVpcInfo")).get("VpcId")
+            acc = _d(el.get("AccepterVpcInfo")).get("VpcId")
             a, b = self.vpc(req), self.vpc(acc)
             if a is None or b is None:
                 missing = req if a is None else acc
@@ -728,7 +736,7 @@ class _Importer:
                 n_unattached += 1
             primary = _s(el.get("PrivateIpAddress"))
             seconds: list[str] = []
-            for p in el.get("PrivateIpAddresses") or []:
+            for p in _l(el.get("PrivateIpAddresses")):
                 if not isinstance(p, dict):
                     continue
                 ip = _s(p.get("PrivateIpAddress"))
@@ -801,7 +809,7 @@ class _Importer:
             if vpc is None:
                 self.add(rid, rel, "skipped", f"its VPC {el.get('VpcId')!r} is not in the data")
                 continue
-            assocs = [a for a in el.get("Associations") or [] if isinstance(a, dict) and self._assoc_active(a)]
+            assocs = [a for a in _l(el.get("Associations")) if isinstance(a, dict) and self._assoc_active(a)]
             existing = self._find(rid)
             if isinstance(existing, RouteTable):
                 if existing.vpc is not vpc:
