@@ -276,7 +276,9 @@ cdef class BatchIO:
                 continue
             if r < 0 and errno == EINTR:
                 continue
-            if r < 0 and (errno == EAGAIN or errno == EWOULDBLOCK or errno == ENOBUFS) and tries < 50:
+            # EAGAIN: the socket's send buffer is full, wait a little for room.  ENOBUFS: the
+            # device dropped this frame (peer down, queue full): count it, never wait for it.
+            if r < 0 and (errno == EAGAIN or errno == EWOULDBLOCK) and tries < 50:
                 tries += 1
                 pfd.fd = fd
                 pfd.events = POLLOUT
