@@ -694,8 +694,7 @@ class _Importer:
     def peerings(self) -> None:
         for el, rel in self.items("VpcPeeringConnections"):
             pid = el["VpcPeeringConnectionId"]
-            status = el.get("Status") if isinstance(el.get("Status"), dict) else {}
-            code = status.get("Code")
+            code = _d(el.get("Status")).get("Code")
             if code != "active":
                 self.add(pid, rel, "skipped", f"peering status {code!r}, not active")
                 continue
@@ -901,11 +900,11 @@ class _Importer:
         # the winners are then added in the order of the data.
         cands.sort(key=lambda c: (c[0], c[1], c[2]))
         winners: dict[ipaddress.IPv4Network, int] = {}
-        for i, (_rank, _pl, _order, dest, _f, tid, _st, origin, pl) in enumerate(cands):
+        for i, (_rank, _pl, _order, dest, _f, tid, _st, origin, plist) in enumerate(cands):
             label = f"{rid} {dest} -> {tid or '?'}"
             if dest in winners:
                 w = cands[winners[dest]]
-                self.add(label, rel, "skipped", f"{origin} route{' from ' + pl if pl else ''} loses to the "
+                self.add(label, rel, "skipped", f"{origin} route{' from ' + plist if plist else ''} loses to the "
                          f"{w[7]} route{' from ' + w[8] if w[8] else ''} {dest} -> {w[5] or '?'} (static beats "
                          "prefix-list beats propagated; lowest prefix list id first)")
                 continue
@@ -914,8 +913,8 @@ class _Importer:
                 continue
             winners[dest] = i
         for i in sorted(winners.values(), key=lambda i: (cands[i][2], i)):
-            _rank, _pl, _order, dest, field, tid, state, origin, pl = cands[i]
-            self._add_route(rt, dest, field, tid, state, origin, pl, f"{rid} {dest} -> {tid or '?'}", rel)
+            _rank, _pl, _order, dest, field, tid, state, origin, plist = cands[i]
+            self._add_route(rt, dest, field, tid, state, origin, plist, f"{rid} {dest} -> {tid or '?'}", rel)
         return n_v6
 
     def _resolve(self, rt: RouteTable, field: str, tid: str) -> tuple[Target | None, str]:
