@@ -372,3 +372,35 @@ def test_intervals_helper():
     s, v = _build.intervals(np.array([0, 0x0A000000], np.uint32), np.array([0, 8], np.uint8),
                             np.array([1, 2], np.uint32))
     assert s.tolist() == [0, 0x0A000000, 0x0B000000] and v.tolist() == [1, 2, 1]
+
+
+def test_lookups_during_replace_from_another_thread():
+    import threading
+
+    rng = np.random.default_rng(21)
+    tid, p, ln, v = _many(rng, 50, 40)
+    rts = RouteTables.from_arrays(tid, p, ln, v)
+    qa = probe_addrs(p, ln, rng, 20000)
+    qt = np.where(rng.random(qa.size) < 0.5, 3, 4).astype(np.uint32)  # table 4 never changes
+    want4 = rts.lookup(qt, qa)[qt == 4]
+    a1, a2 = _random_table(rng, 50, min_len=0), _random_table(rng, 30, min_len=0)
+    stop = threading.Event()
+
+    def churn():
+        k = 0
+        while not stop.is_set():
+            rts.replace(3, *(a1 if k % 2 else a2))
+            k += 1
+
+    th = threading.Thread(target=churn)
+    th.start()
+    try:
+        ok = (oracle(*a1, qa[qt == 3]), oracle(*a2, qa[qt == 3]), rts.lookup(qt, qa)[qt == 3])
+        for _ in range(30):
+            got = rts.lookup(qt, qa, n_threads=2)
+            np.testing.assert_array_equal(got[qt == 4], want4)
+            g3 = got[qt == 3]
+            assert any((g3 == w).all() for w in ok)
+    finally:
+        stop.set()
+        th.join()

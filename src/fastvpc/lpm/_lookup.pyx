@@ -27,13 +27,22 @@ lpm_dispatch_init(0)
 cdef Py_ssize_t CHUNK = 16384
 
 
-cdef int rts_view_init(RtsView* v, object rts) except -1:
-    cdef const uint32_t[:, ::1] h = rts._header
-    cdef const uint8_t[::1] d = rts._data
+cdef int _view_of(RtsView* v, object header, object data) except -1:
+    cdef const uint32_t[:, ::1] h = header
+    cdef const uint8_t[::1] d = data
+    if h.shape[1] != 8:
+        raise ValueError("packed header must have 8 columns")
     v.n_tables = <uint32_t>h.shape[0]
     v.header = &h[0, 0] if h.shape[0] > 0 else NULL
     v.data = &d[0] if d.shape[0] > 0 else NULL
     return 0
+
+
+cdef int rts_view_init(RtsView* v, object rts) except -1:
+    # header before data: replace() assigns data first, so any mix seen here stays in bounds
+    header = rts._header
+    data = rts._data
+    return _view_of(v, header, data)
 
 
 cdef void rts_lookup_batch(const RtsView* v, const uint32_t* table_ids, const uint32_t* addrs,
@@ -57,7 +66,9 @@ def lookup_table(object rts,                    # IN: RouteTables-like (._header
                  int n_threads):                # IN: resolved thread count (>= 1)
     """Look every address up in one table."""
     cdef RtsView v
-    rts_view_init(&v, rts)
+    header = rts._header  # local references keep the arrays alive even if rts.replace() runs meanwhile
+    data = rts._data
+    _view_of(&v, header, data)
     cdef Py_ssize_t n = addrs.shape[0]
     if out.shape[0] != n:
         raise ValueError("out has the wrong length")
@@ -86,7 +97,9 @@ def lookup_pairs(object rts,                    # IN: RouteTables-like (._header
                  int n_threads):                # IN: resolved thread count (>= 1)
     """Look each (table id, address) pair up."""
     cdef RtsView v
-    rts_view_init(&v, rts)
+    header = rts._header  # local references keep the arrays alive even if rts.replace() runs meanwhile
+    data = rts._data
+    _view_of(&v, header, data)
     cdef Py_ssize_t n = addrs.shape[0]
     if out.shape[0] != n or table_ids.shape[0] != n:
         raise ValueError("table_ids, addrs and out must have the same length")
@@ -112,7 +125,9 @@ def lookup_pairs(object rts,                    # IN: RouteTables-like (._header
 def lookup_one(object rts, uint32_t table_id, uint32_t addr) -> int:
     """One lookup (no batching); the miss value is 0xFFFFFFFF."""
     cdef RtsView v
-    rts_view_init(&v, rts)
+    header = rts._header
+    data = rts._data
+    _view_of(&v, header, data)
     return rts_lookup_one(&v, table_id, addr)
 
 
