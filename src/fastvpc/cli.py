@@ -15,6 +15,9 @@ from fastvpc.errors import FastVpcError
 
 # subcommand -> module providing add_parser(subparsers) and run(args) -> int
 _PLUGGED: dict[str, str] = {
+    "trace": "fastvpc.cli_trace",
+    "import-aws": "fastvpc.cli_trace",
+    "replay": "fastvpc.cli_replay",
 }
 
 

@@ -312,7 +312,7 @@ class RouteTable(_Named):
 
     def route(self, destination: str | IPv4Network) -> Route:
         """The route whose destination is exactly ``destination``; KeyError if none."""
-        dest = _net(destination, "route destination", strict=False, obj=self.name)
+        dest = _net(destination, f"route table {self.name}: route destination", strict=False, obj=self.name)
         for r in self.routes:
             if r.destination == dest:
                 return r
@@ -321,11 +321,14 @@ class RouteTable(_Named):
     def add_route(self, destination: str | IPv4Network, target: TargetLike, *,
                   origin: str = "static", prefix_list: str | None = None) -> Route:
         """Add ``destination -> target``.  Validates #16, #23, unknown targets and duplicates."""
-        dest = _net(destination, "route destination", strict=True, obj=self.name)
+        dest = _net(destination, f"route table {self.name}: route destination", strict=True, obj=self.name)
         if origin not in ("static", "propagated", "prefix-list"):
             raise TopologyError(f"route {dest} in {self.name}: origin {origin!r} must be static, propagated "
                                 "or prefix-list", obj=self.name, value=origin)
         tgt = self._resolve_target(target, dest)
+        if tgt is LOCAL:
+            raise TopologyError(f"route {dest} in {self.name}: only the VPC creates local routes, one per VPC CIDR",
+                                obj=self.name, value="local")
         for r in self.routes:
             if r.destination == dest:
                 raise TopologyError(f"route table {self.name} already has a route for {dest} "
@@ -360,7 +363,7 @@ class RouteTable(_Named):
         self.routes.remove(route)
 
     def _existing(self, destination: str | IPv4Network) -> Route:
-        dest = _net(destination, "route destination", strict=False, obj=self.name)
+        dest = _net(destination, f"route table {self.name}: route destination", strict=False, obj=self.name)
         for r in self.routes:
             if r.destination == dest:
                 return r
@@ -379,11 +382,8 @@ class RouteTable(_Named):
             except KeyError:
                 raise TopologyError(f"route {dest} in {self.name}: unknown target {target!r}",
                                     obj=self.name, value=target) from None
-        if target is BLACKHOLE:
-            return BLACKHOLE
-        if target is LOCAL:
-            raise TopologyError(f"route {dest} in {self.name}: local routes are created by the VPC for its CIDRs",
-                                obj=self.name, value="local")
+        if target is BLACKHOLE or target is LOCAL:
+            return target  # type: ignore[return-value]
         if not isinstance(target, Target) or target.network is not net or not net._holds(target):
             name = getattr(target, "name", target)
             raise TopologyError(f"route {dest} in {self.name}: unknown target {name!r}", obj=self.name, value=name)
@@ -629,6 +629,9 @@ class Vpc(_Named):
                 raise TopologyError(f"subnet {label}: CIDR {block} overlaps subnet {s.name} ({s.cidr})",
                                     obj=label, value=str(block))
         net = self.network
+        if route_table is not None and (not net._holds(route_table) or route_table.vpc is not self):
+            raise TopologyError(f"subnet {label}: route table {getattr(route_table, 'name', route_table)} is not a "
+                                f"route table of VPC {self.name}", obj=label, value=getattr(route_table, "name", None))
         if gateway_mac is None:
             gw = net._auto_mac(0x06, int(block.network_address))
         else:
@@ -898,6 +901,12 @@ class Network:
             if obj.enis:
                 raise TopologyError(f"subnet {obj.name} still has ENIs ({', '.join(e.name for e in obj.enis)})",
                                     obj=obj.name, value=obj.enis[0].name)
+            for rt in obj.vpc.route_tables:
+                for r in rt.routes:
+                    if r.destination == obj.cidr and not r.is_local:
+                        raise TopologyError(f"subnet {obj.name}: route {r.destination} -> {r.target.name} in "
+                                            f"{rt.name} targets its CIDR; remove that route first",
+                                            obj=obj.name, value=str(r.destination))
             for nat in list(obj.nat_gateways):
                 self.remove(nat)
             obj.vpc.subnets.remove(obj)
