@@ -27,7 +27,7 @@ import pytest
 
 import fastvpc.examples as examples
 from fastvpc.live import Switch
-from fastvpc.live.netns import Lab, LabUnavailable, VmNamespace, lab_mode, userns_argv
+from fastvpc.live.netns import Lab, LabUnavailable, VmNamespace, cleanup_leftovers, lab_mode, userns_argv
 
 pytestmark = pytest.mark.live
 
@@ -140,6 +140,7 @@ class Live:
 @pytest.fixture(scope="module")
 def live() -> Iterator[Live]:
     _require_lab()
+    cleanup_leftovers()
     net = examples.seed_vpc()
     dp = net.compile()
     with Lab(net, gateways={"igw": IGW_ADDR}) as lab:
@@ -393,3 +394,22 @@ def test_cli_unknown_interface_is_named() -> None:
     res = subprocess.run([sys.executable, "-c", CLI, "live", "seed", "--attach", "web1=fvnosuchif0"],
                          capture_output=True, text=True, timeout=30)
     assert res.returncode == 2 and "fvnosuchif0" in res.stderr, res.stderr
+
+
+def test_leftovers_of_a_killed_run_are_removed() -> None:
+    _require_lab()
+    code = ("import os, fastvpc.examples as e\n"
+            "from fastvpc.live.netns import Lab\n"
+            "lab = Lab(e.seed_vpc(), enis=['web1']).build()\n"
+            "print(lab.tag, lab['web1'].host_if, flush=True)\n"
+            "os.kill(os.getpid(), 9)\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    tag, host_if = res.stdout.split()
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    assert host_if in links, "the killed run should have left its link behind"
+    removed_ns, removed_links = cleanup_leftovers()
+    assert host_if in removed_links
+    if lab_mode() == "netns":
+        assert f"{tag}-web1" in removed_ns
+        assert tag not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert host_if not in subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout

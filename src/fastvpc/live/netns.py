@@ -120,6 +120,17 @@ def _new_tag() -> str:
     return f"fv{os.getpid() & 0xFFFFFF:06x}{secrets.randbelow(256):02x}"
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when the thread that started it ends, so a namespace
+    holder never outlives a killed run (user-namespace mode has no names to clean up by)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _write_sysctl(path: str, value: str) -> None:
     try:
         with open(path, "w") as fh:
@@ -289,7 +300,9 @@ class Lab:
             self._made_netns.extend(ns.name for ns in nss)
         else:
             for ns in nss:
-                ns.holder = subprocess.Popen(["unshare", "--net", "sleep", "infinity"], start_new_session=True)
+                ns.holder = subprocess.Popen(["unshare", "--net", "sleep", "infinity"], start_new_session=True,
+                                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                             stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
             self._wait_holders(nss)
         script = []
         for ns in nss:
