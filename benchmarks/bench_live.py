@@ -25,6 +25,7 @@ import struct
 import subprocess
 import sys
 import time
+from typing import Any
 
 import numpy as np
 
@@ -95,7 +96,7 @@ def run_sender(ifname: str, frame_hex: str, count: int, rate: float, cpu: int) -
     print(f"{sent} {int(stats[5])} {dt:.6f} {time.process_time():.6f}", flush=True)
 
 
-def python_loop(lab, count: int) -> tuple[int, float]:  # type: ignore[no-untyped-def]
+def python_loop(lab: Any, count: int) -> tuple[int, float]:
     """A plain Python recv/send loop (no data plane at all), for comparison."""
     from fastvpc.live import open_packet_socket
 
@@ -147,7 +148,7 @@ def main() -> int:
     sw_cpu, tx_cpu = (0, 1) if ncpu >= 2 else (-1, -1)
     if args.reference:
         from fastvpc.reference import ReferenceForwarder
-        dp = ReferenceForwarder(net)
+        dp: Any = ReferenceForwarder(net)
     else:
         dp = net.compile()
     with Lab(net, enis=["web1", "app1"]) as lab:
@@ -197,11 +198,11 @@ def main() -> int:
             drops = sum(socket_drops(s) for s in socks)
             c = switch.counters()
         out, err = sender.communicate(timeout=60)
-        sent, tx_err, tx_time, tx_cpu = out.split()
+        sent_s, tx_err, tx_time, sender_cpu = out.split()
     dt = t_last - t_first
     fps = c["tx"] / dt if dt > 0 else 0.0
-    print(f"sender: {sent} frames of {args.size} bytes in {float(tx_time):.3f} s "
-          f"({int(sent) / float(tx_time) / 1e6:.2f} M/s offered), {tx_err} send errors, CPU {float(tx_cpu):.2f} s")
+    print(f"sender: {sent_s} frames of {args.size} bytes in {float(tx_time):.3f} s "
+          f"({int(sent_s) / float(tx_time) / 1e6:.2f} M/s offered), {tx_err} send errors, CPU {float(sender_cpu):.2f} s")
     print(f"switch: received {c['rx']}, sent {c['tx']} (DELIVER {c['by_action']['DELIVER']}), "
           f"dropped by the kernel on its sockets {drops}, tx errors {c['tx_errors']}, rounds {c['rounds']} "
           f"(mean batch {c['rx'] / max(1, c['rounds']):.0f}); switch thread CPU {cpu:.2f} s = "

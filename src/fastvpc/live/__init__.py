@@ -58,7 +58,7 @@ class LivePermissionError(LiveError, PermissionError):
     """Not permitted to open a raw packet socket: ``CAP_NET_RAW`` is missing."""
 
 
-def _permission_message(ifname: str, exc: BaseException) -> str:
+def _permission_message(ifname: str, exc: OSError) -> str:
     return (f"cannot open an AF_PACKET raw socket for interface {ifname!r}: {exc.strerror or exc}. "
             "Live mode needs the CAP_NET_RAW capability in the interface's network namespace: run as root, "
             "grant it to the interpreter (setcap cap_net_raw+ep on the python binary), or run inside "
@@ -129,10 +129,10 @@ def _resolve_port(key: Any, network: Any) -> tuple[int, str]:
         except KeyError:
             raise LiveError(f"cannot attach {key!r}: the network has no ENI or gateway of that name") from None
         key = obj
-    port = getattr(key, "port", None)
-    if not isinstance(port, (int, np.integer)) or port < 0:
+    obj_port = getattr(key, "port", None)
+    if not isinstance(obj_port, (int, np.integer)) or obj_port < 0:
         raise LiveError(f"cannot attach {key!r}: it has no port (attach ENIs and route targets)")
-    return int(port), str(getattr(key, "name", port))
+    return int(obj_port), str(getattr(key, "name", obj_port))
 
 
 class Switch:
@@ -263,7 +263,7 @@ class Switch:
         Returns :meth:`counters`."""
         self.open()
         self._stop.clear()
-        old: dict[int, Any] = {}
+        old: dict[signal.Signals, Any] = {}
         if handle_signals and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 old[sig] = signal.signal(sig, lambda *_: self._stop.set())

@@ -374,6 +374,12 @@ class Lab:
                 proc.communicate(timeout=5)
             except (subprocess.TimeoutExpired, ValueError, OSError):
                 pass
+            for pipe in (proc.stdin, proc.stdout, proc.stderr):
+                if pipe is not None:
+                    try:
+                        pipe.close()
+                    except OSError:
+                        pass
         self._procs.clear()
         # the host end first: `ip netns del` is asynchronous and would leave the pair behind a while
         if self._made_links:
@@ -405,7 +411,7 @@ def leftovers() -> tuple[list[str], list[str]]:
     """(namespaces, host links) named by a lab whose process no longer runs."""
     def dead(name: str) -> bool:
         m = _TAG_RE.match(name)
-        return bool(m) and not _pid_alive(int(m.group(1), 16))
+        return m is not None and not _pid_alive(int(m.group(1), 16))
 
     nss: list[str] = []
     links: list[str] = []
