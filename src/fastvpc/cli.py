@@ -18,6 +18,7 @@ _PLUGGED: dict[str, str] = {
     "trace": "fastvpc.cli_trace",
     "import-aws": "fastvpc.cli_trace",
     "replay": "fastvpc.cli_replay",
+    "live": "fastvpc.cli_live",
 }
 
 
