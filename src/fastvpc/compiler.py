@@ -10,12 +10,13 @@ so that one frame touches one cache line per object):
 * ``routes``   ``ROUTE_DTYPE[n_route]`` in ``Network.routes()`` order: target kind (``ROUTE_*``),
   target port (FORWARD targets), argument (ENI index for an ENI target, peer VPC index for a
   peering).
-* ``port_eni`` ``int32[max_port + 1]``: ENI index of each port, -1 for ports that are no ENI.
+* ``port_eni`` ``int32[2 * (max_port + 1)]``: (ENI index, VPC index) of each port, interleaved,
+  (-1, -1) for ports that are no ENI (one cache line gives the kernel both).
   When ports are too sparse for a dense array (a user-chosen port in the millions), the array is
   empty and ports are looked up in the hash table instead.
-* ``hash``     ``uint64[2 * cap]``: one open-addressing exact-match table (load <= 0.5, linear
-  probing, (key, value) pairs) holding (VPC, IP) -> ENI / router of subnet / broadcast of subnet,
-  MAC -> ENI / gateway of subnet, and sparse ports; key and value encodings in
+* ``ip_hash``, ``mac_hash`` ``uint64[2 * cap]``: open-addressing exact-match tables (load <= 0.5,
+  linear probing, (key, value) pairs): (VPC, IP) -> ENI / router of subnet / broadcast of subnet;
+  MAC -> ENI / gateway of subnet, and sparse ports.  Key and value encodings in
   ``_kernels/types.pxd``.  Every lookup the kernel makes per frame is O(1).
 * ``lpm``      a :class:`fastvpc.lpm.RouteTables`: table id = route table index
   (``Network.route_tables`` order), value = the route's index within its table; the global route
@@ -118,6 +119,13 @@ def _build_lpm(net: Network, sigs: list[tuple[Any, ...]]) -> RouteTables:
     return rts
 
 
+def _hash(keys: list[int], vals: list[int]) -> np.ndarray:
+    ht = _fw.build_hash(np.array(keys, dtype=np.uint64), np.array(vals, dtype=np.uint32))
+    if isinstance(ht, int):  # pragma: no cover - topology validation makes keys unique
+        raise TopologyError(f"compile: duplicate address or MAC (hash key {keys[ht]:#x})", value=keys[ht])
+    return ht
+
+
 def compile_network(net: Network, arp_mode: str = "target") -> Dataplane:
     """Pack ``net`` into a :class:`fastvpc.dataplane.Dataplane` (see the module docstring)."""
     from fastvpc.dataplane import Dataplane
@@ -199,36 +207,41 @@ def compile_network(net: Network, arp_mode: str = "target") -> Dataplane:
     targets = net.targets
     max_port = net.max_port
     dense = max_port + 1 <= max(1 << 16, 8 * len(targets))
-    port_eni = np.full(max_port + 1 if dense else 0, -1, dtype=np.int32)
+    port_eni = np.full(2 * (max_port + 1) if dense else 0, -1, dtype=np.int32)
     if dense and enis:
-        port_eni[eni["port"]] = np.arange(len(enis), dtype=np.int32)
+        port_eni[2 * eni["port"]] = np.arange(len(enis), dtype=np.int32)
+        port_eni[2 * eni["port"] + 1] = eni["vpc"]
 
-    # exact-match hash: (vpc, ip), mac, sparse ports
-    keys: list[int] = []
-    vals: list[int] = []
+    # exact-match hashes: (vpc, ip) in one table, MACs and sparse ports in another (the per-frame
+    # (vpc, dst) lookup then touches a table half the size)
+    ip_keys: list[int] = []
+    ip_vals: list[int] = []
+    mac_keys: list[int] = []
+    mac_vals: list[int] = []
     for i, e in enumerate(enis):
         vk = vidx[id(e.vpc)] << 32
         for ip in e.ips:
-            keys.append(vk | int(ip))
-            vals.append(_HV_ENI | i)
-        keys.append((_HK_MAC << 56) | int(eni["mac"][i]))
-        vals.append(_HV_ENI | i)
+            ip_keys.append(vk | int(ip))
+            ip_vals.append(_HV_ENI | i)
+        mac_keys.append((_HK_MAC << 56) | int(eni["mac"][i]))
+        mac_vals.append(_HV_ENI | i)
         if not dense:
-            keys.append((_HK_PORT << 56) | e.port)
-            vals.append(_HV_ENI | i)
+            mac_keys.append((_HK_PORT << 56) | e.port)
+            mac_vals.append(_HV_ENI | i)
     for j in range(len(subnets)):
         vk = int(sub["vpc"][j]) << 32
-        keys += [vk | int(sub["router"][j]), vk | int(sub["bcast"][j]), (_HK_MAC << 56) | int(sub["gwmac"][j])]
-        vals += [_HV_ROUTER | j, _HV_BCAST | j, _HV_GWMAC | j]
-    ht = _fw.build_hash(np.array(keys, dtype=np.uint64), np.array(vals, dtype=np.uint32))
-    if isinstance(ht, int):  # pragma: no cover - topology validation makes keys unique
-        raise TopologyError(f"compile: duplicate address or MAC (hash key {keys[ht]:#x})", value=keys[ht])
+        ip_keys += [vk | int(sub["router"][j]), vk | int(sub["bcast"][j])]
+        ip_vals += [_HV_ROUTER | j, _HV_BCAST | j]
+        mac_keys.append((_HK_MAC << 56) | int(sub["gwmac"][j]))
+        mac_vals.append(_HV_GWMAC | j)
+    ip_hash = _hash(ip_keys, ip_vals)
+    mac_hash = _hash(mac_keys, mac_vals)
 
     port_names = {t.port: t.name for t in targets}
     port_kinds = {t.port: t.kind for t in targets}
     return Dataplane._create(
         arp_mode=arp_mode, enis=eni, subnets=sub, routes_arr=rt, port_eni=port_eni, port_hashed=not dense,
-        hash_table=ht, lpm=lpm, table_base=table_base, routes=tuple(infos),
+        ip_hash=ip_hash, mac_hash=mac_hash, lpm=lpm, table_base=table_base, routes=tuple(infos),
         port_names=port_names, port_kinds=port_kinds,
         eni_names=tuple(e.name for e in enis), subnet_names=tuple(s.name for s in subnets),
         vpc_names=tuple(v.name for v in vpcs), route_table_names=tuple(t.name for t in tables),

@@ -10,6 +10,7 @@ Dataplane at once (on different batches).
 
 from __future__ import annotations
 
+import mmap
 from typing import Any
 
 import numpy as np
@@ -23,9 +24,31 @@ from fastvpc.errors import FrameBatchError
 
 __all__ = ["Dataplane", "Result"]
 
-_ARRAYS = ("enis", "subnets", "route_targets", "table_base", "port_eni", "hash_table")
+_ARRAYS = ("enis", "subnets", "route_targets", "table_base", "port_eni", "ip_hash", "mac_hash")
 _META = ("arp_mode", "routes", "port_names", "port_kinds", "eni_names", "subnet_names", "vpc_names",
          "route_table_names")
+
+
+_HUGE = 2 << 20
+
+
+def _table_copy(arr: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of ``arr``; arrays of 1 MiB or more are placed 2 MiB-aligned in an anonymous
+    mapping advised for transparent huge pages (the kernel's random lookups then miss the TLB far less)."""
+    arr = np.ascontiguousarray(arr)
+    if arr.nbytes < (1 << 20) or not hasattr(mmap, "MADV_HUGEPAGE"):
+        return arr.copy()
+    size = arr.nbytes + _HUGE
+    try:
+        mm = mmap.mmap(-1, size + _HUGE)
+        mm.madvise(mmap.MADV_HUGEPAGE)
+    except (OSError, ValueError):  # pragma: no cover - no THP support
+        return arr.copy()
+    raw = np.frombuffer(mm, dtype=np.uint8)
+    skip = (-raw.ctypes.data) % _HUGE
+    out = raw[skip:skip + arr.nbytes].view(arr.dtype)
+    out[...] = arr.reshape(-1)
+    return out
 
 
 class Result:
@@ -84,7 +107,7 @@ class Dataplane:
     index = ``Result.route``); ``port_names`` / ``port_kinds`` (dict port -> name / kind);
     ``eni_names``, ``subnet_names``, ``vpc_names``, ``route_table_names`` (tuples in the order of the
     compiled arrays); the packed arrays ``enis``, ``subnets``, ``route_targets``, ``table_base``,
-    ``port_eni``, ``hash_table`` (non-writeable numpy arrays) and ``lpm`` (a RouteTables).
+    ``port_eni``, ``ip_hash``, ``mac_hash`` (non-writeable numpy arrays) and ``lpm`` (a RouteTables).
     """
 
     __slots__ = (*_ARRAYS, *_META, "lpm", "_tables", "_port_hashed")
@@ -103,13 +126,13 @@ class Dataplane:
 
     @classmethod
     def _create(cls, *, enis: np.ndarray, subnets: np.ndarray, routes_arr: np.ndarray, table_base: np.ndarray,
-                port_eni: np.ndarray, port_hashed: bool, hash_table: np.ndarray, lpm: Any,
+                port_eni: np.ndarray, port_hashed: bool, ip_hash: np.ndarray, mac_hash: np.ndarray, lpm: Any,
                 **meta: Any) -> Dataplane:
         self = object.__new__(cls)
         arrays = {"enis": enis, "subnets": subnets, "route_targets": routes_arr, "table_base": table_base,
-                  "port_eni": port_eni, "hash_table": hash_table}
+                  "port_eni": port_eni, "ip_hash": ip_hash, "mac_hash": mac_hash}
         for name, arr in arrays.items():
-            arr = np.ascontiguousarray(arr)
+            arr = _table_copy(arr)
             arr.flags.writeable = False
             object.__setattr__(self, name, arr)
         for name in _META:
@@ -118,7 +141,7 @@ class Dataplane:
         object.__setattr__(self, "lpm", lpm)
         tables = _fw.Tables(self.enis.view(np.uint8), self.subnets.view(np.uint8),
                             self.route_targets.view(np.uint8), self.table_base, self.port_eni,
-                            bool(port_hashed), self.hash_table, lpm, meta["arp_mode"] == "single_mac")
+                            bool(port_hashed), self.ip_hash, self.mac_hash, lpm, meta["arp_mode"] == "single_mac")
         object.__setattr__(self, "_tables", tables)
         object.__setattr__(self, "_port_hashed", bool(port_hashed))
         return self
@@ -185,4 +208,4 @@ def _rebuild(state: dict[str, Any]) -> Dataplane:
     return Dataplane._create(
         enis=state["enis"], subnets=state["subnets"], routes_arr=state["route_targets"],
         table_base=state["table_base"], port_eni=state["port_eni"], port_hashed=state["port_hashed"],
-        hash_table=state["hash_table"], lpm=state["lpm"], **{k: state[k] for k in _META})
+        ip_hash=state["ip_hash"], mac_hash=state["mac_hash"], lpm=state["lpm"], **{k: state[k] for k in _META})

@@ -65,14 +65,7 @@ cdef inline void classify_one(
                     if frag & 0x3FFF:
                         fl |= CF_FRAGMENT
                     # header checksum over hl bytes (4-byte words: hl is a multiple of 4)
-                    s = 0
-                    l4 = 0
-                    while l4 < hl:
-                        s += (<uint32_t>f[14 + l4] << 8) | f[15 + l4]
-                        l4 += 2
-                    s = (s & 0xFFFF) + (s >> 16)
-                    s = (s & 0xFFFF) + (s >> 16)
-                    if s == 0xFFFF:
+                    if ipv4_csum_ok(f + ETH_HLEN, hl):
                         fl |= CF_CSUM_OK
                     if tl >= hl and ETH_HLEN + tl <= L:
                         fl |= CF_IP_LEN_OK

@@ -14,7 +14,7 @@
 #   enis     EniRec[n_eni]      (32-byte records, see compiler.ENI_DTYPE)
 #   subnets  SubnetRec[n_sub]   (32-byte records, see compiler.SUBNET_DTYPE)
 #   routes   RouteRec[n_route]  (16-byte records, see compiler.ROUTE_DTYPE), index = Network.routes() order
-#   port_eni int32[max_port+1]  ENI index of each port, -1 when the port is no ENI (dense case)
+#   port_eni int32[2*(max_port+1)]  (ENI index, VPC index) of each port, (-1, -1) when the port is no ENI (dense case)
 #   ht       uint64[2*cap]      exact-match hash (key, value) pairs, see types.pxd
 #   lpm      fastvpc.lpm.RouteTables, table id = route table index, value = global route index
 
@@ -31,8 +31,14 @@ from fastvpc.lpm._lookup cimport RtsView, rts_view_init, rts_lookup_batch
 cdef extern from *:
     """
     #define FV_CHUNK 256
+    #if defined(__GNUC__) || defined(__clang__)
+    #define fv_prefetch(p) __builtin_prefetch((const void*)(p), 0, 3)
+    #else
+    #define fv_prefetch(p) ((void)(p))
+    #endif
     """
     enum: FV_CHUNK
+    void fv_prefetch(const void* p) noexcept nogil
 
 
 cdef packed struct EniRec:
@@ -60,6 +66,12 @@ cdef packed struct RouteRec:
     uint32_t pad
 
 
+cdef struct HashTab:
+    const uint64_t* slots      # 2*cap uint64: (key, value) pairs
+    uint64_t mask              # cap - 1
+    int shift                  # 64 - log2(cap)
+
+
 cdef struct FwdTables:
     const EniRec* enis
     int64_t n_enis
@@ -69,29 +81,32 @@ cdef struct FwdTables:
     int64_t n_routes
     const uint32_t* table_base
     int64_t n_tables
-    const int32_t* port_eni
+    const int32_t* port_eni    # (ENI, VPC) pairs
     int64_t n_port_dense
     int port_hashed
-    const uint64_t* ht
-    uint64_t ht_mask
-    int ht_shift
+    HashTab ipt                # (VPC, IP) -> ENI / router / broadcast
+    HashTab mact               # MAC -> ENI / gateway; sparse ports
     int single_mac
     RtsView lpm
 
 
 # ------------------------------------------------------------------ hash table
 
-cdef inline uint32_t ht_get(const FwdTables* t, uint64_t key) noexcept nogil:
+cdef inline uint32_t ht_get(const HashTab* t, uint64_t key) noexcept nogil:
     """Value stored under ``key``, or FV_HV_NONE.  Load <= 0.5, so an empty slot always ends the probe."""
-    cdef uint64_t slot = (key * FV_HT_MULT) >> t.ht_shift
+    cdef uint64_t slot = (key * FV_HT_MULT) >> t.shift
     cdef uint64_t k
     while True:
-        k = t.ht[2 * slot]
+        k = t.slots[2 * slot]
         if k == key:
-            return <uint32_t>t.ht[2 * slot + 1]
+            return <uint32_t>t.slots[2 * slot + 1]
         if k == FV_HT_EMPTY:
             return FV_HV_NONE
-        slot = (slot + 1) & t.ht_mask
+        slot = (slot + 1) & t.mask
+
+
+cdef inline void ht_prefetch(const HashTab* t, uint64_t key) noexcept nogil:
+    fv_prefetch(&t.slots[2 * ((key * FV_HT_MULT) >> t.shift)])
 
 
 cdef inline uint64_t ip_key(uint32_t vpc, uint32_t ip) noexcept nogil:
@@ -111,9 +126,9 @@ cdef inline int32_t port_to_eni(const FwdTables* t, int32_t p) noexcept nogil:
     if p < 0:
         return -1
     if p < t.n_port_dense:
-        return t.port_eni[p]
+        return t.port_eni[2 * p]
     if t.port_hashed:
-        h = ht_get(t, (<uint64_t>HK_PORT << 56) | <uint32_t>p)
+        h = ht_get(&t.mact, (<uint64_t>HK_PORT << 56) | <uint32_t>p)
         if h != FV_HV_NONE:
             return <int32_t>(h & FV_HV_INDEX_MASK)
     return -1
@@ -166,7 +181,7 @@ cdef inline int do_arp(const FwdTables* t, uint8_t* f, int64_t L, int32_t p, int
     if t.single_mac or tpa == sr.router:
         m = sr.gwmac
     else:
-        h = ht_get(t, ip_key(<uint32_t>sr.vpc, tpa))
+        h = ht_get(&t.ipt, ip_key(<uint32_t>sr.vpc, tpa))
         if h == FV_HV_NONE or tag_of(h) != FV_HV_ENI:
             set_verdict(i, ACT_DROP, R_ARP_NO_ENTRY, -1, -1, action, reason, egress, route)
             return 0
@@ -208,21 +223,24 @@ cdef inline int stage1(const FwdTables* t,
                        uint8_t* f,            # IN/OUT frame bytes (rewritten for REPLY / same-subnet DELIVER)
                        int64_t L,             # IN  frame length
                        int32_t p,             # IN  ingress port
+                       int32_t e,             # IN  ENI index of port p (port_to_eni), -1 if none
+                       uint32_t h,            # IN  ht_get(ip_key(e's VPC, dst)) when the frame is IPv4 and L >= 34
                        int64_t i,             # IN  frame index (row of the outputs)
                        uint8_t* action, uint8_t* reason, int32_t* egress, int32_t* route,   # OUT [i]
                        uint32_t* o_tab,       # OUT LPM table id (when 1 is returned)
                        uint32_t* o_dst,       # OUT destination IP (when 1 is returned)
                        uint32_t* o_h,         # OUT hash value of (vpc, dst) (when 1 is returned)
-                       int32_t* o_e,          # OUT ingress ENI index (when 1 is returned)
+                       int32_t* o_e,          # OUT ENI to deliver to (when 2 is returned)
                        ) noexcept nogil:
-    """Steps 1-18.  Returns 1 when the frame needs a route lookup (step 19), else 0 (verdict written)."""
-    cdef int32_t e = port_to_eni(t, p)
+    """Steps 1-18.  Returns 1 when the frame needs a route lookup (step 19), 2 when it is to be
+    delivered to ENI ``o_e[0]`` inside the subnet (step 18, done by the caller after prefetching),
+    else 0 (verdict written)."""
     cdef const EniRec* er
     cdef const SubnetRec* sr
     cdef uint16_t et
     cdef uint8_t b0
     cdef int64_t hl, tl, k
-    cdef uint32_t s, src, dst, h, hm
+    cdef uint32_t s, src, dst, hm
     cdef uint64_t dm
     if e < 0:
         set_verdict(i, ACT_DROP, R_UNKNOWN_PORT, -1, -1, action, reason, egress, route)
@@ -246,14 +264,7 @@ cdef inline int stage1(const FwdTables* t,
     if (b0 >> 4) != 4 or hl < 20 or ETH_HLEN + hl > L or tl < hl or ETH_HLEN + tl > L:
         set_verdict(i, ACT_DROP, R_MALFORMED, -1, -1, action, reason, egress, route)
         return 0
-    s = 0
-    k = 0
-    while k < hl:
-        s += (<uint32_t>f[14 + k] << 8) | f[15 + k]
-        k += 2
-    s = (s & 0xFFFF) + (s >> 16)
-    s = (s & 0xFFFF) + (s >> 16)
-    if s != 0xFFFF:
+    if not ipv4_csum_ok(f + ETH_HLEN, hl):
         set_verdict(i, ACT_DROP, R_MALFORMED, -1, -1, action, reason, egress, route)
         return 0
     # step 10
@@ -268,7 +279,6 @@ cdef inline int stage1(const FwdTables* t,
     if dst == 0xFFFFFFFFu:
         set_verdict(i, ACT_DROP, R_BROADCAST, -1, -1, action, reason, egress, route)
         return 0
-    h = ht_get(t, ip_key(<uint32_t>sr.vpc, dst))
     if h != FV_HV_NONE and tag_of(h) == FV_HV_BCAST:
         set_verdict(i, ACT_DROP, R_BROADCAST, -1, -1, action, reason, egress, route)
         return 0
@@ -278,13 +288,13 @@ cdef inline int stage1(const FwdTables* t,
         return 0
     # step 13
     if er.sdc and src != er.ip0:
-        if ht_get(t, ip_key(<uint32_t>sr.vpc, src)) != (FV_HV_ENI | <uint32_t>e):
+        if ht_get(&t.ipt, ip_key(<uint32_t>sr.vpc, src)) != (FV_HV_ENI | <uint32_t>e):
             set_verdict(i, ACT_DROP, R_SRC_DST_CHECK, -1, -1, action, reason, egress, route)
             return 0
     # step 14
     dm = rd48(f)
     if dm != sr.gwmac:
-        hm = ht_get(t, mac_key(dm))
+        hm = ht_get(&t.mact, mac_key(dm))
         if hm == FV_HV_NONE or tag_of(hm) != FV_HV_ENI or t.enis[hm & FV_HV_INDEX_MASK].subnet != er.subnet:
             set_verdict(i, ACT_DROP, R_UNKNOWN_MAC, -1, -1, action, reason, egress, route)
             return 0
@@ -306,17 +316,18 @@ cdef inline int stage1(const FwdTables* t,
         set_verdict(i, ACT_DROP, R_LINK_LOCAL_SERVICE, -1, -1, action, reason, egress, route)
         return 0
     # step 18
+    if h != FV_HV_NONE and tag_of(h) == FV_HV_ENI:
+        fv_prefetch(&t.enis[h & FV_HV_INDEX_MASK])   # the receiving ENI, read in stage 3
     if (dst & sr.mask) == sr.base:
         if h != FV_HV_NONE and tag_of(h) == FV_HV_ENI:
-            deliver(t, f, e, <int32_t>(h & FV_HV_INDEX_MASK), i, -1, action, reason, egress, route)
-        else:
-            set_verdict(i, ACT_DROP, R_NO_SUCH_HOST, -1, -1, action, reason, egress, route)
+            o_e[0] = <int32_t>(h & FV_HV_INDEX_MASK)
+            return 2
+        set_verdict(i, ACT_DROP, R_NO_SUCH_HOST, -1, -1, action, reason, egress, route)
         return 0
     # step 19 follows after the batch lookup
     o_tab[0] = sr.table
     o_dst[0] = dst
     o_h[0] = h
-    o_e[0] = e
     return 1
 
 
@@ -356,12 +367,12 @@ cdef inline void stage3(const FwdTables* t,
     elif rr.kind == RK_ENI:
         tgt = rr.arg
         tr = &t.enis[tgt]
-        if tr.sdc and dst != tr.ip0 and ht_get(t, ip_key(tr.vpc, dst)) != (FV_HV_ENI | <uint32_t>tgt):
+        if tr.sdc and dst != tr.ip0 and ht_get(&t.ipt, ip_key(tr.vpc, dst)) != (FV_HV_ENI | <uint32_t>tgt):
             set_verdict(i, ACT_DROP, R_SRC_DST_CHECK, -1, <int32_t>r, action, reason, egress, route)
         else:
             deliver(t, f, e, tgt, i, <int32_t>r, action, reason, egress, route)
     elif rr.kind == RK_PEERING:
-        h2 = ht_get(t, ip_key(<uint32_t>rr.arg, dst))
+        h2 = ht_get(&t.ipt, ip_key(<uint32_t>rr.arg, dst))
         if h2 != FV_HV_NONE and tag_of(h2) == FV_HV_ENI:
             deliver(t, f, e, <int32_t>(h2 & FV_HV_INDEX_MASK), i, <int32_t>r, action, reason, egress, route)
         else:
@@ -379,25 +390,88 @@ cdef void run_chunk(const FwdTables* t,
                     int64_t lo, int64_t hi,   # IN  frame range of this chunk (hi - lo <= FV_CHUNK)
                     uint8_t* action, uint8_t* reason, int32_t* egress, int32_t* route,   # OUT [lo:hi]
                     ) noexcept nogil:
-    cdef uint32_t sc_tab[FV_CHUNK]
-    cdef uint32_t sc_dst[FV_CHUNK]
-    cdef uint32_t sc_h[FV_CHUNK]
-    cdef uint32_t sc_val[FV_CHUNK]
-    cdef int32_t sc_e[FV_CHUNK]
-    cdef int32_t sc_i[FV_CHUNK]
-    cdef int64_t i, k, nl = 0, start
-    for i in range(lo, hi):
+    """One chunk: prefetch passes, stage 1, batch LPM, stage 3.
+
+    The passes before stage 1 only compute addresses and issue prefetches (port -> ENI record ->
+    subnet record and hash slot of (VPC, dst)), so that the dependent cache misses of many frames
+    overlap instead of being paid one after another.
+    """
+    cdef uint32_t sc_tab[FV_CHUNK]     # LPM list: table id
+    cdef uint32_t sc_dst[FV_CHUNK]     # LPM list: destination
+    cdef uint32_t sc_h[FV_CHUNK]       # LPM list: hash value of (VPC, dst); then per-frame hash values
+    cdef uint32_t sc_val[FV_CHUNK]     # LPM list: lookup result
+    cdef int32_t sc_i[FV_CHUNK]        # LPM list: frame offset in the chunk
+    cdef int32_t sc_e[FV_CHUNK]        # per frame: ingress ENI
+    cdef uint64_t sc_key[FV_CHUNK]     # per frame: hash key of (VPC, dst), or FV_HT_EMPTY
+    cdef int32_t dl_i[FV_CHUNK]        # same-subnet delivery list: frame offset in the chunk
+    cdef int32_t dl_e[FV_CHUNK]        # same-subnet delivery list: receiving ENI
+    cdef uint32_t hv[FV_CHUNK]         # per frame: hash value
+    cdef int64_t i, j, k, n = hi - lo, nl = 0, nd = 0, start, L
+    cdef int32_t e, p, v
+    cdef int rc
+    cdef const uint8_t* f
+    cdef uint64_t key, r
+    # pass A: prefetch the port table rows
+    if t.n_port_dense > 0:
+        for j in range(n):
+            p = port[lo + j]
+            if 0 <= p < t.n_port_dense:
+                fv_prefetch(&t.port_eni[2 * p])
+    # pass B: port -> (ENI, VPC); prefetch the ENI record and, for IPv4 frames, the (VPC, dst) hash slot
+    for j in range(n):
+        p = port[lo + j]
+        sc_key[j] = FV_HT_EMPTY
+        if 0 <= p < t.n_port_dense:
+            e = t.port_eni[2 * p]
+            v = t.port_eni[2 * p + 1]
+        else:
+            e = port_to_eni(t, p)
+            v = t.enis[e].vpc if e >= 0 else 0
+        sc_e[j] = e
+        if e < 0:
+            continue
+        fv_prefetch(&t.enis[e])
+        start = offsets[lo + j]
+        L = offsets[lo + j + 1] - start
+        f = data + start
+        if L >= IPV4_MIN_FRAME and f[12] == 0x08 and f[13] == 0x00:
+            key = ip_key(<uint32_t>v, rd32(f + 30))
+            sc_key[j] = key
+            ht_prefetch(&t.ipt, key)
+    # pass C: hash lookups (slots prefetched)
+    for j in range(n):
+        key = sc_key[j]
+        hv[j] = ht_get(&t.ipt, key) if key != FV_HT_EMPTY else FV_HV_NONE
+    # pass D: stage 1
+    for j in range(n):
+        i = lo + j
         start = offsets[i]
-        if stage1(t, data + start, offsets[i + 1] - start, port[i], i, action, reason, egress, route,
-                  &sc_tab[nl], &sc_dst[nl], &sc_h[nl], &sc_e[nl]):
-            sc_i[nl] = <int32_t>(i - lo)
+        rc = stage1(t, data + start, offsets[i + 1] - start, port[i], sc_e[j], hv[j], i,
+                    action, reason, egress, route, &sc_tab[nl], &sc_dst[nl], &sc_h[nl], &dl_e[nd])
+        if rc == 1:
+            sc_i[nl] = <int32_t>j
             nl += 1
-    if nl == 0:
-        return
-    rts_lookup_batch(&t.lpm, sc_tab, sc_dst, sc_val, nl)
+        elif rc == 2:
+            dl_i[nd] = <int32_t>j
+            nd += 1
+    # stage 2: batch LPM
+    if nl:
+        rts_lookup_batch(&t.lpm, sc_tab, sc_dst, sc_val, nl)
+        for k in range(nl):   # prefetch the matched routes' records
+            if sc_val[k] != 0xFFFFFFFFu and sc_tab[k] < <uint64_t>t.n_tables:
+                r = <uint64_t>t.table_base[sc_tab[k]] + sc_val[k]
+                if r < <uint64_t>t.n_routes:
+                    fv_prefetch(&t.routes[r])
+    # stage 3: same-subnet deliveries, then routed frames
+    for k in range(nd):
+        j = dl_i[k]
+        i = lo + j
+        deliver(t, data + offsets[i], sc_e[j], dl_e[k], i, -1, action, reason, egress, route)
     for k in range(nl):
-        i = lo + sc_i[k]
-        stage3(t, data + offsets[i], i, sc_e[k], sc_dst[k], sc_h[k], sc_tab[k], sc_val[k], action, reason, egress, route)
+        j = sc_i[k]
+        i = lo + j
+        stage3(t, data + offsets[i], i, sc_e[j], sc_dst[k], sc_h[k], sc_tab[k], sc_val[k],
+               action, reason, egress, route)
 
 
 # ------------------------------------------------------------------ Python-facing objects
@@ -415,21 +489,18 @@ cdef class Tables:
                   const uint8_t[::1] subnets,     # IN  SubnetRec records as bytes
                   const uint8_t[::1] routes,      # IN  RouteRec records as bytes
                   const uint32_t[::1] table_base, # IN  global index of each route table's first route
-                  const int32_t[::1] port_eni,    # IN  dense port -> ENI index (-1: none)
-                  bint port_hashed,               # IN  ports beyond port_eni are looked up in ht
-                  const uint64_t[::1] ht,         # IN  hash table, 2*cap uint64 (cap a power of two >= 2)
+                  const int32_t[::1] port_eni,    # IN  dense port -> (ENI index, VPC index) pairs ((-1, -1): none)
+                  bint port_hashed,               # IN  ports beyond port_eni are looked up in mac_hash
+                  const uint64_t[::1] ip_hash,    # IN  (VPC, IP) hash, 2*cap uint64 (cap a power of two >= 2)
+                  const uint64_t[::1] mac_hash,   # IN  MAC (and sparse port) hash, same layout
                   object lpm,                     # IN  fastvpc.lpm.RouteTables
                   bint single_mac):               # IN  arp_mode == "single_mac"
-        cdef int64_t cap = ht.shape[0] // 2
-        cdef int shift = 64
         if enis.shape[0] % sizeof(EniRec) or subnets.shape[0] % sizeof(SubnetRec) \
                 or routes.shape[0] % sizeof(RouteRec):
             raise ValueError("Tables: record arrays do not have whole records")
-        if cap < 2 or (cap & (cap - 1)) != 0 or ht.shape[0] != 2 * cap:
-            raise ValueError(f"Tables: hash table of {ht.shape[0]} words is not 2 * a power of two >= 2")
-        while (<int64_t>1 << (64 - shift)) < cap:
-            shift -= 1
-        self._keep = (enis, subnets, routes, table_base, port_eni, ht, lpm)
+        _init_hash(&self.t.ipt, ip_hash)
+        _init_hash(&self.t.mact, mac_hash)
+        self._keep = (enis, subnets, routes, table_base, port_eni, ip_hash, mac_hash, lpm)
         self.t.enis = <const EniRec*>&enis[0] if enis.shape[0] else NULL
         self.t.n_enis = enis.shape[0] // sizeof(EniRec)
         self.t.subnets = <const SubnetRec*>&subnets[0] if subnets.shape[0] else NULL
@@ -439,17 +510,31 @@ cdef class Tables:
         self.t.table_base = &table_base[0] if table_base.shape[0] else NULL
         self.t.n_tables = table_base.shape[0]
         self.t.port_eni = &port_eni[0] if port_eni.shape[0] else NULL
-        self.t.n_port_dense = port_eni.shape[0]
+        self.t.n_port_dense = port_eni.shape[0] // 2
         self.t.port_hashed = port_hashed
-        self.t.ht = &ht[0]
-        self.t.ht_mask = <uint64_t>(cap - 1)
-        self.t.ht_shift = shift
         self.t.single_mac = single_mac
         rts_view_init(&self.t.lpm, lpm)
 
-    def ht_get(self, uint64_t key) -> int:
-        """The hash table's value for ``key`` (0xFFFFFFFF when absent); for tests."""
-        return ht_get(&self.t, key)
+    def ip_lookup(self, uint64_t key) -> int:
+        """The (VPC, IP) hash table's value for ``key`` (0xFFFFFFFF when absent); for tests."""
+        return ht_get(&self.t.ipt, key)
+
+    def mac_lookup(self, uint64_t key) -> int:
+        """The MAC hash table's value for ``key`` (0xFFFFFFFF when absent); for tests."""
+        return ht_get(&self.t.mact, key)
+
+
+cdef int _init_hash(HashTab* h, const uint64_t[::1] slots) except -1:
+    cdef int64_t cap = slots.shape[0] // 2
+    cdef int shift = 64
+    if cap < 2 or (cap & (cap - 1)) != 0 or slots.shape[0] != 2 * cap:
+        raise ValueError(f"Tables: hash table of {slots.shape[0]} words is not 2 * a power of two >= 2")
+    while (<int64_t>1 << (64 - shift)) < cap:
+        shift -= 1
+    h.slots = &slots[0]
+    h.mask = <uint64_t>(cap - 1)
+    h.shift = shift
+    return 0
 
 
 def record_sizes() -> tuple:

@@ -3,6 +3,7 @@
 # fastvpc/verdicts.py; tests/test_kernel_types.py checks that they match.
 
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
+from libc.string cimport memcpy
 
 # --- fastvpc.Action -----------------------------------------------------------
 cdef enum:
@@ -142,3 +143,22 @@ cdef inline uint16_t csum_fold(uint64_t s) noexcept nogil:
     while s >> 16:
         s = (s & 0xFFFF) + (s >> 16)
     return <uint16_t>s
+
+cdef inline bint ipv4_csum_ok(const uint8_t* p, int64_t hl) noexcept nogil:
+    """IPv4 header checksum check over hl bytes (a multiple of 4, all inside the frame).
+
+    Sums native-order 32-bit words and folds: the one's-complement sum is byte-order
+    independent up to a byte swap, and 0xFFFF is its own swap.
+    """
+    cdef uint64_t s = 0
+    cdef uint32_t w
+    cdef int64_t k = 0
+    while k < hl:
+        memcpy(&w, p + k, 4)
+        s += w
+        k += 4
+    s = (s & 0xFFFFFFFFu) + (s >> 32)
+    s = (s & 0xFFFFFFFFu) + (s >> 32)
+    s = (s & 0xFFFF) + (s >> 16)
+    s = (s & 0xFFFF) + (s >> 16)
+    return s == 0xFFFF

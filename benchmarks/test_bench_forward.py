@@ -1,0 +1,107 @@
+"""Forwarding throughput: Dataplane.process vs the peers, in one run.
+
+Topology (benchmarks/_forward_data.py): 4 peered VPCs, 1,000 subnets each with its own route
+table of 50 routes, 100,000 ENIs.  Batches of 65,536 mixed 64-byte frames (unicast across
+subnets, same subnet, to the internet, over peerings, ARP, ICMP echo to the router, drops).
+Frames are restored from a pristine copy before every round (``pedantic`` setup, not timed),
+since processing rewrites them in place.
+
+Peers: a dpkt per-frame parse loop (Ethernet + IP dissection only, no decisions) and the
+pure-Python reference forwarder, both on a sample; compare frames/s (``extra_info["frames"]``).
+
+    python -m pytest benchmarks/test_bench_forward.py --benchmark-only -q -p no:cacheprovider
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _forward_data import Big, mixed_frames  # noqa: E402
+
+from fastvpc.batch import FrameBatch  # noqa: E402
+from fastvpc.classify import classify  # noqa: E402
+from fastvpc.dataplane import Result  # noqa: E402
+
+N = 65536
+SAMPLE = 4096
+
+
+@pytest.fixture(scope="module")
+def big() -> Big:
+    b = Big()
+    print(f"\nbuild times (s): {b.times}")
+    gc.collect()
+    gc.freeze()  # the 100k-ENI topology is millions of objects: keep full collections out of the timings
+    return b
+
+
+@pytest.fixture(scope="module")
+def batch(big: Big) -> FrameBatch:
+    return mixed_frames(big, N, seed=1)
+
+
+def _process(benchmark: Any, big: Big, batch: FrameBatch, n_threads: int) -> None:
+    work = batch.copy()
+    out = Result(N)
+
+    def restore() -> None:
+        np.copyto(work.data, batch.data)
+
+    def run() -> None:
+        big.dp.process(work, out=out, n_threads=n_threads)
+
+    benchmark.extra_info["frames"] = N
+    benchmark.pedantic(run, setup=restore, rounds=60, iterations=1, warmup_rounds=3)
+    assert np.count_nonzero(out.action == 1) > N // 2  # mostly delivered
+
+
+def test_forward_1_thread(benchmark: Any, big: Big, batch: FrameBatch) -> None:
+    _process(benchmark, big, batch, 1)
+
+
+def test_forward_2_threads(benchmark: Any, big: Big, batch: FrameBatch) -> None:
+    _process(benchmark, big, batch, 2)
+
+
+def test_classify_1_thread(benchmark: Any, batch: FrameBatch) -> None:
+    out = classify(batch)
+    benchmark.extra_info["frames"] = N
+    benchmark.pedantic(lambda: classify(batch, out=out, n_threads=1), rounds=100, iterations=1, warmup_rounds=3)
+
+
+def test_peer_dpkt_parse(benchmark: Any, batch: FrameBatch) -> None:
+    dpkt = pytest.importorskip("dpkt")
+    frames = [batch.frame(i) for i in range(SAMPLE)]
+
+    def parse() -> int:
+        n = 0
+        for f in frames:
+            eth = dpkt.ethernet.Ethernet(f)
+            if isinstance(eth.data, dpkt.ip.IP):
+                n += eth.data.ttl
+        return n
+
+    benchmark.extra_info["frames"] = SAMPLE
+    benchmark.pedantic(parse, rounds=10, iterations=1, warmup_rounds=1)
+
+
+def test_peer_reference_forwarder(benchmark: Any, big: Big, batch: FrameBatch) -> None:
+    ref_mod = pytest.importorskip("fastvpc.reference")
+    fwd = ref_mod.ReferenceForwarder(big.net)
+    k = SAMPLE // 4
+    frames = [batch.frame(i) for i in range(k)]
+    ports = [int(p) for p in batch.port[:k]]
+
+    def run() -> None:
+        for f, p in zip(frames, ports):
+            fwd.forward(bytearray(f), p)
+
+    benchmark.extra_info["frames"] = k
+    benchmark.pedantic(run, rounds=3, iterations=1, warmup_rounds=0)
