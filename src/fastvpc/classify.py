@@ -31,7 +31,7 @@ the total length; then ``FLAG_L4`` is set.  ARP fields need ``FLAG_ARP``: ethert
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -100,7 +100,7 @@ def classify(batch: FrameBatch, out: Classified | None = None, n_threads: int | 
     if out is not None:
         if not isinstance(out, Classified):
             raise TypeError(f"out must be a Classified from an earlier classify() call, not {type(out).__name__}")
-        arrays = []
+        arrays: list[Any] = []
         for (name, dt), arr in zip(_FIELDS, out):
             if not (isinstance(arr, np.ndarray) and arr.dtype == dt and arr.ndim == 1 and arr.flags.c_contiguous
                     and arr.flags.writeable and arr.shape[0] >= n):
@@ -108,5 +108,6 @@ def classify(batch: FrameBatch, out: Classified | None = None, n_threads: int | 
             arrays.append(arr[:n])
     else:
         arrays = [np.empty(n, dtype=dt) for _, dt in _FIELDS]
-    _k.classify_batch(batch.data, batch.offsets, *arrays, nt)
+    args: list[Any] = [batch.data, batch.offsets, *arrays, nt]
+    _k.classify_batch(*args)
     return Classified(*arrays)

@@ -69,7 +69,7 @@ if _fw.record_sizes() != (ENI_DTYPE.itemsize, SUBNET_DTYPE.itemsize, ROUTE_DTYPE
 class RouteInfo(NamedTuple):
     """Plain-data summary of one route (``Dataplane.routes[i]``), picklable without the topology."""
 
-    index: int          #: position in ``Network.routes()`` (the value reported in ``Result.route``)
+    number: int         #: position in ``Network.routes()`` (the value reported in ``Result.route``)
     route_table: str    #: name of its route table
     vpc: str            #: name of the table's VPC
     destination: str    #: CIDR

@@ -37,16 +37,16 @@ def _table_copy(arr: np.ndarray) -> np.ndarray:
     mapping advised for transparent huge pages (the kernel's random lookups then miss the TLB far less)."""
     arr = np.ascontiguousarray(arr)
     if arr.nbytes < (1 << 20) or not hasattr(mmap, "MADV_HUGEPAGE"):
-        return arr.copy()
+        return np.array(arr, copy=True)
     size = arr.nbytes + _HUGE
     try:
         mm = mmap.mmap(-1, size + _HUGE)
         mm.madvise(mmap.MADV_HUGEPAGE)
     except (OSError, ValueError):  # pragma: no cover - no THP support
-        return arr.copy()
+        return np.array(arr, copy=True)
     raw = np.frombuffer(mm, dtype=np.uint8)
     skip = (-raw.ctypes.data) % _HUGE
-    out = raw[skip:skip + arr.nbytes].view(arr.dtype)
+    out: np.ndarray = raw[skip:skip + arr.nbytes].view(arr.dtype)
     out[...] = arr.reshape(-1)
     return out
 
@@ -114,6 +114,16 @@ class Dataplane:
 
     arp_mode: str
     routes: tuple[RouteInfo, ...]
+    enis: np.ndarray
+    subnets: np.ndarray
+    route_targets: np.ndarray
+    table_base: npt.NDArray[np.uint32]
+    port_eni: npt.NDArray[np.int32]
+    ip_hash: npt.NDArray[np.uint64]
+    mac_hash: npt.NDArray[np.uint64]
+    lpm: Any
+    _tables: _fw.Tables
+    _port_hashed: bool
     port_names: dict[int, str]
     port_kinds: dict[int, str]
     eni_names: tuple[str, ...]

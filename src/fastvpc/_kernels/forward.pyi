@@ -2,12 +2,15 @@ __test__: dict[str, str]
 
 from typing import Any
 
+from typing_extensions import Self, disjoint_base
+
 import numpy as np
 import numpy.typing as npt
 
+@disjoint_base
 class Tables:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         enis: npt.NDArray[np.uint8],
         subnets: npt.NDArray[np.uint8],
         routes: npt.NDArray[np.uint8],
@@ -18,7 +21,7 @@ class Tables:
         mac_hash: npt.NDArray[np.uint64],
         lpm: Any,
         single_mac: bool,
-    ) -> None: ...
+    ) -> Self: ...
     def ip_lookup(self, key: int) -> int: ...
     def mac_lookup(self, key: int) -> int: ...
 

@@ -476,6 +476,7 @@ cdef void run_chunk(const FwdTables* t,
 
 # ------------------------------------------------------------------ Python-facing objects
 
+@cython.auto_pickle(False)
 cdef class Tables:
     """The compiled tables of one Dataplane, as raw pointers for the kernel (read-only).
 
@@ -588,7 +589,7 @@ def forward_batch(Tables tables,                 # IN  compiled tables
                 hi = lo + FV_CHUNK if lo + FV_CHUNK < n else n
                 run_chunk(t, base, po, pp, lo, hi, pa, pr, pe, prt)
         else:
-            for c in prange(nchunks, num_threads=n_threads, schedule="static"):
+            for c in prange(nchunks, num_threads=n_threads, schedule="dynamic", chunksize=8):
                 lo = c * FV_CHUNK
                 hi = lo + FV_CHUNK if lo + FV_CHUNK < n else n
                 run_chunk(t, base, po, pp, lo, hi, pa, pr, pe, prt)
