@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import mmap
+import sys
 
 import numpy as np
 import pytest
@@ -150,6 +151,7 @@ class Guarded:
         self.real = np.array(prt) != -1
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mprotect guard pages via libc: Linux only")
 @pytest.mark.parametrize("seed", [1, 2])
 def test_guard_pages(seed: int) -> None:
     net, enis = build()
