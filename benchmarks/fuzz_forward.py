@@ -148,7 +148,7 @@ def main(argv: list[str]) -> int:
     if args.debug_build and not os.environ.get("FASTVPC_FUZZ_CHILD"):
         return debug_build_and_rerun(argv)
     import fastvpc
-    from fastvpc.classify import classify
+    from fastvpc.classification import classify
     from fastvpc.verdicts import Action, DropReason
 
     print(f"fastvpc from {Path(fastvpc.__file__).parent}", flush=True)

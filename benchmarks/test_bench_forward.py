@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _forward_data import Big, mixed_frames  # noqa: E402
 
 from fastvpc.batch import FrameBatch  # noqa: E402
-from fastvpc.classify import classify  # noqa: E402
+from fastvpc.classification import classify  # noqa: E402
 from fastvpc.dataplane import Result  # noqa: E402
 
 N = 65536

@@ -195,8 +195,11 @@ def test_sources_and_entry_points(net: Network, dp: Any) -> None:
             return dp.process(batch, copy=copy)
 
     assert trace_packet(WithNetwork(), "db1", "10.0.1.10").to_dict() == b.to_dict()
+    # a Dataplane carries its compiled topology: no network= needed, and dp.trace is the same call
+    assert trace_packet(dp, "db1", "10.0.1.10").to_dict() == b.to_dict()
+    assert dp.trace("db1", "10.0.1.10").to_dict() == b.to_dict()
     with pytest.raises(TypeError, match="topology"):
-        trace_packet(dp, "db1", "10.0.1.10")
+        trace_packet(object(), "db1", "10.0.1.10")
 
 
 def test_bad_arguments(net: Network) -> None:

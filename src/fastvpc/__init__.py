@@ -4,9 +4,13 @@ Public names only; see DESIGN.md for the contract and docs/forwarding-model.md f
 exact per-frame algorithm.
 """
 
-from fastvpc import examples, packets
+from fastvpc import examples, lpm, packets
+from fastvpc.aws import from_aws
 from fastvpc.batch import FrameBatch
-from fastvpc.errors import FastVpcError, FrameBatchError, LpmError, TopologyError, TopologyFileError
+from fastvpc.classification import Classified, classify
+from fastvpc.dataplane import Dataplane, Result
+from fastvpc.errors import FastVpcError, FrameBatchError, LpmError, PcapError, TopologyError, TopologyFileError
+from fastvpc.files import load
 from fastvpc.topology import (
     BLACKHOLE,
     LOCAL,
@@ -24,6 +28,7 @@ from fastvpc.topology import (
     Vpc,
     VpnGateway,
 )
+from fastvpc.trace import Hop, Trace
 from fastvpc.verdicts import RA_CODES, Action, DropReason
 
 __version__ = "0.1.0"
@@ -33,27 +38,37 @@ __all__ = [
     "LOCAL",
     "RA_CODES",
     "Action",
+    "Classified",
+    "Dataplane",
     "DropReason",
     "Endpoint",
     "Eni",
     "FastVpcError",
     "FrameBatch",
     "FrameBatchError",
+    "Hop",
     "InternetGateway",
     "LpmError",
     "NatGateway",
     "Network",
+    "PcapError",
     "PeeringConnection",
+    "Result",
     "Route",
     "RouteTable",
     "Subnet",
     "Target",
     "TopologyError",
     "TopologyFileError",
+    "Trace",
     "TransitGateway",
     "Vpc",
     "VpnGateway",
     "__version__",
+    "classify",
     "examples",
+    "from_aws",
+    "load",
+    "lpm",
     "packets",
 ]

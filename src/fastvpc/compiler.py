@@ -129,6 +129,7 @@ def _hash(keys: list[int], vals: list[int]) -> np.ndarray:
 def compile_network(net: Network, arp_mode: str = "target") -> Dataplane:
     """Pack ``net`` into a :class:`fastvpc.dataplane.Dataplane` (see the module docstring)."""
     from fastvpc.dataplane import Dataplane
+    from fastvpc.files import network_to_dict
     from fastvpc.topology import BLACKHOLE, LOCAL, Eni, PeeringConnection
 
     if arp_mode not in ARP_MODES:
@@ -245,4 +246,5 @@ def compile_network(net: Network, arp_mode: str = "target") -> Dataplane:
         port_names=port_names, port_kinds=port_kinds,
         eni_names=tuple(e.name for e in enis), subnet_names=tuple(s.name for s in subnets),
         vpc_names=tuple(v.name for v in vpcs), route_table_names=tuple(t.name for t in tables),
+        topology=network_to_dict(net),
     )

@@ -26,7 +26,7 @@ __all__ = ["Dataplane", "Result"]
 
 _ARRAYS = ("enis", "subnets", "route_targets", "table_base", "port_eni", "ip_hash", "mac_hash")
 _META = ("arp_mode", "routes", "port_names", "port_kinds", "eni_names", "subnet_names", "vpc_names",
-         "route_table_names")
+         "route_table_names", "topology")
 
 
 _HUGE = 2 << 20
@@ -110,7 +110,7 @@ class Dataplane:
     ``port_eni``, ``ip_hash``, ``mac_hash`` (non-writeable numpy arrays) and ``lpm`` (a RouteTables).
     """
 
-    __slots__ = (*_ARRAYS, *_META, "lpm", "_tables", "_port_hashed")
+    __slots__ = (*_ARRAYS, *_META, "lpm", "_tables", "_port_hashed", "_network")
 
     arp_mode: str
     routes: tuple[RouteInfo, ...]
@@ -130,6 +130,9 @@ class Dataplane:
     subnet_names: tuple[str, ...]
     vpc_names: tuple[str, ...]
     route_table_names: tuple[str, ...]
+    #: the compiled network as a topology document (``fastvpc.files.network_to_dict``): what traces explain
+    topology: dict[str, Any]
+    _network: Any
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         raise TypeError("a Dataplane is made by Network.compile()")
@@ -154,6 +157,7 @@ class Dataplane:
                             bool(port_hashed), self.ip_hash, self.mac_hash, lpm, meta["arp_mode"] == "single_mac")
         object.__setattr__(self, "_tables", tables)
         object.__setattr__(self, "_port_hashed", bool(port_hashed))
+        object.__setattr__(self, "_network", None)
         return self
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -203,6 +207,31 @@ class Dataplane:
         _fw.forward_batch(self._tables, frames.data, frames.offsets, frames.port,
                           res.action, res.reason, res.egress, res.route, nt)
         return res
+
+    # ------------------------------------------------------------------ explanation
+    @property
+    def network(self) -> Any:
+        """A fresh :class:`fastvpc.Network` equal to the one compiled (rebuilt once, then cached).
+
+        It is a copy: changing it does not change this snapshot.
+        """
+        if self._network is None:
+            from fastvpc.files import network_from_dict
+
+            object.__setattr__(self, "_network", network_from_dict(self.topology, source="Dataplane.topology"))
+        return self._network
+
+    def trace(self, src: Any, dst: Any, proto: str | int = "icmp", port: int | None = None, **kwargs: Any) -> Any:
+        """Explain, hop by hop, what this snapshot does with one packet from ``src`` to ``dst``.
+
+        ``src`` is an ENI name or an IP owned by one ENI; ``proto`` icmp (echo request), tcp (SYN),
+        udp or a protocol number; ``port`` the destination port.  The verdict comes from
+        :meth:`process`, so a trace always agrees with it.  Returns a :class:`fastvpc.trace.Trace`
+        (``.action``, ``.reason``, ``.hops``, ``str()``, ``.to_dict()``).
+        """
+        from fastvpc.trace import trace_packet
+
+        return trace_packet(self, src, dst, proto, port, **kwargs)
 
     # ------------------------------------------------------------------ introspection
     @property

@@ -257,6 +257,7 @@ class Eni(Target):
     def add_secondary_ip(self, ip: str | IPv4Address) -> IPv4Address:
         addr = self.subnet._check_assignable(ip, self.name)
         self.secondary_ips.append(addr)
+        self.vpc._ip_owner[addr] = self
         return addr
 
 
@@ -524,6 +525,8 @@ class Subnet(_Named):
         nm = net._claim_name(name, "eni")
         eni = Eni(self, nm, net._claim_port(port, nm), primary, mac_s, seconds, source_dest_check)
         self.enis.append(eni)
+        for a in eni.ips:
+            self.vpc._ip_owner[a] = eni
         net._register(eni)
         return eni
 
@@ -551,6 +554,8 @@ class Vpc(_Named):
         self.nat_gateways: list[NatGateway] = []
         self.endpoints: list[Endpoint] = []
         self.main_route_table: RouteTable = None  # type: ignore[assignment]  # set by Network.add_vpc
+        # every private IP of every ENI of this VPC -> its ENI: keeps ENI creation O(1)
+        self._ip_owner: dict[IPv4Address, Eni] = {}
 
     @property
     def cidr(self) -> IPv4Network:
@@ -576,12 +581,7 @@ class Vpc(_Named):
 
     def eni_for_ip(self, ip: IPv4Address) -> Eni | None:
         """The ENI of this VPC that owns ``ip`` (primary or secondary), or None."""
-        for s in self.subnets:
-            if ip in s.cidr:
-                for e in s.enis:
-                    if ip == e.ip or ip in e.secondary_ips:
-                        return e
-        return None
+        return self._ip_owner.get(ip)
 
     def add_cidr(self, cidr: str | IPv4Network) -> IPv4Network:
         """Associate another CIDR block; every route table gets its ``local`` route (#13)."""
@@ -883,6 +883,8 @@ class Network:
             self._blackhole_routes_to(obj)
             if isinstance(obj, Eni):
                 obj.subnet.enis.remove(obj)
+                for a in obj.ips:
+                    obj.vpc._ip_owner.pop(a, None)
             elif isinstance(obj, InternetGateway):
                 obj.vpc.internet_gateways.remove(obj)
             elif isinstance(obj, VpnGateway):
