@@ -42,6 +42,15 @@ def main() -> int:
         build = time.perf_counter() - t0
         print(f"{path.name}: {p.size} prefixes ({stats}); build {build:.3f} s, {t.kind}, "
               f"lookup structure {t.lookup_nbytes / 2**20:.2f} MiB, with route list {t.nbytes / 2**20:.2f} MiB")
+        # the route list kept for routes()/lookup_exact gives back exactly the input
+        order = np.lexsort((ln, p))
+        rp, rl, rv = t.routes()
+        diff = int((rp != p[order]).sum() + (rl != ln[order]).sum() + (rv != v[order]).sum())
+        rng = np.random.default_rng(7)
+        for i in rng.integers(0, p.size, 2000).tolist():
+            diff += t.lookup_exact((int(p[i]), int(ln[i]))) != int(v[i])
+        bad += diff
+        print(f"  routes() and 2000 lookup_exact against the input: {diff} mismatches")
         pt = pytricia.PyTricia(32)
         for pp, ll, vv in zip(p.tolist(), ln.tolist(), v.tolist()):
             pt.insert(f"{ipaddress.IPv4Address(pp)}/{ll}", vv)

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fastvpc.errors import LpmError
-from fastvpc.lpm import MISS, LpmTable, RouteTables, _build, _lookup, kernel_variant
+from fastvpc.lpm import MISS, LpmTable, RouteTables, _build, _lookup, _route_layout, kernel_variant
 
 U32 = 0xFFFFFFFF
 
@@ -318,6 +318,74 @@ def test_exact_covering_covered(routes, addr, qlen):
         assert t.lookup_exact(k) == table[k]
 
 
+def _net_of(p, ln):
+    return ipaddress.IPv4Network((int(p), int(ln)))
+
+
+@pytest.mark.parametrize("n, n_distinct, want_nd", [
+    (60, 60, 0),          # raw values, one length byte per route
+    (120, 3, 3),          # uint8 value index, one length byte per route
+    (137, 137, 0),        # raw values, length offsets (just above the threshold)
+    (900, 200, 200),      # uint8 index, length offsets
+    (4000, 900, 900),     # uint16 index, length offsets
+    (3000, 2500, 0),      # an index would be bigger: raw
+])
+def test_route_list_encodings(n, n_distinct, want_nd):
+    rng = np.random.default_rng(n + n_distinct)
+    ln = rng.integers(0, 33, 3 * n)
+    p = rng.integers(0, 1 << 32, 3 * n, dtype=np.int64) & np.array([mask(int(x)) for x in ln], dtype=np.int64)
+    keys = np.unique((p << 6) | ln)[:n]
+    rng.shuffle(keys)
+    p, ln = (keys >> 6).astype(np.uint32), (keys & 63).astype(np.uint8)
+    pool = rng.choice(U32, n_distinct, replace=False).astype(np.uint32)
+    v = pool[np.arange(p.size) % n_distinct]
+    t = LpmTable.from_arrays(p, ln, v)
+    assert int(t.route_tables._meta[0, 4]) == want_nd
+    order = np.lexsort((ln, p))
+    got = t.routes()
+    for g, w in zip(got, (p[order], ln[order], v[order])):
+        np.testing.assert_array_equal(g, w)
+        assert g.dtype == w.dtype
+    table = {(int(a), int(b)): int(c) for a, b, c in zip(p, ln, v)}
+    for (a, b), c in list(table.items())[:50]:
+        assert t.lookup_exact((a, b)) == c
+        if b < 32:
+            assert t.lookup_exact((a, b + 1)) == table.get((a, b + 1))
+    p64, l64 = p.astype(np.int64), ln.astype(np.int64)
+    masks = np.array([mask(m) for m in range(33)], dtype=np.int64)
+    for a in np.concatenate([rng.integers(0, 1 << 32, 20), p[:10]]).tolist():
+        for qlen in (0, 8, 20, 32):
+            q = a & mask(qlen)
+            qnet = ipaddress.IPv4Network((q, qlen))
+            sel = np.flatnonzero((l64 <= qlen) & ((q & masks[l64]) == p64))  # brute force
+            cov = [(_net_of(p[i], ln[i]), int(v[i])) for i in sel[np.argsort(l64[sel], kind="stable")]]
+            assert t.covering(qnet) == cov
+            sel = np.flatnonzero((l64 >= qlen) & ((p64 & masks[qlen]) == q))
+            ins = [(_net_of(p[i], ln[i]), int(v[i])) for i in sel[np.lexsort((l64[sel], p64[sel]))]]
+            assert t.covered(qnet) == ins
+    # the same lists survive the packed round trip and a replace into a bigger RouteTables
+    t2 = LpmTable.from_packed(**t.arrays())
+    assert t2.lookup_exact((int(p[0]), int(ln[0]))) == int(v[0]) and t2.nbytes == t.nbytes
+    rts = RouteTables.from_cidrs([(0, "0.0.0.0/0", 1), (1, "10.0.0.0/8", 2)]).replaced(1, p, ln, v)
+    for g, w in zip(rts.routes(1), (p[order], ln[order], v[order])):
+        np.testing.assert_array_equal(g, w)
+    assert rts.routes(0)[0].tolist() == [0]
+
+
+def test_nbytes_counts_route_lists():
+    rng = np.random.default_rng(4)
+    p, ln, v = _random_table(rng, 20000)
+    v = (v % 1000).astype(np.uint32) + 1  # few distinct values: uint16 index
+    t = LpmTable.from_arrays(p, ln, v, structure="poptrie")
+    rts = t.route_tables
+    n, nd = p.size, int(rts._meta[0, 4])
+    assert 256 < nd <= 1000
+    # 4 B prefix + 2 B index a route, the distinct values, 34 length offsets (+ alignment)
+    route_list = t.nbytes - t.lookup_nbytes - rts._meta.nbytes
+    assert 6 * n + 4 * nd + 136 <= route_list < 6 * n + 4 * nd + 136 + 64
+    assert t.nbytes == rts._header.nbytes + rts._meta.nbytes + int(rts._meta[0, 1])
+
+
 # ---------------------------------------------------------------- persistence
 
 def test_pickle_save_load_without_rebuild(tmp_path, monkeypatch):
@@ -364,6 +432,21 @@ def test_corrupt_packed_arrays_are_rejected():
             RouteTables.from_packed(**b)
     with pytest.raises(LpmError):
         RouteTables.from_packed(a["header"][:, :4], a["meta"], a["data"])
+    # route lists: value count, value index past the value table, length offsets
+    p = (np.arange(300, dtype=np.uint32) << 8).astype(np.uint32)
+    t = LpmTable.from_arrays(p, np.full(300, 24, np.uint8), (np.arange(300) % 3 + 1).astype(np.uint32))
+    a = t.arrays()
+    n, ro, nd = (int(x) for x in a["meta"][0, 2:5])
+    assert nd == 3
+    vals, offs, idx, w, lens, _ = _route_layout(n, nd)
+    assert w == 1 and offs >= 0 and lens < 0
+    for field, where, val in (("meta", (0, 4), 10**6), ("meta", (0, 4), 2**17), ("meta", (0, 2), n + 1),
+                              ("data", ro + idx + 7, 3), ("data", ro + offs + 4 * 33, 7),
+                              ("data", ro + offs + 4 * 10, 200)):
+        b = {k: x.copy() for k, x in a.items()}
+        b[field][where] = val
+        with pytest.raises(LpmError):
+            LpmTable.from_packed(**b)
     with pytest.raises(LpmError):
         RouteTables.from_packed(a["header"], a["meta"], a["data"].view(np.int8))
 

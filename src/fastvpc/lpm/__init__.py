@@ -40,6 +40,9 @@ _KIND_POPTRIE = int(_build.KIND_POPTRIE)
 _LINE = 64
 _BTREE_MAX = int(_build.BTREE_MAX_INTERVALS)  # 8 * 17**3 intervals: 3 internal levels
 _BTREE_AUTO = _BTREE_MAX  # measured: the B-tree beats a per-table poptrie up to here (BENCHMARKS.md)
+_META = int(_build.META_COLS)  # meta row: region offset, region bytes, routes, routes offset, distinct values
+_OFFS_ABOVE = int(_build.ROUTES_OFFSETS_ABOVE)
+_ALL_LENGTHS = np.arange(34)
 
 PrefixLike = Union[str, ipaddress.IPv4Network, tuple[int, int]]
 
@@ -141,6 +144,73 @@ def _net(p: int, ln: int) -> ipaddress.IPv4Network:
     return ipaddress.IPv4Network((int(p), int(ln)))
 
 
+def _route_layout(n: int, nd: int) -> tuple[int, int, int, int, int, int]:
+    """Byte offsets (from the routes offset) of a route list of ``n`` routes, ``nd`` distinct
+    values (0: raw values); see ``write_routes`` in _build.cpp.  Returns (values, length
+    offsets or -1, value index or -1, index width, lengths or -1, total bytes)."""
+    at = 4 * n
+    vals = at
+    at += 4 * (nd if nd else n)
+    offs = -1
+    if n > _OFFS_ABOVE:
+        offs, at = at, at + 4 * 34
+    idx, w = -1, (1 if nd <= 256 else 2)
+    if nd:
+        idx, at = at, at + w * n
+    lens = -1
+    if n <= _OFFS_ABOVE:
+        lens, at = at, at + n
+    return vals, offs, idx, w, lens, at
+
+
+class _Routes:
+    """Zero-copy views of one table's route list (ordered by (length, prefix))."""
+
+    __slots__ = ("pfx", "off", "_raw", "_vt", "_idx", "_lens")
+    pfx: np.ndarray
+    off: np.ndarray
+    _raw: np.ndarray | None
+    _vt: np.ndarray | None
+    _idx: np.ndarray | None
+    _lens: np.ndarray | None
+
+    def __init__(self, data: np.ndarray, n: int, ro: int, nd: int) -> None:
+        vals, offs, idx, w, lens, _ = _route_layout(n, nd)
+        self.pfx = data[ro:ro + 4 * n].view(np.uint32)
+        self._raw = self._vt = self._idx = self._lens = None
+        if nd:
+            self._vt = data[ro + vals:ro + vals + 4 * nd].view(np.uint32)
+            self._idx = data[ro + idx:ro + idx + w * n].view(np.uint8 if w == 1 else np.uint16)
+        else:
+            self._raw = data[ro + vals:ro + vals + 4 * n].view(np.uint32)
+        if offs >= 0:
+            self.off = data[ro + offs:ro + offs + 136].view(np.uint32).astype(np.int64)
+        else:
+            self._lens = data[ro + lens:ro + lens + n]
+            self.off = np.searchsorted(self._lens, _ALL_LENGTHS).astype(np.int64)
+            self.off[33] = n
+
+    def lengths(self) -> np.ndarray:
+        if self._lens is not None:
+            lens: np.ndarray = self._lens.copy()
+            return lens
+        out: np.ndarray = np.repeat(np.arange(33, dtype=np.uint8), np.diff(self.off[:34]))
+        return out
+
+    def values(self, sel: Any = slice(None)) -> np.ndarray:
+        """Values of the routes at positions ``sel`` (slice or index array)."""
+        if self._raw is not None:
+            return np.array(self._raw[sel], dtype=np.uint32)
+        assert self._vt is not None and self._idx is not None
+        out: np.ndarray = self._vt[self._idx[sel]]
+        return out
+
+    def group(self, m: int) -> tuple[int, np.ndarray]:
+        """(first position, prefixes) of the routes of length ``m`` (sorted)."""
+        lo, hi = int(self.off[m]), int(self.off[m + 1])
+        return lo, self.pfx[lo:hi]
+
+
 class _Pool:
     """Append-only aligned byte pool shared by a RouteTables and everything derived from it.
 
@@ -169,7 +239,7 @@ class _Pool:
 
 def _check_packed(header: np.ndarray, meta: np.ndarray, data: np.ndarray) -> None:
     """Bounds check of packed arrays from outside (pickle, npz): every offset inside its region."""
-    if header.ndim != 2 or header.shape[1] != _HDR or meta.shape != (header.shape[0], 4):
+    if header.ndim != 2 or header.shape[1] != _HDR or meta.shape != (header.shape[0], _META):
         raise LpmError(f"packed arrays have bad shapes: header {header.shape}, meta {meta.shape}")
     kind = header[:, 0].astype(np.int64)
     ok_kind = (kind == _KIND_EMPTY) | ((kind >= 1) & (kind <= 4)) | (kind == _KIND_POPTRIE)
@@ -185,9 +255,21 @@ def _check_packed(header: np.ndarray, meta: np.ndarray, data: np.ndarray) -> Non
     inside = (lines >= roff[:, None]) & (lines < (roff + rlen)[:, None])
     if (live[:, None] & used & ~inside).any():
         raise LpmError("packed header points outside its table's region")
-    nr, ro = meta[:, 2], meta[:, 3]
-    if ((nr < 0) | (live & ((ro < roff) | (ro + 9 * nr > roff + rlen)))).any():
+    nr, ro, nd = meta[:, 2], meta[:, 3], meta[:, 4]
+    if ((nr < 0) | (nd < 0) | (nd > 65536) | (nd > nr) | (~live & (nr != 0)) | (live & (ro % 4 != 0))).any():
+        raise LpmError("packed meta has a bad route count, value count or route list offset")
+    # the route list's size, as _route_layout computes it
+    rbytes = 4 * nr + np.where(nd > 0, 4 * nd + np.where(nd <= 256, 1, 2) * nr, 4 * nr) \
+        + np.where(nr > _OFFS_ABOVE, 4 * 34, nr)
+    if (live & ((ro < roff) | (ro + rbytes > roff + rlen))).any():
         raise LpmError("packed meta has a route list outside its region")
+    # value indices inside their value table, length offsets monotone (only big or indexed lists)
+    for t in np.flatnonzero(live & ((nd > 0) | (nr > _OFFS_ABOVE))):
+        r = _Routes(data, int(nr[t]), int(ro[t]), int(nd[t]))
+        if r._idx is not None and r._idx.size and int(r._idx.max()) >= int(nd[t]):
+            raise LpmError(f"packed route list of table {t} has a value index >= {int(nd[t])}")
+        if r._lens is None and (r.off[0] != 0 or r.off[33] != nr[t] or (np.diff(r.off) < 0).any()):
+            raise LpmError(f"packed route list of table {t} has bad length offsets")
 
 
 # ----------------------------------------------------------------------------- RouteTables
@@ -373,8 +455,10 @@ class RouteTables:
 
     @property
     def nbytes(self) -> int:
-        """Bytes of the packed structure: per-table header and meta rows, and each table's
-        region (lookup structure + its sorted route list, 9 bytes a route)."""
+        """Bytes held for this object's tables: per-table header and meta rows, and each table's
+        region (lookup structure + its route list: 4 bytes of prefix a route, values raw (4 B)
+        or as a uint8/uint16 index into the table's distinct values, lengths as 1 B a route or
+        34 offsets).  Dead regions of replaced tables in a shared pool are not counted."""
         return int(self._header.nbytes + self._meta.nbytes + self._meta[:, 1].sum())
 
     @property
@@ -395,49 +479,58 @@ class RouteTables:
             raise LpmError(f"table id {table_id} out of range (n_tables={len(self)})")
         return t
 
+    def _routes(self, table_id: int) -> _Routes:
+        t = self._tid(table_id)
+        meta, data = self._meta, self._data  # one consistent pair even if replace() runs meanwhile
+        return _Routes(data, int(meta[t, 2]), int(meta[t, 3]), int(meta[t, 4]))
+
     def routes(self, table_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(prefix, length, value) of one table, sorted by (prefix, length); copies."""
-        t = self._tid(table_id)
-        n, ro = int(self._meta[t, 2]), int(self._meta[t, 3])
-        d = self._data
-        pfx = d[ro:ro + 4 * n].view(np.uint32).copy()
-        val = d[ro + 4 * n:ro + 8 * n].view(np.uint32).copy()
-        ln = d[ro + 8 * n:ro + 9 * n].copy()
-        return pfx, ln, val
+        r = self._routes(table_id)
+        ln = r.lengths()
+        order = np.lexsort((ln, r.pfx))
+        return r.pfx[order], ln[order], r.values(order)
 
-    def _keys(self, table_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        pfx, ln, val = self.routes(table_id)
-        return (pfx.astype(np.uint64) << np.uint64(6)) | ln.astype(np.uint64), ln, val
+    def _find(self, r: _Routes, p: int, m: int) -> int:
+        """Position of route p/m in ``r``, or -1 (binary search in the length-m group)."""
+        lo, g = r.group(m)
+        i = int(np.searchsorted(g, p))
+        return lo + i if i < g.size and int(g[i]) == p else -1
 
     def lookup_exact(self, table_id: int, prefix: PrefixLike) -> int | None:
         """The value stored for exactly this prefix, or None."""
         p, ln = _parse_prefix(prefix)
-        keys, _, val = self._keys(table_id)
-        k = (p << 6) | ln
-        i = int(np.searchsorted(keys, np.uint64(k)))
-        return int(val[i]) if i < keys.size and int(keys[i]) == k else None
+        r = self._routes(table_id)
+        i = self._find(r, p, ln)
+        return None if i < 0 else int(r.values(slice(i, i + 1))[0])
 
     def covering(self, table_id: int, prefix: PrefixLike) -> list[tuple[ipaddress.IPv4Network, int]]:
         """Routes that contain ``prefix`` (itself included), shortest first."""
         p, ln = _parse_prefix(prefix)
-        keys, _, val = self._keys(table_id)
-        want = np.array([((p & ((0xFFFFFFFF << (32 - m)) & 0xFFFFFFFF)) << 6) | m for m in range(ln + 1)],
-                        dtype=np.uint64)
-        idx = np.searchsorted(keys, want)
+        r = self._routes(table_id)
         res = []
-        for m, i in enumerate(idx):
-            if i < keys.size and keys[i] == want[m]:
-                res.append((_net(int(want[m]) >> 6, m), int(val[i])))
+        for m in range(ln + 1):
+            q = p & ((0xFFFFFFFF << (32 - m)) & 0xFFFFFFFF)
+            i = self._find(r, q, m)
+            if i >= 0:
+                res.append((_net(q, m), int(r.values(slice(i, i + 1))[0])))
         return res
 
     def covered(self, table_id: int, prefix: PrefixLike) -> list[tuple[ipaddress.IPv4Network, int]]:
         """Routes inside ``prefix`` (itself included), sorted by (address, length)."""
         p, ln = _parse_prefix(prefix)
-        keys, lens, val = self._keys(table_id)
+        r = self._routes(table_id)
         end = p + (1 << (32 - ln)) - 1
-        lo = int(np.searchsorted(keys, np.uint64((p << 6) | ln)))
-        hi = int(np.searchsorted(keys, np.uint64((end << 6) | 63), side="right"))
-        return [(_net(int(keys[i]) >> 6, int(lens[i])), int(val[i])) for i in range(lo, hi)]
+        found: list[tuple[int, int, int]] = []
+        for m in range(ln, 33):
+            lo, g = r.group(m)
+            a, b = int(np.searchsorted(g, p)), int(np.searchsorted(g, end, side="right"))
+            found.extend((int(x), m, lo + a + j) for j, x in enumerate(g[a:b].tolist()))
+        found.sort()
+        if not found:
+            return []
+        vals = r.values(np.array([i for _, _, i in found], dtype=np.int64)).tolist()
+        return [(_net(x, m), v) for (x, m, _), v in zip(found, vals)]
 
     # -- packed arrays, pickling, files
     def arrays(self) -> dict[str, np.ndarray]:

@@ -231,6 +231,70 @@ void build_poptrie(const std::vector<u32>& S, const std::vector<u32>& V, Blob& b
     h[4] = (u32)(o_vals / LPM_LINE);
 }
 
+// The route list of one table (kept for routes()/lookup_exact/covering/covered; lookups never
+// read it), written at a 64-byte aligned offset which is returned.  Routes are ordered by
+// (length, prefix); with k routes and nd distinct values (nd = 0: values stored raw):
+//   uint32 prefix[k]
+//   uint32 raw value[k]                  (nd == 0)  |  uint32 distinct value[nd]  (nd > 0, ascending)
+//   uint32 length offsets[34]            (k > LPM_ROUTES_OFFSETS_ABOVE: routes of length m are
+//                                         [off[m], off[m+1]); off[0] = 0, off[33] = k)
+//   uint8/uint16 value index[k]          (nd > 0: uint8 when nd <= 256, else uint16)
+//   uint8 length[k]                      (k <= LPM_ROUTES_OFFSETS_ABOVE)
+// Values are indexed only when that is smaller (4 * nd + width * k < 4 * k).
+// P, L, V: the table's routes sorted by (prefix, length); D, IX: scratch.
+size_t write_routes(const std::vector<u32>& P, const std::vector<u8>& L, const std::vector<u32>& V, size_t k,
+                    Blob& blob, size_t& nd_out, std::vector<u32>& D, std::vector<u32>& IX) {
+    u32 off[34] = {0};
+    for (size_t r = 0; r < k; ++r) ++off[L[r] + 1];
+    for (int m = 1; m < 34; ++m) off[m] += off[m - 1];
+    IX.resize(k);  // IX[j]: route at position j of the (length, prefix) order
+    {
+        u32 pos[33];
+        std::memcpy(pos, off, sizeof(pos));
+        for (size_t r = 0; r < k; ++r) IX[pos[L[r]]++] = (u32)r;
+    }
+    D.assign(V.begin(), V.begin() + k);
+    std::sort(D.begin(), D.end());
+    D.erase(std::unique(D.begin(), D.end()), D.end());
+    size_t nd = D.size();
+    size_t w = nd <= 256 ? 1 : nd <= 65536 ? 2 : 0;
+    bool indexed = w != 0 && 4 * nd + w * k < 4 * k;
+    if (!indexed) nd = 0;
+    const bool offs = k > LPM_ROUTES_OFFSETS_ABOVE;
+    size_t bytes = 4 * k + (indexed ? 4 * nd + w * k : 4 * k) + (offs ? 4 * 34 : k);
+    size_t ro = blob.alloc(bytes);
+    u32* pf = (u32*)blob.at(ro);
+    u32* vv = pf + k;
+    for (size_t j = 0; j < k; ++j) pf[j] = P[IX[j]];
+    size_t at = ro + 4 * k;
+    if (indexed) {
+        std::memcpy(vv, D.data(), nd * 4);
+        at += 4 * nd;
+    } else {
+        for (size_t j = 0; j < k; ++j) vv[j] = V[IX[j]];
+        at += 4 * k;
+    }
+    if (offs) {
+        std::memcpy(blob.at(at), off, sizeof(off));
+        at += sizeof(off);
+    }
+    if (indexed) {
+        u8* ix8 = blob.at(at);
+        uint16_t* ix16 = (uint16_t*)blob.at(at);
+        for (size_t j = 0; j < k; ++j) {
+            size_t i = (size_t)(std::lower_bound(D.begin(), D.end(), V[IX[j]]) - D.begin());
+            if (w == 1) ix8[j] = (u8)i; else ix16[j] = (uint16_t)i;
+        }
+        at += w * k;
+    }
+    if (!offs) {
+        u8* ln = blob.at(at);
+        for (size_t j = 0; j < k; ++j) ln[j] = L[IX[j]];
+    }
+    nd_out = nd;
+    return ro;
+}
+
 template <typename T>
 py::array_t<T> as_1d(const py::array& a, const char* name) {
     if (a.ndim() != 1) throw py::value_error(std::string(name) + " must be one-dimensional");
@@ -306,15 +370,15 @@ py::tuple build_tables(py::array_t<u32, py::array::c_style> table_id, py::array_
     }
 
     py::array_t<u32> header({(py::ssize_t)n_tables, (py::ssize_t)LPM_HDR_WORDS});
-    py::array_t<int64_t> meta({(py::ssize_t)n_tables, (py::ssize_t)4});
+    py::array_t<int64_t> meta({(py::ssize_t)n_tables, (py::ssize_t)LPM_META_COLS});
     u32* H = header.mutable_data();
     int64_t* M = meta.mutable_data();
     std::memset(H, 0, n_tables * LPM_HDR_WORDS * sizeof(u32));
-    std::memset(M, 0, n_tables * 4 * sizeof(int64_t));
+    std::memset(M, 0, n_tables * LPM_META_COLS * sizeof(int64_t));
     Blob blob;
     {
         py::gil_scoped_release nogil;
-        std::vector<u32> P, V, S, IV;
+        std::vector<u32> P, V, S, IV, D, IX;
         std::vector<u8> L;
         size_t i = 0;
         while (i < n) {
@@ -336,16 +400,15 @@ py::tuple build_tables(py::array_t<u32, py::array::c_style> table_id, py::array_
                 build_btree(S, IV, blob, h);
             else
                 build_poptrie(S, IV, blob, h);
-            size_t ro = blob.alloc(k * 9);
-            std::memcpy(blob.at(ro), P.data(), k * 4);
-            std::memcpy(blob.at(ro + 4 * k), V.data(), k * 4);
-            std::memcpy(blob.at(ro + 8 * k), L.data(), k);
+            size_t nd = 0;
+            size_t ro = write_routes(P, L, V, k, blob, nd, D, IX);
             size_t end = blob.alloc(0);
-            int64_t* mt = M + t * 4;
+            int64_t* mt = M + t * LPM_META_COLS;
             mt[0] = (int64_t)region;
             mt[1] = (int64_t)(end - region);
             mt[2] = (int64_t)k;
             mt[3] = (int64_t)ro;
+            mt[4] = (int64_t)nd;
             i = e;
         }
     }
@@ -378,11 +441,14 @@ PYBIND11_MODULE(_build, m) {
     m.attr("KIND_BTREE") = py::int_(LPM_KIND_BTREE);
     m.attr("KIND_POPTRIE") = py::int_(LPM_KIND_POPTRIE);
     m.attr("BTREE_MAX_INTERVALS") = py::int_(8 * 17 * 17 * 17);
+    m.attr("META_COLS") = py::int_(LPM_META_COLS);
+    m.attr("ROUTES_OFFSETS_ABOVE") = py::int_(LPM_ROUTES_OFFSETS_ABOVE);
     m.def("build_tables", &build_tables, py::arg("table_id"), py::arg("prefix"), py::arg("length"),
           py::arg("value"), py::arg("n_tables"), py::arg("normalize") = false,
           py::arg("max_btree_intervals") = 8 * 17 * 17 * 17,
-          "Build n_tables tables; returns (header uint32[n_tables, 8], meta int64[n_tables, 4], blob uint8[]).\n"
-          "meta rows: region offset, region bytes, route count, routes offset (bytes, relative to blob).");
+          "Build n_tables tables; returns (header uint32[n_tables, 8], meta int64[n_tables, 5], blob uint8[]).\n"
+          "meta rows: region offset, region bytes, route count, routes offset (bytes, relative to blob),\n"
+          "distinct values of the route list (0: values stored raw).");
     m.def("intervals", &intervals, py::arg("prefix"), py::arg("length"), py::arg("value"),
           "Flatten one (prefix, length)-sorted route list into (starts, values) intervals.");
 }

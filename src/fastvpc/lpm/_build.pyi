@@ -7,6 +7,8 @@ KIND_EMPTY: int
 KIND_BTREE: int
 KIND_POPTRIE: int
 BTREE_MAX_INTERVALS: int
+META_COLS: int
+ROUTES_OFFSETS_ABOVE: int
 
 def build_tables(
     table_id: npt.NDArray[np.uint32],

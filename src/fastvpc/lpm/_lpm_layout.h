@@ -34,6 +34,8 @@
 #define LPM_LINE 64
 #define LPM_DP_BITS 18
 #define LPM_LEAF_FLAG 0x80000000u
+#define LPM_META_COLS 5              /* per-table meta row (Python side only, see _build.cpp) */
+#define LPM_ROUTES_OFFSETS_ABOVE 136 /* route lists longer than this store 34 length offsets, else a length per route */
 
 typedef struct lpm_pt_node {
     uint64_t vector;
