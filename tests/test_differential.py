@@ -16,6 +16,7 @@ import ipaddress
 import os
 import struct
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,16 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+# Hypothesis imports libcst (for its failure patches) only when a test fails, and libcst
+# triggers a DeprecationWarning from mypy_extensions that pytest's "warnings as errors" turns
+# into an INTERNALERROR hiding the falsifying example.  Import it once here, warnings muted.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    try:
+        import hypothesis.extra._patching  # noqa: F401
+    except ImportError:  # pragma: no cover - libcst absent or hypothesis reorganised
+        pass
 
 _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:  # tests/frames.py is a helper module, not a package
@@ -34,8 +45,9 @@ from fastvpc.errors import TopologyError  # noqa: E402
 from fastvpc.reference import ReferenceForwarder  # noqa: E402
 from fastvpc.verdicts import Action, DropReason  # noqa: E402
 
-N_EXAMPLES = int(os.environ.get("FASTVPC_DIFF_EXAMPLES", "60"))
-N_EXAMPLES_SLOW = 1500
+N_EXAMPLES = int(os.environ.get("FASTVPC_DIFF_EXAMPLES", "200"))
+N_EXAMPLES_SLOW = int(os.environ.get("FASTVPC_DIFF_EXAMPLES_SLOW", "3000"))
+RUN_SLOW = os.environ.get("FASTVPC_SLOW", "") not in ("", "0")
 
 IP = ipaddress.IPv4Address
 
@@ -76,8 +88,9 @@ def networks(draw: st.DrawFn) -> topo.Network:
                 off = draw(st.integers(4, min(hosts - 2, 300)))
                 secs = [subnet.cidr.network_address + draw(st.integers(4, min(hosts - 2, 300)))
                         for _ in range(draw(st.sampled_from([0, 0, 0, 1, 2])))]
+                port = draw(st.sampled_from([None, None, None, None, 70_000 + off, 50_000_000 + off]))
                 eni = _try(subnet.add_eni, subnet.cidr.network_address + off,
-                           source_dest_check=draw(st.booleans()))
+                           source_dest_check=draw(st.booleans()), port=port)
                 if eni is not None:
                     for s in secs:
                         _try(eni.add_secondary_ip, s)
@@ -168,7 +181,8 @@ def _macs(net: topo.Network) -> list[str]:
 @st.composite
 def valid_frame(draw: st.DrawFn, net: topo.Network) -> tuple[bytes, int]:
     enis = net.enis
-    ports = [e.port for e in enis] + [t.port for t in net.targets if not isinstance(t, topo.Eni)] + [-1, 99999]
+    ports = ([e.port for e in enis] + [t.port for t in net.targets if not isinstance(t, topo.Eni)]
+             + [-1, 99999, 2**31 - 1, -(2**31)])
     sender = draw(st.sampled_from(enis)) if enis and draw(st.integers(0, 9)) else None
     port = sender.port if sender is not None else draw(st.sampled_from(ports))
     src_mac = sender.mac if sender is not None else "02:aa:bb:cc:dd:ee"
@@ -313,6 +327,7 @@ def test_kernel_agrees_with_reference(scenario: tuple[topo.Network, list[tuple[b
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not RUN_SLOW, reason="long differential run: set FASTVPC_SLOW=1")
 @settings(max_examples=N_EXAMPLES_SLOW, **_SETTINGS)  # type: ignore[arg-type]
 @given(scenarios())
 def test_kernel_agrees_with_reference_many(scenario: tuple[topo.Network, list[tuple[bytes, int]], str]) -> None:
@@ -320,7 +335,9 @@ def test_kernel_agrees_with_reference_many(scenario: tuple[topo.Network, list[tu
 
 
 @settings(max_examples=max(10, N_EXAMPLES // 3), **_SETTINGS)  # type: ignore[arg-type]
-@given(networks(), st.lists(st.tuples(st.binary(max_size=120), st.integers(-3, 40)), min_size=1, max_size=40))
+@given(networks(), st.lists(st.tuples(st.binary(max_size=120),
+                                      st.one_of(st.integers(-3, 40), st.integers(-(2**31), 2**31 - 1))),
+                            min_size=1, max_size=40))
 def test_kernel_agrees_on_garbage(net: topo.Network, items: list[tuple[bytes, int]]) -> None:
     """Random bytes on random ports (most of them malformed or unknown)."""
     compare(net, items, "target")
