@@ -116,3 +116,17 @@ def test_reads_network_live() -> None:
     assert ref.forward(frame, a1.port).reason == DropReason.NO_ROUTE
     net.find("rt-main").add_route("0.0.0.0/0", net.find("vgw"))
     assert ref.forward(frame, a1.port).action == Action.FORWARD
+
+
+def test_process_read_only_batch_needs_copy() -> None:
+    from fastvpc.errors import FrameBatchError
+
+    frames, ports = _batch()
+    data = np.frombuffer(b"".join(frames), dtype=np.uint8)  # read-only view
+    offsets = np.cumsum([0] + [len(f) for f in frames]).astype(np.int64)
+    batch = FrameBatch(data, offsets, np.array(ports, np.int32))
+    assert not batch.writeable
+    with pytest.raises(FrameBatchError, match="read-only"):
+        REF.process(batch)
+    res = REF.process(batch, copy=True)
+    assert list(batch) == frames and res.frames.frame(1) != frames[1]

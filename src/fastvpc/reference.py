@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from fastvpc.errors import FrameBatchError
 from fastvpc.topology import (
     BLACKHOLE,
     LOCAL,
@@ -180,15 +181,19 @@ class ReferenceForwarder:
     def process(self, batch: Any, copy: bool = False) -> ReferenceResult:
         """Every frame of a ``FrameBatch``, like ``Dataplane.process``.
 
-        Output frames are written back into ``batch`` (in place) unless ``copy`` is true
-        or the batch is read-only; then ``res.frames`` is a new batch.
+        ``copy=False`` writes the output frames back into ``batch`` (whose buffer must then be
+        writeable, else :class:`fastvpc.FrameBatchError`) and ``res.frames is batch``;
+        ``copy=True`` leaves ``batch`` untouched and ``res.frames`` is a new batch.
         """
+        if not copy and not batch.writeable:
+            raise FrameBatchError("process(): the batch's data buffer is read-only and frames are rewritten "
+                                  "in place; pass copy=True to process a copy")
         n = len(batch)
         action = np.zeros(n, dtype=np.uint8)
         reason = np.zeros(n, dtype=np.uint8)
         egress = np.full(n, -1, dtype=np.int32)
         route = np.full(n, -1, dtype=np.int32)
-        out = batch.copy() if (copy or not batch.writeable) else batch
+        out = batch.copy() if copy else batch
         offsets = out.offsets
         ports = batch.port
         for i in range(n):
