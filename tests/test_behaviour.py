@@ -884,3 +884,62 @@ def test_ipv4_padding_and_truncated_payload_by_length(engine: Engine, net: topo.
     assert_delivered(engine.one(net, frame, w1.port), frame, a2, find(net, "app").gateway_mac,
                      ridx(net, "rt-web", "10.0.0.0/16"))
     assert engine.one(net, frame, w1.port).frame[-10:] == b"\x77" * 10
+
+
+# =========================================================================== odd corners of the spec
+
+def test_r13_r36_peering_into_peer_secondary_cidr(engine: Engine) -> None:
+    net = peered_nets()
+    b = net.find("B")
+    b.add_cidr("10.50.0.0/16")
+    far = b.add_subnet("10.50.3.0/24", name="b-far")
+    eb2 = far.add_eni("10.50.3.9", name="eb2")
+    net.find("A").main_route_table.add_route("10.50.0.0/16", net.find("pcx-ab"))
+    ea = net.find("ea")
+    frame = F.tcp_frame(ea, "10.50.3.9", net.find("a1"))
+    assert_delivered(engine.one(net, frame, ea.port), frame, eb2, far.gateway_mac,
+                     ridx(net, net.find("A").main_route_table.name, "10.50.0.0/16"))
+
+
+def test_sparse_user_ports(engine: Engine) -> None:
+    """Ports far apart (user-chosen, in the millions) are ENIs and targets like any other (step 1)."""
+    net = topo.Network()
+    vpc = net.add_vpc("10.0.0.0/16", name="v")
+    s1 = vpc.add_subnet("10.0.1.0/24", name="s1")
+    s2 = vpc.add_subnet("10.0.2.0/24", name="s2")
+    e1 = s1.add_eni("10.0.1.10", name="e1", port=5_000_000)
+    e2 = s2.add_eni("10.0.2.10", name="e2", port=70_000)
+    igw = vpc.add_internet_gateway(name="igw", port=123_456_789)
+    vpc.main_route_table.add_route("0.0.0.0/0", igw)
+    f1 = F.udp_frame(e1, "10.0.2.10", s1)
+    f2 = F.udp_frame(e2, "8.8.8.8", s2)
+    f3 = F.udp_frame(e2, "10.0.1.10", s2)
+    o = engine.run(net, [(f1, 5_000_000), (f2, 70_000), (f3, 123_456_789), (f3, 5_000_001)])
+    assert_delivered(o[0], f1, e2, s2.gateway_mac, ridx(net, vpc.main_route_table.name, "10.0.0.0/16"))
+    assert_forward(o[1], 123_456_789, ridx(net, vpc.main_route_table.name, "0.0.0.0/0"), f2)
+    assert_drop(o[2], R.UNKNOWN_PORT, f3)
+    assert_drop(o[3], R.UNKNOWN_PORT, f3)
+
+
+def test_arp_is_not_source_checked(engine: Engine, net: topo.Network) -> None:
+    """The spec checks no ARP sender field against the ENI: a request with a foreign spa/sha is answered,
+    to the request's Ethernet source."""
+    w1, w2 = find(net, "web1"), find(net, "web2")
+    req = F.arp_frame("02:12:34:56:78:9a", "10.0.1.77", "10.0.1.20")
+    assert_arp_reply(engine.one(net, req, w1.port), req, w1, w2.mac)
+
+
+def test_sdc_off_eni_pings_router_from_foreign_source(engine: Engine) -> None:
+    net = seed_vpc()
+    app = net.find("app")
+    fw = app.add_eni("10.0.2.50", name="fw", source_dest_check=False)
+    req = F.icmp_echo(fw, app, app, src_ip="192.0.2.7", payload=b"nat")
+    out = engine.one(net, req, fw.port)
+    assert_echo_reply(out, req, fw)
+    assert F.ether(out.frame)[F.IP].dst == "192.0.2.7"
+
+
+def test_hairpin_to_own_ip_is_delivered_back(engine: Engine, net: topo.Network) -> None:
+    w1 = find(net, "web1")
+    frame = F.udp_frame(w1, "10.0.1.10", find(net, "web"))
+    assert_delivered(engine.one(net, frame, w1.port), frame, w1, w1.mac, -1)
