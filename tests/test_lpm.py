@@ -189,6 +189,27 @@ def test_route_tables_pairs_and_unknown_ids():
     np.testing.assert_array_equal(rts2p.lookup(qt2, qa), want2)
 
 
+@pytest.mark.parametrize("structure", ["btree", "poptrie"])
+def test_table_id_just_past_the_end_misses_in_every_kernel(structure):
+    # the header row right after the last table is a real table here (the header is a view of the
+    # first two rows of three), so an off-by-one in any kernel's table-id check gives its values
+    rts3 = RouteTables.from_cidrs([(0, "10.0.0.0/8", 1), (1, "11.0.0.0/8", 2), (2, "0.0.0.0/0", 3)],
+                                  structure=structure)
+    two = RouteTables._new(rts3._header[:2], rts3._meta[:2], rts3._data, rts3._pool)
+    addrs = np.arange(0, U32, 0x00FFFFFF, dtype=np.uint32)  # 257 addresses: more than one group of 16
+    out = np.zeros(addrs.size, np.uint32)
+    for tid in (2, 3, U32):
+        assert (two.lookup(np.full(addrs.size, tid, np.uint32), addrs) == MISS).all()
+        assert (two.lookup_table(tid, addrs) == MISS).all()
+        _lookup.lookup_table(two, tid, addrs, out, 1)  # the raw entry points, as the C API runs them
+        assert (out == MISS).all()
+        _lookup.lookup_pairs(two, np.full(addrs.size, tid, np.uint32), addrs, out, 1)
+        assert (out == MISS).all()
+        assert _lookup.lookup_one(two, tid, 0x0B000001) == MISS
+    assert _lookup.lookup_one(rts3, 2, 0x0B000001) == 3  # the row is live in the 3-table object
+    assert two.lookup_table(1, np.array([0x0B000001], np.uint32)).tolist() == [2]
+
+
 def test_replace_and_replaced_leave_others_alone():
     rng = np.random.default_rng(9)
     tid, p, ln, v = _many(rng, 30, 50)
@@ -280,6 +301,25 @@ def test_errors_name_the_bad_value():
         rts.lookup(np.zeros(3, np.uint32), np.zeros(4, np.uint32))
     with pytest.raises(TypeError):
         LpmTable()
+
+
+@pytest.mark.parametrize("structure", ["btree", "poptrie"])
+def test_default_route_host_bits_and_normalize(structure):
+    # /0 has no network bits: any set bit is a host bit (the mask of /0 is 0, not all ones)
+    with pytest.raises(LpmError, match=r"host bits set in 1\.2\.3\.4/0"):
+        LpmTable.from_arrays([0x01020304], [0], [5], structure=structure)
+    with pytest.raises(LpmError, match=r"host bits set in 128\.0\.0\.0/0"):
+        RouteTables.from_arrays([0, 0], [0x80000000, 0x0A000000], [0, 8], [5, 6], structure=structure)
+    t = LpmTable.from_arrays([0x01020304, 0x0A000000], [0, 8], [5, 6], normalize=True, structure=structure)
+    ends = np.array([0, 1, 0x01020303, 0x01020304, 0x09FFFFFF, 0x0A000000, 0x0AFFFFFF, 0x0B000000, U32],
+                    dtype=np.uint32)
+    assert t.lookup(ends).tolist() == [5, 5, 5, 5, 5, 6, 6, 5, 5]
+    assert t.lookup_exact("0.0.0.0/0") == 5 and t.lookup_exact("1.2.3.4/32") is None
+    assert t.routes()[0].tolist() == [0, 0x0A000000]
+    only = LpmTable.from_cidrs([("0.0.0.0/0", 9)], structure=structure)
+    assert only.lookup(ends).tolist() == [9] * ends.size
+    assert only.covering("255.255.255.255/32") == [(ipaddress.IPv4Network("0.0.0.0/0"), 9)]
+    assert only.covered("0.0.0.0/0") == [(ipaddress.IPv4Network("0.0.0.0/0"), 9)]
 
 
 def test_lookup_shapes_out_and_ints():
