@@ -10,8 +10,11 @@ so that one frame touches one cache line per object):
 * ``routes``   ``ROUTE_DTYPE[n_route]`` in ``Network.routes()`` order: target kind (``ROUTE_*``),
   target port (FORWARD targets), argument (ENI index for an ENI target, peer VPC index for a
   peering).
-* ``port_eni`` ``int32[2 * (max_port + 1)]``: (ENI index, VPC index) of each port, interleaved,
-  (-1, -1) for ports that are no ENI (one cache line gives the kernel both).
+* ``port_eni`` ``PORT_DTYPE[max_port + 1]``: per port, what the ingress checks need of its ENI in one
+  16-byte row (MAC with the source/dest check flag in bit 63, primary IP, subnet index; subnet -1 for
+  ports that are no ENI): one cache line per frame for the sender.
+* ``eni_deliver`` ``DELIV_DTYPE[n_eni]``: per ENI, what delivering to it needs (MAC, port, subnet) in
+  16 bytes: the receiver costs one small line, not a 32-byte ENI record.
   When ports are too sparse for a dense array (a user-chosen port in the millions), the array is
   empty and ports are looked up in the hash table instead.
 * ``ip_hash``, ``mac_hash`` ``uint64[2 * cap]``: open-addressing exact-match tables (load <= 0.5,
@@ -43,7 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from fastvpc.dataplane import Dataplane
     from fastvpc.topology import Network
 
-__all__ = ["ENI_DTYPE", "SUBNET_DTYPE", "ROUTE_DTYPE", "ROUTE_LOCAL", "ROUTE_ENI", "ROUTE_PEERING",
+__all__ = ["ENI_DTYPE", "PORT_DTYPE", "DELIV_DTYPE", "SUBNET_DTYPE", "ROUTE_DTYPE", "ROUTE_LOCAL", "ROUTE_ENI", "ROUTE_PEERING",
            "ROUTE_FORWARD", "ROUTE_BLACKHOLE", "RouteInfo", "compile_network", "ARP_MODES"]
 
 ENI_DTYPE = np.dtype([("mac", "<u8"), ("ip", "<u4"), ("subnet", "<i4"), ("port", "<i4"), ("sdc", "<u4"),
@@ -51,6 +54,10 @@ ENI_DTYPE = np.dtype([("mac", "<u8"), ("ip", "<u4"), ("subnet", "<i4"), ("port",
 SUBNET_DTYPE = np.dtype([("base", "<u4"), ("mask", "<u4"), ("router", "<u4"), ("bcast", "<u4"),
                          ("gwmac", "<u8"), ("vpc", "<i4"), ("table", "<u4")])
 ROUTE_DTYPE = np.dtype([("kind", "<u4"), ("port", "<i4"), ("arg", "<i4"), ("pad", "<u4")])
+#: per port: what the ingress checks need of the port's ENI (``mac`` bit 63: source/dest check; subnet -1: no ENI)
+PORT_DTYPE = np.dtype([("mac", "<u8"), ("ip", "<u4"), ("subnet", "<i4")])
+#: per ENI: what delivering a frame to it needs
+DELIV_DTYPE = np.dtype([("mac", "<u8"), ("port", "<i4"), ("subnet", "<i4")])
 
 #: Route target kinds stored in ``routes["kind"]`` (mirrors RK_* in _kernels/types.pxd).
 ROUTE_LOCAL, ROUTE_ENI, ROUTE_PEERING, ROUTE_FORWARD, ROUTE_BLACKHOLE = 0, 1, 2, 3, 4
@@ -62,7 +69,8 @@ _HK_IP, _HK_MAC, _HK_PORT = 0, 1, 2
 _HV_ENI, _HV_ROUTER, _HV_BCAST, _HV_GWMAC = 0, 1 << 30, 2 << 30, 3 << 30
 _MAX_INDEX = (1 << 30) - 1
 
-if _fw.record_sizes() != (ENI_DTYPE.itemsize, SUBNET_DTYPE.itemsize, ROUTE_DTYPE.itemsize):  # pragma: no cover
+if (_fw.record_sizes() != (ENI_DTYPE.itemsize, SUBNET_DTYPE.itemsize, ROUTE_DTYPE.itemsize)
+        or _fw.ingress_sizes() != (PORT_DTYPE.itemsize, DELIV_DTYPE.itemsize)):  # pragma: no cover
     raise ImportError(f"fastvpc.compiler: record dtypes do not match the kernel's structs {_fw.record_sizes()}")
 
 
@@ -208,10 +216,19 @@ def compile_network(net: Network, arp_mode: str = "target") -> Dataplane:
     targets = net.targets
     max_port = net.max_port
     dense = max_port + 1 <= max(1 << 16, 8 * len(targets))
-    port_eni = np.full(2 * (max_port + 1) if dense else 0, -1, dtype=np.int32)
+    port_eni = np.zeros(max_port + 1 if dense else 0, dtype=PORT_DTYPE)
+    port_eni["subnet"] = -1
     if dense and enis:
-        port_eni[2 * eni["port"]] = np.arange(len(enis), dtype=np.int32)
-        port_eni[2 * eni["port"] + 1] = eni["vpc"]
+        rows = port_eni[eni["port"]]
+        rows["mac"] = eni["mac"] | (eni["sdc"].astype(np.uint64) << np.uint64(63))
+        rows["ip"] = eni["ip"]
+        rows["subnet"] = eni["subnet"]
+        port_eni[eni["port"]] = rows
+    deliv = np.zeros(len(enis), dtype=DELIV_DTYPE)
+    if enis:
+        deliv["mac"] = eni["mac"]
+        deliv["port"] = eni["port"]
+        deliv["subnet"] = eni["subnet"]
 
     # exact-match hashes: (vpc, ip) in one table, MACs and sparse ports in another (the per-frame
     # (vpc, dst) lookup then touches a table half the size)
@@ -242,6 +259,7 @@ def compile_network(net: Network, arp_mode: str = "target") -> Dataplane:
     port_kinds = {t.port: t.kind for t in targets}
     return Dataplane._create(
         arp_mode=arp_mode, enis=eni, subnets=sub, routes_arr=rt, port_eni=port_eni, port_hashed=not dense,
+        eni_deliver=deliv,
         ip_hash=ip_hash, mac_hash=mac_hash, lpm=lpm, table_base=table_base, routes=tuple(infos),
         port_names=port_names, port_kinds=port_kinds,
         eni_names=tuple(e.name for e in enis), subnet_names=tuple(s.name for s in subnets),

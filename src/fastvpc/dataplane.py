@@ -24,7 +24,7 @@ from fastvpc.errors import FrameBatchError
 
 __all__ = ["Dataplane", "Result"]
 
-_ARRAYS = ("enis", "subnets", "route_targets", "table_base", "port_eni", "ip_hash", "mac_hash")
+_ARRAYS = ("enis", "subnets", "route_targets", "table_base", "port_eni", "eni_deliver", "ip_hash", "mac_hash")
 _META = ("arp_mode", "routes", "port_names", "port_kinds", "eni_names", "subnet_names", "vpc_names",
          "route_table_names", "topology")
 
@@ -37,17 +37,28 @@ def _table_copy(arr: np.ndarray) -> np.ndarray:
     mapping advised for transparent huge pages (the kernel's random lookups then miss the TLB far less)."""
     arr = np.ascontiguousarray(arr)
     if arr.nbytes < (1 << 20) or not hasattr(mmap, "MADV_HUGEPAGE"):
-        return np.array(arr, copy=True)
+        return _aligned_copy(arr)
     size = arr.nbytes + _HUGE
     try:
         mm = mmap.mmap(-1, size + _HUGE)
         mm.madvise(mmap.MADV_HUGEPAGE)
     except (OSError, ValueError):  # pragma: no cover - no THP support
-        return np.array(arr, copy=True)
+        return _aligned_copy(arr)
     raw = np.frombuffer(mm, dtype=np.uint8)
     skip = (-raw.ctypes.data) % _HUGE
     out: np.ndarray = raw[skip:skip + arr.nbytes].view(arr.dtype)
     out[...] = arr.reshape(-1)
+    return out
+
+
+def _aligned_copy(arr: np.ndarray) -> np.ndarray:
+    """A copy of the C-contiguous ``arr`` starting on a 64-byte boundary (a 32-byte record never straddles
+    two cache lines)."""
+    raw = np.empty(arr.nbytes + 64, dtype=np.uint8)
+    skip = (-raw.ctypes.data) % 64
+    out: np.ndarray = raw[skip:skip + arr.nbytes].view(arr.dtype)
+    if arr.size:
+        out[...] = arr.reshape(-1)
     return out
 
 
@@ -107,7 +118,7 @@ class Dataplane:
     index = ``Result.route``); ``port_names`` / ``port_kinds`` (dict port -> name / kind);
     ``eni_names``, ``subnet_names``, ``vpc_names``, ``route_table_names`` (tuples in the order of the
     compiled arrays); the packed arrays ``enis``, ``subnets``, ``route_targets``, ``table_base``,
-    ``port_eni``, ``ip_hash``, ``mac_hash`` (non-writeable numpy arrays) and ``lpm`` (a RouteTables).
+    ``port_eni``, ``eni_deliver``, ``ip_hash``, ``mac_hash`` (non-writeable numpy arrays) and ``lpm`` (a RouteTables).
     """
 
     __slots__ = (*_ARRAYS, *_META, "lpm", "_tables", "_port_hashed", "_network")
@@ -118,7 +129,8 @@ class Dataplane:
     subnets: np.ndarray
     route_targets: np.ndarray
     table_base: npt.NDArray[np.uint32]
-    port_eni: npt.NDArray[np.int32]
+    port_eni: np.ndarray
+    eni_deliver: np.ndarray
     ip_hash: npt.NDArray[np.uint64]
     mac_hash: npt.NDArray[np.uint64]
     lpm: Any
@@ -139,11 +151,11 @@ class Dataplane:
 
     @classmethod
     def _create(cls, *, enis: np.ndarray, subnets: np.ndarray, routes_arr: np.ndarray, table_base: np.ndarray,
-                port_eni: np.ndarray, port_hashed: bool, ip_hash: np.ndarray, mac_hash: np.ndarray, lpm: Any,
+                port_eni: np.ndarray, port_hashed: bool, eni_deliver: np.ndarray, ip_hash: np.ndarray, mac_hash: np.ndarray, lpm: Any,
                 **meta: Any) -> Dataplane:
         self = object.__new__(cls)
         arrays = {"enis": enis, "subnets": subnets, "route_targets": routes_arr, "table_base": table_base,
-                  "port_eni": port_eni, "ip_hash": ip_hash, "mac_hash": mac_hash}
+                  "port_eni": port_eni, "eni_deliver": eni_deliver, "ip_hash": ip_hash, "mac_hash": mac_hash}
         for name, arr in arrays.items():
             arr = _table_copy(arr)
             arr.flags.writeable = False
@@ -153,8 +165,9 @@ class Dataplane:
             object.__setattr__(self, name, dict(value) if isinstance(value, dict) else value)
         object.__setattr__(self, "lpm", lpm)
         tables = _fw.Tables(self.enis.view(np.uint8), self.subnets.view(np.uint8),
-                            self.route_targets.view(np.uint8), self.table_base, self.port_eni,
-                            bool(port_hashed), self.ip_hash, self.mac_hash, lpm, meta["arp_mode"] == "single_mac")
+                            self.route_targets.view(np.uint8), self.table_base, self.port_eni.view(np.uint8),
+                            bool(port_hashed), self.eni_deliver.view(np.uint8), self.ip_hash, self.mac_hash, lpm,
+                            meta["arp_mode"] == "single_mac")
         object.__setattr__(self, "_tables", tables)
         object.__setattr__(self, "_port_hashed", bool(port_hashed))
         object.__setattr__(self, "_network", None)
@@ -247,4 +260,5 @@ def _rebuild(state: dict[str, Any]) -> Dataplane:
     return Dataplane._create(
         enis=state["enis"], subnets=state["subnets"], routes_arr=state["route_targets"],
         table_base=state["table_base"], port_eni=state["port_eni"], port_hashed=state["port_hashed"],
+        eni_deliver=state["eni_deliver"],
         ip_hash=state["ip_hash"], mac_hash=state["mac_hash"], lpm=state["lpm"], **{k: state[k] for k in _META})

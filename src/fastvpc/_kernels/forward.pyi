@@ -15,8 +15,9 @@ class Tables:
         subnets: npt.NDArray[np.uint8],
         routes: npt.NDArray[np.uint8],
         table_base: npt.NDArray[np.uint32],
-        port_eni: npt.NDArray[np.int32],
+        port_eni: npt.NDArray[np.uint8],
         port_hashed: bool,
+        deliv: npt.NDArray[np.uint8],
         ip_hash: npt.NDArray[np.uint64],
         mac_hash: npt.NDArray[np.uint64],
         lpm: Any,
@@ -25,6 +26,7 @@ class Tables:
     def ip_lookup(self, key: int) -> int: ...
     def mac_lookup(self, key: int) -> int: ...
 
+def ingress_sizes() -> tuple[int, int]: ...
 def record_sizes() -> tuple[int, int, int]: ...
 def chunk_size() -> int: ...
 def forward_batch(

@@ -14,8 +14,10 @@
 #   enis     EniRec[n_eni]      (32-byte records, see compiler.ENI_DTYPE)
 #   subnets  SubnetRec[n_sub]   (32-byte records, see compiler.SUBNET_DTYPE)
 #   routes   RouteRec[n_route]  (16-byte records, see compiler.ROUTE_DTYPE), index = Network.routes() order
-#   port_eni int32[2*(max_port+1)]  (ENI index, VPC index) of each port, (-1, -1) when the port is no ENI (dense case)
-#   ht       uint64[2*cap]      exact-match hash (key, value) pairs, see types.pxd
+#   port_eni IngRec[max_port+1] (16-byte records, see compiler.PORT_DTYPE) what the ingress checks need of
+#                               each port's ENI (subnet -1: the port is no ENI), dense case; else empty
+#   deliv    DelivRec[n_eni]    (16-byte records, see compiler.DELIV_DTYPE) what delivery to an ENI needs
+#   ip/mac hash  uint64[2*cap]  exact-match hash (key, value) pairs, see types.pxd
 #   lpm      fastvpc.lpm.RouteTables, table id = route table index, value = global route index
 
 cimport cython
@@ -66,6 +68,17 @@ cdef packed struct RouteRec:
     uint32_t pad
 
 
+cdef packed struct IngRec:
+    uint64_t mac          # 48-bit MAC; bit 63: source/dest check on
+    uint32_t ip0          # primary IP
+    int32_t subnet        # subnet index; -1: the port is no ENI's
+
+cdef packed struct DelivRec:
+    uint64_t mac          # 48-bit MAC
+    int32_t port          # port number
+    int32_t subnet        # subnet index
+
+
 cdef struct HashTab:
     const uint64_t* slots      # 2*cap uint64: (key, value) pairs
     uint64_t mask              # cap - 1
@@ -81,16 +94,17 @@ cdef struct FwdTables:
     int64_t n_routes
     const uint32_t* table_base
     int64_t n_tables
-    const int32_t* port_eni    # (ENI, VPC) pairs
+    const IngRec* port_eni     # per port: what the ingress checks need of the port's ENI (subnet -1: none)
     int64_t n_port_dense
     int port_hashed
+    const DelivRec* deliv      # per ENI: what delivery to it needs
     HashTab ipt                # (VPC, IP) -> ENI / router / broadcast
     HashTab mact               # MAC -> ENI / gateway; sparse ports
     int single_mac
     RtsView lpm
 
 
-# ------------------------------------------------------------------ hash table
+# ------------------------------------------------------------------ hash tables
 
 cdef inline uint32_t ht_get(const HashTab* t, uint64_t key) noexcept nogil:
     """Value stored under ``key``, or FV_HV_NONE.  Load <= 0.5, so an empty slot always ends the probe."""
@@ -121,17 +135,28 @@ cdef inline uint32_t tag_of(uint32_t h) noexcept nogil:
     return h & 0xC0000000u
 
 
-cdef inline int32_t port_to_eni(const FwdTables* t, int32_t p) noexcept nogil:
+cdef inline IngRec ingress_of(const FwdTables* t, int32_t p) noexcept nogil:
+    """The ingress record of port ``p`` (subnet -1 when ``p`` is no ENI's port)."""
     cdef uint32_t h
-    if p < 0:
-        return -1
-    if p < t.n_port_dense:
-        return t.port_eni[2 * p]
-    if t.port_hashed:
+    cdef IngRec r
+    cdef const EniRec* er
+    if 0 <= p < t.n_port_dense:
+        return t.port_eni[p]
+    r.mac = 0
+    r.ip0 = 0
+    r.subnet = -1
+    if p >= 0 and t.port_hashed:
         h = ht_get(&t.mact, (<uint64_t>HK_PORT << 56) | <uint32_t>p)
         if h != FV_HV_NONE:
-            return <int32_t>(h & FV_HV_INDEX_MASK)
-    return -1
+            er = &t.enis[h & FV_HV_INDEX_MASK]
+            r.mac = er.mac | ((<uint64_t>(er.sdc != 0)) << 63)
+            r.ip0 = er.ip0
+            r.subnet = er.subnet
+    return r
+
+
+cdef inline uint64_t mac48(uint64_t m) noexcept nogil:
+    return m & 0xFFFFFFFFFFFFULL
 
 
 # ------------------------------------------------------------------ verdict helpers
@@ -144,14 +169,13 @@ cdef inline void set_verdict(int64_t i, uint8_t act, uint8_t why, int32_t eg, in
     route[i] = rt
 
 
-cdef inline void deliver(const FwdTables* t, uint8_t* f, int32_t e, int32_t r, int64_t i, int32_t rt,
+cdef inline void deliver(const FwdTables* t, uint8_t* f, const IngRec* er, uint32_t r, int64_t i, int32_t rt,
                          uint8_t* action, uint8_t* reason, int32_t* egress, int32_t* route) noexcept nogil:
-    """DELIVER frame ``f`` (length >= 14, checked) from ENI e to ENI r: rewrite both MACs."""
-    cdef const EniRec* rr = &t.enis[r]
-    cdef const EniRec* er = &t.enis[e]
+    """DELIVER frame ``f`` (length >= 14, checked) from ENI ``er`` to ENI index ``r``: rewrite both MACs."""
+    cdef const DelivRec* rr = &t.deliv[r]
     wr48(f, rr.mac)
     if rr.subnet == er.subnet:
-        wr48(f + 6, er.mac)
+        wr48(f + 6, mac48(er.mac))
     else:
         wr48(f + 6, t.subnets[rr.subnet].gwmac)
     set_verdict(i, ACT_DELIVER, R_NONE, rr.port, rt, action, reason, egress, route)
@@ -159,10 +183,9 @@ cdef inline void deliver(const FwdTables* t, uint8_t* f, int32_t e, int32_t r, i
 
 # ------------------------------------------------------------------ stage 1
 
-cdef inline int do_arp(const FwdTables* t, uint8_t* f, int64_t L, int32_t p, int32_t e, int64_t i,
+cdef inline int do_arp(const FwdTables* t, uint8_t* f, int64_t L, int32_t p, const IngRec* er, int64_t i,
                        uint8_t* action, uint8_t* reason, int32_t* egress, int32_t* route) noexcept nogil:
     """Steps 4-8 (ARP).  ``f`` has L >= 14 bytes."""
-    cdef const EniRec* er = &t.enis[e]
     cdef const SubnetRec* sr = &t.subnets[er.subnet]
     cdef uint32_t spa, tpa, h
     cdef uint64_t m, esrc, sha
@@ -223,26 +246,23 @@ cdef inline int stage1(const FwdTables* t,
                        uint8_t* f,            # IN/OUT frame bytes (rewritten for REPLY / same-subnet DELIVER)
                        int64_t L,             # IN  frame length
                        int32_t p,             # IN  ingress port
-                       int32_t e,             # IN  ENI index of port p (port_to_eni), -1 if none
-                       uint32_t h,            # IN  ht_get(ip_key(e's VPC, dst)) when the frame is IPv4 and L >= 34
+                       const IngRec* er,      # IN  ingress record of port p (ingress_of; subnet -1: none)
+                       uint32_t h,            # IN  ht_get(ip_key(er's VPC, dst)) when the frame is IPv4 and L >= 34
                        int64_t i,             # IN  frame index (row of the outputs)
                        uint8_t* action, uint8_t* reason, int32_t* egress, int32_t* route,   # OUT [i]
                        uint32_t* o_tab,       # OUT LPM table id (when 1 is returned)
                        uint32_t* o_dst,       # OUT destination IP (when 1 is returned)
-                       uint32_t* o_h,         # OUT hash value of (vpc, dst) (when 1 is returned)
-                       int32_t* o_e,          # OUT ENI to deliver to (when 2 is returned)
                        ) noexcept nogil:
     """Steps 1-18.  Returns 1 when the frame needs a route lookup (step 19), 2 when it is to be
-    delivered to ENI ``o_e[0]`` inside the subnet (step 18, done by the caller after prefetching),
-    else 0 (verdict written)."""
-    cdef const EniRec* er
+    delivered inside the subnet to the ENI of hash value ``h`` (step 18, done by the caller), else 0
+    (verdict written)."""
     cdef const SubnetRec* sr
     cdef uint16_t et
     cdef uint8_t b0
-    cdef int64_t hl, tl, k
-    cdef uint32_t s, src, dst, hm
+    cdef int64_t hl, tl
+    cdef uint32_t src, dst, hm, hs
     cdef uint64_t dm
-    if e < 0:
+    if er.subnet < 0:
         set_verdict(i, ACT_DROP, R_UNKNOWN_PORT, -1, -1, action, reason, egress, route)
         return 0
     if L < ETH_HLEN:
@@ -250,7 +270,7 @@ cdef inline int stage1(const FwdTables* t,
         return 0
     et = rd16(f + 12)
     if et == ETHERTYPE_ARP:
-        return do_arp(t, f, L, p, e, i, action, reason, egress, route)
+        return do_arp(t, f, L, p, er, i, action, reason, egress, route)
     if et != ETHERTYPE_IPV4:
         set_verdict(i, ACT_DROP, R_NON_IPV4, -1, -1, action, reason, egress, route)
         return 0
@@ -271,7 +291,6 @@ cdef inline int stage1(const FwdTables* t,
     if f[0] & 1:
         set_verdict(i, ACT_DROP, R_L2_BROADCAST, -1, -1, action, reason, egress, route)
         return 0
-    er = &t.enis[e]
     sr = &t.subnets[er.subnet]
     src = rd32(f + 26)
     dst = rd32(f + 30)
@@ -287,8 +306,10 @@ cdef inline int stage1(const FwdTables* t,
         set_verdict(i, ACT_DROP, R_MULTICAST, -1, -1, action, reason, egress, route)
         return 0
     # step 13
-    if er.sdc and src != er.ip0:
-        if ht_get(&t.ipt, ip_key(<uint32_t>sr.vpc, src)) != (FV_HV_ENI | <uint32_t>e):
+    if (er.mac >> 63) and src != er.ip0:
+        # src must be an IP of this ENI: the ENI owning it has this port (ports are unique)
+        hs = ht_get(&t.ipt, ip_key(<uint32_t>sr.vpc, src))
+        if hs == FV_HV_NONE or tag_of(hs) != FV_HV_ENI or t.deliv[hs & FV_HV_INDEX_MASK].port != p:
             set_verdict(i, ACT_DROP, R_SRC_DST_CHECK, -1, -1, action, reason, egress, route)
             return 0
     # step 14
@@ -316,18 +337,14 @@ cdef inline int stage1(const FwdTables* t,
         set_verdict(i, ACT_DROP, R_LINK_LOCAL_SERVICE, -1, -1, action, reason, egress, route)
         return 0
     # step 18
-    if h != FV_HV_NONE and tag_of(h) == FV_HV_ENI:
-        fv_prefetch(&t.enis[h & FV_HV_INDEX_MASK])   # the receiving ENI, read in stage 3
     if (dst & sr.mask) == sr.base:
         if h != FV_HV_NONE and tag_of(h) == FV_HV_ENI:
-            o_e[0] = <int32_t>(h & FV_HV_INDEX_MASK)
             return 2
         set_verdict(i, ACT_DROP, R_NO_SUCH_HOST, -1, -1, action, reason, egress, route)
         return 0
     # step 19 follows after the batch lookup
     o_tab[0] = sr.table
     o_dst[0] = dst
-    o_h[0] = h
     return 1
 
 
@@ -336,7 +353,7 @@ cdef inline int stage1(const FwdTables* t,
 cdef inline void stage3(const FwdTables* t,
                         uint8_t* f,           # IN/OUT frame bytes (rewritten on DELIVER)
                         int64_t i,            # IN  frame index
-                        int32_t e,            # IN  ingress ENI
+                        const IngRec* er,     # IN  ingress ENI
                         uint32_t dst,         # IN  destination IP
                         uint32_t h,           # IN  hash value of (ingress VPC, dst)
                         uint32_t tab,         # IN  route table id
@@ -346,8 +363,8 @@ cdef inline void stage3(const FwdTables* t,
     """Step 19: act on the matched route."""
     cdef const RouteRec* rr
     cdef const EniRec* tr
-    cdef int32_t tgt
     cdef uint32_t h2
+    cdef int32_t tgt
     cdef uint64_t r
     if val == 0xFFFFFFFFu or tab >= <uint64_t>t.n_tables:
         set_verdict(i, ACT_DROP, R_NO_ROUTE, -1, -1, action, reason, egress, route)
@@ -359,7 +376,7 @@ cdef inline void stage3(const FwdTables* t,
     rr = &t.routes[r]
     if rr.kind == RK_LOCAL:
         if h != FV_HV_NONE and tag_of(h) == FV_HV_ENI:
-            deliver(t, f, e, <int32_t>(h & FV_HV_INDEX_MASK), i, <int32_t>r, action, reason, egress, route)
+            deliver(t, f, er, h & FV_HV_INDEX_MASK, i, <int32_t>r, action, reason, egress, route)
         else:
             set_verdict(i, ACT_DROP, R_NO_SUCH_HOST, -1, <int32_t>r, action, reason, egress, route)
     elif rr.kind == RK_FORWARD:
@@ -370,11 +387,11 @@ cdef inline void stage3(const FwdTables* t,
         if tr.sdc and dst != tr.ip0 and ht_get(&t.ipt, ip_key(tr.vpc, dst)) != (FV_HV_ENI | <uint32_t>tgt):
             set_verdict(i, ACT_DROP, R_SRC_DST_CHECK, -1, <int32_t>r, action, reason, egress, route)
         else:
-            deliver(t, f, e, tgt, i, <int32_t>r, action, reason, egress, route)
+            deliver(t, f, er, <uint32_t>tgt, i, <int32_t>r, action, reason, egress, route)
     elif rr.kind == RK_PEERING:
         h2 = ht_get(&t.ipt, ip_key(<uint32_t>rr.arg, dst))
         if h2 != FV_HV_NONE and tag_of(h2) == FV_HV_ENI:
-            deliver(t, f, e, <int32_t>(h2 & FV_HV_INDEX_MASK), i, <int32_t>r, action, reason, egress, route)
+            deliver(t, f, er, h2 & FV_HV_INDEX_MASK, i, <int32_t>r, action, reason, egress, route)
         else:
             set_verdict(i, ACT_DROP, R_NO_SUCH_HOST, -1, <int32_t>r, action, reason, egress, route)
     else:
@@ -392,62 +409,56 @@ cdef void run_chunk(const FwdTables* t,
                     ) noexcept nogil:
     """One chunk: prefetch passes, stage 1, batch LPM, stage 3.
 
-    The passes before stage 1 only compute addresses and issue prefetches (port -> ENI record ->
-    subnet record and hash slot of (VPC, dst)), so that the dependent cache misses of many frames
-    overlap instead of being paid one after another.
+    The passes before stage 1 only compute addresses and issue prefetches (port -> ingress record ->
+    hash slot of (VPC, dst) -> receiving ENI's delivery record), so that the dependent cache misses
+    of many frames overlap instead of being paid one after another.
     """
     cdef uint32_t sc_tab[FV_CHUNK]     # LPM list: table id
     cdef uint32_t sc_dst[FV_CHUNK]     # LPM list: destination
-    cdef uint32_t sc_h[FV_CHUNK]       # LPM list: hash value of (VPC, dst); then per-frame hash values
     cdef uint32_t sc_val[FV_CHUNK]     # LPM list: lookup result
     cdef int32_t sc_i[FV_CHUNK]        # LPM list: frame offset in the chunk
-    cdef int32_t sc_e[FV_CHUNK]        # per frame: ingress ENI
+    cdef IngRec sc_er[FV_CHUNK]        # per frame: ingress record
     cdef uint64_t sc_key[FV_CHUNK]     # per frame: hash key of (VPC, dst), or FV_HT_EMPTY
+    cdef uint32_t hv[FV_CHUNK]         # per frame: hash value of (VPC, dst)
     cdef int32_t dl_i[FV_CHUNK]        # same-subnet delivery list: frame offset in the chunk
-    cdef int32_t dl_e[FV_CHUNK]        # same-subnet delivery list: receiving ENI
-    cdef uint32_t hv[FV_CHUNK]         # per frame: hash value
     cdef int64_t i, j, k, n = hi - lo, nl = 0, nd = 0, start, L
-    cdef int32_t e, p, v
+    cdef int32_t p
     cdef int rc
+    cdef uint32_t h
     cdef const uint8_t* f
     cdef uint64_t key, r
-    # pass A: prefetch the port table rows
+    # pass A: prefetch the ingress records (by port)
     if t.n_port_dense > 0:
         for j in range(n):
             p = port[lo + j]
             if 0 <= p < t.n_port_dense:
-                fv_prefetch(&t.port_eni[2 * p])
-    # pass B: port -> (ENI, VPC); prefetch the ENI record and, for IPv4 frames, the (VPC, dst) hash slot
+                fv_prefetch(&t.port_eni[p])
+    # pass B: port -> ingress record; for IPv4 frames, prefetch the (VPC, dst) hash slot
     for j in range(n):
-        p = port[lo + j]
+        sc_er[j] = ingress_of(t, port[lo + j])
         sc_key[j] = FV_HT_EMPTY
-        if 0 <= p < t.n_port_dense:
-            e = t.port_eni[2 * p]
-            v = t.port_eni[2 * p + 1]
-        else:
-            e = port_to_eni(t, p)
-            v = t.enis[e].vpc if e >= 0 else 0
-        sc_e[j] = e
-        if e < 0:
+        if sc_er[j].subnet < 0:
             continue
-        fv_prefetch(&t.enis[e])
         start = offsets[lo + j]
         L = offsets[lo + j + 1] - start
         f = data + start
         if L >= IPV4_MIN_FRAME and f[12] == 0x08 and f[13] == 0x00:
-            key = ip_key(<uint32_t>v, rd32(f + 30))
+            key = ip_key(<uint32_t>t.subnets[sc_er[j].subnet].vpc, rd32(f + 30))
             sc_key[j] = key
             ht_prefetch(&t.ipt, key)
-    # pass C: hash lookups (slots prefetched)
+    # pass C: hash lookups (slots prefetched); prefetch the receiving ENI's delivery record
     for j in range(n):
         key = sc_key[j]
-        hv[j] = ht_get(&t.ipt, key) if key != FV_HT_EMPTY else FV_HV_NONE
+        h = ht_get(&t.ipt, key) if key != FV_HT_EMPTY else FV_HV_NONE
+        hv[j] = h
+        if h != FV_HV_NONE and tag_of(h) == FV_HV_ENI:
+            fv_prefetch(&t.deliv[h & FV_HV_INDEX_MASK])
     # pass D: stage 1
     for j in range(n):
         i = lo + j
         start = offsets[i]
-        rc = stage1(t, data + start, offsets[i + 1] - start, port[i], sc_e[j], hv[j], i,
-                    action, reason, egress, route, &sc_tab[nl], &sc_dst[nl], &sc_h[nl], &dl_e[nd])
+        rc = stage1(t, data + start, offsets[i + 1] - start, port[i], &sc_er[j], hv[j], i,
+                    action, reason, egress, route, &sc_tab[nl], &sc_dst[nl])
         if rc == 1:
             sc_i[nl] = <int32_t>j
             nl += 1
@@ -466,11 +477,11 @@ cdef void run_chunk(const FwdTables* t,
     for k in range(nd):
         j = dl_i[k]
         i = lo + j
-        deliver(t, data + offsets[i], sc_e[j], dl_e[k], i, -1, action, reason, egress, route)
+        deliver(t, data + offsets[i], &sc_er[j], hv[j] & FV_HV_INDEX_MASK, i, -1, action, reason, egress, route)
     for k in range(nl):
         j = sc_i[k]
         i = lo + j
-        stage3(t, data + offsets[i], i, sc_e[j], sc_dst[k], sc_h[k], sc_tab[k], sc_val[k],
+        stage3(t, data + offsets[i], i, &sc_er[j], sc_dst[k], hv[j], sc_tab[k], sc_val[k],
                action, reason, egress, route)
 
 
@@ -490,18 +501,21 @@ cdef class Tables:
                   const uint8_t[::1] subnets,     # IN  SubnetRec records as bytes
                   const uint8_t[::1] routes,      # IN  RouteRec records as bytes
                   const uint32_t[::1] table_base, # IN  global index of each route table's first route
-                  const int32_t[::1] port_eni,    # IN  dense port -> (ENI index, VPC index) pairs ((-1, -1): none)
+                  const uint8_t[::1] port_eni,    # IN  IngRec per port as bytes (subnet -1: the port is no ENI)
                   bint port_hashed,               # IN  ports beyond port_eni are looked up in mac_hash
+                  const uint8_t[::1] deliv,       # IN  DelivRec per ENI as bytes
                   const uint64_t[::1] ip_hash,    # IN  (VPC, IP) hash, 2*cap uint64 (cap a power of two >= 2)
                   const uint64_t[::1] mac_hash,   # IN  MAC (and sparse port) hash, same layout
                   object lpm,                     # IN  fastvpc.lpm.RouteTables
                   bint single_mac):               # IN  arp_mode == "single_mac"
         if enis.shape[0] % sizeof(EniRec) or subnets.shape[0] % sizeof(SubnetRec) \
-                or routes.shape[0] % sizeof(RouteRec):
+                or routes.shape[0] % sizeof(RouteRec) or port_eni.shape[0] % sizeof(IngRec):
             raise ValueError("Tables: record arrays do not have whole records")
+        if deliv.shape[0] != (enis.shape[0] // sizeof(EniRec)) * sizeof(DelivRec):
+            raise ValueError("Tables: deliv must hold one record per ENI")
         _init_hash(&self.t.ipt, ip_hash)
         _init_hash(&self.t.mact, mac_hash)
-        self._keep = (enis, subnets, routes, table_base, port_eni, ip_hash, mac_hash, lpm)
+        self._keep = (enis, subnets, routes, table_base, port_eni, deliv, ip_hash, mac_hash, lpm)
         self.t.enis = <const EniRec*>&enis[0] if enis.shape[0] else NULL
         self.t.n_enis = enis.shape[0] // sizeof(EniRec)
         self.t.subnets = <const SubnetRec*>&subnets[0] if subnets.shape[0] else NULL
@@ -510,8 +524,9 @@ cdef class Tables:
         self.t.n_routes = routes.shape[0] // sizeof(RouteRec)
         self.t.table_base = &table_base[0] if table_base.shape[0] else NULL
         self.t.n_tables = table_base.shape[0]
-        self.t.port_eni = &port_eni[0] if port_eni.shape[0] else NULL
-        self.t.n_port_dense = port_eni.shape[0] // 2
+        self.t.port_eni = <const IngRec*>&port_eni[0] if port_eni.shape[0] else NULL
+        self.t.n_port_dense = port_eni.shape[0] // sizeof(IngRec)
+        self.t.deliv = <const DelivRec*>&deliv[0] if deliv.shape[0] else NULL
         self.t.port_hashed = port_hashed
         self.t.single_mac = single_mac
         rts_view_init(&self.t.lpm, lpm)
@@ -536,6 +551,11 @@ cdef int _init_hash(HashTab* h, const uint64_t[::1] slots) except -1:
     h.mask = <uint64_t>(cap - 1)
     h.shift = shift
     return 0
+
+
+def ingress_sizes() -> tuple:
+    """sizeof(IngRec), sizeof(DelivRec): compiler.py checks PORT_DTYPE and DELIV_DTYPE against them."""
+    return (sizeof(IngRec), sizeof(DelivRec))
 
 
 def record_sizes() -> tuple:
