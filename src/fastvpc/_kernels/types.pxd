@@ -97,33 +97,51 @@ cdef extern from *:
 
 
 # --- byte readers (the caller has checked the frame's length) -----------------
+# Big-endian loads/stores as unaligned native loads/stores plus a byte swap (memcpy of exactly the
+# field's bytes: never reads or writes outside it).
+cdef extern from *:
+    """
+    #include <string.h>
+    #if defined(__GNUC__) || defined(__clang__)
+    #define fv_bswap16(x) __builtin_bswap16(x)
+    #define fv_bswap32(x) __builtin_bswap32(x)
+    #else
+    #define fv_bswap16(x) ((uint16_t)((((x) & 0xFFu) << 8) | (((x) >> 8) & 0xFFu)))
+    #define fv_bswap32(x) ((((x) & 0xFFu) << 24) | (((x) & 0xFF00u) << 8) | (((x) >> 8) & 0xFF00u) | ((x) >> 24))
+    #endif
+    static inline int fv_little_endian(void) { const uint16_t one = 1; unsigned char b; memcpy(&b, &one, 1); return b; }
+    static inline uint16_t fv_ld16be(const uint8_t* p) {
+        uint16_t v; memcpy(&v, p, 2); return fv_little_endian() ? fv_bswap16(v) : v; }
+    static inline uint32_t fv_ld32be(const uint8_t* p) {
+        uint32_t v; memcpy(&v, p, 4); return fv_little_endian() ? fv_bswap32(v) : v; }
+    static inline void fv_st16be(uint8_t* p, uint16_t v) {
+        if (fv_little_endian()) v = fv_bswap16(v); memcpy(p, &v, 2); }
+    static inline void fv_st32be(uint8_t* p, uint32_t v) {
+        if (fv_little_endian()) v = fv_bswap32(v); memcpy(p, &v, 4); }
+    """
+    uint16_t fv_ld16be(const uint8_t* p) noexcept nogil
+    uint32_t fv_ld32be(const uint8_t* p) noexcept nogil
+    void fv_st16be(uint8_t* p, uint16_t v) noexcept nogil
+    void fv_st32be(uint8_t* p, uint32_t v) noexcept nogil
+
 cdef inline uint16_t rd16(const uint8_t* p) noexcept nogil:
-    return <uint16_t>((<uint16_t>p[0] << 8) | p[1])
+    return fv_ld16be(p)
 
 cdef inline uint32_t rd32(const uint8_t* p) noexcept nogil:
-    return ((<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | <uint32_t>p[3])
+    return fv_ld32be(p)
 
 cdef inline uint64_t rd48(const uint8_t* p) noexcept nogil:
-    return ((<uint64_t>p[0] << 40) | (<uint64_t>p[1] << 32) | (<uint64_t>p[2] << 24)
-            | (<uint64_t>p[3] << 16) | (<uint64_t>p[4] << 8) | <uint64_t>p[5])
+    return (<uint64_t>fv_ld32be(p) << 16) | fv_ld16be(p + 4)
 
 cdef inline void wr16(uint8_t* p, uint16_t v) noexcept nogil:
-    p[0] = <uint8_t>(v >> 8)
-    p[1] = <uint8_t>v
+    fv_st16be(p, v)
 
 cdef inline void wr32(uint8_t* p, uint32_t v) noexcept nogil:
-    p[0] = <uint8_t>(v >> 24)
-    p[1] = <uint8_t>(v >> 16)
-    p[2] = <uint8_t>(v >> 8)
-    p[3] = <uint8_t>v
+    fv_st32be(p, v)
 
 cdef inline void wr48(uint8_t* p, uint64_t v) noexcept nogil:
-    p[0] = <uint8_t>(v >> 40)
-    p[1] = <uint8_t>(v >> 32)
-    p[2] = <uint8_t>(v >> 24)
-    p[3] = <uint8_t>(v >> 16)
-    p[4] = <uint8_t>(v >> 8)
-    p[5] = <uint8_t>v
+    fv_st32be(p, <uint32_t>(v >> 16))
+    fv_st16be(p + 4, <uint16_t>v)
 
 cdef inline uint32_t csum_add(const uint8_t* p, int64_t n) noexcept nogil:
     """Sum of the big-endian 16-bit words of p[0:n] (odd n: last byte padded with zero), unfolded."""
@@ -151,8 +169,16 @@ cdef inline bint ipv4_csum_ok(const uint8_t* p, int64_t hl) noexcept nogil:
     independent up to a byte swap, and 0xFFFF is its own swap.
     """
     cdef uint64_t s = 0
-    cdef uint32_t w
+    cdef uint32_t w, w1, w2, w3, w4
     cdef int64_t k = 0
+    if hl == 20:                  # no options: the common case, unrolled
+        memcpy(&w, p, 4)
+        memcpy(&w1, p + 4, 4)
+        memcpy(&w2, p + 8, 4)
+        memcpy(&w3, p + 12, 4)
+        memcpy(&w4, p + 16, 4)
+        s = <uint64_t>w + w1 + w2 + w3 + w4
+        k = hl
     while k < hl:
         memcpy(&w, p + k, 4)
         s += w
