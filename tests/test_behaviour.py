@@ -11,16 +11,11 @@ docs/forwarding-model.md); route indices are looked up independently in ``net.ro
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-_HERE = str(Path(__file__).resolve().parent)
-if _HERE not in sys.path:  # tests/frames.py is a helper module, not a package
-    sys.path.insert(0, _HERE)
 import frames as F  # noqa: E402
 
 import fastvpc.topology as topo  # noqa: E402

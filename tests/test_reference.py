@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-# Hypothesis imports libcst (for its failure patches) only when a test fails, and libcst
-# triggers a DeprecationWarning from mypy_extensions that pytest's "warnings as errors" turns
-# into an INTERNALERROR hiding the falsifying example.  Import it once here, warnings muted.
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    try:
-        import hypothesis.extra._patching  # noqa: F401
-    except ImportError:  # pragma: no cover - libcst absent or hypothesis reorganised
-        pass
-
-_HERE = str(Path(__file__).resolve().parent)
-if _HERE not in sys.path:  # tests/frames.py is a helper module, not a package
-    sys.path.insert(0, _HERE)
 import frames as F  # noqa: E402
 
 from fastvpc.batch import FrameBatch  # noqa: E402

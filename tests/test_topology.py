@@ -720,3 +720,27 @@ def test_removing_something_not_in_the_network_refused(net):
 def test_find_names_what_was_asked(net):
     with pytest.raises(KeyError, match="nothing-here"):
         net.find("nothing-here")
+
+
+@pytest.mark.parametrize("cidr", ["169.254.0.0/16", "127.0.0.0/16", "224.1.0.0/16", "0.0.0.0/16", "240.0.0.0/16"])
+def test_13_vpc_cidr_in_a_forbidden_range_is_refused(cidr):
+    net = Network()
+    with pytest.raises(TopologyError, match=cidr.replace(".", r"\.")):
+        net.add_vpc(cidr, name="bad")
+    vpc = net.add_vpc("10.0.0.0/16", name="ok")
+    with pytest.raises(TopologyError, match=cidr.replace(".", r"\.")):
+        vpc.add_cidr(cidr)
+
+
+def test_automatic_ports_never_pass_the_int32_limit():
+    net = Network()
+    sub = net.add_vpc("10.0.0.0/16").add_subnet("10.0.1.0/24")
+    high = sub.add_eni("10.0.1.10", port=2**31 - 2)
+    a = sub.add_eni("10.0.1.11")
+    b = sub.add_eni("10.0.1.12")
+    assert high.port == 2**31 - 2
+    assert a.port < 2**31 - 1 and b.port < 2**31 - 1 and a.port != b.port
+    dp = net.compile()  # ports fit the int32 arrays
+    assert dp.port_names[a.port] == a.name
+    with pytest.raises(TopologyError, match="2147483647"):
+        sub.add_eni("10.0.1.13", port=2**31 - 1)

@@ -56,6 +56,12 @@ MAX_VPC_CIDRS = 5
 MIN_PREFIXLEN, MAX_PREFIXLEN = 16, 28
 #: The link-local range that hosts IMDS, DNS and Time Sync: routes into it are refused (#16).
 RESERVED_SERVICE_RANGE = IPv4Network("169.254.168.0/22")
+#: Ranges a VPC CIDR block may not overlap (AWS refuses them: "this", loopback, link-local,
+#: multicast and the reserved class E with the limited broadcast address).
+FORBIDDEN_VPC_RANGES = tuple(IPv4Network(c) for c in ("0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16",
+                                                         "224.0.0.0/4", "240.0.0.0/4"))
+#: Largest port number (ports are int32 in the data plane's arrays).
+MAX_PORT = 2**31 - 2
 
 _MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
@@ -736,6 +742,10 @@ def _check_vpc_cidr(cidr: object, who: str) -> IPv4Network:
     if not MIN_PREFIXLEN <= block.prefixlen <= MAX_PREFIXLEN:
         raise TopologyError(f"VPC {who}: CIDR {block} must be between /{MIN_PREFIXLEN} and /{MAX_PREFIXLEN}",
                             obj=who, value=str(block))
+    for bad in FORBIDDEN_VPC_RANGES:
+        if block.overlaps(bad):
+            raise TopologyError(f"VPC {who}: CIDR {block} lies in {bad}, which a VPC cannot use",
+                                obj=who, value=str(block))
     return block
 
 
@@ -772,8 +782,10 @@ class Network:
         if port is None:
             while self._next_port in self._by_port:
                 self._next_port += 1
+            if self._next_port > MAX_PORT:  # counted past a user-given high port: take the lowest free one
+                return next(p for p in itertools.count() if p not in self._by_port)
             return self._next_port
-        if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port < 2**31 - 1:
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= MAX_PORT:
             raise TopologyError(f"{who}: port {port!r} must be a non-negative int", obj=who, value=port)
         if port in self._by_port:
             raise TopologyError(f"{who}: port {port} is already used by {self._by_port[port].name}",
