@@ -43,6 +43,7 @@ _BTREE_AUTO = _BTREE_MAX  # measured: the B-tree beats a per-table poptrie up to
 _META = int(_build.META_COLS)  # meta row: region offset, region bytes, routes, routes offset, distinct values
 _OFFS_ABOVE = int(_build.ROUTES_OFFSETS_ABOVE)
 _ALL_LENGTHS = np.arange(34)
+_COMPACT_MIN = 1 << 18  # replaced()/replace() compact once dead bytes exceed both this and the live bytes
 
 PrefixLike = Union[str, ipaddress.IPv4Network, tuple[int, int]]
 
@@ -220,7 +221,7 @@ class _Pool:
 
     def __init__(self, buf: np.ndarray, used: int) -> None:
         self.buf = buf
-        self.used = used
+        self.used = (used + _LINE - 1) // _LINE * _LINE  # appended regions must start on a line
         self.lock = threading.Lock()
 
     def append(self, blob: np.ndarray) -> tuple[np.ndarray, int]:
@@ -230,7 +231,8 @@ class _Pool:
             need = off + n
             if need > self.buf.size:
                 nb = _aligned_empty(max(need, 2 * self.buf.size, 1 << 16))
-                nb[:off] = self.buf[:off]
+                keep = min(off, self.buf.size)
+                nb[:keep] = self.buf[:keep]
                 self.buf = nb
             self.buf[off:need] = blob
             self.used = (need + _LINE - 1) // _LINE * _LINE
@@ -272,6 +274,37 @@ def _check_packed(header: np.ndarray, meta: np.ndarray, data: np.ndarray) -> Non
             raise LpmError(f"packed route list of table {t} has bad length offsets")
 
 
+def _compacted(header: np.ndarray, meta: np.ndarray, data: np.ndarray,
+               spare: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Copies of ``header``/``meta`` rebased onto a fresh aligned buffer holding only the tables'
+    regions, in pool order, with ``spare`` free bytes after them; returns (header, meta, buffer, used)."""
+    rlen = meta[:, 1]
+    sel = np.flatnonzero(rlen > 0)
+    order = sel[np.argsort(meta[sel, 0], kind="stable")]
+    off, n = meta[order, 0], rlen[order]
+    pos = np.cumsum(n) - n
+    delta = off - pos  # >= 0 and a multiple of 64: regions are 64-byte aligned and never overlap
+    header = header.copy()
+    meta = meta.copy()
+    kind = header[order, 0].astype(np.int64)
+    nfields = np.where(kind == _KIND_POPTRIE, 4, np.where(kind == _KIND_EMPTY, 0, kind))
+    used_cols = np.arange(4)[None, :] < nfields[:, None]
+    header[order, 1:5] -= np.where(used_cols, (delta // _LINE)[:, None], 0).astype(np.uint32)
+    meta[order, 0] -= delta
+    meta[order, 3] -= delta
+    live = int(n.sum())
+    buf = _aligned_empty(live + spare)
+    # copy runs of adjacent regions (a fresh build is one run; each replaced table adds one or two)
+    if order.size:
+        brk = np.flatnonzero(off[1:] != off[:-1] + n[:-1]) + 1
+        starts = np.concatenate([[0], brk])
+        ends = np.concatenate([brk, [order.size]])
+        for a, b in zip(starts.tolist(), ends.tolist()):
+            o, p, m = int(off[a]), int(pos[a]), int(pos[b - 1] + n[b - 1] - pos[a])
+            buf[p:p + m] = data[o:o + m]
+    return header, meta, buf, live
+
+
 # ----------------------------------------------------------------------------- RouteTables
 
 class RouteTables:
@@ -285,10 +318,10 @@ class RouteTables:
     miss: int = MISS
     key_bits: int = KEY_BITS
 
-    __slots__ = ("_header", "_meta", "_data", "_pool", "__weakref__")
-    _header: np.ndarray
-    _meta: np.ndarray
-    _data: np.ndarray
+    __slots__ = ("_state", "_pool", "__weakref__")
+    #: (header, meta, data), swapped as one object so that readers (lookups, the C API's
+    #: rts_view_init, queries) always see a consistent triple, even across a compacting replace()
+    _state: tuple[np.ndarray, np.ndarray, np.ndarray]
     _pool: _Pool
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -299,11 +332,21 @@ class RouteTables:
         self = object.__new__(cls)
         header.flags.writeable = False
         meta.flags.writeable = False
-        self._header = header
-        self._meta = meta
-        self._data = data
+        self._state = (header, meta, data)
         self._pool = pool
         return self
+
+    @property
+    def _header(self) -> np.ndarray:
+        return self._state[0]
+
+    @property
+    def _meta(self) -> np.ndarray:
+        return self._state[1]
+
+    @property
+    def _data(self) -> np.ndarray:
+        return self._state[2]
 
     # -- building
     @classmethod
@@ -396,7 +439,12 @@ class RouteTables:
 
     # -- changing one table
     def _with_table(self, table_id: int, prefix: Any, length: Any, value: Any,
-                    normalize: bool, structure: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    normalize: bool, structure: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, _Pool]:
+        """(header, meta, data, pool) with table ``table_id`` rebuilt.  The new region is appended to
+        the shared pool, unless dead regions (replaced tables, or other snapshots' tables) would then
+        exceed the live ones (and 256 KiB): then the live regions are compacted into a fresh pool of
+        their own, so memory stays bounded however often tables are replaced.  Objects using the old
+        pool keep it unchanged."""
         t = int(table_id)
         if not 0 <= t < len(self):
             raise LpmError(f"table id {table_id} out of range (n_tables={len(self)})")
@@ -404,12 +452,23 @@ class RouteTables:
         ln = _int_array(length, "length", np.uint8, 255)
         val = _int_array(value, "value", np.uint32, 0xFFFFFFFF)
         h1, m1, blob = self._build(np.zeros(pfx.size, np.uint32), pfx, ln, val, 1, normalize, structure)
-        header = self._header.copy()
-        meta = self._meta.copy()
+        header, meta, data = self._state
+        header = header.copy()
+        meta = meta.copy()
+        header[t] = 0
+        meta[t] = 0
+        pool = self._pool
+        grow = (blob.size + _LINE - 1) // _LINE * _LINE
+        live = int(meta[:, 1].sum()) + grow
+        dead = pool.used + grow - live
+        if dead > max(live, _COMPACT_MIN):
+            header, meta, buf, used = _compacted(header, meta, data, spare=grow + max(live // 2, 1 << 16))
+            pool = _Pool(buf, used)
+            data = buf
         if blob.size:
-            data, base = self._pool.append(blob)
+            data, base = pool.append(blob)
         else:
-            data, base = self._data, 0
+            base = 0
         row = h1[0].copy()
         if row[0] != _KIND_EMPTY:
             row[1:1 + _nfields(int(row[0]))] += base // _LINE
@@ -419,13 +478,16 @@ class RouteTables:
             m1[0] = 0
         header[t] = row
         meta[t] = m1[0]
-        return header, meta, data
+        return header, meta, data, pool
 
     def replaced(self, table_id: int, prefix: Any, length: Any, value: Any, *,
                  normalize: bool = False, structure: str = "auto") -> RouteTables:
-        """A new RouteTables with table ``table_id`` rebuilt from these routes; ``self`` unchanged."""
-        header, meta, data = self._with_table(table_id, prefix, length, value, normalize, structure)
-        return type(self)._new(header, meta, data, self._pool)
+        """A new RouteTables with table ``table_id`` rebuilt from these routes; ``self`` unchanged.
+
+        The new object shares its parent's pool (only the new table is written) until replaced
+        tables' dead regions outweigh the live ones; then it gets a compacted pool of its own."""
+        header, meta, data, pool = self._with_table(table_id, prefix, length, value, normalize, structure)
+        return type(self)._new(header, meta, data, pool)
 
     def replace(self, table_id: int, prefix: Any, length: Any, value: Any, *,
                 normalize: bool = False, structure: str = "auto") -> None:
@@ -433,12 +495,11 @@ class RouteTables:
 
         Lookups already running keep the arrays they started with.
         """
-        header, meta, data = self._with_table(table_id, prefix, length, value, normalize, structure)
-        # data first: it only ever grows, so any header/data pairing seen meanwhile stays in bounds
-        self._data = data
-        self._header, self._meta = header, meta
-        self._header.flags.writeable = False
-        self._meta.flags.writeable = False
+        header, meta, data, pool = self._with_table(table_id, prefix, length, value, normalize, structure)
+        header.flags.writeable = False
+        meta.flags.writeable = False
+        self._state = (header, meta, data)  # one store: readers see the old triple or the new one
+        self._pool = pool
 
     # -- introspection
     def __len__(self) -> int:
@@ -481,7 +542,7 @@ class RouteTables:
 
     def _routes(self, table_id: int) -> _Routes:
         t = self._tid(table_id)
-        meta, data = self._meta, self._data  # one consistent pair even if replace() runs meanwhile
+        _, meta, data = self._state  # one consistent pair even if replace() runs meanwhile
         return _Routes(data, int(meta[t, 2]), int(meta[t, 3]), int(meta[t, 4]))
 
     def routes(self, table_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -535,26 +596,11 @@ class RouteTables:
     # -- packed arrays, pickling, files
     def arrays(self) -> dict[str, np.ndarray]:
         """The packed arrays (compacted: regions of replaced tables dropped); see :meth:`from_packed`."""
-        header, meta, data = self._header, self._meta, self._data
+        header, meta, data = self._state
         live = int(meta[:, 1].sum())
         end = int((meta[:, 0] + meta[:, 1]).max()) if len(self) else 0
         if end != live:  # dead regions (replaced tables) or foreign regions in a shared pool: compact
-            order = np.argsort(meta[:, 0], kind="stable")
-            new = np.zeros(live, dtype=np.uint8)
-            header = header.copy()
-            meta = meta.copy()
-            pos = 0
-            for t in order:
-                off, n = int(self._meta[t, 0]), int(self._meta[t, 1])
-                if n == 0:
-                    continue
-                new[pos:pos + n] = data[off:off + n]
-                delta = off - pos
-                header[t, 1:1 + _nfields(int(header[t, 0]))] -= delta // _LINE
-                meta[t, 0] -= delta
-                meta[t, 3] -= delta
-                pos += n
-            data = new
+            header, meta, data, _ = _compacted(header, meta, data, spare=0)
         else:
             data = data[:end]
         return {"header": np.array(header), "meta": np.array(meta), "data": np.array(data)}
@@ -657,7 +703,11 @@ class LpmTable:
         return self._rts
 
     @property
-    def _header(self) -> np.ndarray:  # the C API (rts_view_init) reads these
+    def _state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # the C API (rts_view_init) reads this
+        return self._rts._state
+
+    @property
+    def _header(self) -> np.ndarray:
         return self._rts._header
 
     @property

@@ -39,10 +39,17 @@ cdef int _view_of(RtsView* v, object header, object data) except -1:
 
 
 cdef int rts_view_init(RtsView* v, object rts) except -1:
-    # header before data: replace() assigns data first, so any mix seen here stays in bounds
-    header = rts._header
-    data = rts._data
+    header, data = _arrays_of(rts)
     return _view_of(v, header, data)
+
+
+cdef tuple _arrays_of(object rts):
+    """(header, data) of a RouteTables/LpmTable, read as one consistent pair: replace() swaps the
+    whole (header, meta, data) triple in one store and may move every table (compaction)."""
+    st = getattr(rts, "_state", None)
+    if st is not None:
+        return st[0], st[2]
+    return rts._header, rts._data
 
 
 cdef void rts_lookup_batch(const RtsView* v, const uint32_t* table_ids, const uint32_t* addrs,
@@ -59,15 +66,14 @@ cdef uint32_t rts_lookup_one(const RtsView* v, uint32_t table_id, uint32_t addr)
     return lpm_lookup_one(<const lpm_view_c*>v, table_id, addr)
 
 
-def lookup_table(object rts,                    # IN: RouteTables-like (._header, ._data)
+def lookup_table(object rts,                    # IN: RouteTables-like (._state or ._header, ._data)
                  uint32_t table_id,             # IN: the table every address is looked up in
                  const uint32_t[::1] addrs,     # IN: addresses
                  uint32_t[::1] out,             # OUT: values (0xFFFFFFFF = miss)
                  int n_threads):                # IN: resolved thread count (>= 1)
     """Look every address up in one table."""
     cdef RtsView v
-    header = rts._header  # local references keep the arrays alive even if rts.replace() runs meanwhile
-    data = rts._data
+    header, data = _arrays_of(rts)  # local references keep the arrays alive even if rts.replace() runs meanwhile
     _view_of(&v, header, data)
     cdef Py_ssize_t n = addrs.shape[0]
     if out.shape[0] != n:
@@ -90,15 +96,14 @@ def lookup_table(object rts,                    # IN: RouteTables-like (._header
                 lpm_lookup_single(<const lpm_view_c*>&v, table_id, a + start, o + start, cnt)
 
 
-def lookup_pairs(object rts,                    # IN: RouteTables-like (._header, ._data)
+def lookup_pairs(object rts,                    # IN: RouteTables-like (._state or ._header, ._data)
                  const uint32_t[::1] table_ids, # IN: table of each address
                  const uint32_t[::1] addrs,     # IN: addresses
                  uint32_t[::1] out,             # OUT: values (0xFFFFFFFF = miss)
                  int n_threads):                # IN: resolved thread count (>= 1)
     """Look each (table id, address) pair up."""
     cdef RtsView v
-    header = rts._header  # local references keep the arrays alive even if rts.replace() runs meanwhile
-    data = rts._data
+    header, data = _arrays_of(rts)  # local references keep the arrays alive even if rts.replace() runs meanwhile
     _view_of(&v, header, data)
     cdef Py_ssize_t n = addrs.shape[0]
     if out.shape[0] != n or table_ids.shape[0] != n:
@@ -125,8 +130,7 @@ def lookup_pairs(object rts,                    # IN: RouteTables-like (._header
 def lookup_one(object rts, uint32_t table_id, uint32_t addr) -> int:
     """One lookup (no batching); the miss value is 0xFFFFFFFF."""
     cdef RtsView v
-    header = rts._header
-    data = rts._data
+    header, data = _arrays_of(rts)
     _view_of(&v, header, data)
     return rts_lookup_one(&v, table_id, addr)
 
