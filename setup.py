@@ -30,6 +30,9 @@ from setuptools import Extension, setup
 ROOT = Path(__file__).parent
 SRC = ROOT / "src"
 DEBUG = os.environ.get("FASTVPC_DEBUG_BUILD", "") not in ("", "0")
+# Release and debug builds keep their generated C and objects apart, so switching modes
+# always recompiles (timestamps alone would let one mode reuse the other's objects).
+BUILD_BASE = "build/debug" if DEBUG else "build/release"
 
 DIRECTIVES = {
     "language_level": 3,
@@ -81,7 +84,7 @@ def cython_extensions() -> list[Extension]:
             extra_compile_args=OPT_FLAGS + OMP_FLAGS + ["-fno-strict-aliasing"],
             extra_link_args=OMP_FLAGS,
         ))
-    return cythonize(exts, compiler_directives=DIRECTIVES,
+    return cythonize(exts, compiler_directives=DIRECTIVES, build_dir=f"{BUILD_BASE}/cython",
                      include_path=[str(SRC)], nthreads=int(os.environ.get("FASTVPC_BUILD_JOBS", "0")))
 
 
@@ -101,4 +104,4 @@ def pybind_extensions() -> list[Extension]:
     return exts
 
 
-setup(ext_modules=cython_extensions() + pybind_extensions())
+setup(ext_modules=cython_extensions() + pybind_extensions(), options={"build": {"build_base": BUILD_BASE}})
