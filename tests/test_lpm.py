@@ -581,6 +581,86 @@ def test_corrupt_packed_arrays_are_rejected():
         RouteTables.from_packed(a["header"], a["meta"], a["data"].view(np.int8))
 
 
+def _corrupt_cases():
+    rng = np.random.default_rng(31)
+    p, ln, v = _random_table(rng, 20000)
+    pop = LpmTable.from_arrays(p, ln, v, structure="poptrie").arrays()
+    bt = LpmTable.from_arrays(p[:15000], ln[:15000], v[:15000], structure="btree").arrays()
+    return pop, bt
+
+
+def _structure_view(a, dtype, line, nbytes=None):
+    d = a["data"]
+    end = int(a["meta"][0, 3]) if nbytes is None else line * 64 + nbytes
+    return d[line * 64:end].view(dtype)
+
+
+def test_corrupt_lookup_structures_are_rejected():
+    pop, bt = _corrupt_cases()
+    h = pop["header"][0]
+    from fastvpc.lpm import _NODE  # the poptrie node record
+
+    def bad(a, edit):
+        b = {k: x.copy() for k, x in a.items()}
+        edit(b)
+        with pytest.raises(LpmError):
+            LpmTable.from_packed(**b)
+
+    def dp(b):
+        return _structure_view(b, np.uint32, int(h[1]), 4 << 18)
+
+    def nodes(b):
+        return _structure_view(b, _NODE, int(h[2]), (int(h[3]) - int(h[2])) * 64 // 24 * 24)
+
+    inner = int(np.flatnonzero(dp(pop) < 0x80000000)[0])
+    deep = int(np.flatnonzero(nodes(pop)["vector"] == 0)[0])  # a node whose children are all leaves
+    bad(pop, lambda b: dp(b).__setitem__(inner, 0x7FFFFFF0))                 # node index past the nodes
+    bad(pop, lambda b: dp(b).__setitem__(0, 0x80000000 | 0x7FFFFF))          # leaf id past the values
+    bad(pop, lambda b: nodes(b)["base1"].__setitem__(0, 0xFFFFFFF0))
+    bad(pop, lambda b: nodes(b)["base0"].__setitem__(0, 0xFFFFFFF0))
+    bad(pop, lambda b: nodes(b)["leafvec"].__setitem__(deep, 0))             # leaf index -1
+    bad(pop, lambda b: nodes(b)["vector"].__setitem__(deep, 2**64 - 1))      # children below the last stride
+    bad(pop, lambda b: b["header"].__setitem__((0, 2), h[3] + 1))            # arrays out of order
+    bad(pop, lambda b: _structure_view(b, np.uint32, int(h[3]), 4).__setitem__(0, 10**9))  # leaf -> value
+    hb = bt["header"][0]
+    d = int(hb[0]) - int(_build.KIND_BTREE)
+    assert d == 3
+    lines = lambda b: _structure_view(b, np.int32, 0).reshape(-1, 16)  # noqa: E731
+    last_inner = int(hb[d]) - int(hb[1]) - 1  # last node of the level above the leaves
+    bad(bt, lambda b: lines(b)[last_inner].__setitem__(slice(None), 0))      # children that do not exist
+    first_leaf = int(hb[1 + d]) - int(hb[1])
+    bad(bt, lambda b: lines(b)[first_leaf].__setitem__(7, 5))                # leaf without its padding key
+    bad(bt, lambda b: b["header"].__setitem__((0, 2), hb[1]))                # an empty level
+    LpmTable.from_packed(**pop), LpmTable.from_packed(**bt)  # the originals load
+
+
+@pytest.mark.parametrize("which", ["poptrie", "btree"])
+def test_randomly_corrupted_structures_never_crash(which):
+    # any word of the lookup structure overwritten: rejected, or lookups stay inside the arrays
+    # (run under the debug/ASan builds to see an out-of-bounds read)
+    a = dict(zip(("poptrie", "btree"), _corrupt_cases()))[which]
+    rng = np.random.default_rng(5)
+    words = int(a["meta"][0, 3]) // 4
+    # addresses that reach every direct-pointing slot and every interval, so corrupted words are read
+    p, ln, _ = LpmTable.from_packed(**a).routes()
+    slots = (np.arange(1 << 18, dtype=np.int64) << 14) | rng.integers(0, 1 << 14, 1 << 18)
+    addrs = np.concatenate([slots, probe_addrs(p, ln, rng, 0)]).astype(np.uint32)
+    accepted = 0
+    for _ in range(60):
+        b = {k: x.copy() for k, x in a.items()}
+        w = b["data"][:words * 4].view(np.uint32)
+        for i in rng.integers(0, words, 3):
+            w[i] = rng.choice([0, 1, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, int(rng.integers(0, 1 << 32))])
+        try:
+            t = LpmTable.from_packed(**b)
+        except LpmError:
+            continue
+        accepted += 1
+        t.lookup(addrs)
+        t.route_tables.lookup(np.zeros(addrs.size, np.uint32), addrs)
+    assert accepted > 0  # values and keys are not all checkable: some corruptions load
+
+
 def test_intervals_helper():
     s, v = _build.intervals(np.array([0, 0x0A000000], np.uint32), np.array([0, 8], np.uint8),
                             np.array([1, 2], np.uint32))

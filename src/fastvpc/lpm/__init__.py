@@ -272,6 +272,10 @@ def _check_packed(header: np.ndarray, meta: np.ndarray, data: np.ndarray) -> Non
             raise LpmError(f"packed route list of table {t} has a value index >= {int(nd[t])}")
         if r._lens is None and (r.off[0] != 0 or r.off[33] != nr[t] or (np.diff(r.off) < 0).any()):
             raise LpmError(f"packed route list of table {t} has bad length offsets")
+    # the lookup structures themselves: lookups trust every index stored in them
+    for t in np.flatnonzero(kind == _KIND_POPTRIE):
+        _check_poptrie(int(t), header[t], int(ro[t]), data)
+    _check_btrees(header, meta, data)
 
 
 def _compacted(header: np.ndarray, meta: np.ndarray, data: np.ndarray,
@@ -303,6 +307,69 @@ def _compacted(header: np.ndarray, meta: np.ndarray, data: np.ndarray,
             o, p, m = int(off[a]), int(pos[a]), int(pos[b - 1] + n[b - 1] - pos[a])
             buf[p:p + m] = data[o:o + m]
     return header, meta, buf, live
+
+
+_NODE = np.dtype([("vector", "<u8"), ("leafvec", "<u8"), ("base0", "<u4"), ("base1", "<u4")])  # lpm_pt_node
+_INT32_MAX = 0x7FFFFFFF
+
+
+def _ranges(start: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Concatenation of arange(start[i], start[i] + count[i]) (int64)."""
+    count = count.astype(np.int64)
+    first = np.cumsum(count) - count
+    return np.repeat(start.astype(np.int64) - first, count) + np.arange(int(count.sum()), dtype=np.int64)
+
+
+def _check_poptrie(t: int, h: np.ndarray, ro: int, data: np.ndarray) -> None:
+    """Every index a poptrie lookup can compute stays inside its array, and walks end by depth 3."""
+    o_dp, o_nodes, o_leaves, o_vals = (int(x) * _LINE for x in h[1:5])
+    if not o_dp + 4 << 18 <= o_nodes <= o_leaves <= o_vals < ro:
+        raise LpmError(f"packed poptrie of table {t} has its arrays out of order")
+    n_nodes, n_leaves, n_vals = (o_leaves - o_nodes) // _NODE.itemsize, (o_vals - o_leaves) // 4, (ro - o_vals) // 4
+    dp = data[o_dp:o_dp + (4 << 18)].view(np.uint32)
+    nodes = data[o_nodes:o_nodes + n_nodes * _NODE.itemsize].view(_NODE)
+    leaves = data[o_leaves:o_leaves + 4 * n_leaves].view(np.uint32)
+    leaf = dp >= 0x80000000
+    if ((dp[leaf] & 0x7FFFFFFF) >= n_vals).any() or (dp[~leaf] >= n_nodes).any() \
+            or (leaves.size and int(leaves.max()) >= n_vals):
+        raise LpmError(f"packed poptrie of table {t} points outside its arrays")
+    frontier = np.unique(dp[~leaf])
+    for level in range(3):  # the address bits after the 18 direct ones are 3 strides of 6
+        nd = nodes[frontier]
+        vec, lv = nd["vector"], nd["leafvec"]
+        pv, pl = np.bitwise_count(vec).astype(np.int64), np.bitwise_count(lv).astype(np.int64)
+        zero = ~vec
+        low_zero = zero & (np.uint64(0) - zero)
+        low_leaf = lv & (np.uint64(0) - lv)
+        if (level == 2 and (vec != 0).any()) or (nd["base1"] + pv > n_nodes).any() \
+                or (nd["base0"] + pl > n_leaves).any() \
+                or ((zero != 0) & ((lv == 0) | (low_leaf > low_zero))).any():
+            raise LpmError(f"packed poptrie of table {t} has a bad node")
+        frontier = np.unique(_ranges(nd["base1"], pv))
+
+
+def _check_btrees(header: np.ndarray, meta: np.ndarray, data: np.ndarray) -> None:
+    """In every B-tree, each child a lookup can reach exists and leaves end with a padding key."""
+    lines = data[:data.size // _LINE * _LINE].view(np.int32).reshape(-1, 16)
+    kind = header[:, 0].astype(np.int64)
+    for d in range(4):
+        sel = np.flatnonzero(kind == _build.KIND_BTREE + d)
+        if not sel.size:
+            continue
+        starts = header[sel, 1:2 + d].astype(np.int64)  # line of each level, root first
+        ends = np.concatenate([starts[:, 1:], (meta[sel, 3] // _LINE)[:, None]], axis=1)
+        sizes = ends - starts
+        if (sizes < 1).any():
+            raise LpmError(f"packed B-tree of table {int(sel[int(np.flatnonzero((sizes < 1).any(1))[0])])} "
+                           f"has an empty level")
+        for lev in range(d):
+            ln = _ranges(starts[:, lev], sizes[:, lev])
+            j = ln - np.repeat(starts[:, lev], sizes[:, lev])
+            reach = 17 * j + (lines[ln] != _INT32_MAX).sum(axis=1)
+            if (reach >= np.repeat(sizes[:, lev + 1], sizes[:, lev])).any():
+                raise LpmError("packed B-tree has a node whose children are missing")
+        if (lines[_ranges(starts[:, d], sizes[:, d]), 7] != _INT32_MAX).any():
+            raise LpmError("packed B-tree has a leaf without its padding key")
 
 
 # ----------------------------------------------------------------------------- RouteTables
