@@ -121,12 +121,99 @@ def python_loop(lab: Any, count: int) -> tuple[int, float]:
     return n, t_last - t_first
 
 
+def _median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    m = len(xs) // 2
+    return xs[m] if len(xs) % 2 else (xs[m - 1] + xs[m]) / 2
+
+
+def parse_variant(text: str) -> dict[str, str]:
+    """``"rx=ring,sink=drop"`` -> options of one measured configuration."""
+    keys = {"rx": ("ring", "recvmmsg"), "sink": ("udp", "drop"), "spin": None, "batch": None}
+    out = {"rx": "ring", "sink": "udp", "spin": "0", "batch": "256"}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        k, _, v = part.partition("=")
+        if k not in keys or (keys[k] is not None and v not in keys[k]) or not v:
+            raise SystemExit(f"bad variant item {part!r}: keys rx=ring|recvmmsg, sink=udp|drop, spin=N, batch=N")
+        out[k] = v
+    return out
+
+
+def rx_packets(ns: Any) -> int:
+    """app1's eth0 rx counter (veth counts a frame when it is handed to the namespace, before tc ingress)."""
+    r = ns.run(["cat", "/sys/class/net/eth0/statistics/rx_packets"], check=True)
+    return int(r.stdout.strip())
+
+
+def set_sink(ns: Any, mode: str) -> None:
+    """``drop``: app1's eth0 drops every frame at its netdev ingress hook (nftables, policy drop:
+    its IP/UDP stack never runs); ``udp``: no filter, app1's kernel takes each frame up to the
+    UDP socket lookup.  (tc's matchall/gact are often not built, so nftables it is.)"""
+    ns.run(["nft", "delete", "table", "netdev", "fvsink"], check=False)
+    if mode == "drop":
+        ns.run(["nft", "add", "table", "netdev", "fvsink"], check=True)
+        ns.run(["nft", "add", "chain", "netdev", "fvsink", "in",
+                "{ type filter hook ingress device eth0 priority 0; policy drop; }"], check=True)
+
+
+def one_run(lab: Any, net: Any, dp: Any, frame: bytes, v: dict[str, str], count: int, rate: float,
+            sw_cpu: int, tx_cpu: int) -> dict[str, Any]:
+    from fastvpc.live import Switch
+
+    set_sink(lab["app1"], v["sink"])
+    sender = lab["web1"].popen([sys.executable, os.path.abspath(__file__), "--sender", "eth0", frame.hex(),
+                                str(count), str(rate), str(tx_cpu)], stdin=subprocess.PIPE)
+    assert sender.stdout is not None and sender.stdin is not None
+    if sender.stdout.readline().strip() != "ready":
+        raise SystemExit(sender.communicate()[1])
+    switch = Switch(dp, lab.attachments, network=net, batch_size=int(v["batch"]),
+                    rx_ring=v["rx"] == "ring", spin=int(v["spin"]))
+    with switch:
+        socks = list(switch._socks)
+        for s in socks:
+            socket_drops(s)
+        rx0 = rx_packets(lab["app1"])
+        sender.stdin.write("go\n")
+        sender.stdin.flush()
+        t_first = t_last = 0.0
+        cpu0 = time.thread_time()
+        idle_since = time.perf_counter()
+        while True:
+            n = switch.poll_once(20)
+            now = time.perf_counter()
+            if n:
+                if t_first == 0.0:
+                    t_first = now
+                t_last = now
+                idle_since = now
+                if switch.rx >= count:
+                    break
+            elif (t_first and now - idle_since > 0.5) or now - idle_since > 10:
+                break
+        cpu = time.thread_time() - cpu0
+        drops = sum(socket_drops(s) for s in socks)
+        c = switch.counters()
+        mode = switch.rx_mode
+    out, _ = sender.communicate(timeout=60)
+    delivered = rx_packets(lab["app1"]) - rx0
+    sent_s, tx_err, tx_time, sender_cpu = out.split()
+    dt = t_last - t_first
+    return {"variant": v, "rx_mode": mode, "offered": int(sent_s), "tx_time": float(tx_time),
+            "sender_cpu": float(sender_cpu), "tx_err": int(tx_err), "rx": c["rx"], "tx": c["tx"],
+            "deliver": c["by_action"]["DELIVER"], "drops": drops, "tx_errors": c["tx_errors"],
+            "rounds": c["rounds"], "cpu": cpu, "dt": dt, "delivered": delivered,
+            "fps": c["tx"] / dt if dt > 0 else 0.0, "dfps": delivered / dt if dt > 0 else 0.0}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--count", type=int, default=2_000_000, help="frames the sender sends (default 2M)")
+    ap.add_argument("--count", type=int, default=2_000_000, help="frames the sender sends per run (default 2M)")
     ap.add_argument("--size", type=int, default=64, help="frame size in bytes (default 64)")
-    ap.add_argument("--batch", type=int, default=256, help="switch batch size (default 256)")
     ap.add_argument("--rate", type=float, default=0, help="sender rate limit, frames/s (0: none)")
+    ap.add_argument("--variant", action="append", default=[],
+                    help="a configuration to measure, e.g. 'rx=ring,sink=drop,spin=0,batch=256' "
+                         "(repeat for an A/B; default: rx=ring,sink=udp)")
+    ap.add_argument("--repeat", type=int, default=1, help="alternate the variants this many times (default 1)")
     ap.add_argument("--reference", action="store_true", help="use the pure-Python reference forwarder")
     ap.add_argument("--python", action="store_true", help="measure a plain Python recv/send loop instead")
     ap.add_argument("--sender", nargs=5, metavar=("IF", "FRAME", "COUNT", "RATE", "CPU"), help=argparse.SUPPRESS)
@@ -137,9 +224,9 @@ def main() -> int:
         return 0
 
     import fastvpc.examples as examples
-    from fastvpc.live import Switch
     from fastvpc.live.netns import Lab
 
+    variants = [parse_variant(t) for t in (args.variant or ["rx=ring,sink=udp"])]
     net = examples.seed_vpc()
     web1, app1, web = net.find("web1"), net.find("app1"), net.find("web")
     frame = udp_frame(web1.mac, web.gateway_mac, str(web1.ip), str(app1.ip), args.size)
@@ -156,60 +243,43 @@ def main() -> int:
         # after the UDP lookup instead of answering each with an ICMP port unreachable
         sink = lab["app1"].popen([sys.executable, "-c", SINK, str(app1.ip)])
         assert sink.stdout is not None and sink.stdout.readline().strip() == "ready"
-        sender = lab["web1"].popen([sys.executable, os.path.abspath(__file__), "--sender", "eth0", frame.hex(),
-                                    str(args.count), str(args.rate), str(tx_cpu)],
-                                   stdin=subprocess.PIPE)
-        assert sender.stdout is not None and sender.stdin is not None
-        if sender.stdout.readline().strip() != "ready":
-            print(sender.communicate()[1], file=sys.stderr)
-            return 1
         if args.python:
+            sender = lab["web1"].popen([sys.executable, os.path.abspath(__file__), "--sender", "eth0", frame.hex(),
+                                        str(args.count), str(args.rate), str(tx_cpu)], stdin=subprocess.PIPE)
+            assert sender.stdout is not None and sender.stdin is not None
+            assert sender.stdout.readline().strip() == "ready"
             sender.stdin.write("go\n")
             sender.stdin.flush()
             n, dt = python_loop(lab, args.count)
-            out, _ = sender.communicate(timeout=60)
+            sender.communicate(timeout=60)
             print(f"python recv/send loop: {n} of {args.count} frames in {dt:.3f} s: {n / dt / 1e6:.3f} M frames/s")
             return 0
         if sw_cpu >= 0:
             os.sched_setaffinity(0, {sw_cpu})
-        switch = Switch(dp, lab.attachments, network=net, batch_size=args.batch)
-        with switch:
-            socks = list(switch._socks)
-            for s in socks:
-                socket_drops(s)
-            sender.stdin.write("go\n")
-            sender.stdin.flush()
-            t_first = t_last = 0.0
-            cpu0 = time.thread_time()
-            idle_since = time.perf_counter()
-            while True:
-                n = switch.poll_once(20)
-                now = time.perf_counter()
-                if n:
-                    if t_first == 0.0:
-                        t_first = now
-                    t_last = now
-                    idle_since = now
-                    if switch.rx >= args.count:
-                        break
-                elif (t_first and now - idle_since > 0.5) or now - idle_since > 10:
-                    break
-            cpu = time.thread_time() - cpu0
-            drops = sum(socket_drops(s) for s in socks)
-            c = switch.counters()
-        out, err = sender.communicate(timeout=60)
-        sent_s, tx_err, tx_time, sender_cpu = out.split()
-    dt = t_last - t_first
-    fps = c["tx"] / dt if dt > 0 else 0.0
-    print(f"sender: {sent_s} frames of {args.size} bytes in {float(tx_time):.3f} s "
-          f"({int(sent_s) / float(tx_time) / 1e6:.2f} M/s offered), {tx_err} send errors, CPU {float(sender_cpu):.2f} s")
-    print(f"switch: received {c['rx']}, sent {c['tx']} (DELIVER {c['by_action']['DELIVER']}), "
-          f"dropped by the kernel on its sockets {drops}, tx errors {c['tx_errors']}, rounds {c['rounds']} "
-          f"(mean batch {c['rx'] / max(1, c['rounds']):.0f}); switch thread CPU {cpu:.2f} s = "
-          f"{cpu / max(1, c['tx']) * 1e9:.0f} ns/frame (incl. softirq work charged to it)")
-    print(f"load average before the run: {load}")
-    print(f"live switch ({'reference' if args.reference else 'compiled'} data plane, batch {args.batch}): "
-          f"{c['tx']} frames in {dt:.3f} s: {fps / 1e6:.3f} M frames/s")
+        print(f"load average before: {load}; switch on CPU {sw_cpu}, sender on CPU {tx_cpu}; "
+              f"{args.count} frames of {args.size} bytes per run, {'reference' if args.reference else 'compiled'} data plane")
+        results: list[dict[str, Any]] = []
+        for rep in range(args.repeat):
+            for v in variants:
+                r = one_run(lab, net, dp, frame, v, args.count, args.rate, sw_cpu, tx_cpu)
+                results.append(r)
+                tag = ",".join(f"{k}={x}" for k, x in v.items())
+                print(f"[{rep}] {tag:<40} {r['fps'] / 1e6:6.3f} M/s switch, {r['dfps'] / 1e6:6.3f} M/s delivered "
+                      f"(rx_mode {r['rx_mode']}; offered {r['offered'] / r['tx_time'] / 1e6:.2f} M/s, sender "
+                      f"{r['sender_cpu'] / max(1, r['offered']) * 1e9:.0f} ns/frame; switch rx {r['rx']}, tx {r['tx']}, "
+                      f"socket drops {r['drops']}, tx errors {r['tx_errors']}, app1 rx_packets +{r['delivered']}, "
+                      f"mean batch {r['rx'] / max(1, r['rounds']):.0f}, switch CPU "
+                      f"{r['cpu'] / max(1, r['tx']) * 1e9:.0f} ns/frame)", flush=True)
+    print(f"load average after: {' '.join(open('/proc/loadavg').read().split()[:3])}")
+    print("medians:")
+    for v in variants:
+        rs = [r for r in results if r["variant"] is v]
+        tag = ",".join(f"{k}={x}" for k, x in v.items())
+        print(f"  {tag:<40} switch {_median([r['fps'] for r in rs]) / 1e6:.3f} M frames/s, delivered "
+              f"{_median([r['dfps'] for r in rs]) / 1e6:.3f} M/s, switch CPU "
+              f"{_median([r['cpu'] / max(1, r['tx']) for r in rs]) * 1e9:.0f} ns/frame, sender "
+              f"{_median([r['sender_cpu'] / max(1, r['offered']) for r in rs]) * 1e9:.0f} ns/frame "
+              f"(runs: {', '.join(format(r['fps'] / 1e6, '.3f') for r in rs)})")
     return 0
 
 

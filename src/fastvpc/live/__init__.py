@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from fastvpc.errors import FastVpcError
-from fastvpc.live._io import STATS_LEN, BatchIO
+from fastvpc.live._io import STATS_LEN, BatchIO, RxRing
 from fastvpc.verdicts import Action, DropReason
 
 __all__ = ["LiveError", "LivePermissionError", "Switch", "open_packet_socket"]
@@ -149,7 +149,8 @@ class Switch:
     """
 
     def __init__(self, dataplane: Any, attach: Mapping[Any, str], *, network: Any = None,
-                 batch_size: int = 256, snaplen: int = 2048) -> None:
+                 batch_size: int = 256, snaplen: int = 2048, rx_ring: bool = True,
+                 spin: int = 0) -> None:
         if not callable(getattr(dataplane, "process", None)):
             raise TypeError(f"dataplane must have a process(batch) method, got {type(dataplane).__name__}")
         if not attach:
@@ -179,6 +180,14 @@ class Switch:
         self.labels: dict[int, str] = labels
         self.batch_size = int(batch_size)
         self.snaplen = int(snaplen)
+        self.rx_ring = bool(rx_ring)
+        if int(spin) < 0:
+            raise LiveError(f"spin {spin} must be >= 0")
+        self.spin = int(spin)
+        #: how frames are read: "ring" (TPACKET_V3 mmap ring) or "recvmmsg" (fallback); None until open()
+        self.rx_mode: str | None = None
+        self.rx_ring_error: str | None = None
+        self._ring: RxRing | None = None
         self._io = BatchIO(self.batch_size, self.snaplen)
         self._data = np.zeros(self._io.buffer_size, dtype=np.uint8)
         self._offsets = np.zeros(self.batch_size + 1, dtype=np.int64)
@@ -200,9 +209,27 @@ class Switch:
         return bool(self._socks)
 
     def open(self) -> Switch:
-        """Open and bind one packet socket per attached interface (idempotent)."""
+        """Open and bind one packet socket per attached interface (idempotent).
+
+        With ``rx_ring`` each socket gets a ``TPACKET_V3`` receive ring; when that cannot be
+        set up (old kernel, memory limits) the sockets are reopened plain and frames are read
+        with ``recvmmsg``.  ``rx_mode`` says which; ``rx_ring_error`` why the ring failed.
+        """
         if self._socks:
             return self
+        self._open_sockets()
+        self.rx_mode = "recvmmsg"
+        if self.rx_ring:
+            try:
+                self._ring = RxRing(self._fds, self._fd_ports, self.batch_size, self.snaplen)
+                self.rx_mode = "ring"
+            except OSError as exc:
+                self.rx_ring_error = str(exc)
+                self._close_sockets()   # a half-configured socket may feed a ring nobody reads
+                self._open_sockets()
+        return self
+
+    def _open_sockets(self) -> None:
         socks = []
         try:
             for port, ifname in self.attachments.items():
@@ -216,11 +243,16 @@ class Switch:
         self._fd_ports = np.array([p for p, _ in socks], dtype=np.int32)
         for p, s in socks:
             self._port_fd[p] = s.fileno()
-        return self
 
     def close(self) -> None:
         """Stop a background run and close the sockets."""
         self.stop()
+        self._close_sockets()
+
+    def _close_sockets(self) -> None:
+        if self._ring is not None:
+            self._ring.close()      # unmap before the sockets go
+            self._ring = None
         for s in self._socks:
             s.close()
         self._socks = []
@@ -238,8 +270,11 @@ class Switch:
         """Wait up to ``timeout_ms`` for frames; process and send one batch; return its size."""
         if not self._socks:
             raise LiveError("the switch is not open: call open() or use it as a context manager")
-        n = self._io.recv(self._fds, self._fd_ports, self._data, self._offsets, self._port,
-                          self._stats, int(timeout_ms))
+        if self._ring is not None:
+            n = self._ring.recv(self._data, self._offsets, self._port, self._stats, int(timeout_ms), self.spin)
+        else:
+            n = self._io.recv(self._fds, self._fd_ports, self._data, self._offsets, self._port,
+                              self._stats, int(timeout_ms))
         if n == 0:
             return 0
         from fastvpc.batch import FrameBatch

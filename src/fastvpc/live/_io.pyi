@@ -52,3 +52,30 @@ class BatchIO:
         count: int,
         stats: npt.NDArray[np.int64],
     ) -> int: ...
+
+@disjoint_base
+class RxRing:
+    capacity: int
+    slot: int
+    def __init__(
+        self,
+        fds: npt.NDArray[np.int32],
+        ports: npt.NDArray[np.int32],
+        capacity: int = 256,
+        slot: int = 2048,
+        block_size: int = 262144,
+        block_count: int = 16,
+        retire_ms: int = 1,
+    ) -> None: ...
+    def close(self) -> None: ...
+    @property
+    def buffer_size(self) -> int: ...
+    def recv(
+        self,
+        data: npt.NDArray[np.uint8],
+        offsets: npt.NDArray[np.int64],
+        port: npt.NDArray[np.int32],
+        stats: npt.NDArray[np.int64],
+        timeout_ms: int = 100,
+        spin: int = 0,
+    ) -> int: ...
