@@ -90,8 +90,10 @@ class RouteInfo(NamedTuple):
 
 
 # previous compile per Network (keyed by id, checked through a weak reference; Network is unhashable):
-# (weakref to the network, per-table route signatures, RouteTables) for incremental LPM builds
-_LPM_CACHE: dict[int, tuple[Any, list[tuple[Any, ...]], RouteTables]] = {}
+# (weakref to the network, per-table route signatures, RouteTables, its arrays when cached) for
+# incremental LPM builds.  The arrays are compared on reuse: a snapshot's ``dp.lpm`` changed by
+# hand with replace() must not leak into the next compile.
+_LPM_CACHE: dict[int, tuple[Any, list[tuple[Any, ...]], RouteTables, Any]] = {}
 
 
 def _forget(key: int) -> None:
@@ -109,13 +111,14 @@ def _build_lpm(net: Network, sigs: list[tuple[Any, ...]]) -> RouteTables:
     """RouteTables for these per-table signatures, reusing the previous compile's tables when possible."""
     key = id(net)
     prev = _LPM_CACHE.get(key)
-    if prev is not None and prev[0]() is net and len(prev[1]) == len(sigs):
-        _, old_sigs, rts = prev
+    if prev is not None and prev[0]() is net and len(prev[1]) == len(sigs) \
+            and getattr(prev[2], "_state", None) is prev[3]:
+        _, old_sigs, rts, _state = prev
         changed = [t for t, (a, b) in enumerate(zip(old_sigs, sigs)) if a != b]
         if len(changed) <= max(1, len(sigs) // 4):
             for t in changed:
                 rts = rts.replaced(t, *_table_arrays(sigs[t]))
-            _LPM_CACHE[key] = (prev[0], sigs, rts)
+            _LPM_CACHE[key] = (prev[0], sigs, rts, getattr(rts, "_state", None))
             return rts
     tid = np.array([t for t, sig in enumerate(sigs) for _ in sig], dtype=np.uint32)
     flat = [x for sig in sigs for x in sig]
@@ -123,7 +126,7 @@ def _build_lpm(net: Network, sigs: list[tuple[Any, ...]]) -> RouteTables:
     rts = RouteTables.from_arrays(tid, pfx, ln, val, n_tables=len(sigs))
     if prev is None or prev[0]() is not net:
         weakref.finalize(net, _forget, key)
-    _LPM_CACHE[key] = (weakref.ref(net), sigs, rts)
+    _LPM_CACHE[key] = (weakref.ref(net), sigs, rts, getattr(rts, "_state", None))
     return rts
 
 

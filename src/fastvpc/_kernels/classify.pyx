@@ -1,6 +1,6 @@
 # Batch header classification: one pass over a FrameBatch, no Python per frame.
 #
-# Field meanings and absent values are documented in fastvpc/classify.py (Classified).
+# Field meanings and absent values are documented in fastvpc/classification.py (Classified).
 # Every read is preceded by a length check against the frame's own length.
 
 cimport cython
@@ -8,6 +8,8 @@ from cython.parallel cimport prange
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
 
 from fastvpc._kernels.types cimport *
+
+from fastvpc.errors import FrameBatchError
 
 
 cdef inline void classify_one(
@@ -133,8 +135,12 @@ def classify_batch(
             or sport.shape[0] < n or dport.shape[0] < n or icmp_type.shape[0] < n or icmp_code.shape[0] < n
             or arp_op.shape[0] < n or flags.shape[0] < n):
         raise ValueError(f"classify_batch: output arrays shorter than {n} frames")
-    if offsets[0] < 0 or offsets[n] > nd:
-        raise ValueError(f"classify_batch: offsets [{offsets[0]}, {offsets[n]}] outside data of length {nd}")
+    cdef int64_t bad
+    with nogil:
+        bad = fv_first_bad_offset(&offsets[0], n, nd)
+    if bad >= 0:
+        raise FrameBatchError(f"offsets[{bad}] = {offsets[bad]} breaks 0 <= offsets[i] <= offsets[i+1] <= "
+                              f"len(data) = {nd} (the batch's arrays changed after it was built?)")
     base = &data[0] if nd > 0 else NULL
     nchunks = (n + chunk - 1) // chunk
     if n_threads < 1:

@@ -26,6 +26,8 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
 
 import numpy as np
 
+from fastvpc.errors import FrameBatchError
+
 from fastvpc._kernels.types cimport *
 from fastvpc.lpm._lookup cimport RtsView, rts_view_init, rts_lookup_batch
 
@@ -515,7 +517,10 @@ cdef class Tables:
             raise ValueError("Tables: deliv must hold one record per ENI")
         _init_hash(&self.t.ipt, ip_hash)
         _init_hash(&self.t.mact, mac_hash)
-        self._keep = (enis, subnets, routes, table_base, port_eni, deliv, ip_hash, mac_hash, lpm)
+        # Keep the LPM arrays this view points into, not only the RouteTables: its replace()
+        # swaps (and may compact) its arrays, which would free the ones the view reads.
+        self._keep = (enis, subnets, routes, table_base, port_eni, deliv, ip_hash, mac_hash, lpm,
+                      getattr(lpm, "_state", None))
         self.t.enis = <const EniRec*>&enis[0] if enis.shape[0] else NULL
         self.t.n_enis = enis.shape[0] // sizeof(EniRec)
         self.t.subnets = <const SubnetRec*>&subnets[0] if subnets.shape[0] else NULL
@@ -588,8 +593,12 @@ def forward_batch(Tables tables,                 # IN  compiled tables
     if port.shape[0] < n or action.shape[0] < n or reason.shape[0] < n or egress.shape[0] < n \
             or route.shape[0] < n:
         raise ValueError(f"forward_batch: port/output arrays shorter than {n} frames")
-    if offsets[0] < 0 or offsets[n] > nd:
-        raise ValueError(f"forward_batch: offsets [{offsets[0]}, {offsets[n]}] outside data of length {nd}")
+    cdef int64_t bad
+    with nogil:
+        bad = fv_first_bad_offset(&offsets[0], n, nd)
+    if bad >= 0:
+        raise FrameBatchError(f"offsets[{bad}] = {offsets[bad]} breaks 0 <= offsets[i] <= offsets[i+1] <= "
+                              f"len(data) = {nd} (the batch's arrays changed after it was built?)")
     base = &data[0] if nd > 0 else NULL
     nchunks = (n + FV_CHUNK - 1) // FV_CHUNK
     if n_threads < 1:

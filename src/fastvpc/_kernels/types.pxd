@@ -188,3 +188,19 @@ cdef inline bint ipv4_csum_ok(const uint8_t* p, int64_t hl) noexcept nogil:
     s = (s & 0xFFFF) + (s >> 16)
     s = (s & 0xFFFF) + (s >> 16)
     return s == 0xFFFF
+
+
+# Every frame's span must lie inside the buffer before any kernel reads it.  FrameBatch checks
+# this when it is built, but it wraps the caller's arrays without copying, so the offsets can
+# change afterwards: the kernels check again (one sequential pass, well under 1 ns a frame).
+cdef inline int64_t fv_first_bad_offset(const int64_t* off, int64_t n, int64_t nd) noexcept nogil:
+    """-1 when 0 <= off[0] <= off[1] <= ... <= off[n] <= nd, else the first index that breaks it."""
+    cdef int64_t i
+    if off[0] < 0:
+        return 0
+    for i in range(n):
+        if off[i + 1] < off[i]:
+            return i + 1
+    if off[n] > nd:
+        return n
+    return -1
