@@ -69,31 +69,44 @@ def socket_drops(sock: socket.socket) -> int:
     return int(drops)
 
 
-def run_sender(ifname: str, frame_hex: str, count: int, rate: float, cpu: int) -> None:
-    """Inside the sending VM: ``count`` copies of the frame, at most ``rate``/s."""
-    from fastvpc.live import open_packet_socket
-    from fastvpc.live._io import STATS_LEN, BatchIO
+def run_sender(ifname: str, frame_hex: str, count: int, rate: float, cpu: int, how: str) -> None:
+    """Inside the sending VM: ``count`` copies of the frame, at most ``rate``/s, with sendmmsg
+    (``how="sendmmsg"``) or through a PACKET_TX_RING, one send() per 256 frames (``"ring"``);
+    both with PACKET_QDISC_BYPASS."""
+    from fastvpc.live import open_packet_socket, open_tx_socket
+    from fastvpc.live._io import STATS_LEN, BatchIO, TxRing
 
     if cpu >= 0:
         os.sched_setaffinity(0, {cpu})
-    sock = open_packet_socket(ifname)
     frame = np.frombuffer(bytes.fromhex(frame_hex), dtype=np.uint8)
-    io = BatchIO(256, 2048)
     stats = np.zeros(STATS_LEN, dtype=np.int64)
+    if how == "ring":
+        sock = open_tx_socket(ifname)
+        ring = TxRing(np.array([sock.fileno()], dtype=np.int32), 2048, 1024)
+
+        def blast(n: int) -> int:
+            return ring.blast(0, frame, n, 256, stats)
+    else:
+        sock = open_packet_socket(ifname)
+        io = BatchIO(256, 2048)
+
+        def blast(n: int) -> int:
+            return io.blast(sock.fileno(), frame, n, stats)
     print("ready", flush=True)
     sys.stdin.readline()
     t0 = time.perf_counter()
     sent = 0
-    chunk = 256 if rate <= 0 else max(1, min(256, int(rate / 1000)))
+    chunk = 1 << 16 if rate <= 0 else max(1, min(256, int(rate / 1000)))
     while sent < count:
         n = min(chunk, count - sent)
-        sent += io.blast(sock.fileno(), frame, n, stats)
+        blast(n)
+        sent += n
         if rate > 0:
             ahead = sent / rate - (time.perf_counter() - t0)
             if ahead > 0:
                 time.sleep(ahead)
     dt = time.perf_counter() - t0
-    print(f"{sent} {int(stats[5])} {dt:.6f} {time.process_time():.6f}", flush=True)
+    print(f"{int(stats[4])} {int(stats[5])} {dt:.6f} {time.process_time():.6f}", flush=True)
 
 
 def python_loop(lab: Any, count: int) -> tuple[int, float]:
@@ -129,14 +142,24 @@ def _median(xs: list[float]) -> float:
 
 def parse_variant(text: str) -> dict[str, str]:
     """``"rx=ring,sink=drop"`` -> options of one measured configuration."""
-    keys = {"rx": ("ring", "recvmmsg"), "sink": ("udp", "drop"), "spin": None, "batch": None}
-    out = {"rx": "ring", "sink": "udp", "spin": "0", "batch": "256"}
+    keys: dict[str, tuple[str, ...]] = {"rx": ("ring", "recvmmsg"), "tx": ("sendmmsg", "ring"),
+                                        "sender": ("sendmmsg", "ring"), "sink": ("udp", "drop"),
+                                        "spin": (), "batch": ()}
+    out = {"rx": "ring", "tx": "sendmmsg", "sender": "sendmmsg", "sink": "udp", "spin": "0", "batch": "256"}
     for part in filter(None, (p.strip() for p in text.split(","))):
         k, _, v = part.partition("=")
-        if k not in keys or (keys[k] is not None and v not in keys[k]) or not v:
-            raise SystemExit(f"bad variant item {part!r}: keys rx=ring|recvmmsg, sink=udp|drop, spin=N, batch=N")
+        if k not in keys or (keys[k] and v not in keys[k]) or not v:
+            raise SystemExit(f"bad variant item {part!r}: keys rx=ring|recvmmsg, tx=sendmmsg|ring, "
+                             "sender=sendmmsg|ring, sink=udp|drop, spin=N, batch=N")
         out[k] = v
     return out
+
+
+def _steal() -> float:
+    """Seconds of CPU time the hypervisor gave to others (all CPUs), from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
 
 
 def rx_packets(ns: Any) -> int:
@@ -162,12 +185,12 @@ def one_run(lab: Any, net: Any, dp: Any, frame: bytes, v: dict[str, str], count:
 
     set_sink(lab["app1"], v["sink"])
     sender = lab["web1"].popen([sys.executable, os.path.abspath(__file__), "--sender", "eth0", frame.hex(),
-                                str(count), str(rate), str(tx_cpu)], stdin=subprocess.PIPE)
+                                str(count), str(rate), str(tx_cpu), v["sender"]], stdin=subprocess.PIPE)
     assert sender.stdout is not None and sender.stdin is not None
     if sender.stdout.readline().strip() != "ready":
         raise SystemExit(sender.communicate()[1])
     switch = Switch(dp, lab.attachments, network=net, batch_size=int(v["batch"]),
-                    rx_ring=v["rx"] == "ring", spin=int(v["spin"]))
+                    rx_ring=v["rx"] == "ring", tx_ring=v["tx"] == "ring", spin=int(v["spin"]))
     with switch:
         socks = list(switch._socks)
         for s in socks:
@@ -176,6 +199,7 @@ def one_run(lab: Any, net: Any, dp: Any, frame: bytes, v: dict[str, str], count:
         sender.stdin.write("go\n")
         sender.stdin.flush()
         t_first = t_last = 0.0
+        steal0 = _steal()
         cpu0 = time.thread_time()
         idle_since = time.perf_counter()
         while True:
@@ -191,9 +215,10 @@ def one_run(lab: Any, net: Any, dp: Any, frame: bytes, v: dict[str, str], count:
             elif (t_first and now - idle_since > 0.5) or now - idle_since > 10:
                 break
         cpu = time.thread_time() - cpu0
+        steal = _steal() - steal0
         drops = sum(socket_drops(s) for s in socks)
         c = switch.counters()
-        mode = switch.rx_mode
+        mode = f"{switch.rx_mode}/{switch.tx_mode}"
     out, _ = sender.communicate(timeout=60)
     delivered = rx_packets(lab["app1"]) - rx0
     sent_s, tx_err, tx_time, sender_cpu = out.split()
@@ -201,7 +226,7 @@ def one_run(lab: Any, net: Any, dp: Any, frame: bytes, v: dict[str, str], count:
     return {"variant": v, "rx_mode": mode, "offered": int(sent_s), "tx_time": float(tx_time),
             "sender_cpu": float(sender_cpu), "tx_err": int(tx_err), "rx": c["rx"], "tx": c["tx"],
             "deliver": c["by_action"]["DELIVER"], "drops": drops, "tx_errors": c["tx_errors"],
-            "rounds": c["rounds"], "cpu": cpu, "dt": dt, "delivered": delivered,
+            "rounds": c["rounds"], "cpu": cpu, "dt": dt, "steal": steal / max(1e-9, dt) / max(1, os.cpu_count() or 1), "delivered": delivered,
             "fps": c["tx"] / dt if dt > 0 else 0.0, "dfps": delivered / dt if dt > 0 else 0.0}
 
 
@@ -216,11 +241,11 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=1, help="alternate the variants this many times (default 1)")
     ap.add_argument("--reference", action="store_true", help="use the pure-Python reference forwarder")
     ap.add_argument("--python", action="store_true", help="measure a plain Python recv/send loop instead")
-    ap.add_argument("--sender", nargs=5, metavar=("IF", "FRAME", "COUNT", "RATE", "CPU"), help=argparse.SUPPRESS)
+    ap.add_argument("--sender", nargs=6, metavar=("IF", "FRAME", "COUNT", "RATE", "CPU", "HOW"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.sender:
-        ifname, frame_hex, count, rate, cpu = args.sender
-        run_sender(ifname, frame_hex, int(count), float(rate), int(cpu))
+        ifname, frame_hex, count, rate, cpu, how = args.sender
+        run_sender(ifname, frame_hex, int(count), float(rate), int(cpu), how)
         return 0
 
     import fastvpc.examples as examples
@@ -245,7 +270,7 @@ def main() -> int:
         assert sink.stdout is not None and sink.stdout.readline().strip() == "ready"
         if args.python:
             sender = lab["web1"].popen([sys.executable, os.path.abspath(__file__), "--sender", "eth0", frame.hex(),
-                                        str(args.count), str(args.rate), str(tx_cpu)], stdin=subprocess.PIPE)
+                                        str(args.count), str(args.rate), str(tx_cpu), "sendmmsg"], stdin=subprocess.PIPE)
             assert sender.stdout is not None and sender.stdin is not None
             assert sender.stdout.readline().strip() == "ready"
             sender.stdin.write("go\n")
@@ -269,7 +294,8 @@ def main() -> int:
                       f"{r['sender_cpu'] / max(1, r['offered']) * 1e9:.0f} ns/frame; switch rx {r['rx']}, tx {r['tx']}, "
                       f"socket drops {r['drops']}, tx errors {r['tx_errors']}, app1 rx_packets +{r['delivered']}, "
                       f"mean batch {r['rx'] / max(1, r['rounds']):.0f}, switch CPU "
-                      f"{r['cpu'] / max(1, r['tx']) * 1e9:.0f} ns/frame)", flush=True)
+                      f"{r['cpu'] / max(1, r['tx']) * 1e9:.0f} ns/frame, busy {r['cpu'] / max(1e-9, r['dt']):.0%}, "
+                      f"steal {r['steal']:.0%})", flush=True)
     print(f"load average after: {' '.join(open('/proc/loadavg').read().split()[:3])}")
     print("medians:")
     for v in variants:

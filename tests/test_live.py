@@ -324,11 +324,12 @@ BURST_RECEIVER = textwrap.dedent(r"""
 """)
 
 
-@pytest.mark.parametrize("mode", ["ring", "recvmmsg", "ring-unavailable"])
+@pytest.mark.parametrize("mode", ["ring", "recvmmsg", "ring-unavailable", "tx-ring"])
 def test_small_batches_every_rx_mode(live: Live, mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Bursts of datagrams of many sizes through a switch reading 5 frames per round (so ring
     blocks are left half read between rounds), by TPACKET_V3 ring, by recvmmsg, and by the
-    recvmmsg fallback when the ring cannot be set up: every datagram arrives, intact, in order."""
+    recvmmsg fallback when the ring cannot be set up, and with the PACKET_TX_RING sender:
+    every datagram arrives, intact, in order."""
     import hashlib
 
     import fastvpc.live as live_mod
@@ -343,9 +344,10 @@ def test_small_batches_every_rx_mode(live: Live, mode: str, monkeypatch: pytest.
     live.switch.close()     # a fresh switch, so no frame of the test is forwarded twice
     try:
         sw = Switch(live.net.compile(), live.lab.attachments, network=live.net, batch_size=5,
-                    rx_ring=mode != "recvmmsg")
+                    rx_ring=mode != "recvmmsg", tx_ring=mode == "tx-ring")
         with sw:
-            assert sw.rx_mode == ("ring" if mode == "ring" else "recvmmsg")
+            assert sw.rx_mode == ("ring" if mode in ("ring", "tx-ring") else "recvmmsg")
+            assert sw.tx_mode == ("ring" if mode == "tx-ring" else "sendmmsg"), sw.tx_ring_error
             assert (sw.rx_ring_error is not None) == (mode == "ring-unavailable")
             sw.start()
             rx = app1.popen([sys.executable, "-c", BURST_RECEIVER, "5202", "3", str(len(sizes))])

@@ -32,10 +32,10 @@ from typing import Any
 import numpy as np
 
 from fastvpc.errors import FastVpcError
-from fastvpc.live._io import STATS_LEN, BatchIO, RxRing
+from fastvpc.live._io import STATS_LEN, BatchIO, RxRing, TxRing
 from fastvpc.verdicts import Action, DropReason
 
-__all__ = ["LiveError", "LivePermissionError", "Switch", "open_packet_socket"]
+__all__ = ["LiveError", "LivePermissionError", "Switch", "open_packet_socket", "open_tx_socket"]
 
 #: ``ETH_P_ALL`` (every protocol); Python exports it only from 3.12.
 ETH_P_ALL = 0x0003
@@ -108,6 +108,39 @@ def open_packet_socket(ifname: str, *, rcvbuf: int = 8 << 20, sndbuf: int = 8 <<
     return sock
 
 
+def open_tx_socket(ifname: str, *, sndbuf: int = 8 << 20) -> socket.socket:
+    """An AF_PACKET/SOCK_RAW socket that only sends, out of ``ifname``: bound with protocol 0,
+    so it never receives; ``PACKET_QDISC_BYPASS``.  For a ``PACKET_TX_RING``.  Errors as
+    :func:`open_packet_socket`."""
+    if not isinstance(ifname, str) or not ifname or len(ifname) > 15 or "/" in ifname:
+        raise LiveError(f"interface name {ifname!r} is not a valid Linux interface name (1-15 characters)")
+    try:
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+    except PermissionError as exc:
+        raise LivePermissionError(_permission_message(ifname, exc)) from None
+    except OSError as exc:
+        raise LiveError(f"cannot open an AF_PACKET socket for interface {ifname!r}: {exc}") from None
+    try:
+        try:
+            sock.setsockopt(SOL_PACKET, PACKET_QDISC_BYPASS, 1)
+        except OSError:
+            pass
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, 32, sndbuf)   # SO_SNDBUFFORCE
+        except OSError:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+        try:
+            sock.bind((ifname, 0))
+        except OSError as exc:
+            if exc.errno in (errno.ENODEV, errno.ENXIO):
+                raise LiveError(f"no network interface named {ifname!r} in this network namespace") from None
+            raise LiveError(f"cannot bind an AF_PACKET socket to interface {ifname!r}: {exc}") from None
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 def _resolve_port(key: Any, network: Any) -> tuple[int, str]:
     """``key`` (an ENI/target object, a port number or a name) -> (port, label)."""
     if isinstance(key, bool):
@@ -150,7 +183,7 @@ class Switch:
 
     def __init__(self, dataplane: Any, attach: Mapping[Any, str], *, network: Any = None,
                  batch_size: int = 256, snaplen: int = 2048, rx_ring: bool = True,
-                 spin: int = 0) -> None:
+                 tx_ring: bool = False, spin: int = 0) -> None:
         if not callable(getattr(dataplane, "process", None)):
             raise TypeError(f"dataplane must have a process(batch) method, got {type(dataplane).__name__}")
         if not attach:
@@ -181,6 +214,7 @@ class Switch:
         self.batch_size = int(batch_size)
         self.snaplen = int(snaplen)
         self.rx_ring = bool(rx_ring)
+        self.tx_ring = bool(tx_ring)
         if int(spin) < 0:
             raise LiveError(f"spin {spin} must be >= 0")
         self.spin = int(spin)
@@ -188,6 +222,11 @@ class Switch:
         self.rx_mode: str | None = None
         self.rx_ring_error: str | None = None
         self._ring: RxRing | None = None
+        #: how frames are sent: "ring" (TPACKET_V2 tx ring, one send() per batch) or "sendmmsg"
+        self.tx_mode: str | None = None
+        self.tx_ring_error: str | None = None
+        self._txring: TxRing | None = None
+        self._txsocks: list[socket.socket] = []
         self._io = BatchIO(self.batch_size, self.snaplen)
         self._data = np.zeros(self._io.buffer_size, dtype=np.uint8)
         self._offsets = np.zeros(self.batch_size + 1, dtype=np.int64)
@@ -227,6 +266,21 @@ class Switch:
                 self.rx_ring_error = str(exc)
                 self._close_sockets()   # a half-configured socket may feed a ring nobody reads
                 self._open_sockets()
+        self.tx_mode = "sendmmsg"
+        if self.tx_ring:
+            txsocks: list[socket.socket] = []
+            try:
+                port_fd = np.full(len(self._port_fd), -1, dtype=np.int32)
+                for port, ifname in self.attachments.items():
+                    txsocks.append(open_tx_socket(ifname))
+                    port_fd[port] = txsocks[-1].fileno()
+                self._txring = TxRing(port_fd, 4096 if self.snaplen > 2048 - 32 else 2048, 1024)
+                self._txsocks = txsocks
+                self.tx_mode = "ring"
+            except (OSError, ValueError) as exc:
+                self.tx_ring_error = str(exc)
+                for s in txsocks:
+                    s.close()
         return self
 
     def _open_sockets(self) -> None:
@@ -253,6 +307,12 @@ class Switch:
         if self._ring is not None:
             self._ring.close()      # unmap before the sockets go
             self._ring = None
+        if self._txring is not None:
+            self._txring.close()
+            self._txring = None
+        for s in self._txsocks:
+            s.close()
+        self._txsocks = []
         for s in self._socks:
             s.close()
         self._socks = []
@@ -284,11 +344,15 @@ class Switch:
         frames = getattr(res, "frames", None)
         if frames is None:
             frames = batch
-        self._io.send(self._port_fd, frames.data, frames.offsets, self._port[:n],
-                      np.ascontiguousarray(res.action, dtype=np.uint8),
-                      np.ascontiguousarray(res.reason, dtype=np.uint8),
-                      np.ascontiguousarray(res.egress, dtype=np.int32),
-                      self._counts, _NREASON, self._stats)
+        action = np.ascontiguousarray(res.action, dtype=np.uint8)
+        reason = np.ascontiguousarray(res.reason, dtype=np.uint8)
+        egress = np.ascontiguousarray(res.egress, dtype=np.int32)
+        if self._txring is not None:
+            self._txring.send(frames.data, frames.offsets, self._port[:n], action, reason, egress,
+                              self._counts, _NREASON, self._stats)
+        else:
+            self._io.send(self._port_fd, frames.data, frames.offsets, self._port[:n], action, reason, egress,
+                          self._counts, _NREASON, self._stats)
         return n
 
     def run(self, duration: float | None = None, *, handle_signals: bool = True,

@@ -79,3 +79,30 @@ class RxRing:
         timeout_ms: int = 100,
         spin: int = 0,
     ) -> int: ...
+
+@disjoint_base
+class TxRing:
+    frame_size: int
+    frame_count: int
+    def __init__(self, port_fd: npt.NDArray[np.int32], frame_size: int = 2048, frame_count: int = 1024) -> None: ...
+    def close(self) -> None: ...
+    def send(
+        self,
+        data: npt.NDArray[np.uint8],
+        offsets: npt.NDArray[np.int64],
+        in_port: npt.NDArray[np.int32],
+        action: npt.NDArray[np.uint8],
+        reason: npt.NDArray[np.uint8],
+        egress: npt.NDArray[np.int32],
+        counts: npt.NDArray[np.int64],
+        nreason: int,
+        stats: npt.NDArray[np.int64],
+    ) -> int: ...
+    def blast(
+        self,
+        port: int,
+        frame: npt.NDArray[np.uint8],
+        count: int,
+        batch: int,
+        stats: npt.NDArray[np.int64],
+    ) -> int: ...

@@ -119,6 +119,29 @@ cdef extern from *:
         if (setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)) != 0) return errno;
         return 0;
     }
+    /* TPACKET_V2 transmit ring on fd (frames of frame_size in blocks of block_size); 0 or errno.
+       PACKET_LOSS: a malformed frame is skipped by the kernel instead of stalling the ring. */
+    static int fv_setup_tx_ring(int fd, unsigned block_size, unsigned block_nr, unsigned frame_size) {
+        int v = TPACKET_V2, one = 1;
+        struct tpacket_req req;
+        if (setsockopt(fd, SOL_PACKET, PACKET_VERSION, &v, sizeof(v)) != 0) return errno;
+        if (setsockopt(fd, SOL_PACKET, PACKET_LOSS, &one, sizeof(one)) != 0) return errno;
+        memset(&req, 0, sizeof(req));
+        req.tp_block_size = block_size;
+        req.tp_block_nr = block_nr;
+        req.tp_frame_size = frame_size;
+        req.tp_frame_nr = (block_size / frame_size) * block_nr;
+        if (setsockopt(fd, SOL_PACKET, PACKET_TX_RING, &req, sizeof(req)) != 0) return errno;
+        return 0;
+    }
+    static inline volatile uint32_t *fv_tx_status(uint8_t *f) {
+        return (volatile uint32_t *)&((struct tpacket2_hdr *)f)->tp_status;
+    }
+    static inline void fv_tx_set_len(uint8_t *f, uint32_t len) {
+        ((struct tpacket2_hdr *)f)->tp_len = len;
+        ((struct tpacket2_hdr *)f)->tp_snaplen = len;
+    }
+    #define FV_TX_DATA_OFF (TPACKET_ALIGN(sizeof(struct tpacket2_hdr)))
     /* Block header fields (struct tpacket_block_desc, version 1). */
     static inline volatile uint32_t *fv_blk_status(uint8_t *blk) {
         return &((struct tpacket_block_desc *)blk)->hdr.bh1.block_status;
@@ -152,6 +175,13 @@ cdef extern from *:
     unsigned char fv_pkt_type(const uint8_t *h) nogil
     uint32_t TP_STATUS_USER
     uint32_t TP_STATUS_KERNEL
+    int fv_setup_tx_ring(int fd, unsigned block_size, unsigned block_nr, unsigned frame_size) nogil
+    uint32_t *fv_tx_status(uint8_t *f) nogil
+    void fv_tx_set_len(uint8_t *f, uint32_t len) nogil
+    int FV_TX_DATA_OFF
+    uint32_t TP_STATUS_AVAILABLE
+    uint32_t TP_STATUS_SEND_REQUEST
+    ssize_t c_send "send"(int fd, const void *buf, size_t n, int flags) nogil
 
 
 # Verdict numbers (fastvpc.verdicts.Action); part of the contract, so fixed here.
@@ -738,3 +768,288 @@ cdef class RxRing:
         with nogil:
             n = self._recv(&data[0], &offsets[0], &port[0], &stats[0], timeout_ms, spin)
         return n
+
+
+
+cdef struct _TxRing:
+    int fd
+    uint8_t *map
+    size_t map_len
+    int64_t frame_size
+    int nframes
+    int head         # next frame to fill
+    int pending      # frames marked SEND_REQUEST since the last kick
+
+
+@cython.auto_pickle(False)
+cdef class TxRing:
+    """``TPACKET_V2`` transmit rings (``PACKET_TX_RING``, mmap) on AF_PACKET sockets.
+
+    ``TxRing(port_fd, frame_size, frame_count)``: ``port_fd[p]`` is the socket sending out of
+    port ``p`` (-1: none).  :meth:`send` copies each outgoing frame into the next free slot of
+    its port's ring and, per ring, hands the whole batch to the kernel with one ``send()``.
+    A slot is free again once the kernel has freed the frame's buffer (for veth: once the
+    receiving namespace is done with it).  Raises ``OSError`` when a ring cannot be set up.
+    """
+
+    cdef _TxRing *rings
+    cdef int nring
+    cdef int32_t *ring_of_port
+    cdef Py_ssize_t nport
+    cdef readonly int frame_size
+    cdef readonly int frame_count
+
+    def __cinit__(self, *args, **kwargs):
+        self.rings = NULL
+        self.ring_of_port = NULL
+        self.nring = 0
+
+    def __init__(self,
+                 const int32_t[::1] port_fd,   # IN: socket sending out of each port, -1 where none
+                 int frame_size=2048,          # IN: slot bytes (largest frame: frame_size - 32)
+                 int frame_count=1024,         # IN: slots per ring
+                 ):
+        cdef Py_ssize_t p, q
+        cdef int i, err, per_block
+        cdef int64_t block
+        cdef void *m
+        cdef size_t ln
+        if self.rings != NULL:
+            raise RuntimeError("TxRing is already initialised")
+        if frame_size < 128 or frame_size > 65536 or (frame_size & (frame_size - 1)):
+            raise ValueError(f"frame_size {frame_size} must be a power of two in 128..65536")
+        if frame_count < 8 or frame_count > 65536:
+            raise ValueError(f"frame_count {frame_count} must be in 8..65536")
+        if port_fd.shape[0] < 1 or port_fd.shape[0] > 1 << 20:
+            raise ValueError(f"port_fd has {port_fd.shape[0]} entries: need 1..{1 << 20}")
+        self.frame_size = frame_size
+        self.frame_count = frame_count
+        self.nport = port_fd.shape[0]
+        self.ring_of_port = <int32_t *>calloc(self.nport, sizeof(int32_t))
+        self.rings = <_TxRing *>calloc(_MAX_SOCKETS, sizeof(_TxRing))
+        if self.rings == NULL or self.ring_of_port == NULL:
+            self.close()
+            raise MemoryError("TxRing: cannot allocate ring tables")
+        block = frame_size if frame_size >= 4096 else 4096
+        per_block = <int>(block // frame_size)
+        frame_count = ((frame_count + per_block - 1) // per_block) * per_block
+        self.frame_count = frame_count
+        for p in range(self.nport):
+            self.ring_of_port[p] = -1
+            if port_fd[p] < 0:
+                continue
+            for q in range(p):        # a socket serving two ports gets one ring
+                if port_fd[q] == port_fd[p]:
+                    self.ring_of_port[p] = self.ring_of_port[q]
+                    break
+            if self.ring_of_port[p] >= 0:
+                continue
+            if self.nring >= _MAX_SOCKETS:
+                self.close()
+                raise ValueError(f"more than {_MAX_SOCKETS} sockets")
+            err = fv_setup_tx_ring(port_fd[p], <unsigned>block, <unsigned>(frame_count // per_block),
+                                   <unsigned>frame_size)
+            if err != 0:
+                self.close()
+                raise OSError(err, f"cannot set up a TPACKET_V2 transmit ring on fd {port_fd[p]}")
+            ln = <size_t>frame_size * <size_t>frame_count
+            m = mmap(NULL, ln, PROT_READ | PROT_WRITE, MAP_SHARED, port_fd[p], 0)
+            if m == MAP_FAILED:
+                err = errno
+                self.close()
+                raise OSError(err, f"cannot mmap the transmit ring of fd {port_fd[p]}")
+            i = self.nring
+            self.rings[i].fd = port_fd[p]
+            self.rings[i].map = <uint8_t *>m
+            self.rings[i].map_len = ln
+            self.rings[i].frame_size = frame_size
+            self.rings[i].nframes = frame_count
+            self.rings[i].head = 0
+            self.rings[i].pending = 0
+            self.ring_of_port[p] = i
+            self.nring = i + 1
+
+    def close(self) -> None:
+        """Unmap the rings (idempotent); :meth:`send` then raises."""
+        cdef int i
+        if self.rings != NULL:
+            for i in range(self.nring):
+                if self.rings[i].map != NULL:
+                    munmap(self.rings[i].map, self.rings[i].map_len)
+            free(self.rings)
+        free(self.ring_of_port)
+        self.rings = NULL
+        self.ring_of_port = NULL
+        self.nring = 0
+
+    def __dealloc__(self):
+        self.close()
+
+    cdef int _kick(self, _TxRing *r, int64_t *stats) noexcept nogil:
+        """Hand the ring's pending frames to the kernel with one send(); returns 0, or 1 when the
+        socket's send buffer is full (EAGAIN: the frames stay queued in the ring, pending)."""
+        cdef int tries = 0
+        cdef ssize_t rc
+        while r.pending > 0:
+            rc = c_send(r.fd, NULL, 0, MSG_DONTWAIT)
+            if rc >= 0:
+                r.pending = 0
+                return 0
+            if errno == EINTR:
+                continue
+            if errno == EAGAIN or errno == EWOULDBLOCK:
+                return 1
+            # ENOBUFS (the device dropped a frame) or a hard error: count it, try the rest again
+            stats[_ST_TX_ERRORS] += 1
+            tries += 1
+            if tries >= 4:
+                r.pending = 0
+                return 0
+        return 0
+
+    cdef void _flush(self, _TxRing *r, int64_t *stats) noexcept nogil:
+        """Kick until the kernel took every pending frame, waiting up to ~50 ms for room."""
+        cdef int tries = 0
+        cdef pollfd pfd
+        while self._kick(r, stats) and tries < 50:
+            tries += 1
+            pfd.fd = r.fd
+            pfd.events = POLLOUT
+            pfd.revents = 0
+            poll(&pfd, 1, 1)
+
+    cdef uint8_t *_slot(self, _TxRing *r, int64_t *stats) noexcept nogil:
+        """The next free slot of ``r`` (waiting up to ~50 ms for the kernel), or NULL."""
+        cdef uint8_t *f = r.map + r.head * r.frame_size
+        cdef int tries = 0
+        cdef pollfd pfd
+        while fv_load_acquire_u32(fv_tx_status(f)) != TP_STATUS_AVAILABLE:
+            if tries >= 50:
+                return NULL
+            if r.pending > 0:
+                self._kick(r, stats)
+                if fv_load_acquire_u32(fv_tx_status(f)) == TP_STATUS_AVAILABLE:
+                    break
+            tries += 1
+            pfd.fd = r.fd
+            pfd.events = POLLOUT
+            pfd.revents = 0
+            poll(&pfd, 1, 1)
+        return f
+
+    cdef int _put(self, _TxRing *r, const uint8_t *frame, int64_t ln, int64_t *stats) noexcept nogil:
+        cdef uint8_t *f
+        if ln < 14 or ln > r.frame_size - <int64_t>FV_TX_DATA_OFF:
+            stats[_ST_TX_ERRORS] += 1
+            return 0
+        f = self._slot(r, stats)
+        if f == NULL:
+            stats[_ST_TX_ERRORS] += 1
+            return 0
+        memcpy(f + FV_TX_DATA_OFF, frame, <size_t>ln)
+        fv_tx_set_len(f, <uint32_t>ln)
+        fv_store_release_u32(fv_tx_status(f), TP_STATUS_SEND_REQUEST)
+        r.head = r.head + 1 if r.head + 1 < r.nframes else 0
+        r.pending += 1
+        if r.pending >= r.nframes // 2:
+            self._kick(r, stats)     # EAGAIN is fine here: the frames stay pending
+        return 1
+
+    cdef int _send(self, const uint8_t *data, int64_t dlen, const int64_t *offsets, const int32_t *in_port,
+                   const uint8_t *action, const uint8_t *reason, const int32_t *egress, Py_ssize_t n,
+                   int64_t *counts, Py_ssize_t ncount, int nreason, int64_t *stats) noexcept nogil:
+        cdef Py_ssize_t i
+        cdef int64_t a, idx, b
+        cdef int32_t out, ri
+        cdef int sent = 0
+        for i in range(n):
+            a = action[i]
+            idx = a * nreason + reason[i]
+            if 0 <= idx < ncount:
+                counts[idx] += 1
+            if a == A_DELIVER or a == A_FORWARD:
+                out = egress[i]
+            elif a == A_REPLY:
+                out = in_port[i]
+            else:
+                continue
+            ri = -1
+            if 0 <= out < self.nport:
+                ri = self.ring_of_port[out]
+            if ri < 0:
+                stats[_ST_TX_UNATTACHED] += 1
+                continue
+            b = offsets[i + 1]
+            if offsets[i] < 0 or b <= offsets[i] or b > dlen:
+                stats[_ST_TX_ERRORS] += 1
+                continue
+            sent += self._put(&self.rings[ri], data + offsets[i], b - offsets[i], stats)
+        for ri in range(self.nring):
+            self._flush(&self.rings[ri], stats)
+        return sent
+
+    def send(self,
+             const uint8_t[::1] data,      # IN: the processed frames' buffer
+             const int64_t[::1] offsets,   # IN: Arrow-style offsets, n+1 entries
+             const int32_t[::1] in_port,   # IN: ingress port of each frame, n entries
+             const uint8_t[::1] action,    # IN: fastvpc.Action per frame, n entries
+             const uint8_t[::1] reason,    # IN: fastvpc.DropReason per frame, n entries
+             const int32_t[::1] egress,    # IN: egress port per frame, n entries
+             int64_t[::1] counts,          # IN/OUT: tally, counts[action * nreason + reason] += 1
+             int nreason,                  # IN: row length of counts (number of DropReason values)
+             int64_t[::1] stats,           # IN/OUT: counters, STATS_LEN entries (ST_* indices)
+             ) -> int:
+        """Like :meth:`BatchIO.send` (same verdict rules and tallies), through the rings.
+        Returns frames queued; failures are in ``stats[ST_TX_ERRORS]``."""
+        cdef Py_ssize_t n = action.shape[0]
+        cdef int sent
+        if self.rings == NULL:
+            raise RuntimeError("TxRing is closed")
+        if offsets.shape[0] < n + 1 or in_port.shape[0] < n or reason.shape[0] < n or egress.shape[0] < n:
+            raise ValueError(f"arrays are shorter than the {n} frames of action "
+                             f"(offsets {offsets.shape[0]}, in_port {in_port.shape[0]}, "
+                             f"reason {reason.shape[0]}, egress {egress.shape[0]})")
+        if stats.shape[0] < _STATS_LEN:
+            raise ValueError(f"stats needs {_STATS_LEN} entries, has {stats.shape[0]}")
+        if nreason < 1:
+            raise ValueError(f"nreason {nreason} must be >= 1")
+        if n == 0:
+            return 0
+        with nogil:
+            sent = self._send(&data[0] if data.shape[0] else NULL, data.shape[0], &offsets[0], &in_port[0],
+                              &action[0], &reason[0], &egress[0], n, &counts[0], counts.shape[0], nreason,
+                              &stats[0])
+        stats[_ST_TX] += sent
+        return sent
+
+    def blast(self,
+              int port,                   # IN: port whose ring sends
+              const uint8_t[::1] frame,   # IN: one frame, sent again and again
+              int64_t count,              # IN: how many copies to send
+              int batch,                  # IN: frames per send() call
+              int64_t[::1] stats,         # IN/OUT: counters (ST_TX, ST_TX_ERRORS)
+              ) -> int:
+        """Send ``count`` copies of ``frame`` out of ``port`` (a bounded load generator)."""
+        cdef int64_t done = 0, tried = 0
+        cdef int j, c
+        cdef _TxRing *r
+        if self.rings == NULL:
+            raise RuntimeError("TxRing is closed")
+        if not 0 <= port < self.nport or self.ring_of_port[port] < 0:
+            raise ValueError(f"port {port} has no transmit ring")
+        if frame.shape[0] == 0:
+            raise ValueError("frame is empty")
+        if batch < 1:
+            raise ValueError(f"batch {batch} must be >= 1")
+        if stats.shape[0] < _STATS_LEN:
+            raise ValueError(f"stats needs {_STATS_LEN} entries, has {stats.shape[0]}")
+        r = &self.rings[self.ring_of_port[port]]
+        with nogil:
+            while tried < count:
+                c = batch if count - tried > batch else <int>(count - tried)
+                for j in range(c):
+                    done += self._put(r, &frame[0], frame.shape[0], &stats[0])
+                tried += c
+                self._flush(r, &stats[0])
+        stats[_ST_TX] += done
+        return done
