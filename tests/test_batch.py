@@ -59,7 +59,7 @@ def test_bytes_data_is_wrapped_read_only():
 
 
 def test_lossless_conversions_copy():
-    data = np.arange(10, dtype=np.int64)  # fits uint8
+    data = list(range(10))  # a list of byte values: copied into a new buffer
     offsets = np.array([0, 4, 10], np.int32)
     port = [3, -1]
     ts = np.array([1, 2], np.uint32)
@@ -71,20 +71,25 @@ def test_lossless_conversions_copy():
     assert b.port.tolist() == [3, -1]
 
 
-def test_non_contiguous_is_copied_correctly():
+def test_data_arrays_that_would_need_a_converting_copy_are_refused():
+    """Frames are rewritten in place in ``data``: a silent copy would leave the caller's array untouched."""
     big = np.arange(40, dtype=np.uint8)
-    strided = big[::2]
-    b = FrameBatch(strided, np.array([0, 3, 20]), np.zeros(2, np.int32))
-    assert b.data.flags.c_contiguous
-    assert b.frame(0) == bytes([0, 2, 4])
+    with pytest.raises(FrameBatchError, match="C-contiguous"):
+        FrameBatch(big[::2], np.array([0, 3, 20]), np.zeros(2, np.int32))
+    with pytest.raises(FrameBatchError, match="int64"):
+        FrameBatch(np.arange(10, dtype=np.int64), [0, 10], [0])
+    signed = np.array([1, 2, 255 - 256], np.int8)  # int8 bytes are taken as they are, without a copy
+    b = FrameBatch(signed, [0, 3], [0])
+    assert np.shares_memory(b.data, signed) and b.frame(0) == bytes([1, 2, 255])
 
 
 @pytest.mark.parametrize(
     "data, offsets, port, ts, match",
     [
-        (np.array([300, 1], np.int64), [0, 2], [0], None, r"data\[0\] = 300"),
-        (np.array([-1, 1], np.int16), [0, 2], [0], None, r"data\[0\] = -1"),
-        (np.zeros(4, np.float32), [0, 4], [0], None, "integers"),
+        ([300, 1], [0, 2], [0], None, r"data\[0\] = 300"),
+        ([-1, 1], [0, 2], [0], None, r"data\[0\] = -1"),
+        (np.zeros(4, np.float32), [0, 4], [0], None, "float32"),
+        ([0.5, 1.5], [0, 2], [0], None, "integers"),
         (np.zeros((2, 2), np.uint8), [0, 4], [0], None, "1-D"),
         (np.zeros(4, np.uint8), [], [], None, "n\\+1"),
         (np.zeros(4, np.uint8), [-1, 4], [0], None, r"offsets\[0\] = -1"),

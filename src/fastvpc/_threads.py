@@ -24,19 +24,18 @@ def usable_cpus() -> int:
 
 def resolve_n_threads(n_threads: int | None) -> int:
     """Turn a user's ``n_threads`` into a positive thread count."""
-    if not openmp_enabled():
+    if n_threads is not None:
+        if not isinstance(n_threads, int) or isinstance(n_threads, bool):
+            raise TypeError(f"n_threads must be an int or None, not {n_threads!r}")
         if n_threads == 0:
             raise ValueError("n_threads=0 is invalid: use None, a positive or a negative int")
+    if not openmp_enabled():
         return 1
     if n_threads is None:
         env = os.environ.get("OMP_NUM_THREADS")
         if env and env.isdigit() and int(env) > 0:
             return min(int(env), usable_cpus())
         return usable_cpus()
-    if not isinstance(n_threads, int) or isinstance(n_threads, bool):
-        raise TypeError(f"n_threads must be an int or None, not {n_threads!r}")
-    if n_threads == 0:
-        raise ValueError("n_threads=0 is invalid: use None, a positive or a negative int")
     if n_threads < 0:
         return max(1, usable_cpus() + 1 + n_threads)
     return n_threads

@@ -81,6 +81,16 @@ class FrameBatch:
     __slots__ = ("_data", "_offsets", "_port", "_timestamp", "__weakref__")
 
     def __init__(self, data: Any, offsets: Any, port: Any, timestamp: Any = None) -> None:
+        if isinstance(data, np.ndarray):
+            # frames are rewritten in place in this very buffer: a silent converting copy would
+            # leave the caller's array untouched, so only byte arrays are taken
+            if data.dtype == np.int8:
+                data = data.view(np.uint8)
+            if data.dtype != np.uint8:
+                raise FrameBatchError(f"data must be a uint8 (or int8) byte buffer, got dtype {data.dtype}")
+            if data.ndim == 1 and not data.flags.c_contiguous:
+                raise FrameBatchError("data must be C-contiguous: frames are rewritten in place "
+                                      "(pass np.ascontiguousarray(data))")
         d = _as_array("data", data, np.uint8)
         off = _as_array("offsets", offsets, np.int64)
         if off.size == 0:

@@ -44,6 +44,16 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} must be positive")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     import fastvpc
 
@@ -54,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     p = sub.add_parser("demo", help="push a mixed batch through the built-in seed VPC and time it")
-    p.add_argument("--frames", type=int, default=1_000_000, help="frames in the throughput batch (default 1M)")
+    p.add_argument("--frames", type=_positive_int, default=1_000_000, help="frames in the throughput batch (default 1M)")
     p.add_argument("--threads", type=int, default=None, help="n_threads for the throughput run (default: all)")
     p.set_defaults(func=_cmd_demo)
 
@@ -85,6 +95,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `fastvpc trace ... --json | head`: the reader left; not an error
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

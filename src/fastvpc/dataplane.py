@@ -10,7 +10,9 @@ Dataplane at once (on different batches).
 
 from __future__ import annotations
 
+import json
 import mmap
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -142,8 +144,8 @@ class Dataplane:
     subnet_names: tuple[str, ...]
     vpc_names: tuple[str, ...]
     route_table_names: tuple[str, ...]
-    #: the compiled network as a topology document (``fastvpc.files.network_to_dict``): what traces explain
-    topology: dict[str, Any]
+    #: the compiled network as a JSON topology document (``fastvpc.files``' format): what traces explain
+    topology: str
     _network: Any
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -162,7 +164,11 @@ class Dataplane:
             object.__setattr__(self, name, arr)
         for name in _META:
             value = meta[name]
-            object.__setattr__(self, name, dict(value) if isinstance(value, dict) else value)
+            if name == "topology":  # kept as JSON text: nothing a caller holds can change it
+                value = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+            elif isinstance(value, dict):
+                value = MappingProxyType(dict(value))
+            object.__setattr__(self, name, value)
         object.__setattr__(self, "lpm", lpm)
         tables = _fw.Tables(self.enis.view(np.uint8), self.subnets.view(np.uint8),
                             self.route_targets.view(np.uint8), self.table_base, self.port_eni.view(np.uint8),
@@ -182,6 +188,7 @@ class Dataplane:
     # pickling: arrays + plain metadata; the kernel view is rebuilt on load
     def __reduce__(self) -> tuple[Any, ...]:
         state = {name: getattr(self, name) for name in (*_ARRAYS, *_META)}
+        state.update({k: dict(v) for k, v in state.items() if isinstance(v, MappingProxyType)})
         state["lpm"] = self.lpm
         state["port_hashed"] = self._port_hashed
         return (_rebuild, (state,))
@@ -231,7 +238,8 @@ class Dataplane:
         if self._network is None:
             from fastvpc.files import network_from_dict
 
-            object.__setattr__(self, "_network", network_from_dict(self.topology, source="Dataplane.topology"))
+            object.__setattr__(self, "_network", network_from_dict(json.loads(self.topology),
+                                                                   source="Dataplane.topology"))
         return self._network
 
     def trace(self, src: Any, dst: Any, proto: str | int = "icmp", port: int | None = None, **kwargs: Any) -> Any:

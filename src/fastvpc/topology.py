@@ -350,7 +350,8 @@ class RouteTable(_Named):
         route = self._existing(destination)
         tgt = self._resolve_target(target, route.destination)
         if route.is_local:
-            if tgt is not LOCAL and not isinstance(tgt, (Eni, Endpoint)):
+            gwlbe = isinstance(tgt, Endpoint) and tgt.endpoint_type == "gatewayloadbalancer"
+            if tgt is not LOCAL and not isinstance(tgt, Eni) and not gwlbe:
                 raise TopologyError(f"the local route {route.destination} in {self.name} can only target an ENI "
                                     f"or a GWLB endpoint, not {tgt.name}", obj=self.name, value=tgt.name)
         else:

@@ -293,13 +293,7 @@ def _verdict_source(where: Any, net: Network, verdict: str) -> Callable[[bytes, 
         return _ReferenceSource(net)
     if hasattr(where, "process") and not isinstance(where, Network):
         return _DataplaneSource(where)
-    try:
-        dp = net.compile()
-    except ImportError:
-        if verdict == "dataplane":
-            raise
-        return _ReferenceSource(net)  # the compiled data plane is not available in this build
-    return _DataplaneSource(dp)
+    return _DataplaneSource(net.compile())
 
 
 # --------------------------------------------------------------------------- the explanation
