@@ -552,10 +552,13 @@ def test_garbage_files_and_unknown_keys(tmp_path: Path) -> None:
         import_aws(tmp_path / "does-not-exist")
 
 
-def test_empty_folder(tmp_path: Path) -> None:
-    imp = import_aws(tmp_path)
-    assert imp.network.vpcs == [] and len(imp.report) == 0
-    assert "nothing" in str(imp.report)
+def test_a_folder_without_any_vpc_is_an_error_not_an_empty_network(tmp_path: Path) -> None:
+    with pytest.raises(TopologyFileError, match="no VPC found") as err:
+        import_aws(tmp_path)
+    assert str(tmp_path) in str(err.value)
+    (tmp_path / "x.json").write_text('{"SecurityGroups": []}')
+    with pytest.raises(TopologyFileError, match=r"1 files read"):
+        from_aws(tmp_path)
 
 
 _junk = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.text(max_size=5),
@@ -595,7 +598,11 @@ def test_mutated_documents_never_crash(tmp_path_factory: pytest.TempPathFactory,
                 parent[path[-1]] = value
         except (KeyError, IndexError, TypeError):
             continue
-    imp = import_aws(write(tmp_path_factory.mktemp("m"), docs))
+    try:
+        imp = import_aws(write(tmp_path_factory.mktemp("m"), docs))
+    except TopologyFileError as exc:  # the mutation removed every VPC: a typed, named error
+        assert "no VPC found" in str(exc)
+        return
     str(imp.report)
     json.dumps(imp.report.to_dict())
     net = imp.network

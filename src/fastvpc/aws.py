@@ -999,13 +999,19 @@ def import_aws(folder: str | os.PathLike[str], *, service_enis: str = "eni") -> 
     gateway attachment, interface endpoint, load balancer ...) as ENIs so that their IPs
     answer ARP and receive frames; ``"skip"`` leaves them out (their IPs then own no ENI).
 
-    Raises :class:`fastvpc.TopologyFileError` only when ``folder`` does not exist; problems
-    in the data are never raised, they are reported.
+    Raises :class:`fastvpc.TopologyFileError` only when ``folder`` does not exist or holds no
+    VPC at all (a wrong path must not look like an empty account); problems in the data are
+    never raised, they are reported.
     """
     path = Path(os.fspath(folder))
     if not path.exists():
         raise TopologyFileError(str(path), "folder", "no such file or folder", value=str(path))
-    return _Importer(path, service_enis).run()
+    imp = _Importer(path, service_enis).run()
+    if not imp.network.vpcs:
+        raise TopologyFileError(str(path), "folder", "no VPC found in any aws ec2 describe-* JSON file "
+                                f"({len(imp.report.files)} files read); is this the right folder?\n"
+                                + imp.report.summary(), value=str(path))
+    return imp
 
 
 @overload
