@@ -141,7 +141,7 @@ def compile_network(net: Network, arp_mode: str = "target") -> Dataplane:
     """Pack ``net`` into a :class:`fastvpc.dataplane.Dataplane` (see the module docstring)."""
     from fastvpc.dataplane import Dataplane
     from fastvpc.files import network_to_dict
-    from fastvpc.topology import BLACKHOLE, LOCAL, Eni, PeeringConnection
+    from fastvpc.topology import BLACKHOLE, LOCAL, Eni, PeeringConnection, mac_to_int
 
     if arp_mode not in ARP_MODES:
         raise TopologyError(f"arp_mode {arp_mode!r} must be one of {', '.join(map(repr, ARP_MODES))}",
@@ -168,14 +168,14 @@ def compile_network(net: Network, arp_mode: str = "target") -> Dataplane:
         sub["mask"] = mask
         sub["router"] = base + 1
         sub["bcast"] = base | (~mask & 0xFFFFFFFF)
-        sub["gwmac"] = [int(s.gateway_mac.replace(":", ""), 16) for s in subnets]
+        sub["gwmac"] = [mac_to_int(s.gateway_mac) for s in subnets]
         sub["vpc"] = [vidx[id(s.vpc)] for s in subnets]
         sub["table"] = [tidx[id(s.route_table)] for s in subnets]
 
     # ENIs
     eni = np.zeros(len(enis), dtype=ENI_DTYPE)
     if enis:
-        eni["mac"] = [int(e.mac.replace(":", ""), 16) for e in enis]
+        eni["mac"] = [mac_to_int(e.mac) for e in enis]
         eni["ip"] = [int(e.ip) for e in enis]
         eni_sub = np.array([sidx[id(e.subnet)] for e in enis], dtype=np.int32)
         eni["subnet"] = eni_sub

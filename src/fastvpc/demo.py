@@ -10,6 +10,7 @@ import numpy as np
 from fastvpc import packets as pk
 from fastvpc.batch import FrameBatch
 from fastvpc.examples import seed_vpc
+from fastvpc.show import table
 from fastvpc.topology import Network
 from fastvpc.verdicts import Action, DropReason
 
@@ -68,14 +69,6 @@ def demo_cases(net: Network) -> list[DemoCase]:
     ]
 
 
-def _table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    line = "  ".join("-" * w for w in widths)
-    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths)), line]
-    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
-    return "\n".join(out)
-
-
 def run_demo(*, n_frames: int = 1_000_000, n_threads: int | None = None, print_fn=print) -> int:  # type: ignore[no-untyped-def]
     """Print the verdict table for the seed VPC, then frames/s on a batch of ``n_frames``."""
     net = seed_vpc()
@@ -95,7 +88,7 @@ def run_demo(*, n_frames: int = 1_000_000, n_threads: int | None = None, print_f
         rows.append([str(i), c.what, act.name, reason.name if act == Action.DROP else "",
                      names.get(eg, "") if eg >= 0 else "", route])
     print_fn("fastvpc demo: the seed VPC 10.0.0.0/16 -- web -> igw, db -> vgw, app local only\n")
-    print_fn(_table(rows, ["#", "frame", "action", "reason", "egress", "route"]))
+    print_fn(table(["#", "frame", "action", "reason", "egress", "route"], rows, indent=""))
 
     # Throughput: the forwarding cases (unicast across subnets and to gateways) plus ARP and drops.
     mix = [0, 1, 1, 2, 3, 3, 4, 5, 6, 9, 13, 16]

@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fastvpc.batch import FrameBatch
+from fastvpc.classification import FLAG_ARP, FLAG_ETH, FLAG_IPV4, classify
 from fastvpc.errors import FastVpcError
 from fastvpc.topology import Network, mac_to_int
 from fastvpc.verdicts import Action, DropReason
@@ -29,19 +30,6 @@ from fastvpc.verdicts import Action, DropReason
 __all__ = ["PortMap", "ReplaySummary", "replay"]
 
 PortBy = Literal["src-mac", "src-ip"]
-
-
-def _field_u64(batch: FrameBatch, start: int, width: int) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.bool_]]:
-    """Big-endian unsigned field at ``start`` of every frame, and whether the frame holds it."""
-    begin = batch.offsets[:-1]
-    ok = batch.lengths >= start + width
-    idx = begin[ok]
-    value = np.zeros(len(batch), dtype=np.uint64)
-    acc = np.zeros(idx.shape[0], dtype=np.uint64)
-    for k in range(width):
-        acc = (acc << np.uint64(8)) | batch.data[idx + start + k].astype(np.uint64)
-    value[ok] = acc
-    return value, ok
 
 
 @dataclass
@@ -67,16 +55,13 @@ class PortMap:
 
     def ports_for(self, batch: FrameBatch) -> npt.NDArray[np.int32]:
         """The ingress port of every frame; -1 where it maps to no single ENI."""
+        fields = classify(batch)
         if self.by == "src-mac":
-            key, ok = _field_u64(batch, 6, 6)
-        else:
-            ethertype, has_type = _field_u64(batch, 12, 2)
-            ip_src, has_ip = _field_u64(batch, 26, 4)
-            arp_src, has_arp = _field_u64(batch, 28, 4)
-            is_ip = has_type & has_ip & (ethertype == 0x0800)
-            is_arp = has_type & has_arp & (ethertype == 0x0806)
-            key = np.where(is_arp, arp_src, ip_src)
-            ok = is_ip | is_arp
+            key = fields.src_mac
+            ok = (fields.flags & FLAG_ETH) != 0
+        else:  # IPv4 source, or the ARP sender address (classify puts both in ip_src)
+            key = fields.ip_src.astype(np.uint64)
+            ok = (fields.flags & (FLAG_IPV4 | FLAG_ARP)) != 0
         out = np.full(len(batch), -1, dtype=np.int32)
         if self.keys.size:
             pos = np.searchsorted(self.keys, key)

@@ -98,7 +98,7 @@ def _addr(value: object, what: str, obj: str | None = None) -> IPv4Address:
 
 def _mac(value: object, what: str, obj: str | None = None) -> str:
     if isinstance(value, (bytes, bytearray)) and len(value) == 6:
-        value = ":".join(f"{b:02x}" for b in value)
+        value = int_to_mac(int.from_bytes(value, "big"))
     if not isinstance(value, str):
         raise TopologyError(f"{what} {value!r} is not a MAC address", obj=obj, value=value)
     mac = value.strip().lower().replace("-", ":")

@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import struct
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from fastvpc import packets as pk
 from fastvpc.topology import (
     BLACKHOLE,
     LOCAL,
@@ -133,19 +133,6 @@ class Trace:
 
 # --------------------------------------------------------------------------- the packet
 
-def _checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\x00"
-    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return (~total) & 0xFFFF
-
-
-def _mac(mac: str) -> bytes:
-    return bytes.fromhex(mac.replace(":", ""))
-
-
 def _proto(proto: str | int) -> tuple[str, int]:
     if isinstance(proto, bool):
         raise ValueError(f"protocol {proto!r} must be icmp, tcp, udp or a number 0-255")
@@ -165,24 +152,12 @@ def _proto(proto: str | int) -> tuple[str, int]:
 def _ip_packet(src: IPv4Address, dst: IPv4Address, proto: int, port: int | None) -> bytes:
     """An IPv4 packet with valid checksums: ICMP echo request, TCP SYN, UDP, or an empty payload."""
     if proto == 1:
-        body = struct.pack("!BBHHH", 8, 0, 0, 0x7A5C, 1) + b"fastvpc trace..."
-        body = body[:2] + struct.pack("!H", _checksum(body)) + body[4:]
-    elif proto in (6, 17):
-        dport = port if port is not None else 0
-        if proto == 6:
-            seg = struct.pack("!HHIIBBHHH", SOURCE_PORT, dport, 1, 0, 5 << 4, 0x02, 65535, 0, 0)
-            at = 16
-        else:
-            seg = struct.pack("!HHHH", SOURCE_PORT, dport, 8, 0)
-            at = 6
-        pseudo = src.packed + dst.packed + struct.pack("!BBH", 0, proto, len(seg))
-        csum = _checksum(pseudo + seg) or (0xFFFF if proto == 17 else 0)
-        body = seg[:at] + struct.pack("!H", csum) + seg[at + 2:]
-    else:
-        body = b""
-    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(body), 0, 0x4000, 64, proto, 0, src.packed, dst.packed)
-    hdr = hdr[:10] + struct.pack("!H", _checksum(hdr)) + hdr[12:]
-    return hdr + body
+        return pk.icmp_echo(src, dst, ident=0x7A5C, seq=1, payload=b"fastvpc trace...")
+    if proto == 6:
+        return pk.tcp(src, dst, SOURCE_PORT, port or 0)
+    if proto == 17:
+        return pk.udp(src, dst, SOURCE_PORT, port or 0)
+    return pk.ipv4(src, dst, proto, b"")
 
 
 def _dst_mac(eni: Eni, dst: IPv4Address) -> tuple[str, str]:
@@ -203,8 +178,7 @@ def build_frame(net: Network, eni: Eni, dst: str | IPv4Address, proto: str | int
     pname, pnum = _proto(proto)
     if port is None:
         port = DEFAULT_PORTS.get(pname)
-    frame = _mac(_dst_mac(eni, d)[0]) + _mac(eni.mac) + b"\x08\x00" + _ip_packet(s, d, pnum, port)
-    return frame.ljust(60, b"\x00")
+    return pk.ethernet(_dst_mac(eni, d)[0], eni.mac, pk.ETH_IPV4, _ip_packet(s, d, pnum, port), pad_to=60)
 
 
 # --------------------------------------------------------------------------- where from
