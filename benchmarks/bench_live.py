@@ -80,9 +80,9 @@ def run_sender(ifname: str, frame_hex: str, count: int, rate: float, cpu: int, h
         os.sched_setaffinity(0, {cpu})
     frame = np.frombuffer(bytes.fromhex(frame_hex), dtype=np.uint8)
     stats = np.zeros(STATS_LEN, dtype=np.int64)
-    if how == "ring":
+    if how in ("ring", "ringpages"):
         sock = open_tx_socket(ifname)
-        ring = TxRing(np.array([sock.fileno()], dtype=np.int32), 2048, 1024)
+        ring = TxRing(np.array([sock.fileno()], dtype=np.int32), 2048, 1024, how == "ring")
 
         def blast(n: int) -> int:
             return ring.blast(0, frame, n, 256, stats)
@@ -95,6 +95,7 @@ def run_sender(ifname: str, frame_hex: str, count: int, rate: float, cpu: int, h
     print("ready", flush=True)
     sys.stdin.readline()
     t0 = time.perf_counter()
+    cpu0 = time.process_time()
     sent = 0
     chunk = 1 << 16 if rate <= 0 else max(1, min(256, int(rate / 1000)))
     while sent < count:
@@ -106,7 +107,7 @@ def run_sender(ifname: str, frame_hex: str, count: int, rate: float, cpu: int, h
             if ahead > 0:
                 time.sleep(ahead)
     dt = time.perf_counter() - t0
-    print(f"{int(stats[4])} {int(stats[5])} {dt:.6f} {time.process_time():.6f}", flush=True)
+    print(f"{int(stats[4])} {int(stats[5])} {dt:.6f} {time.process_time() - cpu0:.6f}", flush=True)
 
 
 def python_loop(lab: Any, count: int) -> tuple[int, float]:
@@ -142,15 +143,15 @@ def _median(xs: list[float]) -> float:
 
 def parse_variant(text: str) -> dict[str, str]:
     """``"rx=ring,sink=drop"`` -> options of one measured configuration."""
-    keys: dict[str, tuple[str, ...]] = {"rx": ("ring", "recvmmsg"), "tx": ("sendmmsg", "ring"),
-                                        "sender": ("sendmmsg", "ring"), "sink": ("udp", "drop"),
+    keys: dict[str, tuple[str, ...]] = {"rx": ("ring", "recvmmsg"), "tx": ("sendmmsg", "ring", "ringpages", "none"),
+                                        "sender": ("sendmmsg", "ring", "ringpages"), "sink": ("udp", "drop"),
                                         "spin": (), "batch": ()}
     out = {"rx": "ring", "tx": "sendmmsg", "sender": "sendmmsg", "sink": "udp", "spin": "0", "batch": "256"}
     for part in filter(None, (p.strip() for p in text.split(","))):
         k, _, v = part.partition("=")
         if k not in keys or (keys[k] and v not in keys[k]) or not v:
-            raise SystemExit(f"bad variant item {part!r}: keys rx=ring|recvmmsg, tx=sendmmsg|ring, "
-                             "sender=sendmmsg|ring, sink=udp|drop, spin=N, batch=N")
+            raise SystemExit(f"bad variant item {part!r}: keys rx=ring|recvmmsg, tx=sendmmsg|ring|ringpages|none, "
+                             "sender=sendmmsg|ring|ringpages, sink=udp|drop, spin=N, batch=N")
         out[k] = v
     return out
 
@@ -179,6 +180,16 @@ def set_sink(ns: Any, mode: str) -> None:
                 "{ type filter hook ingress device eth0 priority 0; policy drop; }"], check=True)
 
 
+class _NoSend:
+    """Stands in for BatchIO when the switch should not send (``tx=none``): receives through it."""
+
+    def __init__(self, io: Any) -> None:
+        self.recv = io.recv
+
+    def send(self, *args: Any) -> int:
+        return 0
+
+
 def one_run(lab: Any, net: Any, dp: Any, frame: bytes, v: dict[str, str], count: int, rate: float,
             sw_cpu: int, tx_cpu: int) -> dict[str, Any]:
     from fastvpc.live import Switch
@@ -190,8 +201,24 @@ def one_run(lab: Any, net: Any, dp: Any, frame: bytes, v: dict[str, str], count:
     if sender.stdout.readline().strip() != "ready":
         raise SystemExit(sender.communicate()[1])
     switch = Switch(dp, lab.attachments, network=net, batch_size=int(v["batch"]),
-                    rx_ring=v["rx"] == "ring", tx_ring=v["tx"] == "ring", spin=int(v["spin"]))
+                    rx_ring=v["rx"] == "ring", tx_ring=v["tx"] in ("ring", "ringpages"), spin=int(v["spin"]))
     with switch:
+        if v["tx"] == "ringpages" and switch._txring is not None:   # zero-copy ring pages
+            port_fd = np.full(max(lab.attachments) + 1, -1, dtype=np.int32)
+            for (port, _), sk in zip(lab.attachments.items(), switch._txsocks):
+                port_fd[port] = sk.fileno()
+            switch._txring.close()
+            for sk in switch._txsocks:
+                sk.close()
+            from fastvpc.live import open_tx_socket
+            from fastvpc.live._io import TxRing
+            switch._txsocks = [open_tx_socket(ifn) for ifn in lab.attachments.values()]
+            port_fd[:] = -1
+            for port, sk in zip(lab.attachments, switch._txsocks):
+                port_fd[port] = sk.fileno()
+            switch._txring = TxRing(port_fd, 2048, 1024, False)
+        if v["tx"] == "none":        # measure receive + process alone: nothing is sent
+            switch._io = _NoSend(switch._io)   # type: ignore[assignment]
         socks = list(switch._socks)
         for s in socks:
             socket_drops(s)
@@ -227,7 +254,7 @@ def one_run(lab: Any, net: Any, dp: Any, frame: bytes, v: dict[str, str], count:
             "sender_cpu": float(sender_cpu), "tx_err": int(tx_err), "rx": c["rx"], "tx": c["tx"],
             "deliver": c["by_action"]["DELIVER"], "drops": drops, "tx_errors": c["tx_errors"],
             "rounds": c["rounds"], "cpu": cpu, "dt": dt, "steal": steal / max(1e-9, dt) / max(1, os.cpu_count() or 1), "delivered": delivered,
-            "fps": c["tx"] / dt if dt > 0 else 0.0, "dfps": delivered / dt if dt > 0 else 0.0}
+            "fps": (c["tx"] if v["tx"] != "none" else c["rx"]) / dt if dt > 0 else 0.0, "dfps": delivered / dt if dt > 0 else 0.0}
 
 
 def main() -> int:
@@ -294,7 +321,7 @@ def main() -> int:
                       f"{r['sender_cpu'] / max(1, r['offered']) * 1e9:.0f} ns/frame; switch rx {r['rx']}, tx {r['tx']}, "
                       f"socket drops {r['drops']}, tx errors {r['tx_errors']}, app1 rx_packets +{r['delivered']}, "
                       f"mean batch {r['rx'] / max(1, r['rounds']):.0f}, switch CPU "
-                      f"{r['cpu'] / max(1, r['tx']) * 1e9:.0f} ns/frame, busy {r['cpu'] / max(1e-9, r['dt']):.0%}, "
+                      f"{r['cpu'] / max(1, r['rx']) * 1e9:.0f} ns/frame, busy {r['cpu'] / max(1e-9, r['dt']):.0%}, "
                       f"steal {r['steal']:.0%})", flush=True)
     print(f"load average after: {' '.join(open('/proc/loadavg').read().split()[:3])}")
     print("medians:")
@@ -303,7 +330,7 @@ def main() -> int:
         tag = ",".join(f"{k}={x}" for k, x in v.items())
         print(f"  {tag:<40} switch {_median([r['fps'] for r in rs]) / 1e6:.3f} M frames/s, delivered "
               f"{_median([r['dfps'] for r in rs]) / 1e6:.3f} M/s, switch CPU "
-              f"{_median([r['cpu'] / max(1, r['tx']) for r in rs]) * 1e9:.0f} ns/frame, sender "
+              f"{_median([r['cpu'] / max(1, r['rx']) for r in rs]) * 1e9:.0f} ns/frame, sender "
               f"{_median([r['sender_cpu'] / max(1, r['offered']) for r in rs]) * 1e9:.0f} ns/frame "
               f"(runs: {', '.join(format(r['fps'] / 1e6, '.3f') for r in rs)})")
     return 0

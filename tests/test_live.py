@@ -324,31 +324,35 @@ BURST_RECEIVER = textwrap.dedent(r"""
 """)
 
 
-@pytest.mark.parametrize("mode", ["ring", "recvmmsg", "ring-unavailable", "tx-ring"])
-def test_small_batches_every_rx_mode(live: Live, mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("mode", ["rings", "recvmmsg+sendmmsg", "rings-unavailable", "rx-ring+sendmmsg"])
+def test_small_batches_every_io_mode(live: Live, mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Bursts of datagrams of many sizes through a switch reading 5 frames per round (so ring
-    blocks are left half read between rounds), by TPACKET_V3 ring, by recvmmsg, and by the
-    recvmmsg fallback when the ring cannot be set up, and with the PACKET_TX_RING sender:
-    every datagram arrives, intact, in order."""
+    blocks are left half read between rounds): with both rings (the default), with
+    recvmmsg/sendmmsg, with the fallback when no ring can be set up, and with the receive ring
+    plus sendmmsg: every datagram arrives, intact, in order."""
     import hashlib
 
     import fastvpc.live as live_mod
 
     web1, app1 = live["web1"], live["app1"]
-    if mode == "ring-unavailable":
+    if mode == "rings-unavailable":
         def no_ring(*args: Any, **kwargs: Any) -> Any:
             raise OSError(12, "no ring today")
         monkeypatch.setattr(live_mod, "RxRing", no_ring)
+        monkeypatch.setattr(live_mod, "TxRing", no_ring)
+    want_rx = "ring" if mode in ("rings", "rx-ring+sendmmsg") else "recvmmsg"
+    want_tx = "ring" if mode == "rings" else "sendmmsg"
     rng = random.Random(5)
     sizes = [rng.choice([1, 17, 64, 300, 1000, 1472]) for _ in range(150)]
     live.switch.close()     # a fresh switch, so no frame of the test is forwarded twice
     try:
-        sw = Switch(live.net.compile(), live.lab.attachments, network=live.net, batch_size=5,
-                    rx_ring=mode != "recvmmsg", tx_ring=mode == "tx-ring")
+        kw = {"rx_ring": False, "tx_ring": False} if mode == "recvmmsg+sendmmsg" else \
+            {"tx_ring": False} if mode == "rx-ring+sendmmsg" else {}
+        sw = Switch(live.net.compile(), live.lab.attachments, network=live.net, batch_size=5, **kw)
         with sw:
-            assert sw.rx_mode == ("ring" if mode in ("ring", "tx-ring") else "recvmmsg")
-            assert sw.tx_mode == ("ring" if mode == "tx-ring" else "sendmmsg"), sw.tx_ring_error
-            assert (sw.rx_ring_error is not None) == (mode == "ring-unavailable")
+            assert (sw.rx_mode, sw.tx_mode) == (want_rx, want_tx), (sw.rx_ring_error, sw.tx_ring_error)
+            assert (sw.rx_ring_error is not None) == (mode == "rings-unavailable")
+            assert (sw.tx_ring_error is not None) == (mode == "rings-unavailable")
             sw.start()
             rx = app1.popen([sys.executable, "-c", BURST_RECEIVER, "5202", "3", str(len(sizes))])
             assert rx.stdout is not None and rx.stdout.readline().strip() == "ready"
@@ -366,7 +370,7 @@ def test_small_batches_every_rx_mode(live: Live, mode: str, monkeypatch: pytest.
     finally:
         monkeypatch.undo()
         live.switch.start()
-    assert live.switch.rx_mode == "ring"
+    assert (live.switch.rx_mode, live.switch.tx_mode) == ("ring", "ring")
 
 
 # --------------------------------------------------------------------------- the harness itself

@@ -183,7 +183,7 @@ class Switch:
 
     def __init__(self, dataplane: Any, attach: Mapping[Any, str], *, network: Any = None,
                  batch_size: int = 256, snaplen: int = 2048, rx_ring: bool = True,
-                 tx_ring: bool = False, spin: int = 0) -> None:
+                 tx_ring: bool = True, spin: int = 0) -> None:
         if not callable(getattr(dataplane, "process", None)):
             raise TypeError(f"dataplane must have a process(batch) method, got {type(dataplane).__name__}")
         if not attach:

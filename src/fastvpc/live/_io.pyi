@@ -84,7 +84,10 @@ class RxRing:
 class TxRing:
     frame_size: int
     frame_count: int
-    def __init__(self, port_fd: npt.NDArray[np.int32], frame_size: int = 2048, frame_count: int = 1024) -> None: ...
+    linear: bool
+    def __init__(
+        self, port_fd: npt.NDArray[np.int32], frame_size: int = 2048, frame_count: int = 1024, linear: bool = True
+    ) -> None: ...
     def close(self) -> None: ...
     def send(
         self,

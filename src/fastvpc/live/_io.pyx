@@ -121,11 +121,13 @@ cdef extern from *:
     }
     /* TPACKET_V2 transmit ring on fd (frames of frame_size in blocks of block_size); 0 or errno.
        PACKET_LOSS: a malformed frame is skipped by the kernel instead of stalling the ring. */
-    static int fv_setup_tx_ring(int fd, unsigned block_size, unsigned block_nr, unsigned frame_size) {
+    static int fv_setup_tx_ring(int fd, unsigned block_size, unsigned block_nr, unsigned frame_size,
+                                int vnet) {
         int v = TPACKET_V2, one = 1;
         struct tpacket_req req;
         if (setsockopt(fd, SOL_PACKET, PACKET_VERSION, &v, sizeof(v)) != 0) return errno;
         if (setsockopt(fd, SOL_PACKET, PACKET_LOSS, &one, sizeof(one)) != 0) return errno;
+        if (vnet && setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) != 0) return errno;
         memset(&req, 0, sizeof(req));
         req.tp_block_size = block_size;
         req.tp_block_nr = block_nr;
@@ -142,6 +144,13 @@ cdef extern from *:
         ((struct tpacket2_hdr *)f)->tp_snaplen = len;
     }
     #define FV_TX_DATA_OFF (TPACKET_ALIGN(sizeof(struct tpacket2_hdr)))
+    /* A virtio_net_hdr (10 bytes, little endian) asking for no offload, whose hdr_len makes the
+       kernel copy the first hdr_len bytes of the frame into the skb's linear part. */
+    static inline void fv_tx_vnet_hdr(uint8_t *p, uint32_t linear) {
+        memset(p, 0, 10);
+        p[2] = (uint8_t)(linear & 0xff);
+        p[3] = (uint8_t)(linear >> 8);
+    }
     /* Block header fields (struct tpacket_block_desc, version 1). */
     static inline volatile uint32_t *fv_blk_status(uint8_t *blk) {
         return &((struct tpacket_block_desc *)blk)->hdr.bh1.block_status;
@@ -175,7 +184,8 @@ cdef extern from *:
     unsigned char fv_pkt_type(const uint8_t *h) nogil
     uint32_t TP_STATUS_USER
     uint32_t TP_STATUS_KERNEL
-    int fv_setup_tx_ring(int fd, unsigned block_size, unsigned block_nr, unsigned frame_size) nogil
+    int fv_setup_tx_ring(int fd, unsigned block_size, unsigned block_nr, unsigned frame_size, int vnet) nogil
+    void fv_tx_vnet_hdr(uint8_t *p, uint32_t linear) nogil
     uint32_t *fv_tx_status(uint8_t *f) nogil
     void fv_tx_set_len(uint8_t *f, uint32_t len) nogil
     int FV_TX_DATA_OFF
@@ -798,6 +808,7 @@ cdef class TxRing:
     cdef Py_ssize_t nport
     cdef readonly int frame_size
     cdef readonly int frame_count
+    cdef readonly bint linear
 
     def __cinit__(self, *args, **kwargs):
         self.rings = NULL
@@ -808,6 +819,9 @@ cdef class TxRing:
                  const int32_t[::1] port_fd,   # IN: socket sending out of each port, -1 where none
                  int frame_size=2048,          # IN: slot bytes (largest frame: frame_size - 32)
                  int frame_count=1024,         # IN: slots per ring
+                 bint linear=True,             # IN: kernel copies each frame into the skb (PACKET_VNET_HDR
+                                               #     with hdr_len = frame length); False: the skb points
+                                               #     at the ring's pages (no copy, a page reference per frame)
                  ):
         cdef Py_ssize_t p, q
         cdef int i, err, per_block
@@ -824,6 +838,7 @@ cdef class TxRing:
             raise ValueError(f"port_fd has {port_fd.shape[0]} entries: need 1..{1 << 20}")
         self.frame_size = frame_size
         self.frame_count = frame_count
+        self.linear = linear
         self.nport = port_fd.shape[0]
         self.ring_of_port = <int32_t *>calloc(self.nport, sizeof(int32_t))
         self.rings = <_TxRing *>calloc(_MAX_SOCKETS, sizeof(_TxRing))
@@ -848,7 +863,7 @@ cdef class TxRing:
                 self.close()
                 raise ValueError(f"more than {_MAX_SOCKETS} sockets")
             err = fv_setup_tx_ring(port_fd[p], <unsigned>block, <unsigned>(frame_count // per_block),
-                                   <unsigned>frame_size)
+                                   <unsigned>frame_size, 1 if linear else 0)
             if err != 0:
                 self.close()
                 raise OSError(err, f"cannot set up a TPACKET_V2 transmit ring on fd {port_fd[p]}")
@@ -939,15 +954,18 @@ cdef class TxRing:
 
     cdef int _put(self, _TxRing *r, const uint8_t *frame, int64_t ln, int64_t *stats) noexcept nogil:
         cdef uint8_t *f
-        if ln < 14 or ln > r.frame_size - <int64_t>FV_TX_DATA_OFF:
+        cdef int64_t hdr = 10 if self.linear else 0
+        if ln < 14 or ln > r.frame_size - <int64_t>FV_TX_DATA_OFF - hdr or ln > 65535:
             stats[_ST_TX_ERRORS] += 1
             return 0
         f = self._slot(r, stats)
         if f == NULL:
             stats[_ST_TX_ERRORS] += 1
             return 0
-        memcpy(f + FV_TX_DATA_OFF, frame, <size_t>ln)
-        fv_tx_set_len(f, <uint32_t>ln)
+        if hdr:
+            fv_tx_vnet_hdr(f + FV_TX_DATA_OFF, <uint32_t>ln)
+        memcpy(f + FV_TX_DATA_OFF + hdr, frame, <size_t>ln)
+        fv_tx_set_len(f, <uint32_t>(ln + hdr))
         fv_store_release_u32(fv_tx_status(f), TP_STATUS_SEND_REQUEST)
         r.head = r.head + 1 if r.head + 1 < r.nframes else 0
         r.pending += 1
