@@ -47,13 +47,35 @@ def _csum(data: bytes) -> int:
     return ~s & 0xFFFF
 
 
-def udp_frame(src_mac: str, dst_mac: str, src_ip: str, dst_ip: str, size: int) -> bytes:
+# A UDP application in app1 (sink=read): reads every datagram to port 10 (8 MiB socket buffer)
+# until 1 s passes without one, then prints how many it read.
+READER = ("import socket, sys\n"
+          "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+          "s.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)\n"
+          "s.bind((sys.argv[1], 10))\n"
+          "s.settimeout(20)\n"
+          "buf = bytearray(2048)\n"
+          "n = 0\n"
+          "print('ready', flush=True)\n"
+          "try:\n"
+          "    s.recv_into(buf)\n"
+          "    n = 1\n"
+          "    s.settimeout(1)\n"
+          "    while True:\n"
+          "        s.recv_into(buf)\n"
+          "        n += 1\n"
+          "except socket.timeout:\n"
+          "    pass\n"
+          "print(n, flush=True)\n")
+
+
+def udp_frame(src_mac: str, dst_mac: str, src_ip: str, dst_ip: str, size: int, dport: int = 9) -> bytes:
     """An Ethernet/IPv4/UDP frame of ``size`` bytes (>= 42) with valid checksums."""
     payload = bytes(max(0, size - 42))
     udp_len = 8 + len(payload)
     sip, dip = socket.inet_aton(src_ip), socket.inet_aton(dst_ip)
     pseudo = sip + dip + struct.pack("!BBH", 0, 17, udp_len)
-    udp = struct.pack("!HHHH", 40000, 9, udp_len, 0) + payload
+    udp = struct.pack("!HHHH", 40000, dport, udp_len, 0) + payload
     ucs = _csum(pseudo + udp) or 0xFFFF
     udp = udp[:6] + struct.pack("!H", ucs) + udp[8:]
     ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + udp_len, 1, 0, 64, 17, 0, sip, dip)
@@ -144,14 +166,14 @@ def _median(xs: list[float]) -> float:
 def parse_variant(text: str) -> dict[str, str]:
     """``"rx=ring,sink=drop"`` -> options of one measured configuration."""
     keys: dict[str, tuple[str, ...]] = {"rx": ("ring", "recvmmsg"), "tx": ("sendmmsg", "ring", "ringpages", "none"),
-                                        "sender": ("sendmmsg", "ring", "ringpages"), "sink": ("udp", "drop"),
+                                        "sender": ("sendmmsg", "ring", "ringpages"), "sink": ("udp", "drop", "read"),
                                         "spin": (), "batch": ()}
-    out = {"rx": "ring", "tx": "sendmmsg", "sender": "sendmmsg", "sink": "udp", "spin": "0", "batch": "256"}
+    out = {"rx": "ring", "tx": "ring", "sender": "ring", "sink": "udp", "spin": "0", "batch": "1024"}
     for part in filter(None, (p.strip() for p in text.split(","))):
         k, _, v = part.partition("=")
         if k not in keys or (keys[k] and v not in keys[k]) or not v:
             raise SystemExit(f"bad variant item {part!r}: keys rx=ring|recvmmsg, tx=sendmmsg|ring|ringpages|none, "
-                             "sender=sendmmsg|ring|ringpages, sink=udp|drop, spin=N, batch=N")
+                             "sender=sendmmsg|ring|ringpages, sink=udp|drop|read, spin=N, batch=N")
         out[k] = v
     return out
 
@@ -195,6 +217,11 @@ def one_run(lab: Any, net: Any, dp: Any, frame: bytes, v: dict[str, str], count:
     from fastvpc.live import Switch
 
     set_sink(lab["app1"], v["sink"])
+    reader = None
+    if v["sink"] == "read":
+        reader = lab["app1"].popen([sys.executable, "-c", READER, lab["app1"].ip])
+        assert reader.stdout is not None and reader.stdout.readline().strip() == "ready"
+        frame = frame[:36] + struct.pack("!H", 10) + frame[38:40] + struct.pack("!H", 0) + frame[42:]  # port 10, no UDP csum
     sender = lab["web1"].popen([sys.executable, os.path.abspath(__file__), "--sender", "eth0", frame.hex(),
                                 str(count), str(rate), str(tx_cpu), v["sender"]], stdin=subprocess.PIPE)
     assert sender.stdout is not None and sender.stdin is not None
@@ -248,13 +275,18 @@ def one_run(lab: Any, net: Any, dp: Any, frame: bytes, v: dict[str, str], count:
         mode = f"{switch.rx_mode}/{switch.tx_mode}"
     out, _ = sender.communicate(timeout=60)
     delivered = rx_packets(lab["app1"]) - rx0
+    read = -1
+    if reader is not None:
+        rout, _ = reader.communicate(timeout=60)
+        read = int(rout.split()[-1])
     sent_s, tx_err, tx_time, sender_cpu = out.split()
     dt = t_last - t_first
     return {"variant": v, "rx_mode": mode, "offered": int(sent_s), "tx_time": float(tx_time),
             "sender_cpu": float(sender_cpu), "tx_err": int(tx_err), "rx": c["rx"], "tx": c["tx"],
             "deliver": c["by_action"]["DELIVER"], "drops": drops, "tx_errors": c["tx_errors"],
             "rounds": c["rounds"], "cpu": cpu, "dt": dt, "steal": steal / max(1e-9, dt) / max(1, os.cpu_count() or 1), "delivered": delivered,
-            "fps": (c["tx"] if v["tx"] != "none" else c["rx"]) / dt if dt > 0 else 0.0, "dfps": delivered / dt if dt > 0 else 0.0}
+            "fps": (c["tx"] if v["tx"] != "none" else c["rx"]) / dt if dt > 0 else 0.0, "dfps": delivered / dt if dt > 0 else 0.0, "read": read,
+            "rfps": read / dt if dt > 0 and read >= 0 else float("nan")}
 
 
 def main() -> int:
@@ -263,8 +295,8 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=64, help="frame size in bytes (default 64)")
     ap.add_argument("--rate", type=float, default=0, help="sender rate limit, frames/s (0: none)")
     ap.add_argument("--variant", action="append", default=[],
-                    help="a configuration to measure, e.g. 'rx=ring,sink=drop,spin=0,batch=256' "
-                         "(repeat for an A/B; default: rx=ring,sink=udp)")
+                    help="a configuration to measure, e.g. 'rx=recvmmsg,tx=sendmmsg,sender=sendmmsg,sink=drop,batch=256'; "
+                         "defaults rx=ring,tx=ring,sender=ring,sink=udp,spin=0,batch=1024 (repeat for an A/B)")
     ap.add_argument("--repeat", type=int, default=1, help="alternate the variants this many times (default 1)")
     ap.add_argument("--reference", action="store_true", help="use the pure-Python reference forwarder")
     ap.add_argument("--python", action="store_true", help="measure a plain Python recv/send loop instead")
@@ -278,7 +310,7 @@ def main() -> int:
     import fastvpc.examples as examples
     from fastvpc.live.netns import Lab
 
-    variants = [parse_variant(t) for t in (args.variant or ["rx=ring,sink=udp"])]
+    variants = [parse_variant(t) for t in (args.variant or [""])]
     net = examples.seed_vpc()
     web1, app1, web = net.find("web1"), net.find("app1"), net.find("web")
     frame = udp_frame(web1.mac, web.gateway_mac, str(web1.ip), str(app1.ip), args.size)
@@ -320,6 +352,7 @@ def main() -> int:
                       f"(rx_mode {r['rx_mode']}; offered {r['offered'] / r['tx_time'] / 1e6:.2f} M/s, sender "
                       f"{r['sender_cpu'] / max(1, r['offered']) * 1e9:.0f} ns/frame; switch rx {r['rx']}, tx {r['tx']}, "
                       f"socket drops {r['drops']}, tx errors {r['tx_errors']}, app1 rx_packets +{r['delivered']}, "
+                      f"{'' if r['read'] < 0 else 'read by the UDP application ' + str(r['read']) + ', '}"
                       f"mean batch {r['rx'] / max(1, r['rounds']):.0f}, switch CPU "
                       f"{r['cpu'] / max(1, r['rx']) * 1e9:.0f} ns/frame, busy {r['cpu'] / max(1e-9, r['dt']):.0%}, "
                       f"steal {r['steal']:.0%})", flush=True)
@@ -329,7 +362,9 @@ def main() -> int:
         rs = [r for r in results if r["variant"] is v]
         tag = ",".join(f"{k}={x}" for k, x in v.items())
         print(f"  {tag:<40} switch {_median([r['fps'] for r in rs]) / 1e6:.3f} M frames/s, delivered "
-              f"{_median([r['dfps'] for r in rs]) / 1e6:.3f} M/s, switch CPU "
+              f"{_median([r['dfps'] for r in rs]) / 1e6:.3f} M/s, read by the application "
+              f"{_median([r['rfps'] for r in rs]) / 1e6:.3f} M/s, switch busy {_median([r['cpu'] / r['dt'] for r in rs]):.0%}, "
+              f"switch CPU "
               f"{_median([r['cpu'] / max(1, r['rx']) for r in rs]) * 1e9:.0f} ns/frame, sender "
               f"{_median([r['sender_cpu'] / max(1, r['offered']) for r in rs]) * 1e9:.0f} ns/frame "
               f"(runs: {', '.join(format(r['fps'] / 1e6, '.3f') for r in rs)})")

@@ -30,7 +30,7 @@ def add_parser(sub: Any) -> None:
                    help="attach the ENI or gateway NAME (or port number) to interface IFNAME; repeat")
     p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
     p.add_argument("--arp-mode", choices=["target", "single_mac"], default="target")
-    p.add_argument("--batch-size", type=int, default=256, help="frames per round at most (default 256)")
+    p.add_argument("--batch-size", type=int, default=1024, help="frames per round at most (default 1024)")
     p.add_argument("--snaplen", type=int, default=2048, help="largest frame accepted, bytes (default 2048)")
     p.add_argument("--reference", action="store_true",
                    help="use the pure-Python reference forwarder instead of the compiled data plane (slow)")

@@ -182,7 +182,7 @@ class Switch:
     """
 
     def __init__(self, dataplane: Any, attach: Mapping[Any, str], *, network: Any = None,
-                 batch_size: int = 256, snaplen: int = 2048, rx_ring: bool = True,
+                 batch_size: int = 1024, snaplen: int = 2048, rx_ring: bool = True,
                  tx_ring: bool = True, spin: int = 0) -> None:
         if not callable(getattr(dataplane, "process", None)):
             raise TypeError(f"dataplane must have a process(batch) method, got {type(dataplane).__name__}")
@@ -274,7 +274,10 @@ class Switch:
                 for port, ifname in self.attachments.items():
                     txsocks.append(open_tx_socket(ifname))
                     port_fd[port] = txsocks[-1].fileno()
-                self._txring = TxRing(port_fd, 4096 if self.snaplen > 2048 - 32 else 2048, 1024)
+                slot = 2048
+                while slot < self.snaplen + 42:     # tpacket2_hdr (32) + virtio_net_hdr (10) + frame
+                    slot *= 2
+                self._txring = TxRing(port_fd, slot, 1024)
                 self._txsocks = txsocks
                 self.tx_mode = "ring"
             except (OSError, ValueError) as exc:
@@ -444,7 +447,8 @@ class Switch:
     def format_counters(self) -> str:
         """The counters as readable text (what ``fastvpc live`` prints when it stops)."""
         c = self.counters()
-        lines = [f"received {c['rx']} frames in {c['elapsed']:.1f} s, sent {c['tx']}"]
+        lines = [f"received {c['rx']} frames in {c['elapsed']:.1f} s, sent {c['tx']} "
+                 f"(receive: {self.rx_mode or '-'}, send: {self.tx_mode or '-'})"]
         lines.append("by action:")
         for name, v in c["by_action"].items():
             lines.append(f"  {name:<10} {v}")
