@@ -167,13 +167,13 @@ def parse_variant(text: str) -> dict[str, str]:
     """``"rx=ring,sink=drop"`` -> options of one measured configuration."""
     keys: dict[str, tuple[str, ...]] = {"rx": ("ring", "recvmmsg"), "tx": ("sendmmsg", "ring", "ringpages", "none"),
                                         "sender": ("sendmmsg", "ring", "ringpages"), "sink": ("udp", "drop", "read"),
-                                        "spin": (), "batch": ()}
-    out = {"rx": "ring", "tx": "ring", "sender": "ring", "sink": "udp", "spin": "0", "batch": "1024"}
+                                        "spin": (), "batch": (), "rps": ("0", "1"), "hostrps": ("0", "1")}
+    out = {"rx": "ring", "tx": "ring", "sender": "ring", "sink": "udp", "spin": "0", "batch": "1024", "rps": "0", "hostrps": "0"}
     for part in filter(None, (p.strip() for p in text.split(","))):
         k, _, v = part.partition("=")
         if k not in keys or (keys[k] and v not in keys[k]) or not v:
             raise SystemExit(f"bad variant item {part!r}: keys rx=ring|recvmmsg, tx=sendmmsg|ring|ringpages|none, "
-                             "sender=sendmmsg|ring|ringpages, sink=udp|drop|read, spin=N, batch=N")
+                             "sender=sendmmsg|ring|ringpages, sink=udp|drop|read, spin=N, batch=N, rps=0|1, hostrps=0|1")
         out[k] = v
     return out
 
@@ -217,6 +217,15 @@ def one_run(lab: Any, net: Any, dp: Any, frame: bytes, v: dict[str, str], count:
     from fastvpc.live import Switch
 
     set_sink(lab["app1"], v["sink"])
+    # rps=1: app1's kernel takes its frames on the sender's CPU (receive packet steering), not on
+    # the switch's CPU, where veth would otherwise run them inside the switch's send
+    mask = format(1 << tx_cpu, "x") if v["rps"] == "1" and tx_cpu >= 0 else "0"
+    lab["app1"].run(["sh", "-c", f"echo {mask} > /sys/class/net/eth0/queues/rx-0/rps_cpus"], check=True)
+    # hostrps=1: the frames web1 sends are taken off the host end of its veth (into the switch's
+    # receive ring) on the switch's CPU instead of inside the sender's send
+    mask = format(1 << sw_cpu, "x") if v["hostrps"] == "1" and sw_cpu >= 0 else "0"
+    with open(f"/sys/class/net/{lab['web1'].host_if}/queues/rx-0/rps_cpus", "w") as f:
+        f.write(mask + "\n")
     reader = None
     if v["sink"] == "read":
         reader = lab["app1"].popen([sys.executable, "-c", READER, lab["app1"].ip])
