@@ -1,19 +1,28 @@
 """Frames per second through the live switch between two namespaces.
 
-    sudo python benchmarks/bench_live.py [--count 2000000] [--size 64] [--batch 256] [--rate 0]
+    sudo python benchmarks/bench_live.py [--count 1000000] [--size 64] [--rate 0] [--repeat 3]
+                                         [--variant 'rx=ring,tx=ring,sender=ring,sink=drop,batch=1024' ...]
 
-Builds a lab of two VMs of the seed VPC (web1 in the web subnet, app1 in the app subnet),
-runs the switch (compiled data plane, compiled recvmmsg/sendmmsg) in this process, and
-starts a bounded sender inside web1: ``--count`` copies of one UDP frame web1 -> app1
-(to the web subnet's gateway MAC, as the VM's own stack would send it), sent with sendmmsg
-on an AF_PACKET socket, at most ``--rate`` frames/s (0: as fast as it can).  Every frame is
-DELIVERed (MACs rewritten) out of app1's interface, where app1's kernel takes it (a UDP socket
-bound to the port, never read, so the datagrams are dropped after the socket lookup).
+Builds a lab of two VMs of the seed VPC (web1 in the web subnet, app1 in the app subnet) and, for
+each variant in turn (``--repeat`` times, alternating), runs the switch in this process (pinned to
+CPU 0) and a bounded sender inside web1 (pinned to CPU 1): ``--count`` copies of one pre-built UDP
+frame web1 -> app1 (to the web subnet's gateway MAC, as the VM's own stack would send it), written
+to a raw packet socket with PACKET_QDISC_BYPASS by ``sendmmsg`` or through a PACKET_TX_RING, at most
+``--rate`` frames/s (0: as fast as it can).  Every frame is DELIVERed (MACs rewritten) out of
+app1's interface.  Variant keys:
 
-Printed: frames the switch received and sent, frames the kernel dropped on the switch's
-sockets (queue full), and frames/s = frames sent by the switch / time from its first to its
-last frame.  The sender and the switch are pinned to different CPUs when there are two.
-Also ``--python`` measures a plain Python recv/send loop for comparison.
+* ``rx=ring|recvmmsg``, ``tx=ring|ringpages|sendmmsg|none``, ``batch=N``, ``spin=N``: the switch's I/O
+  (``none``: receive and process only; ``ringpages``: TX ring attaching ring pages to the skb);
+* ``sender=ring|ringpages|sendmmsg``: how the sender writes;
+* ``sink=drop|udp|read``: app1 drops every frame at its netdev ingress hook (nftables), or its
+  kernel takes each frame up to a bound, never-read UDP socket, or a UDP application reads them;
+* ``rps=1``: app1's ingress runs on the sender's CPU; ``hostrps=1``: the host end's on the switch's.
+
+Printed per run: frames/s (frames the switch sent / time from its first to its last frame), frames
+app1's eth0 counted (rx_packets, counted before the ingress hook), frames the kernel dropped on the
+switch's sockets (ring or queue full), CPU time per frame of the switch thread and the sender, and
+how busy the switch thread was (CPU / wall time); then medians per variant.
+``--python`` measures a plain Python recv/send loop for comparison.
 """
 
 from __future__ import annotations
