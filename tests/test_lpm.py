@@ -121,7 +121,8 @@ def _random_table(rng, n, min_len=8):
 
 
 def test_big_table_against_pytricia():
-    pytricia = pytest.importorskip("pytricia")
+    import pytricia  # a test dependency (the independent LPM oracle): never skipped
+
     rng = np.random.default_rng(5)
     p, ln, v = _random_table(rng, 60000)
     t = LpmTable.from_arrays(p, ln, v)
@@ -697,3 +698,15 @@ def test_lookups_during_replace_from_another_thread():
     finally:
         stop.set()
         th.join()
+
+
+@pytest.mark.parametrize("routes, match", [
+    (["10.0.0.0/8"], r"route 0: '10\.0\.0\.0/8' is not a \(cidr, value\) pair"),
+    ([("10.0.0.0/8", 1), ("11.0.0.0/8", "x")], r"route 1 \(11\.0\.0\.0/8\).*'x'"),
+    ([("10.0.0.0/8", None)], r"None must be integers"),
+    ([("10.0.0.0/8", 1, 2)], r"not a \(cidr, value\) pair"),
+    ([("10.0.0.300/8", 1)], r"10\.0\.0\.300/8"),
+])
+def test_from_cidrs_names_the_bad_entry(routes, match):
+    with pytest.raises(LpmError, match=match):
+        LpmTable.from_cidrs(routes)

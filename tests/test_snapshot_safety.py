@@ -36,19 +36,43 @@ def test_offsets_changed_after_construction_raise_instead_of_reading_wild_memory
             call()
 
 
-def test_replacing_a_snapshots_lpm_by_hand_never_changes_process(seed):
+def test_a_snapshots_lpm_cannot_be_replaced_in_place(seed):
     net, batch = seed
     dp = net.compile()
     before = dp.process(batch, copy=True)
-    for i in range(2000):
-        dp.lpm.replace(1, np.array([0], np.uint32), np.array([0], np.uint8), np.array([i], np.uint32))
-        if i % 200 == 0:
-            _junk = [bytearray(4096) for _ in range(200)]
-            gc.collect()
+    with pytest.raises(fv.LpmError, match="immutable snapshot"):
+        dp.lpm.replace(1, np.array([0], np.uint32), np.array([0], np.uint8), np.array([7], np.uint32))
+    # modified copies are still possible, and leave the snapshot alone
+    copies = [dp.lpm.replaced(1, np.array([0], np.uint32), np.array([0], np.uint8), np.array([i], np.uint32))
+              for i in range(300)]
+    gc.collect()
+    assert int(copies[-1].lookup(np.array([1]), np.array([0x08080808], np.uint32))[0]) == 299
     after = dp.process(batch, copy=True)
     for name in ("action", "reason", "egress", "route"):
         assert np.array_equal(getattr(before, name), getattr(after, name)), name
     assert after.frames == before.frames
-    # and the next compile of the network is built from the topology, not from the edited tables
-    again = net.compile().process(batch, copy=True)
+    again = net.compile().process(batch, copy=True)  # the next compile comes from the topology
     assert np.array_equal(again.route, before.route) and np.array_equal(again.action, before.action)
+
+
+def test_the_kernel_keeps_the_lpm_arrays_it_reads_alive(seed):
+    """Even a RouteTables replaced in place under a live Tables view must not be freed under it."""
+    from fastvpc._kernels import forward as _fw
+
+    net, batch = seed
+    dp = net.compile()
+    a = dp.lpm.arrays()  # an ordinary, replaceable copy of the snapshot's tables
+    rts = fv.lpm.RouteTables.from_packed(a["header"], a["meta"], a["data"])
+    before = dp.process(batch, copy=True)
+    tables = _fw.Tables(dp.enis.view(np.uint8), dp.subnets.view(np.uint8), dp.route_targets.view(np.uint8),
+                        dp.table_base, dp.port_eni.view(np.uint8), dp._port_hashed,
+                        dp.eni_deliver.view(np.uint8), dp.ip_hash, dp.mac_hash, rts, False)
+    for i in range(2000):
+        rts.replace(1, np.array([0], np.uint32), np.array([0], np.uint8), np.array([i], np.uint32))
+        if i % 200 == 0:
+            _junk = [bytearray(4096) for _ in range(200)]
+            gc.collect()
+    out = [np.empty(len(batch), t) for t in (np.uint8, np.uint8, np.int32, np.int32)]
+    work = batch.copy()
+    _fw.forward_batch(tables, work.data, work.offsets, work.port, *out, 1)
+    assert np.array_equal(out[0], before.action) and np.array_equal(out[3], before.route)

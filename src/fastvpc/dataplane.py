@@ -169,6 +169,7 @@ class Dataplane:
             elif isinstance(value, dict):
                 value = MappingProxyType(dict(value))
             object.__setattr__(self, name, value)
+        lpm = lpm.frozen()  # an alias of the same arrays whose replace() raises: the snapshot cannot change
         object.__setattr__(self, "lpm", lpm)
         tables = _fw.Tables(self.enis.view(np.uint8), self.subnets.view(np.uint8),
                             self.route_targets.view(np.uint8), self.table_base, self.port_eni.view(np.uint8),

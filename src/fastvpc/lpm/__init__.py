@@ -36,7 +36,7 @@ from fastvpc._threads import resolve_n_threads
 from fastvpc.errors import LpmError
 from fastvpc.lpm import _build, _lookup
 
-__all__ = ["MISS", "LpmTable", "RouteTables", "kernel_variant"]
+__all__ = ["MISS", "FrozenRouteTables", "LpmTable", "RouteTables", "kernel_variant"]
 
 MISS: int = 0xFFFFFFFF
 KEY_BITS = 32  # IPv4 now; IPv6 keys would be a second key width with the same API
@@ -469,12 +469,19 @@ class RouteTables:
                    normalize: bool = False, structure: str = "auto") -> RouteTables:
         """Build from ``(table_id, cidr, value)`` triples (cidr: str or IPv4Network)."""
         tids, pfxs, lens, vals = [], [], [], []
-        for t, c, v in routes:
+        for i, item in enumerate(routes):
+            try:
+                t, c, v = item
+            except (TypeError, ValueError):
+                raise LpmError(f"route {i}: {item!r:.80} is not a (table_id, cidr, value) triple") from None
             p, ln = _parse_prefix(c, normalize)
-            tids.append(int(t))
+            try:
+                tids.append(int(t))
+                vals.append(int(v))
+            except (TypeError, ValueError):
+                raise LpmError(f"route {i} ({c}): table id {t!r:.40} and value {v!r:.40} must be integers") from None
             pfxs.append(p)
             lens.append(ln)
-            vals.append(int(v))
         return cls.from_arrays(np.array(tids, dtype=np.int64), np.array(pfxs, dtype=np.int64),
                                np.array(lens, dtype=np.int64), np.array(vals, dtype=np.int64),
                                n_tables=n_tables, normalize=normalize, structure=structure)
@@ -561,6 +568,14 @@ class RouteTables:
         tables' dead regions outweigh the live ones; then it gets a compacted pool of its own."""
         header, meta, data, pool = self._with_table(table_id, prefix, length, value, normalize, structure)
         return type(self)._new(header, meta, data, pool)
+
+    def frozen(self) -> RouteTables:
+        """A read-only alias of these tables (the same arrays, no copy): its :meth:`replace`
+        raises, :meth:`replaced` still gives modified copies.  A compiled Dataplane's ``lpm``."""
+        if isinstance(self, FrozenRouteTables):
+            return self
+        header, meta, data = self._state
+        return FrozenRouteTables._new(header, meta, data, self._pool)
 
     def replace(self, table_id: int, prefix: Any, length: Any, value: Any, *,
                 normalize: bool = False, structure: str = "auto") -> None:
@@ -711,6 +726,22 @@ class RouteTables:
 
 # ----------------------------------------------------------------------------- LpmTable
 
+class FrozenRouteTables(RouteTables):
+    """RouteTables that cannot change in place: what a compiled ``Dataplane`` holds as ``lpm``."""
+
+    __slots__ = ()
+
+    def replace(self, table_id: int, prefix: Any, length: Any, value: Any, *,
+                normalize: bool = False, structure: str = "auto") -> None:
+        raise LpmError("these route tables belong to an immutable snapshot (a compiled Dataplane): use "
+                       "replaced() for a modified copy, or change the Network and compile again")
+
+    def replaced(self, table_id: int, prefix: Any, length: Any, value: Any, *,
+                 normalize: bool = False, structure: str = "auto") -> RouteTables:
+        header, meta, data, pool = self._with_table(table_id, prefix, length, value, normalize, structure)
+        return RouteTables._new(header, meta, data, pool)
+
+
 class LpmTable:
     """One LPM table: ``lookup(addrs)`` -> values, ``miss`` (0xFFFFFFFF) where no route matches."""
 
@@ -745,8 +776,12 @@ class LpmTable:
     def from_cidrs(cls, routes: Iterable[tuple[PrefixLike, int]], *, normalize: bool = False,
                    structure: str = "auto") -> LpmTable:
         """Build from ``(cidr, value)`` pairs; cidr is a string, an IPv4Network or (int, len)."""
-        return cls._wrap(RouteTables.from_cidrs(((0, c, v) for c, v in routes), n_tables=1, normalize=normalize,
-                                                structure=structure))
+        triples = []
+        for i, item in enumerate(routes):
+            if isinstance(item, (str, bytes)) or not isinstance(item, (tuple, list)) or len(item) != 2:
+                raise LpmError(f"route {i}: {item!r:.80} is not a (cidr, value) pair")
+            triples.append((0, item[0], item[1]))
+        return cls._wrap(RouteTables.from_cidrs(triples, n_tables=1, normalize=normalize, structure=structure))
 
     def lookup(self, addrs: Any, out: np.ndarray | None = None, n_threads: int | None = None) -> np.ndarray:
         """Value of the longest matching prefix of each address (any shape), ``miss`` if none."""
