@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from fastvpc.packets import checksum
+
 SOL_PACKET, PACKET_STATISTICS = 263, 6
 SINK = ("import socket, time, sys\n"
         "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
@@ -45,15 +47,6 @@ SINK = ("import socket, time, sys\n"
         "s.bind((sys.argv[1], 9))\n"
         "print('ready', flush=True)\n"
         "time.sleep(3600)\n")
-
-
-def _csum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
 
 
 # A UDP application in app1 (sink=read): reads every datagram to port 10 (8 MiB socket buffer)
@@ -85,10 +78,10 @@ def udp_frame(src_mac: str, dst_mac: str, src_ip: str, dst_ip: str, size: int, d
     sip, dip = socket.inet_aton(src_ip), socket.inet_aton(dst_ip)
     pseudo = sip + dip + struct.pack("!BBH", 0, 17, udp_len)
     udp = struct.pack("!HHHH", 40000, dport, udp_len, 0) + payload
-    ucs = _csum(pseudo + udp) or 0xFFFF
+    ucs = checksum(pseudo + udp) or 0xFFFF
     udp = udp[:6] + struct.pack("!H", ucs) + udp[8:]
     ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + udp_len, 1, 0, 64, 17, 0, sip, dip)
-    ip = ip[:10] + struct.pack("!H", _csum(ip)) + ip[12:]
+    ip = ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:]
     eth = bytes.fromhex(dst_mac.replace(":", "")) + bytes.fromhex(src_mac.replace(":", "")) + b"\x08\x00"
     return eth + ip + udp
 

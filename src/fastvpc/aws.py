@@ -30,7 +30,7 @@ import ipaddress
 import json
 import os
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, overload
 
@@ -574,22 +574,31 @@ class _Importer:
                 self.add(sid, rel, "skipped", str(exc))
 
     # targets ---------------------------------------------------------------
+    def _attached_vpc(self, gid: str, rel: str, attachments: Any, states: tuple[str, ...],
+                      unattached: str) -> Vpc | None:
+        """The VPC of a gateway's first attachment in one of ``states``; reports and returns None if none."""
+        atts = [a for a in _l(attachments) if isinstance(a, dict) and a.get("State") in states]
+        if not atts:
+            self.add(gid, rel, "skipped", unattached)
+            return None
+        vpc = self.vpc(atts[0].get("VpcId"))
+        if vpc is None:
+            self.add(gid, rel, "skipped", f"attached to VPC {atts[0].get('VpcId')!r}, which is not in the data")
+        return vpc
+
+    def _add_gateway(self, gid: str, rel: str, add: Callable[..., Any]) -> None:
+        try:
+            add(name=gid)
+        except TopologyError as exc:
+            self.add(gid, rel, "skipped", str(exc))
+
     def internet_gateways(self) -> None:
         for el, rel in self.items("InternetGateways"):
             gid = el["InternetGatewayId"]
-            atts = [a for a in _l(el.get("Attachments")) if isinstance(a, dict)
-                    and a.get("State") in ("available", "attached")]
-            if not atts:
-                self.add(gid, rel, "skipped", "not attached to a VPC: routes to it are blackholes")
-                continue
-            vpc = self.vpc(atts[0].get("VpcId"))
-            if vpc is None:
-                self.add(gid, rel, "skipped", f"attached to VPC {atts[0].get('VpcId')!r}, which is not in the data")
-                continue
-            try:
-                vpc.add_internet_gateway(name=gid)
-            except TopologyError as exc:
-                self.add(gid, rel, "skipped", str(exc))
+            vpc = self._attached_vpc(gid, rel, el.get("Attachments"), ("available", "attached"),
+                                     "not attached to a VPC: routes to it are blackholes")
+            if vpc is not None:
+                self._add_gateway(gid, rel, vpc.add_internet_gateway)
 
     def vpn_gateways(self) -> None:
         for el, rel in self.items("VpnGateways"):
@@ -597,18 +606,9 @@ class _Importer:
             if el.get("State", "available") != "available":
                 self.add(gid, rel, "skipped", f"state {el.get('State')!r}, not available")
                 continue
-            atts = [a for a in _l(el.get("VpcAttachments")) if isinstance(a, dict) and a.get("State") == "attached"]
-            if not atts:
-                self.add(gid, rel, "skipped", "not attached to a VPC")
-                continue
-            vpc = self.vpc(atts[0].get("VpcId"))
-            if vpc is None:
-                self.add(gid, rel, "skipped", f"attached to VPC {atts[0].get('VpcId')!r}, which is not in the data")
-                continue
-            try:
-                vpc.add_vpn_gateway(name=gid)
-            except TopologyError as exc:
-                self.add(gid, rel, "skipped", str(exc))
+            vpc = self._attached_vpc(gid, rel, el.get("VpcAttachments"), ("attached",), "not attached to a VPC")
+            if vpc is not None:
+                self._add_gateway(gid, rel, vpc.add_vpn_gateway)
 
     def nat_gateways(self) -> None:
         for el, rel in self.items("NatGateways"):
