@@ -19,6 +19,7 @@ import traceback
 from collections import Counter
 from pathlib import Path
 
+from fastvpc.errors import TopologyFileError
 from fastvpc.aws import import_aws
 from fastvpc.trace import trace_packet
 
@@ -80,6 +81,10 @@ def main(argv: list[str]) -> int:
                     imp = import_aws(tmp)
                     imp.network.compile()
                     counted.update(e.status for e in imp.report)
+                except TopologyFileError as exc:  # a file without any VPC: the typed, explained refusal
+                    if "no VPC found" not in str(exc):
+                        crashes.append(f"{f.name}: {exc}")
+                    counted["refused: no VPC in the file"] += 1
                 except Exception:  # noqa: BLE001
                     crashes.append(f"{f.name}: {traceback.format_exc()}")
         ok_all &= not crashes
