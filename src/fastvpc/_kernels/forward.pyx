@@ -1,11 +1,13 @@
 # The fused forwarding pass of fastvpc (docs/forwarding-model.md, step by step).
 #
 # Structure (VPP/DPDK style), per chunk of CHUNK frames, one chunk per thread at a time:
-#   stage 1  classify + every check that needs no route lookup (port, Ethernet, ARP, IPv4
-#            validity, broadcast/multicast, source/dest check, MAC, router, link-local,
-#            same-subnet delivery); frames that need a route lookup are appended to small
-#            on-stack scratch arrays (frame index, table, destination, hash hit, ENI);
-#   stage 2  one batch LPM call on the chunk's scratch (fastvpc.lpm C API, interleaved there);
+#   stage 1  one software-pipelined loop: while frame j is classified and checked (port, Ethernet,
+#            ARP, IPv4 validity, broadcast/multicast, source/dest check, MAC, router, link-local,
+#            same-subnet delivery), the ingress record of frame j + 2*FV_DIST and the (VPC, dst)
+#            hash slot of frame j + FV_DIST are prefetched; frames that need a route lookup are
+#            appended (branch-free) to small on-stack scratch lists (frame, table, destination);
+#   stage 2  one batch LPM call on the chunk's scratch (fastvpc.lpm C API, interleaved there),
+#            then each result turned into a global route index once (and its record prefetched);
 #   stage 3  resolve each matched route's target: exact-match delivery, rewrite.
 # Scratch lives on the calling thread's stack, so concurrent calls on one Dataplane share
 # nothing but read-only tables; nothing is allocated per frame or per batch.
@@ -35,6 +37,10 @@ from fastvpc.lpm._lookup cimport RtsView, rts_view_init, rts_lookup_batch
 cdef extern from *:
     """
     #define FV_CHUNK 256
+    #define FV_NO_ROUTE 0xFFFFFFFFu
+    #ifndef FV_DIST
+    #define FV_DIST 8
+    #endif
     #if defined(__GNUC__) || defined(__clang__)
     #define fv_prefetch(p) __builtin_prefetch((const void*)(p), 0, 3)
     #else
@@ -42,6 +48,8 @@ cdef extern from *:
     #endif
     """
     enum: FV_CHUNK
+    enum: FV_DIST
+    const uint32_t FV_NO_ROUTE
     void fv_prefetch(const void* p) noexcept nogil
 
 
@@ -283,7 +291,11 @@ cdef inline int stage1(const FwdTables* t,
     b0 = f[14]
     hl = (b0 & 15) * 4
     tl = rd16(f + 16)
-    if (b0 >> 4) != 4 or hl < 20 or ETH_HLEN + hl > L or tl < hl or ETH_HLEN + tl > L:
+    if b0 == 0x45:   # common case: version 4, no options (the header fits: L >= 34 was checked)
+        if tl < 20 or ETH_HLEN + tl > L:
+            set_verdict(i, ACT_DROP, R_MALFORMED, -1, -1, action, reason, egress, route)
+            return 0
+    elif (b0 >> 4) != 4 or hl < 20 or ETH_HLEN + hl > L or tl < hl or ETH_HLEN + tl > L:
         set_verdict(i, ACT_DROP, R_MALFORMED, -1, -1, action, reason, egress, route)
         return 0
     if not ipv4_csum_ok(f + ETH_HLEN, hl):
@@ -358,8 +370,7 @@ cdef inline void stage3(const FwdTables* t,
                         const IngRec* er,     # IN  ingress ENI
                         uint32_t dst,         # IN  destination IP
                         uint32_t h,           # IN  hash value of (ingress VPC, dst)
-                        uint32_t tab,         # IN  route table id
-                        uint32_t val,         # IN  LPM value: route index within the table, or miss
+                        uint32_t r,           # IN  global route index (< n_routes), or FV_NO_ROUTE
                         uint8_t* action, uint8_t* reason, int32_t* egress, int32_t* route,   # OUT [i]
                         ) noexcept nogil:
     """Step 19: act on the matched route."""
@@ -367,12 +378,7 @@ cdef inline void stage3(const FwdTables* t,
     cdef const EniRec* tr
     cdef uint32_t h2
     cdef int32_t tgt
-    cdef uint64_t r
-    if val == 0xFFFFFFFFu or tab >= <uint64_t>t.n_tables:
-        set_verdict(i, ACT_DROP, R_NO_ROUTE, -1, -1, action, reason, egress, route)
-        return
-    r = <uint64_t>t.table_base[tab] + val
-    if r >= <uint64_t>t.n_routes:
+    if r == FV_NO_ROUTE:
         set_verdict(i, ACT_DROP, R_NO_ROUTE, -1, -1, action, reason, egress, route)
         return
     rr = &t.routes[r]
@@ -400,6 +406,36 @@ cdef inline void stage3(const FwdTables* t,
         set_verdict(i, ACT_DROP, R_BLACKHOLE, -1, <int32_t>r, action, reason, egress, route)
 
 
+cdef inline void prefetch_port(const FwdTables* t, int32_t p) noexcept nogil:
+    if 0 <= p < t.n_port_dense:
+        fv_prefetch(&t.port_eni[p])
+
+
+cdef inline void fetch_key(const FwdTables* t,
+                           const uint8_t* data,      # IN  the batch buffer
+                           const int64_t* offsets,   # IN  n+1 offsets
+                           const int32_t* port,      # IN  ingress ports
+                           int64_t i,                # IN  frame index
+                           IngRec* er,               # OUT ingress record of the frame's port
+                           uint64_t* key,            # OUT hash key of (VPC, dst) for IPv4 frames, else FV_HT_EMPTY
+                           ) noexcept nogil:
+    """Ingress record and (VPC, dst) hash key of frame ``i``; prefetches the key's hash slot."""
+    cdef int64_t start, L
+    cdef const uint8_t* f
+    cdef uint64_t k
+    er[0] = ingress_of(t, port[i])
+    key[0] = FV_HT_EMPTY
+    if er.subnet < 0:
+        return
+    start = offsets[i]
+    L = offsets[i + 1] - start
+    f = data + start
+    if L >= IPV4_MIN_FRAME and f[12] == 0x08 and f[13] == 0x00:
+        k = ip_key(<uint32_t>t.subnets[er.subnet].vpc, rd32(f + 30))
+        key[0] = k
+        ht_prefetch(&t.ipt, k)
+
+
 # ------------------------------------------------------------------ one chunk
 
 cdef void run_chunk(const FwdTables* t,
@@ -409,11 +445,11 @@ cdef void run_chunk(const FwdTables* t,
                     int64_t lo, int64_t hi,   # IN  frame range of this chunk (hi - lo <= FV_CHUNK)
                     uint8_t* action, uint8_t* reason, int32_t* egress, int32_t* route,   # OUT [lo:hi]
                     ) noexcept nogil:
-    """One chunk: prefetch passes, stage 1, batch LPM, stage 3.
+    """One chunk: pipelined stage 1, batch LPM, stage 3.
 
-    The passes before stage 1 only compute addresses and issue prefetches (port -> ingress record ->
-    hash slot of (VPC, dst) -> receiving ENI's delivery record), so that the dependent cache misses
-    of many frames overlap instead of being paid one after another.
+    Stage 1 runs ahead of itself at a fixed distance (port -> ingress record -> hash slot of
+    (VPC, dst) -> receiving ENI's delivery record), so that the dependent cache misses of several
+    frames overlap with the checks of the current one instead of being paid one after another.
     """
     cdef uint32_t sc_tab[FV_CHUNK]     # LPM list: table id
     cdef uint32_t sc_dst[FV_CHUNK]     # LPM list: destination
@@ -423,58 +459,48 @@ cdef void run_chunk(const FwdTables* t,
     cdef uint64_t sc_key[FV_CHUNK]     # per frame: hash key of (VPC, dst), or FV_HT_EMPTY
     cdef uint32_t hv[FV_CHUNK]         # per frame: hash value of (VPC, dst)
     cdef int32_t dl_i[FV_CHUNK]        # same-subnet delivery list: frame offset in the chunk
-    cdef int64_t i, j, k, n = hi - lo, nl = 0, nd = 0, start, L
-    cdef int32_t p
+    cdef int64_t i, j, k, n = hi - lo, nl = 0, nd = 0, start, m
     cdef int rc
     cdef uint32_t h
-    cdef const uint8_t* f
     cdef uint64_t key, r
-    # pass A: prefetch the ingress records (by port)
-    if t.n_port_dense > 0:
-        for j in range(n):
-            p = port[lo + j]
-            if 0 <= p < t.n_port_dense:
-                fv_prefetch(&t.port_eni[p])
-    # pass B: port -> ingress record; for IPv4 frames, prefetch the (VPC, dst) hash slot
+    # One software-pipelined loop: while frame j goes through stage 1, the ingress record of frame
+    # j + 2*FV_DIST and the (VPC, dst) hash slot of frame j + FV_DIST are being fetched.
+    m = n if n < 2 * FV_DIST else 2 * FV_DIST
+    for j in range(m):
+        prefetch_port(t, port[lo + j])
+    m = n if n < FV_DIST else FV_DIST
+    for j in range(m):
+        fetch_key(t, data, offsets, port, lo + j, &sc_er[j], &sc_key[j])
     for j in range(n):
-        sc_er[j] = ingress_of(t, port[lo + j])
-        sc_key[j] = FV_HT_EMPTY
-        if sc_er[j].subnet < 0:
-            continue
-        start = offsets[lo + j]
-        L = offsets[lo + j + 1] - start
-        f = data + start
-        if L >= IPV4_MIN_FRAME and f[12] == 0x08 and f[13] == 0x00:
-            key = ip_key(<uint32_t>t.subnets[sc_er[j].subnet].vpc, rd32(f + 30))
-            sc_key[j] = key
-            ht_prefetch(&t.ipt, key)
-    # pass C: hash lookups (slots prefetched); prefetch the receiving ENI's delivery record
-    for j in range(n):
+        if j + 2 * FV_DIST < n:
+            prefetch_port(t, port[lo + j + 2 * FV_DIST])
+        if j + FV_DIST < n:
+            fetch_key(t, data, offsets, port, lo + j + FV_DIST, &sc_er[j + FV_DIST], &sc_key[j + FV_DIST])
         key = sc_key[j]
         h = ht_get(&t.ipt, key) if key != FV_HT_EMPTY else FV_HV_NONE
         hv[j] = h
-        if h != FV_HV_NONE and tag_of(h) == FV_HV_ENI:
+        if tag_of(h) == FV_HV_ENI:   # FV_HV_NONE has another tag
             fv_prefetch(&t.deliv[h & FV_HV_INDEX_MASK])
-    # pass D: stage 1
-    for j in range(n):
         i = lo + j
         start = offsets[i]
-        rc = stage1(t, data + start, offsets[i + 1] - start, port[i], &sc_er[j], hv[j], i,
+        rc = stage1(t, data + start, offsets[i + 1] - start, port[i], &sc_er[j], h, i,
                     action, reason, egress, route, &sc_tab[nl], &sc_dst[nl])
-        if rc == 1:
-            sc_i[nl] = <int32_t>j
-            nl += 1
-        elif rc == 2:
-            dl_i[nd] = <int32_t>j
-            nd += 1
+        sc_i[nl] = <int32_t>j           # branchless appends: the slot past the end is overwritten later
+        nl += rc == 1
+        dl_i[nd] = <int32_t>j
+        nd += rc == 2
     # stage 2: batch LPM
     if nl:
         rts_lookup_batch(&t.lpm, sc_tab, sc_dst, sc_val, nl)
-        for k in range(nl):   # prefetch the matched routes' records
+        for k in range(nl):   # global route index (or FV_NO_ROUTE) and a prefetch of its record
+            r = FV_NO_ROUTE
             if sc_val[k] != 0xFFFFFFFFu and sc_tab[k] < <uint64_t>t.n_tables:
                 r = <uint64_t>t.table_base[sc_tab[k]] + sc_val[k]
-                if r < <uint64_t>t.n_routes:
+                if r < <uint64_t>t.n_routes and r < FV_NO_ROUTE:
                     fv_prefetch(&t.routes[r])
+                else:
+                    r = FV_NO_ROUTE
+            sc_val[k] = <uint32_t>r
     # stage 3: same-subnet deliveries, then routed frames
     for k in range(nd):
         j = dl_i[k]
@@ -483,7 +509,7 @@ cdef void run_chunk(const FwdTables* t,
     for k in range(nl):
         j = sc_i[k]
         i = lo + j
-        stage3(t, data + offsets[i], i, &sc_er[j], sc_dst[k], hv[j], sc_tab[k], sc_val[k],
+        stage3(t, data + offsets[i], i, &sc_er[j], sc_dst[k], hv[j], sc_val[k],
                action, reason, egress, route)
 
 

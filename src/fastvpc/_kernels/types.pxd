@@ -118,11 +118,14 @@ cdef extern from *:
         if (fv_little_endian()) v = fv_bswap16(v); memcpy(p, &v, 2); }
     static inline void fv_st32be(uint8_t* p, uint32_t v) {
         if (fv_little_endian()) v = fv_bswap32(v); memcpy(p, &v, 4); }
+    static inline uint32_t fv_native16_to_be(uint32_t v) {
+        return fv_little_endian() ? (uint32_t)fv_bswap16((uint16_t)v) : v; }
     """
     uint16_t fv_ld16be(const uint8_t* p) noexcept nogil
     uint32_t fv_ld32be(const uint8_t* p) noexcept nogil
     void fv_st16be(uint8_t* p, uint16_t v) noexcept nogil
     void fv_st32be(uint8_t* p, uint32_t v) noexcept nogil
+    uint32_t fv_native16_to_be(uint32_t v) noexcept nogil
 
 cdef inline uint16_t rd16(const uint8_t* p) noexcept nogil:
     return fv_ld16be(p)
@@ -144,9 +147,24 @@ cdef inline void wr48(uint8_t* p, uint64_t v) noexcept nogil:
     fv_st16be(p + 4, <uint16_t>v)
 
 cdef inline uint32_t csum_add(const uint8_t* p, int64_t n) noexcept nogil:
-    """Sum of the big-endian 16-bit words of p[0:n] (odd n: last byte padded with zero), unfolded."""
+    """One's-complement sum of the big-endian 16-bit words of p[0:n] (odd n: last byte padded with
+    zero), folded to 16 bits (0 only when every word is 0).
+
+    Whole 32-bit words are summed in native order and folded (the folded sum of byte-swapped words
+    is the byte-swapped folded sum, and a swap keeps 0 and 0xFFFF), the tail word by word.
+    """
     cdef uint64_t s = 0
+    cdef uint32_t w
     cdef int64_t i = 0
+    while i + 4 <= n:
+        memcpy(&w, p + i, 4)
+        s += w
+        i += 4
+    s = (s & 0xFFFFFFFFu) + (s >> 32)
+    s = (s & 0xFFFFFFFFu) + (s >> 32)
+    s = (s & 0xFFFF) + (s >> 16)
+    s = (s & 0xFFFF) + (s >> 16)
+    s = fv_native16_to_be(<uint32_t>s)
     while i + 1 < n:
         s += (<uint32_t>p[i] << 8) | p[i + 1]
         i += 2
@@ -155,6 +173,7 @@ cdef inline uint32_t csum_add(const uint8_t* p, int64_t n) noexcept nogil:
     while s >> 16:
         s = (s & 0xFFFF) + (s >> 16)
     return <uint32_t>s
+
 
 cdef inline uint16_t csum_fold(uint64_t s) noexcept nogil:
     """Fold a 16-bit-word sum to 16 bits (not complemented)."""
