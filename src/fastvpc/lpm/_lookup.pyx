@@ -35,6 +35,8 @@ cdef int _view_of(RtsView* v, object header, object data) except -1:
     v.n_tables = <uint32_t>h.shape[0]
     v.header = &h[0, 0] if h.shape[0] > 0 else NULL
     v.data = &d[0] if d.shape[0] > 0 else NULL
+    if <size_t>v.data % 64:
+        raise ValueError("packed pool must be 64-byte aligned (the kernels load lines as aligned vectors)")
     return 0
 
 

@@ -33,6 +33,36 @@ typedef struct lpm_view_c {
 
 #define LPM_LINEPTR(data, line) ((const int32_t*)((data) + ((size_t)(line) << 6)))
 
+#if defined(__GNUC__) && !defined(LPM_SCALAR_COUNT)
+/* Line search with GCC/Clang vector extensions (SSE2 on baseline x86-64, NEON on aarch64; no
+ * -march, no intrinsics): each 4-key compare gives -1/0 lanes, the lanes are summed vertically
+ * and then across, and the count is minus that sum.  Lines are 64-byte aligned (the pool is, and
+ * _lookup.pyx checks it), so the 16-byte loads are aligned and fold into the compares on x86. */
+typedef int32_t lpm_v4 __attribute__((vector_size(16), may_alias));
+
+LPM_INLINE uint32_t lpm_vsum_neg(lpm_v4 s) {
+#if defined(__clang__)
+    s += __builtin_shufflevector(s, s, 2, 3, 0, 1);
+    s += __builtin_shufflevector(s, s, 1, 0, 3, 2);
+#else
+    s += __builtin_shuffle(s, (lpm_v4){2, 3, 0, 1});
+    s += __builtin_shuffle(s, (lpm_v4){1, 0, 3, 2});
+#endif
+    return (uint32_t)(-s[0]);
+}
+
+LPM_INLINE uint32_t lpm_count8(const int32_t* k, int32_t a) {
+    const lpm_v4* q = (const lpm_v4*)k;
+    const lpm_v4 va = {a, a, a, a};
+    return lpm_vsum_neg((lpm_v4)(q[0] < va) + (lpm_v4)(q[1] < va));
+}
+
+LPM_INLINE uint32_t lpm_count16(const int32_t* k, int32_t a) {
+    const lpm_v4* q = (const lpm_v4*)k;
+    const lpm_v4 va = {a, a, a, a};
+    return lpm_vsum_neg(((lpm_v4)(q[0] < va) + (lpm_v4)(q[1] < va)) + ((lpm_v4)(q[2] < va) + (lpm_v4)(q[3] < va)));
+}
+#else
 LPM_INLINE uint32_t lpm_count8(const int32_t* k, int32_t a) {
     uint32_t c = 0;
     for (int i = 0; i < 8; ++i) c += (uint32_t)(k[i] < a);
@@ -44,6 +74,7 @@ LPM_INLINE uint32_t lpm_count16(const int32_t* k, int32_t a) {
     for (int i = 0; i < 16; ++i) c += (uint32_t)(k[i] < a);
     return c;
 }
+#endif
 
 /* one B-tree lookup; h is the table's header row */
 LPM_INLINE uint32_t lpm_bt_one(const uint8_t* data, const uint32_t* h, uint32_t addr) {
@@ -138,9 +169,23 @@ LPM_INLINE void lpm_multi_group(const lpm_view_c* v, const uint32_t* tids, const
     uint32_t node[LPM_GROUP];
     int depth[LPM_GROUP];
     int dmax = 0;
-    for (int g = 0; g < n_next; ++g) {
-        uint32_t t = next_tids[g];
-        if (t < v->n_tables) LPM_PREFETCH(v->header + (size_t)t * LPM_HDR_WORDS);
+    int dmin = LPM_BTREE_MAX_DEPTH + 1; /* ends equal to dmax only when every lookup is a B-tree of one depth */
+    /* prefetch never faults, so a bad id just prefetches row 0 (branch-free, unrolled when full) */
+    if (n_next == LPM_GROUP) {
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 16
+#elif defined(__clang__)
+#pragma unroll
+#endif
+        for (int g = 0; g < LPM_GROUP; ++g) {
+            uint32_t t = next_tids[g];
+            LPM_PREFETCH(v->header + (size_t)(t < v->n_tables ? t : 0u) * LPM_HDR_WORDS);
+        }
+    } else {
+        for (int g = 0; g < n_next; ++g) {
+            uint32_t t = next_tids[g];
+            LPM_PREFETCH(v->header + (size_t)(t < v->n_tables ? t : 0u) * LPM_HDR_WORDS);
+        }
     }
     for (int g = 0; g < LPM_GROUP; ++g) {
         uint32_t t = tids[g];
@@ -159,6 +204,23 @@ LPM_INLINE void lpm_multi_group(const lpm_view_c* v, const uint32_t* tids, const
                 LPM_PREFETCH(line[g]);
             }
         }
+        dmin = depth[g] < dmin ? depth[g] : dmin; /* -1 (not a B-tree) rules the fast path out */
+    }
+    if (dmin == dmax) { /* the usual group (VPC tables): no per-lookup depth tests */
+        const int32_t nb = (int32_t)0x80000000u;
+        for (int l = 0; l < dmax; ++l) {
+            for (int g = 0; g < LPM_GROUP; ++g) {
+                uint32_t c = lpm_count16(line[g], (int32_t)addrs[g] ^ nb);
+                node[g] = node[g] * 17u + c;
+                line[g] = LPM_LINEPTR(data, hp[g][2 + l] + node[g]);
+                LPM_PREFETCH(line[g]);
+            }
+        }
+        for (int g = 0; g < LPM_GROUP; ++g) {
+            const int32_t* leaf = line[g];
+            out[g] = (uint32_t)leaf[8 + lpm_count8(leaf, (int32_t)addrs[g] ^ nb)];
+        }
+        return;
     }
     for (int l = 0; l < dmax; ++l) {
         for (int g = 0; g < LPM_GROUP; ++g) {
