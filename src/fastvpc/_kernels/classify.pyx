@@ -9,7 +9,6 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
 
 from fastvpc._kernels.types cimport *
 
-from fastvpc.errors import FrameBatchError
 
 
 cdef inline void classify_one(
@@ -135,12 +134,7 @@ def classify_batch(
             or sport.shape[0] < n or dport.shape[0] < n or icmp_type.shape[0] < n or icmp_code.shape[0] < n
             or arp_op.shape[0] < n or flags.shape[0] < n):
         raise ValueError(f"classify_batch: output arrays shorter than {n} frames")
-    cdef int64_t bad
-    with nogil:
-        bad = fv_first_bad_offset(&offsets[0], n, nd)
-    if bad >= 0:
-        raise FrameBatchError(f"offsets[{bad}] = {offsets[bad]} breaks 0 <= offsets[i] <= offsets[i+1] <= "
-                              f"len(data) = {nd} (the batch's arrays changed after it was built?)")
+    fv_check_offsets(offsets, n, nd)
     base = &data[0] if nd > 0 else NULL
     nchunks = (n + chunk - 1) // chunk
     if n_threads < 1:

@@ -28,7 +28,6 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
 
 import numpy as np
 
-from fastvpc.errors import FrameBatchError
 
 from fastvpc._kernels.types cimport *
 from fastvpc.lpm._lookup cimport RtsView, rts_view_init, rts_lookup_batch
@@ -619,12 +618,7 @@ def forward_batch(Tables tables,                 # IN  compiled tables
     if port.shape[0] < n or action.shape[0] < n or reason.shape[0] < n or egress.shape[0] < n \
             or route.shape[0] < n:
         raise ValueError(f"forward_batch: port/output arrays shorter than {n} frames")
-    cdef int64_t bad
-    with nogil:
-        bad = fv_first_bad_offset(&offsets[0], n, nd)
-    if bad >= 0:
-        raise FrameBatchError(f"offsets[{bad}] = {offsets[bad]} breaks 0 <= offsets[i] <= offsets[i+1] <= "
-                              f"len(data) = {nd} (the batch's arrays changed after it was built?)")
+    fv_check_offsets(offsets, n, nd)
     base = &data[0] if nd > 0 else NULL
     nchunks = (n + FV_CHUNK - 1) // FV_CHUNK
     if n_threads < 1:

@@ -223,3 +223,15 @@ cdef inline int64_t fv_first_bad_offset(const int64_t* off, int64_t n, int64_t n
     if off[n] > nd:
         return n
     return -1
+
+
+cdef inline int fv_check_offsets(const int64_t[::1] offsets, int64_t n, int64_t nd) except -1:
+    """Raise FrameBatchError naming the first offset that breaks the frame spans (see above)."""
+    cdef int64_t bad
+    with nogil:
+        bad = fv_first_bad_offset(&offsets[0], n, nd)
+    if bad >= 0:
+        from fastvpc.errors import FrameBatchError
+        raise FrameBatchError(f"offsets[{bad}] = {offsets[bad]} breaks 0 <= offsets[i] <= offsets[i+1] <= "
+                              f"len(data) = {nd} (the batch's arrays changed after it was built?)")
+    return 0
