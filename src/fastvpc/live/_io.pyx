@@ -229,6 +229,28 @@ cdef enum:
     _STATS_LEN = 8
 
 
+
+cdef inline int32_t _verdict_port(Py_ssize_t i, const uint8_t *action, const uint8_t *reason,
+                                  const int32_t *egress, const int32_t *in_port, int64_t *counts,
+                                  Py_ssize_t ncount, int nreason) noexcept nogil:
+    """Tally frame ``i``'s verdict; return the port it leaves by (the egress port for DELIVER and
+    FORWARD, the ingress port for REPLY), or -1 for a DROP.  Shared by both send paths."""
+    cdef int64_t a = action[i]
+    cdef int64_t idx = a * nreason + reason[i]
+    if 0 <= idx < ncount:
+        counts[idx] += 1
+    if a == A_DELIVER or a == A_FORWARD:
+        return egress[i]
+    if a == A_REPLY:
+        return in_port[i]
+    return -1
+
+
+cdef inline bint _span_ok(const int64_t *offsets, Py_ssize_t i, int64_t dlen) noexcept nogil:
+    """Frame ``i`` is a non-empty span inside the buffer."""
+    return 0 <= offsets[i] < offsets[i + 1] <= dlen
+
+
 @cython.auto_pickle(False)
 cdef class BatchIO:
     """Reusable ``recvmmsg``/``sendmmsg`` state for up to ``capacity`` frames of ``slot`` bytes."""
@@ -417,34 +439,20 @@ cdef class BatchIO:
         cdef int fds[_MAX_SOCKETS]
         cdef int nfds = 0, f, c, cap = self.capacity
         cdef int32_t out
-        cdef int64_t a, b, idx
         cdef int fd
         cdef int sent = 0
         # pass 1: output fd per frame into order[], tallies, list of distinct fds
         for i in range(n):
-            a = action[i]
-            idx = a * nreason + reason[i]
-            if 0 <= idx < ncount:
-                counts[idx] += 1
-            out = -1
-            if a == A_DELIVER or a == A_FORWARD:
-                out = egress[i]
-            elif a == A_REPLY:
-                out = in_port[i]
-            else:
-                self.order[i] = -1
+            self.order[i] = -1
+            out = _verdict_port(i, &action[0], &reason[0], &egress[0], &in_port[0], &counts[0], ncount, nreason)
+            if out < 0:
                 continue
-            fd = -1
-            if 0 <= out < nport:
-                fd = port_fd[out]
+            fd = port_fd[out] if out < nport else -1
             if fd < 0:
                 stats[_ST_TX_UNATTACHED] += 1
-                self.order[i] = -1
                 continue
-            b = offsets[i + 1]
-            if offsets[i] < 0 or b <= offsets[i] or b > dlen:
+            if not _span_ok(&offsets[0], i, dlen):
                 stats[_ST_TX_ERRORS] += 1
-                self.order[i] = -1
                 continue
             self.order[i] = fd
             for f in range(nfds):
@@ -977,31 +985,20 @@ cdef class TxRing:
                    const uint8_t *action, const uint8_t *reason, const int32_t *egress, Py_ssize_t n,
                    int64_t *counts, Py_ssize_t ncount, int nreason, int64_t *stats) noexcept nogil:
         cdef Py_ssize_t i
-        cdef int64_t a, idx, b
         cdef int32_t out, ri
         cdef int sent = 0
         for i in range(n):
-            a = action[i]
-            idx = a * nreason + reason[i]
-            if 0 <= idx < ncount:
-                counts[idx] += 1
-            if a == A_DELIVER or a == A_FORWARD:
-                out = egress[i]
-            elif a == A_REPLY:
-                out = in_port[i]
-            else:
+            out = _verdict_port(i, action, reason, egress, in_port, counts, ncount, nreason)
+            if out < 0:
                 continue
-            ri = -1
-            if 0 <= out < self.nport:
-                ri = self.ring_of_port[out]
+            ri = self.ring_of_port[out] if out < self.nport else -1
             if ri < 0:
                 stats[_ST_TX_UNATTACHED] += 1
                 continue
-            b = offsets[i + 1]
-            if offsets[i] < 0 or b <= offsets[i] or b > dlen:
+            if not _span_ok(offsets, i, dlen):
                 stats[_ST_TX_ERRORS] += 1
                 continue
-            sent += self._put(&self.rings[ri], data + offsets[i], b - offsets[i], stats)
+            sent += self._put(&self.rings[ri], data + offsets[i], offsets[i + 1] - offsets[i], stats)
         for ri in range(self.nring):
             self._flush(&self.rings[ri], stats)
         return sent
