@@ -65,21 +65,28 @@ def _permission_message(ifname: str, exc: OSError) -> str:
             "`unshare --user --map-root-user --net` with the interfaces created there")
 
 
+def _new_packet_socket(ifname: str) -> socket.socket:
+    """An unbound AF_PACKET/SOCK_RAW socket for ``ifname`` (name checked), with typed errors.
+
+    Protocol 0: it receives nothing until bound, so no frame of another interface slips in.
+    """
+    if not isinstance(ifname, str) or not ifname or len(ifname) > 15 or "/" in ifname:
+        raise LiveError(f"interface name {ifname!r} is not a valid Linux interface name (1-15 characters)")
+    try:
+        return socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+    except PermissionError as exc:
+        raise LivePermissionError(_permission_message(ifname, exc)) from None
+    except OSError as exc:
+        raise LiveError(f"cannot open an AF_PACKET socket for interface {ifname!r}: {exc}") from None
+
+
 def open_packet_socket(ifname: str, *, rcvbuf: int = 8 << 20, sndbuf: int = 8 << 20) -> socket.socket:
     """An AF_PACKET/SOCK_RAW socket bound to ``ifname`` only, ignoring outgoing frames.
 
     Raises :class:`LivePermissionError` without ``CAP_NET_RAW`` and :class:`LiveError`
     when the interface does not exist.
     """
-    if not isinstance(ifname, str) or not ifname or len(ifname) > 15 or "/" in ifname:
-        raise LiveError(f"interface name {ifname!r} is not a valid Linux interface name (1-15 characters)")
-    try:
-        # protocol 0: receives nothing until bound, so no frame of another interface slips in
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
-    except PermissionError as exc:
-        raise LivePermissionError(_permission_message(ifname, exc)) from None
-    except OSError as exc:
-        raise LiveError(f"cannot open an AF_PACKET socket for interface {ifname!r}: {exc}") from None
+    sock = _new_packet_socket(ifname)
     try:
         try:
             sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
@@ -112,14 +119,7 @@ def open_tx_socket(ifname: str, *, sndbuf: int = 8 << 20) -> socket.socket:
     """An AF_PACKET/SOCK_RAW socket that only sends, out of ``ifname``: bound with protocol 0,
     so it never receives; ``PACKET_QDISC_BYPASS``.  For a ``PACKET_TX_RING``.  Errors as
     :func:`open_packet_socket`."""
-    if not isinstance(ifname, str) or not ifname or len(ifname) > 15 or "/" in ifname:
-        raise LiveError(f"interface name {ifname!r} is not a valid Linux interface name (1-15 characters)")
-    try:
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
-    except PermissionError as exc:
-        raise LivePermissionError(_permission_message(ifname, exc)) from None
-    except OSError as exc:
-        raise LiveError(f"cannot open an AF_PACKET socket for interface {ifname!r}: {exc}") from None
+    sock = _new_packet_socket(ifname)
     try:
         try:
             sock.setsockopt(SOL_PACKET, PACKET_QDISC_BYPASS, 1)

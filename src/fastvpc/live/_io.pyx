@@ -251,6 +251,22 @@ cdef inline bint _span_ok(const int64_t *offsets, Py_ssize_t i, int64_t dlen) no
     return 0 <= offsets[i] < offsets[i + 1] <= dlen
 
 
+
+cdef int _check_send_args(Py_ssize_t n, const int64_t[::1] offsets, const int32_t[::1] in_port,
+                          const uint8_t[::1] reason, const int32_t[::1] egress, int64_t[::1] stats,
+                          int nreason) except -1:
+    """The argument checks both send paths make before going nogil."""
+    if offsets.shape[0] < n + 1 or in_port.shape[0] < n or reason.shape[0] < n or egress.shape[0] < n:
+        raise ValueError(f"arrays are shorter than the {n} frames of action "
+                         f"(offsets {offsets.shape[0]}, in_port {in_port.shape[0]}, "
+                         f"reason {reason.shape[0]}, egress {egress.shape[0]})")
+    if stats.shape[0] < _STATS_LEN:
+        raise ValueError(f"stats needs {_STATS_LEN} entries, has {stats.shape[0]}")
+    if nreason < 1:
+        raise ValueError(f"nreason {nreason} must be >= 1")
+    return 0
+
+
 @cython.auto_pickle(False)
 cdef class BatchIO:
     """Reusable ``recvmmsg``/``sendmmsg`` state for up to ``capacity`` frames of ``slot`` bytes."""
@@ -508,14 +524,7 @@ cdef class BatchIO:
             raise RuntimeError("BatchIO is not initialised")
         if n > self.capacity:
             raise ValueError(f"{n} frames: this BatchIO holds at most {self.capacity}")
-        if offsets.shape[0] < n + 1 or in_port.shape[0] < n or reason.shape[0] < n or egress.shape[0] < n:
-            raise ValueError(f"arrays are shorter than the {n} frames of action "
-                             f"(offsets {offsets.shape[0]}, in_port {in_port.shape[0]}, "
-                             f"reason {reason.shape[0]}, egress {egress.shape[0]})")
-        if stats.shape[0] < _STATS_LEN:
-            raise ValueError(f"stats needs {_STATS_LEN} entries, has {stats.shape[0]}")
-        if nreason < 1:
-            raise ValueError(f"nreason {nreason} must be >= 1")
+        _check_send_args(n, offsets, in_port, reason, egress, stats, nreason)
         with nogil:
             sent = self._send(port_fd, data, offsets, in_port, action, reason, egress, counts, nreason, stats)
         stats[_ST_TX] += sent
@@ -1020,14 +1029,7 @@ cdef class TxRing:
         cdef int sent
         if self.rings == NULL:
             raise RuntimeError("TxRing is closed")
-        if offsets.shape[0] < n + 1 or in_port.shape[0] < n or reason.shape[0] < n or egress.shape[0] < n:
-            raise ValueError(f"arrays are shorter than the {n} frames of action "
-                             f"(offsets {offsets.shape[0]}, in_port {in_port.shape[0]}, "
-                             f"reason {reason.shape[0]}, egress {egress.shape[0]})")
-        if stats.shape[0] < _STATS_LEN:
-            raise ValueError(f"stats needs {_STATS_LEN} entries, has {stats.shape[0]}")
-        if nreason < 1:
-            raise ValueError(f"nreason {nreason} must be >= 1")
+        _check_send_args(n, offsets, in_port, reason, egress, stats, nreason)
         if n == 0:
             return 0
         with nogil:
