@@ -7,7 +7,7 @@ exact per-frame algorithm.
 from fastvpc import examples, lpm, packets
 from fastvpc.aws import from_aws
 from fastvpc.batch import FrameBatch
-from fastvpc.classification import Classified, classify
+from fastvpc.dataplane.classify import Classified, classify
 from fastvpc.dataplane import Dataplane, Result
 from fastvpc.errors import FastVpcError, FrameBatchError, LpmError, PcapError, TopologyError, TopologyFileError
 from fastvpc.files import load

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import numpy as np
 import numpy.typing as npt
 
-from fastvpc._kernels.batchops import check_offsets, gather_spans
+from fastvpc._batchops import check_offsets, gather_spans
 from fastvpc.errors import FrameBatchError
 
 if TYPE_CHECKING:

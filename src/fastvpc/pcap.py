@@ -18,7 +18,7 @@ their lowest bits.  A pcap has no ingress port: every frame gets ``port`` (defau
 mapping frames to ENIs is the replay code's job).
 
 The file is memory-mapped and its records are indexed by a compiled pass
-(:mod:`fastvpc._kernels.pcapindex`) that writes offsets, lengths and timestamps into
+(:mod:`fastvpc._pcapindex`) that writes offsets, lengths and timestamps into
 numpy arrays; the frames are then copied into the batch's buffer with one compiled gather.
 No Python code runs per packet.
 
@@ -58,8 +58,8 @@ from typing import Any, BinaryIO, Literal
 import numpy as np
 import numpy.typing as npt
 
-from fastvpc._kernels import pcapindex as _k
-from fastvpc._kernels.batchops import gather_spans
+from fastvpc import _pcapindex as _k
+from fastvpc._batchops import gather_spans
 from fastvpc.batch import FrameBatch
 from fastvpc.errors import PcapError
 

@@ -1,6 +1,6 @@
 # Batch header classification: one pass over a FrameBatch, no Python per frame.
 #
-# Field meanings and absent values are documented in fastvpc/classification.py (Classified).
+# Field meanings and absent values are documented in fastvpc/dataplane/classify.py (Classified).
 # Every read is preceded by a length check against the frame's own length.
 
 cimport cython

@@ -624,7 +624,7 @@ def test_deterministic(tmp_path: Path) -> None:
 def _cli(argv: list[str]) -> int:
     import argparse
 
-    from fastvpc import cli_trace
+    from fastvpc.cli import trace as cli_trace
 
     parser = argparse.ArgumentParser(prog="fastvpc")
     cli_trace.add_parser(parser.add_subparsers(dest="command"))

@@ -1,6 +1,6 @@
 """Frames per second through the live switch between two namespaces.
 
-    sudo python benchmarks/bench_live.py [--count 1000000] [--size 64] [--rate 0] [--repeat 3]
+    sudo python tools/bench_live.py [--count 1000000] [--size 64] [--rate 0] [--repeat 3]
                                          [--variant 'rx=ring,tx=ring,sender=ring,sink=drop,batch=1024' ...]
 
 Builds a lab of two VMs of the seed VPC (web1 in the web subnet, app1 in the app subnet) and, for

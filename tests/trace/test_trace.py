@@ -313,7 +313,7 @@ def test_trace_agrees_with_process(data: st.DataObject) -> None:
 def test_cli_trace_seed(capsys: pytest.CaptureFixture[str]) -> None:
     import argparse
 
-    from fastvpc import cli_trace
+    from fastvpc.cli import trace as cli_trace
 
     parser = argparse.ArgumentParser(prog="fastvpc")
     cli_trace.add_parser(parser.add_subparsers(dest="command"))

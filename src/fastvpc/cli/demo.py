@@ -10,7 +10,7 @@ import numpy as np
 from fastvpc import packets as pk
 from fastvpc.batch import FrameBatch
 from fastvpc.examples import seed_vpc
-from fastvpc.show import table
+from fastvpc.cli.show import table
 from fastvpc.topology import Network
 from fastvpc.verdicts import Action, DropReason
 

@@ -1,6 +1,6 @@
 """Check fastvpc.lpm against pytricia on the real BGP tables in /work/shared/data.
 
-    python benchmarks/check_lpm_real.py [--n 1000000]
+    python tools/check_lpm_real.py [--n 1000000]
 
 For each table (RouteViews 2014, CAIDA pfx2as 2016): build (timed), then compare every answer
 with pytricia for n uniformly random and n in-table addresses, with 1 and 2 threads, and after a
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import _lpm_data as D  # noqa: E402
 
 from fastvpc.lpm import MISS, LpmTable, kernel_variant  # noqa: E402

@@ -11,36 +11,30 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from fastvpc.cli._common import load_topology
 from fastvpc.errors import FastVpcError
 
 # subcommand -> module providing add_parser(subparsers) and run(args) -> int
 _PLUGGED: dict[str, str] = {
-    "trace": "fastvpc.cli_trace",
-    "import-aws": "fastvpc.cli_trace",
-    "replay": "fastvpc.cli_replay",
-    "live": "fastvpc.cli_live",
+    "trace": "fastvpc.cli.trace",
+    "import-aws": "fastvpc.cli.trace",
+    "replay": "fastvpc.cli.replay",
+    "live": "fastvpc.cli.live",
 }
 
 
-def _load_topology(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from fastvpc.examples import seed_vpc
-    from fastvpc.files import load
-
-    if getattr(args, "example", False) or args.topology in (None, "seed", "example"):
-        return seed_vpc()
-    return load(args.topology)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from fastvpc.demo import run_demo
+    from fastvpc.cli.demo import run_demo
 
     return run_demo(n_frames=args.frames, n_threads=args.threads)
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from fastvpc.show import render
+    from fastvpc.cli.show import render
 
-    print(render(_load_topology(args)))
+    print(render(load_topology(args)))
     return 0
 
 

@@ -12,7 +12,7 @@ from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.packet import Raw
 
 from fastvpc.batch import FrameBatch
-from fastvpc.classification import (FLAG_ARP, FLAG_CSUM_OK, FLAG_ETH, FLAG_FRAGMENT, FLAG_GROUP_MAC, FLAG_IP_LEN_OK,
+from fastvpc.dataplane.classify import (FLAG_ARP, FLAG_CSUM_OK, FLAG_ETH, FLAG_FRAGMENT, FLAG_GROUP_MAC, FLAG_IP_LEN_OK,
                               FLAG_IPV4, FLAG_L4, Classified, classify)
 from fastvpc.errors import FrameBatchError
 

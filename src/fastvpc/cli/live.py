@@ -39,13 +39,13 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fastvpc.cli import _load_topology
+    from fastvpc.cli._common import load_topology
     from fastvpc.live import LiveError, LivePermissionError, Switch
 
     if not args.attach:
         print("fastvpc live: error: nothing attached; give --attach NAME=IFNAME at least once", file=sys.stderr)
         return 2
-    net = _load_topology(args)
+    net = load_topology(args)
     attach: dict[Any, str] = {}
     for name, ifname in args.attach:
         key: Any = int(name) if name.isdigit() else name

@@ -420,7 +420,7 @@ def test_user_namespace() -> None:
 # --------------------------------------------------------------------------- the command
 
 CLI = ("import argparse, sys\n"
-       "from fastvpc import cli_live\n"
+       "from fastvpc.cli import live as cli_live\n"
        "p = argparse.ArgumentParser(prog='fastvpc')\n"
        "cli_live.add_parser(p.add_subparsers())\n"
        "a = p.parse_args(sys.argv[1:])\n"

@@ -23,10 +23,10 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fastvpc.cli import _load_topology
-    from fastvpc.replay import replay, write_json
+    from fastvpc.cli._common import load_topology
+    from fastvpc.drivers.replay import replay, write_json
 
-    net = _load_topology(args)
+    net = load_topology(args)
     summary = replay(net, args.input, args.output, drops_path=args.drops, port_by=args.port_by,
                      batch_size=args.batch_size, arp_mode=args.arp_mode,
                      progress=not args.no_progress and sys.stderr.isatty())

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastvpc._kernels.batchops import check_offsets, gather_spans
+from fastvpc._batchops import check_offsets, gather_spans
 from fastvpc.batch import FrameBatch
 from fastvpc.errors import FastVpcError, FrameBatchError
 

@@ -1,6 +1,6 @@
 """Import every AWS describe-* snapshot in the shared data, compile it, and trace through it.
 
-    python benchmarks/check_aws_snapshots.py [AWS_JSON_DIR]      (default: ../shared/aws-json)
+    python tools/check_aws_snapshots.py [AWS_JSON_DIR]      (default: ../shared/aws-json)
 
 For each snapshot folder: import (fastvpc.aws.import_aws), compile, then trace from every
 ENI to every other ENI's IPs, its own router, and 8.8.8.8, checking that every trace's

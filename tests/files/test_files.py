@@ -13,14 +13,15 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from fastvpc import files, show
+from fastvpc import files
+from fastvpc.cli import show
 from fastvpc.errors import TopologyError, TopologyFileError
 from fastvpc.examples import seed_vpc
 from fastvpc.topology import BLACKHOLE, LOCAL, Network
 
 import yaml  # noqa: E402  (a test dependency: the YAML round trips must run, never skip)
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "topology-files.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "topology-files.md"
 
 
 # --------------------------------------------------------------------------- an independent oracle

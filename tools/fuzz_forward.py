@@ -1,6 +1,6 @@
 """Push many random and mutated frames through Dataplane.process() and classify(); count verdicts.
 
-    python benchmarks/fuzz_forward.py [--frames 10000000] [--batch 200000] [--seed 1] [--debug-build]
+    python tools/fuzz_forward.py [--frames 10000000] [--batch 200000] [--seed 1] [--debug-build]
 
 ``--debug-build`` first builds a copy of the package with ``FASTVPC_DEBUG_BUILD=1`` (bounds and
 wraparound checks on, -O1 -g) in a temporary directory and re-runs this script against it.
@@ -47,7 +47,7 @@ def debug_build_and_rerun(argv: list[str]) -> int:
 
 
 def topology():  # type: ignore[no-untyped-def]
-    sys.path.insert(0, str(Path(__file__).parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
     from _forward_data import Big
     return Big(n_vpc=2, subnets_per_vpc=6, enis_per_subnet=8, routes_per_table=12, seed=3)
 

@@ -18,7 +18,7 @@ from scapy.layers.l2 import ARP, Ether
 
 import fastvpc.topology as T
 from fastvpc.batch import FrameBatch
-from fastvpc.classification import classify
+from fastvpc.dataplane.classify import classify
 from fastvpc.verdicts import Action as A
 from fastvpc.verdicts import DropReason as R
 

@@ -60,9 +60,9 @@ def _trace(args: argparse.Namespace) -> int:
         if len(imp.report):
             print(imp.report.summary() + " (fastvpc import-aws shows the details)", file=sys.stderr)
     else:
-        from fastvpc.cli import _load_topology
+        from fastvpc.cli._common import load_topology
 
-        net = _load_topology(args)
+        net = load_topology(args)
     try:
         t = trace_packet(net, args.src, args.dst, proto=args.proto, port=args.port, src_ip=args.src_ip,
                          aliases=aliases)
