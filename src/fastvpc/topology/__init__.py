@@ -1,0 +1,22 @@
+"""The control plane: VPCs, subnets, route tables, ENIs, gateways, peerings, and the filters.
+
+Split by feature (architecture review §5.2): :mod:`fastvpc.topology.core` holds the network,
+VPCs, subnets, route tables, ENIs and targets; :mod:`fastvpc.topology.filters` the security
+groups, network ACLs and connection-tracking timeouts.  Every public name is re-exported
+here, so ``fastvpc.topology`` stays the path to import from.
+"""
+
+from fastvpc.topology.core import *  # noqa: F401,F403
+from fastvpc.topology.core import (  # noqa: F401  (public helpers outside core's __all__)
+    FORBIDDEN_VPC_RANGES,
+    MAX_PORT,
+    MAX_PREFIXLEN,
+    MAX_VPC_CIDRS,
+    MIN_PREFIXLEN,
+    RESERVED_SERVICE_RANGE,
+    int_to_mac,
+    mac_to_int,
+)
+from fastvpc.topology.core import __all__ as _core_all
+
+__all__ = list(_core_all)
