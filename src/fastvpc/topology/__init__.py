@@ -18,5 +18,15 @@ from fastvpc.topology.core import (  # noqa: F401  (public helpers outside core'
     mac_to_int,
 )
 from fastvpc.topology.core import __all__ as _core_all
+from fastvpc.topology.filters import *  # noqa: F401,F403
+from fastvpc.topology.filters import (  # noqa: F401
+    ALL_PORTS,
+    DEFAULT_TRACKING,
+    MAX_NACL_ENTRIES_PER_DIRECTION,
+    MAX_RULE_NUMBER,
+    MIN_RULE_NUMBER,
+    PROTOCOL_NAMES,
+)
+from fastvpc.topology.filters import __all__ as _filters_all
 
-__all__ = list(_core_all)
+__all__ = [*_core_all, *_filters_all]

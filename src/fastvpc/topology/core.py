@@ -28,6 +28,7 @@ from fastvpc.errors import TopologyError
 
 if TYPE_CHECKING:  # pragma: no cover
     from fastvpc.dataplane import Dataplane
+    from fastvpc.topology.filters import NetworkAcl, PrefixList, SecurityGroup, Tracking
 
 __all__ = [
     "BLACKHOLE",
@@ -119,6 +120,15 @@ def mac_to_int(mac: str) -> int:
 def int_to_mac(value: int) -> str:
     raw = f"{value:012x}"
     return ":".join(raw[i:i + 2] for i in range(0, 12, 2))
+
+
+def _check_text(value: str, what: str) -> None:
+    """Refuse text that cannot be written as UTF-8 (lone surrogates): it could not be saved."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise TopologyError(f"{what} {value!r} is not valid Unicode text (it holds a lone surrogate)",
+                            obj=None, value=value) from None
 
 
 class _Named:
@@ -245,7 +255,8 @@ class Eni(Target):
     kind = "eni"
 
     def __init__(self, subnet: Subnet, name: str, port: int, ip: IPv4Address, mac: str,
-                 secondary_ips: list[IPv4Address], source_dest_check: bool) -> None:
+                 secondary_ips: list[IPv4Address], source_dest_check: bool,
+                 security_groups: list[SecurityGroup], tracking: Tracking) -> None:
         self.subnet = subnet
         self.vpc = subnet.vpc
         self.network = subnet.network
@@ -254,6 +265,31 @@ class Eni(Target):
         self.mac = mac
         self.secondary_ips = secondary_ips
         self.source_dest_check = bool(source_dest_check)
+        self._security_groups = security_groups
+        self._tracking = tracking
+
+    @property
+    def security_groups(self) -> list[SecurityGroup]:
+        """The ENI's 1-5 security groups (a copy); assigning replaces them, as
+        ModifyNetworkInterfaceAttribute ``--groups`` does."""
+        return list(self._security_groups)
+
+    @security_groups.setter
+    def security_groups(self, groups: Iterable[SecurityGroup]) -> None:
+        from fastvpc.topology.filters import check_security_groups
+
+        self._security_groups = check_security_groups(self.name, self.vpc, groups)
+
+    @property
+    def tracking(self) -> Tracking:
+        """Connection-tracking idle timeouts of this ENI (AWS's ConnectionTrackingSpecification)."""
+        return self._tracking
+
+    @tracking.setter
+    def tracking(self, tracking: Tracking | None) -> None:
+        from fastvpc.topology.filters import check_tracking
+
+        self._tracking = check_tracking(self.name, tracking)
 
     @property
     def ips(self) -> tuple[IPv4Address, ...]:
@@ -449,6 +485,8 @@ class Subnet(_Named):
         self.enis: list[Eni] = []
         self.nat_gateways: list[NatGateway] = []
         self.explicit_route_table: RouteTable | None = None
+        #: The NACL associated explicitly; None: the VPC's default NACL (#51).
+        self.explicit_network_acl: NetworkAcl | None = None
 
     # addresses ---------------------------------------------------------
     @property
@@ -481,6 +519,9 @@ class Subnet(_Named):
         return self.explicit_route_table or self.vpc.main_route_table
 
     def associate(self, route_table: RouteTable) -> None:
+        if not isinstance(route_table, RouteTable):
+            raise TopologyError(f"subnet {self.name}: {route_table!r} is not a route table (use disassociate() "
+                                "to follow the main table)", obj=self.name, value=route_table)
         self.network._check_owned(route_table, "route table")
         if route_table.vpc is not self.vpc:
             raise TopologyError(f"subnet {self.name}: route table {route_table.name} belongs to VPC "
@@ -490,6 +531,25 @@ class Subnet(_Named):
     def disassociate(self) -> None:
         """Drop the explicit association: the subnet follows the main table again."""
         self.explicit_route_table = None
+
+    # network ACL ------------------------------------------------------
+    @property
+    def network_acl(self) -> NetworkAcl:
+        """The NACL in use: the explicit association, else the VPC's default NACL (#51)."""
+        return self.explicit_network_acl or self.vpc.default_network_acl
+
+    def associate_network_acl(self, acl: NetworkAcl) -> None:
+        """Associate ``acl`` with this subnet, replacing the previous association
+        (ReplaceNetworkAclAssociation); associating the default NACL returns to it."""
+        from fastvpc.topology.filters import NetworkAcl
+
+        if not isinstance(acl, NetworkAcl):
+            raise TopologyError(f"subnet {self.name}: {acl!r} is not a network ACL", obj=self.name, value=acl)
+        self.network._check_owned(acl, "network ACL")
+        if acl.vpc is not self.vpc:
+            raise TopologyError(f"subnet {self.name}: network ACL {acl.name} belongs to VPC {acl.vpc.name}, not "
+                                f"{self.vpc.name}", obj=self.name, value=acl.name)
+        self.explicit_network_acl = None if acl.is_default else acl
 
     # ENIs -------------------------------------------------------------
     def _check_assignable(self, ip: str | IPv4Address, who: str) -> IPv4Address:
@@ -510,13 +570,21 @@ class Subnet(_Named):
 
     def add_eni(self, ip: str | IPv4Address, name: str | None = None, *, mac: str | None = None,
                 secondary_ips: Iterable[str | IPv4Address] = (), source_dest_check: bool = True,
-                port: int | None = None) -> Eni:
+                port: int | None = None, security_groups: Iterable[SecurityGroup] | None = None,
+                tracking: Tracking | None = None) -> Eni:
         """Attach an ENI with a primary (and optional secondary) private IPs.
 
         The MAC is auto-assigned (locally administered, unique in the network) unless given.
+        ``security_groups``: 1-5 groups of this VPC (default: the VPC's default group);
+        ``tracking``: connection-tracking timeouts (default: AWS's).
         """
+        from fastvpc.topology.filters import check_security_groups, check_tracking
+
         net = self.network
         label = name or str(ip)
+        groups = check_security_groups(label, self.vpc, [self.vpc.default_security_group]
+                                       if security_groups is None else security_groups)
+        track = check_tracking(label, tracking)
         primary = self._check_assignable(ip, label)
         seconds: list[IPv4Address] = []
         for s in secondary_ips:
@@ -530,7 +598,7 @@ class Subnet(_Named):
             mac_s = _mac(mac, f"ENI {label}: MAC", obj=label)
             net._check_mac_free(mac_s, label)
         nm = net._claim_name(name, "eni")
-        eni = Eni(self, nm, net._claim_port(port, nm), primary, mac_s, seconds, source_dest_check)
+        eni = Eni(self, nm, net._claim_port(port, nm), primary, mac_s, seconds, source_dest_check, groups, track)
         self.enis.append(eni)
         for a in eni.ips:
             self.vpc._ip_owner[a] = eni
@@ -561,6 +629,10 @@ class Vpc(_Named):
         self.nat_gateways: list[NatGateway] = []
         self.endpoints: list[Endpoint] = []
         self.main_route_table: RouteTable = None  # type: ignore[assignment]  # set by Network.add_vpc
+        self.security_groups: list[SecurityGroup] = []
+        self.network_acls: list[NetworkAcl] = []
+        self.default_security_group: SecurityGroup = None  # type: ignore[assignment]  # set by Network.add_vpc
+        self.default_network_acl: NetworkAcl = None  # type: ignore[assignment]  # set by Network.add_vpc
         # every private IP of every ENI of this VPC -> its ENI: keeps ENI creation O(1)
         self._ip_owner: dict[IPv4Address, Eni] = {}
 
@@ -667,6 +739,62 @@ class Vpc(_Named):
             self.set_main_route_table(rt)
         return rt
 
+    # filters ---------------------------------------------------------------
+    def add_security_group(self, name: str | None = None, *, group_name: str | None = None,
+                           description: str = "") -> SecurityGroup:
+        """A new group: no ingress rule, one egress rule all protocols to 0.0.0.0/0 (#45).
+
+        ``group_name`` is AWS's GroupName (unique in the VPC, ``default`` is reserved);
+        it defaults to ``name``.
+        """
+        from fastvpc.topology.filters import SecurityGroup
+
+        net = self.network
+        nm = net._claim_name(name, "sg")
+        gname = nm if group_name is None else group_name
+        self._check_group_name(gname, nm)
+        if not isinstance(description, str):
+            raise TopologyError(f"security group {nm}: description {description!r} must be a string",
+                                obj=nm, value=description)
+        sg = SecurityGroup(self, nm, gname, description)
+        sg.authorize_egress("all", None, "0.0.0.0/0")
+        self.security_groups.append(sg)
+        net._register(sg)
+        return sg
+
+    def _check_group_name(self, gname: object, who: str) -> None:
+        if not isinstance(gname, str) or not gname.strip():
+            raise TopologyError(f"security group {who}: group_name {gname!r} must be a non-empty string",
+                                obj=who, value=gname)
+        _check_text(gname, f"security group {who}: group_name")
+        if gname.lower() == "default" and self.default_security_group is not None:
+            raise TopologyError(f"security group {who}: group_name 'default' is reserved for the default group "
+                                f"of VPC {self.name}", obj=who, value=gname)
+        for g in self.security_groups:
+            if g.group_name == gname:
+                raise TopologyError(f"security group {who}: group_name {gname!r} is already used by {g.name} in "
+                                    f"VPC {self.name}", obj=who, value=gname)
+
+    def add_network_acl(self, name: str | None = None) -> NetworkAcl:
+        """A new custom NACL: no entries, only the implicit deny-all in each direction (#53)."""
+        from fastvpc.topology.filters import NetworkAcl
+
+        net = self.network
+        acl = NetworkAcl(self, net._claim_name(name, "acl"))
+        self.network_acls.append(acl)
+        net._register(acl)
+        return acl
+
+    def _add_defaults(self, sg_name: str | None, acl_name: str | None) -> None:
+        """The default group (ingress all from itself, egress all) and the default NACL (allow all)."""
+        sg = self.add_security_group(sg_name, group_name="default", description="default VPC security group")
+        self.default_security_group = sg
+        sg.authorize_ingress("all", None, sg)
+        acl = self.add_network_acl(acl_name)
+        self.default_network_acl = acl
+        acl.add_entry(100, "ingress", "allow", "all", None, "0.0.0.0/0")
+        acl.add_entry(100, "egress", "allow", "all", None, "0.0.0.0/0")
+
     def set_main_route_table(self, route_table: RouteTable) -> None:
         """Make another table main: every implicitly associated subnet follows it (#19)."""
         self.network._check_owned(route_table, "route table")
@@ -759,6 +887,7 @@ class Network:
         self.vpcs: list[Vpc] = []
         self.peerings: list[PeeringConnection] = []
         self.transit_gateways: list[TransitGateway] = []
+        self.prefix_lists: list[PrefixList] = []
         self._by_name: dict[str, Any] = {}
         self._by_port: dict[int, Target] = {}
         self._macs: dict[str, str] = {}  # mac -> owner name
@@ -775,6 +904,7 @@ class Network:
                     return cand
         if not isinstance(name, str) or not name.strip():
             raise TopologyError(f"name {name!r} must be a non-empty string", obj=None, value=name)
+        _check_text(name, "name")
         if name in self._by_name or name.lower() in ("local", "blackhole"):
             raise TopologyError(f"name {name!r} is already used in this network", obj=name, value=name)
         return name
@@ -829,7 +959,8 @@ class Network:
             self._macs.pop(obj.gateway_mac, None)
 
     def _holds(self, obj: Any) -> bool:
-        return self._by_name.get(getattr(obj, "name", None)) is obj
+        name = getattr(obj, "name", None)
+        return isinstance(name, str) and self._by_name.get(name) is obj
 
     def _check_owned(self, obj: Any, what: str) -> None:
         if not self._holds(obj):
@@ -838,8 +969,10 @@ class Network:
 
     # building ------------------------------------------------------------------
     def add_vpc(self, cidr: str | IPv4Network, name: str | None = None, *,
-                cidrs: Sequence[str | IPv4Network] = (), main_route_table: str | None = None) -> Vpc:
-        """Create a VPC with a main route table holding its ``local`` route."""
+                cidrs: Sequence[str | IPv4Network] = (), main_route_table: str | None = None,
+                default_security_group: str | None = None, default_network_acl: str | None = None) -> Vpc:
+        """Create a VPC with a main route table holding its ``local`` route, its default
+        security group and its default network ACL (named as given, else generated)."""
         label = name or str(cidr)
         block = _check_vpc_cidr(cidr, label)
         vpc = Vpc(self, self._claim_name(name, "vpc"), block)
@@ -849,9 +982,11 @@ class Network:
             for extra in cidrs:
                 vpc.add_cidr(extra)
             vpc.main_route_table = vpc.add_route_table(main_route_table)
+            vpc._add_defaults(default_security_group, default_network_acl)
         except TopologyError:
             self.vpcs.remove(vpc)
-            self._unregister(vpc)
+            for obj in (*vpc.route_tables, *vpc.security_groups, *vpc.network_acls, vpc):
+                self._unregister(obj)
             raise
         return vpc
 
@@ -877,6 +1012,16 @@ class Network:
         self._register(pcx)
         return pcx
 
+    def add_prefix_list(self, cidrs: Iterable[str | IPv4Network], name: str | None = None, *,
+                        max_entries: int | None = None) -> PrefixList:
+        """A named list of CIDRs that security group rules can name as their peer."""
+        from fastvpc.topology.filters import make_prefix_list
+
+        pl = make_prefix_list(self, cidrs, name, max_entries)
+        self.prefix_lists.append(pl)
+        self._register(pl)
+        return pl
+
     def add_transit_gateway(self, name: str | None = None, *, port: int | None = None) -> TransitGateway:
         nm = self._claim_name(name, "tgw")
         tgw = TransitGateway(self, nm, self._claim_port(port, nm))
@@ -891,8 +1036,12 @@ class Network:
         Subnets must have no ENIs, route tables no associations and must not be main,
         VPCs must be empty of subnets (AWS's DependencyViolation).
         """
+        from fastvpc.topology.filters import NetworkAcl, PrefixList, SecurityGroup, remove_filter_object
+
         self._check_owned(obj, "object")
-        if isinstance(obj, Target):
+        if isinstance(obj, (SecurityGroup, NetworkAcl, PrefixList)):
+            remove_filter_object(self, obj)
+        elif isinstance(obj, Target):
             self._blackhole_routes_to(obj)
             if isinstance(obj, Eni):
                 obj.subnet.enis.remove(obj)
@@ -938,6 +1087,15 @@ class Network:
             if obj.subnets:
                 raise TopologyError(f"VPC {obj.name} still has subnets ({', '.join(s.name for s in obj.subnets)})",
                                     obj=obj.name, value=obj.subnets[0].name)
+            for v in self.vpcs:
+                if v is obj:
+                    continue
+                for g in v.security_groups:
+                    for r in (*g.ingress, *g.egress):
+                        if isinstance(r.peer, SecurityGroup) and r.peer.vpc is obj:
+                            raise TopologyError(f"VPC {obj.name}: its security group {r.peer.name} is referenced "
+                                                f"by a rule of group {g.name} in VPC {v.name}",
+                                                obj=obj.name, value=r.peer.name)
             for gw in obj.gateways:
                 if not isinstance(gw, TransitGateway):
                     self.remove(gw)
@@ -946,8 +1104,8 @@ class Network:
             for t in self.transit_gateways:
                 if obj in t.attachments:
                     t.attachments.remove(obj)
-            for rt in obj.route_tables:
-                self._unregister(rt)
+            for o in (*obj.route_tables, *obj.security_groups, *obj.network_acls):
+                self._unregister(o)
             self.vpcs.remove(obj)
         else:  # pragma: no cover
             raise TopologyError(f"cannot remove {obj!r}", value=obj)
