@@ -55,15 +55,22 @@ from fastvpc.topology import (
     InternetGateway,
     NatGateway,
     Network,
+    NetworkAcl,
+    NetworkAclEntry,
     PeeringConnection,
+    PrefixList,
     Route,
     RouteTable,
+    SecurityGroup,
+    SecurityGroupRule,
     Subnet,
     Target,
+    Tracking,
     TransitGateway,
     Vpc,
     VpnGateway,
 )
+from fastvpc.topology.filters import PORT_PROTOCOLS, PROTOCOL_LABELS
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -96,20 +103,76 @@ def _route_to_dict(r: Route) -> dict[str, Any]:
 
 
 def _eni_to_dict(e: Eni) -> dict[str, Any]:
-    return {
+    d: dict[str, Any] = {
         "name": e.name,
         "ip": str(e.ip),
         "mac": e.mac,
         "secondary_ips": [str(a) for a in e.secondary_ips],
         "source_dest_check": bool(e.source_dest_check),
         "port": e.port,
+        "security_groups": [g.name for g in e.security_groups],
     }
+    changed = e.tracking.changes()
+    if changed:
+        d["tracking"] = changed
+    return d
+
+
+def _protocol_to_doc(proto: int) -> str | int:
+    return PROTOCOL_LABELS.get(proto, proto)
+
+
+def _match_to_dict(proto: int, ports: tuple[int, int] | None, icmp: tuple[int, int] | None) -> dict[str, Any]:
+    d: dict[str, Any] = {"protocol": _protocol_to_doc(proto)}
+    if ports is not None:
+        d["ports"] = list(ports)
+    if icmp is not None:
+        d["icmp"] = list(icmp)
+    return d
+
+
+def _rule_to_dict(r: SecurityGroupRule) -> dict[str, Any]:
+    d = _match_to_dict(r.protocol, r.ports, r.icmp)
+    p = r.peer
+    if isinstance(p, SecurityGroup):
+        d["group"] = p.name
+    elif isinstance(p, PrefixList):
+        d["prefix_list"] = p.name
+    elif isinstance(p, tuple):
+        d["cidrs"] = [str(c) for c in p]
+    else:
+        d["cidr"] = str(p)
+    return d
+
+
+def _group_to_dict(g: SecurityGroup) -> dict[str, Any]:
+    d: dict[str, Any] = {"name": g.name}
+    if g.group_name != g.name:
+        d["group_name"] = g.group_name
+    if g.description and not g.is_default:
+        d["description"] = g.description
+    d["ingress"] = [_rule_to_dict(r) for r in g.ingress]
+    d["egress"] = [_rule_to_dict(r) for r in g.egress]
+    return d
+
+
+def _entry_to_dict(e: NetworkAclEntry) -> dict[str, Any]:
+    d: dict[str, Any] = {"number": e.number, "direction": e.direction, "action": e.action}
+    d.update(_match_to_dict(e.protocol, e.ports, e.icmp))
+    d["cidr"] = str(e.cidr)
+    return d
+
+
+def _acl_to_dict(a: NetworkAcl) -> dict[str, Any]:
+    return {"name": a.name, "entries": [_entry_to_dict(e) for e in a.entries]}
 
 
 def _subnet_to_dict(s: Subnet) -> dict[str, Any]:
     d: dict[str, Any] = {"name": s.name, "cidr": str(s.cidr)}
     if s.explicit_route_table is not None:
         d["route_table"] = s.explicit_route_table.name
+    if s.explicit_network_acl is not None:
+        d["network_acl"] = s.explicit_network_acl.name
     d["gateway_mac"] = s.gateway_mac
     d["enis"] = [_eni_to_dict(e) for e in s.enis]
     return d
@@ -137,12 +200,16 @@ def _vpc_to_dict(v: Vpc) -> dict[str, Any]:
         "name": v.name,
         "cidrs": [str(c) for c in v.cidrs],
         "main_route_table": v.main_route_table.name,
+        "default_security_group": v.default_security_group.name,
+        "default_network_acl": v.default_network_acl.name,
         "subnets": [_subnet_to_dict(s) for s in v.subnets],
         "route_tables": tables,
         "internet_gateways": [{"name": g.name, "port": g.port} for g in v.internet_gateways],
         "vpn_gateways": [{"name": g.name, "port": g.port} for g in v.vpn_gateways],
         "nat_gateways": nats,
         "endpoints": endpoints,
+        "security_groups": [_group_to_dict(g) for g in v.security_groups],
+        "network_acls": [_acl_to_dict(a) for a in v.network_acls],
     }
 
 
@@ -158,7 +225,15 @@ def network_to_dict(net: Network) -> dict[str, Any]:
                      for p in net.peerings],
         "transit_gateways": [{"name": t.name, "port": t.port, "attachments": [v.name for v in t.attachments]}
                              for t in net.transit_gateways],
+        "prefix_lists": [_prefix_list_to_dict(pl) for pl in net.prefix_lists],
     }
+
+
+def _prefix_list_to_dict(pl: PrefixList) -> dict[str, Any]:
+    d: dict[str, Any] = {"name": pl.name, "cidrs": [str(c) for c in pl.cidrs]}
+    if pl.max_entries != max(1, len(pl.cidrs)):
+        d["max_entries"] = pl.max_entries
+    return d
 
 
 def _yaml_module() -> Any:
@@ -321,10 +396,11 @@ class _Doc:
         return [self.str_(v, place + (i,), f"{what} entry") for i, v in enumerate(items)]
 
 
-_TOP_KEYS = ("fastvpc", "vpcs", "peerings", "transit_gateways")
+_TOP_KEYS = ("fastvpc", "vpcs", "peerings", "transit_gateways", "prefix_lists")
 _VPC_REQUIRED = ("name",)
 _VPC_OPTIONAL = ("cidrs", "cidr", "main_route_table", "route_tables", "internet_gateways", "vpn_gateways",
-                 "nat_gateways", "endpoints", "subnets")
+                 "nat_gateways", "endpoints", "subnets", "default_security_group", "default_network_acl",
+                 "security_groups", "network_acls")
 
 
 def network_from_dict(d: Any, source: str = "<dict>") -> Network:
@@ -344,7 +420,7 @@ def _build(d: Any, doc: _Doc) -> Network:
 
 
 def _build_document(d: Any, doc: _Doc) -> Network:
-    top = doc.mapping(d, (), "the topology document", ("fastvpc",), ("vpcs", "peerings", "transit_gateways"))
+    top = doc.mapping(d, (), "the topology document", ("fastvpc",), _TOP_KEYS[1:])
     version = top["fastvpc"]
     if isinstance(version, bool) or version != SCHEMA_VERSION:
         doc.fail(("fastvpc",), f"unsupported schema version {_show(version)}: this fastvpc reads "
@@ -397,9 +473,13 @@ def _build_document(d: Any, doc: _Doc) -> Network:
             with doc.building(place + ("attachments", j)):
                 tgw.attach(vpc)
 
-    # 3. inside each VPC: gateways, subnets and ENIs, then routes, then associations ------
+    # 3. inside each VPC: gateways, groups and NACLs, subnets and ENIs, then routes, then
+    #    associations; group rules last, as they may name groups of peered VPCs -----------
+    _build_prefix_lists(doc, net, top)
     for place, vpc, vd in specs:
         _build_vpc_contents(doc, net, vpc, vd, place)
+    for place, vpc, vd in specs:
+        _build_group_rules(doc, net, vpc, vd, place)
     return net
 
 
@@ -453,8 +533,11 @@ def _build_vpc(doc: _Doc, net: Network, vd: dict[str, Any], place: Place) -> Vpc
     # The first table is created with the VPC (it is main until set_main_route_table below),
     # so the tables keep the file's order, and with it the route numbering.
     first = table_specs[0][1] if table_specs else main
+    default_sg = doc.opt_str(vd, "default_security_group", place, "default_security_group")
+    default_acl = doc.opt_str(vd, "default_network_acl", place, "default_network_acl")
     with doc.building(place):
-        vpc = net.add_vpc(cidrs[0], name, main_route_table=first)
+        vpc = net.add_vpc(cidrs[0], name, main_route_table=first, default_security_group=default_sg,
+                          default_network_acl=default_acl)
     for k, c in enumerate(cidrs[1:], start=1):
         with doc.building(place + ("cidrs", k)):
             vpc.add_cidr(c)
@@ -489,11 +572,13 @@ def _build_vpc_contents(doc: _Doc, net: Network, vpc: Vpc, vd: dict[str, Any], p
         with doc.building(ep):
             vpc.add_endpoint(ename, endpoint_type=etype, service=service, port=port)
 
+    _build_groups_and_acls(doc, vpc, vd, place)
     subnet_docs = doc.list_(vd.get("subnets"), place + ("subnets",), "subnets")
     associations: list[tuple[Place, Subnet, str]] = []
     for j, raw in enumerate(subnet_docs):
         sp = place + ("subnets", j)
-        sd = doc.mapping(raw, sp, "a subnet", ("cidr",), ("name", "route_table", "gateway_mac", "enis"))
+        sd = doc.mapping(raw, sp, "a subnet", ("cidr",), ("name", "route_table", "gateway_mac", "enis",
+                                                          "network_acl"))
         sname = doc.opt_str(sd, "name", sp, "subnet name")
         cidr = doc.str_(sd["cidr"], sp + ("cidr",), "subnet cidr")
         gmac = doc.opt_str(sd, "gateway_mac", sp, "gateway_mac")
@@ -505,6 +590,7 @@ def _build_vpc_contents(doc: _Doc, net: Network, vpc: Vpc, vd: dict[str, Any], p
             subnet = vpc.add_subnet(cidr, sname, gateway_mac=gmac)
         if rt_name is not None:
             associations.append((sp + ("route_table",), subnet, rt_name))
+        _associate_acl(doc, subnet, sd, sp)
         for k, eraw in enumerate(doc.list_(sd.get("enis"), sp + ("enis",), "enis")):
             _build_eni(doc, subnet, eraw, sp + ("enis", k))
 
@@ -535,7 +621,8 @@ def _build_vpc_contents(doc: _Doc, net: Network, vpc: Vpc, vd: dict[str, Any], p
 
 
 def _build_eni(doc: _Doc, subnet: Subnet, raw: Any, place: Place) -> Eni:
-    ed = doc.mapping(raw, place, "an ENI", ("ip",), ("name", "mac", "secondary_ips", "source_dest_check", "port"))
+    ed = doc.mapping(raw, place, "an ENI", ("ip",), ("name", "mac", "secondary_ips", "source_dest_check", "port",
+                                                    "security_groups", "tracking"))
     name = doc.opt_str(ed, "name", place, "ENI name")
     ip = doc.str_(ed["ip"], place + ("ip",), "ENI ip")
     mac = doc.opt_str(ed, "mac", place, "ENI mac")
@@ -543,8 +630,11 @@ def _build_eni(doc: _Doc, subnet: Subnet, raw: Any, place: Place) -> Eni:
     sdc = ed.get("source_dest_check", True)
     sdc = doc.bool_(sdc, place + ("source_dest_check",), "source_dest_check")
     port = _opt_port(doc, ed, place)
+    groups = _eni_groups(doc, subnet.vpc, ed, place)
+    tracking = _eni_tracking(doc, ed, place)
     with doc.building(place):
-        return subnet.add_eni(ip, name, mac=mac, secondary_ips=seconds, source_dest_check=sdc, port=port)
+        return subnet.add_eni(ip, name, mac=mac, secondary_ips=seconds, source_dest_check=sdc, port=port,
+                              security_groups=groups, tracking=tracking)
 
 
 _TARGET_TYPES = (Eni, InternetGateway, VpnGateway, NatGateway, Endpoint, PeeringConnection, TransitGateway)
@@ -591,6 +681,167 @@ def _build_route(doc: _Doc, net: Network, rt: RouteTable, raw: Any, place: Place
         route = rt.add_route(dest, target, origin=origin, prefix_list=prefix_list)
     if deleted is not None:
         route.deleted_target = deleted
+
+
+# --------------------------------------------------------------------------- filters (schema)
+
+def _build_prefix_lists(doc: _Doc, net: Network, top: Mapping[str, Any]) -> None:
+    for i, raw in enumerate(doc.list_(top.get("prefix_lists"), ("prefix_lists",), "prefix_lists")):
+        place: Place = ("prefix_lists", i)
+        pd = doc.mapping(raw, place, "a prefix list", ("cidrs",), ("name", "max_entries"))
+        name = doc.opt_str(pd, "name", place, "prefix list name")
+        cidrs = doc.str_list(pd["cidrs"], place + ("cidrs",), "prefix list cidrs")
+        mx = pd.get("max_entries")
+        if mx is not None:
+            mx = doc.int_(mx, place + ("max_entries",), "max_entries")
+        with doc.building(place):
+            net.add_prefix_list(cidrs, name, max_entries=mx)
+
+
+def _build_groups_and_acls(doc: _Doc, vpc: Vpc, vd: Mapping[str, Any], place: Place) -> None:
+    """The VPC's groups (rules come later: they may name groups of peered VPCs) and NACLs."""
+    default_sg = vpc.default_security_group
+    built = _groups_built(doc)
+    for j, raw in enumerate(doc.list_(vd.get("security_groups"), place + ("security_groups",), "security_groups")):
+        gp = place + ("security_groups", j)
+        gd = doc.mapping(raw, gp, "a security group", (), ("name", "group_name", "description", "ingress",
+                                                              "egress"))
+        name = doc.opt_str(gd, "name", gp, "security group name")
+        gname = doc.opt_str(gd, "group_name", gp, "group_name")
+        desc = doc.opt_str(gd, "description", gp, "description")
+        if name is not None and name == default_sg.name:
+            if gname is not None and gname != "default":
+                doc.fail(gp + ("group_name",), f"the default group {name} has group_name 'default', not "
+                                               f"{gname!r}", gname)
+            built[gp] = default_sg
+            continue
+        with doc.building(gp):
+            built[gp] = vpc.add_security_group(name, group_name=gname, description=desc or "")
+    default_acl = vpc.default_network_acl
+    for j, raw in enumerate(doc.list_(vd.get("network_acls"), place + ("network_acls",), "network_acls")):
+        ap = place + ("network_acls", j)
+        ad = doc.mapping(raw, ap, "a network ACL", (), ("name", "entries"))
+        name = doc.opt_str(ad, "name", ap, "network ACL name")
+        if name is not None and name == default_acl.name:
+            acl = default_acl
+        else:
+            with doc.building(ap):
+                acl = vpc.add_network_acl(name)
+        if "entries" in ad:  # given: exactly these entries (else AWS's defaults stay)
+            acl.clear_entries()
+            for k, eraw in enumerate(doc.list_(ad["entries"], ap + ("entries",), "entries")):
+                ep = ap + ("entries", k)
+                ed = doc.mapping(eraw, ep, "a network ACL entry", ("number", "direction", "action", "protocol",
+                                                                   "cidr"), ("ports", "icmp"))
+                proto, ports = _match_from_doc(doc, ed, ep)
+                with doc.building(ep):
+                    acl.add_entry(ed["number"], ed["direction"], ed["action"], proto, ports, ed["cidr"])
+
+
+def _match_from_doc(doc: _Doc, d: Mapping[str, Any], place: Place) -> tuple[Any, Any]:
+    """(protocol, ports) for the API from a rule's or entry's ``protocol``/``ports``/``icmp``."""
+    proto = d["protocol"]
+    if isinstance(proto, bool) or not isinstance(proto, (str, int)):
+        doc.fail(place + ("protocol",), f"protocol must be a name (tcp, udp, icmp, all) or a number, not "
+                                        f"{type(proto).__name__} {_show(proto)}", proto)
+    if "ports" in d and "icmp" in d:
+        doc.fail(place + ("icmp",), "give either 'ports' (TCP/UDP) or 'icmp' (ICMP type and code), not both",
+                 d["icmp"])
+    key = "icmp" if "icmp" in d else "ports"
+    value = d.get(key)
+    if isinstance(value, list):
+        if len(value) != 2:
+            doc.fail(place + (key,), f"{key} must be a [from, to] pair, not {_show(value)}", value)
+        value = (value[0], value[1])
+    if key == "icmp" and value is not None:
+        low = str(proto).lower()
+        if low not in ("icmp", "1"):
+            doc.fail(place + ("icmp",), f"'icmp' is only for protocol icmp, not {proto!r}", d["icmp"])
+    elif key == "ports" and value is not None and str(proto).lower() in ("icmp", "1"):
+        doc.fail(place + ("ports",), "an ICMP rule takes 'icmp: [type, code]', not 'ports'", d["ports"])
+    return proto, value
+
+
+def _build_group_rules(doc: _Doc, net: Network, vpc: Vpc, vd: Mapping[str, Any], place: Place) -> None:
+    for j, raw in enumerate(doc.list_(vd.get("security_groups"), place + ("security_groups",), "security_groups")):
+        gp = place + ("security_groups", j)
+        group = _groups_built(doc)[gp]  # shape checked in _build_groups_and_acls
+        for direction in ("ingress", "egress"):
+            if direction not in raw:
+                continue  # not given: AWS's defaults stay
+            group.rules(direction).clear()
+            for k, rraw in enumerate(doc.list_(raw[direction], gp + (direction,), direction)):
+                rp = gp + (direction, k)
+                rd = doc.mapping(rraw, rp, "a security group rule", ("protocol",),
+                                 ("ports", "icmp", "cidr", "cidrs", "group", "prefix_list"))
+                proto, ports = _match_from_doc(doc, rd, rp)
+                peers = [k2 for k2 in ("cidr", "cidrs", "group", "prefix_list") if k2 in rd]
+                if len(peers) != 1:
+                    doc.fail(rp, "a rule needs exactly one peer: cidr, cidrs, group or prefix_list"
+                                 + (f" (it has {', '.join(peers)})" if peers else ""), peers)
+                kind = peers[0]
+                if kind == "cidrs":
+                    peer: Any = doc.str_list(rd["cidrs"], rp + ("cidrs",), "rule cidrs")
+                elif kind == "cidr":
+                    peer = doc.str_(rd["cidr"], rp + ("cidr",), "rule cidr")
+                else:
+                    ref = doc.str_(rd[kind], rp + (kind,), f"rule {kind}")
+                    want = SecurityGroup if kind == "group" else PrefixList
+                    try:
+                        peer = net.find(ref)
+                    except KeyError:
+                        peer = None
+                    if not isinstance(peer, want):
+                        what = "security group" if kind == "group" else "prefix list"
+                        doc.fail(rp + (kind,), f"{ref!r} is not a {what} of this file", ref)
+                with doc.building(rp):
+                    group.authorize(direction, proto, ports, peer, allow_stale=True)
+
+
+def _groups_built(doc: _Doc) -> dict[Place, SecurityGroup]:
+    """The group built for each place of the document (rules are added in a later pass)."""
+    built: dict[Place, SecurityGroup] | None = getattr(doc, "_filter_groups", None)
+    if built is None:
+        built = {}
+        doc._filter_groups = built  # type: ignore[attr-defined]
+    return built
+
+
+def _associate_acl(doc: _Doc, subnet: Subnet, sd: Mapping[str, Any], place: Place) -> None:
+    acl_name = doc.opt_str(sd, "network_acl", place, "network_acl")
+    if acl_name is None:
+        return
+    acl = next((a for a in subnet.vpc.network_acls if a.name == acl_name), None)
+    if acl is None:
+        doc.fail(place + ("network_acl",), f"network_acl {acl_name!r} is not a network ACL of VPC "
+                                           f"{subnet.vpc.name} ({', '.join(a.name for a in subnet.vpc.network_acls)})",
+                 acl_name)
+    with doc.building(place + ("network_acl",)):
+        subnet.associate_network_acl(acl)
+
+
+def _eni_groups(doc: _Doc, vpc: Vpc, ed: Mapping[str, Any], place: Place) -> list[SecurityGroup] | None:
+    if "security_groups" not in ed:
+        return None
+    names = doc.str_list(ed["security_groups"], place + ("security_groups",), "security_groups")
+    groups = {g.name: g for g in vpc.security_groups}
+    out = []
+    for k, n in enumerate(names):
+        if n not in groups:
+            doc.fail(place + ("security_groups", k), f"security group {n!r} is not a group of VPC {vpc.name} "
+                                                     f"({', '.join(groups)})", n)
+        out.append(groups[n])
+    return out
+
+
+def _eni_tracking(doc: _Doc, ed: Mapping[str, Any], place: Place) -> Tracking | None:
+    if ed.get("tracking") is None:
+        return None
+    fields = tuple(Tracking().to_dict())
+    td = doc.mapping(ed["tracking"], place + ("tracking",), "ENI tracking", (), fields)
+    values = {k: doc.int_(v, place + ("tracking", k), f"tracking {k}") for k, v in td.items()}
+    with doc.building(place + ("tracking",)):
+        return Tracking(**values)
 
 
 # --------------------------------------------------------------------------- parsing

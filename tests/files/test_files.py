@@ -37,8 +37,15 @@ def fingerprint(net: Network) -> dict:
             "subnets": [(s.name, str(s.cidr), s.gateway_mac, str(s.router_ip), s.route_table.name,
                          s.explicit_route_table.name if s.explicit_route_table else None,
                          [(e.name, e.port, str(e.ip), e.mac, [str(a) for a in e.secondary_ips],
-                           e.source_dest_check) for e in s.enis],
-                         [n.name for n in s.nat_gateways]) for s in v.subnets],
+                           e.source_dest_check, [g.name for g in e.security_groups],
+                           sorted(vars(e.tracking).items())) for e in s.enis],
+                         [n.name for n in s.nat_gateways], s.network_acl.name) for s in v.subnets],
+            "groups": [(g.name, g.group_name, g.description, g.is_default,
+                        [[(r.protocol, r.ports, r.icmp, _peer_fp(r.peer)) for r in g.rules(d)]
+                         for d in ("ingress", "egress")]) for g in v.security_groups],
+            "acls": [(a.name, a.is_default, [(e.number, e.direction, e.action, e.protocol, e.ports, e.icmp,
+                                              str(e.cidr)) for e in a.entries]) for a in v.network_acls],
+            "defaults": (v.default_security_group.name, v.default_network_acl.name),
             "tables": [(rt.name, rt.is_main,
                         [(str(r.destination), r.target.name, r.origin, r.state, r.prefix_list, r.deleted_target,
                           r.target is LOCAL, r.target is BLACKHOLE) for r in rt.routes])
@@ -52,7 +59,16 @@ def fingerprint(net: Network) -> dict:
     out["tgws"] = [(t.name, t.port, [v.name for v in t.attachments]) for t in net.transit_gateways]
     out["targets"] = [(t.port, t.name, type(t).__name__) for t in net.targets]
     out["routes"] = [(r.route_table.name, str(r.destination), r.target.name) for r in net.routes()]
+    out["prefix_lists"] = [(p.name, [str(c) for c in p.cidrs], p.max_entries) for p in net.prefix_lists]
     return out
+
+
+def _peer_fp(peer):
+    if isinstance(peer, tuple):
+        return ("cidrs", [str(c) for c in peer])
+    if hasattr(peer, "kind"):
+        return (peer.kind, peer.name)
+    return ("cidr", str(peer))
 
 
 # --------------------------------------------------------------------------- random valid networks
@@ -163,7 +179,84 @@ def networks(draw) -> Network:
     for t in list(net.targets):
         if draw(st.integers(0, 5)) == 0:
             t.delete()
+    _draw_filters(draw, net, named, attempt, port)
     return net
+
+
+def _draw_filters(draw, net, named, attempt, port):
+    """Random prefix lists, groups with rules (references across peerings), NACLs, ENI groups."""
+    pls = []
+    for _ in range(draw(st.integers(0, 2))):
+        cidrs = [f"{draw(st.integers(1, 223))}.{draw(st.integers(0, 255))}.0.0/{draw(st.integers(8, 16))}"
+                 for _ in range(draw(st.integers(0, 3)))]
+        pl = named(net.add_prefix_list, cidrs, max_entries=draw(st.sampled_from([None, 5])))
+        if pl is not None:
+            pls.append(pl)
+    protos = st.sampled_from(["tcp", "udp", "icmp", "all", 47, 132, "-1", 6])
+
+    def ports_for(proto):
+        if proto in ("tcp", "udp", 6):
+            return draw(st.one_of(st.none(), st.integers(0, 65535),
+                                  st.tuples(st.integers(0, 30000), st.integers(30000, 65535))))
+        if proto == "icmp":
+            return draw(st.one_of(st.none(), st.integers(-1, 255), st.tuples(st.integers(0, 255),
+                                                                             st.integers(-1, 255))))
+        return None
+
+    for vpc in net.vpcs:
+        for _ in range(draw(st.integers(0, 2))):
+            named(vpc.add_security_group, group_name=draw(st.sampled_from([None, "web", "app"])),
+                  description=draw(st.sampled_from(["", "a group", "é #:"])))
+        for _ in range(draw(st.integers(0, 2))):
+            named(vpc.add_network_acl)
+        for acl in vpc.network_acls:
+            for _ in range(draw(st.integers(0, 3))):
+                proto = draw(protos)
+                attempt(acl.add_entry, draw(st.integers(1, 32766)), draw(st.sampled_from(["ingress", "egress"])),
+                        draw(st.sampled_from(["allow", "deny"])), proto, ports_for(proto),
+                        f"{draw(st.integers(0, 255))}.{draw(st.integers(0, 255))}.0.0/{draw(st.integers(0, 32))}")
+            if draw(st.integers(0, 4)) == 0 and acl.entries:
+                e = draw(st.sampled_from(acl.entries))
+                acl.remove_entry(e.number, e.direction)
+        for s in vpc.subnets:
+            if draw(st.booleans()):
+                s.associate_network_acl(draw(st.sampled_from(vpc.network_acls)))
+        for e in vpc.enis:
+            if draw(st.booleans()):
+                k = draw(st.integers(1, min(5, len(vpc.security_groups))))
+                e.security_groups = draw(st.permutations(vpc.security_groups))[:k]
+            if draw(st.integers(0, 3)) == 0:
+                e.tracking = fv_tracking(draw)
+    for vpc in net.vpcs:
+        reachable = [g for v in net.vpcs if v is vpc or any(v in p.vpcs for p in vpc.peerings)
+                     for g in v.security_groups]
+        for g in vpc.security_groups:
+            for _ in range(draw(st.integers(0, 3))):
+                proto = draw(protos)
+                kind = draw(st.integers(0, 3))
+                if kind == 0:
+                    peer = f"{draw(st.integers(0, 255))}.{draw(st.integers(0, 255))}.1.0/{draw(st.integers(0, 32))}"
+                elif kind == 1:
+                    peer = draw(st.sampled_from(reachable))
+                elif kind == 2 and pls:
+                    peer = draw(st.sampled_from(pls))
+                else:
+                    peer = [f"10.{draw(st.integers(0, 255))}.0.0/16" for _ in range(draw(st.integers(1, 3)))]
+                attempt(g.authorize, draw(st.sampled_from(["ingress", "egress"])), proto, ports_for(proto), peer)
+            if draw(st.integers(0, 4)) == 0 and g.egress:
+                r = g.egress[0]
+                g.revoke_egress(r.protocol, r.ports if r.icmp is None else r.icmp, r.peer)
+    # deleting a peering leaves stale references, which files keep
+    for p in list(net.peerings):
+        if draw(st.integers(0, 6)) == 0:
+            p.delete()
+
+
+def fv_tracking(draw):
+    from fastvpc import Tracking
+
+    return Tracking(tcp_established=draw(st.sampled_from([60, 350, 432000])), udp=draw(st.sampled_from([30, 60])),
+                    udp_stream=draw(st.sampled_from([60, 180])), other=draw(st.sampled_from([600, 1])))
 
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -376,16 +376,18 @@ class SecurityGroup(_Named):
     def revoke_egress(self, proto: object, ports: object, peer: object) -> bool:
         return self.revoke("egress", proto, ports, peer)
 
-    def authorize(self, direction: str, proto: object, ports: object, peer: object) -> SecurityGroupRule:
+    def authorize(self, direction: str, proto: object, ports: object, peer: object, *,
+                  allow_stale: bool = False) -> SecurityGroupRule:
         """Add a rule; returns it.  Authorizing a rule the group already has is a no-op.
 
         ``proto``: ``"tcp"``, ``"udp"``, ``"icmp"``, ``"all"``/``"-1"``/-1 or 0..255;
         ``ports``: an int, an inclusive (lo, hi) or None (all) for TCP/UDP, (type, code)
         with -1 = any for ICMP, None for the others; ``peer``: a CIDR, a
         :class:`SecurityGroup` of this VPC or a peered one, a :class:`PrefixList`, or a
-        list of CIDRs.
+        list of CIDRs.  ``allow_stale`` accepts a reference to a group whose VPC is no longer
+        peered (a stale rule, as a topology file can hold; it matches nothing).
         """
-        rule = self._rule(direction, proto, ports, peer)
+        rule = self._rule(direction, proto, ports, peer, allow_stale=allow_stale)
         rules = self.rules(rule.direction)
         if rule in rules:
             return rules[rules.index(rule)]
@@ -410,14 +412,14 @@ class SecurityGroup(_Named):
         return False
 
     def _rule(self, direction: str, proto: object, ports: object, peer: object, *,
-              revoking: bool = False) -> SecurityGroupRule:
+              revoking: bool = False, allow_stale: bool = False) -> SecurityGroupRule:
         who = f"security group {self.name}"
         d = _direction(direction, who, self.name)
         p = _protocol(proto, who, self.name)
         prange, icmp = _ports_and_icmp(p, ports, who, self.name)
-        return SecurityGroupRule(self, d, p, prange, icmp, self._peer(peer, who, revoking))
+        return SecurityGroupRule(self, d, p, prange, icmp, self._peer(peer, who, revoking or allow_stale, revoking))
 
-    def _peer(self, peer: object, who: str, revoking: bool) -> Peer:
+    def _peer(self, peer: object, who: str, any_vpc: bool, revoking: bool) -> Peer:
         net = self.network
         if isinstance(peer, SecurityGroup):
             if not net._holds(peer):
@@ -425,7 +427,7 @@ class SecurityGroup(_Named):
                     raise _Missing
                 raise TopologyError(f"{who}: group {peer.name} is not part of this network",
                                     obj=self.name, value=peer.name)
-            if not revoking and not _reachable(self.vpc, peer.vpc):
+            if not any_vpc and not _reachable(self.vpc, peer.vpc):
                 raise TopologyError(f"{who}: group {peer.name} belongs to VPC {peer.vpc.name}, which is neither "
                                     f"VPC {self.vpc.name} nor peered with it", obj=self.name, value=peer.name)
             return peer
