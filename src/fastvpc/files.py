@@ -70,7 +70,7 @@ from fastvpc.topology import (
     Vpc,
     VpnGateway,
 )
-from fastvpc.topology.filters import PORT_PROTOCOLS, PROTOCOL_LABELS
+from fastvpc.topology.filters import PROTOCOL_LABELS
 
 __all__ = [
     "SCHEMA_VERSION",

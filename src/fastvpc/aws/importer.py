@@ -25,15 +25,25 @@ Usage::
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
-import json
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, overload
 
+from fastvpc.aws.reader import (
+    ORIGIN_RANK,
+    ROUTE_TARGET_FIELDS,
+    VM_INTERFACE_TYPES,
+    _AWS_ORIGINS,
+    _d,
+    _Item,
+    _l,
+    _Reader,
+    _s,
+)
+from fastvpc.aws.report import AwsImport, ImportReport, ReportEntry
 from fastvpc.errors import TopologyError, TopologyFileError
 from fastvpc.topology import (
     BLACKHOLE,
@@ -52,292 +62,6 @@ from fastvpc.topology import (
 )
 
 __all__ = ["AwsImport", "ImportReport", "ReportEntry", "from_aws", "import_aws"]
-
-
-# --------------------------------------------------------------------------- the report
-
-#: Kinds of report entries.
-STATUSES = ("skipped", "blackholed", "changed", "not modelled", "note")
-
-
-@dataclasses.dataclass(frozen=True)
-class ReportEntry:
-    """One line of the import report.
-
-    ``element``: the AWS id (or the describe key for summary lines); ``file``: the JSON
-    file it came from, relative to the imported folder; ``status``: one of
-    ``skipped`` (not imported), ``blackholed`` (a route imported as a blackhole),
-    ``changed`` (imported, but not as given), ``not modelled`` (summary of data fastvpc
-    does not model), ``note`` (imported as documented, worth knowing); ``why``: the reason.
-    """
-
-    element: str
-    file: str
-    status: str
-    why: str
-
-    def __str__(self) -> str:
-        where = f" [{self.file}]" if self.file else ""
-        return f"{self.status:<12} {self.element}{where}: {self.why}"
-
-    def to_dict(self) -> dict[str, str]:
-        return dataclasses.asdict(self)
-
-
-class ImportReport(Sequence[ReportEntry]):
-    """What the import skipped, changed or does not model, and what it imported.
-
-    A sequence of :class:`ReportEntry`; ``str()`` is readable, ``to_dict()`` is JSON-able.
-    ``counts`` maps each imported kind (``vpcs``, ``subnets`` ...) to how many were imported.
-    """
-
-    def __init__(self, source: str = "") -> None:
-        self.source = source
-        self.entries: list[ReportEntry] = []
-        self.counts: dict[str, int] = {}
-        self.files: list[str] = []
-
-    def add(self, element: str, file: str, status: str, why: str) -> None:
-        assert status in STATUSES, status
-        self.entries.append(ReportEntry(str(element), file, status, why))
-
-    def __getitem__(self, i: Any) -> Any:
-        return self.entries[i]
-
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    def __iter__(self) -> Iterator[ReportEntry]:
-        return iter(self.entries)
-
-    def by_status(self, status: str) -> list[ReportEntry]:
-        return [e for e in self.entries if e.status == status]
-
-    def about(self, element: str) -> list[ReportEntry]:
-        """Entries whose element is ``element`` or mentions it."""
-        return [e for e in self.entries if e.element == element or element in e.element or element in e.why]
-
-    def summary(self) -> str:
-        parts = [f"{n} {kind}" for kind, n in self.counts.items() if n]
-        by = Counter(e.status for e in self.entries)
-        issues = ", ".join(f"{n} {s}" for s, n in sorted(by.items())) or "no entries"
-        return (f"AWS import of {self.source or '?'} ({len(self.files)} files): "
-                f"{', '.join(parts) or 'nothing'}; report: {issues}")
-
-    def __str__(self) -> str:
-        lines = [self.summary()]
-        order = {s: i for i, s in enumerate(STATUSES)}
-        for e in sorted(self.entries, key=lambda e: order.get(e.status, 99)):
-            lines.append("  " + str(e))
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "files": list(self.files), "counts": dict(self.counts),
-                "entries": [e.to_dict() for e in self.entries]}
-
-
-@dataclasses.dataclass
-class AwsImport:
-    """The result of :func:`import_aws`: the network, the report, and the instance -> ENI map."""
-
-    network: Network
-    report: ImportReport
-    #: instance id -> names of its imported ENIs, by device index (primary first).
-    instances: dict[str, list[str]] = dataclasses.field(default_factory=dict)
-
-    def __iter__(self) -> Iterator[Any]:  # allows ``net, report = from_aws(..., report=True)``
-        return iter((self.network, self.report))
-
-
-# --------------------------------------------------------------------------- describe keys
-
-#: Keys fastvpc reads.
-MODELLED_KEYS = (
-    "Vpcs", "Subnets", "InternetGateways", "VpnGateways", "NatGateways", "VpcEndpoints",
-    "TransitGateways", "TransitGatewayVpcAttachments", "TransitGatewayAttachments",
-    "VpcPeeringConnections", "PrefixLists", "NetworkInterfaces", "Reservations", "RouteTables",
-)
-
-#: Keys that are understood and deliberately not modelled: one summary line each.
-NOT_MODELLED_KEYS: dict[str, str] = {
-    "SecurityGroups": "security groups: stateful filtering is not modelled (every frame is allowed)",
-    "NetworkAcls": "network ACLs: subnet filtering is not modelled (every frame is allowed)",
-    "Addresses": "Elastic IP addresses: the internet gateway's 1:1 NAT is not modelled",
-    "CustomerGateways": "customer gateways: beyond the VPN gateway, not modelled",
-    "VpnConnections": "VPN connections: beyond the VPN gateway, not modelled",
-    "TransitGatewayRouteTables": "transit gateway route tables: the TGW's own forwarding is not modelled",
-    "TransitGatewayPropagations": "transit gateway propagations: the TGW's own forwarding is not modelled",
-    "TransitGatewayStaticRoutes": "transit gateway static routes: the TGW's own forwarding is not modelled",
-    "TransitGatewayPeeringAttachments": "transit gateway peerings: not modelled",
-    "AvailabilityZones": "availability zones: not needed for forwarding",
-    "DhcpOptions": "DHCP option sets: not needed for forwarding",
-    "Tags": "tags: not needed for forwarding",
-    "Hosts": "dedicated hosts: not needed for forwarding",
-    "InstanceStatuses": "instance statuses: not needed for forwarding",
-    "PlacementGroups": "placement groups: not needed for forwarding",
-    "MovingAddressStatuses": "moving address statuses: not needed for forwarding",
-    "Instances": "ClassicLink instances: EC2-Classic is not modelled",
-    "DBInstances": "RDS instances: their ENIs are imported from NetworkInterfaces when present",
-    "DomainStatusList": "Elasticsearch domains: their ENIs are imported from NetworkInterfaces when present",
-    "LoadBalancers": "load balancers: their ENIs are imported from NetworkInterfaces when present",
-    "LoadBalancerAttributes": "load balancer attributes: not modelled",
-    "LoadBalancerListeners": "load balancer listeners: not modelled",
-    "LoadBalancerTargetHealth": "load balancer target health: not modelled",
-    "TargetGroups": "target groups: not modelled",
-    "VpcEndpointServices": "endpoint service catalogue: not needed for forwarding",
-    "ServiceDetails": "endpoint service catalogue: not needed for forwarding",
-    "ServiceNames": "endpoint service catalogue: not needed for forwarding",
-    "EgressOnlyInternetGateways": "egress-only internet gateways: IPv6 only, not modelled",
-    "ManagedPrefixLists": "managed prefix list metadata (no CIDRs): use describe-prefix-lists output",
-    "NetworkFirewalls": "Network Firewall: not modelled",
-}
-
-#: Pagination and metadata keys, ignored silently.
-SILENT_KEYS = frozenset({"NextToken", "ResponseMetadata", "Marker", "NextMarker"})
-
-#: The id field of each modelled key's elements (for de-duplication across files).
-ID_FIELDS: dict[str, str] = {
-    "Vpcs": "VpcId", "Subnets": "SubnetId", "InternetGateways": "InternetGatewayId",
-    "VpnGateways": "VpnGatewayId", "NatGateways": "NatGatewayId", "VpcEndpoints": "VpcEndpointId",
-    "TransitGateways": "TransitGatewayId", "TransitGatewayVpcAttachments": "TransitGatewayAttachmentId",
-    "TransitGatewayAttachments": "TransitGatewayAttachmentId",
-    "VpcPeeringConnections": "VpcPeeringConnectionId", "PrefixLists": "PrefixListId",
-    "NetworkInterfaces": "NetworkInterfaceId", "Reservations": "ReservationId", "RouteTables": "RouteTableId",
-}
-
-#: Route target fields, in the order they are looked at.
-ROUTE_TARGET_FIELDS = (
-    "GatewayId", "NatGatewayId", "TransitGatewayId", "VpcPeeringConnectionId", "NetworkInterfaceId",
-    "InstanceId", "EgressOnlyInternetGatewayId", "CarrierGatewayId", "LocalGatewayId", "CoreNetworkArn",
-)
-
-#: Route origins and their precedence when several routes of a table share a destination.
-ORIGIN_RANK = {"static": 0, "prefix-list": 1, "propagated": 2}
-_AWS_ORIGINS = {"CreateRouteTable": "local", "CreateRoute": "static", "EnableVgwRoutePropagation": "propagated"}
-
-#: ENI interface types that are a VM's own interface; others are service-managed.
-VM_INTERFACE_TYPES = frozenset({"", "interface", "efa", "efa-only", "trunk", "branch"})
-
-_Item = tuple[dict[str, Any], str]  # (element, file)
-
-
-def _state(obj: dict[str, Any]) -> str | None:
-    st = obj.get("Status", obj.get("State"))
-    if isinstance(st, dict):
-        st = st.get("Code", st.get("Name"))
-    return st if isinstance(st, str) else None
-
-
-def _l(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _d(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _s(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
-# --------------------------------------------------------------------------- reading files
-
-def _root(folder: Path) -> Path:
-    """The folder to read: ``aws_configs/`` inside a Batfish snapshot, else the folder itself."""
-    inner = folder / "aws_configs"
-    return inner if inner.is_dir() else folder
-
-
-def _json_files(root: Path) -> list[Path]:
-    if root.is_file():
-        return [root]
-    out = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for fn in sorted(filenames):
-            if fn.lower().endswith(".json"):
-                out.append(Path(dirpath) / fn)
-    return out
-
-
-class _Reader:
-    """Loads every describe-* file and groups elements by key, de-duplicated by id."""
-
-    def __init__(self, folder: Path, report: ImportReport) -> None:
-        self.report = report
-        self.items: dict[str, list[_Item]] = {k: [] for k in MODELLED_KEYS}
-        self.not_modelled: dict[str, list[tuple[int, str]]] = {}
-        self._seen: dict[tuple[str, str], dict[str, Any]] = {}
-        root = _root(folder)
-        base = root if root.is_dir() else root.parent
-        for path in _json_files(root):
-            rel = str(path.relative_to(base)) if path != base else path.name
-            report.files.append(rel)
-            self._load(path, rel)
-
-    def _load(self, path: Path, rel: str) -> None:
-        rep = self.report
-        try:
-            with open(path, "rb") as fh:
-                doc = json.loads(fh.read().decode("utf-8-sig"))
-        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
-            rep.add(path.name, rel, "skipped", f"file is not readable JSON ({type(exc).__name__}: {exc})")
-            return
-        if not isinstance(doc, dict):
-            rep.add(path.name, rel, "skipped", f"top level is a JSON {type(doc).__name__}, not an object "
-                    "with a describe-* key")
-            return
-        for key, value in doc.items():
-            if key in SILENT_KEYS:
-                continue
-            if key in self.items:
-                if not isinstance(value, list):
-                    rep.add(key, rel, "skipped", f"{key} is a JSON {type(value).__name__}, not a list")
-                    continue
-                for el in value:
-                    self._add(key, el, rel)
-            elif key in NOT_MODELLED_KEYS:
-                n = len(value) if isinstance(value, (list, dict)) else 1
-                self.not_modelled.setdefault(key, []).append((n, rel))
-            else:
-                n = len(value) if isinstance(value, (list, dict)) else 1
-                rep.add(key, rel, "not modelled", f"unknown describe-* key {key!r} ({n} elements) ignored")
-
-    def _add(self, key: str, el: Any, rel: str) -> None:
-        if not isinstance(el, dict):
-            self.report.add(key, rel, "skipped", f"an element of {key} is a JSON {type(el).__name__}, not an object")
-            return
-        idf = ID_FIELDS[key]
-        ident = el.get(idf)
-        if not isinstance(ident, str) or not ident:
-            if key == "Reservations":  # ids are optional there; instances carry their own
-                self.items[key].append((el, rel))
-                return
-            self.report.add(key, rel, "skipped", f"an element of {key} has no {idf}")
-            return
-        prev = self._seen.get((key, ident))
-        if prev is not None:
-            # The same object seen from two accounts (a peering, a TGW attachment) or listed twice.
-            # Keep the first copy unless its state differs: then the active/available copy wins.
-            s_old, s_new = _state(prev), _state(el)
-            if s_old != s_new:
-                if s_new in ("active", "available", "attached") and s_old not in ("active", "available", "attached"):
-                    self.items[key] = [(el, rel) if it[0] is prev else it for it in self.items[key]]
-                    self._seen[(key, ident)] = el
-                self.report.add(ident, rel, "note", f"{key}: {ident} appears in several files with states "
-                                f"{s_old!r} and {s_new!r}: the {_state(self._seen[(key, ident)])!r} copy is used")
-            return
-        self._seen[(key, ident)] = el
-        self.items[key].append((el, rel))
-
-    def summarise_not_modelled(self) -> None:
-        for key, seen in sorted(self.not_modelled.items()):
-            total = sum(n for n, _ in seen)
-            if not total:
-                continue
-            files = sorted({f for _, f in seen})
-            where = files[0] if len(files) == 1 else f"{len(files)} files"
-            self.report.add(key, where, "not modelled", f"{total} element(s): {NOT_MODELLED_KEYS[key]}")
 
 
 # --------------------------------------------------------------------------- the importer
