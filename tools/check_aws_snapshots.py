@@ -11,6 +11,7 @@ and exits 1 if anything raised or disagreed; skips cleanly (exit 0) when the dat
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -47,11 +48,28 @@ def check_snapshot(folder: Path) -> tuple[bool, str]:
     statuses = Counter(e.status for e in imp.report)
     c = imp.report.counts
     line = (f"{folder.name:<40} OK  {c['VPCs']} VPCs, {c['subnets']} subnets, {c['route tables']} tables, "
-            f"{c['routes']} routes, {c['ENIs']} ENIs; report {dict(sorted(statuses.items()))}; "
+            f"{c['routes']} routes, {c['ENIs']} ENIs, {c['security groups']} SGs with {c['security group rules']} rules, "
+            f"{c['network ACLs']} NACLs with {c['NACL entries']} entries; report {dict(sorted(statuses.items()))}; "
             f"{sum(verdicts.values())} traces {dict(sorted(verdicts.items()))}; import+compile {t_import * 1e3:.0f} ms")
     if bad:
         return False, line.replace(" OK ", " BAD") + "\n" + "\n".join(bad[:3])
     return True, line
+
+
+def _add_vpcs_for_filters(f: Path, tmp: Path) -> bool:
+    """For a unit file of security groups or NACLs: a Vpcs.json with each VpcId it names, so
+    that its filters are imported (a unit file alone holds no VPC)."""
+    try:
+        doc = json.loads(f.read_text(encoding="utf-8"))
+    except ValueError:
+        return False
+    if not isinstance(doc, dict) or not ({"SecurityGroups", "NetworkAcls"} & set(doc)):
+        return False
+    ids = sorted({el.get("VpcId") for key in ("SecurityGroups", "NetworkAcls") for el in doc.get(key, [])
+                  if isinstance(el, dict) and isinstance(el.get("VpcId"), str)})
+    vpcs = [{"VpcId": v, "CidrBlock": f"10.{k}.0.0/16"} for k, v in enumerate(ids)]
+    (tmp / "Vpcs.json").write_text(json.dumps({"Vpcs": vpcs}), encoding="utf-8")
+    return bool(vpcs)
 
 
 def main(argv: list[str]) -> int:
@@ -72,15 +90,20 @@ def main(argv: list[str]) -> int:
         print(line)
     unit = root / "unit"
     if unit.is_dir():
-        n_unit, crashes, counted = 0, [], Counter()
+        n_unit, crashes, counted, filt = 0, [], Counter(), []
         for f in sorted(unit.glob("*.json")):
             n_unit += 1
             with tempfile.TemporaryDirectory() as tmp:
                 (Path(tmp) / f.name).write_bytes(f.read_bytes())
+                with_vpcs = _add_vpcs_for_filters(f, Path(tmp))
                 try:
                     imp = import_aws(tmp)
                     imp.network.compile()
                     counted.update(e.status for e in imp.report)
+                    if with_vpcs:
+                        c = imp.report.counts
+                        filt.append(f"{f.name}: {c['security groups']} SGs, {c['security group rules']} rules, "
+                                    f"{c['network ACLs']} NACLs, {c['NACL entries']} entries")
                 except TopologyFileError as exc:  # a file without any VPC: the typed, explained refusal
                     if "no VPC found" not in str(exc):
                         crashes.append(f"{f.name}: {exc}")
@@ -92,6 +115,8 @@ def main(argv: list[str]) -> int:
               f"{'OK' if not crashes else 'CRASH'}; report entries {dict(sorted(counted.items()))}")
         for c in crashes:
             print(c)
+        for line in filt:
+            print(f"  unit/{line} (imported with a synthetic VPC for each VpcId)")
     print(f"{n} snapshots: {'all imported, compiled and traced consistently' if ok_all else 'FAILURES above'}")
     return 0 if ok_all else 1
 

@@ -43,6 +43,7 @@ from fastvpc.aws.reader import (
     _Reader,
     _s,
 )
+from fastvpc.aws.filters import FilterImporter
 from fastvpc.aws.report import AwsImport, ImportReport, ReportEntry
 from fastvpc.errors import TopologyError, TopologyFileError
 from fastvpc.topology import (
@@ -89,6 +90,7 @@ class _Importer:
         self.data_macs: set[int] = set()
         self.prefix_lists: dict[str, list[ipaddress.IPv4Network]] = {}
         self.eni_items: list[_Item] = []
+        self.filters = FilterImporter(self)
 
     # helpers ---------------------------------------------------------------
     def add(self, element: str, file: str, status: str, why: str) -> None:
@@ -121,8 +123,12 @@ class _Importer:
         self.endpoints()
         self.transit_gateways()
         self.peerings()
+        self.filters.security_groups()
         self.enis()
+        self.filters.security_group_rules()
         self.route_tables()
+        self.filters.network_acls()
+        self.filters.summarise()
         self.reader.summarise_not_modelled()
         net = self.net
         n_routes = sum(len(rt.routes) for rt in net.route_tables)
@@ -135,6 +141,10 @@ class _Importer:
             "endpoints": sum(len(v.endpoints) for v in net.vpcs),
             "transit gateways": len(net.transit_gateways), "peerings": len(net.peerings),
             "prefix lists": len(self.prefix_lists),
+            "security groups": sum(len(v.security_groups) for v in net.vpcs),
+            "security group rules": sum(len(g.ingress) + len(g.egress) for v in net.vpcs for g in v.security_groups),
+            "network ACLs": sum(len(v.network_acls) for v in net.vpcs),
+            "NACL entries": sum(len(a.entries) for v in net.vpcs for a in v.network_acls),
         }
         return AwsImport(net, self.report, self.instances)
 
@@ -220,6 +230,7 @@ class _Importer:
                     if isinstance(vid, str):
                         mains.setdefault(vid, rt["RouteTableId"])
         n_v6 = 0
+        default_sgs, default_acls = self.filters.default_names()
         for el, rel in self.items("Vpcs"):
             vid = el["VpcId"]
             primary = _s(el.get("CidrBlock"))
@@ -247,7 +258,9 @@ class _Importer:
                 if vpc is None:
                     main = mains.get(vid)
                     try:
-                        vpc = self.net.add_vpc(c, name=vid, main_route_table=main or f"{vid}-main")
+                        vpc = self.net.add_vpc(c, name=vid, main_route_table=main or f"{vid}-main",
+                                               default_security_group=default_sgs.get(vid),
+                                               default_network_acl=default_acls.get(vid))
                     except TopologyError as exc:
                         self.add(vid, rel, "changed" if i + 1 < len(blocks) else "skipped",
                                  f"CIDR {c} refused ({exc})")
@@ -494,6 +507,7 @@ class _Importer:
                     eni.add_secondary_ip(ip)
                 except TopologyError as exc:
                     self.add(eid, rel, "changed", f"secondary IP {ip} left out ({exc})")
+            self.filters.eni_groups(eni, el, rel)
             if is_service:
                 service[itype] += 1
         for itype, n in sorted(service.items()):

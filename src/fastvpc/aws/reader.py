@@ -25,12 +25,11 @@ MODELLED_KEYS = (
     "Vpcs", "Subnets", "InternetGateways", "VpnGateways", "NatGateways", "VpcEndpoints",
     "TransitGateways", "TransitGatewayVpcAttachments", "TransitGatewayAttachments",
     "VpcPeeringConnections", "PrefixLists", "NetworkInterfaces", "Reservations", "RouteTables",
+    "SecurityGroups", "NetworkAcls",
 )
 
 #: Keys that are understood and deliberately not modelled: one summary line each.
 NOT_MODELLED_KEYS: dict[str, str] = {
-    "SecurityGroups": "security groups: stateful filtering is not modelled (every frame is allowed)",
-    "NetworkAcls": "network ACLs: subnet filtering is not modelled (every frame is allowed)",
     "Addresses": "Elastic IP addresses: the internet gateway's 1:1 NAT is not modelled",
     "CustomerGateways": "customer gateways: beyond the VPN gateway, not modelled",
     "VpnConnections": "VPN connections: beyond the VPN gateway, not modelled",
@@ -72,6 +71,7 @@ ID_FIELDS: dict[str, str] = {
     "TransitGatewayAttachments": "TransitGatewayAttachmentId",
     "VpcPeeringConnections": "VpcPeeringConnectionId", "PrefixLists": "PrefixListId",
     "NetworkInterfaces": "NetworkInterfaceId", "Reservations": "ReservationId", "RouteTables": "RouteTableId",
+    "SecurityGroups": "GroupId", "NetworkAcls": "NetworkAclId",
 }
 
 #: Route target fields, in the order they are looked at.
