@@ -183,3 +183,25 @@ def test_errors_name_the_place_and_the_value(edit, where, value):
         assert err.where == where, str(err)
         assert err.value == value, str(err)
         assert f"t.{fmt}" in str(err)
+
+
+def test_show_lists_groups_rules_nacls_and_associations():
+    from fastvpc.cli.show import render
+
+    text = render(files.loads(DOC, "yaml"))
+    lines = [ln.strip() for ln in text.splitlines()]
+    sec = text.split("  Security groups\n")[1].split("  Network ACLs\n")[0]
+    acls = text.split("  Network ACLs\n")[1].split("  Gateways and peerings")[0]
+    assert "web-sg  ENIs web1, db1" in sec and "db-sg (group name database)  ENIs db1" in sec
+    assert any(ln.split() == ["ingress", "tcp", "5432", "group", "web-sg"] for ln in lines)
+    assert any(ln.split() == ["ingress", "icmp", "type", "8", "10.0.0.0/16"] for ln in lines)
+    assert any(ln.split() == ["egress", "tcp", "443", "prefix", "list", "pl-s3"] for ln in lines)
+    assert any(ln.split() == ["egress", "47", "all", "[192.0.2.0/24,", "198.51.100.0/24]"] for ln in lines)
+    assert "(default group)  ENIs plain" in sec
+    assert "db-acl  subnets db" in acls and "(default NACL)  subnets web" in acls
+    assert any(ln.split() == ["egress", "100", "allow", "tcp", "1024-65535", "10.0.1.0/24"] for ln in lines)
+    assert sum(1 for ln in acls.splitlines() if ln.split()[1:3] == ["*", "deny"]) == 4  # implicit, each way
+    # the subnet and ENI tables name their NACL and groups
+    assert any(ln.split()[:1] == ["db"] and "db-acl" in ln and "(explicit)" in ln for ln in lines)
+    assert any(ln.split()[:1] == ["db1"] and ln.endswith("db-sg, web-sg") for ln in lines)
+    assert "pl-s3  2" in text

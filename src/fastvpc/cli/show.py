@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fastvpc.topology import BLACKHOLE, Network, Route, Subnet, Vpc
+from fastvpc.topology import BLACKHOLE, Network, NetworkAcl, Route, SecurityGroup, Subnet, Vpc
+from fastvpc.topology.filters import PrefixList, SecurityGroupRule, protocol_label
 
 __all__ = ["render", "table"]
 
@@ -40,6 +41,11 @@ def _association(s: Subnet) -> str:
     return f"{rt.name} (explicit)" if s.explicit_route_table is not None else f"{rt.name} (main)"
 
 
+def _acl_association(s: Subnet) -> str:
+    acl = s.network_acl
+    return f"{acl.name} (explicit)" if s.explicit_network_acl is not None else f"{acl.name} (default)"
+
+
 def _gateway_rows(vpc: Vpc) -> list[list[object]]:
     rows: list[list[object]] = []
     for g in vpc.internet_gateways:
@@ -59,15 +65,65 @@ def _gateway_rows(vpc: Vpc) -> list[list[object]]:
     return rows
 
 
+def _ports(ports: tuple[int, int] | None, icmp: tuple[int, int] | None) -> str:
+    if ports is not None:
+        return "all" if ports == (0, 65535) else (str(ports[0]) if ports[0] == ports[1] else f"{ports[0]}-{ports[1]}")
+    if icmp is not None:
+        t, c = icmp
+        return "all" if t == -1 else f"type {t}" + ("" if c == -1 else f" code {c}")
+    return "all"
+
+
+def _rule_row(r: SecurityGroupRule) -> list[object]:
+    peer = r.peer_name
+    if isinstance(r.peer, SecurityGroup):
+        peer = f"group {peer}" + (" (stale)" if r.is_stale else "")
+    elif isinstance(r.peer, tuple):
+        peer = f"[{peer}]"
+    elif isinstance(r.peer, PrefixList):
+        peer = f"prefix list {peer}"
+    return [r.direction, protocol_label(r.protocol), _ports(r.ports, r.icmp), peer]
+
+
+def _render_groups(vpc: Vpc) -> list[str]:
+    out = ["", "  Security groups"]
+    for g in vpc.security_groups:
+        members = [e.name for e in g.members]
+        head = f"    {g.name}"
+        if g.is_default:
+            head += " (default group)"
+        elif g.group_name != g.name:
+            head += f" (group name {g.group_name})"
+        head += "  ENIs " + (", ".join(members) if members else "none")
+        out.append(head)
+        rows = [_rule_row(r) for r in (*g.ingress, *g.egress)]
+        out.append(table(["DIRECTION", "PROTOCOL", "PORTS", "PEER"], rows, indent="      ") if rows
+                   else "      (no rules: denies everything)")
+    return out
+
+
+def _render_acl(acl: NetworkAcl) -> list[str]:
+    subnets = [s.name for s in acl.subnets]
+    head = f"    {acl.name}" + (" (default NACL)" if acl.is_default else "")
+    head += "  subnets " + (", ".join(subnets) if subnets else "none")
+    rows: list[list[object]] = []
+    for d in ("ingress", "egress"):
+        for e in acl.entries_for(d):
+            rows.append([d, e.number, e.action, protocol_label(e.protocol), _ports(e.ports, e.icmp), e.cidr])
+        # the implicit final entry: "*" as the console shows it (RuleNumber 32767 in the API)
+        rows.append([d, "*", "deny", "all", "all", "0.0.0.0/0"])
+    return [head, table(["DIRECTION", "RULE", "ACTION", "PROTOCOL", "PORTS", "CIDR"], rows, indent="      ")]
+
+
 def _render_vpc(vpc: Vpc) -> list[str]:
     out = [f"VPC {vpc.name}  CIDRs {', '.join(map(str, vpc.cidrs))}  main route table {vpc.main_route_table.name}"]
 
     out.append("")
     out.append("  Subnets")
     out.append(table(
-        ["NAME", "CIDR", "ROUTER IP", "GATEWAY MAC", "ROUTE TABLE", "ENIS", "USABLE"],
-        [[s.name, s.cidr, s.router_ip, s.gateway_mac, _association(s), len(s.enis), s.usable_count]
-         for s in vpc.subnets],
+        ["NAME", "CIDR", "ROUTER IP", "GATEWAY MAC", "ROUTE TABLE", "NETWORK ACL", "ENIS", "USABLE"],
+        [[s.name, s.cidr, s.router_ip, s.gateway_mac, _association(s), _acl_association(s), len(s.enis),
+          s.usable_count] for s in vpc.subnets],
         indent="    ") if vpc.subnets else "    (none)")
 
     out.append("")
@@ -90,10 +146,16 @@ def _render_vpc(vpc: Vpc) -> list[str]:
     out.append("  ENIs")
     enis = vpc.enis
     out.append(table(
-        ["NAME", "PORT", "IP", "SECONDARY IPS", "MAC", "SUBNET", "SRC/DST CHECK"],
+        ["NAME", "PORT", "IP", "SECONDARY IPS", "MAC", "SUBNET", "SRC/DST CHECK", "SECURITY GROUPS"],
         [[e.name, e.port, e.ip, ", ".join(map(str, e.secondary_ips)), e.mac, e.subnet.name,
-          "on" if e.source_dest_check else "off"] for e in enis],
+          "on" if e.source_dest_check else "off", ", ".join(g.name for g in e.security_groups)] for e in enis],
         indent="    ") if enis else "    (none)")
+
+    out.extend(_render_groups(vpc))
+    out.append("")
+    out.append("  Network ACLs")
+    for acl in vpc.network_acls:
+        out.extend(_render_acl(acl))
 
     out.append("")
     out.append("  Gateways and peerings")
@@ -103,8 +165,9 @@ def _render_vpc(vpc: Vpc) -> list[str]:
 
 
 def render(net: Network) -> str:
-    """The whole network as text: per VPC its subnets, route tables, ENIs and gateways; then
-    peerings and transit gateways.  Ends with a newline."""
+    """The whole network as text: per VPC its subnets, route tables, ENIs, security groups
+    (rules, members), network ACLs (entries, subnets) and gateways; then peerings, prefix
+    lists and transit gateways.  Ends with a newline."""
     out = [f"Network: {_plural(len(net.vpcs), 'VPC')}, {_plural(len(net.subnets), 'subnet')}, "
            f"{_plural(len(net.enis), 'ENI')}, {_plural(len(net.peerings), 'peering')}, "
            f"{_plural(len(net.transit_gateways), 'transit gateway')}"]
@@ -116,6 +179,11 @@ def render(net: Network) -> str:
     out.append(table(["NAME", "PORT", "REQUESTER", "ACCEPTER"],
                      [[p.name, p.port, p.requester.name, p.accepter.name] for p in net.peerings])
                if net.peerings else "  (none)")
+    if net.prefix_lists:
+        out.append("")
+        out.append("Prefix lists")
+        out.append(table(["NAME", "MAX ENTRIES", "CIDRS"],
+                         [[p.name, p.max_entries, ", ".join(map(str, p.cidrs))] for p in net.prefix_lists]))
     out.append("")
     out.append("Transit gateways")
     out.append(table(["NAME", "PORT", "ATTACHMENTS"],
