@@ -261,3 +261,62 @@ def test_a_fifo_named_json_is_not_opened(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["2", "2"]
+
+
+# --------------------------------------------------------------------------- damaged documents
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_junk = st.one_of(st.none(), st.booleans(), st.integers(-70000, 70000), st.text(max_size=5),
+                  st.sampled_from(["tcp", "-1", "6", "icmp", "icmpv6", "0.0.0.0/0", "10.0.1.0/24", "::/0",
+                                   "sg-web", "sg-def", "sg-peer", "pl-s3", "acl-db", "subnet-db", "allow", "deny",
+                                   VPC, PEER]),
+                  st.lists(st.integers(-2, 2), max_size=2), st.dictionaries(st.sampled_from(
+                      ["From", "To", "Type", "Code", "CidrIp", "GroupId", "PrefixListId"]), st.integers(-2, 70000),
+                      max_size=2))
+
+
+def _paths(obj: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix] if prefix else []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out += _paths(v, prefix + (k,))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            out += _paths(v, prefix + (i,))
+    return out
+
+
+_FILTER_FILES = ("SecurityGroups.json", "NetworkAcls.json", "NetworkInterfaces.json", "PrefixLists.json")
+_PATHS = [(f,) + p for f, d in docs().items() if f in _FILTER_FILES for p in _paths(d)]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(_PATHS), st.booleans(), _junk), min_size=1, max_size=5))
+def test_damaged_filter_json_is_imported_or_named_never_a_crash(tmp_path_factory, edits):
+    d = docs()
+    for path, delete, value in edits:
+        parent: Any = d
+        try:
+            for k in path[:-1]:
+                parent = parent[k]
+            if delete:
+                del parent[path[-1]]
+            else:
+                parent[path[-1]] = value
+        except (KeyError, IndexError, TypeError):
+            continue
+    try:
+        imp = import_aws(write(tmp_path_factory.mktemp("m"), d))
+    except TopologyFileError as exc:  # malformed filter data: the file, the place and the value
+        assert exc.path.endswith(".json") and exc.path in str(exc)
+        assert exc.where.startswith(("SecurityGroups[", "NetworkAcls[", "NetworkInterfaces[")), str(exc)
+        return
+    net = imp.network
+    str(imp.report)
+    json.dumps(imp.report.to_dict())
+    for v in net.vpcs:  # what was imported is valid and saves
+        for e in v.enis:
+            assert 1 <= len(e.security_groups) <= 5 and all(g.vpc is v for g in e.security_groups)
+    assert fv.files.loads(fv.files.dumps(net)) == net
