@@ -390,6 +390,7 @@ def test_nacl_cidr_is_source_in_destination_out_and_icmp(net):
     acl.add_entry(20, "ingress", "deny", "icmp", 8, "10.0.1.0/24")
     acl.add_entry(30, "ingress", "allow", "icmp", None, "10.0.1.0/24")
     assert acl.evaluate("ingress", ICMP, "10.0.1.5", icmp=(3, 4)) == (True, 10)
+    assert acl.evaluate("ingress", ICMP, "10.0.1.5", icmp=(3, 1)) == (True, 30)  # code 1 is not code 4
     assert acl.evaluate("ingress", ICMP, "10.0.1.5", icmp=(8, 0)) == (False, 20)
     assert acl.evaluate("ingress", ICMP, "10.0.1.5", icmp=(0, 0)) == (True, 30)
     assert acl.evaluate("ingress", ICMP, "10.0.2.5", icmp=(0, 0)) == (False, 32767)
@@ -532,9 +533,119 @@ def test_associate_none_is_a_topology_error(net):
     lambda n: n.find("prod").add_security_group(name="sg\udc00"),
     lambda n: n.find("prod").add_security_group(name="ok", group_name="g\udc00"),
     lambda n: n.find("prod").add_network_acl(name="acl\udc00"),
+    lambda n: n.find("prod").add_security_group(name="ok2", description="d\udc00"),
+    lambda n: n.find("prod").add_endpoint("vpce-x", service="com.\udc00"),
+    lambda n: n.find("prod").main_route_table.add_route("0.0.0.0/0", n.find("prod").add_internet_gateway("igw"),
+                                                         origin="prefix-list", prefix_list="pl-\udc00"),
 ])
 def test_names_with_lone_surrogates_are_refused(net, make):
     with pytest.raises(fv.TopologyError, match="surrogate"):
         make(net)
     from fastvpc.files import dumps  # the network is still saveable
     dumps(net).encode("utf-8")
+
+
+# --------------------------------------------------------------------------- property tests against an oracle
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_PROTOS = st.sampled_from(["tcp", "udp", "icmp", "all", 47])
+_CIDR = st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 32)).map(
+    lambda t: str(ipaddress.ip_network((t[0] >> (32 - t[1]) << (32 - t[1]) if t[1] else 0, t[1]))))
+
+
+def _ports(draw, proto):
+    if proto in ("tcp", "udp"):
+        lo = draw(st.integers(0, 65535))
+        return draw(st.sampled_from([None, lo, (lo, min(65535, lo + draw(st.integers(0, 3000))))]))
+    if proto == "icmp":
+        t = draw(st.integers(-1, 3))
+        return draw(st.sampled_from([None, t, (t, -1)] + ([(t, draw(st.integers(-1, 2)))] if t != -1 else [])))
+    return None
+
+
+def _packet(draw):
+    proto = draw(st.sampled_from([6, 17, 1, 47, 50]))
+    ip = draw(st.one_of(st.integers(0, 2**32 - 1), st.sampled_from([0x0A000001, 0xC0000201, 0x08080808])))
+    port = draw(st.integers(0, 65535)) if proto in (6, 17) else None
+    icmp = (draw(st.integers(0, 3)), draw(st.integers(0, 2))) if proto == 1 else None
+    return proto, ip, port, icmp
+
+
+_NUM = {"tcp": 6, "udp": 17, "icmp": 1, "all": -1}
+
+
+def _oracle_match(proto_s, ports, cidr, pkt):
+    """AWS's rule semantics written out independently of fastvpc.topology.filters."""
+    proto, ip, port, icmp = pkt
+    want = _NUM.get(proto_s, proto_s)
+    if want != -1 and want != proto:
+        return False
+    if ipaddress.ip_address(ip) not in ipaddress.ip_network(cidr, strict=False):
+        return False
+    if want in (6, 17) and ports is not None:
+        lo, hi = (ports, ports) if isinstance(ports, int) else ports
+        return port is not None and lo <= port <= hi
+    if want == 1 and ports is not None:
+        t, c = (ports, -1) if isinstance(ports, int) else ports
+        return (t == -1 or t == icmp[0]) and (c == -1 or c == icmp[1])
+    return True
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_nacl_evaluate_is_lowest_number_first_match(data):
+    draw = data.draw
+    acl = fv.Network().add_vpc("10.0.0.0/16").add_network_acl(name="a")
+    given_entries = {}
+    for _ in range(draw(st.integers(0, 12))):
+        n = draw(st.integers(1, 32766))
+        d = draw(st.sampled_from(["ingress", "egress"]))
+        proto = draw(_PROTOS)
+        ports = _ports(draw, proto)
+        action = draw(st.sampled_from(["allow", "deny"]))
+        cidr = draw(_CIDR)
+        if (d, n) in given_entries:
+            continue
+        acl.add_entry(n, d, action, proto, ports, cidr)
+        given_entries[(d, n)] = (action, proto, ports, cidr)
+    for _ in range(10):
+        pkt = _packet(draw)
+        for d in ("ingress", "egress"):
+            want = (False, 32767)
+            for (dd, n) in sorted(k for k in given_entries if k[0] == d):
+                action, proto, ports, cidr = given_entries[(dd, n)]
+                if _oracle_match(proto, ports, cidr, pkt):
+                    want = (action == "allow", n)
+                    break
+            assert acl.evaluate(d, pkt[0], pkt[1], pkt[2], pkt[3]) == want
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_security_groups_are_a_union_of_allow_rules(data):
+    draw = data.draw
+    vpc = fv.Network().add_vpc("10.0.0.0/16")
+    groups, spec = [], []
+    for g in range(draw(st.integers(1, 3))):
+        sg = vpc.add_security_group(name=f"g{g}")
+        sg.revoke_egress("all", None, "0.0.0.0/0")
+        groups.append(sg)
+        for _ in range(draw(st.integers(0, 6))):
+            d = draw(st.sampled_from(["ingress", "egress"]))
+            proto = draw(_PROTOS)
+            ports = _ports(draw, proto)
+            cidrs = draw(st.lists(_CIDR, min_size=1, max_size=2))
+            sg.authorize(d, proto, ports, cidrs[0] if len(cidrs) == 1 else cidrs)
+            spec.append((d, proto, ports, cidrs))
+    order = draw(st.permutations(groups))
+    for _ in range(10):
+        pkt = _packet(draw)
+        for d in ("ingress", "egress"):
+            want = any(sd == d and any(_oracle_match(p, ports, c, pkt) for c in cidrs)
+                       for sd, p, ports, cidrs in spec)
+            got = security_groups_admit(order, d, *pkt)
+            assert (got is not None) == want
+            if got is not None:  # the rule returned really admits the packet
+                assert got.direction == d and got.matches(*pkt)

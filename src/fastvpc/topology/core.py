@@ -368,6 +368,11 @@ class RouteTable(_Named):
         if origin not in ("static", "propagated", "prefix-list"):
             raise TopologyError(f"route {dest} in {self.name}: origin {origin!r} must be static, propagated "
                                 "or prefix-list", obj=self.name, value=origin)
+        if prefix_list is not None:
+            if not isinstance(prefix_list, str):
+                raise TopologyError(f"route {dest} in {self.name}: prefix_list {prefix_list!r} must be a string",
+                                    obj=self.name, value=prefix_list)
+            _check_text(prefix_list, f"route {dest} in {self.name}: prefix_list")
         tgt = self._resolve_target(target, dest)
         if tgt is LOCAL:
             raise TopologyError(f"route {dest} in {self.name}: only the VPC creates local routes, one per VPC CIDR",
@@ -756,6 +761,7 @@ class Vpc(_Named):
         if not isinstance(description, str):
             raise TopologyError(f"security group {nm}: description {description!r} must be a string",
                                 obj=nm, value=description)
+        _check_text(description, f"security group {nm}: description")
         sg = SecurityGroup(self, nm, gname, description)
         sg.authorize_egress("all", None, "0.0.0.0/0")
         self.security_groups.append(sg)
@@ -846,6 +852,10 @@ class Vpc(_Named):
         if endpoint_type not in Endpoint.KINDS:
             raise TopologyError(f"endpoint {name}: type {endpoint_type!r} must be one of {', '.join(Endpoint.KINDS)}",
                                 obj=name, value=endpoint_type)
+        if service is not None:
+            if not isinstance(service, str):
+                raise TopologyError(f"endpoint {name}: service {service!r} must be a string", obj=name, value=service)
+            _check_text(service, f"endpoint {name}: service")
         net = self.network
         nm = net._claim_name(name, "vpce")
         ep = Endpoint(self, nm, net._claim_port(port, nm), endpoint_type, service)
@@ -1147,6 +1157,16 @@ class Network:
     @property
     def route_tables(self) -> list[RouteTable]:
         return [rt for v in self.vpcs for rt in v.route_tables]
+
+    @property
+    def security_groups(self) -> list[SecurityGroup]:
+        """Every group: VPCs in order, each VPC's groups in creation order (its default first)."""
+        return [g for v in self.vpcs for g in v.security_groups]
+
+    @property
+    def network_acls(self) -> list[NetworkAcl]:
+        """Every NACL: VPCs in order, each VPC's NACLs in creation order (its default first)."""
+        return [a for v in self.vpcs for a in v.network_acls]
 
     @property
     def targets(self) -> list[Target]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Union
 
 from fastvpc.errors import TopologyError
 from fastvpc.topology.core import IPv4Address, IPv4Network, _addr, _Named, _net
@@ -265,6 +265,20 @@ class SecurityGroupRule:
             return p.name
         return ", ".join(map(str, p))
 
+    def peer_cidrs(self) -> tuple[IPv4Network, ...]:
+        """The networks a CIDR, prefix-list or inline-list peer covers; for a group reference,
+        its members' private IPs as /32s (none when the reference is stale)."""
+        p = self.peer
+        if isinstance(p, IPv4Network):
+            return (p,)
+        if isinstance(p, PrefixList):
+            return p.cidrs
+        if isinstance(p, tuple):
+            return p
+        if self.is_stale:
+            return ()
+        return tuple(IPv4Network(int(ip)) for ip in p.member_ips)
+
     @property
     def weight(self) -> int:
         """What this rule counts towards the 60-rule quota of its direction."""
@@ -302,7 +316,8 @@ class SecurityGroupRule:
         ``icmp``: the (type, code) of an ICMP packet.  For a group reference, ``peer_eni``
         is the ENI at the other end when the caller knows its identity (the sender's ENI
         travels with the packet and is lost through a middlebox); without it the ENI that
-        owns ``peer_ip`` in the referenced group's VPC is used (Batfish's model).
+        owns ``peer_ip`` in the referenced group's VPC is used (Batfish's model).  Either
+        way ``peer_ip`` must be one of that ENI's private IPs.
         """
         if self.protocol != -1 and self.protocol != proto:
             return False
@@ -324,7 +339,7 @@ class SecurityGroupRule:
         if self.is_stale:
             return False
         eni = peer_eni if peer_eni is not None else p.vpc.eni_for_ip(ip)
-        return eni is not None and p in eni.security_groups and ip in eni.ips
+        return eni is not None and p in eni._security_groups and ip in eni.ips
 
 
 def _reachable(a: Vpc, b: Vpc) -> bool:
@@ -356,7 +371,13 @@ class SecurityGroup(_Named):
     @property
     def members(self) -> list[Eni]:
         """ENIs that use this group."""
-        return [e for e in self.vpc.enis if self in e.security_groups]
+        return [e for e in self.vpc.enis if self in e._security_groups]
+
+    @property
+    def member_ips(self) -> list[IPv4Address]:
+        """Every private IP (primary and secondary) of every member ENI: what a reference to
+        this group matches when no sender identity is known (Batfish's expansion)."""
+        return [ip for e in self.members for ip in e.ips]
 
     def rules(self, direction: str) -> list[SecurityGroupRule]:
         return self.ingress if _direction(direction, f"security group {self.name}", self.name) == "ingress" else self.egress
@@ -670,7 +691,8 @@ class Tracking:
     tcp_close: int = 10
 
     #: AWS's accepted ranges for the configurable timeouts.
-    RANGES = {"tcp_established": (60, 432_000), "udp_stream": (60, 180), "udp": (30, 60)}
+    RANGES: ClassVar[dict[str, tuple[int, int]]] = {"tcp_established": (60, 432_000), "udp_stream": (60, 180),
+                                                     "udp": (30, 60)}
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
