@@ -45,6 +45,12 @@ def check_snapshot(folder: Path) -> tuple[bool, str]:
             verdicts[t.verdict] += 1
             if not t.agrees:
                 bad.append(str(t))
+    # the imported network, filters included, round-trips through a topology file
+    from fastvpc.files import dumps, loads
+
+    text = dumps(net)
+    if loads(text) != net or dumps(loads(text)) != text:
+        bad.append("the topology file of the import does not load back equal")
     statuses = Counter(e.status for e in imp.report)
     c = imp.report.counts
     line = (f"{folder.name:<40} OK  {c['VPCs']} VPCs, {c['subnets']} subnets, {c['route tables']} tables, "

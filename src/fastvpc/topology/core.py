@@ -131,6 +131,18 @@ def _check_text(value: str, what: str) -> None:
                             obj=None, value=value) from None
 
 
+_DEFAULT_TRACKING: list[Tracking] = []
+
+
+def _default_tracking() -> Tracking:
+    """AWS's default timeouts (one shared, immutable object)."""
+    if not _DEFAULT_TRACKING:
+        from fastvpc.topology.filters import DEFAULT_TRACKING
+
+        _DEFAULT_TRACKING.append(DEFAULT_TRACKING)
+    return _DEFAULT_TRACKING[0]
+
+
 class _Named:
     """Base of every topology object: a unique ``name`` in its network."""
 
@@ -583,13 +595,16 @@ class Subnet(_Named):
         ``security_groups``: 1-5 groups of this VPC (default: the VPC's default group);
         ``tracking``: connection-tracking timeouts (default: AWS's).
         """
-        from fastvpc.topology.filters import check_security_groups, check_tracking
-
         net = self.network
         label = name or str(ip)
-        groups = check_security_groups(label, self.vpc, [self.vpc.default_security_group]
-                                       if security_groups is None else security_groups)
-        track = check_tracking(label, tracking)
+        if security_groups is None and tracking is None:  # the common case: no import, no checks
+            groups, track = [self.vpc.default_security_group], _default_tracking()
+        else:
+            from fastvpc.topology.filters import check_security_groups, check_tracking
+
+            groups = check_security_groups(label, self.vpc, [self.vpc.default_security_group]
+                                           if security_groups is None else security_groups)
+            track = check_tracking(label, tracking)
         primary = self._check_assignable(ip, label)
         seconds: list[IPv4Address] = []
         for s in secondary_ips:
