@@ -769,7 +769,7 @@ def _build_group_rules(doc: _Doc, net: Network, vpc: Vpc, vd: Mapping[str, Any],
         for direction in ("ingress", "egress"):
             if direction not in raw:
                 continue  # not given: AWS's defaults stay
-            group.rules(direction).clear()
+            group.clear_rules(direction)
             for k, rraw in enumerate(doc.list_(raw[direction], gp + (direction,), direction)):
                 rp = gp + (direction, k)
                 rd = doc.mapping(rraw, rp, "a security group rule", ("protocol",),

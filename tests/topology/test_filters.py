@@ -649,3 +649,15 @@ def test_security_groups_are_a_union_of_allow_rules(data):
             assert (got is not None) == want
             if got is not None:  # the rule returned really admits the packet
                 assert got.direction == d and got.matches(*pkt)
+
+
+def test_clear_rules():
+    vpc = fv.Network().add_vpc("10.0.0.0/16")
+    sg = vpc.add_security_group(name="s")
+    sg.authorize_ingress("tcp", 22, "0.0.0.0/0")
+    sg.clear_rules("egress")
+    assert sg.egress == [] and len(sg.ingress) == 1
+    sg.clear_rules()
+    assert sg.ingress == []
+    with pytest.raises(fv.TopologyError, match="outbound"):
+        sg.clear_rules("outbound")

@@ -169,7 +169,7 @@ class FilterImporter:
                 if key not in el:
                     continue  # not in the data: AWS's defaults of the group stay
                 perms = self._list(el, key, rel, where)
-                group.rules(direction).clear()
+                group.clear_rules(direction)
                 for k, raw in enumerate(perms):
                     self._permission(group, direction, raw, rel, f"{where}.{key}[{k}]")
             self.counts["security groups"] += 1

@@ -469,6 +469,12 @@ class SecurityGroup(_Named):
                                 "of CIDRs), not None", obj=self.name, value=peer)
         return _cidr(peer, who, self.name)
 
+    def clear_rules(self, direction: str | None = None) -> None:
+        """Remove every rule of ``direction`` (both when None): an empty egress lets nothing out (#45)."""
+        for d in DIRECTIONS if direction is None else (_direction(direction, f"security group {self.name}",
+                                                                  self.name),):
+            self.rules(d).clear()
+
     def delete(self) -> None:
         """Delete the group (refused for the default group, a group an ENI uses, or one a rule references)."""
         self.network.remove(self)
