@@ -25,8 +25,15 @@ The schema (``fastvpc: 1``) is documented in ``docs/topology-files.md``.  In sho
         vpn_gateways: []
         nat_gateways: []                    # {name, port, subnet?}
         endpoints: []                       # {name, port, type, service?}
+        default_security_group: sg-1       # and its default_network_acl
+        security_groups:                    # {name, group_name?, description?, ingress, egress}
+          - {name: web-sg, ingress: [{protocol: tcp, ports: [443, 443], cidr: 0.0.0.0/0}],
+             egress: [{protocol: all, cidr: 0.0.0.0/0}]}
+        network_acls:                       # {name, entries: [{number, direction, action, protocol, ...}]}
+          - {name: db-acl, entries: []}
     peerings: [{name: pcx, vpcs: [prod, peer], port: 9}]
     transit_gateways: [{name: tgw, port: 10, attachments: [prod]}]
+    prefix_lists: [{name: pl-1, cidrs: [192.0.2.0/24]}]
 
 :func:`network_to_dict` is canonical and complete (every name, port and MAC, routes in
 order), so ``save`` then ``load`` gives an equal network and saving twice gives the same

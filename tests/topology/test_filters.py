@@ -661,3 +661,20 @@ def test_clear_rules():
     assert sg.ingress == []
     with pytest.raises(fv.TopologyError, match="outbound"):
         sg.clear_rules("outbound")
+
+
+def test_numpy_integers_are_integers():
+    import numpy as np
+
+    vpc = fv.Network().add_vpc("10.0.0.0/16")
+    sg = vpc.add_security_group(name="s")
+    r = sg.authorize_ingress(np.int64(6), np.uint16(443), "0.0.0.0/0")
+    assert r.ports == (443, 443) and type(r.ports[0]) is int and r.protocol == 6
+    assert sg.authorize_ingress("tcp", (np.int32(443), np.int32(443)), "0.0.0.0/0") is r
+    assert security_groups_admit([sg], "ingress", np.uint8(6), np.uint32(0x08080808), np.uint16(443)) is r
+    acl = vpc.add_network_acl(name="a")
+    e = acl.add_entry(np.int64(100), "ingress", "allow", "icmp", np.int8(8), "0.0.0.0/0")
+    assert e.number == 100 and type(e.number) is int
+    assert acl.evaluate("ingress", np.uint8(1), np.uint32(1), icmp=(8, 0)) == (True, 100)
+    with pytest.raises(fv.TopologyError):
+        sg.authorize_ingress("tcp", np.float64(443), "0.0.0.0/0")

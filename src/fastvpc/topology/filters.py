@@ -15,6 +15,7 @@ They judge one packet by the rules alone; connection tracking lives in ``FlowTab
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Union
 
@@ -66,6 +67,18 @@ ANY_IPV4 = IPv4Network("0.0.0.0/0")
 
 # --------------------------------------------------------------------------- parsing rule parts
 
+def _integer(value: object) -> int | None:
+    """``value`` as an int when it is an integer (numpy integers included, bool excluded)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return int(value)
+    try:
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+
+
 def _direction(value: object, who: str, obj: str | None = None) -> str:
     if isinstance(value, str) and value.lower() in DIRECTIONS:
         return value.lower()
@@ -86,9 +99,9 @@ def _protocol(value: object, who: str, obj: str | None = None) -> int:
         else:
             raise TopologyError(f"{who}: protocol {value!r} must be a name (tcp, udp, icmp, all), -1 or 0-255",
                                 obj=obj, value=value)
-    if isinstance(value, int):
-        if value == -1 or 0 <= value <= 255:
-            return int(value)
+    n = _integer(value)
+    if n is not None and (n == -1 or 0 <= n <= 255):
+        return n
     raise TopologyError(f"{who}: protocol {value!r} must be a name (tcp, udp, icmp, all), -1 or 0-255",
                         obj=obj, value=value)
 
@@ -99,9 +112,10 @@ def protocol_label(proto: int) -> str:
 
 
 def _int_in(value: object, lo: int, hi: int, what: str, who: str, obj: str | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+    n = _integer(value)
+    if n is None or not lo <= n <= hi:
         raise TopologyError(f"{who}: {what} {value!r} must be an integer {lo}-{hi}", obj=obj, value=value)
-    return int(value)
+    return n
 
 
 def _pair(value: object) -> tuple[object, object] | None:
@@ -121,7 +135,7 @@ def _ports_and_icmp(proto: int, ports: object, who: str, obj: str | None = None)
     if proto in PORT_PROTOCOLS:
         if ports is None:
             return ALL_PORTS, None
-        if isinstance(ports, int) and not isinstance(ports, bool):
+        if _integer(ports) is not None:
             p = _int_in(ports, 0, 65535, "port", who, obj)
             return (p, p), None
         pair = _pair(ports)
@@ -137,7 +151,7 @@ def _ports_and_icmp(proto: int, ports: object, who: str, obj: str | None = None)
     if proto == ICMP:
         if ports is None:
             return None, (-1, -1)
-        if isinstance(ports, int) and not isinstance(ports, bool):
+        if _integer(ports) is not None:
             return None, (_int_in(ports, -1, 255, "ICMP type", who, obj), -1)
         pair = _pair(ports)
         if pair is None:
@@ -189,8 +203,9 @@ def _icmp_matches(rule: tuple[int, int] | None, icmp: tuple[int, int] | None) ->
 
 
 def _ip(value: object, who: str) -> IPv4Address:
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**32:
-        return IPv4Address(value)
+    n = _integer(value)
+    if n is not None and 0 <= n < 2**32:
+        return IPv4Address(n)
     return _addr(value, f"{who}: address")
 
 
@@ -606,9 +621,11 @@ class NetworkAcl(_Named):
     def _make(self, number: object, direction: object, action: object, proto: object, ports: object,
               cidr: object) -> NetworkAclEntry:
         who = f"network ACL {self.name}"
-        if isinstance(number, bool) or not isinstance(number, int) or not MIN_RULE_NUMBER <= number <= MAX_RULE_NUMBER:
+        n = _integer(number)
+        if n is None or not MIN_RULE_NUMBER <= n <= MAX_RULE_NUMBER:
             raise TopologyError(f"{who}: entry number {number!r} must be an integer {MIN_RULE_NUMBER}-"
                                 f"{MAX_RULE_NUMBER}", obj=self.name, value=number)
+        number = n
         d = _direction(direction, who, self.name)
         if not isinstance(action, str) or action.lower() not in ACTIONS:
             raise TopologyError(f"{who}: entry {number} action {action!r} must be 'allow' or 'deny'",
