@@ -168,7 +168,8 @@ def test_output_forms(net: Network, dp: Any) -> None:
     t = trace_packet(dp, "web1", "8.8.8.8", network=net)
     text = str(t)
     assert text.splitlines()[0] == "trace 10.0.1.10 (web1) -> 8.8.8.8 icmp: FORWARD"
-    assert len(text.splitlines()) == len(t.hops) + 1 and "1. eni" in text
+    assert len(text.splitlines()) == len(t.hops) + 2 and "1. eni" in text
+    assert text.splitlines()[-1].strip() == "the reference forwarder agrees with the data plane"
     d = json.loads(json.dumps(t.to_dict()))
     assert d["action"] == "FORWARD" and d["egress_name"] == "igw" and d["hops"][0] == t.hops[0].to_dict()
     assert isinstance(t.hops[0], Hop) and str(t.hops[0]).startswith("eni")
