@@ -141,12 +141,12 @@ def assert_same_verdicts(dp: Forwarder, reference_or_net: Forwarder | Network, b
     net: Network | None = None
     if isinstance(reference_or_net, Network):
         net = reference_or_net
-        mode = arp_mode or getattr(dp, "arp_mode", "target")
+        mode = str(arp_mode or getattr(dp, "arp_mode", "target"))
         reference: Forwarder = ReferenceForwarder(net, arp_mode=mode)
     else:
         reference = reference_or_net
         net = getattr(reference, "net", None)
-        mode = arp_mode or getattr(reference, "arp_mode", None) or getattr(dp, "arp_mode", "?")
+        mode = str(arp_mode or getattr(reference, "arp_mode", None) or getattr(dp, "arp_mode", "?"))
     frames = _batch(batch)
     n = len(frames)
     ref = reference.process(frames, copy=True)
