@@ -42,7 +42,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import operator
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -70,7 +70,7 @@ from fastvpc.verdicts import Action, DropReason
 __all__ = ["STAGES", "Hop", "Packet", "ReferenceForwarder", "ReferenceResult", "Verdict"]
 
 #: the forwarding pipeline, in order (the kernel's driver lists the same; tests hold them equal)
-STAGES = ("ingress", "arp", "router", "local", "route", "rewrite")
+STAGES: tuple[str, ...] = ("ingress", "arp", "router", "local", "route", "rewrite")
 
 ARP_MODES = ("target", "single_mac")
 
@@ -251,7 +251,8 @@ class ReferenceForwarder:
     :meth:`process` takes a ``FrameBatch`` and returns the same arrays as ``Dataplane.process``.
     """
 
-    STAGES = STAGES
+    #: the stage methods, in pipeline order (a later stage is one more method and one more name here)
+    STAGES: ClassVar[tuple[str, ...]] = STAGES
 
     def __init__(self, net: Network, arp_mode: str = "target") -> None:
         if arp_mode not in ARP_MODES:
@@ -272,9 +273,9 @@ class ReferenceForwarder:
         p = Packet(bytearray(data), port, hops)
         try:
             self._run(p)
-        except _Drop as drop:
-            return Verdict(Action.DROP, drop.reason, -1, drop.route, data)  # drops never touch the frame
-        return Verdict(p.action, DropReason.NONE, p.egress, p.route, bytes(p.frame))
+        except _Drop as drop:  # commit a drop: the frame is untouched (only rewrite writes it)
+            return Verdict(Action.DROP, drop.reason, -1, drop.route, data)
+        return Verdict(p.action, DropReason.NONE, p.egress, p.route, bytes(p.frame))  # commit
 
     def process(self, batch: Any, copy: bool = False) -> ReferenceResult:
         """Every frame of a ``FrameBatch``, like ``Dataplane.process``.
@@ -304,11 +305,12 @@ class ReferenceForwarder:
     # ------------------------------------------------------------------ the pipeline
     def _run(self, p: Packet) -> None:
         """Run the stages from ``ingress``; each names the next (always a later one) or ends the frame."""
-        stage: str | None = STAGES[0]
+        stages = self.STAGES
+        stage: str | None = stages[0]
         while stage is not None:
             p.stage = stage
             nxt = getattr(self, stage)(p)
-            if nxt is not None and STAGES.index(nxt) <= STAGES.index(stage):  # pragma: no cover - a bug here
+            if nxt is not None and stages.index(nxt) <= stages.index(stage):  # pragma: no cover - a bug here
                 raise AssertionError(f"stage {stage} sent the frame back to {nxt}")
             stage = nxt
 
