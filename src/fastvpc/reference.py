@@ -224,11 +224,11 @@ class Packet:
     via: str = ""                 # DELIVER: how the receiver was reached, for the explanation
     reply: str = ""               # REPLY: "arp" or "echo"
     arp_mac: str = ""             # ARP REPLY: the MAC the reply announces
+    #: whether the recorder is on (the stages build their explanations only then)
+    recording: bool = dataclasses.field(init=False)
 
-    @property
-    def recording(self) -> bool:
-        """Whether the recorder is on (the stages build their explanations only then)."""
-        return self.hops is not None
+    def __post_init__(self) -> None:
+        self.recording = self.hops is not None
 
     def note(self, kind: str, name: str, detail: str) -> None:
         """Record one hop (when the recorder is on)."""
@@ -259,6 +259,7 @@ class ReferenceForwarder:
             raise ValueError(f"arp_mode {arp_mode!r} must be one of {', '.join(ARP_MODES)}")
         self.net = net
         self.arp_mode = arp_mode
+        self._order = {name: i for i, name in enumerate(self.STAGES)}
 
     # ------------------------------------------------------------------ public API
     def forward(self, frame: Any, port: Any, hops: list[Hop] | None = None) -> Verdict:
@@ -305,12 +306,12 @@ class ReferenceForwarder:
     # ------------------------------------------------------------------ the pipeline
     def _run(self, p: Packet) -> None:
         """Run the stages from ``ingress``; each names the next (always a later one) or ends the frame."""
-        stages = self.STAGES
-        stage: str | None = stages[0]
+        order = self._order
+        stage: str | None = self.STAGES[0]
         while stage is not None:
             p.stage = stage
             nxt = getattr(self, stage)(p)
-            if nxt is not None and stages.index(nxt) <= stages.index(stage):  # pragma: no cover - a bug here
+            if nxt is not None and order[nxt] <= order[stage]:  # pragma: no cover - a bug in a stage
                 raise AssertionError(f"stage {stage} sent the frame back to {nxt}")
             stage = nxt
 
