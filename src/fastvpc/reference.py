@@ -1,14 +1,30 @@
 """The reference forwarder: the VPC data plane, one frame at a time, in plain Python.
 
-This module is the oracle that the compiled kernels are tested against.  It is written
-from the contract (DESIGN.md section 1 and ``docs/forwarding-model.md``), not from the
-kernels, and it works directly on the control-plane objects of :mod:`fastvpc.topology`
-(``Network``, ``Vpc``, ``Subnet``, ``RouteTable``, ``Eni`` ...), never on compiled arrays.
+This module is the readable model of fastvpc.  It is the oracle that the compiled kernels are
+tested against, and, with its recorder on, it is ``fastvpc trace``: every stage notes a
+:class:`Hop` (kind, object name, one-line explanation) as it decides.  It is written from the
+contract (DESIGN.md section 1 and ``docs/forwarding-model.md``), not from the kernels, and it works
+directly on the control-plane objects of :mod:`fastvpc.topology` (``Network``, ``Vpc``, ``Subnet``,
+``RouteTable``, ``Eni`` ...), never on compiled arrays; it shares no table and no code with them.
 
-Speed is not a goal; readability is.  Every step of the forwarding model is one method
-below, named after the step, and cites the step number of ``docs/forwarding-model.md``
-(``step N``) and the row of ``vpc-behaviour.md`` (``#N``) it implements.  Reading
-:meth:`ReferenceForwarder.forward` top to bottom reads the behaviour table.
+Speed is not a goal; readability is.  The pipeline is :attr:`ReferenceForwarder.STAGES`, the same
+stage names, in the same order, as the compiled kernel's driver (``forward.stage_names()``):
+
+========  ==========================================================================
+ingress   steps 1-3, 9-14: port, Ethernet, IPv4 validity, group MAC, broadcast,
+          multicast, source/destination check, destination MAC
+arp       steps 4-8: the ARP proxy (decides the answer; the reply is built by rewrite)
+router    steps 15-17: the own router (ICMP echo), other subnets' routers, link-local services
+local     step 18: a destination in the sender's own subnet, no route lookup
+route     step 19: longest-prefix match in the subnet's route table, then the target
+rewrite   section 4: the only stage that writes the frame (DELIVER MACs, ARP and echo replies)
+========  ==========================================================================
+
+Each stage is one method taking the per-frame context :class:`Packet` and returning the name of
+the next stage, or None when the verdict is final; a drop raises inside the stage.  Finer steps are
+helper methods, each citing the step number of ``docs/forwarding-model.md`` (``step N``) and the
+row of ``vpc-behaviour.md`` (``#N``) it implements.  A later stage (security groups, network ACLs,
+NAT...) is one more method and one more name in ``STAGES``.
 
 Any bytes and any port give a :class:`Verdict`; nothing here raises on frame content.
 
@@ -16,6 +32,8 @@ Usage::
 
     ref = ReferenceForwarder(net)                    # arp_mode="target" (default) or "single_mac"
     v = ref.forward(frame_bytes, port=eni.port)      # Verdict(action, reason, egress, route, frame)
+    hops: list[Hop] = []
+    v = ref.forward(frame_bytes, eni.port, hops=hops)  # the same verdict, and why, stage by stage
     res = ref.process(batch)                         # like Dataplane.process: numpy arrays + frames
 """
 
@@ -24,7 +42,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import operator
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -34,17 +52,25 @@ from fastvpc.topology import (
     BLACKHOLE,
     LOCAL,
     RESERVED_SERVICE_RANGE,
+    Endpoint,
     Eni,
+    InternetGateway,
+    NatGateway,
     Network,
     PeeringConnection,
     Route,
     Subnet,
     Target,
+    TransitGateway,
     Vpc,
+    VpnGateway,
 )
 from fastvpc.verdicts import Action, DropReason
 
-__all__ = ["ReferenceForwarder", "ReferenceResult", "Verdict"]
+__all__ = ["STAGES", "Hop", "Packet", "ReferenceForwarder", "ReferenceResult", "Verdict"]
+
+#: the forwarding pipeline, in order (the kernel's driver lists the same; tests hold them equal)
+STAGES: tuple[str, ...] = ("ingress", "arp", "router", "local", "route", "rewrite")
 
 ARP_MODES = ("target", "single_mac")
 
@@ -79,6 +105,24 @@ class Verdict:
     frame: bytes = b""
 
 
+@dataclasses.dataclass(frozen=True)
+class Hop:
+    """One step of an explanation: ``kind`` (port, frame, eni, arp, subnet, router, route-table, route,
+    igw, vgw, nat, tgw, vpce, pcx, vpc, blackhole; the trace adds verdict and warning), the object's
+    ``name``, a one-line ``detail``, and the ``stage`` of :data:`STAGES` that recorded it."""
+
+    kind: str
+    name: str
+    detail: str
+    stage: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.kind:<11} {self.name}: {self.detail}"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "name": self.name, "detail": self.detail, "stage": self.stage}
+
+
 @dataclasses.dataclass
 class ReferenceResult:
     """Same shape as ``Dataplane.process``'s result: one entry per frame of the batch."""
@@ -99,6 +143,10 @@ def _mac_bytes(mac: str) -> bytes:
     return bytes.fromhex(mac.replace(":", ""))
 
 
+def _mac_text(b: bytes | bytearray) -> str:
+    return ":".join(f"{x:02x}" for x in b)
+
+
 def _u16(buf: bytes | bytearray, at: int) -> int:
     return (buf[at] << 8) | buf[at + 1]
 
@@ -107,6 +155,8 @@ def _ip_at(buf: bytes | bytearray, at: int) -> ipaddress.IPv4Address:
     return ipaddress.IPv4Address(bytes(buf[at:at + 4]))
 
 
+# The checksum is written again here (fastvpc.packets has one too) on purpose: the oracle shares no
+# code with what it checks.
 def internet_checksum(data: bytes | bytearray) -> int:
     """RFC 1071 checksum: one's complement of the one's-complement sum of 16-bit words.
 
@@ -127,10 +177,10 @@ def ones_complement_sum(data: bytes | bytearray) -> int:
     return (~internet_checksum(data)) & 0xFFFF
 
 
-# --------------------------------------------------------------------------- the forwarder
+# --------------------------------------------------------------------------- the per-frame context
 
 class _Drop(Exception):
-    """Internal: a step decided to drop the frame (``route`` is the deciding route or -1)."""
+    """Internal: a stage decided to drop the frame (``route`` is the deciding route or -1)."""
 
     def __init__(self, reason: DropReason, route: int = -1) -> None:
         super().__init__(reason.name)
@@ -151,32 +201,82 @@ class _Ipv4:
     dst: ipaddress.IPv4Address
 
 
+@dataclasses.dataclass
+class Packet:
+    """What the stages know about one frame so far (the kernel keeps the same in its ``Pkt``).
+
+    Filled in stage order: ``eni``, ``ethertype`` and ``ip`` by ingress; the pending verdict
+    (``action``, ``egress``, ``route``, and for rewrite ``receiver``/``reply``/``arp_mac``) by the
+    stage that decides; ``hops`` is the recorder (None: off).
+    """
+
+    frame: bytearray
+    port: Any
+    hops: list[Hop] | None = None
+    stage: str = ""
+    eni: Eni | None = None
+    ethertype: int = 0
+    ip: _Ipv4 | None = None
+    action: Action = Action.DROP
+    egress: int = -1
+    route: int = -1
+    receiver: Eni | None = None   # DELIVER: the receiving ENI
+    via: str = ""                 # DELIVER: how the receiver was reached, for the explanation
+    reply: str = ""               # REPLY: "arp" or "echo"
+    arp_mac: str = ""             # ARP REPLY: the MAC the reply announces
+    #: whether the recorder is on (the stages build their explanations only then)
+    recording: bool = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        self.recording = self.hops is not None
+
+    def note(self, kind: str, name: str, detail: str) -> None:
+        """Record one hop (when the recorder is on)."""
+        if self.hops is not None:
+            self.hops.append(Hop(kind, name, detail, self.stage))
+
+    def drop(self, reason: DropReason, kind: str, name: str, detail: str, route: int = -1) -> _Drop:
+        """Record why, and return the drop for the stage to raise."""
+        self.note(kind, name, detail)
+        return _Drop(reason, route)
+
+
+# --------------------------------------------------------------------------- the forwarder
+
 class ReferenceForwarder:
     """The readable one-frame-at-a-time forwarder over a live :class:`Network`.
 
     The forwarder reads ``net`` at each call (it keeps no snapshot), so build it right
-    next to the ``net.compile()`` it is compared with.
+    next to the ``net.compile()`` it is compared with.  It is a ``fastvpc.dataplane.Forwarder``:
+    :meth:`process` takes a ``FrameBatch`` and returns the same arrays as ``Dataplane.process``.
     """
+
+    #: the stage methods, in pipeline order (a later stage is one more method and one more name here)
+    STAGES: ClassVar[tuple[str, ...]] = STAGES
 
     def __init__(self, net: Network, arp_mode: str = "target") -> None:
         if arp_mode not in ARP_MODES:
             raise ValueError(f"arp_mode {arp_mode!r} must be one of {', '.join(ARP_MODES)}")
         self.net = net
         self.arp_mode = arp_mode
+        self._order = {name: i for i, name in enumerate(self.STAGES)}
 
     # ------------------------------------------------------------------ public API
-    def forward(self, frame: Any, port: Any) -> Verdict:
-        """The verdict for one frame entering on ``port``.  Never raises on frame content."""
+    def forward(self, frame: Any, port: Any, hops: list[Hop] | None = None) -> Verdict:
+        """The verdict for one frame entering on ``port``.  Never raises on frame content.
+
+        ``hops``: a list to append the explanation to, one :class:`Hop` per decision, in stage order.
+        """
         try:
             data = memoryview(frame).tobytes()
         except (TypeError, ValueError):
             data = b""
-        out = bytearray(data)
+        p = Packet(bytearray(data), port, hops)
         try:
-            action, egress, route = self._forward(out, port)
-        except _Drop as drop:
+            self._run(p)
+        except _Drop as drop:  # commit a drop: the frame is untouched (only rewrite writes it)
             return Verdict(Action.DROP, drop.reason, -1, drop.route, data)
-        return Verdict(action, DropReason.NONE, egress, route, bytes(out))
+        return Verdict(p.action, DropReason.NONE, p.egress, p.route, bytes(p.frame))  # commit
 
     def process(self, batch: Any, copy: bool = False) -> ReferenceResult:
         """Every frame of a ``FrameBatch``, like ``Dataplane.process``.
@@ -203,140 +303,113 @@ class ReferenceForwarder:
             out.data[a:b] = np.frombuffer(v.frame, dtype=np.uint8)
         return ReferenceResult(action, reason, egress, route, out)
 
-    # ------------------------------------------------------------------ the steps in order
-    def _forward(self, f: bytearray, port: Any) -> tuple[Action, int, int]:
-        """Run the steps of docs/forwarding-model.md; returns (action, egress, route) or raises _Drop."""
-        eni = self.ingress_eni(port)                          # step 1
-        ethertype = self.ethernet(f)                          # steps 2-3, #1
-        if ethertype == ETHERTYPE_ARP:
-            return self.arp(f, eni)                           # steps 4-8, #5-#7
-        return self.ipv4(f, eni)                              # steps 9-19
+    # ------------------------------------------------------------------ the pipeline
+    def _run(self, p: Packet) -> None:
+        """Run the stages from ``ingress``; each names the next (always a later one) or ends the frame."""
+        order = self._order
+        stage: str | None = self.STAGES[0]
+        while stage is not None:
+            p.stage = stage
+            nxt = getattr(self, stage)(p)
+            if nxt is not None and order[nxt] <= order[stage]:  # pragma: no cover - a bug in a stage
+                raise AssertionError(f"stage {stage} sent the frame back to {nxt}")
+            stage = nxt
 
-    # step 1 ---------------------------------------------------------------
-    def ingress_eni(self, port: Any) -> Eni:
+    # stage "ingress": steps 1-3, 9-14 --------------------------------------
+    def ingress(self, p: Packet) -> str:
+        """Steps 1-3 and 9-14: whose frame, is it well formed, and may it enter the VPC at all."""
+        eni = p.eni = self.ingress_eni(p)                     # step 1
+        subnet, vpc = eni.subnet, eni.vpc
+        p.ethertype = self.ethernet(p)                        # steps 2-3, #1
+        if p.ethertype == ETHERTYPE_ARP:
+            if p.recording:
+                p.note("eni", eni.name, self.eni_text(eni))
+            return "arp"
+        ip = p.ip = self.ipv4_well_formed(p)                  # step 9
+        if p.recording:
+            p.note("eni", eni.name, f"{self.eni_text(eni)}; {self.source_check_text(ip.src, eni)}")
+        self.l2_group_address(p)                              # step 10, #4
+        self.broadcast(p, ip.dst, vpc)                        # step 11, #2
+        self.multicast(p, ip.dst)                             # step 12, #3
+        self.source_check(ip.src, eni)                        # step 13, #43 (explained in the ENI hop)
+        self.known_mac(p, subnet)                             # step 14, #11
+        return "router"
+
+    def ingress_eni(self, p: Packet) -> Eni:
         """Step 1: the port must be an ENI of the network (not a gateway, peering, or nothing)."""
         try:
-            p = operator.index(port)
+            port = operator.index(p.port)
         except TypeError:
-            raise _Drop(DropReason.UNKNOWN_PORT) from None
-        obj = self.net._by_port.get(p)
-        if not isinstance(obj, Eni) or not self.net._holds(obj) or obj not in obj.subnet.enis:
-            raise _Drop(DropReason.UNKNOWN_PORT)
+            raise p.drop(DropReason.UNKNOWN_PORT, "port", repr(p.port), "not a port number") from None
+        obj = self.net.port_owner(port)
+        if not isinstance(obj, Eni) or not self.net.holds(obj) or obj not in obj.subnet.enis:
+            what = f"the port of {obj.kind} {obj.name}" if obj is not None else "no ENI's or target's port"
+            raise p.drop(DropReason.UNKNOWN_PORT, "port", str(port),
+                         f"port {port} is {what}: frames enter the VPC only from an ENI")
         return obj
 
-    # steps 2-3, #1 --------------------------------------------------------
     @staticmethod
-    def ethernet(f: bytearray) -> int:
+    def ethernet(p: Packet) -> int:
         """Steps 2-3 (#1): 14 bytes at least; only ARP and IPv4 pass (VLAN-tagged frames do not)."""
+        f, name = p.frame, p.eni.name if p.eni is not None else ""
         if len(f) < ETH_HEADER:
-            raise _Drop(DropReason.MALFORMED)
+            raise p.drop(DropReason.MALFORMED, "frame", name, f"{len(f)}-byte frame: shorter than an Ethernet header")
         ethertype = _u16(f, 12)
         if ethertype not in (ETHERTYPE_ARP, ETHERTYPE_IPV4):
-            raise _Drop(DropReason.NON_IPV4)
+            raise p.drop(DropReason.NON_IPV4, "frame", name, f"ethertype 0x{ethertype:04x} is neither ARP nor IPv4 "
+                         "(IPv6, VLAN tags, LLDP...): not carried")
         return ethertype
 
-    # steps 4-8: the ARP proxy (#5, #6, #7) ----------------------------------
-    def arp(self, f: bytearray, eni: Eni) -> tuple[Action, int, int]:
-        """Steps 4-8: answer requests from the mapping; never learn, never flood."""
-        self.arp_well_formed(f)                               # step 4
-        if _u16(f, 20) != 1:                                  # step 5: replies and other ops
-            raise _Drop(DropReason.ARP_IGNORED)
-        spa, tpa = _ip_at(f, 28), _ip_at(f, 38)
-        if spa == UNSPECIFIED or spa == tpa:                  # step 6: probes, gratuitous ARP
-            raise _Drop(DropReason.ARP_IGNORED)
-        mac = self.arp_answer(tpa, eni)                       # step 7
-        self.build_arp_reply(f, mac)                          # step 8
-        return Action.REPLY, eni.port, -1
-
     @staticmethod
-    def arp_well_formed(f: bytearray) -> None:
-        """Step 4: a whole Ethernet/IPv4 ARP packet (htype 1, ptype 0x0800, hlen 6, plen 4)."""
-        if len(f) < ARP_FRAME_MIN or _u16(f, 14) != 1 or _u16(f, 16) != ETHERTYPE_IPV4 or f[18] != 6 or f[19] != 4:
-            raise _Drop(DropReason.MALFORMED)
-
-    def arp_answer(self, tpa: ipaddress.IPv4Address, eni: Eni) -> str:
-        """Step 7: the MAC to answer with; #6 router -> gateway MAC, #5 ENI IP -> its MAC, #7 else none."""
-        subnet = eni.subnet
-        if self.arp_mode == "single_mac":                     # early VPCs: one MAC for everything
-            return subnet.gateway_mac
-        if tpa == subnet.router_ip:                           # #6
-            return subnet.gateway_mac
-        owner = self.eni_owning(eni.vpc, tpa)                 # #5 (any subnet of the VPC)
-        if owner is not None:
-            return owner.mac
-        raise _Drop(DropReason.ARP_NO_ENTRY)                  # #7
-
-    @staticmethod
-    def build_arp_reply(f: bytearray, mac: str) -> None:
-        """Step 8: turn the request into the reply, in place, bytes 0-41 only."""
-        m = _mac_bytes(mac)
-        req_eth_src = bytes(f[6:12])
-        sha, spa, tpa = bytes(f[22:28]), bytes(f[28:32]), bytes(f[38:42])
-        f[0:6] = req_eth_src
-        f[6:12] = m
-        f[20:22] = b"\x00\x02"
-        f[22:28] = m
-        f[28:32] = tpa
-        f[32:38] = sha
-        f[38:42] = spa
-
-    # steps 9-19: IPv4 -----------------------------------------------------
-    def ipv4(self, f: bytearray, eni: Eni) -> tuple[Action, int, int]:
-        """Steps 9-19, in the order of the spec."""
-        subnet, vpc = eni.subnet, eni.vpc
-        ip = self.ipv4_well_formed(f)                         # step 9
-        self.l2_group_address(f)                              # step 10, #4
-        self.broadcast(ip.dst, vpc)                           # step 11, #2
-        self.multicast(ip.dst)                                # step 12, #3
-        self.source_check(ip.src, eni)                        # step 13, #43
-        self.known_mac(f, subnet)                             # step 14, #11
-        if ip.dst == subnet.router_ip:                        # step 15, #57/#59
-            return self.own_router(f, ip, eni)
-        self.other_router(ip.dst, eni)                        # step 16, #58
-        self.link_local_service(ip.dst)                       # step 17, #16
-        if ip.dst in subnet.cidr:                             # step 18, #8
-            return self.intra_subnet(f, ip.dst, eni)
-        return self.routed(f, ip.dst, eni)                    # step 19, #20/#22/#27/#28/#36/#37
-
-    @staticmethod
-    def ipv4_well_formed(f: bytearray) -> _Ipv4:
+    def ipv4_well_formed(p: Packet) -> _Ipv4:
         """Step 9: version 4, IHL >= 5, header and total length inside the frame, valid checksum."""
+        f = p.frame
         L = len(f)
+
+        def bad(why: str) -> _Drop:
+            return p.drop(DropReason.MALFORMED, "frame", p.eni.name if p.eni is not None else "",
+                          f"malformed IPv4: {why}")
+
         if L < IPV4_FRAME_MIN:
-            raise _Drop(DropReason.MALFORMED)
+            raise bad(f"{L}-byte frame, shorter than Ethernet + a 20-byte header")
         version, ihl = f[14] >> 4, f[14] & 0x0F
         if version != 4 or ihl < 5:
-            raise _Drop(DropReason.MALFORMED)
+            raise bad(f"version {version}, IHL {ihl}")
         hlen = ihl * 4
         if ETH_HEADER + hlen > L:
-            raise _Drop(DropReason.MALFORMED)
+            raise bad(f"the {hlen}-byte header runs past the {L}-byte frame")
         tl = _u16(f, 16)
         if tl < hlen or ETH_HEADER + tl > L:  # bytes after 14 + tl are Ethernet padding
-            raise _Drop(DropReason.MALFORMED)
+            raise bad(f"total length {tl} does not fit the header and the {L}-byte frame")
         if ones_complement_sum(f[ETH_HEADER:ETH_HEADER + hlen]) != 0xFFFF:
-            raise _Drop(DropReason.MALFORMED)
+            raise bad("bad header checksum")
         flags_frag = _u16(f, 20)
         return _Ipv4(ihl_bytes=hlen, total_length=tl, proto=f[23],
                      more_fragments=bool(flags_frag & 0x2000), fragment_offset=flags_frag & 0x1FFF,
                      src=_ip_at(f, 26), dst=_ip_at(f, 30))
 
     @staticmethod
-    def l2_group_address(f: bytearray) -> None:
+    def l2_group_address(p: Packet) -> None:
         """Step 10 (#4): IPv4 to a broadcast/multicast MAC is not flooded."""
-        if f[0] & 1:
-            raise _Drop(DropReason.L2_BROADCAST)
+        if p.frame[0] & 1:
+            raise p.drop(DropReason.L2_BROADCAST, "frame", p.eni.name if p.eni is not None else "",
+                         f"destination MAC {_mac_text(p.frame[0:6])} is a group address: the VPC does not flood")
 
     @staticmethod
-    def broadcast(dst: ipaddress.IPv4Address, vpc: Vpc) -> None:
+    def broadcast(p: Packet, dst: ipaddress.IPv4Address, vpc: Vpc) -> None:
         """Step 11 (#2): limited broadcast, or the last address of any subnet of the VPC."""
         if dst == LIMITED_BROADCAST or any(dst == s.broadcast_ip for s in vpc.subnets):
-            raise _Drop(DropReason.BROADCAST)
+            subnet = p.eni.subnet.name if p.eni is not None else ""
+            raise p.drop(DropReason.BROADCAST, "subnet", subnet,
+                         f"{dst} is a broadcast address in VPC {vpc.name}: the VPC has no broadcast")
 
     @staticmethod
-    def multicast(dst: ipaddress.IPv4Address) -> None:
+    def multicast(p: Packet, dst: ipaddress.IPv4Address) -> None:
         """Step 12 (#3): no multicast in a VPC."""
         if dst in MULTICAST_RANGE:
-            raise _Drop(DropReason.MULTICAST)
+            subnet = p.eni.subnet.name if p.eni is not None else ""
+            raise p.drop(DropReason.MULTICAST, "subnet", subnet,
+                         f"{dst} is multicast: the VPC has no multicast (without a TGW domain)")
 
     @staticmethod
     def source_check(src: ipaddress.IPv4Address, eni: Eni) -> None:
@@ -345,89 +418,195 @@ class ReferenceForwarder:
             raise _Drop(DropReason.SRC_DST_CHECK)
 
     @staticmethod
-    def known_mac(f: bytearray, subnet: Subnet) -> None:
+    def eni_text(eni: Eni) -> str:
+        return f"ingress ENI ({', '.join(map(str, eni.ips))}, {eni.mac}) in subnet {eni.subnet.name}"
+
+    @staticmethod
+    def source_check_text(src: ipaddress.IPv4Address, eni: Eni) -> str:
+        """Step 13 in words (the ENI hop says it before the broadcast checks that precede the drop)."""
+        if not eni.source_dest_check:
+            return "source/dest check off: any source address is accepted"
+        if src in eni.ips:
+            return f"source/dest check on: source {src} is its own address"
+        return f"source/dest check is on and source {src} is not one of its addresses"
+
+    @staticmethod
+    def known_mac(p: Packet, subnet: Subnet) -> None:
         """Step 14 (#11): unicast IPv4 must be addressed to the subnet's router or to one of its ENIs."""
-        dst_mac = bytes(f[0:6])
+        dst_mac = bytes(p.frame[0:6])
         known = [_mac_bytes(subnet.gateway_mac)] + [_mac_bytes(e.mac) for e in subnet.enis]
         if dst_mac not in known:
-            raise _Drop(DropReason.UNKNOWN_MAC)
+            raise p.drop(DropReason.UNKNOWN_MAC, "frame", p.eni.name if p.eni is not None else "",
+                         f"destination MAC {_mac_text(dst_mac)} is neither the gateway MAC of subnet {subnet.name} "
+                         "nor an ENI of it")
 
-    def own_router(self, f: bytearray, ip: _Ipv4, eni: Eni) -> tuple[Action, int, int]:
+    # stage "arp": steps 4-8, the ARP proxy (#5, #6, #7) ---------------------
+    def arp(self, p: Packet) -> str:
+        """Steps 4-8: answer requests from the mapping; never learn, never flood."""
+        f, eni = p.frame, p.eni
+        assert eni is not None
+        if len(f) < ARP_FRAME_MIN or _u16(f, 14) != 1 or _u16(f, 16) != ETHERTYPE_IPV4 or f[18] != 6 or f[19] != 4:
+            raise p.drop(DropReason.MALFORMED, "frame", eni.name,   # step 4
+                         "not a whole Ethernet/IPv4 ARP packet (42 bytes, htype 1, ptype 0x0800, hlen 6, plen 4)")
+        op = _u16(f, 20)
+        if op != 1:                                           # step 5: replies and other ops
+            raise p.drop(DropReason.ARP_IGNORED, "arp", eni.subnet.name,
+                         f"ARP op {op} is not a request: the VPC's mapping is authoritative and never learned")
+        spa, tpa = _ip_at(f, 28), _ip_at(f, 38)
+        if spa == UNSPECIFIED or spa == tpa:                  # step 6: probes, gratuitous ARP
+            what = "a probe (sender 0.0.0.0)" if spa == UNSPECIFIED else "gratuitous (sender = target)"
+            raise p.drop(DropReason.ARP_IGNORED, "arp", eni.subnet.name, f"the request for {tpa} is {what}: ignored")
+        p.arp_mac = self.arp_answer(p, tpa, eni)              # step 7
+        p.action, p.egress, p.reply = Action.REPLY, eni.port, "arp"   # step 8, built by rewrite
+        return "rewrite"
+
+    def arp_answer(self, p: Packet, tpa: ipaddress.IPv4Address, eni: Eni) -> str:
+        """Step 7: the MAC to answer with; #6 router -> gateway MAC, #5 ENI IP -> its MAC, #7 else none."""
+        subnet = eni.subnet
+        if self.arp_mode == "single_mac":                     # early VPCs: one MAC for everything
+            p.note("arp", subnet.name, f"who-has {tpa}: answered with the gateway MAC {subnet.gateway_mac} "
+                   "(arp_mode single_mac answers every request so)")
+            return subnet.gateway_mac
+        if tpa == subnet.router_ip:                           # #6
+            p.note("arp", subnet.name, f"who-has {tpa}: the router of subnet {subnet.name}, "
+                   f"answered with the gateway MAC {subnet.gateway_mac}")
+            return subnet.gateway_mac
+        owner = self.eni_owning(eni.vpc, tpa)                 # #5 (any subnet of the VPC)
+        if owner is not None:
+            p.note("arp", owner.name, f"who-has {tpa}: an address of {owner.name} in subnet {owner.subnet.name}, "
+                   f"answered with its MAC {owner.mac}")
+            return owner.mac
+        raise p.drop(DropReason.ARP_NO_ENTRY, "arp", subnet.name,   # #7
+                     f"who-has {tpa}: no ENI of VPC {eni.vpc.name} has it and it is not the subnet's router")
+
+    # stage "router": steps 15-17 --------------------------------------------
+    def router(self, p: Packet) -> str:
+        """Steps 15-17: the own router answers ICMP echo; other routers and link-local services are not reachable."""
+        eni, ip = p.eni, p.ip
+        assert eni is not None and ip is not None
+        subnet = eni.subnet
+        if ip.dst == subnet.router_ip:                        # step 15, #57/#59
+            self.own_router(p, ip, subnet)
+            p.action, p.egress, p.reply = Action.REPLY, eni.port, "echo"   # built by rewrite
+            return "rewrite"
+        self.other_router(p, ip.dst, eni)                     # step 16, #58
+        self.link_local_service(p, ip.dst)                    # step 17, #16
+        return "local"
+
+    @staticmethod
+    def subnet_text(subnet: Subnet) -> str:
+        return (f"subnet {subnet.cidr} of VPC {subnet.vpc.name} (router {subnet.router_ip}, "
+                f"gateway MAC {subnet.gateway_mac})")
+
+    def own_router(self, p: Packet, ip: _Ipv4, subnet: Subnet) -> None:
         """Step 15: the subnet's router answers ICMP echo (#57) and nothing else (#59)."""
-        h = ETH_HEADER + ip.ihl_bytes
+        f, h = p.frame, ETH_HEADER + ip.ihl_bytes
         is_echo = (ip.proto == IPPROTO_ICMP and not ip.more_fragments and ip.fragment_offset == 0
                    and ip.total_length >= ip.ihl_bytes + 8 and f[h] == ICMP_ECHO_REQUEST and f[h + 1] == 0)
+        where = f"{ip.dst} is the router of {self.subnet_text(subnet)}"
         if not is_echo:
-            raise _Drop(DropReason.ROUTER_UNSUPPORTED)
-        self.build_echo_reply(f, ip, eni.subnet)
-        return Action.REPLY, eni.port, -1
+            raise p.drop(DropReason.ROUTER_UNSUPPORTED, "router", subnet.name, f"{where}: it answers ICMP echo only")
+        p.note("router", subnet.name, f"{where}: it answers ICMP echo itself")
 
     @staticmethod
-    def build_echo_reply(f: bytearray, ip: _Ipv4, subnet: Subnet) -> None:
-        """Section 4: the echo reply, in place; padding after 14 + total length untouched."""
-        req_eth_src = bytes(f[6:12])
-        f[0:6] = req_eth_src
-        f[6:12] = _mac_bytes(subnet.gateway_mac)
-        ip_start, ip_end = ETH_HEADER, ETH_HEADER + ip.ihl_bytes
-        f[26:30] = subnet.router_ip.packed             # IP src := router
-        f[30:34] = ip.src.packed                       # IP dst := requester
-        f[22] = ECHO_REPLY_TTL
-        f[24:26] = b"\x00\x00"
-        f[24:26] = internet_checksum(f[ip_start:ip_end]).to_bytes(2, "big")
-        icmp_end = ETH_HEADER + ip.total_length
-        f[ip_end] = ICMP_ECHO_REPLY
-        f[ip_end + 1] = 0
-        f[ip_end + 2:ip_end + 4] = b"\x00\x00"
-        f[ip_end + 2:ip_end + 4] = internet_checksum(f[ip_end:icmp_end]).to_bytes(2, "big")
-
-    @staticmethod
-    def other_router(dst: ipaddress.IPv4Address, eni: Eni) -> None:
+    def other_router(p: Packet, dst: ipaddress.IPv4Address, eni: Eni) -> None:
         """Step 16 (#58): another subnet's router address is not reachable."""
-        if any(dst == s.router_ip for s in eni.vpc.subnets if s is not eni.subnet):
-            raise _Drop(DropReason.ROUTER_NOT_OWN_SUBNET)
+        for other in eni.vpc.subnets:
+            if other is not eni.subnet and dst == other.router_ip:
+                raise p.drop(DropReason.ROUTER_NOT_OWN_SUBNET, "router", other.name,
+                             f"{dst} is the router of subnet {other.name} ({other.cidr}); a VM can only reach "
+                             f"its own subnet's router ({eni.subnet.router_ip})")
 
     @staticmethod
-    def link_local_service(dst: ipaddress.IPv4Address) -> None:
+    def link_local_service(p: Packet, dst: ipaddress.IPv4Address) -> None:
         """Step 17 (#16): 169.254.168.0/22 is never routed, whatever the table says."""
         if dst in RESERVED_SERVICE_RANGE:
-            raise _Drop(DropReason.LINK_LOCAL_SERVICE)
+            raise p.drop(DropReason.LINK_LOCAL_SERVICE, "subnet", p.eni.subnet.name if p.eni is not None else "",
+                         f"{dst} is in {RESERVED_SERVICE_RANGE} (instance metadata, DNS, time sync): "
+                         "served on the host, never routed")
 
-    def intra_subnet(self, f: bytearray, dst: ipaddress.IPv4Address, eni: Eni) -> tuple[Action, int, int]:
+    # stage "local": step 18 -------------------------------------------------
+    def local(self, p: Packet) -> str:
         """Step 18 (#8): inside the own subnet, no route lookup: the owning ENI or nothing."""
-        for r in eni.subnet.enis:
-            if dst in r.ips:
-                return self.deliver(f, eni, r, route=-1)
-        raise _Drop(DropReason.NO_SUCH_HOST)
+        eni, ip = p.eni, p.ip
+        assert eni is not None and ip is not None
+        subnet = eni.subnet
+        if ip.dst not in subnet.cidr:
+            if p.recording:
+                p.note("subnet", subnet.name, f"{ip.dst} is outside {self.subnet_text(subnet)}: routed")
+            return "route"
+        for r in subnet.enis:
+            if ip.dst in r.ips:
+                if p.recording:
+                    p.note("subnet", subnet.name, f"{ip.dst} is inside {self.subnet_text(subnet)}: delivered "
+                           "without a route lookup")
+                self.deliver_to(p, r)
+                return "rewrite"
+        raise p.drop(DropReason.NO_SUCH_HOST, "subnet", subnet.name,
+                     f"{ip.dst} is inside {self.subnet_text(subnet)}: no route lookup, and no ENI owns it")
 
-    def routed(self, f: bytearray, dst: ipaddress.IPv4Address, eni: Eni) -> tuple[Action, int, int]:
+    # stage "route": step 19 -------------------------------------------------
+    def route(self, p: Packet) -> str | None:
         """Step 19: longest-prefix match in the source subnet's table (#15, #18, #20, #22), then the target."""
-        match = self.longest_prefix_match(eni.subnet, dst)
+        eni, ip = p.eni, p.ip
+        assert eni is not None and ip is not None
+        subnet, dst = eni.subnet, ip.dst
+        rt = subnet.route_table
+        if p.recording and subnet.explicit_route_table is not None:
+            p.note("route-table", rt.name, f"explicitly associated with subnet {subnet.name}")
+        elif p.recording:
+            p.note("route-table", rt.name, f"main route table of VPC {eni.vpc.name} (subnet {subnet.name} has no "
+                   "explicit association)")
+        match = self.longest_prefix_match(subnet, dst)
         if match is None:                                     # #27
-            raise _Drop(DropReason.NO_ROUTE)
-        index = self.route_index(match)
+            raise p.drop(DropReason.NO_ROUTE, "route", "(none)", f"no route in {rt.name} matches {dst}")
+        index = p.route = self.route_index(match)
         target = match.target
+        if p.recording:
+            origin = match.origin + (f" from prefix list {match.prefix_list}" if match.prefix_list else "")
+            p.note("route", f"{match.destination} -> {target.name}", f"longest prefix match for {dst} in "
+                   f"{rt.name}: route #{index}, origin {origin}, state {match.state}")
         if target is BLACKHOLE:                               # #28: no fallback to a shorter route
-            raise _Drop(DropReason.BLACKHOLE, index)
+            was = f" (was {match.deleted_target})" if match.deleted_target else ""
+            raise p.drop(DropReason.BLACKHOLE, "blackhole", str(match.destination),
+                         f"the route's target is gone{was}: dropped, no fallback to a shorter route", index)
         if target is LOCAL:                                   # #21
             owner = self.eni_owning(eni.vpc, dst)
             if owner is None:
-                raise _Drop(DropReason.NO_SUCH_HOST, index)
-            return self.deliver(f, eni, owner, index)
+                raise p.drop(DropReason.NO_SUCH_HOST, "vpc", eni.vpc.name,
+                             f"local route: no ENI of VPC {eni.vpc.name} owns {dst}", index)
+            if p.recording:
+                p.note("vpc", eni.vpc.name, f"local route: {dst} belongs to {owner.name} in subnet "
+                       f"{owner.subnet.name}")
+            self.deliver_to(p, owner)
+            return "rewrite"
         if isinstance(target, Eni):                           # #37 middlebox; #43 check at the receiver
             if target.source_dest_check and dst not in target.ips:
-                raise _Drop(DropReason.SRC_DST_CHECK, index)
-            return self.deliver(f, eni, target, index)
+                raise p.drop(DropReason.SRC_DST_CHECK, "eni", target.name,
+                             f"target ENI ({', '.join(map(str, target.ips))}) has source/dest check on and {dst} "
+                             "is not its address: dropped", index)
+            chk = "source/dest check off" if not target.source_dest_check else f"{dst} is its own address"
+            self.deliver_to(p, target, via=f"target ENI ({chk}); ")
+            return "rewrite"
         if isinstance(target, PeeringConnection):             # #36: enter the peer, never onward
             peer = target.peer_of(eni.vpc)
+            if p.recording:
+                p.note("pcx", target.name, f"VPC peering {target.requester.name} <-> {target.accepter.name}: enters "
+                       f"VPC {peer.name} ({', '.join(map(str, peer.cidrs))}); never routed onward (no transit)")
             owner = self.eni_owning(peer, dst)
             if owner is None:
-                raise _Drop(DropReason.NO_SUCH_HOST, index)
-            return self.deliver(f, eni, owner, index)
+                raise p.drop(DropReason.NO_SUCH_HOST, "vpc", peer.name, f"no ENI of peer VPC {peer.name} owns {dst}",
+                             index)
+            self.deliver_to(p, owner)
+            return "rewrite"
         if isinstance(target, Target):                        # #29/#34: igw, vgw, nat, tgw, vpce
-            return Action.FORWARD, target.port, index
+            if p.recording:
+                p.note(target.kind, target.name, f"{describe_target(target)}: forwarded out of the VPC data plane "
+                       f"on port {target.port}, frame untouched")
+            p.action, p.egress = Action.FORWARD, target.port
+            return None                                       # FORWARD: nothing to rewrite
         raise _Drop(DropReason.BLACKHOLE, index)  # pragma: no cover - every target kind is handled above
 
-    # ------------------------------------------------------------------ lookups and rewrites
     @staticmethod
     def longest_prefix_match(subnet: Subnet, dst: ipaddress.IPv4Address) -> Route | None:
         """#22: the most specific route of the subnet's table (#18, #19: explicit, else main) containing dst."""
@@ -455,10 +634,83 @@ class ReferenceForwarder:
         return None
 
     @staticmethod
-    def deliver(f: bytearray, sender: Eni, receiver: Eni, route: int) -> tuple[Action, int, int]:
+    def deliver_to(p: Packet, receiver: Eni, via: str = "") -> None:
+        """The pending verdict DELIVER to ``receiver`` (the MACs are rewritten by the rewrite stage)."""
+        p.action, p.egress, p.receiver, p.via = Action.DELIVER, receiver.port, receiver, via
+
+    # stage "rewrite": section 4 ---------------------------------------------
+    def rewrite(self, p: Packet) -> None:
+        """Section 4: the only stage that writes the frame."""
+        eni = p.eni
+        assert eni is not None
+        if p.action == Action.DELIVER and p.receiver is not None:
+            self.deliver(p, eni, p.receiver)
+        elif p.reply == "arp":
+            self.build_arp_reply(p.frame, p.arp_mac)
+        elif p.reply == "echo" and p.ip is not None:
+            self.build_echo_reply(p.frame, p.ip, eni.subnet)
+
+    @staticmethod
+    def deliver(p: Packet, sender: Eni, receiver: Eni) -> None:
         """Section 4 (#10): dst MAC := receiver; src MAC := sender within a subnet, else the
         receiving subnet's gateway MAC.  TTL and the IP packet are untouched (#9)."""
-        f[0:6] = _mac_bytes(receiver.mac)
-        src = sender.mac if receiver.subnet is sender.subnet else receiver.subnet.gateway_mac
-        f[6:12] = _mac_bytes(src)
-        return Action.DELIVER, receiver.port, route
+        same = receiver.subnet is sender.subnet
+        src = sender.mac if same else receiver.subnet.gateway_mac
+        p.frame[0:6] = _mac_bytes(receiver.mac)
+        p.frame[6:12] = _mac_bytes(src)
+        if not p.recording:
+            return
+        src_text = (f"the sender's MAC {sender.mac} (same subnet)" if same
+                    else f"the gateway MAC {receiver.subnet.gateway_mac} of subnet {receiver.subnet.name}")
+        p.note("eni", receiver.name, f"{p.via}receiving ENI ({', '.join(map(str, receiver.ips))}) in subnet "
+               f"{receiver.subnet.name} of VPC {receiver.vpc.name}, port {receiver.port}: dst MAC := {receiver.mac}, "
+               f"src MAC := {src_text}; TTL untouched")
+
+    @staticmethod
+    def build_arp_reply(f: bytearray, mac: str) -> None:
+        """Step 8: turn the request into the reply, in place, bytes 0-41 only."""
+        m = _mac_bytes(mac)
+        req_eth_src = bytes(f[6:12])
+        sha, spa, tpa = bytes(f[22:28]), bytes(f[28:32]), bytes(f[38:42])
+        f[0:6] = req_eth_src
+        f[6:12] = m
+        f[20:22] = b"\x00\x02"
+        f[22:28] = m
+        f[28:32] = tpa
+        f[32:38] = sha
+        f[38:42] = spa
+
+    @staticmethod
+    def build_echo_reply(f: bytearray, ip: _Ipv4, subnet: Subnet) -> None:
+        """Section 4: the echo reply, in place; padding after 14 + total length untouched."""
+        req_eth_src = bytes(f[6:12])
+        f[0:6] = req_eth_src
+        f[6:12] = _mac_bytes(subnet.gateway_mac)
+        ip_start, ip_end = ETH_HEADER, ETH_HEADER + ip.ihl_bytes
+        f[26:30] = subnet.router_ip.packed             # IP src := router
+        f[30:34] = ip.src.packed                       # IP dst := requester
+        f[22] = ECHO_REPLY_TTL
+        f[24:26] = b"\x00\x00"
+        f[24:26] = internet_checksum(f[ip_start:ip_end]).to_bytes(2, "big")
+        icmp_end = ETH_HEADER + ip.total_length
+        f[ip_end] = ICMP_ECHO_REPLY
+        f[ip_end + 1] = 0
+        f[ip_end + 2:ip_end + 4] = b"\x00\x00"
+        f[ip_end + 2:ip_end + 4] = internet_checksum(f[ip_end:icmp_end]).to_bytes(2, "big")
+
+
+def describe_target(t: Target) -> str:
+    """A route target in words (for the explanation)."""
+    if isinstance(t, InternetGateway):
+        return f"internet gateway of VPC {t.vpc.name} (to the internet)"
+    if isinstance(t, VpnGateway):
+        return f"VPN gateway of VPC {t.vpc.name} (to on-premises)"
+    if isinstance(t, NatGateway):
+        sub = f" in subnet {t.subnet.name}" if t.subnet is not None else ""
+        return f"NAT gateway of VPC {t.vpc.name}{sub}"
+    if isinstance(t, TransitGateway):
+        return f"transit gateway attached to {', '.join(v.name for v in t.attachments)}"
+    if isinstance(t, Endpoint):
+        svc = f" for {t.service}" if t.service else ""
+        return f"{t.endpoint_type} VPC endpoint{svc} of VPC {t.vpc.name}"
+    return f"{t.kind} {t.name}"

@@ -12,7 +12,7 @@ import frames as F  # noqa: E402
 
 from fastvpc.batch import FrameBatch  # noqa: E402
 from fastvpc.examples import seed_vpc  # noqa: E402
-from fastvpc.reference import ReferenceForwarder, Verdict, internet_checksum  # noqa: E402
+from fastvpc.reference import Hop, ReferenceForwarder, Verdict, internet_checksum  # noqa: E402
 from fastvpc.verdicts import Action, DropReason  # noqa: E402
 
 NET = seed_vpc()
@@ -114,3 +114,75 @@ def test_process_read_only_batch_needs_copy() -> None:
         REF.process(batch)
     res = REF.process(batch, copy=True)
     assert list(batch) == frames and res.frames.frame(1) != frames[1]
+
+
+# --------------------------------------------------------------------------- the pipeline and its recorder
+
+def test_stages_are_the_pipeline() -> None:
+    """The stage names are shared with the kernel's driver (forward.stage_names()): fixed, in this order."""
+    from fastvpc.reference import STAGES
+
+    assert ReferenceForwarder.STAGES == STAGES == ("ingress", "arp", "router", "local", "route", "rewrite")
+    for name in STAGES:
+        assert callable(getattr(REF, name)), name
+
+
+def _hops(frame: bytes, port: int, net: object = NET) -> tuple[Verdict, list[Hop]]:
+    hops: list[Hop] = []
+    ref = REF if net is NET else ReferenceForwarder(net)  # type: ignore[arg-type]
+    return ref.forward(frame, port, hops=hops), hops
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=100), st.sampled_from(PORTS))
+def test_recorder_changes_nothing_and_follows_the_stages(frame: bytes, port: int) -> None:
+    from fastvpc.reference import STAGES
+
+    v, hops = _hops(frame, port)
+    assert v == REF.forward(frame, port)
+    assert hops, "every verdict is explained"
+    order = [STAGES.index(h.stage) for h in hops]
+    assert order == sorted(order)
+    assert all(h.kind and h.name is not None and h.detail for h in hops)
+
+
+def test_recorder_on_the_seed_paths() -> None:
+    w1, web, web2 = NET.find("web1"), NET.find("web"), NET.find("web2")
+    v, hops = _hops(F.udp_frame(w1, "10.0.3.10", web), w1.port)          # routed DELIVER to db1
+    assert v.action == Action.DELIVER
+    assert [(h.stage, h.kind) for h in hops] == [("ingress", "eni"), ("local", "subnet"), ("route", "route-table"),
+                                                 ("route", "route"), ("route", "vpc"), ("rewrite", "eni")]
+    assert hops[-1].name == "db1" and NET.find("db").gateway_mac in hops[-1].detail
+    v, hops = _hops(F.arp_request(w1, None, "10.0.1.20"), w1.port)       # ARP for web2
+    assert v.action == Action.REPLY
+    assert [(h.stage, h.kind, h.name) for h in hops] == [("ingress", "eni", "web1"), ("arp", "arp", "web2")]
+    assert web2.mac in hops[1].detail
+    v, hops = _hops(F.arp_request(w1, None, "10.0.1.99"), w1.port)
+    assert v.reason == DropReason.ARP_NO_ENTRY and hops[-1].kind == "arp" and "10.0.1.99" in hops[-1].detail
+    v, hops = _hops(F.udp_frame(w1, "10.0.2.20", web), NET.find("igw").port)
+    assert v.reason == DropReason.UNKNOWN_PORT and [h.kind for h in hops] == ["port"]
+    assert "igw" in hops[0].detail
+    v, hops = _hops(b"\x00" * 10, w1.port)
+    assert v.reason == DropReason.MALFORMED and (hops[0].kind, hops[0].name) == ("frame", "web1")
+    bad = bytearray(F.udp_frame(w1, "10.0.2.20", web))
+    bad[24] ^= 0xFF                                                       # header checksum
+    v, hops = _hops(bytes(bad), w1.port)
+    assert v.reason == DropReason.MALFORMED and "checksum" in hops[-1].detail
+    v, hops = _hops(F.udp_frame(w1, "10.0.2.20", "02:00:00:00:00:99"), w1.port)
+    assert v.reason == DropReason.UNKNOWN_MAC and hops[-1].kind == "frame" and "02:00:00:00:00:99" in hops[-1].detail
+    v, hops = _hops(F.udp_frame(w1, "10.0.2.20", web, src_ip="10.0.1.99"), w1.port)
+    assert v.reason == DropReason.SRC_DST_CHECK and "not one of its addresses" in hops[0].detail
+
+
+def test_hops_are_plain_data() -> None:
+    h = Hop("eni", "web1", "ingress", "ingress")
+    assert h.to_dict() == {"kind": "eni", "name": "web1", "detail": "ingress", "stage": "ingress"}
+    assert str(h).startswith("eni         web1: ingress")
+    with pytest.raises(AttributeError):
+        h.kind = "x"  # type: ignore[misc]
+
+
+def test_process_is_a_forwarder() -> None:
+    from fastvpc.dataplane import Forwarder
+
+    assert isinstance(REF, Forwarder)

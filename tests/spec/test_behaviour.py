@@ -2,7 +2,8 @@
 
 Each test is named after its row (``test_r08_...`` is row #8) and runs against both
 engines: ``reference`` (fastvpc.reference.ReferenceForwarder, the readable oracle) and
-``kernel`` (``net.compile(arp_mode=...).process(FrameBatch)``).  Frames are built and
+``kernel`` (``net.compile(arp_mode=...)``), both through ``process(FrameBatch)`` by
+``fastvpc.testing.run``.  Frames are built and
 dissected with scapy (tests/frames.py), which is also the checksum oracle.
 
 Expected verdicts come from the contract (DESIGN.md section 1 and
@@ -11,7 +12,6 @@ docs/forwarding-model.md); route indices are looked up independently in ``net.ro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -21,6 +21,9 @@ import frames as F  # noqa: E402
 import fastvpc.topology as topo  # noqa: E402
 from fastvpc.errors import TopologyError  # noqa: E402
 from fastvpc.examples import seed_vpc  # noqa: E402
+from fastvpc.reference import Verdict  # noqa: E402
+from fastvpc.testing import ENGINE_NAMES, run  # noqa: E402
+from fastvpc.testing import engine as engine_named  # noqa: E402
 from fastvpc.verdicts import Action, DropReason  # noqa: E402
 
 A, R = Action, DropReason
@@ -28,44 +31,24 @@ A, R = Action, DropReason
 
 # --------------------------------------------------------------------------- engines
 
-@dataclass(frozen=True)
-class Out:
-    action: Action
-    reason: DropReason
-    egress: int
-    route: int
-    frame: bytes
+Out = Verdict  # one record per frame: action, reason, egress, route, output frame
 
 
 class Engine:
-    """Runs frames through one engine and returns ``Out`` records."""
+    """Runs frames through one engine (``fastvpc.testing.engine``: ``reference`` or ``kernel``, both
+    ``process()`` a FrameBatch in place) and returns one Verdict per frame."""
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
 
     def run(self, net: topo.Network, items: list[tuple[bytes, int]], arp_mode: str = "target") -> list[Out]:
-        if self.kind == "reference":
-            from fastvpc.reference import ReferenceForwarder
-
-            ref = ReferenceForwarder(net, arp_mode=arp_mode)
-            outs = []
-            for frame, port in items:
-                v = ref.forward(frame, port)
-                outs.append(Out(Action(v.action), DropReason(v.reason), v.egress, v.route, v.frame))
-            return outs
-        from fastvpc.batch import FrameBatch
-
-        dp = net.compile(arp_mode=arp_mode)
-        batch = FrameBatch.from_frames([f for f, _ in items], port=[p for _, p in items])
-        res = dp.process(batch)
-        return [Out(Action(int(res.action[i])), DropReason(int(res.reason[i])), int(res.egress[i]),
-                    int(res.route[i]), res.frames.frame(i)) for i in range(len(items))]
+        return run(engine_named(net, self.kind, arp_mode), items)
 
     def one(self, net: topo.Network, frame: bytes, port: int, arp_mode: str = "target") -> Out:
         return self.run(net, [(frame, port)], arp_mode)[0]
 
 
-@pytest.fixture(params=["reference", "kernel"])
+@pytest.fixture(params=ENGINE_NAMES)
 def engine(request: pytest.FixtureRequest) -> Engine:
     return Engine(request.param)
 

@@ -8,6 +8,10 @@ and batches of random frames aimed at interesting places (ENI IPs, routers, broa
 reserved addresses, other VPCs, outside, multicast, link-local services; gateway MACs, ENI
 MACs, group MACs) plus mutated, truncated and random bytes.  Kernel and reference must agree
 on action, reason, egress, route and every output byte.
+
+The networks come from ``fastvpc.testing.networks()``; the frames are built here with scapy
+(tests/frames.py), a builder independent of fastvpc (``fastvpc.testing.frames()`` is the library's own
+version, exercised in tests/testing); the comparison is ``fastvpc.testing.assert_same_verdicts``.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ import os
 import struct
 from typing import Any
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -25,9 +28,7 @@ from hypothesis import strategies as st
 import frames as F  # noqa: E402
 
 import fastvpc.topology as topo  # noqa: E402
-from fastvpc.errors import TopologyError  # noqa: E402
-from fastvpc.reference import ReferenceForwarder  # noqa: E402
-from fastvpc.verdicts import Action, DropReason  # noqa: E402
+from fastvpc.testing import assert_same_verdicts, interesting_ips, networks  # noqa: E402
 
 N_EXAMPLES = int(os.environ.get("FASTVPC_DIFF_EXAMPLES", "200"))
 # the slow variant runs in the README's test command; CI's second and third runs pass -m "not slow"
@@ -37,125 +38,10 @@ IP = ipaddress.IPv4Address
 
 
 # =========================================================================== random topologies
-
-def _try(fn: Any, *args: Any, **kw: Any) -> Any:
-    """Run a control-plane call; an invalid one (TopologyError) is simply not applied."""
-    try:
-        return fn(*args, **kw)
-    except TopologyError:
-        return None
-
-
-@st.composite
-def networks(draw: st.DrawFn) -> topo.Network:
-    net = topo.Network()
-    n_vpcs = draw(st.integers(1, 3))
-    vpcs: list[topo.Vpc] = []
-    for i in range(n_vpcs):
-        vpc = net.add_vpc(f"10.{i}.0.0/16", name=f"v{i}")
-        if draw(st.booleans()):
-            vpc.add_cidr(draw(st.sampled_from([f"10.{100 + i}.0.0/16", f"172.{16 + i}.0.0/20",
-                                               f"192.168.{i * 16}.0/28"])))
-        vpcs.append(vpc)
-        # subnets: aligned blocks so that most draws are valid; some /28s to reach broadcast/reserved
-        for cidr in vpc.cidrs:
-            for _ in range(draw(st.integers(0 if cidr != vpc.cidr else 1, 3))):
-                plen = draw(st.sampled_from([cidr.prefixlen, 20, 24, 24, 26, 28]))
-                plen = max(plen, cidr.prefixlen)
-                n_blocks = 2 ** (plen - cidr.prefixlen)
-                k = draw(st.integers(0, min(n_blocks - 1, 40)))
-                block = ipaddress.IPv4Network((int(cidr.network_address) + k * 2 ** (32 - plen), plen))
-                _try(vpc.add_subnet, block)
-        for subnet in list(vpc.subnets):
-            hosts = subnet.cidr.num_addresses
-            for _ in range(draw(st.sampled_from([0, 1, 2, 2, 3]))):
-                off = draw(st.integers(4, min(hosts - 2, 300)))
-                secs = [subnet.cidr.network_address + draw(st.integers(4, min(hosts - 2, 300)))
-                        for _ in range(draw(st.sampled_from([0, 0, 0, 1, 2])))]
-                port = draw(st.sampled_from([None, None, None, None, 70_000 + off, 50_000_000 + off]))
-                eni = _try(subnet.add_eni, subnet.cidr.network_address + off,
-                           source_dest_check=draw(st.booleans()), port=port)
-                if eni is not None:
-                    for s in secs:
-                        _try(eni.add_secondary_ip, s)
-        if draw(st.booleans()):
-            vpc.add_internet_gateway()
-        if draw(st.booleans()):
-            vpc.add_vpn_gateway()
-        for _ in range(draw(st.integers(0, 2))):
-            vpc.add_nat_gateway(subnet=draw(st.sampled_from(vpc.subnets)) if vpc.subnets else None)
-        if draw(st.booleans()):
-            vpc.add_endpoint(endpoint_type=draw(st.sampled_from(list(topo.Endpoint.KINDS))))
-    # peerings (only between non-overlapping VPCs: all are)
-    for i in range(n_vpcs):
-        for j in range(i + 1, n_vpcs):
-            if draw(st.booleans()):
-                net.add_peering(vpcs[i], vpcs[j])
-    if n_vpcs > 1 and draw(st.booleans()):
-        tgw = net.add_transit_gateway()
-        for v in vpcs:
-            if draw(st.booleans()):
-                tgw.attach(v)
-    # route tables and routes
-    for vpc in vpcs:
-        tables = [vpc.main_route_table] + [vpc.add_route_table() for _ in range(draw(st.integers(0, 2)))]
-        targets: list[Any] = [*vpc.gateways, *vpc.enis, *vpc.peerings, topo.BLACKHOLE]
-        for rt in tables:
-            for _ in range(draw(st.integers(0, 5))):
-                dest = draw(_destinations(net, vpc))
-                tgt = draw(st.sampled_from(targets))
-                _try(rt.add_route, dest, tgt)
-            # peering routes towards the peer's CIDRs, both sides (when a peering exists)
-            for p in vpc.peerings:
-                if draw(st.booleans()):
-                    for c in p.peer_of(vpc).cidrs:
-                        _try(rt.add_route, c, p)
-            if vpc.enis and draw(st.integers(0, 5)) == 0:
-                _try(rt.replace_route, vpc.cidr, draw(st.sampled_from(vpc.enis)))  # #21
-        for s in vpc.subnets:
-            if draw(st.booleans()):
-                s.associate(draw(st.sampled_from(tables)))
-        if len(tables) > 1 and draw(st.booleans()):
-            vpc.set_main_route_table(draw(st.sampled_from(tables)))
-    # deletions: routes to a deleted target turn into blackholes; a deleted ENI's port is unknown
-    for _ in range(draw(st.integers(0, 2))):
-        cands = [t for t in net.targets]
-        if cands:
-            _try(draw(st.sampled_from(cands)).delete)
-    return net
-
-
-def _destinations(net: topo.Network, vpc: topo.Vpc) -> st.SearchStrategy[ipaddress.IPv4Network]:
-    """Route destinations: /0, /32s of interesting hosts, subnet CIDRs (more specific than local),
-    other VPCs' CIDRs, and random prefixes of any length."""
-    hosts = [e_ip for e in net.enis for e_ip in e.ips] + [s.router_ip for s in net.subnets] + [IP("8.8.8.8")]
-    subnets = [s.cidr for s in net.subnets]
-    cidrs = [c for v in net.vpcs for c in v.cidrs]
-    random_net = st.builds(lambda a, n: ipaddress.IPv4Network((a, n), strict=False),
-                           st.integers(0, 2**32 - 1), st.integers(0, 32))
-    around = st.builds(lambda h, n: ipaddress.IPv4Network((int(h), n), strict=False),
-                       st.sampled_from(hosts), st.integers(8, 32))
-    return st.one_of(st.just(ipaddress.IPv4Network("0.0.0.0/0")),
-                     st.sampled_from(hosts).map(lambda h: ipaddress.IPv4Network((int(h), 32))),
-                     st.sampled_from(subnets) if subnets else st.nothing(),
-                     st.sampled_from(cidrs), random_net, around)
-
+# fastvpc.testing.networks(): several VPCs, secondary CIDRs, /16../28 subnets, ENIs, gateways, random
+# routes, peerings, a transit gateway, main-table swaps, deletions (see its docstring).
 
 # =========================================================================== random frames
-
-def _interesting_ips(net: topo.Network) -> list[IP]:
-    ips: list[IP] = [IP("8.8.8.8"), IP("1.1.1.1"), IP("255.255.255.255"), IP("224.0.0.5"), IP("239.255.0.1"),
-                     IP("169.254.169.254"), IP("169.254.169.253"), IP("169.254.170.2"), IP("169.254.1.1"),
-                     IP("0.0.0.0"), IP("127.0.0.1"), IP("192.168.50.5")]
-    for s in net.subnets:
-        ips += list(s.reserved_ips) + [s.cidr.network_address + 77]
-    for v in net.vpcs:
-        for c in v.cidrs:
-            ips += [c.network_address + 1, c.broadcast_address, c.network_address + 300 % c.num_addresses]
-    for e in net.enis:
-        ips += list(e.ips)
-    return ips
-
 
 def _macs(net: topo.Network) -> list[str]:
     return ([s.gateway_mac for s in net.subnets] + [e.mac for e in net.enis] +
@@ -170,7 +56,7 @@ def valid_frame(draw: st.DrawFn, net: topo.Network) -> tuple[bytes, int]:
     sender = draw(st.sampled_from(enis)) if enis and draw(st.integers(0, 9)) else None
     port = sender.port if sender is not None else draw(st.sampled_from(ports))
     src_mac = sender.mac if sender is not None else "02:aa:bb:cc:dd:ee"
-    ips = _interesting_ips(net)
+    ips = interesting_ips(net)
     eni_ips = [ip for e in enis for ip in e.ips] or ips
     routers = [s.router_ip for s in net.subnets] or ips
     dst_ip = draw(st.one_of(st.sampled_from(eni_ips), st.sampled_from(eni_ips), st.sampled_from(ips),
@@ -260,38 +146,10 @@ def frame_lists(net: topo.Network) -> st.SearchStrategy[list[tuple[bytes, int]]]
 
 # =========================================================================== the comparison
 
-def run_kernel(net: topo.Network, items: list[tuple[bytes, int]], arp_mode: str) -> Any:
-    from fastvpc.batch import FrameBatch
-
-    dp = net.compile(arp_mode=arp_mode)
-    return dp.process(FrameBatch.from_frames([f for f, _ in items], port=[p for _, p in items]))
-
-
-def run_reference(net: topo.Network, items: list[tuple[bytes, int]], arp_mode: str) -> Any:
-    from fastvpc.batch import FrameBatch
-
-    return ReferenceForwarder(net, arp_mode=arp_mode).process(
-        FrameBatch.from_frames([f for f, _ in items], port=[p for _, p in items]))
-
-
-def _describe(res: Any, i: int) -> str:
-    return (f"{Action(int(res.action[i])).name}/{DropReason(int(res.reason[i])).name} "
-            f"egress={int(res.egress[i])} route={int(res.route[i])} frame={res.frames.frame(i).hex()}")
-
-
 def compare(net: topo.Network, items: list[tuple[bytes, int]], arp_mode: str) -> None:
-    ref = run_reference(net, items, arp_mode)
-    ker = run_kernel(net, items, arp_mode)
-    assert len(ker.action) == len(items)
-    for name in ("action", "reason", "egress", "route"):
-        assert np.asarray(getattr(ker, name)).shape == (len(items),), name
-    for i, (frame, port) in enumerate(items):
-        same = (int(ker.action[i]) == int(ref.action[i]) and int(ker.reason[i]) == int(ref.reason[i])
-                and int(ker.egress[i]) == int(ref.egress[i]) and int(ker.route[i]) == int(ref.route[i])
-                and ker.frames.frame(i) == ref.frames.frame(i))
-        assert same, (f"frame {i} on port {port} (arp_mode={arp_mode}): {frame.hex()}\n"
-                      f"  reference: {_describe(ref, i)}\n  kernel:    {_describe(ker, i)}\n"
-                      f"  routes: {net.routes()}")
+    """Kernel (net.compile) against the reference forwarder: fastvpc.testing.assert_same_verdicts checks
+    the array shapes, then action, reason, egress, route and every output byte, frame by frame."""
+    assert_same_verdicts(net.compile(arp_mode=arp_mode), net, items, arp_mode=arp_mode)
 
 
 @st.composite

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from fastvpc.batch import FrameBatch
 from fastvpc.examples import seed_vpc
 from fastvpc.reference import ReferenceForwarder
+from fastvpc.testing import assert_same_verdicts, run
 from fastvpc.topology import BLACKHOLE, Network
 from fastvpc.trace import Hop, Trace, build_frame, trace_packet
 from fastvpc.verdicts import Action, DropReason
@@ -168,7 +169,8 @@ def test_output_forms(net: Network, dp: Any) -> None:
     t = trace_packet(dp, "web1", "8.8.8.8", network=net)
     text = str(t)
     assert text.splitlines()[0] == "trace 10.0.1.10 (web1) -> 8.8.8.8 icmp: FORWARD"
-    assert len(text.splitlines()) == len(t.hops) + 1 and "1. eni" in text
+    assert len(text.splitlines()) == len(t.hops) + 2 and "1. eni" in text
+    assert text.splitlines()[-1].strip() == "the reference forwarder agrees with the data plane"
     d = json.loads(json.dumps(t.to_dict()))
     assert d["action"] == "FORWARD" and d["egress_name"] == "igw" and d["hops"][0] == t.hops[0].to_dict()
     assert isinstance(t.hops[0], Hop) and str(t.hops[0]).startswith("eni")
@@ -299,11 +301,11 @@ def test_trace_agrees_with_process(data: st.DataObject) -> None:
     t = trace_packet(dp, eni, dst, proto, src_ip=src_ip, network=n)
     assert t.agrees, str(t)
     frame = build_frame(n, eni, dst, proto, src_ip=src_ip)
-    res = dp.process(FrameBatch.from_frames([frame], port=[eni.port]), copy=True)
-    got = (int(res.action[0]), int(res.reason[0]), int(res.egress[0]), int(res.route[0]))
-    assert (int(t.action), int(t.reason), t.egress, t.route) == got
-    v = ref.forward(frame, eni.port)
-    assert (int(v.action), int(v.reason), v.egress, v.route) == got
+    assert_same_verdicts(dp, ref, [(frame, eni.port)])
+    got = run(dp, [(frame, eni.port)])[0]
+    assert (t.action, t.reason, t.egress, t.route, t.frame) == (got.action, got.reason, got.egress, got.route,
+                                                                 got.frame)
+    assert t.expected == got
     assert t.hops[-1].kind == "verdict" and t.hops[0].name == eni.name
     if t.route >= 0:
         r = n.routes()[t.route]
@@ -330,3 +332,55 @@ def test_cli_trace_seed(capsys: pytest.CaptureFixture[str]) -> None:
     assert (d["action"], d["egress_name"], [h["kind"] for h in d["hops"]][-2:]) == ("FORWARD", "vgw", ["vgw", "verdict"])
     assert run(["trace", "seed", "--from", "web1", "--to", "8.8.8.8", "--proto", "gre"]) == 2
     assert "protocol" in capsys.readouterr().err
+
+
+def test_trace_is_the_reference_with_a_recorder(net: Network, dp: Any) -> None:
+    """The hops are the reference forwarder's, stage by stage, then the verdict."""
+    from fastvpc.reference import STAGES
+
+    t = trace_packet(dp, "web1", "10.1.1.10", network=net)
+    hops: list[Hop] = []
+    v = ReferenceForwarder(net).forward(build_frame(net, net.find("web1"), "10.1.1.10"), net.find("web1").port, hops)
+    assert t.hops[:-1] == hops and t.expected == v
+    assert [h.stage for h in t.hops] == ["ingress", "local", "route", "route", "route", "rewrite", ""]
+    assert all(h.stage in STAGES for h in t.hops[:-1])
+    d = t.to_dict()
+    assert d["reference"] == {"action": "DELIVER", "reason": "NONE", "egress": net.find("p1").port,
+                              "route": t.route}
+    assert d["hops"][0]["stage"] == "ingress"
+
+
+def test_trace_reports_a_disagreement(net: Network, dp: Any) -> None:
+    """A data plane that disagrees with the reference: the trace reports the data plane's verdict, says so
+    in a warning hop, in str() and in to_dict()."""
+
+    class Wrong:
+        network = net
+        arp_mode = "target"
+
+        def __init__(self, what: str) -> None:
+            self.what = what
+
+        def process(self, batch: FrameBatch, copy: bool = False) -> Any:
+            res = dp.process(batch, copy=copy)
+            if self.what == "route":
+                res.route[0] = 0
+            else:
+                res.frames.data[int(res.frames.offsets[0]) + 11] ^= 1
+            return res
+
+    t = trace_packet(Wrong("route"), "web1", "8.8.8.8")
+    assert not t.agrees and t.route == 0 and t.action == Action.FORWARD
+    assert t.expected is not None and t.expected.route == route_index(net, "rt-web", "0.0.0.0/0")
+    warning = next(h for h in t.hops if h.kind == "warning")
+    assert f"route {t.expected.route}" in warning.detail and "the data plane says FORWARD NONE" in warning.detail
+    r0 = net.routes()[0]
+    assert any(h.kind == "route" and h.name == f"{r0.destination} -> {r0.target.name}" and "reported by the data "
+               "plane" in h.detail for h in t.hops)
+    assert str(t).splitlines()[-1].strip().startswith("MISMATCH")
+    d = t.to_dict()
+    assert d["agrees"] is False and d["route"] == 0 and d["reference"]["route"] == t.expected.route
+    t = trace_packet(Wrong("frame"), "web1", "10.0.3.10")       # same verdict, another output frame
+    assert not t.agrees and "with another output frame" in next(h for h in t.hops if h.kind == "warning").detail
+    t = trace_packet(net, "web1", "8.8.8.8", verdict="reference")
+    assert t.agrees and str(t).splitlines()[-1].strip().startswith("verdict from the reference forwarder")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import mmap
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -24,7 +24,7 @@ from fastvpc.batch import FrameBatch
 from fastvpc.compiler import RouteInfo
 from fastvpc.errors import FrameBatchError
 
-__all__ = ["Dataplane", "Result"]
+__all__ = ["Dataplane", "Forwarder", "Result", "ResultLike"]
 
 _ARRAYS = ("enis", "subnets", "route_targets", "table_base", "port_eni", "eni_deliver", "ip_hash", "mac_hash")
 _META = ("arp_mode", "routes", "port_names", "port_kinds", "eni_names", "subnet_names", "vpc_names",
@@ -62,6 +62,34 @@ def _aligned_copy(arr: np.ndarray) -> np.ndarray:
     if arr.size:
         out[...] = arr.reshape(-1)
     return out
+
+
+# --- the Forwarder protocol: what tests, traces and drivers run (fastvpc.testing uses it) -------------
+class ResultLike(Protocol):
+    """What every :class:`Forwarder` returns: :class:`Result`, ``fastvpc.reference.ReferenceResult``."""
+
+    action: npt.NDArray[np.uint8]
+    reason: npt.NDArray[np.uint8]
+    egress: npt.NDArray[np.int32]
+    route: npt.NDArray[np.int32]
+    frames: FrameBatch
+
+    def __len__(self) -> int: ...
+
+
+@runtime_checkable
+class Forwarder(Protocol):
+    """Anything that forwards a :class:`fastvpc.FrameBatch` like :meth:`Dataplane.process`: the compiled
+    :class:`Dataplane` and the readable ``fastvpc.reference.ReferenceForwarder`` are both Forwarders, so
+    tests (``fastvpc.testing``), ``trace`` and drivers can run either engine.
+
+    ``process(batch, copy=False)`` returns one verdict per frame in the arrays of :class:`ResultLike`;
+    ``copy=False`` rewrites the frames in place (``res.frames is batch``), ``copy=True`` leaves ``batch``
+    untouched and returns the processed frames in a new batch.
+    """
+
+    def process(self, batch: FrameBatch, copy: bool = False) -> ResultLike: ...
+# --- end of the Forwarder protocol ----------------------------------------------------------------------
 
 
 class Result:
@@ -248,8 +276,9 @@ class Dataplane:
 
         ``src`` is an ENI name or an IP owned by one ENI; ``proto`` icmp (echo request), tcp (SYN),
         udp or a protocol number; ``port`` the destination port.  The verdict comes from
-        :meth:`process`, so a trace always agrees with it.  Returns a :class:`fastvpc.trace.Trace`
-        (``.action``, ``.reason``, ``.hops``, ``str()``, ``.to_dict()``).
+        :meth:`process`; the hops from the reference forwarder with its recorder on, and ``.agrees``
+        says whether the two verdicts are the same.  Returns a :class:`fastvpc.trace.Trace`
+        (``.action``, ``.reason``, ``.hops``, ``.agrees``, ``str()``, ``.to_dict()``).
         """
         from fastvpc.trace import trace_packet
 

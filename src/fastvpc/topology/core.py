@@ -983,9 +983,12 @@ class Network:
         if isinstance(obj, Subnet):
             self._macs.pop(obj.gateway_mac, None)
 
-    def _holds(self, obj: Any) -> bool:
+    def holds(self, obj: Any) -> bool:
+        """Whether ``obj`` is part of this network now (added to it and not deleted)."""
         name = getattr(obj, "name", None)
         return isinstance(name, str) and self._by_name.get(name) is obj
+
+    _holds = holds
 
     def _check_owned(self, obj: Any, what: str) -> None:
         if not self._holds(obj):
@@ -1154,6 +1157,11 @@ class Network:
             return self._by_name[name]
         except (KeyError, TypeError):
             raise KeyError(f"no object named {name!r} in this network") from None
+
+    def port_owner(self, port: int) -> Target | None:
+        """The ENI or target whose port is ``port``, or None (unlike :meth:`by_port`, no KeyError:
+        the data plane treats any number as a possible port)."""
+        return self._by_port.get(port)
 
     def by_port(self, port: int) -> Target:
         try:

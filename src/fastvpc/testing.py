@@ -1,0 +1,451 @@
+"""Testing helpers: run the compiled data plane and the reference forwarder side by side.
+
+fastvpc has two engines behind one protocol (:class:`fastvpc.dataplane.Forwarder`): the compiled
+:class:`fastvpc.Dataplane` and the readable :class:`fastvpc.reference.ReferenceForwarder`, written
+from the contract and used as the oracle.  This module is what fastvpc's own test suite uses to hold
+them together, and it is public so that anyone building on fastvpc (a simulator, a topology tool, a
+new pipeline stage) can do the same::
+
+    from fastvpc.testing import assert_same_verdicts, engines, run
+
+    kernel, reference = engines(net)                 # two Forwarders over the same Network
+    assert_same_verdicts(kernel, reference, batch)   # or (kernel, net, [(frame, port), ...])
+    v = run(reference, [(frame, eni.port)])[0]       # one fastvpc.reference.Verdict per frame
+
+* :func:`engines` / :func:`engine` / :data:`ENGINE_NAMES`: the two engines as Forwarders (for a
+  ``pytest`` fixture: ``@pytest.fixture(params=ENGINE_NAMES)``).
+* :func:`run` and :func:`verdicts`: frames through a Forwarder, as :class:`fastvpc.reference.Verdict`
+  records (action, reason, egress, route, output frame).
+* :func:`assert_same_verdicts`: both engines on one batch; action, reason, egress, route and every
+  output byte must agree, else an ``AssertionError`` naming the first differing frame, what each
+  engine said, the first differing byte and the network's routes.
+* Hypothesis strategies (hypothesis is optional: it is imported only when a strategy is asked for):
+  :func:`networks` (random multi-VPC topologies), :func:`frames` (one ``(frame, port)`` aimed at
+  interesting places, or mutated), :func:`frame_lists` and :func:`scenarios` (a network, a list of
+  frames and an ARP mode)::
+
+      from hypothesis import given
+      from fastvpc.testing import assert_same_verdicts, scenarios
+
+      @given(scenarios())
+      def test_engines_agree(scenario):
+          net, items, arp_mode = scenario
+          assert_same_verdicts(net.compile(arp_mode=arp_mode), net, items)
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from fastvpc import packets as pk
+from fastvpc.batch import FrameBatch
+from fastvpc.errors import TopologyError
+from fastvpc.reference import ReferenceForwarder, Verdict
+from fastvpc.topology import BLACKHOLE, Endpoint, Eni, Network, Vpc
+from fastvpc.verdicts import Action, DropReason
+
+if TYPE_CHECKING:  # the protocol lives with Dataplane; importing it at run time would load the kernel early
+    from fastvpc.dataplane import Forwarder
+
+__all__ = ["ENGINE_NAMES", "Engines", "assert_same_verdicts", "engine", "engines", "frame_lists", "frames",
+           "interesting_ips", "networks", "run", "scenarios", "verdicts"]
+
+#: the engine names :func:`engine` knows, in the order tests list them
+ENGINE_NAMES = ("reference", "kernel")
+
+Items = Sequence[tuple[bytes, int]]
+
+
+# =========================================================================== engines
+
+class Engines(NamedTuple):
+    """The two engines over one network: ``kernel`` (the compiled Dataplane) and ``reference``."""
+
+    kernel: Forwarder
+    reference: Forwarder
+
+
+def engines(net: Network, arp_mode: str = "target") -> Engines:
+    """``net`` compiled (``net.compile(arp_mode=...)``) and the reference forwarder over it."""
+    return Engines(net.compile(arp_mode=arp_mode), ReferenceForwarder(net, arp_mode=arp_mode))
+
+
+def engine(net: Network, name: str, arp_mode: str = "target") -> Forwarder:
+    """One engine by name: ``"kernel"`` (compiles ``net``) or ``"reference"``."""
+    if name == "kernel":
+        dp: Forwarder = net.compile(arp_mode=arp_mode)
+        return dp
+    if name == "reference":
+        return ReferenceForwarder(net, arp_mode=arp_mode)
+    raise ValueError(f"engine {name!r} must be one of {', '.join(ENGINE_NAMES)}")
+
+
+def _batch(frames: FrameBatch | Items) -> FrameBatch:
+    if isinstance(frames, FrameBatch):
+        return frames
+    items = list(frames)
+    return FrameBatch.from_frames([f for f, _ in items], port=[p for _, p in items])
+
+
+def verdicts(res: Any) -> list[Verdict]:
+    """A ``process()`` result (:class:`fastvpc.dataplane.ResultLike`) as one Verdict per frame."""
+    return [Verdict(Action(int(res.action[i])), DropReason(int(res.reason[i])), int(res.egress[i]),
+                    int(res.route[i]), res.frames.frame(i)) for i in range(len(res.action))]
+
+
+def run(forwarder: Forwarder, frames: FrameBatch | Items, copy: bool = False) -> list[Verdict]:
+    """Push ``frames`` (a FrameBatch, or ``(frame_bytes, port)`` pairs) through ``forwarder.process``.
+
+    A list of pairs is packed into a new batch, processed in place; pass ``copy=True`` to leave a
+    batch you give untouched.
+    """
+    return verdicts(forwarder.process(_batch(frames), copy=copy))
+
+
+# =========================================================================== the comparison
+
+def _describe(res: Any, i: int) -> str:
+    return (f"{Action(int(res.action[i])).name}/{DropReason(int(res.reason[i])).name} "
+            f"egress={int(res.egress[i])} route={int(res.route[i])}")
+
+
+def _differs(ker: Any, ref: Any, i: int) -> list[str]:
+    fields = [name for name in ("action", "reason", "egress", "route")
+              if int(getattr(ker, name)[i]) != int(getattr(ref, name)[i])]
+    if ker.frames.frame(i) != ref.frames.frame(i):
+        fields.append("frame")
+    return fields
+
+
+def _first_byte_diff(a: bytes, b: bytes) -> str:
+    for k, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            return f"first differing byte at offset {k}: reference 0x{x:02x}, kernel 0x{y:02x}"
+    return f"lengths differ: reference {len(a)} bytes, kernel {len(b)} bytes"
+
+
+def assert_same_verdicts(dp: Forwarder, reference_or_net: Forwarder | Network, batch: FrameBatch | Items,
+                         *, arp_mode: str | None = None) -> None:
+    """Both engines on ``batch`` must give the same action, reason, egress, route and output frames.
+
+    ``dp``: the engine under test (usually a :class:`fastvpc.Dataplane`).  ``reference_or_net``: the
+    oracle, a Forwarder or a :class:`fastvpc.Network` (a ``ReferenceForwarder`` over it is built, in
+    ``arp_mode``, by default ``dp.arp_mode``).  ``batch``: a FrameBatch (left untouched: both engines
+    run with ``copy=True``) or ``(frame_bytes, port)`` pairs.  On a disagreement, raises
+    ``AssertionError`` naming the first differing frame (index, port, input bytes), each engine's
+    verdict, the fields that differ, the first differing output byte and the network's routes.
+    """
+    net: Network | None = None
+    if isinstance(reference_or_net, Network):
+        net = reference_or_net
+        mode = str(arp_mode or getattr(dp, "arp_mode", "target"))
+        reference: Forwarder = ReferenceForwarder(net, arp_mode=mode)
+    else:
+        reference = reference_or_net
+        net = getattr(reference, "net", None)
+        mode = str(arp_mode or getattr(reference, "arp_mode", None) or getattr(dp, "arp_mode", "?"))
+    frames = _batch(batch)
+    n = len(frames)
+    ref = reference.process(frames, copy=True)
+    ker = dp.process(frames, copy=True)
+    for name in ("action", "reason", "egress", "route"):
+        for who, res in (("reference", ref), ("kernel", ker)):
+            shape = getattr(getattr(res, name), "shape", None)
+            assert shape == (n,), f"{who}: {name} has shape {shape}, not ({n},)"
+    bad = [i for i in range(n) if _differs(ker, ref, i)]
+    if not bad:
+        return
+    i = bad[0]
+    got, want = ker.frames.frame(i), ref.frames.frame(i)
+    lines = [f"kernel and reference disagree on {len(bad)} of {n} frames (arp_mode={mode}); first: frame {i} "
+             f"on port {int(frames.port[i])}",
+             f"  input:     {frames.frame(i).hex()}",
+             f"  reference: {_describe(ref, i)}",
+             f"  kernel:    {_describe(ker, i)}",
+             f"  differs in: {', '.join(_differs(ker, ref, i))}"]
+    if got != want:
+        lines += [f"  {_first_byte_diff(want, got)}", f"  reference frame: {want.hex()}",
+                  f"  kernel frame:    {got.hex()}"]
+    if len(bad) > 1:
+        lines.append(f"  other differing frames: {bad[1:21]}{' ...' if len(bad) > 21 else ''}")
+    if net is not None:
+        lines.append("  routes (index: route): " + "; ".join(f"{k}: {r!r}" for k, r in enumerate(net.routes())))
+    raise AssertionError("\n".join(lines))
+
+
+# =========================================================================== hypothesis strategies
+
+def _hypothesis() -> Any:
+    try:
+        from hypothesis import strategies as st
+    except ImportError as exc:  # pragma: no cover - hypothesis is a test dependency
+        raise ImportError("fastvpc.testing's strategies need hypothesis (pip install hypothesis)") from exc
+    return st
+
+
+def _try(fn: Any, *args: Any, **kw: Any) -> Any:
+    """Run a control-plane call; an invalid one (TopologyError) is simply not applied."""
+    try:
+        return fn(*args, **kw)
+    except TopologyError:
+        return None
+
+
+def networks(max_vpcs: int = 3) -> Any:
+    """Random networks: 1..``max_vpcs`` VPCs (10.i.0.0/16, sometimes a secondary CIDR), /16../28 subnets,
+    ENIs with secondary IPs, source/dest check on or off and sparse ports, gateways of every kind, custom
+    route tables with random prefixes from /0 to /32, more-specific-than-local subnet routes, peerings with
+    routes on both sides, a transit gateway, main-table swaps, and deleted targets that leave blackholes.
+    Invalid draws (refused by validation) are skipped, so every network drawn is valid."""
+    st = _hypothesis()
+
+    @st.composite
+    def _networks(draw: Any) -> Network:
+        net = Network()
+        n_vpcs = draw(st.integers(1, max_vpcs))
+        vpcs: list[Vpc] = []
+        for i in range(n_vpcs):
+            vpc = net.add_vpc(f"10.{i}.0.0/16", name=f"v{i}")
+            if draw(st.booleans()):
+                vpc.add_cidr(draw(st.sampled_from([f"10.{100 + i}.0.0/16", f"172.{16 + i}.0.0/20",
+                                                   f"192.168.{i * 16}.0/28"])))
+            vpcs.append(vpc)
+            # subnets: aligned blocks so that most draws are valid; some /28s to reach broadcast/reserved
+            for cidr in vpc.cidrs:
+                for _ in range(draw(st.integers(0 if cidr != vpc.cidr else 1, 3))):
+                    plen = draw(st.sampled_from([cidr.prefixlen, 20, 24, 24, 26, 28]))
+                    plen = max(plen, cidr.prefixlen)
+                    n_blocks = 2 ** (plen - cidr.prefixlen)
+                    k = draw(st.integers(0, min(n_blocks - 1, 40)))
+                    block = ipaddress.IPv4Network((int(cidr.network_address) + k * 2 ** (32 - plen), plen))
+                    _try(vpc.add_subnet, block)
+            for subnet in list(vpc.subnets):
+                hosts = subnet.cidr.num_addresses
+                for _ in range(draw(st.sampled_from([0, 1, 2, 2, 3]))):
+                    off = draw(st.integers(4, min(hosts - 2, 300)))
+                    secs = [subnet.cidr.network_address + draw(st.integers(4, min(hosts - 2, 300)))
+                            for _ in range(draw(st.sampled_from([0, 0, 0, 1, 2])))]
+                    port = draw(st.sampled_from([None, None, None, None, 70_000 + off, 50_000_000 + off]))
+                    eni = _try(subnet.add_eni, subnet.cidr.network_address + off,
+                               source_dest_check=draw(st.booleans()), port=port)
+                    if eni is not None:
+                        for s in secs:
+                            _try(eni.add_secondary_ip, s)
+            if draw(st.booleans()):
+                vpc.add_internet_gateway()
+            if draw(st.booleans()):
+                vpc.add_vpn_gateway()
+            for _ in range(draw(st.integers(0, 2))):
+                vpc.add_nat_gateway(subnet=draw(st.sampled_from(vpc.subnets)) if vpc.subnets else None)
+            if draw(st.booleans()):
+                vpc.add_endpoint(endpoint_type=draw(st.sampled_from(list(Endpoint.KINDS))))
+        # peerings (only between non-overlapping VPCs: all are)
+        for i in range(n_vpcs):
+            for j in range(i + 1, n_vpcs):
+                if draw(st.booleans()):
+                    net.add_peering(vpcs[i], vpcs[j])
+        if n_vpcs > 1 and draw(st.booleans()):
+            tgw = net.add_transit_gateway()
+            for v in vpcs:
+                if draw(st.booleans()):
+                    tgw.attach(v)
+        # route tables and routes
+        for vpc in vpcs:
+            tables = [vpc.main_route_table] + [vpc.add_route_table() for _ in range(draw(st.integers(0, 2)))]
+            targets: list[Any] = [*vpc.gateways, *vpc.enis, *vpc.peerings, BLACKHOLE]
+            for rt in tables:
+                for _ in range(draw(st.integers(0, 5))):
+                    dest = draw(_destinations(net))
+                    tgt = draw(st.sampled_from(targets))
+                    _try(rt.add_route, dest, tgt)
+                # peering routes towards the peer's CIDRs, both sides (when a peering exists)
+                for p in vpc.peerings:
+                    if draw(st.booleans()):
+                        for c in p.peer_of(vpc).cidrs:
+                            _try(rt.add_route, c, p)
+                if vpc.enis and draw(st.integers(0, 5)) == 0:
+                    _try(rt.replace_route, vpc.cidr, draw(st.sampled_from(vpc.enis)))  # #21
+            for s in vpc.subnets:
+                if draw(st.booleans()):
+                    s.associate(draw(st.sampled_from(tables)))
+            if len(tables) > 1 and draw(st.booleans()):
+                vpc.set_main_route_table(draw(st.sampled_from(tables)))
+        # deletions: routes to a deleted target turn into blackholes; a deleted ENI's port is unknown
+        for _ in range(draw(st.integers(0, 2))):
+            cands = list(net.targets)
+            if cands:
+                _try(draw(st.sampled_from(cands)).delete)
+        return net
+
+    return _networks()
+
+
+def _destinations(net: Network) -> Any:
+    """Route destinations: /0, /32s of interesting hosts, subnet CIDRs (more specific than local),
+    VPC CIDRs, and random prefixes of any length."""
+    st = _hypothesis()
+    IP = ipaddress.IPv4Address
+    hosts = [e_ip for e in net.enis for e_ip in e.ips] + [s.router_ip for s in net.subnets] + [IP("8.8.8.8")]
+    subnets = [s.cidr for s in net.subnets]
+    cidrs = [c for v in net.vpcs for c in v.cidrs]
+    random_net = st.builds(lambda a, n: ipaddress.IPv4Network((a, n), strict=False),
+                           st.integers(0, 2**32 - 1), st.integers(0, 32))
+    around = st.builds(lambda h, n: ipaddress.IPv4Network((int(h), n), strict=False),
+                       st.sampled_from(hosts), st.integers(8, 32))
+    return st.one_of(st.just(ipaddress.IPv4Network("0.0.0.0/0")),
+                     st.sampled_from(hosts).map(lambda h: ipaddress.IPv4Network((int(h), 32))),
+                     st.sampled_from(subnets) if subnets else st.nothing(),
+                     st.sampled_from(cidrs), random_net, around)
+
+
+#: addresses outside any VPC where the model decides something: outside, broadcast, multicast, link-local
+_SPECIAL_IPS = [ipaddress.IPv4Address(a) for a in (
+    "8.8.8.8", "1.1.1.1", "255.255.255.255", "224.0.0.5", "239.255.0.1", "169.254.169.254", "169.254.169.253",
+    "169.254.170.2", "169.254.1.1", "0.0.0.0", "127.0.0.1", "192.168.50.5")]
+
+
+def interesting_ips(net: Network) -> list[ipaddress.IPv4Address]:
+    """Addresses where the forwarding model decides something: ENI IPs, routers, reserved and broadcast
+    addresses, VPC CIDR edges, multicast, link-local services, outside addresses."""
+    ips = list(_SPECIAL_IPS)
+    for s in net.subnets:
+        ips += list(s.reserved_ips) + [s.cidr.network_address + 77]
+    for v in net.vpcs:
+        for c in v.cidrs:
+            ips += [c.network_address + 1, c.broadcast_address, c.network_address + 300 % c.num_addresses]
+    for e in net.enis:
+        ips += list(e.ips)
+    return ips
+
+
+def _macs(net: Network) -> list[str]:
+    return ([s.gateway_mac for s in net.subnets] + [e.mac for e in net.enis] +
+            [pk.BROADCAST_MAC, "01:00:5e:00:00:05", "02:00:00:00:00:99", "00:00:00:00:00:00"])
+
+
+def _fix_ip_checksum(frame: bytearray) -> None:
+    """Recompute the IPv4 header checksum of a mutated frame (to get past step 9 to later checks)."""
+    if len(frame) >= 34 and frame[12:14] == b"\x08\x00":
+        ihl = (frame[14] & 15) * 4
+        if ihl >= 20 and 14 + ihl <= len(frame):
+            frame[24:26] = b"\x00\x00"
+            frame[24:26] = struct.pack("!H", pk.checksum(bytes(frame[14:14 + ihl])))
+
+
+def frames(net: Network, mutate: bool = True) -> Any:
+    """One ``(frame_bytes, port)``: mostly a well-formed frame from an ENI of ``net`` (ARP requests,
+    replies, probes and gratuitous ARP; ICMP echo and other types, UDP, TCP, other protocols; IP options,
+    fragments, Ethernet padding; to the gateway MAC, ENI MACs or group MACs; from the ENI's own or a foreign
+    source IP), sometimes on a gateway's or an unknown port; with ``mutate``, one in four is then damaged
+    (bit flips, truncation, lying header fields, another ethertype, random bytes)."""
+    st = _hypothesis()
+    IP = ipaddress.IPv4Address
+
+    @st.composite
+    def _valid(draw: Any) -> tuple[bytes, int]:
+        enis = net.enis
+        ports = ([e.port for e in enis] + [t.port for t in net.targets if not isinstance(t, Eni)]
+                 + [-1, 99999, 2**31 - 1, -(2**31)])
+        sender = draw(st.sampled_from(enis)) if enis and draw(st.integers(0, 9)) else None
+        port = sender.port if sender is not None else draw(st.sampled_from(ports))
+        src_mac = sender.mac if sender is not None else "02:aa:bb:cc:dd:ee"
+        ips = interesting_ips(net)
+        eni_ips = [ip for e in enis for ip in e.ips] or ips
+        routers = [s.router_ip for s in net.subnets] or ips
+        dst_ip = draw(st.one_of(st.sampled_from(eni_ips), st.sampled_from(eni_ips), st.sampled_from(ips),
+                                st.sampled_from(routers), st.sampled_from(_SPECIAL_IPS),
+                                st.integers(0, 2**32 - 1).map(IP)))
+        if sender is not None and draw(st.integers(0, 9)):
+            src_ip = draw(st.sampled_from(sender.ips))
+        else:
+            src_ip = draw(st.one_of(st.sampled_from(ips), st.integers(0, 2**32 - 1).map(IP)))
+        kind = draw(st.sampled_from(["arp", "arp", "icmp", "icmp", "udp", "tcp", "raw"]))
+        if kind == "arp":
+            op = draw(st.sampled_from([1, 1, 1, 1, 2, 3]))
+            spa = draw(st.sampled_from([src_ip, src_ip, src_ip, src_ip, IP("0.0.0.0"), dst_ip]))
+            eth_dst = draw(st.sampled_from([pk.BROADCAST_MAC, *_macs(net)[:4]]))
+            body = (struct.pack("!HHBBH", 1, 0x0800, 6, 4, op) + pk.mac_bytes(src_mac) + spa.packed
+                    + b"\x00" * 6 + dst_ip.packed)
+            frame = pk.ethernet(eth_dst, src_mac, pk.ETH_ARP, body)
+        else:
+            if sender is not None and draw(st.integers(0, 7)):
+                dst_mac = draw(st.sampled_from([sender.subnet.gateway_mac] + [e.mac for e in sender.subnet.enis]))
+            else:
+                dst_mac = draw(st.sampled_from(_macs(net)))
+            if sender is not None and draw(st.integers(0, 6)) == 0:
+                dst_ip = sender.subnet.router_ip  # the own router (#57, #59)
+            payload = draw(st.binary(max_size=40))
+            ttl = draw(st.sampled_from([0, 1, 64, 255]))
+            options = b"\x01" * draw(st.sampled_from([4, 8])) if draw(st.integers(0, 6)) == 0 else b""
+            flags_frag = 0x4000
+            if draw(st.integers(0, 8)) == 0:
+                flags_frag = 0x2000                                    # more fragments
+            elif draw(st.integers(0, 8)) == 0:
+                flags_frag = draw(st.integers(1, 100))                 # a later fragment
+            if kind == "icmp":
+                icmp_type = draw(st.sampled_from([8, 8, 8, 0, 3, 13]))
+                code = draw(st.sampled_from([0, 0, 0, 1]))
+                body = struct.pack("!BBHHH", icmp_type, code, 0, draw(st.integers(0, 65535)),
+                                   draw(st.integers(0, 65535))) + payload
+                l4, proto = body[:2] + struct.pack("!H", pk.checksum(body)) + body[4:], 1
+            elif kind == "udp":
+                l4, proto = pk.udp(src_ip, dst_ip, 49152, draw(st.integers(0, 65535)), payload)[20:], 17
+            elif kind == "tcp":
+                l4, proto = pk.tcp(src_ip, dst_ip, 49152, draw(st.integers(0, 65535)), payload)[20:], 6
+            else:
+                l4, proto = payload, draw(st.integers(0, 255))
+            packet = pk.ipv4(src_ip, dst_ip, proto, l4, ttl=ttl, flags_frag=flags_frag, options=options)
+            frame = pk.ethernet(dst_mac, src_mac, pk.ETH_IPV4, packet)
+        if draw(st.integers(0, 4)) == 0:
+            frame = frame + draw(st.binary(min_size=1, max_size=30))  # Ethernet padding
+        return frame, port
+
+    @st.composite
+    def _mutated(draw: Any) -> tuple[bytes, int]:
+        frame, port = draw(_valid())
+        buf = bytearray(frame)
+        how = draw(st.sampled_from(["flip", "truncate", "field", "field", "ethertype", "random"]))
+        if how == "flip" and buf:
+            for _ in range(draw(st.integers(1, 4))):
+                i = draw(st.integers(0, len(buf) - 1))
+                buf[i] ^= 1 << draw(st.integers(0, 7))
+            if draw(st.booleans()):
+                _fix_ip_checksum(buf)
+        elif how == "truncate":
+            buf = buf[:draw(st.integers(0, len(buf)))]
+        elif how == "field" and len(buf) >= 42:
+            # lying length / header fields at the offsets the model reads
+            at = draw(st.sampled_from([14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 34, 35, 0]))
+            buf[at] = draw(st.integers(0, 255))
+            if draw(st.booleans()):
+                _fix_ip_checksum(buf)
+        elif how == "ethertype" and len(buf) >= 14:
+            buf[12:14] = draw(st.sampled_from([b"\x86\xdd", b"\x81\x00", b"\x88\xcc", b"\x08\x06", b"\x08\x00"]))
+        else:
+            buf = bytearray(draw(st.binary(max_size=80)))
+        return bytes(buf), port
+
+    if not mutate:
+        return _valid()
+    return st.one_of(_valid(), _valid(), _valid(), _mutated())
+
+
+def frame_lists(net: Network, min_size: int = 4, max_size: int = 32) -> Any:
+    """Lists of ``(frame_bytes, port)`` from :func:`frames`."""
+    return _hypothesis().lists(frames(net), min_size=min_size, max_size=max_size)
+
+
+def scenarios(max_vpcs: int = 3) -> Any:
+    """``(network, [(frame, port), ...], arp_mode)``: what :func:`assert_same_verdicts` is run on."""
+    st = _hypothesis()
+
+    @st.composite
+    def _scenarios(draw: Any) -> tuple[Network, list[tuple[bytes, int]], str]:
+        net = draw(networks(max_vpcs))
+        items = draw(frame_lists(net))
+        return net, items, draw(st.sampled_from(["target", "target", "target", "single_mac"]))
+
+    return _scenarios()
