@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fastvpc.errors import LpmError
-from fastvpc.lpm import MISS, LpmTable, RouteTables, _build, _lookup, _route_layout, kernel_variant
+from fastvpc.lpm import MISS, LpmTable, RouteTables, _build, _lookup, kernel_variant
+from fastvpc.lpm._packed import _route_layout
 
 U32 = 0xFFFFFFFF
 
@@ -599,7 +600,7 @@ def _structure_view(a, dtype, line, nbytes=None):
 def test_corrupt_lookup_structures_are_rejected():
     pop, bt = _corrupt_cases()
     h = pop["header"][0]
-    from fastvpc.lpm import _NODE  # the poptrie node record
+    from fastvpc.lpm._packed import _NODE  # the poptrie node record
 
     def bad(a, edit):
         b = {k: x.copy() for k, x in a.items()}
