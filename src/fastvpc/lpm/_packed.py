@@ -220,7 +220,7 @@ def _ranges(start: np.ndarray, count: np.ndarray) -> np.ndarray:
 def _check_poptrie(t: int, h: np.ndarray, ro: int, data: np.ndarray) -> None:
     """Every index a poptrie lookup can compute stays inside its array, and walks end by depth 3."""
     o_dp, o_nodes, o_leaves, o_vals = (int(x) * _LINE for x in h[1:5])
-    if not o_dp + 4 << 18 <= o_nodes <= o_leaves <= o_vals < ro:
+    if not o_dp + (4 << 18) <= o_nodes <= o_leaves <= o_vals < ro:  # 2**18 uint32 direct-pointing entries
         raise LpmError(f"packed poptrie of table {t} has its arrays out of order")
     n_nodes, n_leaves, n_vals = (o_leaves - o_nodes) // _NODE.itemsize, (o_vals - o_leaves) // 4, (ro - o_vals) // 4
     dp = data[o_dp:o_dp + (4 << 18)].view(np.uint32)
