@@ -18,9 +18,11 @@ from fastvpc._threads import resolve_n_threads
 from fastvpc.errors import LpmError
 from fastvpc.lpm import _build, _lookup
 from fastvpc.lpm._packed import (
+    _HDR,
     _KIND_EMPTY,
     _KIND_POPTRIE,
     _LINE,
+    _META,
     _aligned_copy,
     _aligned_empty,
     _check_packed,
@@ -446,8 +448,9 @@ class RouteTables:
         return cls._new(header.copy(), meta.copy(), d, _Pool(d, d.size))
 
     def __reduce__(self) -> tuple[Any, ...]:
+        # raw bytes, not numpy arrays: a corrupt pickled dtype can crash numpy itself before any check
         a = self.arrays()
-        return (type(self).from_packed, (a["header"], a["meta"], a["data"]))
+        return (_unpickle, (type(self), a["header"].tobytes(), a["meta"].tobytes(), a["data"].tobytes()))
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the packed arrays to a numpy ``.npz`` file (loads without a rebuild)."""
@@ -589,8 +592,9 @@ class LpmTable:
         return cls._wrap(rts)
 
     def __reduce__(self) -> tuple[Any, ...]:
+        # raw bytes, not numpy arrays: a corrupt pickled dtype can crash numpy itself before any check
         a = self.arrays()
-        return (type(self).from_packed, (a["header"], a["meta"], a["data"]))
+        return (_unpickle, (type(self), a["header"].tobytes(), a["meta"].tobytes(), a["data"].tobytes()))
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the packed arrays to a numpy ``.npz`` file (loads without a rebuild)."""
@@ -605,3 +609,20 @@ class LpmTable:
 
     def __repr__(self) -> str:
         return f"<LpmTable {len(self)} routes, {self.kind}, {self.nbytes} bytes>"
+
+
+def _unpickle(cls: Any, header: Any, meta: Any, data: Any) -> Any:
+    """Rebuild a pickled RouteTables / FrozenRouteTables / LpmTable from its packed arrays' bytes (checked)."""
+    if not (isinstance(cls, type) and issubclass(cls, (RouteTables, LpmTable))):
+        raise LpmError(f"pickled LPM tables name the class {cls!r:.60}, not RouteTables or LpmTable")
+    parts = []
+    for name, raw, dtype, cols in (("header", header, np.uint32, _HDR), ("meta", meta, np.int64, _META),
+                                   ("data", data, np.uint8, 1)):
+        if not isinstance(raw, (bytes, bytearray)):
+            raise LpmError(f"pickled LPM tables: {name} is a {type(raw).__name__}, not bytes")
+        width = np.dtype(dtype).itemsize * cols
+        if len(raw) % width:
+            raise LpmError(f"pickled LPM tables: {name} has {len(raw)} bytes, not whole rows of {width}")
+        a = np.frombuffer(raw, dtype=dtype)
+        parts.append(a.reshape(-1, cols) if cols > 1 else a)
+    return cls.from_packed(*parts)
