@@ -169,10 +169,30 @@ def _check_packed(header: np.ndarray, meta: np.ndarray, data: np.ndarray) -> Non
             raise LpmError(f"packed route list of table {t} has a value index >= {int(nd[t])}")
         if r._lens is None and (r.off[0] != 0 or r.off[33] != nr[t] or (np.diff(r.off) < 0).any()):
             raise LpmError(f"packed route list of table {t} has bad length offsets")
+    # the route lists (what routes/lookup_exact/covering/covered binary-search): lengths 0..32 in order,
+    # no host bits under a route's mask, each (length, prefix) once and sorted
+    for t in np.flatnonzero(live & (nr > 0)):
+        _check_route_list(int(t), _Routes(data, int(nr[t]), int(ro[t]), int(nd[t])))
     # the lookup structures themselves: lookups trust every index stored in them
     for t in np.flatnonzero(kind == _KIND_POPTRIE):
         _check_poptrie(int(t), header[t], int(ro[t]), data)
     _check_btrees(header, meta, data)
+
+
+def _check_route_list(t: int, r: _Routes) -> None:
+    ln = r.lengths().astype(np.int64)
+    if int(ln.max()) > 32 or (np.diff(ln) < 0).any():
+        raise LpmError(f"packed route list of table {t} has a prefix length past 32 or out of order")
+    p = r.pfx.astype(np.int64)
+    host = p & ((1 << (32 - ln)) - 1)
+    if host.any():
+        i = int(np.flatnonzero(host)[0])
+        a = int(p[i])
+        raise LpmError(f"packed route list of table {t}: route {i} has host bits set in "
+                       f"{a >> 24}.{(a >> 16) & 255}.{(a >> 8) & 255}.{a & 255}/{int(ln[i])}")
+    key = (ln << 32) | p
+    if (np.diff(key) <= 0).any():
+        raise LpmError(f"packed route list of table {t} is not sorted, or holds a prefix twice")
 
 
 def _compacted(header: np.ndarray, meta: np.ndarray, data: np.ndarray,

@@ -8,6 +8,7 @@ public names.
 from __future__ import annotations
 
 import ipaddress
+import operator
 import os
 from collections.abc import Iterable
 from typing import Any, Union
@@ -98,7 +99,10 @@ def _out_array(out: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
 def _parse_prefix(p: PrefixLike, normalize: bool = False) -> tuple[int, int]:
     """(network int, length) from a CIDR string, an IPv4Network or an (int, len) pair."""
     if isinstance(p, tuple) and len(p) == 2:
-        addr, ln = int(p[0]), int(p[1])
+        try:  # integers only (ints, numpy integers): 1.5 or "10" are refused, not truncated or parsed
+            addr, ln = operator.index(p[0]), operator.index(p[1])
+        except TypeError:
+            raise LpmError(f"bad prefix {p!r:.80}: an (address, length) pair must hold two integers") from None
         if not 0 <= ln <= 32:
             raise LpmError(f"prefix length {ln} out of range 0..32")
         if not 0 <= addr <= 0xFFFFFFFF:
@@ -116,11 +120,67 @@ def _parse_prefix(p: PrefixLike, normalize: bool = False) -> tuple[int, int]:
     return int(net.network_address), int(net.prefixlen)
 
 
+def _whole(x: Any, what: str) -> int:
+    """``x`` as an int when it is one (int, numpy integer); a float, str or bool is refused, not converted."""
+    if isinstance(x, bool):
+        raise LpmError(f"{what} {x!r} must be an integer, not a bool")
+    try:
+        return operator.index(x)
+    except TypeError:
+        raise LpmError(f"{what} {x!r:.40} must be an integer, not {type(x).__name__}") from None
+
+
 def _net(p: int, ln: int) -> ipaddress.IPv4Network:
     return ipaddress.IPv4Network((int(p), int(ln)))
 
 
 # ----------------------------------------------------------------------------- RouteTables
+
+def _packed_ints(x: Any, name: str, dtype: type, lo: int, hi: int) -> np.ndarray:
+    """A packed integer array as a C-contiguous ``dtype`` array; floats, strings, objects and values out of
+    ``lo..hi`` are refused (a cast would silently truncate or wrap them)."""
+    a = np.asarray(x)
+    if a.dtype.kind not in "iu":
+        raise LpmError(f"packed {name} must be an integer array ({np.dtype(dtype).name}), got dtype {a.dtype}")
+    if a.size and a.dtype != dtype:
+        if int(a.min()) < lo or int(a.max()) > hi:
+            bad = int(a.min()) if int(a.min()) < lo else int(a.max())
+            raise LpmError(f"packed {name} holds {bad}, outside the range of {np.dtype(dtype).name}")
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+_NPZ_MEMBERS = ("header", "meta", "data")
+
+
+def _load_npz(path: Any) -> tuple[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(file name, (header, meta, data)) of an .npz written by ``save``.  Opening the file may raise the
+    usual OSError (missing, a directory, no permission); whatever is wrong inside it is an LpmError naming
+    the file and the member."""
+    name = os.fspath(path)
+    with open(name, "rb") as f:
+        try:
+            z = np.load(f, allow_pickle=False)
+        except Exception as exc:  # noqa: BLE001 - numpy/zipfile raise many types for a bad file
+            raise LpmError(f"{name}: not an .npz file of LPM tables ({type(exc).__name__}: {exc!s:.120})") from None
+        if not hasattr(z, "files"):
+            raise LpmError(f"{name}: a single .npy array, not an .npz archive of LPM tables "
+                           f"(members {', '.join(_NPZ_MEMBERS)})")
+        with z:
+            out = []
+            for member in _NPZ_MEMBERS:
+                if member not in z.files:
+                    raise LpmError(f"{name}: member {member!r} is missing (the archive holds "
+                                   f"{', '.join(map(repr, z.files[:8])) or 'nothing'})")
+                try:
+                    a = z[member]
+                except Exception as exc:  # noqa: BLE001 - a damaged member: zlib, zipfile, numpy format errors
+                    raise LpmError(f"{name}: member {member!r} cannot be read ({type(exc).__name__}: "
+                                   f"{exc!s:.120})") from None
+                if a.dtype.kind not in "iu":
+                    raise LpmError(f"{name}: member {member!r} has dtype {a.dtype}, not integers")
+                out.append(a)
+    return name, (out[0], out[1], out[2])
+
 
 class RouteTables:
     """Many LPM tables packed into shared numpy arrays; one lookup over (table, address) pairs.
@@ -217,11 +277,8 @@ class RouteTables:
             except (TypeError, ValueError):
                 raise LpmError(f"route {i}: {item!r:.80} is not a (table_id, cidr, value) triple") from None
             p, ln = _parse_prefix(c, normalize)
-            try:
-                tids.append(int(t))
-                vals.append(int(v))
-            except (TypeError, ValueError):
-                raise LpmError(f"route {i} ({c}): table id {t!r:.40} and value {v!r:.40} must be integers") from None
+            tids.append(_whole(t, f"route {i} ({c!s:.40}): table id"))
+            vals.append(_whole(v, f"route {i} ({c!s:.40}): value"))
             pfxs.append(p)
             lens.append(ln)
         return cls.from_arrays(np.array(tids, dtype=np.int64), np.array(pfxs, dtype=np.int64),
@@ -438,8 +495,8 @@ class RouteTables:
     @classmethod
     def from_packed(cls, header: np.ndarray, meta: np.ndarray, data: np.ndarray) -> RouteTables:
         """Rebuild from :meth:`arrays` output without re-running the builder (bounds-checked)."""
-        header = np.ascontiguousarray(header, dtype=np.uint32)
-        meta = np.ascontiguousarray(meta, dtype=np.int64)
+        header = _packed_ints(header, "header", np.uint32, 0, 0xFFFFFFFF)
+        meta = _packed_ints(meta, "meta", np.int64, -(2**63), 2**63 - 1)
         d = np.asarray(data)
         if d.dtype != np.uint8 or d.ndim != 1:
             raise LpmError(f"packed data must be 1-D uint8, got {d.dtype} {d.shape}")
@@ -460,8 +517,12 @@ class RouteTables:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> RouteTables:
-        with np.load(path, allow_pickle=False) as z:
-            return cls.from_packed(z["header"], z["meta"], z["data"])
+        """Read a file written by :meth:`save`; anything else (or a damaged file) raises LpmError naming it."""
+        name, arrays = _load_npz(path)
+        try:
+            return cls.from_packed(*arrays)
+        except LpmError as exc:
+            raise LpmError(f"{name}: {exc}") from None
 
     def __repr__(self) -> str:
         return f"<RouteTables {len(self)} tables, {self.n_routes} routes, {self.nbytes} bytes>"
@@ -604,8 +665,12 @@ class LpmTable:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> LpmTable:
-        with np.load(path, allow_pickle=False) as z:
-            return cls.from_packed(z["header"], z["meta"], z["data"])
+        """Read a file written by :meth:`save`; anything else (or a damaged file) raises LpmError naming it."""
+        name, arrays = _load_npz(path)
+        try:
+            return cls.from_packed(*arrays)
+        except LpmError as exc:
+            raise LpmError(f"{name}: {exc}") from None
 
     def __repr__(self) -> str:
         return f"<LpmTable {len(self)} routes, {self.kind}, {self.nbytes} bytes>"
