@@ -704,7 +704,7 @@ def test_lookups_during_replace_from_another_thread():
 @pytest.mark.parametrize("routes, match", [
     (["10.0.0.0/8"], r"route 0: '10\.0\.0\.0/8' is not a \(cidr, value\) pair"),
     ([("10.0.0.0/8", 1), ("11.0.0.0/8", "x")], r"route 1 \(11\.0\.0\.0/8\).*'x'"),
-    ([("10.0.0.0/8", None)], r"None must be integers"),
+    ([("10.0.0.0/8", None)], r"value None must be an integer"),
     ([("10.0.0.0/8", 1, 2)], r"not a \(cidr, value\) pair"),
     ([("10.0.0.300/8", 1)], r"10\.0\.0\.300/8"),
 ])
