@@ -89,7 +89,7 @@ def digest(state: Mapping[str, Any]) -> str:
     def add(tag: str, a: np.ndarray) -> None:
         a = np.ascontiguousarray(a)
         h.update(f"{tag}:{a.dtype.str}:{a.shape}".encode())
-        h.update(memoryview(a.reshape(-1).view(np.uint8)))
+        h.update(a.reshape(-1).view(np.uint8).data)
 
     for name in ARRAY_DTYPES:
         add(name, state[name])
@@ -276,10 +276,10 @@ def validate_state(state: Any) -> None:
     if b.size > 1 and (b[1:] < b[:-1] + c[:-1]).any():
         raise _fail("table_base", "is not monotone: two route tables' runs of routes overlap or are out of order")
     lpm = state["lpm"]
-    for t in np.flatnonzero(full):
-        vals = lpm.routes(int(t))[2]
-        if vals.size and int(vals.max()) >= int(counts[t]):
-            raise _fail("lpm", f"table {int(t)} has route value {int(vals.max())}, but {int(counts[t])} routes")
+    for tab in np.flatnonzero(full).tolist():
+        vals = lpm.routes(tab)[2]
+        if vals.size and int(vals.max()) >= int(counts[tab]):
+            raise _fail("lpm", f"table {tab} has route value {int(vals.max())}, but {int(counts[tab])} routes")
 
     # per-port ingress rows and per-ENI delivery records (derived from the ENI records)
     _bad_index("port_eni.subnet", port_eni["subnet"], -1, n_sub, "subnet index")

@@ -9,6 +9,7 @@ Every offset and index a lookup kernel follows is checked here, so corrupt or ta
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import numpy as np
 
