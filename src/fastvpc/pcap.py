@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import struct
 import warnings
 from collections.abc import Iterator
@@ -129,13 +130,24 @@ class _Source:
         #: when set (read_pcap), windows are read straight into this buffer at ``sink.used``, where the
         #: window's frames are then compacted in place: one copy per byte, like gathering from a mapping
         self.sink: _Gather | None = None
+        self.buf: npt.NDArray[np.uint8]
         if isinstance(path, (str, os.PathLike)):
             self.name = os.fspath(path)
             self._fd = os.open(self.name, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
             try:
-                self.size = os.fstat(self._fd).st_size
+                st = os.fstat(self._fd)
+                if not stat.S_ISREG(st.st_mode):  # a pipe or a device (/dev/stdin): read it whole, once
+                    chunks = []
+                    while chunk := os.read(self._fd, 1 << 20):
+                        chunks.append(chunk)
+                    os.close(self._fd)
+                    self._fd = None
+                    self.buf = np.frombuffer(b"".join(chunks), dtype=np.uint8)
+                    self.size = int(self.buf.size)
+                    return
+                self.size = st.st_size
                 self._win = np.empty(max(1, min(_WINDOW, self.size)), np.uint8)
-                self.buf: npt.NDArray[np.uint8] = self._win[:0]
+                self.buf = self._win[:0]
                 self.fill(0, 64)  # the file header is read from the first window
             except BaseException:
                 self.close()

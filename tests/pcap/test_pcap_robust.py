@@ -162,3 +162,20 @@ def test_a_record_bigger_than_the_window_is_read_whole(tmp_path, monkeypatch):
     monkeypatch.setattr(pcap, "_WINDOW", 256)
     assert [bytes(f) for f in pcap.read_pcap(p)] == frames
     assert [bytes(f) for c in pcap.iter_pcap(p, batch_size=2) for f in c] == frames
+
+
+def test_a_named_pipe_is_read_whole(tmp_path):
+    import threading
+
+    frames = [bytes([i]) * 70 for i in range(50)]
+    buf = io.BytesIO()
+    fv.FrameBatch.from_frames(frames, port=0).to_pcap(buf)
+    fifo = tmp_path / "cap.pcap"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(buf.getvalue()))
+    writer.start()
+    try:
+        got = [bytes(f) for f in pcap.read_pcap(fifo)]
+    finally:
+        writer.join(timeout=30)
+    assert got == frames
