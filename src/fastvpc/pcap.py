@@ -105,6 +105,9 @@ def _linktype_name(lt: int) -> str:
 #: memory-mapped: a capture truncated by another program while it is read would turn every later
 #: access to a mapped page into SIGBUS; with a window it becomes a short read and a PcapError.
 _WINDOW = 8 << 20
+#: A window read into a batch's own buffer (no second copy) must hold at least this much, else the
+#: private window is used: many tiny reads at the end of each batch would cost more than the copy.
+_MIN_SINK_READ = 256 << 10
 
 
 def _pread_into(fd: int, view: memoryview, pos: int) -> int:
@@ -175,8 +178,13 @@ class _Source:
         if self._fd is None:  # a file object: the window is the whole content
             return
         want = min(max(self._win.size, need), max(self.size - pos, 0))
-        if self.sink is not None and self.sink.data is not None and self.sink.used + want <= self.sink.data.size:
-            win = self.sink.data[self.sink.used:self.sink.used + want]  # frames so far <= bytes read so far
+        sink = self.sink
+        room = sink.data.size - sink.used if sink is not None and sink.data is not None else 0
+        if sink is not None and sink.data is not None and want and (room >= want or room >= max(need, _MIN_SINK_READ)):
+            # straight into the batch's buffer, after the frames gathered so far (which are fewer bytes
+            # than the records they came from, so the in-place gather only ever moves frames down)
+            want = min(want, room)
+            win = sink.data[sink.used:sink.used + want]
         else:
             if want > self._win.size:
                 self._win = np.empty(want, np.uint8)
@@ -520,6 +528,7 @@ def iter_pcap(path: str | os.PathLike[str] | BinaryIO, batch_size: int = 65536, 
         total = 0
         while not ix.done:
             out = _Gather(records=batch_size, limit=ix.size - ix.position)
+            src.sink = out  # later windows of this batch are read into its buffer (once it is sized)
             ln, ts = ix.next(batch_size, out)
             if ln.size:
                 b = out.batch(ln, ts, port)
