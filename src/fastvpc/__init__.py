@@ -9,7 +9,8 @@ from fastvpc.aws import from_aws
 from fastvpc.batch import FrameBatch
 from fastvpc.dataplane.classify import Classified, classify
 from fastvpc.dataplane import Dataplane, Result
-from fastvpc.errors import FastVpcError, FrameBatchError, LpmError, PcapError, TopologyError, TopologyFileError
+from fastvpc.errors import (FastVpcError, FrameBatchError, LpmError, PcapError, SnapshotError, TopologyError,
+                             TopologyFileError)
 from fastvpc.files import load
 from fastvpc.topology import (
     BLACKHOLE,
@@ -60,6 +61,7 @@ __all__ = [
     "NetworkAcl",
     "NetworkAclEntry",
     "PcapError",
+    "SnapshotError",
     "PeeringConnection",
     "PrefixList",
     "Result",

@@ -7,7 +7,7 @@ runs without the GIL and allocates nothing.  Bounds are checked inside the loops
 or writing out of bounds.
 """
 from libc.stdint cimport int64_t, uint8_t
-from libc.string cimport memcpy
+from libc.string cimport memmove
 
 
 cdef int64_t _check_offsets(const int64_t[::1] offsets, int64_t data_len) noexcept nogil:
@@ -54,7 +54,7 @@ cdef int64_t _gather(const uint8_t[::1] src, const int64_t[::1] start, const int
         if s < 0 or ln < 0 or d < 0 or ln > src_len - s or ln > dst_len - d:
             return i
         if ln:
-            memcpy(&dst[d], &src[s], <size_t>ln)
+            memmove(&dst[d], &src[s], <size_t>ln)  # src and dst may be one buffer (in-place compaction)
     return -1
 
 
@@ -66,6 +66,8 @@ def gather_spans(const uint8_t[::1] src,          # IN: source bytes
                  ) -> int:
     """Copy ``src[start[i]:start[i]+length[i]]`` to ``dst[dst_offsets[i]:]`` for every i.
 
+    ``src`` and ``dst`` may be views of one buffer when every span moves towards the start and the
+    spans are in order (pcap reading compacts frames in place this way): copies are ``memmove``.
     Returns -1 on success, the index of the first span that would fall outside ``src``
     or ``dst`` (nothing is copied for it or after it), or -2 when the array lengths
     disagree.

@@ -43,15 +43,20 @@ def _as_array(name: str, value: Any, dtype: type[np.generic]) -> npt.NDArray[Any
     if isinstance(value, np.ndarray):
         arr = value
     elif isinstance(value, (bytes, bytearray, memoryview)) and dtype is np.uint8:
+        if isinstance(value, memoryview) and not value.c_contiguous:
+            raise FrameBatchError(f"{name}: the memoryview is not C-contiguous (strides {value.strides}): "
+                                  "frames are read and rewritten in one contiguous buffer; pass bytes(...) "
+                                  "or a contiguous array")
         try:
             arr = np.frombuffer(value, dtype=np.uint8)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, BufferError) as exc:
             raise FrameBatchError(f"{name}: cannot view {type(value).__name__} as bytes: {exc}") from None
     else:
         try:
             arr = np.asarray(value)
-        except (ValueError, TypeError) as exc:
-            raise FrameBatchError(f"{name}: cannot make an array of {value!r:.80}: {exc}") from None
+        except (ValueError, TypeError, BufferError, NotImplementedError) as exc:
+            raise FrameBatchError(f"{name}: cannot make an array of {type(value).__name__} (not a contiguous "
+                                  f"buffer or a sequence of integers?): {exc}") from None
     if arr.ndim != 1:
         raise FrameBatchError(f"{name} must be 1-D, got shape {arr.shape}")
     if arr.dtype == dtype:

@@ -35,7 +35,29 @@ class FrameBatchError(FastVpcError, ValueError):
 
 
 class LpmError(FastVpcError, ValueError):
-    """A prefix set cannot be built: duplicate prefix, host bits set, bad length, ..."""
+    """A prefix set cannot be built: duplicate prefix, host bits set, bad length, ...; or packed
+    arrays / a ``.npz`` file cannot be loaded (names the file and the member)."""
+
+
+class SnapshotError(FastVpcError, ValueError):
+    """A pickled :class:`fastvpc.Dataplane` is corrupt or does not match this version of fastvpc.
+
+    Raised while unpickling, before the kernel sees any array.  ``field`` names the array or
+    attribute at fault (``"enis.subnet"``, ``"ip_hash"``, ...); it also starts the message.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"Dataplane snapshot: {field}: {message}")
+        self.field = field
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_snapshot_error, (self.field, self.args[0] if self.args else ""))
+
+
+def _rebuild_snapshot_error(field: str, message: str) -> SnapshotError:
+    err = SnapshotError(field, "")
+    err.args = (message,)
+    return err
 
 
 class PcapError(FastVpcError, ValueError):
@@ -58,4 +80,4 @@ def _rebuild_pcap_error(message: str, offset: int | None, path: str | None) -> P
     return PcapError(message, offset=offset, path=path)
 
 
-__all__ += ["PcapError"]
+__all__ += ["PcapError", "SnapshotError"]

@@ -49,6 +49,8 @@ import contextlib
 import difflib
 import json
 import os
+import re
+import reprlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
@@ -253,11 +255,9 @@ def _yaml_module() -> Any:
 
 
 def _normalise_format(format: str | None, path: str | None = None) -> str:
-    if format is None:
-        raise ValueError("format must be 'json' or 'yaml'")
     if not isinstance(format, str) or format.lower() not in _FORMATS:
-        where = f" for {path}" if path else ""
-        raise ValueError(f"unknown topology file format {format!r}{where}: use 'json' or 'yaml'")
+        raise TopologyFileError(path or "<string>", "(format)", f"unknown topology file format "
+                                f"{_show(format)}: use 'json' or 'yaml'", value=format)
     return _FORMATS[format.lower()]
 
 
@@ -283,8 +283,8 @@ def save(net: Network, path: str | os.PathLike[str], format: str | None = None) 
     p = os.fspath(path)
     fmt = _format_for_path(p, format)
     if fmt is None:
-        raise ValueError(f"cannot tell the format of {p!r} from its extension: name it .json, .yaml or .yml, "
-                         "or pass format='json' or format='yaml'")
+        raise TopologyFileError(p, "(file name)", f"cannot tell the format of {p!r} from its extension: name it "
+                                ".json, .yaml or .yml, or pass format='json' or format='yaml'", value=p)
     text = dumps(net, fmt)
     Path(p).write_text(text, encoding="utf-8")
 
@@ -300,13 +300,53 @@ def _fmt_place(place: Place) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += f".{part}" if out else str(part)
+            text = part if isinstance(part, str) and _encodable(part) and len(part) <= 80 else _show(part)
+            out += f".{text}" if out else text
     return out or "(document)"
 
 
+class _ShortRepr(reprlib.Repr):
+    """repr() that formats only what is shown: containers cut after a few items and levels, strings and
+    numbers cut before they are formatted (a value built from YAML aliases or a 5,000-digit integer
+    must not be formatted whole just to be cut to 80 characters)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel = 3
+        self.maxtuple = self.maxlist = self.maxarray = self.maxdict = 6
+        self.maxset = self.maxfrozenset = self.maxdeque = 6
+        self.maxstring = self.maxother = 80
+        self.maxlong = 40
+
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > 128:  # about 39 digits: never convert the whole number to text
+            return f"<an integer of about {int(x.bit_length() * 0.30103) + 1} digits>"
+        return super().repr_int(x, level)
+
+    def repr_str(self, x: str, level: int) -> str:
+        return repr(x[:self.maxstring]) + ("..." if len(x) > self.maxstring else "")
+
+    def repr_bytes(self, x: bytes, level: int) -> str:
+        return repr(x[:self.maxstring]) + ("..." if len(x) > self.maxstring else "")
+
+
+_SHORT = _ShortRepr()
+
+
 def _show(value: Any) -> str:
-    text = repr(value)
+    text = _SHORT.repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _encodable(text: str) -> bool:
+    """Whether ``text`` can be written as UTF-8 (no lone surrogates)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class _Doc:
@@ -888,6 +928,14 @@ def _parse_json(text: str, source: str) -> tuple[Any, _Doc]:
                                 value=exc.key) from None
     except RecursionError:
         raise TopologyFileError(source, "(document)", "JSON nested too deeply", value=None) from None
+    except ValueError as exc:  # an integer literal past Python's int/str conversion limit (4300 digits)
+        m = re.search(r"\d{%d,}" % _MAX_INT_DIGITS, text)
+        line = text.count("\n", 0, m.start()) + 1 if m else None
+        where = f"line {line}" if line else "(document)"
+        err = TopologyFileError(source, where, f"an integer of {len(m.group()) if m else 'too many'} digits "
+                                f"(at most {_MAX_INT_DIGITS} are read): {str(exc)[:80]}", value=None)
+        err.line = line  # type: ignore[attr-defined]
+        raise err from None
     return data, doc
 
 
@@ -900,8 +948,12 @@ def _parse_yaml(text: str, source: str) -> tuple[Any, _Doc]:
             node = loader.get_single_node()
             if node is None:
                 return None, _Doc(source)
-            _yaml_lines(node, (), lines, source)
-            data = loader.construct_document(node)
+            _yaml_lines(node, (), lines, source, _YamlWalk(), node.start_mark.line + 1)
+            try:
+                data = loader.construct_document(node)
+            except ValueError as exc:  # e.g. a timestamp or number the constructor cannot convert
+                raise TopologyFileError(source, "(document)", f"invalid YAML value: {str(exc)[:120]}",
+                                        value=None) from None
         finally:
             loader.dispose()
     except yaml.MarkedYAMLError as exc:
@@ -921,35 +973,92 @@ def _parse_yaml(text: str, source: str) -> tuple[Any, _Doc]:
     return data, _Doc(source, lines)
 
 
-def _yaml_lines(node: Any, place: Place, out: dict[Place, int], source: str,
-                seen: set[int] | None = None) -> None:
-    """Record the line of every place; refuse duplicate keys (YAML would keep the last silently).
+#: Nodes that YAML aliases may add to a document, in all (each use of an alias adds the nodes of what
+#: it names).  A "billion laughs" of a few hundred bytes would otherwise expand to 10**9 values.
+_ALIAS_LIMIT = 100_000
+#: Longest integer literal read (Python's own limit for converting decimal text to int).
+_MAX_INT_DIGITS = 4300
+_YAML_INT_TAG = "tag:yaml.org,2002:int"
 
-    A node reached again through an alias is not walked again (no exponential blow-up)."""
+
+class _YamlWalk:
+    """State of one walk over a composed YAML document: expanded size of each node, alias budget."""
+
+    def __init__(self) -> None:
+        self.size: dict[int, int | None] = {}  # None: being walked (a use of it then is a recursive alias)
+        self.extra = 0
+
+
+def _yaml_fail(source: str, place: Place, line: int, message: str, value: Any = None) -> NoReturn:
+    err = TopologyFileError(source, _fmt_place(place), f"line {line}: {message}", value=value)
+    err.line = line  # type: ignore[attr-defined]
+    raise err
+
+
+def _yaml_lines(node: Any, place: Place, out: dict[Place, int], source: str, walk: _YamlWalk,
+                use_line: int) -> int:
+    """Record the line of every place; refuse duplicate keys (YAML would keep the last silently),
+    recursive aliases, aliases that add more than ``_ALIAS_LIMIT`` nodes and integers too long to read.
+    Returns the node's expanded size.  ``use_line`` is the line where this node is used (for an alias,
+    the line of the alias, not of its anchor).
+
+    A node reached again through an alias is not walked again (linear in the document's size)."""
     import yaml  # type: ignore[import-untyped,unused-ignore]
 
-    if seen is None:
-        seen = set()
     out[place] = node.start_mark.line + 1
-    if id(node) in seen:
-        return
-    seen.add(id(node))
+    key_id = id(node)
+    if key_id in walk.size:
+        size = walk.size[key_id]
+        if size is None:
+            _yaml_fail(source, place, use_line, "recursive YAML alias (a value that contains itself)")
+        walk.extra += size
+        if walk.extra > _ALIAS_LIMIT:
+            _yaml_fail(source, place, use_line, f"YAML aliases expand the document by more than {_ALIAS_LIMIT} "
+                                                "values (an alias bomb?); write the values out instead")
+        return size
+    walk.size[key_id] = None
+    size = 1
     if isinstance(node, yaml.MappingNode):
         keys_seen: set[Any] = set()
         for knode, vnode in node.value:
             key = knode.value if isinstance(knode, yaml.ScalarNode) else None
+            line = knode.start_mark.line + 1
             if key is not None:
                 if key in keys_seen:
-                    where = _fmt_place(place + (key,))
-                    err = TopologyFileError(source, where, f"line {knode.start_mark.line + 1}: key {key!r} "
-                                                           "appears twice", value=key)
-                    err.line = knode.start_mark.line + 1  # type: ignore[attr-defined]
-                    raise err
+                    _yaml_fail(source, place + (key,), line, f"key {_show(key)} appears twice", key)
                 keys_seen.add(key)
-                _yaml_lines(vnode, place + (key,), out, source, seen)
+                size += _yaml_lines(vnode, place + (key,), out, source, walk, line)
+            else:
+                size += _yaml_lines(knode, place, out, source, walk, line)
+                size += _yaml_lines(vnode, place, out, source, walk, line)
     elif isinstance(node, yaml.SequenceNode):
         for i, child in enumerate(node.value):
-            _yaml_lines(child, place + (i,), out, source, seen)
+            size += _yaml_lines(child, place + (i,), out, source, walk, node.start_mark.line + 1)
+    elif node.tag == _YAML_INT_TAG and len(node.value) > _MAX_INT_DIGITS:
+        _yaml_fail(source, place, node.start_mark.line + 1,
+                   f"an integer of {len(node.value)} digits (at most {_MAX_INT_DIGITS} are read)")
+    walk.size[key_id] = size
+    return size
+
+
+def _check_text(data: Any, doc: _Doc) -> None:
+    """Refuse strings (keys and values) that cannot be written back as UTF-8: lone surrogates, which
+    JSON and YAML escapes (\\ud800) can produce.  ``save``/``show`` would fail on them later."""
+    stack: list[tuple[Any, Place]] = [(data, ())]
+    while stack:
+        value, place = stack.pop()
+        if isinstance(value, str):
+            if not _encodable(value):
+                doc.fail(place, f"{_show(value)} holds a lone surrogate (not a character, cannot be written "
+                                "as UTF-8)", value)
+        elif isinstance(value, Mapping):
+            for k, v in value.items():
+                if isinstance(k, str) and not _encodable(k):
+                    doc.fail(place, f"key {_show(k)} holds a lone surrogate (not a character, cannot be "
+                                    "written as UTF-8)", k)
+                stack.append((v, place + (k,)))
+        elif isinstance(value, list):
+            stack.extend((v, place + (i,)) for i, v in enumerate(value))
 
 
 def loads(text: str, format: str = "json", *, source: str = "<string>") -> Network:
@@ -965,6 +1074,7 @@ def loads(text: str, format: str = "json", *, source: str = "<string>") -> Netwo
         else:
             raise TypeError(f"loads() wants the text of a topology file, not {type(text).__name__}")
     data, doc = _parse_json(text, source) if fmt == "json" else _parse_yaml(text, source)
+    _check_text(data, doc)
     return _build(data, doc)
 
 

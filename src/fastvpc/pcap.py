@@ -17,10 +17,11 @@ no timestamp: its frame gets ``-1``.  Power-of-two resolutions finer than 2^-33 
 their lowest bits.  A pcap has no ingress port: every frame gets ``port`` (default -1;
 mapping frames to ENIs is the replay code's job).
 
-The file is memory-mapped and its records are indexed by a compiled pass
-(:mod:`fastvpc._pcapindex`) that writes offsets, lengths and timestamps into
-numpy arrays; the frames are then copied into the batch's buffer with one compiled gather.
-No Python code runs per packet.
+The file is read with ``pread`` through an 8 MiB window (never memory-mapped: a capture that
+another program truncates while it is read then ends in :class:`PcapError`, not SIGBUS) and
+each window's records are indexed by a compiled pass (:mod:`fastvpc._pcapindex`) that writes
+offsets, lengths and timestamps into numpy arrays; the frames are then copied into the batch's
+buffer with one compiled gather.  No Python code runs per packet.
 
 Only Ethernet (``LINKTYPE_ETHERNET`` = 1, without FCS) frames are accepted.  A file or
 interface with another linktype raises :class:`PcapError` naming it, whatever
@@ -48,8 +49,9 @@ unknown), is written as 0; microsecond files truncate the nanoseconds; a timesta
 
 from __future__ import annotations
 
-import mmap
+import io
 import os
+import stat
 import struct
 import warnings
 from collections.abc import Iterator
@@ -99,49 +101,127 @@ def _linktype_name(lt: int) -> str:
 
 # --------------------------------------------------------------------------- the source
 
+#: Bytes read from a file at a time.  The file is read with pread into this private window, never
+#: memory-mapped: a capture truncated by another program while it is read would turn every later
+#: access to a mapped page into SIGBUS; with a window it becomes a short read and a PcapError.
+_WINDOW = 8 << 20
+#: A window read into a batch's own buffer (no second copy) must hold at least this much, else the
+#: private window is used: many tiny reads at the end of each batch would cost more than the copy.
+_MIN_SINK_READ = 256 << 10
+
+
+def _pread_into(fd: int, view: memoryview, pos: int) -> int:
+    """Read into ``view`` from file offset ``pos``; returns the bytes read (0 at the end of the file)."""
+    if hasattr(os, "preadv"):
+        return os.preadv(fd, [view], pos)
+    chunk = os.pread(fd, len(view), pos)  # pragma: no cover - platforms without preadv
+    view[:len(chunk)] = chunk
+    return len(chunk)
+
+
 class _Source:
-    """The file's bytes as a read-only uint8 array (an mmap when it is a real file)."""
+    """The file's bytes, seen through a window (``buf`` = file bytes ``[base, base + buf.size)``).
+
+    A named file is read window by window with ``pread`` and is taken as it was when opened (its size
+    then is ``size``); if it shrinks while it is read, :meth:`fill` raises PcapError.  A binary file
+    object is read whole into one window.
+    """
 
     def __init__(self, path: str | os.PathLike[str] | BinaryIO) -> None:
-        self._mm: mmap.mmap | None = None
+        self._fd: int | None = None
+        self.base = 0
+        #: when set (read_pcap), windows are read straight into this buffer at ``sink.used``, where the
+        #: window's frames are then compacted in place: one copy per byte, like gathering from a mapping
+        self.sink: _Gather | None = None
+        self.buf: npt.NDArray[np.uint8]
         if isinstance(path, (str, os.PathLike)):
             self.name = os.fspath(path)
-            with open(path, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                if size > 0:
-                    try:
-                        self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-                    except (OSError, ValueError):
-                        self._mm = None
-                if self._mm is not None:
-                    self.buf = np.frombuffer(self._mm, dtype=np.uint8)
-                else:
-                    self.buf = np.frombuffer(f.read(), dtype=np.uint8)
+            self._fd = os.open(self.name, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            try:
+                st = os.fstat(self._fd)
+                if not stat.S_ISREG(st.st_mode):  # a pipe or a device (/dev/stdin): read it whole, once
+                    chunks = []
+                    while chunk := os.read(self._fd, 1 << 20):
+                        chunks.append(chunk)
+                    os.close(self._fd)
+                    self._fd = None
+                    self.buf = np.frombuffer(b"".join(chunks), dtype=np.uint8)
+                    self.size = int(self.buf.size)
+                    return
+                self.size = st.st_size
+                self._win = np.empty(max(1, min(_WINDOW, self.size)), np.uint8)
+                self.buf = self._win[:0]
+                self.fill(0, 64)  # the file header is read from the first window
+            except BaseException:
+                self.close()
+                raise
         else:
             self.name = str(getattr(path, "name", "<stream>"))
+            if isinstance(path, io.TextIOBase):  # refused before anything is read from it
+                raise PcapError(f"{self.name}: the file object must be opened in binary mode ('rb'), "
+                                "not text mode", path=self.name)
             raw = path.read()
             if not isinstance(raw, (bytes, bytearray, memoryview)):
-                raise TypeError(f"{self.name}: file object must be opened in binary mode")
+                raise PcapError(f"{self.name}: the file object must be opened in binary mode ('rb'): its "
+                                f"read() gave {type(raw).__name__}, not bytes", path=self.name)
             self.buf = np.frombuffer(raw, dtype=np.uint8)
+            self.size = int(self.buf.size)
+
+    @property
+    def end(self) -> int:
+        """File offset just past the window."""
+        return self.base + int(self.buf.size)
+
+    def fill(self, pos: int, need: int = 0) -> None:
+        """Move the window to start at file offset ``pos`` with at least ``need`` bytes (as many as the
+        file has).  Refuses with PcapError when the file has shrunk since it was opened."""
+        if self._fd is None:  # a file object: the window is the whole content
+            return
+        want = min(max(self._win.size, need), max(self.size - pos, 0))
+        sink = self.sink
+        room = sink.data.size - sink.used if sink is not None and sink.data is not None else 0
+        if sink is not None and sink.data is not None and want and (room >= want or room >= max(need, _MIN_SINK_READ)):
+            # straight into the batch's buffer, after the frames gathered so far (which are fewer bytes
+            # than the records they came from, so the in-place gather only ever moves frames down)
+            want = min(want, room)
+            win = sink.data[sink.used:sink.used + want]
+        else:
+            if want > self._win.size:
+                self._win = np.empty(want, np.uint8)
+            win = self._win
+        got = 0
+        view = memoryview(win)  # type: ignore[arg-type]
+        while got < want:
+            n = _pread_into(self._fd, view[got:want], pos + got)
+            if n <= 0:
+                now = os.fstat(self._fd).st_size
+                raise PcapError(f"{self.name}: the file shrank from {self.size} to {now} bytes while it was "
+                                f"being read (truncated at byte offset {pos + got} by another program?)",
+                                offset=pos + got, path=self.name)
+            got += n
+        self.base = pos
+        self.buf = win[:want]
 
     def close(self) -> None:
         self.buf = np.zeros(0, np.uint8)
-        if self._mm is not None:
-            try:
-                self._mm.close()
-            except BufferError:  # a view is still alive somewhere: let the GC unmap it
-                pass
-            self._mm = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 # --------------------------------------------------------------------------- the indexer
 
 class _Index:
-    """Walks a source chunk by chunk with the compiled indexers; keeps format state."""
+    """Walks a source window by window with the compiled indexers; keeps format state.
+
+    The kernels see the window; ``state[S_POS]`` and every offset they report are relative to it
+    (``src.base`` away from the file's).  A record cut by the window's end is read again at the start
+    of the next window; one cut by the file's end is the truncation it looks like.
+    """
 
     def __init__(self, src: _Source, skip_other: bool) -> None:
         self.src = src
-        self.size = int(self.buf.size)
+        self.size = int(src.size)
         self.skip_other = skip_other
         self.state = np.zeros(_k.N_STATE, dtype=np.int64)
         self.ifaces = np.zeros((8, _k.N_IFCOL), dtype=np.int64)
@@ -209,34 +289,62 @@ class _Index:
             return
         self.state[_k.S_POS] = 24
 
-    def next(self, cap: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        """Up to ``cap`` more records: (file offsets, lengths, timestamps).  Sets ``done``
-        at the end of the file and ``error`` when it met damage."""
+    @property
+    def position(self) -> int:
+        """File offset of the next record to index."""
+        return self.src.base + int(self.state[_k.S_POS])
+
+    def _run(self, off: npt.NDArray[np.int64], ln: npt.NDArray[np.int64], ts: npt.NDArray[np.int64]) -> int:
+        """One kernel pass over the current window (growing the interface table as needed)."""
+        st = self.state
+        while True:
+            if self.kind == "pcap":
+                n = int(_k.index_pcap(self.buf, off, ln, ts, st, self.big_endian, self.nanosecond, self.snaplen))
+            else:
+                n = int(_k.index_pcapng(self.buf, off, ln, ts, self.ifaces, st, self.skip_other))
+            if st[_k.S_ERR] == _k.ERR_IFACE_FULL and n == 0:
+                grown = np.zeros((2 * self.ifaces.shape[0], _k.N_IFCOL), np.int64)
+                grown[: self.ifaces.shape[0]] = self.ifaces
+                self.ifaces = grown
+                continue
+            return n
+
+    def next(self, cap: int, emit: Any) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """Index up to ``cap`` more records; for each run of them found in one window, calls
+        ``emit(window, offsets, lengths)`` (offsets into ``window``, valid only during the call).
+        Returns the records' (lengths, timestamps).  Sets ``done`` at the end of the file and
+        ``error`` when it met damage."""
+        total = 0
         off = np.empty(cap, np.int64)
         ln = np.empty(cap, np.int64)
         ts = np.empty(cap, np.int64)
-        n = 0
-        if not self.done:
-            st = self.state
-            while True:
-                if self.kind == "pcap":
-                    n += _k.index_pcap(self.buf, off[n:], ln[n:], ts[n:], st,
-                                       self.big_endian, self.nanosecond, self.snaplen)
-                else:
-                    n += _k.index_pcapng(self.buf, off[n:], ln[n:], ts[n:], self.ifaces, st, self.skip_other)
-                if st[_k.S_ERR] == _k.ERR_IFACE_FULL:
-                    grown = np.zeros((2 * self.ifaces.shape[0], _k.N_IFCOL), np.int64)
-                    grown[: self.ifaces.shape[0]] = self.ifaces
-                    self.ifaces = grown
-                    continue
-                break
-            if st[_k.S_ERR] != _k.ERR_NONE:
-                self._kernel_error(int(st[_k.S_ERR]), int(st[_k.S_ERRPOS]), int(st[_k.S_ERRVAL]))
-            elif st[_k.S_POS] >= self.size:
+        src, st = self.src, self.state
+        while not self.done and total < cap:
+            n = self._run(off[total:], ln[total:], ts[total:])
+            if n:
+                emit(self.buf, off[total:total + n], ln[total:total + n])
+                total += n
+            err = int(st[_k.S_ERR])
+            pos = src.base + int(st[_k.S_POS])  # file offset where the kernel stopped
+            if err == _k.ERR_IFACE_FULL:  # records were emitted first: call again with a bigger table
+                continue
+            cut = err in (_k.ERR_TRUNC_HEADER, _k.ERR_TRUNC_DATA) and src.end < self.size
+            if cut or (err == _k.ERR_NONE and st[_k.S_POS] >= self.buf.size and src.end < self.size):
+                # the window ended, not the file: read on from the record it stopped at
+                need = 16 if err != _k.ERR_TRUNC_DATA else int(st[_k.S_ERRVAL]) + (16 if self.kind == "pcap" else 0)
+                src.fill(pos, need + 16)
+                st[_k.S_POS] = 0
+                continue
+            if err != _k.ERR_NONE:
+                epos = src.base + int(st[_k.S_ERRPOS])
+                self._kernel_error(err, epos, int(st[_k.S_ERRVAL]))
+            elif pos >= self.size:
                 self.done = True
-        if 2 * n < cap:
-            return off[:n].copy(), ln[:n].copy(), ts[:n].copy()
-        return off[:n], ln[:n], ts[:n]
+            else:
+                break  # output full
+        if 2 * total < cap:  # do not keep a mostly empty index alive
+            return ln[:total].copy(), ts[:total].copy()
+        return ln[:total], ts[:total]
 
     def _kernel_error(self, code: int, pos: int, val: int) -> None:
         left = self.size - pos
@@ -311,15 +419,58 @@ def _finish(ix: _Index, on_error: str, n_read: int) -> None:
         stacklevel=3)
 
 
-def _gather(buf: npt.NDArray[np.uint8], off: npt.NDArray[np.int64], ln: npt.NDArray[np.int64],
-            ts: npt.NDArray[np.int64], port: int) -> FrameBatch:
-    offsets = np.zeros(off.size + 1, np.int64)
-    np.cumsum(ln, out=offsets[1:])
-    data = np.empty(int(offsets[-1]), np.uint8)
-    r = gather_spans(buf, off, ln, data, offsets)
-    if r != -1:  # pragma: no cover - the indexer only emits in-bounds spans
-        raise PcapError(f"internal error: record {r} out of bounds")
-    return FrameBatch(data, offsets, FrameBatch._port_array(port, off.size), ts)
+class _Gather:
+    """Copies the runs of frames ``_Index.next`` emits out of the window, in order, into one buffer.
+
+    With a ``capacity`` (read_pcap: the file's size, an upper bound of its frames' bytes) that buffer
+    is allocated once and its unused tail is never touched (so never committed by the OS); the source
+    then reads its windows into it too, and the frames are compacted in place.  With ``records``
+    (iter_pcap: the batch size) it is sized from the first run's mean frame length, at most ``limit``
+    bytes.  A run that does not fit goes into an array of its own; the parts are concatenated once."""
+
+    def __init__(self, capacity: int = 0, records: int = 0, limit: int = 0) -> None:
+        self.data = np.empty(capacity, np.uint8) if capacity > 0 else None
+        self.records = records
+        self.limit = limit
+        self.used = 0
+        self.parts: list[npt.NDArray[np.uint8]] = []
+
+    def __call__(self, window: npt.NDArray[np.uint8], off: npt.NDArray[np.int64],
+                 ln: npt.NDArray[np.int64]) -> None:
+        dst = np.empty(off.size, np.int64)
+        dst[0] = 0
+        np.cumsum(ln[:-1], out=dst[1:])
+        nbytes = int(dst[-1] + ln[-1])
+        if self.data is None and self.records and not self.parts:  # size the batch's buffer once
+            guess = int(nbytes / off.size * self.records * 1.0625) + 4096
+            self.data = np.empty(max(nbytes, min(guess, max(self.limit, nbytes))), np.uint8)
+        if self.data is not None and self.used + nbytes <= self.data.size:
+            out = self.data
+            dst += self.used
+        else:  # does not fit: a part of its own (and what was gathered so far becomes a part too)
+            out = np.empty(nbytes, np.uint8)
+            if self.data is not None:
+                self.parts.append(self.data[:self.used])
+                self.data, self.used = None, 0
+        r = gather_spans(window, off, ln, out, dst)
+        if r != -1:  # pragma: no cover - the indexer only emits in-bounds spans
+            raise PcapError(f"internal error: record {r} out of bounds")
+        if out is self.data:
+            self.used += nbytes
+        else:
+            self.parts.append(out)
+
+    def batch(self, ln: npt.NDArray[np.int64], ts: npt.NDArray[np.int64], port: int) -> FrameBatch:
+        offsets = np.zeros(ln.size + 1, np.int64)
+        np.cumsum(ln, out=offsets[1:])
+        parts = self.parts + ([self.data[:self.used]] if self.data is not None else [])
+        if not parts:
+            data = np.zeros(0, np.uint8)
+        elif len(parts) == 1:
+            data = parts[0]
+        else:
+            data = np.concatenate(parts)
+        return FrameBatch(data, offsets, FrameBatch._port_array(port, ln.size), ts)
 
 
 # --------------------------------------------------------------------------- public API
@@ -335,21 +486,24 @@ def read_pcap(path: str | os.PathLike[str] | BinaryIO, *, on_error: OnError = "r
     src = _Source(path)
     try:
         ix = _Index(src, skip_other_linktypes)
+        # the frames are at most the file's bytes; untouched capacity is never committed by the OS
+        out = _Gather(max(ix.size, 1))
+        src.sink = out
         parts = []
-        # ~64-byte frames need one chunk; bigger ones over-allocate index space modestly
+        # ~64-byte frames need one call; bigger ones over-allocate index space modestly
         cap = max(16, ix.size // 64 + 16)
         while not ix.done:
-            parts.append(ix.next(cap))
+            parts.append(ix.next(cap, out))
             cap *= 2
         if len(parts) == 1:
-            off, ln, ts = parts[0]
+            ln, ts = parts[0]
         elif parts:
-            off, ln, ts = (np.concatenate([p[i] for p in parts]) for i in range(3))
+            ln, ts = (np.concatenate([p[i] for p in parts]) for i in range(2))
         else:
-            off = ln = ts = np.zeros(0, np.int64)
+            ln = ts = np.zeros(0, np.int64)
         del parts
-        batch = _gather(src.buf, off, ln, ts, port)
-        del off, ln
+        batch = out.batch(ln, ts, port)
+        del out, ln
     finally:
         src.close()
     _finish(ix, on_error, len(batch))
@@ -361,22 +515,25 @@ def iter_pcap(path: str | os.PathLike[str] | BinaryIO, batch_size: int = 65536, 
               skip_other_linktypes: bool = False) -> Iterator[FrameBatch]:
     """Stream a pcap/pcapng file as FrameBatches of at most ``batch_size`` frames.
 
-    The file is mapped, not read into memory; each chunk's frames are copied into the
-    chunk's own buffer.  With ``on_error="raise"`` the chunks before the damage are
+    The file is read window by window (8 MiB), not into memory; each chunk's frames are copied
+    into the chunk's own buffer.  With ``on_error="raise"`` the chunks before the damage are
     yielded before :class:`PcapError` is raised.
     """
     _check_on_error(on_error)
-    if not isinstance(batch_size, int) or batch_size < 1:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     src = _Source(path)
     try:
         ix = _Index(src, skip_other_linktypes)
         total = 0
         while not ix.done:
-            off, ln, ts = ix.next(batch_size)
-            if off.size:
-                total += off.size
-                yield _gather(src.buf, off, ln, ts, port)
+            out = _Gather(records=batch_size, limit=ix.size - ix.position)
+            src.sink = out  # later windows of this batch are read into its buffer (once it is sized)
+            ln, ts = ix.next(batch_size, out)
+            if ln.size:
+                b = out.batch(ln, ts, port)
+                total += len(b)
+                yield b
         _finish(ix, on_error, total)
     finally:
         src.close()

@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fastvpc.errors import LpmError
-from fastvpc.lpm import MISS, LpmTable, RouteTables, _build, _lookup, _route_layout, kernel_variant
+from fastvpc.lpm import MISS, LpmTable, RouteTables, _build, _lookup, kernel_variant
+from fastvpc.lpm._packed import _route_layout
 
 U32 = 0xFFFFFFFF
 
@@ -599,7 +600,7 @@ def _structure_view(a, dtype, line, nbytes=None):
 def test_corrupt_lookup_structures_are_rejected():
     pop, bt = _corrupt_cases()
     h = pop["header"][0]
-    from fastvpc.lpm import _NODE  # the poptrie node record
+    from fastvpc.lpm._packed import _NODE  # the poptrie node record
 
     def bad(a, edit):
         b = {k: x.copy() for k, x in a.items()}
@@ -703,7 +704,7 @@ def test_lookups_during_replace_from_another_thread():
 @pytest.mark.parametrize("routes, match", [
     (["10.0.0.0/8"], r"route 0: '10\.0\.0\.0/8' is not a \(cidr, value\) pair"),
     ([("10.0.0.0/8", 1), ("11.0.0.0/8", "x")], r"route 1 \(11\.0\.0\.0/8\).*'x'"),
-    ([("10.0.0.0/8", None)], r"None must be integers"),
+    ([("10.0.0.0/8", None)], r"value None must be an integer"),
     ([("10.0.0.0/8", 1, 2)], r"not a \(cidr, value\) pair"),
     ([("10.0.0.300/8", 1)], r"10\.0\.0\.300/8"),
 ])

@@ -22,6 +22,7 @@ from fastvpc._kernels import forward as _fw
 from fastvpc._threads import resolve_n_threads
 from fastvpc.batch import FrameBatch
 from fastvpc.compiler import RouteInfo
+from fastvpc.dataplane import _validate
 from fastvpc.errors import FrameBatchError
 
 __all__ = ["Dataplane", "Forwarder", "Result", "ResultLike"]
@@ -220,6 +221,9 @@ class Dataplane:
         state.update({k: dict(v) for k, v in state.items() if isinstance(v, MappingProxyType)})
         state["lpm"] = self.lpm
         state["port_hashed"] = self._port_hashed
+        state["digest"] = _validate.digest(state)  # checked on load: a flipped byte is refused, not obeyed
+        # arrays as raw bytes: a corrupt pickled numpy dtype can crash numpy before any check runs
+        state.update({name: _validate.to_bytes(state[name]) for name in _ARRAYS})
         return (_rebuild, (state,))
 
     # ------------------------------------------------------------------ processing
@@ -295,6 +299,8 @@ class Dataplane:
 
 
 def _rebuild(state: dict[str, Any]) -> Dataplane:
+    """Unpickle: every index and hash invariant the kernel relies on is checked first (SnapshotError)."""
+    state = _validate.validated(state)
     return Dataplane._create(
         enis=state["enis"], subnets=state["subnets"], routes_arr=state["route_targets"],
         table_base=state["table_base"], port_eni=state["port_eni"], port_hashed=state["port_hashed"],

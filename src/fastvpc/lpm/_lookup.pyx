@@ -83,6 +83,8 @@ def lookup_table(object rts,                    # IN: RouteTables-like (._state 
     if n == 0:
         return
     cdef Py_ssize_t nchunks = (n + CHUNK - 1) // CHUNK
+    if n_threads > nchunks:  # never more threads than pieces of work
+        n_threads = <int>nchunks
     cdef Py_ssize_t c, start, cnt
     cdef const uint32_t* a = &addrs[0]
     cdef uint32_t* o = &out[0]
@@ -113,6 +115,8 @@ def lookup_pairs(object rts,                    # IN: RouteTables-like (._state 
     if n == 0:
         return
     cdef Py_ssize_t nchunks = (n + CHUNK - 1) // CHUNK
+    if n_threads > nchunks:  # never more threads than pieces of work
+        n_threads = <int>nchunks
     cdef Py_ssize_t c, start, cnt
     cdef const uint32_t* t = &table_ids[0]
     cdef const uint32_t* a = &addrs[0]

@@ -1,0 +1,310 @@
+"""Checks run on a pickled :class:`~fastvpc.dataplane.Dataplane` before the kernel sees it.
+
+The forwarding kernel trusts every index stored in its tables (it runs without the GIL and
+checks nothing per frame), and its hash probe loop ends only at an empty slot.  So unpickling
+checks, for the state dict made by ``Dataplane.__reduce__``:
+
+* the shape of the state: exactly the known keys, each array 1-D with the record dtype of
+  :mod:`fastvpc.compiler`, the metadata of the right types and lengths;
+* every index the kernel follows: an ENI's subnet (and VPC), a subnet's VPC and route table, a
+  route target's ENI or peer VPC, an ingress row's subnet, a delivery record's subnet, every
+  value stored in the hash tables (tag and index), ``table_base`` against the routes and the
+  LPM tables (whose own packed arrays ``fastvpc.lpm`` checks when they are unpickled);
+* the hash tables: a power-of-two size, at least one empty slot, every key findable from its
+  home slot, no key twice;
+* that the derived tables agree with the ENI records they were made from;
+* a digest (BLAKE2b) over everything, written by ``__reduce__``: a byte flipped in a file
+  (or a pickle of another version) is refused instead of giving silently different verdicts.
+  The structural checks do not depend on it: a state with a valid digest is checked the same.
+
+Anything wrong raises :class:`fastvpc.errors.SnapshotError` naming the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from fastvpc.compiler import (
+    ARP_MODES,
+    DELIV_DTYPE,
+    ENI_DTYPE,
+    PORT_DTYPE,
+    ROUTE_BLACKHOLE,
+    ROUTE_DTYPE,
+    ROUTE_ENI,
+    ROUTE_PEERING,
+    SUBNET_DTYPE,
+    RouteInfo,
+)
+from fastvpc.errors import SnapshotError
+
+__all__ = ["ARRAY_DTYPES", "META_TYPES", "digest", "to_bytes", "validate_state", "validated"]
+
+#: The arrays of a Dataplane and their record layouts (``fastvpc.compiler``).
+ARRAY_DTYPES: dict[str, np.dtype[Any]] = {
+    "enis": ENI_DTYPE, "subnets": SUBNET_DTYPE, "route_targets": ROUTE_DTYPE,
+    "table_base": np.dtype(np.uint32), "port_eni": PORT_DTYPE, "eni_deliver": DELIV_DTYPE,
+    "ip_hash": np.dtype(np.uint64), "mac_hash": np.dtype(np.uint64),
+}
+#: The plain metadata and its types.
+META_TYPES: dict[str, type] = {
+    "arp_mode": str, "routes": tuple, "port_names": dict, "port_kinds": dict, "eni_names": tuple,
+    "subnet_names": tuple, "vpc_names": tuple, "route_table_names": tuple, "topology": str,
+}
+_OTHER = ("lpm", "port_hashed")
+_DIGEST = "digest"
+_DIGEST_VERSION = b"fastvpc-dataplane-1"
+
+# hash table encodings (fastvpc/_kernels/types.pxd)
+_EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)
+_MULT = np.uint64(0x9E3779B97F4A7C15)
+_HK_IP, _HK_MAC, _HK_PORT = 0, 1, 2
+_TAG_ENI, _TAG_ROUTER, _TAG_BCAST, _TAG_GWMAC = 0, 1, 2, 3
+_INDEX_MASK = (1 << 30) - 1
+
+
+def _fail(field: str, message: str) -> SnapshotError:
+    return SnapshotError(field, message)
+
+
+def _lpm_arrays(lpm: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The LPM's packed arrays in their canonical (compacted) form, without a copy when they already are."""
+    header, meta, data = lpm._state
+    live = int(meta[:, 1].sum())
+    end = int((meta[:, 0] + meta[:, 1]).max()) if meta.shape[0] else 0
+    if end == live:
+        return header, meta, data[:end]
+    a = lpm.arrays()
+    return a["header"], a["meta"], a["data"]
+
+
+def digest(state: Mapping[str, Any]) -> str:
+    """BLAKE2b digest (hex) of everything in a Dataplane state: arrays, LPM tables and metadata."""
+    h = hashlib.blake2b(_DIGEST_VERSION, digest_size=16)
+
+    def add(tag: str, a: np.ndarray) -> None:
+        a = np.ascontiguousarray(a)
+        h.update(f"{tag}:{a.dtype.str}:{a.shape}".encode())
+        h.update(a.reshape(-1).view(np.uint8).data)
+
+    for name in ARRAY_DTYPES:
+        add(name, state[name])
+    for tag, a in zip(("lpm.header", "lpm.meta", "lpm.data"), _lpm_arrays(state["lpm"])):
+        add(tag, a)
+    h.update(f"port_hashed:{bool(state['port_hashed'])}".encode())
+    for name in META_TYPES:
+        value = state[name]
+        text = value if isinstance(value, str) else repr(value)
+        h.update(f"{name}:{len(text)}:".encode())
+        h.update(text.encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
+def to_bytes(a: np.ndarray) -> bytes:
+    """How ``__reduce__`` stores an array: its raw bytes (the record layout is known: ARRAY_DTYPES)."""
+    return np.ascontiguousarray(a).tobytes()
+
+
+def _decode(state: Any) -> dict[str, Any]:
+    """A copy of ``state`` with the arrays stored as bytes turned back into arrays of their record dtype."""
+    if not isinstance(state, dict):
+        raise _fail("state", f"is a {type(state).__name__}, not a dict")
+    out = dict(state)
+    for name, dt in ARRAY_DTYPES.items():
+        raw = out.get(name)
+        if isinstance(raw, (bytes, bytearray)):
+            if len(raw) % dt.itemsize:
+                raise _fail(name, f"has {len(raw)} bytes, not whole {dt.itemsize}-byte records")
+            out[name] = np.frombuffer(raw, dtype=dt)
+    return out
+
+
+def validated(state: Any) -> dict[str, Any]:
+    """The state with its arrays decoded, after :func:`validate_state` (raises SnapshotError)."""
+    out = _decode(state)
+    validate_state(out)
+    return out
+
+
+def _bad_index(field: str, idx: np.ndarray, lo: int, hi: int, what: str) -> None:
+    """Refuse when some ``idx`` is outside ``lo..hi-1``; the message names the record and the value."""
+    if idx.size == 0:
+        return
+    bad = (idx < lo) | (idx >= hi)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise _fail(field, f"record {i} has {what} {int(idx[i])}, outside 0..{hi - 1}"
+                    if lo == 0 else f"record {i} has {what} {int(idx[i])}, outside {lo}..{hi - 1}")
+
+
+def _check_shape(state: Mapping[str, Any]) -> None:
+    if not isinstance(state, dict):
+        raise _fail("state", f"is a {type(state).__name__}, not a dict")
+    known = {*ARRAY_DTYPES, *META_TYPES, *_OTHER}
+    unknown = sorted(str(k) for k in state if k not in known and k != _DIGEST)
+    if unknown:
+        raise _fail(unknown[0], "unknown field (a pickle of another fastvpc version, or corrupt)")
+    missing = sorted(k for k in known if k not in state)
+    if missing:
+        raise _fail(missing[0], "missing (a pickle of another fastvpc version, or corrupt)")
+    for name, dt in ARRAY_DTYPES.items():
+        a = state[name]
+        if not isinstance(a, np.ndarray):
+            raise _fail(name, f"is a {type(a).__name__}, not a numpy array")
+        if a.ndim != 1:
+            raise _fail(name, f"has shape {a.shape}, not one dimension")
+        if a.dtype != dt:
+            raise _fail(name, f"has dtype {a.dtype}, not the record layout {dt}")
+    for name, tp in META_TYPES.items():
+        if not isinstance(state[name], tp):
+            raise _fail(name, f"is a {type(state[name]).__name__}, not a {tp.__name__}")
+    if not isinstance(state["port_hashed"], bool):
+        raise _fail("port_hashed", f"is a {type(state['port_hashed']).__name__}, not a bool")
+    from fastvpc.lpm import RouteTables
+
+    if not isinstance(state["lpm"], RouteTables):
+        raise _fail("lpm", f"is a {type(state['lpm']).__name__}, not a fastvpc.lpm.RouteTables")
+    if state["arp_mode"] not in ARP_MODES:
+        raise _fail("arp_mode", f"{state['arp_mode']!r:.40} is not one of {', '.join(ARP_MODES)}")
+
+
+def _check_meta(state: Mapping[str, Any], n_eni: int, n_sub: int, n_vpc: int, n_routes: int, n_tables: int) -> None:
+    for name, n in (("eni_names", n_eni), ("subnet_names", n_sub), ("route_table_names", n_tables),
+                    ("routes", n_routes)):
+        if len(state[name]) != n:
+            raise _fail(name, f"has {len(state[name])} entries for {n} compiled records")
+    for name in ("eni_names", "subnet_names", "vpc_names", "route_table_names"):
+        if not all(isinstance(x, str) for x in state[name]):
+            raise _fail(name, "holds something that is not a name (str)")
+    if not all(isinstance(r, RouteInfo) for r in state["routes"]):
+        raise _fail("routes", "holds something that is not a RouteInfo")
+    for name in ("port_names", "port_kinds"):
+        d = state[name]
+        if not all(isinstance(k, int) and isinstance(v, str) for k, v in d.items()):
+            raise _fail(name, "must map int ports to str")
+    if len(state["lpm"]) != n_tables:
+        raise _fail("lpm", f"has {len(state['lpm'])} tables, table_base {n_tables}")
+
+
+def _check_hash(field: str, ht: np.ndarray, allowed: dict[int, int], key_kinds: tuple[int, ...],
+                n_vpc: int) -> None:
+    """A (key, value) open-addressing table the kernel can probe safely and that finds every key.
+
+    ``allowed`` maps each value tag this table may hold to the bound of its index."""
+    cap = ht.size // 2
+    if ht.size != 2 * cap or cap < 2 or cap & (cap - 1):
+        raise _fail(field, f"has {ht.size} words, not 2 * a power of two >= 2")
+    keys, vals = ht[0::2], ht[1::2]
+    used = keys != _EMPTY
+    if used.all():
+        raise _fail(field, "has no empty slot (a probe for an absent key would never end)")
+    slots = np.flatnonzero(used)
+    k, v = keys[slots], vals[slots]
+    if (v > 0xFFFFFFFF).any():
+        i = int(slots[int(np.flatnonzero(v > 0xFFFFFFFF)[0])])
+        raise _fail(field, f"slot {i} holds value {int(vals[i]):#x}, wider than 32 bits")
+    tag = (v >> np.uint64(30)).astype(np.int64)
+    idx = (v & np.uint64(_INDEX_MASK)).astype(np.int64)
+    bound = np.full(tag.shape, -1, np.int64)
+    for t, hi in allowed.items():
+        bound[tag == t] = hi
+    bad = idx >= bound  # a disallowed tag has bound -1
+    if bad.any():
+        j = int(np.flatnonzero(bad)[0])
+        i = int(slots[j])
+        what = "a tag this table never holds" if bound[j] < 0 else f"index {int(idx[j])} out of range"
+        raise _fail(field, f"slot {i} holds value {int(v[j]):#x}: {what}")
+    kind = (k >> np.uint64(56)).astype(np.int64)
+    bad = ~np.isin(kind, key_kinds)
+    if _HK_IP in key_kinds:
+        bad |= (kind == _HK_IP) & (((k >> np.uint64(32)) & np.uint64(0xFFFFFF)).astype(np.int64) >= n_vpc)
+    if bad.any():
+        i = int(slots[int(np.flatnonzero(bad)[0])])
+        raise _fail(field, f"slot {i} holds key {int(keys[i]):#x}, not a key of this table")
+    if np.unique(k).size != k.size:
+        raise _fail(field, "holds a key twice")
+    # findable: no empty slot between a key's home slot and the slot it sits in (linear probing)
+    shift = np.uint64(64 - (cap.bit_length() - 1))
+    with np.errstate(over="ignore"):
+        home = ((k * _MULT) >> shift).astype(np.int64)
+    empty = np.flatnonzero(~used)
+    nxt = np.searchsorted(empty, home)  # first empty slot at or after home (cyclically)
+    first_empty = np.where(nxt < empty.size, empty[np.minimum(nxt, empty.size - 1)], empty[0] + cap)
+    if ((slots - home) % cap >= first_empty - home).any():
+        j = int(np.flatnonzero((slots - home) % cap >= first_empty - home)[0])
+        raise _fail(field, f"key {int(k[j]):#x} in slot {int(slots[j])} cannot be found from its home slot "
+                           f"{int(home[j])}")
+
+
+def validate_state(state: Any) -> None:
+    """Refuse (:class:`SnapshotError`, naming the field) a Dataplane state the kernel could not use safely."""
+    _check_shape(state)
+    enis, subnets, routes = state["enis"], state["subnets"], state["route_targets"]
+    table_base, port_eni, deliv = state["table_base"], state["port_eni"], state["eni_deliver"]
+    n_eni, n_sub, n_routes, n_tables = enis.size, subnets.size, routes.size, table_base.size
+    n_vpc = len(state["vpc_names"])
+    _check_meta(state, n_eni, n_sub, n_vpc, n_routes, n_tables)
+    if _DIGEST in state and state[_DIGEST] != digest(state):
+        raise _fail("digest", "does not match the contents (the file is corrupt or was changed)")
+
+    _bad_index("subnets.vpc", subnets["vpc"], 0, n_vpc, "VPC index")
+    _bad_index("subnets.table", subnets["table"], 0, n_tables, "route table index")
+    _bad_index("enis.subnet", enis["subnet"], 0, n_sub, "subnet index")
+    _bad_index("enis.vpc", enis["vpc"], 0, n_vpc, "VPC index")
+    if n_eni and (enis["vpc"].astype(np.int64) != subnets["vpc"][enis["subnet"]]).any():
+        i = int(np.flatnonzero(enis["vpc"].astype(np.int64) != subnets["vpc"][enis["subnet"]])[0])
+        raise _fail("enis.vpc", f"record {i} has VPC {int(enis['vpc'][i])}, not its subnet's")
+
+    kind = routes["kind"].astype(np.int64)
+    _bad_index("route_targets.kind", kind, 0, ROUTE_BLACKHOLE + 1, "target kind")
+    _bad_index("route_targets.arg", routes["arg"][kind == ROUTE_ENI], 0, n_eni, "ENI index")
+    _bad_index("route_targets.arg", routes["arg"][kind == ROUTE_PEERING], 0, n_vpc, "peer VPC index")
+
+    # table_base: each table's routes are a run [base, base + count) inside the routes, runs in order
+    counts = state["lpm"]._meta[:, 2].astype(np.int64)
+    base = table_base.astype(np.int64)
+    full = counts > 0
+    if (base + counts > n_routes).any():
+        t = int(np.flatnonzero(base + counts > n_routes)[0])
+        raise _fail("table_base", f"table {t} starts at route {int(base[t])} with {int(counts[t])} routes: "
+                                  f"past the {n_routes} routes")
+    b, c = base[full], counts[full]
+    if b.size > 1 and (b[1:] < b[:-1] + c[:-1]).any():
+        raise _fail("table_base", "is not monotone: two route tables' runs of routes overlap or are out of order")
+    lpm = state["lpm"]
+    for tab in np.flatnonzero(full).tolist():
+        vals = lpm.routes(tab)[2]
+        if vals.size and int(vals.max()) >= int(counts[tab]):
+            raise _fail("lpm", f"table {tab} has route value {int(vals.max())}, but {int(counts[tab])} routes")
+
+    # per-port ingress rows and per-ENI delivery records (derived from the ENI records)
+    _bad_index("port_eni.subnet", port_eni["subnet"], -1, n_sub, "subnet index")
+    if state["port_hashed"] and port_eni.size:
+        raise _fail("port_eni", "holds rows although ports are looked up in the hash (port_hashed)")
+    if deliv.size != n_eni:
+        raise _fail("eni_deliver", f"has {deliv.size} records for {n_eni} ENIs")
+    _bad_index("eni_deliver.subnet", deliv["subnet"], 0, n_sub, "subnet index")
+    if n_eni:
+        for name in ("mac", "port", "subnet"):
+            diff = deliv[name] != enis[name]
+            if diff.any():
+                raise _fail(f"eni_deliver.{name}", f"record {int(np.flatnonzero(diff)[0])} differs from its ENI")
+        if not state["port_hashed"]:
+            p = enis["port"].astype(np.int64)
+            _bad_index("enis.port", p, 0, port_eni.size, "port (no ingress row)")
+            rows = port_eni[p]
+            want_mac = enis["mac"] | (enis["sdc"].astype(np.uint64) << np.uint64(63))  # as the compiler packs it
+            for name, want in (("subnet", enis["subnet"]), ("ip", enis["ip"]), ("mac", want_mac)):
+                diff = rows[name] != want
+                if diff.any():
+                    raise _fail(f"port_eni.{name}", f"the row of ENI {int(np.flatnonzero(diff)[0])}'s port "
+                                                    "differs from the ENI")
+
+    _check_hash("ip_hash", state["ip_hash"], {_TAG_ENI: n_eni, _TAG_ROUTER: n_sub, _TAG_BCAST: n_sub},
+                (_HK_IP,), n_vpc)
+    kinds = (_HK_MAC, _HK_PORT) if state["port_hashed"] else (_HK_MAC,)
+    _check_hash("mac_hash", state["mac_hash"], {_TAG_ENI: n_eni, _TAG_GWMAC: n_sub}, kinds, n_vpc)
