@@ -98,7 +98,8 @@ def run_sender(ifname: str, frame_hex: str, count: int, rate: float, cpu: int, h
     (``how="sendmmsg"``) or through a PACKET_TX_RING, one send() per 256 frames (``"ring"``);
     both with PACKET_QDISC_BYPASS."""
     from fastvpc.live import open_packet_socket, open_tx_socket
-    from fastvpc.live._io import STATS_LEN, BatchIO, TxRing
+    from fastvpc.live._mmsg import STATS_LEN, BatchIO
+    from fastvpc.live._rings import TxRing
 
     if cpu >= 0:
         os.sched_setaffinity(0, {cpu})
@@ -249,7 +250,7 @@ def one_run(lab: Any, net: Any, dp: Any, frame: bytes, v: dict[str, str], count:
             for sk in switch._txsocks:
                 sk.close()
             from fastvpc.live import open_tx_socket
-            from fastvpc.live._io import TxRing
+            from fastvpc.live._rings import TxRing
             switch._txsocks = [open_tx_socket(ifn) for ifn in lab.attachments.values()]
             port_fd[:] = -1
             for port, sk in zip(lab.attachments, switch._txsocks):

@@ -1,8 +1,6 @@
 import numpy as np
 import numpy.typing as npt
 
-__test__: dict[str, str]
-
 def check_offsets(offsets: npt.NDArray[np.int64], data_len: int) -> int: ...
 def gather_spans(
     src: npt.NDArray[np.uint8] | bytes | memoryview,

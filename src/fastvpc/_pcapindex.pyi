@@ -1,8 +1,6 @@
 import numpy as np
 import numpy.typing as npt
 
-__test__: dict[str, str]
-
 S_POS: int
 S_ERR: int
 S_ERRPOS: int

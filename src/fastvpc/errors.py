@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-__all__ = ["FastVpcError", "TopologyError", "TopologyFileError", "FrameBatchError", "LpmError"]
+__all__ = ["FastVpcError", "TopologyError", "TopologyFileError", "FrameBatchError", "LpmError", "PcapError",
+           "LiveError", "LivePermissionError"]
 
 
 class FastVpcError(Exception):
@@ -80,4 +81,12 @@ def _rebuild_pcap_error(message: str, offset: int | None, path: str | None) -> P
     return PcapError(message, offset=offset, path=path)
 
 
-__all__ += ["PcapError", "SnapshotError"]
+class LiveError(FastVpcError, OSError):
+    """An interface cannot be attached or used (missing interface, socket failure, ...)."""
+
+
+class LivePermissionError(LiveError, PermissionError):
+    """Not permitted to open a raw packet socket: ``CAP_NET_RAW`` is missing."""
+
+
+__all__ += ["SnapshotError"]

@@ -332,7 +332,7 @@ def test_small_batches_every_io_mode(live: Live, mode: str, monkeypatch: pytest.
     plus sendmmsg: every datagram arrives, intact, in order."""
     import hashlib
 
-    import fastvpc.live as live_mod
+    import fastvpc.live.switch as live_mod   # the module whose RxRing/TxRing Switch.open uses
 
     web1, app1 = live["web1"], live["app1"]
     if mode == "rings-unavailable":

@@ -1,5 +1,3 @@
-__test__: dict[str, str]
-
 import numpy as np
 import numpy.typing as npt
 

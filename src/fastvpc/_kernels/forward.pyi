@@ -1,5 +1,3 @@
-__test__: dict[str, str]
-
 from typing import Any
 
 from typing_extensions import Self, disjoint_base

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,7 +12,7 @@ from fastvpc import packets as pk
 from fastvpc.batch import FrameBatch
 from fastvpc.examples import seed_vpc
 from fastvpc.cli.show import table
-from fastvpc.topology import Network
+from fastvpc.topology import Eni, Network
 from fastvpc.verdicts import Action, DropReason
 
 __all__ = ["DemoCase", "demo_cases", "run_demo"]
@@ -30,7 +31,7 @@ def demo_cases(net: Network) -> list[DemoCase]:
     web1, web2, app1, db1, db2 = f("web1"), f("web2"), f("app1"), f("db1"), f("db2")
     web, app, db = f("web"), f("app"), f("db")
 
-    def ip_frame(src_eni, dst_mac, packet):  # type: ignore[no-untyped-def]
+    def ip_frame(src_eni: Eni, dst_mac: pk.MacLike, packet: bytes) -> bytes:
         return pk.ethernet(dst_mac, src_eni.mac, pk.ETH_IPV4, packet)
 
     c = DemoCase
@@ -69,7 +70,7 @@ def demo_cases(net: Network) -> list[DemoCase]:
     ]
 
 
-def run_demo(*, n_frames: int = 1_000_000, n_threads: int | None = None, print_fn=print) -> int:  # type: ignore[no-untyped-def]
+def run_demo(*, n_frames: int = 1_000_000, n_threads: int | None = None, print_fn: Callable[[str], object] = print) -> int:
     """Print the verdict table for the seed VPC, then frames/s on a batch of ``n_frames``."""
     net = seed_vpc()
     dp = net.compile()

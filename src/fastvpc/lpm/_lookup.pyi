@@ -3,7 +3,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__test__: dict[str, str]
 __pyx_capi__: dict[str, Any]
 
 def lookup_table(

@@ -439,12 +439,12 @@ class RouteTable(_Named):
             if low == "blackhole":
                 return BLACKHOLE
             try:
-                target = net.find(target)  # type: ignore[assignment]
+                target = net.find(target)
             except KeyError:
                 raise TopologyError(f"route {dest} in {self.name}: unknown target {target!r}",
                                     obj=self.name, value=target) from None
         if target is BLACKHOLE or target is LOCAL:
-            return target  # type: ignore[return-value]
+            return target
         if not isinstance(target, Target) or target.network is not net or not net._holds(target):
             name = getattr(target, "name", target)
             raise TopologyError(f"route {dest} in {self.name}: unknown target {name!r}", obj=self.name, value=name)
