@@ -376,7 +376,6 @@ def test_small_batches_every_io_mode(live: Live, mode: str, monkeypatch: pytest.
 
 SMOKE = textwrap.dedent(r"""
     import fastvpc.examples as examples
-from conftest import missing, require_root_namespaces
     from fastvpc.live import Switch
     from fastvpc.live.netns import Lab, lab_mode
     net = examples.seed_vpc()
