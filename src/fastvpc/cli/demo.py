@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -14,7 +15,21 @@ from fastvpc.cli.show import table
 from fastvpc.topology import Network
 from fastvpc.verdicts import Action, DropReason
 
-__all__ = ["DemoCase", "demo_cases", "run_demo"]
+__all__ = ["DemoCase", "add_parser", "demo_cases", "run_demo"]
+
+
+def add_parser(sub: Any) -> None:
+    from fastvpc.cli import command
+    from fastvpc.cli._common import positive_int
+
+    p = sub.add_parser("demo", help="push a mixed batch through the built-in seed VPC and time it")
+    p.add_argument("--frames", type=positive_int, default=1_000_000, help="frames in the throughput batch (default 1M)")
+    p.add_argument("--threads", type=positive_int, default=None, help="n_threads for the throughput run (default: all)")
+    p.set_defaults(func=command("demo", _run))
+
+
+def _run(args: Any) -> int:
+    return run_demo(n_frames=args.frames, n_threads=args.threads)
 
 
 @dataclass(frozen=True)
@@ -108,4 +123,7 @@ def run_demo(*, n_frames: int = 1_000_000, n_threads: int | None = None, print_f
              f"= {n / best / 1e6:.1f} M frames/s "
              f"(n_threads={'all' if n_threads is None else n_threads}; "
              + ", ".join(f"{Action(a).name} {int(counts[a]):,}" for a in range(4)) + ")")
+    print_fn(f"measured on the seed VPC above ({len(net.vpcs)} VPC, {len(net.subnets)} subnets, "
+             f"{len(net.enis)} ENIs, {len(net.routes())} routes); BENCHMARKS.md has the rates on large "
+             "networks (100k ENIs, 10,000 route tables) and against dpkt/scapy")
     return 0
