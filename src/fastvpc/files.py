@@ -151,7 +151,7 @@ def network_to_dict(net: Network) -> dict[str, Any]:
 
     Two networks are equal (``Network.__eq__``) exactly when their documents are.
     """
-    return {
+    d: dict[str, Any] = {
         "fastvpc": SCHEMA_VERSION,
         "vpcs": [_vpc_to_dict(v) for v in net.vpcs],
         "peerings": [{"name": p.name, "vpcs": [p.requester.name, p.accepter.name], "port": p.port}
@@ -159,6 +159,10 @@ def network_to_dict(net: Network) -> dict[str, Any]:
         "transit_gateways": [{"name": t.name, "port": t.port, "attachments": [v.name for v in t.attachments]}
                              for t in net.transit_gateways],
     }
+    aliases = getattr(net, "aliases", None)
+    if aliases:  # other names of objects (AWS instance ids, Name tags): only when there are some
+        d["aliases"] = {k: list(v) for k, v in sorted(aliases.items())}
+    return d
 
 
 def _yaml_module() -> Any:
@@ -321,7 +325,7 @@ class _Doc:
         return [self.str_(v, place + (i,), f"{what} entry") for i, v in enumerate(items)]
 
 
-_TOP_KEYS = ("fastvpc", "vpcs", "peerings", "transit_gateways")
+_TOP_KEYS = ("fastvpc", "vpcs", "peerings", "transit_gateways", "aliases")
 _VPC_REQUIRED = ("name",)
 _VPC_OPTIONAL = ("cidrs", "cidr", "main_route_table", "route_tables", "internet_gateways", "vpn_gateways",
                  "nat_gateways", "endpoints", "subnets")
@@ -344,7 +348,8 @@ def _build(d: Any, doc: _Doc) -> Network:
 
 
 def _build_document(d: Any, doc: _Doc) -> Network:
-    top = doc.mapping(d, (), "the topology document", ("fastvpc",), ("vpcs", "peerings", "transit_gateways"))
+    top = doc.mapping(d, (), "the topology document", ("fastvpc",),
+                      ("vpcs", "peerings", "transit_gateways", "aliases"))
     version = top["fastvpc"]
     if isinstance(version, bool) or version != SCHEMA_VERSION:
         doc.fail(("fastvpc",), f"unsupported schema version {_show(version)}: this fastvpc reads "
@@ -400,6 +405,19 @@ def _build_document(d: Any, doc: _Doc) -> Network:
     # 3. inside each VPC: gateways, subnets and ENIs, then routes, then associations ------
     for place, vpc, vd in specs:
         _build_vpc_contents(doc, net, vpc, vd, place)
+
+    # 4. aliases: another name (an instance id, a Name tag) -> the names of its objects --------
+    if "aliases" in top:
+        amap = doc.mapping(top["aliases"], ("aliases",), "aliases", (), tuple(
+            k for k in top["aliases"] if isinstance(k, str)) if isinstance(top["aliases"], Mapping) else ())
+        for key, names in amap.items():
+            place = ("aliases", key)
+            targets = doc.str_list(names, place, "alias")
+            for j, name in enumerate(targets):
+                if name not in net._by_name:
+                    doc.fail(place + (j,), f"alias {key!r} names {name!r}, which is not an object of this file",
+                             name)
+            net.aliases[key] = targets
     return net
 
 

@@ -144,6 +144,8 @@ class AwsImport:
     report: ImportReport
     #: instance id -> names of its imported ENIs, by device index (primary first).
     instances: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    #: AWS id (instance, ENI, subnet, VPC, ...) -> its ``Name`` tag, where it has one.
+    names: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def __iter__(self) -> Iterator[Any]:  # allows ``net, report = from_aws(..., report=True)``
         return iter((self.network, self.report))
@@ -412,7 +414,27 @@ class _Importer:
             "transit gateways": len(net.transit_gateways), "peerings": len(net.peerings),
             "prefix lists": len(self.prefix_lists),
         }
-        return AwsImport(net, self.report, self.instances)
+        return AwsImport(net, self.report, self.instances, self.name_tags())
+
+    def name_tags(self) -> dict[str, str]:
+        """AWS id -> ``Name`` tag of every element (and instance) that has one."""
+        out: dict[str, str] = {}
+
+        def tag(el: dict[str, Any]) -> str:
+            for t in _l(el.get("Tags")) + _l(el.get("TagSet")):
+                if isinstance(t, dict) and t.get("Key") == "Name" and isinstance(t.get("Value"), str):
+                    return str(t["Value"]).strip()
+            return ""
+
+        for key, items in self.reader.items.items():
+            for el, _ in items:
+                els = [i for i in _l(el.get("Instances")) if isinstance(i, dict)] if key == "Reservations" else [el]
+                for e in els:
+                    ident = _s(e.get("InstanceId" if key == "Reservations" else ID_FIELDS[key]))
+                    name = tag(e)
+                    if ident and name:
+                        out[ident] = name
+        return out
 
     # ENIs from NetworkInterfaces and Reservations (collected first: their MACs steer gateway MACs)
     def collect_enis(self) -> None:
