@@ -6,10 +6,10 @@ maps to no single ENI (no such key, too short, or, by IP, an address owned by EN
 VPCs with overlapping CIDRs).
 
 Why not :func:`fastvpc.classify`: it parses every header field into a dozen arrays; a port
-needs 6 (MAC) or 4 (IP) bytes at a fixed offset.  The key is read with one gather of
-unaligned 8-byte words (an ``<u8`` view of the buffer with a byte stride), looked up in an
-open-addressing hash table of the ENIs' keys (multiplicative hash, no collisions: the table
-is rebuilt larger until every key has its own slot), all in numpy without Python per frame.
+needs 6 (MAC) or 4 (IP) bytes at a fixed offset.  One compiled pass
+(:func:`fastvpc.dataplane._ports.map_ports`) reads the key and looks it up in a hash table of
+the ENIs' keys (multiplicative hash; the table is grown until every key has its own slot, so a
+lookup is one probe and one compare).
 """
 
 from __future__ import annotations
@@ -21,14 +21,13 @@ import numpy as np
 import numpy.typing as npt
 
 from fastvpc.batch import FrameBatch
+from fastvpc.dataplane._ports import map_ports
 from fastvpc.errors import FastVpcError
 
 __all__ = ["PortBy", "PortMap"]
 
 PortBy = Literal["src-mac", "src-ip"]
 
-_MAC48 = np.uint64(0xFFFF_FFFF_FFFF)
-_IP32 = np.uint64(0xFFFF_FFFF)
 _GOLDEN = np.uint64(0x9E37_79B9_7F4A_7C15)
 _AMBIGUOUS = -2
 
@@ -101,43 +100,14 @@ class PortMap:
         self._slot_port[slots.astype(np.intp)] = np.where(self.ports >= 0, self.ports, -1)
         self._shift, self._mult = shift, mult
 
-    def lookup(self, key: npt.NDArray[np.uint64]) -> npt.NDArray[np.int32]:
-        """The port of every key (-1 for none)."""
-        slot = ((key * self._mult) >> self._shift).astype(np.intp)
-        port = self._slot_port[slot]
-        port[self._slot_key[slot] != key] = -1
-        return port
-
     def ports_for(self, batch: FrameBatch, out: npt.NDArray[np.int32] | None = None) -> npt.NDArray[np.int32]:
         """The ingress port of every frame; -1 where it maps to no single ENI.  ``out``: write there."""
         n = len(batch)
         res = np.empty(n, np.int32) if out is None else out
-        if n == 0:
-            return res
-        data, offsets = batch.data, batch.offsets
-        start = offsets[:-1]
-        length = offsets[1:] - start
-        if data.size < 8:
-            res[:] = -1
-            return res
-        # every byte position as the start of a little-endian 8-byte word (unaligned reads)
-        words = np.ndarray(shape=(data.size - 7,), dtype="<u8", buffer=data, strides=(1,))
-        last = data.size - 8
-        if self.by == "src-mac":
-            ok = length >= 14
-            pos = np.minimum(start + 6, last)
-            key = words[pos] & _MAC48
-        else:
-            # ethertype at 12 (big-endian on the wire); IPv4 source at 26, ARP sender IP at 28
-            pos = np.minimum(start + 12, last)
-            w = words[pos]
-            etype = w & np.uint64(0xFFFF)
-            is_ip = etype == np.uint64(0x0008)      # 0x0800 read little-endian
-            is_arp = etype == np.uint64(0x0608)     # 0x0806
-            ok = (is_ip & (length >= 34)) | (is_arp & (length >= 42))
-            pos = np.minimum(start + np.where(is_arp, 28, 26), last)
-            key = words[pos] & _IP32
-        port = self.lookup(key)
-        port[~ok] = -1
-        res[:] = port
+        if not isinstance(res, np.ndarray) or res.dtype != np.int32 or res.shape != (n,):
+            raise FastVpcError(f"ports_for: out must be an int32 array of {n} entries")
+        r = map_ports(batch.data, batch.offsets, self._slot_key, self._slot_port, int(self._mult),
+                      int(self._shift), self.by == "src-ip", res)
+        if r != -1:  # pragma: no cover - a FrameBatch's offsets are validated when it is made
+            raise FastVpcError(f"ports_for: frame {r} is out of its batch's buffer")
         return res

@@ -2,9 +2,8 @@
 
 Both write only the frames a boolean mask selects, without building a selected batch first:
 
-* :class:`PcapOut` packs the whole batch into pcap records with one compiled pass
-  (``_pcapindex.pack_pcap``) and, when the mask leaves frames out, gathers the selected
-  records with one compiled span copy (``_batchops.gather_spans``);
+* :class:`PcapOut` writes the records of the selected frames (action DROP, or not DROP)
+  with one compiled pass (``_replayops.pack_selected``) into a buffer it reuses;
 * :class:`PcapngOut` writes a pcapng section with one Interface Description Block per port
   (named after the ENI or gateway, written before its first packet) and one Enhanced Packet
   Block per frame, whose ``opt_comment`` is the verdict (``DELIVER``, ``DROP NO_ROUTE``...);
@@ -25,8 +24,8 @@ from typing import BinaryIO
 import numpy as np
 import numpy.typing as npt
 
-from fastvpc import _pcapindex as _k
 from fastvpc._batchops import gather_spans
+from fastvpc.drivers._replayops import pack_selected
 from fastvpc.batch import FrameBatch
 
 __all__ = ["CaptureOut", "PcapOut", "PcapngOut", "open_capture"]
@@ -77,39 +76,32 @@ class PcapOut(CaptureOut):
         self._f.write(struct.pack("<IHHiIII", _MAGIC_NSEC, 2, 4, 0, 0, _SNAPLEN, 1))
         self._packed = np.zeros(0, np.uint8)
 
-    def write(self, batch: FrameBatch, mask: npt.NDArray[np.bool_] | None, n_selected: int,
-              port: npt.NDArray[np.int32], code: npt.NDArray[np.int64]) -> None:
-        """Append the frames of ``batch`` where ``mask`` (None: all; ``n_selected`` of them)."""
+    def write_by_action(self, batch: FrameBatch, action: npt.NDArray[np.uint8], drops: bool) -> None:
+        """Append the frames of ``batch`` whose action is DROP (``drops``) or is not: one compiled
+        pass writes their records into a buffer reused from batch to batch."""
         n = len(batch)
-        if n_selected == 0:
-            return
         data, offsets = batch.data, batch.offsets
         size = 16 * n + int(offsets[-1] - offsets[0])
         if self._packed.size < size:
             self._packed = np.empty(max(size, 2 * self._packed.size), np.uint8)
-        packed = self._packed[:size]
         ts = batch.timestamp if batch.timestamp is not None else np.zeros(0, np.int64)
-        r = _k.pack_pcap(data, offsets, ts, packed, False, True, _SNAPLEN)
+        r, written = pack_selected(data, offsets, ts, action, drops, self._packed, _SNAPLEN)
         if r != -1:
             from fastvpc.errors import PcapError
 
             t = int(ts[r]) if r >= 0 and ts.size else None
             raise PcapError(f"{self.path}: frame {self.frames_written + r} cannot be written: timestamp {t} ns "
                             "is past the 32-bit seconds field of pcap (2106-02-07)", path=self.path)
-        if mask is None or n_selected == n:
-            self._f.write(packed.data)
-        else:
-            idx = np.flatnonzero(mask)
-            rec_start = (offsets[idx] - offsets[0]) + 16 * idx
-            rec_len = (offsets[idx + 1] - offsets[idx]) + 16
-            dst_off = np.empty(idx.size + 1, np.int64)
-            dst_off[0] = 0
-            np.cumsum(rec_len, out=dst_off[1:])
-            out = np.empty(int(dst_off[-1]), np.uint8)
-            if gather_spans(packed, rec_start, rec_len, out, dst_off) != -1:  # pragma: no cover
-                raise AssertionError("pcap record gather out of bounds")
-            self._f.write(out.data)
-        self.frames_written += n_selected
+        if written:
+            self._f.write(self._packed[:written].data)
+            self.frames_written += int(np.count_nonzero(action[:n] == 0) if drops else
+                                       n - np.count_nonzero(action[:n] == 0))
+
+    def write(self, batch: FrameBatch, mask: npt.NDArray[np.bool_] | None, n_selected: int,
+              port: npt.NDArray[np.int32], code: npt.NDArray[np.int64]) -> None:
+        """Append the frames of ``batch`` where ``mask`` (None: all)."""
+        keep = np.ones(len(batch), np.uint8) if mask is None else mask.astype(np.uint8)
+        self.write_by_action(batch, keep, False)
 
 
 class PcapngOut(CaptureOut):

@@ -152,7 +152,8 @@ def replay(net: Network, in_path: str | os.PathLike[str], out_path: str | os.Pat
     for the drops) and the verdict as each packet's comment.  ``ingress``: every frame enters
     on that ENI (name or object) instead of being mapped by ``port_by``.
     """
-    from fastvpc.drivers.pcapout import CaptureOut, PcapngOut, open_capture
+    from fastvpc.drivers._replayops import count_verdicts
+    from fastvpc.drivers.pcapout import CaptureOut, PcapOut, open_capture
     from fastvpc.pcap import PcapTruncatedWarning, iter_pcap
 
     if on_error not in ("raise", "stop"):
@@ -175,7 +176,7 @@ def replay(net: Network, in_path: str | os.PathLike[str], out_path: str | os.Pat
 
     summary = ReplaySummary()
     max_port = max(names, default=-1)
-    eni_counts = np.zeros((max_port + 2) * _NACT, np.int64)   # (port + 1) * NACT + action
+    by_port = np.zeros((max_port + 2, _NACT), np.int64)   # [port + 1, action]; row 0: unmapped
     reason_counts = np.zeros(_NREASON, np.int64)
     writers: list[tuple[str, CaptureOut]] = []
     outs: CaptureOut | None = None
@@ -192,7 +193,6 @@ def replay(net: Network, in_path: str | os.PathLike[str], out_path: str | os.Pat
         if drops_path is not None:
             drops = open_capture(drops_path, port_name, _verdict_text)
             writers.append(("drops", drops))
-        need_code = any(isinstance(w, PcapngOut) for _, w in writers)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", PcapTruncatedWarning)
             for batch in iter_pcap(in_path, batch_size=batch_size, on_error=on_error):  # type: ignore[arg-type]
@@ -205,20 +205,22 @@ def replay(net: Network, in_path: str | os.PathLike[str], out_path: str | os.Pat
                 result = dp.process(batch, copy=False, out=result, n_threads=n_threads)
                 action, reason = result.action, result.reason
                 summary.frames += n
-                key = ports.astype(np.int64)
-                key += 1
-                key *= _NACT
-                key += action
-                eni_counts += np.bincount(key, minlength=eni_counts.size)[: eni_counts.size]
-                reason_counts += np.bincount(reason, minlength=_NREASON)[:_NREASON]
-                if outs is not None or drops is not None:
-                    dropped = action == Action.DROP
-                    n_drop = int(np.count_nonzero(dropped))
-                    code = action.astype(np.int64) * 256 + reason if need_code else None
-                    if outs is not None:
-                        outs.write(batch, None if n_drop == 0 else ~dropped, n - n_drop, result.egress, code)
-                    if drops is not None:
-                        drops.write(batch, dropped, n_drop, ports, code)
+                if count_verdicts(ports, action, reason, by_port, reason_counts) != -1:  # pragma: no cover
+                    raise FastVpcError("internal error: a verdict outside the count tables")
+                if outs is not None:
+                    if isinstance(outs, PcapOut):
+                        outs.write_by_action(batch, action, False)
+                    else:
+                        keep = action != Action.DROP
+                        outs.write(batch, keep, int(np.count_nonzero(keep)), result.egress,
+                                   action.astype(np.int64) * 256 + reason)
+                if drops is not None:
+                    if isinstance(drops, PcapOut):
+                        drops.write_by_action(batch, action, True)
+                    else:
+                        gone = action == Action.DROP
+                        drops.write(batch, gone, int(np.count_nonzero(gone)), ports,
+                                    action.astype(np.int64) * 256 + reason)
                 if prog is not None:
                     done_bytes += int(batch.offsets[-1] - batch.offsets[0]) + 16 * n
                     prog.update(summary.frames, done_bytes)
@@ -243,15 +245,15 @@ def replay(net: Network, in_path: str | os.PathLike[str], out_path: str | os.Pat
         w.commit()
         summary.outputs[label] = w.path
     summary.seconds = time.perf_counter() - t0
-    summary.unmapped = int(eni_counts[:_NACT].sum())
+    summary.unmapped = int(by_port[0].sum())
     for a in Action:
-        c = int(eni_counts[int(a)::_NACT].sum())
+        c = int(by_port[:, int(a)].sum())
         if c:
             summary.by_action[a.name] = c
     for r in DropReason:
         if r != DropReason.NONE and reason_counts[int(r)]:
             summary.by_reason[r.name] = int(reason_counts[int(r)])
-    per = eni_counts.reshape(-1, _NACT)
+    per = by_port
     for row in np.flatnonzero(per[1:].any(axis=1)):
         p = int(row)
         c = Counter({Action(a).name: int(per[p + 1, a]) for a in range(_NACT) if per[p + 1, a]})
