@@ -23,7 +23,7 @@ __all__ = ["build_parser", "command", "main"]
 
 # subcommand modules providing add_parser(subparsers)
 _PLUGGED = ("fastvpc.cli.demo", "fastvpc.cli.pictures", "fastvpc.cli.trace", "fastvpc.cli.replay",
-            "fastvpc.cli.live")
+            "fastvpc.cli.live", "fastvpc.cli.lab")
 
 #: Exit status of an unexpected internal error (EX_SOFTWARE).
 EXIT_INTERNAL = 70

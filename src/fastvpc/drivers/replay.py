@@ -61,7 +61,8 @@ class ReplaySummary:
                 "seconds": round(self.seconds, 6), "warnings": list(self.warnings), "outputs": dict(self.outputs)}
 
     def __str__(self) -> str:
-        rate = f" ({self.frames / self.seconds / 1e6:.1f} M frames/s)" if self.seconds > 0 and self.frames else ""
+        r = self.frames / self.seconds if self.seconds > 0 else 0.0
+        rate = "" if not r else f" ({r / 1e6:.1f} M frames/s)" if r >= 1e5 else f" ({r:,.0f} frames/s)"
         lines = [f"{self.frames:,} frames in {self.seconds:.2f} s{rate}; {self.unmapped:,} mapped to no ENI "
                  "(dropped UNKNOWN_PORT)"]
         lines.append("by action: " + ", ".join(f"{k} {v:,}" for k, v in sorted(self.by_action.items())))
