@@ -1,6 +1,8 @@
 import numpy as np
 import numpy.typing as npt
 
+__test__: dict[str, str]
+
 def map_ports(
     data: npt.NDArray[np.uint8],
     offsets: npt.NDArray[np.int64],

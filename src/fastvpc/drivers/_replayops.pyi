@@ -1,6 +1,8 @@
 import numpy as np
 import numpy.typing as npt
 
+__test__: dict[str, str]
+
 def count_verdicts(
     port: npt.NDArray[np.int32],
     action: npt.NDArray[np.uint8],
