@@ -202,3 +202,20 @@ def test_import_aws_warns_about_several_snapshots(starter, tmp_path, capsys):
     shutil.copytree(starter / "aws_configs", regions / "eu-west-1")
     run_cli(["import-aws", str(regions)], capsys)
     assert "snapshots" not in capsys.readouterr().err
+
+
+def test_trace_summary_and_detailed(capsys):
+    code, out, _ = run_cli(["trace", "seed", "--from", "web1", "--to", "8.8.8.8", "--summary"], capsys)
+    assert code == 0 and out.strip().splitlines() == ["trace 10.0.1.10 (web1) -> 8.8.8.8 icmp: FORWARD"]
+    code, out, _ = run_cli(["trace", "seed", "--from", "web1", "--to", "8.8.8.8", "--detailed"], capsys)
+    lines = out.splitlines()
+    at = lines.index("  routes of rt-web (longest prefix first; * covers 8.8.8.8):")
+    # rt-web: the local route and 0.0.0.0/0 -> igw, numbered within the table, the covering one marked
+    assert [ln.split()[-4:] for ln in lines[at + 1:at + 3]] == [["10.0.0.0/16", "->", "local", "local"],
+                                                               ["0.0.0.0/0", "->", "igw", "static"]]
+    assert lines[at + 2].lstrip().startswith("*") and " 2. 0.0.0.0/0" in lines[at + 2]
+    code, out, err = run_cli(["trace", "seed", "--from", "app1", "--to", "8.8.8.8", "--detailed", "--json", "-"],
+                             capsys)
+    d = json.loads(out)
+    assert code == 1 and [r["destination"] for r in d["route_table_routes"]] == ["10.0.0.0/16"]
+    assert "hint: no route of rt-main covers 8.8.8.8" in err        # the text went to stderr

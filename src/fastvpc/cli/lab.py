@@ -135,12 +135,13 @@ def _up(args: argparse.Namespace) -> int:
 
 def _print_hosts(lab: Any) -> None:
     print(f"fastvpc lab {lab.tag}: {len(lab.vms)} VMs, {len(lab.gateways)} outside hosts", flush=True)
-    width = max(len(n) for n in [*lab.vms, *lab.gateways])
-    for name, ns in lab.vms.items():
-        print(f"  {name:<{width}}  {' '.join(ns.addrs):<18} {ns.mac}  ip netns exec {ns.name} bash", flush=True)
-    for name, ns in lab.gateways.items():
-        print(f"  {name:<{width}}  {' '.join(ns.addrs):<18} {ns.mac}  ip netns exec {ns.name} bash   "
-              "(outside host)", flush=True)
+    hosts = [*lab.vms.items(), *lab.gateways.items()]
+    width = max(len(n) for n, _ in hosts)
+    aw = max(len(" ".join(ns.addrs)) for _, ns in hosts)
+    for name, ns in hosts:
+        outside = "   (outside host)" if name in lab.gateways else ""
+        print(f"  {name:<{width}}  {' '.join(ns.addrs):<{aw}}  {ns.mac}  ip netns exec {ns.name} bash{outside}",
+              flush=True)
     first = next(iter(lab.vms.values()))
     print(f"try: ip netns exec {first.name} ping -c 2 {first.gateway}", flush=True)
 

@@ -18,6 +18,7 @@ import argparse
 import os
 import re
 import sys
+from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--json", dest="json_path", nargs="?", const="-", default=None, metavar="FILE",
                    type=output_path(".json"),
                    help="write the trace as JSON to FILE ('-' or nothing: stdout, the text then goes to stderr)")
+    detail = p.add_mutually_exclusive_group()
+    detail.add_argument("--summary", action="store_true", help="print only the verdict line")
+    detail.add_argument("--detailed", action="store_true",
+                        help="also list every route of the deciding route table, numbered within it, "
+                             "and a hint when no route matched")
     p.set_defaults(func=command("trace", _trace))
 
     p = sub.add_parser("import-aws", help="import aws ec2 describe-* JSON; print the import report",
@@ -231,10 +237,55 @@ def _trace(args: argparse.Namespace) -> int:
     except (KeyError, ValueError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         raise UsageError(str(msg)) from None
-    print(t, file=human_stream(json_path), flush=True)
+    print(render_trace(t, net, summary=getattr(args, "summary", False),
+                       detailed=getattr(args, "detailed", False)), file=human_stream(json_path), flush=True)
     if json_path is not None:
-        write_json(json_path, t.to_dict())
+        d = t.to_dict()
+        if getattr(args, "detailed", False):
+            d["route_table_routes"] = _table_routes(t, net)
+        write_json(json_path, d)
     return exit_status(t.action)
+
+
+def _table_routes(t: Any, net: Any) -> list[dict[str, Any]]:
+    """The routes of the route table the trace consulted, numbered within that table (1 = first)."""
+    names = [h.name for h in t.hops if h.kind == "route-table"]
+    if not names:
+        return []
+    try:
+        rt = net.find(names[-1])
+    except KeyError:
+        return []
+    out = []
+    for i, r in enumerate(sorted(rt.routes, key=lambda r: (-r.destination.prefixlen, int(r.destination.network_address))),
+                          1):
+        out.append({"table": rt.name, "number": i, "destination": str(r.destination),
+                    "target": getattr(r.target, "name", str(r.target)), "origin": r.origin,
+                    "covers_destination": IPv4Address(t.dst) in r.destination})
+    return out
+
+
+def render_trace(t: Any, net: Any, *, summary: bool = False, detailed: bool = False) -> str:
+    """The trace as text: the verdict line only (``summary``), the hops (default), or the hops
+    plus the consulted table's routes, longest prefix first and numbered within the table, and
+    a hint when the packet was dropped for want of a route (``detailed``)."""
+    text = str(t)
+    if summary:
+        return text.splitlines()[0]
+    if not detailed:
+        return text
+    lines = [text]
+    routes = _table_routes(t, net)
+    if routes:
+        lines.append(f"  routes of {routes[0]['table']} (longest prefix first; * covers {t.dst}):")
+        for r in routes:
+            mark = "*" if r["covers_destination"] else " "
+            lines.append(f"   {mark}{r['number']:>3}. {r['destination']:<18} -> {r['target']:<20} {r['origin']}")
+    if getattr(t.reason, "name", "") == "NO_ROUTE":
+        table = routes[0]["table"] if routes else "the subnet's route table"
+        lines.append(f"  hint: no route of {table} covers {t.dst}; add one toward a gateway, peering or ENI "
+                     f"(e.g. 0.0.0.0/0 -> an internet gateway) or associate the subnet with a table that has it")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- import-aws
