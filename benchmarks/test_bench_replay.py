@@ -7,7 +7,7 @@ with nanosecond timestamps, in a temporary directory (page cache after the first
 * ``fastvpc``: ``fastvpc.replay.replay(net, in, out, n_threads=1)``: compile, map every frame to
   its ENI by source MAC, process, count per ENI/action/reason, write the emitted frames.
 * ``dpkt``: ``dpkt.pcap.Reader`` -> ``dpkt.pcap.Writer`` of every frame (no processing at all).
-* ``scapy``: ``PcapReader`` -> ``PcapWriter`` of every frame (no processing at all), on N/10
+* ``scapy``: ``PcapReader`` -> ``PcapWriter`` of every frame (no processing at all), on N/20
   frames (scapy parses every packet; the rate is per frame).
 * ``floor``: one ``read()`` of the capture and one ``write()`` of as many bytes as fastvpc writes:
   what the page cache alone costs.
@@ -30,8 +30,8 @@ from fastvpc.examples import seed_vpc
 from fastvpc.pcap import write_pcap
 from fastvpc.replay import replay
 
-N = 2_000_000
-N_SCAPY = N // 10
+N = 1_000_000
+N_SCAPY = N // 20
 
 
 def _mix() -> list[bytes]:
