@@ -219,3 +219,18 @@ def test_trace_summary_and_detailed(capsys):
     d = json.loads(out)
     assert code == 1 and [r["destination"] for r in d["route_table_routes"]] == ["10.0.0.0/16"]
     assert "hint: no route of rt-main covers 8.8.8.8" in err        # the text went to stderr
+
+
+def test_aliases_round_trip_and_bad_alias_is_named(tmp_path):
+    from fastvpc.errors import FastVpcError
+    from fastvpc.files import load
+
+    net = seed_vpc()
+    net.aliases = {"i-0abc": ["web1"], "Web Server": ["web1", "web2"]}
+    net.save(tmp_path / "t.yaml")
+    assert load(tmp_path / "t.yaml").aliases == net.aliases
+    text = (tmp_path / "t.yaml").read_text().replace("[web1, web2]", "[web1, webX]")
+    assert "webX" in text
+    (tmp_path / "bad.yaml").write_text(text)
+    with pytest.raises(FastVpcError, match="webX"):
+        load(tmp_path / "bad.yaml")

@@ -78,7 +78,7 @@ def demo_cases(net: Network) -> list[DemoCase]:
     web1, web2, app1, db1, db2 = f("web1"), f("web2"), f("app1"), f("db1"), f("db2")
     web, app, db = f("web"), f("app"), f("db")
 
-    def ip_frame(src_eni, dst_mac, packet):  # type: ignore[no-untyped-def]
+    def ip_frame(src_eni, dst_mac, packet):
         return pk.ethernet(dst_mac, src_eni.mac, pk.ETH_IPV4, packet)
 
     c = DemoCase
@@ -117,7 +117,7 @@ def demo_cases(net: Network) -> list[DemoCase]:
     ]
 
 
-def run_demo(*, n_frames: int = 1_000_000, n_threads: int | None = None, print_fn=print) -> int:  # type: ignore[no-untyped-def]
+def run_demo(*, n_frames: int = 1_000_000, n_threads: int | None = None, print_fn=print) -> int:
     """Print the verdict table for the seed VPC, then frames/s on a batch of ``n_frames``."""
     net = seed_vpc()
     dp = net.compile()

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastvpc.cli._common import UsageError
-from fastvpc.topology import BLACKHOLE, Network
+from fastvpc.topology import BLACKHOLE, Eni, Network
 
 __all__ = ["Edge", "Graph", "Node", "add_parser", "graph", "render_svg", "to_dot", "to_mermaid"]
 
@@ -103,7 +103,7 @@ def graph(net: Network) -> Graph:
                     continue
                 if r.target is BLACKHOLE:
                     tid = g.node(Node("blackhole:blackhole", "blackhole", "blackhole", "blackhole"))
-                elif type(r.target).__name__ == "Eni":
+                elif isinstance(r.target, Eni):
                     tid = g.node(Node(f"eni:{r.target.name}", "eni", r.target.name, f"ENI {r.target.name}",
                                       f"vpc:{r.target.vpc.name}"))
                 else:

@@ -202,7 +202,7 @@ def replay(net: Network, in_path: str | os.PathLike[str], out_path: str | os.Pat
                 if pmap is not None:
                     pmap.ports_for(batch, out=ports)
                 else:
-                    ports.fill(ingress_port)  # type: ignore[arg-type]
+                    ports.fill(ingress_port)
                 result = dp.process(batch, copy=False, out=result, n_threads=n_threads)
                 action, reason = result.action, result.reason
                 summary.frames += n
@@ -225,16 +225,16 @@ def replay(net: Network, in_path: str | os.PathLike[str], out_path: str | os.Pat
                 if prog is not None:
                     done_bytes += int(batch.offsets[-1] - batch.offsets[0]) + 16 * n
                     prog.update(summary.frames, done_bytes)
-        for w in caught:
-            if issubclass(w.category, PcapTruncatedWarning):
-                summary.warnings.append(str(w.message))
+        for wm in caught:
+            if issubclass(wm.category, PcapTruncatedWarning):
+                summary.warnings.append(str(wm.message))
             else:
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+                warnings.warn_explicit(wm.message, wm.category, wm.filename, wm.lineno)
     except BaseException as exc:
         removed = []
-        for label, w in writers:
-            w.discard()
-            removed.append(f"{label} {w.path!r}")
+        for label, writer in writers:
+            writer.discard()
+            removed.append(f"{label} {writer.path!r}")
         if removed and isinstance(exc, Exception) and exc.args and isinstance(exc.args[0], str):
             exc.args = (exc.args[0] + f" (nothing written: partial {', '.join(removed)} removed)", *exc.args[1:])
         raise
@@ -242,15 +242,15 @@ def replay(net: Network, in_path: str | os.PathLike[str], out_path: str | os.Pat
         if prog is not None:
             prog.update(summary.frames, total, final=True)
             print(file=sys.stderr)
-    for label, w in writers:
-        w.commit()
-        summary.outputs[label] = w.path
+    for label, writer in writers:
+        writer.commit()
+        summary.outputs[label] = writer.path
     summary.seconds = time.perf_counter() - t0
     summary.unmapped = int(by_port[0].sum())
     for a in Action:
-        c = int(by_port[:, int(a)].sum())
-        if c:
-            summary.by_action[a.name] = c
+        total_a = int(by_port[:, int(a)].sum())
+        if total_a:
+            summary.by_action[a.name] = total_a
     for r in DropReason:
         if r != DropReason.NONE and reason_counts[int(r)]:
             summary.by_reason[r.name] = int(reason_counts[int(r)])
