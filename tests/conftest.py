@@ -33,7 +33,7 @@ def seed_dp() -> fv.Dataplane:
 # (`.ci/run`) installs everything and sets FASTVPC_REQUIRE_ALL=1: then each such skip is a
 # failure, so no test is ever silently left out there.
 #
-#   @pytest.mark.requires_tool("tshark", "tcpdump")   on a test or module (pytestmark)
+#   @pytest.mark.requires_tool("tshark", "tcpdump")   on a test or module (pytestmark; markers in pyproject.toml)
 #   require_tool("tshark") -> path                     inside a test or fixture
 #   require_root_namespaces()                          root or unprivileged user namespaces
 
@@ -79,13 +79,6 @@ def require_root_namespaces() -> str:
     except LabUnavailable as exc:
         missing(f"needs root or unprivileged user namespaces: {exc}")
     return "userns-available"
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "requires_tool(*names): needs these programs on PATH (skips naming "
-                                       "them; fails under FASTVPC_REQUIRE_ALL=1)")
-    config.addinivalue_line("markers", "requires_root: needs root or user namespaces (skips saying so; fails "
-                                       "under FASTVPC_REQUIRE_ALL=1)")
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
