@@ -56,6 +56,7 @@ BAD = [
     (["import-aws", "{d}/nothere"], "nothere"),
     (["import-aws", "{d}/aws_configs", "-o", "{d}/topo.xml"], "topo.xml"),
     (["import-aws", "{d}/aws_configs", "-o", "{d}/no/topo.json"], "does not exist"),
+    (["import-aws", "{d}/aws_configs", "-o", "{d}/aws_configs/Vpcs.json"], "inside the AWS folder"),
     (["replay", "{d}/topology.yaml", "{d}/in.pcap", "-o", "{d}/out.pcap", "--batch-size", "0"], "--batch-size"),
     (["replay", "{d}/topology.yaml", "{d}/in.pcap", "-o", "{d}/out.pcap", "--threads", "0"], "--threads"),
     (["replay", "{d}/topology.yaml", "{d}/in.pcap", "-o", "{d}/out.txt"], "out.txt"),

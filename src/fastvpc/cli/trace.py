@@ -295,6 +295,11 @@ def _import_aws(args: argparse.Namespace) -> int:
     if json_path is True:
         json_path = "-"
     distinct_outputs([("AWS folder", args.folder)], [("--output", args.output), ("--json", json_path)])
+    folder = os.path.realpath(args.folder)
+    for label, out in (("--output", args.output), ("--json", json_path)):
+        if out and out != "-" and os.path.realpath(out).startswith(folder + os.sep):
+            raise UsageError(f"{label} {out!r} is inside the AWS folder {args.folder!r}: it could overwrite a "
+                             "describe file, and the next import would read it")
     imp = _aws_import(args.folder, service_enis=args.service_enis)
     print(imp.report, file=human_stream(json_path), flush=True)
     if json_path is not None:
