@@ -53,6 +53,8 @@ CYTHON_MODULES = [
     "fastvpc.live._rings",
     "fastvpc.compiler._hash",
     "fastvpc.dataplane._flowtable",
+    "fastvpc.dataplane._ports",
+    "fastvpc.drivers._replayops",
 ]
 #: pybind11 modules, by dotted name; the source is the matching ``src/<name>.cpp``.
 PYBIND_MODULES = [

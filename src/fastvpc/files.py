@@ -227,7 +227,7 @@ def network_to_dict(net: Network) -> dict[str, Any]:
 
     Two networks are equal (``Network.__eq__``) exactly when their documents are.
     """
-    return {
+    d: dict[str, Any] = {
         "fastvpc": SCHEMA_VERSION,
         "vpcs": [_vpc_to_dict(v) for v in net.vpcs],
         "peerings": [{"name": p.name, "vpcs": [p.requester.name, p.accepter.name], "port": p.port}
@@ -236,6 +236,10 @@ def network_to_dict(net: Network) -> dict[str, Any]:
                              for t in net.transit_gateways],
         "prefix_lists": [_prefix_list_to_dict(pl) for pl in net.prefix_lists],
     }
+    aliases = getattr(net, "aliases", None)
+    if aliases:  # other names of objects (AWS instance ids, Name tags): only when there are some
+        d["aliases"] = {k: list(v) for k, v in sorted(aliases.items())}
+    return d
 
 
 def _prefix_list_to_dict(pl: PrefixList) -> dict[str, Any]:
@@ -443,7 +447,7 @@ class _Doc:
         return [self.str_(v, place + (i,), f"{what} entry") for i, v in enumerate(items)]
 
 
-_TOP_KEYS = ("fastvpc", "vpcs", "peerings", "transit_gateways", "prefix_lists")
+_TOP_KEYS = ("fastvpc", "vpcs", "peerings", "transit_gateways", "prefix_lists", "aliases")
 _VPC_REQUIRED = ("name",)
 _VPC_OPTIONAL = ("cidrs", "cidr", "main_route_table", "route_tables", "internet_gateways", "vpn_gateways",
                  "nat_gateways", "endpoints", "subnets", "default_security_group", "default_network_acl",
@@ -527,6 +531,19 @@ def _build_document(d: Any, doc: _Doc) -> Network:
         _build_vpc_contents(doc, net, vpc, vd, place)
     for place, vpc, vd in specs:
         _build_group_rules(doc, net, vpc, vd, place)
+
+    # 4. aliases: another name (an instance id, a Name tag) -> the names of its objects --------
+    if "aliases" in top:
+        amap = doc.mapping(top["aliases"], ("aliases",), "aliases", (), tuple(
+            k for k in top["aliases"] if isinstance(k, str)) if isinstance(top["aliases"], Mapping) else ())
+        for key, names in amap.items():
+            place = ("aliases", key)
+            targets = doc.str_list(names, place, "alias")
+            for j, name in enumerate(targets):
+                if name not in net._by_name:
+                    doc.fail(place + (j,), f"alias {key!r} names {name!r}, which is not an object of this file",
+                             name)
+            net.aliases[key] = targets
     return net
 
 

@@ -654,7 +654,7 @@ def test_cli_trace_from_aws(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     out = capsys.readouterr()
     assert out.out.splitlines()[0] == "trace 10.0.2.10 (eni-app1) -> 8.8.8.8 tcp port 443: FORWARD"
     assert "nat-1" in out.out and "AWS import of" in out.err
-    assert _cli(["trace", "--aws", str(folder), "--from", "10.1.3.10", "--to", "10.99.0.1", "--json"]) == 0
+    assert _cli(["trace", "--aws", str(folder), "--from", "10.1.3.10", "--to", "10.99.0.1", "--json"]) == 1  # dropped
     d = json.loads(capsys.readouterr().out)
     assert (d["ingress"], d["action"], d["reason"], d["ra_code"]) == ("eni-db1", "DROP", "BLACKHOLE",
                                                                      "BAD_STATE_ROUTE")

@@ -324,7 +324,7 @@ def test_cli_trace_seed(capsys: pytest.CaptureFixture[str]) -> None:
         args = parser.parse_args(argv)
         return int(args.func(args))
 
-    assert run(["trace", "seed", "--from", "app1", "--to", "8.8.8.8"]) == 0
+    assert run(["trace", "seed", "--from", "app1", "--to", "8.8.8.8"]) == 1      # exit 1: dropped
     out = capsys.readouterr().out
     assert out.splitlines()[0] == "trace 10.0.2.10 (app1) -> 8.8.8.8 icmp: DROP NO_ROUTE [NO_ROUTE_TO_DESTINATION]"
     assert run(["trace", "seed", "--from", "10.0.3.10", "--to", "192.168.1.1", "--json"]) == 0

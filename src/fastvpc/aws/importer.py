@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Literal, overload
 
 from fastvpc.aws.reader import (
+    ID_FIELDS,
     ORIGIN_RANK,
     ROUTE_TARGET_FIELDS,
     VM_INTERFACE_TYPES,
@@ -146,7 +147,27 @@ class _Importer:
             "network ACLs": sum(len(v.network_acls) for v in net.vpcs),
             "NACL entries": sum(len(a.entries) for v in net.vpcs for a in v.network_acls),
         }
-        return AwsImport(net, self.report, self.instances)
+        return AwsImport(net, self.report, self.instances, self.name_tags())
+
+    def name_tags(self) -> dict[str, str]:
+        """AWS id -> ``Name`` tag of every element (and instance) that has one."""
+        out: dict[str, str] = {}
+
+        def tag(el: dict[str, Any]) -> str:
+            for t in _l(el.get("Tags")) + _l(el.get("TagSet")):
+                if isinstance(t, dict) and t.get("Key") == "Name" and isinstance(t.get("Value"), str):
+                    return str(t["Value"]).strip()
+            return ""
+
+        for key, items in self.reader.items.items():
+            for el, _ in items:
+                els = [i for i in _l(el.get("Instances")) if isinstance(i, dict)] if key == "Reservations" else [el]
+                for e in els:
+                    ident = _s(e.get("InstanceId" if key == "Reservations" else ID_FIELDS[key]))
+                    name = tag(e)
+                    if ident and name:
+                        out[ident] = name
+        return out
 
     # ENIs from NetworkInterfaces and Reservations (collected first: their MACs steer gateway MACs)
     def collect_enis(self) -> None:

@@ -102,6 +102,8 @@ class AwsImport:
     report: ImportReport
     #: instance id -> names of its imported ENIs, by device index (primary first).
     instances: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    #: AWS id (instance, ENI, subnet, VPC, ...) -> its ``Name`` tag, where it has one.
+    names: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def __iter__(self) -> Iterator[Any]:  # allows ``net, report = from_aws(..., report=True)``
         return iter((self.network, self.report))

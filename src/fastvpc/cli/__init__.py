@@ -1,101 +1,107 @@
-"""The ``fastvpc`` command: demo, show, trace, replay, live, import-aws.
+"""The ``fastvpc`` command: demo, show, trace, replay, live, lab, import-aws.
 
-Each subcommand's module is imported only when it runs, so ``fastvpc --help`` and
-``fastvpc demo`` start fast and do not need optional packages.
+Each subcommand's module is imported only when it runs (or when the parser is built), so
+``fastvpc --help`` and ``fastvpc demo`` start fast and do not need optional packages.
+
+No traceback is reachable: a bad option value is one argparse line and exit 2 (see
+:mod:`fastvpc.cli._common`); every error while running is one ``fastvpc CMD: error: ...``
+line.  ``FASTVPC_TRACEBACK=1`` shows the traceback of an unexpected internal error.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from fastvpc.cli._common import load_topology
-from fastvpc.errors import FastVpcError
+from fastvpc.cli._common import EXIT_USAGE, CliParser, UsageError, load_topology, positive_int
 
-# subcommand -> module providing add_parser(subparsers) and run(args) -> int
-_PLUGGED: dict[str, str] = {
-    "trace": "fastvpc.cli.trace",
-    "import-aws": "fastvpc.cli.trace",
-    "replay": "fastvpc.cli.replay",
-    "live": "fastvpc.cli.live",
-}
+__all__ = ["build_parser", "command", "main"]
 
+# subcommand modules providing add_parser(subparsers)
+_PLUGGED = ("fastvpc.cli.demo", "fastvpc.cli.pictures", "fastvpc.cli.trace", "fastvpc.cli.replay",
+            "fastvpc.cli.live", "fastvpc.cli.lab")
 
+#: Exit status of an unexpected internal error (EX_SOFTWARE).
+EXIT_INTERNAL = 70
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from fastvpc.cli.demo import run_demo
+def command(name: str, fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """``fn`` with every error turned into one line on stderr and an exit status."""
+    @functools.wraps(fn)
+    def run(args: argparse.Namespace) -> int:
+        from fastvpc.errors import FastVpcError
 
-    return run_demo(n_frames=args.frames, n_threads=args.threads)
+        try:
+            return int(fn(args) or 0)
+        except UsageError as exc:
+            _say(name, str(exc))
+            return EXIT_USAGE
+        except FastVpcError as exc:
+            _say(name, str(exc))
+            return EXIT_USAGE
+        except (KeyError, ValueError) as exc:
+            # typed errors of the library name the bad value; KeyError keeps its message in args[0]
+            msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            _say(name, str(msg))
+            return EXIT_USAGE
+        except ImportError as exc:
+            _say(name, f"{exc} (an optional package is missing: pip install it)")
+            return EXIT_USAGE
+        except KeyboardInterrupt:
+            print(file=sys.stderr)
+            return 130
+        except BrokenPipeError:  # `fastvpc trace ... --json | head`: the reader left; not an error
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return 0
+        except OSError as exc:
+            where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+            _say(name, f"{where}{exc.strerror or exc}")
+            return EXIT_USAGE
+        except Exception as exc:  # a bug: still one line, with a way to see more
+            if os.environ.get("FASTVPC_TRACEBACK"):
+                raise
+            _say(name, f"internal error {type(exc).__name__}: {exc} (please report it; "
+                       "FASTVPC_TRACEBACK=1 shows the traceback)")
+            return EXIT_INTERNAL
+    return run
 
 
-def _cmd_show(args: argparse.Namespace) -> int:
-    from fastvpc.cli.show import render
-
-    print(render(load_topology(args)))
-    return 0
-
-
-def _positive_int(text: str) -> int:
+def _say(name: str, msg: str) -> None:
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{value} must be positive")
-    return value
+        print(f"fastvpc {name}: error: {msg}", file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
 
 
 def build_parser() -> argparse.ArgumentParser:
     import fastvpc
 
-    parser = argparse.ArgumentParser(
-        prog="fastvpc", description="A compiled model of the Amazon VPC data plane.")
+    parser = CliParser(prog="fastvpc", description="A compiled model of the Amazon VPC data plane.")
     parser.add_argument("--version", action="version", version=f"fastvpc {fastvpc.__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CliParser)
     sub.required = True
-
-    p = sub.add_parser("demo", help="push a mixed batch through the built-in seed VPC and time it")
-    p.add_argument("--frames", type=_positive_int, default=1_000_000, help="frames in the throughput batch (default 1M)")
-    p.add_argument("--threads", type=int, default=None, help="n_threads for the throughput run (default: all)")
-    p.set_defaults(func=_cmd_demo)
-
-    p = sub.add_parser("show", help="print a topology's VPCs, subnets, route tables and ENIs")
-    p.add_argument("topology", nargs="?", help="topology file (JSON or YAML); 'seed' for the built-in example")
-    p.add_argument("--example", action="store_true", help="show the built-in seed VPC")
-    p.set_defaults(func=_cmd_show)
-
-    seen: set[str] = set()
-    for module in _PLUGGED.values():
-        if module in seen:
-            continue
-        seen.add(module)
+    for module in _PLUGGED:
         importlib.import_module(module).add_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
-    except FastVpcError as exc:
-        print(f"fastvpc {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
-        print(f"fastvpc {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:  # `fastvpc trace ... --json | head`: the reader left; not an error
-        import os
+        args = parser.parse_args(argv)
+    except SystemExit as exc:   # argparse: --help, --version, or a one-line usage error
+        return int(exc.code or 0) if isinstance(exc.code, int) else EXIT_USAGE
+    return int(args.func(args))
 
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 0
 
+# names kept for callers of the previous layout
+_positive_int = positive_int
+__all__ += ["load_topology"]
 
 if __name__ == "__main__":
     sys.exit(main())

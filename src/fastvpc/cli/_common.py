@@ -1,17 +1,190 @@
-"""Helpers shared by the subcommands."""
+"""Helpers shared by the subcommands: the parser, option types, topology loading, outputs.
+
+Every bad option value is refused by argparse, before any work, with one line naming the
+option and the value (``fastvpc replay: error: argument --batch-size: '0' is not a positive
+whole number``) and exit status 2: the option types below raise ``ArgumentTypeError`` with the
+value in the message, and :class:`CliParser` prints one line instead of the usage block.
+"""
 
 from __future__ import annotations
 
 import argparse
+import difflib
+import ipaddress
+import json
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any, NoReturn
 
 from fastvpc.topology import Network
 
+#: Exit status of a usage error or a bad input (argparse's own, and every refused value).
+EXIT_USAGE = 2
+
+
+class CliParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line: ``PROG: error: MESSAGE (see PROG --help)``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class UsageError(Exception):
+    """A bad combination of arguments found after parsing: one line, exit 2."""
+
+
+# --------------------------------------------------------------------------- option types
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive, finite number of seconds")
+    return value
+
+
+def ipv4(text: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(text.strip()))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IPv4 address (like 10.0.1.10)") from None
+
+
+def port_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)")
+    return value
+
+
+def protocol(text: str) -> str:
+    t = text.strip().lower()
+    if t in ("icmp", "tcp", "udp"):
+        return t
+    try:
+        n = int(t)
+    except ValueError:
+        n = -1
+    if not 0 <= n <= 255:
+        raise argparse.ArgumentTypeError(f"{text!r} is not icmp, tcp, udp or an IP protocol number 0-255")
+    return str(n)
+
+
+def output_path(*extensions: str) -> Any:
+    """An output file name whose extension is one of ``extensions``, or ``-`` (stdout)."""
+    def check(text: str) -> str:
+        if text == "-":
+            return text
+        if not text or not text.lower().endswith(extensions):
+            raise argparse.ArgumentTypeError(f"{text!r} has an unknown extension: use "
+                                             + ", ".join(extensions))
+        return text
+    check.__name__ = "output path"
+    return check
+
+
+# --------------------------------------------------------------------------- topology
+
+SEED_NAMES = ("seed",)
+
 
 def load_topology(args: argparse.Namespace) -> Network:
-    """The network named by ``args.topology`` (a JSON/YAML file, or ``seed`` for the built-in example)."""
+    """The network named by ``args.topology``: a JSON/YAML file, or ``seed`` for the built-in
+    example (only when asked for: a missing argument is a usage error, never a silent fallback)."""
     from fastvpc.examples import seed_vpc
     from fastvpc.files import load
 
-    if getattr(args, "example", False) or args.topology in (None, "seed", "example"):
+    name = getattr(args, "topology", None)
+    if getattr(args, "example", False) and name is None:
         return seed_vpc()
-    return load(args.topology)
+    if name is None:
+        raise UsageError("a topology file is needed (JSON or YAML; 'seed' for the built-in example)")
+    if name in SEED_NAMES and not os.path.exists(name):
+        return seed_vpc()
+    return load(name)
+
+
+def close_names(word: str, names: Iterable[str], n: int = 3) -> list[str]:
+    """Up to ``n`` of ``names`` that look like ``word`` (for "did you mean" hints)."""
+    pool = list(dict.fromkeys(names))
+    got = difflib.get_close_matches(word, pool, n=n, cutoff=0.6)
+    low = word.lower()
+    for cand in pool:   # prefixes and different case count too ("web" -> web1, web2)
+        if len(got) >= n:
+            break
+        if cand not in got and (cand.lower().startswith(low) or cand.lower() == low) and low:
+            got.append(cand)
+    return got
+
+
+# --------------------------------------------------------------------------- outputs
+
+def human_stream(json_dest: str | None) -> Any:
+    """Where human-readable text goes: stderr when the JSON goes to stdout (``-``)."""
+    return sys.stderr if json_dest == "-" else sys.stdout
+
+
+def write_json(dest: str, data: Any) -> None:
+    """``data`` as indented JSON to ``dest`` (a path, or ``-`` for stdout)."""
+    text = json.dumps(data, indent=2, sort_keys=True)
+    if dest == "-":
+        print(text, flush=True)
+    else:
+        with open(dest, "w") as fh:
+            fh.write(text + "\n")
+
+
+def check_writable(path: str, what: str) -> None:
+    """Refuse, before any work, an output path that cannot be written (missing folder, a folder)."""
+    if path == "-":
+        return
+    if os.path.isdir(path):
+        raise UsageError(f"{what} {path!r} is a directory")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"{what} {path!r}: folder {folder!r} does not exist")
+    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise UsageError(f"{what} {path!r} is not writable")
+
+
+def same_file(a: str, b: str) -> bool:
+    if a == "-" or b == "-":
+        return False
+    try:
+        if os.path.exists(a) and os.path.exists(b):
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def distinct_outputs(inputs: Sequence[tuple[str, str]], outputs: Sequence[tuple[str, str | None]]) -> None:
+    """Refuse an output equal to an input or to another output: (label, path) pairs."""
+    seen: list[tuple[str, str]] = []
+    for label, path in outputs:
+        if path is None or path == "-":
+            continue
+        for ilabel, ipath in inputs:
+            if same_file(path, ipath):
+                raise UsageError(f"{label} {path!r} is the {ilabel}: it would be overwritten while being read")
+        for olabel, opath in seen:
+            if same_file(path, opath):
+                raise UsageError(f"{label} {path!r} is also given as {olabel}")
+        check_writable(path, label)
+        seen.append((label, path))

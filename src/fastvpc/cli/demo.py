@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -15,7 +16,54 @@ from fastvpc.cli.show import table
 from fastvpc.topology import Eni, Network
 from fastvpc.verdicts import Action, DropReason
 
-__all__ = ["DemoCase", "demo_cases", "run_demo"]
+__all__ = ["DemoCase", "add_parser", "demo_cases", "run_demo"]
+
+
+def add_parser(sub: Any) -> None:
+    from fastvpc.cli import command
+    from fastvpc.cli._common import positive_int
+
+    p = sub.add_parser("demo", help="push a mixed batch through the built-in seed VPC and time it")
+    p.add_argument("--frames", type=positive_int, default=1_000_000, help="frames in the throughput batch (default 1M)")
+    p.add_argument("--threads", type=positive_int, default=None, help="n_threads for the throughput run (default: all)")
+    p.add_argument("--write", metavar="DIR", help="write the starter files instead: topology.yaml, topology.json "
+                                                  "(the seed VPC), in.pcap (the demo's frames), aws_configs/")
+    p.add_argument("--force", action="store_true", help="with --write: overwrite files that exist")
+    p.set_defaults(func=command("demo", _run))
+
+
+def _run(args: Any) -> int:
+    if args.write is not None:
+        return _write(args.write, force=args.force)
+    return run_demo(n_frames=args.frames, n_threads=args.threads)
+
+
+def _write(folder: str, *, force: bool) -> int:
+    import os
+
+    from fastvpc.cli._common import UsageError
+    from fastvpc.examples import seed_aws_describe, write_starter_files
+
+    names = ["topology.yaml", "topology.json", "in.pcap"] + [os.path.join("aws_configs", n)
+                                                             for n in seed_aws_describe()]
+    there = [n for n in names if os.path.exists(os.path.join(folder, n))]
+    if there and not force:
+        raise UsageError(f"{folder} already holds {', '.join(there[:3])}{', ...' if len(there) > 3 else ''}: "
+                         "nothing written (--force overwrites them)")
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise UsageError(f"--write {folder!r} is a file, not a folder")
+    out = write_starter_files(folder)
+    print(f"wrote the starter files into {folder}:")
+    for what, path in out.items():
+        print(f"  {path}")
+    print(f"""
+try, in {folder}:
+  fastvpc show topology.yaml
+  fastvpc trace topology.yaml --from web1 --to 8.8.8.8 --proto tcp --port 443
+  fastvpc import-aws aws_configs -o imported.json
+  fastvpc trace --aws aws_configs --from web1 --to 10.0.2.10
+  fastvpc replay topology.yaml in.pcap -o out.pcap --drops drops.pcap --json summary.json""")
+    return 0
 
 
 @dataclass(frozen=True)
@@ -109,4 +157,7 @@ def run_demo(*, n_frames: int = 1_000_000, n_threads: int | None = None, print_f
              f"= {n / best / 1e6:.1f} M frames/s "
              f"(n_threads={'all' if n_threads is None else n_threads}; "
              + ", ".join(f"{Action(a).name} {int(counts[a]):,}" for a in range(4)) + ")")
+    print_fn(f"measured on the seed VPC above ({len(net.vpcs)} VPC, {len(net.subnets)} subnets, "
+             f"{len(net.enis)} ENIs, {len(net.routes())} routes); BENCHMARKS.md has the rates on large "
+             "networks (100k ENIs, 10,000 route tables) and against dpkt/scapy")
     return 0

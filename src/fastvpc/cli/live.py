@@ -8,7 +8,6 @@ drop reason.  Needs CAP_NET_RAW (see ``docs/live.md``).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -22,29 +21,35 @@ def _attach_pair(text: str) -> tuple[str, str]:
 
 
 def add_parser(sub: Any) -> None:
+    from fastvpc.cli import command
+    from fastvpc.cli._common import output_path, positive_float, positive_int
+
     p = sub.add_parser("live", help="run the data plane between real interfaces (AF_PACKET; needs CAP_NET_RAW)",
                        description="Attach Linux interfaces to ENIs and gateways of a topology and forward "
                                    "frames between them until SIGINT/SIGTERM or --duration.")
     p.add_argument("topology", help="topology file (JSON/YAML), or 'seed' for the built-in example")
     p.add_argument("--attach", action="append", type=_attach_pair, default=[], metavar="NAME=IFNAME",
                    help="attach the ENI or gateway NAME (or port number) to interface IFNAME; repeat")
-    p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
+    p.add_argument("--duration", type=positive_float, default=None, metavar="S", help="stop after S seconds")
     p.add_argument("--arp-mode", choices=["target", "single_mac"], default="target")
-    p.add_argument("--batch-size", type=int, default=1024, help="frames per round at most (default 1024)")
-    p.add_argument("--snaplen", type=int, default=2048, help="largest frame accepted, bytes (default 2048)")
+    p.add_argument("--batch-size", type=positive_int, default=1024, help="frames per round at most (default 1024)")
+    p.add_argument("--snaplen", type=positive_int, default=2048, help="largest frame accepted, bytes (default 2048)")
     p.add_argument("--reference", action="store_true",
                    help="use the pure-Python reference forwarder instead of the compiled data plane (slow)")
-    p.add_argument("--json", dest="json_path", help="also write the counters as JSON here ('-': stdout)")
-    p.set_defaults(func=run)
+    p.add_argument("--json", dest="json_path", type=output_path(".json"), metavar="FILE",
+                   help="also write the counters as JSON to FILE ('-': stdout, the text then goes to stderr)")
+    p.set_defaults(func=command("live", run))
 
 
 def run(args: argparse.Namespace) -> int:
-    from fastvpc.cli._common import load_topology
+    from fastvpc.cli._common import check_writable, human_stream, load_topology, write_json
     from fastvpc.live import LiveError, LivePermissionError, Switch
 
     if not args.attach:
         print("fastvpc live: error: nothing attached; give --attach NAME=IFNAME at least once", file=sys.stderr)
         return 2
+    if args.json_path is not None:
+        check_writable(args.json_path, "--json")
     net = load_topology(args)
     attach: dict[Any, str] = {}
     for name, ifname in args.attach:
@@ -73,12 +78,7 @@ def run(args: argparse.Namespace) -> int:
         until = f"for {args.duration:g} s" if args.duration is not None else "until Ctrl-C / SIGTERM"
         print(f"fastvpc live: forwarding {att} {until}", file=sys.stderr, flush=True)
         counters = switch.run(args.duration)
-    print(switch.format_counters(), flush=True)
+    print(switch.format_counters(), file=human_stream(args.json_path), flush=True)
     if args.json_path:
-        text = json.dumps(counters, indent=2)
-        if args.json_path == "-":
-            print(text)
-        else:
-            with open(args.json_path, "w") as fh:
-                fh.write(text + "\n")
+        write_json(args.json_path, counters)
     return 0

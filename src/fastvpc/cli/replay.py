@@ -1,4 +1,11 @@
-"""``fastvpc replay TOPOLOGY IN.pcap -o OUT.pcap [--drops DROPS.pcap] [--json SUMMARY]``."""
+"""``fastvpc replay TOPOLOGY IN.pcap -o OUT.pcap [--drops DROPS.pcap] [--json SUMMARY|-]``.
+
+Outputs ending in ``.pcapng`` are pcapng: one interface per egress port (the drops: per
+ingress port), the verdict and reason as each packet's comment.  Every path is checked before
+a frame is read; outputs appear under their names only when the replay ends (an error leaves
+none, and says so).  ``--on-error stop`` replays the frames before damage in the capture and
+warns where it stopped (exit 0); the default stops with exit 2 and writes nothing.
+"""
 
 from __future__ import annotations
 
@@ -6,31 +13,61 @@ import argparse
 import sys
 from typing import Any
 
+from fastvpc.cli._common import (UsageError, check_writable, human_stream, output_path, positive_int,
+                                 same_file, write_json)
+
+_CAPTURE = (".pcap", ".pcapng")
+
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("replay", help="push a pcap/pcapng capture through a topology; write what comes out")
+    from fastvpc.cli import command
+
+    p = sub.add_parser("replay", help="push a pcap/pcapng capture through a topology; write what comes out",
+                       description="Map every frame of a capture to the ENI that sent it, push the frames "
+                                   "through the compiled data plane, write the emitted and the dropped frames, "
+                                   "print the counts.")
     p.add_argument("topology", help="topology file (JSON/YAML), or 'seed' for the built-in example")
     p.add_argument("input", help="capture to replay (pcap or pcapng, Ethernet)")
-    p.add_argument("-o", "--output", help="pcap of the frames the data plane emits (rewritten)")
-    p.add_argument("--drops", help="pcap of the dropped frames, as they came")
-    p.add_argument("--json", dest="json_path", help="write the counts as JSON here")
-    p.add_argument("--port-by", choices=["src-mac", "src-ip"], default="src-mac",
-                   help="how a frame is mapped to its sending ENI (default: source MAC)")
+    p.add_argument("-o", "--output", type=output_path(*_CAPTURE),
+                   help="capture (.pcap or .pcapng) of the frames the data plane emits (rewritten)")
+    p.add_argument("--drops", type=output_path(*_CAPTURE), help="capture of the dropped frames, as they came")
+    p.add_argument("--json", dest="json_path", type=output_path(".json"), metavar="FILE",
+                   help="write the counts as JSON to FILE ('-': stdout, the text then goes to stderr)")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--port-by", choices=["src-mac", "src-ip"], default="src-mac",
+                     help="how a frame is mapped to its sending ENI (default: source MAC)")
+    how.add_argument("--ingress", metavar="ENI",
+                     help="every frame enters on this ENI (a capture of what one VM sent, tcpdump -Q out)")
     p.add_argument("--arp-mode", choices=["target", "single_mac"], default="target")
-    p.add_argument("--batch-size", type=int, default=65536)
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=run)
+    p.add_argument("--batch-size", type=positive_int, default=65536, help="frames per batch (default 65536)")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="threads for the data plane (default: every usable core)")
+    p.add_argument("--on-error", choices=["raise", "stop"], default="raise",
+                   help="damaged capture: stop with an error and write nothing (raise, default), or replay the "
+                        "frames before the damage and warn (stop)")
+    p.add_argument("--no-progress", action="store_true", help="no progress line (it shows only on a terminal)")
+    p.set_defaults(func=command("replay", run))
 
 
 def run(args: argparse.Namespace) -> int:
     from fastvpc.cli._common import load_topology
-    from fastvpc.drivers.replay import replay, write_json
+    from fastvpc.drivers.replay import check_paths, replay
 
+    json_path = args.json_path
+    if json_path is not None:
+        if same_file(json_path, args.input) or any(same_file(json_path, o) for o in (args.output, args.drops) if o):
+            raise UsageError(f"--json {json_path!r} is also the capture or another output")
+        check_writable(json_path, "--json")
+    try:
+        check_paths(args.input, {"--output": args.output, "--drops": args.drops})
+    except Exception as exc:
+        raise UsageError(str(exc)) from None
     net = load_topology(args)
     summary = replay(net, args.input, args.output, drops_path=args.drops, port_by=args.port_by,
-                     batch_size=args.batch_size, arp_mode=args.arp_mode,
-                     progress=not args.no_progress and sys.stderr.isatty())
-    print(summary)
-    if args.json_path:
-        write_json(summary, args.json_path)
+                     ingress=args.ingress, batch_size=args.batch_size, arp_mode=args.arp_mode,
+                     progress=not args.no_progress and sys.stderr.isatty(), on_error=args.on_error,
+                     n_threads=args.threads)
+    print(summary, file=human_stream(json_path), flush=True)
+    if json_path is not None:
+        write_json(json_path, summary.to_dict())
     return 0

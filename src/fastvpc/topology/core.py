@@ -918,6 +918,9 @@ class Network:
         self._macs: dict[str, str] = {}  # mac -> owner name
         self._next_port = 0
         self._counters: dict[str, Iterator[int]] = {}
+        #: other names of objects -> their names (AWS instance ids and Name tags from an import);
+        #: kept in topology files so ``fastvpc trace --from i-...`` works on a written file
+        self.aliases: dict[str, list[str]] = {}
 
     # names, ports, MACs --------------------------------------------------------
     def _claim_name(self, name: str | None, prefix: str) -> str:

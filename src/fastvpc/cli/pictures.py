@@ -1,0 +1,263 @@
+"""``fastvpc show TOPOLOGY [--format text|mermaid|dot|svg|png] [-o FILE]``: a network as tables or
+as a picture, like the VPC console's resource map.
+
+The picture has, per VPC, a box holding its subnets and route tables; gateways (internet, VPN,
+NAT, endpoints) beside them; peerings and transit gateways between the VPCs.  Edges: subnet ->
+its route table (``main`` or ``explicit`` association), route table -> each target of its
+routes (labelled with the destinations; blackholes go to a blackhole node), NAT gateway ->
+the subnet it lives in, peering/transit gateway -> the VPCs it joins.
+
+:func:`graph` builds that as plain data (:class:`Graph`: nodes and edges keyed by
+``"kind:name"``); :func:`to_dot` and :func:`to_mermaid` write it as Graphviz or Mermaid text
+(Mermaid always works: GitHub and many editors render it); SVG and PNG go through Graphviz's
+``dot`` program when it is installed, else a clear error says to install it (or to use
+``--format mermaid``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastvpc.cli._common import UsageError
+from fastvpc.topology import BLACKHOLE, Eni, Network
+
+__all__ = ["Edge", "Graph", "Node", "add_parser", "graph", "render_svg", "to_dot", "to_mermaid"]
+
+FORMATS = ("text", "mermaid", "dot", "svg", "png")
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str          # "kind:name", unique
+    kind: str        # vpc, subnet, route-table, igw, vgw, nat, endpoint, peering, tgw, blackhole
+    name: str
+    label: str
+    cluster: str | None = None   # the VPC node id it is drawn inside
+
+
+@dataclass(frozen=True)
+class Edge:
+    src: str
+    dst: str
+    kind: str        # association, route, located-in, peering, attachment
+    label: str = ""
+
+
+@dataclass
+class Graph:
+    nodes: list[Node] = field(default_factory=list)
+    edges: list[Edge] = field(default_factory=list)
+
+    def node(self, n: Node) -> str:
+        if not any(m.id == n.id for m in self.nodes):
+            self.nodes.append(n)
+        return n.id
+
+
+_GATEWAY_KINDS = (("internet_gateways", "igw", "internet gateway"), ("vpn_gateways", "vgw", "VPN gateway"),
+                  ("nat_gateways", "nat", "NAT gateway"), ("endpoints", "endpoint", "endpoint"))
+
+
+def _target_id(t: Any) -> str:
+    kinds = {"InternetGateway": "igw", "VpnGateway": "vgw", "NatGateway": "nat", "Endpoint": "endpoint",
+             "PeeringConnection": "peering", "TransitGateway": "tgw", "Eni": "eni"}
+    return f"{kinds.get(type(t).__name__, 'target')}:{t.name}"
+
+
+def graph(net: Network) -> Graph:
+    """The resource map of ``net`` as nodes and edges."""
+    g = Graph()
+    for vpc in net.vpcs:
+        vid = g.node(Node(f"vpc:{vpc.name}", "vpc", vpc.name,
+                          f"VPC {vpc.name}\n" + ", ".join(str(c) for c in vpc.cidrs)))
+        for rt in vpc.route_tables:
+            main = " (main)" if rt is vpc.main_route_table else ""
+            g.node(Node(f"route-table:{rt.name}", "route-table", rt.name, f"route table {rt.name}{main}", vid))
+        for s in vpc.subnets:
+            sid = g.node(Node(f"subnet:{s.name}", "subnet", s.name, f"subnet {s.name}\n{s.cidr}", vid))
+            how = "explicit" if s.explicit_route_table is not None else "main"
+            g.edges.append(Edge(sid, f"route-table:{s.route_table.name}", "association", how))
+        for attr, kind, what in _GATEWAY_KINDS:
+            for gw in getattr(vpc, attr):
+                gid = g.node(Node(f"{kind}:{gw.name}", kind, gw.name, f"{what} {gw.name}", vid))
+                if kind == "nat" and gw.subnet is not None:
+                    g.edges.append(Edge(gid, f"subnet:{gw.subnet.name}", "located-in", "in"))
+    for p in net.peerings:
+        pid = g.node(Node(f"peering:{p.name}", "peering", p.name, f"peering {p.name}"))
+        g.edges.append(Edge(pid, f"vpc:{p.requester.name}", "peering", "requester"))
+        g.edges.append(Edge(pid, f"vpc:{p.accepter.name}", "peering", "accepter"))
+    for t in net.transit_gateways:
+        tid = g.node(Node(f"tgw:{t.name}", "tgw", t.name, f"transit gateway {t.name}"))
+        for v in t.attachments:
+            g.edges.append(Edge(tid, f"vpc:{v.name}", "attachment", "attached"))
+    for vpc in net.vpcs:
+        for rt in vpc.route_tables:
+            by_target: dict[str, list[str]] = {}
+            for r in rt.routes:
+                if r.is_local:
+                    continue
+                if r.target is BLACKHOLE:
+                    tid = g.node(Node("blackhole:blackhole", "blackhole", "blackhole", "blackhole"))
+                elif isinstance(r.target, Eni):
+                    tid = g.node(Node(f"eni:{r.target.name}", "eni", r.target.name, f"ENI {r.target.name}",
+                                      f"vpc:{r.target.vpc.name}"))
+                else:
+                    tid = _target_id(r.target)
+                by_target.setdefault(tid, []).append(str(r.destination))
+            for tid, dests in by_target.items():
+                g.edges.append(Edge(f"route-table:{rt.name}", tid, "route", ", ".join(dests)))
+    return g
+
+
+# --------------------------------------------------------------------------- Graphviz
+
+_SHAPES = {"subnet": ("box", "#e8f4e8"), "route-table": ("note", "#fff6d8"), "igw": ("cds", "#dde8ff"),
+           "vgw": ("cds", "#e6ddff"), "nat": ("box3d", "#ffe6d8"), "endpoint": ("component", "#eeeeee"),
+           "peering": ("hexagon", "#f0e0f0"), "tgw": ("doubleoctagon", "#e0f0f0"),
+           "blackhole": ("octagon", "#444444"), "eni": ("ellipse", "#ffffff")}
+
+
+def _q(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def to_dot(g: Graph) -> str:
+    """Graphviz text: one ``cluster_`` subgraph per VPC; node ids are ``"kind:name"``."""
+    out = ["digraph fastvpc {", "  rankdir=LR;", '  node [fontname="Helvetica" fontsize=10 style=filled];',
+           '  edge [fontname="Helvetica" fontsize=9];']
+    for k, vpc in enumerate(n for n in g.nodes if n.kind == "vpc"):
+        out.append(f"  subgraph cluster_{k} {{")
+        out.append(f"    label={_q(vpc.label)}; style=rounded; color=\"#888888\";")
+        for n in g.nodes:
+            if n.cluster == vpc.id:
+                out.append("    " + _dot_node(n))
+        out.append("  }")
+    for n in g.nodes:
+        if n.cluster is None and n.kind != "vpc":
+            out.append("  " + _dot_node(n))
+    for n in g.nodes:   # a VPC is drawn as a cluster and as a node of its own, for peering/TGW edges
+        if n.kind == "vpc":
+            out.append(f"  {_q(n.id)} [label={_q(n.name)} shape=box style=\"rounded,dashed\"];")
+    for e in g.edges:
+        style = {"association": "dashed", "located-in": "dotted"}.get(e.kind, "solid")
+        out.append(f"  {_q(e.src)} -> {_q(e.dst)} [label={_q(e.label)} style={style}];")
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def _dot_node(n: Node) -> str:
+    shape, fill = _SHAPES.get(n.kind, ("box", "#ffffff"))
+    font = ' fontcolor="white"' if n.kind == "blackhole" else ""
+    return f"{_q(n.id)} [label={_q(n.label)} shape={shape} fillcolor=\"{fill}\"{font}];"
+
+
+class GraphvizMissing(UsageError):
+    """Graphviz's ``dot`` is not installed."""
+
+
+def render_svg(dot_text: str, fmt: str = "svg") -> bytes:
+    """``dot_text`` rendered by Graphviz's ``dot`` (``fmt`` svg or png)."""
+    exe = shutil.which("dot")
+    if exe is None:
+        raise GraphvizMissing(f"--format {fmt} needs Graphviz's `dot` program, which is not installed "
+                              "(Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz); "
+                              "--format mermaid or dot needs nothing")
+    res = subprocess.run([exe, f"-T{fmt}"], input=dot_text.encode(), capture_output=True, timeout=120,
+                         check=False)
+    if res.returncode != 0:
+        raise RuntimeError(f"dot -T{fmt} failed (exit {res.returncode}): {res.stderr.decode(errors='replace')}")
+    return res.stdout
+
+
+# --------------------------------------------------------------------------- Mermaid
+
+def _mq(text: str) -> str:
+    return '"' + text.replace('"', "#quot;").replace("\n", "<br/>") + '"'
+
+
+def to_mermaid(g: Graph) -> str:
+    """Mermaid ``flowchart`` text: a ``subgraph`` per VPC; ids ``n0, n1, ...`` with the names
+    in the labels (Mermaid ids cannot hold ``:`` or spaces); ``%% id: kind:name`` lines map them."""
+    ids = {n.id: f"n{i}" for i, n in enumerate(g.nodes)}
+    out = ["flowchart LR"]
+    for n in g.nodes:
+        out.append(f"  %% {ids[n.id]}: {n.id}")
+    shapes = {"subnet": ("[", "]"), "route-table": ("[/", "/]"), "igw": ("([", "])"), "vgw": ("([", "])"),
+              "nat": ("[[", "]]"), "endpoint": ("[(", ")]"), "peering": ("{{", "}}"), "tgw": ("{{", "}}"),
+              "blackhole": ("((", "))"), "eni": ("(", ")")}
+    for vpc in (n for n in g.nodes if n.kind == "vpc"):
+        out.append(f"  subgraph {ids[vpc.id]}[{_mq(vpc.label)}]")
+        for n in g.nodes:
+            if n.cluster == vpc.id:
+                a, b = shapes.get(n.kind, ("[", "]"))
+                out.append(f"    {ids[n.id]}{a}{_mq(n.label)}{b}")
+        out.append("  end")
+    for n in g.nodes:
+        if n.cluster is None and n.kind != "vpc":
+            a, b = shapes.get(n.kind, ("[", "]"))
+            out.append(f"  {ids[n.id]}{a}{_mq(n.label)}{b}")
+    for e in g.edges:
+        arrow = {"association": "-.->", "located-in": "-.->"}.get(e.kind, "-->")
+        lab = f"|{_mq(e.label)}|" if e.label else ""
+        out.append(f"  {ids[e.src]} {arrow}{lab} {ids[e.dst]}")
+    return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------- the command
+
+def add_parser(sub: Any) -> None:
+    from fastvpc.cli import command
+    from fastvpc.cli._common import output_path
+
+    p = sub.add_parser("show", help="print a topology's VPCs, subnets, route tables, ENIs and gateways, "
+                                    "as tables or as a picture",
+                       description="Tables (default), or a resource map as Mermaid, Graphviz dot, SVG or PNG "
+                                   "(SVG/PNG need Graphviz's dot program).")
+    p.add_argument("topology", nargs="?", help="topology file (JSON or YAML); 'seed' for the built-in example")
+    p.add_argument("--example", action="store_true", help="show the built-in seed VPC (same as 'seed')")
+    p.add_argument("--format", choices=FORMATS, default="text", help="text tables (default), mermaid, dot, svg, png")
+    p.add_argument("-o", "--output", type=output_path(".txt", ".md", ".mmd", ".dot", ".gv", ".svg", ".png"),
+                   help="write to FILE instead of stdout")
+    p.set_defaults(func=command("show", run))
+
+
+def run(args: argparse.Namespace) -> int:
+    from fastvpc.cli._common import check_writable, load_topology
+
+    out = getattr(args, "output", None)
+    fmt = getattr(args, "format", "text")
+    if out is not None:
+        check_writable(out, "--output")
+    elif fmt == "png" and sys.stdout.isatty():
+        raise UsageError("--format png writes binary data: give -o FILE.png (or redirect stdout)")
+    if fmt in ("svg", "png") and shutil.which("dot") is None:
+        render_svg("", fmt)   # raises GraphvizMissing with the message, before any work
+    net = load_topology(args)
+    if fmt == "text":
+        from fastvpc.cli.show import render
+
+        data: bytes | str = render(net)
+    elif fmt == "mermaid":
+        data = to_mermaid(graph(net))
+    elif fmt == "dot":
+        data = to_dot(graph(net))
+    else:
+        data = render_svg(to_dot(graph(net)), fmt)
+    if out is None or out == "-":
+        if isinstance(data, bytes):
+            sys.stdout.buffer.write(data)
+            sys.stdout.flush()
+        else:
+            sys.stdout.write(data)
+            sys.stdout.flush()
+    else:
+        with open(out, "wb") as fh:
+            fh.write(data if isinstance(data, bytes) else data.encode())
+        print(f"wrote {out}", file=sys.stderr)
+    return 0
+

@@ -1,0 +1,237 @@
+"""The command line never loses data, never falls back silently, never shows a traceback.
+
+Every subcommand gets a table of bad arguments: each must give exit 2 and one line on stderr
+naming the option (or path) and the value, before any work (no output file appears).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fastvpc.cli import main
+from fastvpc.examples import seed_instance_id, seed_vpc, write_starter_files
+from fastvpc.pcap import read_pcap
+
+
+@pytest.fixture()
+def starter(tmp_path: Path) -> Path:
+    write_starter_files(tmp_path / "lab")
+    return tmp_path / "lab"
+
+
+def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+# (argv with {d} for the starter folder, text the one error line must contain)
+BAD = [
+    (["demo", "--frames", "0"], "--frames"),
+    (["demo", "--threads", "0"], "--threads"),
+    (["demo", "--frames", "lots"], "'lots'"),
+    (["show"], "topology file is needed"),
+    (["show", "{d}/nope.yaml"], "nope.yaml"),
+    (["show", "{d}/topology.yaml", "--format", "jpeg"], "--format"),
+    (["show", "{d}/topology.yaml", "-o", "{d}/pic.bmp"], "pic.bmp"),
+    (["show", "{d}/topology.yaml", "-o", "{d}/missing/pic.svg", "--format", "svg"], "does not exist"),
+    (["show", "{d}/in.pcap"], "in.pcap"),
+    (["trace", "--from", "web1", "--to", "8.8.8.8"], "topology file is needed"),
+    (["trace", "{d}/topology.yaml", "--from", "web1", "--to", "8.8.8"], "--to"),
+    (["trace", "{d}/topology.yaml", "--from", "web1", "--to", "8.8.8.8", "--src-ip", "10.0.1"], "--src-ip"),
+    (["trace", "{d}/topology.yaml", "--from", "web1", "--to", "8.8.8.8", "--proto", "gre"], "--proto"),
+    (["trace", "{d}/topology.yaml", "--from", "web1", "--to", "8.8.8.8", "--proto", "tcp", "--port", "70000"],
+     "--port"),
+    (["trace", "{d}/topology.yaml", "--from", "web1", "--to", "8.8.8.8", "--port", "22"], "--port"),
+    (["trace", "{d}/topology.yaml", "--from", "wbe1", "--to", "8.8.8.8"], "did you mean web1"),
+    (["trace", "{d}/topology.yaml", "--from", "web", "--to", "8.8.8.8"], "Subnet"),
+    (["trace", "{d}/topology.yaml", "--from", "web1", "--to", "8.8.8.8", "--json", "{d}/t.txt"], "t.txt"),
+    (["trace", "--aws", "{d}/nothere", "--from", "web1", "--to", "8.8.8.8"], "nothere"),
+    (["import-aws", "{d}/nothere"], "nothere"),
+    (["import-aws", "{d}/aws_configs", "-o", "{d}/topo.xml"], "topo.xml"),
+    (["import-aws", "{d}/aws_configs", "-o", "{d}/no/topo.json"], "does not exist"),
+    (["import-aws", "{d}/aws_configs", "-o", "{d}/aws_configs/Vpcs.json"], "inside the AWS folder"),
+    (["replay", "{d}/topology.yaml", "{d}/in.pcap", "-o", "{d}/out.pcap", "--batch-size", "0"], "--batch-size"),
+    (["replay", "{d}/topology.yaml", "{d}/in.pcap", "-o", "{d}/out.pcap", "--threads", "0"], "--threads"),
+    (["replay", "{d}/topology.yaml", "{d}/in.pcap", "-o", "{d}/out.txt"], "out.txt"),
+    (["replay", "{d}/topology.yaml", "{d}/in.pcap", "-o", "{d}/in.pcap"], "input capture"),
+    (["replay", "{d}/topology.yaml", "{d}/in.pcap", "-o", "{d}/x.pcap", "--drops", "{d}/x.pcap"], "also"),
+    (["replay", "{d}/topology.yaml", "{d}/in.pcap", "-o", "{d}/x.pcap", "--json", "{d}/x.pcap"], "--json"),
+    (["replay", "{d}/topology.yaml", "{d}/nothere.pcap", "-o", "{d}/x.pcap"], "nothere.pcap"),
+    (["replay", "{d}/topology.yaml", "{d}/in.pcap", "-o", "{d}/no/x.pcap"], "does not exist"),
+    (["replay", "{d}/topology.yaml", "{d}/in.pcap", "-o", "{d}/x.pcap", "--ingress", "igw"], "not an ENI"),
+    (["replay", "{d}/topology.yaml", "{d}/in.pcap", "-o", "{d}/x.pcap", "--ingress", "nobody"], "nobody"),
+    (["replay", "{d}/topology.yaml", "{d}/in.pcap", "--on-error", "maybe"], "--on-error"),
+    (["replay", "{d}/topology.yaml", "{d}/topology.yaml", "-o", "{d}/x.pcap"], "topology.yaml"),
+    (["live", "{d}/topology.yaml", "--attach", "web1=veth0", "--duration", "-1"], "--duration"),
+    (["live", "{d}/topology.yaml", "--attach", "web1=veth0", "--duration", "nan"], "--duration"),
+    (["live", "{d}/topology.yaml", "--attach", "web1=veth0", "--batch-size", "0"], "--batch-size"),
+    (["live", "{d}/topology.yaml", "--attach", "web1"], "--attach"),
+    (["live", "{d}/topology.yaml"], "nothing attached"),
+    (["nosuch"], "nosuch"),
+]
+
+
+@pytest.mark.parametrize("argv, needle", BAD, ids=[" ".join(a[:1] + a[-2:]) for a, _ in BAD])
+def test_bad_arguments_one_line_exit_2(starter, capsys, argv, needle):
+    before = set(os.listdir(starter))
+    argv = [a.replace("{d}", str(starter)) for a in argv]
+    code, out, err = run_cli(argv, capsys)
+    assert code == 2, (code, out, err)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert needle in lines[0], lines[0]
+    assert "Traceback" not in err
+    assert set(os.listdir(starter)) == before     # no work done: nothing written
+
+
+def test_no_traceback_from_a_real_process_either(starter):
+    res = subprocess.run([sys.executable, "-m", "fastvpc", "replay", str(starter / "topology.yaml"),
+                          str(starter / "in.pcap"), "-o", str(starter / "in.pcap")],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "Traceback" not in res.stderr and len(res.stderr.splitlines()) == 1
+
+
+def test_seed_only_when_asked(capsys):
+    code, out, _ = run_cli(["show", "seed"], capsys)
+    assert code == 0 and "rt-web" in out
+    code, _, err = run_cli(["show"], capsys)
+    assert code == 2 and "'seed'" in err
+
+
+# --------------------------------------------------------------------------- replay
+
+def test_replay_damaged_capture_leaves_no_partial_output(starter, capsys):
+    bad = starter / "bad.pcap"
+    bad.write_bytes((starter / "in.pcap").read_bytes()[:-7])
+    code, _, err = run_cli(["replay", "seed", str(bad), "-o", str(starter / "o.pcap"),
+                            "--drops", str(starter / "d.pcap")], capsys)
+    assert code == 2
+    assert "byte offset" in err and "removed" in err
+    assert not [p for p in os.listdir(starter) if p.startswith(("o.pcap", "d.pcap"))]
+
+
+def test_replay_on_error_stop_keeps_what_is_whole_and_warns(starter, capsys):
+    bad = starter / "bad.pcap"
+    good = read_pcap(starter / "in.pcap")
+    bad.write_bytes((starter / "in.pcap").read_bytes()[:-7])
+    code, out, err = run_cli(["replay", "seed", str(bad), "-o", str(starter / "o.pcap"), "--drops",
+                              str(starter / "d.pcap"), "--on-error", "stop", "--json", "-"], capsys)
+    assert code == 0
+    summary = json.loads(out)
+    assert summary["frames"] == len(good) - 1
+    assert summary["warnings"] and "byte offset" in summary["warnings"][0]
+    assert "warning:" in err and "byte offset" in err            # the text went to stderr
+    emitted, dropped = read_pcap(starter / "o.pcap"), read_pcap(starter / "d.pcap")
+    assert len(emitted) + len(dropped) == len(good) - 1
+
+
+def test_replay_json_dash_is_stdout_and_text_goes_to_stderr(starter, capsys):
+    code, out, err = run_cli(["replay", str(starter / "topology.yaml"), str(starter / "in.pcap"),
+                              "--json", "-"], capsys)
+    assert code == 0
+    assert json.loads(out)["frames"] == len(read_pcap(starter / "in.pcap"))
+    assert "frames in" in err
+
+
+def test_replay_ingress_puts_every_frame_on_one_eni(starter, capsys):
+    from fastvpc.replay import replay
+
+    s = replay(seed_vpc(), starter / "in.pcap", ingress="web1")
+    assert s.unmapped == 0 and set(s.per_eni) == {"web1"}
+    # by source MAC, db1/db2/app1 sent some of the demo's frames
+    s2 = replay(seed_vpc(), starter / "in.pcap")
+    assert {"web1", "db1", "db2", "app1"} <= set(s2.per_eni)
+
+
+# --------------------------------------------------------------------------- trace
+
+def test_trace_exit_codes(capsys):
+    assert run_cli(["trace", "seed", "--from", "web1", "--to", "10.0.2.10"], capsys)[0] == 0        # DELIVER
+    assert run_cli(["trace", "seed", "--from", "web1", "--to", "8.8.8.8"], capsys)[0] == 0          # FORWARD igw
+    assert run_cli(["trace", "seed", "--from", "web1", "--to", "10.0.1.1"], capsys)[0] == 0         # REPLY
+    assert run_cli(["trace", "seed", "--from", "app1", "--to", "8.8.8.8"], capsys)[0] == 1          # NO_ROUTE
+    assert run_cli(["trace", "seed", "--from", "web1", "--to", "10.0.1.99"], capsys)[0] == 1        # NO_SUCH_HOST
+
+
+def test_trace_json_to_file_keeps_text_on_stdout(tmp_path, capsys):
+    dest = tmp_path / "t.json"
+    code, out, _ = run_cli(["trace", "seed", "--from", "app1", "--to", "8.8.8.8", "--json", str(dest)], capsys)
+    assert code == 1 and out.startswith("trace 10.0.2.10 (app1)")
+    assert json.loads(dest.read_text())["reason"] == "NO_ROUTE"
+
+
+# --------------------------------------------------------------------------- import-aws
+
+def test_import_aws_keeps_instance_ids_and_name_tags(starter, capsys):
+    topo = starter / "imported.yaml"
+    code, _, _ = run_cli(["import-aws", str(starter / "aws_configs"), "-o", str(topo)], capsys)
+    assert code == 0
+    iid = seed_instance_id("web1")
+    code, out, _ = run_cli(["trace", str(topo), "--from", iid, "--to", "10.0.2.10"], capsys)
+    assert code == 0 and "DELIVER" in out.splitlines()[0]
+    code, out, _ = run_cli(["trace", str(topo), "--from", "db1", "--to", "192.168.1.1"], capsys)  # Name tag
+    assert code == 0 and "FORWARD" in out.splitlines()[0]
+
+
+def test_import_aws_unparseable_file_exits_1_with_the_report(starter, capsys):
+    (starter / "aws_configs" / "Broken.json").write_text("{ not json")
+    code, out, err = run_cli(["import-aws", str(starter / "aws_configs"), "-o", str(starter / "t.json")], capsys)
+    assert code == 1
+    assert "Broken.json" in out                 # the report is printed
+    assert "could not be parsed" in err and "Broken.json" in err
+    assert (starter / "t.json").exists()        # and what could be read is written
+
+
+def test_import_aws_warns_about_several_snapshots(starter, tmp_path, capsys):
+    import shutil
+
+    both = tmp_path / "both"
+    for snap in ("monday", "tuesday"):
+        shutil.copytree(starter / "aws_configs", both / snap / "aws_configs")
+    code, _, err = run_cli(["import-aws", str(both)], capsys)
+    assert "2 snapshots" in err and "monday" in err and "tuesday" in err
+    # region folders are one snapshot, not several
+    regions = tmp_path / "regions"
+    shutil.copytree(starter / "aws_configs", regions / "us-east-1")
+    shutil.copytree(starter / "aws_configs", regions / "eu-west-1")
+    run_cli(["import-aws", str(regions)], capsys)
+    assert "snapshots" not in capsys.readouterr().err
+
+
+def test_trace_summary_and_detailed(capsys):
+    code, out, _ = run_cli(["trace", "seed", "--from", "web1", "--to", "8.8.8.8", "--summary"], capsys)
+    assert code == 0 and out.strip().splitlines() == ["trace 10.0.1.10 (web1) -> 8.8.8.8 icmp: FORWARD"]
+    code, out, _ = run_cli(["trace", "seed", "--from", "web1", "--to", "8.8.8.8", "--detailed"], capsys)
+    lines = out.splitlines()
+    at = lines.index("  routes of rt-web (longest prefix first; * covers 8.8.8.8):")
+    # rt-web: the local route and 0.0.0.0/0 -> igw, numbered within the table, the covering one marked
+    assert [ln.split()[-4:] for ln in lines[at + 1:at + 3]] == [["10.0.0.0/16", "->", "local", "local"],
+                                                               ["0.0.0.0/0", "->", "igw", "static"]]
+    assert lines[at + 2].lstrip().startswith("*") and " 2. 0.0.0.0/0" in lines[at + 2]
+    code, out, err = run_cli(["trace", "seed", "--from", "app1", "--to", "8.8.8.8", "--detailed", "--json", "-"],
+                             capsys)
+    d = json.loads(out)
+    assert code == 1 and [r["destination"] for r in d["route_table_routes"]] == ["10.0.0.0/16"]
+    assert "hint: no route of rt-main covers 8.8.8.8" in err        # the text went to stderr
+
+
+def test_aliases_round_trip_and_bad_alias_is_named(tmp_path):
+    from fastvpc.errors import FastVpcError
+    from fastvpc.files import load
+
+    net = seed_vpc()
+    net.aliases = {"i-0abc": ["web1"], "Web Server": ["web1", "web2"]}
+    net.save(tmp_path / "t.yaml")
+    assert load(tmp_path / "t.yaml").aliases == net.aliases
+    text = (tmp_path / "t.yaml").read_text().replace("[web1, web2]", "[web1, webX]")
+    assert "webX" in text
+    (tmp_path / "bad.yaml").write_text(text)
+    with pytest.raises(FastVpcError, match="webX"):
+        load(tmp_path / "bad.yaml")

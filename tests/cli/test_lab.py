@@ -1,0 +1,108 @@
+"""``fastvpc lab up`` / ``lab down`` as a user runs them: a real process, Linux's ping between
+two of the lab's hosts, teardown on ``down``, and after a crash (SIGKILL) too."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytestmark = [pytest.mark.live, pytest.mark.requires_root, pytest.mark.requires_tool("ip", "ethtool", "ping")]
+
+
+def _need_real_root() -> None:
+    from conftest import missing
+    from fastvpc.live.netns import lab_mode
+
+    if lab_mode() != "netns":
+        missing("fastvpc lab needs real root (ip netns)")
+
+
+def _start(tmp_path, *extra: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    env = dict(os.environ, FASTVPC_LAB_DIR=str(tmp_path / "labs"))
+    proc = subprocess.Popen([sys.executable, "-m", "fastvpc", "lab", "up", "seed", *extra], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    hosts: dict[str, str] = {}
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        m = re.search(r"^\s+(\S+)\s.*ip netns exec (\S+) bash", line)
+        if m:
+            hosts[m.group(1)] = m.group(2)
+        if "switch running" in line:
+            return proc, hosts
+    proc.kill()
+    raise AssertionError(f"lab up did not start: {proc.stderr.read() if proc.stderr else ''}")
+
+
+def _down(tmp_path) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, FASTVPC_LAB_DIR=str(tmp_path / "labs"))
+    return subprocess.run([sys.executable, "-m", "fastvpc", "lab", "down"], capture_output=True, text=True,
+                          env=env, timeout=60)
+
+
+def _namespaces() -> str:
+    return subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+
+
+def test_lab_up_ping_between_hosts_then_down(tmp_path):
+    _need_real_root()
+    proc, hosts = _start(tmp_path)
+    try:
+        assert {"web1", "app1", "db1", "igw", "vgw"} <= set(hosts)
+        assert all(ns in _namespaces() for ns in hosts.values())
+        res = subprocess.run(["ip", "netns", "exec", hosts["web1"], "ping", "-n", "-c", "2", "-i", "0.2", "-W", "2",
+                              "10.0.2.10"], capture_output=True, text=True, timeout=30)
+        assert res.returncode == 0 and " 0% packet loss" in res.stdout, res.stdout + res.stderr
+        # the VM's own address and MAC are the ENI's
+        addr = subprocess.run(["ip", "netns", "exec", hosts["db1"], "ip", "-o", "addr", "show", "eth0"],
+                              capture_output=True, text=True).stdout
+        assert "10.0.3.10/24" in addr and "10.0.3.11/24" in addr
+        down = _down(tmp_path)
+        assert down.returncode == 0 and "stopped 1 lab" in down.stdout, down.stdout + down.stderr
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert "DELIVER" in out and "torn down" in err
+        assert not any(ns in _namespaces() for ns in hosts.values())
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_lab_down_cleans_up_after_a_crash(tmp_path):
+    _need_real_root()
+    proc, hosts = _start(tmp_path)
+    os.kill(proc.pid, signal.SIGKILL)      # no chance to clean up
+    proc.wait()
+    proc.stdout.close()  # type: ignore[union-attr]
+    proc.stderr.close()  # type: ignore[union-attr]
+    assert any(ns in _namespaces() for ns in hosts.values())
+    down = _down(tmp_path)
+    assert down.returncode == 0, down.stderr
+    assert not any(ns in _namespaces() for ns in hosts.values())
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    tag = next(iter(hosts.values())).split("-")[0]
+    assert tag not in links
+
+
+def test_lab_up_needs_root_says_so(tmp_path):
+    from fastvpc.live.netns import lab_mode
+
+    if lab_mode() == "none":
+        res = subprocess.run([sys.executable, "-m", "fastvpc", "lab", "up", "seed"], capture_output=True, text=True,
+                             timeout=60)
+        assert res.returncode == 77 and "root" in res.stderr
+        return
+    res = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
+                          sys.executable, "-m", "fastvpc", "lab", "up", "seed"], capture_output=True, text=True,
+                         timeout=60, env=dict(os.environ, FASTVPC_LAB_DIR=str(tmp_path)))
+    assert res.returncode == 77 and "root" in res.stderr, res.stderr
