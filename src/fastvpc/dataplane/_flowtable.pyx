@@ -106,7 +106,9 @@ cdef extern from *:
     #define FT_M1 0xFF51AFD7ED558CCDULL
     #define FT_M2 0xC4CEB9FE1A85EC53ULL
     #define FT_CHUNK 256
-    #define FT_DIST 10
+    #ifndef FT_DIST
+    #define FT_DIST 16
+    #endif
     """
     void ft_prefetch_w(const void* p) noexcept nogil
     int ft_atomic_take(int* f) noexcept nogil
@@ -122,7 +124,7 @@ cdef extern from *:
     const uint64_t M1 "FT_M1"
     const uint64_t M2 "FT_M2"
     enum: CHUNK "FT_CHUNK"      # packets per ft_make_pkt / ft_track_batch round in track() (on the stack)
-    enum: DIST "FT_DIST"        # prefetch distance (packets) in ft_track_batch: ~10 misses in flight
+    enum: DIST "FT_DIST"        # prefetch distance (packets) in ft_track_batch: ~16 misses in flight
 
 # ----------------------------------------------------------------------------- hashing
 
@@ -195,6 +197,11 @@ cdef inline uint8_t _icmp_request_of(uint8_t t) noexcept nogil:
 
 cdef void ft_make_pkt(FtPkt* p, uint32_t eni, uint8_t zone, uint8_t proto, uint32_t src, uint32_t dst,
                       uint16_t sport, uint16_t dport, uint8_t l4flags) noexcept nogil:
+    _make_pkt(p, eni, zone, proto, src, dst, sport, dport, l4flags)
+
+
+cdef inline void _make_pkt(FtPkt* p, uint32_t eni, uint8_t zone, uint8_t proto, uint32_t src, uint32_t dst,
+                           uint16_t sport, uint16_t dport, uint8_t l4flags) noexcept nogil:
     cdef uint8_t q
     p.eni = eni
     p.zone = zone
@@ -404,6 +411,11 @@ cdef int64_t ft_lookup(const FtView* v, const FtPkt* p, int64_t now) noexcept no
 cdef uint8_t ft_insert_or_update(FtView* v, const FtPkt* p, uint32_t length, int64_t now,
                                  uint8_t admitted, const FtTimeouts* t, uint8_t* direction,
                                  uint8_t* state) noexcept nogil:
+    return _step(v, p, length, now, admitted, t, direction, state)
+
+
+cdef inline uint8_t _step(FtView* v, const FtPkt* p, uint32_t length, int64_t now, uint8_t admitted,
+                          const FtTimeouts* t, uint8_t* direction, uint8_t* state) noexcept nogil:
     cdef int64_t found, reuse, empty, slot
     cdef FtEntry* e
     cdef uint8_t st, dirn, op
@@ -505,7 +517,7 @@ cdef void ft_track_batch(FtView* v, const FtPkt* pkts, const uint32_t* lengths, 
         if i + DIST < n:
             ft_prefetch(v, pkts[i + DIST].hash)
         t = timeouts if timeout_idx == NULL else timeouts + timeout_idx[i]
-        code[i] = ft_insert_or_update(v, &pkts[i], lengths[i], now[i], admitted[i], t, &direction[i], &state[i])
+        code[i] = _step(v, &pkts[i], lengths[i], now[i], admitted[i], t, &direction[i], &state[i])
 
 
 cdef uint64_t ft_expire(FtView* v, int64_t now) noexcept nogil:
@@ -715,8 +727,8 @@ cdef class FlowTableCore:
                 if m > CHUNK:
                     m = CHUNK
                 for j in range(m):
-                    ft_make_pkt(&pk[j], eni[c0 + j], zone[c0 + j], proto[c0 + j], src[c0 + j], dst[c0 + j],
-                                sport[c0 + j], dport[c0 + j], l4flags[c0 + j])
+                    _make_pkt(&pk[j], eni[c0 + j], zone[c0 + j], proto[c0 + j], src[c0 + j], dst[c0 + j],
+                              sport[c0 + j], dport[c0 + j], l4flags[c0 + j])
                 ft_track_batch(&v, pk, &length[c0], &now[c0], &admitted[c0], T,
                                ti + c0 if ti != NULL else NULL, &code[c0], &direction[c0], &state[c0], m)
                 c0 += m
