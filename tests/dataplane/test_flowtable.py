@@ -544,6 +544,14 @@ def test_exported_as_fastvpc_flowtable():
     assert fv.FlowTable is FlowTable
 
 
+def test_python_mirrors_match_the_compiled_constants():
+    from fastvpc.dataplane import _flowtable
+    lay = _flowtable._layout()
+    assert {s.name: int(s) for s in FlowState if s.name != "NONE"} == lay["states"]
+    assert {c.name: int(c) for c in TrackCode} == lay["codes"]
+    assert lay["entry_size"] == 48 and lay["timeouts_size"] == 64
+
+
 # ----------------------------------------------------------------------------- flow hash
 
 @given(st.sampled_from([6, 17, 1, 47]), st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1),

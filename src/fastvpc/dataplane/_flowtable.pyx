@@ -139,7 +139,9 @@ cdef inline uint64_t _mix(uint64_t x) noexcept nogil:
 
 
 cdef inline uint64_t _tuple_hash(uint8_t proto, uint32_t lo, uint32_t hi, uint16_t plo, uint16_t phi) noexcept nogil:
-    return _mix(((<uint64_t>lo << 32) | hi) ^ _mix((<uint64_t>plo << 24) | (<uint64_t>phi << 8) | proto))
+    # the port/protocol word times an odd constant (a bijection that spreads it over all 64 bits),
+    # folded into the address word, then one full-avalanche mix
+    return _mix(((<uint64_t>lo << 32) | hi) ^ (((<uint64_t>plo << 24) | (<uint64_t>phi << 8) | proto) * HMUL))
 
 
 cdef uint64_t ft_flow_hash(uint8_t proto, uint32_t src, uint32_t dst, uint16_t sport,
@@ -287,10 +289,11 @@ cdef void _delete(FtView* v, uint64_t i) noexcept nogil:
     v.hdr.count -= 1
 
 
-cdef inline void _probe(const FtView* v, const FtPkt* p, int64_t now, int64_t* found, int64_t* reuse,
-                        int64_t* empty) noexcept nogil:
-    """found: the live entry of p's key (or -1); reuse: p's own expired entry, else the first expired
-    entry on the probe path (or -1); empty: the empty slot that ended the probe."""
+cdef inline void _probe(const FtView* v, const FtPkt* p, int64_t now, bint want_reuse, int64_t* found,
+                        int64_t* reuse, int64_t* empty) noexcept nogil:
+    """found: the live entry of p's key (or -1); reuse: p's own expired entry, else (when want_reuse:
+    the packet may insert) the first expired entry on the probe path (or -1); empty: the empty slot
+    that ended the probe."""
     cdef const FtEntry* s = v.slots
     cdef uint64_t n = v.n_slots
     cdef uint64_t i = ft_range(p.hash, n)
@@ -309,7 +312,7 @@ cdef inline void _probe(const FtView* v, const FtPkt* p, int64_t now, int64_t* f
                 reuse[0] = <int64_t>i        # the key occurs once: its expired slot is the one to reuse
             empty[0] = -1
             return
-        if reuse[0] < 0 and now > _expiry(e):
+        if want_reuse and reuse[0] < 0 and now > _expiry(e):
             reuse[0] = <int64_t>i
         i = _next(i, n)
 
@@ -404,7 +407,7 @@ cdef int64_t ft_lookup(const FtView* v, const FtPkt* p, int64_t now) noexcept no
     cdef int64_t found, reuse, empty
     if p.kind == FT_K_ICMP_OTHER:
         return -1
-    _probe(v, p, now, &found, &reuse, &empty)
+    _probe(v, p, now, False, &found, &reuse, &empty)
     return found
 
 
@@ -421,13 +424,14 @@ cdef inline uint8_t _step(FtView* v, const FtPkt* p, uint32_t length, int64_t no
     cdef uint8_t st, dirn, op
     cdef uint8_t ns = 0
     cdef unsigned nxt
+    cdef bint may_insert = admitted == FT_ADMIT
     direction[0] = FT_ORIGINAL
     state[0] = FT_S_NONE
     if now > v.hdr.clock:
         v.hdr.clock = now
     if p.kind == FT_K_ICMP_OTHER:
         return FT_MISS if admitted == FT_DENY else FT_PASS
-    _probe(v, p, now, &found, &reuse, &empty)
+    _probe(v, p, now, may_insert, &found, &reuse, &empty)
     if found >= 0:
         e = &v.slots[found]
         st = e.state
@@ -444,7 +448,7 @@ cdef inline uint8_t _step(FtView* v, const FtPkt* p, uint32_t length, int64_t no
                 if nxt == FT_S_TCP_SYN_SENT and st >= FT_S_TCP_TIME_WAIT and st <= FT_S_TCP_CLOSE:
                     # re-opened: end the old flow, judge this SYN as a first packet
                     _delete(v, <uint64_t>found)
-                    _probe(v, p, now, &found, &reuse, &empty)
+                    _probe(v, p, now, may_insert, &found, &reuse, &empty)
                     found = -1
                 else:
                     ns = st if (nxt == FT_IV or nxt == FT_IG) else <uint8_t>nxt
@@ -481,7 +485,7 @@ cdef inline uint8_t _step(FtView* v, const FtPkt* p, uint32_t length, int64_t no
         slot = empty
         v.hdr.count += 1
     elif now > v.hdr.min_expiry and ft_expire(v, now) > 0:
-        _probe(v, p, now, &found, &reuse, &empty)
+        _probe(v, p, now, may_insert, &found, &reuse, &empty)
         slot = empty
         v.hdr.count += 1
     else:
@@ -592,6 +596,10 @@ cdef class FlowTableCore:
         self.slots = NULL
         self.n_slots = 0
         self.cap = 0
+
+    def __reduce__(self):
+        # FlowTable (the Python subclass) pickles its flows; the bare core holds raw pointers
+        raise TypeError("a bare FlowTableCore cannot be pickled (fastvpc.FlowTable can)")
 
     def _attach(self, object buf, uint64_t capacity, uint64_t n_slots) -> None:
         """Use ``buf`` (a zeroed, 64-byte aligned uint8 array of n_slots * 48 bytes) as the slots."""

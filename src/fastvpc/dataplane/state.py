@@ -101,8 +101,28 @@ class Admit(enum.IntEnum):
     UNTRACKED = 2    # admitted by AWS's untracked-flow rule: never opens an entry
 
 
-FlowState = enum.IntEnum("FlowState", {"NONE": 0, **_LAYOUT["states"]})  # type: ignore[misc]
-FlowState.__doc__ = "Flow states (``flows()['state']``, ``track().state``); TCP ones are Linux conntrack's."
+class FlowState(enum.IntEnum):
+    """Flow states (``flows()['state']``, ``track().state``); the TCP ones are Linux conntrack's.
+
+    The numbers are the compiled FT_S_* (``_flowtable.pxd``); a test checks they match."""
+
+    NONE = 0
+    TCP_SYN_SENT = 1
+    TCP_SYN_RECV = 2
+    TCP_ESTABLISHED = 3
+    TCP_FIN_WAIT = 4
+    TCP_CLOSE_WAIT = 5
+    TCP_LAST_ACK = 6
+    TCP_TIME_WAIT = 7
+    TCP_CLOSE = 8
+    TCP_SYN_SENT2 = 9
+    UDP_UNREPLIED = 10      # no reply yet
+    UDP_REPLIED = 11        # one request-response exchange
+    UDP_STREAM = 12         # more than one: the 180 s class
+    ICMP_UNREPLIED = 13
+    ICMP_REPLIED = 14
+    OTHER_UNREPLIED = 15
+    OTHER_REPLIED = 16
 
 _TCP_STATES = range(FlowState.TCP_SYN_SENT, FlowState.TCP_SYN_SENT2 + 1)
 _UDP_STATES = range(FlowState.UDP_UNREPLIED, FlowState.UDP_STREAM + 1)
@@ -556,4 +576,4 @@ def _validate_rows(r: np.ndarray, clock: int, bad: Any) -> None:
     for field, mask, why in checks:
         i = first(mask)
         if i is not None:
-            raise bad(field, r[field][i].item() if field in r.dtype.names else None, f"row {i}: {why}")
+            raise bad(field, r[field][i].item() if field in (r.dtype.names or ()) else None, f"row {i}: {why}")
