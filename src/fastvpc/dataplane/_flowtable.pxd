@@ -16,9 +16,12 @@
 #
 # What the stage passes, per packet:
 #   eni_id    the *stable* 32-bit identity of the ENI whose table this is (not the compiled ENI index,
-#             which changes with every recompile): the compiler derives it from the ENI's MAC
-#             (the low 32 bits of the 48-bit MAC, which AWS assigns once per ENI) or, for ENIs
-#             without one, from a hash of the ENI's name -- anything that is the same after a recompile.
+#             which changes with every recompile): e.g. a 32-bit hash of the ENI's id/name, or the low
+#             32 bits of its MAC (AWS assigns one per ENI) -- anything that is the same after a recompile.
+#             Two ENIs must not share one: 100k random 32-bit identities collide with probability ~0.7
+#             (birthday bound), so the compiler has to check them for distinctness and settle a clash
+#             deterministically (e.g. rehash the later name with a salt), or flows of the two ENIs would
+#             meet in one table wherever their 5-tuples coincide (overlapping VPC CIDRs).
 #   zone      8 bits that separate tables sharing one FlowTable (0 for the SG tables; NAT etc. later).
 #   proto     IP protocol.  6 TCP and 17 UDP are tracked by the 5-tuple, 1 ICMP by (requester,
 #             responder, identifier, query type), every other protocol by (addresses, protocol) only.
