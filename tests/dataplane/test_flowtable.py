@@ -263,7 +263,7 @@ def _run_model(m: Model, pkts, tmo):
 
 # ----------------------------------------------------------------------------- differential
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pkts=packets(), capacity=st.integers(1, 6), short=st.booleans(),
        splits=st.lists(st.integers(0, 60), max_size=4))
 def test_table_equals_dict_model(pkts, capacity, short, splits):
