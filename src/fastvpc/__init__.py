@@ -9,6 +9,7 @@ from fastvpc.aws import from_aws
 from fastvpc.batch import FrameBatch
 from fastvpc.dataplane.classify import Classified, classify
 from fastvpc.dataplane import Dataplane, Result
+from fastvpc.dataplane.state import FlowTable
 from fastvpc.errors import (FastVpcError, FrameBatchError, LpmError, PcapError, SnapshotError, TopologyError,
                              TopologyFileError)
 from fastvpc.files import load
@@ -51,6 +52,7 @@ __all__ = [
     "Endpoint",
     "Eni",
     "FastVpcError",
+    "FlowTable",
     "FrameBatch",
     "FrameBatchError",
     "Hop",

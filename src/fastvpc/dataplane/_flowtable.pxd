@@ -1,0 +1,185 @@
+# fastvpc.dataplane._flowtable C-level API: connection tracking state for a kernel stage
+# (cimport, nogil).  The model is fastvpc.lpm._lookup's RtsView.
+#
+#   from fastvpc.dataplane._flowtable cimport (FtView, FtPkt, FtTimeouts, ft_view_init, ft_acquire,
+#       ft_release, ft_first_backwards, ft_make_pkt, ft_prefetch, ft_insert_or_update, ft_track_batch, ...)
+#
+#   cdef FtView v
+#   ft_view_init(&v, flows)                 # flows: a fastvpc.FlowTable; needs the GIL
+#   if ft_acquire(&v) != 0: raise ...       # one pass at a time per table (an atomic flag)
+#   with nogil:
+#       bad = ft_first_backwards(&v, now, n) # -1, or the first packet whose time runs backwards
+#       for i in range(n):                   # (or ft_track_batch over an FtPkt array: it prefetches)
+#           ft_make_pkt(&pkts[i], eni_id, zone, proto, src, dst, sport, dport, l4flags)
+#       ft_track_batch(&v, pkts, lengths, now, admitted, timeouts, timeout_idx, code, direction, state, n)
+#   ft_release(&v)
+#
+# What the stage passes, per packet:
+#   eni_id    the *stable* 32-bit identity of the ENI whose table this is (not the compiled ENI index,
+#             which changes with every recompile): e.g. a 32-bit hash of the ENI's id/name, or the low
+#             32 bits of its MAC (AWS assigns one per ENI) -- anything that is the same after a recompile.
+#             Two ENIs must not share one: 100k random 32-bit identities collide with probability ~0.7
+#             (birthday bound), so the compiler has to check them for distinctness and settle a clash
+#             deterministically (e.g. rehash the later name with a salt), or flows of the two ENIs would
+#             meet in one table wherever their 5-tuples coincide (overlapping VPC CIDRs).
+#   zone      8 bits that separate tables sharing one FlowTable (0 for the SG tables; NAT etc. later).
+#   proto     IP protocol.  6 TCP and 17 UDP are tracked by the 5-tuple, 1 ICMP by (requester,
+#             responder, identifier, query type), every other protocol by (addresses, protocol) only.
+#   src, dst  IPv4 host-order uint32; sport, dport host-order (ICMP: sport = identifier, dport ignored).
+#   l4flags   TCP: the flags byte (FIN 0x01 SYN 0x02 RST 0x04 PSH 0x08 ACK 0x10 ...); ICMP: the type.
+#   length    bytes counted for the flow (the IP total length).
+#   now       int64 ns, non-decreasing along the batch and never before the table's clock (check with
+#             ft_first_backwards first: the table trusts the stage here).
+#   admitted  FT_DENY (the rules deny a first packet), FT_ADMIT (they admit it: open an entry if the
+#             packet may open one), FT_ADMIT_UNTRACKED (admitted by AWS's untracked-flow rule: never
+#             opens an entry, but an existing tracked entry still matches).
+#   timeouts  the ENI's FtTimeouts (seconds); build them with fastvpc.dataplane.state.timeouts_record().
+# Results: code FT_MISS / FT_HIT / FT_NEW / FT_FULL / FT_PASS, direction FT_ORIGINAL / FT_REPLY, and the
+# flow's state after the packet (FT_S_*; 0 = no entry).  FT_FULL -> DROP(FLOW_TABLE_FULL); FT_MISS ->
+# the SG's own drop; FT_HIT / FT_NEW / FT_PASS -> admitted.
+#
+# The view holds raw pointers into the table and no references: keep the FlowTable alive while the
+# view is used; FlowTable.clear() and pickling keep the same buffers, so a view stays valid.
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
+
+# --- per-packet result codes ----------------------------------------------------------------
+cdef enum:
+    FT_MISS = 0           # no tracked flow, and the rules deny: no entry
+    FT_HIT = 1            # the packet belongs to a tracked flow (admitted whatever the rules say now)
+    FT_NEW = 2            # no tracked flow, the rules admit it and it opened an entry
+    FT_FULL = 3           # it needed a new entry and every one of `capacity` entries is live
+    FT_PASS = 4           # no tracked flow, admitted by the rules, opens none (lone SYN-ACK/FIN/RST,
+                          # ICMP reply or error, untracked flow)
+
+cdef enum:
+    FT_ORIGINAL = 0
+    FT_REPLY = 1
+
+cdef enum:
+    FT_DENY = 0
+    FT_ADMIT = 1
+    FT_ADMIT_UNTRACKED = 2
+
+# --- flow states (fastvpc.dataplane.state.FlowState mirrors these) --------------------------
+cdef enum:
+    FT_S_NONE = 0
+    FT_S_TCP_SYN_SENT = 1
+    FT_S_TCP_SYN_RECV = 2
+    FT_S_TCP_ESTABLISHED = 3
+    FT_S_TCP_FIN_WAIT = 4
+    FT_S_TCP_CLOSE_WAIT = 5
+    FT_S_TCP_LAST_ACK = 6
+    FT_S_TCP_TIME_WAIT = 7
+    FT_S_TCP_CLOSE = 8
+    FT_S_TCP_SYN_SENT2 = 9
+    FT_S_UDP_UNREPLIED = 10
+    FT_S_UDP_REPLIED = 11
+    FT_S_UDP_STREAM = 12
+    FT_S_ICMP_UNREPLIED = 13
+    FT_S_ICMP_REPLIED = 14
+    FT_S_OTHER_UNREPLIED = 15
+    FT_S_OTHER_REPLIED = 16
+    FT_S_COUNT = 17
+
+# entry flag bits
+cdef enum:
+    FT_F_ORIG_HI = 0x01       # the flow's original direction is from the (b, pb) side of the key
+    FT_F_LAST_REPLY = 0x02    # UDP: the last packet went in the reply direction
+    FT_F_MASK = 0x03
+
+cdef enum:
+    FT_MAX_TIMEOUT = 1048575  # seconds: a timeout is stored in 20 bits (AWS's largest is 432,000)
+    FT_BYTES_BITS = 44        # bytes counter width (saturates at 2**44 - 1, 17.6 TB)
+
+# One tracked flow: 48 bytes.  The key is normalised so both directions find one entry:
+# (a, pa) <= (b, pb) for TCP/UDP/other (ports 0 for other protocols); for ICMP a = requester,
+# b = responder, pa = identifier, pb = the request's type (8 echo, 13 timestamp, 15 info, 17 mask).
+cdef packed struct FtEntry:
+    uint32_t eni          # stable ENI identity
+    uint32_t a            # key address a
+    uint32_t b            # key address b
+    uint16_t pa           # key port a
+    uint16_t pb           # key port b
+    uint8_t proto
+    uint8_t zone
+    uint8_t state         # FT_S_*; 0 = empty slot
+    uint8_t flags         # FT_F_*
+    uint32_t packets      # saturating
+    int64_t first_ns      # first packet (ns)
+    int64_t last_ns       # latest packet (ns)
+    uint64_t bytes_tmo    # bytes (low 44 bits, saturating) | idle timeout in s (high 20 bits)
+
+# Mutable table-wide scalars (owned by the FlowTable object).
+cdef struct FtHeader:
+    uint64_t count        # entries held (live or expired, not yet reclaimed)
+    int64_t clock         # latest `now` seen (ns); -1 before any
+    int64_t min_expiry    # a lower bound of every held entry's expiry time (ns)
+    uint64_t n_reclaimed  # entries reclaimed since creation (statistics)
+    int busy              # the one-pass-at-a-time flag (atomic)
+
+cdef struct FtView:
+    FtEntry* slots        # n_slots entries, 64-byte aligned
+    uint64_t n_slots      # > capacity: an empty slot always exists
+    uint64_t capacity     # most entries held at once
+    FtHeader* hdr
+
+# Per-ENI idle timeouts in seconds (each <= FT_MAX_TIMEOUT).  Defaults (timeouts_record()): AWS's
+# where AWS documents one, Linux nf_conntrack's otherwise; see _flowtable.pyx.
+cdef struct FtTimeouts:
+    uint32_t tcp_syn_sent
+    uint32_t tcp_syn_recv
+    uint32_t tcp_established
+    uint32_t tcp_fin_wait
+    uint32_t tcp_close_wait
+    uint32_t tcp_last_ack
+    uint32_t tcp_time_wait
+    uint32_t tcp_close
+    uint32_t tcp_syn_sent2
+    uint32_t udp
+    uint32_t udp_stream
+    uint32_t icmp
+    uint32_t other
+    uint32_t reserved0
+    uint32_t reserved1
+    uint32_t reserved2
+
+# A packet's normalised key, hash and role, made once by ft_make_pkt (32 bytes).
+cdef struct FtPkt:
+    uint64_t hash         # slot hash (ENI, zone, symmetric flow hash)
+    uint32_t eni
+    uint32_t a
+    uint32_t b
+    uint16_t pa
+    uint16_t pb
+    uint8_t proto
+    uint8_t zone
+    uint8_t from_hi       # the packet travels from the (b, pb) side (TCP/UDP/other)
+    uint8_t kind          # FT_K_*: how the table treats it
+    uint8_t l4flags       # TCP flags, ICMP type
+
+cdef enum:
+    FT_K_TCP = 0
+    FT_K_UDP = 1
+    FT_K_ICMP_REQUEST = 2
+    FT_K_ICMP_REPLY = 3
+    FT_K_ICMP_OTHER = 4    # errors and other non-query types: never tracked (AWS admits no "related")
+    FT_K_OTHER = 5
+
+cdef int ft_view_init(FtView* v, object table) except -1
+cdef int ft_acquire(FtView* v) noexcept nogil          # 0, or -1 when another pass holds the table
+cdef void ft_release(FtView* v) noexcept nogil
+cdef Py_ssize_t ft_first_backwards(const FtView* v, const int64_t* now, Py_ssize_t n) noexcept nogil
+cdef uint64_t ft_flow_hash(uint8_t proto, uint32_t src, uint32_t dst, uint16_t sport,
+                           uint16_t dport) noexcept nogil
+cdef void ft_make_pkt(FtPkt* p, uint32_t eni, uint8_t zone, uint8_t proto, uint32_t src, uint32_t dst,
+                      uint16_t sport, uint16_t dport, uint8_t l4flags) noexcept nogil
+cdef void ft_prefetch(const FtView* v, uint64_t hash) noexcept nogil
+cdef int64_t ft_lookup(const FtView* v, const FtPkt* p, int64_t now) noexcept nogil   # slot, or -1
+cdef uint8_t ft_insert_or_update(FtView* v, const FtPkt* p, uint32_t length, int64_t now,
+                                 uint8_t admitted, const FtTimeouts* t, uint8_t* direction,
+                                 uint8_t* state) noexcept nogil                       # FT_* code
+cdef void ft_track_batch(FtView* v, const FtPkt* pkts, const uint32_t* lengths, const int64_t* now,
+                         const uint8_t* admitted, const FtTimeouts* timeouts, const uint32_t* timeout_idx,
+                         uint8_t* code, uint8_t* direction, uint8_t* state, Py_ssize_t n) noexcept nogil
+cdef uint64_t ft_expire(FtView* v, int64_t now) noexcept nogil                          # reclaimed
+cdef void ft_default_timeouts(FtTimeouts* t) noexcept nogil
