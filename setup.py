@@ -41,6 +41,7 @@ DIRECTIVES = {
     "initializedcheck": DEBUG,
     "cdivision": True,
     "embedsignature": True,
+    "freethreading_compatible": False,   # once for every module (no per-file headers)
 }
 
 

@@ -158,6 +158,8 @@ class ReferenceForwarder:
     next to the ``net.compile()`` it is compared with.
     """
 
+    STAGES = ("ingress", "arp", "router", "local", "route", "rewrite")
+
     def __init__(self, net: Network, arp_mode: str = "target") -> None:
         if arp_mode not in ARP_MODES:
             raise ValueError(f"arp_mode {arp_mode!r} must be one of {', '.join(ARP_MODES)}")
