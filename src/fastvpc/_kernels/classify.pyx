@@ -36,7 +36,7 @@ cdef inline void classify_one(
     """One frame through headers.pxd parse_headers (the forwarding pass's parser), then every field
     the flags do not cover set to its absent value (fastvpc.dataplane.classify.Classified)."""
     cdef Hdr h
-    cdef uint8_t fl = parse_headers(f, L, &h)
+    cdef uint8_t fl = parse_headers(f, L, &h, 1)
     cdef bint eth = (fl & CF_ETH) != 0
     cdef bint ip4 = (fl & CF_IPV4) != 0
     cdef bint l4 = (fl & CF_L4) != 0

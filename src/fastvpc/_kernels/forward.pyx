@@ -15,8 +15,9 @@
 #      fetched; frames bound for the LPM or the rewrite are appended (branch-free) to two index lists,
 #      the others are committed at once;
 #   2. one batch LPM call on the route list (fastvpc.lpm C API, interleaved there), each result turned
-#      into a global route index once (and its record prefetched); the route stage per frame;
-#   3. the rewrite list: rewrite, commit.
+#      into a global route index once (and its record prefetched); per frame route, then rewrite if
+#      it delivers, commit;
+#   3. the rewrite list (frames decided in loop 1 that need one): rewrite, commit.
 # Scratch (Pkt pk[FV_CHUNK] and the lists) lives on the calling thread's stack, so concurrent calls on
 # one Dataplane share nothing but read-only tables; nothing is allocated per frame or per batch.
 #
@@ -164,11 +165,11 @@ cdef void run_chunk(const FwdTables* t,
             j = lk_i[k]
             p = &pk[j]
             nx = stage_route(t, p)
-            rw_i[nr] = <int32_t>j
-            nr += nx == NEXT_REWRITE
-            if nx == NEXT_COMMIT:
-                commit(p, lo + j, action, reason, egress, route_out)
-    # 3. rewrite, commit
+            if nx == NEXT_REWRITE:    # decided here: rewritten while its records are hot
+                nx = stage_rewrite(t, p)
+            commit(p, lo + j, action, reason, egress, route_out)
+    # 3. the frames decided in loop 1 that need a rewrite (same-subnet DELIVER, ARP and echo REPLY;
+    #    deferred so that the receiving ENI's record prefetched in loop 1 has arrived), commit
     for k in range(nr):
         j = rw_i[k]
         p = &pk[j]

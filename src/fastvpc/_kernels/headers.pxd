@@ -1,16 +1,23 @@
 # Header parsing shared by classify (fastvpc.classify) and the forwarding pass's ingress stage, so the
 # two cannot drift: one set of validity rules (the CF_* flags) and one reader of every field.
 #
-# parse_headers(f, L, &h) reads Ethernet, then ARP or IPv4, then the first TCP/UDP/ICMP header, and
-# returns the CF_* flags (also stored in h.flags).  A field is written only when the flag that covers
-# it is set (the others keep whatever the struct held: the forwarding pass never reads them, and
-# classify writes its documented absent values from the flags):
+# parse_headers(f, L, &h, full) reads Ethernet, then ARP or IPv4 (and, when ``full``, the first
+# TCP/UDP/ICMP header), and returns the CF_* flags (also stored in h.flags).  A field is written only
+# when the flag that covers it is set (the others keep whatever the struct held: the forwarding pass
+# never reads them, and classify writes its documented absent values from the flags):
 #
-#   CF_ETH       dst_mac, src_mac, ethertype
+#   CF_ETH       dst_mac, ethertype; src_mac (full only)
 #   CF_ARP       arp_op, src (sender IP, spa), dst (target IP, tpa)
-#   CF_IPV4      hl (IHL*4), tl (total length), frag (flags + fragment offset), proto, ttl, src, dst
+#   CF_IPV4      hl (IHL*4), tl (total length), frag (flags + fragment offset), proto, src, dst;
+#                ttl (full only)
 #   CF_L4        TCP/UDP: sport, dport (tcp_flags for TCP, else 0), icmp_type = icmp_code = 255;
 #                ICMP: icmp_type, icmp_code, sport = dport = tcp_flags = 0
+#
+# ``full`` is a constant at each call site (classify: 1; the forwarding pass's ingress: 0), so the C
+# compiler drops the unused stores: the validity rules and every field both read are one code path.
+# The forwarding pass parses L4 lazily: a stage that needs it calls parse_l4 (router for the echo
+# check today; the security-group and flow-log stages will), since doing it for every frame costs
+# ~12 instructions a frame that no other stage reads.
 #
 # Every read is preceded by a length check against the frame's own length L.
 
@@ -44,7 +51,7 @@ cdef enum:
 
 cdef struct Hdr:
     uint64_t dst_mac        # 48-bit destination MAC                       (CF_ETH)
-    uint64_t src_mac        # 48-bit source MAC                            (CF_ETH)
+    uint64_t src_mac        # 48-bit source MAC                            (CF_ETH, full)
     uint32_t src            # IPv4 source, or ARP sender IP                (CF_IPV4 / CF_ARP)
     uint32_t dst            # IPv4 destination, or ARP target IP           (CF_IPV4 / CF_ARP)
     uint16_t ethertype      #                                              (CF_ETH)
@@ -55,7 +62,7 @@ cdef struct Hdr:
     uint16_t dport          # TCP/UDP destination port                     (CF_L4)
     uint16_t arp_op         # ARP operation                                (CF_ARP)
     uint8_t proto           # IPv4 protocol                                (CF_IPV4)
-    uint8_t ttl             # IPv4 TTL                                     (CF_IPV4)
+    uint8_t ttl             # IPv4 TTL                                     (CF_IPV4, full)
     uint8_t icmp_type       # ICMP type, 255 for TCP/UDP                   (CF_L4)
     uint8_t icmp_code       # ICMP code, 255 for TCP/UDP                   (CF_L4)
     uint8_t tcp_flags       # TCP flags byte (FIN 0x01 ... CWR 0x80), 0 for UDP/ICMP (CF_L4)
@@ -63,8 +70,9 @@ cdef struct Hdr:
 
 
 cdef inline uint8_t parse_l4(const uint8_t* f, Hdr* h) noexcept nogil:
-    """CF_L4 when the first-fragment IPv4 packet in ``f`` (lengths checked: 14 + tl <= L) holds a
-    complete TCP, UDP or ICMP header, and its fields in ``h``; else 0."""
+    """CF_L4 when the IPv4 packet in ``f`` (parsed by parse_headers with CF_IP_LEN_OK: 14 + tl <= L;
+    the caller has checked it is a first fragment, frag & 0x1FFF == 0) holds a complete TCP, UDP or
+    ICMP header, and its fields in ``h``; else 0.  Also ORs the flag into h.flags."""
     cdef int64_t l4 = ETH_HLEN + h.hl
     cdef int64_t room = <int64_t>h.tl - h.hl
     cdef uint32_t w
@@ -77,6 +85,7 @@ cdef inline uint8_t parse_l4(const uint8_t* f, Hdr* h) noexcept nogil:
         h.tcp_flags = f[l4 + 13] if h.proto == IPPROTO_TCP else 0
         h.icmp_type = 255
         h.icmp_code = 255
+        h.flags |= CF_L4
         return CF_L4
     if h.proto == IPPROTO_ICMP and room >= 8:
         h.icmp_type = f[l4]
@@ -84,11 +93,12 @@ cdef inline uint8_t parse_l4(const uint8_t* f, Hdr* h) noexcept nogil:
         h.sport = 0
         h.dport = 0
         h.tcp_flags = 0
+        h.flags |= CF_L4
         return CF_L4
     return 0
 
 
-cdef inline uint8_t parse_headers(const uint8_t* f, int64_t L, Hdr* h) noexcept nogil:
+cdef inline uint8_t parse_headers(const uint8_t* f, int64_t L, Hdr* h, bint full) noexcept nogil:
     """Parse frame ``f`` of ``L`` bytes into ``h`` (see the table above); returns the CF_* flags."""
     cdef uint8_t fl, b0
     cdef uint16_t et
@@ -98,7 +108,8 @@ cdef inline uint8_t parse_headers(const uint8_t* f, int64_t L, Hdr* h) noexcept 
         return 0
     fl = CF_ETH | ((f[0] & 1) << 7)            # group bit -> CF_GROUP_MAC (0x80)
     h.dst_mac = rd48(f)
-    h.src_mac = rd48(f + 6)
+    if full:
+        h.src_mac = rd48(f + 6)
     et = rd16(f + 12)
     h.ethertype = et
     if et == ETHERTYPE_IPV4:
@@ -112,7 +123,8 @@ cdef inline uint8_t parse_headers(const uint8_t* f, int64_t L, Hdr* h) noexcept 
                 h.hl = <uint16_t>hl
                 h.tl = <uint16_t>tl
                 h.frag = rd16(f + 20)
-                h.ttl = f[22]
+                if full:
+                    h.ttl = f[22]
                 h.proto = f[23]
                 h.src = rd32(f + 26)
                 h.dst = rd32(f + 30)
@@ -122,7 +134,7 @@ cdef inline uint8_t parse_headers(const uint8_t* f, int64_t L, Hdr* h) noexcept 
                     fl |= CF_CSUM_OK
                 if tl >= hl and ETH_HLEN + tl <= L:
                     fl |= CF_IP_LEN_OK
-                    if (h.frag & 0x1FFF) == 0:
+                    if full and (h.frag & 0x1FFF) == 0:
                         fl |= parse_l4(f, h)
     elif et == ETHERTYPE_ARP:
         if (L >= ARP_LEN and f[14] == 0 and f[15] == 1 and f[16] == 8 and f[17] == 0

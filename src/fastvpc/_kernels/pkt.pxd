@@ -2,8 +2,9 @@
 # and only these do:
 #   * the driver (forward.pyx run_chunk) fills the frame span, port, ingress record and hash value,
 #     and the route index after the batch LPM;
-#   * a stage returns the next node (NEXT_*) and leaves its decision in the pending verdict
-#     (action, reason, out_eni / out_port, route) through drop() / deliver_to() / forward_to() / reply();
+#   * a stage returns the next node (NEXT_*: the driver routes the frame by it, VPP's next index) and
+#     leaves its decision in the pending verdict (action, reason, out_eni / out_port, route) through
+#     drop() / deliver_to() / forward_to() / reply();
 #   * only the rewrite stage writes the frame, and only commit() writes the output arrays.
 # A Pkt lives in the chunk's on-stack scratch (forward.pyx: Pkt pk[FV_CHUNK]); nothing is allocated.
 
@@ -27,18 +28,16 @@ cdef struct Pkt:
     uint8_t* f              # frame bytes (read by every stage, written by rewrite only)
     int64_t L               # frame length (0 when the span was outside the buffer)
     uint64_t key            # (VPC, dst) hash key, FV_HT_EMPTY when there is none (driver, prefetch)
-    uint64_t reply_mac      # ARP: the MAC the reply announces (arp -> rewrite)
     IngRec er               # ingress record of the port (subnet -1: no ENI's port)
-    Hdr h                   # parsed headers (headers.pxd parse_headers, in ingress)
+    Hdr h                   # parsed headers (headers.pxd: parse_headers in ingress, parse_l4 lazily)
     int32_t port            # ingress port
     uint32_t hv             # hash value of (ingress VPC, dst), FV_HV_NONE when absent
     uint32_t table          # LPM table id (local -> route)
     int32_t route           # global route index that decided, -1 when none
-    int32_t out_eni         # DELIVER: receiving ENI index
+    int32_t out_eni         # DELIVER: receiving ENI index; ARP REPLY: the ENI whose MAC answers, -1 the gateway
     int32_t out_port        # egress port (FORWARD, REPLY; DELIVER: set by rewrite), -1 for DROP
     uint8_t action          # pending ACT_*
     uint8_t reason          # pending R_*
-    uint8_t next            # next node (NEXT_*) the last stage chose
 
 
 # --- pending-verdict helpers (a stage ends with ``return drop(p, R_X)`` and so on) -----------------
@@ -47,7 +46,6 @@ cdef inline int drop(Pkt* p, uint8_t why) noexcept nogil:
     p.action = ACT_DROP
     p.reason = why
     p.out_port = -1
-    p.next = NEXT_COMMIT
     return NEXT_COMMIT
 
 
@@ -56,7 +54,6 @@ cdef inline int deliver_to(Pkt* p, int32_t eni) noexcept nogil:
     p.action = ACT_DELIVER
     p.reason = R_NONE
     p.out_eni = eni
-    p.next = NEXT_REWRITE
     return NEXT_REWRITE
 
 
@@ -65,7 +62,6 @@ cdef inline int forward_to(Pkt* p, int32_t port) noexcept nogil:
     p.action = ACT_FORWARD
     p.reason = R_NONE
     p.out_port = port
-    p.next = NEXT_COMMIT
     return NEXT_COMMIT
 
 
@@ -74,13 +70,11 @@ cdef inline int reply(Pkt* p) noexcept nogil:
     p.action = ACT_REPLY
     p.reason = R_NONE
     p.out_port = p.port
-    p.next = NEXT_REWRITE
     return NEXT_REWRITE
 
 
 cdef inline int goto(Pkt* p, int nxt) noexcept nogil:
     """Hand the frame on to node ``nxt`` (no verdict yet)."""
-    p.next = <uint8_t>nxt
     return nxt
 
 

@@ -1,9 +1,9 @@
 # Stage "arp": docs/forwarding-model.md steps 4-8 (ARP requests answered by the VPC, never learned).
 #
 # IN   p.h (CF_ARP, arp_op, src = spa, dst = tpa), p.er
-# OUT  p.reply_mac (the MAC the reply announces); next: NEXT_REWRITE (REPLY) or a drop
+# OUT  p.out_eni (the ENI whose MAC the reply announces, -1: the gateway's); next: NEXT_REWRITE (REPLY) or a drop
 
-from libc.stdint cimport uint32_t, uint64_t
+from libc.stdint cimport uint32_t, int32_t
 
 from fastvpc._kernels.verdicts cimport *
 from fastvpc._kernels.headers cimport *
@@ -27,11 +27,11 @@ cdef inline int stage_arp(const FwdTables* t, Pkt* p) noexcept nogil:
         return drop(p, R_ARP_IGNORED)
     # step 7: the answer
     if t.single_mac or tpa == sr.router:
-        p.reply_mac = sr.gwmac
+        p.out_eni = -1
     else:
         h = ht_get(&t.ipt, ip_key(<uint32_t>sr.vpc, tpa))
         if h == FV_HV_NONE or tag_of(h) != FV_HV_ENI:
             return drop(p, R_ARP_NO_ENTRY)
-        p.reply_mac = t.enis[h & FV_HV_INDEX_MASK].mac
+        p.out_eni = <int32_t>(h & FV_HV_INDEX_MASK)
     # step 8: REPLY, built by the rewrite stage
     return reply(p)

@@ -21,7 +21,7 @@ cdef inline int stage_ingress(const FwdTables* t, Pkt* p) noexcept nogil:
     # step 1: the port must be an ENI's
     if p.er.subnet < 0:
         return drop(p, R_UNKNOWN_PORT)
-    fl = parse_headers(p.f, p.L, &p.h)
+    fl = parse_headers(p.f, p.L, &p.h, 0)   # L4 parsed lazily by the stages that need it
     # steps 2-3: Ethernet
     if not (fl & CF_ETH):
         return drop(p, R_MALFORMED)

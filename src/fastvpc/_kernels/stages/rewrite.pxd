@@ -4,7 +4,7 @@
 #   REPLY    ARP reply (step 8) or ICMP echo reply (step 15), built in place
 #   others   frame untouched
 #
-# IN   p.action, p.out_eni (DELIVER), p.reply_mac (ARP), p.h, p.er
+# IN   p.action, p.out_eni (DELIVER; ARP REPLY: whose MAC, -1 the gateway's), p.h, p.er
 # OUT  the frame; p.out_port (DELIVER); next: NEXT_COMMIT
 
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
@@ -16,12 +16,13 @@ from fastvpc._kernels.tables cimport *
 from fastvpc._kernels.pkt cimport *
 
 
-cdef inline void arp_reply(Pkt* p) noexcept nogil:
-    """Step 8: the request becomes the reply, bytes 0-41 only (L >= 42 checked by CF_ARP)."""
+cdef inline void arp_reply(uint64_t m, Pkt* p) noexcept nogil:
+    """Step 8: the request becomes the reply announcing MAC ``m``, bytes 0-41 only (L >= 42 checked
+    by CF_ARP)."""
     cdef uint8_t* f = p.f
-    cdef uint64_t m = p.reply_mac
+    cdef uint64_t esrc = rd48(f + 6)
     cdef uint64_t sha = rd48(f + 22)
-    wr48(f, p.h.src_mac)
+    wr48(f, esrc)
     wr48(f + 6, m)
     f[20] = 0
     f[21] = 2
@@ -38,7 +39,8 @@ cdef inline void echo_reply(const SubnetRec* sr, Pkt* p) noexcept nogil:
     cdef int64_t hl = p.h.hl
     cdef int64_t tl = p.h.tl
     cdef uint8_t* ic = f + ETH_HLEN + hl
-    wr48(f, p.h.src_mac)
+    cdef uint64_t esrc = rd48(f + 6)
+    wr48(f, esrc)
     wr48(f + 6, sr.gwmac)
     wr32(f + 26, sr.router)
     wr32(f + 30, p.h.src)
@@ -65,7 +67,7 @@ cdef inline int stage_rewrite(const FwdTables* t, Pkt* p) noexcept nogil:
         p.out_port = rr.port
     elif p.action == ACT_REPLY:
         if p.h.ethertype == ETHERTYPE_ARP:
-            arp_reply(p)
+            arp_reply(t.subnets[p.er.subnet].gwmac if p.out_eni < 0 else t.enis[p.out_eni].mac, p)
         else:
             echo_reply(&t.subnets[p.er.subnet], p)
     return goto(p, NEXT_COMMIT)

@@ -1,7 +1,7 @@
 # Stage "router": docs/forwarding-model.md steps 15-17 (the subnet's own router address: ICMP echo;
 # another subnet's router; link-local services).
 #
-# IN   p.h (IPv4 fields, CF_L4 / ICMP type and code), p.er, p.hv
+# IN   p.h (IPv4 fields; parses L4 with parse_l4 for the echo check), p.er, p.hv
 # OUT  next: NEXT_REWRITE (echo REPLY), NEXT_LOCAL, or a drop
 
 from fastvpc._kernels.verdicts cimport *
@@ -14,7 +14,7 @@ cdef inline int stage_router(const FwdTables* t, Pkt* p) noexcept nogil:
     cdef const SubnetRec* sr = &t.subnets[p.er.subnet]
     # step 15: an ICMP echo request (not a fragment, ICMP header complete) to the own router
     if p.h.dst == sr.router:
-        if (p.h.proto == IPPROTO_ICMP and (p.h.flags & (CF_L4 | CF_FRAGMENT)) == CF_L4
+        if (p.h.proto == IPPROTO_ICMP and not (p.h.flags & CF_FRAGMENT) and parse_l4(p.f, &p.h)
                 and p.h.icmp_type == 8 and p.h.icmp_code == 0):
             return reply(p)
         return drop(p, R_ROUTER_UNSUPPORTED)
