@@ -8,6 +8,7 @@ from cython.parallel cimport prange
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
 
 from fastvpc._kernels.verdicts cimport *
+from fastvpc._kernels.bytes cimport rd48
 from fastvpc._kernels.headers cimport *
 from fastvpc._kernels.tables cimport (RK_LOCAL, RK_ENI, RK_PEERING, RK_FORWARD, RK_BLACKHOLE, HK_IP, HK_MAC,
                                       HK_PORT, FV_HV_ENI, FV_HV_ROUTER, FV_HV_BCAST, FV_HV_GWMAC, FV_HV_NONE)
@@ -42,7 +43,7 @@ cdef inline void classify_one(
     cdef bint l4 = (fl & CF_L4) != 0
     ethertype[i] = h.ethertype if eth else 0
     dst_mac[i] = h.dst_mac if eth else 0
-    src_mac[i] = h.src_mac if eth else 0
+    src_mac[i] = rd48(f + 6) if eth else 0   # a field, not a rule: the one parse_headers leaves out
     ip_src[i] = h.src if fl & (CF_IPV4 | CF_ARP) else 0
     ip_dst[i] = h.dst if fl & (CF_IPV4 | CF_ARP) else 0
     proto[i] = h.proto if ip4 else 0

@@ -9,7 +9,7 @@
 # Inlined, they compile to one loop.
 #
 # This file is the driver only: chunks, the prefetch pipeline, the batch LPM, the stage order and the
-# commit.  Per chunk of FV_CHUNK frames, one chunk per thread at a time (VPP/DPDK style):
+# commit.  Per chunk of FV_CHUNK (128) frames, one chunk per thread at a time (VPP/DPDK style):
 #   1. one software-pipelined loop: while frame j runs ingress -> arp | router -> local, the ingress
 #      record of frame j + 2*FV_DIST and the (VPC, dst) hash slot of frame j + FV_DIST are being
 #      fetched; frames bound for the LPM or the rewrite are appended (branch-free) to two index lists,
@@ -48,7 +48,9 @@ from fastvpc.lpm._lookup cimport rts_view_init, rts_lookup_batch
 
 cdef extern from *:
     """
-    #define FV_CHUNK 256
+    #ifndef FV_CHUNK
+    #define FV_CHUNK 128   /* 128 contexts of 112 bytes: the scratch stays in L1 (BENCHMARKS.md, issue 9) */
+    #endif
     #define FV_NO_ROUTE 0xFFFFFFFFu
     #ifndef FV_DIST
     #define FV_DIST 8

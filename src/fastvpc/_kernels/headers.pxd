@@ -6,7 +6,8 @@
 # when the flag that covers it is set (the others keep whatever the struct held: the forwarding pass
 # never reads them, and classify writes its documented absent values from the flags):
 #
-#   CF_ETH       dst_mac, ethertype; src_mac (full only)
+#   CF_ETH       dst_mac, ethertype (the source MAC is not parsed: only classify reports it, and
+#                the rewrite stage reads it from the frame)
 #   CF_ARP       arp_op, src (sender IP, spa), dst (target IP, tpa)
 #   CF_IPV4      hl (IHL*4), tl (total length), frag (flags + fragment offset), proto, src, dst;
 #                ttl (full only)
@@ -51,7 +52,6 @@ cdef enum:
 
 cdef struct Hdr:
     uint64_t dst_mac        # 48-bit destination MAC                       (CF_ETH)
-    uint64_t src_mac        # 48-bit source MAC                            (CF_ETH, full)
     uint32_t src            # IPv4 source, or ARP sender IP                (CF_IPV4 / CF_ARP)
     uint32_t dst            # IPv4 destination, or ARP target IP           (CF_IPV4 / CF_ARP)
     uint16_t ethertype      #                                              (CF_ETH)
@@ -108,8 +108,6 @@ cdef inline uint8_t parse_headers(const uint8_t* f, int64_t L, Hdr* h, bint full
         return 0
     fl = CF_ETH | ((f[0] & 1) << 7)            # group bit -> CF_GROUP_MAC (0x80)
     h.dst_mac = rd48(f)
-    if full:
-        h.src_mac = rd48(f + 6)
     et = rd16(f + 12)
     h.ethertype = et
     if et == ETHERTYPE_IPV4:
