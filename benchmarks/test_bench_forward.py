@@ -10,41 +10,23 @@ Peers: a dpkt per-frame parse loop (Ethernet + IP dissection only, no decisions)
 pure-Python reference forwarder, both on a sample; compare frames/s (``extra_info["frames"]``).
 
     python -m pytest benchmarks/test_bench_forward.py --benchmark-only -q -p no:cacheprovider
+
+(``--no-compare-peers`` leaves the peers out; benchmarks/conftest.py.)
 """
 
 from __future__ import annotations
 
-import gc
-import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
+from _forward_data import Big  # loaded by benchmarks/conftest.py, which also gives the big / batch fixtures
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _forward_data import Big, mixed_frames  # noqa: E402
-
-from fastvpc.batch import FrameBatch  # noqa: E402
-from fastvpc.classification import classify  # noqa: E402
-from fastvpc.dataplane import Result  # noqa: E402
+from fastvpc.batch import FrameBatch
+from fastvpc.classification import classify
+from fastvpc.dataplane import Result
 
 N = 65536
 SAMPLE = 4096
-
-
-@pytest.fixture(scope="module")
-def big() -> Big:
-    b = Big()
-    print(f"\nbuild times (s): {b.times}")
-    gc.collect()
-    gc.freeze()  # the 100k-ENI topology is millions of objects: keep full collections out of the timings
-    return b
-
-
-@pytest.fixture(scope="module")
-def batch(big: Big) -> FrameBatch:
-    return mixed_frames(big, N, seed=1)
 
 
 def _process(benchmark: Any, big: Big, batch: FrameBatch, n_threads: int) -> None:

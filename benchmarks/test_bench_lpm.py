@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-import _lpm_data as D  # noqa: E402
+import _lpm_data as D  # loaded by benchmarks/conftest.py
 
-from fastvpc.lpm import MISS, LpmTable, RouteTables, _build  # noqa: E402
+from fastvpc.lpm import MISS, LpmTable, RouteTables, _build
 
 N = 1_000_000
 N_SLOW = 100_000

@@ -1,4 +1,3 @@
-# cython: freethreading_compatible=False
 """Compiled helpers for FrameBatch: offset validation and span gathers.
 
 Every function takes ``const`` typed memoryviews in and caller-provided arrays out,
@@ -9,22 +8,7 @@ or writing out of bounds.
 from libc.stdint cimport int64_t, uint8_t
 from libc.string cimport memmove
 
-
-cdef int64_t _check_offsets(const int64_t[::1] offsets, int64_t data_len) noexcept nogil:
-    cdef Py_ssize_t i, n = offsets.shape[0]
-    cdef int64_t prev
-    if n == 0:
-        return -2
-    prev = offsets[0]
-    if prev < 0:
-        return 0
-    for i in range(1, n):
-        if offsets[i] < prev:
-            return i
-        prev = offsets[i]
-    if prev > data_len:
-        return n - 1
-    return -1
+from fastvpc._kernels.spans cimport fv_first_bad_offset
 
 
 def check_offsets(const int64_t[::1] offsets,   # IN: Arrow-style offsets, n+1 entries
@@ -36,8 +20,10 @@ def check_offsets(const int64_t[::1] offsets,   # IN: Arrow-style offsets, n+1 e
     for the last one, past ``data_len``.  Returns -2 for an empty offsets array.
     """
     cdef int64_t r
-    with nogil:
-        r = _check_offsets(offsets, data_len)
+    if offsets.shape[0] == 0:
+        return -2
+    with nogil:   # the kernels' own check (_kernels/spans.pxd), so FrameBatch and they agree
+        r = fv_first_bad_offset(&offsets[0], offsets.shape[0] - 1, data_len)
     return r
 
 

@@ -1,4 +1,3 @@
-# cython: freethreading_compatible=False
 """Compiled record indexers for classic pcap and pcapng, and the classic pcap packer.
 
 The indexers walk a file's bytes (usually an mmap) without the GIL and write, for each

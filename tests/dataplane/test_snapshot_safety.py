@@ -64,9 +64,7 @@ def test_the_kernel_keeps_the_lpm_arrays_it_reads_alive(seed):
     a = dp.lpm.arrays()  # an ordinary, replaceable copy of the snapshot's tables
     rts = fv.lpm.RouteTables.from_packed(a["header"], a["meta"], a["data"])
     before = dp.process(batch, copy=True)
-    tables = _fw.Tables(dp.enis.view(np.uint8), dp.subnets.view(np.uint8), dp.route_targets.view(np.uint8),
-                        dp.table_base, dp.port_eni.view(np.uint8), dp._port_hashed,
-                        dp.eni_deliver.view(np.uint8), dp.ip_hash, dp.mac_hash, rts, False)
+    tables = _fw.Tables(dp._compiled._replace(lpm=rts))  # the snapshot's tables, this LPM
     for i in range(2000):
         rts.replace(1, np.array([0], np.uint32), np.array([0], np.uint8), np.array([i], np.uint32))
         if i % 200 == 0:

@@ -1,14 +1,18 @@
 # Batch header classification: one pass over a FrameBatch, no Python per frame.
 #
 # Field meanings and absent values are documented in fastvpc/dataplane/classify.py (Classified).
-# Every read is preceded by a length check against the frame's own length.
+# The parse is headers.pxd parse_headers, the one the forwarding pass's ingress stage uses, so the
+# two cannot drift; every read is preceded by a length check against the frame's own length.
 
-cimport cython
 from cython.parallel cimport prange
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
 
-from fastvpc._kernels.types cimport *
-
+from fastvpc._kernels.verdicts cimport *
+from fastvpc._kernels.bytes cimport rd48
+from fastvpc._kernels.headers cimport *
+from fastvpc._kernels.tables cimport (RK_LOCAL, RK_ENI, RK_PEERING, RK_FORWARD, RK_BLACKHOLE, HK_IP, HK_MAC,
+                                      HK_PORT, FV_HV_ENI, FV_HV_ROUTER, FV_HV_BCAST, FV_HV_GWMAC, FV_HV_NONE)
+from fastvpc._kernels.spans cimport fv_check_offsets, fv_load_once, fv_span_len
 
 
 cdef inline void classify_one(
@@ -30,78 +34,29 @@ cdef inline void classify_one(
         uint16_t* arp_op,        # OUT [i]
         uint8_t* flags,          # OUT [i]
 ) noexcept nogil:
-    cdef uint16_t et = 0
-    cdef uint64_t dm = 0, sm = 0
-    cdef uint32_t a = 0, b = 0
-    cdef uint8_t pr = 0, tt = 0, fl = 0, it = 255, ic = 255
-    cdef uint16_t tl = 0, sp = 0, dp = 0, op = 0
-    cdef int64_t hl, l4
-    cdef uint32_t s
-    cdef uint16_t frag
-    if L >= ETH_HLEN:
-        fl = CF_ETH
-        dm = rd48(f)
-        sm = rd48(f + 6)
-        et = rd16(f + 12)
-        if f[0] & 1:
-            fl |= CF_GROUP_MAC
-        if et == ETHERTYPE_ARP:
-            if (L >= ARP_LEN and f[14] == 0 and f[15] == 1 and f[16] == 8 and f[17] == 0
-                    and f[18] == 6 and f[19] == 4):
-                fl |= CF_ARP
-                op = rd16(f + 20)
-                a = rd32(f + 28)
-                b = rd32(f + 38)
-        elif et == ETHERTYPE_IPV4:
-            if L >= IPV4_MIN_FRAME and (f[14] >> 4) == 4 and (f[14] & 15) >= 5:
-                hl = (f[14] & 15) * 4
-                if ETH_HLEN + hl <= L:
-                    fl |= CF_IPV4
-                    tl = rd16(f + 16)
-                    pr = f[23]
-                    tt = f[22]
-                    a = rd32(f + 26)
-                    b = rd32(f + 30)
-                    frag = rd16(f + 20)
-                    if frag & 0x3FFF:
-                        fl |= CF_FRAGMENT
-                    # header checksum over hl bytes (4-byte words: hl is a multiple of 4)
-                    if ipv4_csum_ok(f + ETH_HLEN, hl):
-                        fl |= CF_CSUM_OK
-                    if tl >= hl and ETH_HLEN + tl <= L:
-                        fl |= CF_IP_LEN_OK
-                        if (frag & 0x1FFF) == 0:
-                            l4 = ETH_HLEN + hl
-                            if pr == 6 and tl >= hl + 20:
-                                fl |= CF_L4
-                                sp = rd16(f + l4)
-                                dp = rd16(f + l4 + 2)
-                            elif pr == 17 and tl >= hl + 8:
-                                fl |= CF_L4
-                                sp = rd16(f + l4)
-                                dp = rd16(f + l4 + 2)
-                            elif pr == 1 and tl >= hl + 8:
-                                fl |= CF_L4
-                                it = f[l4]
-                                ic = f[l4 + 1]
-    ethertype[i] = et
-    dst_mac[i] = dm
-    src_mac[i] = sm
-    ip_src[i] = a
-    ip_dst[i] = b
-    proto[i] = pr
-    ttl[i] = tt
-    ip_len[i] = tl
-    sport[i] = sp
-    dport[i] = dp
-    icmp_type[i] = it
-    icmp_code[i] = ic
-    arp_op[i] = op
+    """One frame through headers.pxd parse_headers (the forwarding pass's parser), then every field
+    the flags do not cover set to its absent value (fastvpc.dataplane.classify.Classified)."""
+    cdef Hdr h
+    cdef uint8_t fl = parse_headers(f, L, &h, 1)
+    cdef bint eth = (fl & CF_ETH) != 0
+    cdef bint ip4 = (fl & CF_IPV4) != 0
+    cdef bint l4 = (fl & CF_L4) != 0
+    ethertype[i] = h.ethertype if eth else 0
+    dst_mac[i] = h.dst_mac if eth else 0
+    src_mac[i] = rd48(f + 6) if eth else 0   # a field, not a rule: the one parse_headers leaves out
+    ip_src[i] = h.src if fl & (CF_IPV4 | CF_ARP) else 0
+    ip_dst[i] = h.dst if fl & (CF_IPV4 | CF_ARP) else 0
+    proto[i] = h.proto if ip4 else 0
+    ttl[i] = h.ttl if ip4 else 0
+    ip_len[i] = h.tl if ip4 else 0
+    sport[i] = h.sport if l4 else 0
+    dport[i] = h.dport if l4 else 0
+    icmp_type[i] = h.icmp_type if l4 else 255
+    icmp_code[i] = h.icmp_code if l4 else 255
+    arp_op[i] = h.arp_op if fl & CF_ARP else 0
     flags[i] = fl
 
 
-@cython.boundscheck(False)
-@cython.wraparound(False)
 def classify_batch(
         const uint8_t[::1] data,        # IN  the batch's byte buffer
         const int64_t[::1] offsets,     # IN  n+1 frame offsets (validated by FrameBatch)
@@ -124,7 +79,7 @@ def classify_batch(
     """Fill the output arrays (length >= n) with each frame's header fields."""
     cdef int64_t n = offsets.shape[0] - 1
     cdef int64_t chunk = 4096
-    cdef int64_t nchunks, c, i, lo, hi, start, end
+    cdef int64_t nchunks, c, i, lo, hi, start, ln
     cdef int64_t nd = data.shape[0]
     cdef const uint8_t* base
     if n <= 0:
@@ -146,9 +101,13 @@ def classify_batch(
             if hi > n:
                 hi = n
             for i in range(lo, hi):
-                start = offsets[i]
-                end = offsets[i + 1]
-                classify_one(base + start, end - start, i,
+                # read once and checked here: another thread may be rewriting the offsets (issue 15)
+                start = fv_load_once(&offsets[i])
+                ln = fv_span_len(start, fv_load_once(&offsets[i + 1]), nd)
+                if ln < 0:
+                    start = 0
+                    ln = 0
+                classify_one(base + start, ln, i,
                              &ethertype[0], &dst_mac[0], &src_mac[0], &ip_src[0], &ip_dst[0],
                              &proto[0], &ttl[0], &ip_len[0], &sport[0], &dport[0],
                              &icmp_type[0], &icmp_code[0], &arp_op[0], &flags[0])

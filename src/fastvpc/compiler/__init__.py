@@ -1,26 +1,16 @@
 """Network -> Dataplane: pack the control plane into read-only numpy arrays.
 
-Layout (what ``fastvpc._kernels.forward`` reads; one record per object, 32/16-byte aligned rows
-so that one frame touches one cache line per object):
+The records and encodings are :mod:`fastvpc.compiler.layout` (dtypes built from the kernel's own
+struct offsets); :func:`compile_network` fills them and hands them over as one
+:class:`~fastvpc.compiler.layout.CompiledTables` (by field name) to ``Dataplane._create``:
 
-* ``enis``     ``ENI_DTYPE[n_eni]`` in ``Network.enis`` order: MAC (48-bit int), primary IP,
-  subnet index, port, source/dest check, VPC index.
-* ``subnets``  ``SUBNET_DTYPE[n_subnet]`` in ``Network.subnets`` order: network address, mask,
-  router IP (base+1), broadcast (last address), gateway MAC, VPC index, route table index.
-* ``routes``   ``ROUTE_DTYPE[n_route]`` in ``Network.routes()`` order: target kind (``ROUTE_*``),
-  target port (FORWARD targets), argument (ENI index for an ENI target, peer VPC index for a
-  peering).
-* ``port_eni`` ``PORT_DTYPE[max_port + 1]``: per port, what the ingress checks need of its ENI in one
-  16-byte row (MAC with the source/dest check flag in bit 63, primary IP, subnet index; subnet -1 for
-  ports that are no ENI): one cache line per frame for the sender.
-* ``eni_deliver`` ``DELIV_DTYPE[n_eni]``: per ENI, what delivering to it needs (MAC, port, subnet) in
-  16 bytes: the receiver costs one small line, not a 32-byte ENI record.
-  When ports are too sparse for a dense array (a user-chosen port in the millions), the array is
-  empty and ports are looked up in the hash table instead.
+* ``enis``, ``subnets``, ``route_targets``, ``port_eni``, ``eni_deliver``: record arrays (see layout).
+  When ports are too sparse for a dense ``port_eni`` array (a user-chosen port in the millions), it
+  is empty and ports are looked up in the MAC hash table instead (``port_hashed``).
 * ``ip_hash``, ``mac_hash`` ``uint64[2 * cap]``: open-addressing exact-match tables (load <= 0.5,
-  linear probing, (key, value) pairs): (VPC, IP) -> ENI / router of subnet / broadcast of subnet;
-  MAC -> ENI / gateway of subnet, and sparse ports.  Key and value encodings in
-  ``_kernels/types.pxd``.  Every lookup the kernel makes per frame is O(1).
+  linear probing, (key, value) pairs, built by ``compiler._hash.build_hash``): (VPC, IP) -> ENI /
+  router of subnet / broadcast of subnet; MAC -> ENI / gateway of subnet, and sparse ports.  Key and
+  value encodings in ``_kernels/tables.pxd``.  Every lookup the kernel makes per frame is O(1).
 * ``lpm``      a :class:`fastvpc.lpm.RouteTables`: table id = route table index
   (``Network.route_tables`` order), value = the route's index within its table; the global route
   index (``Network.routes()`` order) is ``table_base[table] + value``.  Local values keep a table's
@@ -38,7 +28,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from fastvpc._kernels import forward as _fw
+from fastvpc.compiler._hash import build_hash
+from fastvpc.compiler.layout import (
+    _HK_IP, _HK_MAC, _HK_PORT, _HV_BCAST, _HV_ENI, _HV_GWMAC, _HV_ROUTER, _MAX_INDEX, ARP_MODES, DELIV_DTYPE,
+    ENI_DTYPE, PORT_DTYPE, ROUTE_BLACKHOLE, ROUTE_DTYPE, ROUTE_ENI, ROUTE_FORWARD, ROUTE_KIND_NAMES, ROUTE_LOCAL,
+    ROUTE_PEERING, SUBNET_DTYPE, CompiledTables)
 from fastvpc.errors import TopologyError
 from fastvpc.lpm import RouteTables
 
@@ -47,31 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from fastvpc.topology import Network
 
 __all__ = ["ENI_DTYPE", "PORT_DTYPE", "DELIV_DTYPE", "SUBNET_DTYPE", "ROUTE_DTYPE", "ROUTE_LOCAL", "ROUTE_ENI", "ROUTE_PEERING",
-           "ROUTE_FORWARD", "ROUTE_BLACKHOLE", "RouteInfo", "compile_network", "ARP_MODES"]
-
-ENI_DTYPE = np.dtype([("mac", "<u8"), ("ip", "<u4"), ("subnet", "<i4"), ("port", "<i4"), ("sdc", "<u4"),
-                      ("vpc", "<u4"), ("pad", "<u4")])
-SUBNET_DTYPE = np.dtype([("base", "<u4"), ("mask", "<u4"), ("router", "<u4"), ("bcast", "<u4"),
-                         ("gwmac", "<u8"), ("vpc", "<i4"), ("table", "<u4")])
-ROUTE_DTYPE = np.dtype([("kind", "<u4"), ("port", "<i4"), ("arg", "<i4"), ("pad", "<u4")])
-#: per port: what the ingress checks need of the port's ENI (``mac`` bit 63: source/dest check; subnet -1: no ENI)
-PORT_DTYPE = np.dtype([("mac", "<u8"), ("ip", "<u4"), ("subnet", "<i4")])
-#: per ENI: what delivering a frame to it needs
-DELIV_DTYPE = np.dtype([("mac", "<u8"), ("port", "<i4"), ("subnet", "<i4")])
-
-#: Route target kinds stored in ``routes["kind"]`` (mirrors RK_* in _kernels/types.pxd).
-ROUTE_LOCAL, ROUTE_ENI, ROUTE_PEERING, ROUTE_FORWARD, ROUTE_BLACKHOLE = 0, 1, 2, 3, 4
-ROUTE_KIND_NAMES = ("local", "eni", "peering", "forward", "blackhole")
-
-ARP_MODES = ("target", "single_mac")
-
-_HK_IP, _HK_MAC, _HK_PORT = 0, 1, 2
-_HV_ENI, _HV_ROUTER, _HV_BCAST, _HV_GWMAC = 0, 1 << 30, 2 << 30, 3 << 30
-_MAX_INDEX = (1 << 30) - 1
-
-if (_fw.record_sizes() != (ENI_DTYPE.itemsize, SUBNET_DTYPE.itemsize, ROUTE_DTYPE.itemsize)
-        or _fw.ingress_sizes() != (PORT_DTYPE.itemsize, DELIV_DTYPE.itemsize)):  # pragma: no cover
-    raise ImportError(f"fastvpc.compiler: record dtypes do not match the kernel's structs {_fw.record_sizes()}")
+           "ROUTE_FORWARD", "ROUTE_BLACKHOLE", "RouteInfo", "compile_network", "ARP_MODES", "CompiledTables"]
 
 
 class RouteInfo(NamedTuple):
@@ -131,7 +101,7 @@ def _build_lpm(net: Network, sigs: list[tuple[Any, ...]]) -> RouteTables:
 
 
 def _hash(keys: list[int], vals: list[int]) -> np.ndarray:
-    ht = _fw.build_hash(np.array(keys, dtype=np.uint64), np.array(vals, dtype=np.uint32))
+    ht = build_hash(np.array(keys, dtype=np.uint64), np.array(vals, dtype=np.uint32))
     if isinstance(ht, int):  # pragma: no cover - topology validation makes keys unique
         raise TopologyError(f"compile: duplicate address or MAC (hash key {keys[ht]:#x})", value=keys[ht])
     return ht
@@ -260,10 +230,11 @@ def compile_network(net: Network, arp_mode: str = "target") -> Dataplane:
 
     port_names = {t.port: t.name for t in targets}
     port_kinds = {t.port: t.kind for t in targets}
+    compiled = CompiledTables(enis=eni, subnets=sub, route_targets=rt, table_base=table_base, port_eni=port_eni,
+                              eni_deliver=deliv, ip_hash=ip_hash, mac_hash=mac_hash, lpm=lpm, port_hashed=not dense,
+                              arp_mode=arp_mode)
     return Dataplane._create(
-        arp_mode=arp_mode, enis=eni, subnets=sub, routes_arr=rt, port_eni=port_eni, port_hashed=not dense,
-        eni_deliver=deliv,
-        ip_hash=ip_hash, mac_hash=mac_hash, lpm=lpm, table_base=table_base, routes=tuple(infos),
+        compiled, routes=tuple(infos),
         port_names=port_names, port_kinds=port_kinds,
         eni_names=tuple(e.name for e in enis), subnet_names=tuple(s.name for s in subnets),
         vpc_names=tuple(v.name for v in vpcs), route_table_names=tuple(t.name for t in tables),

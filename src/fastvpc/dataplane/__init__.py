@@ -21,14 +21,15 @@ import numpy.typing as npt
 from fastvpc._kernels import forward as _fw
 from fastvpc._threads import resolve_n_threads
 from fastvpc.batch import FrameBatch
-from fastvpc.compiler import RouteInfo
+from fastvpc.compiler import CompiledTables, RouteInfo
 from fastvpc.dataplane import _validate
 from fastvpc.errors import FrameBatchError
 
 __all__ = ["Dataplane", "Forwarder", "Result", "ResultLike"]
 
+#: the CompiledTables fields that are numpy arrays (copied, aligned and frozen by _create)
 _ARRAYS = ("enis", "subnets", "route_targets", "table_base", "port_eni", "eni_deliver", "ip_hash", "mac_hash")
-_META = ("arp_mode", "routes", "port_names", "port_kinds", "eni_names", "subnet_names", "vpc_names",
+_META = ("routes", "port_names", "port_kinds", "eni_names", "subnet_names", "vpc_names",
          "route_table_names", "topology")
 
 
@@ -152,7 +153,7 @@ class Dataplane:
     ``port_eni``, ``eni_deliver``, ``ip_hash``, ``mac_hash`` (non-writeable numpy arrays) and ``lpm`` (a RouteTables).
     """
 
-    __slots__ = (*_ARRAYS, *_META, "lpm", "_tables", "_port_hashed", "_network")
+    __slots__ = (*_ARRAYS, *_META, "arp_mode", "lpm", "_compiled", "_tables", "_port_hashed", "_network")
 
     arp_mode: str
     routes: tuple[RouteInfo, ...]
@@ -165,6 +166,7 @@ class Dataplane:
     ip_hash: npt.NDArray[np.uint64]
     mac_hash: npt.NDArray[np.uint64]
     lpm: Any
+    _compiled: CompiledTables
     _tables: _fw.Tables
     _port_hashed: bool
     port_names: dict[int, str]
@@ -181,15 +183,15 @@ class Dataplane:
         raise TypeError("a Dataplane is made by Network.compile()")
 
     @classmethod
-    def _create(cls, *, enis: np.ndarray, subnets: np.ndarray, routes_arr: np.ndarray, table_base: np.ndarray,
-                port_eni: np.ndarray, port_hashed: bool, eni_deliver: np.ndarray, ip_hash: np.ndarray, mac_hash: np.ndarray, lpm: Any,
-                **meta: Any) -> Dataplane:
+    def _create(cls, compiled: CompiledTables, **meta: Any) -> Dataplane:
+        """The snapshot of ``compiled`` (arrays copied, aligned and frozen; the LPM frozen) with the
+        plain metadata ``meta`` (every name of ``_META``)."""
         self = object.__new__(cls)
-        arrays = {"enis": enis, "subnets": subnets, "route_targets": routes_arr, "table_base": table_base,
-                  "port_eni": port_eni, "eni_deliver": eni_deliver, "ip_hash": ip_hash, "mac_hash": mac_hash}
-        for name, arr in arrays.items():
-            arr = _table_copy(arr)
+        arrays = {}
+        for name in _ARRAYS:
+            arr = _table_copy(getattr(compiled, name))
             arr.flags.writeable = False
+            arrays[name] = arr
             object.__setattr__(self, name, arr)
         for name in _META:
             value = meta[name]
@@ -198,14 +200,13 @@ class Dataplane:
             elif isinstance(value, dict):
                 value = MappingProxyType(dict(value))
             object.__setattr__(self, name, value)
-        lpm = lpm.frozen()  # an alias of the same arrays whose replace() raises: the snapshot cannot change
+        lpm = compiled.lpm.frozen()  # an alias of the same arrays whose replace() raises: the snapshot cannot change
+        compiled = compiled._replace(lpm=lpm, port_hashed=bool(compiled.port_hashed), **arrays)
+        object.__setattr__(self, "arp_mode", compiled.arp_mode)
         object.__setattr__(self, "lpm", lpm)
-        tables = _fw.Tables(self.enis.view(np.uint8), self.subnets.view(np.uint8),
-                            self.route_targets.view(np.uint8), self.table_base, self.port_eni.view(np.uint8),
-                            bool(port_hashed), self.eni_deliver.view(np.uint8), self.ip_hash, self.mac_hash, lpm,
-                            meta["arp_mode"] == "single_mac")
-        object.__setattr__(self, "_tables", tables)
-        object.__setattr__(self, "_port_hashed", bool(port_hashed))
+        object.__setattr__(self, "_compiled", compiled)
+        object.__setattr__(self, "_tables", _fw.Tables(compiled))
+        object.__setattr__(self, "_port_hashed", compiled.port_hashed)
         object.__setattr__(self, "_network", None)
         return self
 
@@ -217,7 +218,7 @@ class Dataplane:
 
     # pickling: arrays + plain metadata; the kernel view is rebuilt on load
     def __reduce__(self) -> tuple[Any, ...]:
-        state = {name: getattr(self, name) for name in (*_ARRAYS, *_META)}
+        state = {name: getattr(self, name) for name in (*_ARRAYS, *_META, "arp_mode")}
         state.update({k: dict(v) for k, v in state.items() if isinstance(v, MappingProxyType)})
         state["lpm"] = self.lpm
         state["port_hashed"] = self._port_hashed
@@ -301,8 +302,6 @@ class Dataplane:
 def _rebuild(state: dict[str, Any]) -> Dataplane:
     """Unpickle: every index and hash invariant the kernel relies on is checked first (SnapshotError)."""
     state = _validate.validated(state)
-    return Dataplane._create(
-        enis=state["enis"], subnets=state["subnets"], routes_arr=state["route_targets"],
-        table_base=state["table_base"], port_eni=state["port_eni"], port_hashed=state["port_hashed"],
-        eni_deliver=state["eni_deliver"],
-        ip_hash=state["ip_hash"], mac_hash=state["mac_hash"], lpm=state["lpm"], **{k: state[k] for k in _META})
+    compiled = CompiledTables(**{name: state[name] for name in _ARRAYS}, lpm=state["lpm"],
+                              port_hashed=state["port_hashed"], arp_mode=state["arp_mode"])
+    return Dataplane._create(compiled, **{k: state[k] for k in _META})

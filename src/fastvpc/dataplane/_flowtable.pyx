@@ -1,4 +1,3 @@
-# cython: freethreading_compatible=False
 """fastvpc connection tracking table: a compiled open-addressing hash table of tracked flows.
 
 The C API a kernel stage cimports is declared in ``_flowtable.pxd`` (read its header first); the

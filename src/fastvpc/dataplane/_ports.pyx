@@ -1,4 +1,3 @@
-# cython: freethreading_compatible=False
 """Compiled frame -> ingress port mapping (the key lookup of :mod:`fastvpc.dataplane.ports`).
 
 One pass over the frames: read the key (source MAC, or IPv4 source / ARP sender address) at

@@ -59,7 +59,7 @@ _OTHER = ("lpm", "port_hashed")
 _DIGEST = "digest"
 _DIGEST_VERSION = b"fastvpc-dataplane-1"
 
-# hash table encodings (fastvpc/_kernels/types.pxd)
+# hash table encodings (fastvpc/_kernels/tables.pxd)
 _EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)
 _MULT = np.uint64(0x9E3779B97F4A7C15)
 _HK_IP, _HK_MAC, _HK_PORT = 0, 1, 2

@@ -1,4 +1,3 @@
-# cython: freethreading_compatible=False
 """Compiled helpers of replay: verdict counts and pcap records of the selected frames.
 
 ``count_verdicts`` tallies (ingress port, action) and drop reasons in one pass (what three

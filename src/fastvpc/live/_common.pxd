@@ -6,7 +6,7 @@ from libc.stdint cimport int32_t, int64_t, uint8_t
 
 # The Action numbers come from the kernels' shared declarations (one source, checked against
 # fastvpc.verdicts by tests/kernels/test_kernel_types.py).
-from fastvpc._kernels.types cimport ACT_DELIVER, ACT_FORWARD, ACT_REPLY
+from fastvpc._kernels.verdicts cimport ACT_DELIVER, ACT_FORWARD, ACT_REPLY
 
 # Largest number of sockets one BatchIO / RxRing / TxRing serves (Python: MAX_SOCKETS).
 cdef enum:

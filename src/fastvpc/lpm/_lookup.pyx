@@ -1,4 +1,3 @@
-# cython: freethreading_compatible=False
 """fastvpc.lpm lookup kernels: batch LPM over packed tables (nogil, OpenMP through the shim).
 
 The innermost loops live in ``_lpm_kernel.h`` (compiled in a POPCNT and a baseline variant,

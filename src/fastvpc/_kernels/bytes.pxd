@@ -1,0 +1,117 @@
+# Big-endian field access and Internet checksums over frame bytes (the caller has checked that every
+# byte touched lies inside the frame).
+#
+# Loads/stores are one unaligned native load/store plus a byte swap (a memcpy of exactly the field's
+# bytes: never reads or writes outside it); the byte loops they replaced cost ~45 instructions a frame.
+
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
+from libc.string cimport memcpy
+
+cdef extern from *:
+    """
+    #include <string.h>
+    #if defined(__GNUC__) || defined(__clang__)
+    #define fv_bswap16(x) __builtin_bswap16(x)
+    #define fv_bswap32(x) __builtin_bswap32(x)
+    #else
+    #define fv_bswap16(x) ((uint16_t)((((x) & 0xFFu) << 8) | (((x) >> 8) & 0xFFu)))
+    #define fv_bswap32(x) ((((x) & 0xFFu) << 24) | (((x) & 0xFF00u) << 8) | (((x) >> 8) & 0xFF00u) | ((x) >> 24))
+    #endif
+    static inline int fv_little_endian(void) { const uint16_t one = 1; unsigned char b; memcpy(&b, &one, 1); return b; }
+    static inline uint16_t fv_ld16be(const uint8_t* p) {
+        uint16_t v; memcpy(&v, p, 2); return fv_little_endian() ? fv_bswap16(v) : v; }
+    static inline uint32_t fv_ld32be(const uint8_t* p) {
+        uint32_t v; memcpy(&v, p, 4); return fv_little_endian() ? fv_bswap32(v) : v; }
+    static inline void fv_st16be(uint8_t* p, uint16_t v) {
+        if (fv_little_endian()) v = fv_bswap16(v); memcpy(p, &v, 2); }
+    static inline void fv_st32be(uint8_t* p, uint32_t v) {
+        if (fv_little_endian()) v = fv_bswap32(v); memcpy(p, &v, 4); }
+    static inline uint32_t fv_native16_to_be(uint32_t v) {
+        return fv_little_endian() ? (uint32_t)fv_bswap16((uint16_t)v) : v; }
+    """
+    uint16_t fv_ld16be(const uint8_t* p) noexcept nogil
+    uint32_t fv_ld32be(const uint8_t* p) noexcept nogil
+    void fv_st16be(uint8_t* p, uint16_t v) noexcept nogil
+    void fv_st32be(uint8_t* p, uint32_t v) noexcept nogil
+    uint32_t fv_native16_to_be(uint32_t v) noexcept nogil
+
+cdef inline uint16_t rd16(const uint8_t* p) noexcept nogil:
+    return fv_ld16be(p)
+
+cdef inline uint32_t rd32(const uint8_t* p) noexcept nogil:
+    return fv_ld32be(p)
+
+cdef inline uint64_t rd48(const uint8_t* p) noexcept nogil:
+    return (<uint64_t>fv_ld32be(p) << 16) | fv_ld16be(p + 4)
+
+cdef inline void wr16(uint8_t* p, uint16_t v) noexcept nogil:
+    fv_st16be(p, v)
+
+cdef inline void wr32(uint8_t* p, uint32_t v) noexcept nogil:
+    fv_st32be(p, v)
+
+cdef inline void wr48(uint8_t* p, uint64_t v) noexcept nogil:
+    fv_st32be(p, <uint32_t>(v >> 16))
+    fv_st16be(p + 4, <uint16_t>v)
+
+cdef inline uint32_t csum_add(const uint8_t* p, int64_t n) noexcept nogil:
+    """One's-complement sum of the big-endian 16-bit words of p[0:n] (odd n: last byte padded with
+    zero), folded to 16 bits (0 only when every word is 0).
+
+    Whole 32-bit words are summed in native order and folded (the folded sum of byte-swapped words
+    is the byte-swapped folded sum, and a swap keeps 0 and 0xFFFF), the tail word by word.
+    """
+    cdef uint64_t s = 0
+    cdef uint32_t w
+    cdef int64_t i = 0
+    while i + 4 <= n:
+        memcpy(&w, p + i, 4)
+        s += w
+        i += 4
+    s = (s & 0xFFFFFFFFu) + (s >> 32)
+    s = (s & 0xFFFFFFFFu) + (s >> 32)
+    s = (s & 0xFFFF) + (s >> 16)
+    s = (s & 0xFFFF) + (s >> 16)
+    s = fv_native16_to_be(<uint32_t>s)
+    while i + 1 < n:
+        s += (<uint32_t>p[i] << 8) | p[i + 1]
+        i += 2
+    if i < n:
+        s += <uint32_t>p[i] << 8
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return <uint32_t>s
+
+
+cdef inline uint16_t csum_fold(uint64_t s) noexcept nogil:
+    """Fold a 16-bit-word sum to 16 bits (not complemented)."""
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return <uint16_t>s
+
+cdef inline bint ipv4_csum_ok(const uint8_t* p, int64_t hl) noexcept nogil:
+    """IPv4 header checksum check over hl bytes (a multiple of 4, all inside the frame).
+
+    Sums native-order 32-bit words and folds: the one's-complement sum is byte-order
+    independent up to a byte swap, and 0xFFFF is its own swap.
+    """
+    cdef uint64_t s = 0
+    cdef uint32_t w, w1, w2, w3, w4
+    cdef int64_t k = 0
+    if hl == 20:                  # no options: the common case, unrolled
+        memcpy(&w, p, 4)
+        memcpy(&w1, p + 4, 4)
+        memcpy(&w2, p + 8, 4)
+        memcpy(&w3, p + 12, 4)
+        memcpy(&w4, p + 16, 4)
+        s = <uint64_t>w + w1 + w2 + w3 + w4
+        k = hl
+    while k < hl:
+        memcpy(&w, p + k, 4)
+        s += w
+        k += 4
+    s = (s & 0xFFFFFFFFu) + (s >> 32)
+    s = (s & 0xFFFFFFFFu) + (s >> 32)
+    s = (s & 0xFFFF) + (s >> 16)
+    s = (s & 0xFFFF) + (s >> 16)
+    return s == 0xFFFF

@@ -1,0 +1,189 @@
+# The compiled tables the forwarding pass reads (built by fastvpc/compiler, all read-only): the
+# record structs, declared here once (fastvpc/compiler/layout.py builds its numpy dtypes from the
+# offsets the kernel reports: forward.record_layouts()), the exact-match hash tables and the
+# helpers every stage uses to read them.
+#
+#   enis     EniRec[n_eni]      32-byte records (compiler.ENI_DTYPE), Network.enis order
+#   subnets  SubnetRec[n_sub]   32-byte records (compiler.SUBNET_DTYPE), Network.subnets order
+#   routes   RouteRec[n_route]  16-byte records (compiler.ROUTE_DTYPE), index = Network.routes() order
+#   port_eni IngRec[max_port+1] 16-byte records (compiler.PORT_DTYPE): what the ingress checks need of
+#                               each port's ENI (subnet -1: the port is no ENI), dense case; else empty
+#   deliv    DelivRec[n_eni]    16-byte records (compiler.DELIV_DTYPE): what delivery to an ENI needs
+#   ip/mac hash  uint64[2*cap]  exact-match hash (key, value) pairs, encodings below
+#   lpm      fastvpc.lpm.RouteTables, table id = route table index, value = index within the table;
+#            the global route index is table_base[table] + value
+
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
+
+from fastvpc.lpm._lookup cimport RtsView
+
+# --- route target kinds (fastvpc.compiler ROUTE_* mirror these) ---------------
+cdef enum:
+    RK_LOCAL = 0
+    RK_ENI = 1
+    RK_PEERING = 2
+    RK_FORWARD = 3
+    RK_BLACKHOLE = 4
+
+# --- exact-match hash table (fastvpc.compiler builds it) ------------------------
+# Keys (uint64): kind in bits 56..63.
+#   HK_IP:   (HK_IP << 56)   | (vpc index << 32) | ipv4
+#   HK_MAC:  (HK_MAC << 56)  | mac48
+#   HK_PORT: (HK_PORT << 56) | port            (only when ports are too sparse for a dense array)
+# Values (uint32): tag in bits 30..31, index below.
+#   HV_ENI | eni index, HV_ROUTER | subnet index, HV_BCAST | subnet index, HV_GWMAC | subnet index
+# Slots: uint64 pairs (key, value) in one array of 2*cap; empty key = HT_EMPTY; linear probing.
+cdef enum:
+    HK_IP = 0
+    HK_MAC = 1
+    HK_PORT = 2
+
+cdef enum:
+    HV_TAG_SHIFT = 30
+
+cdef extern from *:
+    """
+    #define FV_HT_EMPTY 0xFFFFFFFFFFFFFFFFULL
+    #define FV_HV_NONE 0xFFFFFFFFu
+    #define FV_HV_INDEX_MASK 0x3FFFFFFFu
+    #define FV_HV_ENI 0x00000000u
+    #define FV_HV_ROUTER 0x40000000u
+    #define FV_HV_BCAST 0x80000000u
+    #define FV_HV_GWMAC 0xC0000000u
+    #define FV_HT_MULT 0x9E3779B97F4A7C15ULL
+    #if defined(__GNUC__) || defined(__clang__)
+    #define fv_prefetch(p) __builtin_prefetch((const void*)(p), 0, 3)
+    #else
+    #define fv_prefetch(p) ((void)(p))
+    #endif
+    """
+    const uint64_t FV_HT_EMPTY
+    const uint32_t FV_HV_NONE
+    const uint32_t FV_HV_INDEX_MASK
+    const uint32_t FV_HV_ENI
+    const uint32_t FV_HV_ROUTER
+    const uint32_t FV_HV_BCAST
+    const uint32_t FV_HV_GWMAC
+    const uint64_t FV_HT_MULT
+    void fv_prefetch(const void* p) noexcept nogil
+
+
+# --- records ------------------------------------------------------------------
+cdef packed struct EniRec:
+    uint64_t mac          # 48-bit MAC
+    uint32_t ip0          # primary IP
+    int32_t subnet        # subnet index
+    int32_t port          # port number
+    uint32_t sdc          # 1 = source/dest check on
+    uint32_t vpc          # VPC index
+    uint32_t pad
+
+cdef packed struct SubnetRec:
+    uint32_t base         # network address
+    uint32_t mask         # netmask
+    uint32_t router       # base + 1
+    uint32_t bcast        # last address
+    uint64_t gwmac        # gateway (router) MAC
+    int32_t vpc           # VPC index
+    uint32_t table        # route table index (LPM table id)
+
+cdef packed struct RouteRec:
+    uint32_t kind         # RK_*
+    int32_t port          # target port (FORWARD), else -1
+    int32_t arg           # ENI index (RK_ENI), peer VPC index (RK_PEERING), else -1
+    uint32_t pad
+
+cdef packed struct IngRec:
+    uint64_t mac          # 48-bit MAC; bit 63: source/dest check on
+    uint32_t ip0          # primary IP
+    int32_t subnet        # subnet index; -1: the port is no ENI's
+
+cdef packed struct DelivRec:
+    uint64_t mac          # 48-bit MAC
+    int32_t port          # port number
+    int32_t subnet        # subnet index
+
+
+cdef struct HashTab:
+    const uint64_t* slots      # 2*cap uint64: (key, value) pairs
+    uint64_t mask              # cap - 1
+    int shift                  # 64 - log2(cap)
+
+
+cdef struct FwdTables:
+    const EniRec* enis
+    int64_t n_enis
+    const SubnetRec* subnets
+    int64_t n_subnets
+    const RouteRec* routes
+    int64_t n_routes
+    const uint32_t* table_base
+    int64_t n_tables
+    const IngRec* port_eni     # per port: what the ingress checks need of the port's ENI (subnet -1: none)
+    int64_t n_port_dense
+    int port_hashed
+    const DelivRec* deliv      # per ENI: what delivery to it needs
+    HashTab ipt                # (VPC, IP) -> ENI / router / broadcast
+    HashTab mact               # MAC -> ENI / gateway; sparse ports
+    int single_mac
+    RtsView lpm
+
+
+# --- lookups --------------------------------------------------------------------
+
+cdef inline uint32_t ht_get(const HashTab* t, uint64_t key) noexcept nogil:
+    """Value stored under ``key``, or FV_HV_NONE.  Load <= 0.5, so an empty slot always ends the probe."""
+    cdef uint64_t slot = (key * FV_HT_MULT) >> t.shift
+    cdef uint64_t k
+    while True:
+        k = t.slots[2 * slot]
+        if k == key:
+            return <uint32_t>t.slots[2 * slot + 1]
+        if k == FV_HT_EMPTY:
+            return FV_HV_NONE
+        slot = (slot + 1) & t.mask
+
+
+cdef inline void ht_prefetch(const HashTab* t, uint64_t key) noexcept nogil:
+    fv_prefetch(&t.slots[2 * ((key * FV_HT_MULT) >> t.shift)])
+
+
+cdef inline uint64_t ip_key(uint32_t vpc, uint32_t ip) noexcept nogil:
+    return (<uint64_t>HK_IP << 56) | (<uint64_t>vpc << 32) | ip
+
+
+cdef inline uint64_t mac_key(uint64_t mac) noexcept nogil:
+    return (<uint64_t>HK_MAC << 56) | mac
+
+
+cdef inline uint32_t tag_of(uint32_t h) noexcept nogil:
+    return h & 0xC0000000u
+
+
+cdef inline uint64_t mac48(uint64_t m) noexcept nogil:
+    return m & 0xFFFFFFFFFFFFULL
+
+
+cdef inline IngRec ingress_of(const FwdTables* t, int32_t p) noexcept nogil:
+    """The ingress record of port ``p`` (subnet -1 when ``p`` is no ENI's port)."""
+    cdef uint32_t h
+    cdef IngRec r
+    cdef const EniRec* er
+    if 0 <= p < t.n_port_dense:
+        return t.port_eni[p]
+    r.mac = 0
+    r.ip0 = 0
+    r.subnet = -1
+    if p >= 0 and t.port_hashed:
+        h = ht_get(&t.mact, (<uint64_t>HK_PORT << 56) | <uint32_t>p)
+        if h != FV_HV_NONE:
+            er = &t.enis[h & FV_HV_INDEX_MASK]
+            r.mac = er.mac | ((<uint64_t>(er.sdc != 0)) << 63)
+            r.ip0 = er.ip0
+            r.subnet = er.subnet
+    return r
+
+
+cdef inline void prefetch_port(const FwdTables* t, int32_t p) noexcept nogil:
+    if 0 <= p < t.n_port_dense:
+        fv_prefetch(&t.port_eni[p])
