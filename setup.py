@@ -3,6 +3,11 @@
 Cython directives live here, once, for every kernel.  ``FASTVPC_DEBUG_BUILD=1`` turns
 bounds and wraparound checks back on (and -O1 -g), so the test suite can run against a
 build where an out-of-bounds index raises instead of reading stray memory.
+``FASTVPC_SANITIZE=1`` builds every extension with AddressSanitizer and UndefinedBehaviorSanitizer
+(``-fsanitize=address,undefined -fno-omit-frame-pointer -O1 -g``, Cython checks left as in a
+release build so the sanitizers see what release code does) into its own build tree; it is the
+build the fuzz targets in ``tools/fuzz`` run against.  No sanitizer runtime is linked: Python
+must be started with one preloaded (tools/fuzz/README.md), else the modules do not import.
 
 Cython modules are discovered: every ``src/fastvpc/**/*.pyx`` becomes an extension
 module of the same dotted name.  pybind11 modules are every ``src/fastvpc/**/_*.cpp``
@@ -30,9 +35,18 @@ from setuptools import Extension, setup
 ROOT = Path(__file__).parent
 SRC = ROOT / "src"
 DEBUG = os.environ.get("FASTVPC_DEBUG_BUILD", "") not in ("", "0")
-# Release and debug builds keep their generated C and objects apart, so switching modes
-# always recompiles (timestamps alone would let one mode reuse the other's objects).
-BUILD_BASE = "build/debug" if DEBUG else "build/release"
+SANITIZE = os.environ.get("FASTVPC_SANITIZE", "") not in ("", "0")
+# Release, debug and sanitizer builds keep their generated C and objects apart, so switching
+# modes always recompiles (timestamps alone would let one mode reuse the other's objects).
+BUILD_BASE = "build/debug" if DEBUG else "build/sanitize" if SANITIZE else "build/release"
+if DEBUG and SANITIZE:
+    BUILD_BASE = "build/debug-sanitize"
+# Instrumented, but no sanitizer runtime linked in: the runtime is preloaded into Python
+# (tools/fuzz/README.md), either atheris' asan_with_fuzzer.so (clang's ASan+UBSan+libFuzzer: the
+# fuzzers' coverage then works) or gcc's "libasan.so libubsan.so".  Linking gcc's libasan would
+# load a second ASan runtime next to atheris' and shadow libFuzzer's coverage hooks.  -fno-sanitize=vptr:
+# that check needs a C++ UBSan runtime neither preload provides (and fastvpc has no virtual classes).
+SAN_FLAGS = ["-fsanitize=address,undefined", "-fno-sanitize=vptr", "-fno-omit-frame-pointer"] if SANITIZE else []
 
 DIRECTIVES = {
     "language_level": 3,
@@ -63,7 +77,7 @@ def _compiler_accepts(flag: str) -> bool:
 USE_OPENMP = os.environ.get("FASTVPC_NO_OPENMP", "") in ("", "0") and sys.platform.startswith("linux") \
     and _compiler_accepts("-fopenmp")
 OMP_FLAGS = ["-fopenmp"] if USE_OPENMP else []
-OPT_FLAGS = ["-O1", "-g"] if DEBUG else ["-O3"]
+OPT_FLAGS = (["-O1", "-g"] if DEBUG or SANITIZE else ["-O3"]) + SAN_FLAGS
 MACROS = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
 if DEBUG:
     MACROS.append(("FASTVPC_DEBUG_BUILD", "1"))

@@ -1,0 +1,268 @@
+"""Shared plumbing of the atheris fuzz targets in tools/fuzz (see README.md there).
+
+Every target is a script ``fuzz_<name>.py`` that defines ``one_input(data: bytes)`` and calls
+:func:`main`.  ``one_input`` raises :class:`Finding` (or lets any unexpected exception out) when
+the code under test misbehaves; atheris/libFuzzer then prints the traceback, writes the input to
+``<artifact_prefix>crash-<sha1>`` and exits non-zero.  A memory error inside a compiled kernel is
+caught by AddressSanitizer (when the sanitizer build is installed and the runtime preloaded), a
+hang by libFuzzer's per-input ``-timeout``.
+
+Known crashes that other branches are fixing (issue 15) would stop every campaign at its first
+minute and hide anything new, so each known issue has a *probe* (a cheap, safe check of whether
+the installed fastvpc still has the bug) and a *filter* the targets consult: with
+``--known=auto`` (default) an issue whose probe says "still there" is skipped, one that is fixed is
+fuzzed like everything else; ``--known=report`` skips nothing (every known bug is a finding again);
+``--known=skip`` skips every known issue without probing.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+
+
+class Finding(AssertionError):
+    """The code under test misbehaved on this input (wrong answer, wrong exception type, ...)."""
+
+
+# --------------------------------------------------------------------------- the sanitizer build
+
+def sanitizer_state() -> str:
+    """'asan' when the installed fastvpc's extensions are ASan-instrumented and an ASan runtime is
+    loaded (atheris' asan_with_fuzzer.so or gcc's libasan), 'asan-not-loaded' when they are
+    instrumented but Python was started without the preload (they would not import), 'none' for a
+    release/debug build."""
+    import importlib.util
+    spec = importlib.util.find_spec("fastvpc._kernels.forward")
+    if spec is None or spec.origin is None:
+        return "none"
+    try:
+        so = Path(spec.origin).read_bytes()
+    except OSError:
+        return "none"
+    if b"__asan_init" not in so:
+        return "none"
+    maps = Path("/proc/self/maps").read_text() if Path("/proc/self/maps").exists() else ""
+    return "asan" if "libasan" in maps or "asan_with_fuzzer" in maps else "asan-not-loaded"
+
+
+# --------------------------------------------------------------------------- known issues
+
+class Known:
+    """One known bug (issue 15): ``probe()`` says whether the installed fastvpc still has it."""
+
+    def __init__(self, name: str, what: str, probe: Callable[[], bool]) -> None:
+        self.name, self.what, self._probe = name, what, probe
+        self.active = False
+
+    def probe(self) -> bool:
+        try:
+            return bool(self._probe())
+        except Exception as exc:  # a probe that cannot tell assumes the bug is there
+            print(f"[known] probe {self.name} raised {type(exc).__name__}: {exc}; assuming active", flush=True)
+            return True
+
+
+def _probe_dataplane_unvalidated() -> bool:
+    """Unpickling a Dataplane whose ingress table names a subnet far out of range is accepted."""
+    import numpy as np
+
+    import fastvpc as fv
+    net = fv.Network()
+    vpc = net.add_vpc("10.0.0.0/16")
+    vpc.add_subnet("10.0.1.0/24").add_eni("10.0.1.10")
+    dp = net.compile()
+    red = dp.__reduce__()
+    state = dict(red[1][0])
+    pe = np.array(state["port_eni"]).copy()
+    # the per-port ingress records' subnet index far out of range (what process() reads first)
+    pe["subnet"][pe["subnet"] >= 0] = 1 << 26
+    state["port_eni"] = pe
+    try:
+        red[0](state)
+    except fv.FastVpcError:
+        return False
+    return True
+
+
+def _probe_poptrie_unpickle() -> bool:
+    """A RouteTables with a poptrie table is refused on unpickle (operator precedence bug)."""
+    import numpy as np
+
+    from fastvpc.lpm import RouteTables
+    rng = np.random.default_rng(1)
+    n = 4000
+    pre = (rng.integers(0, 1 << 32, n, dtype=np.uint64) & 0xFFFFFF00).astype(np.uint32)
+    pre = np.unique(pre)
+    rt = RouteTables.from_arrays(np.zeros(pre.size, np.int32), pre, np.full(pre.size, 24, np.uint8),
+                                 np.arange(pre.size, dtype=np.int32))
+    if "poptrie" not in rt.table_kind(0):
+        return False
+    try:
+        pickle.loads(pickle.dumps(rt))
+    except Exception:
+        return True
+    return False
+
+
+def _probe_yaml_aliases() -> bool:
+    """YAML alias expansion is not bounded (billion laughs)."""
+    import fastvpc.files as files
+    try:
+        files._yaml_module()
+    except Exception:
+        return False
+    doc = "a: &a [x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a]\n" \
+          "c: &c [*b, *b, *b, *b, *b, *b, *b, *b]\nschema_version: *c\n"
+    try:
+        files.loads(doc, "yaml")
+    except files.TopologyFileError as exc:
+        return "alias" not in str(exc).lower()
+    except Exception:
+        return True
+    return True
+
+
+def _probe_surrogates() -> bool:
+    """A name with a lone surrogate is accepted by loads (save/dumps then fail)."""
+    import fastvpc as fv
+    import fastvpc.files as files
+    net = fv.Network()
+    net.add_vpc("10.0.0.0/16", name="v")
+    text = files.dumps(net).replace('"v"', '"\\ud800"', 1)
+    try:
+        files.loads(text)
+    except fv.TopologyError:
+        return False
+    return True
+
+
+def _probe_big_ints() -> bool:
+    """A 5,000-digit integer in a topology file raises a bare ValueError."""
+    import fastvpc.files as files
+    try:
+        files.loads('{"schema_version": 1' + "0" * 5000 + "}")
+    except files.TopologyFileError:
+        return False
+    except ValueError:
+        return True
+    return False
+
+
+def _probe_lpm_load() -> bool:
+    """LpmTable.load on a damaged .npz raises something other than LpmError."""
+    import fastvpc.lpm as lpm
+    from fastvpc.errors import LpmError
+    t = lpm.LpmTable.from_cidrs([("10.0.0.0/8", 1)])
+    with tempfile.TemporaryDirectory() as tmp:
+        p = Path(tmp) / "t.npz"
+        t.save(p)
+        p.write_bytes(p.read_bytes()[:40])
+        try:
+            lpm.LpmTable.load(p)
+        except LpmError:
+            return False
+        except Exception:
+            return True
+    return False
+
+
+KNOWN: dict[str, Known] = {k.name: k for k in [
+    Known("dataplane-unvalidated", "Dataplane unpickling checks no index: process() reads out of bounds or hangs",
+          _probe_dataplane_unvalidated),
+    Known("poptrie-unpickle", "valid poptrie tables are refused on unpickle ('arrays out of order')",
+          _probe_poptrie_unpickle),
+    Known("yaml-aliases", "YAML alias expansion unbounded (billion laughs: minutes, MemoryError)", _probe_yaml_aliases),
+    Known("surrogates", "lone surrogates in names accepted by load; dumps/save then crash", _probe_surrogates),
+    Known("big-ints", "5,000-digit integers in topology files raise bare ValueError", _probe_big_ints),
+    Known("lpm-load-errors", "LpmTable/RouteTables.load raise EOFError/BadZipFile/KeyError/... not LpmError",
+          _probe_lpm_load),
+]}
+
+
+def known(name: str) -> bool:
+    """Whether known issue ``name`` is to be skipped in this run."""
+    return KNOWN[name].active
+
+
+def _setup_known(mode: str, names: list[str]) -> None:
+    for name in names:
+        k = KNOWN[name]
+        if mode == "report":
+            k.active = False
+        elif mode == "skip":
+            k.active = True
+        else:
+            k.active = k.probe()
+        print(f"[known] {name}: {'SKIPPED (still present)' if k.active else 'fuzzed'} - {k.what}", flush=True)
+
+
+# --------------------------------------------------------------------------- driver
+
+def main(one_input: Callable[[bytes], None], known_issues: list[str], *,
+         instrument: tuple[str, ...] = ("fastvpc",)) -> None:
+    """Parse our options (``--known=auto|skip|report``, ``--replay FILE...``), then hand the rest of
+    ``argv`` to libFuzzer (corpus directories, ``-max_total_time``, ``-timeout``, ...)."""
+    argv = list(sys.argv)
+    mode = "auto"
+    replay: list[str] | None = None
+    rest = [argv[0]]
+    i = 1
+    while i < len(argv):
+        a = argv[i]
+        if a.startswith("--known="):
+            mode = a.split("=", 1)[1]
+        elif a == "--replay":
+            replay = argv[i + 1:]
+            break
+        else:
+            rest.append(a)
+        i += 1
+    if mode not in ("auto", "skip", "report"):
+        sys.exit(f"--known must be auto, skip or report, not {mode!r}")
+    state = sanitizer_state()
+    print(f"[fuzz] sanitizer build: {state}", flush=True)
+    if os.environ.get("FASTVPC_FUZZ_REQUIRE_ASAN") and state != "asan":
+        sys.exit("FASTVPC_FUZZ_REQUIRE_ASAN is set but the installed fastvpc is not the ASan build "
+                 "(or libasan is not preloaded); see tools/fuzz/README.md")
+    _setup_known(mode, known_issues)
+    if replay is not None:  # run given inputs once, without libFuzzer (reproducing a crash file)
+        for name in replay:
+            print(f"[fuzz] replaying {name}", flush=True)
+            one_input(Path(name).read_bytes())
+        print("[fuzz] replay finished without a finding", flush=True)
+        return
+    import atheris
+    atheris.Setup(rest, one_input)
+    atheris.Fuzz()
+
+
+def instrumented_import() -> Any:
+    """Import fastvpc with atheris' Python coverage instrumentation (the compiled kernels get none:
+    gcc has no libFuzzer coverage; their bugs are caught by ASan/UBSan, not steered to)."""
+    import numpy  # noqa: F401  (not instrumented: too big, not ours)
+    try:
+        import atheris
+    except ImportError:
+        atheris = None
+    if atheris is None or "--replay" in sys.argv or os.environ.get("FASTVPC_FUZZ_NO_INSTRUMENT"):
+        import fastvpc
+        return fastvpc
+    with atheris.instrument_imports(include=["fastvpc"]):
+        import fastvpc
+        import fastvpc.aws.importer  # noqa: F401
+        import fastvpc.compiler  # noqa: F401
+        import fastvpc.dataplane  # noqa: F401
+        import fastvpc.files  # noqa: F401
+        import fastvpc.lpm  # noqa: F401
+        import fastvpc.pcap  # noqa: F401
+        import fastvpc.reference  # noqa: F401
+    return fastvpc
