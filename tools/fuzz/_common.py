@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import sys
 import tempfile
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -205,6 +207,75 @@ def _setup_known(mode: str, names: list[str]) -> None:
         print(f"[known] {name}: {'SKIPPED (still present)' if k.active else 'fuzzed'} - {k.what}", flush=True)
 
 
+# --------------------------------------------------------------------------- findings, once each
+
+def signature(exc: BaseException) -> str:
+    """What makes two findings the same: the exception type, its message with numbers blanked, and
+    the innermost fastvpc frame it came from."""
+    where = ""
+    for fr in traceback.extract_tb(exc.__traceback__):
+        if "/fastvpc/" in fr.filename:
+            where = f"{Path(fr.filename).name}:{fr.name}"
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(exc, Finding) and cause is not None:
+        for fr in traceback.extract_tb(cause.__traceback__):
+            if "/fastvpc/" in fr.filename:
+                where = f"{Path(fr.filename).name}:{fr.name}"
+    msg = re.sub(r"0x[0-9a-f]+|\d+", "N", str(exc).splitlines()[0] if str(exc) else "")
+    msg = re.sub(r"'[^']*'|\"[^\"]*\"", "S", msg)
+    return f"{type(exc).__name__}: {msg[:140]} @ {where}"
+
+
+def finding(msg: str, exc: BaseException | None = None) -> Finding:
+    """A Finding whose message carries the innermost lines of ``exc``'s traceback (libFuzzer's
+    report shows only the last exception of a chain)."""
+    if exc is not None:
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-6:])
+        msg = f"{msg}\n  caused by:\n{tb}"
+    return Finding(msg)
+
+
+def _once(one_input: Callable[[bytes], None]) -> Callable[[bytes], None]:
+    """Wrap a target so that each distinct finding (by :func:`signature`) stops the run only the
+    first time: with ``FASTVPC_FUZZ_SEEN=<file>`` (run_all.sh -k sets it) signatures already in the
+    file are counted and the campaign goes on, so one frequent bug does not hide the next."""
+    seen_path = os.environ.get("FASTVPC_FUZZ_SEEN")
+    seen: set[str] = set()
+    if seen_path and Path(seen_path).exists():
+        seen = set(Path(seen_path).read_text().splitlines())
+    dups: dict[str, int] = {}
+
+    def wrapped(data: bytes) -> None:
+        try:
+            one_input(data)
+        except Exception as exc:
+            sig = signature(exc)
+            if sig in seen:
+                dups[sig] = dups.get(sig, 0) + 1
+                if dups[sig] in (1, 10, 100, 1000):
+                    print(f"[dup x{dups[sig]}] {sig}", file=sys.stderr, flush=True)
+                return
+            if seen_path:
+                with open(seen_path, "a") as fh:
+                    fh.write(sig + "\n")
+            # save the input and exit here: atheris' own exception path sometimes dies of libFuzzer's
+            # SIGALRM watchdog before it writes the crash file
+            import hashlib
+            art = Path(f"{ARTIFACT_PREFIX[0]}finding-{hashlib.sha1(data).hexdigest()}")
+            try:
+                art.write_bytes(data)
+            except OSError:
+                art = Path("(not saved)")
+            traceback.print_exc()
+            print(f"[finding] {sig}\n[finding] input saved as {art}", file=sys.stderr, flush=True)
+            sys.stdout.flush()
+            os._exit(77)
+    return wrapped
+
+
+ARTIFACT_PREFIX = ["./"]
+
+
 # --------------------------------------------------------------------------- driver
 
 def main(one_input: Callable[[bytes], None], known_issues: list[str], *,
@@ -240,8 +311,11 @@ def main(one_input: Callable[[bytes], None], known_issues: list[str], *,
             one_input(Path(name).read_bytes())
         print("[fuzz] replay finished without a finding", flush=True)
         return
+    for a in rest:
+        if a.startswith("-artifact_prefix="):
+            ARTIFACT_PREFIX[0] = a.split("=", 1)[1]
     import atheris
-    atheris.Setup(rest, one_input)
+    atheris.Setup(rest, _once(one_input))
     atheris.Fuzz()
 
 

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Finding, instrumented_import, known, main  # noqa: E402
+from _common import Finding, finding, instrumented_import, known, main  # noqa: E402
 
 fv = instrumented_import()
 
@@ -213,6 +213,8 @@ def use_tables(obj: Any, d: Any, edited: bool = True) -> None:
     addrs = _addrs(tables, d)
     for tid in range(min(len(tables), 6)):
         p, ln, v = tables.routes(tid)
+        if ln.size and int(ln.max()) > 32:
+            raise Finding(f"table {tid} loaded with a route of length /{int(ln.max())} (> 32)")
         if p.size > 600:
             p, ln, v = p[:0], ln[:0], v[:0]  # brute force too slow: lookups only, no check
             check = False
@@ -294,6 +296,12 @@ def _allowed(exc: BaseException) -> bool:
     return False
 
 
+def _tables_known(exc: BaseException) -> bool:
+    """The kernel's own Tables() checks raise a bare ValueError: part of the unvalidated Dataplane
+    unpickling (known issue) while it is there."""
+    return known("dataplane-unvalidated") and type(exc) is ValueError and str(exc).startswith("Tables:")
+
+
 def _poptrie_known(exc: BaseException) -> bool:
     return known("poptrie-unpickle") and "out of order" in str(exc)
 
@@ -320,8 +328,10 @@ def mode_structured(d: Any) -> None:
     except Exception as exc:
         if _poptrie_known(exc):
             return
-        raise Finding(f"rebuilding a pickle whose {sorted(changed)} were edited raised {type(exc).__name__}: {exc}") \
-            from exc
+        if _tables_known(exc):
+            return
+        raise finding(f"rebuilding a pickle whose {sorted(changed)} were edited raised {type(exc).__name__}: {exc}",
+                      exc) from exc
     _use(obj, d, any(not k.startswith("lpm.") for k in changed) and bool(other))
 
 
@@ -336,7 +346,9 @@ def mode_raw(d: Any) -> None:
     except Exception as exc:
         if _poptrie_known(exc) or not _raised_in_fastvpc(exc):
             return  # the pickle machinery's own complaint about a malformed pickle
-        raise Finding(f"unpickling raised {type(exc).__name__} inside fastvpc: {exc}") from exc
+        if _tables_known(exc):
+            return
+        raise finding(f"unpickling raised {type(exc).__name__} inside fastvpc: {exc}", exc) from exc
     if isinstance(obj, Dataplane):
         ref = BASES[5] if obj.arp_mode == "target" else BASES[6]
         same = all(np.array_equal(np.asarray(getattr(obj, k)).view(np.uint8), np.asarray(getattr(ref, k)).view(np.uint8))
@@ -356,7 +368,7 @@ def _load_npz(path: Path, d: Any) -> None:
         except Exception as exc:
             if known("lpm-load-errors") or _poptrie_known(exc):
                 continue
-            raise Finding(f"{cls.__name__}.load raised {type(exc).__name__}: {exc}") from exc
+            raise finding(f"{cls.__name__}.load raised {type(exc).__name__}: {exc}", exc) from exc
         _use(obj, d, False)
 
 

@@ -59,6 +59,8 @@ for t in "${TARGETS[@]}"; do
     mkdir -p "$OUT/corpus/$t" "$OUT/artifacts"
     start=$(date +%s)
     left=$SECS
+    # -k: each distinct finding stops the target once; later rounds count repeats (see _common._once)
+    if [ $KEEP -eq 1 ]; then export FASTVPC_FUZZ_SEEN="$OUT/$t.seen"; else unset FASTVPC_FUZZ_SEEN; fi
     round=0
     found=0
     while [ "$left" -gt 0 ]; do
@@ -73,9 +75,8 @@ for t in "${TARGETS[@]}"; do
         if [ $rc -ne 0 ]; then
             found=$((found + 1))
             echo "FINDING in $t (exit $rc, round $round): $log"
-            grep -m1 -E 'ERROR: AddressSanitizer|runtime error:|Uncaught Python exception|ERROR: libFuzzer|Finding|Traceback' "$log" || true
-            grep -E '^(_common\.|fastvpc\.|[A-Za-z_.]*Error|[A-Za-z_.]*Finding)' "$log" | tail -2 || true
-            ls -t "$OUT/artifacts/$t-"* 2>/dev/null | head -1
+            grep -m1 -E 'ERROR: AddressSanitizer|runtime error:|ERROR: libFuzzer: (timeout|out-of-memory|deadly)' "$log" || true
+            grep -m2 '^\[finding\]' "$log" || ls -t "$OUT/artifacts/$t-"* 2>/dev/null | head -1
             [ $KEEP -eq 1 ] || break
         fi
         left=$((SECS - ($(date +%s) - start)))
