@@ -4,8 +4,8 @@ Input: one selector byte, then the file's bytes.  The selector picks JSON or YAM
 text goes through ``loads`` (decoded here, undecodable bytes passed as ``bytes``) or ``load``
 (written to a temporary ``.json``/``.yaml``/extension-less file: format from the extension or
 sniffed).  Allowed: a ``Network`` or ``TopologyFileError``/``TopologyError``.  A network that
-loads must then compile, save (``dumps``) in both formats and load back equal (``==``) to
-itself.  Anything else (another exception, a crash, a hang past ``-timeout``) is a finding.
+loads must then compile, save (``dumps``) as JSON (and as YAML when it was YAML) and load back
+equal (``==``) to itself.  Anything else (another exception, a crash, a hang past ``-timeout``) is a finding.
 
 Known issues skipped while their probe says they are still there (``--known=report`` to see
 them): ``yaml-aliases`` (inputs with both ``&`` and ``*`` are not parsed as YAML),
@@ -38,9 +38,9 @@ def _is_big_int_error(exc: BaseException) -> bool:
     return type(exc) is ValueError and "digits" in str(exc) and known("big-ints")
 
 
-def round_trip(net: fv.Network) -> None:
+def round_trip(net: fv.Network, fmt_in: str) -> None:
     net.compile()
-    for fmt in ("json", "yaml"):
+    for fmt in ("json", "yaml") if fmt_in == "yaml" else ("json",):  # pure-Python YAML is slow
         try:
             text = files.dumps(net, fmt)
         except UnicodeEncodeError:
@@ -80,7 +80,7 @@ def one_input(data: bytes) -> None:
             return
         raise
     try:
-        round_trip(net)
+        round_trip(net, fmt)
     except ValueError as exc:
         if _is_big_int_error(exc):
             return
