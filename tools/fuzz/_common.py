@@ -199,6 +199,48 @@ def _probe_lpm_host_bits() -> bool:
     return True
 
 
+def _probe_lpm_route_count() -> bool:
+    """A packed table whose route count is edited to ~2^61 is not refused with LpmError: the size
+    check ``4 * n + ...`` wraps around in int64 (found by fuzz_pickle, FINDINGS.md P1)."""
+    import numpy as np
+
+    import fastvpc.lpm as lpm
+    from fastvpc.errors import LpmError
+    rng = np.random.default_rng(3)
+    pfx = np.unique(rng.integers(0, 1 << 24, 400, dtype=np.uint64).astype(np.uint32) << np.uint32(8))
+    t = lpm.LpmTable.from_arrays(pfx, np.full(pfx.size, 24, np.uint8), np.arange(pfx.size, dtype=np.uint32),
+                                 structure="poptrie")
+    a = {k: np.array(v) for k, v in t.arrays().items()}
+    a["meta"][0, 2] += np.int64(0x1817161400000000)
+    try:
+        lpm.LpmTable.from_packed(a["header"], a["meta"], a["data"])
+    except LpmError:
+        return False
+    except Exception:
+        return True
+    return True
+
+
+def _probe_lpm_lengths() -> bool:
+    """A packed table whose stored route lengths say /128 is accepted (FINDINGS.md P2)."""
+    import numpy as np
+
+    import fastvpc.lpm as lpm
+    from fastvpc.errors import LpmError
+    t = lpm.LpmTable.from_cidrs([("10.0.0.0/8", 1), ("10.1.0.0/16", 2)])
+    a = {k: np.array(v) for k, v in t.arrays().items()}
+    n, ro, nd = (int(x) for x in a["meta"][0, 2:5])
+    *_, lens, _ = lpm._route_layout(n, nd)  # type: ignore[attr-defined]
+    if lens < 0:
+        return False
+    a["data"][ro + lens + n - 1] = 128
+    try:
+        lpm.LpmTable.from_packed(a["header"], a["meta"], a["data"])
+    except LpmError:
+        return False
+    return True
+
+
 KNOWN: dict[str, Known] = {k.name: k for k in [
     Known("dataplane-unvalidated", "Dataplane unpickling checks no index: process() reads out of bounds or hangs",
           _probe_dataplane_unvalidated),
@@ -209,6 +251,10 @@ KNOWN: dict[str, Known] = {k.name: k for k in [
     Known("big-ints", "5,000-digit integers in topology files raise bare ValueError", _probe_big_ints),
     Known("lpm-host-bits", "a stored route with host bits is accepted on load (refused later, by covered())",
           _probe_lpm_host_bits),
+    Known("lpm-route-count", "NEW (fuzz P1): a route count near 2^61 wraps _check_packed's size check -> "
+          "bare IndexError", _probe_lpm_route_count),
+    Known("lpm-lengths", "NEW (fuzz P2): stored route lengths are not checked on load (a /128 route loads)",
+          _probe_lpm_lengths),
     Known("lpm-load-errors", "LpmTable/RouteTables.load raise EOFError/BadZipFile/KeyError/... not LpmError",
           _probe_lpm_load),
 ]}
