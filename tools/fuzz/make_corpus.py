@@ -117,6 +117,18 @@ def files_seeds() -> list[bytes]:
             out.append(bytes([2 | 4]) + files.dumps(net, "json").encode())   # load, .json
             out.append(bytes([2 | 3 << 2 | 1]) + files.dumps(net, "yaml").encode())  # load, .yml
             out.append(bytes([2]) + files.dumps(net, "yaml").encode())       # load, sniffed
+    # YAML anchors/aliases and merge keys, JSON escapes: legal features the fuzzer should start from
+    out.append(b"\x01" + b"""fastvpc: 1
+vpcs:
+  - name: prod
+    cidr: 10.0.0.0/16
+    subnets:
+      - &s {name: web, cidr: 10.0.1.0/24, enis: [{name: w1, ip: 10.0.1.10}]}
+      - {<<: *s, name: app, cidr: 10.0.2.0/24, enis: []}
+    route_tables: [&rt {name: rt-main}]
+    internet_gateways: [{name: igw}]
+""")
+    out.append(b"\x00" + files.dumps(nets[0], "json").replace('"web"', '"w\\u00e9b"', 1).encode())
     mini = (ROOT / "tests" / "files" / "test_files.py").read_text()
     start = mini.index('text = """\nfastvpc: 1') + len('text = """')
     out.append(b"\x01" + mini[start:mini.index('"""', start)].encode())

@@ -68,8 +68,9 @@ for t in "${TARGETS[@]}"; do
         log="$OUT/$t.$round.log"
         # first corpus dir receives new inputs; the committed seeds are read only
         case $t in files|aws) pymalloc=pymalloc ;; *) pymalloc=malloc ;; esac
+        dict=(); [ -f "$HERE/dict/$t.dict" ] && dict=(-dict="$HERE/dict/$t.dict")
         PYTHONMALLOC=$pymalloc "$PY" "$script" --known="$KNOWN" -max_total_time="$left" -timeout=10 -rss_limit_mb=3072 \
-            -max_len="$(max_len "$t")" -print_final_stats=1 -artifact_prefix="$OUT/artifacts/$t-" \
+            -max_len="$(max_len "$t")" -print_final_stats=1 -artifact_prefix="$OUT/artifacts/$t-" "${dict[@]}" \
             "$OUT/corpus/$t" "$HERE/corpus/$t" > "$log" 2>&1
         rc=$?
         runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
