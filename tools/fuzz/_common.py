@@ -135,6 +135,23 @@ def _probe_yaml_aliases() -> bool:
     return True
 
 
+def _probe_yaml_tag_values() -> bool:
+    """A YAML value with an explicit tag it does not fit (``!!float s``) raises a bare ValueError from
+    PyYAML's constructor out of loads (found by fuzz_files, FINDINGS.md F1)."""
+    import fastvpc.files as files
+    try:
+        files._yaml_module()
+    except Exception:
+        return False
+    try:
+        files.loads("fastvpc: !!float s\nvpcs: []\n", "yaml")
+    except files.TopologyFileError:
+        return False
+    except ValueError:
+        return True
+    return False
+
+
 def _probe_surrogates() -> bool:
     """A name with a lone surrogate is accepted by loads (save/dumps then fail)."""
     import fastvpc as fv
@@ -247,6 +264,8 @@ KNOWN: dict[str, Known] = {k.name: k for k in [
     Known("poptrie-unpickle", "valid poptrie tables are refused on unpickle ('arrays out of order')",
           _probe_poptrie_unpickle),
     Known("yaml-aliases", "YAML alias expansion unbounded (billion laughs: minutes, MemoryError)", _probe_yaml_aliases),
+    Known("yaml-tag-values", "NEW (fuzz F1): '!!float s', '!!int x', '!!timestamp 2020-99-99' in YAML raise a bare "
+          "ValueError from PyYAML out of loads", _probe_yaml_tag_values),
     Known("surrogates", "lone surrogates in names accepted by load; dumps/save then crash", _probe_surrogates),
     Known("big-ints", "5,000-digit integers in topology files raise bare ValueError", _probe_big_ints),
     Known("lpm-host-bits", "a stored route with host bits is accepted on load (refused later, by covered())",

@@ -74,6 +74,12 @@ for t in "${TARGETS[@]}"; do
             "$OUT/corpus/$t" "$HERE/corpus/$t" > "$log" 2>&1
         rc=$?
         runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
+        if [ $rc -ne 0 ] && ! grep -q -E '^\[finding\]|^==[0-9]+==ERROR|runtime error:|^SUMMARY: libFuzzer' "$log"; then
+            echo "ERROR: $t did not start or died without a report (exit $rc): $log" >&2
+            tail -5 "$log" >&2
+            found=$((found + 1))
+            break
+        fi
         if [ $rc -ne 0 ]; then
             found=$((found + 1))
             echo "FINDING in $t (exit $rc, round $round): $log"
