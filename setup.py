@@ -10,6 +10,11 @@ build where an out-of-bounds index raises instead of reading stray memory.  Rele
 drop debug information at link time (the interpreter's own CFLAGS often carry ``-g``), so
 wheels and installs ship small binaries; the symbol table stays, so ``perf`` still names
 functions.
+``FASTVPC_SANITIZE=1`` builds every extension with AddressSanitizer and UndefinedBehaviorSanitizer
+(``-fsanitize=address,undefined -fno-omit-frame-pointer -O1 -g``, Cython checks left as in a
+release build so the sanitizers see what release code does) into its own build tree; it is the
+build the fuzz targets in ``tools/fuzz`` run against.  No sanitizer runtime is linked: Python
+must be started with one preloaded (tools/fuzz/README.md), else the modules do not import.
 
 Modules are cythonized and compiled in parallel: ``FASTVPC_BUILD_JOBS`` processes (default:
 the CPUs this process may use).
@@ -37,9 +42,18 @@ from setuptools import Extension, setup
 ROOT = Path(__file__).parent
 SRC = ROOT / "src"
 DEBUG = os.environ.get("FASTVPC_DEBUG_BUILD", "") not in ("", "0")
-# Release and debug builds keep their generated C and objects apart, so switching modes
-# always recompiles (timestamps alone would let one mode reuse the other's objects).
-BUILD_BASE = "build/debug" if DEBUG else "build/release"
+SANITIZE = os.environ.get("FASTVPC_SANITIZE", "") not in ("", "0")
+# Release, debug and sanitizer builds keep their generated C and objects apart, so switching
+# modes always recompiles (timestamps alone would let one mode reuse the other's objects).
+BUILD_BASE = "build/debug" if DEBUG else "build/sanitize" if SANITIZE else "build/release"
+if DEBUG and SANITIZE:
+    BUILD_BASE = "build/debug-sanitize"
+# Instrumented, but no sanitizer runtime linked in: the runtime is preloaded into Python
+# (tools/fuzz/README.md), either atheris' asan_with_fuzzer.so (clang's ASan+UBSan+libFuzzer: the
+# fuzzers' coverage then works) or gcc's "libasan.so libubsan.so".  Linking gcc's libasan would
+# load a second ASan runtime next to atheris' and shadow libFuzzer's coverage hooks.  -fno-sanitize=vptr:
+# that check needs a C++ UBSan runtime neither preload provides (and fastvpc has no virtual classes).
+SAN_FLAGS = ["-fsanitize=address,undefined", "-fno-sanitize=vptr", "-fno-omit-frame-pointer"] if SANITIZE else []
 
 #: Cython modules, by dotted name; the source is the matching ``src/<name>.pyx``.
 CYTHON_MODULES = [
@@ -106,9 +120,9 @@ def _compiler_accepts(flag: str) -> bool:
 USE_OPENMP = os.environ.get("FASTVPC_NO_OPENMP", "") in ("", "0") and sys.platform.startswith("linux") \
     and _compiler_accepts("-fopenmp")
 OMP_FLAGS = ["-fopenmp"] if USE_OPENMP else []
-OPT_FLAGS = ["-O1", "-g"] if DEBUG else ["-O3"]
-# GNU ld and lld: drop DWARF, keep the symbol table.  (The debug build keeps everything.)
-STRIP_FLAGS = [] if DEBUG or not sys.platform.startswith("linux") else ["-Wl,--strip-debug"]
+OPT_FLAGS = (["-O1", "-g"] if DEBUG or SANITIZE else ["-O3"]) + SAN_FLAGS
+# GNU ld and lld: drop DWARF, keep the symbol table.  (The debug and sanitizer builds keep everything.)
+STRIP_FLAGS = [] if DEBUG or SANITIZE or not sys.platform.startswith("linux") else ["-Wl,--strip-debug"]
 # numpy>=1.24 is the runtime floor (pyproject.toml): no API deprecated by then, and binaries
 # built against numpy 2 headers still load on 1.24.
 MACROS = [("NPY_NO_DEPRECATED_API", "NPY_1_24_API_VERSION"), ("NPY_TARGET_VERSION", "NPY_1_24_API_VERSION")]
