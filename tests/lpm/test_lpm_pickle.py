@@ -15,6 +15,7 @@ import pytest
 
 import fastvpc as fv
 from fastvpc.lpm import LpmTable, RouteTables
+from fastvpc.errors import LpmError
 
 
 def _routes(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -135,3 +136,16 @@ def test_poptrie_tables_reach_a_multiprocessing_worker(what):
     with ctx.Pool(1) as pool:
         got = pool.apply_async(_worker_lookup, args).get(timeout=120)
     np.testing.assert_array_equal(got, want)
+
+
+def test_route_count_that_wraps_the_size_check_is_refused():
+    """fuzz finding P1: a route count near 2**61 made ``4 * n`` wrap in int64, so the damaged
+    list passed the region check and the load failed later with a bare IndexError."""
+    rng = np.random.default_rng(3)
+    pfx = np.unique(rng.integers(0, 1 << 24, 400, dtype=np.uint64).astype(np.uint32) << np.uint32(8))
+    t = LpmTable.from_arrays(pfx, np.full(pfx.size, 24, np.uint8), np.arange(pfx.size, dtype=np.uint32),
+                             structure="poptrie")
+    a = {k: np.array(v) for k, v in t.arrays().items()}
+    a["meta"][0, 2] += np.int64(0x1817161400000000)
+    with pytest.raises(LpmError, match="route count"):
+        LpmTable.from_packed(a["header"], a["meta"], a["data"])

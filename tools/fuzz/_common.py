@@ -84,7 +84,8 @@ def _probe_dataplane_unvalidated() -> bool:
     dp = net.compile()
     red = dp.__reduce__()
     state = dict(red[1][0])
-    pe = np.array(state["port_eni"]).copy()
+    from fastvpc.dataplane import _validate
+    pe = np.frombuffer(bytes(state["port_eni"]), dtype=_validate.ARRAY_DTYPES["port_eni"]).copy()
     # the per-port ingress records' subnet index far out of range (what process() reads first)
     pe["subnet"][pe["subnet"] >= 0] = 1 << 26
     state["port_eni"] = pe
@@ -247,7 +248,8 @@ def _probe_lpm_lengths() -> bool:
     t = lpm.LpmTable.from_cidrs([("10.0.0.0/8", 1), ("10.1.0.0/16", 2)])
     a = {k: np.array(v) for k, v in t.arrays().items()}
     n, ro, nd = (int(x) for x in a["meta"][0, 2:5])
-    *_, lens, _ = lpm._route_layout(n, nd)  # type: ignore[attr-defined]
+    from fastvpc.lpm._packed import _route_layout
+    *_, lens, _ = _route_layout(n, nd)
     if lens < 0:
         return False
     a["data"][ro + lens + n - 1] = 128

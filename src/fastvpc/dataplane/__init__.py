@@ -187,7 +187,7 @@ class Dataplane:
         """The snapshot of ``compiled`` (arrays copied, aligned and frozen; the LPM frozen) with the
         plain metadata ``meta`` (every name of ``_META``)."""
         self = object.__new__(cls)
-        arrays = {}
+        arrays: dict[str, Any] = {}
         for name in _ARRAYS:
             arr = _table_copy(getattr(compiled, name))
             arr.flags.writeable = False

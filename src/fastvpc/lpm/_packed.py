@@ -156,7 +156,10 @@ def _check_packed(header: np.ndarray, meta: np.ndarray, data: np.ndarray) -> Non
     if (live[:, None] & used & ~inside).any():
         raise LpmError("packed header points outside its table's region")
     nr, ro, nd = meta[:, 2], meta[:, 3], meta[:, 4]
-    if ((nr < 0) | (nd < 0) | (nd > 65536) | (nd > nr) | (~live & (nr != 0)) | (live & (ro % 4 != 0))).any():
+    # a route takes at least 4 bytes of data: a larger count is damage (and would wrap the int64
+    # size arithmetic below, letting a bogus list pass the region check: fuzz finding P1)
+    if ((nr < 0) | (nd < 0) | (nd > 65536) | (nd > nr) | (nr > data.size // 4) | (ro < 0) | (ro > data.size)
+            | (~live & (nr != 0)) | (live & (ro % 4 != 0))).any():
         raise LpmError("packed meta has a bad route count, value count or route list offset")
     # the route list's size, as _route_layout computes it
     rbytes = 4 * nr + np.where(nd > 0, 4 * nd + np.where(nd <= 256, 1, 2) * nr, 4 * nr) \

@@ -1122,11 +1122,11 @@ class Network:
                 if v is obj:
                     continue
                 for g in v.security_groups:
-                    for r in (*g.ingress, *g.egress):
-                        if isinstance(r.peer, SecurityGroup) and r.peer.vpc is obj:
-                            raise TopologyError(f"VPC {obj.name}: its security group {r.peer.name} is referenced "
+                    for rule in (*g.ingress, *g.egress):
+                        if isinstance(rule.peer, SecurityGroup) and rule.peer.vpc is obj:
+                            raise TopologyError(f"VPC {obj.name}: its security group {rule.peer.name} is referenced "
                                                 f"by a rule of group {g.name} in VPC {v.name}",
-                                                obj=obj.name, value=r.peer.name)
+                                                obj=obj.name, value=rule.peer.name)
             for gw in obj.gateways:
                 if not isinstance(gw, TransitGateway):
                     self.remove(gw)

@@ -794,10 +794,10 @@ def remove_filter_object(net: Network, obj: Any) -> None:
         if obj.is_default:
             raise TopologyError(f"network ACL {obj.name} is the default NACL of VPC {obj.vpc.name} and cannot be "
                                 "deleted", obj=obj.name, value=obj.name)
-        users = [s for s in obj.vpc.subnets if s.explicit_network_acl is obj]
-        if users:
+        subnets = [s for s in obj.vpc.subnets if s.explicit_network_acl is obj]
+        if subnets:
             raise TopologyError(f"network ACL {obj.name} is associated with subnet(s) "
-                                f"{', '.join(s.name for s in users)}", obj=obj.name, value=users[0].name)
+                                f"{', '.join(s.name for s in subnets)}", obj=obj.name, value=subnets[0].name)
         obj.vpc.network_acls.remove(obj)
     elif isinstance(obj, PrefixList):
         for g in all_security_groups(net):
