@@ -828,3 +828,11 @@ def test_show_blackholes_peerings_and_tgws():
     assert re.search(rf"tgw-1\s+{tgw.port}\s+prod", text)
     assert re.search(r"app1 .* off", text)
     assert show.render(files.loads(files.dumps(net, "yaml"), "yaml")) == text
+
+
+@pytest.mark.parametrize("doc", ["fastvpc: !!float s\n", "fastvpc: 1\nvpcs: [{name: !!int x1}]\n",
+                                 "fastvpc: !!timestamp 2020-99-99\n"])
+def test_yaml_tag_that_does_not_fit_its_value_is_a_topology_file_error(doc):
+    """fuzz finding F1: PyYAML's own ValueError for a tagged value escaped loads()."""
+    with pytest.raises(TopologyFileError, match="invalid YAML value"):
+        files.loads(doc, format="yaml")
