@@ -31,7 +31,7 @@ from typing import Any
 
 from fastvpc import packets as pk
 from fastvpc.reference import Hop, ReferenceForwarder, Verdict
-from fastvpc.topology import Eni, Network
+from fastvpc.topology import Eni, InternetGateway, NatGateway, Network, TransitGateway, VpnGateway
 from fastvpc.verdicts import RA_CODES, Action, DropReason
 
 __all__ = ["Hop", "Trace", "build_frame", "resolve_source", "trace_packet"]
@@ -73,6 +73,8 @@ class Trace:
     verdict_source: str
     frame: bytes = b""
     expected: Verdict | None = None
+    #: what this verdict depends on that fastvpc does not evaluate yet (said, not implied away)
+    not_evaluated: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def verdict(self) -> str:
@@ -84,6 +86,8 @@ class Trace:
                  + (f" [{self.ra_code}]" if self.ra_code else "")]
         for i, h in enumerate(self.hops, 1):
             lines.append(f"  {i:>2}. {h}")
+        if self.not_evaluated:
+            lines.append("  not evaluated: " + "; ".join(self.not_evaluated))
         lines.append(f"  {self._agreement()}")
         return "\n".join(lines)
 
@@ -105,6 +109,7 @@ class Trace:
             "reference": None if e is None else {"action": e.action.name, "reason": e.reason.name,
                                                  "egress": e.egress, "route": e.route},
             "hops": [h.to_dict() for h in self.hops],
+            "not_evaluated": list(self.not_evaluated),
         }
 
 
@@ -217,6 +222,31 @@ def _verdict_hop(net: Network, v: Verdict, dst: IPv4Address) -> Hop:
     return Hop("verdict", "FORWARD", f"handed to {name} (port {v.egress}) towards {dst}")
 
 
+def _not_evaluated(net: Network, v: Verdict) -> list[str]:
+    """What the verdict ``v`` depends on that this version does not model (DESIGN.md §5, §6)."""
+    out = []
+    if v.action in (Action.DELIVER, Action.FORWARD):
+        out.append("security groups and network ACLs (the compiled pass does not apply them yet: "
+                   "the verdict is the routing view)")
+    if v.action == Action.FORWARD:
+        owner = net.port_owner(v.egress)
+        if isinstance(owner, InternetGateway):
+            out.append("the internet gateway's 1:1 NAT: the packet reaches the internet only if the ENI has a "
+                       "public IP, which is not checked yet")
+        elif isinstance(owner, NatGateway):
+            out.append("the NAT gateway's translation and its own subnet's route to the internet")
+        elif isinstance(owner, TransitGateway):
+            out.append("the transit gateway's route tables beyond the attachment")
+        elif isinstance(owner, VpnGateway):
+            out.append("the VPN connection beyond the virtual private gateway")
+        else:
+            out.append(f"what {owner.name if owner is not None else 'the target'} does with the packet "
+                       "(the endpoint's service)")
+    if v.action in (Action.DELIVER, Action.FORWARD):
+        out.append("the return path (a reply is a separate packet: trace it from the other side)")
+    return out
+
+
 def _fields(v: Verdict) -> tuple[int, int, int, int]:
     return int(v.action), int(v.reason), v.egress, v.route
 
@@ -294,4 +324,4 @@ def trace_packet(where: Any, src: str | Eni, dst: str | IPv4Address, proto: str 
                  ingress=eni.name, src_ip=str(sip), action=v.action, reason=v.reason, egress=v.egress,
                  egress_name=owner.name if owner is not None else None, route=v.route, hops=hops,
                  ra_code=RA_CODES.get(v.reason), agrees=agrees, verdict_source=source, frame=v.frame,
-                 expected=expected)
+                 expected=expected, not_evaluated=_not_evaluated(net, v))

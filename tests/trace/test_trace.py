@@ -169,7 +169,11 @@ def test_output_forms(net: Network, dp: Any) -> None:
     t = trace_packet(dp, "web1", "8.8.8.8", network=net)
     text = str(t)
     assert text.splitlines()[0] == "trace 10.0.1.10 (web1) -> 8.8.8.8 icmp: FORWARD"
-    assert len(text.splitlines()) == len(t.hops) + 2 and "1. eni" in text
+    # the hops, then what was not evaluated (an IGW exit: filters, the public-IP check, the return path)
+    assert len(text.splitlines()) == len(t.hops) + 3 and "1. eni" in text
+    assert text.splitlines()[-2].startswith("  not evaluated: security groups and network ACLs")
+    assert "public IP" in text.splitlines()[-2]
+    assert t.to_dict()["not_evaluated"] == t.not_evaluated and len(t.not_evaluated) == 3
     assert text.splitlines()[-1].strip() == "the reference forwarder agrees with the data plane"
     d = json.loads(json.dumps(t.to_dict()))
     assert d["action"] == "FORWARD" and d["egress_name"] == "igw" and d["hops"][0] == t.hops[0].to_dict()
@@ -384,3 +388,14 @@ def test_trace_reports_a_disagreement(net: Network, dp: Any) -> None:
     assert not t.agrees and "with another output frame" in next(h for h in t.hops if h.kind == "warning").detail
     t = trace_packet(net, "web1", "8.8.8.8", verdict="reference")
     assert t.agrees and str(t).splitlines()[-1].strip().startswith("verdict from the reference forwarder")
+
+
+def test_a_drop_needs_nothing_more_evaluated_and_a_delivery_names_the_filters():
+    net = seed_vpc()
+    dropped = net.compile().trace(src="app1", dst="8.8.8.8", proto="icmp")
+    assert dropped.action == Action.DROP and dropped.not_evaluated == []
+    assert "not evaluated" not in str(dropped)
+    delivered = net.compile().trace(src="web1", dst="10.0.2.10", proto="tcp", port=8080)
+    assert delivered.action == Action.DELIVER
+    assert any("security groups" in x for x in delivered.not_evaluated)
+    assert not any("internet gateway" in x for x in delivered.not_evaluated)
