@@ -95,6 +95,42 @@ cdef inline void fetch(const FwdTables* t,
         ht_prefetch(&t.ipt, k)
 
 
+# ------------------------------------------------------------------ one frame of the passes after the LPM
+#
+# These run a frame's stages on a context local to the function (q, loaded by pkt.pxd unpark), not
+# on its slot in the chunk's scratch: every store to the frame or to the outputs goes through a
+# uint8_t* (and the build has -fno-strict-aliasing), so on the slot the compiler would reload each
+# context field after each such store; a local whose address does not escape stays in registers.
+
+cdef inline void route_one(const FwdTables* t,
+                           Pkt* s,              # IN  the parked frame, route (after the batch LPM)
+                           int64_t i,           # IN  frame index
+                           uint8_t* action, uint8_t* reason, int32_t* egress, int32_t* route_out,   # OUT [i]
+                           ) noexcept nogil:
+    """Loop 2 for one frame: route, then rewrite if it delivers (while its records are hot), commit."""
+    cdef Pkt q
+    cdef Pkt* p = &q
+    cdef int nx
+    unpark(p, s)
+    nx = stage_route(t, p)
+    if nx == NEXT_REWRITE:
+        nx = stage_rewrite(t, p)
+    commit(p, i, action, reason, egress, route_out)
+
+
+cdef inline void rewrite_one(const FwdTables* t,
+                             Pkt* s,            # IN  the parked frame
+                             int64_t i,         # IN  frame index
+                             uint8_t* action, uint8_t* reason, int32_t* egress, int32_t* route_out,   # OUT [i]
+                             ) noexcept nogil:
+    """Loop 3 for one frame: rewrite, commit."""
+    cdef Pkt q
+    cdef Pkt* p = &q
+    unpark(p, s)
+    stage_rewrite(t, p)
+    commit(p, i, action, reason, egress, route_out)
+
+
 # ------------------------------------------------------------------ one chunk
 
 cdef void run_chunk(const FwdTables* t,
@@ -165,18 +201,12 @@ cdef void run_chunk(const FwdTables* t,
             pk[lk_i[k]].route = <int32_t><uint32_t>r      # FV_NO_ROUTE is -1: no route decided
         for k in range(nl):
             j = lk_i[k]
-            p = &pk[j]
-            nx = stage_route(t, p)
-            if nx == NEXT_REWRITE:    # decided here: rewritten while its records are hot
-                nx = stage_rewrite(t, p)
-            commit(p, lo + j, action, reason, egress, route_out)
+            route_one(t, &pk[j], lo + j, action, reason, egress, route_out)
     # 3. the frames decided in loop 1 that need a rewrite (same-subnet DELIVER, ARP and echo REPLY;
     #    deferred so that the receiving ENI's record prefetched in loop 1 has arrived), commit
     for k in range(nr):
         j = rw_i[k]
-        p = &pk[j]
-        stage_rewrite(t, p)
-        commit(p, lo + j, action, reason, egress, route_out)
+        rewrite_one(t, &pk[j], lo + j, action, reason, egress, route_out)
 
 
 # ------------------------------------------------------------------ Python-facing objects
