@@ -35,7 +35,7 @@ from fastvpc._kernels.verdicts cimport *
 from fastvpc._kernels.bytes cimport rd32
 from fastvpc._kernels.headers cimport *
 from fastvpc._kernels.tables cimport *
-from fastvpc._kernels.spans cimport fv_check_offsets, fv_load_once, fv_span_len
+from fastvpc._kernels.spans cimport fv_check_offsets, fv_first_start, fv_next_span
 from fastvpc._kernels.pkt cimport *
 from fastvpc._kernels.stages.ingress cimport stage_ingress
 from fastvpc._kernels.stages.arp cimport stage_arp
@@ -72,18 +72,15 @@ cdef inline void fetch(const FwdTables* t,
                        int64_t nd,               # IN  its length
                        const int64_t* offsets,   # IN  n+1 offsets (may be changing under us: read once)
                        const int32_t* port,      # IN  ingress ports
-                       int64_t i,                # IN  frame index
+                       int64_t i,                # IN  frame index (called for lo, lo + 1, ... in order)
+                       int64_t* pos,             # IN/OUT frame i's start, in [0, nd] (spans.pxd fv_next_span)
                        Pkt* p,                   # OUT f, L, port, er, key
                        ) noexcept nogil:
     """Frame ``i``'s span, port, ingress record and (VPC, dst) hash key; prefetches the key's slot."""
-    cdef int64_t start = fv_load_once(&offsets[i])
-    cdef int64_t L = fv_span_len(start, fv_load_once(&offsets[i + 1]), nd)
-    cdef const uint8_t* f
+    cdef int64_t start = pos[0]
+    cdef int64_t L = fv_next_span(offsets, i, nd, pos)   # not inside the buffer: an empty frame
+    cdef const uint8_t* f = data + start
     cdef uint64_t k
-    if L < 0:                 # a span outside the buffer (offsets rewritten during the pass): empty frame
-        start = 0
-        L = 0
-    f = data + start
     p.f = data + start
     p.L = L
     p.port = port[i]
@@ -153,6 +150,7 @@ cdef void run_chunk(const FwdTables* t,
     cdef uint32_t h
     cdef uint64_t r
     cdef Pkt* p
+    cdef int64_t pos = fv_first_start(offsets, lo, nd)   # start of the next frame to fetch
     # 1. ingress -> arp | router -> local, pipelined: the ingress record of frame j + 2*FV_DIST and
     #    the (VPC, dst) hash slot of frame j + FV_DIST are in flight while frame j is decided.
     m = n if n < 2 * FV_DIST else 2 * FV_DIST
@@ -160,12 +158,12 @@ cdef void run_chunk(const FwdTables* t,
         prefetch_port(t, port[lo + j])
     m = n if n < FV_DIST else FV_DIST
     for j in range(m):
-        fetch(t, data, nd, offsets, port, lo + j, &pk[j])
+        fetch(t, data, nd, offsets, port, lo + j, &pos, &pk[j])
     for j in range(n):
         if j + 2 * FV_DIST < n:
             prefetch_port(t, port[lo + j + 2 * FV_DIST])
         if j + FV_DIST < n:
-            fetch(t, data, nd, offsets, port, lo + j + FV_DIST, &pk[j + FV_DIST])
+            fetch(t, data, nd, offsets, port, lo + j + FV_DIST, &pos, &pk[j + FV_DIST])
         p = &pk[j]
         h = ht_get(&t.ipt, p.key) if p.key != FV_HT_EMPTY else FV_HV_NONE
         p.hv = h
