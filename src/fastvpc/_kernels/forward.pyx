@@ -85,11 +85,11 @@ cdef inline void fetch(const FwdTables* t,
     p.L = L
     p.port = port[i]
     p.er = ingress_of(t, p.port)
-    p.key = FV_HT_EMPTY
+    k = FV_HT_EMPTY
     if p.er.subnet >= 0 and L >= IPV4_MIN_FRAME and f[12] == 0x08 and f[13] == 0x00:
         k = ip_key(<uint32_t>t.subnets[p.er.subnet].vpc, rd32(f + 30))
-        p.key = k
         ht_prefetch(&t.ipt, k)
+    p.key = k                 # stored once (the FV_HT_EMPTY default and the key were two stores)
 
 
 # ------------------------------------------------------------------ one frame of the passes after the LPM
