@@ -100,7 +100,8 @@ cdef inline void fetch(const FwdTables* t,
 # context field after each such store; a local whose address does not escape stays in registers.
 
 cdef inline void route_one(const FwdTables* t,
-                           Pkt* s,              # IN  the parked frame, route (after the batch LPM)
+                           Pkt* s,              # IN  the frame (loop 1's context)
+                           int32_t rt,          # IN  its global route index from the batch LPM (-1: none)
                            int64_t i,           # IN  frame index
                            uint8_t* action, uint8_t* reason, int32_t* egress, int32_t* route_out,   # OUT [i]
                            ) noexcept nogil:
@@ -109,6 +110,7 @@ cdef inline void route_one(const FwdTables* t,
     cdef Pkt* p = &q
     cdef int nx
     unpark(p, s)
+    q.route = rt
     nx = stage_route(t, p)
     if nx == NEXT_REWRITE:
         nx = stage_rewrite(t, p)
@@ -196,10 +198,10 @@ cdef void run_chunk(const FwdTables* t,
                     fv_prefetch(&t.routes[r])
                 else:
                     r = FV_NO_ROUTE
-            pk[lk_i[k]].route = <int32_t><uint32_t>r      # FV_NO_ROUTE is -1: no route decided
+            lk_val[k] = <uint32_t>r      # handed to route_one (FV_NO_ROUTE is -1 there: no route)
         for k in range(nl):
             j = lk_i[k]
-            route_one(t, &pk[j], lo + j, action, reason, egress, route_out)
+            route_one(t, &pk[j], <int32_t>lk_val[k], lo + j, action, reason, egress, route_out)
     # 3. the frames decided in loop 1 that need a rewrite (same-subnet DELIVER, ARP and echo REPLY;
     #    deferred so that the receiving ENI's record prefetched in loop 1 has arrived), commit
     for k in range(nr):
