@@ -35,7 +35,7 @@ from fastvpc._kernels.verdicts cimport *
 from fastvpc._kernels.bytes cimport rd32
 from fastvpc._kernels.headers cimport *
 from fastvpc._kernels.tables cimport *
-from fastvpc._kernels.spans cimport fv_check_offsets, fv_load_once, fv_span_len
+from fastvpc._kernels.spans cimport fv_check_offsets, fv_first_start, fv_next_span
 from fastvpc._kernels.pkt cimport *
 from fastvpc._kernels.stages.ingress cimport stage_ingress
 from fastvpc._kernels.stages.arp cimport stage_arp
@@ -72,27 +72,62 @@ cdef inline void fetch(const FwdTables* t,
                        int64_t nd,               # IN  its length
                        const int64_t* offsets,   # IN  n+1 offsets (may be changing under us: read once)
                        const int32_t* port,      # IN  ingress ports
-                       int64_t i,                # IN  frame index
+                       int64_t i,                # IN  frame index (called for lo, lo + 1, ... in order)
+                       int64_t* pos,             # IN/OUT frame i's start, in [0, nd] (spans.pxd fv_next_span)
                        Pkt* p,                   # OUT f, L, port, er, key
                        ) noexcept nogil:
     """Frame ``i``'s span, port, ingress record and (VPC, dst) hash key; prefetches the key's slot."""
-    cdef int64_t start = fv_load_once(&offsets[i])
-    cdef int64_t L = fv_span_len(start, fv_load_once(&offsets[i + 1]), nd)
-    cdef const uint8_t* f
+    cdef int64_t start = pos[0]
+    cdef int64_t L = fv_next_span(offsets, i, nd, pos)   # not inside the buffer: an empty frame
+    cdef const uint8_t* f = data + start
     cdef uint64_t k
-    if L < 0:                 # a span outside the buffer (offsets rewritten during the pass): empty frame
-        start = 0
-        L = 0
-    f = data + start
     p.f = data + start
     p.L = L
     p.port = port[i]
     p.er = ingress_of(t, p.port)
-    p.key = FV_HT_EMPTY
+    k = FV_HT_EMPTY
     if p.er.subnet >= 0 and L >= IPV4_MIN_FRAME and f[12] == 0x08 and f[13] == 0x00:
         k = ip_key(<uint32_t>t.subnets[p.er.subnet].vpc, rd32(f + 30))
-        p.key = k
         ht_prefetch(&t.ipt, k)
+    p.key = k                 # stored once (the FV_HT_EMPTY default and the key were two stores)
+
+
+# ------------------------------------------------------------------ one frame of the passes after the LPM
+#
+# These run a frame's stages on a context local to the function (q, loaded by pkt.pxd unpark), not
+# on its slot in the chunk's scratch: every store to the frame or to the outputs goes through a
+# uint8_t* (and the build has -fno-strict-aliasing), so on the slot the compiler would reload each
+# context field after each such store; a local whose address does not escape stays in registers.
+
+cdef inline void route_one(const FwdTables* t,
+                           Pkt* s,              # IN  the frame (loop 1's context)
+                           int32_t rt,          # IN  its global route index from the batch LPM (-1: none)
+                           int64_t i,           # IN  frame index
+                           uint8_t* action, uint8_t* reason, int32_t* egress, int32_t* route_out,   # OUT [i]
+                           ) noexcept nogil:
+    """Loop 2 for one frame: route, then rewrite if it delivers (while its records are hot), commit."""
+    cdef Pkt q
+    cdef Pkt* p = &q
+    cdef int nx
+    unpark(p, s)
+    q.route = rt
+    nx = stage_route(t, p)
+    if nx == NEXT_REWRITE:
+        nx = stage_rewrite(t, p)
+    commit(p, i, action, reason, egress, route_out)
+
+
+cdef inline void rewrite_one(const FwdTables* t,
+                             Pkt* s,            # IN  the parked frame
+                             int64_t i,         # IN  frame index
+                             uint8_t* action, uint8_t* reason, int32_t* egress, int32_t* route_out,   # OUT [i]
+                             ) noexcept nogil:
+    """Loop 3 for one frame: rewrite, commit."""
+    cdef Pkt q
+    cdef Pkt* p = &q
+    unpark(p, s)
+    stage_rewrite(t, p)
+    commit(p, i, action, reason, egress, route_out)
 
 
 # ------------------------------------------------------------------ one chunk
@@ -117,6 +152,7 @@ cdef void run_chunk(const FwdTables* t,
     cdef uint32_t h
     cdef uint64_t r
     cdef Pkt* p
+    cdef int64_t pos = fv_first_start(offsets, lo, nd)   # start of the next frame to fetch
     # 1. ingress -> arp | router -> local, pipelined: the ingress record of frame j + 2*FV_DIST and
     #    the (VPC, dst) hash slot of frame j + FV_DIST are in flight while frame j is decided.
     m = n if n < 2 * FV_DIST else 2 * FV_DIST
@@ -124,12 +160,12 @@ cdef void run_chunk(const FwdTables* t,
         prefetch_port(t, port[lo + j])
     m = n if n < FV_DIST else FV_DIST
     for j in range(m):
-        fetch(t, data, nd, offsets, port, lo + j, &pk[j])
+        fetch(t, data, nd, offsets, port, lo + j, &pos, &pk[j])
     for j in range(n):
         if j + 2 * FV_DIST < n:
             prefetch_port(t, port[lo + j + 2 * FV_DIST])
         if j + FV_DIST < n:
-            fetch(t, data, nd, offsets, port, lo + j + FV_DIST, &pk[j + FV_DIST])
+            fetch(t, data, nd, offsets, port, lo + j + FV_DIST, &pos, &pk[j + FV_DIST])
         p = &pk[j]
         h = ht_get(&t.ipt, p.key) if p.key != FV_HT_EMPTY else FV_HV_NONE
         p.hv = h
@@ -162,21 +198,15 @@ cdef void run_chunk(const FwdTables* t,
                     fv_prefetch(&t.routes[r])
                 else:
                     r = FV_NO_ROUTE
-            pk[lk_i[k]].route = <int32_t><uint32_t>r      # FV_NO_ROUTE is -1: no route decided
+            lk_val[k] = <uint32_t>r      # handed to route_one (FV_NO_ROUTE is -1 there: no route)
         for k in range(nl):
             j = lk_i[k]
-            p = &pk[j]
-            nx = stage_route(t, p)
-            if nx == NEXT_REWRITE:    # decided here: rewritten while its records are hot
-                nx = stage_rewrite(t, p)
-            commit(p, lo + j, action, reason, egress, route_out)
+            route_one(t, &pk[j], <int32_t>lk_val[k], lo + j, action, reason, egress, route_out)
     # 3. the frames decided in loop 1 that need a rewrite (same-subnet DELIVER, ARP and echo REPLY;
     #    deferred so that the receiving ENI's record prefetched in loop 1 has arrived), commit
     for k in range(nr):
         j = rw_i[k]
-        p = &pk[j]
-        stage_rewrite(t, p)
-        commit(p, lo + j, action, reason, egress, route_out)
+        rewrite_one(t, &pk[j], lo + j, action, reason, egress, route_out)
 
 
 # ------------------------------------------------------------------ Python-facing objects

@@ -16,6 +16,10 @@
 #
 # ``full`` is a constant at each call site (classify: 1; the forwarding pass's ingress: 0), so the C
 # compiler drops the unused stores: the validity rules and every field both read are one code path.
+# With ``full`` = 0 the parse also returns as soon as CF_IPV4_OK is known not to hold (length or
+# checksum bad): the flags of such a frame then lack the bits not yet computed, which the forwarding
+# pass never reads (it drops the frame as malformed).  The early returns let the compiler fold
+# ingress's CF_IPV4_OK test into the parse's branches (~4 instructions a frame, BENCHMARKS.md).
 # The forwarding pass parses L4 lazily: a stage that needs it calls parse_l4 (router for the echo
 # check today; the security-group and flow-log stages will), since doing it for every frame costs
 # ~12 instructions a frame that no other stage reads.
@@ -128,12 +132,18 @@ cdef inline uint8_t parse_headers(const uint8_t* f, int64_t L, Hdr* h, bint full
                 h.dst = rd32(f + 30)
                 if h.frag & 0x3FFF:
                     fl |= CF_FRAGMENT
-                if ipv4_csum_ok(f + ETH_HLEN, hl):
-                    fl |= CF_CSUM_OK
                 if tl >= hl and ETH_HLEN + tl <= L:
                     fl |= CF_IP_LEN_OK
-                    if full and (h.frag & 0x1FFF) == 0:
-                        fl |= parse_l4(f, h)
+                elif not full:          # the forwarding pass: not CF_IPV4_OK, decided (see above)
+                    h.flags = fl
+                    return fl
+                if ipv4_csum_ok(f + ETH_HLEN, hl):
+                    fl |= CF_CSUM_OK
+                elif not full:
+                    h.flags = fl
+                    return fl
+                if full and (fl & CF_IP_LEN_OK) and (h.frag & 0x1FFF) == 0:
+                    fl |= parse_l4(f, h)
     elif et == ETHERTYPE_ARP:
         if (L >= ARP_LEN and f[14] == 0 and f[15] == 1 and f[16] == 8 and f[17] == 0
                 and f[18] == 6 and f[19] == 4):

@@ -78,11 +78,41 @@ cdef inline int goto(Pkt* p, int nxt) noexcept nogil:
     return nxt
 
 
+cdef inline void unpark(Pkt* q, const Pkt* s) noexcept nogil:
+    """Frame ``s`` of the chunk's scratch as the frame in flight ``q`` of a pass after the batch LPM
+    (route, rewrite, commit): the fields those passes read, field by field, so that the compiler
+    loads only those it uses (a whole-struct copy is a 112-byte memcpy through the stack).  A stage
+    that runs after the LPM and reads another field adds it here."""
+    q.f = s.f
+    q.L = s.L
+    q.port = s.port
+    q.er.mac = s.er.mac
+    q.er.ip0 = s.er.ip0
+    q.er.subnet = s.er.subnet
+    q.hv = s.hv
+    q.h.src = s.h.src
+    q.h.dst = s.h.dst
+    q.h.ethertype = s.h.ethertype
+    q.h.hl = s.h.hl
+    q.h.tl = s.h.tl
+    q.route = s.route
+    q.out_eni = s.out_eni
+    q.out_port = s.out_port
+    q.action = s.action
+    q.reason = s.reason
+
+
 cdef inline void commit(const Pkt* p, int64_t i,
                         uint8_t* action, uint8_t* reason, int32_t* egress, int32_t* route,   # OUT [i]
                         ) noexcept nogil:
     """The one place that writes a frame's verdict to the output arrays (docs/forwarding-model.md §5)."""
-    action[i] = p.action
-    reason[i] = p.reason
-    egress[i] = p.out_port
-    route[i] = p.route
+    # all four read before the first store: a store through uint8_t* may alias *p (and the build has
+    # -fno-strict-aliasing), which would make the compiler reload every later field
+    cdef uint8_t a = p.action
+    cdef uint8_t r = p.reason
+    cdef int32_t e = p.out_port
+    cdef int32_t rt = p.route
+    action[i] = a
+    reason[i] = r
+    egress[i] = e
+    route[i] = rt

@@ -50,3 +50,29 @@ cdef inline int64_t fv_span_len(int64_t start, int64_t end, int64_t nd) noexcept
     if <uint64_t>start <= <uint64_t>end and <uint64_t>end <= <uint64_t>nd:
         return end - start
     return -1
+
+
+cdef inline int64_t fv_first_start(const int64_t* offsets, int64_t lo, int64_t nd) noexcept nogil:
+    """offsets[lo], read once, clamped into [0, nd]: the start that fv_next_span carries through
+    frames lo, lo + 1, ... (a clamped start gives an empty or wrong frame, never one outside data)."""
+    cdef int64_t s = fv_load_once(&offsets[lo])
+    if <uint64_t>s > <uint64_t>nd:
+        s = nd
+    return s
+
+
+cdef inline int64_t fv_next_span(const int64_t* offsets, int64_t i, int64_t nd,
+                                 int64_t* start) noexcept nogil:
+    """Frame ``i``'s length, its start being ``start[0]`` (offsets[i] as read once for frame i - 1,
+    or by fv_first_start, and known to lie in [0, nd]); reads offsets[i + 1] once and leaves it in
+    ``start[0]`` for frame i + 1.  A span that is not inside [start, nd] (offsets changed under the
+    pass) gives length 0 and leaves ``start[0]`` unchanged.  Each offset is read once per pass and
+    one unsigned compare checks the span: end - start <= nd - start holds exactly when
+    start <= end <= nd, as 0 <= start <= nd."""
+    cdef int64_t s = start[0]
+    cdef int64_t e = fv_load_once(&offsets[i + 1])
+    cdef int64_t L = e - s
+    if <uint64_t>L > <uint64_t>(nd - s):
+        return 0
+    start[0] = e
+    return L
