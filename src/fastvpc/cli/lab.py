@@ -24,6 +24,8 @@ import sys
 import time
 from typing import Any
 
+from fastvpc.live.netns import _pid_alive as _alive
+
 #: Exit status when namespaces cannot be made here (not root, tools missing), as ``live``.
 EXIT_UNAVAILABLE = 77
 
@@ -158,16 +160,6 @@ def _running_labs() -> list[dict[str, Any]]:
                 except (OSError, ValueError):
                     continue
     return labs
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _down(args: argparse.Namespace) -> int:
