@@ -505,9 +505,7 @@ class RouteTables:
         return cls._new(header.copy(), meta.copy(), d, _Pool(d, d.size))
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # raw bytes, not numpy arrays: a corrupt pickled dtype can crash numpy itself before any check
-        a = self.arrays()
-        return (_unpickle, (type(self), a["header"].tobytes(), a["meta"].tobytes(), a["data"].tobytes()))
+        return _reduce_packed(self)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the packed arrays to a numpy ``.npz`` file (loads without a rebuild)."""
@@ -653,9 +651,7 @@ class LpmTable:
         return cls._wrap(rts)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # raw bytes, not numpy arrays: a corrupt pickled dtype can crash numpy itself before any check
-        a = self.arrays()
-        return (_unpickle, (type(self), a["header"].tobytes(), a["meta"].tobytes(), a["data"].tobytes()))
+        return _reduce_packed(self)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the packed arrays to a numpy ``.npz`` file (loads without a rebuild)."""
@@ -674,6 +670,13 @@ class LpmTable:
 
     def __repr__(self) -> str:
         return f"<LpmTable {len(self)} routes, {self.kind}, {self.nbytes} bytes>"
+
+
+def _reduce_packed(obj: RouteTables | LpmTable) -> tuple[Any, ...]:
+    """How RouteTables and LpmTable pickle: the packed arrays as raw bytes, not numpy arrays (a
+    corrupt pickled dtype can crash numpy itself before any check); :func:`_unpickle` checks them."""
+    a = obj.arrays()
+    return (_unpickle, (type(obj), a["header"].tobytes(), a["meta"].tobytes(), a["data"].tobytes()))
 
 
 def _unpickle(cls: Any, header: Any, meta: Any, data: Any) -> Any:
