@@ -14,16 +14,19 @@ The schema (``fastvpc: 1``) is documented in ``docs/topology-files.md``.  In sho
             gateway_mac: 06:00:0a:00:01:00
             enis:
               - {name: web1, ip: 10.0.1.10, mac: 02:00:0a:00:01:0a, secondary_ips: [],
-                 source_dest_check: true, port: 2}
+                 source_dest_check: true, port: 2, address: eip-web}   # address: an Elastic IP
         route_tables:
           - name: rt-main
             routes: []                      # the local route of each CIDR is implicit
           - name: rt-web
             routes:
               - {destination: 0.0.0.0/0, target: igw, origin: static}
-        internet_gateways: [{name: igw, port: 0}]
+          - name: rt-edge                   # a gateway route table (#40, #41)
+            gateways: [igw]
+            routes: [{destination: 10.0.1.0/24, target: fw, origin: static}]
+        internet_gateways: [{name: igw, port: 0, mac: 12:00:00:00:00:00}]
         vpn_gateways: []
-        nat_gateways: []                    # {name, port, subnet?}
+        nat_gateways: []                    # {name, port, mac, subnet?, ip?, connectivity?, address?}
         endpoints: []                       # {name, port, type, service?}
         default_security_group: sg-1       # and its default_network_acl
         security_groups:                    # {name, group_name?, description?, ingress, egress}
@@ -34,6 +37,7 @@ The schema (``fastvpc: 1``) is documented in ``docs/topology-files.md``.  In sho
     peerings: [{name: pcx, vpcs: [prod, peer], port: 9}]
     transit_gateways: [{name: tgw, port: 10, attachments: [prod]}]
     prefix_lists: [{name: pl-1, cidrs: [192.0.2.0/24]}]
+    addresses: [{name: eip-web, public_ip: 203.0.113.10}]   # Elastic IPs
 
 :func:`network_to_dict` is canonical and complete (every name, port and MAC, routes in
 order), so ``save`` then ``load`` gives an equal network and saving twice gives the same
@@ -59,6 +63,7 @@ from fastvpc.errors import TopologyError, TopologyFileError
 from fastvpc.topology import (
     BLACKHOLE,
     LOCAL,
+    ElasticIp,
     Endpoint,
     Eni,
     InternetGateway,
@@ -124,6 +129,8 @@ def _eni_to_dict(e: Eni) -> dict[str, Any]:
     changed = e.tracking.changes()
     if changed:
         d["tracking"] = changed
+    if e.address is not None:
+        d["address"] = e.address.name
     return d
 
 
@@ -192,16 +199,26 @@ def _vpc_to_dict(v: Vpc) -> dict[str, Any]:
     for rt in v.route_tables:
         # local routes are implicit; only a replaced local target (#21) is written
         routes = [_route_to_dict(r) for r in rt.routes if not (r.is_local and r.target is LOCAL)]
-        tables.append({"name": rt.name, "routes": routes})
+        td: dict[str, Any] = {"name": rt.name}
+        if rt.gateways:
+            td["gateways"] = [g.name for g in rt.gateways]
+        td["routes"] = routes
+        tables.append(td)
     nats = []
     for n in v.nat_gateways:
-        nd: dict[str, Any] = {"name": n.name, "port": n.port}
+        nd: dict[str, Any] = {"name": n.name, "port": n.port, "mac": n.mac}
         if n.subnet is not None:
             nd["subnet"] = n.subnet.name
+        if n.ip is not None:
+            nd["ip"] = str(n.ip)
+        if n.connectivity != "public":  # public is the default; it then needs its address
+            nd["connectivity"] = n.connectivity
+        if n.address is not None:
+            nd["address"] = n.address.name
         nats.append(nd)
     endpoints = []
     for ep in v.endpoints:
-        ed: dict[str, Any] = {"name": ep.name, "port": ep.port, "type": ep.endpoint_type}
+        ed: dict[str, Any] = {"name": ep.name, "port": ep.port, "mac": ep.mac, "type": ep.endpoint_type}
         if ep.service is not None:
             ed["service"] = ep.service
         endpoints.append(ed)
@@ -213,8 +230,8 @@ def _vpc_to_dict(v: Vpc) -> dict[str, Any]:
         "default_network_acl": v.default_network_acl.name,
         "subnets": [_subnet_to_dict(s) for s in v.subnets],
         "route_tables": tables,
-        "internet_gateways": [{"name": g.name, "port": g.port} for g in v.internet_gateways],
-        "vpn_gateways": [{"name": g.name, "port": g.port} for g in v.vpn_gateways],
+        "internet_gateways": [{"name": g.name, "port": g.port, "mac": g.mac} for g in v.internet_gateways],
+        "vpn_gateways": [{"name": g.name, "port": g.port, "mac": g.mac} for g in v.vpn_gateways],
         "nat_gateways": nats,
         "endpoints": endpoints,
         "security_groups": [_group_to_dict(g) for g in v.security_groups],
@@ -230,11 +247,12 @@ def network_to_dict(net: Network) -> dict[str, Any]:
     d: dict[str, Any] = {
         "fastvpc": SCHEMA_VERSION,
         "vpcs": [_vpc_to_dict(v) for v in net.vpcs],
-        "peerings": [{"name": p.name, "vpcs": [p.requester.name, p.accepter.name], "port": p.port}
+        "peerings": [{"name": p.name, "vpcs": [p.requester.name, p.accepter.name], "port": p.port, "mac": p.mac}
                      for p in net.peerings],
-        "transit_gateways": [{"name": t.name, "port": t.port, "attachments": [v.name for v in t.attachments]}
-                             for t in net.transit_gateways],
+        "transit_gateways": [{"name": t.name, "port": t.port, "mac": t.mac,
+                              "attachments": [v.name for v in t.attachments]} for t in net.transit_gateways],
         "prefix_lists": [_prefix_list_to_dict(pl) for pl in net.prefix_lists],
+        "addresses": [{"name": a.name, "public_ip": str(a.public_ip)} for a in net.addresses],
     }
     aliases = getattr(net, "aliases", None)
     if aliases:  # other names of objects (AWS instance ids, Name tags): only when there are some
@@ -447,7 +465,7 @@ class _Doc:
         return [self.str_(v, place + (i,), f"{what} entry") for i, v in enumerate(items)]
 
 
-_TOP_KEYS = ("fastvpc", "vpcs", "peerings", "transit_gateways", "prefix_lists", "aliases")
+_TOP_KEYS = ("fastvpc", "vpcs", "peerings", "transit_gateways", "prefix_lists", "addresses", "aliases")
 _VPC_REQUIRED = ("name",)
 _VPC_OPTIONAL = ("cidrs", "cidr", "main_route_table", "route_tables", "internet_gateways", "vpn_gateways",
                  "nat_gateways", "endpoints", "subnets", "default_security_group", "default_network_acl",
@@ -502,7 +520,7 @@ def _build_document(d: Any, doc: _Doc) -> Network:
     # 2. peerings and transit gateways: routes may name them -----------------------------
     for i, raw in enumerate(peering_docs):
         place = ("peerings", i)
-        pd = doc.mapping(raw, place, "a peering", ("vpcs",), ("name", "port"))
+        pd = doc.mapping(raw, place, "a peering", ("vpcs",), ("name", "port", "mac"))
         pair = doc.list_(pd["vpcs"], place + ("vpcs",), "peering vpcs")
         if len(pair) != 2:
             doc.fail(place + ("vpcs",), f"a peering joins exactly two VPCs, not {len(pair)}: {_show(pair)}", pair)
@@ -510,15 +528,17 @@ def _build_document(d: Any, doc: _Doc) -> Network:
         b = vpc_ref(pair[1], place + ("vpcs", 1), "peering VPC")
         name = doc.opt_str(pd, "name", place, "peering name")
         port = _opt_port(doc, pd, place)
+        mac = doc.opt_str(pd, "mac", place, "mac")
         with doc.building(place):
-            net.add_peering(a, b, name, port=port)
+            net.add_peering(a, b, name, port=port, mac=mac)
     for i, raw in enumerate(tgw_docs):
         place = ("transit_gateways", i)
-        td = doc.mapping(raw, place, "a transit gateway", (), ("name", "port", "attachments"))
+        td = doc.mapping(raw, place, "a transit gateway", (), ("name", "port", "mac", "attachments"))
         name = doc.opt_str(td, "name", place, "transit gateway name")
         port = _opt_port(doc, td, place)
+        mac = doc.opt_str(td, "mac", place, "mac")
         with doc.building(place):
-            tgw = net.add_transit_gateway(name, port=port)
+            tgw = net.add_transit_gateway(name, port=port, mac=mac)
         for j, ref in enumerate(doc.list_(td.get("attachments"), place + ("attachments",), "attachments")):
             vpc = vpc_ref(ref, place + ("attachments", j), "transit gateway attachment")
             with doc.building(place + ("attachments", j)):
@@ -527,6 +547,7 @@ def _build_document(d: Any, doc: _Doc) -> Network:
     # 3. inside each VPC: gateways, groups and NACLs, subnets and ENIs, then routes, then
     #    associations; group rules last, as they may name groups of peered VPCs -----------
     _build_prefix_lists(doc, net, top)
+    _build_addresses(doc, net, top)
     for place, vpc, vd in specs:
         _build_vpc_contents(doc, net, vpc, vd, place)
     for place, vpc, vd in specs:
@@ -588,7 +609,7 @@ def _build_vpc(doc: _Doc, net: Network, vd: dict[str, Any], place: Place) -> Vpc
     table_specs: list[tuple[Place, str]] = []
     for j, raw in enumerate(tables):
         tp = place + ("route_tables", j)
-        td = doc.mapping(raw, tp, "a route table", ("name",), ("routes",))
+        td = doc.mapping(raw, tp, "a route table", ("name",), ("routes", "gateways"))
         table_specs.append((tp, doc.str_(td["name"], tp + ("name",), "route table name")))
     main = doc.opt_str(vd, "main_route_table", place, "main_route_table")
     if main is not None and table_specs and main not in [n for _, n in table_specs]:
@@ -621,20 +642,22 @@ def _build_vpc_contents(doc: _Doc, net: Network, vpc: Vpc, vd: dict[str, Any], p
                              ("vpn_gateways", vpc.add_vpn_gateway, "a VPN gateway")):
         for j, raw in enumerate(doc.list_(vd.get(key), place + (key,), key)):
             gp = place + (key, j)
-            gd = doc.mapping(raw, gp, what, (), ("name", "port"))
+            gd = doc.mapping(raw, gp, what, (), ("name", "port", "mac"))
             gname = doc.opt_str(gd, "name", gp, "name")
             port = _opt_port(doc, gd, gp)
+            gmac = doc.opt_str(gd, "mac", gp, "mac")
             with doc.building(gp):
-                adder(gname, port=port)
+                adder(gname, port=port, mac=gmac)
     for j, raw in enumerate(doc.list_(vd.get("endpoints"), place + ("endpoints",), "endpoints")):
         ep = place + ("endpoints", j)
-        ed = doc.mapping(raw, ep, "an endpoint", (), ("name", "port", "type", "service"))
+        ed = doc.mapping(raw, ep, "an endpoint", (), ("name", "port", "mac", "type", "service"))
         ename = doc.opt_str(ed, "name", ep, "name")
         etype = doc.opt_str(ed, "type", ep, "endpoint type") or "gateway"
         service = doc.opt_str(ed, "service", ep, "endpoint service")
         port = _opt_port(doc, ed, ep)
+        emac = doc.opt_str(ed, "mac", ep, "mac")
         with doc.building(ep):
-            vpc.add_endpoint(ename, endpoint_type=etype, service=service, port=port)
+            vpc.add_endpoint(ename, endpoint_type=etype, service=service, port=port, mac=emac)
 
     _build_groups_and_acls(doc, vpc, vd, place)
     subnet_docs = doc.list_(vd.get("subnets"), place + ("subnets",), "subnets")
@@ -660,8 +683,13 @@ def _build_vpc_contents(doc: _Doc, net: Network, vpc: Vpc, vd: dict[str, Any], p
 
     for j, raw in enumerate(doc.list_(vd.get("nat_gateways"), place + ("nat_gateways",), "nat_gateways")):
         npl = place + ("nat_gateways", j)
-        nd = doc.mapping(raw, npl, "a NAT gateway", (), ("name", "port", "subnet"))
+        nd = doc.mapping(raw, npl, "a NAT gateway", (), ("name", "port", "mac", "subnet", "ip", "connectivity",
+                                                         "address"))
         nname = doc.opt_str(nd, "name", npl, "name")
+        nmac = doc.opt_str(nd, "mac", npl, "mac")
+        nip = doc.opt_str(nd, "ip", npl, "NAT gateway ip")
+        conn = doc.opt_str(nd, "connectivity", npl, "connectivity")
+        naddr = _address_ref(doc, net, nd, npl)
         sub_name = doc.opt_str(nd, "subnet", npl, "NAT gateway subnet")
         nat_subnet: Subnet | None = None
         if sub_name is not None:
@@ -671,7 +699,8 @@ def _build_vpc_contents(doc: _Doc, net: Network, vpc: Vpc, vd: dict[str, Any], p
                                             f"({', '.join(s.name for s in vpc.subnets) or 'none'})", sub_name)
         port = _opt_port(doc, nd, npl)
         with doc.building(npl):
-            vpc.add_nat_gateway(nname, subnet=nat_subnet, port=port)
+            vpc.add_nat_gateway(nname, subnet=nat_subnet, port=port, address=naddr, connectivity=conn, ip=nip,
+                                mac=nmac)
 
     for j, raw in enumerate(doc.list_(vd.get("route_tables"), place + ("route_tables",), "route_tables")):
         tp = place + ("route_tables", j)
@@ -683,10 +712,23 @@ def _build_vpc_contents(doc: _Doc, net: Network, vpc: Vpc, vd: dict[str, Any], p
         with doc.building(ap):
             subnet.associate(tables[rt_name])
 
+    # gateway (edge) associations last: they check the table's routes (#41)
+    gateways = {g.name: g for g in (*vpc.internet_gateways, *vpc.vpn_gateways)}
+    for j, raw in enumerate(doc.list_(vd.get("route_tables"), place + ("route_tables",), "route_tables")):
+        tp = place + ("route_tables", j)
+        rt = tables[raw["name"]]
+        for k, gname in enumerate(doc.str_list(raw.get("gateways"), tp + ("gateways",), "gateways")):
+            gpl = tp + ("gateways", k)
+            if gname not in gateways:
+                doc.fail(gpl, f"gateway {gname!r} is not an internet or VPN gateway of VPC {vpc.name} "
+                              f"({', '.join(gateways) or 'none'})", gname)
+            with doc.building(gpl):
+                rt.associate_gateway(gateways[gname])
+
 
 def _build_eni(doc: _Doc, subnet: Subnet, raw: Any, place: Place) -> Eni:
     ed = doc.mapping(raw, place, "an ENI", ("ip",), ("name", "mac", "secondary_ips", "source_dest_check", "port",
-                                                    "security_groups", "tracking"))
+                                                    "security_groups", "tracking", "address"))
     name = doc.opt_str(ed, "name", place, "ENI name")
     ip = doc.str_(ed["ip"], place + ("ip",), "ENI ip")
     mac = doc.opt_str(ed, "mac", place, "ENI mac")
@@ -696,9 +738,36 @@ def _build_eni(doc: _Doc, subnet: Subnet, raw: Any, place: Place) -> Eni:
     port = _opt_port(doc, ed, place)
     groups = _eni_groups(doc, subnet.vpc, ed, place)
     tracking = _eni_tracking(doc, ed, place)
+    address = _address_ref(doc, subnet.network, ed, place)
     with doc.building(place):
         return subnet.add_eni(ip, name, mac=mac, secondary_ips=seconds, source_dest_check=sdc, port=port,
-                              security_groups=groups, tracking=tracking)
+                              security_groups=groups, tracking=tracking, public_ip=address)
+
+
+def _build_addresses(doc: _Doc, net: Network, top: Mapping[str, Any]) -> None:
+    for i, raw in enumerate(doc.list_(top.get("addresses"), ("addresses",), "addresses")):
+        place: Place = ("addresses", i)
+        ad = doc.mapping(raw, place, "an Elastic IP", ("public_ip",), ("name",))
+        name = doc.opt_str(ad, "name", place, "Elastic IP name")
+        ip = doc.str_(ad["public_ip"], place + ("public_ip",), "public_ip")
+        with doc.building(place):
+            net.allocate_address(ip, name)
+
+
+def _address_ref(doc: _Doc, net: Network, d: Mapping[str, Any], place: Place) -> ElasticIp | None:
+    """The Elastic IP an ENI or NAT gateway names with ``address``: one of the file's ``addresses``."""
+    name = doc.opt_str(d, "address", place, "address")
+    if name is None:
+        return None
+    obj = net._by_name.get(name)
+    if not isinstance(obj, ElasticIp):
+        known = ", ".join(a.name for a in net.addresses) or "none"
+        doc.fail(place + ("address",), f"address {name!r} is not an Elastic IP of this file (addresses: {known})",
+                 name)
+    if obj.association is not None:
+        doc.fail(place + ("address",), f"address {name!r} is already associated with {obj.association.name}",
+                 name)
+    return obj
 
 
 _TARGET_TYPES = (Eni, InternetGateway, VpnGateway, NatGateway, Endpoint, PeeringConnection, TransitGateway)

@@ -2,7 +2,8 @@
 
 Split by feature (architecture review §5.2): :mod:`fastvpc.topology.core` holds the network,
 VPCs, subnets, route tables, ENIs and targets; :mod:`fastvpc.topology.filters` the security
-groups, network ACLs and connection-tracking timeouts.  Every public name is re-exported
+groups, network ACLs and connection-tracking timeouts; :mod:`fastvpc.topology.edge` the
+Elastic IPs and the rules of gateway route tables.  Every public name is re-exported
 here, so ``fastvpc.topology`` stays the path to import from.
 """
 
@@ -28,5 +29,8 @@ from fastvpc.topology.filters import (  # noqa: F401
     PROTOCOL_NAMES,
 )
 from fastvpc.topology.filters import __all__ as _filters_all
+from fastvpc.topology.edge import *  # noqa: F401,F403
+from fastvpc.topology.edge import CONNECTIVITY_TYPES  # noqa: F401
+from fastvpc.topology.edge import __all__ as _edge_all
 
-__all__ = [*_core_all, *_filters_all]
+__all__ = [*_core_all, *_filters_all, *_edge_all]

@@ -28,6 +28,7 @@ from fastvpc.errors import TopologyError
 
 if TYPE_CHECKING:  # pragma: no cover
     from fastvpc.dataplane import Dataplane
+    from fastvpc.topology.edge import ElasticIp
     from fastvpc.topology.filters import NetworkAcl, PrefixList, SecurityGroup, Tracking
 
 __all__ = [
@@ -188,28 +189,92 @@ class Target(_Named):
         self.network.remove(self)
 
 
-class InternetGateway(Target):
+class _GatewayMac:
+    """The MAC of a gateway (every route target but an ENI): the address the outside hosts on its
+    port see, and the one the switch answers ARP with there (DESIGN §6).  Auto-assigned, unique
+    in the network; assigning another validates it as ``add_eni(mac=...)`` does."""
+
+    _mac: str
+    name: str
+    network: Network
+
+    @property
+    def mac(self) -> str:
+        return self._mac
+
+    @mac.setter
+    def mac(self, value: str) -> None:
+        net = self.network
+        mac = _mac(value, f"{self.kind} {self.name}: MAC", obj=self.name)  # type: ignore[attr-defined]
+        if mac == self._mac:
+            return
+        net._check_mac_free(mac, self.name)
+        if net._macs.get(self._mac) == self.name:
+            del net._macs[self._mac]
+        self._mac = mac
+        if net._holds(self):
+            net._macs[mac] = self.name
+
+
+class _RouteTableGateway(_GatewayMac):
+    """An internet or VPN gateway: may have a gateway route table (edge association, #40)."""
+
+    _route_table: RouteTable | None = None
+
+    @property
+    def route_table(self) -> RouteTable | None:
+        """The gateway route table that routes traffic entering the VPC here (None: ``local``)."""
+        return self._route_table
+
+
+class InternetGateway(_RouteTableGateway, Target):
     kind = "igw"
 
     def __init__(self, vpc: Vpc, name: str, port: int) -> None:
         self.vpc, self.network, self.name, self.port = vpc, vpc.network, name, port
 
 
-class VpnGateway(Target):
+class VpnGateway(_RouteTableGateway, Target):
     kind = "vgw"
 
     def __init__(self, vpc: Vpc, name: str, port: int) -> None:
         self.vpc, self.network, self.name, self.port = vpc, vpc.network, name, port
 
 
-class NatGateway(Target):
+class NatGateway(_GatewayMac, Target):
+    """A NAT gateway (#33).  In a subnet it has a private IP of that subnet and a MAC, as AWS gives
+    it an ENI; ``connectivity`` is ``public`` (its Elastic IP in ``address``) or ``private``."""
+
     kind = "nat"
 
-    def __init__(self, vpc: Vpc, name: str, port: int, subnet: Subnet | None) -> None:
+    def __init__(self, vpc: Vpc, name: str, port: int, subnet: Subnet | None, connectivity: str = "public",
+                 ip: IPv4Address | None = None) -> None:
         self.vpc, self.network, self.name, self.port, self.subnet = vpc, vpc.network, name, port, subnet
+        self.connectivity = connectivity
+        #: The private IP (of its subnet) it translates sources to; None when it has no subnet.
+        self.ip = ip
+        self._address: ElasticIp | None = None
+
+    @property
+    def address(self) -> ElasticIp | None:
+        """The Elastic IP of a public NAT gateway (None: private, or none associated yet)."""
+        return self._address
+
+    @property
+    def public_ip(self) -> IPv4Address | None:
+        return None if self._address is None else self._address.public_ip
+
+    def associate_address(self, address: ElasticIp | str) -> ElasticIp:
+        """Give a public NAT gateway that has none its Elastic IP (AssociateNatGatewayAddress)."""
+        from fastvpc.topology.edge import associate
+
+        if self.connectivity == "private":
+            raise TopologyError(f"NAT gateway {self.name} is private: it takes no Elastic IP",
+                                obj=self.name, value=getattr(address, "name", address))
+        return associate(self, address, f"NAT gateway {self.name}")
 
 
-class Endpoint(Target):
+class Endpoint(_GatewayMac, Target):
     """A VPC endpoint used as a route target (gateway endpoint or GWLB endpoint)."""
 
     kind = "vpce"
@@ -220,7 +285,7 @@ class Endpoint(Target):
         self.endpoint_type, self.service = endpoint_type, service
 
 
-class TransitGateway(Target):
+class TransitGateway(_GatewayMac, Target):
     """A regional transit gateway; routes to it need an attachment in the table's VPC."""
 
     kind = "tgw"
@@ -237,7 +302,7 @@ class TransitGateway(Target):
         self.attachments.append(vpc)
 
 
-class PeeringConnection(Target):
+class PeeringConnection(_GatewayMac, Target):
     """An active VPC peering connection.  Routes on both sides are still needed (#36)."""
 
     kind = "pcx"
@@ -279,6 +344,31 @@ class Eni(Target):
         self.source_dest_check = bool(source_dest_check)
         self._security_groups = security_groups
         self._tracking = tracking
+        self._address: ElasticIp | None = None
+
+    @property
+    def address(self) -> ElasticIp | None:
+        """The Elastic IP associated with this ENI's primary private IP, or None."""
+        return self._address
+
+    @property
+    def public_ip(self) -> IPv4Address | None:
+        """The public IPv4 address the internet gateway maps to :attr:`ip` (#17, #30), or None.
+        The VM never sees it: it sends and receives with its private IP."""
+        return None if self._address is None else self._address.public_ip
+
+    def associate_address(self, address: ElasticIp | str) -> ElasticIp:
+        """AssociateAddress: map the Elastic IP (object, name or public IP) to the primary private IP.
+        Refused when the address is associated elsewhere or this ENI already has one."""
+        from fastvpc.topology.edge import associate
+
+        return associate(self, address, f"ENI {self.name}")
+
+    def disassociate_address(self) -> ElasticIp | None:
+        """DisassociateAddress: the ENI keeps no public IP; the address stays allocated (returned)."""
+        from fastvpc.topology.edge import disassociate
+
+        return disassociate(self)
 
     @property
     def security_groups(self) -> list[SecurityGroup]:
@@ -365,6 +455,44 @@ class RouteTable(_Named):
         """Subnets that use this table (explicitly, or implicitly when it is the main table)."""
         return [s for s in self.vpc.subnets if s.route_table is self]
 
+    @property
+    def gateways(self) -> list[InternetGateway | VpnGateway]:
+        """The internet/VPN gateways this table is associated with (edge associations, #40)."""
+        return [g for g in (*self.vpc.internet_gateways, *self.vpc.vpn_gateways) if g._route_table is self]
+
+    @property
+    def is_gateway_table(self) -> bool:
+        return bool(self.gateways)
+
+    def associate_gateway(self, gateway: InternetGateway | VpnGateway) -> None:
+        """Associate this table with an internet or VPN gateway of its VPC: traffic entering the VPC
+        through the gateway is routed by it (#40).  Refused when a route does not suit a gateway
+        table (#41), when the table is main, or when the gateway already has another table."""
+        from fastvpc.topology.edge import check_gateway_table
+
+        if not isinstance(gateway, (InternetGateway, VpnGateway)):
+            raise TopologyError(f"route table {self.name}: {getattr(gateway, 'name', gateway)!r} is not an internet "
+                                "or VPN gateway (only they take a gateway route table)", obj=self.name,
+                                value=getattr(gateway, "name", gateway))
+        self.network._check_owned(gateway, "gateway")
+        if gateway.vpc is not self.vpc:
+            raise TopologyError(f"route table {self.name}: gateway {gateway.name} belongs to VPC {gateway.vpc.name}, "
+                                f"not {self.vpc.name}", obj=self.name, value=gateway.name)
+        if gateway._route_table is self:
+            return
+        if gateway._route_table is not None:
+            raise TopologyError(f"route table {self.name}: gateway {gateway.name} is already associated with route "
+                                f"table {gateway._route_table.name}; disassociate it first", obj=self.name,
+                                value=gateway.name)
+        check_gateway_table(self, [*self.gateways, gateway])
+        gateway._route_table = self
+
+    def disassociate_gateway(self, gateway: InternetGateway | VpnGateway | None = None) -> None:
+        """Drop the association with ``gateway`` (default: with every gateway of this table)."""
+        for g in self.gateways:
+            if gateway is None or g is gateway:
+                g._route_table = None
+
     def route(self, destination: str | IPv4Network) -> Route:
         """The route whose destination is exactly ``destination``; KeyError if none."""
         dest = _net(destination, f"route table {self.name}: route destination", strict=False, obj=self.name)
@@ -394,9 +522,18 @@ class RouteTable(_Named):
                 raise TopologyError(f"route table {self.name} already has a route for {dest} "
                                     f"(to {r.target.name}); use replace_route", obj=self.name, value=str(dest))
         self._check_destination(dest, tgt)
+        self._check_gateway_rules(dest, origin, prefix_list, tgt)
         route = Route(self, dest, tgt, origin, prefix_list)
         self.routes.append(route)
         return route
+
+    def _check_gateway_rules(self, dest: IPv4Network, origin: str, prefix_list: str | None,
+                             tgt: Target | _Special) -> None:
+        gateways = self.gateways
+        if gateways:
+            from fastvpc.topology.edge import check_gateway_route
+
+            check_gateway_route(self, dest, origin, prefix_list, tgt, gateways)
 
     def replace_route(self, destination: str | IPv4Network, target: TargetLike) -> Route:
         """Point an existing route at a new target (the ``local`` route may be pointed at an ENI and back, #21)."""
@@ -412,6 +549,7 @@ class RouteTable(_Named):
                 raise TopologyError(f"route {route.destination} in {self.name}: only a VPC CIDR route can be local",
                                     obj=self.name, value=str(route.destination))
             self._check_destination(route.destination, tgt)
+        self._check_gateway_rules(route.destination, route.origin, route.prefix_list, tgt)
         route.target = tgt
         route.deleted_target = None
         return route
@@ -583,17 +721,23 @@ class Subnet(_Named):
         if owner is not None:
             raise TopologyError(f"ENI {who}: IP {addr} is already assigned to ENI {owner.name}",
                                 obj=who, value=str(addr))
+        nat = self.vpc._nat_ips.get(addr)
+        if nat is not None:
+            raise TopologyError(f"ENI {who}: IP {addr} is the private IP of NAT gateway {nat.name}",
+                                obj=who, value=str(addr))
         return addr
 
     def add_eni(self, ip: str | IPv4Address, name: str | None = None, *, mac: str | None = None,
                 secondary_ips: Iterable[str | IPv4Address] = (), source_dest_check: bool = True,
                 port: int | None = None, security_groups: Iterable[SecurityGroup] | None = None,
-                tracking: Tracking | None = None) -> Eni:
+                tracking: Tracking | None = None, public_ip: str | IPv4Address | ElasticIp | None = None) -> Eni:
         """Attach an ENI with a primary (and optional secondary) private IPs.
 
         The MAC is auto-assigned (locally administered, unique in the network) unless given.
         ``security_groups``: 1-5 groups of this VPC (default: the VPC's default group);
-        ``tracking``: connection-tracking timeouts (default: AWS's).
+        ``tracking``: connection-tracking timeouts (default: AWS's);
+        ``public_ip``: a public address to allocate and associate (or an unassociated
+        :class:`ElasticIp` to associate), as ``net.allocate_address`` + ``associate_address``.
         """
         net = self.network
         label = name or str(ip)
@@ -618,15 +762,50 @@ class Subnet(_Named):
             mac_s = _mac(mac, f"ENI {label}: MAC", obj=label)
             net._check_mac_free(mac_s, label)
         nm = net._claim_name(name, "eni")
+        address = None
+        if public_ip is not None:  # checked before anything is added, so a refusal leaves no trace
+            from fastvpc.topology.edge import ElasticIp, check_public_ip, resolve_address
+
+            if isinstance(public_ip, ElasticIp):
+                address = resolve_address(net, public_ip, f"ENI {nm}")
+                if address.association is not None:
+                    raise TopologyError(f"ENI {nm}: Elastic IP {address.name} ({address.public_ip}) is already "
+                                        f"associated with {address.association.name}", obj=nm, value=address.name)
+            else:
+                pip = check_public_ip(public_ip, f"ENI {nm}", obj=nm)
+                if pip in net._public_ips:
+                    raise TopologyError(f"ENI {nm}: public IP {pip} is already allocated as "
+                                        f"{net._public_ips[pip].name}", obj=nm, value=str(pip))
         eni = Eni(self, nm, net._claim_port(port, nm), primary, mac_s, seconds, source_dest_check, groups, track)
         self.enis.append(eni)
         for a in eni.ips:
             self.vpc._ip_owner[a] = eni
         net._register(eni)
+        if public_ip is not None:
+            eni.associate_address(address if address is not None else net.allocate_address(public_ip))
         return eni
 
-    def add_nat_gateway(self, name: str | None = None) -> NatGateway:
-        return self.vpc.add_nat_gateway(name, subnet=self)
+    def add_nat_gateway(self, name: str | None = None, *, address: ElasticIp | str | None = None,
+                        connectivity: str | None = None, ip: str | IPv4Address | None = None,
+                        mac: str | None = None, port: int | None = None) -> NatGateway:
+        """A NAT gateway in this subnet (#33): a private IP of this subnet (``ip``, else the
+        highest free one) and a MAC, as AWS gives it an ENI.  ``connectivity="public"`` (the
+        default) with its Elastic IP ``address``; ``"private"``: no address."""
+        return self.vpc.add_nat_gateway(name, subnet=self, address=address, connectivity=connectivity, ip=ip,
+                                        mac=mac, port=port)
+
+    def _free_ip(self, who: str) -> IPv4Address:
+        """The highest assignable address no ENI or NAT gateway holds (AWS picks one at random;
+        the top of the subnet keeps clear of the low addresses examples give ENIs)."""
+        vpc = self.vpc
+        reserved = set(self.reserved_ips)
+        top = int(self.cidr.broadcast_address)
+        for n in range(top, int(self.cidr.network_address), -1):
+            a = IPv4Address(n)
+            if a not in reserved and a not in vpc._ip_owner and a not in vpc._nat_ips:
+                return a
+        raise TopologyError(f"NAT gateway {who}: subnet {self.name} ({self.cidr}) has no free IP address",
+                            obj=who, value=self.name)
 
     def delete(self) -> None:
         self.network.remove(self)
@@ -655,6 +834,8 @@ class Vpc(_Named):
         self.default_network_acl: NetworkAcl = None  # type: ignore[assignment]  # set by Network.add_vpc
         # every private IP of every ENI of this VPC -> its ENI: keeps ENI creation O(1)
         self._ip_owner: dict[IPv4Address, Eni] = {}
+        # the private IP of every NAT gateway in a subnet of this VPC -> the NAT gateway
+        self._nat_ips: dict[IPv4Address, NatGateway] = {}
 
     @property
     def cidr(self) -> IPv4Network:
@@ -822,6 +1003,11 @@ class Vpc(_Named):
         if route_table.vpc is not self:
             raise TopologyError(f"VPC {self.name}: route table {route_table.name} belongs to VPC "
                                 f"{route_table.vpc.name}", obj=self.name, value=route_table.name)
+        gws = route_table.gateways
+        if gws:
+            raise TopologyError(f"VPC {self.name}: route table {route_table.name} is associated with gateway "
+                                f"{gws[0].name}; a gateway route table cannot be main", obj=self.name,
+                                value=route_table.name)
         self.main_route_table = route_table
 
     def _one_gateway(self, existing: list[Any], what: str, name: str | None) -> None:
@@ -830,40 +1016,81 @@ class Vpc(_Named):
                                 f"a VPC can have only one (cannot add {name or 'another'})",
                                 obj=self.name, value=name)
 
-    def add_internet_gateway(self, name: str | None = None, *, port: int | None = None) -> InternetGateway:
+    def add_internet_gateway(self, name: str | None = None, *, port: int | None = None,
+                             mac: str | None = None) -> InternetGateway:
         self._one_gateway(self.internet_gateways, "internet gateway", name)
         net = self.network
         nm = net._claim_name(name, "igw")
         gw = InternetGateway(self, nm, net._claim_port(port, nm))
+        net._give_mac(gw, mac)
         self.internet_gateways.append(gw)
         net._register(gw)
         return gw
 
-    def add_vpn_gateway(self, name: str | None = None, *, port: int | None = None) -> VpnGateway:
+    def add_vpn_gateway(self, name: str | None = None, *, port: int | None = None,
+                        mac: str | None = None) -> VpnGateway:
         self._one_gateway(self.vpn_gateways, "VPN gateway", name)
         net = self.network
         nm = net._claim_name(name, "vgw")
         gw = VpnGateway(self, nm, net._claim_port(port, nm))
+        net._give_mac(gw, mac)
         self.vpn_gateways.append(gw)
         net._register(gw)
         return gw
 
     def add_nat_gateway(self, name: str | None = None, *, subnet: Subnet | None = None,
-                        port: int | None = None) -> NatGateway:
+                        port: int | None = None, address: ElasticIp | str | None = None,
+                        connectivity: str | None = None, ip: str | IPv4Address | None = None,
+                        mac: str | None = None) -> NatGateway:
+        """A NAT gateway (#33); see :meth:`Subnet.add_nat_gateway`.
+
+        ``connectivity`` ``"public"`` needs ``address`` (an unassociated Elastic IP: object, name or
+        public IP); ``"private"`` refuses one.  Left out, it is public; a public NAT gateway made
+        without an address (as before the edge was modelled) gets one later with
+        ``nat.associate_address``.  Without a subnet there is no private IP (``ip`` refused).
+        """
+        from fastvpc.topology.edge import check_connectivity, resolve_address
+
         net = self.network
+        label = name or "NAT gateway"
         if subnet is not None and subnet.vpc is not self:
             raise TopologyError(f"NAT gateway {name}: subnet {subnet.name} is not in VPC {self.name}",
                                 obj=name, value=subnet.name)
+        conn = "public" if connectivity is None else check_connectivity(connectivity, label)
+        eip = None
+        if address is not None:
+            if conn == "private":
+                raise TopologyError(f"NAT gateway {label}: a private NAT gateway takes no Elastic IP "
+                                    f"({getattr(address, 'name', address)})", obj=name,
+                                    value=getattr(address, "name", address))
+            eip = resolve_address(net, address, f"NAT gateway {label}")
+            if eip.association is not None:
+                raise TopologyError(f"NAT gateway {label}: Elastic IP {eip.name} ({eip.public_ip}) is already "
+                                    f"associated with {eip.association.name}", obj=name, value=eip.name)
+        elif connectivity is not None and conn == "public":
+            raise TopologyError(f"NAT gateway {label}: a public NAT gateway needs an Elastic IP (address=...)",
+                                obj=name, value="public")
+        if subnet is None:
+            if ip is not None:
+                raise TopologyError(f"NAT gateway {label}: ip {ip!r} needs a subnet", obj=name, value=str(ip))
+            private = None
+        elif ip is None:
+            private = subnet._free_ip(label)
+        else:
+            private = subnet._check_assignable(ip, label)
         nm = net._claim_name(name, "nat")
-        gw = NatGateway(self, nm, net._claim_port(port, nm), subnet)
+        gw = NatGateway(self, nm, net._claim_port(port, nm), subnet, conn, private)
+        net._give_mac(gw, mac)
         self.nat_gateways.append(gw)
         if subnet is not None:
             subnet.nat_gateways.append(gw)
         net._register(gw)
+        if eip is not None:
+            gw.associate_address(eip)
         return gw
 
     def add_endpoint(self, name: str | None = None, *, endpoint_type: str = "gateway",
-                     service: str | None = None, port: int | None = None) -> Endpoint:
+                     service: str | None = None, port: int | None = None, mac: str | None = None) -> Endpoint:
         if endpoint_type not in Endpoint.KINDS:
             raise TopologyError(f"endpoint {name}: type {endpoint_type!r} must be one of {', '.join(Endpoint.KINDS)}",
                                 obj=name, value=endpoint_type)
@@ -874,13 +1101,15 @@ class Vpc(_Named):
         net = self.network
         nm = net._claim_name(name, "vpce")
         ep = Endpoint(self, nm, net._claim_port(port, nm), endpoint_type, service)
+        net._give_mac(ep, mac)
         self.endpoints.append(ep)
         net._register(ep)
         return ep
 
-    def add_transit_gateway(self, name: str | None = None, *, port: int | None = None) -> TransitGateway:
+    def add_transit_gateway(self, name: str | None = None, *, port: int | None = None,
+                            mac: str | None = None) -> TransitGateway:
         """Create a transit gateway in the network and attach it to this VPC."""
-        tgw = self.network.add_transit_gateway(name, port=port)
+        tgw = self.network.add_transit_gateway(name, port=port, mac=mac)
         tgw.attach(self)
         return tgw
 
@@ -913,6 +1142,9 @@ class Network:
         self.peerings: list[PeeringConnection] = []
         self.transit_gateways: list[TransitGateway] = []
         self.prefix_lists: list[PrefixList] = []
+        #: Elastic IPs in allocation order (DESIGN §6)
+        self.addresses: list[ElasticIp] = []
+        self._public_ips: dict[IPv4Address, ElasticIp] = {}
         self._by_name: dict[str, Any] = {}
         self._by_port: dict[int, Target] = {}
         self._macs: dict[str, str] = {}  # mac -> owner name
@@ -955,6 +1187,20 @@ class Network:
         if mac in self._macs:
             raise TopologyError(f"{who}: MAC {mac} is already used by {self._macs[mac]}", obj=who, value=mac)
 
+    def _check_gateway_mac(self, mac: str | None, who: str) -> str | None:
+        """A gateway's MAC as given (validated, free), or None to auto-assign it once the port is known."""
+        if mac is None:
+            return None
+        m = _mac(mac, f"{who}: MAC", obj=who)
+        self._check_mac_free(m, who)
+        return m
+
+    def _give_mac(self, gw: Any, mac: str | None) -> None:
+        """Set a new gateway's MAC (before it is registered): ``mac`` (validated, free), else
+        ``12:00:`` + its port (unique, deterministic)."""
+        given = self._check_gateway_mac(mac, gw.name)
+        gw._mac = given if given is not None else self._auto_mac(0x12, gw.port)
+
     def _auto_mac(self, first: int, seed: int) -> str:
         """A locally administered unicast MAC: first octet, 0x00, then the four bytes of ``seed``."""
         for hi in range(first, 256, 8):  # stays locally administered (bit 1) and unicast (bit 0 clear)
@@ -974,6 +1220,10 @@ class Network:
             self._next_port = max(self._next_port, obj.port + 1)
         if isinstance(obj, Eni):
             self._macs[obj.mac] = obj.name
+        elif isinstance(obj, _GatewayMac):
+            self._macs[obj.mac] = obj.name
+        if isinstance(obj, NatGateway) and obj.ip is not None:
+            obj.vpc._nat_ips[obj.ip] = obj
         if isinstance(obj, Subnet):
             self._macs[obj.gateway_mac] = f"the router of subnet {obj.name}"
 
@@ -983,6 +1233,10 @@ class Network:
             self._by_port.pop(obj.port, None)
         if isinstance(obj, Eni):
             self._macs.pop(obj.mac, None)
+        elif isinstance(obj, _GatewayMac) and self._macs.get(obj.mac) == obj.name:
+            self._macs.pop(obj.mac, None)
+        if isinstance(obj, NatGateway) and obj.ip is not None and obj.vpc._nat_ips.get(obj.ip) is obj:
+            del obj.vpc._nat_ips[obj.ip]
         if isinstance(obj, Subnet):
             self._macs.pop(obj.gateway_mac, None)
 
@@ -1021,7 +1275,8 @@ class Network:
             raise
         return vpc
 
-    def add_peering(self, a: Vpc, b: Vpc, name: str | None = None, *, port: int | None = None) -> PeeringConnection:
+    def add_peering(self, a: Vpc, b: Vpc, name: str | None = None, *, port: int | None = None,
+                    mac: str | None = None) -> PeeringConnection:
         """An active peering between two VPCs with no overlapping CIDRs (#36)."""
         self._check_owned(a, "VPC")
         self._check_owned(b, "VPC")
@@ -1039,6 +1294,7 @@ class Network:
                                     obj=label, value=p.name)
         nm = self._claim_name(name, "pcx")
         pcx = PeeringConnection(self, nm, self._claim_port(port, nm), a, b)
+        self._give_mac(pcx, mac)
         self.peerings.append(pcx)
         self._register(pcx)
         return pcx
@@ -1053,12 +1309,31 @@ class Network:
         self._register(pl)
         return pl
 
-    def add_transit_gateway(self, name: str | None = None, *, port: int | None = None) -> TransitGateway:
+    def add_transit_gateway(self, name: str | None = None, *, port: int | None = None,
+                            mac: str | None = None) -> TransitGateway:
         nm = self._claim_name(name, "tgw")
         tgw = TransitGateway(self, nm, self._claim_port(port, nm))
+        self._give_mac(tgw, mac)
         self.transit_gateways.append(tgw)
         self._register(tgw)
         return tgw
+
+    # the edge ------------------------------------------------------------------
+    def allocate_address(self, public_ip: str | IPv4Address, name: str | None = None) -> ElasticIp:
+        """AllocateAddress: a new Elastic IP (DESIGN §6's public addresses only, each once)."""
+        from fastvpc.topology.edge import allocate
+
+        return allocate(self, public_ip, name)
+
+    def release_address(self, address: ElasticIp | str) -> None:
+        """ReleaseAddress (object, name or public IP): refused while it is associated."""
+        from fastvpc.topology.edge import resolve_address
+
+        self.remove(resolve_address(self, address, "release_address"))
+
+    def address_for(self, public_ip: str | IPv4Address) -> ElasticIp | None:
+        """The Elastic IP whose public address is ``public_ip``, or None."""
+        return self._public_ips.get(_addr(public_ip, "public IP"))
 
     # removal -------------------------------------------------------------------
     def remove(self, obj: Any) -> None:
@@ -1067,20 +1342,27 @@ class Network:
         Subnets must have no ENIs, route tables no associations and must not be main,
         VPCs must be empty of subnets (AWS's DependencyViolation).
         """
+        from fastvpc.topology.edge import ElasticIp, disassociate, remove_address
         from fastvpc.topology.filters import NetworkAcl, PrefixList, SecurityGroup, remove_filter_object
 
         self._check_owned(obj, "object")
         if isinstance(obj, (SecurityGroup, NetworkAcl, PrefixList)):
             remove_filter_object(self, obj)
+        elif isinstance(obj, ElasticIp):
+            remove_address(self, obj)
         elif isinstance(obj, Target):
             self._blackhole_routes_to(obj)
+            if isinstance(obj, (Eni, NatGateway)):
+                disassociate(obj)  # the address stays allocated, as on AWS
             if isinstance(obj, Eni):
                 obj.subnet.enis.remove(obj)
                 for a in obj.ips:
                     obj.vpc._ip_owner.pop(a, None)
             elif isinstance(obj, InternetGateway):
+                obj._route_table = None
                 obj.vpc.internet_gateways.remove(obj)
             elif isinstance(obj, VpnGateway):
+                obj._route_table = None
                 obj.vpc.vpn_gateways.remove(obj)
             elif isinstance(obj, NatGateway):
                 obj.vpc.nat_gateways.remove(obj)
@@ -1113,6 +1395,10 @@ class Network:
             if users:
                 raise TopologyError(f"route table {obj.name} is associated with subnet(s) {', '.join(users)}",
                                     obj=obj.name, value=users[0])
+            gws = [g.name for g in obj.gateways]
+            if gws:
+                raise TopologyError(f"route table {obj.name} is associated with gateway(s) {', '.join(gws)}",
+                                    obj=obj.name, value=gws[0])
             obj.vpc.route_tables.remove(obj)
         elif isinstance(obj, Vpc):
             if obj.subnets:
