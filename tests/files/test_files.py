@@ -38,7 +38,8 @@ def fingerprint(net: Network) -> dict:
                          s.explicit_route_table.name if s.explicit_route_table else None,
                          [(e.name, e.port, str(e.ip), e.mac, [str(a) for a in e.secondary_ips],
                            e.source_dest_check, [g.name for g in e.security_groups],
-                           sorted(vars(e.tracking).items())) for e in s.enis],
+                           sorted(vars(e.tracking).items()), str(e.public_ip),
+                           e.address.name if e.address else None) for e in s.enis],
                          [n.name for n in s.nat_gateways], s.network_acl.name) for s in v.subnets],
             "groups": [(g.name, g.group_name, g.description, g.is_default,
                         [[(r.protocol, r.ports, r.icmp, _peer_fp(r.peer)) for r in g.rules(d)]
@@ -46,17 +47,21 @@ def fingerprint(net: Network) -> dict:
             "acls": [(a.name, a.is_default, [(e.number, e.direction, e.action, e.protocol, e.ports, e.icmp,
                                               str(e.cidr)) for e in a.entries]) for a in v.network_acls],
             "defaults": (v.default_security_group.name, v.default_network_acl.name),
-            "tables": [(rt.name, rt.is_main,
+            "tables": [(rt.name, rt.is_main, [g.name for g in rt.gateways],
                         [(str(r.destination), r.target.name, r.origin, r.state, r.prefix_list, r.deleted_target,
                           r.target is LOCAL, r.target is BLACKHOLE) for r in rt.routes])
                        for rt in v.route_tables],
-            "igw": [(g.name, g.port) for g in v.internet_gateways],
-            "vgw": [(g.name, g.port) for g in v.vpn_gateways],
-            "nat": [(g.name, g.port, g.subnet.name if g.subnet else None) for g in v.nat_gateways],
-            "vpce": [(g.name, g.port, g.endpoint_type, g.service) for g in v.endpoints],
+            "igw": [(g.name, g.port, g.mac, g.route_table.name if g.route_table else None)
+                    for g in v.internet_gateways],
+            "vgw": [(g.name, g.port, g.mac, g.route_table.name if g.route_table else None) for g in v.vpn_gateways],
+            "nat": [(g.name, g.port, g.subnet.name if g.subnet else None, g.mac, str(g.ip), g.connectivity,
+                     g.address.name if g.address else None, str(g.public_ip)) for g in v.nat_gateways],
+            "vpce": [(g.name, g.port, g.endpoint_type, g.service, g.mac) for g in v.endpoints],
         })
-    out["peerings"] = [(p.name, p.port, p.requester.name, p.accepter.name) for p in net.peerings]
-    out["tgws"] = [(t.name, t.port, [v.name for v in t.attachments]) for t in net.transit_gateways]
+    out["peerings"] = [(p.name, p.port, p.requester.name, p.accepter.name, p.mac) for p in net.peerings]
+    out["tgws"] = [(t.name, t.port, [v.name for v in t.attachments], t.mac) for t in net.transit_gateways]
+    out["addresses"] = [(a.name, str(a.public_ip), a.association.name if a.association else None)
+                        for a in net.addresses]
     out["targets"] = [(t.port, t.name, type(t).__name__) for t in net.targets]
     out["routes"] = [(r.route_table.name, str(r.destination), r.target.name) for r in net.routes()]
     out["prefix_lists"] = [(p.name, [str(c) for c in p.cidrs], p.max_entries) for p in net.prefix_lists]
@@ -99,6 +104,14 @@ def networks(draw) -> Network:
     def port():
         return draw(st.one_of(st.none(), st.integers(0, 5000)))
 
+    eips = [named(net.allocate_address, f"{draw(st.sampled_from([203, 198, 8, 52]))}.0.113.{k}")
+            for k in range(draw(st.integers(0, 4)))]
+    eips = [e for e in eips if e is not None]
+
+    def eip():
+        free = [e for e in eips if e.association is None]
+        return draw(st.sampled_from([None, *free]))
+
     n_vpcs = draw(st.integers(1, 3))
     for i in range(n_vpcs):
         first = ipaddress.ip_network(f"10.{draw(st.integers(0, 3)) * 16}.0.0/{draw(st.sampled_from([16, 20, 24]))}")
@@ -125,14 +138,18 @@ def networks(draw) -> Network:
                 mac = draw(st.one_of(st.none(), st.integers(0, 2**40 - 1).map(
                     lambda x: ":".join(f"{b:02x}" for b in ((0x2a << 40) | x).to_bytes(6, "big")))))
                 named(s.add_eni, ip, mac=mac, secondary_ips=secs, source_dest_check=draw(st.booleans()),
-                      port=port())
+                      port=port(), public_ip=eip())
+        gw_mac = st.one_of(st.none(), st.integers(0, 2**40 - 1).map(
+            lambda x: ":".join(f"{b:02x}" for b in ((0x3e << 40) | x).to_bytes(6, "big"))))
         if draw(st.booleans()):
-            named(vpc.add_internet_gateway, port=port())
+            named(vpc.add_internet_gateway, port=port(), mac=draw(gw_mac))
         if draw(st.booleans()):
             named(vpc.add_vpn_gateway, port=port())
         for _ in range(draw(st.integers(0, 2))):
             sub = draw(st.sampled_from([None, *vpc.subnets]))
-            named(vpc.add_nat_gateway, subnet=sub, port=port())
+            conn = draw(st.sampled_from([None, "public", "private"]))
+            named(vpc.add_nat_gateway, subnet=sub, port=port(), connectivity=conn,
+                  address=eip() if conn != "private" else None, mac=draw(gw_mac))
         for _ in range(draw(st.integers(0, 2))):
             named(vpc.add_endpoint, endpoint_type=draw(st.sampled_from(["gateway", "gatewayloadbalancer",
                                                                         "interface"])),
@@ -175,10 +192,16 @@ def networks(draw) -> Network:
                 s.associate(draw(st.sampled_from(vpc.route_tables)))
         if draw(st.integers(0, 2)) == 0:
             vpc.set_main_route_table(draw(st.sampled_from(vpc.route_tables)))
+        for gw in (*vpc.internet_gateways, *vpc.vpn_gateways):  # edge associations (refused unless #41 holds)
+            if draw(st.booleans()):
+                attempt(draw(st.sampled_from(vpc.route_tables)).associate_gateway, gw)
     # deletions: routes to deleted targets become blackholes (deleted_target kept)
     for t in list(net.targets):
         if draw(st.integers(0, 5)) == 0:
             t.delete()
+    for e in list(net.addresses):
+        if e.association is None and draw(st.integers(0, 3)) == 0:
+            e.release()
     _draw_filters(draw, net, named, attempt, port)
     return net
 
