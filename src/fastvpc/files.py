@@ -24,7 +24,7 @@ The schema (``fastvpc: 1``) is documented in ``docs/topology-files.md``.  In sho
           - name: rt-edge                   # a gateway route table (#40, #41)
             gateways: [igw]
             routes: [{destination: 10.0.1.0/24, target: fw, origin: static}]
-        internet_gateways: [{name: igw, port: 0, mac: 12:00:00:00:00:00}]
+        internet_gateways: [{name: igw, port: 0, mac: 1e:00:00:00:00:00}]
         vpn_gateways: []
         nat_gateways: []                    # {name, port, mac, subnet?, ip?, connectivity?, address?}
         endpoints: []                       # {name, port, type, service?}

@@ -1197,9 +1197,10 @@ class Network:
 
     def _give_mac(self, gw: Any, mac: str | None) -> None:
         """Set a new gateway's MAC (before it is registered): ``mac`` (validated, free), else
-        ``12:00:`` + its port (unique, deterministic)."""
+        ``1e:00:`` + its port (unique, deterministic; the letter in the first octet keeps YAML
+        from reading a hand-copied MAC as a base-60 number)."""
         given = self._check_gateway_mac(mac, gw.name)
-        gw._mac = given if given is not None else self._auto_mac(0x12, gw.port)
+        gw._mac = given if given is not None else self._auto_mac(0x1E, gw.port)
 
     def _auto_mac(self, first: int, seed: int) -> str:
         """A locally administered unicast MAC: first octet, 0x00, then the four bytes of ``seed``."""
