@@ -166,9 +166,13 @@ def test_basic_import(tmp_path: Path) -> None:
     assert db["0.0.0.0/0"] == ("vgw-1", "propagated", None, None)
     assert db["172.16.0.0/12"] == ("vgw-1", "propagated", None, None)
     assert db["10.99.0.0/16"] == ("blackhole", "static", None, "nat-old")  # AWS blackhole state
-    # the NAT gateway's own ENI: an ENI (documented choice), with its real MAC and check off
-    nat_eni = net.find("eni-nat")
-    assert isinstance(nat_eni, Eni) and nat_eni.mac == "02:aa:00:00:01:c8" and not nat_eni.source_dest_check
+    # the NAT gateway's own ENI is the NAT gateway's interface: its private IP and real MAC (DESIGN §6)
+    nat = net.find("nat-1")
+    assert str(nat.ip) == "10.0.1.200" and nat.mac == "02:aa:00:00:01:c8"
+    assert nat.connectivity == "public" and nat.address is None  # the data gives it no Elastic IP
+    with pytest.raises(KeyError):
+        net.find("eni-nat")
+    assert nat.vpc.eni_for_ip(nat.ip) is None
     assert imp.instances == {"i-web1": ["eni-web1"], "i-app1": ["eni-app1"], "i-fw": ["eni-fw"],
                              "i-db1": ["eni-db1"]}
     # the report: groups and NACLs without a VPC are skipped (one line each), skipped gateways
@@ -179,7 +183,7 @@ def test_basic_import(tmp_path: Path) -> None:
     assert [e.status for e in report.about("nat-gone")] == ["skipped"]
     assert any(e.status == "note" and "nat_gateway" in e.element for e in report)
     assert any("10.2.0.0/16" in e.why for e in report.about(VPC))
-    assert report.counts["VPCs"] == 1 and report.counts["ENIs"] == 5 and report.counts["subnets"] == 3
+    assert report.counts["VPCs"] == 1 and report.counts["ENIs"] == 4 and report.counts["subnets"] == 3
     text = str(report)
     assert text.splitlines()[0].startswith("AWS import of") and "sg-3" in text
     json.dumps(report.to_dict())

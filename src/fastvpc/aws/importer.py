@@ -50,7 +50,10 @@ from fastvpc.errors import TopologyError, TopologyFileError
 from fastvpc.topology import (
     BLACKHOLE,
     LOCAL,
+    ElasticIp,
     Eni,
+    InternetGateway,
+    NatGateway,
     Network,
     PeeringConnection,
     Route,
@@ -59,6 +62,7 @@ from fastvpc.topology import (
     Target,
     TransitGateway,
     Vpc,
+    VpnGateway,
     int_to_mac,
     mac_to_int,
 )
@@ -92,6 +96,10 @@ class _Importer:
         self.prefix_lists: dict[str, list[ipaddress.IPv4Network]] = {}
         self.eni_items: list[_Item] = []
         self.filters = FilterImporter(self)
+        #: ENI id -> (address, file) for Addresses.json associations, applied when the ENI is imported
+        self.eip_for_eni: dict[str, tuple[ElasticIp, str]] = {}
+        #: the ENI id of each NAT gateway's interface -> the NAT gateway's name
+        self.nat_enis: dict[str, str] = {}
 
     # helpers ---------------------------------------------------------------
     def add(self, element: str, file: str, status: str, why: str) -> None:
@@ -120,6 +128,7 @@ class _Importer:
         self.subnets()
         self.internet_gateways()
         self.vpn_gateways()
+        self.addresses()
         self.nat_gateways()
         self.endpoints()
         self.transit_gateways()
@@ -139,6 +148,9 @@ class _Importer:
             "internet gateways": sum(len(v.internet_gateways) for v in net.vpcs),
             "VPN gateways": sum(len(v.vpn_gateways) for v in net.vpcs),
             "NAT gateways": sum(len(v.nat_gateways) for v in net.vpcs),
+            "Elastic IPs": len(net.addresses),
+            "public IPs on ENIs": sum(1 for e in net.enis if e.public_ip is not None),
+            "gateway route tables": sum(1 for rt in net.route_tables if rt.gateways),
             "endpoints": sum(len(v.endpoints) for v in net.vpcs),
             "transit gateways": len(net.transit_gateways), "peerings": len(net.peerings),
             "prefix lists": len(self.prefix_lists),
@@ -163,7 +175,8 @@ class _Importer:
             for el, _ in items:
                 els = [i for i in _l(el.get("Instances")) if isinstance(i, dict)] if key == "Reservations" else [el]
                 for e in els:
-                    ident = _s(e.get("InstanceId" if key == "Reservations" else ID_FIELDS[key]))
+                    idf = "InstanceId" if key == "Reservations" else ID_FIELDS[key]
+                    ident = _s(e.get("AllocationId")) or _s(e.get(idf)) if key == "Addresses" else _s(e.get(idf))
                     name = tag(e)
                     if ident and name:
                         out[ident] = name
@@ -384,10 +397,117 @@ class _Importer:
                     self.add(gid, rel, "changed", f"subnet {el.get('SubnetId')!r} is not in the data: imported "
                              "without a subnet")
                 subnet = None
+            self._add_nat_gateway(gid, rel, el, vpc, subnet)
+
+    def _add_nat_gateway(self, gid: str, rel: str, el: dict[str, Any], vpc: Vpc, subnet: Subnet | None) -> None:
+        """One NAT gateway: ConnectivityType, its primary NatGatewayAddresses entry (private IP, the MAC
+        of its interface, its Elastic IP); secondary addresses are reported, not modelled."""
+        raw_conn = el.get("ConnectivityType", "public")
+        conn = str(raw_conn).lower() if isinstance(raw_conn, str) else ""
+        if conn not in ("public", "private"):
+            self.add(gid, rel, "changed", f"ConnectivityType {raw_conn!r} is not public or private: imported as public")
+            conn = "public"
+        addrs = [a for a in _l(el.get("NatGatewayAddresses")) if isinstance(a, dict)]
+        primary = next((a for a in addrs if a.get("IsPrimary") is True), addrs[0] if addrs else {})
+        if len(addrs) > 1:
+            self.add(gid, rel, "not modelled", f"{len(addrs) - 1} secondary address(es) of the NAT gateway left out "
+                     "(only its primary private IP and Elastic IP are modelled)")
+        eni_id = _s(primary.get("NetworkInterfaceId"))
+        ip = _s(primary.get("PrivateIp")) or None
+        mac = None
+        for e, _ in self.eni_items:
+            if eni_id and e.get("NetworkInterfaceId") == eni_id and isinstance(e.get("MacAddress"), str):
+                mac = e["MacAddress"]
+                break
+        address = None
+        if conn == "public":
+            address = self._nat_address(gid, rel, primary)
+        elif primary.get("PublicIp") or primary.get("AllocationId"):
+            self.add(gid, rel, "changed", "a private NAT gateway lists an Elastic IP: left out")
+        nat = None
+        attempts: list[tuple[str | None, str | None]] = [(ip, mac)]
+        if mac is not None:
+            attempts.append((ip, None))
+        if ip is not None:
+            attempts.append((None, None))
+        why: list[str] = []
+        for try_ip, try_mac in attempts:
             try:
-                vpc.add_nat_gateway(name=gid, subnet=subnet)
+                nat = vpc.add_nat_gateway(name=gid, subnet=subnet, connectivity=conn if address or conn == "private"
+                                          else None, address=address, ip=try_ip if subnet is not None else None,
+                                          mac=try_mac)
+                break
             except TopologyError as exc:
-                self.add(gid, rel, "skipped", str(exc))
+                why.append(str(exc))
+        if nat is None:
+            self.add(gid, rel, "skipped", why[-1])
+            return
+        if why:
+            self.add(gid, rel, "changed", f"{why[0]}; imported with private IP {nat.ip} and MAC {nat.mac}")
+        if subnet is not None and ip is None:
+            self.add(gid, rel, "changed", f"no PrivateIp in NatGatewayAddresses: private IP {nat.ip} assigned")
+        if conn == "public" and address is None:
+            self.add(gid, rel, "note", "public NAT gateway with no Elastic IP in the data: traffic it sends to the "
+                     "internet gateway is dropped (NO_PUBLIC_IP) until one is associated")
+        if eni_id:
+            self.nat_enis[eni_id] = nat.name
+
+    def _nat_address(self, gid: str, rel: str, primary: dict[str, Any]) -> ElasticIp | None:
+        """The Elastic IP of a NAT gateway's primary address: allocated from Addresses.json, else here."""
+        pub, alloc = _s(primary.get("PublicIp")), _s(primary.get("AllocationId"))
+        if not pub and not alloc:
+            return None
+        known = self._find(alloc) if alloc else None
+        if not isinstance(known, ElasticIp) and pub:
+            try:
+                known = self.net.address_for(pub)
+            except TopologyError:
+                known = None
+        if isinstance(known, ElasticIp):
+            if known.association is not None:
+                self.add(gid, rel, "changed", f"Elastic IP {known.name} is already associated with "
+                         f"{known.association.name}: the NAT gateway is imported without it")
+                return None
+            return known
+        if not pub:
+            self.add(gid, rel, "changed", f"Elastic IP {alloc} is not in the data and no PublicIp is given: "
+                     "imported without an address")
+            return None
+        try:
+            return self.net.allocate_address(pub, name=alloc or None)
+        except TopologyError as exc:
+            self.add(gid, rel, "changed", f"its Elastic IP refused ({exc}): imported without an address")
+            return None
+
+    # Elastic IPs ----------------------------------------------------------
+    def addresses(self) -> None:
+        """Addresses.json: each address allocated (named by its AllocationId); its association with an
+        ENI is applied when the ENI is imported; a NAT gateway's is found by the NAT gateway pass."""
+        for el, rel in self.items("Addresses"):
+            pub = el["PublicIp"]
+            alloc = _s(el.get("AllocationId"))
+            label = alloc or pub
+            if el.get("Domain") == "standard":
+                self.add(label, rel, "skipped", "an EC2-Classic address (Domain standard): not modelled")
+                continue
+            if alloc and self._find(alloc) is not None:
+                self.add(label, rel, "skipped", f"name {alloc} is already used by {self._find(alloc)!r}")
+                continue
+            try:
+                eip = self.net.allocate_address(pub, name=alloc or None)
+            except TopologyError as exc:
+                self.add(label, rel, "skipped", str(exc))
+                continue
+            eni_id = _s(el.get("NetworkInterfaceId"))
+            if eni_id:
+                self.eip_for_eni[eni_id] = (eip, rel)
+                priv = _s(el.get("PrivateIpAddress"))
+                if priv:
+                    eip._aws_private_ip = priv  # type: ignore[attr-defined]  # checked against the ENI's primary IP
+            elif el.get("InstanceId"):
+                self.add(label, rel, "note", f"associated with instance {el.get('InstanceId')} but names no "
+                         "NetworkInterfaceId: associated with the instance's primary ENI when it is imported")
+                self.eip_for_eni[f"instance:{el.get('InstanceId')}"] = (eip, rel)
 
     def endpoints(self) -> None:
         kinds = {"gateway": "gateway", "gatewayloadbalancer": "gatewayloadbalancer", "interface": "interface"}
@@ -473,13 +593,16 @@ class _Importer:
     def enis(self) -> None:
         service: Counter[str] = Counter()
         service_skipped: Counter[str] = Counter()
-        n_v6 = n_prefix = n_unattached = 0
+        n_v6 = n_prefix = n_unattached = nat_interfaces = 0
         for el, rel in self.eni_items:
             eid = _s(el.get("NetworkInterfaceId"))
             itype = _s(el.get("InterfaceType")) or "interface"
             is_service = itype not in VM_INTERFACE_TYPES
             if is_service and self.service_enis == "skip":
                 service_skipped[itype] += 1
+                continue
+            if eid in self.nat_enis:
+                nat_interfaces += 1
                 continue
             subnet = self._find(el.get("SubnetId"))
             if not isinstance(subnet, Subnet):
@@ -529,6 +652,7 @@ class _Importer:
                 except TopologyError as exc:
                     self.add(eid, rel, "changed", f"secondary IP {ip} left out ({exc})")
             self.filters.eni_groups(eni, el, rel)
+            self._eni_public_ip(eni, el, rel)
             if is_service:
                 service[itype] += 1
         for itype, n in sorted(service.items()):
@@ -536,6 +660,18 @@ class _Importer:
                      f"{n} service-managed ENI(s) imported as ENIs (real MAC, IPs, source/dest check): their IPs "
                      "answer ARP and frames addressed to them are delivered to their port; routes to the "
                      "gateway itself still FORWARD to the gateway's own target port")
+        if nat_interfaces:
+            self.add("ENIs of type nat_gateway", "", "note",
+                     f"{nat_interfaces} NAT gateway interface(s) imported as their NAT gateway's private IP and MAC, "
+                     "not as ENIs")
+        for iid, names in self._instance_names().items():  # Addresses.json entries naming only an instance
+            pending = self.eip_for_eni.pop(f"instance:{iid}", None)
+            if pending is not None:
+                self._associate(self.net.find(names[0]), pending[0], pending[1])
+        for key, (eip, rel) in sorted(self.eip_for_eni.items()):
+            if eip.association is None:
+                self.add(eip.name, rel, "note", f"associated with {key.removeprefix('instance:')}, which was not "
+                         "imported: left unassociated")
         for itype, n in sorted(service_skipped.items()):
             self.add(f"ENIs of type {itype}", "", "skipped",
                      f"{n} service-managed ENI(s) left out (service_enis='skip'): their IPs own no ENI")
@@ -548,10 +684,59 @@ class _Importer:
             self.add("NetworkInterfaces", "", "note", f"{n_unattached} ENI(s) have status 'available' (not attached "
                      "to an instance): imported, their IPs still answer ARP")
         # instance id -> ENI names, primary first, only ENIs that were imported
+        self.instances.update(self._instance_names())
+
+    def _instance_names(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
         for iid, pairs in self._inst_enis.items():
             names = [e for _, e in sorted(pairs, key=lambda p: p[0]) if isinstance(self._find(e), Eni)]
             if names:
-                self.instances[iid] = names
+                out[iid] = names
+        return out
+
+    def _associate(self, eni: Eni, eip: ElasticIp, rel: str) -> None:
+        if eni.address is eip:
+            return
+        try:
+            eni.associate_address(eip)
+        except TopologyError as exc:
+            self.add(eip.name, rel, "skipped", f"association with {eni.name} refused ({exc})")
+
+    def _eni_public_ip(self, eni: Eni, el: dict[str, Any], rel: str) -> None:
+        """The ENI's public IP: its Addresses.json association, else its own ``Association.PublicIp``
+        (an Elastic IP of the data, or an auto-assigned public IP, allocated here)."""
+        pending = self.eip_for_eni.pop(eni.name, None)
+        if pending is not None:
+            eip, arel = pending
+            priv = getattr(eip, "_aws_private_ip", None)
+            if priv is not None and priv != str(eni.ip):
+                self.add(eip.name, arel, "not modelled", f"associated with secondary private IP {priv} of {eni.name}: "
+                         "only an ENI's primary IP has a public IP in fastvpc; left unassociated")
+            else:
+                self._associate(eni, eip, arel)
+        assoc = el.get("Association")
+        pub = _s(assoc.get("PublicIp")) if isinstance(assoc, dict) else ""
+        if not pub:
+            return
+        if eni.public_ip is not None:
+            if str(eni.public_ip) != pub:
+                self.add(eni.name, rel, "changed", f"Association.PublicIp {pub} differs from the Elastic IP "
+                         f"{eni.address.name} ({eni.public_ip}) of Addresses.json: that one is kept")  # type: ignore[union-attr]
+            return
+        try:
+            eip = self.net.address_for(pub)
+        except TopologyError as exc:
+            self.add(eni.name, rel, "changed", f"Association.PublicIp refused ({exc})")
+            return
+        if eip is None:
+            alloc = _s(assoc.get("AllocationId")) if isinstance(assoc, dict) else ""
+            name = alloc if alloc and self._find(alloc) is None else None
+            try:
+                eip = self.net.allocate_address(pub, name=name)
+            except TopologyError as exc:
+                self.add(eni.name, rel, "changed", f"Association.PublicIp refused ({exc})")
+                return
+        self._associate(eni, eip, rel)
 
     # route tables ------------------------------------------------------------
     @staticmethod
@@ -592,9 +777,7 @@ class _Importer:
                     continue
                 sid = a.get("SubnetId")
                 if sid is None:
-                    what = a.get("GatewayId") or a.get("RouteTableAssociationId") or "?"
-                    self.add(rid, rel, "not modelled", f"gateway (edge) association with {what}: ingress "
-                             "routing is not modelled")
+                    self._gateway_association(rt, a, rel)
                     continue
                 subnet = self._find(sid)
                 if not isinstance(subnet, Subnet) or subnet.vpc is not vpc:
@@ -607,6 +790,24 @@ class _Importer:
                 subnet.associate(rt)
         if n_v6:
             self.add("RouteTables", "", "not modelled", f"{n_v6} IPv6 route(s) left out: IPv6 is not modelled")
+
+    def _gateway_association(self, rt: RouteTable, a: dict[str, Any], rel: str) -> None:
+        """An edge association (``Associations[].GatewayId``): the table routes traffic entering
+        through that internet or VPN gateway (#40), if it holds only what such a table may (#41)."""
+        gid = a.get("GatewayId")
+        if not isinstance(gid, str) or not gid:
+            what = a.get("RouteTableAssociationId") or "?"
+            self.add(rt.name, rel, "skipped", f"association {what} names neither a subnet nor a gateway")
+            return
+        gw = self._find(gid)
+        if not isinstance(gw, (InternetGateway, VpnGateway)) or gw.vpc is not rt.vpc:
+            self.add(rt.name, rel, "skipped", f"gateway (edge) association with {gid}, which is not an internet or "
+                     f"VPN gateway of VPC {rt.vpc.name} in the data")
+            return
+        try:
+            rt.associate_gateway(gw)
+        except TopologyError as exc:
+            self.add(rt.name, rel, "skipped", f"gateway (edge) association with {gid} refused: {exc}")
 
     def _target_id(self, r: dict[str, Any]) -> tuple[str, str]:
         """(field, id) of the route's target; NetworkInterfaceId beats InstanceId."""

@@ -25,12 +25,11 @@ MODELLED_KEYS = (
     "Vpcs", "Subnets", "InternetGateways", "VpnGateways", "NatGateways", "VpcEndpoints",
     "TransitGateways", "TransitGatewayVpcAttachments", "TransitGatewayAttachments",
     "VpcPeeringConnections", "PrefixLists", "NetworkInterfaces", "Reservations", "RouteTables",
-    "SecurityGroups", "NetworkAcls",
+    "SecurityGroups", "NetworkAcls", "Addresses",
 )
 
 #: Keys that are understood and deliberately not modelled: one summary line each.
 NOT_MODELLED_KEYS: dict[str, str] = {
-    "Addresses": "Elastic IP addresses: the internet gateway's 1:1 NAT is not modelled",
     "CustomerGateways": "customer gateways: beyond the VPN gateway, not modelled",
     "VpnConnections": "VPN connections: beyond the VPN gateway, not modelled",
     "TransitGatewayRouteTables": "transit gateway route tables: the TGW's own forwarding is not modelled",
@@ -67,6 +66,7 @@ SILENT_KEYS = frozenset({"NextToken", "ResponseMetadata", "Marker", "NextMarker"
 ID_FIELDS: dict[str, str] = {
     "Vpcs": "VpcId", "Subnets": "SubnetId", "InternetGateways": "InternetGatewayId",
     "VpnGateways": "VpnGatewayId", "NatGateways": "NatGatewayId", "VpcEndpoints": "VpcEndpointId",
+    "Addresses": "PublicIp",  # EC2-Classic addresses have no AllocationId; every address has its PublicIp
     "TransitGateways": "TransitGatewayId", "TransitGatewayVpcAttachments": "TransitGatewayAttachmentId",
     "TransitGatewayAttachments": "TransitGatewayAttachmentId",
     "VpcPeeringConnections": "VpcPeeringConnectionId", "PrefixLists": "PrefixListId",

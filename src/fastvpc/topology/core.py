@@ -707,23 +707,23 @@ class Subnet(_Named):
         self.explicit_network_acl = None if acl.is_default else acl
 
     # ENIs -------------------------------------------------------------
-    def _check_assignable(self, ip: str | IPv4Address, who: str) -> IPv4Address:
-        addr = _addr(ip, f"ENI {who}: IP", obj=who)
+    def _check_assignable(self, ip: str | IPv4Address, who: str, what: str = "ENI") -> IPv4Address:
+        addr = _addr(ip, f"{what} {who}: IP", obj=who)
         if addr not in self.cidr:
-            raise TopologyError(f"ENI {who}: IP {addr} is outside subnet {self.name} ({self.cidr})",
+            raise TopologyError(f"{what} {who}: IP {addr} is outside subnet {self.name} ({self.cidr})",
                                 obj=who, value=str(addr))
         if addr in self.reserved_ips:
             which = {0: "network address", 1: "VPC router", 2: "DNS", 3: "reserved for future use",
                      4: "broadcast address"}[self.reserved_ips.index(addr)]
-            raise TopologyError(f"ENI {who}: IP {addr} is reserved in subnet {self.name} ({which})",
+            raise TopologyError(f"{what} {who}: IP {addr} is reserved in subnet {self.name} ({which})",
                                 obj=who, value=str(addr))
         owner = self.vpc.eni_for_ip(addr)
         if owner is not None:
-            raise TopologyError(f"ENI {who}: IP {addr} is already assigned to ENI {owner.name}",
+            raise TopologyError(f"{what} {who}: IP {addr} is already assigned to ENI {owner.name}",
                                 obj=who, value=str(addr))
         nat = self.vpc._nat_ips.get(addr)
         if nat is not None:
-            raise TopologyError(f"ENI {who}: IP {addr} is the private IP of NAT gateway {nat.name}",
+            raise TopologyError(f"{what} {who}: IP {addr} is the private IP of NAT gateway {nat.name}",
                                 obj=who, value=str(addr))
         return addr
 
@@ -1052,7 +1052,7 @@ class Vpc(_Named):
         from fastvpc.topology.edge import check_connectivity, resolve_address
 
         net = self.network
-        label = name or "NAT gateway"
+        label = name or "(unnamed)"
         if subnet is not None and subnet.vpc is not self:
             raise TopologyError(f"NAT gateway {name}: subnet {subnet.name} is not in VPC {self.name}",
                                 obj=name, value=subnet.name)
@@ -1077,7 +1077,7 @@ class Vpc(_Named):
         elif ip is None:
             private = subnet._free_ip(label)
         else:
-            private = subnet._check_assignable(ip, label)
+            private = subnet._check_assignable(ip, label, "NAT gateway")
         nm = net._claim_name(name, "nat")
         gw = NatGateway(self, nm, net._claim_port(port, nm), subnet, conn, private)
         net._give_mac(gw, mac)
