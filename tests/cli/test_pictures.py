@@ -26,7 +26,8 @@ def _network() -> fv.Network:
     db = prod.add_subnet("10.0.3.0/24", name="db")
     igw = prod.add_internet_gateway(name="igw")
     vgw = prod.add_vpn_gateway(name="vgw")
-    nat = web.add_nat_gateway(name="nat")
+    nat = web.add_nat_gateway(name="nat", address=net.allocate_address("203.0.113.20", name="eip-nat"))
+    web.add_nat_gateway(name="natp", connectivity="private")
     s3 = prod.add_endpoint(name="vpce-s3", endpoint_type="gateway", service="com.amazonaws.s3")
     peer = net.add_vpc("10.1.0.0/16", name="peer")
     ps = peer.add_subnet("10.1.1.0/24", name="peer-a")
@@ -35,6 +36,12 @@ def _network() -> fv.Network:
     tgw.attach(prod)
     tgw.attach(peer)
     fw = app.add_eni("10.0.2.50", name="fw", source_dest_check=False)
+    web.add_eni("10.0.1.10", name="web1",                               # drawn only through its address
+                public_ip=net.allocate_address("203.0.113.10", name="eip-web"))
+    net.allocate_address("198.51.100.1", name="eip-spare")              # unassociated: a node outside the VPCs
+    edge = prod.add_route_table(name="rt-edge")
+    edge.associate_gateway(igw)
+    edge.add_route("10.0.1.0/24", fw)
     web.associate(prod.add_route_table(name="rt-web", routes=[("0.0.0.0/0", igw), ("10.1.0.0/16", pcx),
                                                               ("192.168.0.0/16", fw)]))
     rt_app = prod.add_route_table(name="rt-app", routes=[("0.0.0.0/0", nat), ("172.16.0.0/12", tgw),
@@ -71,6 +78,15 @@ def expected(net: fv.Network) -> tuple[set[str], set[tuple[str, str]]]:
             nodes.add(f"{_kind(g)}:{g.name}")
         for n in v.nat_gateways:
             edges.add((f"nat:{n.name}", f"subnet:{n.subnet.name}"))
+        for g in [*v.internet_gateways, *v.vpn_gateways]:
+            if g.route_table is not None:
+                edges.add((f"{_kind(g)}:{g.name}", f"route-table:{g.route_table.name}"))
+    for a in net.addresses:
+        nodes.add(f"eip:{a.name}")
+        if a.association is not None:
+            owner = f"{_kind(a.association)}:{a.association.name}"
+            nodes.add(owner)
+            edges.add((f"eip:{a.name}", owner))
     for p in net.peerings:
         nodes.add(f"peering:{p.name}")
         edges |= {(f"peering:{p.name}", f"vpc:{p.requester.name}"), (f"peering:{p.name}", f"vpc:{p.accepter.name}")}
@@ -144,6 +160,26 @@ def test_route_labels_name_the_destinations():
     labels = {(e.src, e.dst): e.label for e in graph(net).edges}
     assert labels[("route-table:rt-app", "tgw:tgw")] == "172.16.0.0/12, 172.31.0.0/16"
     assert labels[("subnet:web", "route-table:rt-web")] == "explicit"
+
+
+def test_edge_is_drawn():
+    net = _network()
+    g = graph(net)
+    by_id = {n.id: n for n in g.nodes}
+    kinds = {(e.src, e.dst): e.kind for e in g.edges}
+    assert kinds[("igw:igw", "route-table:rt-edge")] == "gateway-association"
+    assert kinds[("eip:eip-nat", "nat:nat")] == "address"
+    assert kinds[("eip:eip-web", "eni:web1")] == "address"
+    assert by_id["eip:eip-web"].cluster == "vpc:prod" and by_id["eip:eip-spare"].cluster is None
+    assert "203.0.113.10" in by_id["eip:eip-web"].label
+    assert "public" in by_id["nat:nat"].label and str(net.find("nat").ip) in by_id["nat:nat"].label
+    assert "private" in by_id["nat:natp"].label
+    # removing the association removes the edge (the graph follows the topology, not a cache)
+    net.find("rt-edge").disassociate_gateway()
+    net.find("web1").disassociate_address()
+    kinds = {(e.src, e.dst) for e in graph(net).edges}
+    assert ("igw:igw", "route-table:rt-edge") not in kinds and ("eip:eip-web", "eni:web1") not in kinds
+    assert parse_dot(to_dot(graph(net))) == expected(net)
 
 
 def test_show_command_formats(tmp_path, capsys):

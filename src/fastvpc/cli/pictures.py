@@ -5,7 +5,9 @@ The picture has, per VPC, a box holding its subnets and route tables; gateways (
 NAT, endpoints) beside them; peerings and transit gateways between the VPCs.  Edges: subnet ->
 its route table (``main`` or ``explicit`` association), route table -> each target of its
 routes (labelled with the destinations; blackholes go to a blackhole node), NAT gateway ->
-the subnet it lives in, peering/transit gateway -> the VPCs it joins.
+the subnet it lives in, peering/transit gateway -> the VPCs it joins, internet/VPN gateway ->
+its gateway route table (``ingress``: the table that routes traffic entering there), Elastic IP
+-> the ENI or NAT gateway it is associated with (an ENI with a public IP is drawn for it).
 
 :func:`graph` builds that as plain data (:class:`Graph`: nodes and edges keyed by
 ``"kind:name"``); :func:`to_dot` and :func:`to_mermaid` write it as Graphviz or Mermaid text
@@ -28,13 +30,13 @@ from fastvpc.topology import BLACKHOLE, Eni, Network
 
 __all__ = ["Edge", "Graph", "Node", "add_parser", "graph", "render_svg", "to_dot", "to_mermaid"]
 
-FORMATS = ("text", "mermaid", "dot", "svg", "png")
+FORMATS = ("text", "json", "mermaid", "dot", "svg", "png")
 
 
 @dataclass(frozen=True)
 class Node:
     id: str          # "kind:name", unique
-    kind: str        # vpc, subnet, route-table, igw, vgw, nat, endpoint, peering, tgw, blackhole
+    kind: str        # vpc, subnet, route-table, igw, vgw, nat, endpoint, peering, tgw, blackhole, eni, eip
     name: str
     label: str
     cluster: str | None = None   # the VPC node id it is drawn inside
@@ -44,7 +46,7 @@ class Node:
 class Edge:
     src: str
     dst: str
-    kind: str        # association, route, located-in, peering, attachment
+    kind: str        # association, route, located-in, peering, attachment, gateway-association, address
     label: str = ""
 
 
@@ -84,9 +86,23 @@ def graph(net: Network) -> Graph:
             g.edges.append(Edge(sid, f"route-table:{s.route_table.name}", "association", how))
         for attr, kind, what in _GATEWAY_KINDS:
             for gw in getattr(vpc, attr):
-                gid = g.node(Node(f"{kind}:{gw.name}", kind, gw.name, f"{what} {gw.name}", vid))
+                label = f"{what} {gw.name}"
+                if kind == "nat":
+                    label += f"\n{gw.connectivity}" + (f" {gw.ip}" if gw.ip is not None else "")
+                gid = g.node(Node(f"{kind}:{gw.name}", kind, gw.name, label, vid))
                 if kind == "nat" and gw.subnet is not None:
                     g.edges.append(Edge(gid, f"subnet:{gw.subnet.name}", "located-in", "in"))
+                if kind in ("igw", "vgw") and gw.route_table is not None:
+                    g.edges.append(Edge(gid, f"route-table:{gw.route_table.name}", "gateway-association", "ingress"))
+    for a in net.addresses:
+        owner = a.association
+        cluster = f"vpc:{owner.vpc.name}" if owner is not None else None
+        aid = g.node(Node(f"eip:{a.name}", "eip", a.name, f"Elastic IP {a.name}\n{a.public_ip}", cluster))
+        if isinstance(owner, Eni):
+            oid = g.node(Node(f"eni:{owner.name}", "eni", owner.name, f"ENI {owner.name}", cluster))
+            g.edges.append(Edge(aid, oid, "address", f"1:1 {owner.ip}"))
+        elif owner is not None:
+            g.edges.append(Edge(aid, f"nat:{owner.name}", "address", "address"))
     for p in net.peerings:
         pid = g.node(Node(f"peering:{p.name}", "peering", p.name, f"peering {p.name}"))
         g.edges.append(Edge(pid, f"vpc:{p.requester.name}", "peering", "requester"))
@@ -119,7 +135,7 @@ def graph(net: Network) -> Graph:
 _SHAPES = {"subnet": ("box", "#e8f4e8"), "route-table": ("note", "#fff6d8"), "igw": ("cds", "#dde8ff"),
            "vgw": ("cds", "#e6ddff"), "nat": ("box3d", "#ffe6d8"), "endpoint": ("component", "#eeeeee"),
            "peering": ("hexagon", "#f0e0f0"), "tgw": ("doubleoctagon", "#e0f0f0"),
-           "blackhole": ("octagon", "#444444"), "eni": ("ellipse", "#ffffff")}
+           "blackhole": ("octagon", "#444444"), "eni": ("ellipse", "#ffffff"), "eip": ("oval", "#e6ffe6")}
 
 
 def _q(text: str) -> str:
@@ -144,7 +160,8 @@ def to_dot(g: Graph) -> str:
         if n.kind == "vpc":
             out.append(f"  {_q(n.id)} [label={_q(n.name)} shape=box style=\"rounded,dashed\"];")
     for e in g.edges:
-        style = {"association": "dashed", "located-in": "dotted"}.get(e.kind, "solid")
+        style = {"association": "dashed", "located-in": "dotted", "gateway-association": "dashed",
+                 "address": "dotted"}.get(e.kind, "solid")
         out.append(f"  {_q(e.src)} -> {_q(e.dst)} [label={_q(e.label)} style={style}];")
     out.append("}")
     return "\n".join(out) + "\n"
@@ -189,7 +206,7 @@ def to_mermaid(g: Graph) -> str:
         out.append(f"  %% {ids[n.id]}: {n.id}")
     shapes = {"subnet": ("[", "]"), "route-table": ("[/", "/]"), "igw": ("([", "])"), "vgw": ("([", "])"),
               "nat": ("[[", "]]"), "endpoint": ("[(", ")]"), "peering": ("{{", "}}"), "tgw": ("{{", "}}"),
-              "blackhole": ("((", "))"), "eni": ("(", ")")}
+              "blackhole": ("((", "))"), "eni": ("(", ")"), "eip": ("[\\", "\\]")}
     for vpc in (n for n in g.nodes if n.kind == "vpc"):
         out.append(f"  subgraph {ids[vpc.id]}[{_mq(vpc.label)}]")
         for n in g.nodes:
@@ -202,7 +219,8 @@ def to_mermaid(g: Graph) -> str:
             a, b = shapes.get(n.kind, ("[", "]"))
             out.append(f"  {ids[n.id]}{a}{_mq(n.label)}{b}")
     for e in g.edges:
-        arrow = {"association": "-.->", "located-in": "-.->"}.get(e.kind, "-->")
+        arrow = {"association": "-.->", "located-in": "-.->", "gateway-association": "-.->",
+                 "address": "-.->"}.get(e.kind, "-->")
         lab = f"|{_mq(e.label)}|" if e.label else ""
         out.append(f"  {ids[e.src]} {arrow}{lab} {ids[e.dst]}")
     return "\n".join(out) + "\n"
@@ -216,12 +234,14 @@ def add_parser(sub: Any) -> None:
 
     p = sub.add_parser("show", help="print a topology's VPCs, subnets, route tables, ENIs and gateways, "
                                     "as tables or as a picture",
-                       description="Tables (default), or a resource map as Mermaid, Graphviz dot, SVG or PNG "
+                       description="Tables (default), the topology document as JSON, or a resource map as "
+                                   "Mermaid, Graphviz dot, SVG or PNG "
                                    "(SVG/PNG need Graphviz's dot program).")
     p.add_argument("topology", nargs="?", help="topology file (JSON or YAML); 'seed' for the built-in example")
     p.add_argument("--example", action="store_true", help="show the built-in seed VPC (same as 'seed')")
-    p.add_argument("--format", choices=FORMATS, default="text", help="text tables (default), mermaid, dot, svg, png")
-    p.add_argument("-o", "--output", type=output_path(".txt", ".md", ".mmd", ".dot", ".gv", ".svg", ".png"),
+    p.add_argument("--format", choices=FORMATS, default="text",
+                   help="text tables (default), json (the topology document), mermaid, dot, svg, png")
+    p.add_argument("-o", "--output", type=output_path(".txt", ".md", ".json", ".mmd", ".dot", ".gv", ".svg", ".png"),
                    help="write to FILE instead of stdout")
     p.set_defaults(func=command("show", run))
 
@@ -242,6 +262,10 @@ def run(args: argparse.Namespace) -> int:
         from fastvpc.cli.show import render
 
         data: bytes | str = render(net)
+    elif fmt == "json":
+        from fastvpc.files import dumps
+
+        data = dumps(net, "json")  # the canonical topology document: `fastvpc show` reads it back
     elif fmt == "mermaid":
         data = to_mermaid(graph(net))
     elif fmt == "dot":

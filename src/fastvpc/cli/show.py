@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fastvpc.topology import BLACKHOLE, Network, NetworkAcl, Route, SecurityGroup, Subnet, Vpc
+from fastvpc.topology import (BLACKHOLE, InternetGateway, NatGateway, Network, NetworkAcl, Route, SecurityGroup,
+                              Subnet, Vpc, VpnGateway)
+from fastvpc.topology.edge import ElasticIp
 from fastvpc.topology.filters import PrefixList, SecurityGroupRule, protocol_label
 
 __all__ = ["render", "table"]
@@ -49,20 +51,38 @@ def _acl_association(s: Subnet) -> str:
 def _gateway_rows(vpc: Vpc) -> list[list[object]]:
     rows: list[list[object]] = []
     for g in vpc.internet_gateways:
-        rows.append([g.name, "internet gateway", g.port, ""])
+        rows.append([g.name, "internet gateway", g.port, g.mac, _ingress_table(g)])
     for v in vpc.vpn_gateways:
-        rows.append([v.name, "VPN gateway", v.port, ""])
+        rows.append([v.name, "VPN gateway", v.port, v.mac, _ingress_table(v)])
     for n in vpc.nat_gateways:
-        rows.append([n.name, "NAT gateway", n.port, f"subnet {n.subnet.name}" if n.subnet is not None else ""])
+        rows.append([n.name, "NAT gateway", n.port, n.mac, _nat_details(n)])
     for e in vpc.endpoints:
         detail = e.endpoint_type + (f" {e.service}" if e.service else "")
-        rows.append([e.name, "endpoint", e.port, detail])
+        rows.append([e.name, "endpoint", e.port, e.mac, detail])
     for t in vpc.network.transit_gateways:
         if vpc in t.attachments:
-            rows.append([t.name, "transit gateway", t.port, "attached"])
+            rows.append([t.name, "transit gateway", t.port, t.mac, "attached"])
     for p in vpc.peerings:
-        rows.append([p.name, "peering", p.port, f"to VPC {p.peer_of(vpc).name}"])
+        rows.append([p.name, "peering", p.port, p.mac, f"to VPC {p.peer_of(vpc).name}"])
     return rows
+
+
+def _ingress_table(g: InternetGateway | VpnGateway) -> str:
+    rt = g.route_table
+    return f"gateway route table {rt.name}" if rt is not None else "ingress: local"
+
+
+def _nat_details(n: NatGateway) -> str:
+    parts = [n.connectivity]
+    if n.subnet is not None:
+        parts.append(f"subnet {n.subnet.name}")
+    if n.ip is not None:
+        parts.append(f"private IP {n.ip}")
+    if n.address is not None:
+        parts.append(f"Elastic IP {n.address.name} {n.address.public_ip}")
+    elif n.connectivity == "public":
+        parts.append("no Elastic IP")
+    return ", ".join(parts)
 
 
 def _ports(ports: tuple[int, int] | None, icmp: tuple[int, int] | None) -> str:
@@ -138,6 +158,8 @@ def _render_vpc(vpc: Vpc) -> list[str]:
             assoc.append("implicit: " + ", ".join(implicit))
         head = f"    {rt.name}" + (" (main)" if rt.is_main else "")
         head += "  subnets " + ("; ".join(assoc) if assoc else "none")
+        if rt.gateways:
+            head += "  gateways " + ", ".join(g.name for g in rt.gateways) + " (gateway route table)"
         out.append(head)
         out.append(table(["DESTINATION", "TARGET", "ORIGIN", "STATE"],
                          [[r.destination, _target(r), r.origin, r.state] for r in rt.routes], indent="      "))
@@ -146,9 +168,11 @@ def _render_vpc(vpc: Vpc) -> list[str]:
     out.append("  ENIs")
     enis = vpc.enis
     out.append(table(
-        ["NAME", "PORT", "IP", "SECONDARY IPS", "MAC", "SUBNET", "SRC/DST CHECK", "SECURITY GROUPS"],
+        ["NAME", "PORT", "IP", "SECONDARY IPS", "MAC", "SUBNET", "SRC/DST CHECK", "PUBLIC IP", "SECURITY GROUPS"],
         [[e.name, e.port, e.ip, ", ".join(map(str, e.secondary_ips)), e.mac, e.subnet.name,
-          "on" if e.source_dest_check else "off", ", ".join(g.name for g in e.security_groups)] for e in enis],
+          "on" if e.source_dest_check else "off",
+          f"{e.public_ip} ({e.address.name})" if e.address is not None else "",
+          ", ".join(g.name for g in e.security_groups)] for e in enis],
         indent="    ") if enis else "    (none)")
 
     out.extend(_render_groups(vpc))
@@ -160,14 +184,23 @@ def _render_vpc(vpc: Vpc) -> list[str]:
     out.append("")
     out.append("  Gateways and peerings")
     rows = _gateway_rows(vpc)
-    out.append(table(["NAME", "KIND", "PORT", "DETAILS"], rows, indent="    ") if rows else "    (none)")
+    out.append(table(["NAME", "KIND", "PORT", "MAC", "DETAILS"], rows, indent="    ") if rows else "    (none)")
     return out
 
 
+def _owner(a: ElasticIp) -> str:
+    o = a.association
+    if o is None:
+        return ""
+    return f"NAT gateway {o.name}" if isinstance(o, NatGateway) else f"ENI {o.name}"
+
+
 def render(net: Network) -> str:
-    """The whole network as text: per VPC its subnets, route tables, ENIs, security groups
-    (rules, members), network ACLs (entries, subnets) and gateways; then peerings, prefix
-    lists and transit gateways.  Ends with a newline."""
+    """The whole network as text: per VPC its subnets, route tables (with their gateway
+    associations), ENIs (with their public IPs), security groups (rules, members), network ACLs
+    (entries, subnets) and gateways (MACs, gateway route tables, NAT gateways' connectivity,
+    private IP and Elastic IP); then peerings, Elastic IPs, prefix lists and transit gateways.
+    Ends with a newline."""
     out = [f"Network: {_plural(len(net.vpcs), 'VPC')}, {_plural(len(net.subnets), 'subnet')}, "
            f"{_plural(len(net.enis), 'ENI')}, {_plural(len(net.peerings), 'peering')}, "
            f"{_plural(len(net.transit_gateways), 'transit gateway')}"]
@@ -179,6 +212,11 @@ def render(net: Network) -> str:
     out.append(table(["NAME", "PORT", "REQUESTER", "ACCEPTER"],
                      [[p.name, p.port, p.requester.name, p.accepter.name] for p in net.peerings])
                if net.peerings else "  (none)")
+    out.append("")
+    out.append("Elastic IPs")
+    out.append(table(["NAME", "PUBLIC IP", "ASSOCIATED WITH", "PRIVATE IP"],
+                     [[a.name, a.public_ip, _owner(a), a.private_ip] for a in net.addresses])
+               if net.addresses else "  (none)")
     if net.prefix_lists:
         out.append("")
         out.append("Prefix lists")
