@@ -713,7 +713,8 @@ def _build_vpc_contents(doc: _Doc, net: Network, vpc: Vpc, vd: dict[str, Any], p
             subnet.associate(tables[rt_name])
 
     # gateway (edge) associations last: they check the table's routes (#41)
-    gateways = {g.name: g for g in (*vpc.internet_gateways, *vpc.vpn_gateways)}
+    gateways: dict[str, InternetGateway | VpnGateway] = {g.name: g for g in vpc.internet_gateways}
+    gateways.update((g.name, g) for g in vpc.vpn_gateways)
     for j, raw in enumerate(doc.list_(vd.get("route_tables"), place + ("route_tables",), "route_tables")):
         tp = place + ("route_tables", j)
         rt = tables[raw["name"]]

@@ -724,11 +724,13 @@ class _Importer:
                          f"{eni.address.name} ({eni.public_ip}) of Addresses.json: that one is kept")  # type: ignore[union-attr]
             return
         try:
-            eip = self.net.address_for(pub)
+            found = self.net.address_for(pub)
         except TopologyError as exc:
             self.add(eni.name, rel, "changed", f"Association.PublicIp refused ({exc})")
             return
-        if eip is None:
+        if found is not None:
+            eip = found
+        else:
             alloc = _s(assoc.get("AllocationId")) if isinstance(assoc, dict) else ""
             name = alloc if alloc and self._find(alloc) is None else None
             try:

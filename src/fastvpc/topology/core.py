@@ -458,7 +458,9 @@ class RouteTable(_Named):
     @property
     def gateways(self) -> list[InternetGateway | VpnGateway]:
         """The internet/VPN gateways this table is associated with (edge associations, #40)."""
-        return [g for g in (*self.vpc.internet_gateways, *self.vpc.vpn_gateways) if g._route_table is self]
+        out: list[InternetGateway | VpnGateway] = [g for g in self.vpc.internet_gateways if g._route_table is self]
+        out += [g for g in self.vpc.vpn_gateways if g._route_table is self]
+        return out
 
     @property
     def is_gateway_table(self) -> bool:
@@ -763,6 +765,7 @@ class Subnet(_Named):
             net._check_mac_free(mac_s, label)
         nm = net._claim_name(name, "eni")
         address = None
+        pip: IPv4Address | None = None
         if public_ip is not None:  # checked before anything is added, so a refusal leaves no trace
             from fastvpc.topology.edge import ElasticIp, check_public_ip, resolve_address
 
@@ -781,8 +784,10 @@ class Subnet(_Named):
         for a in eni.ips:
             self.vpc._ip_owner[a] = eni
         net._register(eni)
-        if public_ip is not None:
-            eni.associate_address(address if address is not None else net.allocate_address(public_ip))
+        if address is not None:
+            eni.associate_address(address)
+        elif pip is not None:
+            eni.associate_address(net.allocate_address(pip))
         return eni
 
     def add_nat_gateway(self, name: str | None = None, *, address: ElasticIp | str | None = None,
