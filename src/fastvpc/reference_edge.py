@@ -22,11 +22,15 @@ import ipaddress
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from fastvpc.verdicts import DropReason
+
 if TYPE_CHECKING:  # pragma: no cover
     from fastvpc.topology import Eni, NatGateway, Network, Vpc
 
 __all__ = [
     "IDLE_TIMEOUT_NS",
+    "EdgeOutcome",
+    "FragmentTable",
     "MAX_FLOWS_PER_DESTINATION",
     "NAT_PORT_MAX",
     "NAT_PORT_MIN",
@@ -35,10 +39,14 @@ __all__ = [
     "NatTable",
     "PublicIpMap",
     "checksum_adjust",
+    "igw_egress",
+    "igw_ingress",
     "Translated",
     "internet_checksum",
     "is_fragment",
     "l4_ports",
+    "nat_inbound",
+    "nat_outbound",
     "tcp_rst_for",
     "translate_destination",
     "translate_source",
@@ -271,8 +279,9 @@ class NatBinding:
 @dataclasses.dataclass(frozen=True)
 class NatDecision:
     """What :meth:`NatTable.outbound` decided: ``ok`` (translate to ``binding``), ``rst``
-    (answer with a RST: a non-SYN TCP packet with no live binding), ``exhausted``
-    (``NAT_PORTS_EXHAUSTED``) or ``full`` (``FLOW_TABLE_FULL``)."""
+    (answer with a RST: a non-SYN TCP packet with no live binding), ``no_binding`` (a RST with
+    no live binding: dropped, never answered), ``exhausted`` (``NAT_PORTS_EXHAUSTED``) or
+    ``full`` (``FLOW_TABLE_FULL``)."""
 
     status: str
     binding: NatBinding | None = None
@@ -344,7 +353,9 @@ class NatTable:
         if b is not None:
             b.last_seen = now
             return NatDecision("ok", b)
-        if proto == PROTO_TCP and ((tcp_flags or 0) & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_SYN:
+        if proto == PROTO_TCP and (tcp_flags or 0) & TCP_RST:
+            return NatDecision("no_binding")  # never a RST in answer to a RST (RFC 793)
+        if proto == PROTO_TCP and ((tcp_flags or 0) & (TCP_SYN | TCP_ACK)) != TCP_SYN:
             return NatDecision("rst")
         dest = (nat, n_ip, r_ip, remote_port, proto)
         used = self._used.get(dest, set())
@@ -420,3 +431,144 @@ def tcp_rst_for(frame: bytearray, gateway_mac: bytes) -> None:
     _put16(tcp, 16, internet_checksum(pseudo + bytes(tcp)))
     frame[ETH_LEN:ETH_LEN + 20] = ip
     frame[ETH_LEN + 20:ETH_LEN + 40] = tcp
+
+
+# --------------------------------------------------------------------------- the stages' decisions
+
+@dataclasses.dataclass(frozen=True)
+class EdgeOutcome:
+    """What an edge function did to a frame: ``reason`` None = translated in place, carry on;
+    else the drop reason.  ``reply``: the frame was rewritten into a REPLY (the NAT gateway's RST).
+    ``owner``: for the inbound functions, the ENI or NAT gateway the destination now names."""
+
+    reason: DropReason | None = None
+    reply: bool = False
+    binding: NatBinding | None = None
+    owner: Any = None
+
+
+def _ips(frame: bytearray) -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]:
+    return (ipaddress.IPv4Address(bytes(frame[ETH_LEN + 12:ETH_LEN + 16])),
+            ipaddress.IPv4Address(bytes(frame[ETH_LEN + 16:ETH_LEN + 20])))
+
+
+def igw_egress(frame: bytearray, pmap: PublicIpMap, vpc: Vpc | str) -> EdgeOutcome:
+    """edge_egress (docs/edge.md §2): the source becomes its public IP, else ``NO_PUBLIC_IP``."""
+    _parse(frame)
+    src, _ = _ips(frame)
+    public = pmap.public_ip_of(vpc, src)
+    if public is None:
+        return EdgeOutcome(DropReason.NO_PUBLIC_IP)
+    translate_source(frame, public)
+    return EdgeOutcome()
+
+
+def igw_ingress(frame: bytearray, pmap: PublicIpMap, vpc: Vpc | str) -> EdgeOutcome:
+    """edge_ingress on an internet gateway's port (§3): the destination public IP becomes the
+    private IP of its ENI or NAT gateway (``owner``), else ``NO_SUCH_PUBLIC_IP``."""
+    _parse(frame)
+    _, dst = _ips(frame)
+    found = pmap.private_ip_of(vpc, dst)
+    if found is None:
+        return EdgeOutcome(DropReason.NO_SUCH_PUBLIC_IP)
+    owner, private = found
+    translate_destination(frame, private)
+    return EdgeOutcome(owner=owner)
+
+
+class FragmentTable:
+    """UDP fragments through a NAT gateway (§4.1): the first fragment's binding, by (source,
+    destination, IP id), for the later fragments, which carry no ports.  Bounded: the oldest
+    entry goes when ``capacity`` is reached."""
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self.capacity = capacity
+        self._by_key: dict[tuple[bytes, bytes, int], NatBinding] = {}
+
+    def remember(self, key: tuple[bytes, bytes, int], b: NatBinding) -> None:
+        if key not in self._by_key and len(self._by_key) >= self.capacity:
+            del self._by_key[next(iter(self._by_key))]
+        self._by_key[key] = b
+
+    def get(self, key: tuple[bytes, bytes, int]) -> NatBinding | None:
+        return self._by_key.get(key)
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+
+def _frag_key(frame: bytearray) -> tuple[bytes, bytes, int]:
+    return bytes(frame[ETH_LEN + 12:ETH_LEN + 16]), bytes(frame[ETH_LEN + 16:ETH_LEN + 20]), _u16(frame, ETH_LEN + 4)
+
+
+def _first_with_more(frame: bytearray) -> bool:
+    ff = _u16(frame, ETH_LEN + 6)
+    return bool(ff & 0x2000) and (ff & 0x1FFF) == 0
+
+
+def nat_outbound(frame: bytearray, nat: NatGateway, table: NatTable | None, now: int,
+                 gateway_mac: bytes, fragments: FragmentTable | None = None) -> EdgeOutcome:
+    """``nat`` for a frame routed to NAT gateway ``nat`` (§4.1 steps 1, 3-5; the NACL step and
+    the onward routing are the forwarder's): translate the source to the NAT gateway's private IP
+    and port, or answer with a RST (``reply``), or a drop reason."""
+    if table is None:
+        return EdgeOutcome(DropReason.NAT_NEEDS_STATE)
+    ip0, ihl, proto, end, first = _parse(frame)
+    if nat.ip is None:  # a NAT gateway without a subnet has no address to translate to
+        return EdgeOutcome(DropReason.NAT_UNSUPPORTED)
+    if proto not in (PROTO_TCP, PROTO_UDP, PROTO_ICMP):
+        return EdgeOutcome(DropReason.NAT_UNSUPPORTED)
+    frag = is_fragment(frame)
+    if frag and proto != PROTO_UDP:
+        return EdgeOutcome(DropReason.NAT_UNSUPPORTED)
+    if not first:  # a later UDP fragment: the first one's binding, the address only
+        b = fragments.get(_frag_key(frame)) if fragments is not None else None
+        if b is None or table.inbound(b.nat, b.nat_ip, b.proto, b.remote_ip, b.remote_port, b.nat_port, now) is None:
+            return EdgeOutcome(DropReason.NAT_NO_BINDING)
+        translate_source(frame, nat.ip)
+        return EdgeOutcome(binding=b)
+    _, sport, dport, flags = l4_ports(frame)
+    if sport is None or dport is None or (proto == PROTO_ICMP and frame[ip0 + ihl] != ICMP_ECHO_REQUEST):
+        return EdgeOutcome(DropReason.NAT_UNSUPPORTED)
+    src, dst = _ips(frame)
+    remote_port = 0 if proto == PROTO_ICMP else dport
+    key = _frag_key(frame)
+    d = table.outbound(nat.name, nat.ip, proto, src, sport, dst, remote_port, now, flags)
+    if d.status == "rst":
+        tcp_rst_for(frame, gateway_mac)
+        return EdgeOutcome(reply=True)
+    if d.status == "no_binding":
+        return EdgeOutcome(DropReason.NAT_NO_BINDING)
+    if d.status == "exhausted":
+        return EdgeOutcome(DropReason.NAT_PORTS_EXHAUSTED)
+    if d.status == "full":
+        return EdgeOutcome(DropReason.FLOW_TABLE_FULL)
+    assert d.binding is not None
+    if proto == PROTO_UDP and _first_with_more(frame) and fragments is not None:
+        fragments.remember(key, d.binding)
+    translate_source(frame, nat.ip, d.binding.nat_port)
+    return EdgeOutcome(binding=d.binding)
+
+
+def nat_inbound(frame: bytearray, nat: NatGateway, table: NatTable | None, now: int) -> EdgeOutcome:
+    """``nat`` for a frame addressed to NAT gateway ``nat``'s private IP (§4.2 steps 2-3): the
+    destination translated back to the inside host, or ``NAT_NO_BINDING`` (unsolicited)."""
+    if table is None:
+        return EdgeOutcome(DropReason.NAT_NEEDS_STATE)
+    ip0, ihl, proto, end, first = _parse(frame)
+    if nat.ip is None or proto not in (PROTO_TCP, PROTO_UDP, PROTO_ICMP):
+        return EdgeOutcome(DropReason.NAT_UNSUPPORTED)
+    if is_fragment(frame) and proto != PROTO_UDP:
+        return EdgeOutcome(DropReason.NAT_UNSUPPORTED)
+    if not first:
+        return EdgeOutcome(DropReason.NAT_NO_BINDING)  # inbound later fragments: not reassembled (decision)
+    _, sport, dport, _flags = l4_ports(frame)
+    if sport is None or dport is None or (proto == PROTO_ICMP and frame[ip0 + ihl] != ICMP_ECHO_REPLY):
+        return EdgeOutcome(DropReason.NAT_NO_BINDING)  # ICMP errors and requests to the NAT: unanswered
+    src, _ = _ips(frame)
+    remote_port = 0 if proto == PROTO_ICMP else sport
+    b = table.inbound(nat.name, nat.ip, proto, src, remote_port, dport, now)
+    if b is None:
+        return EdgeOutcome(DropReason.NAT_NO_BINDING)
+    translate_destination(frame, b.inside_ip, b.inside_port)
+    return EdgeOutcome(binding=b)

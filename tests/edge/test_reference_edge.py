@@ -260,9 +260,12 @@ def test_port_collisions_and_low_ports():
 
 def test_tcp_needs_a_syn_else_rst():
     t = re_.NatTable()
-    for flags in (ACK, SYN | ACK, re_.TCP_RST, re_.TCP_FIN | ACK, 0):
+    for flags in (ACK, SYN | ACK, re_.TCP_FIN | ACK, 0):
         assert t.outbound("nat", "10.0.1.254", 6, "10.0.2.10", 40000, "8.8.8.8", 443, 0,
                           tcp_flags=flags).status == "rst"
+    for flags in (re_.TCP_RST, re_.TCP_RST | ACK, SYN | re_.TCP_RST):
+        assert t.outbound("nat", "10.0.1.254", 6, "10.0.2.10", 40000, "8.8.8.8", 443, 0,
+                          tcp_flags=flags).status == "no_binding"
     assert len(t) == 0
 
 
@@ -333,3 +336,134 @@ def test_rst_for_a_segment_without_ack():
         re_.tcp_rst_for(frame(L4S["udp"]()), bytes(6))
     with pytest.raises(ValueError):
         re_.tcp_rst_for(frame(L4S["tcp"]()), b"\x00")
+
+
+# --------------------------------------------------------------------------- the stages' functions, end to end
+
+from fastvpc.verdicts import DropReason as R  # noqa: E402
+
+
+@pytest.fixture
+def edge_net():
+    net = fv.Network()
+    vpc = net.add_vpc("10.0.0.0/16", name="prod")
+    web = vpc.add_subnet("10.0.1.0/24", name="web")
+    app = vpc.add_subnet("10.0.2.0/24", name="app")
+    web.add_eni("10.0.1.10", name="web1", public_ip="203.0.113.10")
+    app.add_eni("10.0.2.10", name="app1")
+    nat = web.add_nat_gateway(name="nat", address=net.allocate_address("203.0.113.20"))
+    natp = app.add_nat_gateway(name="natp", connectivity="private")
+    return net, vpc, nat, natp
+
+
+GW = bytes.fromhex("06000a000200")
+
+
+def test_private_subnet_to_the_internet_and_back(edge_net):
+    net, vpc, nat, _ = edge_net
+    pmap, table = re_.PublicIpMap(net), re_.NatTable()
+    syn = frame(TCP(sport=40000, dport=443, flags="S", seq=1), src="10.0.2.10")
+    out = re_.nat_outbound(syn, nat, table, now=0, gateway_mac=GW)
+    assert out.reason is None and not out.reply
+    p = Ether(bytes(syn))
+    assert (p[IP].src, p[TCP].sport) == (str(nat.ip), 40000)
+    assert re_.igw_egress(syn, pmap, vpc).reason is None
+    p = Ether(bytes(syn))
+    assert (p[IP].src, p[IP].dst, p[TCP].sport) == ("203.0.113.20", "8.8.8.8", 40000)  # the internet sees the EIP
+    assert_checksums_valid(syn)
+    # the reply: IGW maps the EIP to the NAT gateway, the NAT gateway to the host
+    synack = frame(TCP(sport=443, dport=40000, flags="SA", seq=7, ack=2), src="8.8.8.8", dst="203.0.113.20")
+    got = re_.igw_ingress(synack, pmap, vpc)
+    assert got.reason is None and got.owner is nat and Ether(bytes(synack))[IP].dst == str(nat.ip)
+    back = re_.nat_inbound(synack, nat, table, now=S)
+    assert back.reason is None
+    p = Ether(bytes(synack))
+    assert (p[IP].src, p[IP].dst, p[TCP].sport, p[TCP].dport) == ("8.8.8.8", "10.0.2.10", 443, 40000)
+    assert_checksums_valid(synack)
+
+
+def test_unsolicited_unsupported_and_stateless(edge_net):
+    net, vpc, nat, natp = edge_net
+    pmap, table = re_.PublicIpMap(net), re_.NatTable()
+    syn_in = frame(TCP(sport=5555, dport=22, flags="S"), src="8.8.8.8", dst="203.0.113.20")
+    assert re_.igw_ingress(syn_in, pmap, vpc).owner is nat
+    assert re_.nat_inbound(syn_in, nat, table, now=0).reason == R.NAT_NO_BINDING
+    ping_nat = frame(ICMP(type=8, id=5), src="10.0.2.10", dst=str(nat.ip))
+    assert re_.nat_inbound(ping_nat, nat, table, now=0).reason == R.NAT_NO_BINDING  # it answers no ping
+    gre = frame(Raw(b"\0" * 20), proto=47, src="10.0.2.10")
+    assert re_.nat_outbound(gre, nat, table, 0, GW).reason == R.NAT_UNSUPPORTED
+    tcp_frag = frame(TCP(sport=40000, dport=443, flags="S") / Raw(b"x" * 40), src="10.0.2.10", flags="MF")
+    assert re_.nat_outbound(tcp_frag, nat, table, 0, GW).reason == R.NAT_UNSUPPORTED
+    icmp_frag = frame(ICMP(type=8, id=1) / Raw(b"x" * 40), src="10.0.2.10", flags="MF")
+    assert re_.nat_outbound(icmp_frag, nat, table, 0, GW).reason == R.NAT_UNSUPPORTED
+    unreachable = frame(ICMP(type=3, code=1), src="10.0.2.10")
+    assert re_.nat_outbound(unreachable, nat, table, 0, GW).reason == R.NAT_UNSUPPORTED
+    snapshot = bytes(gre)
+    assert re_.nat_outbound(gre, nat, None, 0, GW).reason == R.NAT_NEEDS_STATE and bytes(gre) == snapshot
+    assert re_.nat_inbound(syn_in, nat, None, 0).reason == R.NAT_NEEDS_STATE
+    assert len(table) == 0
+
+
+def test_igw_drops(edge_net):
+    net, vpc, nat, natp = edge_net
+    pmap = re_.PublicIpMap(net)
+    f = frame(UDP(sport=1, dport=2), src="10.0.2.10")
+    assert re_.igw_egress(f, pmap, vpc).reason == R.NO_PUBLIC_IP  # app1 has no public IP
+    f = frame(UDP(sport=1, dport=2), src=str(natp.ip))
+    assert re_.igw_egress(f, pmap, vpc).reason == R.NO_PUBLIC_IP  # a private NAT gateway through the IGW
+    f = frame(UDP(sport=1, dport=2), src="10.0.1.10")
+    assert re_.igw_egress(f, pmap, vpc).reason is None and Ether(bytes(f))[IP].src == "203.0.113.10"
+    for dst in ("10.0.1.10", "203.0.113.99", "198.51.100.1"):
+        f = frame(UDP(sport=1, dport=2), src="8.8.8.8", dst=dst)
+        snap = bytes(f)
+        assert re_.igw_ingress(f, pmap, vpc).reason == R.NO_SUCH_PUBLIC_IP and bytes(f) == snap
+
+
+def test_private_nat_gateway_translates_to_its_private_ip(edge_net):
+    net, vpc, nat, natp = edge_net
+    f = frame(UDP(sport=3000, dport=53), src="10.0.2.10", dst="172.16.0.2")
+    assert re_.nat_outbound(f, natp, re_.NatTable(), 0, GW).reason is None
+    assert Ether(bytes(f))[IP].src == str(natp.ip)
+
+
+def test_ping_through_the_nat_gateway(edge_net):
+    net, vpc, nat, _ = edge_net
+    table = re_.NatTable()
+    req = frame(ICMP(type=8, id=77, seq=1) / Raw(b"abc"), src="10.0.2.10")
+    assert re_.nat_outbound(req, nat, table, 0, GW).reason is None
+    nat_id = Ether(bytes(req))[ICMP].id
+    assert nat_id == 1024  # 77 is below 1024: the lowest free id
+    rep = frame(ICMP(type=0, id=nat_id, seq=1) / Raw(b"abc"), src="8.8.8.8", dst=str(nat.ip))
+    assert re_.nat_inbound(rep, nat, table, S).reason is None
+    p = Ether(bytes(rep))
+    assert (p[IP].dst, p[ICMP].id) == ("10.0.2.10", 77)
+    assert_checksums_valid(rep)
+
+
+def test_idle_connection_gets_a_rst(edge_net):
+    net, vpc, nat, _ = edge_net
+    table = re_.NatTable()
+    syn = frame(TCP(sport=40000, dport=443, flags="S", seq=1), src="10.0.2.10")
+    re_.nat_outbound(syn, nat, table, 0, GW)
+    late = frame(TCP(sport=40000, dport=443, flags="A", seq=2, ack=99) / Raw(b"hi"), src="10.0.2.10")
+    n = len(late)
+    out = re_.nat_outbound(late, nat, table, 351 * S, GW)
+    assert out.reply and out.reason is None and len(late) == n
+    p = Ether(bytes(late)[:54])
+    assert (p.dst, p.src) == (SRC_MAC, "06:00:0a:00:02:00")
+    assert (p[IP].src, p[IP].dst, p[TCP].sport, p[TCP].dport, p[TCP].flags, p[TCP].seq) == \
+        ("8.8.8.8", "10.0.2.10", 443, 40000, "R", 99)
+    rst = frame(TCP(sport=40000, dport=443, flags="R", seq=2), src="10.0.2.10")
+    assert re_.nat_outbound(rst, nat, table, 352 * S, GW).reason == R.NAT_NO_BINDING  # never RST a RST
+
+
+def test_udp_fragments(edge_net):
+    net, vpc, nat, _ = edge_net
+    table, frags = re_.NatTable(), re_.FragmentTable()
+    first = frame(UDP(sport=5000, dport=53) / Raw(b"a" * 32), src="10.0.2.10", flags="MF", id=9)
+    later = frame(Raw(b"b" * 16), proto=17, src="10.0.2.10", frag=5, id=9)
+    orphan = frame(Raw(b"c" * 16), proto=17, src="10.0.2.10", frag=5, id=10)
+    assert re_.nat_outbound(first, nat, table, 0, GW, frags).reason is None and len(frags) == 1
+    assert re_.nat_outbound(later, nat, table, 0, GW, frags).reason is None
+    assert Ether(bytes(later))[IP].src == str(nat.ip) and checksum(bytes(later)[14:34]) == 0
+    assert re_.nat_outbound(orphan, nat, table, 0, GW, frags).reason == R.NAT_NO_BINDING
