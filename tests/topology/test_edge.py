@@ -442,3 +442,101 @@ def test_compile_with_edge_objects(net, vpc, web, edge):
     vpc.main_route_table.add_route("0.0.0.0/0", nat)
     dp = net.compile()
     assert dp is not None
+
+
+def test_deleting_a_vpc_frees_the_address_of_a_subnetless_nat_gateway(net, vpc):
+    eip = net.allocate_address("203.0.113.20", name="e")
+    vpc.add_nat_gateway("nat", address=eip)
+    net.remove(vpc)
+    assert eip.association is None and net.addresses == [eip]
+
+
+# --------------------------------------------------------------------------- random operations keep the invariants
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+OPS = st.lists(st.tuples(st.integers(0, 9), st.integers(0, 50), st.integers(0, 50)), max_size=40)
+
+
+@settings(max_examples=150, deadline=None)
+@given(OPS)
+def test_random_edge_operations_keep_the_invariants(ops):
+    from fastvpc import files
+
+    net = Network()
+    vpc = net.add_vpc("10.0.0.0/16", name="prod")
+    subnets = [vpc.add_subnet(f"10.0.{k}.0/28", name=f"s{k}") for k in range(3)]
+    igw, vgw = vpc.add_internet_gateway("igw"), vpc.add_vpn_gateway("vgw")
+    tables = [vpc.add_route_table(f"rt{k}") for k in range(2)]
+
+    def attempt(fn, *a, **kw):
+        try:
+            return fn(*a, **kw)
+        except TopologyError:
+            return None
+
+    for op, x, y in ops:
+        enis, nats, eips = net.enis, vpc.nat_gateways, net.addresses
+        if op == 0:
+            attempt(net.allocate_address, f"203.0.113.{x}")
+        elif op == 1 and enis and eips:
+            attempt(enis[x % len(enis)].associate_address, eips[y % len(eips)])
+        elif op == 2 and enis:
+            enis[x % len(enis)].disassociate_address()
+        elif op == 3 and eips:
+            attempt(eips[x % len(eips)].release)
+        elif op == 4:
+            s = subnets[x % 3]
+            attempt(s.add_eni, str(s.cidr.network_address + 4 + y % 11),
+                    public_ip=f"198.51.100.{y}" if y % 2 else None)
+        elif op == 5:
+            s = subnets[x % 3]
+            free = [a for a in eips if a.association is None]
+            attempt(s.add_nat_gateway, connectivity="private" if y % 3 == 0 else None,
+                    address=free[0] if free and y % 3 == 1 else None)
+        elif op == 6 and (enis or nats):
+            objs = [*enis, *nats]
+            attempt(objs[x % len(objs)].delete)
+        elif op == 7:
+            rt = tables[x % 2]
+            attempt(rt.associate_gateway, igw if y % 2 else vgw)
+        elif op == 8:
+            rt = tables[x % 2]
+            targets = [*enis, *vpc.endpoints]
+            if targets:
+                attempt(rt.add_route, subnets[y % 3].cidr, targets[y % len(targets)])
+            else:
+                attempt(rt.add_route, "0.0.0.0/0", igw)
+        elif op == 9:
+            tables[x % 2].disassociate_gateway()
+
+    # every address has at most one owner, and the owner points back at it
+    owners = [o for o in [*net.enis, *vpc.nat_gateways] if o.address is not None]
+    assert len({id(o.address) for o in owners}) == len(owners)
+    for o in owners:
+        assert o.address.association is o and o.address in net.addresses
+        assert o.public_ip == o.address.public_ip
+    for a in net.addresses:
+        assert a.association is None or a.association.address is a
+        assert net.address_for(a.public_ip) is a
+    assert len({a.public_ip for a in net.addresses}) == len(net.addresses)
+    # no private IP is held twice (ENIs and NAT gateways), and every NAT IP is in its subnet
+    held = [ip for e in net.enis for ip in e.ips] + [n.ip for n in vpc.nat_gateways if n.ip is not None]
+    assert len(held) == len(set(held))
+    for n in vpc.nat_gateways:
+        assert n.ip in n.subnet.cidr and n.ip not in n.subnet.reserved_ips
+        assert (n.connectivity == "private") <= (n.address is None)
+    # every MAC once
+    macs = [e.mac for e in net.enis] + [g.mac for g in net.targets if not hasattr(g, "subnet") or g.kind == "nat"]
+    macs += [s.gateway_mac for s in net.subnets]
+    assert len(macs) == len(set(macs))
+    # gateway tables hold only what #41 allows, and are never main
+    for rt in vpc.route_tables:
+        if rt.gateways:
+            assert not rt.is_main
+            for r in rt.routes:
+                assert r.destination in vpc.cidrs or any(s.cidr == r.destination for s in vpc.subnets)
+                assert r.target is LOCAL or r.target is BLACKHOLE or r.target.kind in ("eni", "vpce")
+    # and the files keep all of it
+    assert files.loads(files.dumps(net, "json"), "json") == net
