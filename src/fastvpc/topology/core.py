@@ -723,7 +723,7 @@ class Subnet(_Named):
         if owner is not None:
             raise TopologyError(f"{what} {who}: IP {addr} is already assigned to ENI {owner.name}",
                                 obj=who, value=str(addr))
-        nat = self.vpc._nat_ips.get(addr)
+        nat = self.vpc._nat_ips.get(addr) if self.vpc._nat_ips else None  # skip the hash in VPCs without one
         if nat is not None:
             raise TopologyError(f"{what} {who}: IP {addr} is the private IP of NAT gateway {nat.name}",
                                 obj=who, value=str(addr))
@@ -1228,8 +1228,8 @@ class Network:
             self._macs[obj.mac] = obj.name
         elif isinstance(obj, _GatewayMac):
             self._macs[obj.mac] = obj.name
-        if isinstance(obj, NatGateway) and obj.ip is not None:
-            obj.vpc._nat_ips[obj.ip] = obj
+            if isinstance(obj, NatGateway) and obj.ip is not None:
+                obj.vpc._nat_ips[obj.ip] = obj
         if isinstance(obj, Subnet):
             self._macs[obj.gateway_mac] = f"the router of subnet {obj.name}"
 
