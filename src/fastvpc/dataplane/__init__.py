@@ -279,7 +279,7 @@ class Dataplane:
         else:
             raise TypeError(f"out must be a fastvpc Result from an earlier process() call, not {type(out).__name__}")
         res.frames = frames
-        if state is None:
+        if state is None or times is None:
             _fw.forward_batch(self._tables, frames.data, frames.offsets, frames.port,
                               res.action, res.reason, res.egress, res.route, nt)
             return res
