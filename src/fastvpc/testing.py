@@ -35,6 +35,7 @@ new pipeline stage) can do the same::
 
 from __future__ import annotations
 
+import inspect
 import ipaddress
 import struct
 from collections.abc import Sequence
@@ -43,7 +44,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from fastvpc import packets as pk
 from fastvpc.batch import FrameBatch
 from fastvpc.errors import TopologyError
-from fastvpc.reference import ReferenceForwarder, Verdict
+from fastvpc.reference import ReferenceFlowTable, ReferenceForwarder, Verdict
 from fastvpc.topology import BLACKHOLE, Endpoint, Eni, Network, Vpc
 from fastvpc.verdicts import Action, DropReason
 
@@ -68,19 +69,49 @@ class Engines(NamedTuple):
     reference: Forwarder
 
 
-def engines(net: Network, arp_mode: str = "target") -> Engines:
-    """``net`` compiled (``net.compile(arp_mode=...)``) and the reference forwarder over it."""
-    return Engines(net.compile(arp_mode=arp_mode), ReferenceForwarder(net, arp_mode=arp_mode))
+def compile_network(net: Network, arp_mode: str = "target", filters: bool = True) -> Any:
+    """``net.compile(arp_mode=..., filters=...)``.  ``filters=True`` is compile's default and is not
+    passed; ``filters=False`` on a build whose ``compile()`` has no ``filters`` parameter (one from
+    before the filter stages, which never filtered) is that build's plain compile."""
+    if filters:
+        return net.compile(arp_mode=arp_mode)
+    if "filters" not in inspect.signature(net.compile).parameters:
+        return net.compile(arp_mode=arp_mode)
+    return net.compile(arp_mode=arp_mode, filters=False)  # type: ignore[call-arg]
 
 
-def engine(net: Network, name: str, arp_mode: str = "target") -> Forwarder:
+def filters_of(forwarder: Any) -> bool:
+    """Whether ``forwarder`` runs the filter stages: its ``filters`` attribute (the reference, a Dataplane),
+    else its compiled tables' (``_compiled.filters``); a Dataplane without either never filters."""
+    f = getattr(forwarder, "filters", None)
+    if f is None:
+        f = getattr(getattr(forwarder, "_compiled", None), "filters", None)
+    return bool(f)
+
+
+def engines(net: Network, arp_mode: str = "target", filters: bool = True) -> Engines:
+    """``net`` compiled (``net.compile(arp_mode=..., filters=...)``) and the reference forwarder over it."""
+    return Engines(compile_network(net, arp_mode, filters), ReferenceForwarder(net, arp_mode=arp_mode, filters=filters))
+
+
+def engine(net: Network, name: str, arp_mode: str = "target", filters: bool = True) -> Forwarder:
     """One engine by name: ``"kernel"`` (compiles ``net``) or ``"reference"``."""
     if name == "kernel":
-        dp: Forwarder = net.compile(arp_mode=arp_mode)
+        dp: Forwarder = compile_network(net, arp_mode, filters)
         return dp
     if name == "reference":
-        return ReferenceForwarder(net, arp_mode=arp_mode)
+        return ReferenceForwarder(net, arp_mode=arp_mode, filters=filters)
     raise ValueError(f"engine {name!r} must be one of {', '.join(ENGINE_NAMES)}")
+
+
+def fresh_state(forwarder: Any, capacity: int = 1_000_000) -> Any:
+    """A new, empty connection-tracking state for ``forwarder``: a :class:`ReferenceFlowTable` for the
+    reference forwarder, a ``fastvpc.FlowTable`` for the compiled Dataplane."""
+    if isinstance(forwarder, ReferenceForwarder):
+        return ReferenceFlowTable(capacity)
+    from fastvpc.dataplane.state import FlowTable
+
+    return FlowTable(capacity)
 
 
 def _batch(frames: FrameBatch | Items) -> FrameBatch:
@@ -142,7 +173,7 @@ def assert_same_verdicts(dp: Forwarder, reference_or_net: Forwarder | Network, b
     if isinstance(reference_or_net, Network):
         net = reference_or_net
         mode = str(arp_mode or getattr(dp, "arp_mode", "target"))
-        reference: Forwarder = ReferenceForwarder(net, arp_mode=mode)
+        reference: Forwarder = ReferenceForwarder(net, arp_mode=mode, filters=filters_of(dp))
     else:
         reference = reference_or_net
         net = getattr(reference, "net", None)

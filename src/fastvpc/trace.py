@@ -222,12 +222,15 @@ def _verdict_hop(net: Network, v: Verdict, dst: IPv4Address) -> Hop:
     return Hop("verdict", "FORWARD", f"handed to {name} (port {v.egress}) towards {dst}")
 
 
-def _not_evaluated(net: Network, v: Verdict) -> list[str]:
-    """What the verdict ``v`` depends on that this version does not model (DESIGN.md §5, §6)."""
+def _not_evaluated(net: Network, v: Verdict, filters: bool = True, stateful: bool = False) -> list[str]:
+    """What the verdict ``v`` depends on that this trace did not evaluate (DESIGN.md §5, §6)."""
     out = []
-    if v.action in (Action.DELIVER, Action.FORWARD):
-        out.append("security groups and network ACLs (the compiled pass does not apply them yet: "
-                   "the verdict is the routing view)")
+    if not filters:
+        out.append("security groups and network ACLs not evaluated (compiled with filters=False: the verdict is "
+                   "the routing view)")
+    elif not stateful:
+        out.append("connection tracking: the packet is judged as the first of its flow (replies need rules both "
+                   "ways here; trace the return packet with reply=True / --reply)")
     if v.action == Action.FORWARD:
         owner = net.port_owner(v.egress)
         if isinstance(owner, InternetGateway):
@@ -242,9 +245,18 @@ def _not_evaluated(net: Network, v: Verdict) -> list[str]:
         else:
             out.append(f"what {owner.name if owner is not None else 'the target'} does with the packet "
                        "(the endpoint's service)")
-    if v.action in (Action.DELIVER, Action.FORWARD):
-        out.append("the return path (a reply is a separate packet: trace it from the other side)")
+    if v.action in (Action.DELIVER, Action.FORWARD) and not stateful:
+        out.append("the return path (a reply is a separate packet: trace it with reply=True / --reply)")
     return out
+
+
+def _filters(forwarder: Any, where: Any) -> bool:
+    """Whether the verdict source runs the filter stages (the reference is built to match it)."""
+    from fastvpc.testing import filters_of
+
+    if forwarder is None:
+        return bool(getattr(where, "filters", True)) if not isinstance(where, Network) else True
+    return filters_of(forwarder)
 
 
 def _fields(v: Verdict) -> tuple[int, int, int, int]:
@@ -297,14 +309,16 @@ def trace_packet(where: Any, src: str | Eni, dst: str | IPv4Address, proto: str 
 
     # the explanation and the expected verdict: the reference forwarder with its recorder on
     arp_mode = getattr(where, "arp_mode", "target") if not isinstance(where, Network) else "target"
-    reference = ReferenceForwarder(net, arp_mode=arp_mode if arp_mode in ("target", "single_mac") else "target")
+    forwarder = None if verdict == "reference" else (net.compile() if isinstance(where, Network) else where)
+    filters = _filters(forwarder, where)
+    reference = ReferenceForwarder(net, arp_mode=arp_mode if arp_mode in ("target", "single_mac") else "target",
+                                   filters=filters)
     hops: list[Hop] = []
     expected = reference.forward(frame, eni.port, hops=hops)
     # the verdict: the data plane (a Forwarder), or the reference itself
     if verdict == "reference":
         v, source = expected, "reference"
     else:
-        forwarder = net.compile() if isinstance(where, Network) else where
         v, source = _one(forwarder, frame, eni.port), "dataplane"
     agrees = v == expected
     if not agrees:
@@ -324,4 +338,4 @@ def trace_packet(where: Any, src: str | Eni, dst: str | IPv4Address, proto: str 
                  ingress=eni.name, src_ip=str(sip), action=v.action, reason=v.reason, egress=v.egress,
                  egress_name=owner.name if owner is not None else None, route=v.route, hops=hops,
                  ra_code=RA_CODES.get(v.reason), agrees=agrees, verdict_source=source, frame=v.frame,
-                 expected=expected, not_evaluated=_not_evaluated(net, v))
+                 expected=expected, not_evaluated=_not_evaluated(net, v, filters))
