@@ -31,6 +31,7 @@ from typing import Any
 
 from fastvpc import packets as pk
 from fastvpc.reference import Hop, ReferenceForwarder, Verdict
+from fastvpc.testing import compile_network, filters_of
 from fastvpc.topology import Eni, InternetGateway, NatGateway, Network, TransitGateway, VpnGateway
 from fastvpc.verdicts import RA_CODES, Action, DropReason
 
@@ -252,8 +253,6 @@ def _not_evaluated(net: Network, v: Verdict, filters: bool = True, stateful: boo
 
 def _filters(forwarder: Any, where: Any) -> bool:
     """Whether the verdict source runs the filter stages (the reference is built to match it)."""
-    from fastvpc.testing import filters_of
-
     if forwarder is None:
         return bool(getattr(where, "filters", True)) if not isinstance(where, Network) else True
     return filters_of(forwarder)
@@ -277,7 +276,7 @@ def _one(forwarder: Any, frame: bytes, port: int) -> Verdict:
 def trace_packet(where: Any, src: str | Eni, dst: str | IPv4Address, proto: str | int = "icmp",
                  port: int | None = None, *, src_ip: str | IPv4Address | None = None,
                  network: Network | None = None, verdict: str = "auto",
-                 aliases: dict[str, list[str]] | None = None) -> Trace:
+                 aliases: dict[str, list[str]] | None = None, filters: bool | None = None) -> Trace:
     """Trace one packet from ``src`` to ``dst``.
 
     ``where``: a :class:`Network` (compiled for the verdict), or a ``Dataplane`` or any other
@@ -287,6 +286,8 @@ def trace_packet(where: Any, src: str | Eni, dst: str | IPv4Address, proto: str 
     ``proto``: icmp (echo request), tcp (SYN), udp, or a number; ``port`` the destination port
     (tcp 80 / udp 53 when omitted).  ``verdict``: ``auto`` or ``dataplane`` (the compiled data plane,
     checked against the reference forwarder) or ``reference`` (the reference forwarder alone).
+    ``filters``: with a Network, compile it so (default: compile's default, the filters on); the
+    reference forwarder always runs the filters exactly when the verdict source does.
     """
     if verdict not in VERDICT_SOURCES:
         raise ValueError(f"verdict={verdict!r} must be one of {', '.join(VERDICT_SOURCES)}")
@@ -309,8 +310,13 @@ def trace_packet(where: Any, src: str | Eni, dst: str | IPv4Address, proto: str 
 
     # the explanation and the expected verdict: the reference forwarder with its recorder on
     arp_mode = getattr(where, "arp_mode", "target") if not isinstance(where, Network) else "target"
-    forwarder = None if verdict == "reference" else (net.compile() if isinstance(where, Network) else where)
-    filters = _filters(forwarder, where)
+    if filters is not None and not isinstance(filters, bool):
+        raise TypeError(f"filters must be True, False or None, not {filters!r}")
+    forwarder = None
+    if verdict != "reference":
+        forwarder = compile_network(net, filters=filters is not False) if isinstance(where, Network) else where
+    if filters is None or forwarder is not None:
+        filters = _filters(forwarder, where)
     reference = ReferenceForwarder(net, arp_mode=arp_mode if arp_mode in ("target", "single_mac") else "target",
                                    filters=filters)
     hops: list[Hop] = []
