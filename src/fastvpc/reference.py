@@ -806,7 +806,7 @@ class ReferenceForwarder:
                     rule: dict[str, Any] | None) -> _Drop:
         if p.hops is not None:
             p.hops.append(Hop(kind, name, detail, p.stage, direction, rule))
-        return _Drop(reason)
+        return _Drop(reason, p.route)   # after the route stage: the route that was found stays reported
 
     def timeouts_of(self, eni: Eni) -> dict[str, int]:
         """The ENI's idle timeouts (``Eni.tracking``) by name, made once per Tracking value."""
