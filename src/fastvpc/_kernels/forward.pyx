@@ -1,3 +1,4 @@
+# distutils: extra_compile_args = --param=max-inline-insns-single=2000 --param=large-function-growth=1000 --param=inline-unit-growth=1000
 # The forwarding pass of fastvpc: the driver over the stages of docs/forwarding-model.md.
 #
 # The stages are stages/<name>.pxd, one per section of the model, in forward.stage_names() order
@@ -39,6 +40,11 @@
 #              table steps in order, then the rewrites in parallel.
 #
 # Adding a stage: docs/architecture.md, "The forwarding kernel".
+#
+# The distutils line at the top raises GCC's inlining limits for this module only: with three
+# variants of run_chunk each stage is called from three places, and GCC's default limits then keep
+# the large ones (ingress, rewrite) as calls, ~13% more instructions a frame in the unfiltered
+# variant (callgrind, BENCHMARKS.md "Filters"); every stage is meant to compile into the loop.
 #
 # Tables: tables.pxd (record layouts, hash encodings); built by fastvpc/compiler.
 
