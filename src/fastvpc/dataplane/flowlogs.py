@@ -464,7 +464,7 @@ class FlowLog:
         for s in range(0, len(rows), chunk):
             part = rows[s:s + chunk]
             k = _fl._format_text(part, codes, ver, acct, blob, off, buf)
-            yield memoryview(buf)[:k]
+            yield buf.data[:k]
 
     def text(self) -> str:
         """The records as AWS's text: a header line of field names, then one line per record."""
@@ -526,7 +526,7 @@ class FlowLog:
         try:
             if table is not None:
                 os.close(fd)
-                import pyarrow.parquet as pq
+                import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
 
                 pq.write_table(table, tmp)
             else:
@@ -573,8 +573,8 @@ class FlowLog:
 
 def _pyarrow() -> Any:
     try:
-        import pyarrow
-        import pyarrow.parquet  # noqa: F401
+        import pyarrow  # type: ignore[import-untyped,unused-ignore]
+        import pyarrow.parquet  # type: ignore[import-untyped,unused-ignore]  # noqa: F401
     except ImportError:
         raise FlowLogError("writing Parquet needs pyarrow: pip install 'fastvpc[parquet]'") from None
     return pyarrow
@@ -614,7 +614,7 @@ def _rebuild(state: dict[str, Any]) -> FlowLog:
         if (not isinstance(t, (list, tuple)) or len(t) != 5 or not all(isinstance(x, str) for x in t[:4])
                 or isinstance(t[4], bool) or not isinstance(t[4], int) or not 0 <= t[4] < 2**32):
             raise FlowLogError(f"FlowLog pickle: bad interface {t!r}")
-        if log._intern(tuple(t)) != len(log._ifaces) - 1:  # type: ignore[arg-type]
+        if log._intern((t[0], t[1], t[2], t[3], t[4])) != len(log._ifaces) - 1:
             raise FlowLogError(f"FlowLog pickle: interface {t!r} repeated")
     seq_max = 0
     parts = {}
