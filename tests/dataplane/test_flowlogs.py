@@ -26,7 +26,8 @@ from hypothesis import strategies as st
 import fastvpc as fv
 from fastvpc import packets as pk
 from fastvpc.dataplane import Result
-from fastvpc.dataplane.flowlogs import DEFAULT_FORMAT, FIELDS, FlowLog, FlowLogError, parse_format
+from fastvpc.dataplane.flowlogs import (DEFAULT_FORMAT, FIELDS, FlowLog, FlowLogBusyError, FlowLogError,
+                                        parse_format)
 from fastvpc.verdicts import Action, DropReason
 
 T0 = 1_700_000_000 * 10**9          # ns; 1700000000 % 60 == 20
@@ -685,7 +686,24 @@ def test_bad_observe_input():
         log.observe(DP, b, res)
     with pytest.raises(FlowLogError, match="flush"):
         log.flush(-5)
+    with pytest.raises(FlowLogError, match="frame 0 has timestamp -1"):
+        log.check(b)                                     # what process(..., log=) asks before the pass
+    log.check(b, now=T0)
     assert len(log) == 0
+
+
+def test_one_operation_at_a_time():
+    b = make_batch([("web1", "10.0.2.10", "tcp", 40000, 22, 2, 0, True, 0)])
+    res = DP.process(b)
+    log = FlowLog()
+    with log._held():                                    # as if another thread's observe() were running
+        with pytest.raises(FlowLogBusyError):
+            log.observe(DP, b, res)
+        with pytest.raises(FlowLogBusyError):
+            log.flush()
+        with pytest.raises(FlowLogBusyError):
+            log.records()
+    assert log.observe(DP, b, res) == 2 and len(log) == 2
 
 
 def test_bad_paths_are_typed_errors_and_never_destroy_a_file(tmp_path, monkeypatch):
@@ -747,3 +765,27 @@ def test_replay_cli_writes_the_flow_log(tmp_path):
     assert main(["replay", str(topo), str(cap), "--flow-log", str(tmp_path / "f.log"),
                  "--flow-log-format", "${version} ${bogus}"]) == 2
     assert not (tmp_path / "f.log").exists()
+
+
+def test_endpoints_paths_and_dns_of_the_primary_cidr():
+    """Gateway endpoint: path 2; Gateway Load Balancer endpoint: path 1 (it has an ENI in the VPC).
+    Amazon DNS is the primary CIDR's base + 2 even when another CIDR was added (base + 2 of the
+    second CIDR is an ordinary unassigned address: logged)."""
+    net = fv.Network()
+    v = net.add_vpc("10.0.0.0/16", name="v")
+    s = v.add_subnet("10.0.1.0/24", name="s")
+    e = s.add_eni("10.0.1.10", name="e")
+    gw = v.add_endpoint(name="s3", endpoint_type="gateway", service="com.amazonaws.s3")
+    gl = v.add_endpoint(name="gwlbe", endpoint_type="gatewayloadbalancer")
+    rt = v.add_route_table(name="rt", routes=[("52.0.0.0/8", gw), ("0.0.0.0/0", gl)])
+    s.associate(rt)
+    v.add_cidr("10.5.0.0/16")
+    dp = net.compile()
+    fr = [pk.ethernet(s.gateway_mac, e.mac, pk.ETH_IPV4, pk.udp(e.ip, d, 1, 53))
+          for d in ("52.1.2.3", "8.8.8.8", "10.0.0.2", "10.5.0.2")]
+    b = batch_of(fr, e.port, [T0] * 4)
+    res = dp.process(b)
+    assert list(res.action) == [Action.FORWARD, Action.FORWARD, Action.DROP, Action.DROP]
+    log = FlowLog(fields="${dstaddr} ${traffic-path}")
+    log.observe(dp, b, res)
+    assert log.text().splitlines()[1:] == ["52.1.2.3 2", "8.8.8.8 1", "10.5.0.2 1"]

@@ -7,6 +7,7 @@ from typing_extensions import disjoint_base
 __test__: dict[str, str]
 
 def reason_log_kinds() -> bytes: ...
+def _zeroed(n_slots: int) -> npt.NDArray[np.uint8]: ...
 def text_row_bound(fixed_len: int, max_str: int) -> int: ...
 def _format_text(
     rows: npt.NDArray[np.uint8],
@@ -15,6 +16,7 @@ def _format_text(
     account: npt.NDArray[np.uint8],
     strings: npt.NDArray[np.uint8],
     str_off: npt.NDArray[np.int64],
+    iface_ip: npt.NDArray[np.uint32],
     out: npt.NDArray[np.uint8],
 ) -> int: ...
 def format_ipv4(

@@ -13,13 +13,18 @@ its storage and its per-frame work, with no Python per frame:
 * ``_format_text`` writes records as AWS's space-separated text lines into a caller's buffer, and
   ``format_ipv4`` dotted quads for the string columns of ``records()`` and Parquet.
 
-Table layout.  ``n_slots`` (a power of two) 80-byte ``FlEntry`` slots, linear probing from
+Table layout.  ``n_slots`` (a power of two) 64-byte ``FlEntry`` slots, 64-byte aligned,, linear probing from
 ``hash & (n_slots - 1)``; an empty slot (``seq == 0``) ends every probe; the load stays <= 0.7.
 Entries are never deleted one by one: ``_take`` (closing windows) rebuilds the table from what stays.
 
 The key of a record: (interface, the packet's 5-tuple, direction, action, window start).  The
 packet's own addresses are kept (``pkt-srcaddr``/``pkt-dstaddr``); ``srcaddr``/``dstaddr`` are made
-at output from them and the interface's primary IPv4 (``addr``), as AWS does.
+at output from them and the interface's primary IPv4, as AWS does.
+
+Speed: frames go in chunks of CHUNK.  The first half of a chunk parses the frames and makes their
+legs (the records they count in, with the key's hash), prefetching each leg's home slot; the second
+half counts the legs in frame order.  So ~CHUNK cache misses into a large table are in flight at once
+instead of one, and the result is exactly that of counting frame by frame.
 """
 cimport cython
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
@@ -40,7 +45,15 @@ cdef extern from *:
     #define FL_M2 0xC4CEB9FE1A85EC53ULL
     #define FL_HMUL 0x9E3779B97F4A7C15ULL
     #define FL_NS 1000000000LL
+    #define FL_CHUNK 64
+    #if defined(__GNUC__) || defined(__clang__)
+    #define fl_prefetch_w(p) __builtin_prefetch((const void*)(p), 1, 3)
+    #else
+    #define fl_prefetch_w(p) ((void)(p))
+    #endif
     """
+    void fl_prefetch_w(const void* p) noexcept nogil
+    enum: CHUNK "FL_CHUNK"      # frames per make-legs / count-legs round (legs on the stack)
     const uint64_t M1 "FL_M1"
     const uint64_t M2 "FL_M2"
     const uint64_t HMUL "FL_HMUL"
@@ -50,24 +63,42 @@ cdef extern from *:
 # ----------------------------------------------------------------------------- the record slot
 
 cdef packed struct FlEntry:
+    # 64 bytes: one cache line per slot (the storage is 64-byte aligned)
     uint64_t seq          # 1 + order of creation across the log's life; 0 = empty slot
     int64_t wstart        # window start, Unix seconds (a multiple of the window)
-    int64_t first         # first packet's time in the window, Unix seconds      -> start
-    int64_t last          # last packet's time in the window, Unix seconds       -> end
     uint64_t packets
     uint64_t bytes        # IPv4 total length, summed
-    uint32_t iface        # index into the FlowLog's interface table
+    uint32_t iface        # index into the FlowLog's interface table (which holds its primary IPv4)
     uint32_t src          # the packet's source IPv4                             -> pkt-srcaddr
     uint32_t dst          # the packet's destination IPv4                        -> pkt-dstaddr
-    uint32_t addr         # the interface's primary private IPv4 (srcaddr on egress, dstaddr on ingress)
     uint16_t sport        # TCP/UDP ports; 0 for ICMP, other protocols, non-first fragments
     uint16_t dport
+    uint16_t first        # first packet's time in the window, seconds after wstart -> start
+    uint16_t last         # last packet's time in the window, seconds after wstart  -> end
     uint8_t proto
     uint8_t dirn          # DIR_INGRESS / DIR_EGRESS
     uint8_t action        # ACT_ACCEPT / ACT_REJECT
     uint8_t tcpflags      # OR of the reported flags (FIN 1, SYN 2, RST 4, SYN-ACK 18)
     uint8_t path          # traffic-path 1..8; 0 = none ("-": ingress records, unknown)
     uint8_t pad[7]
+
+
+cdef struct Leg:
+    # one (record, packet) observation, made in the first half of a chunk and counted in the second
+    uint64_t hash
+    int64_t wstart
+    uint32_t iface
+    uint32_t src
+    uint32_t dst
+    uint32_t length
+    uint16_t sport
+    uint16_t dport
+    uint16_t off          # seconds after wstart
+    uint8_t proto
+    uint8_t dirn
+    uint8_t action
+    uint8_t flags
+    uint8_t path
 
 cdef enum:
     DIR_INGRESS = 0
@@ -230,46 +261,63 @@ cdef struct Table:
     uint64_t next_seq
 
 
-cdef inline void _add(Table* T, uint32_t iface, uint32_t addr, uint32_t src, uint32_t dst, uint16_t sport,
-                      uint16_t dport, uint8_t proto, uint8_t dirn, uint8_t action, int64_t wstart, int64_t t_s,
-                      uint32_t length, uint8_t flags, uint8_t path) noexcept nogil:
-    """Count one packet in its record (the caller has checked count < limit)."""
+cdef inline void _count(Table* T, const Leg* g) noexcept nogil:
+    """Count one leg in its record (the caller has checked count < limit)."""
     cdef uint64_t mask = T.n_slots - 1
-    cdef uint64_t i = _key_hash(iface, src, dst, sport, dport, proto, dirn, action, wstart) & mask
+    cdef uint64_t i = g.hash & mask
     cdef FlEntry* e
     while True:
         e = &T.slots[i]
         if e.seq == 0:
             break
-        if _key_eq(e, iface, src, dst, sport, dport, proto, dirn, action, wstart):
+        if _key_eq(e, g.iface, g.src, g.dst, g.sport, g.dport, g.proto, g.dirn, g.action, g.wstart):
             e.packets += 1
-            e.bytes += length
-            e.tcpflags |= flags
-            if t_s < e.first:
-                e.first = t_s
-            if t_s > e.last:
-                e.last = t_s
+            e.bytes += g.length
+            e.tcpflags |= g.flags
+            if g.off < e.first:
+                e.first = g.off
+            if g.off > e.last:
+                e.last = g.off
             return
         i = (i + 1) & mask
     T.next_seq += 1
     e.seq = T.next_seq
-    e.wstart = wstart
-    e.first = t_s
-    e.last = t_s
+    e.wstart = g.wstart
     e.packets = 1
-    e.bytes = length
-    e.iface = iface
-    e.src = src
-    e.dst = dst
-    e.addr = addr
-    e.sport = sport
-    e.dport = dport
-    e.proto = proto
-    e.dirn = dirn
-    e.action = action
-    e.tcpflags = flags
-    e.path = path
+    e.bytes = g.length
+    e.iface = g.iface
+    e.src = g.src
+    e.dst = g.dst
+    e.sport = g.sport
+    e.dport = g.dport
+    e.first = g.off
+    e.last = g.off
+    e.proto = g.proto
+    e.dirn = g.dirn
+    e.action = g.action
+    e.tcpflags = g.flags
+    e.path = g.path
     T.count += 1
+
+
+cdef inline void _leg(Leg* g, const Table* T, uint32_t iface, uint32_t src, uint32_t dst, uint16_t sport,
+                      uint16_t dport, uint8_t proto, uint8_t dirn, uint8_t action, int64_t wstart, uint16_t off,
+                      uint32_t length, uint8_t flags, uint8_t path) noexcept nogil:
+    g.hash = _key_hash(iface, src, dst, sport, dport, proto, dirn, action, wstart)
+    g.wstart = wstart
+    g.iface = iface
+    g.src = src
+    g.dst = dst
+    g.length = length
+    g.sport = sport
+    g.dport = dport
+    g.off = off
+    g.proto = proto
+    g.dirn = dirn
+    g.action = action
+    g.flags = flags
+    g.path = path
+    fl_prefetch_w(&T.slots[g.hash & (T.n_slots - 1)])
 
 
 cdef inline void _insert_row(Table* T, const FlEntry* src) noexcept nogil:
@@ -285,82 +333,95 @@ cdef int64_t _observe_frames(Table* T, const Topo* topo, const uint8_t* data, in
                              int64_t i0, int64_t n, const int32_t* port, const int64_t* ts, int64_t now,
                              const uint8_t* action, const uint8_t* reason, const int32_t* egress,
                              const int32_t* route, int64_t window, uint64_t* n_logged) noexcept nogil:
-    """Frames i0..n-1 into T; returns n, or the first frame not touched when T reached its limit."""
-    cdef int64_t i, L, start, t_ns, t_s, wstart
+    """Frames i0..n-1 into T; returns n, or the first frame not touched when T reached its limit
+    (checked per chunk: a chunk of m frames makes at most 2m legs)."""
+    cdef int64_t i, c, m, L, start, t_ns, t_s, wstart
     cdef Hdr h
-    cdef uint8_t a, kind, flags, path, k
+    cdef uint8_t a, kind, flags, path
     cdef int32_t sender, recv, r
-    cdef uint16_t sport, dport
-    cdef uint32_t dns
+    cdef uint16_t sport, dport, off
     cdef bint l4
+    cdef Leg legs[2 * CHUNK]
+    cdef int nl, j
     start = fv_first_start(offsets, i0, nd)
-    for i in range(i0, n):
-        L = fv_next_span(offsets, i, nd, &start)
-        if T.count + 2 > T.limit:
-            return i
-        a = action[i]
-        if a == ACT_DELIVER or a == ACT_FORWARD:
-            kind = LOG_SENDER_ACCEPT
-        elif a == ACT_DROP:
-            kind = REASON_LOG[reason[i]]
-            if kind == LOG_IF_ROUTED:
-                kind = LOG_SENDER_ACCEPT if route[i] >= 0 else LOG_NONE
-            if kind == LOG_NONE:
-                continue
-        else:
-            continue                     # REPLY: the router's and the switch's own answers
-        # the frame's header (DELIVER rewrote only MACs: the addresses and ports are as sent)
-        if L <= 0 or (parse_headers(data + start - L, L, &h, 1) & CF_IPV4_OK) != CF_IPV4_OK:
-            continue
-        l4 = (h.flags & CF_L4) != 0
-        sport = 0
-        dport = 0
-        flags = 0
-        if l4 and (h.proto == IPPROTO_TCP or h.proto == IPPROTO_UDP):
-            sport = h.sport
-            dport = h.dport
-            if h.proto == IPPROTO_TCP:
-                flags = _reported_flags(h.tcp_flags)
-            elif (sport == 68 and dport == 67) or (sport == 67 and dport == 68):
-                continue                 # DHCP: not logged
-        if _not_logged_address(h.dst) or _not_logged_address(h.src):
-            continue
-        sender = _eni_of_port(topo, port[i])
-        if sender >= topo.n_eni:
-            sender = -1
-        if sender >= 0:
-            r = topo.eni_vpc[sender]
-            if 0 <= r < topo.n_vpc and h.dst == topo.vpc_dns[r]:
-                continue                 # Amazon DNS (the sender VPC's primary CIDR base + 2): not logged
-        t_ns = ts[i] if ts != NULL else now
-        t_s = t_ns // NS
-        wstart = t_s - t_s % window
-        recv = -1
-        if a == ACT_DELIVER:
-            recv = _eni_of_port(topo, egress[i])
-            if recv >= topo.n_eni:
-                recv = -1
-        elif kind == LOG_RECEIVER_REJECT:
-            recv = _receiver(topo, route[i], sender, h.dst)
-        if sender >= 0:
-            # traffic-path of the egress record: by the route that decided; with none, a delivery
-            # (or NO_SUCH_HOST) inside the sender's subnet: path 1, "another resource in the same VPC"
-            r = route[i]
-            if 0 <= r < topo.n_route:
-                path = topo.route_path[r]
-            elif a == ACT_DELIVER or kind == LOG_RECEIVER_REJECT or reason[i] == R_NO_SUCH_HOST:
-                path = 1
+    c = i0
+    while c < n:
+        m = n - c
+        if m > CHUNK:
+            m = CHUNK
+        if T.count + 2 * <uint64_t>m > T.limit:
+            return c
+        nl = 0
+        # first half: parse, decide, make the legs and prefetch their home slots
+        for i in range(c, c + m):
+            L = fv_next_span(offsets, i, nd, &start)
+            a = action[i]
+            if a == ACT_DELIVER or a == ACT_FORWARD:
+                kind = LOG_SENDER_ACCEPT
+            elif a == ACT_DROP:
+                kind = REASON_LOG[reason[i]]
+                if kind == LOG_IF_ROUTED:
+                    kind = LOG_SENDER_ACCEPT if route[i] >= 0 else LOG_NONE
+                if kind == LOG_NONE:
+                    continue
             else:
-                path = 0
-            _add(T, topo.eni_iface[sender], topo.eni_ip[sender], h.src, h.dst, sport, dport, h.proto,
-                 DIR_EGRESS, ACC_REJECT if kind == LOG_SENDER_REJECT else ACC_ACCEPT, wstart, t_s,
-                 h.tl, flags, path)
-            n_logged[0] += 1
-        if recv >= 0:
-            _add(T, topo.eni_iface[recv], topo.eni_ip[recv], h.src, h.dst, sport, dport, h.proto,
-                 DIR_INGRESS, ACC_REJECT if kind == LOG_RECEIVER_REJECT else ACC_ACCEPT, wstart, t_s,
-                 h.tl, flags, 0)
-            n_logged[0] += 1
+                continue                 # REPLY: the router's and the switch's own answers
+            # the frame's header (DELIVER rewrote only MACs: the addresses and ports are as sent)
+            if L <= 0 or (parse_headers(data + start - L, L, &h, 1) & CF_IPV4_OK) != CF_IPV4_OK:
+                continue
+            l4 = (h.flags & CF_L4) != 0
+            sport = 0
+            dport = 0
+            flags = 0
+            if l4 and (h.proto == IPPROTO_TCP or h.proto == IPPROTO_UDP):
+                sport = h.sport
+                dport = h.dport
+                if h.proto == IPPROTO_TCP:
+                    flags = _reported_flags(h.tcp_flags)
+                elif (sport == 68 and dport == 67) or (sport == 67 and dport == 68):
+                    continue             # DHCP: not logged
+            if _not_logged_address(h.dst) or _not_logged_address(h.src):
+                continue
+            sender = _eni_of_port(topo, port[i])
+            if sender >= topo.n_eni:
+                sender = -1
+            if sender >= 0:
+                r = topo.eni_vpc[sender]
+                if 0 <= r < topo.n_vpc and h.dst == topo.vpc_dns[r]:
+                    continue             # Amazon DNS (the sender VPC's primary CIDR base + 2): not logged
+            t_ns = ts[i] if ts != NULL else now
+            t_s = t_ns // NS
+            off = <uint16_t>(t_s % window)
+            wstart = t_s - off
+            recv = -1
+            if a == ACT_DELIVER:
+                recv = _eni_of_port(topo, egress[i])
+                if recv >= topo.n_eni:
+                    recv = -1
+            elif kind == LOG_RECEIVER_REJECT:
+                recv = _receiver(topo, route[i], sender, h.dst)
+            if sender >= 0:
+                # traffic-path of the egress record: by the route that decided; with none, a delivery
+                # (or NO_SUCH_HOST) inside the sender's subnet: path 1, "another resource in the same VPC"
+                r = route[i]
+                if 0 <= r < topo.n_route:
+                    path = topo.route_path[r]
+                elif a == ACT_DELIVER or kind == LOG_RECEIVER_REJECT or reason[i] == R_NO_SUCH_HOST:
+                    path = 1
+                else:
+                    path = 0
+                _leg(&legs[nl], T, topo.eni_iface[sender], h.src, h.dst, sport, dport, h.proto, DIR_EGRESS,
+                     ACC_REJECT if kind == LOG_SENDER_REJECT else ACC_ACCEPT, wstart, off, h.tl, flags, path)
+                nl += 1
+            if recv >= 0:
+                _leg(&legs[nl], T, topo.eni_iface[recv], h.src, h.dst, sport, dport, h.proto, DIR_INGRESS,
+                     ACC_REJECT if kind == LOG_RECEIVER_REJECT else ACC_ACCEPT, wstart, off, h.tl, flags, 0)
+                nl += 1
+        # second half: count the legs, in frame order
+        for j in range(nl):
+            _count(T, &legs[j])
+        n_logged[0] += <uint64_t>nl
+        c += m
     return n
 
 
@@ -454,6 +515,7 @@ def _format_text(const uint8_t[:, ::1] rows,        # IN: FlEntry rows, in outpu
                  const uint8_t[::1] account,        # IN: the account-id field's text
                  const uint8_t[::1] strings,        # IN: the interface strings, back to back
                  const int64_t[::1] str_off,        # IN: N_STR * n_iface + 1 offsets into strings
+                 const uint32_t[::1] iface_ip,      # IN: per interface, its primary IPv4
                  uint8_t[::1] out) -> int:          # OUT: the lines; sized by the caller (text_row_bound)
     """AWS's text lines of ``rows`` into ``out``; returns the bytes written."""
     cdef Py_ssize_t n = rows.shape[0], nf = fields.shape[0]
@@ -468,6 +530,8 @@ def _format_text(const uint8_t[:, ::1] rows,        # IN: FlEntry rows, in outpu
         raise ValueError(f"rows must be {sizeof(FlEntry)} bytes wide")
     if str_off.shape[0] < 1 or (str_off.shape[0] - 1) % N_STR:
         raise ValueError("str_off must hold N_STR offsets per interface and one more")
+    if iface_ip.shape[0] != n_iface:
+        raise ValueError(f"iface_ip has {iface_ip.shape[0]} addresses for {n_iface} interfaces")
     for s in range(str_off.shape[0] - 1):
         if not (0 <= str_off[s] <= str_off[s + 1] <= strings.shape[0]):
             raise ValueError(f"str_off[{s}] out of order or past the strings")
@@ -502,9 +566,9 @@ def _format_text(const uint8_t[:, ::1] rows,        # IN: FlEntry rows, in outpu
                         o[k] = 45
                         k += 1
                 elif f == F_SRCADDR:
-                    k = _put_ip(o, k, e.addr if e.dirn == DIR_EGRESS else e.src)
+                    k = _put_ip(o, k, iface_ip[e.iface] if e.dirn == DIR_EGRESS else e.src)
                 elif f == F_DSTADDR:
-                    k = _put_ip(o, k, e.dst if e.dirn == DIR_EGRESS else e.addr)
+                    k = _put_ip(o, k, e.dst if e.dirn == DIR_EGRESS else iface_ip[e.iface])
                 elif f == F_PKT_SRCADDR:
                     k = _put_ip(o, k, e.src)
                 elif f == F_PKT_DSTADDR:
@@ -520,9 +584,9 @@ def _format_text(const uint8_t[:, ::1] rows,        # IN: FlEntry rows, in outpu
                 elif f == F_BYTES:
                     k = _put_u64(o, k, e.bytes)
                 elif f == F_START:
-                    k = _put_i64(o, k, e.first)
+                    k = _put_i64(o, k, e.wstart + e.first)
                 elif f == F_END:
-                    k = _put_i64(o, k, e.last)
+                    k = _put_i64(o, k, e.wstart + e.last)
                 elif f == F_ACTION:
                     if e.action == ACC_REJECT:
                         k = _put(o, k, "REJECT", 6)
@@ -576,6 +640,11 @@ def format_ipv4(const uint32_t[::1] ips,     # IN: host-order IPv4 addresses
 
 # ----------------------------------------------------------------------------- the object
 
+def _zeroed(uint64_t n_slots):
+    """Zeroed storage for n_slots slots and 64 bytes of slack (FlowLogCore._attach aligns into it)."""
+    return np.zeros(n_slots * sizeof(FlEntry) + 64, dtype=np.uint8)
+
+
 cdef class FlowLogCore:
     """The open records of a FlowLog (use :class:`fastvpc.FlowLog`)."""
 
@@ -593,14 +662,15 @@ cdef class FlowLogCore:
         """Empty storage of ``n_slots`` slots (a power of two, >= 8)."""
         if n_slots < 8 or n_slots & (n_slots - 1):
             raise ValueError(f"n_slots {n_slots} must be a power of two >= 8")
-        buf = np.zeros(n_slots * sizeof(FlEntry), dtype=np.uint8)
-        self._attach(buf, n_slots)
+        self._attach(_zeroed(n_slots), n_slots)
         self.T.count = 0
 
     cdef int _attach(self, object buf, uint64_t n_slots) except -1:
         cdef uint8_t[::1] b = buf
+        if <uint64_t>b.shape[0] < n_slots * sizeof(FlEntry) + 64:
+            raise ValueError(f"storage of {b.shape[0]} bytes is too small for {n_slots} slots")
         self._buf = buf
-        self.T.slots = <FlEntry*>&b[0]
+        self.T.slots = <FlEntry*>&b[(-(<size_t>&b[0])) % 64]
         self.T.n_slots = n_slots
         self.T.limit = (n_slots * 7) // 10
         return 0
@@ -626,11 +696,13 @@ cdef class FlowLogCore:
         cdef uint64_t i, n_old = self.T.n_slots
         cdef FlEntry* old = self.T.slots
         old_buf = self._buf
-        buf = np.zeros(n_new * sizeof(FlEntry), dtype=np.uint8)
-        self._attach(buf, n_new)
+        self._attach(_zeroed(n_new), n_new)
         self.T.count = 0
+        cdef uint64_t mask = n_new - 1
         with nogil:
             for i in range(n_old):
+                if i + 16 < n_old and old[i + 16].seq != 0:      # ~16 writes into the new table in flight
+                    fl_prefetch_w(&self.T.slots[_entry_hash(&old[i + 16]) & mask])
                 if old[i].seq != 0:
                     _insert_row(&self.T, &old[i])
         del old_buf
@@ -661,8 +733,7 @@ cdef class FlowLogCore:
             return out
         cdef uint8_t[:, ::1] o = out
         old_buf = self._buf
-        buf = np.zeros(n_old * sizeof(FlEntry), dtype=np.uint8)
-        self._attach(buf, n_old)
+        self._attach(_zeroed(n_old), n_old)
         self.T.count = 0
         with nogil:
             for i in range(n_old):
@@ -801,11 +872,11 @@ def _layout() -> dict:
         "entry_size": sizeof(FlEntry),
         "fields": [
             ("seq", "<u8", <size_t>&e.seq - base), ("wstart", "<i8", <size_t>&e.wstart - base),
-            ("first", "<i8", <size_t>&e.first - base), ("last", "<i8", <size_t>&e.last - base),
             ("packets", "<u8", <size_t>&e.packets - base), ("bytes", "<u8", <size_t>&e.bytes - base),
             ("iface", "<u4", <size_t>&e.iface - base), ("src", "<u4", <size_t>&e.src - base),
-            ("dst", "<u4", <size_t>&e.dst - base), ("addr", "<u4", <size_t>&e.addr - base),
+            ("dst", "<u4", <size_t>&e.dst - base),
             ("sport", "<u2", <size_t>&e.sport - base), ("dport", "<u2", <size_t>&e.dport - base),
+            ("first", "<u2", <size_t>&e.first - base), ("last", "<u2", <size_t>&e.last - base),
             ("proto", "u1", <size_t>&e.proto - base), ("dirn", "u1", <size_t>&e.dirn - base),
             ("action", "u1", <size_t>&e.action - base), ("tcpflags", "u1", <size_t>&e.tcpflags - base),
             ("path", "u1", <size_t>&e.path - base),
