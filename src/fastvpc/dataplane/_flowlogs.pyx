@@ -641,7 +641,9 @@ def format_ipv4(const uint32_t[::1] ips,     # IN: host-order IPv4 addresses
 # ----------------------------------------------------------------------------- the object
 
 def _zeroed(uint64_t n_slots):
-    """Zeroed storage for n_slots slots and 64 bytes of slack (FlowLogCore._attach aligns into it)."""
+    """Zeroed storage for n_slots slots and 64 bytes of slack (FlowLogCore._attach aligns into it).
+    Plain np.zeros: 2 MiB-aligned anonymous mappings advised for transparent huge pages were measured
+    1.2-1.7x slower on a 1.6M-record table here (fault-time compaction under a loaded machine)."""
     return np.zeros(n_slots * sizeof(FlEntry) + 64, dtype=np.uint8)
 
 
