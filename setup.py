@@ -67,6 +67,7 @@ CYTHON_MODULES = [
     "fastvpc.live._rings",
     "fastvpc.compiler._hash",
     "fastvpc.dataplane._flowtable",
+    "fastvpc.dataplane._flowlogs",
     "fastvpc.dataplane._ports",
     "fastvpc.drivers._replayops",
 ]

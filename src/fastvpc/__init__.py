@@ -9,6 +9,7 @@ from fastvpc.aws import from_aws
 from fastvpc.batch import FrameBatch
 from fastvpc.dataplane.classify import Classified, classify
 from fastvpc.dataplane import Dataplane, Result
+from fastvpc.dataplane.flowlogs import FlowLog
 from fastvpc.dataplane.state import FlowTable
 from fastvpc.errors import (FastVpcError, FrameBatchError, LpmError, PcapError, SnapshotError, TopologyError,
                              TopologyFileError)
@@ -52,6 +53,7 @@ __all__ = [
     "Endpoint",
     "Eni",
     "FastVpcError",
+    "FlowLog",
     "FlowTable",
     "FrameBatch",
     "FrameBatchError",

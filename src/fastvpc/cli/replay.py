@@ -1,4 +1,4 @@
-"""``fastvpc replay TOPOLOGY IN.pcap -o OUT.pcap [--drops DROPS.pcap] [--json SUMMARY|-]``.
+"""``fastvpc replay TOPOLOGY IN.pcap -o OUT.pcap [--drops DROPS.pcap] [--json SUMMARY|-] [--flow-log FLOWS.log]``.
 
 Outputs ending in ``.pcapng`` are pcapng: one interface per egress port (the drops: per
 ingress port), the verdict and reason as each packet's comment.  Every path is checked before
@@ -46,6 +46,14 @@ def add_parser(sub: Any) -> None:
                    help="damaged capture: stop with an error and write nothing (raise, default), or replay the "
                         "frames before the damage and warn (stop)")
     p.add_argument("--no-progress", action="store_true", help="no progress line (it shows only on a terminal)")
+    p.add_argument("--flow-log", metavar="FILE",
+                   help="write VPC Flow Log records of the replay to FILE: AWS's text format (.gz: compressed), "
+                        "or Parquet for a name ending in .parquet (needs pyarrow)")
+    p.add_argument("--flow-log-window", type=int, choices=[60, 600], default=600,
+                   help="flow log aggregation interval in seconds (default 600, AWS's default)")
+    p.add_argument("--flow-log-format", metavar="FORMAT", default=None,
+                   help="flow log fields in AWS's syntax, e.g. '${version} ${interface-id} ${srcaddr} ...' "
+                        "(default: version 2's 14 fields)")
     p.set_defaults(func=command("replay", run))
 
 
@@ -62,12 +70,39 @@ def run(args: argparse.Namespace) -> int:
         check_paths(args.input, {"--output": args.output, "--drops": args.drops})
     except Exception as exc:
         raise UsageError(str(exc)) from None
+    flow_log = _flow_log(args)
     net = load_topology(args)
     summary = replay(net, args.input, args.output, drops_path=args.drops, port_by=args.port_by,
                      ingress=args.ingress, batch_size=args.batch_size, arp_mode=args.arp_mode,
                      progress=not args.no_progress and sys.stderr.isatty(), on_error=args.on_error,
-                     n_threads=args.threads)
+                     n_threads=args.threads, flow_log=flow_log)
+    if flow_log is not None:
+        flow_log.write(args.flow_log)
+        summary.outputs[f"flow log ({len(flow_log):,} records)"] = args.flow_log
     print(summary, file=human_stream(json_path), flush=True)
     if json_path is not None:
         write_json(json_path, summary.to_dict())
     return 0
+
+
+def _flow_log(args: argparse.Namespace) -> Any:
+    """The FlowLog asked for by --flow-log*, its path checked before any frame is read; or None."""
+    from fastvpc.dataplane.flowlogs import FlowLog, FlowLogError
+
+    path = args.flow_log
+    if path is None:
+        if args.flow_log_format is not None:
+            raise UsageError("--flow-log-format needs --flow-log FILE")
+        return None
+    if any(same_file(path, o) for o in (args.input, args.output, args.drops, args.json_path) if o):
+        raise UsageError(f"--flow-log {path!r} is also the capture or another output")
+    check_writable(path, "--flow-log")
+    try:
+        log = FlowLog(window=args.flow_log_window, fields=args.flow_log_format)
+        if path.lower().endswith(".parquet"):
+            from fastvpc.dataplane.flowlogs import _pyarrow
+
+            _pyarrow()
+    except FlowLogError as exc:
+        raise UsageError(str(exc)) from None
+    return log

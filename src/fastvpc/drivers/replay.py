@@ -144,7 +144,8 @@ class _Progress:
 def replay(net: Network, in_path: str | os.PathLike[str], out_path: str | os.PathLike[str] | None = None, *,
            drops_path: str | os.PathLike[str] | None = None, port_by: PortBy = "src-mac",
            ingress: str | Eni | None = None, batch_size: int = 65536, arp_mode: str = "target",
-           progress: bool = False, on_error: str = "raise", n_threads: int | None = None) -> ReplaySummary:
+           progress: bool = False, on_error: str = "raise", n_threads: int | None = None,
+           flow_log: Any = None) -> ReplaySummary:
     """Stream ``in_path`` through ``net.compile()`` in batches.
 
     ``out_path`` receives the frames the data plane emits (DELIVER, FORWARD, REPLY), rewritten,
@@ -204,6 +205,8 @@ def replay(net: Network, in_path: str | os.PathLike[str], out_path: str | os.Pat
                 else:
                     ports.fill(ingress_port)
                 result = dp.process(batch, copy=False, out=result, n_threads=n_threads)
+                if flow_log is not None:
+                    flow_log.observe(dp, batch, result)
                 action, reason = result.action, result.reason
                 summary.frames += n
                 if count_verdicts(ports, action, reason, by_port, reason_counts) != -1:  # pragma: no cover

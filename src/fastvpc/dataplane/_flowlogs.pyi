@@ -1,0 +1,73 @@
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from typing_extensions import disjoint_base
+
+__test__: dict[str, str]
+
+def reason_log_kinds() -> bytes: ...
+def _zeroed(n_slots: int) -> npt.NDArray[np.uint8]: ...
+def text_row_bound(fixed_len: int, max_str: int) -> int: ...
+def _format_text(
+    rows: npt.NDArray[np.uint8],
+    fields: npt.NDArray[np.uint8],
+    version: npt.NDArray[np.uint8],
+    account: npt.NDArray[np.uint8],
+    strings: npt.NDArray[np.uint8],
+    str_off: npt.NDArray[np.int64],
+    iface_ip: npt.NDArray[np.uint32],
+    out: npt.NDArray[np.uint8],
+) -> int: ...
+def format_ipv4(
+    ips: npt.NDArray[np.uint32],
+    data: npt.NDArray[np.uint8],
+    offsets: npt.NDArray[np.int64],
+    fixed: npt.NDArray[np.uint8],
+) -> int: ...
+
+@disjoint_base
+class FlowLogCore:
+    @property
+    def _buf(self) -> Any: ...
+    @property
+    def count(self) -> int: ...
+    @property
+    def n_slots(self) -> int: ...
+    @property
+    def next_seq(self) -> int: ...
+    def __reduce__(self) -> Any: ...
+    def _init(self, n_slots: int) -> None: ...
+    def _set_next_seq(self, s: int) -> None: ...
+    def _grow(self) -> None: ...
+    def _rows(self) -> npt.NDArray[np.uint8]: ...
+    def _take(self, cut: int) -> npt.NDArray[np.uint8]: ...
+    def _load(self, rows: npt.NDArray[np.uint8]) -> int: ...
+    def _observe(
+        self,
+        data: npt.NDArray[np.uint8],
+        offsets: npt.NDArray[np.int64],
+        port: npt.NDArray[np.int32],
+        ts: npt.NDArray[np.int64],
+        now: int,
+        action: npt.NDArray[np.uint8],
+        reason: npt.NDArray[np.uint8],
+        egress: npt.NDArray[np.int32],
+        route: npt.NDArray[np.int32],
+        port_eni: npt.NDArray[np.int32],
+        sp_port: npt.NDArray[np.int32],
+        sp_eni: npt.NDArray[np.int32],
+        eni_iface: npt.NDArray[np.uint32],
+        eni_ip: npt.NDArray[np.uint32],
+        eni_vpc: npt.NDArray[np.int32],
+        vpc_dns: npt.NDArray[np.uint32],
+        route_kind: npt.NDArray[np.uint8],
+        route_arg: npt.NDArray[np.int32],
+        route_vpc: npt.NDArray[np.int32],
+        route_path: npt.NDArray[np.uint8],
+        ip_hash: npt.NDArray[np.uint64],
+        window: int,
+        start: int,
+    ) -> tuple[int, int]: ...
+
+def _layout() -> dict[str, Any]: ...

@@ -1,0 +1,890 @@
+"""fastvpc flow logs: the compiled aggregation of a pass's verdicts into VPC Flow Log records.
+
+The public class is :class:`fastvpc.dataplane.flowlogs.FlowLog` (``fastvpc.FlowLog``); this module is
+its storage and its per-frame work, with no Python per frame:
+
+* ``FlowLogCore._observe`` reads, for each frame of a processed batch, its verdict (``Result.action``,
+  ``reason``, ``egress``, ``route``) and its IPv4/TCP/UDP/ICMP header (the shared parser,
+  ``_kernels/headers.pxd``), decides which records the frame adds to (DESIGN.md §7: the sender's
+  egress record, the receiver's ingress record, ACCEPT or REJECT) and adds it to them in one
+  open-addressing hash table.  nogil, nothing allocated: when the table would pass its load limit the
+  pass stops and returns the index of the first frame it did not touch; the caller grows the table
+  (``_grow``, a compiled rehash) and calls again from there, so a frame is never half counted.
+* ``_format_text`` writes records as AWS's space-separated text lines into a caller's buffer, and
+  ``format_ipv4`` dotted quads for the string columns of ``records()`` and Parquet.
+
+Table layout.  ``n_slots`` (a power of two) 64-byte ``FlEntry`` slots, 64-byte aligned,, linear probing from
+``hash & (n_slots - 1)``; an empty slot (``seq == 0``) ends every probe; the load stays <= 0.7.
+Entries are never deleted one by one: ``_take`` (closing windows) rebuilds the table from what stays.
+
+The key of a record: (interface, the packet's 5-tuple, direction, action, window start).  The
+packet's own addresses are kept (``pkt-srcaddr``/``pkt-dstaddr``); ``srcaddr``/``dstaddr`` are made
+at output from them and the interface's primary IPv4, as AWS does.
+
+Speed: frames go in chunks of CHUNK.  The first half of a chunk parses the frames and makes their
+legs (the records they count in, with the key's hash), prefetching each leg's home slot; the second
+half counts the legs in frame order.  So ~CHUNK cache misses into a large table are in flight at once
+instead of one, and the result is exactly that of counting frame by frame.
+"""
+cimport cython
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
+from libc.string cimport memset, memcpy
+
+import numpy as np
+
+from fastvpc._kernels.verdicts cimport *
+from fastvpc._kernels.headers cimport (Hdr, parse_headers, CF_IPV4_OK, CF_L4, IPPROTO_TCP, IPPROTO_UDP,
+                                       IPPROTO_ICMP)
+from fastvpc._kernels.tables cimport (HashTab, ht_get, RK_ENI, RK_PEERING, RK_LOCAL, FV_HV_NONE,
+                                      FV_HV_INDEX_MASK, FV_HV_ENI)
+from fastvpc._kernels.spans cimport fv_first_start, fv_next_span
+
+cdef extern from *:
+    """
+    #define FL_M1 0xFF51AFD7ED558CCDULL
+    #define FL_M2 0xC4CEB9FE1A85EC53ULL
+    #define FL_HMUL 0x9E3779B97F4A7C15ULL
+    #define FL_NS 1000000000LL
+    #define FL_CHUNK 64
+    #if defined(__GNUC__) || defined(__clang__)
+    #define fl_prefetch_w(p) __builtin_prefetch((const void*)(p), 1, 3)
+    #else
+    #define fl_prefetch_w(p) ((void)(p))
+    #endif
+    """
+    void fl_prefetch_w(const void* p) noexcept nogil
+    enum: CHUNK "FL_CHUNK"      # frames per make-legs / count-legs round (legs on the stack)
+    const uint64_t M1 "FL_M1"
+    const uint64_t M2 "FL_M2"
+    const uint64_t HMUL "FL_HMUL"
+    const int64_t NS "FL_NS"
+
+
+# ----------------------------------------------------------------------------- the record slot
+
+cdef packed struct FlEntry:
+    # 64 bytes: one cache line per slot (the storage is 64-byte aligned)
+    uint64_t seq          # 1 + order of creation across the log's life; 0 = empty slot
+    int64_t wstart        # window start, Unix seconds (a multiple of the window)
+    uint64_t packets
+    uint64_t bytes        # IPv4 total length, summed
+    uint32_t iface        # index into the FlowLog's interface table (which holds its primary IPv4)
+    uint32_t src          # the packet's source IPv4                             -> pkt-srcaddr
+    uint32_t dst          # the packet's destination IPv4                        -> pkt-dstaddr
+    uint16_t sport        # TCP/UDP ports; 0 for ICMP, other protocols, non-first fragments
+    uint16_t dport
+    uint16_t first        # first packet's time in the window, seconds after wstart -> start
+    uint16_t last         # last packet's time in the window, seconds after wstart  -> end
+    uint8_t proto
+    uint8_t dirn          # DIR_INGRESS / DIR_EGRESS
+    uint8_t action        # ACT_ACCEPT / ACT_REJECT
+    uint8_t tcpflags      # OR of the reported flags (FIN 1, SYN 2, RST 4, SYN-ACK 18)
+    uint8_t path          # traffic-path 1..8; 0 = none ("-": ingress records, unknown)
+    uint8_t pad[7]
+
+
+cdef struct Leg:
+    # one (record, packet) observation, made in the first half of a chunk and counted in the second
+    uint64_t hash
+    int64_t wstart
+    uint32_t iface
+    uint32_t src
+    uint32_t dst
+    uint32_t length
+    uint16_t sport
+    uint16_t dport
+    uint16_t off          # seconds after wstart
+    uint8_t proto
+    uint8_t dirn
+    uint8_t action
+    uint8_t flags
+    uint8_t path
+
+cdef enum:
+    DIR_INGRESS = 0
+    DIR_EGRESS = 1
+    ACC_ACCEPT = 0
+    ACC_REJECT = 1
+
+# What a verdict logs (REASON_LOG[reason] for DROPs; DELIVER/FORWARD are handled before the table).
+cdef enum:
+    LOG_NONE = 0            # dropped before the sender's filters (or a REPLY): not logged
+    LOG_SENDER_REJECT = 1   # the sender's filters denied it: the sender's REJECT record only
+    LOG_RECEIVER_REJECT = 2 # the receiver's filters denied it: the sender's ACCEPT, the receiver's REJECT
+    LOG_SENDER_ACCEPT = 3   # admitted by the sender's filters, dropped by a later stage: the sender's ACCEPT
+    LOG_IF_ROUTED = 4       # SRC_DST_CHECK: at the route's target ENI (route >= 0) as 3, at the sender as 0
+
+cdef uint8_t REASON_LOG[256]
+memset(REASON_LOG, LOG_NONE, 256)
+REASON_LOG[R_SG_EGRESS] = LOG_SENDER_REJECT
+REASON_LOG[R_NACL_EGRESS] = LOG_SENDER_REJECT
+REASON_LOG[R_NACL_INGRESS] = LOG_RECEIVER_REJECT
+REASON_LOG[R_SG_INGRESS] = LOG_RECEIVER_REJECT
+REASON_LOG[R_NO_SUCH_HOST] = LOG_SENDER_ACCEPT
+REASON_LOG[R_BLACKHOLE] = LOG_SENDER_ACCEPT
+REASON_LOG[R_NO_ROUTE] = LOG_SENDER_ACCEPT
+REASON_LOG[R_FLOW_TABLE_FULL] = LOG_SENDER_ACCEPT
+REASON_LOG[R_NO_PUBLIC_IP] = LOG_SENDER_ACCEPT
+REASON_LOG[R_NO_SUCH_PUBLIC_IP] = LOG_SENDER_ACCEPT
+REASON_LOG[R_NAT_NEEDS_STATE] = LOG_SENDER_ACCEPT
+REASON_LOG[R_NAT_UNSUPPORTED] = LOG_SENDER_ACCEPT
+REASON_LOG[R_NAT_NO_BINDING] = LOG_SENDER_ACCEPT
+REASON_LOG[R_NAT_PORTS_EXHAUSTED] = LOG_SENDER_ACCEPT
+REASON_LOG[R_SRC_DST_CHECK] = LOG_IF_ROUTED
+
+
+def reason_log_kinds() -> bytes:
+    """REASON_LOG as 256 bytes (the LOG_* code of each DropReason value), for docs and tests."""
+    return bytes([REASON_LOG[i] for i in range(256)])
+
+
+# ----------------------------------------------------------------------------- hashing
+
+cdef inline uint64_t _mix(uint64_t x) noexcept nogil:
+    # murmur3's 64-bit finaliser: every input bit affects every output bit
+    x ^= x >> 33
+    x *= M1
+    x ^= x >> 33
+    x *= M2
+    x ^= x >> 33
+    return x
+
+
+cdef inline uint64_t _key_hash(uint32_t iface, uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport,
+                               uint8_t proto, uint8_t dirn, uint8_t action, int64_t wstart) noexcept nogil:
+    cdef uint64_t a = (<uint64_t>src << 32) | dst
+    cdef uint64_t b = ((<uint64_t>sport << 48) | (<uint64_t>dport << 32) | (<uint64_t>proto << 16)
+                       | (<uint64_t>dirn << 8) | action)
+    return _mix(a ^ _mix(b ^ ((<uint64_t>iface) * HMUL)) ^ (<uint64_t>wstart * HMUL))
+
+
+cdef inline uint64_t _entry_hash(const FlEntry* e) noexcept nogil:
+    return _key_hash(e.iface, e.src, e.dst, e.sport, e.dport, e.proto, e.dirn, e.action, e.wstart)
+
+
+cdef inline bint _key_eq(const FlEntry* e, uint32_t iface, uint32_t src, uint32_t dst, uint16_t sport,
+                         uint16_t dport, uint8_t proto, uint8_t dirn, uint8_t action, int64_t wstart) noexcept nogil:
+    return (e.src == src and e.dst == dst and e.iface == iface and e.sport == sport and e.dport == dport
+            and e.wstart == wstart and e.proto == proto and e.dirn == dirn and e.action == action)
+
+
+# ----------------------------------------------------------------------------- per-frame helpers
+
+cdef struct Topo:
+    # read-only views of the Dataplane, made by flowlogs._DpView (all indexes checked there)
+    const int32_t* port_eni     # dense: dp ENI index per port, -1 = no ENI (n_port_dense entries)
+    int64_t n_port_dense
+    const int32_t* sp_port      # sparse (n_port_dense == 0): sorted ports of the ENIs ...
+    const int32_t* sp_eni       # ... and their dp ENI index
+    int64_t n_sparse
+    const uint32_t* eni_iface   # per dp ENI: the FlowLog's interface index
+    const uint32_t* eni_ip      # per dp ENI: primary IPv4
+    const int32_t* eni_vpc      # per dp ENI: VPC index
+    int64_t n_eni
+    const uint32_t* vpc_dns     # per VPC: the Amazon DNS address (primary CIDR base + 2)
+    int64_t n_vpc
+    const uint8_t* route_kind   # per route: RK_*
+    const int32_t* route_arg    # per route: ENI index (RK_ENI), peer VPC (RK_PEERING)
+    const int32_t* route_vpc    # per route: the VPC of its route table
+    const uint8_t* route_path   # per route: traffic-path of an egress record decided by it (0 none)
+    int64_t n_route
+    HashTab ipt                 # the Dataplane's (VPC, IP) -> ENI hash
+
+
+cdef inline int32_t _eni_of_port(const Topo* t, int32_t port) noexcept nogil:
+    cdef int64_t lo, hi, mid
+    if port < 0:
+        return -1
+    if t.n_port_dense:
+        return t.port_eni[port] if port < t.n_port_dense else -1
+    lo = 0
+    hi = t.n_sparse
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if t.sp_port[mid] < port:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo < t.n_sparse and t.sp_port[lo] == port:
+        return t.sp_eni[lo]
+    return -1
+
+
+cdef inline int32_t _eni_of_ip(const Topo* t, int64_t vpc, uint32_t ip) noexcept nogil:
+    cdef uint32_t v
+    if vpc < 0 or vpc >= t.n_vpc or t.ipt.slots == NULL:
+        return -1
+    v = ht_get(&t.ipt, (<uint64_t>vpc << 32) | ip)
+    if v == FV_HV_NONE or (v & ~FV_HV_INDEX_MASK) != FV_HV_ENI:
+        return -1
+    v &= FV_HV_INDEX_MASK
+    return <int32_t>v if v < <uint64_t>t.n_eni else -1
+
+
+cdef inline int32_t _receiver(const Topo* t, int32_t route, int32_t sender, uint32_t dst) noexcept nogil:
+    """The ENI a frame was on its way to when the receiver's filters dropped it (egress is -1 for a
+    DROP): the route's target ENI, else the owner of the destination in the VPC the route leads to
+    (the peer VPC for a peering, the route table's VPC for local), else, with no route (delivery in
+    the sender's subnet), the owner in the sender's VPC."""
+    cdef uint8_t k
+    if route >= 0:
+        if route >= t.n_route:
+            return -1
+        k = t.route_kind[route]
+        if k == RK_ENI:
+            return t.route_arg[route] if t.route_arg[route] < t.n_eni else -1
+        if k == RK_PEERING:
+            return _eni_of_ip(t, t.route_arg[route], dst)
+        if k == RK_LOCAL:
+            return _eni_of_ip(t, t.route_vpc[route], dst)
+        return -1
+    if sender < 0:
+        return -1
+    return _eni_of_ip(t, t.eni_vpc[sender], dst)
+
+
+cdef inline uint8_t _reported_flags(uint8_t f) noexcept nogil:
+    # AWS reports FIN 1, SYN 2, RST 4 and SYN-ACK 18 only: ACK counts only together with SYN
+    return (f & 0x07) | ((f & 0x10) if (f & 0x02) else 0)
+
+
+cdef inline bint _not_logged_address(uint32_t ip) noexcept nogil:
+    # 169.254.168.0/22: the instance's link-local services (IMDS .254, Time Sync .123, DNS .253)
+    return (ip & 0xFFFFFC00u) == 0xA9FEA800u
+
+
+cdef struct Table:
+    FlEntry* slots
+    uint64_t n_slots      # power of two
+    uint64_t count
+    uint64_t limit        # most entries before a grow (load 0.7)
+    uint64_t next_seq
+
+
+cdef inline void _count(Table* T, const Leg* g) noexcept nogil:
+    """Count one leg in its record (the caller has checked count < limit)."""
+    cdef uint64_t mask = T.n_slots - 1
+    cdef uint64_t i = g.hash & mask
+    cdef FlEntry* e
+    while True:
+        e = &T.slots[i]
+        if e.seq == 0:
+            break
+        if _key_eq(e, g.iface, g.src, g.dst, g.sport, g.dport, g.proto, g.dirn, g.action, g.wstart):
+            e.packets += 1
+            e.bytes += g.length
+            e.tcpflags |= g.flags
+            if g.off < e.first:
+                e.first = g.off
+            if g.off > e.last:
+                e.last = g.off
+            return
+        i = (i + 1) & mask
+    T.next_seq += 1
+    e.seq = T.next_seq
+    e.wstart = g.wstart
+    e.packets = 1
+    e.bytes = g.length
+    e.iface = g.iface
+    e.src = g.src
+    e.dst = g.dst
+    e.sport = g.sport
+    e.dport = g.dport
+    e.first = g.off
+    e.last = g.off
+    e.proto = g.proto
+    e.dirn = g.dirn
+    e.action = g.action
+    e.tcpflags = g.flags
+    e.path = g.path
+    T.count += 1
+
+
+cdef inline void _leg(Leg* g, const Table* T, uint32_t iface, uint32_t src, uint32_t dst, uint16_t sport,
+                      uint16_t dport, uint8_t proto, uint8_t dirn, uint8_t action, int64_t wstart, uint16_t off,
+                      uint32_t length, uint8_t flags, uint8_t path) noexcept nogil:
+    g.hash = _key_hash(iface, src, dst, sport, dport, proto, dirn, action, wstart)
+    g.wstart = wstart
+    g.iface = iface
+    g.src = src
+    g.dst = dst
+    g.length = length
+    g.sport = sport
+    g.dport = dport
+    g.off = off
+    g.proto = proto
+    g.dirn = dirn
+    g.action = action
+    g.flags = flags
+    g.path = path
+    fl_prefetch_w(&T.slots[g.hash & (T.n_slots - 1)])
+
+
+cdef inline void _insert_row(Table* T, const FlEntry* src) noexcept nogil:
+    cdef uint64_t mask = T.n_slots - 1
+    cdef uint64_t i = _entry_hash(src) & mask
+    while T.slots[i].seq != 0:
+        i = (i + 1) & mask
+    memcpy(&T.slots[i], src, sizeof(FlEntry))
+    T.count += 1
+
+
+cdef int64_t _observe_frames(Table* T, const Topo* topo, const uint8_t* data, int64_t nd, const int64_t* offsets,
+                             int64_t i0, int64_t n, const int32_t* port, const int64_t* ts, int64_t now,
+                             const uint8_t* action, const uint8_t* reason, const int32_t* egress,
+                             const int32_t* route, int64_t window, uint64_t* n_logged) noexcept nogil:
+    """Frames i0..n-1 into T; returns n, or the first frame not touched when T reached its limit
+    (checked per chunk: a chunk of m frames makes at most 2m legs)."""
+    cdef int64_t i, c, m, L, start, t_ns, t_s, wstart
+    cdef Hdr h
+    cdef uint8_t a, kind, flags, path
+    cdef int32_t sender, recv, r
+    cdef uint16_t sport, dport, off
+    cdef bint l4
+    cdef Leg legs[2 * CHUNK]
+    cdef int nl, j
+    start = fv_first_start(offsets, i0, nd)
+    c = i0
+    while c < n:
+        m = n - c
+        if m > CHUNK:
+            m = CHUNK
+        if T.count + 2 * <uint64_t>m > T.limit:
+            return c
+        nl = 0
+        # first half: parse, decide, make the legs and prefetch their home slots
+        for i in range(c, c + m):
+            L = fv_next_span(offsets, i, nd, &start)
+            a = action[i]
+            if a == ACT_DELIVER or a == ACT_FORWARD:
+                kind = LOG_SENDER_ACCEPT
+            elif a == ACT_DROP:
+                kind = REASON_LOG[reason[i]]
+                if kind == LOG_IF_ROUTED:
+                    kind = LOG_SENDER_ACCEPT if route[i] >= 0 else LOG_NONE
+                if kind == LOG_NONE:
+                    continue
+            else:
+                continue                 # REPLY: the router's and the switch's own answers
+            # the frame's header (DELIVER rewrote only MACs: the addresses and ports are as sent)
+            if L <= 0 or (parse_headers(data + start - L, L, &h, 1) & CF_IPV4_OK) != CF_IPV4_OK:
+                continue
+            l4 = (h.flags & CF_L4) != 0
+            sport = 0
+            dport = 0
+            flags = 0
+            if l4 and (h.proto == IPPROTO_TCP or h.proto == IPPROTO_UDP):
+                sport = h.sport
+                dport = h.dport
+                if h.proto == IPPROTO_TCP:
+                    flags = _reported_flags(h.tcp_flags)
+                elif (sport == 68 and dport == 67) or (sport == 67 and dport == 68):
+                    continue             # DHCP: not logged
+            if _not_logged_address(h.dst) or _not_logged_address(h.src):
+                continue
+            sender = _eni_of_port(topo, port[i])
+            if sender >= topo.n_eni:
+                sender = -1
+            if sender >= 0:
+                r = topo.eni_vpc[sender]
+                if 0 <= r < topo.n_vpc and h.dst == topo.vpc_dns[r]:
+                    continue             # Amazon DNS (the sender VPC's primary CIDR base + 2): not logged
+            t_ns = ts[i] if ts != NULL else now
+            t_s = t_ns // NS
+            off = <uint16_t>(t_s % window)
+            wstart = t_s - off
+            recv = -1
+            if a == ACT_DELIVER:
+                recv = _eni_of_port(topo, egress[i])
+                if recv >= topo.n_eni:
+                    recv = -1
+            elif kind == LOG_RECEIVER_REJECT:
+                recv = _receiver(topo, route[i], sender, h.dst)
+            if sender >= 0:
+                # traffic-path of the egress record: by the route that decided; with none, a delivery
+                # (or NO_SUCH_HOST) inside the sender's subnet: path 1, "another resource in the same VPC"
+                r = route[i]
+                if 0 <= r < topo.n_route:
+                    path = topo.route_path[r]
+                elif a == ACT_DELIVER or kind == LOG_RECEIVER_REJECT or reason[i] == R_NO_SUCH_HOST:
+                    path = 1
+                else:
+                    path = 0
+                _leg(&legs[nl], T, topo.eni_iface[sender], h.src, h.dst, sport, dport, h.proto, DIR_EGRESS,
+                     ACC_REJECT if kind == LOG_SENDER_REJECT else ACC_ACCEPT, wstart, off, h.tl, flags, path)
+                nl += 1
+            if recv >= 0:
+                _leg(&legs[nl], T, topo.eni_iface[recv], h.src, h.dst, sport, dport, h.proto, DIR_INGRESS,
+                     ACC_REJECT if kind == LOG_RECEIVER_REJECT else ACC_ACCEPT, wstart, off, h.tl, flags, 0)
+                nl += 1
+        # second half: count the legs, in frame order
+        for j in range(nl):
+            _count(T, &legs[j])
+        n_logged[0] += <uint64_t>nl
+        c += m
+    return n
+
+
+# ----------------------------------------------------------------------------- text output
+
+cdef inline int64_t _put(uint8_t* o, int64_t k, const char* s, int64_t n) noexcept nogil:
+    memcpy(o + k, s, n)
+    return k + n
+
+
+cdef inline int64_t _put_u64(uint8_t* o, int64_t k, uint64_t v) noexcept nogil:
+    cdef uint8_t tmp[20]
+    cdef int j = 0
+    while True:
+        tmp[j] = <uint8_t>(48 + v % 10)
+        j += 1
+        v //= 10
+        if v == 0:
+            break
+    while j > 0:
+        j -= 1
+        o[k] = tmp[j]
+        k += 1
+    return k
+
+
+cdef inline int64_t _put_i64(uint8_t* o, int64_t k, int64_t v) noexcept nogil:
+    if v < 0:
+        o[k] = 45
+        return _put_u64(o, k + 1, <uint64_t>(-(v + 1)) + 1)
+    return _put_u64(o, k, <uint64_t>v)
+
+
+cdef inline int64_t _put_ip(uint8_t* o, int64_t k, uint32_t ip) noexcept nogil:
+    k = _put_u64(o, k, ip >> 24)
+    o[k] = 46
+    k = _put_u64(o, k + 1, (ip >> 16) & 255)
+    o[k] = 46
+    k = _put_u64(o, k + 1, (ip >> 8) & 255)
+    o[k] = 46
+    return _put_u64(o, k + 1, ip & 255)
+
+
+# Field codes (flowlogs.FIELDS order): the text formatter's switch.
+cdef enum:
+    F_VERSION = 0
+    F_ACCOUNT = 1
+    F_INTERFACE = 2
+    F_SRCADDR = 3
+    F_DSTADDR = 4
+    F_SRCPORT = 5
+    F_DSTPORT = 6
+    F_PROTOCOL = 7
+    F_PACKETS = 8
+    F_BYTES = 9
+    F_START = 10
+    F_END = 11
+    F_ACTION = 12
+    F_LOG_STATUS = 13
+    F_VPC = 14
+    F_SUBNET = 15
+    F_INSTANCE = 16
+    F_TCP_FLAGS = 17
+    F_TYPE = 18
+    F_PKT_SRCADDR = 19
+    F_PKT_DSTADDR = 20
+    F_FLOW_DIRECTION = 27
+    F_TRAFFIC_PATH = 28
+    N_FIELDS = 29
+
+#: per interface, the string columns in the strings blob, in this order
+cdef enum:
+    S_INTERFACE = 0
+    S_VPC = 1
+    S_SUBNET = 2
+    S_INSTANCE = 3
+    N_STR = 4
+
+
+def text_row_bound(int64_t fixed_len, int64_t max_str) -> int:
+    """Bytes one row can take at most: every field at its widest (``fixed_len``: the widest of the
+    constant strings, ``max_str``: the longest interface string) plus its separator."""
+    return N_FIELDS * (max(max(fixed_len, max_str), 21) + 1) + 1
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def _format_text(const uint8_t[:, ::1] rows,        # IN: FlEntry rows, in output order
+                 const uint8_t[::1] fields,         # IN: field codes, in the format's order
+                 const uint8_t[::1] version,        # IN: the version field's text
+                 const uint8_t[::1] account,        # IN: the account-id field's text
+                 const uint8_t[::1] strings,        # IN: the interface strings, back to back
+                 const int64_t[::1] str_off,        # IN: N_STR * n_iface + 1 offsets into strings
+                 const uint32_t[::1] iface_ip,      # IN: per interface, its primary IPv4
+                 uint8_t[::1] out) -> int:          # OUT: the lines; sized by the caller (text_row_bound)
+    """AWS's text lines of ``rows`` into ``out``; returns the bytes written."""
+    cdef Py_ssize_t n = rows.shape[0], nf = fields.shape[0]
+    cdef Py_ssize_t i, j, s
+    cdef int64_t k = 0
+    cdef int64_t n_iface = (str_off.shape[0] - 1) // N_STR
+    cdef const FlEntry* e
+    cdef uint8_t* o
+    cdef uint8_t f
+    cdef int64_t a, b
+    if rows.shape[1] != sizeof(FlEntry):
+        raise ValueError(f"rows must be {sizeof(FlEntry)} bytes wide")
+    if str_off.shape[0] < 1 or (str_off.shape[0] - 1) % N_STR:
+        raise ValueError("str_off must hold N_STR offsets per interface and one more")
+    if iface_ip.shape[0] != n_iface:
+        raise ValueError(f"iface_ip has {iface_ip.shape[0]} addresses for {n_iface} interfaces")
+    for s in range(str_off.shape[0] - 1):
+        if not (0 <= str_off[s] <= str_off[s + 1] <= strings.shape[0]):
+            raise ValueError(f"str_off[{s}] out of order or past the strings")
+    for i in range(n):
+        if (<const FlEntry*>&rows[i, 0]).iface >= n_iface:
+            raise ValueError(f"row {i}: interface {(<const FlEntry*>&rows[i, 0]).iface} is not in the table")
+    if n == 0:
+        return 0
+    o = &out[0]
+    with nogil:
+        for i in range(n):
+            e = <const FlEntry*>&rows[i, 0]
+            for j in range(nf):
+                if j:
+                    o[k] = 32
+                    k += 1
+                f = fields[j]
+                if f == F_VERSION:
+                    if version.shape[0]:
+                        k = _put(o, k, <const char*>&version[0], version.shape[0])
+                elif f == F_ACCOUNT:
+                    if account.shape[0]:
+                        k = _put(o, k, <const char*>&account[0], account.shape[0])
+                elif f == F_INTERFACE or f == F_VPC or f == F_SUBNET or f == F_INSTANCE:
+                    s = N_STR * e.iface + (S_INTERFACE if f == F_INTERFACE else S_VPC if f == F_VPC
+                                           else S_SUBNET if f == F_SUBNET else S_INSTANCE)
+                    a = str_off[s]
+                    b = str_off[s + 1]
+                    if b > a:
+                        k = _put(o, k, <const char*>&strings[a], b - a)
+                    else:
+                        o[k] = 45
+                        k += 1
+                elif f == F_SRCADDR:
+                    k = _put_ip(o, k, iface_ip[e.iface] if e.dirn == DIR_EGRESS else e.src)
+                elif f == F_DSTADDR:
+                    k = _put_ip(o, k, e.dst if e.dirn == DIR_EGRESS else iface_ip[e.iface])
+                elif f == F_PKT_SRCADDR:
+                    k = _put_ip(o, k, e.src)
+                elif f == F_PKT_DSTADDR:
+                    k = _put_ip(o, k, e.dst)
+                elif f == F_SRCPORT:
+                    k = _put_u64(o, k, e.sport)
+                elif f == F_DSTPORT:
+                    k = _put_u64(o, k, e.dport)
+                elif f == F_PROTOCOL:
+                    k = _put_u64(o, k, e.proto)
+                elif f == F_PACKETS:
+                    k = _put_u64(o, k, e.packets)
+                elif f == F_BYTES:
+                    k = _put_u64(o, k, e.bytes)
+                elif f == F_START:
+                    k = _put_i64(o, k, e.wstart + e.first)
+                elif f == F_END:
+                    k = _put_i64(o, k, e.wstart + e.last)
+                elif f == F_ACTION:
+                    if e.action == ACC_REJECT:
+                        k = _put(o, k, "REJECT", 6)
+                    else:
+                        k = _put(o, k, "ACCEPT", 6)
+                elif f == F_LOG_STATUS:
+                    k = _put(o, k, "OK", 2)
+                elif f == F_TCP_FLAGS:
+                    k = _put_u64(o, k, e.tcpflags)
+                elif f == F_TYPE:
+                    k = _put(o, k, "IPv4", 4)
+                elif f == F_FLOW_DIRECTION:
+                    if e.dirn == DIR_EGRESS:
+                        k = _put(o, k, "egress", 6)
+                    else:
+                        k = _put(o, k, "ingress", 7)
+                elif f == F_TRAFFIC_PATH and e.path != 0:
+                    k = _put_u64(o, k, e.path)
+                else:                          # a field the model cannot know: AWS's "-"
+                    o[k] = 45
+                    k += 1
+            o[k] = 10
+            k += 1
+    return k
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def format_ipv4(const uint32_t[::1] ips,     # IN: host-order IPv4 addresses
+                uint8_t[::1] data,           # OUT: the dotted quads back to back (>= 15 bytes each)
+                int64_t[::1] offsets,        # OUT: len(ips) + 1 offsets (Arrow string layout)
+                uint8_t[:, ::1] fixed) -> int:   # OUT: (len(ips), 16) NUL-padded copies, or (0, 16): none
+    """Dotted-quad text of every address, as Arrow offsets/data and (when ``fixed`` has rows) as fixed
+    16-byte NUL-padded strings (numpy ``S16``); returns the bytes of ``data`` used."""
+    cdef Py_ssize_t i, n = ips.shape[0]
+    cdef int64_t k = 0, k0
+    cdef bint fx = fixed.shape[0] > 0
+    if data.shape[0] < 15 * n or offsets.shape[0] < n + 1 or (fx and (fixed.shape[0] < n or fixed.shape[1] != 16)):
+        raise ValueError("format_ipv4: output arrays too small")
+    with nogil:
+        offsets[0] = 0
+        for i in range(n):
+            k0 = k
+            k = _put_ip(&data[0], k, ips[i])
+            offsets[i + 1] = k
+            if fx:
+                memset(&fixed[i, 0], 0, 16)
+                memcpy(&fixed[i, 0], &data[k0], k - k0)
+    return k
+
+
+# ----------------------------------------------------------------------------- the object
+
+def _zeroed(uint64_t n_slots):
+    """Zeroed storage for n_slots slots and 64 bytes of slack (FlowLogCore._attach aligns into it).
+    Plain np.zeros: 2 MiB-aligned anonymous mappings advised for transparent huge pages were measured
+    1.2-1.7x slower on a 1.6M-record table here (fault-time compaction under a loaded machine)."""
+    return np.zeros(n_slots * sizeof(FlEntry) + 64, dtype=np.uint8)
+
+
+cdef class FlowLogCore:
+    """The open records of a FlowLog (use :class:`fastvpc.FlowLog`)."""
+
+    cdef Table T
+    cdef readonly object _buf
+
+    def __cinit__(self, *args, **kwargs):
+        memset(&self.T, 0, sizeof(Table))
+        self._buf = None
+
+    def __reduce__(self):
+        raise TypeError("a bare FlowLogCore cannot be pickled (fastvpc.FlowLog can)")
+
+    def _init(self, uint64_t n_slots) -> None:
+        """Empty storage of ``n_slots`` slots (a power of two, >= 8)."""
+        if n_slots < 8 or n_slots & (n_slots - 1):
+            raise ValueError(f"n_slots {n_slots} must be a power of two >= 8")
+        self._attach(_zeroed(n_slots), n_slots)
+        self.T.count = 0
+
+    cdef int _attach(self, object buf, uint64_t n_slots) except -1:
+        cdef uint8_t[::1] b = buf
+        if <uint64_t>b.shape[0] < n_slots * sizeof(FlEntry) + 64:
+            raise ValueError(f"storage of {b.shape[0]} bytes is too small for {n_slots} slots")
+        self._buf = buf
+        self.T.slots = <FlEntry*>&b[(-(<size_t>&b[0])) % 64]
+        self.T.n_slots = n_slots
+        self.T.limit = (n_slots * 7) // 10
+        return 0
+
+    @property
+    def count(self) -> int:
+        return self.T.count
+
+    @property
+    def n_slots(self) -> int:
+        return self.T.n_slots
+
+    @property
+    def next_seq(self) -> int:
+        return self.T.next_seq
+
+    def _set_next_seq(self, uint64_t s) -> None:
+        self.T.next_seq = s
+
+    def _grow(self) -> None:
+        """Twice the slots, every entry rehashed (compiled; done between frames, never inside one)."""
+        cdef uint64_t n_new = self.T.n_slots * 2
+        cdef uint64_t i, n_old = self.T.n_slots
+        cdef FlEntry* old = self.T.slots
+        old_buf = self._buf
+        self._attach(_zeroed(n_new), n_new)
+        self.T.count = 0
+        cdef uint64_t mask = n_new - 1
+        with nogil:
+            for i in range(n_old):
+                if i + 16 < n_old and old[i + 16].seq != 0:      # ~16 writes into the new table in flight
+                    fl_prefetch_w(&self.T.slots[_entry_hash(&old[i + 16]) & mask])
+                if old[i].seq != 0:
+                    _insert_row(&self.T, &old[i])
+        del old_buf
+
+    def _rows(self) -> np.ndarray:
+        """Every open record as (count, 80) uint8 rows, in slot order."""
+        cdef uint64_t i, k = 0
+        out = np.empty((self.T.count, sizeof(FlEntry)), dtype=np.uint8)
+        cdef uint8_t[:, ::1] o = out
+        with nogil:
+            for i in range(self.T.n_slots):
+                if self.T.slots[i].seq != 0:
+                    memcpy(&o[k, 0], &self.T.slots[i], sizeof(FlEntry))
+                    k += 1
+        return out
+
+    def _take(self, int64_t cut) -> np.ndarray:
+        """Remove and return (as rows) every record whose window starts before ``cut`` (seconds)."""
+        cdef uint64_t i, k = 0, n_old = self.T.n_slots
+        cdef FlEntry* old = self.T.slots
+        cdef uint64_t n_take = 0
+        with nogil:
+            for i in range(n_old):
+                if old[i].seq != 0 and old[i].wstart < cut:
+                    n_take += 1
+        out = np.empty((n_take, sizeof(FlEntry)), dtype=np.uint8)
+        if n_take == 0:
+            return out
+        cdef uint8_t[:, ::1] o = out
+        old_buf = self._buf
+        self._attach(_zeroed(n_old), n_old)
+        self.T.count = 0
+        with nogil:
+            for i in range(n_old):
+                if old[i].seq == 0:
+                    continue
+                if old[i].wstart < cut:
+                    memcpy(&o[k, 0], &old[i], sizeof(FlEntry))
+                    k += 1
+                else:
+                    _insert_row(&self.T, &old[i])
+        del old_buf
+        return out
+
+    def _load(self, const uint8_t[:, ::1] rows) -> int:
+        """Insert validated rows into the (empty, large enough) table; -1, or the index of the first row
+        whose key repeats an earlier row's or whose seq is 0 (the table is then left empty)."""
+        cdef Py_ssize_t r, n = rows.shape[0]
+        cdef const FlEntry* src
+        cdef FlEntry* e
+        cdef uint64_t i, mask = self.T.n_slots - 1
+        cdef Py_ssize_t bad = -1
+        if n and rows.shape[1] != sizeof(FlEntry):
+            raise ValueError(f"rows must be {sizeof(FlEntry)} bytes wide")
+        if self.T.count != 0 or <uint64_t>n > self.T.limit:
+            raise ValueError("can only load into an empty table with room for every row")
+        with nogil:
+            for r in range(n):
+                src = <const FlEntry*>&rows[r, 0]
+                if src.seq == 0:
+                    bad = r
+                    break
+                i = _entry_hash(src) & mask
+                while self.T.slots[i].seq != 0:
+                    e = &self.T.slots[i]
+                    if _key_eq(e, src.iface, src.src, src.dst, src.sport, src.dport, src.proto, src.dirn,
+                               src.action, src.wstart):
+                        bad = r
+                        break
+                    i = (i + 1) & mask
+                if bad >= 0:
+                    break
+                memcpy(&self.T.slots[i], src, sizeof(FlEntry))
+                self.T.count += 1
+        if bad >= 0:
+            memset(self.T.slots, 0, self.T.n_slots * sizeof(FlEntry))
+            self.T.count = 0
+        return bad
+
+    def _observe(self,
+                 const uint8_t[::1] data,         # IN: the batch's buffer
+                 const int64_t[::1] offsets,      # IN: n + 1 frame offsets (checked by the caller)
+                 const int32_t[::1] port,         # IN: ingress port per frame
+                 const int64_t[::1] ts,           # IN: ns per frame (>= 0, checked), or empty: ``now``
+                 int64_t now,                     # IN: ns for every frame when ts is empty
+                 const uint8_t[::1] action,       # IN: Result.action
+                 const uint8_t[::1] reason,       # IN: Result.reason
+                 const int32_t[::1] egress,       # IN: Result.egress
+                 const int32_t[::1] route,        # IN: Result.route
+                 const int32_t[::1] port_eni,     # IN: dense port -> dp ENI (-1 none), or empty: sparse
+                 const int32_t[::1] sp_port,      # IN: sorted ENI ports (sparse case)
+                 const int32_t[::1] sp_eni,       # IN: their dp ENI
+                 const uint32_t[::1] eni_iface,   # IN: per dp ENI, the log's interface index
+                 const uint32_t[::1] eni_ip,      # IN: per dp ENI, primary IPv4
+                 const int32_t[::1] eni_vpc,      # IN: per dp ENI, VPC index
+                 const uint32_t[::1] vpc_dns,     # IN: per VPC, Amazon DNS address
+                 const uint8_t[::1] route_kind,   # IN: per route, RK_*
+                 const int32_t[::1] route_arg,    # IN: per route, ENI / peer VPC index
+                 const int32_t[::1] route_vpc,    # IN: per route, its table's VPC
+                 const uint8_t[::1] route_path,   # IN: per route, traffic-path
+                 const uint64_t[::1] ip_hash,     # IN: the Dataplane's ip_hash ((key, value) pairs)
+                 int64_t window,                  # IN: seconds, > 0
+                 int64_t start) -> tuple:         # IN: first frame to do
+        """Frames ``start..n-1`` into the table: (the first frame not done, or n; packets counted in
+        records).  Validation-free beyond lengths: flowlogs.FlowLog.observe checks the inputs."""
+        cdef int64_t n = offsets.shape[0] - 1
+        cdef Topo topo
+        cdef int64_t stop
+        cdef uint64_t logged = 0
+        cdef uint64_t cap
+        cdef int shift = 64
+        if n < 0 or port.shape[0] < n or action.shape[0] < n or reason.shape[0] < n or egress.shape[0] < n \
+                or route.shape[0] < n or (ts.shape[0] != 0 and ts.shape[0] < n):
+            raise ValueError("_observe: arrays shorter than the batch")
+        if eni_ip.shape[0] != eni_iface.shape[0] or eni_vpc.shape[0] != eni_iface.shape[0] \
+                or sp_eni.shape[0] != sp_port.shape[0] or route_arg.shape[0] != route_kind.shape[0] \
+                or route_vpc.shape[0] != route_kind.shape[0] or route_path.shape[0] != route_kind.shape[0]:
+            raise ValueError("_observe: topology arrays disagree in length")
+        if window <= 0:
+            raise ValueError(f"window {window} must be positive")
+        if self.T.slots == NULL:
+            raise ValueError("FlowLogCore has no storage")
+        if n <= start:
+            return (n, 0)
+        memset(&topo, 0, sizeof(Topo))
+        topo.n_port_dense = port_eni.shape[0]
+        topo.port_eni = &port_eni[0] if port_eni.shape[0] else NULL
+        topo.n_sparse = sp_port.shape[0]
+        topo.sp_port = &sp_port[0] if sp_port.shape[0] else NULL
+        topo.sp_eni = &sp_eni[0] if sp_eni.shape[0] else NULL
+        topo.n_eni = eni_iface.shape[0]
+        if topo.n_eni:
+            topo.eni_iface = &eni_iface[0]
+            topo.eni_ip = &eni_ip[0]
+            topo.eni_vpc = &eni_vpc[0]
+        topo.n_vpc = vpc_dns.shape[0]
+        topo.vpc_dns = &vpc_dns[0] if vpc_dns.shape[0] else NULL
+        topo.n_route = route_kind.shape[0]
+        if topo.n_route:
+            topo.route_kind = &route_kind[0]
+            topo.route_arg = &route_arg[0]
+            topo.route_vpc = &route_vpc[0]
+            topo.route_path = &route_path[0]
+        cap = <uint64_t>ip_hash.shape[0] // 2
+        if cap >= 2 and (cap & (cap - 1)) == 0:
+            topo.ipt.slots = &ip_hash[0]
+            topo.ipt.mask = cap - 1
+            while (<uint64_t>1 << (64 - shift)) < cap:
+                shift -= 1
+            topo.ipt.shift = shift
+        else:
+            topo.ipt.slots = NULL
+        if topo.n_eni == 0:
+            return (n, 0)
+        with nogil:
+            stop = _observe_frames(&self.T, &topo, &data[0] if data.shape[0] else NULL, data.shape[0],
+                                   &offsets[0], start, n, &port[0], &ts[0] if ts.shape[0] else NULL, now,
+                                   &action[0], &reason[0], &egress[0], &route[0], window, &logged)
+        return (stop, logged)
+
+
+def _layout() -> dict:
+    """The FlEntry layout (flowlogs builds its numpy dtype from it) and the LOG_* codes."""
+    cdef FlEntry e
+    cdef size_t base = <size_t>&e
+    return {
+        "entry_size": sizeof(FlEntry),
+        "fields": [
+            ("seq", "<u8", <size_t>&e.seq - base), ("wstart", "<i8", <size_t>&e.wstart - base),
+            ("packets", "<u8", <size_t>&e.packets - base), ("bytes", "<u8", <size_t>&e.bytes - base),
+            ("iface", "<u4", <size_t>&e.iface - base), ("src", "<u4", <size_t>&e.src - base),
+            ("dst", "<u4", <size_t>&e.dst - base),
+            ("sport", "<u2", <size_t>&e.sport - base), ("dport", "<u2", <size_t>&e.dport - base),
+            ("first", "<u2", <size_t>&e.first - base), ("last", "<u2", <size_t>&e.last - base),
+            ("proto", "u1", <size_t>&e.proto - base), ("dirn", "u1", <size_t>&e.dirn - base),
+            ("action", "u1", <size_t>&e.action - base), ("tcpflags", "u1", <size_t>&e.tcpflags - base),
+            ("path", "u1", <size_t>&e.path - base),
+        ],
+        "log_kinds": {"NONE": LOG_NONE, "SENDER_REJECT": LOG_SENDER_REJECT,
+                      "RECEIVER_REJECT": LOG_RECEIVER_REJECT, "SENDER_ACCEPT": LOG_SENDER_ACCEPT,
+                      "IF_ROUTED": LOG_IF_ROUTED},
+        "n_fields": N_FIELDS,
+    }

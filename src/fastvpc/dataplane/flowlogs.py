@@ -1,0 +1,760 @@
+"""VPC Flow Logs from the passes of a :class:`fastvpc.Dataplane` (DESIGN.md §7; docs/flow-logs.md).
+
+``FlowLog(window=600, fields=None, account_id="123456789012", version=None)`` aggregates what each pass
+did into AWS's flow log records: one record per (network interface, 5-tuple, direction, action,
+capture window), with packets and bytes summed, ``start``/``end`` the first and last packet's time in
+the window (Unix seconds) and ``tcp-flags`` OR-ed.  It is fed *after* a pass, from what the pass
+leaves (``log.observe(dp, batch, result)``; ``Dataplane.process(..., log=log)`` calls it), and the
+per-frame work is compiled (``_flowlogs.pyx``: nogil, nothing allocated per frame).
+
+Which records a frame makes (a record on each ENI the packet passed: egress at the sender -- the ENI
+of the ingress port -- and ingress at the receiver):
+
+==========================================  ==============================================
+verdict                                     records
+==========================================  ==============================================
+DELIVER                                     the sender's ACCEPT, the receiver's ACCEPT
+FORWARD (to a gateway)                      the sender's ACCEPT
+DROP SG_EGRESS / NACL_EGRESS                the sender's REJECT
+DROP NACL_INGRESS / SG_INGRESS              the sender's ACCEPT, the receiver's REJECT
+DROP by a stage after the sender's filters  the sender's ACCEPT (NO_ROUTE, BLACKHOLE, NO_SUCH_HOST,
+                                            a route target's SRC_DST_CHECK, FLOW_TABLE_FULL, the
+                                            edge's NO_PUBLIC_IP and NAT_* reasons)
+DROP before the filters, REPLY              none (MALFORMED, NON_IPV4, ARP_*, L2_BROADCAST, BROADCAST,
+                                            MULTICAST, the sender's SRC_DST_CHECK, UNKNOWN_MAC/PORT,
+                                            ROUTER_*, LINK_LOCAL_SERVICE; the router's own replies)
+==========================================  ==============================================
+
+Not logged either, as on AWS: traffic to the Amazon DNS server (the sender VPC's primary CIDR base
++ 2) and to or from 169.254.168.0/22 (IMDS, Time Sync, the link-local DNS), and DHCP (UDP 67/68).
+A frame from a port that is no ENI (a gateway) has no egress record.
+"""
+
+from __future__ import annotations
+
+import gzip
+import ipaddress
+import json
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from fastvpc.batch import FrameBatch
+from fastvpc.dataplane import _flowlogs as _fl
+from fastvpc.errors import FastVpcError
+
+__all__ = ["FlowLog", "FlowLogError", "FlowLogBusyError", "FIELDS", "DEFAULT_FORMAT", "MODELLED_FIELDS", "parse_format"]
+
+
+class FlowLogError(FastVpcError, ValueError):
+    """A FlowLog argument, format string, input or output path is wrong: the message names the value."""
+
+
+class FlowLogBusyError(FastVpcError, RuntimeError):
+    """A second thread used a FlowLog while an observe(), flush() or read of it was running."""
+
+
+#: Every field of versions 2-5, AWS's order, with the version that introduced it.  The index of a
+#: field is its code in the compiled text formatter (``F_*`` in _flowlogs.pyx).
+FIELDS: dict[str, int] = {
+    "version": 2, "account-id": 2, "interface-id": 2, "srcaddr": 2, "dstaddr": 2, "srcport": 2,
+    "dstport": 2, "protocol": 2, "packets": 2, "bytes": 2, "start": 2, "end": 2, "action": 2,
+    "log-status": 2,
+    "vpc-id": 3, "subnet-id": 3, "instance-id": 3, "tcp-flags": 3, "type": 3, "pkt-srcaddr": 3,
+    "pkt-dstaddr": 3,
+    "region": 4, "az-id": 4, "sublocation-type": 4, "sublocation-id": 4,
+    "pkt-src-aws-service": 5, "pkt-dst-aws-service": 5, "flow-direction": 5, "traffic-path": 5,
+}
+_CODE = {name: i for i, name in enumerate(FIELDS)}
+#: Fields the model cannot know: always "-" (null in Parquet).  ``instance-id`` is "-" unless the
+#: topology names the instance (an AWS import's aliases ``i-...`` -> ENIs).
+UNKNOWN_FIELDS = ("region", "az-id", "sublocation-type", "sublocation-id", "pkt-src-aws-service",
+                  "pkt-dst-aws-service")
+MODELLED_FIELDS = tuple(f for f in FIELDS if f not in UNKNOWN_FIELDS)
+#: Integer fields (numpy/Parquet types); the rest are strings.  -1 in ``traffic-path``: none ("-").
+_INT_FIELDS = {"version": "int32", "srcport": "int32", "dstport": "int32", "protocol": "int32",
+               "packets": "int64", "bytes": "int64", "start": "int64", "end": "int64", "tcp-flags": "int32",
+               "traffic-path": "int32"}
+DEFAULT_FORMAT = " ".join(f"${{{f}}}" for f in list(FIELDS)[:14])
+WINDOWS = (60, 600)
+
+_TOKEN = re.compile(r"\$\{([^}\s]*)\}")
+
+_LAYOUT = _fl._layout()
+#: numpy view of the compiled FlEntry rows (built from the offsets the module reports)
+ENTRY_DTYPE = np.dtype({"names": [n for n, _, _ in _LAYOUT["fields"]],
+                        "formats": [f for _, f, _ in _LAYOUT["fields"]],
+                        "offsets": [o for _, _, o in _LAYOUT["fields"]],
+                        "itemsize": _LAYOUT["entry_size"]})
+_ROW = int(_LAYOUT["entry_size"])
+_PICKLE_VERSION = 1
+_ROUTE_KIND = {"local": 0, "eni": 1, "pcx": 2, "blackhole": 4}   # RK_*; every other target kind: RK_FORWARD (3)
+
+
+def parse_format(fields: str | Sequence[str] | None) -> tuple[str, ...]:
+    """The field names of an AWS format string (``"${version} ${srcaddr} ..."``) or a sequence of
+    names; None: the default format (version 2's 14 fields).  Raises FlowLogError naming an unknown
+    or repeated field, or text that is not a ``${field}``."""
+    if fields is None:
+        return tuple(FIELDS)[:14]
+    if isinstance(fields, str):
+        rest = _TOKEN.sub(" ", fields)
+        if rest.strip():
+            bad = rest.split()[0]
+            raise FlowLogError(f"flow log format {fields!r}: {bad!r} is not a ${{field}} "
+                               "(fields are written as ${name} separated by spaces)")
+        names = _TOKEN.findall(fields)
+    elif isinstance(fields, Sequence) and all(isinstance(f, str) for f in fields):
+        names = list(fields)
+    else:
+        raise FlowLogError(f"fields must be an AWS format string or a list of field names, not {fields!r}")
+    if not names:
+        raise FlowLogError(f"flow log format {fields!r} names no field")
+    seen: set[str] = set()
+    for name in names:
+        if name not in FIELDS:
+            raise FlowLogError(f"flow log format: unknown field {name!r} (fields of versions 2-5: "
+                               f"{', '.join(FIELDS)})")
+        if name in seen:
+            raise FlowLogError(f"flow log format: field {name!r} appears twice")
+        seen.add(name)
+    return tuple(names)
+
+
+class _Topo:
+    """What the compiled pass needs of one Dataplane (index arrays), and each ENI's interface key.
+    Built once per Dataplane (a small module cache: several FlowLogs on one snapshot share it)."""
+
+    __slots__ = ("dp", "port_eni", "sp_port", "sp_eni", "eni_ip", "eni_vpc", "vpc_dns", "route_kind",
+                 "route_arg", "route_vpc", "route_path", "ip_hash", "eni_keys")
+
+    def __init__(self, dp: Any) -> None:
+        self.dp = dp
+        enis = dp.enis
+        n_eni = len(enis)
+        infos = dp.routes
+        vpc_index = {name: i for i, name in enumerate(dp.vpc_names)}
+        # Amazon DNS: the primary CIDR's base + 2; every route table of a VPC starts with its local
+        # routes in CIDR order, so a VPC's first local route is its primary CIDR
+        self.vpc_dns = np.zeros(len(dp.vpc_names), np.uint32)
+        seen: set[int] = set()
+        for r in infos:
+            if r.target_kind == "local":
+                v = vpc_index.get(r.vpc, -1)
+                if v >= 0 and v not in seen:
+                    seen.add(v)
+                    self.vpc_dns[v] = int(ipaddress.IPv4Network(r.destination).network_address) + 2
+        # the topology document is read only for what the arrays lack (it can be tens of MB): the
+        # instance ids (aliases, its first key: it is stored with sorted keys) and endpoint types
+        text = dp.topology
+        instance: dict[str, str] = {}
+        if text.startswith('{"aliases": '):
+            aliases, _ = json.JSONDecoder().raw_decode(text, len('{"aliases": '))
+            for alias, names in aliases.items():
+                if alias.startswith("i-"):
+                    for n in names:
+                        instance.setdefault(n, alias)
+        ep_type: dict[str, str] = {}
+        if any(r.target_kind == "vpce" for r in infos):
+            for v in json.loads(text).get("vpcs", []):
+                for ep in v.get("endpoints", []):
+                    ep_type[ep.get("name")] = ep.get("type", "gateway")
+        ports = enis["port"].astype(np.int32)
+        self.eni_ip = np.ascontiguousarray(enis["ip"], np.uint32)
+        self.eni_vpc = np.ascontiguousarray(enis["vpc"], np.int32)
+        names = list(dp.eni_names)
+        vpc_of: list[str] = (np.array(list(dp.vpc_names) or [""], dtype=object)[self.eni_vpc].tolist()
+                             if n_eni else [])
+        sub_of: list[str] = (np.array(list(dp.subnet_names) or [""], dtype=object)[enis["subnet"]].tolist()
+                             if n_eni else [])
+        insts = [instance.get(n, "") for n in names] if instance else [""] * n_eni
+        self.eni_keys: list[tuple[str, str, str, str, int]] = list(
+            zip(names, vpc_of, sub_of, insts, self.eni_ip.tolist()))
+        max_port = int(ports.max()) if n_eni else -1
+        if max_port < (1 << 22):
+            self.port_eni = np.full(max_port + 1, -1, np.int32)
+            self.port_eni[ports] = np.arange(n_eni, dtype=np.int32)
+            self.sp_port = self.sp_eni = np.zeros(0, np.int32)
+        else:
+            order = np.argsort(ports, kind="stable")
+            self.port_eni = np.zeros(0, np.int32)
+            self.sp_port = np.ascontiguousarray(ports[order], np.int32)
+            self.sp_eni = np.ascontiguousarray(order, np.int32)
+        rt = dp.route_targets
+        self.route_kind = np.ascontiguousarray(rt["kind"], np.uint8)
+        self.route_arg = np.ascontiguousarray(rt["arg"], np.int32)
+        self.route_vpc = np.array([vpc_index.get(r.vpc, -1) for r in infos], np.int32)
+        self.route_path = np.array([_traffic_path(r.target_kind, ep_type.get(r.target, "gateway"))
+                                    for r in infos], np.uint8)
+        self.ip_hash = np.ascontiguousarray(dp.ip_hash, np.uint64)
+
+
+_TOPO_CACHE: list[_Topo] = []   # the last few Dataplanes seen (a Dataplane takes no weak references)
+
+
+def _topo(dp: Any) -> _Topo:
+    for t in _TOPO_CACHE:
+        if t.dp is dp:
+            return t
+    t = _Topo(dp)
+    _TOPO_CACHE.insert(0, t)
+    del _TOPO_CACHE[4:]
+    return t
+
+
+class _DpView:
+    """A Dataplane's _Topo and, per ENI, this FlowLog's interface index."""
+
+    __slots__ = ("dp", "t", "eni_iface")
+
+    def __init__(self, dp: Any, log: FlowLog) -> None:
+        self.dp = dp
+        self.t = t = _topo(dp)
+        if not log._ifaces and len(set(t.eni_keys)) == len(t.eni_keys):
+            log._ifaces = list(t.eni_keys)            # a new log: its interfaces are this snapshot's ENIs
+            log._iface_index = {k: i for i, k in enumerate(t.eni_keys)}
+            self.eni_iface = np.arange(len(t.eni_keys), dtype=np.uint32)
+        else:
+            self.eni_iface = np.array([log._intern(k) for k in t.eni_keys], np.uint32)
+
+
+def _traffic_path(kind: str, endpoint_type: str) -> int:
+    """AWS's traffic-path of an egress record by the target of the route that carried it: 1 another
+    resource in the same VPC (ENIs, NAT and transit gateways, interface and GWLB endpoints: they have
+    an ENI in the VPC), 2 an internet gateway or a gateway endpoint, 3 a virtual private gateway, 4 an
+    intra-Region peering; 0 ("-") for a blackhole."""
+    if kind in ("local", "eni", "nat", "tgw"):
+        return 1
+    if kind == "igw":
+        return 2
+    if kind == "vgw":
+        return 3
+    if kind == "pcx":
+        return 4
+    if kind == "vpce":
+        return 2 if endpoint_type == "gateway" else 1
+    return 0
+
+
+class _Hold:
+    """Holds a FlowLog's lock for one operation; a second thread meanwhile gets FlowLogBusyError."""
+
+    __slots__ = ("lock",)
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self.lock = lock
+
+    def __enter__(self) -> None:
+        if not self.lock.acquire(blocking=False):
+            raise FlowLogBusyError("this FlowLog is in use by another thread (one observe/flush/read at a time)")
+
+    def __exit__(self, *exc: Any) -> None:
+        self.lock.release()
+
+
+def _check_window(window: Any) -> int:
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or int(window) not in WINDOWS:
+        raise FlowLogError(f"window {window!r} must be 60 or 600 (seconds: AWS's maximum aggregation intervals)")
+    return int(window)
+
+
+class FlowLog:
+    """AWS VPC Flow Log records aggregated from passes of a Dataplane.
+
+    ``window``: the aggregation interval, 60 or 600 s (AWS's two choices; 600 is AWS's default).
+    Windows are aligned to multiples of ``window`` since the epoch.  ``fields``: AWS's format string
+    (``"${version} ${account-id} ..."``) or a list of names, every field of versions 2-5
+    (:data:`FIELDS`); default version 2's 14 fields.  ``version``: the ``version`` field's value;
+    default the highest version among the fields (as AWS); a smaller one than the fields need is an
+    error.  ``account_id``: the ``account-id`` field.
+
+    Feed it with :meth:`observe` after each pass; read it with :meth:`records`, :meth:`write`;
+    close windows with :meth:`flush`.  ``len()`` is the number of records.  Picklable.
+    """
+
+    def __init__(self, window: int = 600, fields: str | Sequence[str] | None = None,
+                 account_id: str = "123456789012", version: int | None = None) -> None:
+        self.window = _check_window(window)
+        self.fields = parse_format(fields)
+        need = max(FIELDS[f] for f in self.fields)
+        if version is None:
+            version = need
+        if isinstance(version, bool) or not isinstance(version, int) or not 2 <= version <= 5:
+            raise FlowLogError(f"version {version!r} must be an int from 2 to 5")
+        if version < need:
+            worst = next(f for f in self.fields if FIELDS[f] == need)
+            raise FlowLogError(f"version {version} is too low for field {worst!r} (a version-{need} field)")
+        self.version = version
+        if not isinstance(account_id, str) or not account_id or any(c.isspace() for c in account_id) \
+                or not account_id.isprintable():
+            raise FlowLogError(f"account_id {account_id!r} must be a non-empty string without spaces "
+                               "(AWS: 12 digits, or 'unknown')")
+        self.account_id = account_id
+        self._core = _fl.FlowLogCore()
+        self._core._init(1024)
+        self._closed: list[np.ndarray] = []     # (k, 80) uint8 rows of closed windows
+        self._n_closed = 0
+        self._ifaces: list[tuple[str, str, str, str, int]] = []   # name, vpc, subnet, instance, primary IP
+        self._iface_index: dict[tuple[str, str, str, str, int], int] = {}
+        self._view: _DpView | None = None
+        self._lock = threading.Lock()
+        self._strings_cache: tuple[int, tuple[np.ndarray, np.ndarray, int]] | None = None
+        self.packets_logged = 0
+
+    # ------------------------------------------------------------------ interfaces
+    def _intern(self, key: tuple[str, str, str, str, int]) -> int:
+        i = self._iface_index.get(key)
+        if i is None:
+            i = len(self._ifaces)
+            self._ifaces.append(key)
+            self._iface_index[key] = i
+        return i
+
+    def _dp_view(self, dp: Any) -> _DpView:
+        v = self._view
+        if v is None or v.dp is not dp:
+            v = self._view = _DpView(dp, self)
+        return v
+
+    # ------------------------------------------------------------------ feeding
+    def check(self, batch: FrameBatch, now: int | None = None) -> None:
+        """Raise FlowLogError now if :meth:`observe` would refuse ``batch``'s times (no timestamps and no
+        ``now``, a frame without a timestamp, a bad ``now``): ``Dataplane.process(..., log=)`` calls it
+        before the pass, so a refused batch is not processed."""
+        if not isinstance(batch, FrameBatch):
+            raise FlowLogError(f"observe() wants a fastvpc.FrameBatch, not {type(batch).__name__}")
+        self._times(batch, now)
+
+    @staticmethod
+    def _times(batch: FrameBatch, now: int | None) -> tuple[np.ndarray, int]:
+        n = len(batch)
+        if now is not None:
+            if isinstance(now, bool) or not isinstance(now, (int, np.integer)) or not 0 <= int(now) < 2**63:
+                raise FlowLogError(f"now {now!r} must be an int of nanoseconds since the epoch (>= 0)")
+            return np.zeros(0, np.int64), int(now)
+        t = batch.timestamp
+        if n == 0:
+            return np.zeros(0, np.int64), 0
+        if t is None:
+            raise FlowLogError("observe(): the batch has no timestamps; pass now= (int ns) for the batch")
+        if int(t.min()) < 0:
+            bad = int(np.flatnonzero(t < 0)[0])
+            raise FlowLogError(f"observe(): frame {bad} has timestamp {int(t[bad])} (none); pass now= "
+                               "or give every frame a time")
+        return np.ascontiguousarray(t, np.int64), 0
+
+    def observe(self, dp: Any, batch: FrameBatch, result: Any, now: int | None = None) -> int:
+        """Add the frames of one pass to the records; returns how many (ENI, packet) observations
+        were counted.
+
+        ``dp``: the Dataplane that processed ``batch``; ``result``: its :class:`fastvpc.Result` (any
+        object with ``action``, ``reason``, ``egress``, ``route`` arrays of the batch's length);
+        ``batch``: the frames after the pass (DELIVER rewrites only MACs).  ``now``: int ns for
+        every frame of the batch; without it, each frame's ``batch.timestamp`` (FlowLogError when
+        the batch has none, or a frame has -1).  Call it once per pass, in time order: a window
+        closed by :meth:`flush` that gets a packet again starts a new record.  The compiled part
+        releases the GIL; one call at a time per log (another thread's concurrent call raises
+        FlowLogBusyError).
+        """
+        from fastvpc.dataplane import Dataplane
+
+        if not isinstance(dp, Dataplane):
+            raise FlowLogError(f"observe() wants the Dataplane that made the result, not {type(dp).__name__}")
+        if not isinstance(batch, FrameBatch):
+            raise FlowLogError(f"observe() wants a fastvpc.FrameBatch, not {type(batch).__name__}")
+        n = len(batch)
+        arrays = []
+        for name, dtype in (("action", np.uint8), ("reason", np.uint8), ("egress", np.int32), ("route", np.int32)):
+            a = getattr(result, name, None)
+            if not isinstance(a, np.ndarray) or a.ndim != 1 or a.shape[0] != n:
+                raise FlowLogError(f"result.{name} must be a numpy array of the batch's {n} frames, got "
+                                   f"{type(a).__name__}{'' if not isinstance(a, np.ndarray) else ' ' + str(a.shape)}")
+            if a.dtype != dtype:
+                raise FlowLogError(f"result.{name} has dtype {a.dtype}, not {np.dtype(dtype).name}")
+            arrays.append(np.ascontiguousarray(a))
+        action, reason, egress, route = arrays
+        ts, t_now = self._times(batch, now)
+        if n == 0:
+            return 0
+        with self._held():
+            v = self._dp_view(dp)
+            core = self._core
+            start = 0
+            logged = 0
+            while True:
+                t = v.t
+                stop, got = core._observe(batch.data, batch.offsets, batch.port, ts, t_now, action, reason,
+                                          egress, route, t.port_eni, t.sp_port, t.sp_eni, v.eni_iface, t.eni_ip,
+                                          t.eni_vpc, t.vpc_dns, t.route_kind, t.route_arg, t.route_vpc,
+                                          t.route_path, t.ip_hash, self.window, start)
+                logged += got
+                if stop >= n:
+                    break
+                core._grow()
+                start = stop
+            self.packets_logged += logged
+        return logged
+
+    def _held(self) -> _Hold:
+        return _Hold(self._lock)
+
+    # ------------------------------------------------------------------ windows
+    def flush(self, now: int | None = None) -> int:
+        """Close every window that has ended by ``now`` (int ns; None: every window): its records
+        move out of the aggregation table (a later packet in a closed window makes a new record).
+        Returns how many records were closed."""
+        if now is None:
+            cut = 2**62
+        else:
+            if isinstance(now, bool) or not isinstance(now, (int, np.integer)) or int(now) < 0:
+                raise FlowLogError(f"flush(now={now!r}): now must be an int of nanoseconds since the epoch")
+            t_s = int(now) // 1_000_000_000
+            cut = t_s - self.window + 1        # windows starting before this have ended: wstart + window <= t_s
+        with self._held():
+            rows = self._core._take(cut)
+        if len(rows):
+            self._closed.append(rows)
+            self._n_closed += len(rows)
+        return len(rows)
+
+    def __len__(self) -> int:
+        return self._n_closed + int(self._core.count)
+
+    @property
+    def n_closed(self) -> int:
+        """Records of closed windows (see :meth:`flush`)."""
+        return self._n_closed
+
+    def _open_rows(self) -> np.ndarray:
+        with self._held():
+            return self._core._rows()
+
+    def _all_rows(self, closed_only: bool = False) -> np.ndarray:
+        parts = list(self._closed)
+        if not closed_only:
+            parts.append(self._open_rows())
+        rows = np.concatenate(parts) if len(parts) > 1 else (parts[0] if parts else np.zeros((0, _ROW), np.uint8))
+        rows = np.ascontiguousarray(rows)
+        e = rows.reshape(-1).view(ENTRY_DTYPE)
+        # by window, then in the order records began: creation order already is window order unless
+        # packets came out of time order (a flush, or a batch going back in time), so one sort by seq
+        # and a check suffice nearly always (lexsort of two keys costs ~5x more)
+        order = np.argsort(e["seq"])
+        w = e["wstart"][order]
+        if len(w) > 1 and bool((w[1:] < w[:-1]).any()):
+            order = np.lexsort((e["seq"], e["wstart"]))
+        return np.ascontiguousarray(rows[order])
+
+    # ------------------------------------------------------------------ output
+    def _iface_strings(self) -> tuple[np.ndarray, np.ndarray, int]:
+        """The interfaces' string columns back to back (interface, VPC, subnet, instance per
+        interface) with their offsets: built once per number of interfaces (they are only appended)."""
+        cached = self._strings_cache
+        if cached is not None and cached[0] == len(self._ifaces):
+            return cached[1]
+        parts = [x for t in self._ifaces for x in t[:4]]
+        blob_bytes = "".join(parts).encode()
+        lens = np.fromiter(map(len, parts), np.int64, len(parts))
+        if len(blob_bytes) != int(lens.sum()):       # some non-ASCII name: lengths in bytes
+            lens = np.fromiter((len(x.encode()) for x in parts), np.int64, len(parts))
+        off = np.zeros(len(parts) + 1, np.int64)
+        np.cumsum(lens, out=off[1:])
+        blob = np.frombuffer(blob_bytes, np.uint8) if blob_bytes else np.zeros(0, np.uint8)
+        out = (np.ascontiguousarray(blob), off, int(lens.max()) if len(lens) else 1)
+        self._strings_cache = (len(self._ifaces), out)
+        return out
+
+    def records(self, closed_only: bool = False) -> np.ndarray:
+        """The records as a numpy structured array, one row per record, the fields of the format
+        with AWS's names (``rec["srcaddr"]``, ``rec["log-status"]``...), ordered by window and then
+        by when each record began.  Integer fields are ints (``traffic-path`` -1 where AWS writes
+        "-"); the others strings, "-" where AWS writes it.  ``closed_only``: only closed windows."""
+        rows = self._all_rows(closed_only)
+        e = rows.reshape(-1).view(ENTRY_DTYPE)
+        n = len(e)
+        cols: dict[str, np.ndarray] = {}
+        egress = e["dirn"] == 1
+        for f in self.fields:
+            cols[f] = self._column(f, e, egress, n)
+        dtype = [(f, cols[f].dtype) for f in self.fields]
+        out = np.empty(n, dtype=dtype)
+        for f in self.fields:
+            out[f] = cols[f]
+        return out
+
+    def _iface_ips(self) -> np.ndarray:
+        return np.array([t[4] for t in self._ifaces] or [0], np.uint32)
+
+    def _ips(self, ips: np.ndarray) -> np.ndarray:
+        ips = np.ascontiguousarray(ips, np.uint32)
+        n = len(ips)
+        fixed = np.zeros((n, 16), np.uint8)
+        _fl.format_ipv4(ips, np.empty(max(15 * n, 1), np.uint8), np.empty(n + 1, np.int64), fixed)
+        return fixed.reshape(-1).view("S16").astype("U15")
+
+    def _iface_col(self, k: int, idx: np.ndarray) -> np.ndarray:
+        vals = np.array([(t[k] or "-") for t in self._ifaces] or ["-"])
+        return vals[idx] if len(idx) else np.zeros(0, vals.dtype)
+
+    def _column(self, f: str, e: np.ndarray, egress: np.ndarray, n: int) -> np.ndarray:
+        iface = e["iface"].astype(np.intp)
+        if f == "version":
+            return np.full(n, self.version, np.int32)
+        if f == "account-id":
+            return np.full(n, self.account_id)
+        if f == "interface-id":
+            return self._iface_col(0, iface)
+        if f == "vpc-id":
+            return self._iface_col(1, iface)
+        if f == "subnet-id":
+            return self._iface_col(2, iface)
+        if f == "instance-id":
+            return self._iface_col(3, iface)
+        if f == "srcaddr":
+            return self._ips(np.where(egress, self._iface_ips()[iface], e["src"]))
+        if f == "dstaddr":
+            return self._ips(np.where(egress, e["dst"], self._iface_ips()[iface]))
+        if f == "pkt-srcaddr":
+            return self._ips(e["src"])
+        if f == "pkt-dstaddr":
+            return self._ips(e["dst"])
+        if f == "srcport":
+            return e["sport"].astype(np.int32)
+        if f == "dstport":
+            return e["dport"].astype(np.int32)
+        if f == "protocol":
+            return e["proto"].astype(np.int32)
+        if f == "packets":
+            return e["packets"].astype(np.int64)
+        if f == "bytes":
+            return e["bytes"].astype(np.int64)
+        if f == "start":
+            return e["wstart"] + e["first"].astype(np.int64)
+        if f == "end":
+            return e["wstart"] + e["last"].astype(np.int64)
+        if f == "action":
+            return np.where(e["action"] == 1, "REJECT", "ACCEPT")
+        if f == "log-status":
+            return np.full(n, "OK")
+        if f == "tcp-flags":
+            return e["tcpflags"].astype(np.int32)
+        if f == "type":
+            return np.full(n, "IPv4")
+        if f == "flow-direction":
+            return np.where(egress, "egress", "ingress")
+        if f == "traffic-path":
+            path = e["path"].astype(np.int32)
+            return np.where(path == 0, np.int32(-1), path)
+        return np.full(n, "-")     # UNKNOWN_FIELDS
+
+    def _text_chunks(self, rows: np.ndarray, chunk: int = 65536) -> Iterable[memoryview]:
+        codes = np.array([_CODE[f] for f in self.fields], np.uint8)
+        ver = np.frombuffer(str(self.version).encode(), np.uint8)
+        acct = np.frombuffer(self.account_id.encode(), np.uint8)
+        blob, off, max_str = self._iface_strings()
+        iface_ip = np.array([t[4] for t in self._ifaces], np.uint32)
+        bound = _fl.text_row_bound(max(len(acct), 7), max_str)
+        buf = np.empty(bound * min(chunk, max(len(rows), 1)), np.uint8)
+        yield memoryview((" ".join(self.fields) + "\n").encode())
+        for s in range(0, len(rows), chunk):
+            part = rows[s:s + chunk]
+            k = _fl._format_text(part, codes, ver, acct, blob, off, iface_ip, buf)
+            yield buf.data[:k]
+
+    def text(self) -> str:
+        """The records as AWS's text: a header line of field names, then one line per record."""
+        return b"".join(bytes(c) for c in self._text_chunks(self._all_rows())).decode()
+
+    def to_arrow(self) -> Any:
+        """The records as a ``pyarrow.Table`` with AWS's Parquet columns (field names with ``_`` for
+        ``-``; int32/int64 for the integer fields, strings, nulls where AWS writes "-")."""
+        pa = _pyarrow()
+        rows = self._all_rows()
+        e = rows.reshape(-1).view(ENTRY_DTYPE)
+        n = len(e)
+        egress = e["dirn"] == 1
+        arrays, names = [], []
+        for f in self.fields:
+            names.append(f.replace("-", "_"))
+            if f in ("srcaddr", "dstaddr", "pkt-srcaddr", "pkt-dstaddr"):
+                own = self._iface_ips()[e["iface"].astype(np.intp)]
+                ips = {"srcaddr": np.where(egress, own, e["src"]),
+                       "dstaddr": np.where(egress, e["dst"], own),
+                       "pkt-srcaddr": e["src"], "pkt-dstaddr": e["dst"]}[f]
+                ips = np.ascontiguousarray(ips, np.uint32)
+                data = np.empty(max(15 * n, 1), np.uint8)
+                offs = np.empty(n + 1, np.int64)
+                used = _fl.format_ipv4(ips, data, offs, np.zeros((0, 16), np.uint8))
+                arrays.append(pa.LargeStringArray.from_buffers(n, pa.py_buffer(offs), pa.py_buffer(data[:used]))
+                              .cast(pa.string()))
+            elif f in ("interface-id", "vpc-id", "subnet-id", "instance-id"):
+                k = ("interface-id", "vpc-id", "subnet-id", "instance-id").index(f)
+                vals = pa.array([t[k] or None for t in self._ifaces] or [None], pa.string())
+                arrays.append(vals.take(pa.array(e["iface"].astype(np.int32))) if n else pa.array([], pa.string()))
+            elif f in UNKNOWN_FIELDS:
+                arrays.append(pa.nulls(n, pa.string()))
+            elif f == "traffic-path":
+                col = e["path"].astype(np.int32)
+                arrays.append(pa.array(col, pa.int32(), mask=col == 0))
+            elif f in ("account-id", "log-status", "type"):
+                value = {"account-id": self.account_id, "log-status": "OK", "type": "IPv4"}[f]
+                arrays.append(pa.array([value], pa.string()).take(pa.array(np.zeros(n, np.int32))))
+            elif f in ("action", "flow-direction"):
+                words = ["ACCEPT", "REJECT"] if f == "action" else ["ingress", "egress"]
+                idx = (e["action"] if f == "action" else e["dirn"]).astype(np.int32)
+                arrays.append(pa.array(words, pa.string()).take(pa.array(idx)))
+            else:
+                col = self._column(f, e, egress, n)
+                arrays.append(pa.array(col, pa.int32() if _INT_FIELDS.get(f) == "int32" else
+                                       pa.int64() if _INT_FIELDS.get(f) == "int64" else pa.string()))
+        return pa.Table.from_arrays(arrays, names=names)
+
+    def write(self, path: str | os.PathLike[str], format: str | None = None) -> str:
+        """Write every record to ``path``: AWS's text format (header line, space-separated fields,
+        "-" for what is missing; ``.gz``: gzip-compressed) or, for ``.parquet`` (or
+        ``format="parquet"``), Parquet with AWS's columns (the ``parquet`` extra: pyarrow).
+        Written to a temporary file beside ``path`` and renamed: an existing file is replaced only
+        by a complete one.  Returns the path."""
+        p = _check_out_path(path)
+        if format is None:
+            format = "parquet" if p.lower().endswith(".parquet") else "text"
+        if format not in ("text", "parquet"):
+            raise FlowLogError(f"format {format!r} must be 'text' or 'parquet'")
+        table = self.to_arrow() if format == "parquet" else None   # before any file: a missing pyarrow leaves none
+        folder = os.path.dirname(os.path.abspath(p))
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".flowlog-", suffix=".partial", dir=folder)
+        except OSError as exc:
+            raise FlowLogError(f"flow log {p!r}: cannot write in folder {folder!r}: {exc.strerror}") from None
+        try:
+            if table is not None:
+                os.close(fd)
+                import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
+
+                pq.write_table(table, tmp)
+            else:
+                with os.fdopen(fd, "wb") as raw:
+                    fh: Any = gzip.GzipFile(fileobj=raw, mode="wb") if p.lower().endswith(".gz") else raw
+                    for chunk in self._text_chunks(self._all_rows()):
+                        fh.write(chunk)
+                    if fh is not raw:
+                        fh.close()
+            if os.path.exists(p):
+                try:
+                    os.chmod(tmp, os.stat(p).st_mode & 0o7777)
+                except OSError:
+                    pass
+            else:
+                mask = os.umask(0)
+                os.umask(mask)
+                os.chmod(tmp, 0o666 & ~mask)
+            os.replace(tmp, p)
+        except BaseException as exc:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            if isinstance(exc, OSError):
+                raise FlowLogError(f"flow log {p!r}: {exc.strerror or exc} (nothing written)") from None
+            raise
+        return p
+
+    # ------------------------------------------------------------------ pickling
+    def __reduce__(self) -> tuple[Any, ...]:
+        state = {
+            "v": _PICKLE_VERSION, "window": self.window, "fields": list(self.fields), "version": self.version,
+            "account_id": self.account_id, "ifaces": [list(t) for t in self._ifaces],
+            "closed": b"".join(r.tobytes() for r in self._closed), "open": self._open_rows().tobytes(),
+            "next_seq": int(self._core.next_seq), "packets_logged": self.packets_logged,
+        }
+        return (_rebuild, (state,))
+
+    def __repr__(self) -> str:
+        return (f"<FlowLog window={self.window}s version={self.version} {len(self)} records "
+                f"({self._n_closed} closed), {len(self._ifaces)} interfaces>")
+
+
+def _pyarrow() -> Any:
+    try:
+        import pyarrow  # type: ignore[import-untyped,unused-ignore]
+        import pyarrow.parquet  # type: ignore[import-untyped,unused-ignore]  # noqa: F401
+    except ImportError:
+        raise FlowLogError("writing Parquet needs pyarrow: pip install 'fastvpc[parquet]'") from None
+    return pyarrow
+
+
+def _check_out_path(path: Any) -> str:
+    try:
+        p = os.fspath(path)
+    except TypeError:
+        raise FlowLogError(f"flow log path {path!r} must be a str or os.PathLike") from None
+    if isinstance(p, bytes):
+        p = os.fsdecode(p)
+    if not p:
+        raise FlowLogError("flow log path is empty")
+    if os.path.isdir(p):
+        raise FlowLogError(f"flow log {p!r} is a directory")
+    folder = os.path.dirname(os.path.abspath(p))
+    if not os.path.isdir(folder):
+        raise FlowLogError(f"flow log {p!r}: folder {folder!r} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise FlowLogError(f"flow log {p!r}: folder {folder!r} is not writable")
+    if os.path.exists(p) and not os.access(p, os.W_OK):
+        raise FlowLogError(f"flow log {p!r} exists and is not writable")
+    return p
+
+
+def _rebuild(state: dict[str, Any]) -> FlowLog:
+    """Unpickle, checking every row before it enters the table (a corrupt pickle is refused)."""
+    if not isinstance(state, dict) or state.get("v") != _PICKLE_VERSION:
+        raise FlowLogError("FlowLog pickle: unknown format version")
+    log = FlowLog(window=state["window"], fields=state["fields"], account_id=state["account_id"],
+                  version=state["version"])
+    ifaces = state["ifaces"]
+    if not isinstance(ifaces, list):
+        raise FlowLogError("FlowLog pickle: interfaces must be a list")
+    for t in ifaces:
+        if (not isinstance(t, (list, tuple)) or len(t) != 5 or not all(isinstance(x, str) for x in t[:4])
+                or isinstance(t[4], bool) or not isinstance(t[4], int) or not 0 <= t[4] < 2**32):
+            raise FlowLogError(f"FlowLog pickle: bad interface {t!r}")
+        if log._intern((t[0], t[1], t[2], t[3], t[4])) != len(log._ifaces) - 1:
+            raise FlowLogError(f"FlowLog pickle: interface {t!r} repeated")
+    seq_max = 0
+    parts = {}
+    for key in ("closed", "open"):
+        raw = state[key]
+        if not isinstance(raw, bytes) or len(raw) % _ROW:
+            raise FlowLogError(f"FlowLog pickle: {key} rows are not whole {_ROW}-byte records")
+        rows = np.frombuffer(raw, np.uint8).reshape(-1, _ROW).copy()
+        e = rows.reshape(-1).view(ENTRY_DTYPE)
+        if len(e):
+            if (e["iface"] >= len(ifaces)).any() or (e["dirn"] > 1).any() or (e["action"] > 1).any() \
+                    or (e["seq"] == 0).any() or (e["packets"] == 0).any() or (e["first"] > e["last"]).any() \
+                    or (e["wstart"] % log.window != 0).any() or (e["last"] >= log.window).any() \
+                    or (e["path"] > 8).any():
+                raise FlowLogError(f"FlowLog pickle: a {key} record is inconsistent")
+            seq_max = max(seq_max, int(e["seq"].max()))
+        parts[key] = rows
+    next_seq = state["next_seq"]
+    if isinstance(next_seq, bool) or not isinstance(next_seq, int) or next_seq < seq_max:
+        raise FlowLogError("FlowLog pickle: next_seq is below a record's")
+    n_open = len(parts["open"])
+    slots = 1024
+    while slots * 7 // 10 < n_open + 2:
+        slots *= 2
+    log._core = _fl.FlowLogCore()
+    log._core._init(slots)
+    bad = log._core._load(parts["open"])
+    if bad >= 0:
+        raise FlowLogError(f"FlowLog pickle: open record {bad} repeats another's key")
+    log._core._set_next_seq(next_seq)
+    if len(parts["closed"]):
+        log._closed = [parts["closed"]]
+        log._n_closed = len(parts["closed"])
+    log.packets_logged = int(state.get("packets_logged", 0))
+    return log
