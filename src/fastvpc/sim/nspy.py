@@ -1,0 +1,124 @@
+"""An ns.py element for the VPC data plane: ``NsPySwitch``.
+
+ns.py (``pip install ns.py``) elements are plain objects with ``put(packet)``; forwarding elements
+keep their downstream elements in ``out`` / ``outs``.  ``NsPySwitch`` is one: packets carry the
+bytes of an Ethernet frame in ``packet.payload`` (ns.py's field for real bytes); ``outs`` maps a
+port number (``Eni.port``, ``InternetGateway.port``...) to the element that receives what leaves on
+that port.  A DELIVER or FORWARD leaves on ``outs[egress]``; a REPLY (ARP reply, echo reply from
+the subnet router) goes back to ``outs[ingress]``, the sender; a DROP goes to ``drop`` (an optional
+element, a ``PacketSink`` say).  Every packet leaves with ``payload`` = the processed frame, ``size``
+its length, and ``packet.vpc_verdict`` = a :class:`fastvpc.sim.Verdict`.
+
+The ingress port of a packet is the element it was put into: connect a host's ``out`` to
+``switch.ingress(port)``; ``switch.put(packet)`` itself reads the port with ``port_of(packet)``
+(default: ``packet.src`` when it is a port number, which :meth:`fastvpc.sim.SimHost.packet` sets).
+
+Frames put at one simulated instant go through one ``process()`` call (see
+:mod:`fastvpc.sim._core`); the switch is not a timed element (it adds no delay), as ns.py's demux
+elements are not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from fastvpc.sim._core import SimError, SwitchCore
+from fastvpc.verdicts import Action
+
+__all__ = ["NsPySwitch"]
+
+_DROP = int(Action.DROP)
+_REPLY = int(Action.REPLY)
+
+
+def _src_port(packet: Any) -> Any:
+    return packet.src
+
+
+class _Ingress:
+    """``switch.ingress(port)``: an element whose ``put(packet)`` enters the switch on ``port``."""
+
+    __slots__ = ("switch", "port")
+
+    def __init__(self, switch: NsPySwitch, port: int) -> None:
+        self.switch = switch
+        self.port = port
+
+    def put(self, packet: Any) -> None:
+        sw = self.switch
+        sw.submit(sw.frame_of(packet), self.port, packet)
+
+    def __repr__(self) -> str:
+        return f"<ingress of port {self.port}>"
+
+
+class NsPySwitch(SwitchCore):
+    """A VPC hypervisor switch as an ns.py element (see the module doc).
+
+    ``NsPySwitch(env, dp, outs={port: element}, drop=None, port_of=None, frame_of=None, **core)``;
+    ``core`` are :class:`fastvpc.sim.SwitchCore`'s keywords (``stateful``, ``flow_table``,
+    ``capacity``, ``log``, ``ns_per_unit``, ``batching``).  ``frame_of(packet)`` gives the frame bytes
+    of a packet (default: ``packet.payload``): pass one to build frames from ns.py's own fields.
+    """
+
+    def __init__(self, env: Any, dp: Any, outs: Mapping[int, Any] | None = None, *, drop: Any = None,
+                 port_of: Callable[[Any], Any] | None = None, frame_of: Callable[[Any], Any] | None = None,
+                 **core: Any) -> None:
+        super().__init__(env, dp, **core)
+        self.outs: dict[int, Any] = {}
+        for p, element in (outs or {}).items():
+            self.connect(p, element)
+        self.drop = drop
+        self._port_of = port_of or _src_port
+        self._frame_of = frame_of
+        self._ingress: dict[int, _Ingress] = {}
+
+    # ------------------------------------------------------------------ wiring
+    def connect(self, port: int, element: Any) -> None:
+        """``outs[port] = element``, refusing a port the switch does not have or an element without put()."""
+        p = self.check_port(port, "connect: an element")
+        if not callable(getattr(element, "put", None)):
+            raise SimError(f"connect: the element for port {p} has no put(packet) method "
+                           f"({type(element).__name__})", value=element)
+        self.outs[p] = element
+
+    def ingress(self, port: int) -> _Ingress:
+        """The element a sender on ``port`` puts its packets into (``host.out = switch.ingress(p)``)."""
+        p = self.check_port(port, "ingress: packets")
+        ing = self._ingress.get(p)
+        if ing is None:
+            ing = self._ingress[p] = _Ingress(self, p)
+        return ing
+
+    # ------------------------------------------------------------------ input
+    def frame_of(self, packet: Any) -> bytes:
+        if self._frame_of is not None:
+            return self.frame_bytes(self._frame_of(packet), f"frame_of(packet {getattr(packet, 'packet_id', '?')})")
+        payload = getattr(packet, "payload", None)
+        if type(payload) is bytes:
+            return payload
+        return self.frame_bytes(payload, f"packet {getattr(packet, 'packet_id', '?')}'s payload")
+
+    def put(self, packet: Any) -> None:
+        """Receive ``packet`` on the port ``port_of(packet)`` says (default ``packet.src``)."""
+        port = self.check_port(self._port_of(packet), f"packet {getattr(packet, 'packet_id', '?')}")
+        self.submit(self.frame_of(packet), port, packet)
+
+    # ------------------------------------------------------------------ output
+    def emit(self, packet: Any, ingress: int, action: int, reason: int, egress: int, frame: bytes) -> None:
+        packet.payload = frame
+        packet.size = len(frame)
+        packet.vpc_verdict = self.verdict(action, reason, egress, frame)
+        if action == _DROP:
+            if self.drop is not None:
+                self.drop.put(packet)
+            return
+        element = self.outs.get(ingress if action == _REPLY else egress)
+        if element is None:
+            self.unconnected[egress] += 1
+            return
+        element.put(packet)
+
+    def __repr__(self) -> str:
+        return f"<NsPySwitch {len(self.ports)} ports, {len(self.outs)} connected, {self.frames} frames>"
