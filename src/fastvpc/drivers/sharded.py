@@ -44,11 +44,12 @@ import shutil
 import struct
 import sys
 import tempfile
+import threading
 import time
 import uuid
 import warnings
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,13 +118,17 @@ def scan_capture(path: str, chunk_frames: int, on_error: str) -> tuple[list[_Chu
     try:
         ix = _pcap._Index(src, False)
         first = data_base = 0
+        step = min(chunk_frames, 65536)   # small index arrays: reused by the allocator, no page faults
         while not ix.done:
             pos, state, ifaces = ix.position, ix.state.copy(), ix.ifaces.copy()
-            ln, _ts = ix.next(chunk_frames, _noop_emit)
-            if ln.size:
-                nbytes = int(ln.sum())
-                chunks.append(_Chunk(len(chunks), pos, state, ifaces, int(ln.size), first, data_base, nbytes))
-                first += int(ln.size)
+            frames = nbytes = 0
+            while frames < chunk_frames and not ix.done:
+                ln, _ts = ix.next(min(step, chunk_frames - frames), _noop_emit)
+                frames += int(ln.size)
+                nbytes += int(ln.sum())
+            if frames:
+                chunks.append(_Chunk(len(chunks), pos, state, ifaces, frames, first, data_base, nbytes))
+                first += frames
                 data_base += nbytes
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", _pcap.PcapTruncatedWarning)
@@ -159,8 +164,10 @@ def _open(path: str) -> tuple[Any, Any]:
     return src, ix
 
 
-def read_chunk(path: str, chunk: _Chunk) -> FrameBatch:
-    """The frames of ``chunk`` as a FrameBatch with timestamps (port -1), as ``iter_pcap`` reads them."""
+def iter_chunk(path: str, chunk: _Chunk, batch_size: int = 65536) -> Iterator[FrameBatch]:
+    """The frames of ``chunk`` as FrameBatches of at most ``batch_size`` frames with timestamps (port
+    -1), as ``iter_pcap`` reads them.  Small batches keep their buffers in the allocator's reuse
+    (a fresh 80 MB buffer per chunk would cost its page faults on every read)."""
     from fastvpc import _pcapindex as _k
     from fastvpc import pcap as _pcap
 
@@ -172,15 +179,25 @@ def read_chunk(path: str, chunk: _Chunk) -> FrameBatch:
         ix.state[:] = chunk.state
         ix.state[_k.S_POS] = 0
         ix.ifaces = chunk.ifaces.copy()
-        out = _pcap._Gather(records=chunk.frames, limit=ix.size - chunk.position)
-        src.sink = out
-        ln, ts = ix.next(chunk.frames, out)
-        if ln.size != chunk.frames:
-            raise FastVpcError(f"{path}: chunk {chunk.index} at byte offset {chunk.position} holds {ln.size} "
-                               f"frames now, {chunk.frames} when it was scanned (the capture changed?)")
-        return out.batch(ln, ts, -1)
+        left = chunk.frames
+        while left:
+            out = _pcap._Gather(records=min(batch_size, left), limit=ix.size - ix.position)
+            src.sink = out
+            ln, ts = ix.next(min(batch_size, left), out)
+            if ln.size == 0:
+                raise FastVpcError(f"{path}: chunk {chunk.index} at byte offset {chunk.position} holds "
+                                   f"{chunk.frames - left} frames now, {chunk.frames} when it was scanned "
+                                   "(the capture changed?)")
+            left -= int(ln.size)
+            yield out.batch(ln, ts, -1)
     finally:
         src.close()
+
+
+def read_chunk(path: str, chunk: _Chunk) -> FrameBatch:
+    """Every frame of ``chunk`` in one FrameBatch."""
+    parts = list(iter_chunk(path, chunk, chunk.frames))
+    return parts[0] if len(parts) == 1 else FrameBatch.concat(parts)
 
 
 # --------------------------------------------------------------------------- sharding
@@ -200,6 +217,7 @@ class _Context:
     max_port: int
     stateful: bool
     capacity: int
+    batch_size: int = 65536
 
     def ports_for(self, batch: FrameBatch) -> npt.NDArray[np.int32]:
         ports = batch.port
@@ -216,65 +234,81 @@ def _inside_intervals(net: Any) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.
     return np.array([a for a, _ in spans], np.uint32), np.array([b for _, b in spans], np.uint32)
 
 
-def _be16(d: npt.NDArray[np.uint8], i: npt.NDArray[np.int64]) -> npt.NDArray[np.uint32]:
-    return (d[i].astype(np.uint32) << 8) | d[i + 1]
-
-
-def _be32(d: npt.NDArray[np.uint8], i: npt.NDArray[np.int64]) -> npt.NDArray[np.uint32]:
-    return (d[i].astype(np.uint32) << 24) | (d[i + 1].astype(np.uint32) << 16) | (d[i + 2].astype(np.uint32) << 8) | d[i + 3]
+_W = 64    # header bytes gathered per frame: Ethernet + IPv4 without options + 8 bytes of L4
 
 
 def shard_of_frames(batch: FrameBatch, ports: npt.NDArray[np.int32], ctx: _Context, first: int = 0) -> npt.NDArray[np.uint16]:
     """The shard of every frame (see the module doc): both directions of a flow, translated or not,
-    get the same shard; frames without a flow are spread by their global position ``first + i``."""
-    from fastvpc.dataplane.state import flow_hash
+    get the same shard; frames without a flow are spread by their global position ``first + i``.
+
+    The first 64 bytes of every frame are gathered into an ``n x 64`` matrix by one compiled pass;
+    the fields are then columns of it (frames with IPv4 options read their ports from the frame)."""
+    from fastvpc._batchops import gather_spans
+    from fastvpc.dataplane._flowtable import flow_hash_batch
 
     n = len(batch)
     S = ctx.n_shards
-    shard = ((np.arange(n, dtype=np.int64) + first) % S).astype(np.uint16)
+    spread = ((np.arange(n, dtype=np.int64) + first) % S).astype(np.uint16)
     if n == 0 or S == 1:
-        return shard
-    d = batch.data
-    off = batch.offsets[:-1]
-    ln = np.diff(batch.offsets)
-    sel = np.flatnonzero(ln >= 34)
-    o = off[sel]
-    v4 = (_be16(d, o + 12) == 0x0800) & ((d[o + 14] >> 4) == 4)
-    sel, o = sel[v4], o[v4]
-    if sel.size == 0:
-        return shard
-    ihl = (d[o + 14] & 15).astype(np.int64) * 4
-    proto = d[o + 23]
-    src = _be32(d, o + 26)
-    dst = _be32(d, o + 30)
-    fragment = (_be16(d, o + 20) & 0x3FFF) != 0          # MF or an offset: ports only in the first piece
-    l4 = o + 14 + ihl
-    room = ln[sel] - 14 - ihl
-    tcpudp = ((proto == 6) | (proto == 17)) & ~fragment & (room >= 4) & (ihl >= 20)
-    icmp = (proto == 1) & ~fragment & (room >= 8) & (ihl >= 20)
-    at = np.where(tcpudp, l4, o)
-    sport = np.where(tcpudp, _be16(d, at), 0).astype(np.uint32)
-    dport = np.where(tcpudp, _be16(d, at + 2), 0).astype(np.uint32)
-    at = np.where(icmp, l4 + 4, o)
-    ident = np.where(icmp, _be16(d, at), 0).astype(np.uint32)
-    p = ports[sel].astype(np.int64)
-    from_eni = ctx.is_eni[np.clip(p + 1, 0, ctx.is_eni.size - 1)]
+        return spread
+    off = batch.offsets
+    ln = np.diff(off)
+    H = np.zeros((n, _W), np.uint8)
+    r = gather_spans(batch.data, off[:-1], np.minimum(ln, _W), H.reshape(-1), np.arange(0, n * _W, _W, dtype=np.int64))
+    if r != -1:  # pragma: no cover - a FrameBatch's offsets are validated when it is made
+        raise FastVpcError(f"internal error: frame {r} outside its batch")
+    v4 = (H[:, 12] == 8) & (H[:, 13] == 0) & ((H[:, 14] >> 4) == 4) & (ln >= 34)
+    ihl = (H[:, 14] & 15).astype(np.int64) * 4
+    proto = np.ascontiguousarray(H[:, 23])
+    src = np.ascontiguousarray(H[:, 26:30]).view(">u4").ravel().astype(np.uint32)
+    dst = np.ascontiguousarray(H[:, 30:34]).view(">u4").ravel().astype(np.uint32)
+    whole = ((H[:, 20] & 0x3F) == 0) & (H[:, 21] == 0)           # not a fragment: ports only in the first piece
+    room = ln - 14 - ihl
+    tcpudp = ((proto == 6) | (proto == 17)) & whole & (room >= 4) & (ihl >= 20)
+    icmp = (proto == 1) & whole & (room >= 8) & (ihl >= 20)
+    l4 = np.ascontiguousarray(H[:, 34:42])
+    sport = l4[:, 0:2].copy().view(">u2").ravel().astype(np.uint16)
+    dport = l4[:, 2:4].copy().view(">u2").ravel().astype(np.uint16)
+    ident = l4[:, 4:6].copy().view(">u2").ravel().astype(np.uint16)
+    opt = np.flatnonzero(v4 & (ihl > 20) & (tcpudp | icmp))
+    if opt.size:   # IPv4 options: the L4 header is further in; read it from the frame
+        d = batch.data
+        at = off[opt] + 14 + ihl[opt]
+        sport[opt] = (d[at].astype(np.uint16) << 8) | d[at + 1]
+        dport[opt] = (d[at + 2].astype(np.uint16) << 8) | d[at + 3]
+        ok = icmp[opt]
+        ati = np.where(ok, at + 4, at)
+        ident[opt] = np.where(ok, (d[ati].astype(np.uint16) << 8) | d[ati + 1], 0)
+    sport = np.where(tcpudp, sport, 0).astype(np.uint16)
+    dport = np.where(tcpudp, dport, 0).astype(np.uint16)
+    ident = np.where(icmp, ident, 0).astype(np.uint16)
+    from_eni = ctx.is_eni[np.clip(ports.astype(np.int64) + 1, 0, ctx.is_eni.size - 1)]
     k = np.searchsorted(ctx.inside_lo, dst, side="right") - 1
     dst_inside = (k >= 0) & (dst <= ctx.inside_hi[np.maximum(k, 0)])
     inner = from_eni & dst_inside
-    # an inner flow: the unordered 5-tuple (ICMP: the echo identifier as a port)
+    # inner flow: the unordered 5-tuple (ICMP: the echo identifier as a port); a flow with the outside:
+    # the outside address and port (a NAT or the IGW translates only the inside one)
     a = np.where(inner, src, np.where(from_eni, dst, src))
     b = np.where(inner, dst, 0).astype(np.uint32)
-    pa = np.where(inner, np.where(icmp, ident, sport), np.where(from_eni, dport, sport))
-    pb = np.where(inner, dport, 0)
-    h = flow_hash(proto, a, b, pa.astype(np.uint16), pb.astype(np.uint16))
-    shard[sel] = (h % np.uint64(S)).astype(np.uint16)
-    return shard
+    pa = np.where(inner, np.where(icmp, ident, sport), np.where(from_eni, dport, sport)).astype(np.uint16)
+    pb = np.where(inner, dport, 0).astype(np.uint16)
+    h = np.empty(n, np.uint64)
+    flow_hash_batch(proto, a, b, pa, pb, h)
+    return np.where(v4, (h % np.uint64(S)).astype(np.uint16), spread)
 
 
 def _map_task(path: str, chunk: _Chunk, ctx: _Context) -> npt.NDArray[np.uint16]:
-    batch = read_chunk(path, chunk)
-    return shard_of_frames(batch, ctx.ports_for(batch), ctx, chunk.first)
+    parts = [shard_of_frames(b, ctx.ports_for(b), ctx, chunk.first + done)
+             for done, b in _counted(iter_chunk(path, chunk, ctx.batch_size))]
+    return np.concatenate(parts) if len(parts) != 1 else parts[0]
+
+
+def _counted(batches: Iterator[FrameBatch]) -> Iterator[tuple[int, FrameBatch]]:
+    """(frames before this batch in the chunk, batch)."""
+    done = 0
+    for b in batches:
+        yield done, b
+        done += len(b)
 
 
 # --------------------------------------------------------------------------- shards
@@ -338,40 +372,108 @@ def _shard_task(path: str, chunks: Sequence[_Chunk], shards: Sequence[npt.NDArra
     drop = int(Action.DROP)
     result = None
     total = 0
-    for c, chunk in enumerate(chunks):
-        mine = np.flatnonzero(shards[c] == k)
-        if mine.size == 0:
-            continue
-        whole = read_chunk(path, chunk)
-        batch = whole.select(mine) if mine.size != len(whole) else whole
-        ports = ctx.ports_for(batch)
-        result = dp.process(batch, copy=False, out=result, **kw)
-        action, reason = result.action, result.reason
-        total += mine.size
-        if count_verdicts(ports, action, reason, by_port, reasons) != -1:  # pragma: no cover
-            raise FastVpcError("internal error: a verdict outside the count tables")
-        rec = 16 + np.minimum(np.diff(batch.offsets), _SNAPLEN)
-        dropped = action == drop
-        drop_bytes[c] = int(rec[dropped].sum())
-        out_bytes[c] = int(rec.sum()) - drop_bytes[c]
-        drop_frames[c] = int(np.count_nonzero(dropped))
-        out_frames[c] = mine.size - drop_frames[c]
-        g = chunk.first + mine
-        if verdict_mm is not None:
-            verdict_mm[g] = action
-        for name, arr in detail.items():
-            arr[g] = {"reason": reason, "egress": result.egress, "port": ports}[name]
-        if frames_mm is not None:
-            from fastvpc._batchops import gather_spans
+    from fastvpc._batchops import gather_spans
 
-            dst = chunk.data_base + whole.offsets[mine]
-            r = gather_spans(batch.data, batch.offsets[:-1], np.diff(batch.offsets), frames_mm, dst)
-            if r != -1:  # pragma: no cover - the scratch file was sized from the scan
-                raise FastVpcError(f"internal error: frame {r} outside the scratch file")
-    for mm in (frames_mm, verdict_mm, *detail.values()):
-        if mm is not None:
-            mm.flush()
+    for c, chunk in enumerate(chunks):
+        if not np.any(shards[c] == k):
+            continue
+        done = nbytes = 0
+        for whole in iter_chunk(path, chunk, ctx.batch_size):
+            m = len(whole)
+            mine = np.flatnonzero(shards[c][done:done + m] == k)
+            if mine.size:
+                batch = whole.select(mine) if mine.size != m else whole
+                ports = ctx.ports_for(batch)
+                result = dp.process(batch, copy=False, out=result, **kw)
+                action, reason = result.action, result.reason
+                total += mine.size
+                if count_verdicts(ports, action, reason, by_port, reasons) != -1:  # pragma: no cover
+                    raise FastVpcError("internal error: a verdict outside the count tables")
+                lengths = np.diff(batch.offsets)
+                rec = 16 + np.minimum(lengths, _SNAPLEN)
+                dropped = action == drop
+                nd = int(np.count_nonzero(dropped))
+                db = int(rec[dropped].sum()) if nd else 0
+                drop_bytes[c] += db
+                out_bytes[c] += int(rec.sum()) - db
+                drop_frames[c] += nd
+                out_frames[c] += mine.size - nd
+                g = chunk.first + done + mine
+                if verdict_mm is not None:
+                    verdict_mm[g] = action
+                if detail:
+                    detail["reason"][g] = reason
+                    detail["egress"][g] = result.egress
+                    detail["port"][g] = ports
+                if frames_mm is not None:
+                    dst = chunk.data_base + nbytes + whole.offsets[mine]
+                    r = gather_spans(batch.data, batch.offsets[:-1], lengths, frames_mm, dst)
+                    if r != -1:  # pragma: no cover - the scratch file was sized from the scan
+                        raise FastVpcError(f"internal error: frame {r} outside the scratch file")
+            done += m
+            nbytes += int(whole.offsets[-1])
+    # no msync: the pages are the files' page cache, which every process on this machine sees at once
+    # (and a worker on another machine reads them through the shared file system after the close)
+    del frames_mm, verdict_mm, detail
     return _ShardResult(k, total, by_port, reasons, out_bytes, drop_bytes, out_frames, drop_frames)
+
+
+def _chunk_task(path: str, chunk: _Chunk, dp: Any, ctx: _Context, out_part: str | None,
+                drops_part: str | None) -> _ShardResult:
+    """Without connection tracking every frame's verdict is its own: a chunk is replayed whole, as the
+    serial replay does it (ports, process, counts, the records packed), into part files of its own."""
+    from fastvpc.drivers._replayops import count_verdicts
+    from fastvpc.drivers.pcapout import PcapOut
+
+    by_port = np.zeros((ctx.max_port + 2, ctx.n_act), np.int64)
+    reasons = np.zeros(ctx.n_reason, np.int64)
+    writers = [PcapOut(p) if p is not None else None for p in (out_part, drops_part)]
+    result = None
+    try:
+        for batch in iter_chunk(path, chunk, ctx.batch_size):
+            ports = ctx.ports_for(batch)
+            result = dp.process(batch, copy=False, out=result, n_threads=1)
+            if count_verdicts(ports, result.action, result.reason, by_port, reasons) != -1:  # pragma: no cover
+                raise FastVpcError("internal error: a verdict outside the count tables")
+            for w, is_drop in zip(writers, (False, True)):
+                if w is not None:
+                    w.write_by_action(batch, result.action, is_drop)
+    except BaseException:
+        for w in writers:
+            if w is not None:
+                w.discard()
+        raise
+    sizes = []
+    for w in writers:
+        if w is None:
+            sizes.append(0)
+            continue
+        w.commit()
+        sizes.append(os.path.getsize(w.path) - 24)   # the part's own pcap header is skipped when joined
+    one = np.zeros(1, np.int64)
+    return _ShardResult(chunk.index, chunk.frames, by_port, reasons, one + sizes[0], one + sizes[1], one, one)
+
+
+def _join_task(part: str, final: str, pos: int) -> int:
+    """Copy ``part``'s records (after its 24-byte header) into ``final`` at ``pos``."""
+    size = os.path.getsize(part) - 24
+    src = os.open(part, os.O_RDONLY)
+    dst = os.open(final, os.O_WRONLY)
+    try:
+        done = 0
+        while done < size:
+            try:
+                n = os.copy_file_range(src, dst, size - done, 24 + done, pos + done)
+            except (AttributeError, OSError):   # another file system, or no copy_file_range: by hand
+                n = os.pwrite(dst, os.pread(src, min(size - done, 16 << 20), 24 + done), pos + done)
+            if n <= 0:  # pragma: no cover - the part shrank under us
+                raise FastVpcError(f"{part}: {size - done} bytes could not be copied into {final}")
+            done += n
+    finally:
+        os.close(src)
+        os.close(dst)
+    os.unlink(part)
+    return size
 
 
 # --------------------------------------------------------------------------- writing
@@ -406,18 +508,23 @@ def _write_task(path: str, chunk: _Chunk, scratch: _Scratch, out: tuple[str, int
                 drops: tuple[str, int] | None, done: Sequence[Any]) -> int:
     """Pack chunk ``chunk``'s records into the outputs at their offsets (``done``: the shard results,
     only so that this runs after every shard)."""
-    whole = read_chunk(path, chunk)
-    action = np.asarray(scratch.open("action.u8", np.uint8, scratch.total_frames)[chunk.first:chunk.first + chunk.frames])
-    if out is not None:
-        frames = scratch.open("frames.bin", np.uint8, scratch.total_bytes)
-        data = np.asarray(frames[chunk.data_base:chunk.data_base + chunk.nbytes])
+    actions = scratch.open("action.u8", np.uint8, scratch.total_frames)
+    frames = scratch.open("frames.bin", np.uint8, scratch.total_bytes)
+    at = {"out": out[1] if out is not None else 0, "drops": drops[1] if drops is not None else 0}
+    done = nbytes = 0
+    for whole in iter_chunk(path, chunk):
+        m = len(whole)
+        action = np.asarray(actions[chunk.first + done:chunk.first + done + m])
+        base = chunk.data_base + nbytes
+        data = np.asarray(frames[base:base + int(whole.offsets[-1])])
         processed = FrameBatch(data, whole.offsets, whole.port, whole.timestamp)
-        _pwrite_all(out[0], _pack(processed, action, False, out[0], chunk.first), out[1])
-    if drops is not None:
-        frames = scratch.open("frames.bin", np.uint8, scratch.total_bytes)
-        data = np.asarray(frames[chunk.data_base:chunk.data_base + chunk.nbytes])
-        processed = FrameBatch(data, whole.offsets, whole.port, whole.timestamp)
-        _pwrite_all(drops[0], _pack(processed, action, True, drops[0], chunk.first), drops[1])
+        for what, target, is_drop in (("out", out, False), ("drops", drops, True)):
+            if target is not None:
+                packed = _pack(processed, action, is_drop, target[0], chunk.first + done)
+                _pwrite_all(target[0], packed, at[what])
+                at[what] += len(packed)
+        done += m
+        nbytes += int(whole.offsets[-1])
     return chunk.index
 
 
@@ -449,16 +556,18 @@ def _client(distributed: Any, workers: int, scheduler: str | None, connect_timeo
     for name in ("distributed", "distributed.nanny", "distributed.worker", "distributed.scheduler"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
     cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, silence_logs=logging.CRITICAL)
+                                       dashboard_address=":0", silence_logs=logging.CRITICAL)
     return distributed.Client(cluster, set_as_default=False), cluster
 
 
 def replay_sharded(net: Any, in_path: str | os.PathLike[str], out_path: str | os.PathLike[str] | None = None, *,
-                   drops_path: str | os.PathLike[str] | None = None, workers: int = 2, scheduler: str | None = None,
+                   drops_path: str | os.PathLike[str] | None = None, workers: int | None = None,
+                   scheduler: str | None = None, batch_size: int = 65536,
                    port_by: str = "src-mac", ingress: Any = None, arp_mode: str = "target", on_error: str = "raise",
                    chunk_frames: int = 1 << 20, stateful: bool | None = None, capacity: int = 1_000_000,
                    progress: bool | Callable[[str, int, int, int], None] = False, scratch_dir: str | None = None,
-                   connect_timeout: float = 10.0, client: Any = None) -> Any:
+                   shard_by: str = "auto",
+                   connect_timeout: float = 5.0, client: Any = None) -> Any:
     """Replay ``in_path`` on a Dask cluster; returns the serial replay's :class:`ReplaySummary`.
 
     ``net``: a Network (compiled with ``arp_mode``) or a compiled Dataplane.  ``workers``: worker
@@ -466,7 +575,9 @@ def replay_sharded(net: Any, in_path: str | os.PathLike[str], out_path: str | os
     ``scheduler`` (``"tcp://host:8786"``) the cluster is that one, and ``workers`` only the number of
     shards (default: as many as it has workers).  ``client``: an existing ``distributed.Client``.
     ``chunk_frames``: records per map/write task.  ``stateful``: one FlowTable per shard (None: as
-    the serial replay does).  ``progress``: a line on stderr, or a callable
+    the serial replay does).  ``shard_by``: ``"auto"`` shards by flow when the replay tracks
+    connections (or writes pcapng) and by chunk otherwise (every verdict is then the frame's own, and
+    no frame moves between workers); ``"flow"`` always by flow.  ``progress``: a line on stderr, or a callable
     ``(stage, tasks_done, tasks, frames)``.  The other keywords are the serial replay's.
     """
     from fastvpc.dataplane import Dataplane
@@ -475,14 +586,18 @@ def replay_sharded(net: Any, in_path: str | os.PathLike[str], out_path: str | os
     from fastvpc.topology import Eni
     from fastvpc.verdicts import Action, DropReason
 
-    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 4096:
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 4096):
         raise FastVpcError(f"workers must be an int from 1 to 4096, got {workers!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise FastVpcError(f"batch_size must be a positive int, got {batch_size!r}")
     if isinstance(chunk_frames, bool) or not isinstance(chunk_frames, int) or chunk_frames < 1:
         raise FastVpcError(f"chunk_frames must be a positive int, got {chunk_frames!r}")
     if on_error not in ("raise", "stop"):
         raise FastVpcError(f"on_error must be 'raise' or 'stop', got {on_error!r}")
     if port_by not in ("src-mac", "src-ip"):
         raise FastVpcError(f"port mapping {port_by!r} must be 'src-mac' or 'src-ip'")
+    if shard_by not in ("auto", "flow"):
+        raise FastVpcError(f"shard_by must be 'auto' or 'flow', got {shard_by!r}")
     in_path = os.fspath(in_path)
     out_s = os.fspath(out_path) if out_path is not None else None
     drops_s = os.fspath(drops_path) if drops_path is not None else None
@@ -508,7 +623,38 @@ def replay_sharded(net: Any, in_path: str | os.PathLike[str], out_path: str | os
                                "(connection tracking is not installed)")
 
     t0 = time.perf_counter()
-    chunks, scan_warnings = scan_capture(in_path, chunk_frames, on_error)   # a bad capture fails here
+    src, ix = _open(in_path)   # a file that is no capture fails here, before any worker starts
+    src.close()
+    if ix.error is not None and (on_error == "raise" or ix.linktype_error):
+        raise ix.error
+    own_client = client is None
+    cluster = None
+    if own_client and scheduler is None:
+        # the capture is scanned while the local cluster starts (its processes take a second or two to
+        # import); a bad capture then stops the cluster before any task is sent
+        box: dict[str, Any] = {}
+
+        def scan() -> None:
+            try:
+                box["scan"] = scan_capture(in_path, chunk_frames, on_error)
+            except BaseException as exc:  # handed to the main thread
+                box["error"] = exc
+
+        th = threading.Thread(target=scan, name="fastvpc-scan", daemon=True)
+        th.start()
+        try:
+            client, cluster = _client(distributed, workers or 2, None, connect_timeout)
+        finally:
+            th.join()
+        if "error" in box:
+            client.close()
+            cluster.close()
+            raise box["error"]
+        chunks, scan_warnings = box["scan"]
+    else:
+        chunks, scan_warnings = scan_capture(in_path, chunk_frames, on_error)   # a bad capture fails here
+        if own_client:
+            client, cluster = _client(distributed, workers or 2, scheduler, connect_timeout)
     total_frames = sum(c.frames for c in chunks)
     total_bytes = sum(c.nbytes for c in chunks)
     names = {t.port: t.name for t in net.targets}
@@ -520,64 +666,37 @@ def replay_sharded(net: Any, in_path: str | os.PathLike[str], out_path: str | os
     n_act = max(int(a) for a in Action) + 1
     n_reason = max(int(r) for r in DropReason) + 1
 
-    own_client = client is None
-    cluster = None
-    if own_client:
-        client, cluster = _client(distributed, workers, scheduler, connect_timeout)
+    if workers is None:   # as many shards as the cluster has workers
+        workers = max(1, len(client.scheduler_info(n_workers=-1).get("workers", {}))) if scheduler or not own_client else 2
     n_shards = workers
     token = uuid.uuid4().hex[:12]
     ctx = _Context(PortMap.for_network(net, port_by) if ingress_port is None else None, ingress_port, is_eni,
-                   lo, hi, n_shards, n_act, n_reason, max_port, bool(stateful), capacity)
+                   lo, hi, n_shards, n_act, n_reason, max_port, bool(stateful), capacity, batch_size)
     report = progress if callable(progress) else (_Progress(total_frames) if progress else None)
     pcapng = any(p is not None and p.endswith(".pcapng") for p in (out_s, drops_s))
     scratch: _Scratch | None = None
     partials: list[tuple[str, str]] = []
     summary = ReplaySummary()
     try:
+        by_flow = bool(stateful) or pcapng or shard_by == "flow"
+        folder = None
         if out_s is not None or drops_s is not None:
             first_out = out_s if out_s is not None else drops_s
             assert first_out is not None
-            folder = scratch_dir or os.path.dirname(os.path.abspath(first_out))
-            scratch = _Scratch(tempfile.mkdtemp(prefix=".fastvpc-shards-", dir=folder), total_frames, total_bytes,
-                               True, pcapng)
-            files = [("action.u8", 1, total_frames), ("frames.bin", 1, total_bytes)]
-            if pcapng:
-                files += [("reason.u8", 1, total_frames), ("egress.i32", 4, total_frames), ("port.i32", 4, total_frames)]
-            for name, size, n in files:   # sparse files, the size of what the shards write into them
-                with open(scratch.path(name), "wb") as fh:
-                    fh.truncate(max(n, 1) * size)
+            folder = tempfile.mkdtemp(prefix=".fastvpc-shards-",
+                                      dir=scratch_dir or os.path.dirname(os.path.abspath(first_out)))
+            scratch = _Scratch(folder, total_frames, total_bytes, True, pcapng)
         dp_f = client.scatter(dp, broadcast=True, hash=False)
         ctx_f = client.scatter(ctx, broadcast=True, hash=False)
-        map_f = [client.submit(_map_task, in_path, c, ctx_f, pure=False, key=f"fastvpc-map-{c.index}-{token}")
-                 for c in chunks]
-        _wait(distributed, map_f, "map", report, chunks)
-        shard_f = [client.submit(_shard_task, in_path, chunks, map_f, k, dp_f, ctx_f, scratch, pure=False,
-                                 key=f"fastvpc-shard-{k}-{token}") for k in range(n_shards)]
-        results: list[_ShardResult] = _wait(distributed, shard_f, "process", report, None)
+        if by_flow:
+            results = _run_by_flow(distributed, client, in_path, chunks, dp_f, ctx_f, scratch, n_shards, token,
+                                   report, out_s, drops_s, pcapng, partials, names)
+        else:
+            results = _run_by_chunk(distributed, client, in_path, chunks, dp_f, ctx_f, folder, token, report,
+                                    out_s, drops_s, partials)
         by_port = sum((r.by_port for r in results), np.zeros((max_port + 2, n_act), np.int64))
         reasons = sum((r.reasons for r in results), np.zeros(n_reason, np.int64))
         summary.frames = total_frames
-        if scratch is not None and not pcapng:
-            outs = {}
-            for label, p, per in (("output", out_s, "out"), ("drops", drops_s, "drop")):
-                if p is None:
-                    continue
-                sizes = sum((getattr(r, f"{per}_bytes") for r in results), np.zeros(len(chunks), np.int64))
-                starts = 24 + np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-                partial = p + ".partial"
-                with open(partial, "wb") as fh:
-                    fh.write(struct.pack("<IHHiIII", _MAGIC_NSEC, 2, 4, 0, 0, _SNAPLEN, 1))
-                    fh.truncate(24 + int(sizes.sum()))
-                partials.append((label, p))
-                outs[per] = (partial, starts)
-            write_f = [client.submit(_write_task, in_path, c, scratch,
-                                     (outs["out"][0], int(outs["out"][1][c.index])) if "out" in outs else None,
-                                     (outs["drop"][0], int(outs["drop"][1][c.index])) if "drop" in outs else None,
-                                     shard_f, pure=False, key=f"fastvpc-write-{c.index}-{token}")
-                       for c in chunks]
-            _wait(distributed, write_f, "write", report, chunks)
-        elif scratch is not None:
-            partials.extend(_write_pcapng_here(in_path, chunks, scratch, out_s, drops_s, names))
     except BaseException as exc:
         removed = []
         for label, p in partials:
@@ -622,6 +741,80 @@ def replay_sharded(net: Any, in_path: str | os.PathLike[str], out_path: str | os
     return summary
 
 
+def _new_partial(path: str, size: int) -> str:
+    """``path.partial``: a pcap header and room for ``size`` bytes of records (written by the tasks)."""
+    partial = path + ".partial"
+    with open(partial, "wb") as fh:
+        fh.write(struct.pack("<IHHiIII", _MAGIC_NSEC, 2, 4, 0, 0, _SNAPLEN, 1))
+        fh.truncate(24 + size)
+    return partial
+
+
+def _run_by_chunk(distributed: Any, client: Any, in_path: str, chunks: Sequence[_Chunk], dp_f: Any, ctx_f: Any,
+                  folder: str | None, token: str, report: Any, out_s: str | None, drops_s: str | None,
+                  partials: list[tuple[str, str]]) -> list[_ShardResult]:
+    """No connection tracking: every chunk replayed whole by one task into part files, which are then
+    joined at their offsets (the sizes are known once every chunk is done)."""
+    def part(kind: str, c: _Chunk, target: str | None) -> str | None:
+        return None if target is None or folder is None else os.path.join(folder, f"{kind}-{c.index}.pcap")
+
+    chunk_f = [client.submit(_chunk_task, in_path, c, dp_f, ctx_f, part("out", c, out_s), part("drops", c, drops_s),
+                             pure=False, key=f"fastvpc-chunk-{c.index}-{token}") for c in chunks]
+    results: list[_ShardResult] = _wait(distributed, chunk_f, "replay", report, chunks)
+    join_f = []
+    for label, target, kind, per in (("output", out_s, "out", "out_bytes"), ("drops", drops_s, "drops", "drop_bytes")):
+        if target is None:
+            continue
+        sizes = np.array([int(getattr(r, per)[0]) for r in results], np.int64)
+        starts = 24 + np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        final = _new_partial(target, int(sizes.sum()))
+        partials.append((label, target))
+        join_f += [client.submit(_join_task, part(kind, c, target), final, int(starts[c.index]), pure=False,
+                                 key=f"fastvpc-join-{kind}-{c.index}-{token}") for c in chunks]
+    if join_f:
+        _wait(distributed, join_f, "join", report, None)
+    return results
+
+
+def _run_by_flow(distributed: Any, client: Any, in_path: str, chunks: Sequence[_Chunk], dp_f: Any, ctx_f: Any,
+                 scratch: _Scratch | None, n_shards: int, token: str, report: Any, out_s: str | None,
+                 drops_s: str | None, pcapng: bool, partials: list[tuple[str, str]],
+                 names: dict[int, str]) -> list[_ShardResult]:
+    """Connection tracking (or pcapng outputs): map, one task per flow shard, then the writes."""
+    if scratch is not None:
+        files = [("action.u8", 1, scratch.total_frames), ("frames.bin", 1, scratch.total_bytes)]
+        if pcapng:
+            files += [("reason.u8", 1, scratch.total_frames), ("egress.i32", 4, scratch.total_frames),
+                      ("port.i32", 4, scratch.total_frames)]
+        for name, size, n in files:   # sparse files, the size of what the shards write into them
+            with open(scratch.path(name), "wb") as fh:
+                fh.truncate(max(n, 1) * size)
+    map_f = [client.submit(_map_task, in_path, c, ctx_f, pure=False, key=f"fastvpc-map-{c.index}-{token}")
+             for c in chunks]
+    _wait(distributed, map_f, "map", report, chunks)
+    shard_f = [client.submit(_shard_task, in_path, chunks, map_f, k, dp_f, ctx_f, scratch, pure=False,
+                             key=f"fastvpc-shard-{k}-{token}") for k in range(n_shards)]
+    results: list[_ShardResult] = _wait(distributed, shard_f, "process", report, None)
+    if scratch is not None and not pcapng:
+        outs = {}
+        for label, p, per in (("output", out_s, "out"), ("drops", drops_s, "drop")):
+            if p is None:
+                continue
+            sizes = sum((getattr(r, f"{per}_bytes") for r in results), np.zeros(len(chunks), np.int64))
+            starts = 24 + np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+            outs[per] = (_new_partial(p, int(sizes.sum())), starts)
+            partials.append((label, p))
+        write_f = [client.submit(_write_task, in_path, c, scratch,
+                                 (outs["out"][0], int(outs["out"][1][c.index])) if "out" in outs else None,
+                                 (outs["drop"][0], int(outs["drop"][1][c.index])) if "drop" in outs else None,
+                                 shard_f, pure=False, key=f"fastvpc-write-{c.index}-{token}")
+                   for c in chunks]
+        _wait(distributed, write_f, "write", report, chunks)
+    elif scratch is not None:
+        partials.extend(_write_pcapng_here(in_path, chunks, scratch, out_s, drops_s, names))
+    return results
+
+
 def _serial_stateful() -> bool:
     """Whether the serial replay tracks connections by default (the sharded one must do the same to give
     the same verdicts): its ``stateful`` keyword's default, False while it has none."""
@@ -643,7 +836,7 @@ def _wait(distributed: Any, futures: list[Any], stage: str, report: Any, chunks:
             if chunks is not None:
                 frames += chunks[int(str(key).split("-")[2])].frames
             else:
-                frames += int(fut.result().frames)
+                frames += int(getattr(fut.result(), "frames", 0))
             report(stage, done, len(futures), frames)
     return [f.result() for f in futures]
 

@@ -60,11 +60,13 @@ class NsPySwitch(SwitchCore):
     ``core`` are :class:`fastvpc.sim.SwitchCore`'s keywords (``stateful``, ``flow_table``,
     ``capacity``, ``log``, ``ns_per_unit``, ``batching``).  ``frame_of(packet)`` gives the frame bytes
     of a packet (default: ``packet.payload``): pass one to build frames from ns.py's own fields.
+    ``on_verdict(packet, ingress_port, verdict)`` is called for every frame before it leaves (the
+    packet's payload is then already the processed frame).
     """
 
     def __init__(self, env: Any, dp: Any, outs: Mapping[int, Any] | None = None, *, drop: Any = None,
                  port_of: Callable[[Any], Any] | None = None, frame_of: Callable[[Any], Any] | None = None,
-                 **core: Any) -> None:
+                 on_verdict: Callable[[Any, int, Any], None] | None = None, **core: Any) -> None:
         super().__init__(env, dp, **core)
         self.outs: dict[int, Any] = {}
         for p, element in (outs or {}).items():
@@ -73,6 +75,8 @@ class NsPySwitch(SwitchCore):
         self._port_of = port_of or _src_port
         self._frame_of = frame_of
         self._ingress: dict[int, _Ingress] = {}
+        #: called as ``on_verdict(packet, ingress_port, verdict)`` for every frame, before it leaves
+        self.on_verdict = on_verdict
 
     # ------------------------------------------------------------------ wiring
     def connect(self, port: int, element: Any) -> None:
@@ -109,7 +113,9 @@ class NsPySwitch(SwitchCore):
     def emit(self, packet: Any, ingress: int, action: int, reason: int, egress: int, frame: bytes) -> None:
         packet.payload = frame
         packet.size = len(frame)
-        packet.vpc_verdict = self.verdict(action, reason, egress, frame)
+        v = packet.vpc_verdict = self.verdict(action, reason, egress, frame)
+        if self.on_verdict is not None:
+            self.on_verdict(packet, ingress, v)
         if action == _DROP:
             if self.drop is not None:
                 self.drop.put(packet)
