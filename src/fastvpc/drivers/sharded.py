@@ -51,7 +51,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -505,8 +505,8 @@ def _pwrite_all(path: str, data: bytes, pos: int) -> None:
 
 
 def _write_task(path: str, chunk: _Chunk, scratch: _Scratch, out: tuple[str, int] | None,
-                drops: tuple[str, int] | None, done: Sequence[Any]) -> int:
-    """Pack chunk ``chunk``'s records into the outputs at their offsets (``done``: the shard results,
+                drops: tuple[str, int] | None, after: Sequence[Any]) -> int:
+    """Pack chunk ``chunk``'s records into the outputs at their offsets (``after``: the shard results,
     only so that this runs after every shard)."""
     actions = scratch.open("action.u8", np.uint8, scratch.total_frames)
     frames = scratch.open("frames.bin", np.uint8, scratch.total_bytes)
@@ -670,7 +670,7 @@ def replay_sharded(net: Any, in_path: str | os.PathLike[str], out_path: str | os
         workers = max(1, len(client.scheduler_info(n_workers=-1).get("workers", {}))) if scheduler or not own_client else 2
     n_shards = workers
     token = uuid.uuid4().hex[:12]
-    ctx = _Context(PortMap.for_network(net, port_by) if ingress_port is None else None, ingress_port, is_eni,
+    ctx = _Context(PortMap.for_network(net, cast(Any, port_by)) if ingress_port is None else None, ingress_port, is_eni,
                    lo, hi, n_shards, n_act, n_reason, max_port, bool(stateful), capacity, batch_size)
     report = progress if callable(progress) else (_Progress(total_frames) if progress else None)
     pcapng = any(p is not None and p.endswith(".pcapng") for p in (out_s, drops_s))
@@ -717,9 +717,9 @@ def replay_sharded(net: Any, in_path: str | os.PathLike[str], out_path: str | os
             client.close()
             if cluster is not None:
                 cluster.close()
-    for label, p in partials:
-        os.replace(p + ".partial", p)
-        summary.outputs[label] = p
+    for label, target in partials:
+        os.replace(target + ".partial", target)
+        summary.outputs[label] = target
     summary.warnings.extend(scan_warnings)
     summary.seconds = time.perf_counter() - t0
 
@@ -735,9 +735,9 @@ def replay_sharded(net: Any, in_path: str | os.PathLike[str], out_path: str | os
         if r != DropReason.NONE and reasons[int(r)]:
             summary.by_reason[r.name] = int(reasons[int(r)])
     for row in np.flatnonzero(by_port[1:].any(axis=1)):
-        p = int(row)
-        summary.per_eni[port_name(p)] = Counter({Action(a).name: int(by_port[p + 1, a])
-                                                 for a in range(n_act) if by_port[p + 1, a]})
+        port = int(row)
+        summary.per_eni[port_name(port)] = Counter({Action(a).name: int(by_port[port + 1, a])
+                                                    for a in range(n_act) if by_port[port + 1, a]})
     return summary
 
 

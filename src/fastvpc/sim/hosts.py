@@ -69,7 +69,8 @@ class SimHost:
         self.name = name or f"{gateway.name}-host-{ip}"
         self.port = int(gateway.port)
         self.ip = ipaddress.IPv4Address(ip)
-        self.mac = pk.mac_bytes(mac) and mac
+        pk.mac_bytes(mac)   # a bad MAC is refused here, naming it
+        self.mac = mac
         self._subnet = ipaddress.IPv4Network(f"{self.ip}/32")
         self._gateway_mac = getattr(gateway, "mac", None) or _NO_GATEWAY_MAC
         self._neighbours = {}
@@ -111,8 +112,9 @@ class SimHost:
     # ------------------------------------------------------------------ ns.py
     def packet(self, env: Any, frame: bytes, *, flow_id: Any = 0, dst: Any = None) -> Any:
         """An ns.py ``Packet`` carrying ``frame`` (``payload``), sent now from this host's port."""
-        from ns.packet.packet import Packet
+        import importlib
 
+        Packet = importlib.import_module("ns.packet.packet").Packet   # ns.py: the sim extra (no type stubs)
         self._packet_ids += 1
         return Packet(env.now, len(frame), self._packet_ids, src=self.port, dst=dst, flow_id=flow_id,
                       payload=frame)

@@ -23,7 +23,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from fastvpc.sim._core import SimError, SwitchCore
+from fastvpc.sim._core import _ACTIONS, _REASONS, SimError, SwitchCore
+from fastvpc.sim._core import Verdict as _Verdict
 from fastvpc.verdicts import Action
 
 __all__ = ["NsPySwitch"]
@@ -47,7 +48,8 @@ class _Ingress:
 
     def put(self, packet: Any) -> None:
         sw = self.switch
-        sw.submit(sw.frame_of(packet), self.port, packet)
+        payload = packet.payload if sw._frame_of is None else None
+        sw.submit(payload if type(payload) is bytes else sw.frame_of(packet), self.port, packet)
 
     def __repr__(self) -> str:
         return f"<ingress of port {self.port}>"
@@ -106,14 +108,17 @@ class NsPySwitch(SwitchCore):
 
     def put(self, packet: Any) -> None:
         """Receive ``packet`` on the port ``port_of(packet)`` says (default ``packet.src``)."""
-        port = self.check_port(self._port_of(packet), f"packet {getattr(packet, 'packet_id', '?')}")
-        self.submit(self.frame_of(packet), port, packet)
+        port = self._port_of(packet)
+        if type(port) is not int or port not in self.ports:   # the fast test first; the message from check_port
+            port = self.check_port(port, f"packet {getattr(packet, 'packet_id', '?')}")
+        payload = getattr(packet, "payload", None) if self._frame_of is None else None
+        self.submit(payload if type(payload) is bytes else self.frame_of(packet), port, packet)
 
     # ------------------------------------------------------------------ output
     def emit(self, packet: Any, ingress: int, action: int, reason: int, egress: int, frame: bytes) -> None:
         packet.payload = frame
         packet.size = len(frame)
-        v = packet.vpc_verdict = self.verdict(action, reason, egress, frame)
+        v = packet.vpc_verdict = _Verdict(_ACTIONS[action], _REASONS[reason], egress, frame)
         if self.on_verdict is not None:
             self.on_verdict(packet, ingress, v)
         if action == _DROP:
