@@ -16,7 +16,7 @@ ratios of one run):
   connection tracking takes (map, one shard task per worker, writes): the shuffle's cost.
 
 Every output is checked identical to the serial one.  Then the model's inputs, measured in this
-process without Dask (``model``): the client's scan, one worker's chunk replay and the join, and the
+process without Dask (``model``): the client's scan, one worker's chunk replay and its writes, and the
 flow path's map + shard + write, per frame.  Run:
 ``python -m pytest benchmarks/bench_sharded.py --benchmark-only -q -p no:cacheprovider -s``
 """
@@ -72,7 +72,10 @@ def _fresh(*paths):
 def test_sharded_vs_serial(benchmark, capture):
     d, path = capture
     net = seed_vpc()
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
+    import dask
+
+    with dask.config.set(sh._QUIET_WORKERS):   # as replay_sharded's own cluster
+        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
     client = distributed.Client(cluster, set_as_default=False)
     times: dict[str, list[float]] = {"serial": [], "workers2": [], "warm": [], "flow": []}
     loads = []
@@ -139,16 +142,17 @@ def test_model_inputs(benchmark, capture):
         for e in net.enis:
             is_eni[e.port + 1] = True
         ctx = sh._Context(PortMap.for_network(net), None, is_eni, lo, hi, 2, 4, 28, max(names), False, 1)
-        parts = [str(d / f"part-{c.index}.pcap") for c in chunks]
         t = time.perf_counter()
-        results = [sh._chunk_task(path, c, dp, ctx, p, None) for c, p in zip(chunks, parts)]
+        outs = [sh._chunk_task(path, c, dp, ctx, True, False) for c in chunks]
         res["chunk"] = time.perf_counter() - t
-        final = sh._new_partial(str(d / "joined.pcap"), int(sum(int(r.out_bytes[0]) for r in results)))
+        final = sh._new_partial(str(d / "joined.pcap"), 0)
         t = time.perf_counter()
         pos = 24
-        for p in parts:
-            pos += sh._join_task(p, final, pos)
-        res["join"] = time.perf_counter() - t
+        for o in outs:
+            sh._write_chunk(o, (final, pos), None)
+            pos += int(o.counts.out_bytes[0])
+        res["write_chunks"] = time.perf_counter() - t
+        del outs
         _fresh(final)
         t = time.perf_counter()
         shards = [sh._map_task(path, c, ctx) for c in chunks]
@@ -175,7 +179,7 @@ def test_model_inputs(benchmark, capture):
     benchmark.pedantic(stages, rounds=1, iterations=1)
     ns = {k: v / N * 1e9 for k, v in res.items()}
     ns["flow_total"] = ns["map"] + ns["shards"] + ns["write"]
-    ns["chunk_total"] = ns["chunk"] + ns["join"]
+    ns["chunk_total"] = ns["chunk"] + ns["write_chunks"]
     benchmark.extra_info.update({f"{k}_ns_per_frame": round(v, 1) for k, v in ns.items()})
     benchmark.extra_info["load_1min"] = os.getloadavg()[0]
     print("\nper-frame costs, one process (ns/frame): " + ", ".join(f"{k} {v:.0f}" for k, v in ns.items()))

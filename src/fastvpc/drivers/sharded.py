@@ -64,6 +64,8 @@ __all__ = ["DaskMissingError", "SchedulerUnreachableError", "replay_sharded", "s
 _SNAPLEN = 262144          # what PcapOut writes (drivers/pcapout.py)
 _MAGIC_NSEC = 0xA1B23C4D
 _EXTRA_HINT = "pip install 'fastvpc[dask]'"
+_QUIET_WORKERS = {"distributed.worker.profile.enabled": False, "distributed.admin.system-monitor.interval": "2s",
+                  "distributed.worker.memory.monitor-interval": "1s"}
 
 
 class DaskMissingError(FastVpcError, ImportError):
@@ -418,67 +420,58 @@ def _shard_task(path: str, chunks: Sequence[_Chunk], shards: Sequence[npt.NDArra
     return _ShardResult(k, total, by_port, reasons, out_bytes, drop_bytes, out_frames, drop_frames)
 
 
-def _chunk_task(path: str, chunk: _Chunk, dp: Any, ctx: _Context, out_part: str | None,
-                drops_part: str | None) -> _ShardResult:
+@dataclass
+class _ChunkOut:
+    """A chunk replayed whole: its counts and its packed records (kept in the worker's memory until
+    they are written at their offset)."""
+
+    counts: _ShardResult
+    out: list[npt.NDArray[np.uint8]] | None      # one packed buffer per batch, in order
+    drops: list[npt.NDArray[np.uint8]] | None
+
+
+def _chunk_task(path: str, chunk: _Chunk, dp: Any, ctx: _Context, want_out: bool, want_drops: bool) -> _ChunkOut:
     """Without connection tracking every frame's verdict is its own: a chunk is replayed whole, as the
-    serial replay does it (ports, process, counts, the records packed), into part files of its own."""
+    serial replay does it (ports, process, counts, the records packed), into memory."""
     from fastvpc.drivers._replayops import count_verdicts
-    from fastvpc.drivers.pcapout import PcapOut
 
     by_port = np.zeros((ctx.max_port + 2, ctx.n_act), np.int64)
     reasons = np.zeros(ctx.n_reason, np.int64)
-    writers = [PcapOut(p) if p is not None else None for p in (out_part, drops_part)]
     result = None
-    try:
-        for batch in iter_chunk(path, chunk, ctx.batch_size):
-            ports = ctx.ports_for(batch)
-            result = dp.process(batch, copy=False, out=result, n_threads=1)
-            if count_verdicts(ports, result.action, result.reason, by_port, reasons) != -1:  # pragma: no cover
-                raise FastVpcError("internal error: a verdict outside the count tables")
-            for w, is_drop in zip(writers, (False, True)):
-                if w is not None:
-                    w.write_by_action(batch, result.action, is_drop)
-    except BaseException:
-        for w in writers:
-            if w is not None:
-                w.discard()
-        raise
-    sizes = []
-    for w in writers:
-        if w is None:
-            sizes.append(0)
-            continue
-        w.commit()
-        sizes.append(os.path.getsize(w.path) - 24)   # the part's own pcap header is skipped when joined
-    one = np.zeros(1, np.int64)
-    return _ShardResult(chunk.index, chunk.frames, by_port, reasons, one + sizes[0], one + sizes[1], one, one)
+    packed: tuple[list[npt.NDArray[np.uint8]], list[npt.NDArray[np.uint8]]] = ([], [])
+    for done, batch in _counted(iter_chunk(path, chunk, ctx.batch_size)):
+        ports = ctx.ports_for(batch)
+        result = dp.process(batch, copy=False, out=result, n_threads=1)
+        if count_verdicts(ports, result.action, result.reason, by_port, reasons) != -1:  # pragma: no cover
+            raise FastVpcError("internal error: a verdict outside the count tables")
+        for want, parts, is_drop in ((want_out, packed[0], False), (want_drops, packed[1], True)):
+            if want:
+                parts.append(_pack(batch, result.action, is_drop, path, chunk.first + done))
+    out = packed[0] if want_out else None
+    drops = packed[1] if want_drops else None
+    sizes = (np.array([sum(int(a.size) for a in packed[0])], np.int64),
+             np.array([sum(int(a.size) for a in packed[1])], np.int64))
+    zero = np.zeros(1, np.int64)
+    return _ChunkOut(_ShardResult(chunk.index, chunk.frames, by_port, reasons, sizes[0], sizes[1], zero, zero),
+                     out, drops)
 
 
-def _join_task(part: str, final: str, pos: int) -> int:
-    """Copy ``part``'s records (after its 24-byte header) into ``final`` at ``pos``."""
-    size = os.path.getsize(part) - 24
-    src = os.open(part, os.O_RDONLY)
-    dst = os.open(final, os.O_WRONLY)
-    try:
-        done = 0
-        while done < size:
-            try:
-                n = os.copy_file_range(src, dst, size - done, 24 + done, pos + done)
-            except (AttributeError, OSError):   # another file system, or no copy_file_range: by hand
-                n = os.pwrite(dst, os.pread(src, min(size - done, 16 << 20), 24 + done), pos + done)
-            if n <= 0:  # pragma: no cover - the part shrank under us
-                raise FastVpcError(f"{part}: {size - done} bytes could not be copied into {final}")
-            done += n
-    finally:
-        os.close(src)
-        os.close(dst)
-    os.unlink(part)
-    return size
+def _chunk_counts(out: _ChunkOut) -> _ShardResult:
+    """The small part of a chunk's result (runs where the chunk's result is: no bytes move)."""
+    return out.counts
+
+
+def _write_chunk(out: _ChunkOut, out_at: tuple[str, int] | None, drops_at: tuple[str, int] | None) -> int:
+    """Write a chunk's packed records into the outputs at their offsets."""
+    for data, at in ((out.out, out_at), (out.drops, drops_at)):
+        if at is not None and data:
+            _pwrite_all(at[0], data, at[1])
+    return out.counts.shard
 
 
 # --------------------------------------------------------------------------- writing
 
-def _pack(batch: FrameBatch, action: npt.NDArray[np.uint8], drops: bool, path: str, first: int) -> bytes:
+def _pack(batch: FrameBatch, action: npt.NDArray[np.uint8], drops: bool, path: str, first: int) -> npt.NDArray[np.uint8]:
     from fastvpc.drivers._replayops import pack_selected
     from fastvpc.errors import PcapError
 
@@ -490,16 +483,23 @@ def _pack(batch: FrameBatch, action: npt.NDArray[np.uint8], drops: bool, path: s
         t = int(ts[r]) if r >= 0 and ts.size else None
         raise PcapError(f"{path}: frame {first + r} cannot be written: timestamp {t} ns "
                         "is past the 32-bit seconds field of pcap (2106-02-07)", path=path)
-    return buf[:written].tobytes()
+    return buf[:written]
 
 
-def _pwrite_all(path: str, data: bytes, pos: int) -> None:
+def _pwrite_all(path: str, data: Any, pos: int) -> None:
+    """Write ``data`` (bytes-like, or a list of them: one pwritev) at ``pos``."""
+    views = [memoryview(d).cast("B") for d in (data if isinstance(data, list) else [data])]
+    views = [v for v in views if len(v)]
     fd = os.open(path, os.O_WRONLY)
     try:
-        view = memoryview(data)
-        while view:
-            n = os.pwrite(fd, view, pos)
-            view, pos = view[n:], pos + n
+        while views:
+            n = os.pwritev(fd, views[:512], pos)
+            pos += n
+            while views and n >= len(views[0]):
+                n -= len(views[0])
+                views.pop(0)
+            if views and n:
+                views[0] = views[0][n:]
     finally:
         os.close(fd)
 
@@ -555,8 +555,13 @@ def _client(distributed: Any, workers: int, scheduler: str | None, connect_timeo
     # the workers would log every restart and lost task to the terminal: the driver reports instead
     for name in ("distributed", "distributed.nanny", "distributed.worker", "distributed.scheduler"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
-    cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                       dashboard_address=":0", silence_logs=logging.CRITICAL)
+    import dask
+
+    # each worker runs one long task at a time: Dask's sampling profiler (every 10 ms) and its 0.5 s
+    # system monitor would only take CPU from it
+    with dask.config.set(_QUIET_WORKERS):
+        cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                           dashboard_address=":0", silence_logs=logging.CRITICAL)
     return distributed.Client(cluster, set_as_default=False), cluster
 
 
@@ -679,8 +684,7 @@ def replay_sharded(net: Any, in_path: str | os.PathLike[str], out_path: str | os
     summary = ReplaySummary()
     try:
         by_flow = bool(stateful) or pcapng or shard_by == "flow"
-        folder = None
-        if out_s is not None or drops_s is not None:
+        if by_flow and (out_s is not None or drops_s is not None):
             first_out = out_s if out_s is not None else drops_s
             assert first_out is not None
             folder = tempfile.mkdtemp(prefix=".fastvpc-shards-",
@@ -692,7 +696,7 @@ def replay_sharded(net: Any, in_path: str | os.PathLike[str], out_path: str | os
             results = _run_by_flow(distributed, client, in_path, chunks, dp_f, ctx_f, scratch, n_shards, token,
                                    report, out_s, drops_s, pcapng, partials, names)
         else:
-            results = _run_by_chunk(distributed, client, in_path, chunks, dp_f, ctx_f, folder, token, report,
+            results = _run_by_chunk(distributed, client, in_path, chunks, dp_f, ctx_f, token, report,
                                     out_s, drops_s, partials)
         by_port = sum((r.by_port for r in results), np.zeros((max_port + 2, n_act), np.int64))
         reasons = sum((r.reasons for r in results), np.zeros(n_reason, np.int64))
@@ -751,29 +755,49 @@ def _new_partial(path: str, size: int) -> str:
 
 
 def _run_by_chunk(distributed: Any, client: Any, in_path: str, chunks: Sequence[_Chunk], dp_f: Any, ctx_f: Any,
-                  folder: str | None, token: str, report: Any, out_s: str | None, drops_s: str | None,
+                  token: str, report: Any, out_s: str | None, drops_s: str | None,
                   partials: list[tuple[str, str]]) -> list[_ShardResult]:
-    """No connection tracking: every chunk replayed whole by one task into part files, which are then
-    joined at their offsets (the sizes are known once every chunk is done)."""
-    def part(kind: str, c: _Chunk, target: str | None) -> str | None:
-        return None if target is None or folder is None else os.path.join(folder, f"{kind}-{c.index}.pcap")
-
-    chunk_f = [client.submit(_chunk_task, in_path, c, dp_f, ctx_f, part("out", c, out_s), part("drops", c, drops_s),
+    """No connection tracking: every chunk replayed whole by one task into its worker's memory; as soon
+    as every chunk before it has reported its size, a task on the same worker writes it at its offset
+    (the outputs are written once, by the workers, while later chunks are still being replayed)."""
+    chunk_f = [client.submit(_chunk_task, in_path, c, dp_f, ctx_f, out_s is not None, drops_s is not None,
                              pure=False, key=f"fastvpc-chunk-{c.index}-{token}") for c in chunks]
-    results: list[_ShardResult] = _wait(distributed, chunk_f, "replay", report, chunks)
-    join_f = []
-    for label, target, kind, per in (("output", out_s, "out", "out_bytes"), ("drops", drops_s, "drops", "drop_bytes")):
-        if target is None:
-            continue
-        sizes = np.array([int(getattr(r, per)[0]) for r in results], np.int64)
-        starts = 24 + np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-        final = _new_partial(target, int(sizes.sum()))
-        partials.append((label, target))
-        join_f += [client.submit(_join_task, part(kind, c, target), final, int(starts[c.index]), pure=False,
-                                 key=f"fastvpc-join-{kind}-{c.index}-{token}") for c in chunks]
-    if join_f:
-        _wait(distributed, join_f, "join", report, None)
-    return results
+    count_f = [client.submit(_chunk_counts, f, pure=False, key=f"fastvpc-counts-{c.index}-{token}")
+               for c, f in zip(chunks, chunk_f)]
+    finals: dict[str, str] = {}
+    if out_s is not None or drops_s is not None:
+        # the outputs are made now, with their headers; the records are appended at known offsets
+        for label, target in (("output", out_s), ("drops", drops_s)):
+            if target is not None:
+                finals[label] = _new_partial(target, 0)
+                partials.append((label, target))
+    pos = {label: 24 for label in finals}
+    results: list[_ShardResult | None] = [None] * len(chunks)
+    write_f = []
+    ready = 0
+    done = frames = 0
+    for fut in distributed.as_completed(count_f, loop=client.loop):
+        r: _ShardResult = fut.result()
+        results[r.shard] = r
+        done += 1
+        frames += r.frames
+        if report is not None:
+            report("replay", done, len(chunks), frames)
+        while ready < len(chunks) and results[ready] is not None:
+            rr = results[ready]
+            assert rr is not None
+            at = {}
+            for label, size in (("output", int(rr.out_bytes[0])), ("drops", int(rr.drop_bytes[0]))):
+                if label in finals:
+                    at[label] = (finals[label], pos[label])
+                    pos[label] += size
+            if finals:
+                write_f.append(client.submit(_write_chunk, chunk_f[ready], at.get("output"), at.get("drops"),
+                                             pure=False, key=f"fastvpc-write-{ready}-{token}"))
+            ready += 1
+    if write_f:
+        _wait(distributed, write_f, "write", report, None)
+    return [r for r in results if r is not None]
 
 
 def _run_by_flow(distributed: Any, client: Any, in_path: str, chunks: Sequence[_Chunk], dp_f: Any, ctx_f: Any,
