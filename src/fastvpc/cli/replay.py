@@ -54,6 +54,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--flow-log-format", metavar="FORMAT", default=None,
                    help="flow log fields in AWS's syntax, e.g. '${version} ${interface-id} ${srcaddr} ...' "
                         "(default: version 2's 14 fields)")
+    p.add_argument("--workers", type=positive_int, default=None, metavar="N",
+                   help="replay on a Dask cluster: N worker processes on this machine (or N shards on --scheduler's "
+                        "cluster); the output is the serial replay's, byte for byte (needs fastvpc[dask])")
+    p.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="an existing Dask scheduler (tcp://host:8786) to replay on; the capture and the outputs must "
+                        "be at the same paths on its workers")
     p.set_defaults(func=command("replay", run))
 
 
@@ -72,6 +78,17 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     flow_log = _flow_log(args)
     net = load_topology(args)
+    if args.workers is not None or args.scheduler is not None:
+        from fastvpc.drivers.sharded import replay_sharded
+
+        summary = replay_sharded(net, args.input, args.output, drops_path=args.drops, workers=args.workers,
+                                 scheduler=args.scheduler, port_by=args.port_by, ingress=args.ingress,
+                                 batch_size=args.batch_size, arp_mode=args.arp_mode, on_error=args.on_error,
+                                 progress=not args.no_progress and sys.stderr.isatty())
+        print(summary, file=human_stream(json_path), flush=True)
+        if json_path is not None:
+            write_json(json_path, summary.to_dict())
+        return 0
     summary = replay(net, args.input, args.output, drops_path=args.drops, port_by=args.port_by,
                      ingress=args.ingress, batch_size=args.batch_size, arp_mode=args.arp_mode,
                      progress=not args.no_progress and sys.stderr.isatty(), on_error=args.on_error,

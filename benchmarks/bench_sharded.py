@@ -1,0 +1,185 @@
+"""Replay on Dask (``fastvpc replay --workers 2``) vs the serial replay, on a 20M-frame capture.
+
+The capture (``_shard_data.write_capture``): 20,000,000 frames of 64 bytes, 4096 distinct frames of
+the seed VPC's VMs (many flows: inside the VPC, out of both gateways, broadcasts, router pings)
+tiled, classic nanosecond pcap (1.6 GB) in a temporary folder; FASTVPC_BENCH_SHARD_FRAMES overrides
+the count.  Every round runs, one after the other (the machine is shared: alternate, trust the
+ratios of one run):
+
+* ``serial``: ``fastvpc.drivers.replay.replay(net, in, out)`` with its defaults (what
+  ``fastvpc replay`` does: every usable core for ``process()``);
+* ``workers2``: ``replay_sharded(net, in, out, workers=2)``: what ``fastvpc replay --workers 2``
+  does, a LocalCluster of 2 worker processes started and stopped inside the timing;
+* ``warm``: the same on a LocalCluster started once (a long-running service, or a cluster that
+  already runs): the chunk path (no connection tracking: no frame moves between workers);
+* ``flow``: the warm cluster with ``shard_by="flow"``: the flow-sharded path a replay with
+  connection tracking takes (map, one shard task per worker, writes): the shuffle's cost.
+
+Every output is checked identical to the serial one.  Then the model's inputs, measured in this
+process without Dask (``model``): the client's scan, one worker's chunk replay and its writes, and the
+flow path's map + shard + write, per frame.  Run:
+``python -m pytest benchmarks/bench_sharded.py --benchmark-only -q -p no:cacheprovider -s``
+"""
+
+from __future__ import annotations
+
+import filecmp
+import importlib.util
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+from fastvpc.drivers import sharded as sh  # noqa: E402
+from fastvpc.drivers.replay import replay  # noqa: E402
+from fastvpc.examples import seed_vpc  # noqa: E402
+
+N = int(os.environ.get("FASTVPC_BENCH_SHARD_FRAMES", 20_000_000))
+ROUNDS = 3
+
+
+def _data():
+    name = "_shard_data"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules[name]
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sharded")
+    path = d / "in.pcap"
+    _data().write_capture(str(path), N)
+    return d, path
+
+
+def _fresh(*paths):
+    for p in paths:
+        if os.path.exists(p):
+            os.unlink(p)
+
+
+def test_sharded_vs_serial(benchmark, capture):
+    d, path = capture
+    net = seed_vpc()
+    import dask
+
+    with dask.config.set(sh._QUIET_WORKERS):   # as replay_sharded's own cluster
+        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
+    client = distributed.Client(cluster, set_as_default=False)
+    times: dict[str, list[float]] = {"serial": [], "workers2": [], "warm": [], "flow": []}
+    loads = []
+    outs = {k: str(d / f"out-{k}.pcap") for k in times}
+
+    def run(kind: str) -> None:
+        _fresh(outs[kind])
+        t0 = time.perf_counter()
+        if kind == "serial":
+            replay(net, path, outs[kind])
+        elif kind == "workers2":
+            sh.replay_sharded(net, path, outs[kind], workers=2)
+        elif kind == "warm":
+            sh.replay_sharded(net, path, outs[kind], workers=2, client=client)
+        else:
+            sh.replay_sharded(net, path, outs[kind], workers=2, client=client, shard_by="flow")
+        times[kind].append(time.perf_counter() - t0)
+
+    def one_round() -> None:
+        loads.append(os.getloadavg()[0])
+        for kind in times:
+            run(kind)
+
+    try:
+        benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1)
+        for kind in ("workers2", "warm", "flow"):
+            assert filecmp.cmp(outs["serial"], outs[kind], shallow=False), kind
+    finally:
+        client.close()
+        cluster.close()
+        _fresh(*outs.values())
+    med = {k: statistics.median(v) for k, v in times.items()}
+    info = {"frames": N, "load_1min_at_rounds": loads}
+    for k, v in med.items():
+        info[f"{k}_s"] = v
+        info[f"{k}_frames_per_s"] = N / v
+        if k != "serial":
+            info[f"{k}_speedup"] = med["serial"] / v
+            info[f"{k}_round_speedups"] = [round(s / w, 2) for s, w in zip(times["serial"], v and times[k])]
+    benchmark.extra_info.update(info)
+    print("\nsharded replay, %d frames, load %s:" % (N, [round(x, 1) for x in loads]))
+    for k, v in med.items():
+        extra = "" if k == "serial" else f"  speedup {med['serial'] / v:.2f}x  rounds {info[k + '_round_speedups']}"
+        print(f"  {k:<9} {v:7.2f} s  {N / v / 1e6:5.2f} M frames/s{extra}")
+
+
+def test_model_inputs(benchmark, capture):
+    """Per-frame costs of each stage, in one process, for docs/scale-out.md's model."""
+    d, path = capture
+    path = str(path)
+    net = seed_vpc()
+    dp = net.compile()
+    from fastvpc.dataplane.ports import PortMap
+
+    res: dict[str, float] = {}
+
+    def stages() -> None:
+        t = time.perf_counter()
+        chunks, _ = sh.scan_capture(path, 1 << 20, "raise")
+        res["scan"] = time.perf_counter() - t
+        lo, hi = sh._inside_intervals(net)
+        names = {tg.port: tg.name for tg in net.targets}
+        is_eni = np.zeros(max(names) + 2, np.bool_)
+        for e in net.enis:
+            is_eni[e.port + 1] = True
+        ctx = sh._Context(PortMap.for_network(net), None, is_eni, lo, hi, 2, 4, 28, max(names), False, 1)
+        t = time.perf_counter()
+        outs = [sh._chunk_task(path, c, dp, ctx, True, False) for c in chunks]
+        res["chunk"] = time.perf_counter() - t
+        final = sh._new_partial(str(d / "joined.pcap"), 0)
+        t = time.perf_counter()
+        pos = 24
+        for o in outs:
+            sh._write_chunk(o, (final, pos), None)
+            pos += int(o.counts.out_bytes[0])
+        res["write_chunks"] = time.perf_counter() - t
+        del outs
+        _fresh(final)
+        t = time.perf_counter()
+        shards = [sh._map_task(path, c, ctx) for c in chunks]
+        res["map"] = time.perf_counter() - t
+        folder = str(d / "scratch")
+        os.makedirs(folder, exist_ok=True)
+        total_f, total_b = sum(c.frames for c in chunks), sum(c.nbytes for c in chunks)
+        scratch = sh._Scratch(folder, total_f, total_b, True, False)
+        for name, n in (("action.u8", total_f), ("frames.bin", total_b)):
+            with open(scratch.path(name), "wb") as fh:
+                fh.truncate(n)
+        t = time.perf_counter()
+        shard_results = [sh._shard_task(path, chunks, shards, k, dp, ctx, scratch) for k in range(2)]
+        res["shards"] = time.perf_counter() - t
+        sizes = sum(r.out_bytes for r in shard_results)
+        starts = 24 + np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        final = sh._new_partial(str(d / "written.pcap"), int(sizes.sum()))
+        t = time.perf_counter()
+        for c in chunks:
+            sh._write_task(path, c, scratch, (final, int(starts[c.index])), None, ())
+        res["write"] = time.perf_counter() - t
+        _fresh(final, scratch.path("action.u8"), scratch.path("frames.bin"))
+
+    benchmark.pedantic(stages, rounds=1, iterations=1)
+    ns = {k: v / N * 1e9 for k, v in res.items()}
+    ns["flow_total"] = ns["map"] + ns["shards"] + ns["write"]
+    ns["chunk_total"] = ns["chunk"] + ns["write_chunks"]
+    benchmark.extra_info.update({f"{k}_ns_per_frame": round(v, 1) for k, v in ns.items()})
+    benchmark.extra_info["load_1min"] = os.getloadavg()[0]
+    print("\nper-frame costs, one process (ns/frame): " + ", ".join(f"{k} {v:.0f}" for k, v in ns.items()))

@@ -1,0 +1,923 @@
+"""Replay a capture on a Dask distributed cluster: ``replay_sharded`` (``fastvpc replay --workers N``).
+
+The result is the serial replay's (:func:`fastvpc.drivers.replay.replay`), byte for byte: the same
+output and drops captures, the same counts.  How:
+
+1. **Scan** (the client, before any worker starts): the capture is indexed once, without copying a
+   frame, and cut into chunks of ``chunk_frames`` records; each chunk is remembered by where it
+   starts and the indexer's state there.  A damaged capture fails here (``on_error="raise"``), or
+   is cut where the damage starts (``"stop"``), exactly as the serial replay does.
+2. **Map** (one task per chunk): the chunk is read, every frame mapped to its ingress port and given
+   a shard by a direction-symmetric flow key, so both directions of a flow land in one shard:
+   between two addresses of the network's VPCs the unordered 5-tuple (:func:`fastvpc.flow_hash`);
+   between the VPC and the outside (a gateway's side) the outside address, port and protocol, which
+   a NAT gateway or an internet gateway's 1:1 translation leaves alone, so a translated flow and its
+   replies also meet.  Frames with no flow (ARP, non-IPv4) are spread by position.  A task returns
+   one small shard number per frame.
+3. **Shards** (one task per shard, ``workers`` shards): each reads the chunks in order, keeps its
+   own frames, pushes them through the compiled snapshot (sent once per worker with
+   ``scatter(broadcast=True)``) with one :class:`fastvpc.FlowTable` for the shard when the replay
+   tracks connections, counts them, and writes the processed frames and the verdicts to scratch
+   files at the frames' capture positions.  A shard sees its flows' frames in capture order, which
+   is what a FlowTable needs.
+4. **Write** (one task per chunk): each chunk's emitted and dropped records are packed, in capture
+   order, and written at their offsets into the outputs, whose sizes the client computed from the
+   shards' counts.  pcapng outputs (interfaces are declared as they first appear, a sequential
+   affair) are written by the client from the scratch files.
+
+Every task is idempotent (it rewrites the same bytes at the same places), so a worker that dies
+mid-run costs only its tasks' re-execution: Dask recomputes what was lost, and the output is still
+complete and identical.  The capture, the outputs and the scratch folder (beside the first output)
+must be visible at the same paths to every worker: on one machine they are; on a cluster use a
+shared file system (docs/scale-out.md).
+
+Per-shard FlowTables are exact for every flow (both directions meet one table); what is per ENI or
+per NAT gateway across flows (a full FlowTable, NAT port exhaustion) is per shard: with the default
+capacity no table fills up, and the capture would have to exhaust the table for results to differ.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import struct
+import sys
+import tempfile
+import threading
+import time
+import uuid
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import numpy as np
+import numpy.typing as npt
+
+from fastvpc.batch import FrameBatch
+from fastvpc.errors import FastVpcError
+
+__all__ = ["DaskMissingError", "SchedulerUnreachableError", "replay_sharded", "shard_of_frames"]
+
+_SNAPLEN = 262144          # what PcapOut writes (drivers/pcapout.py)
+_MAGIC_NSEC = 0xA1B23C4D
+_EXTRA_HINT = "pip install 'fastvpc[dask]'"
+_QUIET_WORKERS = {"distributed.worker.profile.enabled": False, "distributed.admin.system-monitor.interval": "2s",
+                  "distributed.worker.memory.monitor-interval": "1s"}
+
+
+class DaskMissingError(FastVpcError, ImportError):
+    """``dask.distributed`` is not installed: the message names the extra to install."""
+
+
+class SchedulerUnreachableError(FastVpcError, ConnectionError):
+    """No Dask scheduler answered at the address given; ``address`` is that address."""
+
+    def __init__(self, message: str, address: str) -> None:
+        super().__init__(message)
+        self.address = address
+
+
+def _distributed() -> Any:
+    try:
+        import distributed
+    except ImportError as exc:
+        raise DaskMissingError(f"--workers needs Dask distributed, which is not installed ({exc.name or exc}): "
+                               f"{_EXTRA_HINT}") from None
+    return distributed
+
+
+# --------------------------------------------------------------------------- the capture, in chunks
+
+@dataclass(frozen=True)
+class _Chunk:
+    """Where chunk ``index`` starts in the capture and the indexer's state there."""
+
+    index: int
+    position: int                   # file offset of the chunk's first record
+    state: npt.NDArray[np.int64]    # the indexer's state (window-relative position reset on load)
+    ifaces: npt.NDArray[np.int64]   # pcapng interface table at that point
+    frames: int                     # records in the chunk
+    first: int                      # global number of the chunk's first frame
+    data_base: int                  # where the chunk's frame bytes start in the scratch frames file
+    nbytes: int                     # the chunk's frame bytes
+
+
+def _noop_emit(window: Any, off: Any, ln: Any) -> None:
+    return None
+
+
+def scan_capture(path: str, chunk_frames: int, on_error: str) -> tuple[list[_Chunk], list[str]]:
+    """Index the whole capture (no frame copied) into chunks; raises PcapError on damage unless
+    ``on_error="stop"`` (then the chunks end where the damage starts and the warning is returned)."""
+    from fastvpc import pcap as _pcap
+
+    chunks: list[_Chunk] = []
+    caught_msgs: list[str] = []
+    src = _pcap._Source(path)
+    try:
+        ix = _pcap._Index(src, False)
+        first = data_base = 0
+        step = min(chunk_frames, 65536)   # small index arrays: reused by the allocator, no page faults
+        while not ix.done:
+            pos, state, ifaces = ix.position, ix.state.copy(), ix.ifaces.copy()
+            frames = nbytes = 0
+            while frames < chunk_frames and not ix.done:
+                ln, _ts = ix.next(min(step, chunk_frames - frames), _noop_emit)
+                frames += int(ln.size)
+                nbytes += int(ln.sum())
+            if frames:
+                chunks.append(_Chunk(len(chunks), pos, state, ifaces, frames, first, data_base, nbytes))
+                first += frames
+                data_base += nbytes
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", _pcap.PcapTruncatedWarning)
+            _pcap._finish(ix, on_error, first)
+        for wm in caught:
+            if issubclass(wm.category, _pcap.PcapTruncatedWarning):
+                caught_msgs.append(str(wm.message))
+            else:  # pragma: no cover - _finish warns nothing else without skip_other_linktypes
+                warnings.warn_explicit(wm.message, wm.category, wm.filename, wm.lineno)
+    finally:
+        src.close()
+    return chunks, caught_msgs
+
+
+def _open(path: str) -> tuple[Any, Any]:
+    """A pcap source and indexer on ``path`` whose first read is the file header only (a chunk reader
+    moves the window to its chunk at once: reading the first 8 MiB window would be wasted)."""
+    from fastvpc import pcap as _pcap
+
+    src = object.__new__(_pcap._Source)
+    src.name, src.base, src.sink, src._fd = path, 0, None, None
+    src._fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        src.size = os.fstat(src._fd).st_size
+        src._win = np.empty(64, np.uint8)
+        src.buf = src._win[:0]
+        src.fill(0, 64)
+        ix = _pcap._Index(src, False)
+        src._win = np.empty(max(1, min(_pcap._WINDOW, src.size)), np.uint8)
+    except BaseException:
+        src.close()
+        raise
+    return src, ix
+
+
+def iter_chunk(path: str, chunk: _Chunk, batch_size: int = 65536) -> Iterator[FrameBatch]:
+    """The frames of ``chunk`` as FrameBatches of at most ``batch_size`` frames with timestamps (port
+    -1), as ``iter_pcap`` reads them.  Small batches keep their buffers in the allocator's reuse
+    (a fresh 80 MB buffer per chunk would cost its page faults on every read)."""
+    from fastvpc import _pcapindex as _k
+    from fastvpc import pcap as _pcap
+
+    src, ix = _open(path)
+    try:
+        if ix.error is not None:
+            raise ix.error
+        src.fill(chunk.position, 64)
+        ix.state[:] = chunk.state
+        ix.state[_k.S_POS] = 0
+        ix.ifaces = chunk.ifaces.copy()
+        left = chunk.frames
+        while left:
+            out = _pcap._Gather(records=min(batch_size, left), limit=ix.size - ix.position)
+            src.sink = out
+            ln, ts = ix.next(min(batch_size, left), out)
+            if ln.size == 0:
+                raise FastVpcError(f"{path}: chunk {chunk.index} at byte offset {chunk.position} holds "
+                                   f"{chunk.frames - left} frames now, {chunk.frames} when it was scanned "
+                                   "(the capture changed?)")
+            left -= int(ln.size)
+            yield out.batch(ln, ts, -1)
+    finally:
+        src.close()
+
+
+def read_chunk(path: str, chunk: _Chunk) -> FrameBatch:
+    """Every frame of ``chunk`` in one FrameBatch."""
+    parts = list(iter_chunk(path, chunk, chunk.frames))
+    return parts[0] if len(parts) == 1 else FrameBatch.concat(parts)
+
+
+# --------------------------------------------------------------------------- sharding
+
+@dataclass
+class _Context:
+    """What every task needs besides the snapshot (sent once per worker)."""
+
+    pmap: Any                           # PortMap, or None with ``ingress_port``
+    ingress_port: int | None
+    is_eni: npt.NDArray[np.bool_]       # [port + 1]: the port is an ENI's
+    inside_lo: npt.NDArray[np.uint32]   # merged VPC CIDRs, as sorted inclusive intervals
+    inside_hi: npt.NDArray[np.uint32]
+    n_shards: int
+    n_act: int
+    n_reason: int
+    max_port: int
+    stateful: bool
+    capacity: int
+    batch_size: int = 65536
+
+    def ports_for(self, batch: FrameBatch) -> npt.NDArray[np.int32]:
+        ports = batch.port
+        if self.pmap is not None:
+            self.pmap.ports_for(batch, out=ports)
+        else:
+            ports.fill(self.ingress_port)
+        return ports
+
+
+def _inside_intervals(net: Any) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32]]:
+    nets = ipaddress.collapse_addresses([c for v in net.vpcs for c in v.cidrs])
+    spans = sorted((int(n.network_address), int(n.broadcast_address)) for n in nets)
+    return np.array([a for a, _ in spans], np.uint32), np.array([b for _, b in spans], np.uint32)
+
+
+_W = 64    # header bytes gathered per frame: Ethernet + IPv4 without options + 8 bytes of L4
+
+
+def shard_of_frames(batch: FrameBatch, ports: npt.NDArray[np.int32], ctx: _Context, first: int = 0) -> npt.NDArray[np.uint16]:
+    """The shard of every frame (see the module doc): both directions of a flow, translated or not,
+    get the same shard; frames without a flow are spread by their global position ``first + i``.
+
+    The first 64 bytes of every frame are gathered into an ``n x 64`` matrix by one compiled pass;
+    the fields are then columns of it (frames with IPv4 options read their ports from the frame)."""
+    from fastvpc._batchops import gather_spans
+    from fastvpc.dataplane._flowtable import flow_hash_batch
+
+    n = len(batch)
+    S = ctx.n_shards
+    spread = ((np.arange(n, dtype=np.int64) + first) % S).astype(np.uint16)
+    if n == 0 or S == 1:
+        return spread
+    off = batch.offsets
+    ln = np.diff(off)
+    H = np.zeros((n, _W), np.uint8)
+    r = gather_spans(batch.data, off[:-1], np.minimum(ln, _W), H.reshape(-1), np.arange(0, n * _W, _W, dtype=np.int64))
+    if r != -1:  # pragma: no cover - a FrameBatch's offsets are validated when it is made
+        raise FastVpcError(f"internal error: frame {r} outside its batch")
+    v4 = (H[:, 12] == 8) & (H[:, 13] == 0) & ((H[:, 14] >> 4) == 4) & (ln >= 34)
+    ihl = (H[:, 14] & 15).astype(np.int64) * 4
+    proto = np.ascontiguousarray(H[:, 23])
+    src = np.ascontiguousarray(H[:, 26:30]).view(">u4").ravel().astype(np.uint32)
+    dst = np.ascontiguousarray(H[:, 30:34]).view(">u4").ravel().astype(np.uint32)
+    whole = ((H[:, 20] & 0x3F) == 0) & (H[:, 21] == 0)           # not a fragment: ports only in the first piece
+    room = ln - 14 - ihl
+    tcpudp = ((proto == 6) | (proto == 17)) & whole & (room >= 4) & (ihl >= 20)
+    icmp = (proto == 1) & whole & (room >= 8) & (ihl >= 20)
+    l4 = np.ascontiguousarray(H[:, 34:42])
+    sport = l4[:, 0:2].copy().view(">u2").ravel().astype(np.uint16)
+    dport = l4[:, 2:4].copy().view(">u2").ravel().astype(np.uint16)
+    ident = l4[:, 4:6].copy().view(">u2").ravel().astype(np.uint16)
+    opt = np.flatnonzero(v4 & (ihl > 20) & (tcpudp | icmp))
+    if opt.size:   # IPv4 options: the L4 header is further in; read it from the frame
+        d = batch.data
+        at = off[opt] + 14 + ihl[opt]
+        sport[opt] = (d[at].astype(np.uint16) << 8) | d[at + 1]
+        dport[opt] = (d[at + 2].astype(np.uint16) << 8) | d[at + 3]
+        ok = icmp[opt]
+        ati = np.where(ok, at + 4, at)
+        ident[opt] = np.where(ok, (d[ati].astype(np.uint16) << 8) | d[ati + 1], 0)
+    sport = np.where(tcpudp, sport, 0).astype(np.uint16)
+    dport = np.where(tcpudp, dport, 0).astype(np.uint16)
+    ident = np.where(icmp, ident, 0).astype(np.uint16)
+    from_eni = ctx.is_eni[np.clip(ports.astype(np.int64) + 1, 0, ctx.is_eni.size - 1)]
+    k = np.searchsorted(ctx.inside_lo, dst, side="right") - 1
+    dst_inside = (k >= 0) & (dst <= ctx.inside_hi[np.maximum(k, 0)])
+    inner = from_eni & dst_inside
+    # inner flow: the unordered 5-tuple (ICMP: the echo identifier as a port); a flow with the outside:
+    # the outside address and port (a NAT or the IGW translates only the inside one)
+    a = np.where(inner, src, np.where(from_eni, dst, src))
+    b = np.where(inner, dst, 0).astype(np.uint32)
+    pa = np.where(inner, np.where(icmp, ident, sport), np.where(from_eni, dport, sport)).astype(np.uint16)
+    pb = np.where(inner, dport, 0).astype(np.uint16)
+    h = np.empty(n, np.uint64)
+    flow_hash_batch(proto, a, b, pa, pb, h)
+    return np.where(v4, (h % np.uint64(S)).astype(np.uint16), spread)
+
+
+def _map_task(path: str, chunk: _Chunk, ctx: _Context) -> npt.NDArray[np.uint16]:
+    parts = [shard_of_frames(b, ctx.ports_for(b), ctx, chunk.first + done)
+             for done, b in _counted(iter_chunk(path, chunk, ctx.batch_size))]
+    return np.concatenate(parts) if len(parts) != 1 else parts[0]
+
+
+def _counted(batches: Iterator[FrameBatch]) -> Iterator[tuple[int, FrameBatch]]:
+    """(frames before this batch in the chunk, batch)."""
+    done = 0
+    for b in batches:
+        yield done, b
+        done += len(b)
+
+
+# --------------------------------------------------------------------------- shards
+
+@dataclass(frozen=True)
+class _Scratch:
+    """Scratch files every worker opens by path (frames: processed frame bytes at their chunk
+    positions; verdicts: one byte per frame, action; ports/egress/reason only for pcapng outputs)."""
+
+    folder: str
+    total_frames: int
+    total_bytes: int
+    frames: bool
+    detail: bool
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.folder, name)
+
+    def open(self, name: str, dtype: Any, n: int) -> np.memmap:
+        return np.memmap(self.path(name), dtype=dtype, mode="r+", shape=(max(n, 1),))
+
+
+@dataclass
+class _ShardResult:
+    shard: int
+    frames: int
+    by_port: npt.NDArray[np.int64]
+    reasons: npt.NDArray[np.int64]
+    out_bytes: npt.NDArray[np.int64]     # per chunk: bytes of the emitted records
+    drop_bytes: npt.NDArray[np.int64]    # per chunk: bytes of the dropped records
+    out_frames: npt.NDArray[np.int64]
+    drop_frames: npt.NDArray[np.int64]
+
+
+def _shard_task(path: str, chunks: Sequence[_Chunk], shards: Sequence[npt.NDArray[np.uint16]], k: int,
+                dp: Any, ctx: _Context, scratch: _Scratch | None) -> _ShardResult:
+    from fastvpc.drivers._replayops import count_verdicts
+
+    by_port = np.zeros((ctx.max_port + 2, ctx.n_act), np.int64)
+    reasons = np.zeros(ctx.n_reason, np.int64)
+    C = len(chunks)
+    out_bytes, drop_bytes = np.zeros(C, np.int64), np.zeros(C, np.int64)
+    out_frames, drop_frames = np.zeros(C, np.int64), np.zeros(C, np.int64)
+    kw: dict[str, Any] = {"n_threads": 1}
+    if ctx.stateful:
+        from fastvpc.dataplane.state import FlowTable
+
+        kw["state"] = FlowTable(ctx.capacity)
+    frames_mm = verdict_mm = None
+    detail: dict[str, np.memmap] = {}
+    if scratch is not None:
+        verdict_mm = scratch.open("action.u8", np.uint8, scratch.total_frames)
+        if scratch.frames:
+            frames_mm = scratch.open("frames.bin", np.uint8, scratch.total_bytes)
+        if scratch.detail:
+            detail = {"reason": scratch.open("reason.u8", np.uint8, scratch.total_frames),
+                      "egress": scratch.open("egress.i32", np.int32, scratch.total_frames),
+                      "port": scratch.open("port.i32", np.int32, scratch.total_frames)}
+    from fastvpc.verdicts import Action
+
+    drop = int(Action.DROP)
+    result = None
+    total = 0
+    from fastvpc._batchops import gather_spans
+
+    for c, chunk in enumerate(chunks):
+        if not np.any(shards[c] == k):
+            continue
+        done = nbytes = 0
+        for whole in iter_chunk(path, chunk, ctx.batch_size):
+            m = len(whole)
+            mine = np.flatnonzero(shards[c][done:done + m] == k)
+            if mine.size:
+                batch = whole.select(mine) if mine.size != m else whole
+                ports = ctx.ports_for(batch)
+                result = dp.process(batch, copy=False, out=result, **kw)
+                action, reason = result.action, result.reason
+                total += mine.size
+                if count_verdicts(ports, action, reason, by_port, reasons) != -1:  # pragma: no cover
+                    raise FastVpcError("internal error: a verdict outside the count tables")
+                lengths = np.diff(batch.offsets)
+                rec = 16 + np.minimum(lengths, _SNAPLEN)
+                dropped = action == drop
+                nd = int(np.count_nonzero(dropped))
+                db = int(rec[dropped].sum()) if nd else 0
+                drop_bytes[c] += db
+                out_bytes[c] += int(rec.sum()) - db
+                drop_frames[c] += nd
+                out_frames[c] += mine.size - nd
+                g = chunk.first + done + mine
+                if verdict_mm is not None:
+                    verdict_mm[g] = action
+                if detail:
+                    detail["reason"][g] = reason
+                    detail["egress"][g] = result.egress
+                    detail["port"][g] = ports
+                if frames_mm is not None:
+                    dst = chunk.data_base + nbytes + whole.offsets[mine]
+                    r = gather_spans(batch.data, batch.offsets[:-1], lengths, frames_mm, dst)
+                    if r != -1:  # pragma: no cover - the scratch file was sized from the scan
+                        raise FastVpcError(f"internal error: frame {r} outside the scratch file")
+            done += m
+            nbytes += int(whole.offsets[-1])
+    # no msync: the pages are the files' page cache, which every process on this machine sees at once
+    # (and a worker on another machine reads them through the shared file system after the close)
+    del frames_mm, verdict_mm, detail
+    return _ShardResult(k, total, by_port, reasons, out_bytes, drop_bytes, out_frames, drop_frames)
+
+
+@dataclass
+class _ChunkOut:
+    """A chunk replayed whole: its counts and its packed records (kept in the worker's memory until
+    they are written at their offset)."""
+
+    counts: _ShardResult
+    out: list[npt.NDArray[np.uint8]] | None      # one packed buffer per batch, in order
+    drops: list[npt.NDArray[np.uint8]] | None
+
+
+def _chunk_task(path: str, chunk: _Chunk, dp: Any, ctx: _Context, want_out: bool, want_drops: bool) -> _ChunkOut:
+    """Without connection tracking every frame's verdict is its own: a chunk is replayed whole, as the
+    serial replay does it (ports, process, counts, the records packed), into memory."""
+    from fastvpc.drivers._replayops import count_verdicts
+
+    by_port = np.zeros((ctx.max_port + 2, ctx.n_act), np.int64)
+    reasons = np.zeros(ctx.n_reason, np.int64)
+    result = None
+    packed: tuple[list[npt.NDArray[np.uint8]], list[npt.NDArray[np.uint8]]] = ([], [])
+    for done, batch in _counted(iter_chunk(path, chunk, ctx.batch_size)):
+        ports = ctx.ports_for(batch)
+        result = dp.process(batch, copy=False, out=result, n_threads=1)
+        if count_verdicts(ports, result.action, result.reason, by_port, reasons) != -1:  # pragma: no cover
+            raise FastVpcError("internal error: a verdict outside the count tables")
+        for want, parts, is_drop in ((want_out, packed[0], False), (want_drops, packed[1], True)):
+            if want:
+                parts.append(_pack(batch, result.action, is_drop, path, chunk.first + done))
+    out = packed[0] if want_out else None
+    drops = packed[1] if want_drops else None
+    sizes = (np.array([sum(int(a.size) for a in packed[0])], np.int64),
+             np.array([sum(int(a.size) for a in packed[1])], np.int64))
+    zero = np.zeros(1, np.int64)
+    return _ChunkOut(_ShardResult(chunk.index, chunk.frames, by_port, reasons, sizes[0], sizes[1], zero, zero),
+                     out, drops)
+
+
+def _chunk_counts(out: _ChunkOut) -> _ShardResult:
+    """The small part of a chunk's result (runs where the chunk's result is: no bytes move)."""
+    return out.counts
+
+
+def _write_chunk(out: _ChunkOut, out_at: tuple[str, int] | None, drops_at: tuple[str, int] | None) -> int:
+    """Write a chunk's packed records into the outputs at their offsets."""
+    for data, at in ((out.out, out_at), (out.drops, drops_at)):
+        if at is not None and data:
+            _pwrite_all(at[0], data, at[1])
+    return out.counts.shard
+
+
+# --------------------------------------------------------------------------- writing
+
+def _pack(batch: FrameBatch, action: npt.NDArray[np.uint8], drops: bool, path: str, first: int) -> npt.NDArray[np.uint8]:
+    from fastvpc.drivers._replayops import pack_selected
+    from fastvpc.errors import PcapError
+
+    n = len(batch)
+    buf = np.empty(16 * n + int(batch.offsets[-1] - batch.offsets[0]), np.uint8)
+    ts = batch.timestamp if batch.timestamp is not None else np.zeros(0, np.int64)
+    r, written = pack_selected(batch.data, batch.offsets, ts, action, drops, buf, _SNAPLEN)
+    if r != -1:
+        t = int(ts[r]) if r >= 0 and ts.size else None
+        raise PcapError(f"{path}: frame {first + r} cannot be written: timestamp {t} ns "
+                        "is past the 32-bit seconds field of pcap (2106-02-07)", path=path)
+    return buf[:written]
+
+
+def _pwrite_all(path: str, data: Any, pos: int) -> None:
+    """Write ``data`` (bytes-like, or a list of them: one pwritev) at ``pos``."""
+    views = [memoryview(d).cast("B") for d in (data if isinstance(data, list) else [data])]
+    views = [v for v in views if len(v)]
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        while views:
+            n = os.pwritev(fd, views[:512], pos)
+            pos += n
+            while views and n >= len(views[0]):
+                n -= len(views[0])
+                views.pop(0)
+            if views and n:
+                views[0] = views[0][n:]
+    finally:
+        os.close(fd)
+
+
+def _write_task(path: str, chunk: _Chunk, scratch: _Scratch, out: tuple[str, int] | None,
+                drops: tuple[str, int] | None, after: Sequence[Any]) -> int:
+    """Pack chunk ``chunk``'s records into the outputs at their offsets (``after``: the shard results,
+    only so that this runs after every shard)."""
+    actions = scratch.open("action.u8", np.uint8, scratch.total_frames)
+    frames = scratch.open("frames.bin", np.uint8, scratch.total_bytes)
+    at = {"out": out[1] if out is not None else 0, "drops": drops[1] if drops is not None else 0}
+    done = nbytes = 0
+    for whole in iter_chunk(path, chunk):
+        m = len(whole)
+        action = np.asarray(actions[chunk.first + done:chunk.first + done + m])
+        base = chunk.data_base + nbytes
+        data = np.asarray(frames[base:base + int(whole.offsets[-1])])
+        processed = FrameBatch(data, whole.offsets, whole.port, whole.timestamp)
+        for what, target, is_drop in (("out", out, False), ("drops", drops, True)):
+            if target is not None:
+                packed = _pack(processed, action, is_drop, target[0], chunk.first + done)
+                _pwrite_all(target[0], packed, at[what])
+                at[what] += len(packed)
+        done += m
+        nbytes += int(whole.offsets[-1])
+    return chunk.index
+
+
+# --------------------------------------------------------------------------- the driver
+
+class _Progress:
+    def __init__(self, total: int) -> None:
+        self.total = max(1, total)
+        self.t0 = time.perf_counter()
+
+    def __call__(self, stage: str, done: int, total: int, frames: int) -> None:
+        dt = max(time.perf_counter() - self.t0, 1e-9)
+        print(f"\r{stage}: {done}/{total} tasks, {frames:,} frames, {frames / dt / 1e6:.1f} M frames/s, "
+              f"{dt:.0f} s   ", end="", file=sys.stderr, flush=True)
+
+
+def _client(distributed: Any, workers: int, scheduler: str | None, connect_timeout: float) -> tuple[Any, Any]:
+    """(client, cluster-or-None): a LocalCluster of ``workers`` processes, or the scheduler given."""
+    if scheduler is not None:
+        try:
+            client = distributed.Client(scheduler, timeout=connect_timeout, set_as_default=False)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise SchedulerUnreachableError(f"cannot reach the Dask scheduler at {scheduler!r} "
+                                            f"(waited {connect_timeout:g} s): {exc}", scheduler) from None
+        return client, None
+    import logging
+
+    # the workers would log every restart and lost task to the terminal: the driver reports instead
+    for name in ("distributed", "distributed.nanny", "distributed.worker", "distributed.scheduler"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    import dask
+
+    # each worker runs one long task at a time: Dask's sampling profiler (every 10 ms) and its 0.5 s
+    # system monitor would only take CPU from it
+    with dask.config.set(_QUIET_WORKERS):
+        cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                           dashboard_address=":0", silence_logs=logging.CRITICAL)
+    return distributed.Client(cluster, set_as_default=False), cluster
+
+
+def replay_sharded(net: Any, in_path: str | os.PathLike[str], out_path: str | os.PathLike[str] | None = None, *,
+                   drops_path: str | os.PathLike[str] | None = None, workers: int | None = None,
+                   scheduler: str | None = None, batch_size: int = 65536,
+                   port_by: str = "src-mac", ingress: Any = None, arp_mode: str = "target", on_error: str = "raise",
+                   chunk_frames: int = 1 << 20, stateful: bool | None = None, capacity: int = 1_000_000,
+                   progress: bool | Callable[[str, int, int, int], None] = False, scratch_dir: str | None = None,
+                   shard_by: str = "auto",
+                   connect_timeout: float = 5.0, client: Any = None) -> Any:
+    """Replay ``in_path`` on a Dask cluster; returns the serial replay's :class:`ReplaySummary`.
+
+    ``net``: a Network (compiled with ``arp_mode``) or a compiled Dataplane.  ``workers``: worker
+    processes of the LocalCluster started (and stopped) here, and the number of shards; with
+    ``scheduler`` (``"tcp://host:8786"``) the cluster is that one, and ``workers`` only the number of
+    shards (default: as many as it has workers).  ``client``: an existing ``distributed.Client``.
+    ``chunk_frames``: records per map/write task.  ``stateful``: one FlowTable per shard (None: as
+    the serial replay does).  ``shard_by``: ``"auto"`` shards by flow when the replay tracks
+    connections (or writes pcapng) and by chunk otherwise (every verdict is then the frame's own, and
+    no frame moves between workers); ``"flow"`` always by flow.  ``progress``: a line on stderr, or a callable
+    ``(stage, tasks_done, tasks, frames)``.  The other keywords are the serial replay's.
+    """
+    from fastvpc.dataplane import Dataplane
+    from fastvpc.dataplane.ports import PortMap
+    from fastvpc.drivers.replay import ReplaySummary, check_paths
+    from fastvpc.topology import Eni
+    from fastvpc.verdicts import Action, DropReason
+
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 4096):
+        raise FastVpcError(f"workers must be an int from 1 to 4096, got {workers!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise FastVpcError(f"batch_size must be a positive int, got {batch_size!r}")
+    if isinstance(chunk_frames, bool) or not isinstance(chunk_frames, int) or chunk_frames < 1:
+        raise FastVpcError(f"chunk_frames must be a positive int, got {chunk_frames!r}")
+    if on_error not in ("raise", "stop"):
+        raise FastVpcError(f"on_error must be 'raise' or 'stop', got {on_error!r}")
+    if port_by not in ("src-mac", "src-ip"):
+        raise FastVpcError(f"port mapping {port_by!r} must be 'src-mac' or 'src-ip'")
+    if shard_by not in ("auto", "flow"):
+        raise FastVpcError(f"shard_by must be 'auto' or 'flow', got {shard_by!r}")
+    in_path = os.fspath(in_path)
+    out_s = os.fspath(out_path) if out_path is not None else None
+    drops_s = os.fspath(drops_path) if drops_path is not None else None
+    check_paths(in_path, {"output": out_s, "drops output": drops_s})
+    distributed = _distributed()           # a missing Dask is said before any work
+    if isinstance(net, Dataplane):
+        dp, net = net, net.network
+    else:
+        dp = net.compile(arp_mode=arp_mode)
+    ingress_port: int | None = None
+    if ingress is not None:
+        eni = net.find(ingress) if isinstance(ingress, str) else ingress
+        if not isinstance(eni, Eni):
+            raise FastVpcError(f"ingress {getattr(eni, 'name', eni)!r} is a {type(eni).__name__}, not an ENI")
+        ingress_port = eni.port
+    if stateful is None:
+        stateful = _serial_stateful()
+    if stateful:
+        from fastvpc.sim._core import process_keywords
+
+        if "state" not in process_keywords(dp):
+            raise FastVpcError("stateful=True, but this fastvpc's Dataplane.process() takes no state= "
+                               "(connection tracking is not installed)")
+
+    t0 = time.perf_counter()
+    src, ix = _open(in_path)   # a file that is no capture fails here, before any worker starts
+    src.close()
+    if ix.error is not None and (on_error == "raise" or ix.linktype_error):
+        raise ix.error
+    own_client = client is None
+    cluster = None
+    if own_client and scheduler is None:
+        # the capture is scanned while the local cluster starts (its processes take a second or two to
+        # import); a bad capture then stops the cluster before any task is sent
+        box: dict[str, Any] = {}
+
+        def scan() -> None:
+            try:
+                box["scan"] = scan_capture(in_path, chunk_frames, on_error)
+            except BaseException as exc:  # handed to the main thread
+                box["error"] = exc
+
+        th = threading.Thread(target=scan, name="fastvpc-scan", daemon=True)
+        th.start()
+        try:
+            client, cluster = _client(distributed, workers or 2, None, connect_timeout)
+        finally:
+            th.join()
+        if "error" in box:
+            client.close()
+            cluster.close()
+            raise box["error"]
+        chunks, scan_warnings = box["scan"]
+    else:
+        chunks, scan_warnings = scan_capture(in_path, chunk_frames, on_error)   # a bad capture fails here
+        if own_client:
+            client, cluster = _client(distributed, workers or 2, scheduler, connect_timeout)
+    total_frames = sum(c.frames for c in chunks)
+    total_bytes = sum(c.nbytes for c in chunks)
+    names = {t.port: t.name for t in net.targets}
+    max_port = max(names, default=-1)
+    is_eni = np.zeros(max_port + 2, np.bool_)
+    for e in net.enis:
+        is_eni[e.port + 1] = True
+    lo, hi = _inside_intervals(net)
+    n_act = max(int(a) for a in Action) + 1
+    n_reason = max(int(r) for r in DropReason) + 1
+
+    if workers is None:   # as many shards as the cluster has workers
+        workers = max(1, len(client.scheduler_info(n_workers=-1).get("workers", {}))) if scheduler or not own_client else 2
+    n_shards = workers
+    token = uuid.uuid4().hex[:12]
+    ctx = _Context(PortMap.for_network(net, cast(Any, port_by)) if ingress_port is None else None, ingress_port, is_eni,
+                   lo, hi, n_shards, n_act, n_reason, max_port, bool(stateful), capacity, batch_size)
+    report = progress if callable(progress) else (_Progress(total_frames) if progress else None)
+    pcapng = any(p is not None and p.endswith(".pcapng") for p in (out_s, drops_s))
+    scratch: _Scratch | None = None
+    partials: list[tuple[str, str]] = []
+    summary = ReplaySummary()
+    try:
+        by_flow = bool(stateful) or pcapng or shard_by == "flow"
+        if by_flow and (out_s is not None or drops_s is not None):
+            first_out = out_s if out_s is not None else drops_s
+            assert first_out is not None
+            folder = tempfile.mkdtemp(prefix=".fastvpc-shards-",
+                                      dir=scratch_dir or os.path.dirname(os.path.abspath(first_out)))
+            scratch = _Scratch(folder, total_frames, total_bytes, True, pcapng)
+        dp_f = client.scatter(dp, broadcast=True, hash=False)
+        ctx_f = client.scatter(ctx, broadcast=True, hash=False)
+        if by_flow:
+            results = _run_by_flow(distributed, client, in_path, chunks, dp_f, ctx_f, scratch, n_shards, token,
+                                   report, out_s, drops_s, pcapng, partials, names)
+        else:
+            results = _run_by_chunk(distributed, client, in_path, chunks, dp_f, ctx_f, token, report,
+                                    out_s, drops_s, partials)
+        by_port = sum((r.by_port for r in results), np.zeros((max_port + 2, n_act), np.int64))
+        reasons = sum((r.reasons for r in results), np.zeros(n_reason, np.int64))
+        summary.frames = total_frames
+    except BaseException as exc:
+        removed = []
+        for label, p in partials:
+            try:
+                os.unlink(p + ".partial")
+                removed.append(f"{label} {p!r}")
+            except OSError:
+                pass
+        if removed and isinstance(exc, Exception) and exc.args and isinstance(exc.args[0], str):
+            exc.args = (exc.args[0] + f" (nothing written: partial {', '.join(removed)} removed)", *exc.args[1:])
+        raise
+    finally:
+        if report is not None and not callable(progress):
+            print(file=sys.stderr)
+        if scratch is not None:
+            shutil.rmtree(scratch.folder, ignore_errors=True)
+        if own_client:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    for label, target in partials:
+        os.replace(target + ".partial", target)
+        summary.outputs[label] = target
+    summary.warnings.extend(scan_warnings)
+    summary.seconds = time.perf_counter() - t0
+
+    def port_name(p: int) -> str:
+        return names.get(p, "unmapped" if p < 0 else str(p))
+
+    summary.unmapped = int(by_port[0].sum())
+    for a in Action:
+        total_a = int(by_port[:, int(a)].sum())
+        if total_a:
+            summary.by_action[a.name] = total_a
+    for r in DropReason:
+        if r != DropReason.NONE and reasons[int(r)]:
+            summary.by_reason[r.name] = int(reasons[int(r)])
+    for row in np.flatnonzero(by_port[1:].any(axis=1)):
+        port = int(row)
+        summary.per_eni[port_name(port)] = Counter({Action(a).name: int(by_port[port + 1, a])
+                                                    for a in range(n_act) if by_port[port + 1, a]})
+    return summary
+
+
+def _new_partial(path: str, size: int) -> str:
+    """``path.partial``: a pcap header and room for ``size`` bytes of records (written by the tasks)."""
+    partial = path + ".partial"
+    with open(partial, "wb") as fh:
+        fh.write(struct.pack("<IHHiIII", _MAGIC_NSEC, 2, 4, 0, 0, _SNAPLEN, 1))
+        fh.truncate(24 + size)
+    return partial
+
+
+def _run_by_chunk(distributed: Any, client: Any, in_path: str, chunks: Sequence[_Chunk], dp_f: Any, ctx_f: Any,
+                  token: str, report: Any, out_s: str | None, drops_s: str | None,
+                  partials: list[tuple[str, str]]) -> list[_ShardResult]:
+    """No connection tracking: every chunk replayed whole by one task into its worker's memory; as soon
+    as every chunk before it has reported its size, a task on the same worker writes it at its offset
+    (the outputs are written once, by the workers, while later chunks are still being replayed)."""
+    chunk_f = [client.submit(_chunk_task, in_path, c, dp_f, ctx_f, out_s is not None, drops_s is not None,
+                             pure=False, key=f"fastvpc-chunk-{c.index}-{token}") for c in chunks]
+    count_f = [client.submit(_chunk_counts, f, pure=False, key=f"fastvpc-counts-{c.index}-{token}")
+               for c, f in zip(chunks, chunk_f)]
+    finals: dict[str, str] = {}
+    if out_s is not None or drops_s is not None:
+        # the outputs are made now, with their headers; the records are appended at known offsets
+        for label, target in (("output", out_s), ("drops", drops_s)):
+            if target is not None:
+                finals[label] = _new_partial(target, 0)
+                partials.append((label, target))
+    pos = {label: 24 for label in finals}
+    results: list[_ShardResult | None] = [None] * len(chunks)
+    write_f = []
+    ready = 0
+    done = frames = 0
+    for fut in distributed.as_completed(count_f, loop=client.loop):
+        r: _ShardResult = fut.result()
+        results[r.shard] = r
+        done += 1
+        frames += r.frames
+        if report is not None:
+            report("replay", done, len(chunks), frames)
+        while ready < len(chunks) and results[ready] is not None:
+            rr = results[ready]
+            assert rr is not None
+            at = {}
+            for label, size in (("output", int(rr.out_bytes[0])), ("drops", int(rr.drop_bytes[0]))):
+                if label in finals:
+                    at[label] = (finals[label], pos[label])
+                    pos[label] += size
+            if finals:
+                write_f.append(client.submit(_write_chunk, chunk_f[ready], at.get("output"), at.get("drops"),
+                                             pure=False, key=f"fastvpc-write-{ready}-{token}"))
+            ready += 1
+    if write_f:
+        _wait(distributed, write_f, "write", report, None)
+    return [r for r in results if r is not None]
+
+
+def _run_by_flow(distributed: Any, client: Any, in_path: str, chunks: Sequence[_Chunk], dp_f: Any, ctx_f: Any,
+                 scratch: _Scratch | None, n_shards: int, token: str, report: Any, out_s: str | None,
+                 drops_s: str | None, pcapng: bool, partials: list[tuple[str, str]],
+                 names: dict[int, str]) -> list[_ShardResult]:
+    """Connection tracking (or pcapng outputs): map, one task per flow shard, then the writes."""
+    if scratch is not None:
+        files = [("action.u8", 1, scratch.total_frames), ("frames.bin", 1, scratch.total_bytes)]
+        if pcapng:
+            files += [("reason.u8", 1, scratch.total_frames), ("egress.i32", 4, scratch.total_frames),
+                      ("port.i32", 4, scratch.total_frames)]
+        for name, size, n in files:   # sparse files, the size of what the shards write into them
+            with open(scratch.path(name), "wb") as fh:
+                fh.truncate(max(n, 1) * size)
+    map_f = [client.submit(_map_task, in_path, c, ctx_f, pure=False, key=f"fastvpc-map-{c.index}-{token}")
+             for c in chunks]
+    _wait(distributed, map_f, "map", report, chunks)
+    shard_f = [client.submit(_shard_task, in_path, chunks, map_f, k, dp_f, ctx_f, scratch, pure=False,
+                             key=f"fastvpc-shard-{k}-{token}") for k in range(n_shards)]
+    results: list[_ShardResult] = _wait(distributed, shard_f, "process", report, None)
+    if scratch is not None and not pcapng:
+        outs = {}
+        for label, p, per in (("output", out_s, "out"), ("drops", drops_s, "drop")):
+            if p is None:
+                continue
+            sizes = sum((getattr(r, f"{per}_bytes") for r in results), np.zeros(len(chunks), np.int64))
+            starts = 24 + np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+            outs[per] = (_new_partial(p, int(sizes.sum())), starts)
+            partials.append((label, p))
+        write_f = [client.submit(_write_task, in_path, c, scratch,
+                                 (outs["out"][0], int(outs["out"][1][c.index])) if "out" in outs else None,
+                                 (outs["drop"][0], int(outs["drop"][1][c.index])) if "drop" in outs else None,
+                                 shard_f, pure=False, key=f"fastvpc-write-{c.index}-{token}")
+                   for c in chunks]
+        _wait(distributed, write_f, "write", report, chunks)
+    elif scratch is not None:
+        partials.extend(_write_pcapng_here(in_path, chunks, scratch, out_s, drops_s, names))
+    return results
+
+
+def _serial_stateful() -> bool:
+    """Whether the serial replay tracks connections by default (the sharded one must do the same to give
+    the same verdicts): its ``stateful`` keyword's default, False while it has none."""
+    import inspect
+
+    from fastvpc.drivers.replay import replay
+
+    p = inspect.signature(replay).parameters.get("stateful")
+    return bool(p.default) if p is not None and p.default is not inspect.Parameter.empty else False
+
+
+def _wait(distributed: Any, futures: list[Any], stage: str, report: Any, chunks: Sequence[_Chunk] | None) -> list[Any]:
+    """Every future's result, in order; progress as they complete."""
+    done = frames = 0
+    for fut in distributed.as_completed(futures, loop=futures[0].client.loop if futures else None):
+        done += 1
+        if report is not None:
+            key = fut.key
+            if chunks is not None:
+                frames += chunks[int(str(key).split("-")[2])].frames
+            else:
+                frames += int(getattr(fut.result(), "frames", 0))
+            report(stage, done, len(futures), frames)
+    return [f.result() for f in futures]
+
+
+def _write_pcapng_here(in_path: str, chunks: Sequence[_Chunk], scratch: _Scratch, out_s: str | None,
+                       drops_s: str | None, names: dict[int, str]) -> list[tuple[str, str]]:
+    """pcapng outputs, written here chunk by chunk (interfaces are declared as they first appear)."""
+    from fastvpc.drivers.pcapout import PcapOut, open_capture
+    from fastvpc.drivers.replay import _verdict_text
+    from fastvpc.verdicts import Action
+
+    def port_name(p: int) -> str:
+        return names.get(p, "unmapped" if p < 0 else str(p))
+
+    made: list[tuple[str, Any]] = []
+    try:
+        outs = open_capture(out_s, port_name, _verdict_text) if out_s is not None else None
+        if outs is not None:
+            made.append(("output", outs))
+        drops = open_capture(drops_s, port_name, _verdict_text) if drops_s is not None else None
+        if drops is not None:
+            made.append(("drops", drops))
+        n = scratch.total_frames
+        action_all = scratch.open("action.u8", np.uint8, n)
+        reason_all = scratch.open("reason.u8", np.uint8, n)
+        egress_all = scratch.open("egress.i32", np.int32, n)
+        port_all = scratch.open("port.i32", np.int32, n)
+        frames_all = scratch.open("frames.bin", np.uint8, scratch.total_bytes) if scratch.frames else None
+        for chunk in chunks:
+            s = slice(chunk.first, chunk.first + chunk.frames)
+            whole = read_chunk(in_path, chunk)
+            action = np.asarray(action_all[s])
+            code = action.astype(np.int64) * 256 + np.asarray(reason_all[s])
+            if outs is not None:
+                assert frames_all is not None
+                data = np.array(frames_all[chunk.data_base:chunk.data_base + chunk.nbytes])
+                batch = FrameBatch(data, whole.offsets, np.array(port_all[s]), whole.timestamp)
+                if isinstance(outs, PcapOut):
+                    outs.write_by_action(batch, action, False)
+                else:
+                    keep = action != Action.DROP
+                    outs.write(batch, keep, int(np.count_nonzero(keep)), np.asarray(egress_all[s]), code)
+            if drops is not None:
+                assert frames_all is not None
+                ports = np.asarray(port_all[s])
+                data = np.array(frames_all[chunk.data_base:chunk.data_base + chunk.nbytes])
+                batch = FrameBatch(data, whole.offsets, ports, whole.timestamp)
+                if isinstance(drops, PcapOut):
+                    drops.write_by_action(batch, action, True)
+                else:
+                    gone = action == Action.DROP
+                    drops.write(batch, gone, int(np.count_nonzero(gone)), ports, code)
+    except BaseException:
+        for _, w in made:
+            w.discard()
+        raise
+    for _, w in made:
+        w._f.close()       # renamed with the others by the caller (it owns the commit)
+        w._done = True
+    return [(label, w.path) for label, w in made]

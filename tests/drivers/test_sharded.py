@@ -1,0 +1,297 @@
+"""fastvpc.drivers.sharded: replay on a Dask cluster gives the serial replay's outputs and counts, byte
+for byte; survives a worker killed mid-run; says clearly what is wrong with a missing Dask, an
+unreachable scheduler or a bad capture; shards both directions of a flow together."""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import signal
+import struct
+import sys
+
+import numpy as np
+import pytest
+
+distributed = pytest.importorskip("distributed", reason="the test extra installs dask[distributed]")
+
+from fastvpc import packets as pk  # noqa: E402
+from fastvpc.batch import FrameBatch  # noqa: E402
+from fastvpc.cli import main  # noqa: E402
+from fastvpc.drivers import sharded as sh  # noqa: E402
+from fastvpc.drivers.replay import replay  # noqa: E402
+from fastvpc.errors import PcapError  # noqa: E402
+from fastvpc.examples import seed_vpc  # noqa: E402
+from fastvpc.pcap import write_pcap  # noqa: E402
+
+
+def _frames(n: int, seed: int = 3) -> list[bytes]:
+    """Every kind of frame a replay meets: inside the VPC, out of the gateways, router pings, ARP,
+    broadcasts, frames from MACs no ENI has, IPv6, IPv4 with options, fragments, runts."""
+    net = seed_vpc()
+    f = net.find
+    enis = [f(x) for x in ("web1", "web2", "app1", "app2", "db1", "db2")]
+    rng = np.random.default_rng(seed)
+    out = []
+    dsts = [e.ip for e in enis] + ["8.8.8.8", "192.168.1.1", "10.0.1.255", "10.0.9.9", "10.0.1.1", "10.0.2.1"]
+    for _ in range(n):
+        s = enis[int(rng.integers(len(enis)))]
+        d = dsts[int(rng.integers(len(dsts)))]
+        gw = s.subnet.gateway_mac
+        k = int(rng.integers(12))
+        sport = int(rng.integers(1024, 65535))
+        if k < 3:
+            fr = pk.ethernet(gw, s.mac, pk.ETH_IPV4, pk.udp(s.ip, d, sport, 53))
+        elif k < 5:
+            fr = pk.ethernet(gw, s.mac, pk.ETH_IPV4, pk.tcp(s.ip, d, sport, 443))
+        elif k == 5:
+            fr = pk.ethernet(gw, s.mac, pk.ETH_IPV4, pk.icmp_echo(s.ip, d, ident=sport))
+        elif k == 6:
+            fr = pk.arp_request(s.mac, s.ip, d)
+        elif k == 7:
+            fr = pk.ethernet(gw, "02:99:00:00:00:01", pk.ETH_IPV4, pk.udp("10.0.1.99", d, 1, 2))
+        elif k == 8:
+            fr = pk.ethernet(gw, s.mac, pk.ETH_IPV6, pk.ipv6_udp("fd00::1", "fd00::2"))
+        elif k == 9:
+            fr = pk.ethernet(gw, s.mac, pk.ETH_IPV4, pk.ipv4(s.ip, d, 17, struct.pack("!HHHH", sport, 53, 8, 0),
+                                                            options=b"\x01\x01\x01\x00"))
+        elif k == 10:
+            fr = pk.ethernet(gw, s.mac, pk.ETH_IPV4, pk.ipv4(s.ip, d, 6, b"\0" * 24, flags_frag=0x2000 | 3))
+        else:
+            fr = pk.ethernet(gw, s.mac, pk.ETH_IPV4, pk.udp(s.ip, d, sport, 53))[: int(rng.integers(10, 40))]
+        out.append(fr)
+    return out
+
+
+def _write(path, frames, nanosecond=True):
+    ts = 1_700_000_000 * 10**9 + np.arange(len(frames), dtype=np.int64) * 1000
+    write_pcap(str(path), FrameBatch.from_frames(frames, port=-1, timestamp=ts), nanosecond=nanosecond)
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sharded")
+    path = d / "in.pcap"
+    _write(path, _frames(6000))
+    return path
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
+    c = distributed.Client(cluster, set_as_default=False)
+    yield c
+    c.close()
+    cluster.close()
+
+
+def _serial(tmp_path, capture, suffix=".pcap", **kw):
+    net = seed_vpc()
+    s = replay(net, capture, tmp_path / f"serial{suffix}", drops_path=tmp_path / f"serial-drops{suffix}", **kw)
+    return s
+
+
+def _same_summary(a, b):
+    da, db = a.to_dict(), b.to_dict()
+    for k in ("seconds", "outputs"):
+        da.pop(k)
+        db.pop(k)
+    assert da == db
+
+
+@pytest.mark.parametrize("shard_by", ["auto", "flow"])
+def test_sharded_pcap_is_the_serial_replay_byte_for_byte(tmp_path, capture, client, shard_by):
+    serial = _serial(tmp_path, capture)
+    got = sh.replay_sharded(seed_vpc(), capture, tmp_path / "out.pcap", drops_path=tmp_path / "drops.pcap",
+                            workers=2, client=client, chunk_frames=700, batch_size=256, shard_by=shard_by)
+    assert filecmp.cmp(tmp_path / "serial.pcap", tmp_path / "out.pcap", shallow=False)
+    assert filecmp.cmp(tmp_path / "serial-drops.pcap", tmp_path / "drops.pcap", shallow=False)
+    _same_summary(serial, got)
+    assert got.frames == 6000 and got.outputs == {"output": str(tmp_path / "out.pcap"),
+                                                  "drops": str(tmp_path / "drops.pcap")}
+    # nothing left behind: no partial files, no scratch folder
+    assert sorted(os.listdir(tmp_path)) == ["drops.pcap", "out.pcap", "serial-drops.pcap", "serial.pcap"]
+
+
+def test_sharded_pcapng_and_three_shards(tmp_path, capture, client):
+    serial = _serial(tmp_path, capture, ".pcapng")
+    got = sh.replay_sharded(seed_vpc(), capture, tmp_path / "out.pcapng", drops_path=tmp_path / "drops.pcapng",
+                            workers=3, client=client, chunk_frames=1000)
+    assert filecmp.cmp(tmp_path / "serial.pcapng", tmp_path / "out.pcapng", shallow=False)
+    assert filecmp.cmp(tmp_path / "serial-drops.pcapng", tmp_path / "drops.pcapng", shallow=False)
+    _same_summary(serial, got)
+
+
+def test_sharded_counts_only_and_by_source_ip_and_ingress(tmp_path, capture, client):
+    net = seed_vpc()
+    for kw in ({"port_by": "src-ip"}, {"ingress": "web2"}):
+        serial = replay(net, capture, **kw)
+        got = sh.replay_sharded(net, capture, workers=2, client=client, chunk_frames=900, **kw)
+        _same_summary(serial, got)
+
+
+def test_a_dataplane_is_taken_as_it_is(tmp_path, capture, client):
+    net = seed_vpc()
+    serial = replay(net, capture, tmp_path / "a.pcap", arp_mode="single_mac")
+    got = sh.replay_sharded(net.compile(arp_mode="single_mac"), capture, tmp_path / "b.pcap", workers=2,
+                            client=client, chunk_frames=2000)
+    assert filecmp.cmp(tmp_path / "a.pcap", tmp_path / "b.pcap", shallow=False)
+    _same_summary(serial, got)
+
+
+def test_damage_stop_matches_serial_and_raise_writes_nothing(tmp_path, capture, client):
+    data = capture.read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(data[: len(data) - 30])          # the last record is truncated
+    serial = replay(seed_vpc(), cut, tmp_path / "s.pcap", on_error="stop")
+    got = sh.replay_sharded(seed_vpc(), cut, tmp_path / "o.pcap", workers=2, client=client, chunk_frames=800,
+                            on_error="stop")
+    assert filecmp.cmp(tmp_path / "s.pcap", tmp_path / "o.pcap", shallow=False)
+    assert got.warnings == serial.warnings and got.warnings
+    _same_summary(serial, got)
+
+    class NoCluster:   # a bad capture fails before any task reaches the cluster
+        def __getattr__(self, name):
+            raise AssertionError(f"the cluster was used ({name}) for a damaged capture")
+
+    with pytest.raises(PcapError, match="truncated record at byte offset"):
+        sh.replay_sharded(seed_vpc(), cut, tmp_path / "x.pcap", workers=2, client=NoCluster(), chunk_frames=800)
+    assert not (tmp_path / "x.pcap").exists() and not (tmp_path / "x.pcap.partial").exists()
+
+
+def test_not_a_capture_fails_before_any_worker_starts(tmp_path, monkeypatch):
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(b"\x00" * 100)
+    started = []
+    monkeypatch.setattr(sh, "_client", lambda *a, **k: started.append(a) or (_ for _ in ()).throw(AssertionError))
+    with pytest.raises(PcapError, match="bad magic"):
+        sh.replay_sharded(seed_vpc(), bad, tmp_path / "o.pcap", workers=2)
+    assert started == []
+    assert os.listdir(tmp_path) == ["bad.pcap"]
+
+
+def test_a_killed_worker_is_retried_and_the_output_is_complete(tmp_path, capture):
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
+    client = distributed.Client(cluster, set_as_default=False)
+    try:
+        pids = client.run(os.getpid)
+        killed = []
+
+        def progress(stage, done, total, frames):
+            if not killed:   # the first task is done: the others are queued or running; kill one worker
+                victim = sorted(pids.values())[0]
+                os.kill(victim, signal.SIGKILL)
+                killed.append(victim)
+
+        _serial(tmp_path, capture)
+        for shard_by in ("auto", "flow"):
+            killed.clear()
+            pids = client.run(os.getpid)
+            got = sh.replay_sharded(seed_vpc(), capture, tmp_path / "out.pcap", drops_path=tmp_path / "drops.pcap",
+                                    workers=2, client=client, chunk_frames=300, batch_size=100, progress=progress,
+                                    shard_by=shard_by)
+            assert killed, "no worker was killed"
+            assert got.frames == 6000
+            assert filecmp.cmp(tmp_path / "serial.pcap", tmp_path / "out.pcap", shallow=False)
+            assert filecmp.cmp(tmp_path / "serial-drops.pcap", tmp_path / "drops.pcap", shallow=False)
+            client.wait_for_workers(2, timeout=60)
+    finally:
+        client.close()
+        cluster.close()
+
+
+def test_unreachable_scheduler_is_one_clear_error(tmp_path, capture):
+    with pytest.raises(sh.SchedulerUnreachableError, match=r"tcp://127\.0\.0\.1:9") as e:
+        sh.replay_sharded(seed_vpc(), capture, tmp_path / "o.pcap", scheduler="tcp://127.0.0.1:9",
+                          connect_timeout=0.5)
+    assert e.value.address == "tcp://127.0.0.1:9"
+    assert not (tmp_path / "o.pcap").exists()
+
+
+def test_missing_dask_names_the_extra(tmp_path, capture, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)   # import distributed -> ImportError
+    with pytest.raises(sh.DaskMissingError, match=r"pip install 'fastvpc\[dask\]'"):
+        sh.replay_sharded(seed_vpc(), capture, tmp_path / "o.pcap", workers=2)
+
+
+def test_bad_arguments_are_refused(tmp_path, capture):
+    for kw, match in (({"workers": 0}, "workers"), ({"chunk_frames": 0}, "chunk_frames"),
+                      ({"shard_by": "eni"}, "shard_by"), ({"on_error": "skip"}, "on_error"),
+                      ({"batch_size": -1}, "batch_size")):
+        with pytest.raises(Exception, match=match):
+            sh.replay_sharded(seed_vpc(), capture, tmp_path / "o.pcap", **kw)
+    with pytest.raises(Exception, match="is the input capture"):
+        sh.replay_sharded(seed_vpc(), capture, capture, workers=2)
+
+
+# --------------------------------------------------------------------------- the shard key
+
+def _ctx(net, n_shards=64):
+    from fastvpc.dataplane.ports import PortMap
+
+    lo, hi = sh._inside_intervals(net)
+    names = {t.port: t.name for t in net.targets}
+    is_eni = np.zeros(max(names) + 2, np.bool_)
+    for e in net.enis:
+        is_eni[e.port + 1] = True
+    return sh._Context(PortMap.for_network(net), None, is_eni, lo, hi, n_shards, 4, 28, max(names), False, 1)
+
+
+def _shards(net, frames_ports):
+    ctx = _ctx(net)
+    b = FrameBatch.from_frames([f for f, _ in frames_ports], port=[p for _, p in frames_ports])
+    return sh.shard_of_frames(b, b.port.copy(), ctx).tolist()
+
+
+def test_both_directions_of_a_flow_get_one_shard():
+    net = seed_vpc()
+    f = net.find
+    w1, a1, web, app, igw = f("web1"), f("app1"), f("web"), f("app"), f("igw")
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        sp, dp_ = (int(x) for x in rng.integers(1, 65535, 2))
+        there = pk.ethernet(web.gateway_mac, w1.mac, pk.ETH_IPV4, pk.tcp(w1.ip, a1.ip, sp, dp_))
+        back = pk.ethernet(app.gateway_mac, a1.mac, pk.ETH_IPV4, pk.tcp(a1.ip, w1.ip, dp_, sp, flags=0x12))
+        u1 = pk.ethernet(web.gateway_mac, w1.mac, pk.ETH_IPV4, pk.udp(w1.ip, a1.ip, sp, dp_))
+        u2 = pk.ethernet(app.gateway_mac, a1.mac, pk.ETH_IPV4, pk.udp(a1.ip, w1.ip, dp_, sp))
+        i1 = pk.ethernet(web.gateway_mac, w1.mac, pk.ETH_IPV4, pk.icmp_echo(w1.ip, a1.ip, ident=sp))
+        i2 = pk.ethernet(app.gateway_mac, a1.mac, pk.ETH_IPV4, pk.icmp_echo(a1.ip, w1.ip, ident=sp, request=False))
+        # out through a translation (IGW 1:1 or a NAT gateway): the inside address and port change,
+        # the outside ones do not; the reply enters on the gateway's port
+        out = pk.ethernet(web.gateway_mac, w1.mac, pk.ETH_IPV4, pk.tcp(w1.ip, "198.51.100.9", sp, 443))
+        reply = pk.ethernet("02:00:00:00:00:99", "02:00:5e:00:00:01", pk.ETH_IPV4,
+                            pk.tcp("198.51.100.9", "203.0.113.10", 443, (sp * 7) % 65535 + 1, flags=0x12))
+        s = _shards(net, [(there, w1.port), (back, a1.port), (u1, w1.port), (u2, a1.port), (i1, w1.port),
+                          (i2, a1.port), (out, w1.port), (reply, igw.port)])
+        assert s[0] == s[1] and s[2] == s[3] and s[4] == s[5] and s[6] == s[7], s
+
+
+def test_flows_spread_over_the_shards():
+    net = seed_vpc()
+    f = net.find
+    w1, a1, web = f("web1"), f("app1"), f("web")
+    frames = [(pk.ethernet(web.gateway_mac, w1.mac, pk.ETH_IPV4, pk.udp(w1.ip, a1.ip, 1024 + i, 53)), w1.port)
+              for i in range(4000)]
+    counts = np.bincount(_shards(net, frames), minlength=64)
+    assert counts.min() > 0.5 * 4000 / 64 and counts.max() < 1.5 * 4000 / 64, counts
+
+
+# --------------------------------------------------------------------------- the command line
+
+def test_cli_workers_gives_the_serial_output(tmp_path, capture, capsys):
+    assert main(["replay", "seed", str(capture), "-o", str(tmp_path / "serial.pcap"), "--no-progress"]) == 0
+    serial_text = capsys.readouterr().out
+    assert main(["replay", "seed", str(capture), "-o", str(tmp_path / "w.pcap"), "--workers", "2",
+                 "--no-progress", "--json", str(tmp_path / "w.json")]) == 0
+    text = capsys.readouterr().out
+    assert filecmp.cmp(tmp_path / "serial.pcap", tmp_path / "w.pcap", shallow=False)
+    # the same counts (the first line has the time, the last the output's name)
+    assert serial_text.splitlines()[1:-1] == text.splitlines()[1:-1]
+    assert text.splitlines()[-1].endswith("w.pcap")
+
+
+def test_cli_unreachable_scheduler_is_one_line(tmp_path, capture, capsys):
+    assert main(["replay", "seed", str(capture), "-o", str(tmp_path / "w.pcap"), "--scheduler",
+                 "tcp://127.0.0.1:9"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "tcp://127.0.0.1:9" in err[0] and "Dask scheduler" in err[0]
