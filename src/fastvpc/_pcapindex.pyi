@@ -63,3 +63,13 @@ def pack_pcap(
     nanosecond: bool,
     snaplen: int,
 ) -> int: ...
+def compact_pcap(
+    buf: npt.NDArray[np.uint8],
+    end: int,
+    offsets: npt.NDArray[np.int64],
+    out_ts: npt.NDArray[np.int64],
+    state: npt.NDArray[np.int64],
+    big_endian: bool,
+    nanosecond: bool,
+    snaplen: int,
+) -> int: ...

@@ -1,17 +1,20 @@
 """Compiled record indexers for classic pcap and pcapng, and the classic pcap packer.
 
-The indexers walk a file's bytes (usually an mmap) without the GIL and write, for each
+The indexers walk a file's bytes (a window read with pread) without the GIL and write, for each
 packet record, where its frame starts in the file, its captured length and its
 timestamp in nanoseconds into caller-provided arrays.  They stop at the first problem
 and report it through ``state`` (an error code, the byte offset of the bad record or
 block, and the bad value); they stop, without error, when the output arrays are full,
 so a caller can stream a file in chunks by calling again from ``state[S_POS]``.
+``compact_pcap`` does the classic pcap indexing and, in the same pass, moves each frame down
+over the record headers before it, so a window read from the file becomes a FrameBatch in
+place (``iter_pcap(reuse=True)``, the replay reader).
 
 Every read is bounds-checked against the buffer length before it happens: random or
 truncated input yields an error code, never a read past the end.
 """
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memmove
 
 # ---- state slots (int64 array of at least N_STATE entries) ---------------------------
 S_POS = 0        # IN/OUT: byte offset where indexing (re)starts / stopped
@@ -98,6 +101,15 @@ cdef uint64_t NS = 1000000000
 cdef int64_t U32MAX = 4294967295
 
 
+cdef extern from *:
+    uint32_t __builtin_bswap32(uint32_t x) nogil
+
+
+cdef inline bint _little_host() noexcept nogil:
+    cdef uint32_t one = 1
+    return (<uint8_t*>&one)[0] == 1      # a constant the compiler folds
+
+
 cdef inline uint16_t rd16(const uint8_t* p, bint be) noexcept nogil:
     if be:
         return <uint16_t>((<uint16_t>p[0] << 8) | p[1])
@@ -105,9 +117,12 @@ cdef inline uint16_t rd16(const uint8_t* p, bint be) noexcept nogil:
 
 
 cdef inline uint32_t rd32(const uint8_t* p, bint be) noexcept nogil:
-    if be:
-        return ((<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | <uint32_t>p[3])
-    return ((<uint32_t>p[3] << 24) | (<uint32_t>p[2] << 16) | (<uint32_t>p[1] << 8) | <uint32_t>p[0])
+    # one unaligned load and, when the file's byte order is not the host's, one byte swap
+    cdef uint32_t v
+    memcpy(&v, p, 4)
+    if (be != 0) == _little_host():
+        v = __builtin_bswap32(v)
+    return v
 
 
 cdef inline void wr32(uint8_t* p, uint32_t v, bint be) noexcept nogil:
@@ -459,3 +474,98 @@ def pack_pcap(const uint8_t[::1] data,       # IN: frame bytes
     with nogil:
         r = _pack_pcap(data, offsets, ts, out, big_endian, nanosecond, snaplen)
     return r
+
+
+# =========================================================================== index + compact
+
+cdef inline void _copy_down(uint8_t* dst, const uint8_t* src, int64_t n) noexcept nogil:
+    """Copy ``n`` bytes to ``dst <= src`` (the ranges may overlap): 32-byte then 8-byte pieces front
+    to back, each read whole before it is written, so a frame moving down over its own old bytes
+    stays whole (a piece written ends at or before the first byte not yet read); frames of more
+    than 512 bytes go through ``memmove``."""
+    cdef int64_t j = 0
+    cdef uint8_t w[32]
+    if n > 512:
+        memmove(dst, src, <size_t>n)
+        return
+    while j + 32 <= n:
+        memcpy(w, src + j, 32)
+        memcpy(dst + j, w, 32)
+        j += 32
+    while j + 8 <= n:
+        memcpy(w, src + j, 8)
+        memcpy(dst + j, w, 8)
+        j += 8
+    while j < n:
+        dst[j] = src[j]
+        j += 1
+
+
+cdef Py_ssize_t _compact_pcap(uint8_t[::1] buf, int64_t end, int64_t[::1] offsets, int64_t[::1] out_ts,
+                              int64_t[::1] state, bint be, bint nanosecond, int64_t snaplen) noexcept nogil:
+    cdef int64_t pos = state[_S_POS]
+    cdef int64_t dst = offsets[0]
+    cdef Py_ssize_t n = 0, cap = out_ts.shape[0]
+    cdef uint8_t* base = &buf[0]
+    cdef const uint8_t* p
+    cdef uint64_t sec, frac, mul = 1 if nanosecond else 1000
+    cdef int64_t caplen
+    if offsets.shape[0] - 1 < cap:
+        cap = offsets.shape[0] - 1
+    state[_S_ERR] = E_NONE
+    if end > buf.shape[0] or pos < 0 or pos > end or dst < 0 or dst > pos:
+        set_err(state, E_TRUNC_HEADER, pos, end)
+        return 0
+    while n < cap and pos < end:
+        if end - pos < 16:
+            set_err(state, E_TRUNC_HEADER, pos, end - pos)
+            break
+        p = base + pos
+        caplen = rd32(p + 8, be)
+        if caplen == 0:
+            set_err(state, E_ZERO_LEN, pos, 0)
+            break
+        if snaplen > 0 and caplen > snaplen:
+            set_err(state, E_CAPLEN_SNAPLEN, pos, caplen)
+            break
+        if caplen > end - pos - 16:
+            set_err(state, E_TRUNC_DATA, pos, caplen)
+            break
+        sec = rd32(p, be)
+        frac = rd32(p + 4, be)
+        out_ts[n] = <int64_t>(sec * NS + frac * mul)
+        _copy_down(base + dst, p + 16, caplen)   # dst <= pos: every record so far lost its 16-byte header
+        dst += caplen
+        n += 1
+        offsets[n] = dst
+        pos += 16 + caplen
+    state[_S_POS] = pos
+    return n
+
+
+def compact_pcap(uint8_t[::1] buf,           # IN/OUT: classic pcap records in; their frames moved down to offsets[0]
+                 int64_t end,                # IN: bytes of buf that hold file data
+                 int64_t[::1] offsets,       # IN/OUT: offsets[0] in (where the first frame goes, <= state[S_POS]);
+                                             #         OUT: offsets[1..n], Arrow-style ends of the frames
+                 int64_t[::1] out_ts,        # OUT: timestamp of frame i, ns since the epoch
+                 int64_t[::1] state,         # IN/OUT: S_POS in (first record), S_* out (as index_pcap)
+                 bint big_endian,            # IN: the file's byte order
+                 bint nanosecond,            # IN: the file's timestamps are ns (else us)
+                 int64_t snaplen,            # IN: the header's snaplen (<= 0: no limit)
+                 ) -> int:
+    """Index classic pcap records of ``buf[state[S_POS]:end]`` and move their frames, in the same pass,
+    down into one contiguous run from ``offsets[0]``: afterwards ``buf[offsets[i]:offsets[i+1]]`` is
+    frame i (a FrameBatch over ``buf`` without a second buffer).  Stops like :func:`index_pcap` (the
+    end of ``buf[:end]``, an error, or ``min(len(out_ts), len(offsets) - 1)`` frames), with the same
+    ``state`` codes; the bytes from ``state[S_POS]`` on are left untouched.  Returns the frames."""
+    cdef Py_ssize_t n
+    if state.shape[0] < _N_STATE:
+        raise ValueError(f"state needs {_N_STATE} entries, got {state.shape[0]}")
+    if offsets.shape[0] < 1:
+        raise ValueError("offsets needs at least 1 entry (offsets[0]: where the first frame goes)")
+    if buf.shape[0] == 0:
+        state[_S_ERR] = E_NONE
+        return 0
+    with nogil:
+        n = _compact_pcap(buf, end, offsets, out_ts, state, big_endian, nanosecond, snaplen)
+    return n

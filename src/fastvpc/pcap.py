@@ -127,7 +127,7 @@ class _Source:
     object is read whole into one window.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | BinaryIO) -> None:
+    def __init__(self, path: str | os.PathLike[str] | BinaryIO, window: int | None = None) -> None:
         self._fd: int | None = None
         self.base = 0
         #: when set (read_pcap), windows are read straight into this buffer at ``sink.used``, where the
@@ -149,7 +149,7 @@ class _Source:
                     self.size = int(self.buf.size)
                     return
                 self.size = st.st_size
-                self._win = np.empty(max(1, min(_WINDOW, self.size)), np.uint8)
+                self._win = np.empty(max(1, min(window or _WINDOW, self.size)), np.uint8)
                 self.buf = self._win[:0]
                 self.fill(0, 64)  # the file header is read from the first window
             except BaseException:
@@ -166,6 +166,11 @@ class _Source:
                                 f"read() gave {type(raw).__name__}, not bytes", path=self.name)
             self.buf = np.frombuffer(raw, dtype=np.uint8)
             self.size = int(self.buf.size)
+
+    @property
+    def named(self) -> bool:
+        """Whether this is a named regular file (read window by window with pread)."""
+        return self._fd is not None
 
     @property
     def end(self) -> int:
@@ -189,8 +194,17 @@ class _Source:
             if want > self._win.size:
                 self._win = np.empty(want, np.uint8)
             win = self._win
+        self.read_exact(win[:want], pos)
+        self.base = pos
+        self.buf = win[:want]
+
+    def read_exact(self, into: npt.NDArray[np.uint8], pos: int) -> None:
+        """Fill ``into`` with the file's bytes from offset ``pos`` (a named file only).  Refuses with
+        PcapError when the file has shrunk since it was opened."""
+        assert self._fd is not None
+        want = int(into.size)
         got = 0
-        view = memoryview(win)  # type: ignore[arg-type]
+        view = memoryview(into)  # type: ignore[arg-type]
         while got < want:
             n = _pread_into(self._fd, view[got:want], pos + got)
             if n <= 0:
@@ -199,8 +213,6 @@ class _Source:
                                 f"being read (truncated at byte offset {pos + got} by another program?)",
                                 offset=pos + got, path=self.name)
             got += n
-        self.base = pos
-        self.buf = win[:want]
 
     def close(self) -> None:
         self.buf = np.zeros(0, np.uint8)
@@ -512,19 +524,32 @@ def read_pcap(path: str | os.PathLike[str] | BinaryIO, *, on_error: OnError = "r
 
 def iter_pcap(path: str | os.PathLike[str] | BinaryIO, batch_size: int = 65536, *,
               on_error: OnError = "raise", port: int = -1,
-              skip_other_linktypes: bool = False) -> Iterator[FrameBatch]:
+              skip_other_linktypes: bool = False, reuse: bool = False) -> Iterator[FrameBatch]:
     """Stream a pcap/pcapng file as FrameBatches of at most ``batch_size`` frames.
 
     The file is read window by window (8 MiB), not into memory; each chunk's frames are copied
     into the chunk's own buffer.  With ``on_error="raise"`` the chunks before the damage are
     yielded before :class:`PcapError` is raised.
+
+    ``reuse=True`` (for a loop that is done with each batch before it asks for the next, as
+    replay is): the batches are views of buffers reused from one batch to the next, so a batch
+    is valid only until the next one is asked for (copy it to keep it).  A classic pcap named
+    by its path is then read through one 1 MiB window: one compiled pass indexes its records
+    and moves their frames down over their headers, and the batch is that window; nothing is
+    allocated per batch, and a batch may hold fewer than ``batch_size`` frames (a window's
+    worth).  Other inputs (pcapng, file objects, pipes) are read as without ``reuse``.
     """
     _check_on_error(on_error)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    src = _Source(path)
+    src = _Source(path, window=_HEAD_WINDOW if reuse else None)
     try:
         ix = _Index(src, skip_other_linktypes)
+        if reuse and ix.kind == "pcap" and src.named and not ix.done:
+            yield from _iter_reused(src, ix, batch_size, port, on_error)
+            return
+        if reuse and src.named and src._win.size < min(_WINDOW, src.size):   # read as without reuse
+            src._win = np.empty(min(_WINDOW, src.size), np.uint8)
         total = 0
         while not ix.done:
             out = _Gather(records=batch_size, limit=ix.size - ix.position)
@@ -537,6 +562,74 @@ def iter_pcap(path: str | os.PathLike[str] | BinaryIO, batch_size: int = 65536, 
         _finish(ix, on_error, total)
     finally:
         src.close()
+
+
+#: ``iter_pcap(reuse=True)``: the first read only needs the file header (then the loop's own window)
+_HEAD_WINDOW = 4096
+#: ``iter_pcap(reuse=True)``: bytes of a classic pcap read and compacted at a time (kept in the CPU's
+#: caches while the batch over it is processed and written); grown for frames that need more
+_REUSE_WINDOW = 1 << 20
+#: ... up to this, when the frames are large (so that a window still holds thousands of them)
+_REUSE_WINDOW_MAX = 16 << 20
+
+
+def _iter_reused(src: _Source, ix: _Index, batch_size: int, port: int, on_error: str) -> Iterator[FrameBatch]:
+    """``iter_pcap(reuse=True)`` of a named classic pcap: batches over one reused window.
+
+    The window holds file bytes ``[base, base + want)``; each :func:`_pcapindex.compact_pcap` call
+    takes the records from ``pos`` on and moves their frames down to the window's start (frame bytes
+    are always fewer than their records, so a later record is never overwritten before it is read),
+    and the batch is ``window[:offsets[n]]``.  The next call starts at the first record not taken;
+    when the window is used up (or ends inside a record) the next window is read from that record.
+    Errors and truncations are reported exactly as by the windowed indexer (``_Index``)."""
+    st = ix.state
+    size = ix.size
+    base = ix.position
+    buf = np.empty(max(64, min(_REUSE_WINDOW, size - base)), np.uint8)
+    cap = max(1, min(batch_size, _REUSE_WINDOW // 17 + 1))
+    offsets = np.zeros(cap + 1, np.int64)
+    ts = np.empty(cap, np.int64)
+    ports = np.empty(cap, np.int32)
+    total = 0
+    want = min(buf.size, size - base)
+    src.read_exact(buf[:want], base)
+    pos = 0
+    while True:
+        st[_k.S_POS] = pos
+        offsets[0] = 0
+        n = int(_k.compact_pcap(buf, want, offsets[:cap + 1], ts[:cap], st, ix.big_endian, ix.nanosecond,
+                                ix.snaplen))
+        err = int(st[_k.S_ERR])
+        pos = int(st[_k.S_POS])
+        if n:
+            ports[:n] = port
+            yield FrameBatch(buf, offsets[:n + 1], ports[:n], ts[:n])
+            total += n
+        if err == _k.ERR_NONE and pos < want:
+            continue   # the batch is full: the window holds more records
+        end_of_file = base + want >= size
+        if err == _k.ERR_NONE and end_of_file:
+            break
+        if err in (_k.ERR_NONE, _k.ERR_TRUNC_HEADER, _k.ERR_TRUNC_DATA) and not end_of_file:
+            # the window ended, not the file: read the next one from the first record not taken
+            need = 16 + (int(st[_k.S_ERRVAL]) if err == _k.ERR_TRUNC_DATA else 0)
+            grow = need if need > buf.size else 0
+            if n and pos and buf.size < _REUSE_WINDOW_MAX and pos // n * 8192 > buf.size:
+                grow = min(_REUSE_WINDOW_MAX, pos // n * 8192)   # large frames: a window of ~8k of them
+            base += pos
+            if grow > buf.size:
+                buf = np.empty(min(grow, max(size - base, need)), np.uint8)
+                cap = max(1, min(batch_size, buf.size // 17 + 1))
+                if cap + 1 > offsets.size:
+                    offsets, ts, ports = np.zeros(cap + 1, np.int64), np.empty(cap, np.int64), np.empty(cap, np.int32)
+            want = min(buf.size, size - base)
+            src.read_exact(buf[:want], base)
+            pos = 0
+            continue
+        ix._kernel_error(err, base + int(st[_k.S_ERRPOS]), int(st[_k.S_ERRVAL]))
+        break
+    ix.done = True
+    _finish(ix, on_error, total)
 
 
 # --------------------------------------------------------------------------- writing

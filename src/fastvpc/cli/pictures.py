@@ -285,3 +285,122 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {out}", file=sys.stderr)
     return 0
 
+
+
+# --------------------------------------------------------------------------- trace pictures
+
+#: ``fastvpc trace --format``: text (default), json, and the path drawn as mermaid, dot or svg
+TRACE_FORMATS = ("text", "json", "mermaid", "dot", "svg")
+
+#: the stage kinds of a hop that decides a verdict without a route (see :func:`deciding_hop`)
+_LOCAL_DECIDERS = {"REPLY": ("arp", "router"), "DELIVER": ("subnet",)}
+
+
+def deciding_hop(t: Any) -> int:
+    """Index in ``t.hops`` of the hop that decided the trace's verdict (-1 when none did).
+
+    * dropped: the hop recorded just before the verdict (the stage that dropped notes why, then
+      drops), leaving out ``warning`` hops;
+    * decided by a route (``t.route >= 0``): the last ``route`` hop (the matched route);
+    * answered by the router (REPLY): its last ``arp`` or ``router`` hop; delivered within the
+      subnet without a route: its last ``subnet`` hop;
+    * otherwise the last hop before the verdict.
+    """
+    hops = list(t.hops)
+    body = [i for i, h in enumerate(hops) if h.kind not in ("verdict", "warning")]
+    if not body:
+        return -1
+    action = getattr(t.action, "name", str(t.action))
+    if action != "DROP":
+        kinds: tuple[str, ...] = ("route",) if t.route >= 0 else _LOCAL_DECIDERS.get(action, ())
+        for i in reversed(body):
+            if hops[i].kind in kinds:
+                return i
+    return body[-1]
+
+
+def trace_graph(t: Any) -> tuple[Graph, str]:
+    """The path of a trace as a :class:`Graph`, and the id of its deciding node.
+
+    One node per hop, in order (ids ``hop:1``, ``hop:2``, ..., the number of the hop in the
+    text trace; ``kind`` the hop's kind, so subnets, route tables and gateways get the shapes
+    of ``show``), an edge from each hop to the next labelled with the next hop's stage, and
+    the deciding hop (:func:`deciding_hop`) as the returned id.  ``warning`` hops (a
+    disagreement of the reference forwarder) are drawn too, as they are printed."""
+    g = Graph()
+    prev = None
+    for i, h in enumerate(t.hops, 1):
+        detail = h.detail if len(h.detail) <= 90 else h.detail[:87] + "..."
+        nid = g.node(Node(f"hop:{i}", h.kind, h.name, f"{i}. {h.kind} {h.name}\n{detail}"))
+        if prev is not None:
+            g.edges.append(Edge(prev, nid, "hop", h.stage))
+        prev = nid
+    k = deciding_hop(t)
+    return g, (f"hop:{k + 1}" if k >= 0 else "")
+
+
+def _trace_title(t: Any) -> str:
+    what = t.proto + (f" port {t.port}" if t.port is not None else "")
+    return f"trace {t.src_ip} ({t.ingress}) -> {t.dst} {what}: {t.verdict}"
+
+
+def trace_to_dot(t: Any) -> str:
+    """Graphviz text of the trace's path, top to bottom; the deciding hop is drawn with a thick red
+    border and ``deciding`` in its tooltip/class, the verdict node green (delivered, answered,
+    forwarded) or red (dropped)."""
+    g, deciding = trace_graph(t)
+    dropped = getattr(t.action, "name", "") == "DROP"
+    out = ["digraph trace {", "  rankdir=TB;", f"  label={_q(_trace_title(t))}; labelloc=t;",
+           '  node [fontname="Helvetica" fontsize=10 style=filled];', '  edge [fontname="Helvetica" fontsize=9];']
+    for n in g.nodes:
+        shape, fill = _SHAPES.get(n.kind, ("box", "#ffffff"))
+        extra = ""
+        if n.kind == "verdict":
+            shape, fill = "box", ("#f8d0d0" if dropped else "#d0f0d0")
+        elif n.kind == "warning":
+            shape, fill = "box", "#ffe0a0"
+        if n.kind == "blackhole":
+            extra += ' fontcolor="white"'
+        if n.id == deciding:
+            extra += ' color="#cc0000" penwidth=3 class="deciding" tooltip="the hop that decided the verdict"'
+        out.append(f"  {_q(n.id)} [label={_q(n.label)} shape={shape} fillcolor=\"{fill}\"{extra}];")
+    for e in g.edges:
+        out.append(f"  {_q(e.src)} -> {_q(e.dst)} [label={_q(e.label)}];")
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def trace_to_mermaid(t: Any) -> str:
+    """Mermaid ``flowchart TD`` of the trace's path: ids ``h1, h2, ...`` (``%% h1: hop:1`` lines map
+    them to the graph's ids), the deciding hop in class ``deciding`` (thick red border)."""
+    g, deciding = trace_graph(t)
+    ids = {n.id: "h" + n.id.split(":", 1)[1] for n in g.nodes}
+    out = ["flowchart TD", f"  %% {_trace_title(t)}"]
+    for n in g.nodes:
+        out.append(f"  %% {ids[n.id]}: {n.id}")
+    for n in g.nodes:
+        out.append(f"  {ids[n.id]}[{_mq(n.label)}]")
+    for e in g.edges:
+        lab = f"|{_mq(e.label)}|" if e.label else ""
+        out.append(f"  {ids[e.src]} -->{lab} {ids[e.dst]}")
+    out.append("  classDef deciding stroke:#cc0000,stroke-width:4px")
+    dropped = getattr(t.action, "name", "") == "DROP"
+    out.append("  classDef verdict fill:" + ("#f8d0d0" if dropped else "#d0f0d0"))
+    verdicts = [ids[n.id] for n in g.nodes if n.kind == "verdict"]
+    if verdicts:
+        out.append(f"  class {','.join(verdicts)} verdict")
+    if deciding:
+        out.append(f"  class {ids[deciding]} deciding")
+    return "\n".join(out) + "\n"
+
+
+def render_trace_picture(t: Any, fmt: str) -> str:
+    """``fmt`` mermaid, dot or svg: the trace's path as that text (svg through Graphviz's ``dot``,
+    :class:`GraphvizMissing` when it is not installed)."""
+    if fmt == "mermaid":
+        return trace_to_mermaid(t)
+    if fmt == "dot":
+        return trace_to_dot(t)
+    if fmt == "svg":
+        return render_svg(trace_to_dot(t), "svg").decode()
+    raise UsageError(f"--format {fmt!r}: a trace is drawn as mermaid, dot or svg")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import sys
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -63,6 +64,10 @@ def add_parser(sub: Any) -> None:
     detail.add_argument("--detailed", action="store_true",
                         help="also list every route of the deciding route table, numbered within it, "
                              "and a hint when no route matched")
+    p.add_argument("--format", dest="trace_format", default="text",
+                   choices=("text", "json", "mermaid", "dot", "svg"),
+                   help="what to print: text (default), json (as --json -), or the path drawn as mermaid, "
+                        "dot or svg (svg needs Graphviz's dot program) with the deciding hop marked")
     p.set_defaults(func=command("trace", _trace))
 
     p = sub.add_parser("import-aws", help="import aws ec2 describe-* JSON; print the import report",
@@ -224,6 +229,13 @@ def _trace(args: argparse.Namespace) -> int:
     json_path = getattr(args, "json_path", None)
     if json_path is True:   # older callers: --json as a flag
         json_path = "-"
+    fmt = getattr(args, "trace_format", "text")
+    if fmt not in ("text", "json") and json_path == "-":
+        raise UsageError(f"--format {fmt} and --json - would both write to stdout: give --json a FILE")
+    if fmt == "svg" and shutil.which("dot") is None:
+        from fastvpc.cli.pictures import render_svg
+
+        render_svg("", "svg")   # raises GraphvizMissing: one line naming `dot`, exit 2, before any work
     if json_path is not None:
         distinct_outputs([], [("--json", json_path)])
     if args.aws:
@@ -244,13 +256,21 @@ def _trace(args: argparse.Namespace) -> int:
     except (KeyError, ValueError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         raise UsageError(str(msg)) from None
-    print(render_trace(t, net, summary=getattr(args, "summary", False),
-                       detailed=getattr(args, "detailed", False)), file=human_stream(json_path), flush=True)
-    if json_path is not None:
+    if fmt in ("mermaid", "dot", "svg"):
+        from fastvpc.cli.pictures import render_trace_picture
+
+        sys.stdout.write(render_trace_picture(t, fmt))
+        sys.stdout.flush()
+    elif fmt != "json":
+        print(render_trace(t, net, summary=getattr(args, "summary", False),
+                           detailed=getattr(args, "detailed", False)), file=human_stream(json_path), flush=True)
+    for dest in dict.fromkeys([json_path, "-" if fmt == "json" else None]):   # --format json: stdout too
+        if dest is None:
+            continue
         d = t.to_dict()
         if getattr(args, "detailed", False):
             d["route_table_routes"] = _table_routes(t, net)
-        write_json(json_path, d)
+        write_json(dest, d)
     return exit_status(t.action)
 
 

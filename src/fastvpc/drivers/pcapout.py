@@ -2,8 +2,9 @@
 
 Both write only the frames a boolean mask selects, without building a selected batch first:
 
-* :class:`PcapOut` writes the records of the selected frames (action DROP, or not DROP)
-  with one compiled pass (``_replayops.pack_selected``) into a buffer it reuses;
+* :class:`PcapOut` writes records made by ``drivers.replay.process_chunk`` (one ``write()`` per
+  chunk), or the records of the selected frames (action DROP, or not DROP) with one compiled pass
+  (``_replayops.pack_selected``) into a buffer it reuses;
 * :class:`PcapngOut` writes a pcapng section with one Interface Description Block per port
   (named after the ENI or gateway, written before its first packet) and one Enhanced Packet
   Block per frame, whose ``opt_comment`` is the verdict (``DELIVER``, ``DROP NO_ROUTE``...);
@@ -28,7 +29,7 @@ from fastvpc._batchops import gather_spans
 from fastvpc.drivers._replayops import pack_selected
 from fastvpc.batch import FrameBatch
 
-__all__ = ["CaptureOut", "PcapOut", "PcapngOut", "open_capture"]
+__all__ = ["CaptureOut", "PcapOut", "PcapngOut", "open_capture", "pcap_file_header"]
 
 _SNAPLEN = 262144
 _MAGIC_NSEC = 0xA1B23C4D
@@ -68,13 +69,25 @@ class CaptureOut:
         raise NotImplementedError
 
 
+def pcap_file_header() -> bytes:
+    """The 24-byte file header of the pcap files written here: little-endian, ns, snaplen 262144, Ethernet."""
+    return struct.pack("<IHHiIII", _MAGIC_NSEC, 2, 4, 0, 0, _SNAPLEN, 1)
+
+
 class PcapOut(CaptureOut):
     """Classic pcap, little-endian, nanosecond timestamps."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         super().__init__(path)
-        self._f.write(struct.pack("<IHHiIII", _MAGIC_NSEC, 2, 4, 0, 0, _SNAPLEN, 1))
+        self._f.write(pcap_file_header())
         self._packed = np.zeros(0, np.uint8)
+
+    def write_records(self, records: memoryview | bytes, n_frames: int) -> None:
+        """Append ready records (``drivers.replay.process_chunk``'s ``emitted`` / ``dropped``) of
+        ``n_frames`` frames: one ``write()``."""
+        if len(records):
+            self._f.write(records)
+            self.frames_written += n_frames
 
     def write_by_action(self, batch: FrameBatch, action: npt.NDArray[np.uint8], drops: bool) -> None:
         """Append the frames of ``batch`` whose action is DROP (``drops``) or is not: one compiled

@@ -15,9 +15,15 @@ capture raises :class:`fastvpc.PcapError` naming the byte offset; with ``on_erro
 the frames before the damage are replayed, the outputs kept, and ``summary.warnings`` says
 where it stopped.
 
-Per batch the work is: the compiled pcap gather, the port map (:mod:`fastvpc.dataplane.ports`),
-``Dataplane.process`` in place into reused result buffers, three ``bincount`` over small ints
-for every count, and the outputs written by mask (:mod:`fastvpc.drivers.pcapout`).
+Per chunk the work is (:func:`process_chunk`, the part a sharded driver reuses): the port map
+(:mod:`fastvpc.dataplane.ports`), ``Dataplane.process`` in place into reused result buffers, and
+one compiled pass (``_replayops.emit_records``) that counts every frame per (ingress port,
+action) and reason and writes the pcap records of the emitted and of the dropped frames into
+reused buffers.  A classic pcap is read with ``iter_pcap(reuse=True)``: one 1 MiB window, its
+records indexed and their frames moved down over their headers in one compiled pass, processed
+where they lie, and each chunk's records leave in one ``write()``; nothing is allocated per chunk
+and no Python code runs per frame.  pcapng outputs are assembled by
+:class:`fastvpc.drivers.pcapout.PcapngOut` from the verdicts.
 """
 
 from __future__ import annotations
@@ -38,7 +44,8 @@ from fastvpc.errors import FastVpcError
 from fastvpc.topology import Eni, Network
 from fastvpc.verdicts import Action, DropReason
 
-__all__ = ["PortMap", "ReplaySummary", "check_paths", "replay", "write_json"]
+__all__ = ["ChunkOutput", "ChunkScratch", "PortMap", "ReplaySummary", "VerdictCounts", "check_paths",
+           "pcap_header", "process_chunk", "replay", "write_json"]
 
 _NACT = max(int(a) for a in Action) + 1
 _NREASON = max(int(r) for r in DropReason) + 1
@@ -115,6 +122,122 @@ def check_paths(in_path: str | os.PathLike[str], outputs: dict[str, str | os.Pat
         seen.append((label, path))
 
 
+class VerdictCounts:
+    """The tallies of a replay: ``by_port[port + 1, action]`` (row 0: frames mapped to no ENI) and
+    ``by_reason[reason]``, int64.  :func:`process_chunk` adds to them; :meth:`add` merges the counts
+    of another run over the same network (a shard's)."""
+
+    __slots__ = ("by_port", "by_reason")
+
+    def __init__(self, max_port: int) -> None:
+        self.by_port = np.zeros((max_port + 2, _NACT), np.int64)
+        self.by_reason = np.zeros(_NREASON, np.int64)
+
+    @property
+    def frames(self) -> int:
+        return int(self.by_port.sum())
+
+    def add(self, other: VerdictCounts) -> None:
+        if other.by_port.shape != self.by_port.shape:
+            raise FastVpcError(f"counts of another network: {other.by_port.shape[0] - 2} ports, "
+                               f"not {self.by_port.shape[0] - 2}")
+        self.by_port += other.by_port
+        self.by_reason += other.by_reason
+
+
+class ChunkScratch:
+    """Buffers :func:`process_chunk` reuses from one chunk to the next (one per thread or worker): the
+    ``Result`` and the two record buffers, grown when a chunk needs more."""
+
+    __slots__ = ("result", "emit", "drop", "info")
+
+    def __init__(self) -> None:
+        from fastvpc.drivers._replayops import N_INFO
+
+        self.result: Any = None
+        self.emit = np.zeros(0, np.uint8)
+        self.drop = np.zeros(0, np.uint8)
+        self.info = np.zeros(N_INFO, np.int64)
+
+
+@dataclass
+class ChunkOutput:
+    """What :func:`process_chunk` made of one chunk.  Every array is a view of the scratch buffers
+    (and ``result.frames`` is the chunk itself, rewritten): valid until the next call with them."""
+
+    result: Any              #: the ``Dataplane.process`` Result: action, reason, egress, route, frames
+    emitted: memoryview      #: classic pcap records (little-endian, ns, no file header) of the frames not dropped
+    dropped: memoryview      #: the same for the dropped frames, as they came
+    n_emitted: int
+    n_dropped: int
+
+
+_SNAPLEN = 262144
+
+
+def process_chunk(dp: Any, batch: Any, counts: VerdictCounts, *, port_map: PortMap | None = None,
+                  ingress_port: int | None = None, scratch: ChunkScratch | None = None, emit: bool = True,
+                  drops: bool = False, n_threads: int | None = None, first_frame: int = 0) -> ChunkOutput:
+    """Replay one chunk of a capture: FrameBatch in, verdicts and output records out.
+
+    ``dp``: the compiled ``Dataplane``.  ``batch``: the chunk (its ``port`` array and its frames are
+    rewritten in place).  The ingress port of each frame comes from ``port_map``
+    (``PortMap.ports_for``; -1 when it maps to no ENI) or is ``ingress_port`` for every frame (exactly
+    one of the two).  Then ``dp.process`` runs in place and one compiled pass adds every frame to
+    ``counts`` and writes the classic pcap records (little-endian, nanosecond timestamps, no file
+    header, ``262144`` snaplen) of the frames not dropped (``emit``: DELIVER, FORWARD, REPLY,
+    rewritten) and of the dropped ones (``drops``), in capture order, into ``scratch``'s buffers.
+
+    Chunks are independent (the data plane keeps no state between frames), so a capture may be
+    cut into chunks anywhere and the chunks processed in any order or in parallel (one ``scratch``
+    each): concatenating their ``emitted`` records in capture order after a pcap file header
+    (:func:`pcap_header`) gives the serial replay's output, and adding their ``counts`` its counts.
+    ``first_frame`` (the chunk's first frame's index in the capture) only numbers frames in errors.
+    Raises :class:`fastvpc.PcapError` for a timestamp that a pcap cannot hold (after 2106-02-07).
+    """
+    from fastvpc.drivers._replayops import (I_DROP_BYTES, I_DROP_FRAMES, I_EMIT_BYTES, I_EMIT_FRAMES,
+                                            I_STATUS, ST_TIMESTAMP, emit_records)
+
+    if (port_map is None) == (ingress_port is None):
+        raise FastVpcError("process_chunk needs exactly one of port_map and ingress_port")
+    sc = scratch if scratch is not None else ChunkScratch()
+    n = len(batch)
+    ports = batch.port            # the batch's own port array (writeable): filled in place
+    if port_map is not None:
+        port_map.ports_for(batch, out=ports)
+    else:
+        ports.fill(ingress_port)
+    res = sc.result = dp.process(batch, copy=False, out=sc.result, n_threads=n_threads)
+    offsets = batch.offsets
+    need = 16 * n + int(offsets[-1] - offsets[0])
+    if emit and sc.emit.size < need:
+        sc.emit = np.empty(max(need, 2 * sc.emit.size), np.uint8)
+    if drops and sc.drop.size < need:
+        sc.drop = np.empty(max(need, 2 * sc.drop.size), np.uint8)
+    ts = batch.timestamp if batch.timestamp is not None else np.zeros(0, np.int64)
+    info = sc.info
+    r = emit_records(batch.data, offsets, ts, ports, res.action, res.reason, counts.by_port, counts.by_reason,
+                     sc.emit, emit, sc.drop, drops, _SNAPLEN, info)
+    if r != -1:
+        if int(info[I_STATUS]) == ST_TIMESTAMP:
+            from fastvpc.errors import PcapError
+
+            raise PcapError(f"frame {first_frame + r} cannot be written: timestamp {int(ts[r])} ns is past the "
+                            "32-bit seconds field of pcap (2106-02-07)")
+        raise FastVpcError(f"internal error: frame {first_frame + r} of a chunk could not be counted or "  # pragma: no cover
+                           f"written (status {int(info[I_STATUS])})")
+    return ChunkOutput(res, memoryview(sc.emit)[:int(info[I_EMIT_BYTES])],   # type: ignore[arg-type]
+                       memoryview(sc.drop)[:int(info[I_DROP_BYTES])],         # type: ignore[arg-type]
+                       int(info[I_EMIT_FRAMES]), int(info[I_DROP_FRAMES]))
+
+
+def pcap_header() -> bytes:
+    """The file header of the classic pcap files replay writes (little-endian, ns, Ethernet)."""
+    from fastvpc.drivers.pcapout import pcap_file_header
+
+    return pcap_file_header()
+
+
 def _verdict_text(code: int) -> str:
     a, r = divmod(code, 256)
     act = Action(a)
@@ -152,9 +275,11 @@ def replay(net: Network, in_path: str | os.PathLike[str], out_path: str | os.Pat
     in capture order; ``drops_path`` the dropped frames as they came.  Timestamps are kept.  A
     name ending in ``.pcapng`` gives pcapng: one interface per egress port (per ingress port
     for the drops) and the verdict as each packet's comment.  ``ingress``: every frame enters
-    on that ENI (name or object) instead of being mapped by ``port_by``.
+    on that ENI (name or object) instead of being mapped by ``port_by``.  ``batch_size``: at most
+    this many frames per chunk (a classic pcap is read in 1 MiB windows, so 64-byte frames come
+    in chunks of about 13,000); the answer never depends on it.  Each chunk goes through
+    :func:`process_chunk`.
     """
-    from fastvpc.drivers._replayops import count_verdicts
     from fastvpc.drivers.pcapout import CaptureOut, PcapOut, open_capture
     from fastvpc.pcap import PcapTruncatedWarning, iter_pcap
 
@@ -177,13 +302,11 @@ def replay(net: Network, in_path: str | os.PathLike[str], out_path: str | os.Pat
         return names.get(p, "unmapped" if p < 0 else str(p))
 
     summary = ReplaySummary()
-    max_port = max(names, default=-1)
-    by_port = np.zeros((max_port + 2, _NACT), np.int64)   # [port + 1, action]; row 0: unmapped
-    reason_counts = np.zeros(_NREASON, np.int64)
+    counts = VerdictCounts(max(names, default=-1))
+    scratch = ChunkScratch()
     writers: list[tuple[str, CaptureOut]] = []
     outs: CaptureOut | None = None
     drops: CaptureOut | None = None
-    result = None
     total = os.path.getsize(in_path)
     prog = _Progress(total) if progress else None
     t0 = time.perf_counter()
@@ -195,36 +318,35 @@ def replay(net: Network, in_path: str | os.PathLike[str], out_path: str | os.Pat
         if drops_path is not None:
             drops = open_capture(drops_path, port_name, _verdict_text)
             writers.append(("drops", drops))
+        pcap_outs = isinstance(outs, PcapOut)
+        pcap_drops = isinstance(drops, PcapOut)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", PcapTruncatedWarning)
-            for batch in iter_pcap(in_path, batch_size=batch_size, on_error=on_error):  # type: ignore[arg-type]
+            for batch in iter_pcap(in_path, batch_size=batch_size, on_error=on_error,  # type: ignore[arg-type]
+                                   reuse=True):
                 n = len(batch)
-                ports = batch.port            # the batch's own port array (writeable): filled in place
-                if pmap is not None:
-                    pmap.ports_for(batch, out=ports)
-                else:
-                    ports.fill(ingress_port)
-                result = dp.process(batch, copy=False, out=result, n_threads=n_threads)
+                ch = process_chunk(dp, batch, counts, port_map=pmap, ingress_port=ingress_port, scratch=scratch,
+                                   emit=pcap_outs, drops=pcap_drops, n_threads=n_threads,
+                                   first_frame=summary.frames)
                 if flow_log is not None:
-                    flow_log.observe(dp, batch, result)
-                action, reason = result.action, result.reason
+                    flow_log.observe(dp, batch, ch.result)
                 summary.frames += n
-                if count_verdicts(ports, action, reason, by_port, reason_counts) != -1:  # pragma: no cover
-                    raise FastVpcError("internal error: a verdict outside the count tables")
                 if outs is not None:
-                    if isinstance(outs, PcapOut):
-                        outs.write_by_action(batch, action, False)
+                    if pcap_outs:
+                        outs.write_records(ch.emitted, ch.n_emitted)  # type: ignore[attr-defined]
                     else:
+                        action = ch.result.action
                         keep = action != Action.DROP
-                        outs.write(batch, keep, int(np.count_nonzero(keep)), result.egress,
-                                   action.astype(np.int64) * 256 + reason)
+                        outs.write(batch, keep, int(np.count_nonzero(keep)), ch.result.egress,
+                                   action.astype(np.int64) * 256 + ch.result.reason)
                 if drops is not None:
-                    if isinstance(drops, PcapOut):
-                        drops.write_by_action(batch, action, True)
+                    if pcap_drops:
+                        drops.write_records(ch.dropped, ch.n_dropped)  # type: ignore[attr-defined]
                     else:
+                        action = ch.result.action
                         gone = action == Action.DROP
-                        drops.write(batch, gone, int(np.count_nonzero(gone)), ports,
-                                    action.astype(np.int64) * 256 + reason)
+                        drops.write(batch, gone, int(np.count_nonzero(gone)), batch.port,
+                                    action.astype(np.int64) * 256 + ch.result.reason)
                 if prog is not None:
                     done_bytes += int(batch.offsets[-1] - batch.offsets[0]) + 16 * n
                     prog.update(summary.frames, done_bytes)
@@ -249,6 +371,7 @@ def replay(net: Network, in_path: str | os.PathLike[str], out_path: str | os.Pat
         writer.commit()
         summary.outputs[label] = writer.path
     summary.seconds = time.perf_counter() - t0
+    by_port, reason_counts = counts.by_port, counts.by_reason
     summary.unmapped = int(by_port[0].sum())
     for a in Action:
         total_a = int(by_port[:, int(a)].sum())
