@@ -149,19 +149,21 @@ class _Topo:
                 if v >= 0 and v not in seen:
                     seen.add(v)
                     self.vpc_dns[v] = int(ipaddress.IPv4Network(r.destination).network_address) + 2
-        # the topology document is read only for what the arrays lack (it can be tens of MB): the
-        # instance ids (aliases, its first key: it is stored with sorted keys) and endpoint types
+        # the topology document is read only for what the arrays lack (it can be tens of MB, so
+        # only when it has them): the instance ids (aliases) and endpoint types
         text = dp.topology
         instance: dict[str, str] = {}
-        if text.startswith('{"aliases": '):
-            aliases, _ = json.JSONDecoder().raw_decode(text, len('{"aliases": '))
+        doc: dict[str, Any] | None = None
+        if '"aliases": ' in text:
+            doc = json.loads(text)
+            aliases = doc.get("aliases") or {} if isinstance(doc, dict) else {}
             for alias, names in aliases.items():
                 if alias.startswith("i-"):
                     for n in names:
                         instance.setdefault(n, alias)
         ep_type: dict[str, str] = {}
         if any(r.target_kind == "vpce" for r in infos):
-            for v in json.loads(text).get("vpcs", []):
+            for v in (doc if doc is not None else json.loads(text)).get("vpcs", []):
                 for ep in v.get("endpoints", []):
                     ep_type[ep.get("name")] = ep.get("type", "gateway")
         ports = enis["port"].astype(np.int32)
