@@ -791,3 +791,56 @@ def test_endpoints_paths_and_dns_of_the_primary_cidr():
     log = FlowLog(fields="${dstaddr} ${traffic-path}")
     log.observe(dp, b, res)
     assert log.text().splitlines()[1:] == ["52.1.2.3 2", "8.8.8.8 1", "10.5.0.2 1"]
+
+
+# --------------------------------------------------------------------------- process(..., log=)
+
+def _seed_with_one_way_icmp_acl():
+    """The seed VPC, every ENI in the default group (all traffic among members), and app's NACL
+    letting ICMP in but nothing out: AWS's published stateless-NACL ping example, inside the VPC."""
+    from fastvpc.examples import seed_vpc
+
+    net = seed_vpc()
+    vpc = net.vpcs[0]
+    acl = vpc.add_network_acl(name="app-acl")
+    acl.add_entry(100, "ingress", "allow", "icmp", None, "0.0.0.0/0")
+    next(s for s in vpc.subnets if s.name == "app").associate_network_acl(acl)
+    return net
+
+
+def test_process_log_records_the_stateless_nacl_ping_accept_then_reject():
+    from fastvpc import FlowTable
+
+    net = _seed_with_one_way_icmp_acl()
+    dp = net.compile()
+    e = {x.name: x for x in net.enis}
+    web1, app1 = e["web1"], e["app1"]
+    gw_web, gw_app = web1.subnet.gateway_mac, app1.subnet.gateway_mac
+    req = pk.ethernet(gw_web, web1.mac, 0x0800, pk.icmp_echo("10.0.1.10", "10.0.2.10", ident=7))
+    rep = pk.ethernet(gw_app, app1.mac, 0x0800, pk.icmp_echo("10.0.2.10", "10.0.1.10", ident=7, request=False))
+    flows = FlowTable(capacity=1024)
+    log = FlowLog(window=60, fields="${interface-id} ${srcaddr} ${dstaddr} ${action} ${flow-direction} ${packets}")
+    t0 = 1_700_000_000 * 10**9
+    r1 = dp.process(fv.FrameBatch.from_frames([req], port=[web1.port]), state=flows, now=t0, log=log)
+    r2 = dp.process(fv.FrameBatch.from_frames([rep], port=[app1.port]), state=flows, now=t0 + 10**9, log=log)
+    assert r1.action[0] == Action.DELIVER
+    assert r2.action[0] == Action.DROP and r2.reason[0] == R.NACL_EGRESS   # the reply is not let out
+    assert sorted(log.text().splitlines()[1:]) == sorted([
+        "web1 10.0.1.10 10.0.2.10 ACCEPT egress 1",     # the request leaves web1
+        "app1 10.0.1.10 10.0.2.10 ACCEPT ingress 1",    # and reaches app1
+        "app1 10.0.2.10 10.0.1.10 REJECT egress 1",     # the reply, admitted by the SG (tracked), NACL-denied
+    ])
+
+
+def test_process_log_refuses_a_batch_without_times_before_processing():
+    net = _seed_with_one_way_icmp_acl()
+    dp = net.compile()
+    web1 = next(x for x in net.enis if x.name == "web1")
+    frame = pk.ethernet(web1.subnet.gateway_mac, web1.mac, 0x0800, pk.icmp_echo("10.0.1.10", "10.0.1.20"))
+    b = fv.FrameBatch.from_frames([frame], port=[web1.port])
+    before = bytes(b.data)
+    with pytest.raises(FlowLogError, match="timestamps"):
+        dp.process(b, log=FlowLog())
+    assert bytes(b.data) == before                      # refused before the pass rewrote anything
+    with pytest.raises(TypeError, match="FlowLog"):
+        dp.process(b, log=object())

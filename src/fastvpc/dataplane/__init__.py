@@ -235,7 +235,8 @@ class Dataplane:
 
     # ------------------------------------------------------------------ processing
     def process(self, batch: FrameBatch, copy: bool = False, out: Result | None = None,
-                n_threads: int | None = None, *, state: Any = None, now: int | None = None) -> Result:
+                n_threads: int | None = None, *, state: Any = None, now: int | None = None,
+                log: Any = None) -> Result:
         """Forward every frame of ``batch``; returns a :class:`Result`.
 
         ``copy=False`` (default) rewrites the frames in place (``batch.data`` must be writeable;
@@ -254,9 +255,19 @@ class Dataplane:
         timestamps decreasing along the batch) -> ``ValueError`` naming the frame, nothing changed.
         A second concurrent ``process()`` on one table raises :class:`fastvpc.FlowTableBusyError`.
         Without ``state`` every packet is judged by the rules alone, as the first of its flow.
+
+        ``log``: a :class:`fastvpc.FlowLog` (DESIGN.md §7) that gets this pass's records (its times:
+        ``now``, else the batch's timestamps; a batch it would refuse is refused before any frame is
+        processed).
         """
         if not isinstance(batch, FrameBatch):
             raise FrameBatchError(f"process() wants a fastvpc.FrameBatch, not {type(batch).__name__}")
+        if log is not None:
+            from fastvpc.dataplane.flowlogs import FlowLog
+
+            if not isinstance(log, FlowLog):
+                raise TypeError(f"log must be a fastvpc.FlowLog, not {type(log).__name__}")
+            log.check(batch, now)
         nt = resolve_n_threads(n_threads)
         times = None
         if state is not None:
@@ -282,14 +293,16 @@ class Dataplane:
         if state is None or times is None:
             _fw.forward_batch(self._tables, frames.data, frames.offsets, frames.port,
                               res.action, res.reason, res.egress, res.route, nt)
-            return res
-        state.acquire()     # FlowTableBusyError while another pass holds it
-        try:
-            _check_clock(state, times)
-            _fw.forward_batch(self._tables, frames.data, frames.offsets, frames.port,
-                              res.action, res.reason, res.egress, res.route, nt, state, times)
-        finally:
-            state.release()
+        else:
+            state.acquire()     # FlowTableBusyError while another pass holds it
+            try:
+                _check_clock(state, times)
+                _fw.forward_batch(self._tables, frames.data, frames.offsets, frames.port,
+                                  res.action, res.reason, res.egress, res.route, nt, state, times)
+            finally:
+                state.release()
+        if log is not None:
+            log.observe(self, frames, res, now=now)
         return res
 
     # ------------------------------------------------------------------ explanation
