@@ -21,7 +21,10 @@ The file is read with ``pread`` through an 8 MiB window (never memory-mapped: a 
 another program truncates while it is read then ends in :class:`PcapError`, not SIGBUS) and
 each window's records are indexed by a compiled pass (:mod:`fastvpc._pcapindex`) that writes
 offsets, lengths and timestamps into numpy arrays; the frames are then copied into the batch's
-buffer with one compiled gather.  No Python code runs per packet.
+buffer with one compiled gather.  No Python code runs per packet.  ``iter_pcap(reuse=True)``
+(replay's reader) goes further for a classic pcap: one reused 1 MiB window whose records are
+indexed and compacted in place in one compiled pass (:func:`fastvpc._pcapindex.compact_pcap`),
+each batch a view of that window.
 
 Only Ethernet (``LINKTYPE_ETHERNET`` = 1, without FCS) frames are accepted.  A file or
 interface with another linktype raises :class:`PcapError` naming it, whatever
@@ -613,12 +616,17 @@ def _iter_reused(src: _Source, ix: _Index, batch_size: int, port: int, on_error:
         if err in (_k.ERR_NONE, _k.ERR_TRUNC_HEADER, _k.ERR_TRUNC_DATA) and not end_of_file:
             # the window ended, not the file: read the next one from the first record not taken
             need = 16 + (int(st[_k.S_ERRVAL]) if err == _k.ERR_TRUNC_DATA else 0)
+            if err != _k.ERR_NONE and base + pos + need > size:
+                # the record claims more bytes than the file has left: the truncation it looks like
+                # (reported now, so that a lying caplen never sizes a buffer past the file)
+                ix._kernel_error(err, base + int(st[_k.S_ERRPOS]), int(st[_k.S_ERRVAL]))
+                break
             grow = need if need > buf.size else 0
             if n and pos and buf.size < _REUSE_WINDOW_MAX and pos // n * 8192 > buf.size:
                 grow = min(_REUSE_WINDOW_MAX, pos // n * 8192)   # large frames: a window of ~8k of them
             base += pos
             if grow > buf.size:
-                buf = np.empty(min(grow, max(size - base, need)), np.uint8)
+                buf = np.empty(min(grow, size - base), np.uint8)   # >= need: the record is in the file
                 cap = max(1, min(batch_size, buf.size // 17 + 1))
                 if cap + 1 > offsets.size:
                     offsets, ts, ports = np.zeros(cap + 1, np.int64), np.empty(cap, np.int64), np.empty(cap, np.int32)
