@@ -21,7 +21,10 @@ The file is read with ``pread`` through an 8 MiB window (never memory-mapped: a 
 another program truncates while it is read then ends in :class:`PcapError`, not SIGBUS) and
 each window's records are indexed by a compiled pass (:mod:`fastvpc._pcapindex`) that writes
 offsets, lengths and timestamps into numpy arrays; the frames are then copied into the batch's
-buffer with one compiled gather.  No Python code runs per packet.
+buffer with one compiled gather.  No Python code runs per packet.  ``iter_pcap(reuse=True)``
+(replay's reader) goes further for a classic pcap: one reused 1 MiB window whose records are
+indexed and compacted in place in one compiled pass (:func:`fastvpc._pcapindex.compact_pcap`),
+each batch a view of that window.
 
 Only Ethernet (``LINKTYPE_ETHERNET`` = 1, without FCS) frames are accepted.  A file or
 interface with another linktype raises :class:`PcapError` naming it, whatever
@@ -524,7 +527,8 @@ def read_pcap(path: str | os.PathLike[str] | BinaryIO, *, on_error: OnError = "r
 
 def iter_pcap(path: str | os.PathLike[str] | BinaryIO, batch_size: int = 65536, *,
               on_error: OnError = "raise", port: int = -1,
-              skip_other_linktypes: bool = False, reuse: bool = False) -> Iterator[FrameBatch]:
+              skip_other_linktypes: bool = False, reuse: bool = False,
+              window: int | None = None) -> Iterator[FrameBatch]:
     """Stream a pcap/pcapng file as FrameBatches of at most ``batch_size`` frames.
 
     The file is read window by window (8 MiB), not into memory; each chunk's frames are copied
@@ -537,8 +541,12 @@ def iter_pcap(path: str | os.PathLike[str] | BinaryIO, batch_size: int = 65536, 
     by its path is then read through one 1 MiB window: one compiled pass indexes its records
     and moves their frames down over their headers, and the batch is that window; nothing is
     allocated per batch, and a batch may hold fewer than ``batch_size`` frames (a window's
-    worth).  Other inputs (pcapng, file objects, pipes) are read as without ``reuse``.
+    worth; ``window`` bytes instead of 1 MiB when given, e.g. more for a multi-threaded consumer
+    whose parallel regions need more frames each).  Other inputs (pcapng, file objects, pipes) are
+    read as without ``reuse``.
     """
+    if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 64):
+        raise ValueError(f"window must be an int of at least 64 bytes, got {window!r}")
     _check_on_error(on_error)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -546,7 +554,7 @@ def iter_pcap(path: str | os.PathLike[str] | BinaryIO, batch_size: int = 65536, 
     try:
         ix = _Index(src, skip_other_linktypes)
         if reuse and ix.kind == "pcap" and src.named and not ix.done:
-            yield from _iter_reused(src, ix, batch_size, port, on_error)
+            yield from _iter_reused(src, ix, batch_size, port, on_error, window)
             return
         if reuse and src.named and src._win.size < min(_WINDOW, src.size):   # read as without reuse
             src._win = np.empty(min(_WINDOW, src.size), np.uint8)
@@ -573,7 +581,8 @@ _REUSE_WINDOW = 1 << 20
 _REUSE_WINDOW_MAX = 16 << 20
 
 
-def _iter_reused(src: _Source, ix: _Index, batch_size: int, port: int, on_error: str) -> Iterator[FrameBatch]:
+def _iter_reused(src: _Source, ix: _Index, batch_size: int, port: int, on_error: str,
+                 window: int | None = None) -> Iterator[FrameBatch]:
     """``iter_pcap(reuse=True)`` of a named classic pcap: batches over one reused window.
 
     The window holds file bytes ``[base, base + want)``; each :func:`_pcapindex.compact_pcap` call
@@ -585,8 +594,10 @@ def _iter_reused(src: _Source, ix: _Index, batch_size: int, port: int, on_error:
     st = ix.state
     size = ix.size
     base = ix.position
-    buf = np.empty(max(64, min(_REUSE_WINDOW, size - base)), np.uint8)
-    cap = max(1, min(batch_size, _REUSE_WINDOW // 17 + 1))
+    first = window or _REUSE_WINDOW
+    top = max(first, _REUSE_WINDOW_MAX)
+    buf = np.empty(max(64, min(first, size - base)), np.uint8)
+    cap = max(1, min(batch_size, first // 17 + 1))
     offsets = np.zeros(cap + 1, np.int64)
     ts = np.empty(cap, np.int64)
     ports = np.empty(cap, np.int32)
@@ -613,12 +624,17 @@ def _iter_reused(src: _Source, ix: _Index, batch_size: int, port: int, on_error:
         if err in (_k.ERR_NONE, _k.ERR_TRUNC_HEADER, _k.ERR_TRUNC_DATA) and not end_of_file:
             # the window ended, not the file: read the next one from the first record not taken
             need = 16 + (int(st[_k.S_ERRVAL]) if err == _k.ERR_TRUNC_DATA else 0)
+            if err != _k.ERR_NONE and base + pos + need > size:
+                # the record claims more bytes than the file has left: the truncation it looks like
+                # (reported now, so that a lying caplen never sizes a buffer past the file)
+                ix._kernel_error(err, base + int(st[_k.S_ERRPOS]), int(st[_k.S_ERRVAL]))
+                break
             grow = need if need > buf.size else 0
-            if n and pos and buf.size < _REUSE_WINDOW_MAX and pos // n * 8192 > buf.size:
-                grow = min(_REUSE_WINDOW_MAX, pos // n * 8192)   # large frames: a window of ~8k of them
+            if n and pos and buf.size < top and pos // n * 8192 > buf.size:
+                grow = min(top, pos // n * 8192)   # large frames: a window of ~8k of them
             base += pos
             if grow > buf.size:
-                buf = np.empty(min(grow, max(size - base, need)), np.uint8)
+                buf = np.empty(min(grow, size - base), np.uint8)   # >= need: the record is in the file
                 cap = max(1, min(batch_size, buf.size // 17 + 1))
                 if cap + 1 > offsets.size:
                     offsets, ts, ports = np.zeros(cap + 1, np.int64), np.empty(cap, np.int64), np.empty(cap, np.int32)

@@ -133,3 +133,18 @@ def test_a_timestamp_past_2106_is_a_pcap_error_and_leaves_no_output(tmp_path):
     with pytest.raises(PcapError, match=f"frame 12 cannot be written: timestamp {2**32 * 10**9}"):
         process_chunk(dp, batch, VerdictCounts(max(t.port for t in net.targets)),
                       port_map=PortMap.for_network(net), first_frame=10)
+
+
+def test_several_threads_read_bigger_windows_and_write_the_same_bytes(tmp_path, capture):
+    net, src = capture
+    replay(net, src, tmp_path / "one.pcap", drops_path=tmp_path / "d1.pcap", n_threads=1)
+    replay(net, src, tmp_path / "two.pcap", drops_path=tmp_path / "d2.pcap", n_threads=2)
+    assert (tmp_path / "one.pcap").read_bytes() == (tmp_path / "two.pcap").read_bytes()
+    assert (tmp_path / "d1.pcap").read_bytes() == (tmp_path / "d2.pcap").read_bytes()
+
+
+@pytest.mark.parametrize("window", [0, 63, True, 1.5, "1"])
+def test_iter_pcap_refuses_a_bad_window(capture, window):
+    _, src = capture
+    with pytest.raises(ValueError, match="window"):
+        next(pcap.iter_pcap(src, reuse=True, window=window))

@@ -165,3 +165,39 @@ def test_compact_kernel_moves_frames_over_their_headers():
     assert offsets.tolist() == [0, 5, 22, 23, 323]
     assert ts.tolist() == [(10 + i) * 10**9 + 20 + i for i in range(4)]
     assert bytes(buf[len(raw):]) == b"\xee" * 10                              # nothing past `end` touched
+
+
+def test_a_lying_caplen_is_a_truncation_not_a_huge_buffer(tmp_path, monkeypatch):
+    """snaplen 0 (no limit) and a record claiming 4 GB: the same error as without reuse, and the
+    window is never sized from the claim."""
+    monkeypatch.setattr(pcap, "_REUSE_WINDOW", 256)
+    frames = _frames(20, 6)
+    good = tmp_path / "good.pcap"
+    _write(good, frames)
+    raw = bytearray(good.read_bytes())
+    struct.pack_into("<I", raw, 16, 0)                                   # header snaplen 0: no limit
+    for k in (12, 0):          # after frames were read from its window, and as the window's first record
+        _lying(tmp_path, frames, raw, k)
+
+
+def _lying(tmp_path, frames, raw, k):
+    import tracemalloc
+
+    raw = bytearray(raw)
+    at = 24 + sum(16 + len(f) for f in frames[:k])
+    struct.pack_into("<I", raw, at + 8, 0xFFFFFF00)                      # record k: caplen ~4 GB
+    p = tmp_path / "lying.pcap"
+    p.write_bytes(bytes(raw))
+    with pytest.raises(PcapError) as plain:
+        list(iter_pcap(p, 5))
+    tracemalloc.start()
+    try:
+        with pytest.raises(PcapError) as reused:
+            for _ in iter_pcap(p, 5, reuse=True):
+                pass
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(reused.value) == str(plain.value) and reused.value.offset == at
+    assert "truncated record" in str(reused.value)
+    assert peak < 10 << 20

@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from fastvpc._threads import resolve_n_threads
 from fastvpc.dataplane.ports import PortBy, PortMap
 from fastvpc.errors import FastVpcError
 from fastvpc.topology import Eni, Network
@@ -301,6 +302,10 @@ def replay(net: Network, in_path: str | os.PathLike[str], out_path: str | os.Pat
     def port_name(p: int) -> str:
         return names.get(p, "unmapped" if p < 0 else str(p))
 
+    # one thread: a 1 MiB window, kept in the cache from read to write; several: 4 MiB a thread, so that
+    # each parallel region of process() has enough frames to pay for its start (as 65,536-frame batches did)
+    nt = resolve_n_threads(n_threads)
+    window = None if nt == 1 else (4 << 20) * nt
     summary = ReplaySummary()
     counts = VerdictCounts(max(names, default=-1))
     scratch = ChunkScratch()
@@ -323,7 +328,7 @@ def replay(net: Network, in_path: str | os.PathLike[str], out_path: str | os.Pat
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", PcapTruncatedWarning)
             for batch in iter_pcap(in_path, batch_size=batch_size, on_error=on_error,  # type: ignore[arg-type]
-                                   reuse=True):
+                                   reuse=True, window=window):
                 n = len(batch)
                 ch = process_chunk(dp, batch, counts, port_map=pmap, ingress_port=ingress_port, scratch=scratch,
                                    emit=pcap_outs, drops=pcap_drops, n_threads=n_threads,
