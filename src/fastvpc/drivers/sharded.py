@@ -7,6 +7,11 @@ output and drops captures, the same counts.  How:
    frame, and cut into chunks of ``chunk_frames`` records; each chunk is remembered by where it
    starts and the indexer's state there.  A damaged capture fails here (``on_error="raise"``), or
    is cut where the damage starts (``"stop"``), exactly as the serial replay does.
+Without connection tracking every verdict is the frame's own, so no frame needs to move: one task
+per chunk replays it whole (as the serial replay does) into its worker's memory, and writes its
+records at their offset in the outputs as soon as the chunks before it have reported their sizes.
+With connection tracking (``stateful=True``; also for pcapng outputs, ``shard_by="flow"``):
+
 2. **Map** (one task per chunk): the chunk is read, every frame mapped to its ingress port and given
    a shard by a direction-symmetric flow key, so both directions of a flow land in one shard:
    between two addresses of the network's VPCs the unordered 5-tuple (:func:`fastvpc.flow_hash`);
