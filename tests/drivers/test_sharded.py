@@ -295,3 +295,46 @@ def test_cli_unreachable_scheduler_is_one_line(tmp_path, capture, capsys):
                  "tcp://127.0.0.1:9"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "tcp://127.0.0.1:9" in err[0] and "Dask scheduler" in err[0]
+
+
+# --------------------------------------------------------------------------- connection tracking
+
+def _tracked_reference(net, capture, out_path):
+    """The serial replay with one FlowTable for the whole capture, written as the replay writes."""
+    from fastvpc.dataplane.ports import PortMap
+    from fastvpc.dataplane.state import FlowTable
+    from fastvpc.drivers.pcapout import PcapOut
+    from fastvpc.pcap import iter_pcap
+
+    dp = net.compile()
+    pmap = PortMap.for_network(net)
+    flows = FlowTable(1_000_000)
+    out = PcapOut(out_path)
+    counts = {}
+    for batch in iter_pcap(capture):
+        pmap.ports_for(batch, out=batch.port)
+        res = dp.process(batch, state=flows)
+        out.write_by_action(batch, res.action, False)
+        for a, r in zip(res.action.tolist(), res.reason.tolist()):
+            counts[(a, r)] = counts.get((a, r), 0) + 1
+    out.commit()
+    return counts
+
+
+def test_tracked_replay_is_one_flowtable_per_flow(tmp_path, capture, client):
+    """With connection tracking (``stateful=True``) the frames are sharded by flow, one FlowTable per
+    shard, and the output is the serial tracked replay's; a fastvpc whose process() takes no state=
+    says so instead."""
+    from fastvpc.errors import FastVpcError
+    from fastvpc.sim import process_keywords
+
+    net = seed_vpc()
+    if "state" not in process_keywords(net.compile()):
+        with pytest.raises(FastVpcError, match="takes no state="):
+            sh.replay_sharded(net, capture, tmp_path / "o.pcap", workers=2, client=client, stateful=True)
+        return
+    counts = _tracked_reference(net, capture, str(tmp_path / "serial.pcap"))
+    got = sh.replay_sharded(net, capture, tmp_path / "o.pcap", workers=3, client=client, chunk_frames=700,
+                            stateful=True)
+    assert filecmp.cmp(tmp_path / "serial.pcap", tmp_path / "o.pcap", shallow=False)
+    assert got.frames == sum(counts.values())

@@ -7,6 +7,11 @@ output and drops captures, the same counts.  How:
    frame, and cut into chunks of ``chunk_frames`` records; each chunk is remembered by where it
    starts and the indexer's state there.  A damaged capture fails here (``on_error="raise"``), or
    is cut where the damage starts (``"stop"``), exactly as the serial replay does.
+Without connection tracking every verdict is the frame's own, so no frame needs to move: one task
+per chunk replays it whole (as the serial replay does) into its worker's memory, and writes its
+records at their offset in the outputs as soon as the chunks before it have reported their sizes.
+With connection tracking (``stateful=True``; also for pcapng outputs, ``shard_by="flow"``):
+
 2. **Map** (one task per chunk): the chunk is read, every frame mapped to its ingress port and given
    a shard by a direction-symmetric flow key, so both directions of a flow land in one shard:
    between two addresses of the network's VPCs the unordered 5-tuple (:func:`fastvpc.flow_hash`);
@@ -15,8 +20,8 @@ output and drops captures, the same counts.  How:
    replies also meet.  Frames with no flow (ARP, non-IPv4) are spread by position.  A task returns
    one small shard number per frame.
 3. **Shards** (one task per shard, ``workers`` shards): each reads the chunks in order, keeps its
-   own frames, pushes them through the compiled snapshot (sent once per worker with
-   ``scatter(broadcast=True)``) with one :class:`fastvpc.FlowTable` for the shard when the replay
+   own frames, pushes them through the compiled snapshot (fetched once per worker: see
+   :func:`_shared`) with one :class:`fastvpc.FlowTable` for the shard when the replay
    tracks connections, counts them, and writes the processed frames and the verdicts to scratch
    files at the frames' capture positions.  A shard sees its flows' frames in capture order, which
    is what a FlowTable needs.
@@ -40,6 +45,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import pickle
 import shutil
 import struct
 import sys
@@ -690,8 +696,7 @@ def replay_sharded(net: Any, in_path: str | os.PathLike[str], out_path: str | os
             folder = tempfile.mkdtemp(prefix=".fastvpc-shards-",
                                       dir=scratch_dir or os.path.dirname(os.path.abspath(first_out)))
             scratch = _Scratch(folder, total_frames, total_bytes, True, pcapng)
-        dp_f = client.scatter(dp, broadcast=True, hash=False)
-        ctx_f = client.scatter(ctx, broadcast=True, hash=False)
+        dp_f, ctx_f = _shared(client, dp, f"fastvpc-snapshot-{token}"), _shared(client, ctx, f"fastvpc-ctx-{token}")
         if by_flow:
             results = _run_by_flow(distributed, client, in_path, chunks, dp_f, ctx_f, scratch, n_shards, token,
                                    report, out_s, drops_s, pcapng, partials, names)
@@ -837,6 +842,25 @@ def _run_by_flow(distributed: Any, client: Any, in_path: str, chunks: Sequence[_
     elif scratch is not None:
         partials.extend(_write_pcapng_here(in_path, chunks, scratch, out_s, drops_s, names))
     return results
+
+
+def _unpickle(blob: bytes) -> Any:
+    return pickle.loads(blob)
+
+
+def _shared(client: Any, obj: Any, key: str) -> Any:
+    """A future of ``obj`` that every worker fetches once and that survives any worker's death.
+
+    ``client.scatter(obj, broadcast=True)`` sends a copy to every worker too, but scattered data
+    cannot be recomputed: once Dask's Active Memory Manager has trimmed the replicas to one, the death
+    of the worker holding it cancels every task that needs it ("lost dependencies"; the killed-worker
+    test met it).  A task that unpickles the object is recomputed like any other: the pickle stays in
+    the scheduler's task graph (a compiled snapshot is numpy arrays: its pickle is their bytes)."""
+    import dask
+
+    blob = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    with dask.config.set({"distributed.admin.large-graph-warning-threshold": "2GB"}):
+        return client.submit(_unpickle, blob, pure=False, key=key)
 
 
 def _serial_stateful() -> bool:
