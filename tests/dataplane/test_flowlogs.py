@@ -844,3 +844,24 @@ def test_process_log_refuses_a_batch_without_times_before_processing():
     assert bytes(b.data) == before                      # refused before the pass rewrote anything
     with pytest.raises(TypeError, match="FlowLog"):
         dp.process(b, log=object())
+
+
+def test_sparse_port_numbers():
+    """Ports too large for a dense port -> ENI array (binary search instead): same records."""
+    net = fv.Network()
+    v = net.add_vpc("10.0.0.0/16", name="v")
+    s = v.add_subnet("10.0.1.0/24", name="s")
+    a = s.add_eni("10.0.1.10", name="a", port=5_000_000)
+    b_ = s.add_eni("10.0.1.20", name="b", port=7)
+    c = s.add_eni("10.0.1.30", name="c", port=2_000_000_000)
+    dp = net.compile()
+    fr = [pk.ethernet(y.mac, x.mac, pk.ETH_IPV4, pk.udp(x.ip, y.ip, 1, 2))
+          for x, y in ((a, b_), (b_, c), (c, a))]
+    b = batch_of(fr, [a.port, b_.port, c.port], [T0] * 3)
+    res = dp.process(b)
+    assert list(res.action) == [Action.DELIVER] * 3
+    log = FlowLog(fields="${interface-id} ${flow-direction}")
+    log.observe(dp, b, res)
+    assert log.text().splitlines()[1:] == ["a egress", "b ingress", "b egress", "c ingress", "c egress",
+                                           "a ingress"]
+    compare(FlowLog(fields=ALL), [])  # an empty log has no records
