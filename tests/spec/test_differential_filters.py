@@ -76,7 +76,7 @@ def test_a_long_stateful_run_with_recompiles() -> None:
             sub.associate_network_acl(acl)
         for j in range(3):
             enis.append(sub.add_eni(f"10.0.{k + 1}.{10 + j}", name=f"e{k}{j}",
-                                    security_groups=list(dict.fromkeys([groups[(k + j) % 3], groups[j % 3]])),
+                                    security_groups=list(dict.fromkeys([groups[(k + j) % 3], groups[j % 3]])) if j else [groups[k]],
                                     tracking=fv.Tracking(udp=30, tcp_established=60) if j == 2 else None))
     enis.append(peer.add_subnet("10.1.1.0/24", name="ps").add_eni("10.1.1.10", name="p1", security_groups=[pg]))
     flows = []
