@@ -174,7 +174,9 @@ def _bench(benchmark: Any, filt: Filtered, dp: Any, n_threads: int, state: bool)
     benchmark.pedantic(run, setup=restore, rounds=30, iterations=1, warmup_rounds=2)
     delivered = np.count_nonzero(out.action == 1)
     benchmark.extra_info["delivered"] = int(delivered)
-    assert delivered > 0.95 * N
+    # with state (or no filters) every frame is admitted; by the rules alone the replies (to the
+    # client's ephemeral port) are refused by the client's ingress rules: about 40%
+    assert delivered > (0.95 * N if state or not dp.filters else 0.5 * N)
     if flows is not None:
         benchmark.extra_info["flows"] = len(flows)
         benchmark.extra_info["bytes_per_flow"] = flows.nbytes / flows.capacity
