@@ -150,6 +150,10 @@ def _render_vpc(vpc: Vpc) -> list[str]:
         [[e.name, e.port, e.ip, ", ".join(map(str, e.secondary_ips)), e.mac, e.subnet.name,
           "on" if e.source_dest_check else "off", ", ".join(g.name for g in e.security_groups)] for e in enis],
         indent="    ") if enis else "    (none)")
+    tuned = [(e.name, e.tracking.changes()) for e in enis if e.tracking.changes()]
+    if tuned:   # connection-tracking timeouts (s) that differ from AWS's defaults
+        out.append("    connection tracking timeouts (s) other than the defaults: " + "; ".join(
+            f"{name} " + ", ".join(f"{k}={v}" for k, v in ch.items()) for name, ch in tuned))
 
     out.extend(_render_groups(vpc))
     out.append("")
