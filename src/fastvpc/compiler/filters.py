@@ -16,7 +16,8 @@ side is ``_kernels/acl.pxd`` and ``_kernels/stages/{sg_egress,nacl_egress,nacl_i
 * **Untracked-flow flags** per (set, direction): whether the *other* direction has a 0.0.0.0/0
   rule for all ports of TCP (resp. UDP) or for all protocols (``flow_is_untracked``).
 * **NACLs** per (NACL, direction): the entries in number order (first match final; no match: the
-  implicit deny 32767).
+  implicit deny 32767), one list per protocol class as for the groups (an entry of another protocol
+  can never match, so each class list keeps first-match order).
 * **Tracking**: per ENI a stable 32-bit identity for the FlowTable key and an index into the
   distinct ``timeouts_record(eni.tracking)`` records.  The identity is the first 4 bytes of
   BLAKE2b(ENI name): it depends only on the name, so it survives a recompile and the ENI's place
@@ -249,20 +250,25 @@ def compile_filters(net: Network, enis: list[Eni], subnets: list[Any], vpcs: lis
     # network ACLs
     acls = [a for v in vpcs for a in v.network_acls]
     aidx = {id(a): i for i, a in enumerate(acls)}
-    ndirs = np.zeros((2 * len(acls), 2), dtype=np.int64)
+    ndirs = np.zeros((2 * len(acls), 2 * N_CLASSES), dtype=np.int64)     # off[4], n[4]
     entries: list[tuple[int, ...]] = []
     nlists: dict[tuple[tuple[int, ...], ...], int] = {}
     for i, a in enumerate(acls):
         for d in (DIR_INGRESS, DIR_EGRESS):
-            es = tuple((addr, mask, lo, hi, pb, flags | (RF_ALLOW if e.action == "allow" else 0), e.number)
-                       for e in a.entries_for(_DIRS[d])
-                       for (flags, lo, hi, pb), (addr, mask) in ((_match_part(e.protocol, e.ports, e.icmp),
-                                                                  _net_part(e.cidr)),))
-            ndirs[2 * i + d] = (_pack(nlists, es, entries), len(es))
+            per_class: list[list[tuple[int, ...]]] = [[] for _ in range(N_CLASSES)]
+            for e in a.entries_for(_DIRS[d]):      # by number; an entry of another protocol can never
+                flags, lo, hi, pb = _match_part(e.protocol, e.ports, e.icmp)   # match: each class keeps
+                addr, mask = _net_part(e.cidr)                                 # the order of its own
+                row = (addr, mask, lo, hi, pb, flags | (RF_ALLOW if e.action == "allow" else 0), e.number)
+                for c in _classes(e.protocol):
+                    per_class[c].append(row)
+            for c, rows in enumerate(per_class):
+                ndirs[2 * i + d, c] = _pack(nlists, tuple(rows), entries)
+                ndirs[2 * i + d, N_CLASSES + c] = len(rows)
     nacl_dirs = np.zeros(2 * len(acls), dtype=ACL_DIR_DTYPE)
     if acls:
-        nacl_dirs["off"][:, 0] = ndirs[:, 0]
-        nacl_dirs["n"][:, 0] = ndirs[:, 1]
+        nacl_dirs["off"] = ndirs[:, :N_CLASSES]
+        nacl_dirs["n"] = ndirs[:, N_CLASSES:]
     nacl_rules = np.zeros(len(entries), dtype=ACL_RULE_DTYPE)
     if entries:
         arr = np.array(entries, dtype=np.int64)
