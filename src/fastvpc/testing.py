@@ -78,7 +78,7 @@ def compile_network(net: Network, arp_mode: str = "target", filters: bool = True
         return net.compile(arp_mode=arp_mode)
     if "filters" not in inspect.signature(net.compile).parameters:
         return net.compile(arp_mode=arp_mode)
-    return net.compile(arp_mode=arp_mode, filters=False)  # type: ignore[call-arg]
+    return net.compile(arp_mode=arp_mode, filters=False)
 
 
 def filters_of(forwarder: Any) -> bool:
