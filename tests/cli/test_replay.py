@@ -80,3 +80,49 @@ def test_replay_of_a_corrupt_capture_names_the_offset(tmp_path, capture):
     bad = tmp_path / "bad.pcap"
     bad.write_bytes(path.read_bytes()[:-7])
     assert main(["replay", "seed", str(bad), "-o", str(tmp_path / "o.pcap")]) == 2
+
+
+# --------------------------------------------------------------------------- connection tracking
+
+def _tracked_net():
+    """web1 may open TCP to app1:8080 (app's group), nothing may open a connection to web1."""
+    net = seed_vpc()
+    vpc = net.vpcs[0]
+    e = {x.name: x for x in net.enis}
+    sg_web = vpc.add_security_group(name="sg-web")          # no ingress rule, all egress
+    sg_app = vpc.add_security_group(name="sg-app")
+    sg_app.authorize_ingress("tcp", 8080, sg_web)
+    e["web1"].security_groups = [sg_web]
+    e["app1"].security_groups = [sg_app]
+    return net, e
+
+
+def _handshake_capture(path, e):
+    import fastvpc as fv
+
+    web1, app1 = e["web1"], e["app1"]
+    syn = pk.ethernet(web1.subnet.gateway_mac, web1.mac, pk.ETH_IPV4,
+                      pk.tcp(web1.ip, app1.ip, 40000, 8080, flags=0x02))
+    synack = pk.ethernet(app1.subnet.gateway_mac, app1.mac, pk.ETH_IPV4,
+                         pk.tcp(app1.ip, web1.ip, 8080, 40000, flags=0x12))
+    t0 = 1_700_000_000 * 10**9
+    fv.FrameBatch.from_frames([syn, synack], port=[web1.port, app1.port],
+                              timestamp=[t0, t0 + 10**6]).to_pcap(path, nanosecond=True)
+
+
+def test_replay_tracks_connections_across_the_capture(tmp_path):
+    """The SYN-ACK of web1's connection passes web1's group only because the SYN was tracked
+    (DESIGN.md §5: replay keeps one FlowTable, its clock the capture's timestamps); --stateless
+    judges it as a first packet, which web1's group refuses."""
+    net, e = _tracked_net()
+    cap = tmp_path / "hs.pcap"
+    _handshake_capture(cap, e)
+    tracked = replay(net, cap, tmp_path / "out.pcap")
+    assert tracked.by_action["DELIVER"] == 2 and not tracked.by_reason
+    assert [p[IP].dst for p in rdpcap(str(tmp_path / "out.pcap"))] == [str(e["app1"].ip), str(e["web1"].ip)]
+    stateless = replay(net, cap, tmp_path / "out2.pcap", stateful=False)
+    assert stateless.by_action["DELIVER"] == 1 and stateless.by_reason == {"SG_INGRESS": 1}
+    net.save(tmp_path / "t.json")
+    assert main(["replay", str(tmp_path / "t.json"), str(cap), "-o", str(tmp_path / "o3.pcap"),
+                 "--stateless", "--no-progress"]) == 0
+    assert len(rdpcap(str(tmp_path / "o3.pcap"))) == 1

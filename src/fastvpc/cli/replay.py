@@ -46,6 +46,9 @@ def add_parser(sub: Any) -> None:
                    help="damaged capture: stop with an error and write nothing (raise, default), or replay the "
                         "frames before the damage and warn (stop)")
     p.add_argument("--no-progress", action="store_true", help="no progress line (it shows only on a terminal)")
+    p.add_argument("--stateless", action="store_true",
+                   help="no connection tracking: judge every packet by the rules alone, as the first of its flow "
+                        "(default: one flow table across the capture, its clock the capture's timestamps)")
     p.add_argument("--flow-log", metavar="FILE",
                    help="write VPC Flow Log records of the replay to FILE: AWS's text format (.gz: compressed), "
                         "or Parquet for a name ending in .parquet (needs pyarrow)")
@@ -84,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         summary = replay_sharded(net, args.input, args.output, drops_path=args.drops, workers=args.workers,
                                  scheduler=args.scheduler, port_by=args.port_by, ingress=args.ingress,
                                  batch_size=args.batch_size, arp_mode=args.arp_mode, on_error=args.on_error,
-                                 progress=not args.no_progress and sys.stderr.isatty())
+                                 progress=not args.no_progress and sys.stderr.isatty(), stateful=not args.stateless)
         print(summary, file=human_stream(json_path), flush=True)
         if json_path is not None:
             write_json(json_path, summary.to_dict())
@@ -92,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     summary = replay(net, args.input, args.output, drops_path=args.drops, port_by=args.port_by,
                      ingress=args.ingress, batch_size=args.batch_size, arp_mode=args.arp_mode,
                      progress=not args.no_progress and sys.stderr.isatty(), on_error=args.on_error,
-                     n_threads=args.threads, flow_log=flow_log)
+                     n_threads=args.threads, flow_log=flow_log, stateful=not args.stateless)
     if flow_log is not None:
         flow_log.write(args.flow_log)
         summary.outputs[f"flow log ({len(flow_log):,} records)"] = args.flow_log

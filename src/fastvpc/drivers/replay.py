@@ -178,7 +178,8 @@ _SNAPLEN = 262144
 
 def process_chunk(dp: Any, batch: Any, counts: VerdictCounts, *, port_map: PortMap | None = None,
                   ingress_port: int | None = None, scratch: ChunkScratch | None = None, emit: bool = True,
-                  drops: bool = False, n_threads: int | None = None, first_frame: int = 0) -> ChunkOutput:
+                  drops: bool = False, n_threads: int | None = None, first_frame: int = 0,
+                  state: Any = None, log: Any = None) -> ChunkOutput:
     """Replay one chunk of a capture: FrameBatch in, verdicts and output records out.
 
     ``dp``: the compiled ``Dataplane``.  ``batch``: the chunk (its ``port`` array and its frames are
@@ -194,6 +195,10 @@ def process_chunk(dp: Any, batch: Any, counts: VerdictCounts, *, port_map: PortM
     each): concatenating their ``emitted`` records in capture order after a pcap file header
     (:func:`pcap_header`) gives the serial replay's output, and adding their ``counts`` its counts.
     ``first_frame`` (the chunk's first frame's index in the capture) only numbers frames in errors.
+    ``state`` (a :class:`fastvpc.FlowTable`) and ``log`` (a :class:`fastvpc.FlowLog`) go to
+    ``dp.process`` with the frames' own timestamps as the clock: then the chunks of one capture must
+    be processed in capture order through one table (the sharded driver gives each shard of flows
+    its own table).
     Raises :class:`fastvpc.PcapError` for a timestamp that a pcap cannot hold (after 2106-02-07).
     """
     from fastvpc.drivers._replayops import (I_DROP_BYTES, I_DROP_FRAMES, I_EMIT_BYTES, I_EMIT_FRAMES,
@@ -208,7 +213,16 @@ def process_chunk(dp: Any, batch: Any, counts: VerdictCounts, *, port_map: PortM
         port_map.ports_for(batch, out=ports)
     else:
         ports.fill(ingress_port)
-    res = sc.result = dp.process(batch, copy=False, out=sc.result, n_threads=n_threads)
+    if state is None and log is None:
+        res = sc.result = dp.process(batch, copy=False, out=sc.result, n_threads=n_threads)
+    else:
+        try:
+            res = sc.result = dp.process(batch, copy=False, out=sc.result, n_threads=n_threads, state=state,
+                                         log=log)
+        except ValueError as exc:   # a frame without a timestamp (pcapng Simple Packet Block), time backwards
+            raise FastVpcError(f"frames {first_frame}..{first_frame + n - 1}: {exc} (connection tracking "
+                               "and flow logs take the time from the capture: replay with stateful=False "
+                               "/ --stateless and no flow log for a capture without timestamps)") from None
     offsets = batch.offsets
     need = 16 * n + int(offsets[-1] - offsets[0])
     if emit and sc.emit.size < need:
@@ -269,7 +283,7 @@ def replay(net: Network, in_path: str | os.PathLike[str], out_path: str | os.Pat
            drops_path: str | os.PathLike[str] | None = None, port_by: PortBy = "src-mac",
            ingress: str | Eni | None = None, batch_size: int = 65536, arp_mode: str = "target",
            progress: bool = False, on_error: str = "raise", n_threads: int | None = None,
-           flow_log: Any = None) -> ReplaySummary:
+           flow_log: Any = None, stateful: bool = True, capacity: int = 1_000_000) -> ReplaySummary:
     """Stream ``in_path`` through ``net.compile()`` in batches.
 
     ``out_path`` receives the frames the data plane emits (DELIVER, FORWARD, REPLY), rewritten,
@@ -280,6 +294,11 @@ def replay(net: Network, in_path: str | os.PathLike[str], out_path: str | os.Pat
     this many frames per chunk (a classic pcap is read in 1 MiB windows, so 64-byte frames come
     in chunks of about 13,000); the answer never depends on it.  Each chunk goes through
     :func:`process_chunk`.
+
+    ``stateful`` (default): one :class:`fastvpc.FlowTable` of ``capacity`` flows tracks connections
+    across the whole capture, its clock the capture's timestamps (DESIGN.md §5), so replies pass the
+    security groups as on the wire; ``stateful=False`` judges every packet as the first of its flow.
+    ``flow_log``: a :class:`fastvpc.FlowLog` that gets every chunk's records.
     """
     from fastvpc.drivers.pcapout import CaptureOut, PcapOut, open_capture
     from fastvpc.pcap import PcapTruncatedWarning, iter_pcap
@@ -296,6 +315,11 @@ def replay(net: Network, in_path: str | os.PathLike[str], out_path: str | os.Pat
             raise FastVpcError(f"ingress {getattr(eni, 'name', eni)!r} is a {type(eni).__name__}, not an ENI")
         ingress_port = eni.port
     dp = net.compile(arp_mode=arp_mode)
+    state = None
+    if stateful:
+        from fastvpc.dataplane.state import FlowTable
+
+        state = FlowTable(capacity=capacity)
     pmap = PortMap.for_network(net, port_by) if ingress_port is None else None
     names = {t.port: t.name for t in net.targets}
 
@@ -332,9 +356,7 @@ def replay(net: Network, in_path: str | os.PathLike[str], out_path: str | os.Pat
                 n = len(batch)
                 ch = process_chunk(dp, batch, counts, port_map=pmap, ingress_port=ingress_port, scratch=scratch,
                                    emit=pcap_outs, drops=pcap_drops, n_threads=n_threads,
-                                   first_frame=summary.frames)
-                if flow_log is not None:
-                    flow_log.observe(dp, batch, ch.result)
+                                   first_frame=summary.frames, state=state, log=flow_log)
                 summary.frames += n
                 if outs is not None:
                     if pcap_outs:
