@@ -255,15 +255,16 @@ def compile_filters(net: Network, enis: list[Eni], subnets: list[Any], vpcs: lis
     nlists: dict[tuple[tuple[int, ...], ...], int] = {}
     for i, a in enumerate(acls):
         for d in (DIR_INGRESS, DIR_EGRESS):
-            per_class: list[list[tuple[int, ...]]] = [[] for _ in range(N_CLASSES)]
+            by_class: list[list[tuple[int, ...]]] = [[] for _ in range(N_CLASSES)]
             for e in a.entries_for(_DIRS[d]):      # by number; an entry of another protocol can never
                 flags, lo, hi, pb = _match_part(e.protocol, e.ports, e.icmp)   # match: each class keeps
                 addr, mask = _net_part(e.cidr)                                 # the order of its own
                 row = (addr, mask, lo, hi, pb, flags | (RF_ALLOW if e.action == "allow" else 0), e.number)
                 for c in _classes(e.protocol):
-                    per_class[c].append(row)
-            for c, rows in enumerate(per_class):
-                ndirs[2 * i + d, c] = _pack(nlists, tuple(rows), entries)
+                    by_class[c].append(row)
+            for c, nrows in enumerate(by_class):
+                rows = tuple(nrows)
+                ndirs[2 * i + d, c] = _pack(nlists, rows, entries)
                 ndirs[2 * i + d, N_CLASSES + c] = len(rows)
     nacl_dirs = np.zeros(2 * len(acls), dtype=ACL_DIR_DTYPE)
     if acls:
