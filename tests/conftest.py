@@ -86,3 +86,43 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         require_tool(*mark.args)
     if item.get_closest_marker("requires_root") is not None:
         require_root_namespaces()
+
+
+# --------------------------------------------------------------------------- both engines
+#
+#   def test_x(any_engine):                       # runs once per engine (fastvpc.testing.ENGINE_NAMES)
+#       flows = any_engine.state(capacity=100)     # that engine's kind of table (FlowTable / ReferenceFlowTable)
+#       v = any_engine.one(net, frame, eni.port, state=flows, now=t)   # net compiled afresh for the kernel
+
+from fastvpc.testing import ENGINE_NAMES, engine as _engine, run as _run, state_for  # noqa: E402
+
+
+class EngineRunner:
+    """One engine by name, run on a network as it is now (the kernel compiles it at every call, so a
+    test may change the topology between calls; a state carries over, as a FlowTable survives a
+    recompile)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<engine {self.name}>"
+
+    def forwarder(self, net: fv.Network, arp_mode: str = "target", filters: bool = True) -> object:
+        return _engine(net, self.name, arp_mode, filters)
+
+    def state(self, capacity: int = 1_000_000) -> object:
+        return state_for(self.name, capacity)
+
+    def run(self, net: fv.Network, items: list[tuple[bytes, int]], *, filters: bool = True, state: object = None,
+            now: int | None = None, arp_mode: str = "target") -> list:
+        return _run(self.forwarder(net, arp_mode, filters), items, state=state, now=now)  # type: ignore[arg-type]
+
+    def one(self, net: fv.Network, frame: bytes, port: int, **kw: object) -> object:
+        return self.run(net, [(frame, port)], **kw)[0]  # type: ignore[arg-type]
+
+
+@pytest.fixture(params=ENGINE_NAMES)
+def any_engine(request: pytest.FixtureRequest) -> EngineRunner:
+    """Each engine in turn (the reference forwarder and the compiled kernel)."""
+    return EngineRunner(request.param)

@@ -10,15 +10,26 @@ directly on the control-plane objects of :mod:`fastvpc.topology` (``Network``, `
 Speed is not a goal; readability is.  The pipeline is :attr:`ReferenceForwarder.STAGES`, the same
 stage names, in the same order, as the compiled kernel's driver (``forward.stage_names()``):
 
-========  ==========================================================================
-ingress   steps 1-3, 9-14: port, Ethernet, IPv4 validity, group MAC, broadcast,
-          multicast, source/destination check, destination MAC
-arp       steps 4-8: the ARP proxy (decides the answer; the reply is built by rewrite)
-router    steps 15-17: the own router (ICMP echo), other subnets' routers, link-local services
-local     step 18: a destination in the sender's own subnet, no route lookup
-route     step 19: longest-prefix match in the subnet's route table, then the target
-rewrite   section 4: the only stage that writes the frame (DELIVER MACs, ARP and echo replies)
-========  ==========================================================================
+============  ======================================================================
+ingress       steps 1-3, 9-14: port, Ethernet, IPv4 validity, group MAC, broadcast,
+              multicast, source/destination check, destination MAC
+arp           steps 4-8: the ARP proxy (decides the answer; the reply is built by rewrite)
+router        steps 15-17: the own router (ICMP echo), other subnets' routers, link-local services
+sg_egress     the sender ENI's security groups, egress (with ``state=``: its tracked flows)
+nacl_egress   the sender subnet's network ACL, egress, when the packet leaves the subnet
+local         step 18: a destination in the sender's own subnet, no route lookup
+route         step 19: longest-prefix match in the subnet's route table, then the target
+nacl_ingress  the receiving subnet's network ACL, ingress, when the packet enters another subnet
+sg_ingress    the receiving ENI's security groups, ingress (with ``state=``: its tracked flows)
+rewrite       section 4: the only stage that writes the frame (DELIVER MACs, ARP and echo replies)
+============  ======================================================================
+
+The four filter stages (DESIGN.md section 5, rows #45-#56) call the control plane's own rule
+semantics (:func:`fastvpc.topology.filters.security_groups_admit`, ``flow_is_untracked``,
+:meth:`NetworkAcl.evaluate`); with ``state=`` (a :class:`ReferenceFlowTable`, the dict model of
+``fastvpc.FlowTable``) the security-group stages consult and update the connection tracking.  The
+verdicts of ingress/arp/router and frames to the VPC's Amazon DNS resolver (primary CIDR base + 2)
+are never filtered (#50); ``ReferenceForwarder(net, filters=False)`` skips the four stages.
 
 Each stage is one method taking the per-frame context :class:`Packet` and returning the name of
 the next stage, or None when the verdict is final; a drop raises inside the stage.  Finer steps are
@@ -30,11 +41,13 @@ Any bytes and any port give a :class:`Verdict`; nothing here raises on frame con
 
 Usage::
 
-    ref = ReferenceForwarder(net)                    # arp_mode="target" (default) or "single_mac"
+    ref = ReferenceForwarder(net)                    # arp_mode="target" (default) or "single_mac"; filters=True
     v = ref.forward(frame_bytes, port=eni.port)      # Verdict(action, reason, egress, route, frame)
     hops: list[Hop] = []
     v = ref.forward(frame_bytes, eni.port, hops=hops)  # the same verdict, and why, stage by stage
     res = ref.process(batch)                         # like Dataplane.process: numpy arrays + frames
+    flows = ReferenceFlowTable(capacity=1000)        # connection tracking (the dict model)
+    res = ref.process(batch, state=flows, now=t_ns)  # stateful: frame by frame, in batch order
 """
 
 from __future__ import annotations
@@ -48,6 +61,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fastvpc.errors import FrameBatchError
+from fastvpc.reference_conntrack import ReferenceFlow, ReferenceFlowTable, reference_timeouts
 from fastvpc.topology import (
     BLACKHOLE,
     LOCAL,
@@ -65,12 +79,23 @@ from fastvpc.topology import (
     Vpc,
     VpnGateway,
 )
+from fastvpc.topology.filters import (
+    IMPLICIT_DENY_NUMBER,
+    NetworkAclEntry,
+    SecurityGroupRule,
+    flow_is_untracked,
+    protocol_label,
+    security_groups_admit,
+)
+from fastvpc.dataplane.state import Admit, FlowState, TrackCode
 from fastvpc.verdicts import Action, DropReason
 
-__all__ = ["STAGES", "Hop", "Packet", "ReferenceForwarder", "ReferenceResult", "Verdict"]
+__all__ = ["STAGES", "Hop", "Packet", "ReferenceFlow", "ReferenceFlowTable", "ReferenceForwarder",
+           "ReferenceResult", "Verdict"]
 
 #: the forwarding pipeline, in order (the kernel's driver lists the same; tests hold them equal)
-STAGES: tuple[str, ...] = ("ingress", "arp", "router", "local", "route", "rewrite")
+STAGES: tuple[str, ...] = ("ingress", "arp", "router", "sg_egress", "nacl_egress", "local", "route",
+                           "nacl_ingress", "sg_ingress", "rewrite")
 
 ARP_MODES = ("target", "single_mac")
 
@@ -80,6 +105,10 @@ ETH_HEADER = 14
 ARP_FRAME_MIN = 42  # Ethernet header + the 28-byte IPv4-over-Ethernet ARP packet
 IPV4_FRAME_MIN = 34  # Ethernet header + a 20-byte IPv4 header
 IPPROTO_ICMP = 1
+IPPROTO_TCP = 6
+IPPROTO_UDP = 17
+#: bytes of a complete L4 header (within the IPv4 total length) for the filters to read its fields
+L4_HEADER = {IPPROTO_TCP: 20, IPPROTO_UDP: 8, IPPROTO_ICMP: 8}
 ICMP_ECHO_REPLY = 0
 ICMP_ECHO_REQUEST = 8
 ECHO_REPLY_TTL = 64
@@ -108,19 +137,30 @@ class Verdict:
 @dataclasses.dataclass(frozen=True)
 class Hop:
     """One step of an explanation: ``kind`` (port, frame, eni, arp, subnet, router, route-table, route,
-    igw, vgw, nat, tgw, vpce, pcx, vpc, blackhole; the trace adds verdict and warning), the object's
-    ``name``, a one-line ``detail``, and the ``stage`` of :data:`STAGES` that recorded it."""
+    igw, vgw, nat, tgw, vpce, pcx, vpc, blackhole, sg, acl; the trace adds verdict and warning), the
+    object's ``name``, a one-line ``detail``, and the ``stage`` of :data:`STAGES` that recorded it.
+    The filter stages' hops (kinds ``sg`` and ``acl``) also carry the ``direction`` and the deciding
+    ``rule`` (a security-group rule or a network ACL entry as a dict; None when none decided)."""
 
     kind: str
     name: str
     detail: str
     stage: str = ""
+    #: the filter stages: the direction evaluated ("egress" / "ingress"), shown after the name
+    direction: str = ""
+    #: the filter stages: the deciding rule or entry as plain data (None: no rule decided)
+    rule: dict[str, Any] | None = dataclasses.field(default=None, compare=False)
 
     def __str__(self) -> str:
-        return f"{self.kind:<11} {self.name}: {self.detail}"
+        name = f"{self.name} {self.direction}" if self.direction else self.name
+        return f"{self.kind:<11} {name}: {self.detail}"
 
-    def to_dict(self) -> dict[str, str]:
-        return {"kind": self.kind, "name": self.name, "detail": self.detail, "stage": self.stage}
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"kind": self.kind, "name": self.name, "detail": self.detail, "stage": self.stage}
+        if self.direction:
+            d["direction"] = self.direction
+            d["rule"] = self.rule
+        return d
 
 
 @dataclasses.dataclass
@@ -201,6 +241,22 @@ class _Ipv4:
     dst: ipaddress.IPv4Address
 
 
+@dataclasses.dataclass(frozen=True)
+class _L4:
+    """What the filters match a packet on (filters-spec "What a packet is matched on").
+
+    ``port``: the TCP/UDP destination port, None when the L4 header is not complete in the packet or
+    it is a non-first fragment (then only all-ports rules match); ``icmp``: (type, code), None likewise.
+    For the tracking: ``sport`` (ICMP: the echo identifier), ``dport``, ``flags`` (TCP flags; ICMP
+    type, 255 when unknown: never tracked) -- 0 when the header is incomplete."""
+
+    port: int | None
+    icmp: tuple[int, int] | None
+    sport: int
+    dport: int
+    flags: int
+
+
 @dataclasses.dataclass
 class Packet:
     """What the stages know about one frame so far (the kernel keeps the same in its ``Pkt``).
@@ -224,6 +280,10 @@ class Packet:
     via: str = ""                 # DELIVER: how the receiver was reached, for the explanation
     reply: str = ""               # REPLY: "arp" or "echo"
     arp_mac: str = ""             # ARP REPLY: the MAC the reply announces
+    filtered: bool = False        # the four filter stages apply (set by router)
+    l4: _L4 | None = None         # what the filters match on (set by sg_egress)
+    state: ReferenceFlowTable | None = None   # connection tracking (None: every packet is a first packet)
+    now: int = 0                  # ns, for the tracking
     #: whether the recorder is on (the stages build their explanations only then)
     recording: bool = dataclasses.field(init=False)
 
@@ -254,41 +314,65 @@ class ReferenceForwarder:
     #: the stage methods, in pipeline order (a later stage is one more method and one more name here)
     STAGES: ClassVar[tuple[str, ...]] = STAGES
 
-    def __init__(self, net: Network, arp_mode: str = "target") -> None:
+    def __init__(self, net: Network, arp_mode: str = "target", filters: bool = True) -> None:
         if arp_mode not in ARP_MODES:
             raise ValueError(f"arp_mode {arp_mode!r} must be one of {', '.join(ARP_MODES)}")
+        if not isinstance(filters, bool):
+            raise TypeError(f"filters must be True or False, not {filters!r}")
         self.net = net
         self.arp_mode = arp_mode
+        #: whether the four filter stages run (False: exactly the routing verdicts, as compile(filters=False))
+        self.filters = filters
         self._order = {name: i for i, name in enumerate(self.STAGES)}
+        self._timeouts: dict[Any, dict[str, int]] = {}
 
     # ------------------------------------------------------------------ public API
-    def forward(self, frame: Any, port: Any, hops: list[Hop] | None = None) -> Verdict:
+    def forward(self, frame: Any, port: Any, hops: list[Hop] | None = None,
+                state: ReferenceFlowTable | None = None, now: int | None = None) -> Verdict:
         """The verdict for one frame entering on ``port``.  Never raises on frame content.
 
         ``hops``: a list to append the explanation to, one :class:`Hop` per decision, in stage order.
+        ``state``: a :class:`ReferenceFlowTable` the security-group stages consult and update, at
+        time ``now`` (int ns, required with ``state``; ValueError when before the table's clock).
         """
+        if state is not None:
+            self._check_state(state)
+            if now is None:
+                raise ValueError("forward(state=...) needs now= (int ns)")
+            now = state.check_now(now)
         try:
             data = memoryview(frame).tobytes()
         except (TypeError, ValueError):
             data = b""
-        p = Packet(bytearray(data), port, hops)
+        p = Packet(bytearray(data), port, hops, state=state, now=now or 0)
         try:
             self._run(p)
         except _Drop as drop:  # commit a drop: the frame is untouched (only rewrite writes it)
             return Verdict(Action.DROP, drop.reason, -1, drop.route, data)
         return Verdict(p.action, DropReason.NONE, p.egress, p.route, bytes(p.frame))  # commit
 
-    def process(self, batch: Any, copy: bool = False) -> ReferenceResult:
+    def process(self, batch: Any, copy: bool = False, state: ReferenceFlowTable | None = None,
+                now: int | None = None) -> ReferenceResult:
         """Every frame of a ``FrameBatch``, like ``Dataplane.process``.
 
         ``copy=False`` writes the output frames back into ``batch`` (whose buffer must then be
         writeable, else :class:`fastvpc.FrameBatchError`) and ``res.frames is batch``;
         ``copy=True`` leaves ``batch`` untouched and ``res.frames`` is a new batch.
+
+        ``state``: a :class:`ReferenceFlowTable`; the frames are then processed one at a time in batch
+        order, each at ``now`` (int ns, for every frame) or else at its ``batch.timestamp``.  With
+        ``state``: no time at all, a frame with timestamp -1, a time before the table's clock or
+        timestamps going backwards raise ``ValueError`` naming the frame, before anything changes;
+        a table another pass holds raises ``FlowTableBusyError``.
         """
         if not copy and not batch.writeable:
             raise FrameBatchError("process(): the batch's data buffer is read-only and frames are rewritten "
                                   "in place; pass copy=True to process a copy")
         n = len(batch)
+        times: list[int] | None = None
+        if state is not None:
+            self._check_state(state)
+            times = self._frame_times(batch, state, now)
         action = np.zeros(n, dtype=np.uint8)
         reason = np.zeros(n, dtype=np.uint8)
         egress = np.full(n, -1, dtype=np.int32)
@@ -296,12 +380,51 @@ class ReferenceForwarder:
         out = batch.copy() if copy else batch
         offsets = out.offsets
         ports = batch.port
-        for i in range(n):
-            v = self.forward(batch.frame(i), int(ports[i]))
-            action[i], reason[i], egress[i], route[i] = int(v.action), int(v.reason), v.egress, v.route
-            a, b = int(offsets[i]), int(offsets[i + 1])
-            out.data[a:b] = np.frombuffer(v.frame, dtype=np.uint8)
+        if state is None:
+            for i in range(n):
+                v = self.forward(batch.frame(i), int(ports[i]))
+                action[i], reason[i], egress[i], route[i] = int(v.action), int(v.reason), v.egress, v.route
+                a, b = int(offsets[i]), int(offsets[i + 1])
+                out.data[a:b] = np.frombuffer(v.frame, dtype=np.uint8)
+            return ReferenceResult(action, reason, egress, route, out)
+        assert times is not None
+        with state.guard():
+            for i in range(n):
+                v = self.forward(batch.frame(i), int(ports[i]), state=state, now=times[i])
+                action[i], reason[i], egress[i], route[i] = int(v.action), int(v.reason), v.egress, v.route
+                a, b = int(offsets[i]), int(offsets[i + 1])
+                out.data[a:b] = np.frombuffer(v.frame, dtype=np.uint8)
         return ReferenceResult(action, reason, egress, route, out)
+
+    @staticmethod
+    def _check_state(state: Any) -> None:
+        if not isinstance(state, ReferenceFlowTable):
+            raise TypeError(f"the reference forwarder's state must be a fastvpc.reference.ReferenceFlowTable, not "
+                            f"{type(state).__name__} (a fastvpc.FlowTable is the compiled Dataplane's)")
+
+    @staticmethod
+    def _frame_times(batch: Any, state: ReferenceFlowTable, now: int | None) -> list[int]:
+        """Each frame's time (ns): ``now`` for all, else its timestamp; checked before anything changes."""
+        n = len(batch)
+        if now is not None:
+            t = state.check_now(now)
+            return [t] * n
+        ts = batch.timestamp
+        if ts is None:
+            if n == 0:
+                return []
+            raise ValueError("process(state=...) needs now= or a batch with timestamps: frame 0 has no time")
+        times = [int(x) for x in ts]
+        prev = state.clock
+        for i, t in enumerate(times):
+            if t < 0:
+                raise ValueError(f"process(state=...): frame {i} has no timestamp ({t}); pass now=")
+            if prev is not None and t < prev:
+                what = "the table's clock" if i == 0 else f"frame {i - 1}'s timestamp"
+                raise ValueError(f"process(state=...): frame {i}'s timestamp {t} ns goes backwards (before {what} "
+                                 f"{prev} ns)")
+            prev = t
+        return times
 
     # ------------------------------------------------------------------ the pipeline
     def _run(self, p: Packet) -> None:
@@ -491,7 +614,20 @@ class ReferenceForwarder:
             return "rewrite"
         self.other_router(p, ip.dst, eni)                     # step 16, #58
         self.link_local_service(p, ip.dst)                    # step 17, #16
-        return "local"
+        if not self.filters:
+            return "local"
+        if ip.dst == self.amazon_dns(eni.vpc):                # #50: the resolver is never filtered
+            if p.recording:
+                p.note("vpc", eni.vpc.name, f"{ip.dst} is the Amazon DNS resolver of VPC {eni.vpc.name} (its primary "
+                       f"CIDR {eni.vpc.cidr} + 2): security groups and network ACLs do not filter it")
+            return "local"
+        p.filtered = True
+        return "sg_egress"
+
+    @staticmethod
+    def amazon_dns(vpc: Vpc) -> ipaddress.IPv4Address:
+        """#50: the VPC's Amazon DNS resolver, its primary CIDR's base + 2."""
+        return vpc.cidr.network_address + 2
 
     @staticmethod
     def subnet_text(subnet: Subnet) -> str:
@@ -525,6 +661,190 @@ class ReferenceForwarder:
                          f"{dst} is in {RESERVED_SERVICE_RANGE} (instance metadata, DNS, time sync): "
                          "served on the host, never routed")
 
+    # stage "sg_egress": the sender's security groups (#45-#49) -------------
+    def sg_egress(self, p: Packet) -> str:
+        """The sender ENI's groups, egress, peer = the destination IP; with ``state``, its tracked flows."""
+        eni, ip = p.eni, p.ip
+        assert eni is not None and ip is not None
+        p.l4 = self.l4_fields(p.frame, ip)
+        self.security_groups(p, eni, "egress", ip.dst, DropReason.SG_EGRESS)
+        return "nacl_egress"
+
+    # stage "nacl_egress": the sender subnet's network ACL (#51-#55) ---------
+    def nacl_egress(self, p: Packet) -> str:
+        """The sender subnet's NACL, egress, ip = the destination, when the packet leaves the subnet (#55)."""
+        eni, ip = p.eni, p.ip
+        assert eni is not None and ip is not None
+        subnet = eni.subnet
+        if ip.dst in subnet.cidr:                             # #55: within the subnet no NACL applies
+            if p.recording:
+                acl = subnet.network_acl
+                p.hops.append(Hop("acl", acl.name, f"not evaluated: {ip.dst} is inside subnet {subnet.name} "
+                                  f"({subnet.cidr}); network ACLs apply only where a packet leaves or enters a subnet",
+                                  p.stage, "egress"))
+            return "local"
+        self.network_acl(p, subnet, "egress", ip.dst, DropReason.NACL_EGRESS)
+        return "local"
+
+    # stage "nacl_ingress": the receiving subnet's network ACL ----------------
+    def nacl_ingress(self, p: Packet) -> str:
+        """The receiving subnet's NACL, ingress, ip = the source, when the receiver is in another subnet."""
+        eni, ip, receiver = p.eni, p.ip, p.receiver
+        assert eni is not None and ip is not None and receiver is not None
+        if receiver.subnet is eni.subnet:                     # a middlebox in the sender's own subnet
+            if p.recording:
+                acl = receiver.subnet.network_acl
+                p.hops.append(Hop("acl", acl.name, f"not evaluated: {receiver.name} is in the sender's own subnet "
+                                  f"{receiver.subnet.name}; the packet does not enter another subnet",
+                                  p.stage, "ingress"))
+            return "sg_ingress"
+        self.network_acl(p, receiver.subnet, "ingress", ip.src, DropReason.NACL_INGRESS)
+        return "sg_ingress"
+
+    # stage "sg_ingress": the receiver's security groups ----------------------
+    def sg_ingress(self, p: Packet) -> str:
+        """The receiving ENI's groups, ingress, peer = the source IP; with ``state``, its tracked flows."""
+        ip, receiver = p.ip, p.receiver
+        assert ip is not None and receiver is not None
+        self.security_groups(p, receiver, "ingress", ip.src, DropReason.SG_INGRESS)
+        return "rewrite"
+
+    # the filters' helpers ----------------------------------------------------
+    @staticmethod
+    def l4_fields(f: bytearray, ip: _Ipv4) -> _L4:
+        """What the filters match on: the destination port / ICMP (type, code) when the L4 header is
+        complete within the IPv4 total length and this is the first fragment (else none: only rules
+        for all ports / all ICMP match); for the tracking also the source port (ICMP: the identifier),
+        the TCP flags or ICMP type."""
+        need = L4_HEADER.get(ip.proto)
+        if need is None:                                      # other protocols: addresses only
+            return _L4(None, None, 0, 0, 0)
+        h = ETH_HEADER + ip.ihl_bytes
+        if ip.fragment_offset != 0 or ip.total_length - ip.ihl_bytes < need:
+            return _L4(None, None, 0, 0, 255 if ip.proto == IPPROTO_ICMP else 0)
+        if ip.proto == IPPROTO_ICMP:
+            return _L4(None, (f[h], f[h + 1]), _u16(f, h + 4), 0, f[h])
+        sport, dport = _u16(f, h), _u16(f, h + 2)
+        return _L4(dport, None, sport, dport, f[h + 13] if ip.proto == IPPROTO_TCP else 0)
+
+    def security_groups(self, p: Packet, eni: Eni, direction: str, peer: ipaddress.IPv4Address,
+                        reason: DropReason) -> None:
+        """One ENI's groups in one direction (#45 allow-only, #46 union, #48 references); with a state,
+        one table step for (ENI, packet, now) first (#47: a tracked flow is admitted whatever the rules)."""
+        ip, l4 = p.ip, p.l4
+        assert ip is not None and l4 is not None
+        groups = eni.security_groups
+        rule = security_groups_admit(groups, direction, ip.proto, peer, l4.port, l4.icmp)
+        word = "to" if direction == "egress" else "from"
+        what = f"{self.packet_text(ip.proto, l4)} {word} {peer}"
+        names = ", ".join(g.name for g in groups)
+        if p.state is None:                                   # every packet judged as a first packet
+            if rule is None:
+                raise self.filter_drop(p, reason, "sg", names, direction, f"no rule admits {what}", None)
+            if p.recording:
+                p.hops.append(Hop("sg", rule.group.name, f"allowed by {rule.describe()}", p.stage, direction,
+                                  self.rule_dict(rule)))
+            return
+        if rule is None:
+            admitted = Admit.DENY
+        elif flow_is_untracked(groups, direction, ip.proto, peer, l4.port):
+            admitted = Admit.UNTRACKED
+        else:
+            admitted = Admit.ADMIT
+        code, _, st = p.state.track(eni.name, ip.proto, int(ip.src), int(ip.dst), l4.sport, l4.dport, l4.flags,
+                                    ip.total_length, p.now, admitted, timeouts=self.timeouts_of(eni))
+        if code == TrackCode.MISS:
+            raise self.filter_drop(p, reason, "sg", names, direction,
+                                   f"no rule admits {what}, and it belongs to no tracked flow of {eni.name}", None)
+        if code == TrackCode.FULL:
+            raise self.filter_drop(p, DropReason.FLOW_TABLE_FULL, "sg", rule.group.name if rule else names,
+                                   direction, f"allowed by {rule.describe() if rule else '?'}, but a new tracked flow "
+                                   f"is needed and the flow table is full ({p.state.capacity} flows)",
+                                   self.rule_dict(rule) if rule else None)
+        if not p.recording:
+            return
+        if code == TrackCode.HIT:
+            p.hops.append(Hop("sg", names, f"admitted by tracked flow ({self.state_text(st)}) of {eni.name}",
+                              p.stage, direction, {"tracked": True, "state": st.name}))
+            return
+        assert rule is not None
+        if code == TrackCode.NEW:
+            how = f"; tracked from now on ({self.state_text(st)})"
+        elif admitted == Admit.UNTRACKED:
+            how = ("; untracked (AWS: admitted by a 0.0.0.0/0 rule while the other direction allows 0.0.0.0/0 on "
+                   "all ports): no entry, replies are judged by the rules")
+        else:
+            how = "; opens no tracked flow (only a TCP SYN or plain ACK, UDP, an ICMP query or another protocol does)"
+        p.hops.append(Hop("sg", rule.group.name, f"allowed by {rule.describe()}{how}", p.stage, direction,
+                          self.rule_dict(rule)))
+
+    def network_acl(self, p: Packet, subnet: Subnet, direction: str, addr: ipaddress.IPv4Address,
+                    reason: DropReason) -> None:
+        """The subnet's NACL in one direction: lowest number first, first match final, else the implicit
+        deny (#52, #53); stateless (#54)."""
+        ip, l4 = p.ip, p.l4
+        assert ip is not None and l4 is not None
+        acl = subnet.network_acl
+        allowed, number = acl.evaluate(direction, ip.proto, addr, l4.port, l4.icmp)
+        entry = None if number == IMPLICIT_DENY_NUMBER else acl.entry(number, direction)
+        if entry is None:
+            why = f"denied by the implicit deny (entry {IMPLICIT_DENY_NUMBER})"
+            data: dict[str, Any] = {"number": IMPLICIT_DENY_NUMBER, "action": "deny", "implicit": True}
+        else:
+            why = f"{'allowed' if allowed else 'denied'} by entry {number} ({entry.describe().split(' ', 1)[1]})"
+            data = self.entry_dict(entry)
+        if not allowed:
+            word = "to" if direction == "egress" else "from"
+            raise self.filter_drop(p, reason, "acl", acl.name, direction,
+                                   f"{why}: {self.packet_text(ip.proto, l4)} {word} {addr} (subnet {subnet.name})",
+                                   data)
+        if p.recording:
+            p.hops.append(Hop("acl", acl.name, f"{why} (subnet {subnet.name})", p.stage, direction, data))
+
+    @staticmethod
+    def filter_drop(p: Packet, reason: DropReason, kind: str, name: str, direction: str, detail: str,
+                    rule: dict[str, Any] | None) -> _Drop:
+        if p.hops is not None:
+            p.hops.append(Hop(kind, name, detail, p.stage, direction, rule))
+        return _Drop(reason, p.route)   # after the route stage: the route that was found stays reported
+
+    def timeouts_of(self, eni: Eni) -> dict[str, int]:
+        """The ENI's idle timeouts (``Eni.tracking``) by name, made once per Tracking value."""
+        t = eni.tracking
+        got = self._timeouts.get(t)
+        if got is None:
+            got = self._timeouts[t] = reference_timeouts(t)
+        return got
+
+    @staticmethod
+    def packet_text(proto: int, l4: _L4) -> str:
+        """``tcp 22``, ``udp`` (no port known), ``icmp type 8 code 0``, ``protocol 47``."""
+        if proto in (IPPROTO_TCP, IPPROTO_UDP):
+            return protocol_label(proto) + (f" {l4.port}" if l4.port is not None else " (no port: not a first "
+                                                                                      "fragment or truncated)")
+        if proto == IPPROTO_ICMP:
+            return "icmp" + (f" type {l4.icmp[0]} code {l4.icmp[1]}" if l4.icmp is not None else " (no header)")
+        return f"protocol {proto}"
+
+    @staticmethod
+    def state_text(st: FlowState) -> str:
+        """``ESTABLISHED`` for TCP_ESTABLISHED, ``REPLIED`` for UDP_REPLIED ..."""
+        return st.name.split("_", 1)[1]
+
+    @staticmethod
+    def rule_dict(rule: SecurityGroupRule) -> dict[str, Any]:
+        return {"group": rule.group.name, "direction": rule.direction, "protocol": protocol_label(rule.protocol),
+                "ports": list(rule.ports) if rule.ports is not None else None,
+                "icmp": list(rule.icmp) if rule.icmp is not None else None, "peer": rule.peer_name,
+                "description": rule.describe()}
+
+    @staticmethod
+    def entry_dict(e: NetworkAclEntry) -> dict[str, Any]:
+        return {"number": e.number, "action": e.action, "direction": e.direction,
+                "protocol": protocol_label(e.protocol), "ports": list(e.ports) if e.ports is not None else None,
+                "icmp": list(e.icmp) if e.icmp is not None else None, "cidr": str(e.cidr),
+                "description": e.describe()}
+
     # stage "local": step 18 -------------------------------------------------
     def local(self, p: Packet) -> str:
         """Step 18 (#8): inside the own subnet, no route lookup: the owning ENI or nothing."""
@@ -541,7 +861,7 @@ class ReferenceForwarder:
                     p.note("subnet", subnet.name, f"{ip.dst} is inside {self.subnet_text(subnet)}: delivered "
                            "without a route lookup")
                 self.deliver_to(p, r)
-                return "rewrite"
+                return "sg_ingress" if p.filtered else "rewrite"   # #55: no NACL within the subnet
         raise p.drop(DropReason.NO_SUCH_HOST, "subnet", subnet.name,
                      f"{ip.dst} is inside {self.subnet_text(subnet)}: no route lookup, and no ENI owns it")
 
@@ -579,7 +899,7 @@ class ReferenceForwarder:
                 p.note("vpc", eni.vpc.name, f"local route: {dst} belongs to {owner.name} in subnet "
                        f"{owner.subnet.name}")
             self.deliver_to(p, owner)
-            return "rewrite"
+            return self.delivered(p)
         if isinstance(target, Eni):                           # #37 middlebox; #43 check at the receiver
             if target.source_dest_check and dst not in target.ips:
                 raise p.drop(DropReason.SRC_DST_CHECK, "eni", target.name,
@@ -587,7 +907,7 @@ class ReferenceForwarder:
                              "is not its address: dropped", index)
             chk = "source/dest check off" if not target.source_dest_check else f"{dst} is its own address"
             self.deliver_to(p, target, via=f"target ENI ({chk}); ")
-            return "rewrite"
+            return self.delivered(p)
         if isinstance(target, PeeringConnection):             # #36: enter the peer, never onward
             peer = target.peer_of(eni.vpc)
             if p.recording:
@@ -598,7 +918,7 @@ class ReferenceForwarder:
                 raise p.drop(DropReason.NO_SUCH_HOST, "vpc", peer.name, f"no ENI of peer VPC {peer.name} owns {dst}",
                              index)
             self.deliver_to(p, owner)
-            return "rewrite"
+            return self.delivered(p)
         if isinstance(target, Target):                        # #29/#34: igw, vgw, nat, tgw, vpce
             if p.recording:
                 p.note(target.kind, target.name, f"{describe_target(target)}: forwarded out of the VPC data plane "
@@ -606,6 +926,11 @@ class ReferenceForwarder:
             p.action, p.egress = Action.FORWARD, target.port
             return None                                       # FORWARD: nothing to rewrite
         raise _Drop(DropReason.BLACKHOLE, index)  # pragma: no cover - every target kind is handled above
+
+    @staticmethod
+    def delivered(p: Packet) -> str:
+        """After a routed DELIVER: the receiving side's filters, else the rewrite."""
+        return "nacl_ingress" if p.filtered else "rewrite"
 
     @staticmethod
     def longest_prefix_match(subnet: Subnet, dst: ipaddress.IPv4Address) -> Route | None:

@@ -35,6 +35,7 @@ new pipeline stage) can do the same::
 
 from __future__ import annotations
 
+import inspect
 import ipaddress
 import struct
 from collections.abc import Sequence
@@ -43,15 +44,16 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from fastvpc import packets as pk
 from fastvpc.batch import FrameBatch
 from fastvpc.errors import TopologyError
-from fastvpc.reference import ReferenceForwarder, Verdict
+from fastvpc.reference import ReferenceFlowTable, ReferenceForwarder, Verdict
 from fastvpc.topology import BLACKHOLE, Endpoint, Eni, Network, Vpc
 from fastvpc.verdicts import Action, DropReason
 
 if TYPE_CHECKING:  # the protocol lives with Dataplane; importing it at run time would load the kernel early
     from fastvpc.dataplane import Forwarder
 
-__all__ = ["ENGINE_NAMES", "Engines", "assert_same_verdicts", "engine", "engines", "frame_lists", "frames",
-           "interesting_ips", "networks", "run", "scenarios", "verdicts"]
+__all__ = ["ENGINE_NAMES", "Engines", "States", "assert_same_verdicts", "compile_network", "engine", "engines",
+           "filter_networks", "filters_of", "flow_rows", "frame_lists", "frames", "fresh_state", "fresh_states",
+           "interesting_ips", "networks", "run", "scenarios", "state_for", "stateful_scenarios", "verdicts"]
 
 #: the engine names :func:`engine` knows, in the order tests list them
 ENGINE_NAMES = ("reference", "kernel")
@@ -68,19 +70,49 @@ class Engines(NamedTuple):
     reference: Forwarder
 
 
-def engines(net: Network, arp_mode: str = "target") -> Engines:
-    """``net`` compiled (``net.compile(arp_mode=...)``) and the reference forwarder over it."""
-    return Engines(net.compile(arp_mode=arp_mode), ReferenceForwarder(net, arp_mode=arp_mode))
+def compile_network(net: Network, arp_mode: str = "target", filters: bool = True) -> Any:
+    """``net.compile(arp_mode=..., filters=...)``.  ``filters=True`` is compile's default and is not
+    passed; ``filters=False`` on a build whose ``compile()`` has no ``filters`` parameter (one from
+    before the filter stages, which never filtered) is that build's plain compile."""
+    if filters:
+        return net.compile(arp_mode=arp_mode)
+    if "filters" not in inspect.signature(net.compile).parameters:
+        return net.compile(arp_mode=arp_mode)
+    return net.compile(arp_mode=arp_mode, filters=False)  # type: ignore[call-arg]
 
 
-def engine(net: Network, name: str, arp_mode: str = "target") -> Forwarder:
+def filters_of(forwarder: Any) -> bool:
+    """Whether ``forwarder`` runs the filter stages: its ``filters`` attribute (the reference, a Dataplane),
+    else its compiled tables' (``_compiled.filters``); a Dataplane without either never filters."""
+    f = getattr(forwarder, "filters", None)
+    if f is None:
+        f = getattr(getattr(forwarder, "_compiled", None), "filters", None)
+    return bool(f)
+
+
+def engines(net: Network, arp_mode: str = "target", filters: bool = True) -> Engines:
+    """``net`` compiled (``net.compile(arp_mode=..., filters=...)``) and the reference forwarder over it."""
+    return Engines(compile_network(net, arp_mode, filters), ReferenceForwarder(net, arp_mode=arp_mode, filters=filters))
+
+
+def engine(net: Network, name: str, arp_mode: str = "target", filters: bool = True) -> Forwarder:
     """One engine by name: ``"kernel"`` (compiles ``net``) or ``"reference"``."""
     if name == "kernel":
-        dp: Forwarder = net.compile(arp_mode=arp_mode)
+        dp: Forwarder = compile_network(net, arp_mode, filters)
         return dp
     if name == "reference":
-        return ReferenceForwarder(net, arp_mode=arp_mode)
+        return ReferenceForwarder(net, arp_mode=arp_mode, filters=filters)
     raise ValueError(f"engine {name!r} must be one of {', '.join(ENGINE_NAMES)}")
+
+
+def fresh_state(forwarder: Any, capacity: int = 1_000_000) -> Any:
+    """A new, empty connection-tracking state for ``forwarder``: a :class:`ReferenceFlowTable` for the
+    reference forwarder, a ``fastvpc.FlowTable`` for the compiled Dataplane."""
+    if isinstance(forwarder, ReferenceForwarder):
+        return ReferenceFlowTable(capacity)
+    from fastvpc.dataplane.state import FlowTable
+
+    return FlowTable(capacity)
 
 
 def _batch(frames: FrameBatch | Items) -> FrameBatch:
@@ -96,13 +128,61 @@ def verdicts(res: Any) -> list[Verdict]:
                     int(res.route[i]), res.frames.frame(i)) for i in range(len(res.action))]
 
 
-def run(forwarder: Forwarder, frames: FrameBatch | Items, copy: bool = False) -> list[Verdict]:
+def run(forwarder: Forwarder, frames: FrameBatch | Items, copy: bool = False, *, state: Any = None,
+        now: int | None = None) -> list[Verdict]:
     """Push ``frames`` (a FrameBatch, or ``(frame_bytes, port)`` pairs) through ``forwarder.process``.
 
     A list of pairs is packed into a new batch, processed in place; pass ``copy=True`` to leave a
-    batch you give untouched.
+    batch you give untouched.  ``state``/``now``: a stateful pass (the forwarder's own kind of table,
+    :func:`fresh_state`); they are passed only when given.
     """
-    return verdicts(forwarder.process(_batch(frames), copy=copy))
+    return verdicts(_process(forwarder, _batch(frames), copy, state, now))
+
+
+def _process(forwarder: Any, batch: FrameBatch, copy: bool, state: Any, now: int | None) -> Any:
+    if state is None and now is None:
+        return forwarder.process(batch, copy=copy)
+    return forwarder.process(batch, copy=copy, state=state, now=now)
+
+
+class States(NamedTuple):
+    """One connection-tracking state per engine, carried across batches by :func:`assert_same_verdicts`."""
+
+    kernel: Any                      # fastvpc.FlowTable
+    reference: ReferenceFlowTable
+
+
+def fresh_states(capacity: int = 1_000_000) -> States:
+    """A new, empty ``fastvpc.FlowTable`` and :class:`ReferenceFlowTable` of the same capacity."""
+    from fastvpc.dataplane.state import FlowTable
+
+    return States(FlowTable(capacity), ReferenceFlowTable(capacity))
+
+
+def state_for(name: str, capacity: int = 1_000_000) -> Any:
+    """A fresh state for the engine named ``name`` (:data:`ENGINE_NAMES`)."""
+    if name == "reference":
+        return ReferenceFlowTable(capacity)
+    if name == "kernel":
+        from fastvpc.dataplane.state import FlowTable
+
+        return FlowTable(capacity)
+    raise ValueError(f"engine {name!r} must be one of {', '.join(ENGINE_NAMES)}")
+
+
+def flow_rows(state: Any, now: int | None = None) -> list[tuple[int, ...]]:
+    """The flows of either kind of table live at ``now`` (default: the table's clock), without the ENI
+    (the kernel keys by 32-bit identities, the reference by names), sorted: (zone, proto, src, dst,
+    sport, dport, state, first_seen, last_seen, packets, bytes, timeout)."""
+    at = now if now is not None else state.clock
+    if isinstance(state, ReferenceFlowTable):
+        rows = [(f.zone, f.proto, f.src, f.dst, f.sport, f.dport, int(f.state), f.first_seen, f.last_seen,
+                 f.packets, f.bytes, f.timeout) for f in state.flows(at)]
+    else:
+        fl = state.flows(now=at) if at is not None else state.flows()
+        rows = [tuple(int(r[k]) for k in ("zone", "proto", "src", "dst", "sport", "dport", "state", "first_seen",
+                                          "last_seen", "packets", "bytes", "timeout")) for r in fl]
+    return sorted(rows)
 
 
 # =========================================================================== the comparison
@@ -128,7 +208,8 @@ def _first_byte_diff(a: bytes, b: bytes) -> str:
 
 
 def assert_same_verdicts(dp: Forwarder, reference_or_net: Forwarder | Network, batch: FrameBatch | Items,
-                         *, arp_mode: str | None = None) -> None:
+                         *, arp_mode: str | None = None, state: States | None = None,
+                         now: int | None = None) -> None:
     """Both engines on ``batch`` must give the same action, reason, egress, route and output frames.
 
     ``dp``: the engine under test (usually a :class:`fastvpc.Dataplane`).  ``reference_or_net``: the
@@ -137,26 +218,38 @@ def assert_same_verdicts(dp: Forwarder, reference_or_net: Forwarder | Network, b
     run with ``copy=True``) or ``(frame_bytes, port)`` pairs.  On a disagreement, raises
     ``AssertionError`` naming the first differing frame (index, port, input bytes), each engine's
     verdict, the fields that differ, the first differing output byte and the network's routes.
+
+    ``state``: a :class:`States` pair (:func:`fresh_states`): both engines run statefully, the kernel
+    on ``state.kernel``, the reference on ``state.reference``, at ``now`` (or the batch's timestamps);
+    call again with the same pair for the next batch.  After the batch the two tables must hold the
+    same flows (:func:`flow_rows`).
     """
     net: Network | None = None
     if isinstance(reference_or_net, Network):
         net = reference_or_net
         mode = str(arp_mode or getattr(dp, "arp_mode", "target"))
-        reference: Forwarder = ReferenceForwarder(net, arp_mode=mode)
+        reference: Forwarder = ReferenceForwarder(net, arp_mode=mode, filters=filters_of(dp))
     else:
         reference = reference_or_net
         net = getattr(reference, "net", None)
         mode = str(arp_mode or getattr(reference, "arp_mode", None) or getattr(dp, "arp_mode", "?"))
     frames = _batch(batch)
     n = len(frames)
-    ref = reference.process(frames, copy=True)
-    ker = dp.process(frames, copy=True)
+    ref = _process(reference, frames, True, None if state is None else state.reference, now)
+    ker = _process(dp, frames, True, None if state is None else state.kernel, now)
     for name in ("action", "reason", "egress", "route"):
         for who, res in (("reference", ref), ("kernel", ker)):
             shape = getattr(getattr(res, name), "shape", None)
             assert shape == (n,), f"{who}: {name} has shape {shape}, not ({n},)"
     bad = [i for i in range(n) if _differs(ker, ref, i)]
     if not bad:
+        if state is not None:
+            want, got = flow_rows(state.reference), flow_rows(state.kernel, state.reference.clock)
+            if want != got:
+                raise AssertionError("kernel and reference agree on every verdict but their flow tables differ "
+                                     f"after the batch:\n  reference only: {sorted(set(want) - set(got))[:10]}\n"
+                                     f"  kernel only:    {sorted(set(got) - set(want))[:10]}\n  (zone, proto, src, "
+                                     "dst, sport, dport, state, first, last, packets, bytes, timeout)")
         return
     i = bad[0]
     got, want = ker.frames.frame(i), ref.frames.frame(i)
@@ -449,3 +542,271 @@ def scenarios(max_vpcs: int = 3) -> Any:
         return net, items, draw(st.sampled_from(["target", "target", "target", "single_mac"]))
 
     return _scenarios()
+
+
+# =========================================================================== filters and stateful traffic
+
+#: destination ports the random rules and the random traffic share (so that rules do match sometimes)
+FILTER_PORTS = (22, 53, 80, 443, 8080, 49152)
+_RULE_PORTS: tuple[Any, ...] = (None, 22, 53, 80, 443, 8080, (1024, 65535), (80, 443), (0, 1023))
+_ICMP_RULES: tuple[Any, ...] = (None, (8, -1), (0, -1), (8, 0), (3, -1), (-1, -1))
+#: short timeouts (AWS's minimums where AWS bounds them), so that scenarios cross them
+SHORT_TRACKING = dict(tcp_established=60, udp=30, udp_stream=60, other=10, icmp=5, tcp_syn_sent=5,
+                      tcp_syn_recv=5, tcp_fin_wait=5, tcp_close_wait=5, tcp_last_ack=5, tcp_time_wait=5, tcp_close=2)
+_NS = 1_000_000_000
+#: time steps between batches (ns): within and across every timeout class
+_DT = (0, 1, _NS // 2, _NS, 4 * _NS, 6 * _NS, 29 * _NS, 31 * _NS, 61 * _NS, 200 * _NS, 601 * _NS, 6 * 86_400 * _NS)
+
+
+def _peers(draw: Any, st: Any, net: Network, vpc: Vpc) -> Any:
+    """A rule's peer: 0.0.0.0/0, a subnet, an ENI's /32, the VPC, a group (this VPC or a peered one),
+    a prefix list or an inline list of CIDRs."""
+    kind = draw(st.sampled_from(["any", "any", "subnet", "host", "vpc", "group", "group", "pl", "list"]))
+    subnets = [s for v in net.vpcs for s in v.subnets]
+    enis = [e for v in net.vpcs for e in v.enis]
+    if kind == "subnet" and subnets:
+        return draw(st.sampled_from(subnets)).cidr
+    if kind == "host" and enis:
+        e = draw(st.sampled_from(enis))
+        return f"{draw(st.sampled_from(e.ips))}/32"
+    if kind == "vpc":
+        return draw(st.sampled_from(net.vpcs)).cidr
+    if kind == "group":
+        pool = [g for v in net.vpcs if v is vpc or any(v in p.vpcs for p in vpc.peerings) for g in v.security_groups]
+        return draw(st.sampled_from(pool))
+    if kind in ("pl", "list") and subnets:
+        cidrs = sorted({str(s.cidr) for s in draw(st.lists(st.sampled_from(subnets), min_size=1, max_size=3))})
+        if draw(st.booleans()):
+            cidrs.append(f"{draw(st.sampled_from(enis)).ip}/32" if enis else "8.8.8.8/32")
+        return net.add_prefix_list(cidrs) if kind == "pl" else cidrs
+    return "0.0.0.0/0"
+
+
+def _rule_parts(draw: Any, st: Any) -> tuple[Any, Any]:
+    proto = draw(st.sampled_from(["tcp", "tcp", "udp", "udp", "icmp", "all", 47]))
+    if proto in ("tcp", "udp"):
+        return proto, draw(st.sampled_from(_RULE_PORTS))
+    if proto == "icmp":
+        return proto, draw(st.sampled_from(_ICMP_RULES))
+    return proto, None
+
+
+def _add_filters(draw: Any, st: Any, net: Network) -> None:
+    """Random security groups (references, prefix lists, inline lists, revoked egress), ENI group sets,
+    custom and edited default NACLs, and per-ENI timeouts, on ``net``."""
+    from fastvpc.topology.filters import Tracking
+
+    for vpc in net.vpcs:
+        for _ in range(draw(st.integers(0, 3))):
+            vpc.add_security_group()
+    for vpc in net.vpcs:
+        for g in vpc.security_groups:
+            if draw(st.integers(0, 3)) == 0:
+                g.revoke_egress("all", None, "0.0.0.0/0")
+            for _ in range(draw(st.integers(0, 5))):
+                proto, ports = _rule_parts(draw, st)
+                direction = draw(st.sampled_from(["ingress", "ingress", "egress"]))
+                _try(g.authorize, direction, proto, ports, _peers(draw, st, net, vpc))
+        for e in vpc.enis:
+            if draw(st.booleans()):
+                sets = draw(st.lists(st.sampled_from(vpc.security_groups), min_size=1, max_size=3, unique=True))
+                e.security_groups = sets
+            if draw(st.integers(0, 2)) == 0:
+                e.tracking = Tracking(**SHORT_TRACKING)
+        acls = [vpc.default_network_acl] + [vpc.add_network_acl() for _ in range(draw(st.integers(0, 2)))]
+        for acl in acls:
+            n_entries = draw(st.integers(0, 5)) if not acl.is_default else draw(st.sampled_from([0, 0, 1, 2]))
+            for _ in range(n_entries):
+                proto, ports = _rule_parts(draw, st)
+                number = draw(st.sampled_from([1, 10, 50, 90, 99, 110, 200, 32766]))
+                cidr = _peers(draw, st, net, vpc)
+                if not isinstance(cidr, (str, ipaddress.IPv4Network)):
+                    cidr = "0.0.0.0/0"
+                _try(acl.add_entry, number, draw(st.sampled_from(["ingress", "egress"])),
+                     draw(st.sampled_from(["allow", "allow", "deny"])), proto, ports, cidr)
+            if not acl.is_default and draw(st.booleans()):
+                _try(acl.add_entry, 32000, "ingress", "allow", "all", None, "0.0.0.0/0")
+                _try(acl.add_entry, 32000, "egress", "allow", "all", None, "0.0.0.0/0")
+        for s in vpc.subnets:
+            if draw(st.integers(0, 2)) == 0:
+                s.associate_network_acl(draw(st.sampled_from(acls)))
+
+
+def filter_networks(max_vpcs: int = 2) -> Any:
+    """:func:`networks` with random security groups (group references across peerings, prefix lists,
+    inline CIDR lists, revoked egress), ENIs in 1-3 groups, custom NACLs (with and without an allow-all
+    tail entry) associated with random subnets, an edited default NACL, and short timeouts on some ENIs."""
+    st = _hypothesis()
+
+    @st.composite
+    def _filter_networks(draw: Any) -> Network:
+        net = draw(networks(max_vpcs))
+        _add_filters(draw, st, net)
+        return net
+
+    return _filter_networks()
+
+
+class Step(NamedTuple):
+    """One step of a stateful scenario: a batch (``items`` at ``now``, or at ``timestamps`` when now is
+    None) or, when ``change`` is set, a control-plane change applied before the next batch (and a
+    recompile: a FlowTable survives it)."""
+
+    items: list[tuple[bytes, int]]
+    now: int | None
+    timestamps: list[int] | None
+    change: Any = None
+    text: str = ""
+
+
+def _flow_frame(sender: Eni, dst: ipaddress.IPv4Address, proto: int, sport: int, dport: int, flags: int,
+                shape: str) -> bytes:
+    """A frame from ``sender`` to ``dst``: TCP with ``flags``, UDP, ICMP type ``flags`` (identifier ``sport``),
+    or protocol ``proto``; ``shape`` "whole", "fragment" (a non-first fragment) or "short" (a truncated L4)."""
+    s = sender.subnet
+    mac = s.gateway_mac
+    if dst in s.cidr:
+        for e in s.enis:
+            if dst in e.ips:
+                mac = e.mac
+    if proto == 6:
+        l4 = pk.tcp(sender.ip, dst, sport, dport, flags=flags)[20:]
+    elif proto == 17:
+        l4 = pk.udp(sender.ip, dst, sport, dport, b"x" * (sport % 7))[20:]
+    elif proto == 1:
+        body = struct.pack("!BBHHH", flags, 0, 0, sport, 1) + b"fastvpc"
+        l4 = body[:2] + struct.pack("!H", pk.checksum(body)) + body[4:]
+    else:
+        l4 = b"\x00\x00\x08\x00payload"
+    frag = 0x4000
+    if shape == "fragment":
+        frag = 0x2000 | 3
+    elif shape == "short":
+        l4 = l4[:4]
+    return pk.ethernet(mac, sender.mac, pk.ETH_IPV4, pk.ipv4(sender.ip, dst, proto, l4, flags_frag=frag), pad_to=60)
+
+
+_TCP_FLAGS = (0x02, 0x12, 0x10, 0x18, 0x11, 0x04, 0x14, 0x01, 0x00)
+
+
+def _change(draw: Any, st: Any, net: Network) -> tuple[Any, str]:
+    """A random control-plane change between batches (as a callable on ``net``) and its description."""
+    groups = [g for v in net.vpcs for g in v.security_groups]
+    kind = draw(st.sampled_from(["revoke", "authorize", "regroup", "acl", "tracking"]))
+    if kind == "revoke":
+        rules = [r for g in groups for r in (*g.ingress, *g.egress)]
+        if rules:
+            r = draw(st.sampled_from(rules))
+            peer = r.peer if not isinstance(r.peer, tuple) else [str(c) for c in r.peer]
+            ports = r.ports if r.protocol in (6, 17) else (r.icmp if r.protocol == 1 else None)
+            return (lambda _n: r.group.revoke(r.direction, r.protocol, ports, peer)), f"revoke {r.group.name} " \
+                f"{r.direction} {r.describe()}"
+    if kind == "authorize" and groups:
+        g = draw(st.sampled_from(groups))
+        proto, ports = _rule_parts(draw, st)
+        direction = draw(st.sampled_from(["ingress", "egress"]))
+        peer = _peers(draw, st, net, g.vpc)
+        return (lambda _n: _try(g.authorize, direction, proto, ports, peer)), f"authorize {g.name} {direction} " \
+            f"{proto} {ports} {getattr(peer, 'name', peer)}"
+    if kind == "regroup":
+        enis = [e for e in net.enis if e.vpc.security_groups]
+        if enis:
+            e = draw(st.sampled_from(enis))
+            sets = draw(st.lists(st.sampled_from(e.vpc.security_groups), min_size=1, max_size=3, unique=True))
+            return (lambda _n: setattr(e, "security_groups", sets)), f"{e.name} groups := {[g.name for g in sets]}"
+    if kind == "acl" and net.subnets:
+        s = draw(st.sampled_from(net.subnets))
+        proto, ports = _rule_parts(draw, st)
+        number = draw(st.integers(1, 32766))
+        direction, action = draw(st.sampled_from(["ingress", "egress"])), draw(st.sampled_from(["allow", "deny"]))
+        return (lambda _n: _try(s.network_acl.add_entry, number, direction, action, proto, ports, "0.0.0.0/0")), \
+            f"{s.network_acl.name} {direction} entry {number} {action} {proto} {ports}"
+    if kind == "tracking" and net.enis:
+        from fastvpc.topology.filters import Tracking
+
+        e = draw(st.sampled_from(net.enis))
+        t = Tracking(**SHORT_TRACKING) if draw(st.booleans()) else Tracking()
+        return (lambda _n: setattr(e, "tracking", t)), f"{e.name} tracking := {t.changes()}"
+    return (lambda _n: None), "no change"
+
+
+def stateful_scenarios(max_vpcs: int = 2, max_batches: int = 6) -> Any:
+    """``(network, steps, capacity)`` for :func:`check_stateful`: a :func:`filter_networks` network and
+    batches of flows between its ENIs (and to outside addresses and the VPC's DNS resolver), in both
+    directions -- TCP handshakes, data, FIN/RST, lone SYN-ACKs; UDP requests and replies; ICMP echo
+    requests and replies by identifier, errors; another protocol; a few non-first fragments and
+    truncated headers -- with time advancing across every timeout class, frames sometimes timed by
+    batch timestamps, rule changes between batches, and small table capacities that fill up."""
+    st = _hypothesis()
+
+    @st.composite
+    def _scenarios(draw: Any) -> tuple[Network, list[Step], int]:
+        net = draw(filter_networks(max_vpcs))
+        enis = net.enis
+        steps: list[Step] = []
+        capacity = draw(st.sampled_from([1, 3, 6, 1000, 1000, 1000]))
+        if not enis:
+            return net, steps, capacity
+        outside = [ipaddress.IPv4Address("8.8.8.8")] + [v.cidr.network_address + 2 for v in net.vpcs]
+        flows = []
+        for _ in range(draw(st.integers(1, 5))):
+            a = draw(st.sampled_from(enis))
+            b = draw(st.one_of(st.sampled_from(enis), st.sampled_from(enis), st.sampled_from(outside)))
+            proto = draw(st.sampled_from([6, 6, 17, 17, 1, 47]))
+            flows.append((a, b, proto, draw(st.sampled_from(FILTER_PORTS)), draw(st.sampled_from(FILTER_PORTS))))
+        t = 0
+        for _ in range(draw(st.integers(1, max_batches))):
+            if steps and draw(st.integers(0, 3)) == 0:
+                fn, text = _change(draw, st, net)
+                steps.append(Step([], None, None, fn, text))
+            items: list[tuple[bytes, int]] = []
+            for _ in range(draw(st.integers(1, 12))):
+                a, b, proto, sport, dport = draw(st.sampled_from(flows))
+                reverse = isinstance(b, Eni) and draw(st.booleans())
+                sender, dst = (b, a.ip) if reverse else (a, b.ip if isinstance(b, Eni) else b)
+                sp, dp_ = (dport, sport) if reverse else (sport, dport)
+                if proto == 6:
+                    flags = draw(st.sampled_from(_TCP_FLAGS))
+                elif proto == 1:
+                    flags = draw(st.sampled_from([0, 0, 8, 8, 3, 13, 14]))
+                    sp = sport                      # the identifier, both ways
+                else:
+                    flags = 0
+                shape = draw(st.sampled_from(["whole"] * 12 + ["fragment", "short"]))
+                assert isinstance(sender, Eni)
+                items.append((_flow_frame(sender, dst, proto, sp, dp_, flags, shape), sender.port))
+            t += draw(st.sampled_from(_DT))
+            if draw(st.booleans()):
+                steps.append(Step(items, t, None))
+            else:
+                stamps = []
+                for _ in items:
+                    t += draw(st.sampled_from([0, 0, 1, _NS]))
+                    stamps.append(t)
+                steps.append(Step(items, None, stamps))
+        return net, steps, capacity
+
+    return _scenarios()
+
+
+def check_stateful(net: Network, steps: Sequence[Step], capacity: int = 1_000_000, arp_mode: str = "target") -> None:
+    """Run a stateful scenario on both engines (a fresh :class:`States` pair of ``capacity``): each batch
+    through :func:`assert_same_verdicts` with the states; each change applied to ``net`` and the kernel
+    recompiled (the tables carry over, as a FlowTable survives a recompile)."""
+    states = fresh_states(capacity)
+    dp = compile_network(net, arp_mode)
+    ref = ReferenceForwarder(net, arp_mode=arp_mode)
+    for k, step in enumerate(steps):
+        if step.change is not None:
+            step.change(net)
+            dp = compile_network(net, arp_mode)
+            continue
+        batch = _batch(step.items)
+        if step.timestamps is not None:
+            batch = FrameBatch(batch.data, batch.offsets, batch.port, timestamp=step.timestamps)
+        try:
+            assert_same_verdicts(dp, ref, batch, state=states, now=step.now)
+        except AssertionError as exc:
+            done = "; ".join(s.text for s in steps[:k] if s.change is not None)
+            raise AssertionError(f"step {k} (time {step.now if step.now is not None else step.timestamps}; changes "
+                                 f"so far: {done or 'none'}):\n{exc}") from None

@@ -30,7 +30,9 @@ import ipaddress
 from typing import Any
 
 from fastvpc import packets as pk
-from fastvpc.reference import Hop, ReferenceForwarder, Verdict
+from fastvpc.dataplane.state import FlowTable
+from fastvpc.reference import Hop, ReferenceFlowTable, ReferenceForwarder, Verdict
+from fastvpc.testing import compile_network, filters_of
 from fastvpc.topology import Eni, InternetGateway, NatGateway, Network, TransitGateway, VpnGateway
 from fastvpc.verdicts import RA_CODES, Action, DropReason
 
@@ -75,15 +77,27 @@ class Trace:
     expected: Verdict | None = None
     #: what this verdict depends on that fastvpc does not evaluate yet (said, not implied away)
     not_evaluated: list[str] = dataclasses.field(default_factory=list)
+    #: ``reply=True``: the forward packet's trace (run first, through the same connection-tracking state)
+    forward: Trace | None = None
 
     @property
     def verdict(self) -> str:
         return self.action.name if self.action != Action.DROP else f"DROP {self.reason.name}"
 
-    def __str__(self) -> str:
+    def headline(self) -> str:
         what = f"{self.proto}" + (f" port {self.port}" if self.port is not None else "")
-        lines = [f"trace {self.src_ip} ({self.ingress}) -> {self.dst} {what}: {self.verdict}"
-                 + (f" [{self.ra_code}]" if self.ra_code else "")]
+        return (f"{self.src_ip} ({self.ingress}) -> {self.dst} {what}: {self.verdict}"
+                + (f" [{self.ra_code}]" if self.ra_code else ""))
+
+    def __str__(self) -> str:
+        f = self.forward
+        if f is None:
+            lines = [f"trace {self.headline()}"]
+        else:
+            lines = [f"trace reply {self.headline()}",
+                     f"  forward packet first, tracked: {f.headline()}"]
+            lines += [f"  {i:>2}. {h}" for i, h in enumerate(f.hops, 1)]
+            lines.append("  then the reply, with the forward flow tracked:")
         for i, h in enumerate(self.hops, 1):
             lines.append(f"  {i:>2}. {h}")
         if self.not_evaluated:
@@ -94,7 +108,7 @@ class Trace:
     def _agreement(self) -> str:
         if self.verdict_source == "reference":
             return "verdict from the reference forwarder (no data plane compared)"
-        if self.agrees:
+        if self.agrees and (self.forward is None or self.forward.agrees):
             return "the reference forwarder agrees with the data plane"
         return "MISMATCH: the reference forwarder disagrees with the data plane (see the warning hop)"
 
@@ -110,6 +124,8 @@ class Trace:
                                                  "egress": e.egress, "route": e.route},
             "hops": [h.to_dict() for h in self.hops],
             "not_evaluated": list(self.not_evaluated),
+            "reply": self.forward is not None,
+            **({"forward": self.forward.to_dict()} if self.forward is not None else {}),
         }
 
 
@@ -222,12 +238,15 @@ def _verdict_hop(net: Network, v: Verdict, dst: IPv4Address) -> Hop:
     return Hop("verdict", "FORWARD", f"handed to {name} (port {v.egress}) towards {dst}")
 
 
-def _not_evaluated(net: Network, v: Verdict) -> list[str]:
-    """What the verdict ``v`` depends on that this version does not model (DESIGN.md §5, §6)."""
+def _not_evaluated(net: Network, v: Verdict, filters: bool = True, stateful: bool = False) -> list[str]:
+    """What the verdict ``v`` depends on that this trace did not evaluate (DESIGN.md §5, §6)."""
     out = []
-    if v.action in (Action.DELIVER, Action.FORWARD):
-        out.append("security groups and network ACLs (the compiled pass does not apply them yet: "
-                   "the verdict is the routing view)")
+    if not filters:
+        out.append("security groups and network ACLs not evaluated (compiled with filters=False: the verdict is "
+                   "the routing view)")
+    elif not stateful:
+        out.append("connection tracking: the packet is judged as the first of its flow (replies need rules both "
+                   "ways here; trace the return packet with reply=True / --reply)")
     if v.action == Action.FORWARD:
         owner = net.port_owner(v.egress)
         if isinstance(owner, InternetGateway):
@@ -242,20 +261,32 @@ def _not_evaluated(net: Network, v: Verdict) -> list[str]:
         else:
             out.append(f"what {owner.name if owner is not None else 'the target'} does with the packet "
                        "(the endpoint's service)")
-    if v.action in (Action.DELIVER, Action.FORWARD):
-        out.append("the return path (a reply is a separate packet: trace it from the other side)")
+    if v.action in (Action.DELIVER, Action.FORWARD) and not stateful:
+        out.append("the return path (a reply is a separate packet: trace it with reply=True / --reply)")
     return out
+
+
+def _filters(forwarder: Any, where: Any) -> bool:
+    """Whether the verdict source runs the filter stages (the reference is built to match it)."""
+    if forwarder is None:
+        return bool(getattr(where, "filters", True)) if not isinstance(where, Network) else True
+    return filters_of(forwarder)
 
 
 def _fields(v: Verdict) -> tuple[int, int, int, int]:
     return int(v.action), int(v.reason), v.egress, v.route
 
 
-def _one(forwarder: Any, frame: bytes, port: int) -> Verdict:
-    """One frame through a Forwarder (anything with ``process(batch, copy=True)``)."""
+def _one(forwarder: Any, frame: bytes, port: int, state: Any = None, now: int | None = None) -> Verdict:
+    """One frame through a Forwarder (anything with ``process(batch, copy=True)``; with ``state``,
+    ``process(batch, copy=True, state=state, now=now)``)."""
     from fastvpc.batch import FrameBatch
 
-    res = forwarder.process(FrameBatch.from_frames([frame], port=[port]), copy=True)
+    batch = FrameBatch.from_frames([frame], port=[port])
+    if state is None:
+        res = forwarder.process(batch, copy=True)
+    else:
+        res = forwarder.process(batch, copy=True, state=state, now=now)
     return Verdict(Action(int(res.action[0])), DropReason(int(res.reason[0])), int(res.egress[0]),
                    int(res.route[0]), bytes(res.frames.frame(0)))
 
@@ -265,7 +296,8 @@ def _one(forwarder: Any, frame: bytes, port: int) -> Verdict:
 def trace_packet(where: Any, src: str | Eni, dst: str | IPv4Address, proto: str | int = "icmp",
                  port: int | None = None, *, src_ip: str | IPv4Address | None = None,
                  network: Network | None = None, verdict: str = "auto",
-                 aliases: dict[str, list[str]] | None = None) -> Trace:
+                 aliases: dict[str, list[str]] | None = None, filters: bool | None = None,
+                 reply: bool = False) -> Trace:
     """Trace one packet from ``src`` to ``dst``.
 
     ``where``: a :class:`Network` (compiled for the verdict), or a ``Dataplane`` or any other
@@ -275,9 +307,20 @@ def trace_packet(where: Any, src: str | Eni, dst: str | IPv4Address, proto: str 
     ``proto``: icmp (echo request), tcp (SYN), udp, or a number; ``port`` the destination port
     (tcp 80 / udp 53 when omitted).  ``verdict``: ``auto`` or ``dataplane`` (the compiled data plane,
     checked against the reference forwarder) or ``reference`` (the reference forwarder alone).
+    ``filters``: with a Network, compile it so (default: compile's default, the filters on); the
+    reference forwarder always runs the filters exactly when the verdict source does.
+
+    ``reply=True`` traces the return packet instead, with the forward flow tracked: the forward
+    packet goes first through a fresh connection-tracking state (a ``FlowTable`` for the data plane,
+    a ``ReferenceFlowTable`` for the reference), then the reply (TCP SYN-ACK, UDP response, ICMP echo
+    reply, the same protocol back otherwise) from the ENI it was delivered to, one second later.  The
+    returned Trace is the reply's; ``.forward`` is the forward packet's.  The forward packet must be
+    delivered to an ENI (``ValueError`` otherwise: a reply enters the VPC only from an ENI).
     """
     if verdict not in VERDICT_SOURCES:
         raise ValueError(f"verdict={verdict!r} must be one of {', '.join(VERDICT_SOURCES)}")
+    if not isinstance(reply, bool):
+        raise TypeError(f"reply must be True or False, not {reply!r}")
     net = _network_of(where, network)
     eni, sip = resolve_source(net, src, aliases)
     if src_ip is not None:
@@ -297,15 +340,63 @@ def trace_packet(where: Any, src: str | Eni, dst: str | IPv4Address, proto: str 
 
     # the explanation and the expected verdict: the reference forwarder with its recorder on
     arp_mode = getattr(where, "arp_mode", "target") if not isinstance(where, Network) else "target"
-    reference = ReferenceForwarder(net, arp_mode=arp_mode if arp_mode in ("target", "single_mac") else "target")
+    if filters is not None and not isinstance(filters, bool):
+        raise TypeError(f"filters must be True, False or None, not {filters!r}")
+    forwarder = None
+    if verdict != "reference":
+        forwarder = compile_network(net, filters=filters is not False) if isinstance(where, Network) else where
+    if filters is None or forwarder is not None:
+        filters = _filters(forwarder, where)
+    reference = ReferenceForwarder(net, arp_mode=arp_mode if arp_mode in ("target", "single_mac") else "target",
+                                   filters=filters)
+    name = str(src.name if isinstance(src, Eni) else src)
+    if not reply:
+        return _trace_one(net, reference, forwarder, frame, eni, sip, d, pname, port, name, filters, None, None)
+
+    states = (ReferenceFlowTable(64), None if forwarder is None else FlowTable(64))
+    fwd = _trace_one(net, reference, forwarder, frame, eni, sip, d, pname, port, name, filters, states, REPLY_T0)
+    receiver = net.port_owner(fwd.egress) if fwd.action == Action.DELIVER else None
+    if not isinstance(receiver, Eni):
+        raise ValueError(f"the forward packet {sip} -> {d} is not delivered to an ENI ({fwd.verdict}): there is no "
+                         "return packet to trace (a reply enters the VPC only from an ENI)")
+    rport = SOURCE_PORT if pnum in (6, 17) else None
+    rframe = pk.ethernet(_dst_mac(receiver, sip)[0], receiver.mac, pk.ETH_IPV4,
+                         _reply_packet(d, sip, pnum, port), pad_to=60)
+    back = _trace_one(net, reference, forwarder, rframe, receiver, d, sip, pname, rport, receiver.name, filters,
+                      states, REPLY_T0 + 1_000_000_000)
+    back.forward = fwd
+    back.not_evaluated = [x for x in back.not_evaluated if not x.startswith("the return path")]
+    return back
+
+
+#: the time (ns) of the forward packet of a ``reply=True`` trace; the reply follows 1 s later
+REPLY_T0 = 1_000_000_000
+
+
+def _reply_packet(src: IPv4Address, dst: IPv4Address, proto: int, port: int | None) -> bytes:
+    """The return packet of :func:`_ip_packet`'s: SYN-ACK, UDP response, echo reply, the protocol back."""
+    if proto == 1:
+        return pk.icmp_echo(src, dst, ident=0x7A5C, seq=1, payload=b"fastvpc trace...", request=False)
+    if proto == 6:
+        return pk.tcp(src, dst, port or 0, SOURCE_PORT, flags=0x12)
+    if proto == 17:
+        return pk.udp(src, dst, port or 0, SOURCE_PORT)
+    return pk.ipv4(src, dst, proto, b"")
+
+
+def _trace_one(net: Network, reference: ReferenceForwarder, forwarder: Any, frame: bytes, eni: Eni,
+               sip: IPv4Address, d: IPv4Address, pname: str, port: int | None, name: str, filters: bool,
+               states: tuple[Any, Any] | None, now: int | None) -> Trace:
+    """One frame through the reference (with its recorder) and the verdict source; with ``states``
+    (reference table, data plane table) both statefully at ``now``."""
     hops: list[Hop] = []
-    expected = reference.forward(frame, eni.port, hops=hops)
+    ref_state = states[0] if states is not None else None
+    expected = reference.forward(frame, eni.port, hops=hops, state=ref_state, now=now)
     # the verdict: the data plane (a Forwarder), or the reference itself
-    if verdict == "reference":
+    if forwarder is None:
         v, source = expected, "reference"
     else:
-        forwarder = net.compile() if isinstance(where, Network) else where
-        v, source = _one(forwarder, frame, eni.port), "dataplane"
+        v, source = _one(forwarder, frame, eni.port, None if states is None else states[1], now), "dataplane"
     agrees = v == expected
     if not agrees:
         hops.append(Hop("warning", "mismatch", f"the reference forwarder predicts {expected.action.name} "
@@ -320,8 +411,8 @@ def trace_packet(where: Any, src: str | Eni, dst: str | IPv4Address, proto: str 
                             f"route #{v.route} reported by the data plane, in {r.route_table.name}, origin {r.origin}"))
     hops.append(_verdict_hop(net, v, d))
     owner = net.port_owner(v.egress) if v.egress >= 0 else None
-    return Trace(src=str(src.name if isinstance(src, Eni) else src), dst=str(d), proto=pname, port=port,
+    return Trace(src=name, dst=str(d), proto=pname, port=port,
                  ingress=eni.name, src_ip=str(sip), action=v.action, reason=v.reason, egress=v.egress,
                  egress_name=owner.name if owner is not None else None, route=v.route, hops=hops,
                  ra_code=RA_CODES.get(v.reason), agrees=agrees, verdict_source=source, frame=v.frame,
-                 expected=expected, not_evaluated=_not_evaluated(net, v))
+                 expected=expected, not_evaluated=_not_evaluated(net, v, filters, states is not None))

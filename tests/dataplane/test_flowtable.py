@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fastvpc as fv
+from fastvpc.reference import ReferenceFlowTable
 from fastvpc.dataplane.state import (
     DEFAULT_TIMEOUTS,
     FLOWS_DTYPE,
@@ -34,159 +35,23 @@ FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 
 # ----------------------------------------------------------------------------- the model
 
-# Linux nf_conntrack's TCP state table (net/netfilter/nf_conntrack_proto_tcp.c), written out per
-# (direction, flag class) as "old state -> new state"; anything not listed is Linux's INVALID or IGNORE,
-# which keeps the state.
-_ORIG = {
-    "syn": {"NONE": "SYN_SENT", "SYN_SENT": "SYN_SENT", "TIME_WAIT": "SYN_SENT", "CLOSE": "SYN_SENT",
-            "SYN_SENT2": "SYN_SENT2"},
-    "synack": {"SYN_SENT2": "SYN_RECV"},
-    "fin": {"SYN_RECV": "FIN_WAIT", "ESTABLISHED": "FIN_WAIT", "FIN_WAIT": "LAST_ACK", "CLOSE_WAIT": "LAST_ACK",
-            "LAST_ACK": "LAST_ACK", "TIME_WAIT": "TIME_WAIT", "CLOSE": "CLOSE"},
-    "ack": {"NONE": "ESTABLISHED", "SYN_RECV": "ESTABLISHED", "ESTABLISHED": "ESTABLISHED",
-            "FIN_WAIT": "CLOSE_WAIT", "CLOSE_WAIT": "CLOSE_WAIT", "LAST_ACK": "TIME_WAIT",
-            "TIME_WAIT": "TIME_WAIT", "CLOSE": "CLOSE"},
-    "rst": {s: "CLOSE" for s in ("SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSE_WAIT", "LAST_ACK",
-                                 "TIME_WAIT", "CLOSE", "SYN_SENT2")},
-    "none": {},
-}
-_REPLY = {
-    "syn": {"SYN_SENT": "SYN_SENT2", "SYN_SENT2": "SYN_SENT2"},
-    "synack": {"SYN_SENT": "SYN_RECV", "SYN_SENT2": "SYN_RECV"},
-    "fin": _ORIG["fin"],
-    "ack": {"SYN_RECV": "SYN_RECV", "ESTABLISHED": "ESTABLISHED", "FIN_WAIT": "CLOSE_WAIT",
-            "CLOSE_WAIT": "CLOSE_WAIT", "LAST_ACK": "TIME_WAIT", "TIME_WAIT": "TIME_WAIT", "CLOSE": "CLOSE"},
-    "rst": _ORIG["rst"],
-    "none": {},
-}
-_TMO_FIELD = {
-    "TCP_SYN_SENT": "tcp_syn_sent", "TCP_SYN_RECV": "tcp_syn_recv", "TCP_ESTABLISHED": "tcp_established",
-    "TCP_FIN_WAIT": "tcp_fin_wait", "TCP_CLOSE_WAIT": "tcp_close_wait", "TCP_LAST_ACK": "tcp_last_ack",
-    "TCP_TIME_WAIT": "tcp_time_wait", "TCP_CLOSE": "tcp_close", "TCP_SYN_SENT2": "tcp_syn_sent2",
-    "UDP_UNREPLIED": "udp", "UDP_REPLIED": "udp", "UDP_STREAM": "udp_stream",
-    "ICMP_UNREPLIED": "icmp", "ICMP_REPLIED": "icmp", "OTHER_UNREPLIED": "other", "OTHER_REPLIED": "other",
-}
-_ICMP_REQ = {8: 8, 13: 13, 15: 15, 17: 17}
-_ICMP_REP = {0: 8, 14: 13, 16: 15, 18: 17}
-
-
-def _tcp_class(f: int) -> str:
-    if f & RST:
-        return "rst"
-    if f & SYN:
-        return "synack" if f & ACK else "syn"
-    if f & FIN:
-        return "fin"
-    if f & ACK:
-        return "ack"
-    return "none"
+# The model is the reference's connection-tracking table (fastvpc.reference.ReferenceFlowTable), a dict
+# written from the same documented semantics; here keyed by the same integer ENI identities as the table.
 
 
 class Model:
-    """Tracked flows in a dict keyed by the unordered flow; live while now <= last + timeout."""
+    """Adapter: the test's (eni, zone, proto, ...) call order onto ReferenceFlowTable.track."""
 
     def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.flows: dict[tuple, dict] = {}
-
-    @staticmethod
-    def _live(f: dict, now: int) -> bool:
-        return now <= f["last"] + f["timeout"] * S
-
-    def _key(self, eni, zone, proto, src, dst, sport, dport, flags):
-        """(key, origin endpoint of this packet, icmp role) or None for untrackable ICMP."""
-        if proto in (6, 17):
-            ends = sorted([(src, sport), (dst, dport)])
-            return (eni, zone, proto, ends[0], ends[1]), (src, sport), None
-        if proto == 1:
-            if flags in _ICMP_REQ:
-                return (eni, zone, 1, src, dst, sport, _ICMP_REQ[flags]), (src, None), "request"
-            if flags in _ICMP_REP:
-                return (eni, zone, 1, dst, src, sport, _ICMP_REP[flags]), (dst, None), "reply"
-            return None
-        return (eni, zone, proto, min(src, dst), max(src, dst)), (src, None), None
+        self.table = ReferenceFlowTable(capacity)
 
     def step(self, eni, zone, proto, src, dst, sport, dport, flags, length, now, admitted, tmo):
-        k = self._key(eni, zone, proto, src, dst, sport, dport, flags)
-        if k is None:
-            return (TrackCode.MISS if admitted == 0 else TrackCode.PASS), 0, 0
-        key, origin, role = k
-        f = self.flows.get(key)
-        if f is not None and not self._live(f, now):
-            f = None
-        if f is not None:
-            if role is not None:
-                d = 0 if role == "request" else 1
-            else:
-                d = 0 if origin == f["origin"] else 1
-            old = f["state"]
-            if proto == 6:
-                cls = _tcp_class(flags)
-                table = _ORIG if d == 0 else _REPLY
-                new = table[cls].get(old[4:])
-                if d == 0 and cls == "syn" and old in ("TCP_TIME_WAIT", "TCP_CLOSE"):
-                    del self.flows[key]          # re-opened: the SYN is a first packet again
-                    f = None
-                else:
-                    new = old if new is None else "TCP_" + new
-            elif proto == 17:
-                if d == 1:
-                    if old == "UDP_UNREPLIED":
-                        new = "UDP_REPLIED"
-                    elif old == "UDP_REPLIED" and not f["last_reply"]:
-                        new = "UDP_STREAM"
-                    else:
-                        new = old
-                else:
-                    new = old
-                f["last_reply"] = d == 1
-            elif proto == 1:
-                new = "ICMP_REPLIED" if d == 1 else old
-            else:
-                new = "OTHER_REPLIED" if d == 1 else old
-            if f is not None:
-                f["state"] = new
-                f["last"] = now
-                f["packets"] = min(f["packets"] + 1, 2**32 - 1)
-                f["bytes"] += length
-                f["timeout"] = tmo[_TMO_FIELD[new]]
-                return TrackCode.HIT, d, FlowState[new]
-        if admitted == 0:
-            return TrackCode.MISS, 0, 0
-        if proto == 6:
-            cls = _tcp_class(flags)
-            opens = {"syn": "TCP_SYN_SENT", "ack": "TCP_ESTABLISHED"}.get(cls)
-        elif proto == 17:
-            opens = "UDP_UNREPLIED"
-        elif proto == 1:
-            opens = "ICMP_UNREPLIED" if role == "request" else None
-        else:
-            opens = "OTHER_UNREPLIED"
-        if admitted == 2 or opens is None:
-            return TrackCode.PASS, 0, 0
-        live = sum(1 for g in self.flows.values() if self._live(g, now))
-        if live >= self.capacity:
-            return TrackCode.FULL, 0, 0
-        self.flows[key] = {"origin": origin, "state": opens, "first": now, "last": now, "packets": 1,
-                           "bytes": length, "timeout": tmo[_TMO_FIELD[opens]], "last_reply": False,
-                           "src": src, "dst": dst, "sport": sport, "dport": dport, "proto": proto,
-                           "eni": eni, "zone": zone, "icmp_type": key[6] if proto == 1 else None}
-        return TrackCode.NEW, 0, FlowState[opens]
+        return self.table.track(eni, proto, src, dst, sport, dport, flags, length, now, admitted, zone=zone,
+                                timeouts=tmo)
 
     def live_rows(self, now: int) -> set:
-        out = set()
-        for f in self.flows.values():
-            if not self._live(f, now):
-                continue
-            if f["proto"] == 1:
-                sport, dport = f["sport"], f["icmp_type"]
-            elif f["proto"] in (6, 17):
-                sport, dport = f["sport"], f["dport"]
-            else:
-                sport, dport = 0, 0
-            out.add((f["eni"], f["zone"], f["proto"], f["src"], f["dst"], sport, dport, int(FlowState[f["state"]]),
-                     f["first"], f["last"], f["packets"], f["bytes"], f["timeout"]))
-        return out
+        return {(f.eni, f.zone, f.proto, f.src, f.dst, f.sport, f.dport, int(f.state), f.first_seen, f.last_seen,
+                 f.packets, f.bytes, f.timeout) for f in self.table.flows(now)}
 
 
 def _table_rows(ft: FlowTable) -> set:

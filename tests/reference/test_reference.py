@@ -122,14 +122,15 @@ def test_stages_are_the_pipeline() -> None:
     """The stage names are shared with the kernel's driver (forward.stage_names()): fixed, in this order."""
     from fastvpc.reference import STAGES
 
-    assert ReferenceForwarder.STAGES == STAGES == ("ingress", "arp", "router", "local", "route", "rewrite")
+    assert ReferenceForwarder.STAGES == STAGES == ("ingress", "arp", "router", "sg_egress", "nacl_egress", "local", "route",
+                                                  "nacl_ingress", "sg_ingress", "rewrite")
     for name in STAGES:
         assert callable(getattr(REF, name)), name
 
 
 def _hops(frame: bytes, port: int, net: object = NET) -> tuple[Verdict, list[Hop]]:
     hops: list[Hop] = []
-    ref = REF if net is NET else ReferenceForwarder(net)  # type: ignore[arg-type]
+    ref = REF if net is NET else net if isinstance(net, ReferenceForwarder) else ReferenceForwarder(net)  # type: ignore[arg-type]
     return ref.forward(frame, port, hops=hops), hops
 
 
@@ -150,8 +151,13 @@ def test_recorder_on_the_seed_paths() -> None:
     w1, web, web2 = NET.find("web1"), NET.find("web"), NET.find("web2")
     v, hops = _hops(F.udp_frame(w1, "10.0.3.10", web), w1.port)          # routed DELIVER to db1
     assert v.action == Action.DELIVER
-    assert [(h.stage, h.kind) for h in hops] == [("ingress", "eni"), ("local", "subnet"), ("route", "route-table"),
-                                                 ("route", "route"), ("route", "vpc"), ("rewrite", "eni")]
+    assert [(h.stage, h.kind) for h in hops] == [("ingress", "eni"), ("sg_egress", "sg"), ("nacl_egress", "acl"),
+                                                 ("local", "subnet"), ("route", "route-table"), ("route", "route"),
+                                                 ("route", "vpc"), ("nacl_ingress", "acl"), ("sg_ingress", "sg"),
+                                                 ("rewrite", "eni")]
+    _, plain = _hops(F.udp_frame(w1, "10.0.3.10", web), w1.port, ReferenceForwarder(NET, filters=False))
+    assert [(h.stage, h.kind) for h in plain] == [("ingress", "eni"), ("local", "subnet"), ("route", "route-table"),
+                                                  ("route", "route"), ("route", "vpc"), ("rewrite", "eni")]
     assert hops[-1].name == "db1" and NET.find("db").gateway_mac in hops[-1].detail
     v, hops = _hops(F.arp_request(w1, None, "10.0.1.20"), w1.port)       # ARP for web2
     assert v.action == Action.REPLY

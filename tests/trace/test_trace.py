@@ -1,4 +1,7 @@
-"""trace_packet: hop-by-hop explanations that agree with Dataplane.process."""
+"""trace_packet: hop-by-hop explanations that agree with Dataplane.process.
+
+These are the routing traces, on snapshots compiled with ``filters=False`` (the hops of the security
+groups, network ACLs and connection tracking are tests/trace/test_trace_filters.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from hypothesis import strategies as st
 from fastvpc.batch import FrameBatch
 from fastvpc.examples import seed_vpc
 from fastvpc.reference import ReferenceForwarder
-from fastvpc.testing import assert_same_verdicts, run
+from fastvpc.testing import assert_same_verdicts, compile_network, filters_of, run
 from fastvpc.topology import BLACKHOLE, Network
 from fastvpc.trace import Hop, Trace, build_frame, trace_packet
 from fastvpc.verdicts import Action, DropReason
@@ -46,7 +49,7 @@ def net() -> Network:
 
 @pytest.fixture(scope="module")
 def dp(net: Network) -> Any:
-    return net.compile()
+    return compile_network(net, filters=False)
 
 
 def route_index(net: Network, table: str, dest: str) -> int:
@@ -181,9 +184,9 @@ def test_output_forms(net: Network, dp: Any) -> None:
 
 
 def test_sources_and_entry_points(net: Network, dp: Any) -> None:
-    a = trace_packet(net, "db1", "10.0.1.10")                         # Network: compiled for the verdict
+    a = trace_packet(net, "db1", "10.0.1.10", filters=False)          # Network: compiled for the verdict
     b = trace_packet(dp, "db1", "10.0.1.10", network=net)
-    c = trace_packet(net, "db1", "10.0.1.10", verdict="reference")
+    c = trace_packet(net, "db1", "10.0.1.10", verdict="reference", filters=False)
     assert a.to_dict() == b.to_dict()
     assert {k: v for k, v in c.to_dict().items() if k != "verdict_source"} == \
            {k: v for k, v in a.to_dict().items() if k != "verdict_source"}
@@ -292,7 +295,7 @@ def _random_network(data: st.DataObject) -> Network:
 def test_trace_agrees_with_process(data: st.DataObject) -> None:
     n = _random_network(data)
     dp = n.compile()
-    ref = ReferenceForwarder(n)
+    ref = ReferenceForwarder(n, filters=filters_of(dp))
     enis = n.enis
     eni = data.draw(st.sampled_from(enis), label="src")
     pool = [str(ip) for e in enis for ip in e.ips]
@@ -344,7 +347,8 @@ def test_trace_is_the_reference_with_a_recorder(net: Network, dp: Any) -> None:
 
     t = trace_packet(dp, "web1", "10.1.1.10", network=net)
     hops: list[Hop] = []
-    v = ReferenceForwarder(net).forward(build_frame(net, net.find("web1"), "10.1.1.10"), net.find("web1").port, hops)
+    v = ReferenceForwarder(net, filters=False).forward(build_frame(net, net.find("web1"), "10.1.1.10"),
+                                                       net.find("web1").port, hops)
     assert t.hops[:-1] == hops and t.expected == v
     assert [h.stage for h in t.hops] == ["ingress", "local", "route", "route", "route", "rewrite", ""]
     assert all(h.stage in STAGES for h in t.hops[:-1])
@@ -392,10 +396,12 @@ def test_trace_reports_a_disagreement(net: Network, dp: Any) -> None:
 
 def test_a_drop_needs_nothing_more_evaluated_and_a_delivery_names_the_filters():
     net = seed_vpc()
-    dropped = net.compile().trace(src="app1", dst="8.8.8.8", proto="icmp")
-    assert dropped.action == Action.DROP and dropped.not_evaluated == []
-    assert "not evaluated" not in str(dropped)
-    delivered = net.compile().trace(src="web1", dst="10.0.2.10", proto="tcp", port=8080)
+    dp = compile_network(net, filters=False)
+    dropped = dp.trace(src="app1", dst="8.8.8.8", proto="icmp")
+    assert dropped.action == Action.DROP and dropped.not_evaluated == ["security groups and network ACLs not "
+                                                                       "evaluated (compiled with filters=False: "
+                                                                       "the verdict is the routing view)"]
+    delivered = dp.trace(src="web1", dst="10.0.2.10", proto="tcp", port=8080)
     assert delivered.action == Action.DELIVER
     assert any("security groups" in x for x in delivered.not_evaluated)
     assert not any("internet gateway" in x for x in delivered.not_evaluated)

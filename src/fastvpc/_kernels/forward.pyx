@@ -3,7 +3,10 @@
 # The stages are stages/<name>.pxd, one per section of the model, in forward.stage_names() order
 # (== fastvpc.reference.ReferenceForwarder.STAGES):
 #   ingress  steps 1-3, 9-14    arp    steps 4-8      router   steps 15-17
-#   local    step 18            route  step 19        rewrite  §4 (the only stage that writes frames)
+#   sg_egress, nacl_egress      the sender's security groups and subnet NACL (compile(filters=True))
+#   local    step 18            route  step 19
+#   nacl_ingress, sg_ingress    the receiving subnet's NACL and ENI's security groups
+#   rewrite  §4 (the only stage that writes frames)
 # Each is a `cdef inline int stage_<name>(const FwdTables*, Pkt*)` over one per-frame context
 # (pkt.pxd Pkt) returning the next node; commit() (pkt.pxd) is the one writer of the verdict arrays.
 # Inlined, they compile to one loop.
@@ -20,6 +23,20 @@
 #   3. the rewrite list (frames decided in loop 1 that need one): rewrite, commit.
 # Scratch (Pkt pk[FV_CHUNK] and the lists) lives on the calling thread's stack, so concurrent calls on
 # one Dataplane share nothing but read-only tables; nothing is allocated per frame or per batch.
+#
+# Three variants of run_chunk, chosen per batch (a fused type, so each is compiled on its own and the
+# unfiltered one is today's loop, not one with tests of a flag in it):
+#   ModePlain  compile(filters=False): no filter stage;
+#   ModeFilt   filters, no FlowTable: the rules alone decide (every packet a first packet);
+#   ModeState  filters and a FlowTable: the rule verdicts are computed in the loops above but not
+#              acted on; the frames that met sg_egress wait in a list (in frame order), and after the
+#              route pass one in-order pass makes each frame's table steps (the sender's egress step,
+#              then, if the frame was delivered, the receiver's ingress step) with the entries
+#              prefetched, turns the results into verdicts, rewrites and commits.  The table steps of
+#              a batch are serial and in frame order (one thread), so the result is exactly that of
+#              one frame at a time for every n_threads; with several threads the stateless part of
+#              every chunk runs in parallel first (its contexts parked in a per-batch buffer), then the
+#              table steps in order, then the rewrites in parallel.
 #
 # Adding a stage: docs/architecture.md, "The forwarding kernel".
 #
@@ -43,7 +60,13 @@ from fastvpc._kernels.stages.router cimport stage_router
 from fastvpc._kernels.stages.local cimport stage_local
 from fastvpc._kernels.stages.route cimport stage_route
 from fastvpc._kernels.stages.rewrite cimport stage_rewrite
+from fastvpc._kernels.stages.sg_egress cimport stage_sg_egress
+from fastvpc._kernels.stages.nacl_egress cimport stage_nacl_egress
+from fastvpc._kernels.stages.nacl_ingress cimport stage_nacl_ingress
+from fastvpc._kernels.stages.sg_ingress cimport stage_sg_ingress
 from fastvpc.lpm._lookup cimport rts_view_init, rts_lookup_batch
+from fastvpc.dataplane._flowtable cimport (FtView, FtPkt, FtTimeouts, ft_view_init, ft_make_pkt, ft_prefetch,
+                                           ft_insert_or_update, FT_MISS, FT_FULL)
 
 
 cdef extern from *:
@@ -59,10 +82,25 @@ cdef extern from *:
     enum: FV_CHUNK
     enum: FV_DIST
     const uint32_t FV_NO_ROUTE
+    enum: FV_CT_DIST "FV_DIST"     # prefetch distance of the in-order table pass
+
+
+# the three variants of run_chunk (see the top of the file): empty marker types of a fused type
+cdef struct ModePlain:
+    int unused
+cdef struct ModeFilt:
+    int unused
+cdef struct ModeState:
+    int unused
+ctypedef fused Mode:
+    ModePlain
+    ModeFilt
+    ModeState
 
 
 #: the stage order of run_chunk (tests/kernels/test_stages.py holds it to ReferenceForwarder.STAGES)
-STAGES = ("ingress", "arp", "router", "local", "route", "rewrite")
+STAGES = ("ingress", "arp", "router", "sg_egress", "nacl_egress", "local", "route", "nacl_ingress", "sg_ingress",
+          "rewrite")
 
 
 # ------------------------------------------------------------------ the pipeline's look-ahead
@@ -99,19 +137,39 @@ cdef inline void fetch(const FwdTables* t,
 # uint8_t* (and the build has -fno-strict-aliasing), so on the slot the compiler would reload each
 # context field after each such store; a local whose address does not escape stays in registers.
 
-cdef inline void route_one(const FwdTables* t,
-                           Pkt* s,              # IN  the frame (loop 1's context)
+cdef inline void route_one(Mode* mode,          # IN  the variant (a type only)
+                           const FwdTables* t,
+                           Pkt* s,              # IN  the frame (loop 1's context); OUT its verdict when parked
+                           Flt* x,              # IN/OUT its filter context (not read by ModePlain)
                            int32_t rt,          # IN  its global route index from the batch LPM (-1: none)
                            int64_t i,           # IN  frame index
                            uint8_t* action, uint8_t* reason, int32_t* egress, int32_t* route_out,   # OUT [i]
                            ) noexcept nogil:
-    """Loop 2 for one frame: route, then rewrite if it delivers (while its records are hot), commit."""
+    """Loop 2 for one frame: route, the ingress filters if it delivers, then rewrite (while its records
+    are hot) and commit -- or, stateful and waiting for its table steps, its verdict parked in ``s``."""
     cdef Pkt q
     cdef Pkt* p = &q
     cdef int nx
     unpark(p, s)
     q.route = rt
     nx = stage_route(t, p)
+    if Mode is ModeFilt:
+        if nx == NEXT_REWRITE:
+            nx = stage_nacl_ingress(t, p, x)
+            if nx == NEXT_REWRITE:
+                nx = stage_sg_ingress(t, p, x, 0)
+    if Mode is ModeState:
+        if nx == NEXT_REWRITE:
+            nx = stage_nacl_ingress(t, p, x)
+            if nx == NEXT_REWRITE:
+                nx = stage_sg_ingress(t, p, x, 1)
+        if x.ct & CT_E:
+            s.route = q.route
+            s.out_eni = q.out_eni
+            s.out_port = q.out_port
+            s.action = q.action
+            s.reason = q.reason
+            return
     if nx == NEXT_REWRITE:
         nx = stage_rewrite(t, p)
     commit(p, i, action, reason, egress, route_out)
@@ -132,29 +190,50 @@ cdef inline void rewrite_one(const FwdTables* t,
 
 # ------------------------------------------------------------------ one chunk
 
-cdef void run_chunk(const FwdTables* t,
-                    uint8_t* data,            # IN/OUT the batch buffer (frames rewritten in place)
-                    int64_t nd,               # IN  its length
-                    const int64_t* offsets,   # IN  n+1 offsets
-                    const int32_t* port,      # IN  ingress ports
-                    int64_t lo, int64_t hi,   # IN  frame range of this chunk (hi - lo <= FV_CHUNK)
-                    uint8_t* action, uint8_t* reason, int32_t* egress, int32_t* route_out,   # OUT [lo:hi]
-                    ) noexcept nogil:
-    """One chunk: the stages in order, the batch LPM between local and route, commit."""
-    cdef Pkt pk[FV_CHUNK]              # per frame: the context every stage reads and writes
+cdef int64_t run_chunk(Mode* mode,               # IN  the variant (a type only)
+                       const FwdTables* t,
+                       uint8_t* data,            # IN/OUT the batch buffer (frames rewritten in place)
+                       int64_t nd,               # IN  its length
+                       const int64_t* offsets,   # IN  n+1 offsets
+                       const int32_t* port,      # IN  ingress ports
+                       int64_t lo, int64_t hi,   # IN  frame range of this chunk (hi - lo <= FV_CHUNK)
+                       uint8_t* action, uint8_t* reason, int32_t* egress, int32_t* route_out,   # OUT [lo:hi]
+                       Pkt* pk_park,             # ModeState, several threads: OUT the chunk's contexts; else NULL
+                       Flt* fx_park,             # ModeState, several threads: OUT their filter contexts
+                       int32_t* ct_park,         # ModeState, several threads: OUT the frames waiting for the table
+                       FtView* v,                # ModeState, one thread: IN/OUT the FlowTable (NULL: park instead)
+                       const int64_t* now,       # ModeState: IN  ns per frame (now_step 1) or for all (0)
+                       int64_t now_step,         # IN
+                       ) noexcept nogil:
+    """One chunk: the stages in order, the batch LPM between local and route, commit.  Returns the
+    number of frames parked for the table pass (ModeState with v == NULL), else 0."""
+    cdef Pkt pk_local[FV_CHUNK]        # per frame: the context every stage reads and writes
+    cdef Flt fx_local[FV_CHUNK]        # per frame: the filter stages' context (filtered variants)
+    cdef int32_t ct_local[FV_CHUNK]    # ModeState: the frames that met sg_egress, in frame order
     cdef uint32_t lk_tab[FV_CHUNK]     # route list: LPM table id
     cdef uint32_t lk_dst[FV_CHUNK]     # route list: destination
     cdef uint32_t lk_val[FV_CHUNK]     # route list: lookup result
     cdef int32_t lk_i[FV_CHUNK]        # route list: frame offset in the chunk
     cdef int32_t rw_i[FV_CHUNK]        # rewrite list: frame offset in the chunk
-    cdef int64_t j, k, n = hi - lo, nl = 0, nr = 0, m
+    cdef int64_t j, k, n = hi - lo, nl = 0, nr = 0, nc = 0, m
     cdef int nx
     cdef uint32_t h
     cdef uint64_t r
     cdef Pkt* p
+    cdef Flt* x
+    cdef Pkt* pk = pk_local
+    cdef Flt* fx = fx_local
+    cdef int32_t* ct_i = ct_local
+    cdef bint pend
     cdef int64_t pos = fv_first_start(offsets, lo, nd)   # start of the next frame to fetch
-    # 1. ingress -> arp | router -> local, pipelined: the ingress record of frame j + 2*FV_DIST and
-    #    the (VPC, dst) hash slot of frame j + FV_DIST are in flight while frame j is decided.
+    if Mode is ModeState:
+        if v == NULL:
+            pk = pk_park
+            fx = fx_park
+            ct_i = ct_park
+    # 1. ingress -> arp | router -> [sg_egress -> nacl_egress] -> local [-> nacl_ingress -> sg_ingress],
+    #    pipelined: the ingress record of frame j + 2*FV_DIST and the (VPC, dst) hash slot of frame
+    #    j + FV_DIST are in flight while frame j is decided.
     m = n if n < 2 * FV_DIST else 2 * FV_DIST
     for j in range(m):
         prefetch_port(t, port[lo + j])
@@ -164,30 +243,60 @@ cdef void run_chunk(const FwdTables* t,
     for j in range(n):
         if j + 2 * FV_DIST < n:
             prefetch_port(t, port[lo + j + 2 * FV_DIST])
+            if Mode is not ModePlain:
+                prefetch_filt(t, port[lo + j + 2 * FV_DIST])
         if j + FV_DIST < n:
             fetch(t, data, nd, offsets, port, lo + j + FV_DIST, &pos, &pk[j + FV_DIST])
         p = &pk[j]
+        x = &fx[j]
         h = ht_get(&t.ipt, p.key) if p.key != FV_HT_EMPTY else FV_HV_NONE
         p.hv = h
         if tag_of(h) == FV_HV_ENI:   # FV_HV_NONE has another tag
             fv_prefetch(&t.deliv[h & FV_HV_INDEX_MASK])
+        if Mode is not ModePlain:
+            x.ct = 0
         nx = stage_ingress(t, p)
         if nx == NEXT_ARP:
             nx = stage_arp(t, p)
         elif nx == NEXT_ROUTER:
             nx = stage_router(t, p)
             if nx == NEXT_LOCAL:
-                nx = stage_local(t, p)
+                if Mode is ModeFilt:
+                    nx = stage_sg_egress(t, p, x, 0)
+                    if nx == NEXT_LOCAL:
+                        nx = stage_nacl_egress(t, p, x)
+                if Mode is ModeState:
+                    nx = stage_sg_egress(t, p, x, 1)     # decides nothing yet: the table step will
+                    if nx == NEXT_LOCAL:
+                        nx = stage_nacl_egress(t, p, x)
+                if nx == NEXT_LOCAL:
+                    nx = stage_local(t, p)
+                    if Mode is not ModePlain:
+                        if nx == NEXT_REWRITE:          # DELIVER within the subnet: no NACL, the SG
+                            nx = stage_nacl_ingress(t, p, x)
+                            if nx == NEXT_REWRITE:
+                                if Mode is ModeState:
+                                    nx = stage_sg_ingress(t, p, x, 1)
+                                else:
+                                    nx = stage_sg_ingress(t, p, x, 0)
         # branch-free appends: the slot past the end is overwritten later
         lk_i[nl] = <int32_t>j
         lk_tab[nl] = p.table
         lk_dst[nl] = p.h.dst
         nl += nx == NEXT_ROUTE
         rw_i[nr] = <int32_t>j
-        nr += nx == NEXT_REWRITE
-        if nx == NEXT_COMMIT:
-            commit(p, lo + j, action, reason, egress, route_out)
-    # 2. batch LPM, then route
+        if Mode is ModeState:
+            pend = (x.ct & CT_E) != 0       # waits for its table steps (then rewrite, commit)
+            ct_i[nc] = <int32_t>j
+            nc += pend
+            nr += (nx == NEXT_REWRITE) and not pend
+            if nx == NEXT_COMMIT and not pend:
+                commit(p, lo + j, action, reason, egress, route_out)
+        else:
+            nr += nx == NEXT_REWRITE
+            if nx == NEXT_COMMIT:
+                commit(p, lo + j, action, reason, egress, route_out)
+    # 2. batch LPM, then route (and the ingress filters)
     if nl:
         rts_lookup_batch(&t.lpm, lk_tab, lk_dst, lk_val, nl)
         for k in range(nl):   # global route index (or FV_NO_ROUTE) and a prefetch of its record
@@ -201,11 +310,94 @@ cdef void run_chunk(const FwdTables* t,
             lk_val[k] = <uint32_t>r      # handed to route_one (FV_NO_ROUTE is -1 there: no route)
         for k in range(nl):
             j = lk_i[k]
-            route_one(t, &pk[j], <int32_t>lk_val[k], lo + j, action, reason, egress, route_out)
+            route_one(mode, t, &pk[j], &fx[j], <int32_t>lk_val[k], lo + j, action, reason, egress, route_out)
     # 3. the frames decided in loop 1 that need a rewrite (same-subnet DELIVER, ARP and echo REPLY;
     #    deferred so that the receiving ENI's record prefetched in loop 1 has arrived), commit
     for k in range(nr):
         j = rw_i[k]
+        rewrite_one(t, &pk[j], lo + j, action, reason, egress, route_out)
+    if Mode is ModeState:
+        if v == NULL:
+            return nc          # several threads: the table pass runs later, in frame order over chunks
+        # 4. one thread: the table steps of this chunk's frames in order, then their rewrite and commit
+        ct_pass(t, v, pk, fx, ct_i, nc, lo, now, now_step)
+        ct_finish(t, pk, ct_i, nc, lo, action, reason, egress, route_out)
+    return 0
+
+
+cdef inline void prefetch_filt(const FwdTables* t, int32_t p) noexcept nogil:
+    if 0 <= p < t.n_port_filt:
+        fv_prefetch(&t.port_filt[p])
+
+
+cdef void ct_pass(const FwdTables* t,
+                  FtView* v,                # IN/OUT the FlowTable
+                  Pkt* pk,                  # IN/OUT the chunk's contexts (verdicts of table drops)
+                  const Flt* fx,            # IN  their filter contexts
+                  const int32_t* ct_i,      # IN  the nc frames (offsets in the chunk) to step, in frame order
+                  int64_t nc,
+                  int64_t lo,               # IN  the chunk's first frame index
+                  const int64_t* now,       # IN  ns per frame (now_step 1) or for all (now_step 0)
+                  int64_t now_step,
+                  ) noexcept nogil:
+    """The table steps of nc frames in frame order: each frame's egress step at its sender, then (if it
+    was delivered) its ingress step at the receiver; FT_MISS / FT_FULL become the verdict."""
+    cdef FtPkt pe[FV_CHUNK]          # sender-side keys
+    cdef FtPkt pi[FV_CHUNK]          # receiver-side keys (frames with CT_I)
+    cdef const FtTimeouts* tmo = <const FtTimeouts*>t.ct_timeouts
+    cdef int64_t k, j, tn
+    cdef Pkt* p
+    cdef const Flt* x
+    cdef uint8_t fl, code, dirn, st
+    for k in range(nc):
+        j = ct_i[k]
+        p = &pk[j]
+        x = &fx[j]
+        fl = p.h.tcp_flags if p.h.proto == IPPROTO_TCP else (p.h.icmp_type if p.h.proto == IPPROTO_ICMP else 0)
+        ft_make_pkt(&pe[k], t.eni_filt[x.s_eni].ident, 0, p.h.proto, p.h.src, p.h.dst, p.h.sport, p.h.dport, fl)
+        if x.ct & CT_I:
+            ft_make_pkt(&pi[k], t.eni_filt[p.out_eni].ident, 0, p.h.proto, p.h.src, p.h.dst, p.h.sport,
+                        p.h.dport, fl)
+    for k in range(nc if nc < FV_CT_DIST else FV_CT_DIST):
+        ft_prefetch(v, pe[k].hash)
+        if fx[ct_i[k]].ct & CT_I:
+            ft_prefetch(v, pi[k].hash)
+    for k in range(nc):
+        if k + FV_CT_DIST < nc:
+            ft_prefetch(v, pe[k + FV_CT_DIST].hash)
+            if fx[ct_i[k + FV_CT_DIST]].ct & CT_I:
+                ft_prefetch(v, pi[k + FV_CT_DIST].hash)
+        j = ct_i[k]
+        p = &pk[j]
+        x = &fx[j]
+        tn = now[(lo + j) * now_step]
+        code = ft_insert_or_update(v, &pe[k], p.h.tl, tn, x.adm_e, tmo + t.eni_filt[x.s_eni].tmo, &dirn, &st)
+        if code == FT_MISS:
+            p.route = -1             # decided at sg_egress, before the route
+            drop(p, R_SG_EGRESS)
+        elif code == FT_FULL:
+            p.route = -1
+            drop(p, R_FLOW_TABLE_FULL)
+        elif x.ct & CT_I:
+            code = ft_insert_or_update(v, &pi[k], p.h.tl, tn, x.adm_i, tmo + t.eni_filt[p.out_eni].tmo,
+                                       &dirn, &st)
+            if code == FT_MISS:
+                drop(p, R_SG_INGRESS)
+            elif code == FT_FULL:
+                drop(p, R_FLOW_TABLE_FULL)
+
+
+cdef void ct_finish(const FwdTables* t,
+                    Pkt* pk,                  # IN  the chunk's contexts, verdicts final
+                    const int32_t* ct_i,      # IN  the nc frames the table pass decided
+                    int64_t nc,
+                    int64_t lo,
+                    uint8_t* action, uint8_t* reason, int32_t* egress, int32_t* route_out,   # OUT
+                    ) noexcept nogil:
+    """After the table pass: rewrite (a DELIVER) and commit each of its frames."""
+    cdef int64_t k, j
+    for k in range(nc):
+        j = ct_i[k]
         rewrite_one(t, &pk[j], lo + j, action, reason, egress, route_out)
 
 
@@ -255,6 +447,47 @@ cdef class Tables:
         self.t.port_hashed = bool(compiled.port_hashed)
         self.t.single_mac = compiled.arp_mode == "single_mac"
         rts_view_init(&self.t.lpm, lpm)
+        self.t.filters = 0
+        if getattr(compiled, "filters", False):
+            self._init_filters(compiled)
+
+    cdef int _init_filters(self, compiled) except -1:
+        cdef const uint8_t[::1] eni_filt = _record_bytes(compiled.eni_filt, sizeof(FiltRec), "eni_filt")
+        cdef const uint8_t[::1] port_filt = _record_bytes(compiled.port_filt, sizeof(FiltRec), "port_filt")
+        cdef const uint8_t[::1] subnet_filt = _record_bytes(compiled.subnet_filt, sizeof(SubnetFilt), "subnet_filt")
+        cdef const uint8_t[::1] sg_dirs = _record_bytes(compiled.sg_dirs, sizeof(AclDir), "sg_dirs")
+        cdef const uint8_t[::1] sg_rules = _record_bytes(compiled.sg_rules, sizeof(AclRule), "sg_rules")
+        cdef const uint8_t[::1] nacl_dirs = _record_bytes(compiled.nacl_dirs, sizeof(AclDir), "nacl_dirs")
+        cdef const uint8_t[::1] nacl_rules = _record_bytes(compiled.nacl_rules, sizeof(AclRule), "nacl_rules")
+        cdef const uint8_t[::1] tmo = _record_bytes(compiled.ct_timeouts, sizeof(FtTimeouts), "ct_timeouts")
+        cdef const uint64_t[::1] sgm = compiled.sg_members
+        if eni_filt.shape[0] != self.t.n_enis * sizeof(FiltRec):
+            raise ValueError("Tables: eni_filt must hold one record per ENI")
+        if subnet_filt.shape[0] != self.t.n_subnets * sizeof(SubnetFilt):
+            raise ValueError("Tables: subnet_filt must hold one record per subnet")
+        if port_filt.shape[0] != self.t.n_port_dense * sizeof(FiltRec):
+            raise ValueError("Tables: port_filt must hold one record per port_eni row")
+        if self.t.n_enis and tmo.shape[0] == 0:
+            raise ValueError("Tables: ct_timeouts is empty")
+        _init_hash(&self.t.sgm, sgm)
+        self._keep = self._keep + (eni_filt, port_filt, subnet_filt, sg_dirs, sg_rules, nacl_dirs, nacl_rules,
+                                   tmo, sgm)
+        self.t.eni_filt = <const FiltRec*>&eni_filt[0] if eni_filt.shape[0] else NULL
+        self.t.port_filt = <const FiltRec*>&port_filt[0] if port_filt.shape[0] else NULL
+        self.t.n_port_filt = port_filt.shape[0] // sizeof(FiltRec)
+        self.t.subnet_filt = <const SubnetFilt*>&subnet_filt[0] if subnet_filt.shape[0] else NULL
+        self.t.sg_dirs = <const AclDir*>&sg_dirs[0] if sg_dirs.shape[0] else NULL
+        self.t.sg_rules = <const AclRule*>&sg_rules[0] if sg_rules.shape[0] else NULL
+        self.t.nacl_dirs = <const AclDir*>&nacl_dirs[0] if nacl_dirs.shape[0] else NULL
+        self.t.nacl_rules = <const AclRule*>&nacl_rules[0] if nacl_rules.shape[0] else NULL
+        self.t.ct_timeouts = <const void*>&tmo[0] if tmo.shape[0] else NULL
+        self.t.filters = 1
+        return 0
+
+    @property
+    def filters(self) -> bool:
+        """Whether the filter stages run (compile(filters=True))."""
+        return bool(self.t.filters)
 
     def ip_lookup(self, uint64_t key) -> int:
         """The (VPC, IP) hash table's value for ``key`` (0xFFFFFFFF when absent); for tests."""
@@ -304,7 +537,20 @@ def record_layouts() -> dict:
     cdef RouteRec r
     cdef IngRec g
     cdef DelivRec d
+    cdef FiltRec fr
+    cdef SubnetFilt sf
+    cdef AclDir ad
+    cdef AclRule ar
     return {
+        "FiltRec": [_field(&fr, &fr.sgset, sizeof(fr.sgset), "sgset"), _field(&fr, &fr.ident, sizeof(fr.ident), "ident"),
+                    _field(&fr, &fr.tmo, sizeof(fr.tmo), "tmo"), _field(&fr, &fr.eni, sizeof(fr.eni), "eni")],
+        "SubnetFilt": [_field(&sf, &sf.nacl, sizeof(sf.nacl), "nacl"), _field(&sf, &sf.dns, sizeof(sf.dns), "dns")],
+        "AclDir": [_field(&ad, &ad.off, sizeof(ad.off), "off"), _field(&ad, &ad.n, sizeof(ad.n), "n"),
+                   _field(&ad, &ad.flags, sizeof(ad.flags), "flags"), _field(&ad, &ad.pad, sizeof(ad.pad), "pad")],
+        "AclRule": [_field(&ar, &ar.addr, sizeof(ar.addr), "addr"), _field(&ar, &ar.mask, sizeof(ar.mask), "mask"),
+                    _field(&ar, &ar.lo, sizeof(ar.lo), "lo"), _field(&ar, &ar.hi, sizeof(ar.hi), "hi"),
+                    _field(&ar, &ar.proto, sizeof(ar.proto), "proto"), _field(&ar, &ar.flags, sizeof(ar.flags), "flags"),
+                    _field(&ar, &ar.number, sizeof(ar.number), "number")],
         "EniRec": [_field(&e, &e.mac, sizeof(e.mac), "mac"), _field(&e, &e.ip0, sizeof(e.ip0), "ip0"),
                    _field(&e, &e.subnet, sizeof(e.subnet), "subnet"), _field(&e, &e.port, sizeof(e.port), "port"),
                    _field(&e, &e.sdc, sizeof(e.sdc), "sdc"), _field(&e, &e.vpc, sizeof(e.vpc), "vpc"),
@@ -326,7 +572,9 @@ def record_layouts() -> dict:
 def record_itemsizes() -> dict:
     """{record: sizeof} of every table record."""
     return {"EniRec": sizeof(EniRec), "SubnetRec": sizeof(SubnetRec), "RouteRec": sizeof(RouteRec),
-            "IngRec": sizeof(IngRec), "DelivRec": sizeof(DelivRec)}
+            "IngRec": sizeof(IngRec), "DelivRec": sizeof(DelivRec), "FiltRec": sizeof(FiltRec),
+            "SubnetFilt": sizeof(SubnetFilt), "AclDir": sizeof(AclDir), "AclRule": sizeof(AclRule),
+            "FtTimeouts": sizeof(FtTimeouts)}
 
 
 def ingress_sizes() -> tuple:
@@ -342,6 +590,11 @@ def record_sizes() -> tuple:
 def context_size() -> int:
     """sizeof(Pkt): bytes of per-frame context in a chunk's scratch."""
     return sizeof(Pkt)
+
+
+def filter_context_size() -> int:
+    """sizeof(Flt): bytes of per-frame filter context beside it (filtered variants only)."""
+    return sizeof(Flt)
 
 
 def chunk_size() -> int:
@@ -370,18 +623,36 @@ def forward_batch(Tables tables,                 # IN  compiled tables
                   uint8_t[::1] reason,           # OUT n (or more)
                   int32_t[::1] egress,           # OUT n (or more)
                   int32_t[::1] route,            # OUT n (or more)
-                  int n_threads) -> None:        # IN  resolved thread count (>= 1)
+                  int n_threads,                 # IN  resolved thread count (>= 1)
+                  object state=None,             # IN/OUT a fastvpc.FlowTable, held by the caller (acquire()),
+                                                 #     or None: the rules alone decide
+                  const int64_t[::1] now=None,   # IN  with state: ns per frame (n values) or one for all (1),
+                                                 #     checked by the caller (non-decreasing, >= the table's clock)
+                  ) -> None:
     """Forward every frame of the batch; releases the GIL."""
     cdef int64_t n = offsets.shape[0] - 1
     cdef int64_t nd = data.shape[0]
     cdef int64_t nchunks, c, lo, hi
     cdef uint8_t* base
     cdef const FwdTables* t = &tables.t
+    cdef FtView v
+    cdef int mode = 0
+    cdef int64_t now_step = 0
+    cdef const int64_t* pnow = NULL
     if n <= 0:
         return
     if port.shape[0] < n or action.shape[0] < n or reason.shape[0] < n or egress.shape[0] < n \
             or route.shape[0] < n:
         raise ValueError(f"forward_batch: port/output arrays shorter than {n} frames")
+    if t.filters:
+        mode = 1
+        if state is not None:
+            mode = 2
+            if now is None or (now.shape[0] != n and now.shape[0] != 1):
+                raise ValueError(f"forward_batch: state needs now (1 or {n} values)")
+            now_step = 1 if now.shape[0] == n and n > 1 else 0
+            pnow = &now[0]
+            ft_view_init(&v, state)
     fv_check_offsets(offsets, n, nd)
     base = &data[0] if nd > 0 else NULL
     nchunks = (n + FV_CHUNK - 1) // FV_CHUNK
@@ -395,14 +666,67 @@ def forward_batch(Tables tables,                 # IN  compiled tables
     cdef uint8_t* pr = &reason[0]
     cdef int32_t* pe = &egress[0]
     cdef int32_t* prt = &route[0]
+    if mode == 2 and n_threads > 1:
+        _forward_state_threads(t, base, nd, po, pp, n, pa, pr, pe, prt, n_threads, &v, pnow, now_step)
+        return
     with nogil:
         if n_threads == 1:
             for c in range(nchunks):
                 lo = c * FV_CHUNK
                 hi = lo + FV_CHUNK if lo + FV_CHUNK < n else n
-                run_chunk(t, base, nd, po, pp, lo, hi, pa, pr, pe, prt)
+                if mode == 0:
+                    run_chunk(<ModePlain*>NULL, t, base, nd, po, pp, lo, hi, pa, pr, pe, prt, NULL, NULL, NULL,
+                              NULL, NULL, 0)
+                elif mode == 1:
+                    run_chunk(<ModeFilt*>NULL, t, base, nd, po, pp, lo, hi, pa, pr, pe, prt, NULL, NULL, NULL,
+                              NULL, NULL, 0)
+                else:
+                    run_chunk(<ModeState*>NULL, t, base, nd, po, pp, lo, hi, pa, pr, pe, prt, NULL, NULL, NULL,
+                              &v, pnow, now_step)
+        elif mode == 0:
+            for c in prange(nchunks, num_threads=n_threads, schedule="dynamic", chunksize=8):
+                lo = c * FV_CHUNK
+                hi = lo + FV_CHUNK if lo + FV_CHUNK < n else n
+                run_chunk(<ModePlain*>NULL, t, base, nd, po, pp, lo, hi, pa, pr, pe, prt, NULL, NULL, NULL,
+                          NULL, NULL, 0)
         else:
             for c in prange(nchunks, num_threads=n_threads, schedule="dynamic", chunksize=8):
                 lo = c * FV_CHUNK
                 hi = lo + FV_CHUNK if lo + FV_CHUNK < n else n
-                run_chunk(t, base, nd, po, pp, lo, hi, pa, pr, pe, prt)
+                run_chunk(<ModeFilt*>NULL, t, base, nd, po, pp, lo, hi, pa, pr, pe, prt, NULL, NULL, NULL,
+                          NULL, NULL, 0)
+
+
+cdef int _forward_state_threads(const FwdTables* t, uint8_t* base, int64_t nd, const int64_t* po,
+                                const int32_t* pp, int64_t n,
+                                uint8_t* pa, uint8_t* pr, int32_t* pe, int32_t* prt,   # OUT [0:n]
+                                int n_threads, FtView* v, const int64_t* pnow, int64_t now_step) except -1:
+    """ModeState on several threads: the stateless part of every chunk in parallel (contexts parked in
+    one per-batch buffer), the table steps serially in frame order, the rewrites in parallel."""
+    cdef int64_t nchunks = (n + FV_CHUNK - 1) // FV_CHUNK
+    cdef int64_t c, lo, hi
+    park_pk = np.empty(n * sizeof(Pkt) + 64, dtype=np.uint8)
+    park_fx = np.empty(n * sizeof(Flt) + 64, dtype=np.uint8)
+    park_ct = np.empty(n, dtype=np.int32)
+    counts = np.zeros(nchunks, dtype=np.int64)
+    cdef uint8_t[::1] b_pk = park_pk
+    cdef uint8_t[::1] b_fx = park_fx
+    cdef int32_t[::1] b_ct = park_ct
+    cdef int64_t[::1] b_n = counts
+    cdef Pkt* ppk = <Pkt*>(&b_pk[0] + ((-<size_t>&b_pk[0]) % 64))
+    cdef Flt* pfx = <Flt*>(&b_fx[0] + ((-<size_t>&b_fx[0]) % 64))
+    cdef int32_t* pct = &b_ct[0]
+    cdef int64_t* pn = &b_n[0]
+    with nogil:
+        for c in prange(nchunks, num_threads=n_threads, schedule="dynamic", chunksize=8):
+            lo = c * FV_CHUNK
+            hi = lo + FV_CHUNK if lo + FV_CHUNK < n else n
+            pn[c] = run_chunk(<ModeState*>NULL, t, base, nd, po, pp, lo, hi, pa, pr, pe, prt,
+                              ppk + lo, pfx + lo, pct + lo, NULL, pnow, now_step)
+        for c in range(nchunks):
+            lo = c * FV_CHUNK
+            ct_pass(t, v, ppk + lo, pfx + lo, pct + lo, pn[c], lo, pnow, now_step)
+        for c in prange(nchunks, num_threads=n_threads, schedule="dynamic", chunksize=8):
+            lo = c * FV_CHUNK
+            ct_finish(t, ppk + lo, pct + lo, pn[c], lo, pa, pr, pe, prt)
+    return 0

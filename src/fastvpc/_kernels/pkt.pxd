@@ -40,6 +40,23 @@ cdef struct Pkt:
     uint8_t reason          # pending R_*
 
 
+# --- the filter stages' per-frame context (compile(filters=True) only) ---------------------------
+# Kept beside Pkt, not in it, so that the unfiltered pass's scratch (Pkt pk[FV_CHUNK]) does not grow:
+# the driver's filtered variants hold a parallel Flt fx[FV_CHUNK].
+cdef enum:
+    CT_FILT = 0x01          # the filters apply to this frame (it met sg_egress; not to the Amazon DNS)
+    CT_E = 0x02             # stateful: the sender's table step is pending (adm_e)
+    CT_I = 0x04             # stateful: the receiver's table step is pending (adm_i)
+
+cdef struct Flt:
+    uint32_t l4             # the rules' l4 key: TCP/UDP destination port, ICMP type << 8 | code, L4_NONE
+    int32_t s_eni           # sender ENI index
+    uint8_t ct              # CT_*
+    uint8_t adm_e           # stateful: FT_DENY / FT_ADMIT / FT_ADMIT_UNTRACKED of the sender's egress rules
+    uint8_t adm_i           # stateful: the same of the receiver's ingress rules
+    uint8_t pad
+
+
 # --- pending-verdict helpers (a stage ends with ``return drop(p, R_X)`` and so on) -----------------
 
 cdef inline int drop(Pkt* p, uint8_t why) noexcept nogil:
@@ -93,6 +110,7 @@ cdef inline void unpark(Pkt* q, const Pkt* s) noexcept nogil:
     q.h.src = s.h.src
     q.h.dst = s.h.dst
     q.h.ethertype = s.h.ethertype
+    q.h.proto = s.h.proto         # the ingress filters (dead in the unfiltered variant)
     q.h.hl = s.h.hl
     q.h.tl = s.h.tl
     q.route = s.route

@@ -12,6 +12,16 @@
 #   ip/mac hash  uint64[2*cap]  exact-match hash (key, value) pairs, encodings below
 #   lpm      fastvpc.lpm.RouteTables, table id = route table index, value = index within the table;
 #            the global route index is table_base[table] + value
+# Filters (compile(filters=True), built by fastvpc/compiler/filters.py; all empty otherwise):
+#   eni_filt    FiltRec[n_eni]      per ENI: security-group set, stable identity, timeout record
+#   port_filt   FiltRec[max_port+1] the same per port (dense ports; empty when ports are hashed)
+#   subnet_filt SubnetFilt[n_sub]   per subnet: network ACL index, the VPC's Amazon DNS address
+#   sg_dirs     AclDir[2*n_set]     per (SG set, direction): the rule range of each protocol class
+#   sg_rules    AclRule[]           the rules (acl.pxd evaluates them)
+#   sg_members  uint64[2*cap]       (group index << 32 | IP) -> 0: the members' IPs of referenced groups
+#   nacl_dirs   AclDir[2*n_nacl]    per (NACL, direction): its entry range (class 0)
+#   nacl_rules  AclRule[]           the entries, by number
+#   ct_timeouts FtTimeouts[]        distinct tracking timeouts (dataplane/_flowtable.pxd)
 
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
 
@@ -104,6 +114,33 @@ cdef packed struct DelivRec:
     int32_t subnet        # subnet index
 
 
+# --- filter records (compile(filters=True)) ------------------------------------
+cdef packed struct FiltRec:
+    int32_t sgset         # security-group set index (AclDir rows 2*sgset + direction)
+    uint32_t ident        # stable 32-bit ENI identity (the FlowTable key)
+    uint32_t tmo          # index into ct_timeouts
+    int32_t eni           # ENI index (-1: the port is no ENI's)
+
+cdef packed struct SubnetFilt:
+    int32_t nacl          # network ACL index (AclDir rows 2*nacl + direction)
+    uint32_t dns          # the subnet's VPC's Amazon DNS resolver (primary CIDR base + 2): never filtered
+
+cdef packed struct AclDir:
+    uint32_t off[4]       # first rule of protocol class c (ACL_C_*; NACLs: class 0 only)
+    uint16_t n[4]         # rule count of class c
+    uint32_t flags        # SG: ACL_UT_TCP / ACL_UT_UDP (the other direction allows 0.0.0.0/0 on all ports)
+    uint32_t pad
+
+cdef packed struct AclRule:
+    uint32_t addr         # peer / entry network; RF_GROUP: the referenced group's index
+    uint32_t mask         # netmask
+    uint16_t lo           # RF_L4: the l4 key range (TCP/UDP: destination port; ICMP: type << 8 | code)
+    uint16_t hi
+    uint8_t proto         # protocol (unless RF_ANYPROTO)
+    uint8_t flags         # RF_*
+    uint16_t number       # NACL entry number (0 for SG rules)
+
+
 cdef struct HashTab:
     const uint64_t* slots      # 2*cap uint64: (key, value) pairs
     uint64_t mask              # cap - 1
@@ -127,6 +164,33 @@ cdef struct FwdTables:
     HashTab mact               # MAC -> ENI / gateway; sparse ports
     int single_mac
     RtsView lpm
+    # filters (compile(filters=True)); filters = 0: none of these is read
+    int filters
+    const FiltRec* eni_filt
+    const FiltRec* port_filt
+    int64_t n_port_filt
+    const SubnetFilt* subnet_filt
+    const AclDir* sg_dirs
+    const AclRule* sg_rules
+    HashTab sgm                # sg_members
+    const AclDir* nacl_dirs
+    const AclRule* nacl_rules
+    const void* ct_timeouts    # FtTimeouts[] (dataplane/_flowtable.pxd; the driver casts: tables.pxd stays free of it)
+
+
+cdef enum:
+    ACL_C_TCP = 0             # protocol classes of an AclDir (each class holds its protocol's rules and
+    ACL_C_UDP = 1             # the all-protocol ones)
+    ACL_C_ICMP = 2
+    ACL_C_OTHER = 3
+    ACL_UT_TCP = 1            # AclDir.flags
+    ACL_UT_UDP = 2
+    RF_ANYPROTO = 0x01        # AclRule.flags: protocol "all"
+    RF_L4 = 0x02              # check the l4 key range
+    RF_GROUP = 0x04           # peer = the members of group `addr` (sg_members)
+    RF_WIDE = 0x08            # peer is exactly 0.0.0.0/0 (AWS's untracked-flow rule)
+    RF_ALLOW = 0x10           # NACL entry action allow
+    L4_NONE = 0x10000         # the l4 key of a packet whose port / ICMP type is not known
 
 
 # --- lookups --------------------------------------------------------------------

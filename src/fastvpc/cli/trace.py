@@ -2,7 +2,8 @@
 
 ::
 
-    fastvpc trace (TOPOLOGY | --aws FOLDER) --from ENI-or-IP --to IP [--proto icmp|tcp|udp] [--port N] [--json [FILE|-]]
+    fastvpc trace (TOPOLOGY | --aws FOLDER) --from ENI-or-IP --to IP [--proto icmp|tcp|udp] [--port N] [--reply]
+                  [--no-filters] [--json [FILE|-]]
     fastvpc import-aws FOLDER [-o topology.json] [--json [FILE|-]]
 
 Exit status of ``trace`` (like ``diff`` or ``grep``, so scripts can test it): 0 when the packet
@@ -52,6 +53,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--json", dest="json_path", nargs="?", const="-", default=None, metavar="FILE",
                    type=output_path(".json"),
                    help="write the trace as JSON to FILE ('-' or nothing: stdout, the text then goes to stderr)")
+    p.add_argument("--reply", action="store_true",
+                   help="trace the return packet (SYN-ACK, UDP response, echo reply) with the forward flow tracked "
+                        "by connection tracking: the forward packet runs first through the same flow table")
+    p.add_argument("--no-filters", dest="filters", action="store_false",
+                   help="compile without security groups and network ACLs (the routing view)")
     detail = p.add_mutually_exclusive_group()
     detail.add_argument("--summary", action="store_true", help="print only the verdict line")
     detail.add_argument("--detailed", action="store_true",
@@ -233,7 +239,8 @@ def _trace(args: argparse.Namespace) -> int:
     _check_source(net, args.src, aliases)
     try:
         t = trace_packet(net, args.src, dst, proto=proto if not proto.isdigit() else int(proto), port=args.port,
-                         src_ip=args.src_ip, aliases=aliases or None)
+                         src_ip=args.src_ip, aliases=aliases or None, filters=getattr(args, "filters", True),
+                         reply=getattr(args, "reply", False))
     except (KeyError, ValueError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         raise UsageError(str(msg)) from None

@@ -16,6 +16,8 @@ struct offsets); :func:`compile_network` fills them and hands them over as one
   index (``Network.routes()`` order) is ``table_base[table] + value``.  Local values keep a table's
   LPM unchanged when routes are added to other tables.
 * ``table_base`` ``uint32[n_tables]``: global index of each table's first route.
+* the filters (``filters=True``): security-group sets, NACLs, tracking identities and timeouts,
+  :mod:`fastvpc.compiler.filters`.
 
 Recompiling reuses the previous snapshot's LPM tables that did not change (kept per Network in a
 weak cache): only changed route tables are rebuilt, with ``RouteTables.replaced``.
@@ -29,6 +31,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from fastvpc.compiler._hash import build_hash
+from fastvpc.compiler.filters import compile_filters, no_filters
 from fastvpc.compiler.layout import (
     _HK_IP, _HK_MAC, _HK_PORT, _HV_BCAST, _HV_ENI, _HV_GWMAC, _HV_ROUTER, _MAX_INDEX, ARP_MODES, DELIV_DTYPE,
     ENI_DTYPE, PORT_DTYPE, ROUTE_BLACKHOLE, ROUTE_DTYPE, ROUTE_ENI, ROUTE_FORWARD, ROUTE_KIND_NAMES, ROUTE_LOCAL,
@@ -107,12 +110,18 @@ def _hash(keys: list[int], vals: list[int]) -> np.ndarray:
     return ht
 
 
-def compile_network(net: Network, arp_mode: str = "target") -> Dataplane:
-    """Pack ``net`` into a :class:`fastvpc.dataplane.Dataplane` (see the module docstring)."""
+def compile_network(net: Network, arp_mode: str = "target", filters: bool = True) -> Dataplane:
+    """Pack ``net`` into a :class:`fastvpc.dataplane.Dataplane` (see the module docstring).
+
+    ``filters=True`` compiles the security groups, network ACLs and tracking identities
+    (:mod:`fastvpc.compiler.filters`) and the pass runs the four filter stages; ``filters=False``
+    leaves them out (Batfish's ignoreFilters): exactly the unfiltered verdicts."""
     from fastvpc.dataplane import Dataplane
     from fastvpc.files import network_to_dict
     from fastvpc.topology import BLACKHOLE, LOCAL, Eni, PeeringConnection, mac_to_int
 
+    if not isinstance(filters, bool):
+        raise TopologyError(f"filters must be True or False, not {filters!r}", obj=None, value=filters)
     if arp_mode not in ARP_MODES:
         raise TopologyError(f"arp_mode {arp_mode!r} must be one of {', '.join(map(repr, ARP_MODES))}",
                             obj=None, value=arp_mode)
@@ -230,9 +239,10 @@ def compile_network(net: Network, arp_mode: str = "target") -> Dataplane:
 
     port_names = {t.port: t.name for t in targets}
     port_kinds = {t.port: t.kind for t in targets}
+    filt = (compile_filters(net, enis, subnets, vpcs, port_eni.size, not dense) if filters else no_filters())
     compiled = CompiledTables(enis=eni, subnets=sub, route_targets=rt, table_base=table_base, port_eni=port_eni,
                               eni_deliver=deliv, ip_hash=ip_hash, mac_hash=mac_hash, lpm=lpm, port_hashed=not dense,
-                              arp_mode=arp_mode)
+                              arp_mode=arp_mode, **filt)
     return Dataplane._create(
         compiled, routes=tuple(infos),
         port_names=port_names, port_kinds=port_kinds,

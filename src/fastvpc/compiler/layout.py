@@ -29,6 +29,7 @@ import numpy as np
 from fastvpc._kernels import forward as _fw
 
 __all__ = ["ENI_DTYPE", "SUBNET_DTYPE", "ROUTE_DTYPE", "PORT_DTYPE", "DELIV_DTYPE", "RECORD_FIELDS",
+           "FILT_DTYPE", "SUBNET_FILT_DTYPE", "ACL_DIR_DTYPE", "ACL_RULE_DTYPE", "FILTER_ARRAYS",
            "ROUTE_LOCAL", "ROUTE_ENI", "ROUTE_PEERING", "ROUTE_FORWARD", "ROUTE_BLACKHOLE", "ROUTE_KIND_NAMES",
            "ARP_MODES", "CompiledTables", "record_dtype"]
 
@@ -42,6 +43,12 @@ RECORD_FIELDS: dict[str, tuple[tuple[str, str, str], ...]] = {
     "RouteRec": (("kind", "<u4", "kind"), ("port", "<i4", "port"), ("arg", "<i4", "arg"), ("pad", "<u4", "pad")),
     "IngRec": (("mac", "<u8", "mac"), ("ip", "<u4", "ip0"), ("subnet", "<i4", "subnet")),
     "DelivRec": (("mac", "<u8", "mac"), ("port", "<i4", "port"), ("subnet", "<i4", "subnet")),
+    # the filters (compiler/filters.py)
+    "FiltRec": (("sgset", "<i4", "sgset"), ("ident", "<u4", "ident"), ("tmo", "<u4", "tmo"), ("eni", "<i4", "eni")),
+    "SubnetFilt": (("nacl", "<i4", "nacl"), ("dns", "<u4", "dns")),
+    "AclDir": (("off", "(4,)<u4", "off"), ("n", "(4,)<u2", "n"), ("flags", "<u4", "flags"), ("pad", "<u4", "pad")),
+    "AclRule": (("addr", "<u4", "addr"), ("mask", "<u4", "mask"), ("lo", "<u2", "lo"), ("hi", "<u2", "hi"),
+                ("proto", "u1", "proto"), ("flags", "u1", "flags"), ("number", "<u2", "number")),
 }
 
 
@@ -77,6 +84,15 @@ PORT_DTYPE = record_dtype("IngRec")
 #: per ENI: what delivering a frame to it needs
 DELIV_DTYPE = record_dtype("DelivRec")
 
+#: per ENI / per port: security-group set, stable identity, timeout record, ENI index (filters)
+FILT_DTYPE = record_dtype("FiltRec")
+#: per subnet: network ACL index, the VPC's Amazon DNS address (filters)
+SUBNET_FILT_DTYPE = record_dtype("SubnetFilt")
+#: per (SG set | NACL, direction): rule ranges per protocol class (filters)
+ACL_DIR_DTYPE = record_dtype("AclDir")
+#: one SG rule or NACL entry (filters)
+ACL_RULE_DTYPE = record_dtype("AclRule")
+
 #: Route target kinds stored in ``routes["kind"]`` (mirrors RK_* in _kernels/tables.pxd).
 ROUTE_LOCAL, ROUTE_ENI, ROUTE_PEERING, ROUTE_FORWARD, ROUTE_BLACKHOLE = 0, 1, 2, 3, 4
 ROUTE_KIND_NAMES = ("local", "eni", "peering", "forward", "blackhole")
@@ -104,3 +120,19 @@ class CompiledTables(NamedTuple):
     lpm: Any                    #: fastvpc.lpm.RouteTables (table id = route table index)
     port_hashed: bool           #: ports beyond port_eni are looked up in mac_hash
     arp_mode: str               #: one of ARP_MODES
+    # the filters (compiler/filters.py; compile(filters=False): empty arrays, filters False)
+    filters: bool = False       #: the four filter stages run
+    eni_filt: Any = None        #: FILT_DTYPE[n_eni]
+    port_filt: Any = None       #: FILT_DTYPE[len(port_eni)]: the port's ENI's record (sgset -1: no ENI)
+    subnet_filt: Any = None     #: SUBNET_FILT_DTYPE[n_subnet]
+    sg_dirs: Any = None         #: ACL_DIR_DTYPE[2 * n_sgset]: row 2*set + direction (0 ingress, 1 egress)
+    sg_rules: Any = None        #: ACL_RULE_DTYPE[]
+    sg_members: Any = None      #: uint64[2 * cap]: (group << 32 | IP) -> 0, members of referenced groups
+    nacl_dirs: Any = None       #: ACL_DIR_DTYPE[2 * n_nacl]
+    nacl_rules: Any = None      #: ACL_RULE_DTYPE[]
+    ct_timeouts: Any = None     #: fastvpc.dataplane.state.TIMEOUTS_DTYPE[n_tracking]
+
+
+#: the CompiledTables fields of the filters that are numpy arrays
+FILTER_ARRAYS = ("eni_filt", "port_filt", "subnet_filt", "sg_dirs", "sg_rules", "sg_members", "nacl_dirs",
+                 "nacl_rules", "ct_timeouts")

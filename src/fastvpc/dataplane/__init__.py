@@ -22,13 +22,15 @@ from fastvpc._kernels import forward as _fw
 from fastvpc._threads import resolve_n_threads
 from fastvpc.batch import FrameBatch
 from fastvpc.compiler import CompiledTables, RouteInfo
+from fastvpc.compiler.layout import FILTER_ARRAYS
 from fastvpc.dataplane import _validate
 from fastvpc.errors import FrameBatchError
 
 __all__ = ["Dataplane", "Forwarder", "Result", "ResultLike"]
 
 #: the CompiledTables fields that are numpy arrays (copied, aligned and frozen by _create)
-_ARRAYS = ("enis", "subnets", "route_targets", "table_base", "port_eni", "eni_deliver", "ip_hash", "mac_hash")
+_ARRAYS = ("enis", "subnets", "route_targets", "table_base", "port_eni", "eni_deliver", "ip_hash", "mac_hash",
+           *FILTER_ARRAYS)
 _META = ("routes", "port_names", "port_kinds", "eni_names", "subnet_names", "vpc_names",
          "route_table_names", "topology")
 
@@ -153,9 +155,11 @@ class Dataplane:
     ``port_eni``, ``eni_deliver``, ``ip_hash``, ``mac_hash`` (non-writeable numpy arrays) and ``lpm`` (a RouteTables).
     """
 
-    __slots__ = (*_ARRAYS, *_META, "arp_mode", "lpm", "_compiled", "_tables", "_port_hashed", "_network")
+    __slots__ = (*_ARRAYS, *_META, "arp_mode", "filters", "lpm", "_compiled", "_tables", "_port_hashed", "_network")
 
     arp_mode: str
+    #: whether the filter stages run (``Network.compile(filters=...)``)
+    filters: bool
     routes: tuple[RouteInfo, ...]
     enis: np.ndarray
     subnets: np.ndarray
@@ -201,8 +205,10 @@ class Dataplane:
                 value = MappingProxyType(dict(value))
             object.__setattr__(self, name, value)
         lpm = compiled.lpm.frozen()  # an alias of the same arrays whose replace() raises: the snapshot cannot change
-        compiled = compiled._replace(lpm=lpm, port_hashed=bool(compiled.port_hashed), **arrays)
+        compiled = compiled._replace(lpm=lpm, port_hashed=bool(compiled.port_hashed), filters=bool(compiled.filters),
+                                     **arrays)
         object.__setattr__(self, "arp_mode", compiled.arp_mode)
+        object.__setattr__(self, "filters", compiled.filters)
         object.__setattr__(self, "lpm", lpm)
         object.__setattr__(self, "_compiled", compiled)
         object.__setattr__(self, "_tables", _fw.Tables(compiled))
@@ -218,7 +224,7 @@ class Dataplane:
 
     # pickling: arrays + plain metadata; the kernel view is rebuilt on load
     def __reduce__(self) -> tuple[Any, ...]:
-        state = {name: getattr(self, name) for name in (*_ARRAYS, *_META, "arp_mode")}
+        state = {name: getattr(self, name) for name in (*_ARRAYS, *_META, "arp_mode", "filters")}
         state.update({k: dict(v) for k, v in state.items() if isinstance(v, MappingProxyType)})
         state["lpm"] = self.lpm
         state["port_hashed"] = self._port_hashed
@@ -229,7 +235,7 @@ class Dataplane:
 
     # ------------------------------------------------------------------ processing
     def process(self, batch: FrameBatch, copy: bool = False, out: Result | None = None,
-                n_threads: int | None = None) -> Result:
+                n_threads: int | None = None, *, state: Any = None, now: int | None = None) -> Result:
         """Forward every frame of ``batch``; returns a :class:`Result`.
 
         ``copy=False`` (default) rewrites the frames in place (``batch.data`` must be writeable;
@@ -237,11 +243,26 @@ class Dataplane:
         ``res.frames is batch``.  ``copy=True`` leaves ``batch`` untouched and ``res.frames`` is a
         new batch.  ``out`` reuses a previous Result's buffers (see :class:`Result`).
         ``n_threads`` follows :func:`fastvpc._threads.resolve_n_threads` (None: every usable core).
-        Releases the GIL; safe to call from several threads at once.
+        Releases the GIL; safe to call from several threads at once (with different ``state``).
+
+        ``state``: a :class:`fastvpc.FlowTable` for connection tracking (DESIGN.md §5): the security
+        groups admit a packet of a tracked flow whatever their rules say, and every frame that meets a
+        security-group stage makes its table step, in frame order, exactly as one frame at a time
+        (for every ``n_threads``).  ``now``: int ns for every frame of the batch; without it each
+        frame's ``batch.timestamp``.  With ``state`` and no time (no ``now`` and no timestamps, or a
+        frame with timestamp -1), time going backwards (``now`` before the table's clock, or
+        timestamps decreasing along the batch) -> ``ValueError`` naming the frame, nothing changed.
+        A second concurrent ``process()`` on one table raises :class:`fastvpc.FlowTableBusyError`.
+        Without ``state`` every packet is judged by the rules alone, as the first of its flow.
         """
         if not isinstance(batch, FrameBatch):
             raise FrameBatchError(f"process() wants a fastvpc.FrameBatch, not {type(batch).__name__}")
         nt = resolve_n_threads(n_threads)
+        times = None
+        if state is not None:
+            times = _state_times(state, batch, now)
+        elif now is not None:
+            _check_now(now)     # checked, unused without state (the rules alone decide)
         if copy:
             frames = batch.copy()
         else:
@@ -258,8 +279,17 @@ class Dataplane:
         else:
             raise TypeError(f"out must be a fastvpc Result from an earlier process() call, not {type(out).__name__}")
         res.frames = frames
-        _fw.forward_batch(self._tables, frames.data, frames.offsets, frames.port,
-                          res.action, res.reason, res.egress, res.route, nt)
+        if state is None or times is None:
+            _fw.forward_batch(self._tables, frames.data, frames.offsets, frames.port,
+                              res.action, res.reason, res.egress, res.route, nt)
+            return res
+        state.acquire()     # FlowTableBusyError while another pass holds it
+        try:
+            _check_clock(state, times)
+            _fw.forward_batch(self._tables, frames.data, frames.offsets, frames.port,
+                              res.action, res.reason, res.egress, res.route, nt, state, times)
+        finally:
+            state.release()
         return res
 
     # ------------------------------------------------------------------ explanation
@@ -299,9 +329,54 @@ class Dataplane:
                 f"{len(self.eni_names)} ENIs, {len(self.routes)} routes, arp_mode={self.arp_mode}>")
 
 
+def _check_now(now: Any) -> int:
+    from fastvpc.dataplane.state import MAX_NOW
+
+    if isinstance(now, bool) or not isinstance(now, (int, np.integer)):
+        raise TypeError(f"now must be an int number of ns, got {now!r}")
+    if not 0 <= int(now) <= MAX_NOW:
+        raise ValueError(f"now = {int(now)} ns is outside 0..{MAX_NOW}")
+    return int(now)
+
+
+def _state_times(state: Any, batch: FrameBatch, now: Any) -> npt.NDArray[np.int64]:
+    """The ns of each frame of a stateful pass (one value when ``now`` is given), checked before the
+    table is touched: given, in range, non-decreasing along the batch."""
+    from fastvpc.dataplane.state import MAX_NOW, FlowTable
+
+    if not isinstance(state, FlowTable):
+        raise TypeError(f"state must be a fastvpc.FlowTable, not {type(state).__name__}")
+    if now is not None:
+        return np.array([_check_now(now)], dtype=np.int64)
+    ts = batch.timestamp
+    if len(batch) == 0:
+        return np.zeros(0, dtype=np.int64)
+    if ts is None:
+        raise ValueError("process(state=...): the batch has no timestamps; pass now= (int ns)")
+    ts = np.ascontiguousarray(ts, dtype=np.int64)
+    bad = np.flatnonzero((ts < 0) | (ts > MAX_NOW))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"process(state=...): frame {i} has timestamp {int(ts[i])}, no time (pass now=, "
+                         f"or timestamps in 0..{MAX_NOW} ns)")
+    back = np.flatnonzero(ts[1:] < ts[:-1])
+    if back.size:
+        i = int(back[0]) + 1
+        raise ValueError(f"process(state=...): frame {i}'s timestamp {int(ts[i])} ns goes backwards "
+                         f"(frame {i - 1} is at {int(ts[i - 1])} ns)")
+    return ts
+
+
+def _check_clock(state: Any, times: npt.NDArray[np.int64]) -> None:
+    clock = state.clock
+    if clock is not None and times.size and int(times[0]) < clock:
+        raise ValueError(f"process(state=...): frame 0's time {int(times[0])} ns goes backwards: this FlowTable "
+                         f"has seen {clock} ns")
+
+
 def _rebuild(state: dict[str, Any]) -> Dataplane:
     """Unpickle: every index and hash invariant the kernel relies on is checked first (SnapshotError)."""
     state = _validate.validated(state)
     compiled = CompiledTables(**{name: state[name] for name in _ARRAYS}, lpm=state["lpm"],
-                              port_hashed=state["port_hashed"], arp_mode=state["arp_mode"])
+                              port_hashed=state["port_hashed"], arp_mode=state["arp_mode"], filters=state["filters"])
     return Dataplane._create(compiled, **{k: state[k] for k in _META})

@@ -40,22 +40,33 @@ from fastvpc.compiler import (
     SUBNET_DTYPE,
     RouteInfo,
 )
+from fastvpc.compiler.layout import ACL_DIR_DTYPE, ACL_RULE_DTYPE, FILT_DTYPE, SUBNET_FILT_DTYPE
 from fastvpc.errors import SnapshotError
 
 __all__ = ["ARRAY_DTYPES", "META_TYPES", "digest", "to_bytes", "validate_state", "validated"]
+
+def _timeouts_dtype() -> np.dtype[Any]:
+    from fastvpc.dataplane.state import TIMEOUTS_DTYPE
+
+    return TIMEOUTS_DTYPE
+
 
 #: The arrays of a Dataplane and their record layouts (``fastvpc.compiler``).
 ARRAY_DTYPES: dict[str, np.dtype[Any]] = {
     "enis": ENI_DTYPE, "subnets": SUBNET_DTYPE, "route_targets": ROUTE_DTYPE,
     "table_base": np.dtype(np.uint32), "port_eni": PORT_DTYPE, "eni_deliver": DELIV_DTYPE,
     "ip_hash": np.dtype(np.uint64), "mac_hash": np.dtype(np.uint64),
+    # the filters (compiler/filters.py)
+    "eni_filt": FILT_DTYPE, "port_filt": FILT_DTYPE, "subnet_filt": SUBNET_FILT_DTYPE, "sg_dirs": ACL_DIR_DTYPE,
+    "sg_rules": ACL_RULE_DTYPE, "sg_members": np.dtype(np.uint64), "nacl_dirs": ACL_DIR_DTYPE,
+    "nacl_rules": ACL_RULE_DTYPE, "ct_timeouts": _timeouts_dtype(),
 }
 #: The plain metadata and its types.
 META_TYPES: dict[str, type] = {
     "arp_mode": str, "routes": tuple, "port_names": dict, "port_kinds": dict, "eni_names": tuple,
     "subnet_names": tuple, "vpc_names": tuple, "route_table_names": tuple, "topology": str,
 }
-_OTHER = ("lpm", "port_hashed")
+_OTHER = ("lpm", "port_hashed", "filters")
 _DIGEST = "digest"
 _DIGEST_VERSION = b"fastvpc-dataplane-1"
 
@@ -96,6 +107,7 @@ def digest(state: Mapping[str, Any]) -> str:
     for tag, a in zip(("lpm.header", "lpm.meta", "lpm.data"), _lpm_arrays(state["lpm"])):
         add(tag, a)
     h.update(f"port_hashed:{bool(state['port_hashed'])}".encode())
+    h.update(f"filters:{state['filters']!r}".encode())
     for name in META_TYPES:
         value = state[name]
         text = value if isinstance(value, str) else repr(value)
@@ -164,6 +176,8 @@ def _check_shape(state: Mapping[str, Any]) -> None:
             raise _fail(name, f"is a {type(state[name]).__name__}, not a {tp.__name__}")
     if not isinstance(state["port_hashed"], bool):
         raise _fail("port_hashed", f"is a {type(state['port_hashed']).__name__}, not a bool")
+    if not isinstance(state["filters"], bool):
+        raise _fail("filters", f"is a {type(state['filters']).__name__}, not a bool")
     from fastvpc.lpm import RouteTables
 
     if not isinstance(state["lpm"], RouteTables):
@@ -308,3 +322,65 @@ def validate_state(state: Any) -> None:
                 (_HK_IP,), n_vpc)
     kinds = (_HK_MAC, _HK_PORT) if state["port_hashed"] else (_HK_MAC,)
     _check_hash("mac_hash", state["mac_hash"], {_TAG_ENI: n_eni, _TAG_GWMAC: n_sub}, kinds, n_vpc)
+    _check_filters(state, n_eni, n_sub)
+
+
+def _check_filters(state: Mapping[str, Any], n_eni: int, n_sub: int) -> None:
+    """Every index the filter stages follow: an ENI's / port's SG set and timeout record, a subnet's
+    NACL, every (set | NACL, direction) rule range inside the rules, the member hash's structure,
+    the per-port rows equal to their ENI's."""
+    from fastvpc.dataplane.state import MAX_TIMEOUT, TIMEOUT_FIELDS
+
+    ef, pf, sf = state["eni_filt"], state["port_filt"], state["subnet_filt"]
+    sg_dirs, sg_rules, nacl_dirs, nacl_rules = state["sg_dirs"], state["sg_rules"], state["nacl_dirs"], state["nacl_rules"]
+    tmo = state["ct_timeouts"]
+    if not state["filters"]:
+        for name in ("eni_filt", "port_filt", "subnet_filt", "sg_dirs", "sg_rules", "nacl_dirs", "nacl_rules",
+                     "ct_timeouts"):
+            if state[name].size:
+                raise _fail(name, "holds records although the snapshot has no filters")
+        return
+    if sg_dirs.size % 2 or nacl_dirs.size % 2:
+        raise _fail("sg_dirs" if sg_dirs.size % 2 else "nacl_dirs", "does not hold two directions per set")
+    n_set, n_nacl = sg_dirs.size // 2, nacl_dirs.size // 2
+    if ef.size != n_eni:
+        raise _fail("eni_filt", f"has {ef.size} records for {n_eni} ENIs")
+    if sf.size != n_sub:
+        raise _fail("subnet_filt", f"has {sf.size} records for {n_sub} subnets")
+    if n_eni and tmo.size == 0:
+        raise _fail("ct_timeouts", "is empty")
+    for f in TIMEOUT_FIELDS:
+        if tmo.size and (tmo[f] > MAX_TIMEOUT).any():
+            i = int(np.flatnonzero(tmo[f] > MAX_TIMEOUT)[0])
+            raise _fail("ct_timeouts", f"record {i} has {f} = {int(tmo[f][i])} s, above {MAX_TIMEOUT}")
+    _bad_index("eni_filt.sgset", ef["sgset"], 0, n_set, "security-group set")
+    _bad_index("eni_filt.tmo", ef["tmo"], 0, tmo.size, "timeout record")
+    if n_eni and (ef["eni"] != np.arange(n_eni)).any():
+        raise _fail("eni_filt.eni", f"record {int(np.flatnonzero(ef['eni'] != np.arange(n_eni))[0])} is not its ENI")
+    if np.unique(ef["ident"]).size != n_eni:
+        raise _fail("eni_filt.ident", "holds an ENI identity twice (the FlowTable keys of two ENIs would meet)")
+    _bad_index("subnet_filt.nacl", sf["nacl"], 0, n_nacl, "network ACL index")
+    if state["port_hashed"]:
+        if pf.size:
+            raise _fail("port_filt", "holds rows although ports are looked up in the hash (port_hashed)")
+    else:
+        if pf.size != state["port_eni"].size:
+            raise _fail("port_filt", f"has {pf.size} rows for {state['port_eni'].size} ports")
+        _bad_index("port_filt.sgset", pf["sgset"], -1, n_set, "security-group set")
+        _bad_index("port_filt.tmo", pf["tmo"], 0, max(tmo.size, 1), "timeout record")
+        _bad_index("port_filt.eni", pf["eni"], -1, n_eni, "ENI index")
+        if n_eni:
+            rows = pf[state["enis"]["port"].astype(np.int64)]
+            for name in ("sgset", "ident", "tmo", "eni"):
+                diff = rows[name] != ef[name]
+                if diff.any():
+                    raise _fail(f"port_filt.{name}", f"the row of ENI {int(np.flatnonzero(diff)[0])}'s port differs "
+                                                     "from the ENI")
+    for field, dirs, rules, classes in (("sg_dirs", sg_dirs, sg_rules, 4), ("nacl_dirs", nacl_dirs, nacl_rules, 1)):
+        if dirs.size == 0:
+            continue
+        end = dirs["off"][:, :classes].astype(np.int64) + dirs["n"][:, :classes].astype(np.int64)
+        if (end > rules.size).any():
+            i = int(np.flatnonzero((end > rules.size).any(axis=1))[0])
+            raise _fail(field, f"record {i} has a rule range past the {rules.size} rules")
+    _check_hash("sg_members", state["sg_members"], {0: 1}, (0,), 1 << 24)

@@ -51,6 +51,25 @@ def _resolve_port(key: Any, network: Any) -> tuple[int, str]:
     return int(obj_port), str(getattr(key, "name", obj_port))
 
 
+#: flows the switch's own connection-tracking table holds (a few MB: a lab, not a fleet)
+LIVE_FLOW_CAPACITY = 65_536
+
+
+def _auto_state(dataplane: Any) -> Any:
+    """A fresh table for ``dataplane`` when its ``process()`` takes ``state=``, else None."""
+    import inspect
+
+    try:
+        params = inspect.signature(dataplane.process).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        return None
+    if "state" not in params:
+        return None
+    from fastvpc.testing import fresh_state
+
+    return fresh_state(dataplane, LIVE_FLOW_CAPACITY)
+
+
 class Switch:
     """The data plane between real interfaces.
 
@@ -66,7 +85,7 @@ class Switch:
 
     def __init__(self, dataplane: Any, attach: Mapping[Any, str], *, network: Any = None,
                  batch_size: int = 1024, snaplen: int = 2048, rx_ring: bool = True,
-                 tx_ring: bool = True, spin: int = 0) -> None:
+                 tx_ring: bool = True, spin: int = 0, state: Any = "auto") -> None:
         if not callable(getattr(dataplane, "process", None)):
             raise TypeError(f"dataplane must have a process(batch) method, got {type(dataplane).__name__}")
         if not attach:
@@ -76,6 +95,9 @@ class Switch:
         if not 64 <= int(snaplen) <= 262144:
             raise LiveError(f"snaplen {snaplen} must be in 64..262144")
         self.dataplane = dataplane
+        #: connection tracking across batches, timed by the monotonic clock ("auto": a fresh table of the
+        #: dataplane's kind when its process() takes state=; None: stateless, every packet a first packet)
+        self.state = _auto_state(dataplane) if isinstance(state, str) and state == "auto" else state
         network = network if network is not None else getattr(dataplane, "network", None)
         self.network = network
         ports: dict[int, str] = {}
@@ -226,7 +248,10 @@ class Switch:
         from fastvpc.batch import FrameBatch
 
         batch = FrameBatch(self._data, self._offsets[:n + 1], self._port[:n])
-        res = self.dataplane.process(batch)
+        if self.state is not None:
+            res = self.dataplane.process(batch, state=self.state, now=time.monotonic_ns())
+        else:
+            res = self.dataplane.process(batch)
         frames = getattr(res, "frames", None)
         if frames is None:
             frames = batch

@@ -1,0 +1,119 @@
+# The rule matching shared by the four filter stages (stages/sg_egress, nacl_egress, nacl_ingress,
+# sg_ingress): security-group sets and network ACLs compiled by fastvpc/compiler/filters.py into
+# AclDir / AclRule records (tables.pxd).  The semantics are fastvpc.topology.filters'
+# (SecurityGroupRule.matches, security_groups_admit, flow_is_untracked, NetworkAcl.evaluate).
+#
+# Structure (chosen by measurement, BENCHMARKS.md "Filters"): per (SG set, direction) one short rule
+# list per protocol class (TCP, UDP, ICMP, other), each holding that protocol's rules and the
+# all-protocol ones, so a packet scans only the rules that can match its protocol; the 0.0.0.0/0 rules
+# come first (so the first match also answers AWS's untracked-flow question), group references last
+# (a hash probe of (group, IP) in sg_members instead of a /32 per member).  A rule is 16 bytes: a
+# 60-rule set's class list is a few cache lines, scanned linearly with one compare chain per rule.
+# NACLs: one list per (NACL, direction) in entry-number order, first match final.
+#
+# The l4 key: TCP/UDP destination port; ICMP type << 8 | code; L4_NONE (0x10000, above every rule's
+# range) when the packet's port or ICMP header is not known (truncated, a non-first fragment), so it
+# matches only rules without a port / type check, as filters._port_matches / _icmp_matches say.
+
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
+
+from fastvpc._kernels.bytes cimport rd16
+from fastvpc._kernels.headers cimport *
+from fastvpc._kernels.tables cimport *
+from fastvpc._kernels.pkt cimport *
+
+cdef enum:
+    DIR_INGRESS = 0         # AclDir row 2*k + direction
+    DIR_EGRESS = 1
+    ADM_DENY = 0            # == FT_DENY / FT_ADMIT / FT_ADMIT_UNTRACKED (dataplane/_flowtable.pxd)
+    ADM_ADMIT = 1
+    ADM_UNTRACKED = 2
+
+
+cdef inline int acl_class(uint8_t proto) noexcept nogil:
+    if proto == IPPROTO_TCP:
+        return ACL_C_TCP
+    if proto == IPPROTO_UDP:
+        return ACL_C_UDP
+    if proto == IPPROTO_ICMP:
+        return ACL_C_ICMP
+    return ACL_C_OTHER
+
+
+cdef inline bint rule_matches(const FwdTables* t, const AclRule* r, uint8_t proto, uint32_t ip,
+                              uint32_t l4) noexcept nogil:
+    """Does rule / entry ``r`` match (protocol, peer or entry address ``ip``, l4 key)?"""
+    cdef uint8_t fl = r.flags
+    if not (fl & RF_ANYPROTO) and r.proto != proto:
+        return 0
+    if (fl & RF_L4) and not (r.lo <= l4 and l4 <= r.hi):
+        return 0
+    if fl & RF_GROUP:
+        return ht_get(&t.sgm, (<uint64_t>r.addr << 32) | ip) != FV_HV_NONE
+    return (ip & r.mask) == r.addr
+
+
+cdef inline uint8_t sg_eval(const FwdTables* t,
+                            int32_t sgset,      # IN  the ENI's security-group set
+                            int dirn,           # IN  DIR_INGRESS / DIR_EGRESS
+                            uint8_t proto,      # IN  IPv4 protocol
+                            uint32_t peer,      # IN  source (ingress) or destination (egress) IP
+                            uint32_t l4,        # IN  l4 key
+                            ) noexcept nogil:
+    """ADM_DENY, ADM_ADMIT, or ADM_UNTRACKED (admitted under AWS's untracked-flow rule)."""
+    cdef const AclDir* d = &t.sg_dirs[2 * sgset + dirn]
+    cdef int c = acl_class(proto)
+    cdef const AclRule* r = &t.sg_rules[d.off[c]]
+    cdef uint32_t k, n = d.n[c]
+    for k in range(n):
+        if rule_matches(t, &r[k], proto, peer, l4):
+            # 0.0.0.0/0 rules come first: the first match is wide exactly when some wide rule matches
+            if (r[k].flags & RF_WIDE) and ((d.flags >> c) & 1):
+                return ADM_UNTRACKED
+            return ADM_ADMIT
+    return ADM_DENY
+
+
+cdef inline bint nacl_eval(const FwdTables* t,
+                           int32_t nacl,        # IN  network ACL index
+                           int dirn,            # IN  DIR_INGRESS / DIR_EGRESS
+                           uint8_t proto,       # IN
+                           uint32_t ip,         # IN  source (ingress) or destination (egress) IP
+                           uint32_t l4,         # IN  l4 key (the destination port)
+                           ) noexcept nogil:
+    """Entries lowest number first, first match final; none: the implicit deny (entry 32767)."""
+    cdef const AclDir* d = &t.nacl_dirs[2 * nacl + dirn]
+    cdef const AclRule* r = &t.nacl_rules[d.off[0]]
+    cdef uint32_t k, n = d.n[0]
+    for k in range(n):
+        if rule_matches(t, &r[k], proto, ip, l4):
+            return (r[k].flags & RF_ALLOW) != 0
+    return 0
+
+
+cdef inline const FiltRec* sender_filt(const FwdTables* t, int32_t port) noexcept nogil:
+    """The sending ENI's filter record (the port passed the ingress stage: it is an ENI's)."""
+    cdef uint32_t h
+    if 0 <= port < t.n_port_filt:
+        return &t.port_filt[port]
+    h = ht_get(&t.mact, (<uint64_t>HK_PORT << 56) | <uint32_t>port)
+    return &t.eni_filt[h & FV_HV_INDEX_MASK]
+
+
+cdef inline void acl_parse(Pkt* p, Flt* x) noexcept nogil:
+    """The l4 key, and the fields a table step reads: h.sport (ICMP: the identifier), h.dport,
+    h.tcp_flags, h.icmp_type -- zero ports and flags, ICMP type 255, when the L4 header is not
+    complete in the frame or the packet is a non-first fragment."""
+    if (p.h.frag & 0x1FFF) == 0 and ((p.h.flags & CF_L4) or parse_l4(p.f, &p.h)):
+        if p.h.proto == IPPROTO_ICMP:
+            x.l4 = (<uint32_t>p.h.icmp_type << 8) | p.h.icmp_code
+            p.h.sport = rd16(p.f + ETH_HLEN + p.h.hl + 4)
+        else:
+            x.l4 = p.h.dport
+        return
+    x.l4 = L4_NONE
+    p.h.sport = 0
+    p.h.dport = 0
+    p.h.tcp_flags = 0
+    p.h.icmp_type = 255
+    p.h.icmp_code = 255

@@ -1,0 +1,35 @@
+# Stage "sg_egress": the sender ENI's security groups, direction egress, peer = the destination IP
+# (DESIGN.md §5, /work/filters-spec.md; rows #45-#48 of vpc-behaviour.md).  Every frame that passes
+# `router` meets it, except frames to the sender VPC's Amazon DNS resolver (primary CIDR base + 2,
+# #50), which no filter stage sees.
+#
+# IN   p.h (IPv4; L4 parsed here, acl.pxd acl_parse), p.port, p.er
+# OUT  x.l4, x.s_eni, x.ct (CT_FILT; stateful: CT_E), x.adm_e (stateful);
+#      next: NEXT_LOCAL, or drop SG_EGRESS (stateless only: with a FlowTable the verdict waits for the
+#      table step in the driver's in-order pass, since a tracked flow is admitted whatever the rules say)
+
+from fastvpc._kernels.verdicts cimport *
+from fastvpc._kernels.headers cimport *
+from fastvpc._kernels.tables cimport *
+from fastvpc._kernels.pkt cimport *
+from fastvpc._kernels.acl cimport *
+
+
+cdef inline int stage_sg_egress(const FwdTables* t, Pkt* p, Flt* x, bint stateful) noexcept nogil:
+    cdef const FiltRec* fr
+    cdef uint8_t a
+    if p.h.dst == t.subnet_filt[p.er.subnet].dns:
+        x.ct = 0
+        return goto(p, NEXT_LOCAL)
+    fr = sender_filt(t, p.port)
+    acl_parse(p, x)
+    x.s_eni = fr.eni
+    a = sg_eval(t, fr.sgset, DIR_EGRESS, p.h.proto, p.h.dst, x.l4)
+    if stateful:
+        x.adm_e = a
+        x.ct = CT_FILT | CT_E
+        return goto(p, NEXT_LOCAL)
+    x.ct = CT_FILT
+    if a == ADM_DENY:
+        return drop(p, R_SG_EGRESS)
+    return goto(p, NEXT_LOCAL)

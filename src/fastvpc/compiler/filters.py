@@ -1,0 +1,271 @@
+"""Security groups, network ACLs and tracking identities -> the filter stages' tables.
+
+What ``compile(filters=True)`` adds to :class:`~fastvpc.compiler.layout.CompiledTables` (the kernel
+side is ``_kernels/acl.pxd`` and ``_kernels/stages/{sg_egress,nacl_egress,nacl_ingress,sg_ingress}.pxd``):
+
+* **Security-group sets.**  Many ENIs share one set of groups (a subnet's or a tier's), so each
+  *distinct set* (the unordered set of groups) is compiled once and every ENI carries a set index.
+  Per (set, direction) the rules of all its groups -- a union, order free -- are split by protocol
+  class (TCP, UDP, ICMP, other; an all-protocol rule goes into every class), deduplicated, and
+  ordered 0.0.0.0/0 rules first (so the kernel's first match also tells whether AWS's untracked-flow
+  rule applies), CIDR rules next, group references last.  A prefix list or an inline CIDR list
+  becomes one rule per CIDR.  A group reference becomes one rule naming the group; the private IPs
+  (primary and secondary) of that group's members go into one exact-match hash keyed by
+  (group, IP), ``sg_members`` (Batfish's expansion: ``SecurityGroupRule.matches`` with no sender
+  identity).  A stale reference matches nothing and is left out.
+* **Untracked-flow flags** per (set, direction): whether the *other* direction has a 0.0.0.0/0
+  rule for all ports of TCP (resp. UDP) or for all protocols (``flow_is_untracked``).
+* **NACLs** per (NACL, direction): the entries in number order (first match final; no match: the
+  implicit deny 32767).
+* **Tracking**: per ENI a stable 32-bit identity for the FlowTable key and an index into the
+  distinct ``timeouts_record(eni.tracking)`` records.  The identity is the first 4 bytes of
+  BLAKE2b(ENI name): it depends only on the name, so it survives a recompile and the ENI's place
+  in the arrays.  Identities are checked for distinctness; on a clash the ENIs are taken in name
+  order and each later one rehashes ``name#1``, ``name#2``, ... until its value is unused, so the
+  result depends only on the set of names.
+* Per subnet: its NACL's index and its VPC's Amazon DNS resolver address (primary CIDR base + 2),
+  which no filter stage judges (#50).
+
+Rule encodings (``_kernels/tables.pxd``): the l4 key of a packet is its TCP/UDP destination port, or
+for ICMP ``type << 8 | code``; a port range is the key range ``[lo, hi]``; an ICMP ``(type, -1)``
+rule the range ``[type << 8, type << 8 | 255]``; an all-ports or any-type rule has no range check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fastvpc.compiler._hash import build_hash
+from fastvpc.compiler.layout import ACL_DIR_DTYPE, ACL_RULE_DTYPE, FILT_DTYPE, SUBNET_FILT_DTYPE
+from fastvpc.errors import TopologyError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fastvpc.topology import Eni, Network
+
+__all__ = ["DIR_INGRESS", "DIR_EGRESS", "compile_filters", "eni_identities", "RF_ANYPROTO", "RF_L4", "RF_GROUP",
+           "RF_WIDE", "RF_ALLOW", "N_CLASSES"]
+
+# mirrors of _kernels/tables.pxd and acl.pxd
+DIR_INGRESS, DIR_EGRESS = 0, 1
+C_TCP, C_UDP, C_ICMP, C_OTHER = 0, 1, 2, 3
+N_CLASSES = 4
+UT_TCP, UT_UDP = 1, 2
+RF_ANYPROTO, RF_L4, RF_GROUP, RF_WIDE, RF_ALLOW = 0x01, 0x02, 0x04, 0x08, 0x10
+_MAX_RULES_PER_CLASS = 0xFFFF
+_DIRS = ("ingress", "egress")
+
+
+def _classes(proto: int) -> tuple[int, ...]:
+    if proto == -1:
+        return (C_TCP, C_UDP, C_ICMP, C_OTHER)
+    return ({6: C_TCP, 17: C_UDP, 1: C_ICMP}.get(proto, C_OTHER),)
+
+
+def _match_part(proto: int, ports: tuple[int, int] | None,
+                icmp: tuple[int, int] | None) -> tuple[int, int, int, int]:
+    """(flags, lo, hi, proto byte) of a rule's / entry's protocol and port or ICMP part."""
+    flags = RF_ANYPROTO if proto == -1 else 0
+    lo, hi = 0, 0xFFFF
+    if proto in (6, 17) and ports is not None and ports != (0, 65535):
+        flags |= RF_L4
+        lo, hi = ports
+    elif proto == 1 and icmp is not None and icmp != (-1, -1):
+        flags |= RF_L4
+        t, c = icmp
+        lo, hi = (t << 8, (t << 8) | 0xFF) if c == -1 else ((t << 8) | c, (t << 8) | c)
+    return flags, lo, hi, (proto & 0xFF) if proto != -1 else 0
+
+
+def _net_part(net: Any) -> tuple[int, int]:
+    mask = (0xFFFFFFFF << (32 - net.prefixlen)) & 0xFFFFFFFF
+    return int(net.network_address) & mask, mask
+
+
+def eni_identities(names: list[str]) -> np.ndarray:
+    """Stable, distinct 32-bit identities for ENIs named ``names`` (see the module docstring)."""
+    out = np.zeros(len(names), dtype=np.uint32)
+    used: set[int] = set()
+    order = sorted(range(len(names)), key=lambda i: names[i])
+    for i in order:
+        name = names[i]
+        salt = 0
+        while True:
+            text = name if salt == 0 else f"{name}#{salt}"
+            v = int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=4).digest(),
+                               "little")
+            if v not in used:
+                break
+            salt += 1
+        used.add(v)
+        out[i] = v
+    return out
+
+
+def _set_rules(groups: list[Any], gidx: dict[int, int], direction: int,
+               referenced: set[int]) -> tuple[list[list[tuple[int, ...]]], int]:
+    """Per protocol class the deduplicated, ordered rule rows of the union of ``groups`` in
+    ``direction``; and the untracked-flow flags of that direction (from the other one)."""
+    from fastvpc.topology.filters import ANY_IPV4, PrefixList, SecurityGroup
+
+    d = _DIRS[direction]
+    classes: list[dict[tuple[int, ...], int]] = [{} for _ in range(N_CLASSES)]
+    for g in groups:
+        for r in g.rules(d):
+            if r.is_stale:
+                continue
+            flags, lo, hi, pb = _match_part(r.protocol, r.ports, r.icmp)
+            p = r.peer
+            rows: list[tuple[int, ...]] = []
+            if isinstance(p, SecurityGroup):
+                k = gidx[id(p)]
+                referenced.add(id(p))
+                rows.append((2, k, 0, lo, hi, pb, flags | RF_GROUP))
+            else:
+                nets = p.cidrs if isinstance(p, PrefixList) else (p if isinstance(p, tuple) else (p,))
+                wide = not isinstance(p, (PrefixList, tuple)) and p == ANY_IPV4
+                for net in nets:
+                    a, m = _net_part(net)
+                    rows.append((0 if wide else 1, a, m, lo, hi, pb, flags | (RF_WIDE if wide else 0)))
+            for c in _classes(r.protocol):
+                for row in rows:
+                    classes[c].setdefault(row, len(classes[c]))
+    out = [[row[1:] for row in sorted(cl, key=lambda row: (row[0], cl[row]))] for cl in classes]
+    other = _DIRS[1 - direction]
+    ut = 0
+    for g in groups:
+        for r in g.rules(other):
+            if isinstance(r.peer, type(ANY_IPV4)) and r.peer == ANY_IPV4:
+                if r.protocol == -1:
+                    ut |= UT_TCP | UT_UDP
+                elif r.protocol == 6 and r.ports == (0, 65535):
+                    ut |= UT_TCP
+                elif r.protocol == 17 and r.ports == (0, 65535):
+                    ut |= UT_UDP
+    return out, ut
+
+
+def compile_filters(net: Network, enis: list[Eni], subnets: list[Any], vpcs: list[Any],
+                    port_eni_rows: int, port_hashed: bool) -> dict[str, Any]:
+    """The filter arrays of :class:`CompiledTables` for ``net`` (ENIs, subnets and VPCs in compiled order)."""
+    from fastvpc.dataplane.state import TIMEOUTS_DTYPE, timeouts_record
+    from fastvpc.topology.filters import all_security_groups
+
+    groups = all_security_groups(net)
+    gidx = {id(g): i for i, g in enumerate(groups)}
+    if len(groups) >= 1 << 24:  # pragma: no cover - 2**24 groups
+        raise TopologyError("compile: too many security groups for the filter tables", value=len(groups))
+
+    # distinct sets of groups
+    set_of: dict[tuple[int, ...], int] = {}
+    set_groups: list[list[Any]] = []
+    eni_set = np.zeros(len(enis), dtype=np.int32)
+    for i, e in enumerate(enis):
+        key = tuple(sorted(gidx[id(g)] for g in e._security_groups))
+        k = set_of.get(key)
+        if k is None:
+            k = set_of[key] = len(set_groups)
+            set_groups.append([groups[j] for j in key])
+        eni_set[i] = k
+
+    referenced: set[int] = set()
+    sg_dirs = np.zeros(2 * len(set_groups), dtype=ACL_DIR_DTYPE)
+    rules: list[tuple[int, ...]] = []
+    for k, gs in enumerate(set_groups):
+        for d in (DIR_INGRESS, DIR_EGRESS):
+            per_class, ut = _set_rules(gs, gidx, d, referenced)
+            row = sg_dirs[2 * k + d]
+            for c, rows in enumerate(per_class):
+                if len(rows) > _MAX_RULES_PER_CLASS:  # pragma: no cover - 5 groups x 60 rules x 1000 CIDRs
+                    raise TopologyError(f"compile: security groups {', '.join(g.name for g in gs)} expand to "
+                                        f"{len(rows)} rules of one protocol", value=len(rows))
+                row["off"][c] = len(rules)
+                row["n"][c] = len(rows)
+                rules.extend(rows)
+            row["flags"] = ut
+    sg_rules = np.zeros(len(rules), dtype=ACL_RULE_DTYPE)
+    if rules:
+        arr = np.array(rules, dtype=np.int64)
+        for col, name in enumerate(("addr", "mask", "lo", "hi", "proto", "flags")):
+            sg_rules[name] = arr[:, col]
+
+    # members of referenced groups: (group << 32 | IP)
+    keys: list[int] = []
+    for g in groups:
+        if id(g) in referenced:
+            gk = gidx[id(g)] << 32
+            keys.extend(gk | int(ip) for ip in set(g.member_ips))
+    members = build_hash(np.array(keys, dtype=np.uint64), np.zeros(len(keys), dtype=np.uint32))
+    if isinstance(members, int):  # pragma: no cover - keys are made distinct above
+        raise TopologyError("compile: a member IP repeats in a security group", value=keys[members])
+
+    # network ACLs
+    acls = [a for v in vpcs for a in v.network_acls]
+    aidx = {id(a): i for i, a in enumerate(acls)}
+    nacl_dirs = np.zeros(2 * len(acls), dtype=ACL_DIR_DTYPE)
+    entries: list[tuple[int, ...]] = []
+    for i, a in enumerate(acls):
+        for d in (DIR_INGRESS, DIR_EGRESS):
+            es = a.entries_for(_DIRS[d])
+            nacl_dirs[2 * i + d]["off"][0] = len(entries)
+            nacl_dirs[2 * i + d]["n"][0] = len(es)
+            for e in es:
+                flags, lo, hi, pb = _match_part(e.protocol, e.ports, e.icmp)
+                addr, mask = _net_part(e.cidr)
+                entries.append((addr, mask, lo, hi, pb, flags | (RF_ALLOW if e.action == "allow" else 0), e.number))
+    nacl_rules = np.zeros(len(entries), dtype=ACL_RULE_DTYPE)
+    if entries:
+        arr = np.array(entries, dtype=np.int64)
+        for col, name in enumerate(("addr", "mask", "lo", "hi", "proto", "flags", "number")):
+            nacl_rules[name] = arr[:, col]
+
+    # tracking: identities and timeouts
+    tmo_of: dict[Any, int] = {}
+    tmo_recs: list[np.ndarray] = []
+    eni_tmo = np.zeros(len(enis), dtype=np.uint32)
+    for i, e in enumerate(enis):
+        tr = e.tracking
+        k = tmo_of.get(tr)
+        if k is None:
+            k = tmo_of[tr] = len(tmo_recs)
+            tmo_recs.append(timeouts_record(tr))
+        eni_tmo[i] = k
+    if not tmo_recs:
+        tmo_recs.append(timeouts_record(None))
+    ct_timeouts = np.zeros(len(tmo_recs), dtype=TIMEOUTS_DTYPE)
+    for k, rec in enumerate(tmo_recs):
+        ct_timeouts[k] = rec
+
+    eni_filt = np.zeros(len(enis), dtype=FILT_DTYPE)
+    eni_filt["sgset"] = eni_set
+    eni_filt["ident"] = eni_identities([e.name for e in enis])
+    eni_filt["tmo"] = eni_tmo
+    eni_filt["eni"] = np.arange(len(enis), dtype=np.int32)
+    port_filt = np.zeros(0 if port_hashed else port_eni_rows, dtype=FILT_DTYPE)
+    if port_filt.size:
+        port_filt["sgset"] = -1
+        port_filt["eni"] = -1
+        if enis:
+            port_filt[np.array([e.port for e in enis], dtype=np.int64)] = eni_filt
+
+    subnet_filt = np.zeros(len(subnets), dtype=SUBNET_FILT_DTYPE)
+    if subnets:
+        subnet_filt["nacl"] = [aidx[id(s.network_acl)] for s in subnets]
+        subnet_filt["dns"] = [(int(s.vpc.cidr.network_address) + 2) & 0xFFFFFFFF for s in subnets]
+
+    return dict(filters=True, eni_filt=eni_filt, port_filt=port_filt, subnet_filt=subnet_filt, sg_dirs=sg_dirs,
+                sg_rules=sg_rules, sg_members=members, nacl_dirs=nacl_dirs, nacl_rules=nacl_rules,
+                ct_timeouts=ct_timeouts)
+
+
+def no_filters() -> dict[str, Any]:
+    """The filter fields of ``compile(filters=False)``: empty arrays (the kernel reads none of them)."""
+    from fastvpc.dataplane.state import TIMEOUTS_DTYPE
+
+    return dict(filters=False, eni_filt=np.zeros(0, FILT_DTYPE), port_filt=np.zeros(0, FILT_DTYPE),
+                subnet_filt=np.zeros(0, SUBNET_FILT_DTYPE), sg_dirs=np.zeros(0, ACL_DIR_DTYPE),
+                sg_rules=np.zeros(0, ACL_RULE_DTYPE), sg_members=np.full(4, np.uint64(0xFFFFFFFFFFFFFFFF)),
+                nacl_dirs=np.zeros(0, ACL_DIR_DTYPE), nacl_rules=np.zeros(0, ACL_RULE_DTYPE),
+                ct_timeouts=np.zeros(0, TIMEOUTS_DTYPE))
