@@ -64,9 +64,11 @@ from fastvpc._kernels.stages.sg_egress cimport stage_sg_egress
 from fastvpc._kernels.stages.nacl_egress cimport stage_nacl_egress
 from fastvpc._kernels.stages.nacl_ingress cimport stage_nacl_ingress
 from fastvpc._kernels.stages.sg_ingress cimport stage_sg_ingress
+from fastvpc._kernels.stages.edge_ingress cimport stage_edge_ingress
+from fastvpc._kernels.acl cimport acl_parse
 from fastvpc.lpm._lookup cimport rts_view_init, rts_lookup_batch
 from fastvpc.dataplane._flowtable cimport (FtView, FtPkt, FtTimeouts, ft_view_init, ft_make_pkt, ft_prefetch,
-                                           ft_insert_or_update, FT_MISS, FT_FULL)
+                                           ft_insert_or_update, FT_MISS, FT_FULL, FT_HIT)
 
 
 cdef extern from *:
@@ -99,8 +101,8 @@ ctypedef fused Mode:
 
 
 #: the stage order of run_chunk (tests/kernels/test_stages.py holds it to ReferenceForwarder.STAGES)
-STAGES = ("ingress", "arp", "router", "sg_egress", "nacl_egress", "local", "route", "nacl_ingress", "sg_ingress",
-          "rewrite")
+STAGES = ("ingress", "arp", "router", "edge_ingress", "sg_egress", "nacl_egress", "local", "route", "nat",
+          "edge_egress", "nacl_ingress", "sg_ingress", "rewrite")
 
 
 # ------------------------------------------------------------------ the pipeline's look-ahead
@@ -154,12 +156,12 @@ cdef inline void route_one(Mode* mode,          # IN  the variant (a type only)
     q.route = rt
     nx = stage_route(t, p)
     if Mode is ModeFilt:
-        if nx == NEXT_REWRITE:
+        if nx == NEXT_REWRITE and p.action == ACT_DELIVER:   # (a FORWARD through an IGW rewrites too)
             nx = stage_nacl_ingress(t, p, x)
             if nx == NEXT_REWRITE:
                 nx = stage_sg_ingress(t, p, x, 0)
     if Mode is ModeState:
-        if nx == NEXT_REWRITE:
+        if nx == NEXT_REWRITE and p.action == ACT_DELIVER:
             nx = stage_nacl_ingress(t, p, x)
             if nx == NEXT_REWRITE:
                 nx = stage_sg_ingress(t, p, x, 1)
@@ -279,6 +281,18 @@ cdef int64_t run_chunk(Mode* mode,               # IN  the variant (a type only)
                                     nx = stage_sg_ingress(t, p, x, 1)
                                 else:
                                     nx = stage_sg_ingress(t, p, x, 0)
+        elif nx == NEXT_EDGE:       # compile(edge=True): a frame on a gateway's port
+            nx = stage_edge_ingress(t, p)
+            if Mode is not ModePlain:
+                if nx == NEXT_REWRITE and p.action == ACT_DELIVER:   # the receiver's filters only
+                    acl_parse(p, x)
+                    x.ct = CT_FILT
+                    nx = stage_nacl_ingress(t, p, x)
+                    if nx == NEXT_REWRITE:
+                        if Mode is ModeState:
+                            nx = stage_sg_ingress(t, p, x, 1)
+                        else:
+                            nx = stage_sg_ingress(t, p, x, 0)
         # branch-free appends: the slot past the end is overwritten later
         lk_i[nl] = <int32_t>j
         lk_tab[nl] = p.table
@@ -286,7 +300,8 @@ cdef int64_t run_chunk(Mode* mode,               # IN  the variant (a type only)
         nl += nx == NEXT_ROUTE
         rw_i[nr] = <int32_t>j
         if Mode is ModeState:
-            pend = (x.ct & CT_E) != 0       # waits for its table steps (then rewrite, commit)
+            pend = (x.ct & (CT_E | CT_I)) != 0   # waits for its table steps (then rewrite, commit); CT_I
+                                                 # alone: a frame from a gateway (edge), no sender step
             ct_i[nc] = <int32_t>j
             nc += pend
             nr += (nx == NEXT_REWRITE) and not pend
@@ -354,24 +369,30 @@ cdef void ct_pass(const FwdTables* t,
         p = &pk[j]
         x = &fx[j]
         fl = p.h.tcp_flags if p.h.proto == IPPROTO_TCP else (p.h.icmp_type if p.h.proto == IPPROTO_ICMP else 0)
-        ft_make_pkt(&pe[k], t.eni_filt[x.s_eni].ident, 0, p.h.proto, p.h.src, p.h.dst, p.h.sport, p.h.dport, fl)
+        if x.ct & CT_E:
+            ft_make_pkt(&pe[k], t.eni_filt[x.s_eni].ident, 0, p.h.proto, p.h.src, p.h.dst, p.h.sport, p.h.dport,
+                        fl)
         if x.ct & CT_I:
             ft_make_pkt(&pi[k], t.eni_filt[p.out_eni].ident, 0, p.h.proto, p.h.src, p.h.dst, p.h.sport,
                         p.h.dport, fl)
     for k in range(nc if nc < FV_CT_DIST else FV_CT_DIST):
-        ft_prefetch(v, pe[k].hash)
+        if fx[ct_i[k]].ct & CT_E:
+            ft_prefetch(v, pe[k].hash)
         if fx[ct_i[k]].ct & CT_I:
             ft_prefetch(v, pi[k].hash)
     for k in range(nc):
         if k + FV_CT_DIST < nc:
-            ft_prefetch(v, pe[k + FV_CT_DIST].hash)
+            if fx[ct_i[k + FV_CT_DIST]].ct & CT_E:
+                ft_prefetch(v, pe[k + FV_CT_DIST].hash)
             if fx[ct_i[k + FV_CT_DIST]].ct & CT_I:
                 ft_prefetch(v, pi[k + FV_CT_DIST].hash)
         j = ct_i[k]
         p = &pk[j]
         x = &fx[j]
         tn = now[(lo + j) * now_step]
-        code = ft_insert_or_update(v, &pe[k], p.h.tl, tn, x.adm_e, tmo + t.eni_filt[x.s_eni].tmo, &dirn, &st)
+        code = FT_HIT                   # admitted: no sender step (a frame from a gateway)
+        if x.ct & CT_E:
+            code = ft_insert_or_update(v, &pe[k], p.h.tl, tn, x.adm_e, tmo + t.eni_filt[x.s_eni].tmo, &dirn, &st)
         if code == FT_MISS:
             p.route = -1             # decided at sg_egress, before the route
             drop(p, R_SG_EGRESS)
@@ -450,6 +471,37 @@ cdef class Tables:
         self.t.filters = 0
         if getattr(compiled, "filters", False):
             self._init_filters(compiled)
+        self.t.edge = 0
+        if getattr(compiled, "edge", False):
+            self._init_edge(compiled)
+
+    cdef int _init_edge(self, compiled) except -1:
+        cdef const uint8_t[::1] gws = _record_bytes(compiled.edge_gws, sizeof(GwRec), "edge_gws")
+        cdef const uint8_t[::1] cidrs = _record_bytes(compiled.edge_cidrs, sizeof(EdgeCidr), "edge_cidrs")
+        cdef const uint64_t[::1] edt = compiled.edge_hash
+        cdef int64_t n_gws = gws.shape[0] // sizeof(GwRec)
+        cdef int64_t n_cidrs = cidrs.shape[0] // sizeof(EdgeCidr)
+        cdef const GwRec* g
+        cdef const EdgeCidr* c
+        cdef int64_t i
+        _init_hash(&self.t.edt, edt)
+        # every index the edge stages follow, checked once here (a bad table is refused, never followed)
+        for i in range(n_gws):
+            g = <const GwRec*>&gws[i * sizeof(GwRec)]
+            if g.kind == GW_IGW and g.vpc < 0:
+                raise ValueError(f"Tables: edge_gws[{i}] has VPC index {g.vpc}")
+            if g.table >= self.t.n_tables or g.table < -1 or <int64_t>g.off + g.n > n_cidrs:
+                raise ValueError(f"Tables: edge_gws[{i}] has table {g.table}, rows {g.off}+{g.n} of {n_cidrs}")
+        for i in range(2 * self.t.edt.mask + 2):
+            if i % 2 and self.t.edt.slots[i - 1] != FV_HT_EMPTY and (self.t.edt.slots[i - 1] >> 56) == HK_GWPORT \
+                    and self.t.edt.slots[i] >= <uint64_t>n_gws:
+                raise ValueError(f"Tables: edge_hash maps a port to gateway {self.t.edt.slots[i]} of {n_gws}")
+        self._keep = self._keep + (gws, cidrs, edt)
+        self.t.gws = <const GwRec*>&gws[0] if gws.shape[0] else NULL
+        self.t.n_gws = n_gws
+        self.t.gw_cidrs = <const EdgeCidr*>&cidrs[0] if cidrs.shape[0] else NULL
+        self.t.edge = 1
+        return 0
 
     cdef int _init_filters(self, compiled) except -1:
         cdef const uint8_t[::1] eni_filt = _record_bytes(compiled.eni_filt, sizeof(FiltRec), "eni_filt")
@@ -483,6 +535,11 @@ cdef class Tables:
         self.t.ct_timeouts = <const void*>&tmo[0] if tmo.shape[0] else NULL
         self.t.filters = 1
         return 0
+
+    @property
+    def edge(self) -> bool:
+        """Whether the edge stages run (compile(edge=True))."""
+        return bool(self.t.edge)
 
     @property
     def filters(self) -> bool:
@@ -541,7 +598,15 @@ def record_layouts() -> dict:
     cdef SubnetFilt sf
     cdef AclDir ad
     cdef AclRule ar
+    cdef GwRec gr
+    cdef EdgeCidr ec
     return {
+        "GwRec": [_field(&gr, &gr.mac, sizeof(gr.mac), "mac"), _field(&gr, &gr.kind, sizeof(gr.kind), "kind"),
+                  _field(&gr, &gr.vpc, sizeof(gr.vpc), "vpc"), _field(&gr, &gr.table, sizeof(gr.table), "table"),
+                  _field(&gr, &gr.off, sizeof(gr.off), "off"), _field(&gr, &gr.n, sizeof(gr.n), "n"),
+                  _field(&gr, &gr.pad, sizeof(gr.pad), "pad")],
+        "EdgeCidr": [_field(&ec, &ec.base, sizeof(ec.base), "base"), _field(&ec, &ec.mask, sizeof(ec.mask), "mask"),
+                     _field(&ec, &ec.vpc, sizeof(ec.vpc), "vpc"), _field(&ec, &ec.pad, sizeof(ec.pad), "pad")],
         "FiltRec": [_field(&fr, &fr.sgset, sizeof(fr.sgset), "sgset"), _field(&fr, &fr.ident, sizeof(fr.ident), "ident"),
                     _field(&fr, &fr.tmo, sizeof(fr.tmo), "tmo"), _field(&fr, &fr.eni, sizeof(fr.eni), "eni")],
         "SubnetFilt": [_field(&sf, &sf.nacl, sizeof(sf.nacl), "nacl"), _field(&sf, &sf.dns, sizeof(sf.dns), "dns")],
@@ -574,7 +639,7 @@ def record_itemsizes() -> dict:
     return {"EniRec": sizeof(EniRec), "SubnetRec": sizeof(SubnetRec), "RouteRec": sizeof(RouteRec),
             "IngRec": sizeof(IngRec), "DelivRec": sizeof(DelivRec), "FiltRec": sizeof(FiltRec),
             "SubnetFilt": sizeof(SubnetFilt), "AclDir": sizeof(AclDir), "AclRule": sizeof(AclRule),
-            "FtTimeouts": sizeof(FtTimeouts)}
+            "FtTimeouts": sizeof(FtTimeouts), "GwRec": sizeof(GwRec), "EdgeCidr": sizeof(EdgeCidr)}
 
 
 def ingress_sizes() -> tuple:
