@@ -102,7 +102,7 @@ EDGE_CIDR_DTYPE = record_dtype("EdgeCidr")
 
 #: Route target kinds stored in ``routes["kind"]`` (mirrors RK_* in _kernels/tables.pxd).
 ROUTE_LOCAL, ROUTE_ENI, ROUTE_PEERING, ROUTE_FORWARD, ROUTE_BLACKHOLE, ROUTE_IGW = 0, 1, 2, 3, 4, 5
-ROUTE_KIND_NAMES = ("local", "eni", "peering", "forward", "blackhole", "igw")
+ROUTE_KIND_NAMES = ("local", "eni", "peering", "forward", "blackhole")   # ROUTE_IGW: compile(edge=True) only
 
 ARP_MODES = ("target", "single_mac")
 

@@ -70,8 +70,11 @@ cdef inline int stage_rewrite(const FwdTables* t, Pkt* p) noexcept nogil:
         if p.er.subnet < 0 and rd32(p.f + 30) != p.h.dst:   # from an internet gateway: public -> private
             xlate_addr(p.f, ETH_HLEN + 16, p.h.dst)
     elif p.action == ACT_FORWARD:           # compile(edge=True) only: the edge's translations
-        if p.er.subnet >= 0:                # out through an internet gateway: source -> its public IP
-            xlate_addr(p.f, ETH_HLEN + 12, <uint32_t>p.out_eni)
+        if p.er.subnet >= 0:
+            # out through an internet gateway (stages/edge_egress.pxd): source -> its public IP.  Other
+            # FORWARDs reach here too with a FlowTable (every frame waiting for its table steps does)
+            if p.route >= 0 and t.routes[p.route].kind == RK_IGW:
+                xlate_addr(p.f, ETH_HLEN + 12, <uint32_t>p.out_eni)
             p.out_eni = -1
         elif rd32(p.f + 30) != p.h.dst:     # from an internet gateway to a GWLB endpoint
             xlate_addr(p.f, ETH_HLEN + 16, p.h.dst)
