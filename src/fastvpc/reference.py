@@ -824,14 +824,16 @@ class ReferenceForwarder:
         eni, ip = p.eni, p.ip
         assert eni is not None and ip is not None
         vpc = eni.vpc
+        igw = self.net.port_owner(p.egress)
+        name = igw.name if igw is not None else str(p.egress)
         public = PublicIpMap(self.net).public_ip_of(vpc, ip.src)
         if public is None:
-            raise p.drop(DropReason.NO_PUBLIC_IP, "igw", self.net.port_owner(p.egress).name,
+            raise p.drop(DropReason.NO_PUBLIC_IP, "igw", name,
                          f"{ip.src} has no public IP (an ENI's primary IP with an Elastic IP, or a public NAT "
                          "gateway's): dropped (IGW_PUBLIC_IP_ASSOCIATION_FOR_EGRESS)", p.route)
         translate_source(p.frame, public)
         if p.recording:
-            p.note("igw", self.net.port_owner(p.egress).name,
+            p.note("igw", name,
                    f"source {ip.src} translated 1:1 to its public IP {public} (IPv4 and L4 checksums updated "
                    "incrementally); destination unchanged")
         return None
@@ -1164,7 +1166,7 @@ class ReferenceForwarder:
         p.frame[6:12] = _mac_bytes(src)
         if not p.recording:
             return
-        src_text = (f"the sender's MAC {sender.mac} (same subnet)" if same
+        src_text = (f"the sender's MAC {sender.mac} (same subnet)" if same and sender is not None
                     else f"the gateway MAC {receiver.subnet.gateway_mac} of subnet {receiver.subnet.name}")
         p.note("eni", receiver.name, f"{p.via}receiving ENI ({', '.join(map(str, receiver.ips))}) in subnet "
                f"{receiver.subnet.name} of VPC {receiver.vpc.name}, port {receiver.port}: dst MAC := {receiver.mac}, "

@@ -77,7 +77,7 @@ def compile_network(net: Network, arp_mode: str = "target", filters: bool = True
     before the filter stages, which never filtered) is that build's plain compile.  ``edge=True`` is
     passed as ``compile(edge=True)`` (the edge stages, docs/edge.md)."""
     if edge:
-        return net.compile(arp_mode=arp_mode, filters=filters, edge=True)  # type: ignore[call-arg]
+        return net.compile(arp_mode=arp_mode, filters=filters, edge=True)
     if filters:
         return net.compile(arp_mode=arp_mode)
     if "filters" not in inspect.signature(net.compile).parameters:
@@ -826,7 +826,7 @@ EDGE_PUBLIC_IPS = tuple(ipaddress.IPv4Address(f"203.0.113.{i}") for i in range(1
 def _add_edge(draw: Any, st: Any, net: Network) -> None:
     """Elastic IPs on random ENIs and NAT gateways (some allocated and left unassociated), gateway
     route tables on internet and VPN gateways (local, an ENI, a GWLB endpoint, a blackhole)."""
-    from fastvpc.topology import InternetGateway, VpnGateway
+    from fastvpc.topology import InternetGateway, NatGateway, VpnGateway
 
     free = list(EDGE_PUBLIC_IPS)
     for eni in list(net.enis):
@@ -838,7 +838,7 @@ def _add_edge(draw: Any, st: Any, net: Network) -> None:
         for g in vpc.gateways:
             if g.kind == "nat" and free and draw(st.booleans()):
                 eip = _try(net.allocate_address, free.pop(0))
-                if eip is not None:
+                if eip is not None and isinstance(g, NatGateway):
                     _try(g.associate_address, eip)
     if free and draw(st.booleans()):
         _try(net.allocate_address, free.pop(0))

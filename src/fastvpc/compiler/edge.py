@@ -63,13 +63,13 @@ def compile_edge(net: Network, vidx: dict[int, int], tidx: dict[int, int]) -> di
         table = tidx[id(rt)] if rt is not None else -1
         off = len(rows)
         if isinstance(g, InternetGateway):
-            kind, vpc = GW_IGW, vidx[id(g.vpc)]
+            kind, vpc_i = GW_IGW, vidx[id(g.vpc)]
         else:
-            kind, vpc = (GW_VGW, -1) if isinstance(g, VpnGateway) else (GW_TGW, -1)
+            kind, vpc_i = (GW_VGW, -1) if isinstance(g, VpnGateway) else (GW_TGW, -1)
             for v in ([g.vpc] if isinstance(g, VpnGateway) else list(g.attachments)):
                 for c in v.cidrs:
                     rows.append((int(c.network_address), int(c.netmask), vidx[id(v)], 0))
-        recs[i] = (mac_to_int(g.mac), kind, vpc, table, off, len(rows) - off, 0)
+        recs[i] = (mac_to_int(g.mac), kind, vpc_i, table, off, len(rows) - off, 0)
         keys.append(_key(HK_GWPORT, 0, g.port))
         vals.append(i)
     for a in net.addresses:
