@@ -174,7 +174,9 @@ def _bench(benchmark: Any, filt: Filtered, dp: Any, n_threads: int, state: bool)
     benchmark.pedantic(run, setup=restore, rounds=30, iterations=1, warmup_rounds=2)
     delivered = np.count_nonzero(out.action == 1)
     benchmark.extra_info["delivered"] = int(delivered)
-    assert delivered > 0.95 * N
+    # with state (or no filters) every frame is admitted; by the rules alone the replies (to the
+    # client's ephemeral port) are refused by the client's ingress rules: about 40%
+    assert delivered > (0.95 * N if state or not dp.filters else 0.5 * N)
     if flows is not None:
         benchmark.extra_info["flows"] = len(flows)
         benchmark.extra_info["bytes_per_flow"] = flows.nbytes / flows.capacity
@@ -222,30 +224,44 @@ def test_peer_dict_conntrack(benchmark: Any, filt: Filtered) -> None:
     rows = [(int(ident[eni_of_port[int(batch.port[i])]]), int(c.proto[i]), int(c.ip_src[i]), int(c.ip_dst[i]),
              int(c.sport[i]), int(c.dport[i]), int(c.ip_len[i])) for i in idx]
     try:
-        from fastvpc.reference import ReferenceFlowTable  # type: ignore[attr-defined]
-    except ImportError:
+        from fastvpc.reference import ReferenceFlowTable
+    except ImportError:  # pragma: no cover - before the reference had its table
         ReferenceFlowTable = None
-    benchmark.extra_info["peer"] = "ReferenceFlowTable" if ReferenceFlowTable is not None else "dict loop"
-    table: dict[tuple[int, ...], list[int]] = {}
-    for e, p, s, d, sp, dp, ln in rows[: SAMPLE // 2]:   # half of them tracked already
-        a, b = ((s, sp), (d, dp)) if (s, sp) <= (d, dp) else ((d, dp), (s, sp))
-        table[(e, p, *a, *b)] = [1, 0, 0]
+    if ReferenceFlowTable is not None:
+        benchmark.extra_info["peer"] = "fastvpc.reference.ReferenceFlowTable.track"
+        ref = ReferenceFlowTable(capacity=4 * SAMPLE)
+        for e, p, s, d, sp, dp, ln in rows[: SAMPLE // 2]:   # half of them tracked already
+            ref.track(e, p, s, d, sp, dp, 0, ln, T0, 1)
+        clock = [T0]
 
-    def run() -> int:
-        hits = 0
-        now = T0
-        for e, p, s, d, sp, dp, ln in rows:
+        def run() -> int:
+            clock[0] += 1
+            hits = 0
+            for e, p, s, d, sp, dp, ln in rows:
+                hits += int(ref.track(e, p, s, d, sp, dp, 0, ln, clock[0], 1)[0]) == 1
+            return hits
+    else:  # pragma: no cover
+        benchmark.extra_info["peer"] = "dict loop"
+        table: dict[tuple[int, ...], list[int]] = {}
+        for e, p, s, d, sp, dp, ln in rows[: SAMPLE // 2]:
             a, b = ((s, sp), (d, dp)) if (s, sp) <= (d, dp) else ((d, dp), (s, sp))
-            key = (e, p, *a, *b)
-            ent = table.get(key)
-            if ent is None or now > ent[2] + 30 * 10**9:
-                table[key] = [1, ln, now]
-            else:
-                ent[0] += 1
-                ent[1] += ln
-                ent[2] = now
-                hits += 1
-        return hits
+            table[(e, p, *a, *b)] = [1, 0, 0]
+
+        def run() -> int:
+            hits = 0
+            now = T0
+            for e, p, s, d, sp, dp, ln in rows:
+                a, b = ((s, sp), (d, dp)) if (s, sp) <= (d, dp) else ((d, dp), (s, sp))
+                key = (e, p, *a, *b)
+                ent = table.get(key)
+                if ent is None or now > ent[2] + 30 * 10**9:
+                    table[key] = [1, ln, now]
+                else:
+                    ent[0] += 1
+                    ent[1] += ln
+                    ent[2] = now
+                    hits += 1
+            return hits
 
     benchmark.extra_info["frames"] = SAMPLE
     benchmark.pedantic(run, rounds=10, iterations=1, warmup_rounds=1)

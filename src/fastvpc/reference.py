@@ -298,6 +298,11 @@ class Packet:
         if self.hops is not None:
             self.hops.append(Hop(kind, name, detail, self.stage))
 
+    def add(self, hop: Hop) -> None:
+        """Record a ready-made hop (the filter stages': with a direction and a rule)."""
+        if self.hops is not None:
+            self.hops.append(hop)
+
     def drop(self, reason: DropReason, kind: str, name: str, detail: str, route: int = -1) -> _Drop:
         """Record why, and return the drop for the stage to raise."""
         self.note(kind, name, detail)
@@ -856,7 +861,7 @@ class ReferenceForwarder:
         if ip.dst in subnet.cidr:                             # #55: within the subnet no NACL applies
             if p.recording:
                 acl = subnet.network_acl
-                p.hops.append(Hop("acl", acl.name, f"not evaluated: {ip.dst} is inside subnet {subnet.name} "
+                p.add(Hop("acl", acl.name, f"not evaluated: {ip.dst} is inside subnet {subnet.name} "
                                   f"({subnet.cidr}); network ACLs apply only where a packet leaves or enters a subnet",
                                   p.stage, "egress"))
             return "local"
@@ -871,7 +876,7 @@ class ReferenceForwarder:
         if eni is not None and receiver.subnet is eni.subnet:  # a middlebox in the sender's own subnet
             if p.recording:
                 acl = receiver.subnet.network_acl
-                p.hops.append(Hop("acl", acl.name, f"not evaluated: {receiver.name} is in the sender's own subnet "
+                p.add(Hop("acl", acl.name, f"not evaluated: {receiver.name} is in the sender's own subnet "
                                   f"{receiver.subnet.name}; the packet does not enter another subnet",
                                   p.stage, "ingress"))
             return "sg_ingress"
@@ -919,7 +924,7 @@ class ReferenceForwarder:
             if rule is None:
                 raise self.filter_drop(p, reason, "sg", names, direction, f"no rule admits {what}", None)
             if p.recording:
-                p.hops.append(Hop("sg", rule.group.name, f"allowed by {rule.describe()}", p.stage, direction,
+                p.add(Hop("sg", rule.group.name, f"allowed by {rule.describe()}", p.stage, direction,
                                   self.rule_dict(rule)))
             return
         if rule is None:
@@ -941,7 +946,7 @@ class ReferenceForwarder:
         if not p.recording:
             return
         if code == TrackCode.HIT:
-            p.hops.append(Hop("sg", names, f"admitted by tracked flow ({self.state_text(st)}) of {eni.name}",
+            p.add(Hop("sg", names, f"admitted by tracked flow ({self.state_text(st)}) of {eni.name}",
                               p.stage, direction, {"tracked": True, "state": st.name}))
             return
         assert rule is not None
@@ -952,7 +957,7 @@ class ReferenceForwarder:
                    "all ports): no entry, replies are judged by the rules")
         else:
             how = "; opens no tracked flow (only a TCP SYN or plain ACK, UDP, an ICMP query or another protocol does)"
-        p.hops.append(Hop("sg", rule.group.name, f"allowed by {rule.describe()}{how}", p.stage, direction,
+        p.add(Hop("sg", rule.group.name, f"allowed by {rule.describe()}{how}", p.stage, direction,
                           self.rule_dict(rule)))
 
     def network_acl(self, p: Packet, subnet: Subnet, direction: str, addr: ipaddress.IPv4Address,
@@ -976,13 +981,13 @@ class ReferenceForwarder:
                                    f"{why}: {self.packet_text(ip.proto, l4)} {word} {addr} (subnet {subnet.name})",
                                    data)
         if p.recording:
-            p.hops.append(Hop("acl", acl.name, f"{why} (subnet {subnet.name})", p.stage, direction, data))
+            p.add(Hop("acl", acl.name, f"{why} (subnet {subnet.name})", p.stage, direction, data))
 
     @staticmethod
     def filter_drop(p: Packet, reason: DropReason, kind: str, name: str, direction: str, detail: str,
                     rule: dict[str, Any] | None) -> _Drop:
         if p.hops is not None:
-            p.hops.append(Hop(kind, name, detail, p.stage, direction, rule))
+            p.add(Hop(kind, name, detail, p.stage, direction, rule))
         return _Drop(reason, p.route)   # after the route stage: the route that was found stays reported
 
     def timeouts_of(self, eni: Eni) -> dict[str, int]:

@@ -82,7 +82,7 @@ def compile_network(net: Network, arp_mode: str = "target", filters: bool = True
         return net.compile(arp_mode=arp_mode)
     if "filters" not in inspect.signature(net.compile).parameters:
         return net.compile(arp_mode=arp_mode)
-    return net.compile(arp_mode=arp_mode, filters=False)  # type: ignore[call-arg]
+    return net.compile(arp_mode=arp_mode, filters=False)
 
 
 def filters_of(forwarder: Any) -> bool:
@@ -179,6 +179,7 @@ def flow_rows(state: Any, now: int | None = None) -> list[tuple[int, ...]]:
     (the kernel keys by 32-bit identities, the reference by names), sorted: (zone, proto, src, dst,
     sport, dport, state, first_seen, last_seen, packets, bytes, timeout)."""
     at = now if now is not None else state.clock
+    rows: list[tuple[int, ...]]
     if isinstance(state, ReferenceFlowTable):
         rows = [(f.zone, f.proto, f.src, f.dst, f.sport, f.dport, int(f.state), f.first_seen, f.last_seen,
                  f.packets, f.bytes, f.timeout) for f in state.flows(at)]

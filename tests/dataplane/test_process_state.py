@@ -248,3 +248,19 @@ def test_exact_for_every_n_threads_and_as_one_frame_at_a_time(net: fv.Network, c
     reasons = {R(v[1]) for v in want}
     assert R.SG_INGRESS in reasons and (capacity > 100 or R.FLOW_TABLE_FULL in reasons)
     assert sum(v[0] == A.DELIVER for v in want) > 100
+
+
+@pytest.mark.parametrize("capacity", [40, 100_000])
+def test_the_kernel_agrees_with_the_reference_forwarder_across_chunks(net: fv.Network, capacity: int) -> None:
+    """1,500 frames (12 chunks) of interleaved conversations, in two batches: the compiled pass on its
+    FlowTable (every usable thread) and ReferenceForwarder on its ReferenceFlowTable give the same
+    verdicts, frames and flows."""
+    from fastvpc.testing import assert_same_verdicts, fresh_states
+
+    net.find("sg-app").authorize_ingress("udp", 53, "10.0.0.0/16")
+    dp = net.compile()
+    frames, ports = _traffic(net, 1500, seed=7 + capacity)
+    states = fresh_states(capacity)
+    items = list(zip(frames, ports))
+    assert_same_verdicts(dp, net, items[:900], state=states, now=5 * S)
+    assert_same_verdicts(dp, net, items[900:], state=states, now=50 * S)

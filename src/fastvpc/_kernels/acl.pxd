@@ -9,7 +9,8 @@
 # come first (so the first match also answers AWS's untracked-flow question), group references last
 # (a hash probe of (group, IP) in sg_members instead of a /32 per member).  A rule is 16 bytes: a
 # 60-rule set's class list is a few cache lines, scanned linearly with one compare chain per rule.
-# NACLs: one list per (NACL, direction) in entry-number order, first match final.
+# NACLs: per (NACL, direction) one list per protocol class in entry-number order (an entry of another
+# protocol never matches, so first-match order is kept), first match final.
 #
 # The l4 key: TCP/UDP destination port; ICMP type << 8 | code; L4_NONE (0x10000, above every rule's
 # range) when the packet's port or ICMP header is not known (truncated, a non-first fragment), so it
@@ -83,8 +84,9 @@ cdef inline bint nacl_eval(const FwdTables* t,
                            ) noexcept nogil:
     """Entries lowest number first, first match final; none: the implicit deny (entry 32767)."""
     cdef const AclDir* d = &t.nacl_dirs[2 * nacl + dirn]
-    cdef const AclRule* r = &t.nacl_rules[d.off[0]]
-    cdef uint32_t k, n = d.n[0]
+    cdef int c = acl_class(proto)
+    cdef const AclRule* r = &t.nacl_rules[d.off[c]]
+    cdef uint32_t k, n = d.n[c]
     for k in range(n):
         if rule_matches(t, &r[k], proto, ip, l4):
             return (r[k].flags & RF_ALLOW) != 0

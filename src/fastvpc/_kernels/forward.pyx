@@ -1,3 +1,4 @@
+# distutils: extra_compile_args = --param=max-inline-insns-single=2000 --param=large-function-growth=1000 --param=inline-unit-growth=1000
 # The forwarding pass of fastvpc: the driver over the stages of docs/forwarding-model.md.
 #
 # The stages are stages/<name>.pxd, one per section of the model, in forward.stage_names() order
@@ -39,6 +40,11 @@
 #              table steps in order, then the rewrites in parallel.
 #
 # Adding a stage: docs/architecture.md, "The forwarding kernel".
+#
+# The distutils line at the top raises GCC's inlining limits for this module only: with three
+# variants of run_chunk each stage is called from three places, and GCC's default limits then keep
+# the large ones (ingress, rewrite) as calls, ~13% more instructions a frame in the unfiltered
+# variant (callgrind, BENCHMARKS.md "Filters"); every stage is meant to compile into the loop.
 #
 # Tables: tables.pxd (record layouts, hash encodings); built by fastvpc/compiler.
 
@@ -249,12 +255,16 @@ cdef int64_t run_chunk(Mode* mode,               # IN  the variant (a type only)
                 prefetch_filt(t, port[lo + j + 2 * FV_DIST])
         if j + FV_DIST < n:
             fetch(t, data, nd, offsets, port, lo + j + FV_DIST, &pos, &pk[j + FV_DIST])
+            if Mode is not ModePlain:
+                prefetch_filt2(t, &pk[j + FV_DIST])
         p = &pk[j]
         x = &fx[j]
         h = ht_get(&t.ipt, p.key) if p.key != FV_HT_EMPTY else FV_HV_NONE
         p.hv = h
         if tag_of(h) == FV_HV_ENI:   # FV_HV_NONE has another tag
             fv_prefetch(&t.deliv[h & FV_HV_INDEX_MASK])
+            if Mode is not ModePlain:
+                fv_prefetch(&t.eni_filt[h & FV_HV_INDEX_MASK])   # the receiver's groups (sg_ingress)
         if Mode is not ModePlain:
             x.ct = 0
         nx = stage_ingress(t, p)
@@ -343,6 +353,15 @@ cdef int64_t run_chunk(Mode* mode,               # IN  the variant (a type only)
 cdef inline void prefetch_filt(const FwdTables* t, int32_t p) noexcept nogil:
     if 0 <= p < t.n_port_filt:
         fv_prefetch(&t.port_filt[p])
+
+
+cdef inline void prefetch_filt2(const FwdTables* t, const Pkt* p) noexcept nogil:
+    """FV_DIST ahead (the port's filter record was prefetched 2*FV_DIST ahead): the sender set's egress
+    rule ranges and the sender subnet's filter record."""
+    cdef int32_t q = p.port
+    if p.er.subnet >= 0 and 0 <= q < t.n_port_filt and t.port_filt[q].sgset >= 0:
+        fv_prefetch(&t.sg_dirs[2 * t.port_filt[q].sgset + 1])
+        fv_prefetch(&t.subnet_filt[p.er.subnet])
 
 
 cdef void ct_pass(const FwdTables* t,

@@ -19,7 +19,7 @@
 #   sg_dirs     AclDir[2*n_set]     per (SG set, direction): the rule range of each protocol class
 #   sg_rules    AclRule[]           the rules (acl.pxd evaluates them)
 #   sg_members  uint64[2*cap]       (group index << 32 | IP) -> 0: the members' IPs of referenced groups
-#   nacl_dirs   AclDir[2*n_nacl]    per (NACL, direction): its entry range (class 0)
+#   nacl_dirs   AclDir[2*n_nacl]    per (NACL, direction): the entry range of each protocol class
 #   nacl_rules  AclRule[]           the entries, by number
 #   ct_timeouts FtTimeouts[]        distinct tracking timeouts (dataplane/_flowtable.pxd)
 
@@ -137,7 +137,7 @@ cdef packed struct SubnetFilt:
     uint32_t dns          # the subnet's VPC's Amazon DNS resolver (primary CIDR base + 2): never filtered
 
 cdef packed struct AclDir:
-    uint32_t off[4]       # first rule of protocol class c (ACL_C_*; NACLs: class 0 only)
+    uint32_t off[4]       # first rule of protocol class c (ACL_C_*)
     uint16_t n[4]         # rule count of class c
     uint32_t flags        # SG: ACL_UT_TCP / ACL_UT_UDP (the other direction allows 0.0.0.0/0 on all ports)
     uint32_t pad

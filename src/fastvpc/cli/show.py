@@ -174,6 +174,10 @@ def _render_vpc(vpc: Vpc) -> list[str]:
           f"{e.public_ip} ({e.address.name})" if e.address is not None else "",
           ", ".join(g.name for g in e.security_groups)] for e in enis],
         indent="    ") if enis else "    (none)")
+    tuned = [(e.name, e.tracking.changes()) for e in enis if e.tracking.changes()]
+    if tuned:   # connection-tracking timeouts (s) that differ from AWS's defaults
+        out.append("    connection tracking timeouts (s) other than the defaults: " + "; ".join(
+            f"{name} " + ", ".join(f"{k}={v}" for k, v in ch.items()) for name, ch in tuned))
 
     out.extend(_render_groups(vpc))
     out.append("")

@@ -16,7 +16,8 @@ side is ``_kernels/acl.pxd`` and ``_kernels/stages/{sg_egress,nacl_egress,nacl_i
 * **Untracked-flow flags** per (set, direction): whether the *other* direction has a 0.0.0.0/0
   rule for all ports of TCP (resp. UDP) or for all protocols (``flow_is_untracked``).
 * **NACLs** per (NACL, direction): the entries in number order (first match final; no match: the
-  implicit deny 32767).
+  implicit deny 32767), one list per protocol class as for the groups (an entry of another protocol
+  can never match, so each class list keeps first-match order).
 * **Tracking**: per ENI a stable 32-bit identity for the FlowTable key and an index into the
   distinct ``timeouts_record(eni.tracking)`` records.  The identity is the first 4 bytes of
   BLAKE2b(ENI name): it depends only on the name, so it survives a recompile and the ENI's place
@@ -104,47 +105,82 @@ def eni_identities(names: list[str]) -> np.ndarray:
     return out
 
 
-def _set_rules(groups: list[Any], gidx: dict[int, int], direction: int,
-               referenced: set[int]) -> tuple[list[list[tuple[int, ...]]], int]:
-    """Per protocol class the deduplicated, ordered rule rows of the union of ``groups`` in
-    ``direction``; and the untracked-flow flags of that direction (from the other one)."""
+def _group_rows(g: Any, gidx: dict[int, int], direction: int, referenced: set[int],
+                cache: dict[tuple[int, int], list[tuple[int, tuple[int, ...]]]]) -> list[tuple[int, tuple[int, ...]]]:
+    """(class, row) pairs of group ``g``'s rules in ``direction`` (once per group and direction)."""
     from fastvpc.topology.filters import ANY_IPV4, PrefixList, SecurityGroup
 
-    d = _DIRS[direction]
+    key = (id(g), direction)
+    got = cache.get(key)
+    if got is not None:
+        return got
+    out: list[tuple[int, tuple[int, ...]]] = []
+    for r in g.rules(_DIRS[direction]):
+        if r.is_stale:
+            continue
+        flags, lo, hi, pb = _match_part(r.protocol, r.ports, r.icmp)
+        p = r.peer
+        rows: list[tuple[int, ...]] = []
+        if isinstance(p, SecurityGroup):
+            referenced.add(id(p))
+            rows.append((2, gidx[id(p)], 0, lo, hi, pb, flags | RF_GROUP))
+        else:
+            nets = p.cidrs if isinstance(p, PrefixList) else (p if isinstance(p, tuple) else (p,))
+            wide = not isinstance(p, (PrefixList, tuple)) and p == ANY_IPV4
+            for net in nets:
+                a, m = _net_part(net)
+                rows.append((0 if wide else 1, a, m, lo, hi, pb, flags | (RF_WIDE if wide else 0)))
+        for c in _classes(r.protocol):
+            out.extend((c, row) for row in rows)
+    cache[key] = out
+    return out
+
+
+def _group_untracked(g: Any, direction: int, cache: dict[tuple[int, int], int]) -> int:
+    """UT_* bits that group ``g``'s rules of ``direction`` give the *other* direction."""
+    from fastvpc.topology.filters import ANY_IPV4
+
+    key = (id(g), direction)
+    got = cache.get(key)
+    if got is not None:
+        return got
+    ut = 0
+    for r in g.rules(_DIRS[direction]):
+        if isinstance(r.peer, type(ANY_IPV4)) and r.peer == ANY_IPV4:
+            if r.protocol == -1:
+                ut |= UT_TCP | UT_UDP
+            elif r.protocol == 6 and r.ports == (0, 65535):
+                ut |= UT_TCP
+            elif r.protocol == 17 and r.ports == (0, 65535):
+                ut |= UT_UDP
+    cache[key] = ut
+    return ut
+
+
+def _set_rules(groups: list[Any], gidx: dict[int, int], direction: int, referenced: set[int],
+               rows_cache: dict[Any, Any], ut_cache: dict[Any, Any]) -> tuple[list[tuple[tuple[int, ...], ...]], int]:
+    """Per protocol class the deduplicated, ordered rule rows of the union of ``groups`` in
+    ``direction`` (0.0.0.0/0 rules first, group references last); and the untracked-flow flags of
+    that direction (from the other one)."""
     classes: list[dict[tuple[int, ...], int]] = [{} for _ in range(N_CLASSES)]
     for g in groups:
-        for r in g.rules(d):
-            if r.is_stale:
-                continue
-            flags, lo, hi, pb = _match_part(r.protocol, r.ports, r.icmp)
-            p = r.peer
-            rows: list[tuple[int, ...]] = []
-            if isinstance(p, SecurityGroup):
-                k = gidx[id(p)]
-                referenced.add(id(p))
-                rows.append((2, k, 0, lo, hi, pb, flags | RF_GROUP))
-            else:
-                nets = p.cidrs if isinstance(p, PrefixList) else (p if isinstance(p, tuple) else (p,))
-                wide = not isinstance(p, (PrefixList, tuple)) and p == ANY_IPV4
-                for net in nets:
-                    a, m = _net_part(net)
-                    rows.append((0 if wide else 1, a, m, lo, hi, pb, flags | (RF_WIDE if wide else 0)))
-            for c in _classes(r.protocol):
-                for row in rows:
-                    classes[c].setdefault(row, len(classes[c]))
-    out = [[row[1:] for row in sorted(cl, key=lambda row: (row[0], cl[row]))] for cl in classes]
-    other = _DIRS[1 - direction]
+        for c, row in _group_rows(g, gidx, direction, referenced, rows_cache):
+            classes[c].setdefault(row, len(classes[c]))
+    out = [tuple(row[1:] for row in sorted(cl, key=lambda row: (row[0], cl[row]))) for cl in classes]
     ut = 0
     for g in groups:
-        for r in g.rules(other):
-            if isinstance(r.peer, type(ANY_IPV4)) and r.peer == ANY_IPV4:
-                if r.protocol == -1:
-                    ut |= UT_TCP | UT_UDP
-                elif r.protocol == 6 and r.ports == (0, 65535):
-                    ut |= UT_TCP
-                elif r.protocol == 17 and r.ports == (0, 65535):
-                    ut |= UT_UDP
+        ut |= _group_untracked(g, 1 - direction, ut_cache)
     return out, ut
+
+
+def _pack(lists: dict[tuple[tuple[int, ...], ...], int], rows: tuple[tuple[int, ...], ...], out: list[tuple[int, ...]]) -> int:
+    """The offset of rule list ``rows`` in ``out``: lists with the same content are stored once (sets
+    that differ in one protocol class share the others; subnets' NACLs with the same entries share)."""
+    off = lists.get(rows)
+    if off is None:
+        off = lists[rows] = len(out)
+        out.extend(rows)
+    return off
 
 
 def compile_filters(net: Network, enis: list[Eni], subnets: list[Any], vpcs: list[Any],
@@ -171,32 +207,42 @@ def compile_filters(net: Network, enis: list[Eni], subnets: list[Any], vpcs: lis
         eni_set[i] = k
 
     referenced: set[int] = set()
-    sg_dirs = np.zeros(2 * len(set_groups), dtype=ACL_DIR_DTYPE)
+    rows_cache: dict[Any, Any] = {}
+    ut_cache: dict[Any, Any] = {}
+    lists: dict[tuple[tuple[int, ...], ...], int] = {}
+    dirs = np.zeros((2 * len(set_groups), 2 * N_CLASSES + 1), dtype=np.int64)   # off[4], n[4], flags
     rules: list[tuple[int, ...]] = []
     for k, gs in enumerate(set_groups):
         for d in (DIR_INGRESS, DIR_EGRESS):
-            per_class, ut = _set_rules(gs, gidx, d, referenced)
-            row = sg_dirs[2 * k + d]
+            per_class, ut = _set_rules(gs, gidx, d, referenced, rows_cache, ut_cache)
+            row = dirs[2 * k + d]
             for c, rows in enumerate(per_class):
                 if len(rows) > _MAX_RULES_PER_CLASS:  # pragma: no cover - 5 groups x 60 rules x 1000 CIDRs
                     raise TopologyError(f"compile: security groups {', '.join(g.name for g in gs)} expand to "
                                         f"{len(rows)} rules of one protocol", value=len(rows))
-                row["off"][c] = len(rules)
-                row["n"][c] = len(rows)
-                rules.extend(rows)
-            row["flags"] = ut
+                row[c] = _pack(lists, rows, rules)
+                row[N_CLASSES + c] = len(rows)
+            row[2 * N_CLASSES] = ut
+    sg_dirs = np.zeros(2 * len(set_groups), dtype=ACL_DIR_DTYPE)
+    if set_groups:
+        sg_dirs["off"] = dirs[:, :N_CLASSES]
+        sg_dirs["n"] = dirs[:, N_CLASSES:2 * N_CLASSES]
+        sg_dirs["flags"] = dirs[:, 2 * N_CLASSES]
     sg_rules = np.zeros(len(rules), dtype=ACL_RULE_DTYPE)
     if rules:
         arr = np.array(rules, dtype=np.int64)
         for col, name in enumerate(("addr", "mask", "lo", "hi", "proto", "flags")):
             sg_rules[name] = arr[:, col]
 
-    # members of referenced groups: (group << 32 | IP)
-    keys: list[int] = []
-    for g in groups:
-        if id(g) in referenced:
-            gk = gidx[id(g)] << 32
-            keys.extend(gk | int(ip) for ip in set(g.member_ips))
+    # members of referenced groups: (group << 32 | IP), every private IP of every member ENI (one pass
+    # over the ENIs: SecurityGroup.member_ips scans its VPC's ENIs for each group)
+    keyset: set[int] = set()
+    for e in enis:
+        ref = [gidx[id(g)] << 32 for g in e._security_groups if id(g) in referenced]
+        if ref:
+            ips = [int(ip) for ip in e.ips]
+            keyset.update(gk | ip for gk in ref for ip in ips)
+    keys = sorted(keyset)
     members = build_hash(np.array(keys, dtype=np.uint64), np.zeros(len(keys), dtype=np.uint32))
     if isinstance(members, int):  # pragma: no cover - keys are made distinct above
         raise TopologyError("compile: a member IP repeats in a security group", value=keys[members])
@@ -204,17 +250,25 @@ def compile_filters(net: Network, enis: list[Eni], subnets: list[Any], vpcs: lis
     # network ACLs
     acls = [a for v in vpcs for a in v.network_acls]
     aidx = {id(a): i for i, a in enumerate(acls)}
-    nacl_dirs = np.zeros(2 * len(acls), dtype=ACL_DIR_DTYPE)
+    ndirs = np.zeros((2 * len(acls), 2 * N_CLASSES), dtype=np.int64)     # off[4], n[4]
     entries: list[tuple[int, ...]] = []
+    nlists: dict[tuple[tuple[int, ...], ...], int] = {}
     for i, a in enumerate(acls):
         for d in (DIR_INGRESS, DIR_EGRESS):
-            es = a.entries_for(_DIRS[d])
-            nacl_dirs[2 * i + d]["off"][0] = len(entries)
-            nacl_dirs[2 * i + d]["n"][0] = len(es)
-            for e in es:
-                flags, lo, hi, pb = _match_part(e.protocol, e.ports, e.icmp)
-                addr, mask = _net_part(e.cidr)
-                entries.append((addr, mask, lo, hi, pb, flags | (RF_ALLOW if e.action == "allow" else 0), e.number))
+            per_class: list[list[tuple[int, ...]]] = [[] for _ in range(N_CLASSES)]
+            for e in a.entries_for(_DIRS[d]):      # by number; an entry of another protocol can never
+                flags, lo, hi, pb = _match_part(e.protocol, e.ports, e.icmp)   # match: each class keeps
+                addr, mask = _net_part(e.cidr)                                 # the order of its own
+                row = (addr, mask, lo, hi, pb, flags | (RF_ALLOW if e.action == "allow" else 0), e.number)
+                for c in _classes(e.protocol):
+                    per_class[c].append(row)
+            for c, rows in enumerate(per_class):
+                ndirs[2 * i + d, c] = _pack(nlists, tuple(rows), entries)
+                ndirs[2 * i + d, N_CLASSES + c] = len(rows)
+    nacl_dirs = np.zeros(2 * len(acls), dtype=ACL_DIR_DTYPE)
+    if acls:
+        nacl_dirs["off"] = ndirs[:, :N_CLASSES]
+        nacl_dirs["n"] = ndirs[:, N_CLASSES:]
     nacl_rules = np.zeros(len(entries), dtype=ACL_RULE_DTYPE)
     if entries:
         arr = np.array(entries, dtype=np.int64)

@@ -387,7 +387,7 @@ def _check_filters(state: Mapping[str, Any], n_eni: int, n_sub: int) -> None:
                 if diff.any():
                     raise _fail(f"port_filt.{name}", f"the row of ENI {int(np.flatnonzero(diff)[0])}'s port differs "
                                                      "from the ENI")
-    for field, dirs, rules, classes in (("sg_dirs", sg_dirs, sg_rules, 4), ("nacl_dirs", nacl_dirs, nacl_rules, 1)):
+    for field, dirs, rules, classes in (("sg_dirs", sg_dirs, sg_rules, 4), ("nacl_dirs", nacl_dirs, nacl_rules, 4)):
         if dirs.size == 0:
             continue
         end = dirs["off"][:, :classes].astype(np.int64) + dirs["n"][:, :classes].astype(np.int64)
