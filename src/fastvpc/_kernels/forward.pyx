@@ -111,6 +111,30 @@ STAGES = ("ingress", "arp", "router", "edge_ingress", "sg_egress", "nacl_egress"
           "edge_egress", "nacl_ingress", "sg_ingress", "rewrite")
 
 
+# ------------------------------------------------------------------ the edge's gateway-port path
+
+ctypedef int (*edge_fn_t)(const FwdTables*, Pkt*, Flt*, int) noexcept nogil
+
+
+cdef int edge_ingress_call(const FwdTables* t,
+                           Pkt* p,              # IN/OUT the frame (loop 1's context)
+                           Flt* x,              # IN/OUT its filter context (mode 0: not touched)
+                           int mode,            # IN  0 plain, 1 filters, 2 filters with a FlowTable
+                           ) noexcept nogil:
+    """Loop 1 for a frame on a gateway's port: stage edge_ingress, then on a DELIVER the receiver's
+    filters (nacl_ingress, sg_ingress; with a FlowTable the table step waits, CT_I).  Reached through
+    FwdTables.edge_in, never inlined: the unfiltered loop stays today's."""
+    cdef int nx = stage_edge_ingress(t, p)
+    if mode == 0 or nx != NEXT_REWRITE or p.action != ACT_DELIVER:
+        return nx
+    acl_parse(p, x)
+    x.ct = CT_FILT
+    nx = stage_nacl_ingress(t, p, x)
+    if nx == NEXT_REWRITE:
+        nx = stage_sg_ingress(t, p, x, mode == 2)
+    return nx
+
+
 # ------------------------------------------------------------------ the pipeline's look-ahead
 
 cdef inline void fetch(const FwdTables* t,
@@ -291,18 +315,13 @@ cdef int64_t run_chunk(Mode* mode,               # IN  the variant (a type only)
                                     nx = stage_sg_ingress(t, p, x, 1)
                                 else:
                                     nx = stage_sg_ingress(t, p, x, 0)
-        elif nx == NEXT_EDGE:       # compile(edge=True): a frame on a gateway's port
-            nx = stage_edge_ingress(t, p)
-            if Mode is not ModePlain:
-                if nx == NEXT_REWRITE and p.action == ACT_DELIVER:   # the receiver's filters only
-                    acl_parse(p, x)
-                    x.ct = CT_FILT
-                    nx = stage_nacl_ingress(t, p, x)
-                    if nx == NEXT_REWRITE:
-                        if Mode is ModeState:
-                            nx = stage_sg_ingress(t, p, x, 1)
-                        else:
-                            nx = stage_sg_ingress(t, p, x, 0)
+        elif nx == NEXT_EDGE:       # compile(edge=True): a frame on a gateway's port (out of line)
+            if Mode is ModePlain:
+                nx = (<edge_fn_t>t.edge_in)(t, p, x, 0)
+            elif Mode is ModeFilt:
+                nx = (<edge_fn_t>t.edge_in)(t, p, x, 1)
+            else:
+                nx = (<edge_fn_t>t.edge_in)(t, p, x, 2)
         # branch-free appends: the slot past the end is overwritten later
         lk_i[nl] = <int32_t>j
         lk_tab[nl] = p.table
@@ -519,6 +538,7 @@ cdef class Tables:
         self.t.gws = <const GwRec*>&gws[0] if gws.shape[0] else NULL
         self.t.n_gws = n_gws
         self.t.gw_cidrs = <const EdgeCidr*>&cidrs[0] if cidrs.shape[0] else NULL
+        self.t.edge_in = <const void*>edge_ingress_call
         self.t.edge = 1
         return 0
 

@@ -210,6 +210,8 @@ cdef struct FwdTables:
     const GwRec* gws
     int64_t n_gws
     const EdgeCidr* gw_cidrs
+    const void* edge_in        # the driver's edge_ingress_call (forward.pyx): called through this pointer so that
+                               # the compiler cannot inline the rare gateway-port path into the hot loop
 
 
 cdef enum:
