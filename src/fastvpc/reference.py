@@ -88,7 +88,8 @@ from fastvpc.topology.filters import (
     security_groups_admit,
 )
 from fastvpc.dataplane.state import Admit, FlowState, TrackCode
-from fastvpc.reference_edge import PublicIpMap, translate_destination, translate_source
+from fastvpc.reference_edge import (FragmentTable, NatTable, PublicIpMap, is_fragment, nat_inbound, nat_outbound,
+                                    translate_destination, translate_source)
 from fastvpc.verdicts import Action, DropReason
 
 __all__ = ["STAGES", "Hop", "Packet", "ReferenceFlow", "ReferenceFlowTable", "ReferenceForwarder",
@@ -287,6 +288,9 @@ class Packet:
     now: int = 0                  # ns, for the tracking
     gateway: Any = None           # edge: the internet / VPN / transit gateway the frame entered on (None: an ENI)
     rx_vpc: Vpc | None = None     # edge: the VPC a gateway frame enters
+    nat_out: Any = None           # nat: the NAT gateway the frame is routed to (outbound)
+    nat_in: Any = None            # nat: the NAT gateway whose private IP the frame is addressed to (the reply)
+    nat_crossed: Any = None       # nat: the NAT gateway the frame crossed: it is routed on from its subnet
     #: whether the recorder is on (the stages build their explanations only then)
     recording: bool = dataclasses.field(init=False)
 
@@ -322,7 +326,8 @@ class ReferenceForwarder:
     #: the stage methods, in pipeline order (a later stage is one more method and one more name here)
     STAGES: ClassVar[tuple[str, ...]] = STAGES
 
-    def __init__(self, net: Network, arp_mode: str = "target", filters: bool = True, edge: bool = False) -> None:
+    def __init__(self, net: Network, arp_mode: str = "target", filters: bool = True, edge: bool = False,
+                 nat: bool = False) -> None:
         if arp_mode not in ARP_MODES:
             raise ValueError(f"arp_mode {arp_mode!r} must be one of {', '.join(ARP_MODES)}")
         if not isinstance(filters, bool):
@@ -336,6 +341,13 @@ class ReferenceForwarder:
         #: whether the edge stages run (docs/edge.md; False: gateways are opaque exits and frames on
         #: gateway ports UNKNOWN_PORT, as compile(edge=False))
         self.edge = edge
+        if not isinstance(nat, bool):
+            raise TypeError(f"nat must be True or False, not {nat!r}")
+        if nat and not edge:
+            raise ValueError("nat=True needs edge=True (NAT gateways are part of the edge)")
+        #: whether the nat stage models NAT gateways (docs/edge.md §4); False: a frame routed to a NAT gateway
+        #: is forwarded to its port, as the compiled pass does (it has no NAT stage yet)
+        self.nat_enabled = nat
         self._order = {name: i for i, name in enumerate(self.STAGES)}
         self._timeouts: dict[Any, dict[str, int]] = {}
 
@@ -447,7 +459,7 @@ class ReferenceForwarder:
         while stage is not None:
             p.stage = stage
             nxt = getattr(self, stage)(p)
-            if nxt is not None and order[nxt] <= order[stage]:  # pragma: no cover - a bug in a stage
+            if nxt is not None and order[nxt] <= order[stage] and stage != "nat":  # pragma: no cover - a bug
                 raise AssertionError(f"stage {stage} sent the frame back to {nxt}")
             stage = nxt
 
@@ -769,6 +781,10 @@ class ReferenceForwarder:
         p.rx_vpc = vpc
         p.l4 = self.l4_fields(p.frame, ip)
         p.filtered = self.filters
+        nat = self.nat_owning(vpc, dst)
+        if nat is not None:                                   # the reply path of a NAT gateway (§4.2)
+            p.nat_in = nat
+            return "nat"
         rt = gw.route_table if isinstance(gw, (InternetGateway, VpnGateway)) else None
         if rt is None:
             owner_eni = self.eni_owning(vpc, dst)
@@ -818,17 +834,126 @@ class ReferenceForwarder:
         raise _Drop(DropReason.BLACKHOLE, index)  # pragma: no cover
 
     # stage "nat": NAT gateways (docs/edge.md §4) --------------------------
-    def nat(self, p: Packet) -> str | None:
-        """Not modelled by this version: a frame routed to a NAT gateway is forwarded to its port, as with
-        edge=False (both engines agree)."""
+    @staticmethod
+    def hop_subnet(p: Packet) -> Subnet:
+        """The subnet the frame is routed from: the sender's, or after a NAT gateway that gateway's (§4.1 step 6)."""
+        if p.nat_crossed is not None:
+            return p.nat_crossed.subnet
+        assert p.eni is not None
+        return p.eni.subnet
+
+    def nat_owning(self, vpc: Vpc, ip: ipaddress.IPv4Address) -> NatGateway | None:
+        """With ``nat=True``: the NAT gateway of ``vpc`` whose private IP ``ip`` is (the reply path, §4.2)."""
+        if not self.nat_enabled:
+            return None
+        for g in vpc.gateways:
+            if isinstance(g, NatGateway) and g.ip == ip and g.subnet is not None:
+                return g
         return None
+
+    def nat_tables(self, state: Any) -> tuple[NatTable, FragmentTable]:
+        """The NAT bindings kept with ``state`` (the reference's flow table), as the kernel's will live in its
+        FlowTable: every forwarder over the same state sees them."""
+        got: tuple[NatTable, FragmentTable] | None = getattr(state, "_nat_bindings", None)
+        if got is None:
+            got = (NatTable(capacity=state.capacity), FragmentTable())
+            state._nat_bindings = got
+        return got
+
+    def nat(self, p: Packet) -> str | None:
+        """docs/edge.md §4 with ``nat=True`` (the reference only: the compiled pass has no NAT stage yet, and
+        with ``nat=False``, the default, a frame routed to a NAT gateway is forwarded to its port, as there)."""
+        ip = p.ip
+        assert ip is not None
+        n = p.nat_in if p.nat_in is not None else p.nat_out
+        if p.state is None:
+            raise p.drop(DropReason.NAT_NEEDS_STATE, "nat", n.name,
+                         "NAT gateway bindings live in the flow table: process(state=...) is needed", p.route)
+        if p.nat_crossed is not None:
+            raise p.drop(DropReason.NAT_UNSUPPORTED, "nat", n.name,
+                         f"the frame already crossed {p.nat_crossed.name}: no second NAT gateway hop", p.route)
+        table, frags = self.nat_tables(p.state)
+        if p.nat_in is not None:
+            return self.nat_reply(p, n, table)
+        if n.subnet is None or n.ip is None:
+            raise p.drop(DropReason.NAT_UNSUPPORTED, "nat", n.name, "the NAT gateway has no subnet and no address",
+                         p.route)
+        why = self.nat_protocol(p.frame, ip)
+        if why:
+            raise p.drop(DropReason.NAT_UNSUPPORTED, "nat", n.name, why, p.route)
+        if self.filters and (p.eni is None or p.eni.subnet is not n.subnet):
+            if p.l4 is None:
+                p.l4 = self.l4_fields(p.frame, ip)
+            self.network_acl(p, n.subnet, "ingress", ip.src, DropReason.NACL_INGRESS)
+        assert p.eni is not None
+        out = nat_outbound(p.frame, n, table, p.now, _mac_bytes(p.eni.subnet.gateway_mac), frags)
+        if out.reply:
+            if p.recording:
+                p.note("nat", n.name, "no live binding for this TCP segment (idle 350 s, or never opened): answered "
+                       "with a RST from the remote address to the inside host")
+            p.action, p.egress, p.reply = Action.REPLY, p.eni.port, "rst"
+            return None
+        if out.reason is not None:
+            raise p.drop(out.reason, "nat", n.name, f"{out.reason.name} at NAT gateway {n.name}", p.route)
+        b = out.binding
+        assert b is not None
+        p.ip = dataclasses.replace(ip, src=n.ip)
+        p.l4 = self.l4_fields(p.frame, p.ip)
+        if p.recording:
+            p.note("nat", n.name, f"source {ip.src}:{b.inside_port} translated to {n.ip}:{b.nat_port} "
+                   f"(binding to {ipaddress.IPv4Address(b.remote_ip)}:{b.remote_port}); routed on from subnet "
+                   f"{n.subnet.name}")
+        p.nat_crossed = n
+        p.action, p.egress = Action.DROP, -1
+        return "nacl_egress" if self.filters else "local"
+
+    def nat_reply(self, p: Packet, n: NatGateway, table: NatTable) -> str:
+        """§4.2: the binding translates the destination back to the inside host; routed on from the NAT's subnet."""
+        ip = p.ip
+        assert ip is not None and n.subnet is not None
+        if self.filters:
+            if p.l4 is None:
+                p.l4 = self.l4_fields(p.frame, ip)
+            self.network_acl(p, n.subnet, "ingress", ip.src, DropReason.NACL_INGRESS)
+        back = nat_inbound(p.frame, n, table, p.now)
+        if back.reason is not None:
+            raise p.drop(back.reason, "nat", n.name, f"{back.reason.name}: the NAT gateway did not open this flow "
+                         "(it answers no unsolicited traffic)", p.route)
+        b = back.binding
+        assert b is not None
+        inside = ipaddress.IPv4Address(b.inside_ip)
+        p.ip = dataclasses.replace(ip, dst=inside)
+        p.l4 = self.l4_fields(p.frame, p.ip)
+        if p.recording:
+            p.note("nat", n.name, f"reply to {n.ip}:{b.nat_port} translated back to {inside}:{b.inside_port}")
+        p.nat_crossed = n
+        p.nat_in = None
+        p.action, p.egress, p.receiver = Action.DROP, -1, None
+        p.filtered = self.filters
+        return "nacl_egress" if self.filters else "local"
+
+    @staticmethod
+    def nat_protocol(f: bytearray, ip: _Ipv4) -> str:
+        """§4.1 step 1: '' when the NAT gateway can translate the packet, else why not."""
+        if ip.proto not in (IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP):
+            return f"protocol {ip.proto}: a NAT gateway translates TCP, UDP and ICMP only"
+        if is_fragment(f) and ip.proto != IPPROTO_UDP:
+            return "a TCP or ICMP fragment: a NAT gateway does not translate them"
+        if ip.fragment_offset:
+            return ""
+        need = L4_HEADER[ip.proto]
+        if ip.total_length - ip.ihl_bytes < need:
+            return "the L4 header is not complete"
+        if ip.proto == IPPROTO_ICMP and f[ETH_HEADER + ip.ihl_bytes] != ICMP_ECHO_REQUEST:
+            return "an ICMP message other than an echo request"
+        return ""
 
     # stage "edge_egress": out through the internet gateway (docs/edge.md §2) ---
     def edge_egress(self, p: Packet) -> None:
         """The source becomes its public IP 1:1 (checksums updated incrementally), else NO_PUBLIC_IP."""
-        eni, ip = p.eni, p.ip
-        assert eni is not None and ip is not None
-        vpc = eni.vpc
+        ip = p.ip
+        assert ip is not None
+        vpc = self.hop_subnet(p).vpc
         igw = self.net.port_owner(p.egress)
         name = igw.name if igw is not None else str(p.egress)
         public = PublicIpMap(self.net).public_ip_of(vpc, ip.src)
@@ -855,9 +980,9 @@ class ReferenceForwarder:
     # stage "nacl_egress": the sender subnet's network ACL (#51-#55) ---------
     def nacl_egress(self, p: Packet) -> str:
         """The sender subnet's NACL, egress, ip = the destination, when the packet leaves the subnet (#55)."""
-        eni, ip = p.eni, p.ip
-        assert eni is not None and ip is not None
-        subnet = eni.subnet
+        ip = p.ip
+        assert ip is not None
+        subnet = self.hop_subnet(p)
         if ip.dst in subnet.cidr:                             # #55: within the subnet no NACL applies
             if p.recording:
                 acl = subnet.network_acl
@@ -873,7 +998,8 @@ class ReferenceForwarder:
         """The receiving subnet's NACL, ingress, ip = the source, when the receiver is in another subnet."""
         eni, ip, receiver = p.eni, p.ip, p.receiver
         assert ip is not None and receiver is not None
-        if eni is not None and receiver.subnet is eni.subnet:  # a middlebox in the sender's own subnet
+        if (eni is not None or p.nat_crossed is not None) and receiver.subnet is self.hop_subnet(p):
+            # a middlebox in the sender's own subnet
             if p.recording:
                 acl = receiver.subnet.network_acl
                 p.add(Hop("acl", acl.name, f"not evaluated: {receiver.name} is in the sender's own subnet "
@@ -1030,9 +1156,9 @@ class ReferenceForwarder:
     # stage "local": step 18 -------------------------------------------------
     def local(self, p: Packet) -> str:
         """Step 18 (#8): inside the own subnet, no route lookup: the owning ENI or nothing."""
-        eni, ip = p.eni, p.ip
-        assert eni is not None and ip is not None
-        subnet = eni.subnet
+        ip = p.ip
+        assert ip is not None
+        subnet = self.hop_subnet(p)
         if ip.dst not in subnet.cidr:
             if p.recording:
                 p.note("subnet", subnet.name, f"{ip.dst} is outside {self.subnet_text(subnet)}: routed")
@@ -1044,15 +1170,20 @@ class ReferenceForwarder:
                            "without a route lookup")
                 self.deliver_to(p, r)
                 return "sg_ingress" if p.filtered else "rewrite"   # #55: no NACL within the subnet
+        nat = self.nat_owning(subnet.vpc, ip.dst)
+        if nat is not None:                                   # the reply path of a NAT gateway (§4.2)
+            p.nat_in = nat
+            return "nat"
         raise p.drop(DropReason.NO_SUCH_HOST, "subnet", subnet.name,
                      f"{ip.dst} is inside {self.subnet_text(subnet)}: no route lookup, and no ENI owns it")
 
     # stage "route": step 19 -------------------------------------------------
     def route(self, p: Packet) -> str | None:
         """Step 19: longest-prefix match in the source subnet's table (#15, #18, #20, #22), then the target."""
-        eni, ip = p.eni, p.ip
-        assert eni is not None and ip is not None
-        subnet, dst = eni.subnet, ip.dst
+        ip = p.ip
+        assert ip is not None
+        subnet, dst = self.hop_subnet(p), ip.dst
+        eni = subnet    # the stage reads .vpc of the sending side: the sender's subnet, or the NAT gateway's
         rt = subnet.route_table
         if p.recording and subnet.explicit_route_table is not None:
             p.note("route-table", rt.name, f"explicitly associated with subnet {subnet.name}")
@@ -1074,6 +1205,10 @@ class ReferenceForwarder:
                          f"the route's target is gone{was}: dropped, no fallback to a shorter route", index)
         if target is LOCAL:                                   # #21
             owner = self.eni_owning(eni.vpc, dst)
+            nat = self.nat_owning(eni.vpc, dst) if owner is None else None
+            if nat is not None:
+                p.nat_in = nat
+                return "nat"
             if owner is None:
                 raise p.drop(DropReason.NO_SUCH_HOST, "vpc", eni.vpc.name,
                              f"local route: no ENI of VPC {eni.vpc.name} owns {dst}", index)
@@ -1101,6 +1236,11 @@ class ReferenceForwarder:
                              index)
             self.deliver_to(p, owner)
             return self.delivered(p)
+        if self.nat_enabled and isinstance(target, NatGateway):   # docs/edge.md §4
+            if p.recording:
+                p.note("nat", target.name, f"{describe_target(target)}: the NAT gateway translates")
+            p.nat_out = target
+            return "nat"
         if self.edge and isinstance(target, InternetGateway):  # docs/edge.md §2
             if p.recording:
                 p.note("igw", target.name, f"{describe_target(target)}: out on port {target.port}")
@@ -1155,7 +1295,7 @@ class ReferenceForwarder:
         """Section 4: the only stage that writes the MACs (the edge stages translate addresses in place)."""
         eni = p.eni
         if p.action == Action.DELIVER and p.receiver is not None:
-            self.deliver(p, eni, p.receiver)
+            self.deliver(p, eni if p.nat_crossed is None else None, p.receiver)
         elif p.reply == "arp":
             self.build_arp_reply(p.frame, p.arp_mac)
         elif p.reply == "echo" and p.ip is not None and eni is not None:
