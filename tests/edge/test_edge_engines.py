@@ -315,3 +315,27 @@ def test_any_bytes_on_a_gateway_port_get_the_same_verdict(data, gw):
     net, vpc, web, app, igw, vgw, *_ = world(sg_open=True)
     g = igw if gw == "igw" else vgw
     both(net, [(data, g.port), (raw(Ether(dst=g.mac, src=OUTSIDE_MAC)) + data, g.port)])
+
+
+def test_stateful_edge_frames_are_exact_for_every_n_threads():
+    """A FlowTable pass over several chunks: replies from the IGW wait for their receiver's table step
+    (no sender step) in frame order, whatever the thread count, as the reference one frame at a time."""
+    net, vpc, web, app, igw, vgw, w1, w2, fw, a1 = world()
+    items = []
+    for k in range(300):
+        sport = 40000 + k
+        items.append((from_eni(w1 if k % 2 else a1, "8.8.8.8", TCP(sport=sport, dport=443, flags="S")),
+                      (w1 if k % 2 else a1).port))
+        items.append((from_outside(igw, "8.8.8.8", "203.0.113.10" if k % 2 else "203.0.113.20",
+                                   TCP(sport=443, dport=sport + (k % 3 == 0), flags="SA")), igw.port))
+        if k % 7 == 0:
+            items.append((from_eni(w2, "8.8.8.8", UDP(dport=53)), w2.port))
+    batch = fv.FrameBatch.from_frames([f for f, _ in items], port=[p for _, p in items])
+    dp = net.compile(edge=True)
+    ref = ReferenceForwarder(net, edge=True).process(batch, copy=True, state=ReferenceFlowTable(5000), now=NS)
+    for n_threads in (1, 2):
+        res = dp.process(batch, copy=True, state=fv.FlowTable(5000), now=NS, n_threads=n_threads)
+        assert list(res.action) == list(ref.action) and list(res.reason) == list(ref.reason)
+        assert list(res.egress) == list(ref.egress) and list(res.route) == list(ref.route)
+        assert all(bytes(res.frames.frame(i)) == bytes(ref.frames.frame(i)) for i in range(len(items)))
+    assert {int(r) for r in ref.reason} == {0, int(DropReason.SG_INGRESS), int(DropReason.NO_PUBLIC_IP)}
