@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -339,3 +340,25 @@ def test_stateful_edge_frames_are_exact_for_every_n_threads():
         assert list(res.egress) == list(ref.egress) and list(res.route) == list(ref.route)
         assert all(bytes(res.frames.frame(i)) == bytes(ref.frames.frame(i)) for i in range(len(items)))
     assert {int(r) for r in ref.reason} == {0, int(DropReason.SG_INGRESS), int(DropReason.NO_PUBLIC_IP)}
+
+
+def test_an_edge_dataplane_pickles_and_a_damaged_edge_table_is_refused():
+    import pickle
+
+    net, vpc, web, app, igw, vgw, w1, *_ = world(sg_open=True)
+    dp = net.compile(edge=True)
+    again = pickle.loads(pickle.dumps(dp))
+    assert again.edge and not net.compile().edge
+    items = [(from_eni(w1, "8.8.8.8", TCP(dport=443)), w1.port),
+             (from_outside(igw, "8.8.8.8", "203.0.113.10", TCP(dport=22)), igw.port)]
+    batch = fv.FrameBatch.from_frames([f for f, _ in items], port=[p for _, p in items])
+    a, b = dp.process(batch, copy=True), again.process(batch, copy=True)
+    assert list(a.action) == list(b.action) == [int(Action.FORWARD), int(Action.DELIVER)]
+    assert bytes(a.frames.data) == bytes(b.frames.data)
+    from fastvpc.dataplane import _validate
+
+    state = _validate._decode(dp.__reduce__()[1][0])
+    state["edge_hash"] = np.zeros(8, np.uint64)           # no empty slot: a lookup would never end
+    state["digest"] = _validate.digest(state)             # a consistent pickle of a bad table
+    with pytest.raises(fv.SnapshotError, match="edge_hash"):
+        _validate.validate_state(state)
