@@ -15,10 +15,16 @@ ingress       steps 1-3, 9-14: port, Ethernet, IPv4 validity, group MAC, broadca
               multicast, source/destination check, destination MAC
 arp           steps 4-8: the ARP proxy (decides the answer; the reply is built by rewrite)
 router        steps 15-17: the own router (ICMP echo), other subnets' routers, link-local services
+edge_ingress  (edge=True) a frame from a gateway's port: the IGW's public -> private translation, the VPC it
+              enters, the gateway route table (docs/edge.md §3)
 sg_egress     the sender ENI's security groups, egress (with ``state=``: its tracked flows)
 nacl_egress   the sender subnet's network ACL, egress, when the packet leaves the subnet
 local         step 18: a destination in the sender's own subnet, no route lookup
 route         step 19: longest-prefix match in the subnet's route table, then the target
+nat           (edge=True, nat=True) NAT gateways (docs/edge.md §4): translate, then back to nacl_egress from
+              the NAT gateway's subnet (the one backwards step of the pipeline); with nat=False (the default,
+              as the compiled pass) a frame routed to a NAT gateway is forwarded to its port
+edge_egress   (edge=True) out through an internet gateway: the 1:1 source translation or NO_PUBLIC_IP (§2)
 nacl_ingress  the receiving subnet's network ACL, ingress, when the packet enters another subnet
 sg_ingress    the receiving ENI's security groups, ingress (with ``state=``: its tracked flows)
 rewrite       section 4: the only stage that writes the frame (DELIVER MACs, ARP and echo replies)

@@ -7,7 +7,12 @@
 #   sg_egress, nacl_egress      the sender's security groups and subnet NACL (compile(filters=True))
 #   local    step 18            route  step 19
 #   nacl_ingress, sg_ingress    the receiving subnet's NACL and ENI's security groups
-#   rewrite  §4 (the only stage that writes frames)
+#   rewrite  §4 (the only stage that writes frames; with the edge also the internet gateway's 1:1
+#            translations, edge.pxd)
+#   edge_ingress, edge_egress   the edge (compile(edge=True), docs/edge.md): frames on a gateway's port
+#            (called out of line through FwdTables.edge_in), and the 1:1 source translation out through
+#            an internet gateway (stage_route, RK_IGW).  nat: the NAT gateway stage is not compiled yet (the
+#            name holds its place in the shared order; a frame routed to a NAT gateway is FORWARDed to its port)
 # Each is a `cdef inline int stage_<name>(const FwdTables*, Pkt*)` over one per-frame context
 # (pkt.pxd Pkt) returning the next node; commit() (pkt.pxd) is the one writer of the verdict arrays.
 # Inlined, they compile to one loop.

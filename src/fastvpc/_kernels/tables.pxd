@@ -22,6 +22,10 @@
 #   nacl_dirs   AclDir[2*n_nacl]    per (NACL, direction): the entry range of each protocol class
 #   nacl_rules  AclRule[]           the entries, by number
 #   ct_timeouts FtTimeouts[]        distinct tracking timeouts (dataplane/_flowtable.pxd)
+# Edge (compile(edge=True), built by fastvpc/compiler/edge.py; empty otherwise):
+#   gws         GwRec[n_gw]         internet, VPN and transit gateways: MAC, kind, VPC, gateway route table
+#   gw_cidrs    EdgeCidr[]          the VPC CIDRs a VPN / transit gateway's frames may enter
+#   edt         uint64[2*cap]       public IP maps both ways, gateway ports (HK_PUB_OUT / HK_PUB_IN / HK_GWPORT)
 
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
 
