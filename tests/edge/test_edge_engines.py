@@ -362,3 +362,13 @@ def test_an_edge_dataplane_pickles_and_a_damaged_edge_table_is_refused():
     state["digest"] = _validate.digest(state)             # a consistent pickle of a bad table
     with pytest.raises(fv.SnapshotError, match="edge_hash"):
         _validate.validate_state(state)
+
+
+def test_bad_edge_arguments_are_refused_by_name():
+    net = world()[0]
+    with pytest.raises(fv.TopologyError, match="edge"):
+        net.compile(edge="yes")
+    with pytest.raises(TypeError, match="edge"):
+        ReferenceForwarder(net, edge=1)
+    with pytest.raises(ValueError, match="nat=True needs edge=True"):
+        ReferenceForwarder(net, nat=True)
