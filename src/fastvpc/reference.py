@@ -15,10 +15,16 @@ ingress       steps 1-3, 9-14: port, Ethernet, IPv4 validity, group MAC, broadca
               multicast, source/destination check, destination MAC
 arp           steps 4-8: the ARP proxy (decides the answer; the reply is built by rewrite)
 router        steps 15-17: the own router (ICMP echo), other subnets' routers, link-local services
+edge_ingress  (edge=True) a frame from a gateway's port: the IGW's public -> private translation, the VPC it
+              enters, the gateway route table (docs/edge.md §3)
 sg_egress     the sender ENI's security groups, egress (with ``state=``: its tracked flows)
 nacl_egress   the sender subnet's network ACL, egress, when the packet leaves the subnet
 local         step 18: a destination in the sender's own subnet, no route lookup
 route         step 19: longest-prefix match in the subnet's route table, then the target
+nat           (edge=True, nat=True) NAT gateways (docs/edge.md §4): translate, then back to nacl_egress from
+              the NAT gateway's subnet (the one backwards step of the pipeline); with nat=False (the default,
+              as the compiled pass) a frame routed to a NAT gateway is forwarded to its port
+edge_egress   (edge=True) out through an internet gateway: the 1:1 source translation or NO_PUBLIC_IP (§2)
 nacl_ingress  the receiving subnet's network ACL, ingress, when the packet enters another subnet
 sg_ingress    the receiving ENI's security groups, ingress (with ``state=``: its tracked flows)
 rewrite       section 4: the only stage that writes the frame (DELIVER MACs, ARP and echo replies)
@@ -88,14 +94,16 @@ from fastvpc.topology.filters import (
     security_groups_admit,
 )
 from fastvpc.dataplane.state import Admit, FlowState, TrackCode
+from fastvpc.reference_edge import (FragmentTable, NatTable, PublicIpMap, is_fragment, nat_inbound, nat_outbound,
+                                    translate_destination, translate_source)
 from fastvpc.verdicts import Action, DropReason
 
 __all__ = ["STAGES", "Hop", "Packet", "ReferenceFlow", "ReferenceFlowTable", "ReferenceForwarder",
            "ReferenceResult", "Verdict"]
 
 #: the forwarding pipeline, in order (the kernel's driver lists the same; tests hold them equal)
-STAGES: tuple[str, ...] = ("ingress", "arp", "router", "sg_egress", "nacl_egress", "local", "route",
-                           "nacl_ingress", "sg_ingress", "rewrite")
+STAGES: tuple[str, ...] = ("ingress", "arp", "router", "edge_ingress", "sg_egress", "nacl_egress", "local", "route",
+                           "nat", "edge_egress", "nacl_ingress", "sg_ingress", "rewrite")
 
 ARP_MODES = ("target", "single_mac")
 
@@ -284,6 +292,11 @@ class Packet:
     l4: _L4 | None = None         # what the filters match on (set by sg_egress)
     state: ReferenceFlowTable | None = None   # connection tracking (None: every packet is a first packet)
     now: int = 0                  # ns, for the tracking
+    gateway: Any = None           # edge: the internet / VPN / transit gateway the frame entered on (None: an ENI)
+    rx_vpc: Vpc | None = None     # edge: the VPC a gateway frame enters
+    nat_out: Any = None           # nat: the NAT gateway the frame is routed to (outbound)
+    nat_in: Any = None            # nat: the NAT gateway whose private IP the frame is addressed to (the reply)
+    nat_crossed: Any = None       # nat: the NAT gateway the frame crossed: it is routed on from its subnet
     #: whether the recorder is on (the stages build their explanations only then)
     recording: bool = dataclasses.field(init=False)
 
@@ -319,15 +332,28 @@ class ReferenceForwarder:
     #: the stage methods, in pipeline order (a later stage is one more method and one more name here)
     STAGES: ClassVar[tuple[str, ...]] = STAGES
 
-    def __init__(self, net: Network, arp_mode: str = "target", filters: bool = True) -> None:
+    def __init__(self, net: Network, arp_mode: str = "target", filters: bool = True, edge: bool = False,
+                 nat: bool = False) -> None:
         if arp_mode not in ARP_MODES:
             raise ValueError(f"arp_mode {arp_mode!r} must be one of {', '.join(ARP_MODES)}")
         if not isinstance(filters, bool):
             raise TypeError(f"filters must be True or False, not {filters!r}")
+        if not isinstance(edge, bool):
+            raise TypeError(f"edge must be True or False, not {edge!r}")
         self.net = net
         self.arp_mode = arp_mode
         #: whether the four filter stages run (False: exactly the routing verdicts, as compile(filters=False))
         self.filters = filters
+        #: whether the edge stages run (docs/edge.md; False: gateways are opaque exits and frames on
+        #: gateway ports UNKNOWN_PORT, as compile(edge=False))
+        self.edge = edge
+        if not isinstance(nat, bool):
+            raise TypeError(f"nat must be True or False, not {nat!r}")
+        if nat and not edge:
+            raise ValueError("nat=True needs edge=True (NAT gateways are part of the edge)")
+        #: whether the nat stage models NAT gateways (docs/edge.md §4); False: a frame routed to a NAT gateway
+        #: is forwarded to its port, as the compiled pass does (it has no NAT stage yet)
+        self.nat_enabled = nat
         self._order = {name: i for i, name in enumerate(self.STAGES)}
         self._timeouts: dict[Any, dict[str, int]] = {}
 
@@ -439,13 +465,17 @@ class ReferenceForwarder:
         while stage is not None:
             p.stage = stage
             nxt = getattr(self, stage)(p)
-            if nxt is not None and order[nxt] <= order[stage]:  # pragma: no cover - a bug in a stage
+            if nxt is not None and order[nxt] <= order[stage] and stage != "nat":  # pragma: no cover - a bug
                 raise AssertionError(f"stage {stage} sent the frame back to {nxt}")
             stage = nxt
 
     # stage "ingress": steps 1-3, 9-14 --------------------------------------
     def ingress(self, p: Packet) -> str:
         """Steps 1-3 and 9-14: whose frame, is it well formed, and may it enter the VPC at all."""
+        if self.edge:
+            gw = self.ingress_gateway(p)
+            if gw is not None:                                # docs/edge.md §3: a frame from outside
+                return self.gateway_ingress(p, gw)
         eni = p.eni = self.ingress_eni(p)                     # step 1
         subnet, vpc = eni.subnet, eni.vpc
         p.ethertype = self.ethernet(p)                        # steps 2-3, #1
@@ -475,6 +505,39 @@ class ReferenceForwarder:
             raise p.drop(DropReason.UNKNOWN_PORT, "port", str(port),
                          f"port {port} is {what}: frames enter the VPC only from an ENI")
         return obj
+
+    def ingress_gateway(self, p: Packet) -> InternetGateway | VpnGateway | TransitGateway | None:
+        """Edge (docs/edge.md §3): the internet, VPN or transit gateway whose port ``p.port`` is, else None."""
+        try:
+            port = operator.index(p.port)
+        except TypeError:
+            return None
+        obj = self.net.port_owner(port)
+        if isinstance(obj, (InternetGateway, VpnGateway, TransitGateway)) and self.net.holds(obj):
+            return obj
+        return None
+
+    def gateway_ingress(self, p: Packet, gw: InternetGateway | VpnGateway | TransitGateway) -> str:
+        """docs/edge.md §3: the same parsing checks as an ENI's frame; no source/dest check and no router
+        answer for outside frames; IPv4 must be addressed to the gateway's MAC."""
+        p.gateway = gw
+        p.ethertype = self.ethernet(p)
+        if p.ethertype == ETHERTYPE_ARP:
+            if p.recording:
+                p.note(gw.kind, gw.name, f"frame from outside on the port {gw.port} of {describe_target(gw)}")
+            return "arp"
+        ip = p.ip = self.ipv4_well_formed(p)
+        if p.recording:
+            p.note(gw.kind, gw.name, f"frame from outside ({ip.src} -> {ip.dst}) on the port {gw.port} of "
+                   f"{describe_target(gw)}")
+        self.l2_group_address(p)
+        if ip.dst == LIMITED_BROADCAST:
+            raise p.drop(DropReason.BROADCAST, gw.kind, gw.name, f"{ip.dst} is the limited broadcast address")
+        self.multicast(p, ip.dst)
+        if bytes(p.frame[0:6]) != _mac_bytes(gw.mac):
+            raise p.drop(DropReason.UNKNOWN_MAC, "frame", gw.name,
+                         f"destination MAC {_mac_text(p.frame[0:6])} is not the MAC {gw.mac} of {gw.name}")
+        return "edge_ingress"
 
     @staticmethod
     def ethernet(p: Packet) -> int:
@@ -571,6 +634,8 @@ class ReferenceForwarder:
     # stage "arp": steps 4-8, the ARP proxy (#5, #6, #7) ---------------------
     def arp(self, p: Packet) -> str:
         """Steps 4-8: answer requests from the mapping; never learn, never flood."""
+        if p.gateway is not None:
+            return self.gateway_arp(p, p.gateway)
         f, eni = p.frame, p.eni
         assert eni is not None
         if len(f) < ARP_FRAME_MIN or _u16(f, 14) != 1 or _u16(f, 16) != ETHERTYPE_IPV4 or f[18] != 6 or f[19] != 4:
@@ -586,6 +651,26 @@ class ReferenceForwarder:
             raise p.drop(DropReason.ARP_IGNORED, "arp", eni.subnet.name, f"the request for {tpa} is {what}: ignored")
         p.arp_mac = self.arp_answer(p, tpa, eni)              # step 7
         p.action, p.egress, p.reply = Action.REPLY, eni.port, "arp"   # step 8, built by rewrite
+        return "rewrite"
+
+    @staticmethod
+    def gateway_arp(p: Packet, gw: Any) -> str:
+        """docs/edge.md §3: on a gateway's port every ARP request (not a probe, not gratuitous) is answered
+        with the gateway's MAC; other ARP is ignored."""
+        f = p.frame
+        if len(f) < ARP_FRAME_MIN or _u16(f, 14) != 1 or _u16(f, 16) != ETHERTYPE_IPV4 or f[18] != 6 or f[19] != 4:
+            raise p.drop(DropReason.MALFORMED, "frame", gw.name,
+                         "not a whole Ethernet/IPv4 ARP packet (42 bytes, htype 1, ptype 0x0800, hlen 6, plen 4)")
+        op = _u16(f, 20)
+        if op != 1:
+            raise p.drop(DropReason.ARP_IGNORED, "arp", gw.name, f"ARP op {op} is not a request: ignored")
+        spa, tpa = _ip_at(f, 28), _ip_at(f, 38)
+        if spa == UNSPECIFIED or spa == tpa:
+            what = "a probe (sender 0.0.0.0)" if spa == UNSPECIFIED else "gratuitous (sender = target)"
+            raise p.drop(DropReason.ARP_IGNORED, "arp", gw.name, f"the request for {tpa} is {what}: ignored")
+        p.note("arp", gw.name, f"who-has {tpa} from outside: answered with the gateway's MAC {gw.mac}")
+        p.arp_mac = gw.mac
+        p.action, p.egress, p.reply = Action.REPLY, gw.port, "arp"
         return "rewrite"
 
     def arp_answer(self, p: Packet, tpa: ipaddress.IPv4Address, eni: Eni) -> str:
@@ -666,6 +751,229 @@ class ReferenceForwarder:
                          f"{dst} is in {RESERVED_SERVICE_RANGE} (instance metadata, DNS, time sync): "
                          "served on the host, never routed")
 
+    # stage "edge_ingress": a frame from a gateway's port (docs/edge.md §3) ---
+    def edge_ingress(self, p: Packet) -> str | None:
+        """The internet gateway's destination translation (public -> private, else NO_SUCH_PUBLIC_IP), or
+        a VPN / transit gateway's VPC; then the gateway's route table (else the VPC's local routes)."""
+        gw, ip = p.gateway, p.ip
+        assert gw is not None and ip is not None
+        dst = ip.dst
+        if isinstance(gw, InternetGateway):
+            vpc = gw.vpc
+            found = PublicIpMap(self.net).private_ip_of(vpc, dst)
+            if found is None:
+                raise p.drop(DropReason.NO_SUCH_PUBLIC_IP, "igw", gw.name,
+                             f"{dst} is no public IP associated in VPC {vpc.name}: dropped "
+                             "(IGW_PRIVATE_IP_ASSOCIATION_FOR_INGRESS)")
+            owner, private = found
+            translate_destination(p.frame, private)
+            ip = p.ip = dataclasses.replace(ip, dst=private)
+            if p.recording:
+                p.note("igw", gw.name, f"destination {dst} is the Elastic IP of {owner.name}: translated 1:1 to "
+                       f"{private} (IPv4 and L4 checksums updated incrementally)")
+            dst = private
+        else:
+            vpcs = [gw.vpc] if isinstance(gw, VpnGateway) else list(gw.attachments)
+            hit = next((v for v in vpcs if v.contains(dst)), None)
+            if hit is None:
+                raise p.drop(DropReason.NO_ROUTE, gw.kind, gw.name,
+                             f"{dst} is in no CIDR of {', '.join(v.name for v in vpcs) or 'any attached VPC'}")
+            vpc = hit
+            if isinstance(gw, TransitGateway) and p.recording:
+                p.note("tgw", gw.name, f"{dst} enters attached VPC {vpc.name} (the first attachment whose CIDR holds "
+                       "it); transit gateway route tables are not modelled")
+            if any(dst == s.broadcast_ip for s in vpc.subnets):
+                raise p.drop(DropReason.BROADCAST, "vpc", vpc.name, f"{dst} is a broadcast address in VPC {vpc.name}")
+        p.rx_vpc = vpc
+        p.l4 = self.l4_fields(p.frame, ip)
+        p.filtered = self.filters
+        nat = self.nat_owning(vpc, dst)
+        if nat is not None:                                   # the reply path of a NAT gateway (§4.2)
+            p.nat_in = nat
+            return "nat"
+        rt = gw.route_table if isinstance(gw, (InternetGateway, VpnGateway)) else None
+        if rt is None:
+            owner_eni = self.eni_owning(vpc, dst)
+            if owner_eni is None:
+                raise p.drop(DropReason.NO_SUCH_HOST, "vpc", vpc.name,
+                             f"{gw.name} has no gateway route table: local routes only, and no ENI of VPC "
+                             f"{vpc.name} owns {dst}")
+            if p.recording:
+                p.note("vpc", vpc.name, f"{gw.name} has no gateway route table: local, {dst} belongs to "
+                       f"{owner_eni.name} in subnet {owner_eni.subnet.name}")
+            self.deliver_to(p, owner_eni)
+            return self.delivered(p)
+        if p.recording:
+            p.note("route-table", rt.name, f"gateway route table of {gw.name} (edge association)")
+        match = None
+        for r in rt.routes:
+            if dst in r.destination and (match is None or r.destination.prefixlen > match.destination.prefixlen):
+                match = r
+        if match is None:
+            raise p.drop(DropReason.NO_ROUTE, "route", "(none)", f"no route in {rt.name} matches {dst}")
+        index = p.route = self.route_index(match)
+        target = match.target
+        if p.recording:
+            p.note("route", f"{match.destination} -> {target.name}", f"longest prefix match for {dst} in "
+                   f"{rt.name}: route #{index}, origin {match.origin}, state {match.state}")
+        if target is BLACKHOLE:
+            raise p.drop(DropReason.BLACKHOLE, "blackhole", str(match.destination),
+                         "the route's target is gone: dropped", index)
+        if target is LOCAL:
+            owner_eni = self.eni_owning(vpc, dst)
+            if owner_eni is None:
+                raise p.drop(DropReason.NO_SUCH_HOST, "vpc", vpc.name,
+                             f"local route: no ENI of VPC {vpc.name} owns {dst}", index)
+            self.deliver_to(p, owner_eni)
+            return self.delivered(p)
+        if isinstance(target, Eni):                           # #40: the appliance
+            if target.source_dest_check and dst not in target.ips:
+                raise p.drop(DropReason.SRC_DST_CHECK, "eni", target.name,
+                             f"target ENI has source/dest check on and {dst} is not its address: dropped", index)
+            self.deliver_to(p, target, via="appliance of the gateway route table; ")
+            return self.delivered(p)
+        if isinstance(target, Target):                        # a Gateway Load Balancer endpoint
+            if p.recording:
+                p.note(target.kind, target.name, f"{describe_target(target)}: forwarded on port {target.port}")
+            p.action, p.egress = Action.FORWARD, target.port
+            return None
+        raise _Drop(DropReason.BLACKHOLE, index)  # pragma: no cover
+
+    # stage "nat": NAT gateways (docs/edge.md §4) --------------------------
+    @staticmethod
+    def hop_subnet(p: Packet) -> Subnet:
+        """The subnet the frame is routed from: the sender's, or after a NAT gateway that gateway's (§4.1 step 6)."""
+        if p.nat_crossed is not None:
+            return p.nat_crossed.subnet
+        assert p.eni is not None
+        return p.eni.subnet
+
+    def nat_owning(self, vpc: Vpc, ip: ipaddress.IPv4Address) -> NatGateway | None:
+        """With ``nat=True``: the NAT gateway of ``vpc`` whose private IP ``ip`` is (the reply path, §4.2)."""
+        if not self.nat_enabled:
+            return None
+        for g in vpc.gateways:
+            if isinstance(g, NatGateway) and g.ip == ip and g.subnet is not None:
+                return g
+        return None
+
+    def nat_tables(self, state: Any) -> tuple[NatTable, FragmentTable]:
+        """The NAT bindings kept with ``state`` (the reference's flow table), as the kernel's will live in its
+        FlowTable: every forwarder over the same state sees them."""
+        got: tuple[NatTable, FragmentTable] | None = getattr(state, "_nat_bindings", None)
+        if got is None:
+            got = (NatTable(capacity=state.capacity), FragmentTable())
+            state._nat_bindings = got
+        return got
+
+    def nat(self, p: Packet) -> str | None:
+        """docs/edge.md §4 with ``nat=True`` (the reference only: the compiled pass has no NAT stage yet, and
+        with ``nat=False``, the default, a frame routed to a NAT gateway is forwarded to its port, as there)."""
+        ip = p.ip
+        assert ip is not None
+        n = p.nat_in if p.nat_in is not None else p.nat_out
+        if p.state is None:
+            raise p.drop(DropReason.NAT_NEEDS_STATE, "nat", n.name,
+                         "NAT gateway bindings live in the flow table: process(state=...) is needed", p.route)
+        if p.nat_crossed is not None:
+            raise p.drop(DropReason.NAT_UNSUPPORTED, "nat", n.name,
+                         f"the frame already crossed {p.nat_crossed.name}: no second NAT gateway hop", p.route)
+        table, frags = self.nat_tables(p.state)
+        if p.nat_in is not None:
+            return self.nat_reply(p, n, table)
+        if n.subnet is None or n.ip is None:
+            raise p.drop(DropReason.NAT_UNSUPPORTED, "nat", n.name, "the NAT gateway has no subnet and no address",
+                         p.route)
+        why = self.nat_protocol(p.frame, ip)
+        if why:
+            raise p.drop(DropReason.NAT_UNSUPPORTED, "nat", n.name, why, p.route)
+        if self.filters and (p.eni is None or p.eni.subnet is not n.subnet):
+            if p.l4 is None:
+                p.l4 = self.l4_fields(p.frame, ip)
+            self.network_acl(p, n.subnet, "ingress", ip.src, DropReason.NACL_INGRESS)
+        assert p.eni is not None
+        out = nat_outbound(p.frame, n, table, p.now, _mac_bytes(p.eni.subnet.gateway_mac), frags)
+        if out.reply:
+            if p.recording:
+                p.note("nat", n.name, "no live binding for this TCP segment (idle 350 s, or never opened): answered "
+                       "with a RST from the remote address to the inside host")
+            p.action, p.egress, p.reply = Action.REPLY, p.eni.port, "rst"
+            return None
+        if out.reason is not None:
+            raise p.drop(out.reason, "nat", n.name, f"{out.reason.name} at NAT gateway {n.name}", p.route)
+        b = out.binding
+        assert b is not None
+        p.ip = dataclasses.replace(ip, src=n.ip)
+        p.l4 = self.l4_fields(p.frame, p.ip)
+        if p.recording:
+            p.note("nat", n.name, f"source {ip.src}:{b.inside_port} translated to {n.ip}:{b.nat_port} "
+                   f"(binding to {ipaddress.IPv4Address(b.remote_ip)}:{b.remote_port}); routed on from subnet "
+                   f"{n.subnet.name}")
+        p.nat_crossed = n
+        p.action, p.egress = Action.DROP, -1
+        return "nacl_egress" if self.filters else "local"
+
+    def nat_reply(self, p: Packet, n: NatGateway, table: NatTable) -> str:
+        """§4.2: the binding translates the destination back to the inside host; routed on from the NAT's subnet."""
+        ip = p.ip
+        assert ip is not None and n.subnet is not None
+        if self.filters:
+            if p.l4 is None:
+                p.l4 = self.l4_fields(p.frame, ip)
+            self.network_acl(p, n.subnet, "ingress", ip.src, DropReason.NACL_INGRESS)
+        back = nat_inbound(p.frame, n, table, p.now)
+        if back.reason is not None:
+            raise p.drop(back.reason, "nat", n.name, f"{back.reason.name}: the NAT gateway did not open this flow "
+                         "(it answers no unsolicited traffic)", p.route)
+        b = back.binding
+        assert b is not None
+        inside = ipaddress.IPv4Address(b.inside_ip)
+        p.ip = dataclasses.replace(ip, dst=inside)
+        p.l4 = self.l4_fields(p.frame, p.ip)
+        if p.recording:
+            p.note("nat", n.name, f"reply to {n.ip}:{b.nat_port} translated back to {inside}:{b.inside_port}")
+        p.nat_crossed = n
+        p.nat_in = None
+        p.action, p.egress, p.receiver = Action.DROP, -1, None
+        p.filtered = self.filters
+        return "nacl_egress" if self.filters else "local"
+
+    @staticmethod
+    def nat_protocol(f: bytearray, ip: _Ipv4) -> str:
+        """§4.1 step 1: '' when the NAT gateway can translate the packet, else why not."""
+        if ip.proto not in (IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP):
+            return f"protocol {ip.proto}: a NAT gateway translates TCP, UDP and ICMP only"
+        if is_fragment(f) and ip.proto != IPPROTO_UDP:
+            return "a TCP or ICMP fragment: a NAT gateway does not translate them"
+        if ip.fragment_offset:
+            return ""
+        need = L4_HEADER[ip.proto]
+        if ip.total_length - ip.ihl_bytes < need:
+            return "the L4 header is not complete"
+        if ip.proto == IPPROTO_ICMP and f[ETH_HEADER + ip.ihl_bytes] != ICMP_ECHO_REQUEST:
+            return "an ICMP message other than an echo request"
+        return ""
+
+    # stage "edge_egress": out through the internet gateway (docs/edge.md §2) ---
+    def edge_egress(self, p: Packet) -> None:
+        """The source becomes its public IP 1:1 (checksums updated incrementally), else NO_PUBLIC_IP."""
+        ip = p.ip
+        assert ip is not None
+        vpc = self.hop_subnet(p).vpc
+        igw = self.net.port_owner(p.egress)
+        name = igw.name if igw is not None else str(p.egress)
+        public = PublicIpMap(self.net).public_ip_of(vpc, ip.src)
+        if public is None:
+            raise p.drop(DropReason.NO_PUBLIC_IP, "igw", name,
+                         f"{ip.src} has no public IP (an ENI's primary IP with an Elastic IP, or a public NAT "
+                         "gateway's): dropped (IGW_PUBLIC_IP_ASSOCIATION_FOR_EGRESS)", p.route)
+        translate_source(p.frame, public)
+        if p.recording:
+            p.note("igw", name,
+                   f"source {ip.src} translated 1:1 to its public IP {public} (IPv4 and L4 checksums updated "
+                   "incrementally); destination unchanged")
+        return None
+
     # stage "sg_egress": the sender's security groups (#45-#49) -------------
     def sg_egress(self, p: Packet) -> str:
         """The sender ENI's groups, egress, peer = the destination IP; with ``state``, its tracked flows."""
@@ -678,9 +986,9 @@ class ReferenceForwarder:
     # stage "nacl_egress": the sender subnet's network ACL (#51-#55) ---------
     def nacl_egress(self, p: Packet) -> str:
         """The sender subnet's NACL, egress, ip = the destination, when the packet leaves the subnet (#55)."""
-        eni, ip = p.eni, p.ip
-        assert eni is not None and ip is not None
-        subnet = eni.subnet
+        ip = p.ip
+        assert ip is not None
+        subnet = self.hop_subnet(p)
         if ip.dst in subnet.cidr:                             # #55: within the subnet no NACL applies
             if p.recording:
                 acl = subnet.network_acl
@@ -695,8 +1003,9 @@ class ReferenceForwarder:
     def nacl_ingress(self, p: Packet) -> str:
         """The receiving subnet's NACL, ingress, ip = the source, when the receiver is in another subnet."""
         eni, ip, receiver = p.eni, p.ip, p.receiver
-        assert eni is not None and ip is not None and receiver is not None
-        if receiver.subnet is eni.subnet:                     # a middlebox in the sender's own subnet
+        assert ip is not None and receiver is not None
+        if (eni is not None or p.nat_crossed is not None) and receiver.subnet is self.hop_subnet(p):
+            # a middlebox in the sender's own subnet
             if p.recording:
                 acl = receiver.subnet.network_acl
                 p.add(Hop("acl", acl.name, f"not evaluated: {receiver.name} is in the sender's own subnet "
@@ -853,9 +1162,9 @@ class ReferenceForwarder:
     # stage "local": step 18 -------------------------------------------------
     def local(self, p: Packet) -> str:
         """Step 18 (#8): inside the own subnet, no route lookup: the owning ENI or nothing."""
-        eni, ip = p.eni, p.ip
-        assert eni is not None and ip is not None
-        subnet = eni.subnet
+        ip = p.ip
+        assert ip is not None
+        subnet = self.hop_subnet(p)
         if ip.dst not in subnet.cidr:
             if p.recording:
                 p.note("subnet", subnet.name, f"{ip.dst} is outside {self.subnet_text(subnet)}: routed")
@@ -867,15 +1176,20 @@ class ReferenceForwarder:
                            "without a route lookup")
                 self.deliver_to(p, r)
                 return "sg_ingress" if p.filtered else "rewrite"   # #55: no NACL within the subnet
+        nat = self.nat_owning(subnet.vpc, ip.dst)
+        if nat is not None:                                   # the reply path of a NAT gateway (§4.2)
+            p.nat_in = nat
+            return "nat"
         raise p.drop(DropReason.NO_SUCH_HOST, "subnet", subnet.name,
                      f"{ip.dst} is inside {self.subnet_text(subnet)}: no route lookup, and no ENI owns it")
 
     # stage "route": step 19 -------------------------------------------------
     def route(self, p: Packet) -> str | None:
         """Step 19: longest-prefix match in the source subnet's table (#15, #18, #20, #22), then the target."""
-        eni, ip = p.eni, p.ip
-        assert eni is not None and ip is not None
-        subnet, dst = eni.subnet, ip.dst
+        ip = p.ip
+        assert ip is not None
+        subnet, dst = self.hop_subnet(p), ip.dst
+        eni = subnet    # the stage reads .vpc of the sending side: the sender's subnet, or the NAT gateway's
         rt = subnet.route_table
         if p.recording and subnet.explicit_route_table is not None:
             p.note("route-table", rt.name, f"explicitly associated with subnet {subnet.name}")
@@ -897,6 +1211,10 @@ class ReferenceForwarder:
                          f"the route's target is gone{was}: dropped, no fallback to a shorter route", index)
         if target is LOCAL:                                   # #21
             owner = self.eni_owning(eni.vpc, dst)
+            nat = self.nat_owning(eni.vpc, dst) if owner is None else None
+            if nat is not None:
+                p.nat_in = nat
+                return "nat"
             if owner is None:
                 raise p.drop(DropReason.NO_SUCH_HOST, "vpc", eni.vpc.name,
                              f"local route: no ENI of VPC {eni.vpc.name} owns {dst}", index)
@@ -924,6 +1242,16 @@ class ReferenceForwarder:
                              index)
             self.deliver_to(p, owner)
             return self.delivered(p)
+        if self.nat_enabled and isinstance(target, NatGateway):   # docs/edge.md §4
+            if p.recording:
+                p.note("nat", target.name, f"{describe_target(target)}: the NAT gateway translates")
+            p.nat_out = target
+            return "nat"
+        if self.edge and isinstance(target, InternetGateway):  # docs/edge.md §2
+            if p.recording:
+                p.note("igw", target.name, f"{describe_target(target)}: out on port {target.port}")
+            p.action, p.egress = Action.FORWARD, target.port
+            return "edge_egress"
         if isinstance(target, Target):                        # #29/#34: igw, vgw, nat, tgw, vpce
             if p.recording:
                 p.note(target.kind, target.name, f"{describe_target(target)}: forwarded out of the VPC data plane "
@@ -970,27 +1298,26 @@ class ReferenceForwarder:
 
     # stage "rewrite": section 4 ---------------------------------------------
     def rewrite(self, p: Packet) -> None:
-        """Section 4: the only stage that writes the frame."""
+        """Section 4: the only stage that writes the MACs (the edge stages translate addresses in place)."""
         eni = p.eni
-        assert eni is not None
         if p.action == Action.DELIVER and p.receiver is not None:
-            self.deliver(p, eni, p.receiver)
+            self.deliver(p, eni if p.nat_crossed is None else None, p.receiver)
         elif p.reply == "arp":
             self.build_arp_reply(p.frame, p.arp_mac)
-        elif p.reply == "echo" and p.ip is not None:
+        elif p.reply == "echo" and p.ip is not None and eni is not None:
             self.build_echo_reply(p.frame, p.ip, eni.subnet)
 
     @staticmethod
-    def deliver(p: Packet, sender: Eni, receiver: Eni) -> None:
+    def deliver(p: Packet, sender: Eni | None, receiver: Eni) -> None:
         """Section 4 (#10): dst MAC := receiver; src MAC := sender within a subnet, else the
-        receiving subnet's gateway MAC.  TTL and the IP packet are untouched (#9)."""
-        same = receiver.subnet is sender.subnet
-        src = sender.mac if same else receiver.subnet.gateway_mac
+        receiving subnet's gateway MAC (always for a frame from a gateway).  TTL is untouched (#9)."""
+        same = sender is not None and receiver.subnet is sender.subnet
+        src = sender.mac if same and sender is not None else receiver.subnet.gateway_mac
         p.frame[0:6] = _mac_bytes(receiver.mac)
         p.frame[6:12] = _mac_bytes(src)
         if not p.recording:
             return
-        src_text = (f"the sender's MAC {sender.mac} (same subnet)" if same
+        src_text = (f"the sender's MAC {sender.mac} (same subnet)" if same and sender is not None
                     else f"the gateway MAC {receiver.subnet.gateway_mac} of subnet {receiver.subnet.name}")
         p.note("eni", receiver.name, f"{p.via}receiving ENI ({', '.join(map(str, receiver.ips))}) in subnet "
                f"{receiver.subnet.name} of VPC {receiver.vpc.name}, port {receiver.port}: dst MAC := {receiver.mac}, "

@@ -51,7 +51,8 @@ from fastvpc.verdicts import Action, DropReason
 if TYPE_CHECKING:  # the protocol lives with Dataplane; importing it at run time would load the kernel early
     from fastvpc.dataplane import Forwarder
 
-__all__ = ["ENGINE_NAMES", "Engines", "States", "assert_same_verdicts", "compile_network", "engine", "engines",
+__all__ = ["EDGE_PUBLIC_IPS", "ENGINE_NAMES", "Engines", "States", "assert_same_verdicts", "compile_network",
+           "edge_frames", "edge_networks", "edge_scenarios", "engine", "engines",
            "filter_networks", "filters_of", "flow_rows", "frame_lists", "frames", "fresh_state", "fresh_states",
            "interesting_ips", "networks", "run", "scenarios", "state_for", "stateful_scenarios", "verdicts"]
 
@@ -70,10 +71,13 @@ class Engines(NamedTuple):
     reference: Forwarder
 
 
-def compile_network(net: Network, arp_mode: str = "target", filters: bool = True) -> Any:
+def compile_network(net: Network, arp_mode: str = "target", filters: bool = True, edge: bool = False) -> Any:
     """``net.compile(arp_mode=..., filters=...)``.  ``filters=True`` is compile's default and is not
     passed; ``filters=False`` on a build whose ``compile()`` has no ``filters`` parameter (one from
-    before the filter stages, which never filtered) is that build's plain compile."""
+    before the filter stages, which never filtered) is that build's plain compile.  ``edge=True`` is
+    passed as ``compile(edge=True)`` (the edge stages, docs/edge.md)."""
+    if edge:
+        return net.compile(arp_mode=arp_mode, filters=filters, edge=True)
     if filters:
         return net.compile(arp_mode=arp_mode)
     if "filters" not in inspect.signature(net.compile).parameters:
@@ -811,3 +815,119 @@ def check_stateful(net: Network, steps: Sequence[Step], capacity: int = 1_000_00
             done = "; ".join(s.text for s in steps[:k] if s.change is not None)
             raise AssertionError(f"step {k} (time {step.now if step.now is not None else step.timestamps}; changes "
                                  f"so far: {done or 'none'}):\n{exc}") from None
+
+
+# =========================================================================== the edge (docs/edge.md)
+
+#: public addresses the edge strategies hand out (documentation ranges count as public, DESIGN §6)
+EDGE_PUBLIC_IPS = tuple(ipaddress.IPv4Address(f"203.0.113.{i}") for i in range(1, 40)) + \
+    tuple(ipaddress.IPv4Address(f"198.51.100.{i}") for i in range(1, 10))
+
+
+def _add_edge(draw: Any, st: Any, net: Network) -> None:
+    """Elastic IPs on random ENIs and NAT gateways (some allocated and left unassociated), gateway
+    route tables on internet and VPN gateways (local, an ENI, a GWLB endpoint, a blackhole)."""
+    from fastvpc.topology import InternetGateway, NatGateway, VpnGateway
+
+    free = list(EDGE_PUBLIC_IPS)
+    for eni in list(net.enis):
+        if free and draw(st.integers(0, 2)):
+            eip = _try(net.allocate_address, free.pop(0))
+            if eip is not None:
+                _try(eni.associate_address, eip)
+    for vpc in net.vpcs:
+        for g in vpc.gateways:
+            if g.kind == "nat" and free and draw(st.booleans()):
+                eip = _try(net.allocate_address, free.pop(0))
+                if eip is not None and isinstance(g, NatGateway):
+                    _try(g.associate_address, eip)
+    if free and draw(st.booleans()):
+        _try(net.allocate_address, free.pop(0))
+    for vpc in net.vpcs:
+        gws = [g for g in vpc.gateways if isinstance(g, (InternetGateway, VpnGateway))]
+        for g in gws:
+            if not draw(st.integers(0, 2)):
+                continue
+            rt = vpc.add_route_table()
+            if _try(rt.associate_gateway, g) is None and not rt.is_gateway_table:
+                continue
+            dests = [*vpc.cidrs, *(s.cidr for s in vpc.subnets)]
+            for _ in range(draw(st.integers(0, 3))):
+                dest = draw(st.sampled_from(dests))
+                tgt = draw(st.sampled_from([*vpc.enis, BLACKHOLE, *[e for e in vpc.gateways if e.kind == "vpce"]]
+                                           or [BLACKHOLE]))
+                if _try(rt.add_route, dest, tgt) is None:
+                    _try(rt.replace_route, dest, tgt)
+
+
+def edge_networks(max_vpcs: int = 2) -> Any:
+    """:func:`networks` with the edge: Elastic IPs on ENIs and NAT gateways, gateway route tables."""
+    st = _hypothesis()
+
+    @st.composite
+    def _edge_networks(draw: Any) -> Network:
+        net = draw(networks(max_vpcs))
+        _add_edge(draw, st, net)
+        return net
+
+    return _edge_networks()
+
+
+def edge_frames(net: Network) -> Any:
+    """One ``(frame_bytes, port)`` entering on a gateway's port (internet, VPN, transit gateway): ARP
+    requests, probes and replies, TCP / UDP / ICMP to public IPs of the network, VPC addresses and
+    outside addresses, mostly to the gateway's MAC; fragments and UDP checksums of 0 sometimes; or,
+    one in three, :func:`frames` (ENI traffic, some of it out through an internet gateway)."""
+    st = _hypothesis()
+    IP = ipaddress.IPv4Address
+    gws = [t for t in net.targets if t.kind in ("igw", "vgw", "tgw")]
+
+    @st.composite
+    def _outside(draw: Any) -> tuple[bytes, int]:
+        gw = draw(st.sampled_from(gws))
+        src_mac = "02:99:00:00:00:01"
+        ips = [a.public_ip for a in net.addresses] + interesting_ips(net)
+        dst_ip = draw(st.one_of(st.sampled_from(ips), st.integers(0, 2**32 - 1).map(IP)))
+        src_ip = draw(st.sampled_from([IP("8.8.8.8"), IP("192.0.2.1"), IP("10.0.1.10"), *ips[:3]]))
+        dst_mac = gw.mac if draw(st.integers(0, 7)) else draw(st.sampled_from(_macs(net)))
+        kind = draw(st.sampled_from(["arp", "icmp", "udp", "tcp", "tcp", "raw"]))
+        if kind == "arp":
+            op = draw(st.sampled_from([1, 1, 1, 2]))
+            spa = draw(st.sampled_from([src_ip, src_ip, IP("0.0.0.0"), dst_ip]))
+            body = (struct.pack("!HHBBH", 1, 0x0800, 6, 4, op) + pk.mac_bytes(src_mac) + spa.packed
+                    + b"\x00" * 6 + dst_ip.packed)
+            return pk.ethernet(pk.BROADCAST_MAC, src_mac, pk.ETH_ARP, body), gw.port
+        payload = draw(st.binary(max_size=24))
+        flags_frag = draw(st.sampled_from([0x4000, 0x4000, 0x4000, 0x2000, 0x0003]))
+        if kind == "icmp":
+            body = struct.pack("!BBHHH", draw(st.sampled_from([0, 8, 3])), 0, 0, draw(st.integers(0, 65535)),
+                               1) + payload
+            l4, proto = body[:2] + struct.pack("!H", pk.checksum(body)) + body[4:], 1
+        elif kind == "udp":
+            l4, proto = pk.udp(src_ip, dst_ip, draw(st.sampled_from(FILTER_PORTS)),
+                               draw(st.sampled_from(FILTER_PORTS)), payload)[20:], 17
+            if draw(st.integers(0, 3)) == 0:
+                l4 = l4[:6] + b"\x00\x00" + l4[8:]            # no UDP checksum sent (RFC 768)
+        elif kind == "tcp":
+            l4, proto = pk.tcp(src_ip, dst_ip, draw(st.sampled_from(FILTER_PORTS)),
+                               draw(st.sampled_from(FILTER_PORTS)), payload)[20:], 6
+        else:
+            l4, proto = payload, draw(st.sampled_from([47, 50, 132]))
+        packet = pk.ipv4(src_ip, dst_ip, proto, l4, flags_frag=flags_frag)
+        return pk.ethernet(dst_mac, src_mac, pk.ETH_IPV4, packet), gw.port
+
+    if not gws:
+        return frames(net)
+    return st.one_of(_outside(), _outside(), frames(net))
+
+
+def edge_scenarios(max_vpcs: int = 2) -> Any:
+    """``(network, [(frame, port), ...])`` with the edge (:func:`edge_networks`, :func:`edge_frames`)."""
+    st = _hypothesis()
+
+    @st.composite
+    def _scenarios(draw: Any) -> tuple[Network, list[tuple[bytes, int]]]:
+        net = draw(edge_networks(max_vpcs))
+        return net, draw(st.lists(edge_frames(net), min_size=1, max_size=24))
+
+    return _scenarios()

@@ -238,7 +238,8 @@ def _verdict_hop(net: Network, v: Verdict, dst: IPv4Address) -> Hop:
     return Hop("verdict", "FORWARD", f"handed to {name} (port {v.egress}) towards {dst}")
 
 
-def _not_evaluated(net: Network, v: Verdict, filters: bool = True, stateful: bool = False) -> list[str]:
+def _not_evaluated(net: Network, v: Verdict, filters: bool = True, stateful: bool = False,
+                   edge: bool = True) -> list[str]:
     """What the verdict ``v`` depends on that this trace did not evaluate (DESIGN.md §5, §6)."""
     out = []
     if not filters:
@@ -250,17 +251,23 @@ def _not_evaluated(net: Network, v: Verdict, filters: bool = True, stateful: boo
     if v.action == Action.FORWARD:
         owner = net.port_owner(v.egress)
         if isinstance(owner, InternetGateway):
-            out.append("the internet gateway's 1:1 NAT: the packet reaches the internet only if the ENI has a "
-                       "public IP, which is not checked yet")
+            if edge:
+                out.append("the internet beyond the internet gateway (the source was translated 1:1 to its public "
+                           "IP); IPv6 (egress-only internet gateways, IPv6 addresses) is not modelled")
+            else:
+                out.append("the internet gateway's 1:1 NAT: the packet reaches the internet only if the ENI has a "
+                           "public IP, which is not checked with edge=False")
         elif isinstance(owner, NatGateway):
-            out.append("the NAT gateway's translation and its own subnet's route to the internet")
+            out.append("the NAT gateway is not modelled yet: its translation, bindings and its own subnet's route "
+                       "onward (to an internet gateway) are not evaluated; the packet is handed to its port")
         elif isinstance(owner, TransitGateway):
-            out.append("the transit gateway's route tables beyond the attachment")
+            out.append("transit gateway route tables are not modelled: the route beyond the attachment is not "
+                       "evaluated")
         elif isinstance(owner, VpnGateway):
             out.append("the VPN connection beyond the virtual private gateway")
         else:
-            out.append(f"what {owner.name if owner is not None else 'the target'} does with the packet "
-                       "(the endpoint's service)")
+            out.append(f"what {owner.name if owner is not None else 'the target'} does with the packet: "
+                       "endpoint services are not modelled")
     if v.action in (Action.DELIVER, Action.FORWARD) and not stateful:
         out.append("the return path (a reply is a separate packet: trace it with reply=True / --reply)")
     return out
@@ -297,7 +304,7 @@ def trace_packet(where: Any, src: str | Eni, dst: str | IPv4Address, proto: str 
                  port: int | None = None, *, src_ip: str | IPv4Address | None = None,
                  network: Network | None = None, verdict: str = "auto",
                  aliases: dict[str, list[str]] | None = None, filters: bool | None = None,
-                 reply: bool = False) -> Trace:
+                 reply: bool = False, edge: bool | None = None) -> Trace:
     """Trace one packet from ``src`` to ``dst``.
 
     ``where``: a :class:`Network` (compiled for the verdict), or a ``Dataplane`` or any other
@@ -308,7 +315,9 @@ def trace_packet(where: Any, src: str | Eni, dst: str | IPv4Address, proto: str 
     (tcp 80 / udp 53 when omitted).  ``verdict``: ``auto`` or ``dataplane`` (the compiled data plane,
     checked against the reference forwarder) or ``reference`` (the reference forwarder alone).
     ``filters``: with a Network, compile it so (default: compile's default, the filters on); the
-    reference forwarder always runs the filters exactly when the verdict source does.
+    reference forwarder always runs the filters exactly when the verdict source does.  ``edge``: with a
+    Network, compile it with the edge stages (docs/edge.md; default off, as ``compile()``); with a
+    Dataplane, its own ``edge``; the reference runs the edge exactly when the verdict source does.
 
     ``reply=True`` traces the return packet instead, with the forward flow tracked: the forward
     packet goes first through a fresh connection-tracking state (a ``FlowTable`` for the data plane,
@@ -344,11 +353,15 @@ def trace_packet(where: Any, src: str | Eni, dst: str | IPv4Address, proto: str 
         raise TypeError(f"filters must be True, False or None, not {filters!r}")
     forwarder = None
     if verdict != "reference":
-        forwarder = compile_network(net, filters=filters is not False) if isinstance(where, Network) else where
+        forwarder = (compile_network(net, filters=filters is not False, edge=bool(edge)) if isinstance(where, Network)
+                     else where)
     if filters is None or forwarder is not None:
         filters = _filters(forwarder, where)
+    if edge is not None and not isinstance(edge, bool):
+        raise TypeError(f"edge must be True, False or None, not {edge!r}")
+    edge = bool(getattr(forwarder, "edge", False)) if forwarder is not None else bool(edge)
     reference = ReferenceForwarder(net, arp_mode=arp_mode if arp_mode in ("target", "single_mac") else "target",
-                                   filters=filters)
+                                   filters=filters, edge=edge)
     name = str(src.name if isinstance(src, Eni) else src)
     if not reply:
         return _trace_one(net, reference, forwarder, frame, eni, sip, d, pname, port, name, filters, None, None)
@@ -415,4 +428,5 @@ def _trace_one(net: Network, reference: ReferenceForwarder, forwarder: Any, fram
                  ingress=eni.name, src_ip=str(sip), action=v.action, reason=v.reason, egress=v.egress,
                  egress_name=owner.name if owner is not None else None, route=v.route, hops=hops,
                  ra_code=RA_CODES.get(v.reason), agrees=agrees, verdict_source=source, frame=v.frame,
-                 expected=expected, not_evaluated=_not_evaluated(net, v, filters, states is not None))
+                 expected=expected, not_evaluated=_not_evaluated(net, v, filters, states is not None,
+                                                                 reference.edge))

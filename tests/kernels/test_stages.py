@@ -36,14 +36,15 @@ def seed() -> tuple[fv.Network, fv.FrameBatch]:
 
 def test_stage_names_are_the_reference_stages() -> None:
     assert kf.stage_names() == ReferenceForwarder.STAGES
-    assert kf.stage_names() == ("ingress", "arp", "router", "sg_egress", "nacl_egress", "local", "route",
-                                "nacl_ingress", "sg_ingress", "rewrite")
+    assert kf.stage_names() == ("ingress", "arp", "router", "edge_ingress", "sg_egress", "nacl_egress", "local",
+                                "route", "nat", "edge_egress", "nacl_ingress", "sg_ingress", "rewrite")
 
 
 def test_record_dtypes_are_the_kernel_structs_field_by_field() -> None:
     dtypes = {"EniRec": compiler.ENI_DTYPE, "SubnetRec": compiler.SUBNET_DTYPE, "RouteRec": compiler.ROUTE_DTYPE,
               "IngRec": compiler.PORT_DTYPE, "DelivRec": compiler.DELIV_DTYPE, "FiltRec": layout.FILT_DTYPE,
-              "SubnetFilt": layout.SUBNET_FILT_DTYPE, "AclDir": layout.ACL_DIR_DTYPE, "AclRule": layout.ACL_RULE_DTYPE}
+              "SubnetFilt": layout.SUBNET_FILT_DTYPE, "AclDir": layout.ACL_DIR_DTYPE, "AclRule": layout.ACL_RULE_DTYPE,
+              "GwRec": layout.GW_DTYPE, "EdgeCidr": layout.EDGE_CIDR_DTYPE}
     sizes = {k: v for k, v in kf.record_itemsizes().items() if k != "FtTimeouts"}
     layouts = kf.record_layouts()
     assert set(layouts) == set(dtypes) == set(sizes)

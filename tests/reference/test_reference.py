@@ -122,7 +122,8 @@ def test_stages_are_the_pipeline() -> None:
     """The stage names are shared with the kernel's driver (forward.stage_names()): fixed, in this order."""
     from fastvpc.reference import STAGES
 
-    assert ReferenceForwarder.STAGES == STAGES == ("ingress", "arp", "router", "sg_egress", "nacl_egress", "local", "route",
+    assert ReferenceForwarder.STAGES == STAGES == ("ingress", "arp", "router", "edge_ingress", "sg_egress",
+                                                  "nacl_egress", "local", "route", "nat", "edge_egress",
                                                   "nacl_ingress", "sg_ingress", "rewrite")
     for name in STAGES:
         assert callable(getattr(REF, name)), name

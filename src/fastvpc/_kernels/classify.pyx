@@ -10,7 +10,8 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
 from fastvpc._kernels.verdicts cimport *
 from fastvpc._kernels.bytes cimport rd48
 from fastvpc._kernels.headers cimport *
-from fastvpc._kernels.tables cimport (RK_LOCAL, RK_ENI, RK_PEERING, RK_FORWARD, RK_BLACKHOLE, HK_IP, HK_MAC,
+from fastvpc._kernels.tables cimport (RK_LOCAL, RK_ENI, RK_PEERING, RK_FORWARD, RK_BLACKHOLE, RK_IGW, HK_PUB_OUT, HK_PUB_IN,
+                                        HK_GWPORT, GW_IGW, GW_VGW, GW_TGW, HK_IP, HK_MAC,
                                       HK_PORT, FV_HV_ENI, FV_HV_ROUTER, FV_HV_BCAST, FV_HV_GWMAC, FV_HV_NONE)
 from fastvpc._kernels.spans cimport fv_check_offsets, fv_load_once, fv_span_len
 
@@ -133,6 +134,8 @@ def _constants() -> dict:
         "CF_CSUM_OK": CF_CSUM_OK, "CF_FRAGMENT": CF_FRAGMENT, "CF_L4": CF_L4, "CF_GROUP_MAC": CF_GROUP_MAC,
         "RK_LOCAL": RK_LOCAL, "RK_ENI": RK_ENI, "RK_PEERING": RK_PEERING, "RK_FORWARD": RK_FORWARD,
         "RK_BLACKHOLE": RK_BLACKHOLE, "HK_IP": HK_IP, "HK_MAC": HK_MAC, "HK_PORT": HK_PORT,
+        "RK_IGW": RK_IGW, "HK_PUB_OUT": HK_PUB_OUT, "HK_PUB_IN": HK_PUB_IN, "HK_GWPORT": HK_GWPORT,
+        "GW_IGW": GW_IGW, "GW_VGW": GW_VGW, "GW_TGW": GW_TGW,
         "HV_ENI": FV_HV_ENI, "HV_ROUTER": FV_HV_ROUTER, "HV_BCAST": FV_HV_BCAST, "HV_GWMAC": FV_HV_GWMAC,
         "HV_NONE": FV_HV_NONE,
     }

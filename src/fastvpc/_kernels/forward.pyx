@@ -7,7 +7,12 @@
 #   sg_egress, nacl_egress      the sender's security groups and subnet NACL (compile(filters=True))
 #   local    step 18            route  step 19
 #   nacl_ingress, sg_ingress    the receiving subnet's NACL and ENI's security groups
-#   rewrite  §4 (the only stage that writes frames)
+#   rewrite  §4 (the only stage that writes frames; with the edge also the internet gateway's 1:1
+#            translations, edge.pxd)
+#   edge_ingress, edge_egress   the edge (compile(edge=True), docs/edge.md): frames on a gateway's port
+#            (called out of line through FwdTables.edge_in), and the 1:1 source translation out through
+#            an internet gateway (stage_route, RK_IGW).  nat: the NAT gateway stage is not compiled yet (the
+#            name holds its place in the shared order; a frame routed to a NAT gateway is FORWARDed to its port)
 # Each is a `cdef inline int stage_<name>(const FwdTables*, Pkt*)` over one per-frame context
 # (pkt.pxd Pkt) returning the next node; commit() (pkt.pxd) is the one writer of the verdict arrays.
 # Inlined, they compile to one loop.
@@ -70,9 +75,11 @@ from fastvpc._kernels.stages.sg_egress cimport stage_sg_egress
 from fastvpc._kernels.stages.nacl_egress cimport stage_nacl_egress
 from fastvpc._kernels.stages.nacl_ingress cimport stage_nacl_ingress
 from fastvpc._kernels.stages.sg_ingress cimport stage_sg_ingress
+from fastvpc._kernels.stages.edge_ingress cimport stage_edge_ingress
+from fastvpc._kernels.acl cimport acl_parse
 from fastvpc.lpm._lookup cimport rts_view_init, rts_lookup_batch
 from fastvpc.dataplane._flowtable cimport (FtView, FtPkt, FtTimeouts, ft_view_init, ft_make_pkt, ft_prefetch,
-                                           ft_insert_or_update, FT_MISS, FT_FULL)
+                                           ft_insert_or_update, FT_MISS, FT_FULL, FT_HIT)
 
 
 cdef extern from *:
@@ -105,8 +112,32 @@ ctypedef fused Mode:
 
 
 #: the stage order of run_chunk (tests/kernels/test_stages.py holds it to ReferenceForwarder.STAGES)
-STAGES = ("ingress", "arp", "router", "sg_egress", "nacl_egress", "local", "route", "nacl_ingress", "sg_ingress",
-          "rewrite")
+STAGES = ("ingress", "arp", "router", "edge_ingress", "sg_egress", "nacl_egress", "local", "route", "nat",
+          "edge_egress", "nacl_ingress", "sg_ingress", "rewrite")
+
+
+# ------------------------------------------------------------------ the edge's gateway-port path
+
+ctypedef int (*edge_fn_t)(const FwdTables*, Pkt*, Flt*, int) noexcept nogil
+
+
+cdef int edge_ingress_call(const FwdTables* t,
+                           Pkt* p,              # IN/OUT the frame (loop 1's context)
+                           Flt* x,              # IN/OUT its filter context (mode 0: not touched)
+                           int mode,            # IN  0 plain, 1 filters, 2 filters with a FlowTable
+                           ) noexcept nogil:
+    """Loop 1 for a frame on a gateway's port: stage edge_ingress, then on a DELIVER the receiver's
+    filters (nacl_ingress, sg_ingress; with a FlowTable the table step waits, CT_I).  Reached through
+    FwdTables.edge_in, never inlined: the unfiltered loop stays today's."""
+    cdef int nx = stage_edge_ingress(t, p)
+    if mode == 0 or nx != NEXT_REWRITE or p.action != ACT_DELIVER:
+        return nx
+    acl_parse(p, x)
+    x.ct = CT_FILT
+    nx = stage_nacl_ingress(t, p, x)
+    if nx == NEXT_REWRITE:
+        nx = stage_sg_ingress(t, p, x, mode == 2)
+    return nx
 
 
 # ------------------------------------------------------------------ the pipeline's look-ahead
@@ -160,12 +191,12 @@ cdef inline void route_one(Mode* mode,          # IN  the variant (a type only)
     q.route = rt
     nx = stage_route(t, p)
     if Mode is ModeFilt:
-        if nx == NEXT_REWRITE:
+        if nx == NEXT_REWRITE and p.action == ACT_DELIVER:   # (a FORWARD through an IGW rewrites too)
             nx = stage_nacl_ingress(t, p, x)
             if nx == NEXT_REWRITE:
                 nx = stage_sg_ingress(t, p, x, 0)
     if Mode is ModeState:
-        if nx == NEXT_REWRITE:
+        if nx == NEXT_REWRITE and p.action == ACT_DELIVER:
             nx = stage_nacl_ingress(t, p, x)
             if nx == NEXT_REWRITE:
                 nx = stage_sg_ingress(t, p, x, 1)
@@ -289,6 +320,13 @@ cdef int64_t run_chunk(Mode* mode,               # IN  the variant (a type only)
                                     nx = stage_sg_ingress(t, p, x, 1)
                                 else:
                                     nx = stage_sg_ingress(t, p, x, 0)
+        elif nx == NEXT_EDGE:       # compile(edge=True): a frame on a gateway's port (out of line)
+            if Mode is ModePlain:
+                nx = (<edge_fn_t>t.edge_in)(t, p, x, 0)
+            elif Mode is ModeFilt:
+                nx = (<edge_fn_t>t.edge_in)(t, p, x, 1)
+            else:
+                nx = (<edge_fn_t>t.edge_in)(t, p, x, 2)
         # branch-free appends: the slot past the end is overwritten later
         lk_i[nl] = <int32_t>j
         lk_tab[nl] = p.table
@@ -296,7 +334,8 @@ cdef int64_t run_chunk(Mode* mode,               # IN  the variant (a type only)
         nl += nx == NEXT_ROUTE
         rw_i[nr] = <int32_t>j
         if Mode is ModeState:
-            pend = (x.ct & CT_E) != 0       # waits for its table steps (then rewrite, commit)
+            pend = (x.ct & (CT_E | CT_I)) != 0   # waits for its table steps (then rewrite, commit); CT_I
+                                                 # alone: a frame from a gateway (edge), no sender step
             ct_i[nc] = <int32_t>j
             nc += pend
             nr += (nx == NEXT_REWRITE) and not pend
@@ -373,24 +412,30 @@ cdef void ct_pass(const FwdTables* t,
         p = &pk[j]
         x = &fx[j]
         fl = p.h.tcp_flags if p.h.proto == IPPROTO_TCP else (p.h.icmp_type if p.h.proto == IPPROTO_ICMP else 0)
-        ft_make_pkt(&pe[k], t.eni_filt[x.s_eni].ident, 0, p.h.proto, p.h.src, p.h.dst, p.h.sport, p.h.dport, fl)
+        if x.ct & CT_E:
+            ft_make_pkt(&pe[k], t.eni_filt[x.s_eni].ident, 0, p.h.proto, p.h.src, p.h.dst, p.h.sport, p.h.dport,
+                        fl)
         if x.ct & CT_I:
             ft_make_pkt(&pi[k], t.eni_filt[p.out_eni].ident, 0, p.h.proto, p.h.src, p.h.dst, p.h.sport,
                         p.h.dport, fl)
     for k in range(nc if nc < FV_CT_DIST else FV_CT_DIST):
-        ft_prefetch(v, pe[k].hash)
+        if fx[ct_i[k]].ct & CT_E:
+            ft_prefetch(v, pe[k].hash)
         if fx[ct_i[k]].ct & CT_I:
             ft_prefetch(v, pi[k].hash)
     for k in range(nc):
         if k + FV_CT_DIST < nc:
-            ft_prefetch(v, pe[k + FV_CT_DIST].hash)
+            if fx[ct_i[k + FV_CT_DIST]].ct & CT_E:
+                ft_prefetch(v, pe[k + FV_CT_DIST].hash)
             if fx[ct_i[k + FV_CT_DIST]].ct & CT_I:
                 ft_prefetch(v, pi[k + FV_CT_DIST].hash)
         j = ct_i[k]
         p = &pk[j]
         x = &fx[j]
         tn = now[(lo + j) * now_step]
-        code = ft_insert_or_update(v, &pe[k], p.h.tl, tn, x.adm_e, tmo + t.eni_filt[x.s_eni].tmo, &dirn, &st)
+        code = FT_HIT                   # admitted: no sender step (a frame from a gateway)
+        if x.ct & CT_E:
+            code = ft_insert_or_update(v, &pe[k], p.h.tl, tn, x.adm_e, tmo + t.eni_filt[x.s_eni].tmo, &dirn, &st)
         if code == FT_MISS:
             p.route = -1             # decided at sg_egress, before the route
             drop(p, R_SG_EGRESS)
@@ -469,6 +514,38 @@ cdef class Tables:
         self.t.filters = 0
         if getattr(compiled, "filters", False):
             self._init_filters(compiled)
+        self.t.edge = 0
+        if getattr(compiled, "edge", False):
+            self._init_edge(compiled)
+
+    cdef int _init_edge(self, compiled) except -1:
+        cdef const uint8_t[::1] gws = _record_bytes(compiled.edge_gws, sizeof(GwRec), "edge_gws")
+        cdef const uint8_t[::1] cidrs = _record_bytes(compiled.edge_cidrs, sizeof(EdgeCidr), "edge_cidrs")
+        cdef const uint64_t[::1] edt = compiled.edge_hash
+        cdef int64_t n_gws = gws.shape[0] // sizeof(GwRec)
+        cdef int64_t n_cidrs = cidrs.shape[0] // sizeof(EdgeCidr)
+        cdef const GwRec* g
+        cdef const EdgeCidr* c
+        cdef int64_t i
+        _init_hash(&self.t.edt, edt)
+        # every index the edge stages follow, checked once here (a bad table is refused, never followed)
+        for i in range(n_gws):
+            g = <const GwRec*>&gws[i * sizeof(GwRec)]
+            if g.kind == GW_IGW and g.vpc < 0:
+                raise ValueError(f"Tables: edge_gws[{i}] has VPC index {g.vpc}")
+            if g.table >= self.t.n_tables or g.table < -1 or <int64_t>g.off + g.n > n_cidrs:
+                raise ValueError(f"Tables: edge_gws[{i}] has table {g.table}, rows {g.off}+{g.n} of {n_cidrs}")
+        for i in range(2 * self.t.edt.mask + 2):
+            if i % 2 and self.t.edt.slots[i - 1] != FV_HT_EMPTY and (self.t.edt.slots[i - 1] >> 56) == HK_GWPORT \
+                    and self.t.edt.slots[i] >= <uint64_t>n_gws:
+                raise ValueError(f"Tables: edge_hash maps a port to gateway {self.t.edt.slots[i]} of {n_gws}")
+        self._keep = self._keep + (gws, cidrs, edt)
+        self.t.gws = <const GwRec*>&gws[0] if gws.shape[0] else NULL
+        self.t.n_gws = n_gws
+        self.t.gw_cidrs = <const EdgeCidr*>&cidrs[0] if cidrs.shape[0] else NULL
+        self.t.edge_in = <const void*>edge_ingress_call
+        self.t.edge = 1
+        return 0
 
     cdef int _init_filters(self, compiled) except -1:
         cdef const uint8_t[::1] eni_filt = _record_bytes(compiled.eni_filt, sizeof(FiltRec), "eni_filt")
@@ -502,6 +579,11 @@ cdef class Tables:
         self.t.ct_timeouts = <const void*>&tmo[0] if tmo.shape[0] else NULL
         self.t.filters = 1
         return 0
+
+    @property
+    def edge(self) -> bool:
+        """Whether the edge stages run (compile(edge=True))."""
+        return bool(self.t.edge)
 
     @property
     def filters(self) -> bool:
@@ -560,7 +642,15 @@ def record_layouts() -> dict:
     cdef SubnetFilt sf
     cdef AclDir ad
     cdef AclRule ar
+    cdef GwRec gr
+    cdef EdgeCidr ec
     return {
+        "GwRec": [_field(&gr, &gr.mac, sizeof(gr.mac), "mac"), _field(&gr, &gr.kind, sizeof(gr.kind), "kind"),
+                  _field(&gr, &gr.vpc, sizeof(gr.vpc), "vpc"), _field(&gr, &gr.table, sizeof(gr.table), "table"),
+                  _field(&gr, &gr.off, sizeof(gr.off), "off"), _field(&gr, &gr.n, sizeof(gr.n), "n"),
+                  _field(&gr, &gr.pad, sizeof(gr.pad), "pad")],
+        "EdgeCidr": [_field(&ec, &ec.base, sizeof(ec.base), "base"), _field(&ec, &ec.mask, sizeof(ec.mask), "mask"),
+                     _field(&ec, &ec.vpc, sizeof(ec.vpc), "vpc"), _field(&ec, &ec.pad, sizeof(ec.pad), "pad")],
         "FiltRec": [_field(&fr, &fr.sgset, sizeof(fr.sgset), "sgset"), _field(&fr, &fr.ident, sizeof(fr.ident), "ident"),
                     _field(&fr, &fr.tmo, sizeof(fr.tmo), "tmo"), _field(&fr, &fr.eni, sizeof(fr.eni), "eni")],
         "SubnetFilt": [_field(&sf, &sf.nacl, sizeof(sf.nacl), "nacl"), _field(&sf, &sf.dns, sizeof(sf.dns), "dns")],
@@ -593,7 +683,7 @@ def record_itemsizes() -> dict:
     return {"EniRec": sizeof(EniRec), "SubnetRec": sizeof(SubnetRec), "RouteRec": sizeof(RouteRec),
             "IngRec": sizeof(IngRec), "DelivRec": sizeof(DelivRec), "FiltRec": sizeof(FiltRec),
             "SubnetFilt": sizeof(SubnetFilt), "AclDir": sizeof(AclDir), "AclRule": sizeof(AclRule),
-            "FtTimeouts": sizeof(FtTimeouts)}
+            "FtTimeouts": sizeof(FtTimeouts), "GwRec": sizeof(GwRec), "EdgeCidr": sizeof(EdgeCidr)}
 
 
 def ingress_sizes() -> tuple:

@@ -22,6 +22,7 @@ cdef enum:
     NEXT_ROUTE = 4          # the batch LPM, then the route's target (stages/route.pxd)
     NEXT_REWRITE = 5        # frame rewrite (stages/rewrite.pxd), then commit
     NEXT_COMMIT = 6         # verdict final, frame untouched: commit
+    NEXT_EDGE = 7           # a frame on a gateway's port, compile(edge=True) (stages/edge_ingress.pxd)
 
 
 cdef struct Pkt:

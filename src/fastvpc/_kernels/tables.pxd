@@ -22,6 +22,10 @@
 #   nacl_dirs   AclDir[2*n_nacl]    per (NACL, direction): the entry range of each protocol class
 #   nacl_rules  AclRule[]           the entries, by number
 #   ct_timeouts FtTimeouts[]        distinct tracking timeouts (dataplane/_flowtable.pxd)
+# Edge (compile(edge=True), built by fastvpc/compiler/edge.py; empty otherwise):
+#   gws         GwRec[n_gw]         internet, VPN and transit gateways: MAC, kind, VPC, gateway route table
+#   gw_cidrs    EdgeCidr[]          the VPC CIDRs a VPN / transit gateway's frames may enter
+#   edt         uint64[2*cap]       public IP maps both ways, gateway ports (HK_PUB_OUT / HK_PUB_IN / HK_GWPORT)
 
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
 
@@ -34,6 +38,7 @@ cdef enum:
     RK_PEERING = 2
     RK_FORWARD = 3
     RK_BLACKHOLE = 4
+    RK_IGW = 5            # compile(edge=True) only: out through an internet gateway (stages/edge_egress.pxd)
 
 # --- exact-match hash table (fastvpc.compiler builds it) ------------------------
 # Keys (uint64): kind in bits 56..63.
@@ -47,6 +52,16 @@ cdef enum:
     HK_IP = 0
     HK_MAC = 1
     HK_PORT = 2
+    # the edge hash (compile(edge=True), compiler/edge.py), values uint32:
+    HK_PUB_OUT = 3        # (HK_PUB_OUT << 56) | (vpc << 32) | private IP -> its public IP
+    HK_PUB_IN = 4         # (HK_PUB_IN << 56) | (vpc << 32) | public IP -> its private IP
+    HK_GWPORT = 5         # (HK_GWPORT << 56) | port -> index into gws (an internet, VPN or transit gateway)
+
+# gateway kinds (GwRec.kind)
+cdef enum:
+    GW_IGW = 1
+    GW_VGW = 2
+    GW_TGW = 3
 
 cdef enum:
     HV_TAG_SHIFT = 30
@@ -141,6 +156,23 @@ cdef packed struct AclRule:
     uint16_t number       # NACL entry number (0 for SG rules)
 
 
+# --- edge records (compile(edge=True), compiler/edge.py) ---------------------------
+cdef packed struct GwRec:
+    uint64_t mac          # the gateway's MAC (frames from outside must be addressed to it; ARP answers)
+    int32_t kind          # GW_*
+    int32_t vpc           # internet gateway: its VPC index (VPN / transit: -1, see gw_cidrs)
+    int32_t table         # LPM table id of its gateway route table, -1: none (local routes)
+    uint32_t off          # VPN / transit gateway: first row of its VPCs' CIDRs in gw_cidrs
+    uint32_t n            # their count
+    uint32_t pad
+
+cdef packed struct EdgeCidr:
+    uint32_t base         # a CIDR of a VPC the gateway enters (VPN: its VPC; transit: the attachments, in order)
+    uint32_t mask
+    int32_t vpc           # the VPC index
+    uint32_t pad
+
+
 cdef struct HashTab:
     const uint64_t* slots      # 2*cap uint64: (key, value) pairs
     uint64_t mask              # cap - 1
@@ -176,6 +208,14 @@ cdef struct FwdTables:
     const AclDir* nacl_dirs
     const AclRule* nacl_rules
     const void* ct_timeouts    # FtTimeouts[] (dataplane/_flowtable.pxd; the driver casts: tables.pxd stays free of it)
+    # the edge (compile(edge=True)); edge = 0: none of these is read
+    int edge
+    HashTab edt                # public IP maps, gateway ports (HK_PUB_OUT / HK_PUB_IN / HK_GWPORT)
+    const GwRec* gws
+    int64_t n_gws
+    const EdgeCidr* gw_cidrs
+    const void* edge_in        # the driver's edge_ingress_call (forward.pyx): called through this pointer so that
+                               # the compiler cannot inline the rare gateway-port path into the hot loop
 
 
 cdef enum:
@@ -214,6 +254,10 @@ cdef inline void ht_prefetch(const HashTab* t, uint64_t key) noexcept nogil:
 
 cdef inline uint64_t ip_key(uint32_t vpc, uint32_t ip) noexcept nogil:
     return (<uint64_t>HK_IP << 56) | (<uint64_t>vpc << 32) | ip
+
+
+cdef inline uint64_t edge_key(uint32_t kind, uint32_t vpc, uint32_t v) noexcept nogil:
+    return (<uint64_t>kind << 56) | (<uint64_t>vpc << 32) | v
 
 
 cdef inline uint64_t mac_key(uint64_t mac) noexcept nogil:

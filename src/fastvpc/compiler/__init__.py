@@ -35,7 +35,8 @@ from fastvpc.compiler.filters import compile_filters, no_filters
 from fastvpc.compiler.layout import (
     _HK_IP, _HK_MAC, _HK_PORT, _HV_BCAST, _HV_ENI, _HV_GWMAC, _HV_ROUTER, _MAX_INDEX, ARP_MODES, DELIV_DTYPE,
     ENI_DTYPE, PORT_DTYPE, ROUTE_BLACKHOLE, ROUTE_DTYPE, ROUTE_ENI, ROUTE_FORWARD, ROUTE_KIND_NAMES, ROUTE_LOCAL,
-    ROUTE_PEERING, SUBNET_DTYPE, CompiledTables)
+    ROUTE_IGW, ROUTE_PEERING, SUBNET_DTYPE, CompiledTables)
+from fastvpc.compiler.edge import compile_edge, no_edge
 from fastvpc.errors import TopologyError
 from fastvpc.lpm import RouteTables
 
@@ -110,18 +111,23 @@ def _hash(keys: list[int], vals: list[int]) -> np.ndarray:
     return ht
 
 
-def compile_network(net: Network, arp_mode: str = "target", filters: bool = True) -> Dataplane:
+def compile_network(net: Network, arp_mode: str = "target", filters: bool = True, edge: bool = False) -> Dataplane:
     """Pack ``net`` into a :class:`fastvpc.dataplane.Dataplane` (see the module docstring).
 
     ``filters=True`` compiles the security groups, network ACLs and tracking identities
     (:mod:`fastvpc.compiler.filters`) and the pass runs the four filter stages; ``filters=False``
-    leaves them out (Batfish's ignoreFilters): exactly the unfiltered verdicts."""
+    leaves them out (Batfish's ignoreFilters): exactly the unfiltered verdicts.  ``edge=True`` compiles
+    the edge (:mod:`fastvpc.compiler.edge`: the internet gateway's 1:1 translation, frames on gateway
+    ports); ``edge=False`` keeps gateways opaque exits and their ports unknown (docs/edge.md §5)."""
     from fastvpc.dataplane import Dataplane
     from fastvpc.files import network_to_dict
     from fastvpc.topology import BLACKHOLE, LOCAL, Eni, PeeringConnection, mac_to_int
 
     if not isinstance(filters, bool):
         raise TopologyError(f"filters must be True or False, not {filters!r}", obj=None, value=filters)
+    if not isinstance(edge, bool):
+        raise TopologyError(f"edge must be True or False, not {edge!r}", obj=None, value=edge)
+    from fastvpc.topology import InternetGateway
     if arp_mode not in ARP_MODES:
         raise TopologyError(f"arp_mode {arp_mode!r} must be one of {', '.join(map(repr, ARP_MODES))}",
                             obj=None, value=arp_mode)
@@ -187,6 +193,8 @@ def compile_network(net: Network, arp_mode: str = "target", filters: bool = True
                 kind, port, arg = ROUTE_ENI, tgt.port, eidx[id(tgt)]
         elif isinstance(tgt, PeeringConnection):
             kind, port, arg = ROUTE_PEERING, tgt.port, vidx[id(tgt.peer_of(r.route_table.vpc))]
+        elif edge and isinstance(tgt, InternetGateway):
+            kind, port = ROUTE_IGW, tgt.port
         else:
             kind, port = ROUTE_FORWARD, tgt.port
         rt[g] = (kind, port, arg, 0)
@@ -242,7 +250,8 @@ def compile_network(net: Network, arp_mode: str = "target", filters: bool = True
     filt = (compile_filters(net, enis, subnets, vpcs, port_eni.size, not dense) if filters else no_filters())
     compiled = CompiledTables(enis=eni, subnets=sub, route_targets=rt, table_base=table_base, port_eni=port_eni,
                               eni_deliver=deliv, ip_hash=ip_hash, mac_hash=mac_hash, lpm=lpm, port_hashed=not dense,
-                              arp_mode=arp_mode, **filt)
+                              arp_mode=arp_mode, **filt,
+                              **(compile_edge(net, vidx, tidx) if edge else no_edge()))
     return Dataplane._create(
         compiled, routes=tuple(infos),
         port_names=port_names, port_kinds=port_kinds,

@@ -30,6 +30,7 @@ from fastvpc._kernels import forward as _fw
 
 __all__ = ["ENI_DTYPE", "SUBNET_DTYPE", "ROUTE_DTYPE", "PORT_DTYPE", "DELIV_DTYPE", "RECORD_FIELDS",
            "FILT_DTYPE", "SUBNET_FILT_DTYPE", "ACL_DIR_DTYPE", "ACL_RULE_DTYPE", "FILTER_ARRAYS",
+           "EDGE_ARRAYS", "GW_DTYPE", "EDGE_CIDR_DTYPE", "ROUTE_IGW",
            "ROUTE_LOCAL", "ROUTE_ENI", "ROUTE_PEERING", "ROUTE_FORWARD", "ROUTE_BLACKHOLE", "ROUTE_KIND_NAMES",
            "ARP_MODES", "CompiledTables", "record_dtype"]
 
@@ -47,6 +48,9 @@ RECORD_FIELDS: dict[str, tuple[tuple[str, str, str], ...]] = {
     "FiltRec": (("sgset", "<i4", "sgset"), ("ident", "<u4", "ident"), ("tmo", "<u4", "tmo"), ("eni", "<i4", "eni")),
     "SubnetFilt": (("nacl", "<i4", "nacl"), ("dns", "<u4", "dns")),
     "AclDir": (("off", "(4,)<u4", "off"), ("n", "(4,)<u2", "n"), ("flags", "<u4", "flags"), ("pad", "<u4", "pad")),
+    "GwRec": (("mac", "<u8", "mac"), ("kind", "<i4", "kind"), ("vpc", "<i4", "vpc"), ("table", "<i4", "table"),
+              ("off", "<u4", "off"), ("n", "<u4", "n"), ("pad", "<u4", "pad")),
+    "EdgeCidr": (("base", "<u4", "base"), ("mask", "<u4", "mask"), ("vpc", "<i4", "vpc"), ("pad", "<u4", "pad")),
     "AclRule": (("addr", "<u4", "addr"), ("mask", "<u4", "mask"), ("lo", "<u2", "lo"), ("hi", "<u2", "hi"),
                 ("proto", "u1", "proto"), ("flags", "u1", "flags"), ("number", "<u2", "number")),
 }
@@ -93,9 +97,12 @@ ACL_DIR_DTYPE = record_dtype("AclDir")
 #: one SG rule or NACL entry (filters)
 ACL_RULE_DTYPE = record_dtype("AclRule")
 
+GW_DTYPE = record_dtype("GwRec")
+EDGE_CIDR_DTYPE = record_dtype("EdgeCidr")
+
 #: Route target kinds stored in ``routes["kind"]`` (mirrors RK_* in _kernels/tables.pxd).
-ROUTE_LOCAL, ROUTE_ENI, ROUTE_PEERING, ROUTE_FORWARD, ROUTE_BLACKHOLE = 0, 1, 2, 3, 4
-ROUTE_KIND_NAMES = ("local", "eni", "peering", "forward", "blackhole")
+ROUTE_LOCAL, ROUTE_ENI, ROUTE_PEERING, ROUTE_FORWARD, ROUTE_BLACKHOLE, ROUTE_IGW = 0, 1, 2, 3, 4, 5
+ROUTE_KIND_NAMES = ("local", "eni", "peering", "forward", "blackhole")   # ROUTE_IGW: compile(edge=True) only
 
 ARP_MODES = ("target", "single_mac")
 
@@ -131,7 +138,14 @@ class CompiledTables(NamedTuple):
     nacl_dirs: Any = None       #: ACL_DIR_DTYPE[2 * n_nacl]
     nacl_rules: Any = None      #: ACL_RULE_DTYPE[]
     ct_timeouts: Any = None     #: fastvpc.dataplane.state.TIMEOUTS_DTYPE[n_tracking]
+    edge: bool = False          #: the edge stages run (compiler/edge.py)
+    edge_gws: Any = None        #: GW_DTYPE[n_gateway]: internet, VPN and transit gateways
+    edge_cidrs: Any = None      #: EDGE_CIDR_DTYPE[]: the VPCs a VPN / transit gateway enters
+    edge_hash: Any = None       #: uint64[2 * cap]: public IP maps and gateway ports
 
+
+#: the CompiledTables fields of the filters that are numpy arrays
+EDGE_ARRAYS = ("edge_gws", "edge_cidrs", "edge_hash")
 
 #: the CompiledTables fields of the filters that are numpy arrays
 FILTER_ARRAYS = ("eni_filt", "port_filt", "subnet_filt", "sg_dirs", "sg_rules", "sg_members", "nacl_dirs",

@@ -22,7 +22,7 @@ from fastvpc._kernels import forward as _fw
 from fastvpc._threads import resolve_n_threads
 from fastvpc.batch import FrameBatch
 from fastvpc.compiler import CompiledTables, RouteInfo
-from fastvpc.compiler.layout import FILTER_ARRAYS
+from fastvpc.compiler.layout import EDGE_ARRAYS, FILTER_ARRAYS
 from fastvpc.dataplane import _validate
 from fastvpc.errors import FrameBatchError
 
@@ -30,7 +30,7 @@ __all__ = ["Dataplane", "Forwarder", "Result", "ResultLike"]
 
 #: the CompiledTables fields that are numpy arrays (copied, aligned and frozen by _create)
 _ARRAYS = ("enis", "subnets", "route_targets", "table_base", "port_eni", "eni_deliver", "ip_hash", "mac_hash",
-           *FILTER_ARRAYS)
+           *FILTER_ARRAYS, *EDGE_ARRAYS)
 _META = ("routes", "port_names", "port_kinds", "eni_names", "subnet_names", "vpc_names",
          "route_table_names", "topology")
 
@@ -155,11 +155,13 @@ class Dataplane:
     ``port_eni``, ``eni_deliver``, ``ip_hash``, ``mac_hash`` (non-writeable numpy arrays) and ``lpm`` (a RouteTables).
     """
 
-    __slots__ = (*_ARRAYS, *_META, "arp_mode", "filters", "lpm", "_compiled", "_tables", "_port_hashed", "_network")
+    __slots__ = (*_ARRAYS, *_META, "arp_mode", "filters", "edge", "lpm", "_compiled", "_tables", "_port_hashed", "_network")
 
     arp_mode: str
     #: whether the filter stages run (``Network.compile(filters=...)``)
     filters: bool
+    #: whether the edge stages run (``Network.compile(edge=...)``)
+    edge: bool
     routes: tuple[RouteInfo, ...]
     enis: np.ndarray
     subnets: np.ndarray
@@ -206,9 +208,10 @@ class Dataplane:
             object.__setattr__(self, name, value)
         lpm = compiled.lpm.frozen()  # an alias of the same arrays whose replace() raises: the snapshot cannot change
         compiled = compiled._replace(lpm=lpm, port_hashed=bool(compiled.port_hashed), filters=bool(compiled.filters),
-                                     **arrays)
+                                     edge=bool(compiled.edge), **arrays)
         object.__setattr__(self, "arp_mode", compiled.arp_mode)
         object.__setattr__(self, "filters", compiled.filters)
+        object.__setattr__(self, "edge", compiled.edge)
         object.__setattr__(self, "lpm", lpm)
         object.__setattr__(self, "_compiled", compiled)
         object.__setattr__(self, "_tables", _fw.Tables(compiled))
@@ -224,7 +227,7 @@ class Dataplane:
 
     # pickling: arrays + plain metadata; the kernel view is rebuilt on load
     def __reduce__(self) -> tuple[Any, ...]:
-        state = {name: getattr(self, name) for name in (*_ARRAYS, *_META, "arp_mode", "filters")}
+        state = {name: getattr(self, name) for name in (*_ARRAYS, *_META, "arp_mode", "filters", "edge")}
         state.update({k: dict(v) for k, v in state.items() if isinstance(v, MappingProxyType)})
         state["lpm"] = self.lpm
         state["port_hashed"] = self._port_hashed
@@ -391,5 +394,6 @@ def _rebuild(state: dict[str, Any]) -> Dataplane:
     """Unpickle: every index and hash invariant the kernel relies on is checked first (SnapshotError)."""
     state = _validate.validated(state)
     compiled = CompiledTables(**{name: state[name] for name in _ARRAYS}, lpm=state["lpm"],
-                              port_hashed=state["port_hashed"], arp_mode=state["arp_mode"], filters=state["filters"])
+                              port_hashed=state["port_hashed"], arp_mode=state["arp_mode"], filters=state["filters"],
+                              edge=state.get("edge", False))
     return Dataplane._create(compiled, **{k: state[k] for k in _META})

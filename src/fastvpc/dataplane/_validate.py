@@ -40,7 +40,8 @@ from fastvpc.compiler import (
     SUBNET_DTYPE,
     RouteInfo,
 )
-from fastvpc.compiler.layout import ACL_DIR_DTYPE, ACL_RULE_DTYPE, FILT_DTYPE, SUBNET_FILT_DTYPE
+from fastvpc.compiler.layout import (ACL_DIR_DTYPE, ACL_RULE_DTYPE, EDGE_CIDR_DTYPE, FILT_DTYPE, GW_DTYPE, ROUTE_IGW,
+                                    SUBNET_FILT_DTYPE)
 from fastvpc.errors import SnapshotError
 
 __all__ = ["ARRAY_DTYPES", "META_TYPES", "digest", "to_bytes", "validate_state", "validated"]
@@ -60,13 +61,15 @@ ARRAY_DTYPES: dict[str, np.dtype[Any]] = {
     "eni_filt": FILT_DTYPE, "port_filt": FILT_DTYPE, "subnet_filt": SUBNET_FILT_DTYPE, "sg_dirs": ACL_DIR_DTYPE,
     "sg_rules": ACL_RULE_DTYPE, "sg_members": np.dtype(np.uint64), "nacl_dirs": ACL_DIR_DTYPE,
     "nacl_rules": ACL_RULE_DTYPE, "ct_timeouts": _timeouts_dtype(),
+    # the edge (compiler/edge.py)
+    "edge_gws": GW_DTYPE, "edge_cidrs": EDGE_CIDR_DTYPE, "edge_hash": np.dtype(np.uint64),
 }
 #: The plain metadata and its types.
 META_TYPES: dict[str, type] = {
     "arp_mode": str, "routes": tuple, "port_names": dict, "port_kinds": dict, "eni_names": tuple,
     "subnet_names": tuple, "vpc_names": tuple, "route_table_names": tuple, "topology": str,
 }
-_OTHER = ("lpm", "port_hashed", "filters")
+_OTHER = ("lpm", "port_hashed", "filters", "edge")
 _DIGEST = "digest"
 _DIGEST_VERSION = b"fastvpc-dataplane-1"
 
@@ -108,6 +111,7 @@ def digest(state: Mapping[str, Any]) -> str:
         add(tag, a)
     h.update(f"port_hashed:{bool(state['port_hashed'])}".encode())
     h.update(f"filters:{state['filters']!r}".encode())
+    h.update(f"edge:{state['edge']!r}".encode())
     for name in META_TYPES:
         value = state[name]
         text = value if isinstance(value, str) else repr(value)
@@ -178,6 +182,8 @@ def _check_shape(state: Mapping[str, Any]) -> None:
         raise _fail("port_hashed", f"is a {type(state['port_hashed']).__name__}, not a bool")
     if not isinstance(state["filters"], bool):
         raise _fail("filters", f"is a {type(state['filters']).__name__}, not a bool")
+    if not isinstance(state["edge"], bool):
+        raise _fail("edge", f"is a {type(state['edge']).__name__}, not a bool")
     from fastvpc.lpm import RouteTables
 
     if not isinstance(state["lpm"], RouteTables):
@@ -274,7 +280,7 @@ def validate_state(state: Any) -> None:
         raise _fail("enis.vpc", f"record {i} has VPC {int(enis['vpc'][i])}, not its subnet's")
 
     kind = routes["kind"].astype(np.int64)
-    _bad_index("route_targets.kind", kind, 0, ROUTE_BLACKHOLE + 1, "target kind")
+    _bad_index("route_targets.kind", kind, 0, (ROUTE_IGW if state["edge"] else ROUTE_BLACKHOLE) + 1, "target kind")
     _bad_index("route_targets.arg", routes["arg"][kind == ROUTE_ENI], 0, n_eni, "ENI index")
     _bad_index("route_targets.arg", routes["arg"][kind == ROUTE_PEERING], 0, n_vpc, "peer VPC index")
 
@@ -323,6 +329,11 @@ def validate_state(state: Any) -> None:
     kinds = (_HK_MAC, _HK_PORT) if state["port_hashed"] else (_HK_MAC,)
     _check_hash("mac_hash", state["mac_hash"], {_TAG_ENI: n_eni, _TAG_GWMAC: n_sub}, kinds, n_vpc)
     _check_filters(state, n_eni, n_sub)
+    eh = state["edge_hash"]
+    if eh.size < 4 or eh.size & (eh.size - 1) or not (eh[0::2] == _EMPTY).any():
+        raise _fail("edge_hash", f"{eh.size} words: not 2 * a power of two with an empty slot")
+    if not state["edge"] and (state["edge_gws"].size or state["edge_cidrs"].size):
+        raise _fail("edge_gws", "holds records although the snapshot has no edge")
 
 
 def _check_filters(state: Mapping[str, Any], n_eni: int, n_sub: int) -> None:

@@ -1503,12 +1503,13 @@ class Network:
         return vpc.eni_for_ip(_addr(ip, "IP"))
 
     # compile, files --------------------------------------------------------------
-    def compile(self, arp_mode: str = "target", filters: bool = True) -> Dataplane:
+    def compile(self, arp_mode: str = "target", filters: bool = True, edge: bool = False) -> Dataplane:
         """An immutable, picklable snapshot of this network as numpy arrays (``filters=False``: no
-        security groups or network ACLs, as Batfish's ignoreFilters)."""
+        security groups or network ACLs, as Batfish's ignoreFilters; ``edge=False``: gateways are
+        opaque exits, no public-IP translation, frames on gateway ports ``UNKNOWN_PORT``)."""
         from fastvpc.compiler import compile_network
 
-        return compile_network(self, arp_mode=arp_mode, filters=filters)
+        return compile_network(self, arp_mode=arp_mode, filters=filters, edge=edge)
 
     def save(self, path: Any, format: str | None = None) -> None:
         """Write this network as a JSON or YAML topology file (by extension, or ``format``)."""

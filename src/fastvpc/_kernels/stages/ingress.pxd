@@ -2,7 +2,8 @@
 # MAC, broadcast, multicast, source/destination check, destination MAC).
 #
 # IN   p.er (ingress record of p.port), p.f / p.L, p.hv (hash value of (ingress VPC, IPv4 dst))
-# OUT  p.h (parsed headers, headers.pxd), p.route = -1; next: NEXT_ARP, NEXT_ROUTER, or a drop
+# OUT  p.h (parsed headers, headers.pxd), p.route = -1; next: NEXT_ARP, NEXT_ROUTER, NEXT_EDGE (not an
+#      ENI's port, compile(edge=True)), or a drop
 
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 
@@ -20,6 +21,8 @@ cdef inline int stage_ingress(const FwdTables* t, Pkt* p) noexcept nogil:
     p.route = -1
     # step 1: the port must be an ENI's
     if p.er.subnet < 0:
+        if t.edge:
+            return goto(p, NEXT_EDGE)     # a gateway's port, perhaps (stages/edge_ingress.pxd)
         return drop(p, R_UNKNOWN_PORT)
     fl = parse_headers(p.f, p.L, &p.h, 0)   # L4 parsed lazily by the stages that need it
     # steps 2-3: Ethernet

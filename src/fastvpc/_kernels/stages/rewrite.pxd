@@ -2,6 +2,7 @@
 #   DELIVER  eth.dst := the receiving ENI's MAC; eth.src := the sender's MAC (same subnet) or the
 #            receiving subnet's gateway MAC; the egress port is the receiving ENI's
 #   REPLY    ARP reply (step 8) or ICMP echo reply (step 15), built in place
+#   FORWARD  (compile(edge=True)) the internet gateway's 1:1 translations (edge.pxd)
 #   others   frame untouched
 #
 # IN   p.action, p.out_eni (DELIVER; ARP REPLY: whose MAC, -1 the gateway's), p.h, p.er
@@ -14,6 +15,7 @@ from fastvpc._kernels.bytes cimport *
 from fastvpc._kernels.headers cimport *
 from fastvpc._kernels.tables cimport *
 from fastvpc._kernels.pkt cimport *
+from fastvpc._kernels.edge cimport xlate_addr
 
 
 cdef inline void arp_reply(uint64_t m, Pkt* p) noexcept nogil:
@@ -65,6 +67,17 @@ cdef inline int stage_rewrite(const FwdTables* t, Pkt* p) noexcept nogil:
         else:
             wr48(p.f + 6, t.subnets[rr.subnet].gwmac)
         p.out_port = rr.port
+        if p.er.subnet < 0 and rd32(p.f + 30) != p.h.dst:   # from an internet gateway: public -> private
+            xlate_addr(p.f, ETH_HLEN + 16, p.h.dst)
+    elif p.action == ACT_FORWARD:           # compile(edge=True) only: the edge's translations
+        if p.er.subnet >= 0:
+            # out through an internet gateway (stages/edge_egress.pxd): source -> its public IP.  Other
+            # FORWARDs reach here too with a FlowTable (every frame waiting for its table steps does)
+            if p.route >= 0 and t.routes[p.route].kind == RK_IGW:
+                xlate_addr(p.f, ETH_HLEN + 12, <uint32_t>p.out_eni)
+            p.out_eni = -1
+        elif rd32(p.f + 30) != p.h.dst:     # from an internet gateway to a GWLB endpoint
+            xlate_addr(p.f, ETH_HLEN + 16, p.h.dst)
     elif p.action == ACT_REPLY:
         if p.h.ethertype == ETHERTYPE_ARP:
             arp_reply(t.subnets[p.er.subnet].gwmac if p.out_eni < 0 else t.enis[p.out_eni].mac, p)

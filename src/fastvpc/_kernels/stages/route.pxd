@@ -2,13 +2,15 @@
 # target.  Decides only; the MACs of a DELIVER are rewritten by the rewrite stage.
 #
 # IN   p.route (global route index from the LPM, -1: no match), p.h.dst, p.hv
-# OUT  next: NEXT_REWRITE (DELIVER), NEXT_COMMIT (FORWARD), or a drop; p.route kept for every verdict
+# OUT  next: NEXT_REWRITE (DELIVER; FORWARD through an internet gateway: the translation), NEXT_COMMIT
+#      (FORWARD), or a drop; p.route kept for every verdict
 
 from libc.stdint cimport uint32_t
 
 from fastvpc._kernels.verdicts cimport *
 from fastvpc._kernels.tables cimport *
 from fastvpc._kernels.pkt cimport *
+from fastvpc._kernels.stages.edge_egress cimport stage_edge_egress
 
 
 cdef inline int stage_route(const FwdTables* t, Pkt* p) noexcept nogil:
@@ -36,4 +38,6 @@ cdef inline int stage_route(const FwdTables* t, Pkt* p) noexcept nogil:
         if h2 != FV_HV_NONE and tag_of(h2) == FV_HV_ENI:
             return deliver_to(p, <int32_t>(h2 & FV_HV_INDEX_MASK))
         return drop(p, R_NO_SUCH_HOST)
+    if rr.kind == RK_IGW:                   # compile(edge=True) only
+        return stage_edge_egress(t, p, rr.port)
     return drop(p, R_BLACKHOLE)

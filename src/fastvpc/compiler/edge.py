@@ -1,0 +1,89 @@
+"""The edge's compiled tables (``compile(edge=True)``; docs/edge.md, DESIGN §6).
+
+* ``edge_gws``   ``GW_DTYPE`` (the kernel's ``GwRec``): one record per internet, VPN and transit
+  gateway of the network: its MAC, kind, VPC (internet gateway), gateway route table (LPM table id,
+  -1: none; transit gateways have none, their route tables are not modelled) and, for VPN and
+  transit gateways, the rows of ``edge_cidrs`` that say which VPC a destination enters.
+* ``edge_cidrs`` ``EDGE_CIDR_DTYPE`` (``EdgeCidr``): (base, mask, VPC index) rows: a VPN gateway's
+  VPC's CIDRs; a transit gateway's attached VPCs' CIDRs in attachment order (the first VPC whose
+  CIDR holds the destination wins).
+* ``edge_hash``  ``uint64[2 * cap]``: the internet gateway's 1:1 map both ways (``HK_PUB_OUT``:
+  (VPC, private IP) -> public IP; ``HK_PUB_IN``: (VPC, public IP) -> private IP: every ENI's
+  primary IP and NAT gateway's private IP with an Elastic IP) and the gateways' ports
+  (``HK_GWPORT``: port -> index into ``edge_gws``).  Encodings in ``_kernels/tables.pxd``.
+
+Routes to an internet gateway get the route kind ``ROUTE_IGW`` (the kernel's ``RK_IGW``: the
+1:1 source translation or ``NO_PUBLIC_IP``); every other route is compiled as without the edge.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fastvpc.compiler._hash import build_hash
+from fastvpc.compiler.layout import EDGE_CIDR_DTYPE, GW_DTYPE
+from fastvpc.errors import TopologyError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fastvpc.topology import Network
+
+__all__ = ["GW_IGW", "GW_VGW", "GW_TGW", "HK_PUB_OUT", "HK_PUB_IN", "HK_GWPORT", "compile_edge", "no_edge"]
+
+GW_IGW, GW_VGW, GW_TGW = 1, 2, 3
+HK_PUB_OUT, HK_PUB_IN, HK_GWPORT = 3, 4, 5
+_EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def no_edge() -> dict[str, Any]:
+    """The edge fields of ``compile(edge=False)``: empty (the kernel reads none of them)."""
+    return dict(edge=False, edge_gws=np.zeros(0, GW_DTYPE), edge_cidrs=np.zeros(0, EDGE_CIDR_DTYPE),
+                edge_hash=np.full(4, _EMPTY))
+
+
+def _key(kind: int, vpc: int, v: int) -> int:
+    return (kind << 56) | (vpc << 32) | v
+
+
+def compile_edge(net: Network, vidx: dict[int, int], tidx: dict[int, int]) -> dict[str, Any]:
+    """The edge fields of ``compile(edge=True)`` (``vidx``/``tidx``: id(VPC) / id(route table) -> index)."""
+    from fastvpc.topology import InternetGateway, VpnGateway, mac_to_int
+
+    gws: list[Any] = []
+    for vpc in net.vpcs:
+        gws += [g for g in vpc.gateways if isinstance(g, (InternetGateway, VpnGateway))]
+    gws += list(net.transit_gateways)
+    recs = np.zeros(len(gws), dtype=GW_DTYPE)
+    rows: list[tuple[int, int, int, int]] = []
+    keys: list[int] = []
+    vals: list[int] = []
+    for i, g in enumerate(gws):
+        rt = getattr(g, "route_table", None)
+        table = tidx[id(rt)] if rt is not None else -1
+        off = len(rows)
+        if isinstance(g, InternetGateway):
+            kind, vpc_i = GW_IGW, vidx[id(g.vpc)]
+        else:
+            kind, vpc_i = (GW_VGW, -1) if isinstance(g, VpnGateway) else (GW_TGW, -1)
+            for v in ([g.vpc] if isinstance(g, VpnGateway) else list(g.attachments)):
+                for c in v.cidrs:
+                    rows.append((int(c.network_address), int(c.netmask), vidx[id(v)], 0))
+        recs[i] = (mac_to_int(g.mac), kind, vpc_i, table, off, len(rows) - off, 0)
+        keys.append(_key(HK_GWPORT, 0, g.port))
+        vals.append(i)
+    for a in net.addresses:
+        owner = a.association
+        if owner is None or owner.ip is None:
+            continue
+        v = vidx[id(owner.vpc)]
+        keys += [_key(HK_PUB_OUT, v, int(owner.ip)), _key(HK_PUB_IN, v, int(a.public_ip))]
+        vals += [int(a.public_ip), int(owner.ip)]
+    cidrs = np.array(rows, dtype=EDGE_CIDR_DTYPE) if rows else np.zeros(0, EDGE_CIDR_DTYPE)
+    if keys:
+        ht = build_hash(np.array(keys, dtype=np.uint64), np.array(vals, dtype=np.uint32))
+        if isinstance(ht, int):  # pragma: no cover - the control plane keeps ports and addresses unique
+            raise TopologyError(f"compile: duplicate edge key {keys[ht]:#x}", value=keys[ht])
+    else:
+        ht = np.full(4, _EMPTY)
+    return dict(edge=True, edge_gws=recs, edge_cidrs=cidrs, edge_hash=ht)
