@@ -110,7 +110,7 @@ def build(net: fv.Network | None = None) -> fv.Network:
     """The seed VPC; web1 gets the public IP 203.0.113.10 when this fastvpc models public IPs."""
     net = net or seed_vpc()
     web1 = net.find("web1")
-    if hasattr(web1, "associate_address") and hasattr(net, "allocate_address"):
+    if getattr(web1, "public_ip", None) is None and hasattr(net, "allocate_address"):
         web1.associate_address(net.allocate_address(WEB1_PUBLIC, name="eip-web1"))
     return net
 

@@ -24,7 +24,8 @@ def seed_vpc() -> Network:
     - db  10.0.3.0/24: rt-db, 0.0.0.0/0 -> vgw (VPN gateway to on-premises)
 
     VMs are ``.10`` and ``.20`` of each subnet, named web1/web2, app1/app2, db1/db2;
-    db1 also owns the secondary IP 10.0.3.11.
+    db1 also owns the secondary IP 10.0.3.11; web1 and web2 have the public IPs 203.0.113.10 and
+    203.0.113.20 (a public subnet: they reach the internet through igw, DESIGN.md §6).
     """
     net = Network()
     vpc = net.add_vpc("10.0.0.0/16", name="prod", main_route_table="rt-main")
@@ -35,8 +36,8 @@ def seed_vpc() -> Network:
     vgw = vpc.add_vpn_gateway(name="vgw")
     web.associate(vpc.add_route_table(name="rt-web", routes=[("0.0.0.0/0", igw)]))
     db.associate(vpc.add_route_table(name="rt-db", routes=[("0.0.0.0/0", vgw)]))
-    web.add_eni("10.0.1.10", name="web1")
-    web.add_eni("10.0.1.20", name="web2")
+    web.add_eni("10.0.1.10", name="web1", public_ip="203.0.113.10")
+    web.add_eni("10.0.1.20", name="web2", public_ip="203.0.113.20")
     app.add_eni("10.0.2.10", name="app1")
     app.add_eni("10.0.2.20", name="app2")
     db.add_eni("10.0.3.10", name="db1", secondary_ips=["10.0.3.11"])

@@ -332,7 +332,7 @@ class ReferenceForwarder:
     #: the stage methods, in pipeline order (a later stage is one more method and one more name here)
     STAGES: ClassVar[tuple[str, ...]] = STAGES
 
-    def __init__(self, net: Network, arp_mode: str = "target", filters: bool = True, edge: bool = False,
+    def __init__(self, net: Network, arp_mode: str = "target", filters: bool = True, edge: bool = True,
                  nat: bool = False) -> None:
         if arp_mode not in ARP_MODES:
             raise ValueError(f"arp_mode {arp_mode!r} must be one of {', '.join(ARP_MODES)}")

@@ -35,7 +35,6 @@ new pipeline stage) can do the same::
 
 from __future__ import annotations
 
-import inspect
 import ipaddress
 import struct
 from collections.abc import Sequence
@@ -71,18 +70,10 @@ class Engines(NamedTuple):
     reference: Forwarder
 
 
-def compile_network(net: Network, arp_mode: str = "target", filters: bool = True, edge: bool = False) -> Any:
-    """``net.compile(arp_mode=..., filters=...)``.  ``filters=True`` is compile's default and is not
-    passed; ``filters=False`` on a build whose ``compile()`` has no ``filters`` parameter (one from
-    before the filter stages, which never filtered) is that build's plain compile.  ``edge=True`` is
-    passed as ``compile(edge=True)`` (the edge stages, docs/edge.md)."""
-    if edge:
-        return net.compile(arp_mode=arp_mode, filters=filters, edge=True)
-    if filters:
-        return net.compile(arp_mode=arp_mode)
-    if "filters" not in inspect.signature(net.compile).parameters:
-        return net.compile(arp_mode=arp_mode)
-    return net.compile(arp_mode=arp_mode, filters=False)
+def compile_network(net: Network, arp_mode: str = "target", filters: bool = True, edge: bool = True) -> Any:
+    """``net.compile(arp_mode=..., filters=..., edge=...)`` (``filters=False, edge=False``: the routing
+    view of DESIGN.md §1)."""
+    return net.compile(arp_mode=arp_mode, filters=filters, edge=edge)
 
 
 def filters_of(forwarder: Any) -> bool:
@@ -94,18 +85,20 @@ def filters_of(forwarder: Any) -> bool:
     return bool(f)
 
 
-def engines(net: Network, arp_mode: str = "target", filters: bool = True) -> Engines:
-    """``net`` compiled (``net.compile(arp_mode=..., filters=...)``) and the reference forwarder over it."""
-    return Engines(compile_network(net, arp_mode, filters), ReferenceForwarder(net, arp_mode=arp_mode, filters=filters))
+def engines(net: Network, arp_mode: str = "target", filters: bool = True, edge: bool = True) -> Engines:
+    """``net`` compiled (``net.compile(arp_mode=..., filters=..., edge=...)``) and the reference forwarder
+    over it, with the same stages."""
+    return Engines(compile_network(net, arp_mode, filters, edge),
+                   ReferenceForwarder(net, arp_mode=arp_mode, filters=filters, edge=edge))
 
 
-def engine(net: Network, name: str, arp_mode: str = "target", filters: bool = True) -> Forwarder:
+def engine(net: Network, name: str, arp_mode: str = "target", filters: bool = True, edge: bool = True) -> Forwarder:
     """One engine by name: ``"kernel"`` (compiles ``net``) or ``"reference"``."""
     if name == "kernel":
-        dp: Forwarder = compile_network(net, arp_mode, filters)
+        dp: Forwarder = compile_network(net, arp_mode, filters, edge)
         return dp
     if name == "reference":
-        return ReferenceForwarder(net, arp_mode=arp_mode, filters=filters)
+        return ReferenceForwarder(net, arp_mode=arp_mode, filters=filters, edge=edge)
     raise ValueError(f"engine {name!r} must be one of {', '.join(ENGINE_NAMES)}")
 
 

@@ -316,7 +316,7 @@ def trace_packet(where: Any, src: str | Eni, dst: str | IPv4Address, proto: str 
     checked against the reference forwarder) or ``reference`` (the reference forwarder alone).
     ``filters``: with a Network, compile it so (default: compile's default, the filters on); the
     reference forwarder always runs the filters exactly when the verdict source does.  ``edge``: with a
-    Network, compile it with the edge stages (docs/edge.md; default off, as ``compile()``); with a
+    Network, compile it with the edge stages (docs/edge.md; default on, as ``compile()``); with a
     Dataplane, its own ``edge``; the reference runs the edge exactly when the verdict source does.
 
     ``reply=True`` traces the return packet instead, with the forward flow tracked: the forward
@@ -353,13 +353,13 @@ def trace_packet(where: Any, src: str | Eni, dst: str | IPv4Address, proto: str 
         raise TypeError(f"filters must be True, False or None, not {filters!r}")
     forwarder = None
     if verdict != "reference":
-        forwarder = (compile_network(net, filters=filters is not False, edge=bool(edge)) if isinstance(where, Network)
+        forwarder = (compile_network(net, filters=filters is not False, edge=edge is not False) if isinstance(where, Network)
                      else where)
     if filters is None or forwarder is not None:
         filters = _filters(forwarder, where)
     if edge is not None and not isinstance(edge, bool):
         raise TypeError(f"edge must be True, False or None, not {edge!r}")
-    edge = bool(getattr(forwarder, "edge", False)) if forwarder is not None else bool(edge)
+    edge = bool(getattr(forwarder, "edge", False)) if forwarder is not None else edge is not False
     reference = ReferenceForwarder(net, arp_mode=arp_mode if arp_mode in ("target", "single_mac") else "target",
                                    filters=filters, edge=edge)
     name = str(src.name if isinstance(src, Eni) else src)

@@ -204,12 +204,13 @@ def test_gateway_macs_avoid_eni_macs(tmp_path: Path) -> None:
 
 
 def test_imported_network_forwards(tmp_path: Path) -> None:
-    """The imported network behaves: the reference forwarder sends web1's internet traffic to igw-1."""
+    """The imported network behaves: the reference forwarder's routing view (edge=False: web1 has no
+    public IP in these describe files) sends web1's internet traffic to igw-1."""
     from fastvpc.reference import ReferenceForwarder
     from fastvpc.trace import build_frame
 
     net = from_aws(write(tmp_path, base_docs()))
-    ref = ReferenceForwarder(net)
+    ref = ReferenceForwarder(net, edge=False)
     web1, app1 = net.find("eni-web1"), net.find("eni-app1")
     v = ref.forward(build_frame(net, web1, "8.8.8.8"), web1.port)
     assert (v.action.name, v.egress) == ("FORWARD", net.find("igw-1").port)

@@ -48,7 +48,8 @@ def test_replay_by_source_mac_writes_emitted_and_dropped_frames(tmp_path, captur
     assert len(emitted) == 3
     assert emitted[0][Ether].dst == net.find("app1").mac          # rewritten for delivery
     assert emitted[1][ICMP].type == 0 and emitted[1][IP].src == "10.0.1.1"
-    assert bytes(emitted[2]) == frames[3]                          # FORWARD: untouched
+    # FORWARD through the internet gateway: only the source becomes web1's public IP (and the checksums)
+    assert emitted[2][IP].src == "203.0.113.10" and bytes(emitted[2])[30:50] == frames[3][30:50]
     assert float(emitted[1].time) == pytest.approx(1700000000.1)   # timestamps kept
     dropped = rdpcap(str(drops))
     assert [bytes(p) for p in dropped] == [frames[2], frames[4]]

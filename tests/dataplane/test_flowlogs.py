@@ -64,6 +64,7 @@ def build_net() -> fv.Network:
 
 NET = build_net()
 DP = NET.compile()
+DP_ROUTING = NET.compile(edge=False)   # web1 has no public IP: with the edge its internet frames are NO_PUBLIC_IP
 ENIS = {e.name: e for e in NET.enis}
 BY_PORT = {e.port: e for e in NET.enis}
 PORTS = sorted(t.port for t in NET.targets)
@@ -341,7 +342,7 @@ def test_text_lines_field_by_field(tmp_path):
     b = batch_of([frame("web1", "10.0.2.10", "tcp", 40000, 22, 0x02), frame("web1", "10.0.2.10", "tcp", 40000, 22, 0x10),
                   frame("web1", "8.8.8.8", "icmp", 7)],
                  ENIS["web1"].port, [T0 + 5 * 10**9, T0 + 9 * 10**9, T0 + 10 * 10**9])
-    res = DP.process(b)
+    res = DP_ROUTING.process(b)
     assert list(res.action) == [Action.DELIVER, Action.DELIVER, Action.FORWARD]
     log = FlowLog(window=60, account_id="111122223333")
     log.observe(DP, b, res)
@@ -400,7 +401,7 @@ def test_secondary_ip_destination_shows_the_primary_as_dstaddr():
 
 def test_traffic_path_by_route_target():
     # routing view (filters=False): the peer VPC's default group would refuse web1's frame (#48)
-    dp = NET.compile(filters=False)
+    dp = NET.compile(filters=False, edge=False)
     b = batch_of([frame("web1", "8.8.8.8"), frame("web1", "10.1.1.10"), frame("web1", "10.0.1.20", to_mac=ENIS["web2"].mac),
                   frame("web1", "10.9.1.1")], ENIS["web1"].port, [T0] * 4)
     res = dp.process(b)

@@ -348,7 +348,7 @@ def test_an_edge_dataplane_pickles_and_a_damaged_edge_table_is_refused():
     net, vpc, web, app, igw, vgw, w1, *_ = world(sg_open=True)
     dp = net.compile(edge=True)
     again = pickle.loads(pickle.dumps(dp))
-    assert again.edge and not net.compile().edge
+    assert again.edge and net.compile().edge and not net.compile(edge=False).edge
     items = [(from_eni(w1, "8.8.8.8", TCP(dport=443)), w1.port),
              (from_outside(igw, "8.8.8.8", "203.0.113.10", TCP(dport=22)), igw.port)]
     batch = fv.FrameBatch.from_frames([f for f, _ in items], port=[p for _, p in items])
@@ -371,4 +371,4 @@ def test_bad_edge_arguments_are_refused_by_name():
     with pytest.raises(TypeError, match="edge"):
         ReferenceForwarder(net, edge=1)
     with pytest.raises(ValueError, match="nat=True needs edge=True"):
-        ReferenceForwarder(net, nat=True)
+        ReferenceForwarder(net, edge=False, nat=True)

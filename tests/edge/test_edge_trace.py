@@ -39,7 +39,8 @@ def test_the_trace_shows_the_igw_translation_and_agrees():
 def test_no_public_ip_is_a_drop_in_the_trace():
     t = trace_packet(_net(), "w2", "8.8.8.8", edge=True)
     assert (t.verdict, t.ra_code, t.agrees) == ("DROP NO_PUBLIC_IP", "IGW_PUBLIC_IP_ASSOCIATION_FOR_EGRESS", True)
-    t = trace_packet(_net(), "w2", "8.8.8.8")          # edge=False: the routing view, and it says so
+    assert trace_packet(_net(), "w2", "8.8.8.8").verdict == "DROP NO_PUBLIC_IP"     # the edge is the default
+    t = trace_packet(_net(), "w2", "8.8.8.8", edge=False)   # the routing view, and it says so
     assert t.verdict == "FORWARD" and any("edge=False" in x for x in t.not_evaluated)
 
 

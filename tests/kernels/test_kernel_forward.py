@@ -60,7 +60,7 @@ class Topo:
         self.web.associate(rt)
         prt = peer.main_route_table
         prt.add_route("10.0.0.0/16", self.pcx)
-        self.dp = net.compile(filters=False)
+        self.dp = net.compile(filters=False, edge=False)
 
     def ridx(self, route: T.Route) -> int:
         return next(i for i, r in enumerate(self.net.routes()) if r is route)
@@ -119,7 +119,7 @@ def test_deleted_eni_port_is_unknown() -> None:
     t = Topo()
     port = t.d1.port
     t.d1.delete()
-    dp = t.net.compile(filters=False)
+    dp = t.net.compile(filters=False, edge=False)
     f = ip_frame(t.d1, "10.0.2.10")
     assert_drop(one(dp, f, port), R.UNKNOWN_PORT, f)
     # the old snapshot still knows it
@@ -191,7 +191,7 @@ def test_arp_no_entry(topo: Topo, tpa: str) -> None:
 
 def test_arp_single_mac() -> None:
     t = Topo()
-    dp = t.net.compile(arp_mode="single_mac", filters=False)
+    dp = t.net.compile(arp_mode="single_mac", filters=False, edge=False)
     assert dp.arp_mode == "single_mac"
     for tpa in ("10.0.1.99", "10.0.1.11", "8.8.8.8", "10.0.1.1"):
         req = arp_req(t.w1, tpa)
@@ -387,7 +387,7 @@ def test_same_subnet_ignores_more_specific_route() -> None:
     # db's traffic inside db never consults a table, even one that routes 10.0.3.0/24 elsewhere
     t = Topo()
     t.db.associate(t.rt_web)
-    dp = t.net.compile(filters=False)
+    dp = t.net.compile(filters=False, edge=False)
     f = ip_frame(t.d1, "10.0.3.20")
     assert_deliver(one(dp, f, t.d1.port), t.mb, t.d1.mac, f)
 
@@ -421,7 +421,7 @@ def test_blackhole_no_fallback(topo: Topo) -> None:
 def test_deleted_target_blackholes() -> None:
     t = Topo()
     t.igw.delete()
-    dp = t.net.compile(filters=False)
+    dp = t.net.compile(filters=False, edge=False)
     f = ip_frame(t.w1, "8.8.8.8")
     assert_drop(one(dp, f, t.w1.port), R.BLACKHOLE, f, t.ridx(t.r_default))
     assert dp.routes[t.ridx(t.r_default)].state == "blackhole"
@@ -447,7 +447,7 @@ def test_eni_target(topo: Topo) -> None:
 def test_eni_target_with_check_own_ip() -> None:
     t = Topo()
     t.rt_web.replace_route("10.0.3.0/24", t.mb)
-    dp = t.net.compile(filters=False)
+    dp = t.net.compile(filters=False, edge=False)
     f = ip_frame(t.w1, "10.0.3.20")
     assert_deliver(one(dp, f, t.w1.port), t.mb, t.db.gateway_mac, f, t.ridx(t.r_db))
     f = ip_frame(t.w1, "10.0.3.10")
@@ -602,7 +602,7 @@ def test_recompile_leaves_old_snapshot() -> None:
     old = t.dp.process(b, copy=True)
     t.rt_web.replace_route("0.0.0.0/0", T.BLACKHOLE)
     t.rt_web.add_route("8.0.0.0/8", t.fw)
-    new_dp = t.net.compile(filters=False)
+    new_dp = t.net.compile(filters=False, edge=False)
     f = ip_frame(t.w1, "8.8.8.8")
     assert one(new_dp, f, t.w1.port)[0] == A.DELIVER
     again = t.dp.process(b, copy=True)
@@ -613,7 +613,7 @@ def test_recompile_leaves_old_snapshot() -> None:
     r_inc = new_dp.process(b, copy=True)
     from fastvpc import compiler
     compiler._LPM_CACHE.clear()
-    r_full = t.net.compile(filters=False).process(b, copy=True)
+    r_full = t.net.compile(filters=False, edge=False).process(b, copy=True)
     assert r_inc.frames == r_full.frames
     for name in ("action", "reason", "egress", "route"):
         assert np.array_equal(getattr(r_inc, name), getattr(r_full, name))
@@ -625,7 +625,7 @@ def test_sparse_ports_use_hash() -> None:
     s = vpc.add_subnet("10.0.1.0/24")
     e1 = s.add_eni("10.0.1.10", port=5)
     e2 = s.add_eni("10.0.1.11", port=2**31 - 2)
-    dp = net.compile(filters=False)
+    dp = net.compile(filters=False, edge=False)
     assert dp.port_eni.size == 0
     f = ip_frame(e1, "10.0.1.11")
     assert_deliver(one(dp, f, e1.port), e2, e1.mac, f)
@@ -636,6 +636,6 @@ def test_sparse_ports_use_hash() -> None:
 
 
 def test_empty_network() -> None:
-    dp = T.Network().compile(filters=False)
+    dp = T.Network().compile(filters=False, edge=False)
     res, _ = run(dp, [b"\0" * 60, b""], [0, 1])
     assert list(res.reason) == [R.UNKNOWN_PORT, R.UNKNOWN_PORT]

@@ -166,7 +166,7 @@ def test_recorder_on_the_seed_paths() -> None:
     assert web2.mac in hops[1].detail
     v, hops = _hops(F.arp_request(w1, None, "10.0.1.99"), w1.port)
     assert v.reason == DropReason.ARP_NO_ENTRY and hops[-1].kind == "arp" and "10.0.1.99" in hops[-1].detail
-    v, hops = _hops(F.udp_frame(w1, "10.0.2.20", web), NET.find("igw").port)
+    v, hops = _hops(F.udp_frame(w1, "10.0.2.20", web), NET.find("igw").port, ReferenceForwarder(NET, edge=False))
     assert v.reason == DropReason.UNKNOWN_PORT and [h.kind for h in hops] == ["port"]
     assert "igw" in hops[0].detail
     v, hops = _hops(b"\x00" * 10, w1.port)

@@ -45,7 +45,7 @@ def test_the_example_runs_and_prints_what_happened():
     assert (pytest.approx(1e-6), "udp 10.0.1.10:4000 > 10.0.1.20:7") in rx["web2"]
     assert (pytest.approx(1e-6), "udp 10.0.3.10:4300 > 192.168.1.5:514") in rx["on-prem"]
     assert any(w == "icmp echo reply 10.0.1.1 > 10.0.1.10" for _, w in rx["web1"])
-    assert any("tcp 10.0.1.10:40000 > 198.51.100.7:443 SYN" in w for _, w in rx["internet"])
+    assert any("tcp 203.0.113.10:40000 > 198.51.100.7:443 SYN" in w for _, w in rx["internet"])   # web1 seen by its public IP (#30)
     # traffic from the internet host entered on the internet gateway's port and got a verdict
     from_igw = [(w, v) for _, port, w, v in got["verdicts"] if port == "igw"]
     assert len(from_igw) == 2

@@ -43,7 +43,7 @@ class Engine:
 
     def run(self, net: topo.Network, items: list[tuple[bytes, int]], arp_mode: str = "target") -> list[Out]:
         # the routing rows, judged as Batfish's ignoreFilters: the filter rows #45-#56 are test_filters_behaviour.py
-        return run(engine_named(net, self.kind, arp_mode, filters=False), items)
+        return run(engine_named(net, self.kind, arp_mode, filters=False, edge=False), items)
 
     def one(self, net: topo.Network, frame: bytes, port: int, arp_mode: str = "target") -> Out:
         return self.run(net, [(frame, port)], arp_mode)[0]

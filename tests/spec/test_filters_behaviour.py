@@ -40,7 +40,7 @@ def topology() -> fv.Network:
     rt = vpc.add_route_table(name="rt-web", routes=[("0.0.0.0/0", igw)])
     web.associate(rt)
     sg_web, sg_app, sg_db = (vpc.add_security_group(name=n) for n in ("sg-web", "sg-app", "sg-db"))
-    web.add_eni("10.0.1.10", name="web1", security_groups=[sg_web])
+    web.add_eni("10.0.1.10", name="web1", security_groups=[sg_web], public_ip="203.0.113.10")
     web.add_eni("10.0.1.20", name="web2", security_groups=[sg_web])
     app.add_eni("10.0.2.10", name="app1", security_groups=[sg_app])
     app.add_eni("10.0.2.20", name="app2", security_groups=[sg_app])

@@ -63,7 +63,8 @@ def test_web_to_internet(net: Network, dp: Any) -> None:
     t = trace_packet(dp, "web1", "8.8.8.8", network=net)
     assert (t.action, t.reason, t.egress, t.egress_name) == (Action.FORWARD, DropReason.NONE, net.find("igw").port, "igw")
     assert t.route == route_index(net, "rt-web", "0.0.0.0/0")
-    assert kinds(t) == ["eni", "subnet", "route-table", "route", "igw", "verdict"]
+    assert kinds(t) == ["eni", "subnet", "route-table", "route", "igw", "igw", "verdict"]
+    assert "203.0.113.10" in t.hops[5].detail           # out through the igw with web1's public IP (#30)
     assert names(t)[:4] == ["web1", "web", "rt-web", "0.0.0.0/0 -> igw"]
     assert "origin static" in t.hops[3].detail and f"route #{t.route}" in t.hops[3].detail
     assert "explicitly associated" in t.hops[2].detail

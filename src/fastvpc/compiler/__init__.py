@@ -111,7 +111,7 @@ def _hash(keys: list[int], vals: list[int]) -> np.ndarray:
     return ht
 
 
-def compile_network(net: Network, arp_mode: str = "target", filters: bool = True, edge: bool = False) -> Dataplane:
+def compile_network(net: Network, arp_mode: str = "target", filters: bool = True, edge: bool = True) -> Dataplane:
     """Pack ``net`` into a :class:`fastvpc.dataplane.Dataplane` (see the module docstring).
 
     ``filters=True`` compiles the security groups, network ACLs and tracking identities

@@ -1503,7 +1503,7 @@ class Network:
         return vpc.eni_for_ip(_addr(ip, "IP"))
 
     # compile, files --------------------------------------------------------------
-    def compile(self, arp_mode: str = "target", filters: bool = True, edge: bool = False) -> Dataplane:
+    def compile(self, arp_mode: str = "target", filters: bool = True, edge: bool = True) -> Dataplane:
         """An immutable, picklable snapshot of this network as numpy arrays (``filters=False``: no
         security groups or network ACLs, as Batfish's ignoreFilters; ``edge=False``: gateways are
         opaque exits, no public-IP translation, frames on gateway ports ``UNKNOWN_PORT``)."""
