@@ -139,23 +139,31 @@ class _Topo:
         n_eni = len(enis)
         infos = dp.routes
         vpc_index = {name: i for i, name in enumerate(dp.vpc_names)}
-        # Amazon DNS: the primary CIDR's base + 2; every route table of a VPC starts with its local
-        # routes in CIDR order, so a VPC's first local route is its primary CIDR
+        # Amazon DNS: the primary CIDR's base + 2.  A VPC with one CIDR has one local route; with
+        # more, the local routes need not list the primary first (a table's routes are ordered by
+        # prefix), so the primary is read from the topology document's "cidrs" (primary first)
         self.vpc_dns = np.zeros(len(dp.vpc_names), np.uint32)
-        seen: set[int] = set()
+        local: dict[int, list[str]] = {}
         for r in infos:
             if r.target_kind == "local":
                 v = vpc_index.get(r.vpc, -1)
-                if v >= 0 and v not in seen:
-                    seen.add(v)
-                    self.vpc_dns[v] = int(ipaddress.IPv4Network(r.destination).network_address) + 2
+                if v >= 0:
+                    local.setdefault(v, []).append(r.destination)
         # the topology document is read only for what the arrays lack (it can be tens of MB, so
-        # only when it has them): the instance ids (aliases) and endpoint types
+        # only when it has them): the instance ids (aliases), endpoint types, several CIDRs' primary
         text = dp.topology
         instance: dict[str, str] = {}
         doc: dict[str, Any] | None = None
-        if '"aliases": ' in text:
+        if any(len(set(c)) > 1 for c in local.values()):
             doc = json.loads(text)
+            for vd in doc.get("vpcs", []) if isinstance(doc, dict) else []:
+                v = vpc_index.get(vd.get("name"), -1)
+                if v >= 0 and vd.get("cidrs"):
+                    local[v] = [vd["cidrs"][0]]
+        for v, cidrs in local.items():
+            self.vpc_dns[v] = int(ipaddress.IPv4Network(cidrs[0]).network_address) + 2
+        if '"aliases": ' in text:
+            doc = doc if doc is not None else json.loads(text)
             aliases = doc.get("aliases") or {} if isinstance(doc, dict) else {}
             for alias, names in aliases.items():
                 if alias.startswith("i-"):
