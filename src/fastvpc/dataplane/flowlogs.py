@@ -140,8 +140,8 @@ class _Topo:
         infos = dp.routes
         vpc_index = {name: i for i, name in enumerate(dp.vpc_names)}
         # Amazon DNS: the primary CIDR's base + 2.  A VPC with one CIDR has one local route; with
-        # more, the local routes need not list the primary first (a table's routes are ordered by
-        # prefix), so the primary is read from the topology document's "cidrs" (primary first)
+        # more, the compiled routes need not list the primary's first, and a VPC may have no route
+        # listed at all: then the primary is read from the topology document's "cidrs" (primary first)
         self.vpc_dns = np.zeros(len(dp.vpc_names), np.uint32)
         local: dict[int, list[str]] = {}
         for r in infos:
@@ -154,7 +154,7 @@ class _Topo:
         text = dp.topology
         instance: dict[str, str] = {}
         doc: dict[str, Any] | None = None
-        if any(len(set(c)) > 1 for c in local.values()):
+        if len(local) < len(dp.vpc_names) or any(len(set(c)) > 1 for c in local.values()):
             doc = json.loads(text)
             for vd in doc.get("vpcs", []) if isinstance(doc, dict) else []:
                 v = vpc_index.get(vd.get("name"), -1)
