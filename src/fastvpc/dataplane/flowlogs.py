@@ -154,7 +154,10 @@ class _Topo:
         text = dp.topology
         instance: dict[str, str] = {}
         doc: dict[str, Any] | None = None
-        if len(local) < len(dp.vpc_names) or any(len(set(c)) > 1 for c in local.values()):
+        # (a VPC with several CIDRs: its primary's local route may also have been replaced by a route
+        # to a middlebox, leaving only a secondary's listed)
+        if len(local) < len(dp.vpc_names) or any(len(set(c)) > 1 for c in local.values()) \
+                or re.search(r'"cidrs": \[[^\]]*,', text):
             doc = json.loads(text)
             for vd in doc.get("vpcs", []) if isinstance(doc, dict) else []:
                 v = vpc_index.get(vd.get("name"), -1)
