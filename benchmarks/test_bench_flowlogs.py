@@ -212,3 +212,79 @@ def test_records_numpy(benchmark: Any, full_log: FlowLog) -> None:
     """records(): the numpy structured array (strings made for the address columns)."""
     benchmark.pedantic(full_log.records, rounds=3, iterations=1, warmup_rounds=0)
     benchmark.extra_info["records"] = len(full_log)
+
+
+# --------------------------------------------------------------------------- issue 12's target: the stateful pass
+
+@pytest.fixture(scope="module")
+def filt(big: Big) -> Any:
+    """The filters benchmark's network (benchmarks/test_bench_filters.py: 3 groups of 20 rules per
+    ENI, 20-entry NACLs, a FlowTable warmed with 1M entries, 80% tracked frames, 65,536 UDP frames a
+    batch, 20% new flows each round)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    name = "_bench_filters_for_flowlogs"     # --import-mode=importlib puts no test folder on sys.path
+    mod = sys.modules.get(name)
+    if mod is None:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "test_bench_filters.py")
+        assert spec is not None and spec.loader is not None
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+    return mod.Filtered(big)
+
+
+def _stateful_rounds(filt: Any, log: FlowLog | None, rounds: int, flows: Any, state: dict[str, Any]) -> list[float]:
+    """``rounds`` timed stateful passes (``process(..., state=, now=, log=)``), each on the batch with this
+    round's new flows; returns the seconds of each."""
+    import time as _time
+
+    batch, new, work, out = state["batch"], state["new"], state["work"], state["out"]
+    times = []
+    for _ in range(rounds):
+        np.copyto(work.data, batch.data)
+        state["round"] += 1
+        sp = (1024 + (state["round"] * 7919 + np.arange(new.size) * 13) % 8000).astype(np.uint16)
+        rows = work.data.reshape(-1, 64)
+        rows[new, 34] = sp >> 8
+        rows[new, 35] = sp & 0xFF
+        state["now"] += 10**6
+        t = _time.perf_counter()
+        filt.dp.process(work, out=out, n_threads=1, state=flows, now=state["now"], log=log)
+        times.append(_time.perf_counter() - t)
+    return times
+
+
+def test_stateful_pass_with_and_without_flow_log(benchmark: Any, filt: Any) -> None:
+    """Issue 12's target, one run, alternating A/B: the stateful pass with filters
+    (``process(batch, state=flows, now=...)``, one thread) with ``log=FlowLog(window=600)`` and without,
+    7 rounds of each in turn, 3 times; the ratio of the medians is recorded (``ratio`` = with / without
+    throughput; the target is >= 0.8).  The log is kept across rounds, as a replay or a switch keeps
+    it: the tracked flows' records exist after the first round, the new flows make new ones."""
+    from fastvpc.dataplane import Result
+
+    batch, new = filt.batch()
+    flows = filt.warm()
+    state = {"batch": batch, "new": new, "work": batch.copy(), "out": Result(batch.port.size), "round": 0,
+             "now": 10**9}     # the warm flows were made at 1 s (test_bench_filters.T0)
+    log = FlowLog(window=600)
+    _stateful_rounds(filt, log, 2, flows, state)           # warm-up of both paths
+    _stateful_rounds(filt, None, 2, flows, state)
+    with_log: list[float] = []
+    without: list[float] = []
+    # 2 + 42 + 5 rounds of 13k new flows (26k entries each) fit the warm table's 1.5M free entries
+    for _ in range(3):
+        without += _stateful_rounds(filt, None, 7, flows, state)
+        with_log += _stateful_rounds(filt, log, 7, flows, state)
+    n = batch.port.size
+    m_with, m_without = float(np.median(with_log)), float(np.median(without))
+    benchmark.extra_info["frames"] = n
+    benchmark.extra_info["Mfps_without_log"] = round(n / m_without / 1e6, 3)
+    benchmark.extra_info["Mfps_with_log"] = round(n / m_with / 1e6, 3)
+    benchmark.extra_info["ratio"] = round(m_without / m_with, 3)
+    benchmark.extra_info["records"] = len(log)
+    assert np.count_nonzero(state["out"].action == 1) > 0.95 * n
+    # the pytest-benchmark row itself: one more with-log pass per round
+    benchmark.pedantic(lambda: _stateful_rounds(filt, log, 1, flows, state), rounds=5, iterations=1)

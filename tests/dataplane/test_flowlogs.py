@@ -156,10 +156,14 @@ def _receiver_of_drop(net, dp, route: int, sender, dst: int):
 
 
 def model_records(net, dp, batches, window):
-    """Records (dicts with AWS field names) of ``batches`` [(batch, result)], in window then creation order."""
+    """Records (dicts with AWS field names) of ``batches`` [(batch, result)] or [(batch, result, dp)]
+    (the Dataplane whose routes the result's indices are, when it was recompiled between batches), in
+    window then creation order."""
     recs: OrderedDict = OrderedDict()
     by_port = {e.port: e for e in net.enis}
-    for batch, res in batches:
+    dp0 = dp
+    for batch, res, *at in batches:
+        dp = at[0] if at else dp0
         for i in range(len(batch)):
             act, reason, route = int(res.action[i]), int(res.reason[i]), int(res.route[i])
             if act == Action.REPLY:
@@ -191,7 +195,11 @@ def model_records(net, dp, batches, window):
             legs = []
             if sender is not None:
                 if route >= 0:
-                    path = _PATH.get(dp.routes[route].target_kind, -1)
+                    info = dp.routes[route]
+                    if info.target_kind == "vpce":   # a gateway endpoint: 2; one with an ENI in the VPC: 1
+                        path = 2 if net.find(info.target).endpoint_type == "gateway" else 1
+                    else:
+                        path = _PATH.get(info.target_kind, -1)
                 elif act == Action.DELIVER or kind == "receiver-reject" or reason == R.NO_SUCH_HOST:
                     path = 1
                 else:
@@ -237,6 +245,11 @@ def as_dicts(rec: np.ndarray) -> list[dict]:
 
 def compare(log: FlowLog, expected: list[dict]) -> None:
     got = as_dicts(log.records())
+    key = ("interface-id", "pkt-srcaddr", "pkt-dstaddr", "srcport", "dstport", "protocol", "flow-direction", "action")
+    if len(got) != len(expected) and all(k in log.fields for k in key):
+        g = {tuple(r[k] for k in key) for r in got}
+        e = {tuple(r[k] for k in key) for r in expected}
+        raise AssertionError(f"records only the log has: {sorted(g - e)}; only the model has: {sorted(e - g)}")
     assert len(got) == len(expected) == len(log)
     for g, e in zip(got, expected):
         for f in log.fields:
@@ -866,3 +879,112 @@ def test_sparse_port_numbers():
     assert log.text().splitlines()[1:] == ["a egress", "b ingress", "b egress", "c ingress", "c egress",
                                            "a ingress"]
     compare(FlowLog(fields=ALL), [])  # an empty log has no records
+
+
+# --------------------------------------------------------------------------- differential: kernel vs reference
+
+from fastvpc.testing import check_stateful, fresh_states, stateful_scenarios  # noqa: E402
+
+
+# derandomized: the same 60 scenarios every run (random seeds found the replaced-local-route case of
+# Amazon DNS, now fixed and tested below; 400 random scenarios afterwards found no other mismatch)
+@settings(max_examples=60, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(stateful_scenarios(), st.sampled_from([60, 600]))
+def test_kernel_records_equal_the_records_of_the_references_verdicts(scenario, window):
+    """Random stateful traffic with security groups and NACLs (fastvpc.testing's scenarios: handshakes,
+    replies, rule changes and recompiles, full tables, time across every timeout): the records the
+    kernel pass makes (``process(..., state=, now=, log=)``) equal the model's records computed from the
+    reference forwarder's verdicts (``ReferenceForwarder.process`` with a ``ReferenceFlowTable``) on
+    the same frames, field by field."""
+    from fastvpc.reference import ReferenceForwarder
+    from fastvpc.testing import compile_network
+
+    net, steps, capacity = scenario
+    states = fresh_states(capacity)
+    dp = compile_network(net)
+    ref = ReferenceForwarder(net)
+    log = FlowLog(window=window, fields=ALL)
+    fed = []
+    for step in steps:
+        if step.change is not None:
+            step.change(net)
+            dp = compile_network(net)
+            ref = ReferenceForwarder(net)
+            continue
+        frames = [f for f, _ in step.items]
+        ports = [p for _, p in step.items]
+        times = step.timestamps if step.timestamps is not None else [step.now] * len(frames)
+        kb = fv.FrameBatch.from_frames(frames, port=ports, timestamp=step.timestamps)
+        rb = fv.FrameBatch.from_frames(frames, port=ports, timestamp=times)
+        kres = dp.process(kb, state=states.kernel, now=step.now, log=log)
+        rres = ref.process(rb, state=states.reference, now=step.now)
+        assert list(kres.action) == list(rres.action) and list(kres.reason) == list(rres.reason)
+        fed.append((rb, rres, dp))
+    compare(log, model_records(net, dp, fed, window))
+
+
+def test_the_differential_sees_rejects_of_both_filters():
+    """The scenarios above do reach every kind of record (a check on the strategy, not on the log)."""
+    from fastvpc.reference import ReferenceForwarder
+    from fastvpc.testing import compile_network
+
+    seen: set[str] = set()
+
+    @settings(max_examples=40, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(stateful_scenarios())
+    def run(scenario):
+        net, steps, capacity = scenario
+        states = fresh_states(capacity)
+        dp = compile_network(net)
+        log = FlowLog(window=60, fields="${action} ${flow-direction}")
+        for step in steps:
+            if step.change is not None:
+                step.change(net)
+                dp = compile_network(net)
+                continue
+            b = fv.FrameBatch.from_frames([f for f, _ in step.items], port=[p for _, p in step.items],
+                                          timestamp=step.timestamps)
+            dp.process(b, state=states.kernel, now=step.now, log=log)
+        seen.update(log.text().splitlines()[1:])
+
+    run()
+    assert {"ACCEPT egress", "ACCEPT ingress", "REJECT egress", "REJECT ingress"} <= seen
+
+
+def test_amazon_dns_is_the_primary_cidrs_even_when_another_local_route_comes_first():
+    """The VPC's primary CIDR 10.0.0.0/16 and a secondary 172.16.0.0/20: 10.0.0.2 is Amazon DNS (not
+    logged), 172.16.0.2 an ordinary address (logged).  (The differential above found networks whose
+    compiled routes list a secondary CIDR's local route first, which had been taken for the primary.)"""
+    net = fv.Network()
+    v = net.add_vpc("10.0.0.0/16", name="v")
+    v.add_cidr("172.16.0.0/20")
+    s = v.add_subnet("10.0.1.0/24", name="s")
+    e = s.add_eni("10.0.1.10", name="e")
+    dp = net.compile()
+    fr = [pk.ethernet(s.gateway_mac, e.mac, pk.ETH_IPV4, pk.udp(e.ip, d, 1, 53)) for d in ("10.0.0.2", "172.16.0.2")]
+    b = batch_of(fr, e.port, [T0] * 2)
+    log = FlowLog(fields="${dstaddr}")
+    log.observe(dp, b, dp.process(b))
+    assert log.text().splitlines()[1:] == ["172.16.0.2"]
+
+
+def test_amazon_dns_when_the_primarys_local_route_was_replaced_by_a_middlebox():
+    """The primary CIDR's local route replaced by a route to a middlebox ENI (AWS allows it), a
+    secondary CIDR's local route left: Amazon DNS is still the primary's base + 2, not logged.
+    (Found by the differential with random seeds.)"""
+    net = fv.Network()
+    v = net.add_vpc("10.0.0.0/16", name="v")
+    v.add_cidr("10.100.0.0/16")
+    s = v.add_subnet("10.0.1.0/24", name="s")
+    e = s.add_eni("10.0.1.10", name="e", source_dest_check=False)
+    v.main_route_table.replace_route("10.0.0.0/16", e)
+    dp = net.compile()
+    assert [(r.destination, r.target_kind) for r in dp.routes if r.vpc == "v"][:2] == \
+        [("10.0.0.0/16", "eni"), ("10.100.0.0/16", "local")]
+    fr = [pk.ethernet(s.gateway_mac, e.mac, pk.ETH_IPV4, pk.udp(e.ip, d, 1, 53)) for d in ("10.0.0.2", "10.100.0.2")]
+    b = batch_of(fr, e.port, [T0] * 2)
+    log = FlowLog(fields="${dstaddr}")
+    log.observe(dp, b, dp.process(b))
+    assert log.text().splitlines()[1:] == ["10.100.0.2"]

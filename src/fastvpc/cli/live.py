@@ -1,8 +1,9 @@
-"""``fastvpc live TOPOLOGY --attach ENI=IFNAME ... [--attach igw=IFNAME] [--duration S]``.
+"""``fastvpc live TOPOLOGY --attach ENI=IFNAME ... [--attach igw=IFNAME] [--duration S] [--flow-log FILE]``.
 
 Attaches real interfaces to ports of a topology and runs the compiled data plane between
 them until SIGINT/SIGTERM or ``--duration`` seconds, then prints the counters by action and
-drop reason.  Needs CAP_NET_RAW (see ``docs/live.md``).
+drop reason.  ``--flow-log FILE`` also writes the VPC Flow Log records of the run to FILE when it
+ends (atomically: a complete file or none).  Needs CAP_NET_RAW (see ``docs/live.md``).
 """
 
 from __future__ import annotations
@@ -38,7 +39,39 @@ def add_parser(sub: Any) -> None:
                    help="use the pure-Python reference forwarder instead of the compiled data plane (slow)")
     p.add_argument("--json", dest="json_path", type=output_path(".json"), metavar="FILE",
                    help="also write the counters as JSON to FILE ('-': stdout, the text then goes to stderr)")
+    p.add_argument("--flow-log", metavar="FILE",
+                   help="write VPC Flow Log records of the run to FILE when it ends: AWS's text format (.gz: "
+                        "compressed), or Parquet for a name ending in .parquet (needs pyarrow)")
+    p.add_argument("--flow-log-window", type=int, choices=[60, 600], default=600,
+                   help="flow log aggregation interval in seconds (default 600, AWS's default)")
+    p.add_argument("--flow-log-format", metavar="FORMAT", default=None,
+                   help="flow log fields in AWS's syntax, e.g. '${version} ${interface-id} ${srcaddr} ...' "
+                        "(default: version 2's 14 fields)")
     p.set_defaults(func=command("live", run))
+
+
+def _flow_log(args: argparse.Namespace) -> Any:
+    """The FlowLog asked for by --flow-log*, its path checked before any interface is opened; or None."""
+    from fastvpc.cli._common import UsageError, check_writable, same_file
+    from fastvpc.dataplane.flowlogs import FlowLog, FlowLogError, _pyarrow
+
+    path = args.flow_log
+    if path is None:
+        if args.flow_log_format is not None:
+            raise UsageError("--flow-log-format needs --flow-log FILE")
+        return None
+    if args.reference:
+        raise UsageError("--flow-log needs the compiled data plane: it cannot be used with --reference")
+    if args.json_path not in (None, "-") and same_file(path, args.json_path):
+        raise UsageError(f"--flow-log {path!r} is also the --json file")
+    check_writable(path, "--flow-log")
+    try:
+        log = FlowLog(window=args.flow_log_window, fields=args.flow_log_format)
+        if path.lower().endswith(".parquet"):
+            _pyarrow()
+    except FlowLogError as exc:
+        raise UsageError(str(exc)) from None
+    return log
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.json_path is not None:
         check_writable(args.json_path, "--json")
+    flow_log = _flow_log(args)
     net = load_topology(args)
     attach: dict[Any, str] = {}
     for name, ifname in args.attach:
@@ -65,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         dp = net.compile(arp_mode=args.arp_mode)
     try:
-        switch = Switch(dp, attach, network=net, batch_size=args.batch_size, snaplen=args.snaplen)
+        switch = Switch(dp, attach, network=net, batch_size=args.batch_size, snaplen=args.snaplen,
+                        flow_log=flow_log)
         switch.open()
     except LivePermissionError as exc:
         print(f"fastvpc live: not permitted: {exc}", file=sys.stderr)
@@ -77,8 +112,15 @@ def run(args: argparse.Namespace) -> int:
         att = ", ".join(f"{switch.labels[p]}={i}" for p, i in switch.attachments.items())
         until = f"for {args.duration:g} s" if args.duration is not None else "until Ctrl-C / SIGTERM"
         print(f"fastvpc live: forwarding {att} {until}", file=sys.stderr, flush=True)
-        counters = switch.run(args.duration)
+        try:
+            counters = switch.run(args.duration)
+        finally:
+            if flow_log is not None:
+                # on every way out (the duration, a signal, an error): what was seen, as one whole file
+                flow_log.write(args.flow_log)
     print(switch.format_counters(), file=human_stream(args.json_path), flush=True)
+    if flow_log is not None:
+        print(f"flow log: {len(flow_log):,} records -> {args.flow_log}", file=human_stream(args.json_path), flush=True)
     if args.json_path:
         write_json(args.json_path, counters)
     return 0

@@ -49,6 +49,7 @@ class FlowLogCore:
         offsets: npt.NDArray[np.int64],
         port: npt.NDArray[np.int32],
         ts: npt.NDArray[np.int64],
+        ordinal: npt.NDArray[np.int64],
         now: int,
         action: npt.NDArray[np.uint8],
         reason: npt.NDArray[np.uint8],

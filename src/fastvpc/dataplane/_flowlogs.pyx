@@ -86,6 +86,7 @@ cdef packed struct FlEntry:
 cdef struct Leg:
     # one (record, packet) observation, made in the first half of a chunk and counted in the second
     uint64_t hash
+    uint64_t seq          # the seq a record made by this leg gets; 0: the table's next (see _observe)
     int64_t wstart
     uint32_t iface
     uint32_t src
@@ -280,8 +281,14 @@ cdef inline void _count(Table* T, const Leg* g) noexcept nogil:
                 e.last = g.off
             return
         i = (i + 1) & mask
-    T.next_seq += 1
-    e.seq = T.next_seq
+    if g.seq != 0:
+        # a position in a longer stream (sharded replay): records sort as if counted there
+        e.seq = g.seq
+        if g.seq > T.next_seq:
+            T.next_seq = g.seq
+    else:
+        T.next_seq += 1
+        e.seq = T.next_seq
     e.wstart = g.wstart
     e.packets = 1
     e.bytes = g.length
@@ -304,6 +311,7 @@ cdef inline void _leg(Leg* g, const Table* T, uint32_t iface, uint32_t src, uint
                       uint16_t dport, uint8_t proto, uint8_t dirn, uint8_t action, int64_t wstart, uint16_t off,
                       uint32_t length, uint8_t flags, uint8_t path) noexcept nogil:
     g.hash = _key_hash(iface, src, dst, sport, dport, proto, dirn, action, wstart)
+    g.seq = 0
     g.wstart = wstart
     g.iface = iface
     g.src = src
@@ -330,7 +338,8 @@ cdef inline void _insert_row(Table* T, const FlEntry* src) noexcept nogil:
 
 
 cdef int64_t _observe_frames(Table* T, const Topo* topo, const uint8_t* data, int64_t nd, const int64_t* offsets,
-                             int64_t i0, int64_t n, const int32_t* port, const int64_t* ts, int64_t now,
+                             int64_t i0, int64_t n, const int32_t* port, const int64_t* ts,
+                             const int64_t* ordinal, int64_t now,
                              const uint8_t* action, const uint8_t* reason, const int32_t* egress,
                              const int32_t* route, int64_t window, uint64_t* n_logged) noexcept nogil:
     """Frames i0..n-1 into T; returns n, or the first frame not touched when T reached its limit
@@ -412,10 +421,14 @@ cdef int64_t _observe_frames(Table* T, const Topo* topo, const uint8_t* data, in
                     path = 0
                 _leg(&legs[nl], T, topo.eni_iface[sender], h.src, h.dst, sport, dport, h.proto, DIR_EGRESS,
                      ACC_REJECT if kind == LOG_SENDER_REJECT else ACC_ACCEPT, wstart, off, h.tl, flags, path)
+                if ordinal != NULL:
+                    legs[nl].seq = 2 * <uint64_t>ordinal[i] + 1
                 nl += 1
             if recv >= 0:
                 _leg(&legs[nl], T, topo.eni_iface[recv], h.src, h.dst, sport, dport, h.proto, DIR_INGRESS,
                      ACC_REJECT if kind == LOG_RECEIVER_REJECT else ACC_ACCEPT, wstart, off, h.tl, flags, 0)
+                if ordinal != NULL:
+                    legs[nl].seq = 2 * <uint64_t>ordinal[i] + 2
                 nl += 1
         # second half: count the legs, in frame order
         for j in range(nl):
@@ -789,6 +802,8 @@ cdef class FlowLogCore:
                  const int64_t[::1] offsets,      # IN: n + 1 frame offsets (checked by the caller)
                  const int32_t[::1] port,         # IN: ingress port per frame
                  const int64_t[::1] ts,           # IN: ns per frame (>= 0, checked), or empty: ``now``
+                 const int64_t[::1] ordinal,      # IN: per frame, its position in a longer stream (>= 0,
+                                                  #     checked), or empty: records get the next seqs
                  int64_t now,                     # IN: ns for every frame when ts is empty
                  const uint8_t[::1] action,       # IN: Result.action
                  const uint8_t[::1] reason,       # IN: Result.reason
@@ -817,7 +832,8 @@ cdef class FlowLogCore:
         cdef uint64_t cap
         cdef int shift = 64
         if n < 0 or port.shape[0] < n or action.shape[0] < n or reason.shape[0] < n or egress.shape[0] < n \
-                or route.shape[0] < n or (ts.shape[0] != 0 and ts.shape[0] < n):
+                or route.shape[0] < n or (ts.shape[0] != 0 and ts.shape[0] < n) \
+                or (ordinal.shape[0] != 0 and ordinal.shape[0] < n):
             raise ValueError("_observe: arrays shorter than the batch")
         if eni_ip.shape[0] != eni_iface.shape[0] or eni_vpc.shape[0] != eni_iface.shape[0] \
                 or sp_eni.shape[0] != sp_port.shape[0] or route_arg.shape[0] != route_kind.shape[0] \
@@ -861,7 +877,8 @@ cdef class FlowLogCore:
             return (n, 0)
         with nogil:
             stop = _observe_frames(&self.T, &topo, &data[0] if data.shape[0] else NULL, data.shape[0],
-                                   &offsets[0], start, n, &port[0], &ts[0] if ts.shape[0] else NULL, now,
+                                   &offsets[0], start, n, &port[0], &ts[0] if ts.shape[0] else NULL,
+                                   &ordinal[0] if ordinal.shape[0] else NULL, now,
                                    &action[0], &reason[0], &egress[0], &route[0], window, &logged)
         return (stop, logged)
 

@@ -139,23 +139,34 @@ class _Topo:
         n_eni = len(enis)
         infos = dp.routes
         vpc_index = {name: i for i, name in enumerate(dp.vpc_names)}
-        # Amazon DNS: the primary CIDR's base + 2; every route table of a VPC starts with its local
-        # routes in CIDR order, so a VPC's first local route is its primary CIDR
+        # Amazon DNS: the primary CIDR's base + 2.  A VPC with one CIDR has one local route; with
+        # more, the compiled routes need not list the primary's first, and a VPC may have no route
+        # listed at all: then the primary is read from the topology document's "cidrs" (primary first)
         self.vpc_dns = np.zeros(len(dp.vpc_names), np.uint32)
-        seen: set[int] = set()
+        local: dict[int, list[str]] = {}
         for r in infos:
             if r.target_kind == "local":
                 v = vpc_index.get(r.vpc, -1)
-                if v >= 0 and v not in seen:
-                    seen.add(v)
-                    self.vpc_dns[v] = int(ipaddress.IPv4Network(r.destination).network_address) + 2
+                if v >= 0:
+                    local.setdefault(v, []).append(r.destination)
         # the topology document is read only for what the arrays lack (it can be tens of MB, so
-        # only when it has them): the instance ids (aliases) and endpoint types
+        # only when it has them): the instance ids (aliases), endpoint types, several CIDRs' primary
         text = dp.topology
         instance: dict[str, str] = {}
         doc: dict[str, Any] | None = None
-        if '"aliases": ' in text:
+        # (a VPC with several CIDRs: its primary's local route may also have been replaced by a route
+        # to a middlebox, leaving only a secondary's listed)
+        if len(local) < len(dp.vpc_names) or any(len(set(c)) > 1 for c in local.values()) \
+                or re.search(r'"cidrs": \[[^\]]*,', text):
             doc = json.loads(text)
+            for vd in doc.get("vpcs", []) if isinstance(doc, dict) else []:
+                v = vpc_index.get(vd.get("name"), -1)
+                if v >= 0 and vd.get("cidrs"):
+                    local[v] = [vd["cidrs"][0]]
+        for v, cidrs in local.items():
+            self.vpc_dns[v] = int(ipaddress.IPv4Network(cidrs[0]).network_address) + 2
+        if '"aliases": ' in text:
+            doc = doc if doc is not None else json.loads(text)
             aliases = doc.get("aliases") or {} if isinstance(doc, dict) else {}
             for alias, names in aliases.items():
                 if alias.startswith("i-"):
@@ -350,7 +361,8 @@ class FlowLog:
                                "or give every frame a time")
         return np.ascontiguousarray(t, np.int64), 0
 
-    def observe(self, dp: Any, batch: FrameBatch, result: Any, now: int | None = None) -> int:
+    def observe(self, dp: Any, batch: FrameBatch, result: Any, now: int | None = None,
+                order: np.ndarray | None = None) -> int:
         """Add the frames of one pass to the records; returns how many (ENI, packet) observations
         were counted.
 
@@ -362,6 +374,11 @@ class FlowLog:
         closed by :meth:`flush` that gets a packet again starts a new record.  The compiled part
         releases the GIL; one call at a time per log (another thread's concurrent call raises
         FlowLogBusyError).
+
+        ``order``: each frame's position in a longer stream (int64, >= 0, one per frame), when this log
+        sees only some of that stream's frames (a shard of a sharded replay): a record is then ordered
+        by the position of the frame that began it, so logs of disjoint parts of one stream, joined
+        with :meth:`merge`, come out exactly as one log fed the whole stream in order.
         """
         from fastvpc.dataplane import Dataplane
 
@@ -381,6 +398,15 @@ class FlowLog:
             arrays.append(np.ascontiguousarray(a))
         action, reason, egress, route = arrays
         ts, t_now = self._times(batch, now)
+        ordinal = np.zeros(0, np.int64)
+        if order is not None:
+            if not isinstance(order, np.ndarray) or order.ndim != 1 or order.shape[0] != n \
+                    or order.dtype.kind not in "iu":
+                raise FlowLogError(f"order must be an int numpy array of the batch's {n} frames, got "
+                                   f"{type(order).__name__}{'' if not isinstance(order, np.ndarray) else ' ' + str(order.dtype) + str(order.shape)}")
+            if n and (int(order.min()) < 0 or int(order.max()) >= 2**61):
+                raise FlowLogError(f"order: positions must be from 0 to 2**61 - 1, got {int(order.min())}..{int(order.max())}")
+            ordinal = np.ascontiguousarray(order, np.int64)
         if n == 0:
             return 0
         with self._held():
@@ -390,7 +416,7 @@ class FlowLog:
             logged = 0
             while True:
                 t = v.t
-                stop, got = core._observe(batch.data, batch.offsets, batch.port, ts, t_now, action, reason,
+                stop, got = core._observe(batch.data, batch.offsets, batch.port, ts, ordinal, t_now, action, reason,
                                           egress, route, t.port_eni, t.sp_port, t.sp_eni, v.eni_iface, t.eni_ip,
                                           t.eni_vpc, t.vpc_dns, t.route_kind, t.route_arg, t.route_vpc,
                                           t.route_path, t.ip_hash, self.window, start)
@@ -404,6 +430,54 @@ class FlowLog:
 
     def _held(self) -> _Hold:
         return _Hold(self._lock)
+
+    # ------------------------------------------------------------------ merging
+    def merge(self, *others: FlowLog) -> FlowLog:
+        """Add every record of ``others`` (logs of other parts of the same traffic, e.g. the shards of
+        a sharded replay) to this log's open records, as AWS aggregates: the records of one key
+        (interface, 5-tuple, direction, action, window) become one, packets and bytes summed,
+        ``start`` the earliest, ``end`` the latest, ``tcp-flags`` OR-ed, and the rest (the order, the
+        ``traffic-path``) the earliest-begun one's.  Records are ordered by when they began: for the
+        result to be the log of the whole traffic fed in order, the parts must have been observed
+        with ``order=`` (their frames' positions, after this log's own frames).  The others must
+        have this log's window; they are left as they are.  Returns this log."""
+        for o in others:
+            if not isinstance(o, FlowLog):
+                raise FlowLogError(f"merge() takes FlowLogs, not {type(o).__name__}")
+            if o.window != self.window:
+                raise FlowLogError(f"merge(): a log with window {o.window}s cannot join one with window {self.window}s")
+            if o is self:
+                raise FlowLogError("merge(): a log cannot be merged into itself")
+        parts: list[np.ndarray] = []
+        logged = 0
+        for o in others:
+            rows = np.ascontiguousarray(np.concatenate(list(o._closed) + [o._open_rows()]))
+            if len(rows):
+                remap = np.array([self._intern(k) for k in o._ifaces], np.uint32)
+                e = rows.reshape(-1).view(ENTRY_DTYPE)
+                e["iface"] = remap[e["iface"].astype(np.intp)]
+                parts.append(rows)
+            logged += o.packets_logged
+        if not parts:
+            return self
+        with self._held():
+            mine = self._core._rows()
+            rows = np.ascontiguousarray(np.concatenate([mine] + parts))
+            rows = _reduce_rows(rows)
+            e = rows.reshape(-1).view(ENTRY_DTYPE)
+            slots = max(1024, int(self._core.n_slots))
+            while slots * 7 // 10 < len(rows) + 2:
+                slots *= 4
+            next_seq = max(int(self._core.next_seq), int(e["seq"].max()) if len(e) else 0)
+            core = _fl.FlowLogCore()
+            core._init(slots)
+            if core._load(rows) >= 0:  # pragma: no cover - _reduce_rows leaves one row per key
+                raise FlowLogError("internal error: merged records repeat a key")
+            core._set_next_seq(next_seq)
+            self._core = core
+            self._strings_cache = None
+            self.packets_logged += logged
+        return self
 
     # ------------------------------------------------------------------ windows
     def flush(self, now: int | None = None) -> int:
@@ -679,6 +753,34 @@ class FlowLog:
     def __repr__(self) -> str:
         return (f"<FlowLog window={self.window}s version={self.version} {len(self)} records "
                 f"({self._n_closed} closed), {len(self._ifaces)} interfaces>")
+
+
+_KEY = ("wstart", "iface", "src", "dst", "sport", "dport", "proto", "dirn", "action")
+
+
+def _reduce_rows(rows: np.ndarray) -> np.ndarray:
+    """One row per record key: rows of one key summed (packets, bytes), min/max (first, last), OR-ed
+    (tcp-flags); the seq, path and the rest the smallest-seq row's (AWS's aggregation monoid)."""
+    e = rows.reshape(-1).view(ENTRY_DTYPE)
+    n = len(e)
+    if n < 2:
+        return rows
+    order = np.lexsort(tuple([e["seq"]] + [e[k] for k in reversed(_KEY)]))
+    se = e[order]
+    same = np.ones(n - 1, np.bool_)
+    for k in _KEY:
+        same &= se[k][1:] == se[k][:-1]
+    if not same.any():
+        return rows
+    starts = np.concatenate([[0], np.flatnonzero(~same) + 1])
+    out = rows[order][starts].copy()
+    o = out.reshape(-1).view(ENTRY_DTYPE)
+    o["packets"] = np.add.reduceat(se["packets"], starts)
+    o["bytes"] = np.add.reduceat(se["bytes"], starts)
+    o["first"] = np.minimum.reduceat(se["first"], starts)
+    o["last"] = np.maximum.reduceat(se["last"], starts)
+    o["tcpflags"] = np.bitwise_or.reduceat(se["tcpflags"], starts)
+    return out
 
 
 def _pyarrow() -> Any:

@@ -226,6 +226,15 @@ class _Context:
     stateful: bool
     capacity: int
     batch_size: int = 65536
+    flow_log_window: int = 0            # a FlowLog per task with this window (0: no flow log)
+    flow_log_base: int = 0              # added to every frame's capture position (the caller's log's own)
+
+    def new_flow_log(self) -> Any:
+        if not self.flow_log_window:
+            return None
+        from fastvpc.dataplane.flowlogs import FlowLog
+
+        return FlowLog(window=self.flow_log_window)
 
     def ports_for(self, batch: FrameBatch) -> npt.NDArray[np.int32]:
         ports = batch.port
@@ -349,6 +358,7 @@ class _ShardResult:
     drop_bytes: npt.NDArray[np.int64]    # per chunk: bytes of the dropped records
     out_frames: npt.NDArray[np.int64]
     drop_frames: npt.NDArray[np.int64]
+    flow_log: Any = None                 # the task's FlowLog (its records ordered by capture position)
 
 
 def _shard_task(path: str, chunks: Sequence[_Chunk], shards: Sequence[npt.NDArray[np.uint16]], k: int,
@@ -380,6 +390,7 @@ def _shard_task(path: str, chunks: Sequence[_Chunk], shards: Sequence[npt.NDArra
     drop = int(Action.DROP)
     result = None
     total = 0
+    flow_log = ctx.new_flow_log()
     from fastvpc._batchops import gather_spans
 
     for c, chunk in enumerate(chunks):
@@ -394,6 +405,8 @@ def _shard_task(path: str, chunks: Sequence[_Chunk], shards: Sequence[npt.NDArra
                 ports = ctx.ports_for(batch)
                 result = dp.process(batch, copy=False, out=result, **kw)
                 action, reason = result.action, result.reason
+                if flow_log is not None:
+                    flow_log.observe(dp, batch, result, order=ctx.flow_log_base + chunk.first + done + mine)
                 total += mine.size
                 if count_verdicts(ports, action, reason, by_port, reasons) != -1:  # pragma: no cover
                     raise FastVpcError("internal error: a verdict outside the count tables")
@@ -423,7 +436,7 @@ def _shard_task(path: str, chunks: Sequence[_Chunk], shards: Sequence[npt.NDArra
     # no msync: the pages are the files' page cache, which every process on this machine sees at once
     # (and a worker on another machine reads them through the shared file system after the close)
     del frames_mm, verdict_mm, detail
-    return _ShardResult(k, total, by_port, reasons, out_bytes, drop_bytes, out_frames, drop_frames)
+    return _ShardResult(k, total, by_port, reasons, out_bytes, drop_bytes, out_frames, drop_frames, flow_log)
 
 
 @dataclass
@@ -445,9 +458,13 @@ def _chunk_task(path: str, chunk: _Chunk, dp: Any, ctx: _Context, want_out: bool
     reasons = np.zeros(ctx.n_reason, np.int64)
     result = None
     packed: tuple[list[npt.NDArray[np.uint8]], list[npt.NDArray[np.uint8]]] = ([], [])
+    flow_log = ctx.new_flow_log()
     for done, batch in _counted(iter_chunk(path, chunk, ctx.batch_size)):
         ports = ctx.ports_for(batch)
         result = dp.process(batch, copy=False, out=result, n_threads=1)
+        if flow_log is not None:
+            flow_log.observe(dp, batch, result,
+                             order=np.arange(len(batch), dtype=np.int64) + (ctx.flow_log_base + chunk.first + done))
         if count_verdicts(ports, result.action, result.reason, by_port, reasons) != -1:  # pragma: no cover
             raise FastVpcError("internal error: a verdict outside the count tables")
         for want, parts, is_drop in ((want_out, packed[0], False), (want_drops, packed[1], True)):
@@ -458,8 +475,8 @@ def _chunk_task(path: str, chunk: _Chunk, dp: Any, ctx: _Context, want_out: bool
     sizes = (np.array([sum(int(a.size) for a in packed[0])], np.int64),
              np.array([sum(int(a.size) for a in packed[1])], np.int64))
     zero = np.zeros(1, np.int64)
-    return _ChunkOut(_ShardResult(chunk.index, chunk.frames, by_port, reasons, sizes[0], sizes[1], zero, zero),
-                     out, drops)
+    return _ChunkOut(_ShardResult(chunk.index, chunk.frames, by_port, reasons, sizes[0], sizes[1], zero, zero,
+                                  flow_log), out, drops)
 
 
 def _chunk_counts(out: _ChunkOut) -> _ShardResult:
@@ -577,7 +594,7 @@ def replay_sharded(net: Any, in_path: str | os.PathLike[str], out_path: str | os
                    port_by: str = "src-mac", ingress: Any = None, arp_mode: str = "target", on_error: str = "raise",
                    chunk_frames: int = 1 << 20, stateful: bool | None = None, capacity: int = 1_000_000,
                    progress: bool | Callable[[str, int, int, int], None] = False, scratch_dir: str | None = None,
-                   shard_by: str = "auto",
+                   shard_by: str = "auto", flow_log: Any = None,
                    connect_timeout: float = 5.0, client: Any = None) -> Any:
     """Replay ``in_path`` on a Dask cluster; returns the serial replay's :class:`ReplaySummary`.
 
@@ -589,7 +606,12 @@ def replay_sharded(net: Any, in_path: str | os.PathLike[str], out_path: str | os
     the serial replay does).  ``shard_by``: ``"auto"`` shards by flow when the replay tracks
     connections (or writes pcapng) and by chunk otherwise (every verdict is then the frame's own, and
     no frame moves between workers); ``"flow"`` always by flow.  ``progress``: a line on stderr, or a callable
-    ``(stage, tasks_done, tasks, frames)``.  The other keywords are the serial replay's.
+    ``(stage, tasks_done, tasks, frames)``.  ``flow_log``: a :class:`fastvpc.FlowLog` that gets the
+    replay's records, as the serial replay's ``flow_log=`` does: every task keeps its own log (its
+    records ordered by the capture positions of the frames that began them) and the client merges them
+    into ``flow_log`` (one record per key: packets and bytes summed, start/end min/max, tcp-flags OR-ed),
+    so its records, and the file it writes, are the serial replay's.  The other keywords are the
+    serial replay's.
     """
     from fastvpc.dataplane import Dataplane
     from fastvpc.dataplane.ports import PortMap
@@ -609,6 +631,11 @@ def replay_sharded(net: Any, in_path: str | os.PathLike[str], out_path: str | os
         raise FastVpcError(f"port mapping {port_by!r} must be 'src-mac' or 'src-ip'")
     if shard_by not in ("auto", "flow"):
         raise FastVpcError(f"shard_by must be 'auto' or 'flow', got {shard_by!r}")
+    if flow_log is not None:
+        from fastvpc.dataplane.flowlogs import FlowLog
+
+        if not isinstance(flow_log, FlowLog):
+            raise FastVpcError(f"flow_log must be a fastvpc.FlowLog, not {type(flow_log).__name__}")
     in_path = os.fspath(in_path)
     out_s = os.fspath(out_path) if out_path is not None else None
     drops_s = os.fspath(drops_path) if drops_path is not None else None
@@ -682,7 +709,10 @@ def replay_sharded(net: Any, in_path: str | os.PathLike[str], out_path: str | os
     n_shards = workers
     token = uuid.uuid4().hex[:12]
     ctx = _Context(PortMap.for_network(net, cast(Any, port_by)) if ingress_port is None else None, ingress_port, is_eni,
-                   lo, hi, n_shards, n_act, n_reason, max_port, bool(stateful), capacity, batch_size)
+                   lo, hi, n_shards, n_act, n_reason, max_port, bool(stateful), capacity, batch_size,
+                   flow_log.window if flow_log is not None else 0,
+                   # positions after the log's own records: seq = 2 * position + 1 or 2 (FlowLog.observe)
+                   (int(flow_log._core.next_seq) + 1) // 2 if flow_log is not None else 0)
     report = progress if callable(progress) else (_Progress(total_frames) if progress else None)
     pcapng = any(p is not None and p.endswith(".pcapng") for p in (out_s, drops_s))
     scratch: _Scratch | None = None
@@ -703,6 +733,8 @@ def replay_sharded(net: Any, in_path: str | os.PathLike[str], out_path: str | os
         else:
             results = _run_by_chunk(distributed, client, in_path, chunks, dp_f, ctx_f, token, report,
                                     out_s, drops_s, partials)
+        if flow_log is not None:
+            flow_log.merge(*[r.flow_log for r in results if r.flow_log is not None])
         by_port = sum((r.by_port for r in results), np.zeros((max_port + 2, n_act), np.int64))
         reasons = sum((r.reasons for r in results), np.zeros(n_reason, np.int64))
         summary.frames = total_frames

@@ -85,7 +85,7 @@ class Switch:
 
     def __init__(self, dataplane: Any, attach: Mapping[Any, str], *, network: Any = None,
                  batch_size: int = 1024, snaplen: int = 2048, rx_ring: bool = True,
-                 tx_ring: bool = True, spin: int = 0, state: Any = "auto") -> None:
+                 tx_ring: bool = True, spin: int = 0, state: Any = "auto", flow_log: Any = None) -> None:
         if not callable(getattr(dataplane, "process", None)):
             raise TypeError(f"dataplane must have a process(batch) method, got {type(dataplane).__name__}")
         if not attach:
@@ -98,6 +98,20 @@ class Switch:
         #: connection tracking across batches, timed by the monotonic clock ("auto": a fresh table of the
         #: dataplane's kind when its process() takes state=; None: stateless, every packet a first packet)
         self.state = _auto_state(dataplane) if isinstance(state, str) and state == "auto" else state
+        #: a fastvpc.FlowLog fed after every batch (None: no flow log).  Its times are the monotonic
+        #: clock's, anchored to the epoch when the switch is made, so they never go backwards (a wall
+        #: clock step would) and its windows are AWS's, aligned to the epoch
+        if flow_log is not None:
+            from fastvpc.dataplane import Dataplane
+            from fastvpc.dataplane.flowlogs import FlowLog
+
+            if not isinstance(flow_log, FlowLog):
+                raise TypeError(f"flow_log must be a fastvpc.FlowLog, not {type(flow_log).__name__}")
+            if not isinstance(dataplane, Dataplane):
+                raise LiveError(f"a flow log needs the compiled data plane (fastvpc.Dataplane), not "
+                                f"{type(dataplane).__name__}")
+        self.flow_log = flow_log
+        self._epoch_offset = time.time_ns() - time.monotonic_ns()
         network = network if network is not None else getattr(dataplane, "network", None)
         self.network = network
         ports: dict[int, str] = {}
@@ -248,13 +262,17 @@ class Switch:
         from fastvpc.batch import FrameBatch
 
         batch = FrameBatch(self._data, self._offsets[:n + 1], self._port[:n])
+        mono = time.monotonic_ns()
         if self.state is not None:
-            res = self.dataplane.process(batch, state=self.state, now=time.monotonic_ns())
+            res = self.dataplane.process(batch, state=self.state, now=mono)
         else:
             res = self.dataplane.process(batch)
         frames = getattr(res, "frames", None)
         if frames is None:
             frames = batch
+        if self.flow_log is not None:
+            # after the pass, before the frames are sent (the buffer is reused by the next batch)
+            self.flow_log.observe(self.dataplane, frames, res, now=self._epoch_offset + mono)
         action = np.ascontiguousarray(res.action, dtype=np.uint8)
         reason = np.ascontiguousarray(res.reason, dtype=np.uint8)
         egress = np.ascontiguousarray(res.egress, dtype=np.int32)
