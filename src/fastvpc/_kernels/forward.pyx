@@ -71,8 +71,9 @@ from fastvpc._kernels.stages.nacl_egress cimport stage_nacl_egress
 from fastvpc._kernels.stages.nacl_ingress cimport stage_nacl_ingress
 from fastvpc._kernels.stages.sg_ingress cimport stage_sg_ingress
 from fastvpc.lpm._lookup cimport rts_view_init, rts_lookup_batch
+from fastvpc._kernels.acl cimport sg_eval, sender_filt, DIR_EGRESS, DIR_INGRESS
 from fastvpc.dataplane._flowtable cimport (FtView, FtPkt, FtTimeouts, ft_view_init, ft_make_pkt, ft_prefetch,
-                                           ft_insert_or_update, FT_MISS, FT_FULL)
+                                           ft_insert_or_update, FT_MISS, FT_FULL, FT_LATER, FT_ADMIT_LATER)
 
 
 cdef extern from *:
@@ -150,6 +151,7 @@ cdef inline void route_one(Mode* mode,          # IN  the variant (a type only)
                            int32_t rt,          # IN  its global route index from the batch LPM (-1: none)
                            int64_t i,           # IN  frame index
                            uint8_t* action, uint8_t* reason, int32_t* egress, int32_t* route_out,   # OUT [i]
+                           const FtView* v,     # ModeState, one thread: IN the FlowTable (to prefetch), else NULL
                            ) noexcept nogil:
     """Loop 2 for one frame: route, the ingress filters if it delivers, then rewrite (while its records
     are hot) and commit -- or, stateful and waiting for its table steps, its verdict parked in ``s``."""
@@ -169,6 +171,8 @@ cdef inline void route_one(Mode* mode,          # IN  the variant (a type only)
             nx = stage_nacl_ingress(t, p, x)
             if nx == NEXT_REWRITE:
                 nx = stage_sg_ingress(t, p, x, 1)
+                if v != NULL:
+                    ct_prefetch_key(t, v, p, t.eni_filt[p.out_eni].ident)
         if x.ct & CT_E:
             s.route = q.route
             s.out_eni = q.out_eni
@@ -277,6 +281,8 @@ cdef int64_t run_chunk(Mode* mode,               # IN  the variant (a type only)
                         nx = stage_nacl_egress(t, p, x)
                 if Mode is ModeState:
                     nx = stage_sg_egress(t, p, x, 1)     # decides nothing yet: the table step will
+                    if v != NULL and (x.ct & CT_E):
+                        ct_prefetch_key(t, v, p, sender_filt(t, p.port).ident)
                     if nx == NEXT_LOCAL:
                         nx = stage_nacl_egress(t, p, x)
                 if nx == NEXT_LOCAL:
@@ -287,6 +293,8 @@ cdef int64_t run_chunk(Mode* mode,               # IN  the variant (a type only)
                             if nx == NEXT_REWRITE:
                                 if Mode is ModeState:
                                     nx = stage_sg_ingress(t, p, x, 1)
+                                    if v != NULL and (x.ct & CT_I):
+                                        ct_prefetch_key(t, v, p, t.eni_filt[p.out_eni].ident)
                                 else:
                                     nx = stage_sg_ingress(t, p, x, 0)
         # branch-free appends: the slot past the end is overwritten later
@@ -320,7 +328,7 @@ cdef int64_t run_chunk(Mode* mode,               # IN  the variant (a type only)
             lk_val[k] = <uint32_t>r      # handed to route_one (FV_NO_ROUTE is -1 there: no route)
         for k in range(nl):
             j = lk_i[k]
-            route_one(mode, t, &pk[j], &fx[j], <int32_t>lk_val[k], lo + j, action, reason, egress, route_out)
+            route_one(mode, t, &pk[j], &fx[j], <int32_t>lk_val[k], lo + j, action, reason, egress, route_out, v)
     # 3. the frames decided in loop 1 that need a rewrite (same-subnet DELIVER, ARP and echo REPLY;
     #    deferred so that the receiving ENI's record prefetched in loop 1 has arrived), commit
     for k in range(nr):
@@ -349,6 +357,16 @@ cdef inline void prefetch_filt2(const FwdTables* t, const Pkt* p) noexcept nogil
         fv_prefetch(&t.subnet_filt[p.er.subnet])
 
 
+cdef inline void ct_prefetch_key(const FwdTables* t, const FtView* v, const Pkt* p, uint32_t ident) noexcept nogil:
+    """Prefetch the FlowTable slot of the packet's key at ENI ``ident`` as soon as the filter stage knows
+    it (loop 1 / the route pass): the chunk's table pass runs after the whole chunk's stateless part,
+    so the miss overlaps that work instead of stalling the in-order pass (the lines stay in L2)."""
+    cdef FtPkt k
+    cdef uint8_t fl = p.h.tcp_flags if p.h.proto == IPPROTO_TCP else (p.h.icmp_type if p.h.proto == IPPROTO_ICMP else 0)
+    ft_make_pkt(&k, ident, 0, p.h.proto, p.h.src, p.h.dst, p.h.sport, p.h.dport, fl)
+    ft_prefetch(v, k.hash)
+
+
 cdef void ct_pass(const FwdTables* t,
                   FtView* v,                # IN/OUT the FlowTable
                   Pkt* pk,                  # IN/OUT the chunk's contexts (verdicts of table drops)
@@ -360,20 +378,24 @@ cdef void ct_pass(const FwdTables* t,
                   int64_t now_step,
                   ) noexcept nogil:
     """The table steps of nc frames in frame order: each frame's egress step at its sender, then (if it
-    was delivered) its ingress step at the receiver; FT_MISS / FT_FULL become the verdict."""
+    was delivered) its ingress step at the receiver; FT_MISS / FT_FULL become the verdict.  The rules
+    (sg_eval) are evaluated here, only for a step that finds no live entry (FT_LATER): a packet of a
+    tracked flow is admitted whatever they say, so they would be evaluated for nothing."""
     cdef FtPkt pe[FV_CHUNK]          # sender-side keys
     cdef FtPkt pi[FV_CHUNK]          # receiver-side keys (frames with CT_I)
     cdef const FtTimeouts* tmo = <const FtTimeouts*>t.ct_timeouts
     cdef int64_t k, j, tn
     cdef Pkt* p
     cdef const Flt* x
-    cdef uint8_t fl, code, dirn, st
+    cdef const FiltRec* fs
+    cdef const FiltRec* fr
+    cdef uint8_t fl, code, dirn, st, a
     for k in range(nc):
         j = ct_i[k]
         p = &pk[j]
         x = &fx[j]
         fl = p.h.tcp_flags if p.h.proto == IPPROTO_TCP else (p.h.icmp_type if p.h.proto == IPPROTO_ICMP else 0)
-        ft_make_pkt(&pe[k], t.eni_filt[x.s_eni].ident, 0, p.h.proto, p.h.src, p.h.dst, p.h.sport, p.h.dport, fl)
+        ft_make_pkt(&pe[k], sender_filt(t, p.port).ident, 0, p.h.proto, p.h.src, p.h.dst, p.h.sport, p.h.dport, fl)
         if x.ct & CT_I:
             ft_make_pkt(&pi[k], t.eni_filt[p.out_eni].ident, 0, p.h.proto, p.h.src, p.h.dst, p.h.sport,
                         p.h.dport, fl)
@@ -390,7 +412,11 @@ cdef void ct_pass(const FwdTables* t,
         p = &pk[j]
         x = &fx[j]
         tn = now[(lo + j) * now_step]
-        code = ft_insert_or_update(v, &pe[k], p.h.tl, tn, x.adm_e, tmo + t.eni_filt[x.s_eni].tmo, &dirn, &st)
+        fs = sender_filt(t, p.port)          # the sender's record (== eni_filt[x.s_eni]), hot since sg_egress
+        code = ft_insert_or_update(v, &pe[k], p.h.tl, tn, x.adm_e, tmo + fs.tmo, &dirn, &st)
+        if code == FT_LATER:
+            a = sg_eval(t, fs.sgset, DIR_EGRESS, p.h.proto, p.h.dst, x.l4)
+            code = ft_insert_or_update(v, &pe[k], p.h.tl, tn, a, tmo + fs.tmo, &dirn, &st)
         if code == FT_MISS:
             p.route = -1             # decided at sg_egress, before the route
             drop(p, R_SG_EGRESS)
@@ -398,8 +424,11 @@ cdef void ct_pass(const FwdTables* t,
             p.route = -1
             drop(p, R_FLOW_TABLE_FULL)
         elif x.ct & CT_I:
-            code = ft_insert_or_update(v, &pi[k], p.h.tl, tn, x.adm_i, tmo + t.eni_filt[p.out_eni].tmo,
-                                       &dirn, &st)
+            fr = &t.eni_filt[p.out_eni]
+            code = ft_insert_or_update(v, &pi[k], p.h.tl, tn, x.adm_i, tmo + fr.tmo, &dirn, &st)
+            if code == FT_LATER:
+                a = sg_eval(t, fr.sgset, DIR_INGRESS, p.h.proto, p.h.src, x.l4)
+                code = ft_insert_or_update(v, &pi[k], p.h.tl, tn, a, tmo + fr.tmo, &dirn, &st)
             if code == FT_MISS:
                 drop(p, R_SG_INGRESS)
             elif code == FT_FULL:
