@@ -92,6 +92,23 @@ cdef extern from *:
     enum: FV_CT_DIST "FV_DIST"     # prefetch distance of the in-order table pass
 
 
+cdef extern from *:
+    """
+    #include <sched.h>
+    /* the producer/consumer hand-over of the stateful pass on several threads (_forward_state_threads) */
+    static inline int64_t fv_load_acq(const int64_t* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+    static inline void fv_store_rel(int64_t* p, int64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+    static inline int64_t fv_fetch_add(int64_t* p, int64_t v) { return __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
+    static inline void fv_wait_hint(int64_t spins) {
+        if (spins < 64) { __builtin_ia32_pause(); } else { sched_yield(); }   /* a shared machine: give the core away */
+    }
+    """
+    int64_t fv_load_acq(const int64_t* p) noexcept nogil
+    void fv_store_rel(int64_t* p, int64_t v) noexcept nogil
+    int64_t fv_fetch_add(int64_t* p, int64_t v) noexcept nogil
+    void fv_wait_hint(int64_t spins) noexcept nogil
+
+
 # the three variants of run_chunk (see the top of the file): empty marker types of a fused type
 cdef struct ModePlain:
     int unused
@@ -749,14 +766,22 @@ cdef int _forward_state_threads(const FwdTables* t, uint8_t* base, int64_t nd, c
                                 const int32_t* pp, int64_t n,
                                 uint8_t* pa, uint8_t* pr, int32_t* pe, int32_t* prt,   # OUT [0:n]
                                 int n_threads, FtView* v, const int64_t* pnow, int64_t now_step) except -1:
-    """ModeState on several threads: the stateless part of every chunk in parallel (contexts parked in
-    one per-batch buffer), the table steps serially in frame order, the rewrites in parallel."""
+    """ModeState on several threads, as a pipeline: n_threads - 1 producers run the stateless part of the
+    chunks (taken in order from a shared counter; contexts parked in one per-batch buffer), and one
+    consumer makes the table steps chunk after chunk in frame order as each chunk is ready (then its
+    rewrites and commits), so the serial table work overlaps the parallel work instead of following it.
+    The table steps stay serial and in frame order: the result is exactly that of one thread.
+
+    No deadlock with fewer threads than roles: roles are statically split into contiguous blocks, the
+    consumer is the last role, and a producer never waits, so any thread reaching the consumer role
+    either runs it after every producer role of its own block or waits only for other threads'."""
     cdef int64_t nchunks = (n + FV_CHUNK - 1) // FV_CHUNK
-    cdef int64_t c, lo, hi
+    cdef int64_t c, k, lo, hi, role, spins, nc
+    cdef int64_t roles = n_threads
     park_pk = np.empty(n * sizeof(Pkt) + 64, dtype=np.uint8)
     park_fx = np.empty(n * sizeof(Flt) + 64, dtype=np.uint8)
     park_ct = np.empty(n, dtype=np.int32)
-    counts = np.zeros(nchunks, dtype=np.int64)
+    counts = np.full(nchunks + 1, -1, dtype=np.int64)     # [c]: -1 until chunk c is parked; [nchunks]: next chunk
     cdef uint8_t[::1] b_pk = park_pk
     cdef uint8_t[::1] b_fx = park_fx
     cdef int32_t[::1] b_ct = park_ct
@@ -765,16 +790,41 @@ cdef int _forward_state_threads(const FwdTables* t, uint8_t* base, int64_t nd, c
     cdef Flt* pfx = <Flt*>(&b_fx[0] + ((-<size_t>&b_fx[0]) % 64))
     cdef int32_t* pct = &b_ct[0]
     cdef int64_t* pn = &b_n[0]
+    pn[nchunks] = 0
     with nogil:
-        for c in prange(nchunks, num_threads=n_threads, schedule="dynamic", chunksize=8):
-            lo = c * FV_CHUNK
-            hi = lo + FV_CHUNK if lo + FV_CHUNK < n else n
-            pn[c] = run_chunk(<ModeState*>NULL, t, base, nd, po, pp, lo, hi, pa, pr, pe, prt,
-                              ppk + lo, pfx + lo, pct + lo, NULL, pnow, now_step)
-        for c in range(nchunks):
-            lo = c * FV_CHUNK
-            ct_pass(t, v, ppk + lo, pfx + lo, pct + lo, pn[c], lo, pnow, now_step)
-        for c in prange(nchunks, num_threads=n_threads, schedule="dynamic", chunksize=8):
-            lo = c * FV_CHUNK
-            ct_finish(t, ppk + lo, pct + lo, pn[c], lo, pa, pr, pe, prt)
+        for role in prange(roles, num_threads=n_threads, schedule="static"):
+            if role < roles - 1:
+                # producer: the stateless part of the next chunk, parked, then published (release)
+                while True:
+                    c = fv_fetch_add(&pn[nchunks], 1)
+                    if c >= nchunks:
+                        break
+                    lo = c * FV_CHUNK
+                    hi = lo + FV_CHUNK if lo + FV_CHUNK < n else n
+                    nc = run_chunk(<ModeState*>NULL, t, base, nd, po, pp, lo, hi, pa, pr, pe, prt,
+                                   ppk + lo, pfx + lo, pct + lo, NULL, pnow, now_step)
+                    fv_store_rel(&pn[c], nc)
+            else:
+                # consumer: the table steps chunk by chunk in frame order; a chunk no producer has
+                # taken yet is run here (so one thread alone, or slow producers, still finish)
+                for c in range(nchunks):
+                    spins = 0
+                    while fv_load_acq(&pn[c]) < 0:
+                        if fv_load_acq(&pn[nchunks]) <= c:
+                            # nobody has taken chunk c yet: take the next chunk ourselves (the counter
+                            # only grows, so that is c or, if a producer got c meanwhile, a later one)
+                            k = fv_fetch_add(&pn[nchunks], 1)
+                            if k < nchunks:
+                                lo = k * FV_CHUNK
+                                hi = lo + FV_CHUNK if lo + FV_CHUNK < n else n
+                                nc = run_chunk(<ModeState*>NULL, t, base, nd, po, pp, lo, hi, pa, pr, pe, prt,
+                                               ppk + lo, pfx + lo, pct + lo, NULL, pnow, now_step)
+                                fv_store_rel(&pn[k], nc)
+                        else:
+                            fv_wait_hint(spins)
+                            spins = spins + 1
+                    lo = c * FV_CHUNK
+                    nc = fv_load_acq(&pn[c])
+                    ct_pass(t, v, ppk + lo, pfx + lo, pct + lo, nc, lo, pnow, now_step)
+                    ct_finish(t, ppk + lo, pct + lo, nc, lo, pa, pr, pe, prt)
     return 0
