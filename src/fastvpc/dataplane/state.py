@@ -279,7 +279,9 @@ def _zeroed_storage(nbytes: int) -> np.ndarray:
     huge = 2 << 20
     if nbytes >= (1 << 20) and hasattr(mmap, "MADV_HUGEPAGE"):
         try:
-            mm = mmap.mmap(-1, nbytes + huge)
+            # MAP_PRIVATE: mmap.mmap(-1, n) alone is MAP_SHARED, i.e. shmem, whose huge pages follow
+            # shmem_enabled (usually "never"): the table then sat in 4 KiB pages, one TLB miss per probe
+            mm = mmap.mmap(-1, nbytes + huge, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
             mm.madvise(mmap.MADV_HUGEPAGE)
             raw = np.frombuffer(mm, dtype=np.uint8)
             skip = (-raw.ctypes.data) % huge
