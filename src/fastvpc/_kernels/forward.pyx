@@ -35,9 +35,11 @@
 #              then, if the frame was delivered, the receiver's ingress step) with the entries
 #              prefetched, turns the results into verdicts, rewrites and commits.  The table steps of
 #              a batch are serial and in frame order (one thread), so the result is exactly that of
-#              one frame at a time for every n_threads; with several threads the stateless part of
-#              every chunk runs in parallel first (its contexts parked in a per-batch buffer), then the
-#              table steps in order, then the rewrites in parallel.
+#              one frame at a time for every n_threads; with several threads it is a pipeline: the
+#              others run the stateless part of chunks (contexts parked in a per-batch buffer) while
+#              one thread makes the table steps chunk by chunk in frame order as each is ready.  The
+#              security-group rules are evaluated in the table pass, only for a step that finds no
+#              live entry (FT_ADMIT_LATER / FT_LATER): a tracked flow is admitted whatever they say.
 #
 # Adding a stage: docs/architecture.md, "The forwarding kernel".
 #
