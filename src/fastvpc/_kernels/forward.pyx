@@ -171,6 +171,7 @@ cdef inline void route_one(Mode* mode,          # IN  the variant (a type only)
                            int64_t i,           # IN  frame index
                            uint8_t* action, uint8_t* reason, int32_t* egress, int32_t* route_out,   # OUT [i]
                            const FtView* v,     # ModeState, one thread: IN the FlowTable (to prefetch), else NULL
+                           FtPkt* ki,           # with v: OUT the frame's receiver-side table key
                            ) noexcept nogil:
     """Loop 2 for one frame: route, the ingress filters if it delivers, then rewrite (while its records
     are hot) and commit -- or, stateful and waiting for its table steps, its verdict parked in ``s``."""
@@ -190,8 +191,8 @@ cdef inline void route_one(Mode* mode,          # IN  the variant (a type only)
             nx = stage_nacl_ingress(t, p, x)
             if nx == NEXT_REWRITE:
                 nx = stage_sg_ingress(t, p, x, 1)
-                if v != NULL:
-                    ct_prefetch_key(t, v, p, t.eni_filt[p.out_eni].ident)
+                if v != NULL and (x.ct & CT_I):   # the key's fields from s: unpark copied only some of h
+                    ct_prefetch_key(t, v, s, t.eni_filt[q.out_eni].ident, ki)
         if x.ct & CT_E:
             s.route = q.route
             s.out_eni = q.out_eni
@@ -239,6 +240,8 @@ cdef int64_t run_chunk(Mode* mode,               # IN  the variant (a type only)
     cdef Pkt pk_local[FV_CHUNK]        # per frame: the context every stage reads and writes
     cdef Flt fx_local[FV_CHUNK]        # per frame: the filter stages' context (filtered variants)
     cdef int32_t ct_local[FV_CHUNK]    # ModeState: the frames that met sg_egress, in frame order
+    cdef FtPkt ke_local[FV_CHUNK]      # ModeState, one thread: per frame its sender-side table key (made in loop 1)
+    cdef FtPkt ki_local[FV_CHUNK]      # ... and its receiver-side key (made in the route pass)
     cdef uint32_t lk_tab[FV_CHUNK]     # route list: LPM table id
     cdef uint32_t lk_dst[FV_CHUNK]     # route list: destination
     cdef uint32_t lk_val[FV_CHUNK]     # route list: lookup result
@@ -301,7 +304,7 @@ cdef int64_t run_chunk(Mode* mode,               # IN  the variant (a type only)
                 if Mode is ModeState:
                     nx = stage_sg_egress(t, p, x, 1)     # decides nothing yet: the table step will
                     if v != NULL and (x.ct & CT_E):
-                        ct_prefetch_key(t, v, p, sender_filt(t, p.port).ident)
+                        ct_prefetch_key(t, v, p, sender_filt(t, p.port).ident, &ke_local[j])
                     if nx == NEXT_LOCAL:
                         nx = stage_nacl_egress(t, p, x)
                 if nx == NEXT_LOCAL:
@@ -313,7 +316,7 @@ cdef int64_t run_chunk(Mode* mode,               # IN  the variant (a type only)
                                 if Mode is ModeState:
                                     nx = stage_sg_ingress(t, p, x, 1)
                                     if v != NULL and (x.ct & CT_I):
-                                        ct_prefetch_key(t, v, p, t.eni_filt[p.out_eni].ident)
+                                        ct_prefetch_key(t, v, p, t.eni_filt[p.out_eni].ident, &ki_local[j])
                                 else:
                                     nx = stage_sg_ingress(t, p, x, 0)
         # branch-free appends: the slot past the end is overwritten later
@@ -347,7 +350,8 @@ cdef int64_t run_chunk(Mode* mode,               # IN  the variant (a type only)
             lk_val[k] = <uint32_t>r      # handed to route_one (FV_NO_ROUTE is -1 there: no route)
         for k in range(nl):
             j = lk_i[k]
-            route_one(mode, t, &pk[j], &fx[j], <int32_t>lk_val[k], lo + j, action, reason, egress, route_out, v)
+            route_one(mode, t, &pk[j], &fx[j], <int32_t>lk_val[k], lo + j, action, reason, egress, route_out, v,
+                      &ki_local[j])
     # 3. the frames decided in loop 1 that need a rewrite (same-subnet DELIVER, ARP and echo REPLY;
     #    deferred so that the receiving ENI's record prefetched in loop 1 has arrived), commit
     for k in range(nr):
@@ -357,7 +361,7 @@ cdef int64_t run_chunk(Mode* mode,               # IN  the variant (a type only)
         if v == NULL:
             return nc          # several threads: the table pass runs later, in frame order over chunks
         # 4. one thread: the table steps of this chunk's frames in order, then their rewrite and commit
-        ct_pass(t, v, pk, fx, ct_i, nc, lo, now, now_step)
+        ct_pass(t, v, pk, fx, ct_i, nc, lo, now, now_step, ke_local, ki_local)
         ct_finish(t, pk, ct_i, nc, lo, action, reason, egress, route_out)
     return 0
 
@@ -376,13 +380,14 @@ cdef inline void prefetch_filt2(const FwdTables* t, const Pkt* p) noexcept nogil
         fv_prefetch(&t.subnet_filt[p.er.subnet])
 
 
-cdef inline void ct_prefetch_key(const FwdTables* t, const FtView* v, const Pkt* p, uint32_t ident) noexcept nogil:
+cdef inline void ct_prefetch_key(const FwdTables* t, const FtView* v, const Pkt* p, uint32_t ident,
+                                 FtPkt* k,            # OUT the key (ct_pass uses it: made once)
+                                 ) noexcept nogil:
     """Prefetch the FlowTable slot of the packet's key at ENI ``ident`` as soon as the filter stage knows
     it (loop 1 / the route pass): the chunk's table pass runs after the whole chunk's stateless part,
     so the miss overlaps that work instead of stalling the in-order pass (the lines stay in L2)."""
-    cdef FtPkt k
     cdef uint8_t fl = p.h.tcp_flags if p.h.proto == IPPROTO_TCP else (p.h.icmp_type if p.h.proto == IPPROTO_ICMP else 0)
-    ft_make_pkt(&k, ident, 0, p.h.proto, p.h.src, p.h.dst, p.h.sport, p.h.dport, fl)
+    ft_make_pkt(k, ident, 0, p.h.proto, p.h.src, p.h.dst, p.h.sport, p.h.dport, fl)
     ft_prefetch(v, k.hash)
 
 
@@ -395,13 +400,17 @@ cdef void ct_pass(const FwdTables* t,
                   int64_t lo,               # IN  the chunk's first frame index
                   const int64_t* now,       # IN  ns per frame (now_step 1) or for all (now_step 0)
                   int64_t now_step,
+                  FtPkt* ke,                # IN  per chunk frame: sender-side keys made by loop 1, or NULL: made here
+                  FtPkt* ki,                # IN  receiver-side keys (frames with CT_I), or NULL
                   ) noexcept nogil:
     """The table steps of nc frames in frame order: each frame's egress step at its sender, then (if it
     was delivered) its ingress step at the receiver; FT_MISS / FT_FULL become the verdict.  The rules
     (sg_eval) are evaluated here, only for a step that finds no live entry (FT_LATER): a packet of a
     tracked flow is admitted whatever they say, so they would be evaluated for nothing."""
-    cdef FtPkt pe[FV_CHUNK]          # sender-side keys
-    cdef FtPkt pi[FV_CHUNK]          # receiver-side keys (frames with CT_I)
+    cdef FtPkt pe_local[FV_CHUNK]    # sender-side keys, by chunk frame offset (when not made by loop 1)
+    cdef FtPkt pi_local[FV_CHUNK]    # receiver-side keys (frames with CT_I)
+    cdef FtPkt* pe = ke
+    cdef FtPkt* pi = ki
     cdef const FtTimeouts* tmo = <const FtTimeouts*>t.ct_timeouts
     cdef int64_t k, j, tn
     cdef Pkt* p
@@ -409,33 +418,39 @@ cdef void ct_pass(const FwdTables* t,
     cdef const FiltRec* fs
     cdef const FiltRec* fr
     cdef uint8_t fl, code, dirn, st, a
-    for k in range(nc):
-        j = ct_i[k]
-        p = &pk[j]
-        x = &fx[j]
-        fl = p.h.tcp_flags if p.h.proto == IPPROTO_TCP else (p.h.icmp_type if p.h.proto == IPPROTO_ICMP else 0)
-        ft_make_pkt(&pe[k], sender_filt(t, p.port).ident, 0, p.h.proto, p.h.src, p.h.dst, p.h.sport, p.h.dport, fl)
-        if x.ct & CT_I:
-            ft_make_pkt(&pi[k], t.eni_filt[p.out_eni].ident, 0, p.h.proto, p.h.src, p.h.dst, p.h.sport,
+    if pe == NULL:        # several threads: the keys are made here, the slots prefetched FV_CT_DIST ahead
+        pe = pe_local
+        pi = pi_local
+        for k in range(nc):
+            j = ct_i[k]
+            p = &pk[j]
+            x = &fx[j]
+            fl = p.h.tcp_flags if p.h.proto == IPPROTO_TCP else (p.h.icmp_type if p.h.proto == IPPROTO_ICMP else 0)
+            ft_make_pkt(&pe[j], sender_filt(t, p.port).ident, 0, p.h.proto, p.h.src, p.h.dst, p.h.sport,
                         p.h.dport, fl)
-    for k in range(nc if nc < FV_CT_DIST else FV_CT_DIST):
-        ft_prefetch(v, pe[k].hash)
-        if fx[ct_i[k]].ct & CT_I:
-            ft_prefetch(v, pi[k].hash)
+            if x.ct & CT_I:
+                ft_make_pkt(&pi[j], t.eni_filt[p.out_eni].ident, 0, p.h.proto, p.h.src, p.h.dst, p.h.sport,
+                            p.h.dport, fl)
+        for k in range(nc if nc < FV_CT_DIST else FV_CT_DIST):
+            j = ct_i[k]
+            ft_prefetch(v, pe[j].hash)
+            if fx[j].ct & CT_I:
+                ft_prefetch(v, pi[j].hash)
     for k in range(nc):
-        if k + FV_CT_DIST < nc:
-            ft_prefetch(v, pe[k + FV_CT_DIST].hash)
-            if fx[ct_i[k + FV_CT_DIST]].ct & CT_I:
-                ft_prefetch(v, pi[k + FV_CT_DIST].hash)
+        if ke == NULL and k + FV_CT_DIST < nc:
+            j = ct_i[k + FV_CT_DIST]
+            ft_prefetch(v, pe[j].hash)
+            if fx[j].ct & CT_I:
+                ft_prefetch(v, pi[j].hash)
         j = ct_i[k]
         p = &pk[j]
         x = &fx[j]
         tn = now[(lo + j) * now_step]
         fs = sender_filt(t, p.port)          # the sender's record (== eni_filt[x.s_eni]), hot since sg_egress
-        code = ft_insert_or_update(v, &pe[k], p.h.tl, tn, x.adm_e, tmo + fs.tmo, &dirn, &st)
+        code = ft_insert_or_update(v, &pe[j], p.h.tl, tn, x.adm_e, tmo + fs.tmo, &dirn, &st)
         if code == FT_LATER:
             a = sg_eval(t, fs.sgset, DIR_EGRESS, p.h.proto, p.h.dst, x.l4)
-            code = ft_insert_or_update(v, &pe[k], p.h.tl, tn, a, tmo + fs.tmo, &dirn, &st)
+            code = ft_insert_or_update(v, &pe[j], p.h.tl, tn, a, tmo + fs.tmo, &dirn, &st)
         if code == FT_MISS:
             p.route = -1             # decided at sg_egress, before the route
             drop(p, R_SG_EGRESS)
@@ -444,10 +459,10 @@ cdef void ct_pass(const FwdTables* t,
             drop(p, R_FLOW_TABLE_FULL)
         elif x.ct & CT_I:
             fr = &t.eni_filt[p.out_eni]
-            code = ft_insert_or_update(v, &pi[k], p.h.tl, tn, x.adm_i, tmo + fr.tmo, &dirn, &st)
+            code = ft_insert_or_update(v, &pi[j], p.h.tl, tn, x.adm_i, tmo + fr.tmo, &dirn, &st)
             if code == FT_LATER:
                 a = sg_eval(t, fr.sgset, DIR_INGRESS, p.h.proto, p.h.src, x.l4)
-                code = ft_insert_or_update(v, &pi[k], p.h.tl, tn, a, tmo + fr.tmo, &dirn, &st)
+                code = ft_insert_or_update(v, &pi[j], p.h.tl, tn, a, tmo + fr.tmo, &dirn, &st)
             if code == FT_MISS:
                 drop(p, R_SG_INGRESS)
             elif code == FT_FULL:
@@ -827,6 +842,6 @@ cdef int _forward_state_threads(const FwdTables* t, uint8_t* base, int64_t nd, c
                             spins = spins + 1
                     lo = c * FV_CHUNK
                     nc = fv_load_acq(&pn[c])
-                    ct_pass(t, v, ppk + lo, pfx + lo, pct + lo, nc, lo, pnow, now_step)
+                    ct_pass(t, v, ppk + lo, pfx + lo, pct + lo, nc, lo, pnow, now_step, NULL, NULL)
                     ct_finish(t, ppk + lo, pct + lo, nc, lo, pa, pr, pe, prt)
     return 0
