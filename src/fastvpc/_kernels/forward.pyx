@@ -102,7 +102,11 @@ cdef extern from *:
     static inline void fv_store_rel(int64_t* p, int64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
     static inline int64_t fv_fetch_add(int64_t* p, int64_t v) { return __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
     static inline void fv_wait_hint(int64_t spins) {
+    #if defined(__x86_64__) || defined(__i386__)
         if (spins < 64) { __builtin_ia32_pause(); } else { sched_yield(); }   /* a shared machine: give the core away */
+    #else
+        if (spins >= 64) { sched_yield(); }
+    #endif
     }
     """
     int64_t fv_load_acq(const int64_t* p) noexcept nogil
