@@ -40,9 +40,11 @@
 #              then, if the frame was delivered, the receiver's ingress step) with the entries
 #              prefetched, turns the results into verdicts, rewrites and commits.  The table steps of
 #              a batch are serial and in frame order (one thread), so the result is exactly that of
-#              one frame at a time for every n_threads; with several threads the stateless part of
-#              every chunk runs in parallel first (its contexts parked in a per-batch buffer), then the
-#              table steps in order, then the rewrites in parallel.
+#              one frame at a time for every n_threads; with several threads it is a pipeline: the
+#              others run the stateless part of chunks (contexts parked in a per-batch buffer) while
+#              one thread makes the table steps chunk by chunk in frame order as each is ready.  The
+#              security-group rules are evaluated in the table pass, only for a step that finds no
+#              live entry (FT_ADMIT_LATER / FT_LATER): a tracked flow is admitted whatever they say.
 #
 # Adding a stage: docs/architecture.md, "The forwarding kernel".
 #
@@ -78,8 +80,10 @@ from fastvpc._kernels.stages.sg_ingress cimport stage_sg_ingress
 from fastvpc._kernels.stages.edge_ingress cimport stage_edge_ingress
 from fastvpc._kernels.acl cimport acl_parse
 from fastvpc.lpm._lookup cimport rts_view_init, rts_lookup_batch
+from fastvpc._kernels.acl cimport sg_eval, sender_filt, DIR_EGRESS, DIR_INGRESS
 from fastvpc.dataplane._flowtable cimport (FtView, FtPkt, FtTimeouts, ft_view_init, ft_make_pkt, ft_prefetch,
-                                           ft_insert_or_update, FT_MISS, FT_FULL, FT_HIT)
+                                           ft_insert_or_update, FT_MISS, FT_FULL, FT_HIT, FT_LATER,
+                                           FT_ADMIT_LATER)
 
 
 cdef extern from *:
@@ -96,6 +100,27 @@ cdef extern from *:
     enum: FV_DIST
     const uint32_t FV_NO_ROUTE
     enum: FV_CT_DIST "FV_DIST"     # prefetch distance of the in-order table pass
+
+
+cdef extern from *:
+    """
+    #include <sched.h>
+    /* the producer/consumer hand-over of the stateful pass on several threads (_forward_state_threads) */
+    static inline int64_t fv_load_acq(const int64_t* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+    static inline void fv_store_rel(int64_t* p, int64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+    static inline int64_t fv_fetch_add(int64_t* p, int64_t v) { return __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
+    static inline void fv_wait_hint(int64_t spins) {
+    #if defined(__x86_64__) || defined(__i386__)
+        if (spins < 64) { __builtin_ia32_pause(); } else { sched_yield(); }   /* a shared machine: give the core away */
+    #else
+        if (spins >= 64) { sched_yield(); }
+    #endif
+    }
+    """
+    int64_t fv_load_acq(const int64_t* p) noexcept nogil
+    void fv_store_rel(int64_t* p, int64_t v) noexcept nogil
+    int64_t fv_fetch_add(int64_t* p, int64_t v) noexcept nogil
+    void fv_wait_hint(int64_t spins) noexcept nogil
 
 
 # the three variants of run_chunk (see the top of the file): empty marker types of a fused type
@@ -181,6 +206,8 @@ cdef inline void route_one(Mode* mode,          # IN  the variant (a type only)
                            int32_t rt,          # IN  its global route index from the batch LPM (-1: none)
                            int64_t i,           # IN  frame index
                            uint8_t* action, uint8_t* reason, int32_t* egress, int32_t* route_out,   # OUT [i]
+                           const FtView* v,     # ModeState, one thread: IN the FlowTable (to prefetch), else NULL
+                           FtPkt* ki,           # with v: OUT the frame's receiver-side table key
                            ) noexcept nogil:
     """Loop 2 for one frame: route, the ingress filters if it delivers, then rewrite (while its records
     are hot) and commit -- or, stateful and waiting for its table steps, its verdict parked in ``s``."""
@@ -200,6 +227,8 @@ cdef inline void route_one(Mode* mode,          # IN  the variant (a type only)
             nx = stage_nacl_ingress(t, p, x)
             if nx == NEXT_REWRITE:
                 nx = stage_sg_ingress(t, p, x, 1)
+                if v != NULL and (x.ct & CT_I):   # the key's fields from s: unpark copied only some of h
+                    ct_prefetch_key(t, v, s, t.eni_filt[q.out_eni].ident, ki)
         if x.ct & CT_E:
             s.route = q.route
             s.out_eni = q.out_eni
@@ -247,6 +276,8 @@ cdef int64_t run_chunk(Mode* mode,               # IN  the variant (a type only)
     cdef Pkt pk_local[FV_CHUNK]        # per frame: the context every stage reads and writes
     cdef Flt fx_local[FV_CHUNK]        # per frame: the filter stages' context (filtered variants)
     cdef int32_t ct_local[FV_CHUNK]    # ModeState: the frames that met sg_egress, in frame order
+    cdef FtPkt ke_local[FV_CHUNK]      # ModeState, one thread: per frame its sender-side table key (made in loop 1)
+    cdef FtPkt ki_local[FV_CHUNK]      # ... and its receiver-side key (made in the route pass)
     cdef uint32_t lk_tab[FV_CHUNK]     # route list: LPM table id
     cdef uint32_t lk_dst[FV_CHUNK]     # route list: destination
     cdef uint32_t lk_val[FV_CHUNK]     # route list: lookup result
@@ -308,6 +339,8 @@ cdef int64_t run_chunk(Mode* mode,               # IN  the variant (a type only)
                         nx = stage_nacl_egress(t, p, x)
                 if Mode is ModeState:
                     nx = stage_sg_egress(t, p, x, 1)     # decides nothing yet: the table step will
+                    if v != NULL and (x.ct & CT_E):
+                        ct_prefetch_key(t, v, p, sender_filt(t, p.port).ident, &ke_local[j])
                     if nx == NEXT_LOCAL:
                         nx = stage_nacl_egress(t, p, x)
                 if nx == NEXT_LOCAL:
@@ -318,6 +351,8 @@ cdef int64_t run_chunk(Mode* mode,               # IN  the variant (a type only)
                             if nx == NEXT_REWRITE:
                                 if Mode is ModeState:
                                     nx = stage_sg_ingress(t, p, x, 1)
+                                    if v != NULL and (x.ct & CT_I):
+                                        ct_prefetch_key(t, v, p, t.eni_filt[p.out_eni].ident, &ki_local[j])
                                 else:
                                     nx = stage_sg_ingress(t, p, x, 0)
         elif nx == NEXT_EDGE:       # compile(edge=True): a frame on a gateway's port (out of line)
@@ -359,7 +394,8 @@ cdef int64_t run_chunk(Mode* mode,               # IN  the variant (a type only)
             lk_val[k] = <uint32_t>r      # handed to route_one (FV_NO_ROUTE is -1 there: no route)
         for k in range(nl):
             j = lk_i[k]
-            route_one(mode, t, &pk[j], &fx[j], <int32_t>lk_val[k], lo + j, action, reason, egress, route_out)
+            route_one(mode, t, &pk[j], &fx[j], <int32_t>lk_val[k], lo + j, action, reason, egress, route_out, v,
+                      &ki_local[j])
     # 3. the frames decided in loop 1 that need a rewrite (same-subnet DELIVER, ARP and echo REPLY;
     #    deferred so that the receiving ENI's record prefetched in loop 1 has arrived), commit
     for k in range(nr):
@@ -369,7 +405,7 @@ cdef int64_t run_chunk(Mode* mode,               # IN  the variant (a type only)
         if v == NULL:
             return nc          # several threads: the table pass runs later, in frame order over chunks
         # 4. one thread: the table steps of this chunk's frames in order, then their rewrite and commit
-        ct_pass(t, v, pk, fx, ct_i, nc, lo, now, now_step)
+        ct_pass(t, v, pk, fx, ct_i, nc, lo, now, now_step, ke_local, ki_local)
         ct_finish(t, pk, ct_i, nc, lo, action, reason, egress, route_out)
     return 0
 
@@ -388,6 +424,17 @@ cdef inline void prefetch_filt2(const FwdTables* t, const Pkt* p) noexcept nogil
         fv_prefetch(&t.subnet_filt[p.er.subnet])
 
 
+cdef inline void ct_prefetch_key(const FwdTables* t, const FtView* v, const Pkt* p, uint32_t ident,
+                                 FtPkt* k,            # OUT the key (ct_pass uses it: made once)
+                                 ) noexcept nogil:
+    """Prefetch the FlowTable slot of the packet's key at ENI ``ident`` as soon as the filter stage knows
+    it (loop 1 / the route pass): the chunk's table pass runs after the whole chunk's stateless part,
+    so the miss overlaps that work instead of stalling the in-order pass (the lines stay in L2)."""
+    cdef uint8_t fl = p.h.tcp_flags if p.h.proto == IPPROTO_TCP else (p.h.icmp_type if p.h.proto == IPPROTO_ICMP else 0)
+    ft_make_pkt(k, ident, 0, p.h.proto, p.h.src, p.h.dst, p.h.sport, p.h.dport, fl)
+    ft_prefetch(v, k.hash)
+
+
 cdef void ct_pass(const FwdTables* t,
                   FtView* v,                # IN/OUT the FlowTable
                   Pkt* pk,                  # IN/OUT the chunk's contexts (verdicts of table drops)
@@ -397,45 +444,74 @@ cdef void ct_pass(const FwdTables* t,
                   int64_t lo,               # IN  the chunk's first frame index
                   const int64_t* now,       # IN  ns per frame (now_step 1) or for all (now_step 0)
                   int64_t now_step,
+                  FtPkt* ke,                # IN  per chunk frame: sender-side keys made by loop 1, or NULL: made here
+                  FtPkt* ki,                # IN  receiver-side keys (frames with CT_I), or NULL
                   ) noexcept nogil:
     """The table steps of nc frames in frame order: each frame's egress step at its sender, then (if it
-    was delivered) its ingress step at the receiver; FT_MISS / FT_FULL become the verdict."""
-    cdef FtPkt pe[FV_CHUNK]          # sender-side keys
-    cdef FtPkt pi[FV_CHUNK]          # receiver-side keys (frames with CT_I)
+    was delivered) its ingress step at the receiver; FT_MISS / FT_FULL become the verdict.  The rules
+    (sg_eval) are evaluated here, only for a step that finds no live entry (FT_LATER): a packet of a
+    tracked flow is admitted whatever they say, so they would be evaluated for nothing."""
+    cdef FtPkt pe_local[FV_CHUNK]    # sender-side keys, by chunk frame offset (when not made by loop 1)
+    cdef FtPkt pi_local[FV_CHUNK]    # receiver-side keys (frames with CT_I)
+    cdef FtPkt* pe = ke
+    cdef FtPkt* pi = ki
     cdef const FtTimeouts* tmo = <const FtTimeouts*>t.ct_timeouts
     cdef int64_t k, j, tn
     cdef Pkt* p
     cdef const Flt* x
-    cdef uint8_t fl, code, dirn, st
+    cdef const FiltRec* fs
+    cdef const FiltRec* fr
+    cdef uint8_t fl, code, dirn, st, a
+    if pe == NULL:        # several threads: the keys are made here, the slots prefetched FV_CT_DIST ahead
+        pe = pe_local
+        pi = pi_local
+        for k in range(nc):
+            j = ct_i[k]
+            p = &pk[j]
+            x = &fx[j]
+            fl = p.h.tcp_flags if p.h.proto == IPPROTO_TCP else (p.h.icmp_type if p.h.proto == IPPROTO_ICMP else 0)
+            if x.ct & CT_E:
+                ft_make_pkt(&pe[j], sender_filt(t, p.port).ident, 0, p.h.proto, p.h.src, p.h.dst, p.h.sport,
+                            p.h.dport, fl)
+            if x.ct & CT_I:
+                ft_make_pkt(&pi[j], t.eni_filt[p.out_eni].ident, 0, p.h.proto, p.h.src, p.h.dst, p.h.sport,
+                            p.h.dport, fl)
+        for k in range(nc if nc < FV_CT_DIST else FV_CT_DIST):
+            j = ct_i[k]
+            if fx[j].ct & CT_E:
+                ft_prefetch(v, pe[j].hash)
+            if fx[j].ct & CT_I:
+                ft_prefetch(v, pi[j].hash)
+    else:
+        # one thread: loop 1 / route_one made the keys of frames from ENIs; a frame from a gateway's
+        # port (edge_ingress, decided in loop 1) has only a receiver step, whose key is made here
+        for k in range(nc):
+            j = ct_i[k]
+            x = &fx[j]
+            if (x.ct & CT_I) and not (x.ct & CT_E):
+                p = &pk[j]
+                fl = p.h.tcp_flags if p.h.proto == IPPROTO_TCP else (p.h.icmp_type if p.h.proto == IPPROTO_ICMP else 0)
+                ft_make_pkt(&pi[j], t.eni_filt[p.out_eni].ident, 0, p.h.proto, p.h.src, p.h.dst, p.h.sport,
+                            p.h.dport, fl)
+                ft_prefetch(v, pi[j].hash)
     for k in range(nc):
-        j = ct_i[k]
-        p = &pk[j]
-        x = &fx[j]
-        fl = p.h.tcp_flags if p.h.proto == IPPROTO_TCP else (p.h.icmp_type if p.h.proto == IPPROTO_ICMP else 0)
-        if x.ct & CT_E:
-            ft_make_pkt(&pe[k], t.eni_filt[x.s_eni].ident, 0, p.h.proto, p.h.src, p.h.dst, p.h.sport, p.h.dport,
-                        fl)
-        if x.ct & CT_I:
-            ft_make_pkt(&pi[k], t.eni_filt[p.out_eni].ident, 0, p.h.proto, p.h.src, p.h.dst, p.h.sport,
-                        p.h.dport, fl)
-    for k in range(nc if nc < FV_CT_DIST else FV_CT_DIST):
-        if fx[ct_i[k]].ct & CT_E:
-            ft_prefetch(v, pe[k].hash)
-        if fx[ct_i[k]].ct & CT_I:
-            ft_prefetch(v, pi[k].hash)
-    for k in range(nc):
-        if k + FV_CT_DIST < nc:
-            if fx[ct_i[k + FV_CT_DIST]].ct & CT_E:
-                ft_prefetch(v, pe[k + FV_CT_DIST].hash)
-            if fx[ct_i[k + FV_CT_DIST]].ct & CT_I:
-                ft_prefetch(v, pi[k + FV_CT_DIST].hash)
+        if ke == NULL and k + FV_CT_DIST < nc:
+            j = ct_i[k + FV_CT_DIST]
+            if fx[j].ct & CT_E:
+                ft_prefetch(v, pe[j].hash)
+            if fx[j].ct & CT_I:
+                ft_prefetch(v, pi[j].hash)
         j = ct_i[k]
         p = &pk[j]
         x = &fx[j]
         tn = now[(lo + j) * now_step]
         code = FT_HIT                   # admitted: no sender step (a frame from a gateway)
         if x.ct & CT_E:
-            code = ft_insert_or_update(v, &pe[k], p.h.tl, tn, x.adm_e, tmo + t.eni_filt[x.s_eni].tmo, &dirn, &st)
+            fs = sender_filt(t, p.port)      # the sender's record (== eni_filt[x.s_eni]), hot since sg_egress
+            code = ft_insert_or_update(v, &pe[j], p.h.tl, tn, x.adm_e, tmo + fs.tmo, &dirn, &st)
+            if code == FT_LATER:
+                a = sg_eval(t, fs.sgset, DIR_EGRESS, p.h.proto, p.h.dst, x.l4)
+                code = ft_insert_or_update(v, &pe[j], p.h.tl, tn, a, tmo + fs.tmo, &dirn, &st)
         if code == FT_MISS:
             p.route = -1             # decided at sg_egress, before the route
             drop(p, R_SG_EGRESS)
@@ -443,8 +519,11 @@ cdef void ct_pass(const FwdTables* t,
             p.route = -1
             drop(p, R_FLOW_TABLE_FULL)
         elif x.ct & CT_I:
-            code = ft_insert_or_update(v, &pi[k], p.h.tl, tn, x.adm_i, tmo + t.eni_filt[p.out_eni].tmo,
-                                       &dirn, &st)
+            fr = &t.eni_filt[p.out_eni]
+            code = ft_insert_or_update(v, &pi[j], p.h.tl, tn, x.adm_i, tmo + fr.tmo, &dirn, &st)
+            if code == FT_LATER:
+                a = sg_eval(t, fr.sgset, DIR_INGRESS, p.h.proto, p.h.src, x.l4)
+                code = ft_insert_or_update(v, &pi[j], p.h.tl, tn, a, tmo + fr.tmo, &dirn, &st)
             if code == FT_MISS:
                 drop(p, R_SG_INGRESS)
             elif code == FT_FULL:
@@ -810,14 +889,22 @@ cdef int _forward_state_threads(const FwdTables* t, uint8_t* base, int64_t nd, c
                                 const int32_t* pp, int64_t n,
                                 uint8_t* pa, uint8_t* pr, int32_t* pe, int32_t* prt,   # OUT [0:n]
                                 int n_threads, FtView* v, const int64_t* pnow, int64_t now_step) except -1:
-    """ModeState on several threads: the stateless part of every chunk in parallel (contexts parked in
-    one per-batch buffer), the table steps serially in frame order, the rewrites in parallel."""
+    """ModeState on several threads, as a pipeline: n_threads - 1 producers run the stateless part of the
+    chunks (taken in order from a shared counter; contexts parked in one per-batch buffer), and one
+    consumer makes the table steps chunk after chunk in frame order as each chunk is ready (then its
+    rewrites and commits), so the serial table work overlaps the parallel work instead of following it.
+    The table steps stay serial and in frame order: the result is exactly that of one thread.
+
+    No deadlock with fewer threads than roles: roles are statically split into contiguous blocks, the
+    consumer is the last role, and a producer never waits, so any thread reaching the consumer role
+    either runs it after every producer role of its own block or waits only for other threads'."""
     cdef int64_t nchunks = (n + FV_CHUNK - 1) // FV_CHUNK
-    cdef int64_t c, lo, hi
+    cdef int64_t c, k, lo, hi, role, spins, nc
+    cdef int64_t roles = n_threads
     park_pk = np.empty(n * sizeof(Pkt) + 64, dtype=np.uint8)
     park_fx = np.empty(n * sizeof(Flt) + 64, dtype=np.uint8)
     park_ct = np.empty(n, dtype=np.int32)
-    counts = np.zeros(nchunks, dtype=np.int64)
+    counts = np.full(nchunks + 1, -1, dtype=np.int64)     # [c]: -1 until chunk c is parked; [nchunks]: next chunk
     cdef uint8_t[::1] b_pk = park_pk
     cdef uint8_t[::1] b_fx = park_fx
     cdef int32_t[::1] b_ct = park_ct
@@ -826,16 +913,41 @@ cdef int _forward_state_threads(const FwdTables* t, uint8_t* base, int64_t nd, c
     cdef Flt* pfx = <Flt*>(&b_fx[0] + ((-<size_t>&b_fx[0]) % 64))
     cdef int32_t* pct = &b_ct[0]
     cdef int64_t* pn = &b_n[0]
+    pn[nchunks] = 0
     with nogil:
-        for c in prange(nchunks, num_threads=n_threads, schedule="dynamic", chunksize=8):
-            lo = c * FV_CHUNK
-            hi = lo + FV_CHUNK if lo + FV_CHUNK < n else n
-            pn[c] = run_chunk(<ModeState*>NULL, t, base, nd, po, pp, lo, hi, pa, pr, pe, prt,
-                              ppk + lo, pfx + lo, pct + lo, NULL, pnow, now_step)
-        for c in range(nchunks):
-            lo = c * FV_CHUNK
-            ct_pass(t, v, ppk + lo, pfx + lo, pct + lo, pn[c], lo, pnow, now_step)
-        for c in prange(nchunks, num_threads=n_threads, schedule="dynamic", chunksize=8):
-            lo = c * FV_CHUNK
-            ct_finish(t, ppk + lo, pct + lo, pn[c], lo, pa, pr, pe, prt)
+        for role in prange(roles, num_threads=n_threads, schedule="static"):
+            if role < roles - 1:
+                # producer: the stateless part of the next chunk, parked, then published (release)
+                while True:
+                    c = fv_fetch_add(&pn[nchunks], 1)
+                    if c >= nchunks:
+                        break
+                    lo = c * FV_CHUNK
+                    hi = lo + FV_CHUNK if lo + FV_CHUNK < n else n
+                    nc = run_chunk(<ModeState*>NULL, t, base, nd, po, pp, lo, hi, pa, pr, pe, prt,
+                                   ppk + lo, pfx + lo, pct + lo, NULL, pnow, now_step)
+                    fv_store_rel(&pn[c], nc)
+            else:
+                # consumer: the table steps chunk by chunk in frame order; a chunk no producer has
+                # taken yet is run here (so one thread alone, or slow producers, still finish)
+                for c in range(nchunks):
+                    spins = 0
+                    while fv_load_acq(&pn[c]) < 0:
+                        if fv_load_acq(&pn[nchunks]) <= c:
+                            # nobody has taken chunk c yet: take the next chunk ourselves (the counter
+                            # only grows, so that is c or, if a producer got c meanwhile, a later one)
+                            k = fv_fetch_add(&pn[nchunks], 1)
+                            if k < nchunks:
+                                lo = k * FV_CHUNK
+                                hi = lo + FV_CHUNK if lo + FV_CHUNK < n else n
+                                nc = run_chunk(<ModeState*>NULL, t, base, nd, po, pp, lo, hi, pa, pr, pe, prt,
+                                               ppk + lo, pfx + lo, pct + lo, NULL, pnow, now_step)
+                                fv_store_rel(&pn[k], nc)
+                        else:
+                            fv_wait_hint(spins)
+                            spins = spins + 1
+                    lo = c * FV_CHUNK
+                    nc = fv_load_acq(&pn[c])
+                    ct_pass(t, v, ppk + lo, pfx + lo, pct + lo, nc, lo, pnow, now_step, NULL, NULL)
+                    ct_finish(t, ppk + lo, pct + lo, nc, lo, pa, pr, pe, prt)
     return 0

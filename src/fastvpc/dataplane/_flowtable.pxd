@@ -50,6 +50,9 @@ cdef enum:
     FT_FULL = 3           # it needed a new entry and every one of `capacity` entries is live
     FT_PASS = 4           # no tracked flow, admitted by the rules, opens none (lone SYN-ACK/FIN/RST,
                           # ICMP reply or error, untracked flow)
+    FT_LATER = 5          # (admitted == FT_ADMIT_LATER only) no live entry of the flow: evaluate the
+                          # rules and call again with their answer; nothing else was changed (a TCP
+                          # re-open's deletion of the old TIME_WAIT/CLOSE entry is the same either way)
 
 cdef enum:
     FT_ORIGINAL = 0
@@ -59,6 +62,8 @@ cdef enum:
     FT_DENY = 0
     FT_ADMIT = 1
     FT_ADMIT_UNTRACKED = 2
+    FT_ADMIT_LATER = 3    # the rules are not evaluated yet (a stage that evaluates them only for packets
+                          # of no tracked flow: 80% of the traffic needs no rule scan); answer FT_LATER
 
 # --- flow states (fastvpc.dataplane.state.FlowState mirrors these) --------------------------
 cdef enum:

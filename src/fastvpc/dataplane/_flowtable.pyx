@@ -429,6 +429,8 @@ cdef inline uint8_t _step(FtView* v, const FtPkt* p, uint32_t length, int64_t no
     if now > v.hdr.clock:
         v.hdr.clock = now
     if p.kind == FT_K_ICMP_OTHER:
+        if admitted == FT_ADMIT_LATER:
+            return FT_LATER
         return FT_MISS if admitted == FT_DENY else FT_PASS
     _probe(v, p, now, may_insert, &found, &reuse, &empty)
     if found >= 0:
@@ -471,6 +473,8 @@ cdef inline uint8_t _step(FtView* v, const FtPkt* p, uint32_t length, int64_t no
             state[0] = ns
             return FT_HIT
     # no live entry of this flow
+    if admitted == FT_ADMIT_LATER:
+        return FT_LATER            # the caller evaluates the rules and calls again
     if admitted == FT_DENY:
         return FT_MISS
     op = _open_state(p)

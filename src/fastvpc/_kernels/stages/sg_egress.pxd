@@ -4,7 +4,7 @@
 # #50), which no filter stage sees.
 #
 # IN   p.h (IPv4; L4 parsed here, acl.pxd acl_parse), p.port, p.er
-# OUT  x.l4, x.s_eni, x.ct (CT_FILT; stateful: CT_E), x.adm_e (stateful);
+# OUT  x.l4, x.s_eni, x.ct (CT_FILT; stateful: CT_E), x.adm_e (stateful: FT_ADMIT_LATER, the rules wait);
 #      next: NEXT_LOCAL, or drop SG_EGRESS (stateless only: with a FlowTable the verdict waits for the
 #      table step in the driver's in-order pass, since a tracked flow is admitted whatever the rules say)
 
@@ -13,6 +13,7 @@ from fastvpc._kernels.headers cimport *
 from fastvpc._kernels.tables cimport *
 from fastvpc._kernels.pkt cimport *
 from fastvpc._kernels.acl cimport *
+from fastvpc.dataplane._flowtable cimport FT_ADMIT_LATER
 
 
 cdef inline int stage_sg_egress(const FwdTables* t, Pkt* p, Flt* x, bint stateful) noexcept nogil:
@@ -24,11 +25,13 @@ cdef inline int stage_sg_egress(const FwdTables* t, Pkt* p, Flt* x, bint statefu
     fr = sender_filt(t, p.port)
     acl_parse(p, x)
     x.s_eni = fr.eni
-    a = sg_eval(t, fr.sgset, DIR_EGRESS, p.h.proto, p.h.dst, x.l4)
     if stateful:
-        x.adm_e = a
+        # the rules are evaluated by the driver's table pass, and only for a packet of no tracked
+        # flow (ct_pass: FT_ADMIT_LATER / FT_LATER): a tracked flow is admitted whatever they say
+        x.adm_e = FT_ADMIT_LATER
         x.ct = CT_FILT | CT_E
         return goto(p, NEXT_LOCAL)
+    a = sg_eval(t, fr.sgset, DIR_EGRESS, p.h.proto, p.h.dst, x.l4)
     x.ct = CT_FILT
     if a == ADM_DENY:
         return drop(p, R_SG_EGRESS)
