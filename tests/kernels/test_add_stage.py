@@ -66,10 +66,11 @@ setup(ext_modules=cythonize([ext], include_path=[{src!r}, "."], quiet=True,
 def _with_stage(driver: str) -> str:
     """The driver with the stage added: one cimport line and one call line, nothing else."""
     cimport = "from fastvpc._kernels.stages.rewrite cimport stage_rewrite\n"
-    call = "            if nx == NEXT_LOCAL:\n                nx = stage_local(t, p)\n"
+    call = "        # branch-free appends: the slot past the end is overwritten later\n"   # loop 1's end: the
     assert driver.count(cimport) == 1 and driver.count(call) == 1, "the driver's stage lines moved: update docs"
     driver = driver.replace(cimport, cimport + "from drop_echo_port cimport stage_drop_echo_port\n")
-    return driver.replace(call, call + "        if nx == NEXT_ROUTE:\n            nx = stage_drop_echo_port(t, p)\n")
+    # edge to the batch LPM, for every variant (plain, filtered, stateful) and every ingress kind
+    return driver.replace(call, "        if nx == NEXT_ROUTE:\n            nx = stage_drop_echo_port(t, p)\n" + call)
 
 
 @pytest.fixture(scope="module")
