@@ -188,3 +188,30 @@ def distinct_outputs(inputs: Sequence[tuple[str, str]], outputs: Sequence[tuple[
                 raise UsageError(f"{label} {path!r} is also given as {olabel}")
         check_writable(path, label)
         seen.append((label, path))
+
+
+def add_flow_log_options(p: Any, help_file: str) -> None:
+    """``--flow-log FILE``, ``--flow-log-window``, ``--flow-log-format`` (replay and live)."""
+    p.add_argument("--flow-log", metavar="FILE", help=help_file)
+    p.add_argument("--flow-log-window", type=int, choices=[60, 600], default=600,
+                   help="flow log aggregation interval in seconds (default 600, AWS's default)")
+    p.add_argument("--flow-log-format", metavar="FORMAT", default=None,
+                   help="flow log fields in AWS's syntax, e.g. '${version} ${interface-id} ${srcaddr} ...' "
+                        "(default: version 2's 14 fields)")
+
+
+def flow_log_from_args(args: Any) -> Any:
+    """The FlowLog asked for by the --flow-log* options, its path checked writable (and pyarrow there
+    for .parquet); None without --flow-log.  The command checks its own path clashes first."""
+    from fastvpc.dataplane.flowlogs import FlowLog, FlowLogError, _pyarrow
+
+    path = args.flow_log
+    check_writable(path, "--flow-log")
+    try:
+        log = FlowLog(window=args.flow_log_window, fields=args.flow_log_format)
+        if path.lower().endswith(".parquet"):
+            _pyarrow()
+    except FlowLogError as exc:
+        raise UsageError(str(exc)) from None
+    return log
+

@@ -23,7 +23,7 @@ def _attach_pair(text: str) -> tuple[str, str]:
 
 def add_parser(sub: Any) -> None:
     from fastvpc.cli import command
-    from fastvpc.cli._common import output_path, positive_float, positive_int
+    from fastvpc.cli._common import add_flow_log_options, output_path, positive_float, positive_int
 
     p = sub.add_parser("live", help="run the data plane between real interfaces (AF_PACKET; needs CAP_NET_RAW)",
                        description="Attach Linux interfaces to ENIs and gateways of a topology and forward "
@@ -39,21 +39,14 @@ def add_parser(sub: Any) -> None:
                    help="use the pure-Python reference forwarder instead of the compiled data plane (slow)")
     p.add_argument("--json", dest="json_path", type=output_path(".json"), metavar="FILE",
                    help="also write the counters as JSON to FILE ('-': stdout, the text then goes to stderr)")
-    p.add_argument("--flow-log", metavar="FILE",
-                   help="write VPC Flow Log records of the run to FILE when it ends: AWS's text format (.gz: "
-                        "compressed), or Parquet for a name ending in .parquet (needs pyarrow)")
-    p.add_argument("--flow-log-window", type=int, choices=[60, 600], default=600,
-                   help="flow log aggregation interval in seconds (default 600, AWS's default)")
-    p.add_argument("--flow-log-format", metavar="FORMAT", default=None,
-                   help="flow log fields in AWS's syntax, e.g. '${version} ${interface-id} ${srcaddr} ...' "
-                        "(default: version 2's 14 fields)")
+    add_flow_log_options(p, "write VPC Flow Log records of the run to FILE when it ends: AWS's text format (.gz: "
+                            "compressed), or Parquet for a name ending in .parquet (needs pyarrow)")
     p.set_defaults(func=command("live", run))
 
 
 def _flow_log(args: argparse.Namespace) -> Any:
     """The FlowLog asked for by --flow-log*, its path checked before any interface is opened; or None."""
-    from fastvpc.cli._common import UsageError, check_writable, same_file
-    from fastvpc.dataplane.flowlogs import FlowLog, FlowLogError, _pyarrow
+    from fastvpc.cli._common import UsageError, flow_log_from_args, same_file
 
     path = args.flow_log
     if path is None:
@@ -64,14 +57,7 @@ def _flow_log(args: argparse.Namespace) -> Any:
         raise UsageError("--flow-log needs the compiled data plane: it cannot be used with --reference")
     if args.json_path not in (None, "-") and same_file(path, args.json_path):
         raise UsageError(f"--flow-log {path!r} is also the --json file")
-    check_writable(path, "--flow-log")
-    try:
-        log = FlowLog(window=args.flow_log_window, fields=args.flow_log_format)
-        if path.lower().endswith(".parquet"):
-            _pyarrow()
-    except FlowLogError as exc:
-        raise UsageError(str(exc)) from None
-    return log
+    return flow_log_from_args(args)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,8 +13,8 @@ import argparse
 import sys
 from typing import Any
 
-from fastvpc.cli._common import (UsageError, check_writable, human_stream, output_path, positive_int,
-                                 same_file, write_json)
+from fastvpc.cli._common import (UsageError, add_flow_log_options, check_writable, flow_log_from_args,
+                                 human_stream, output_path, positive_int, same_file, write_json)
 
 _CAPTURE = (".pcap", ".pcapng")
 
@@ -49,14 +49,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--stateless", action="store_true",
                    help="no connection tracking: judge every packet by the rules alone, as the first of its flow "
                         "(default: one flow table across the capture, its clock the capture's timestamps)")
-    p.add_argument("--flow-log", metavar="FILE",
-                   help="write VPC Flow Log records of the replay to FILE: AWS's text format (.gz: compressed), "
-                        "or Parquet for a name ending in .parquet (needs pyarrow)")
-    p.add_argument("--flow-log-window", type=int, choices=[60, 600], default=600,
-                   help="flow log aggregation interval in seconds (default 600, AWS's default)")
-    p.add_argument("--flow-log-format", metavar="FORMAT", default=None,
-                   help="flow log fields in AWS's syntax, e.g. '${version} ${interface-id} ${srcaddr} ...' "
-                        "(default: version 2's 14 fields)")
+    add_flow_log_options(p, "write VPC Flow Log records of the replay to FILE: AWS's text format (.gz: compressed), "
+                            "or Parquet for a name ending in .parquet (needs pyarrow)")
     p.add_argument("--workers", type=positive_int, default=None, metavar="N",
                    help="replay on a Dask cluster: N worker processes on this machine (or N shards on --scheduler's "
                         "cluster); the output is the serial replay's, byte for byte (needs fastvpc[dask])")
@@ -112,8 +106,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _flow_log(args: argparse.Namespace) -> Any:
     """The FlowLog asked for by --flow-log*, its path checked before any frame is read; or None."""
-    from fastvpc.dataplane.flowlogs import FlowLog, FlowLogError
-
     path = args.flow_log
     if path is None:
         if args.flow_log_format is not None:
@@ -121,13 +113,4 @@ def _flow_log(args: argparse.Namespace) -> Any:
         return None
     if any(same_file(path, o) for o in (args.input, args.output, args.drops, args.json_path) if o):
         raise UsageError(f"--flow-log {path!r} is also the capture or another output")
-    check_writable(path, "--flow-log")
-    try:
-        log = FlowLog(window=args.flow_log_window, fields=args.flow_log_format)
-        if path.lower().endswith(".parquet"):
-            from fastvpc.dataplane.flowlogs import _pyarrow
-
-            _pyarrow()
-    except FlowLogError as exc:
-        raise UsageError(str(exc)) from None
-    return log
+    return flow_log_from_args(args)
