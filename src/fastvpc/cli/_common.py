@@ -214,4 +214,3 @@ def flow_log_from_args(args: Any) -> Any:
     except FlowLogError as exc:
         raise UsageError(str(exc)) from None
     return log
-
