@@ -188,6 +188,18 @@ def _replace(name, value):
     return change
 
 
+def _edge_port_value(index):
+    """Point the first gateway-port entry of the edge hash at ``index`` (a gateway record)."""
+    from fastvpc.compiler.edge import HK_GWPORT
+
+    def change(st, dp):
+        ht = st["edge_hash"]
+        keys = ht[0::2]
+        used = np.flatnonzero((keys != np.uint64(2**64 - 1)) & ((keys >> np.uint64(56)) == np.uint64(HK_GWPORT)))
+        ht[2 * used[0] + 1] = index(st, dp)
+    return change
+
+
 N_SUB = lambda st, dp: st["subnets"].size  # noqa: E731
 N_ENI = lambda st, dp: st["enis"].size  # noqa: E731
 N_VPC = lambda st, dp: len(st["vpc_names"])  # noqa: E731
@@ -224,10 +236,18 @@ CORRUPTIONS = {
     "arp_mode": _replace("arp_mode", lambda st, dp: "flood"),
     "eni_names": _replace("eni_names", lambda st, dp: st["eni_names"][:-1]),
     "port_hashed": _replace("port_hashed", lambda st, dp: 1),
+    # the edge (the fuzzer's finding: an edited gateway record reached the kernel's own ValueError)
+    "edge_gws.table": _set("edge_gws", "table", lambda st, dp: st["table_base"].size),
+    "edge_gws.table-negative": _set("edge_gws", "table", -2),
+    "edge_gws.vpc": _set("edge_gws", "vpc", N_VPC),
+    "edge_gws.kind": _set("edge_gws", "kind", 9),
+    "edge_gws.off": _set("edge_gws", "off", 1),
+    "edge_hash-gateway-index": _edge_port_value(lambda st, dp: st["edge_gws"].size),
 }
 FIELD = {k: k.split("-")[0] for k in CORRUPTIONS}
 FIELD["route_targets.arg-eni"] = FIELD["route_targets.arg-peering"] = "route_targets.arg"
 FIELD["table_base-order"] = "table_base"
+FIELD["edge_hash-gateway-index"] = "edge_hash"
 
 
 @pytest.mark.parametrize("case", sorted(CORRUPTIONS))
