@@ -102,16 +102,16 @@ def _cpus() -> int:
 JOBS = int(os.environ.get("FASTVPC_BUILD_JOBS", "0")) or _cpus()
 
 
-def _compiler_accepts(flag: str) -> bool:
-    """Whether the C compiler accepts ``flag`` (checked by compiling a tiny program)."""
+def _compiler_accepts(*flags: str, program: str = "int main(void){return 0;}\n") -> bool:
+    """Whether the C compiler accepts ``flags`` (checked by compiling ``program``)."""
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if not cc:
         return False
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "t.c"
-        src.write_text("#include <omp.h>\nint main(void){return omp_get_max_threads() < 0;}\n")
+        src.write_text(program)
         try:
-            res = subprocess.run([cc, flag, str(src), "-o", str(Path(tmp) / "t")],
+            res = subprocess.run([cc, *flags, "-Werror", str(src), "-o", str(Path(tmp) / "t")],
                                  capture_output=True, check=False)
         except OSError:
             return False
@@ -119,8 +119,14 @@ def _compiler_accepts(flag: str) -> bool:
 
 
 USE_OPENMP = os.environ.get("FASTVPC_NO_OPENMP", "") in ("", "0") and sys.platform.startswith("linux") \
-    and _compiler_accepts("-fopenmp")
+    and _compiler_accepts("-fopenmp", program="#include <omp.h>\nint main(void){return omp_get_max_threads() < 0;}\n")
 OMP_FLAGS = ["-fopenmp"] if USE_OPENMP else []
+# Per-module flags, used when the compiler takes them.  The forwarding driver inlines every stage
+# into its chunk loops (one function per mode); GCC's default inliner limits stop short of that and
+# leave stage calls in the per-frame loop.  Other compilers get the default limits.
+_INLINE_ALL = ["--param=max-inline-insns-single=2000", "--param=large-function-growth=1000",
+               "--param=inline-unit-growth=1000"]
+MODULE_FLAGS = {"fastvpc._kernels.forward": _INLINE_ALL if _compiler_accepts(*_INLINE_ALL) else []}
 OPT_FLAGS = (["-O1", "-g"] if DEBUG or SANITIZE else ["-O3"]) + SAN_FLAGS
 # GNU ld and lld: drop DWARF, keep the symbol table.  (The debug and sanitizer builds keep everything.)
 STRIP_FLAGS = [] if DEBUG or SANITIZE or not sys.platform.startswith("linux") else ["-Wl,--strip-debug"]
@@ -163,7 +169,7 @@ def cython_extensions() -> list[Extension]:
         [str(_source(name, ".pyx").relative_to(ROOT))],
         include_dirs=[np.get_include(), str(SRC / "fastvpc" / "_kernels")],
         define_macros=list(MACROS),
-        extra_compile_args=OPT_FLAGS + OMP_FLAGS + ["-fno-strict-aliasing"],
+        extra_compile_args=OPT_FLAGS + OMP_FLAGS + ["-fno-strict-aliasing"] + MODULE_FLAGS.get(name, []),
         extra_link_args=OMP_FLAGS + STRIP_FLAGS,
     ) for name in _present(CYTHON_MODULES, ".pyx")]
     return cythonize(exts, compiler_directives=DIRECTIVES, build_dir=f"{BUILD_BASE}/cython",

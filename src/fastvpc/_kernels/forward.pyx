@@ -1,4 +1,3 @@
-# distutils: extra_compile_args = --param=max-inline-insns-single=2000 --param=large-function-growth=1000 --param=inline-unit-growth=1000
 # The forwarding pass of fastvpc: the driver over the stages of docs/forwarding-model.md.
 #
 # The stages are stages/<name>.pxd, one per section of the model, in forward.stage_names() order
