@@ -33,6 +33,11 @@ ALL_OUT = perm("-1", cidrs=["0.0.0.0/0"])
 
 
 def docs() -> dict[str, Any]:
+    """A fresh copy each call: tests edit it in place (ALL_OUT included, which must not leak)."""
+    return json.loads(json.dumps(_docs()))
+
+
+def _docs() -> dict[str, Any]:
     return {
         "Vpcs.json": {"Vpcs": [{"VpcId": VPC, "CidrBlock": "10.0.0.0/16"}, {"VpcId": PEER, "CidrBlock": "10.1.0.0/16"}]},
         "Subnets.json": {"Subnets": [
@@ -320,3 +325,25 @@ def test_damaged_filter_json_is_imported_or_named_never_a_crash(tmp_path_factory
         for e in v.enis:
             assert 1 <= len(e.security_groups) <= 5 and all(g.vpc is v for g in e.security_groups)
     assert fv.files.loads(fv.files.dumps(net)) == net
+
+
+def test_an_enis_connection_tracking_configuration_sets_its_timeouts(tmp_path):
+    # describe-network-interfaces gives each ENI's ConnectionTrackingConfiguration (seconds); the
+    # imported ENI tracks with those idle timeouts, one outside AWS's range keeps the default
+    d = docs()
+    enis = d["NetworkInterfaces.json"]["NetworkInterfaces"]
+    enis[0]["ConnectionTrackingConfiguration"] = {"TcpEstablishedTimeout": 350, "UdpStreamTimeout": 60,
+                                                  "UdpTimeout": 45}
+    enis[1]["ConnectionTrackingConfiguration"] = {"TcpEstablishedTimeout": 30, "UdpTimeout": 60}
+    imp = import_aws(write(tmp_path / "f", d))
+    net = imp.network
+    web = net.find("eni-web").tracking
+    assert (web.tcp_established, web.udp_stream, web.udp, web.other) == (350, 60, 45, 600)
+    db = net.find("eni-db").tracking
+    assert (db.tcp_established, db.udp_stream, db.udp) == (432_000, 180, 60)
+    assert net.find("eni-plain").tracking == fv.Tracking()
+    assert any(e.element == "eni-db" and e.status == "changed" and "TcpEstablishedTimeout" in e.why
+               and "30" in e.why for e in imp.report)
+    enis[0]["ConnectionTrackingConfiguration"] = {"UdpTimeout": "45"}
+    with pytest.raises(fv.TopologyFileError, match="UdpTimeout"):
+        import_aws(write(tmp_path / "g", d))

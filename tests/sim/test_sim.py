@@ -248,3 +248,26 @@ def test_simpy_adapter_send_and_inbox(world):
     assert sw.batches == 1 and sw.counts == {"DELIVER": 1, "REPLY": 1}
     with pytest.raises(SimError, match="bytes of an Ethernet frame"):
         ports["web1"].send("not bytes")
+
+
+def test_a_stateless_switch_with_a_flow_log_passes_the_simulated_clock(world):
+    # stateful=False keeps no FlowTable, but process() still gets now= (DESIGN §8: now = the
+    # simulator's clock): the flow log's records are stamped with the simulated time, not refused
+    net, dp = world
+    env = simpy.Environment(initial_time=120.0)
+    log = fv.FlowLog(window=60)
+    sw = SimPySwitch(env, dp, stateful=False, log=log)
+    web1, web2 = SimHost("web1", net), SimHost("web2", net)
+    got = []
+
+    def host(env):
+        yield env.timeout(5)
+        got.append((yield sw.port(web1.eni.port).send(web1.udp(web2.eni.ip, 4000, 7))))
+
+    env.process(host(env))
+    env.run()
+    assert sw.flows is None
+    assert [v.action for v in got] == [fv.Action.DELIVER]
+    rec = log.records()
+    assert len(rec) == 2                      # egress at web1, ingress at web2
+    assert set(rec["start"].tolist()) == {125} and set(rec["end"].tolist()) == {125}

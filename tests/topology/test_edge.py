@@ -540,3 +540,10 @@ def test_random_edge_operations_keep_the_invariants(ops):
                 assert r.target is LOCAL or r.target is BLACKHOLE or r.target.kind in ("eni", "vpce")
     # and the files keep all of it
     assert files.loads(files.dumps(net, "json"), "json") == net
+
+
+def test_a_bad_nat_connectivity_names_the_nat_gateway_and_the_value(net, web):
+    e = refused(lambda: web.add_nat_gateway(name="natx", connectivity="internet"), "NAT gateway natx", "'internet'")
+    assert e.obj == "natx" and e.value == "internet"
+    refused(lambda: web.add_nat_gateway(connectivity=3), "NAT gateway", "3", "'public' or 'private'")
+    assert web.nat_gateways == []

@@ -28,12 +28,17 @@ from fastvpc.topology.filters import (
     MAX_GROUPS_PER_ENI,
     PORT_PROTOCOLS,
     PROTOCOL_NAMES,
+    Tracking,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
     from fastvpc.aws.importer import _Importer
 
 __all__ = ["FilterImporter"]
+
+#: An ENI's ``ConnectionTrackingConfiguration`` (describe-network-interfaces) -> Tracking fields.
+_TRACKING_KEYS = (("TcpEstablishedTimeout", "tcp_established"), ("UdpStreamTimeout", "udp_stream"),
+                  ("UdpTimeout", "udp"))
 
 #: Protocol names describe-* JSON uses beyond fastvpc's own (icmpv6 is protocol 58).
 _AWS_PROTOCOLS = {**PROTOCOL_NAMES, "icmpv6": 58}
@@ -272,6 +277,28 @@ class FilterImporter:
                         f"{eni.vpc.default_security_group.name}")
             return
         eni.security_groups = groups
+
+    def eni_tracking(self, eni: Eni, el: dict[str, Any], rel: str) -> None:
+        """Set an imported ENI's idle timeouts from its ``ConnectionTrackingConfiguration``
+        (``TcpEstablishedTimeout``, ``UdpStreamTimeout``, ``UdpTimeout``, seconds); a value
+        outside AWS's range keeps the default and is reported."""
+        raw = el.get("ConnectionTrackingConfiguration")
+        if raw is None:
+            return
+        where = f"NetworkInterfaces[{eni.name}].ConnectionTrackingConfiguration"
+        cfg = self._obj(raw, rel, where, "ConnectionTrackingConfiguration")
+        kw: dict[str, int] = {}
+        for key, field in _TRACKING_KEYS:
+            if cfg.get(key) is None:
+                continue
+            lo, hi = Tracking.RANGES[field]
+            try:
+                kw[field] = self._int(cfg, key, rel, where, lo, hi)
+            except _BadValue as exc:
+                self.imp.add(eni.name, rel, "changed", f"{exc.where} {exc.value!r}: {exc.message}; the default "
+                             f"{getattr(Tracking(), field)} s is kept")
+        if kw:
+            eni.tracking = Tracking(**kw)
 
     # network ACLs ---------------------------------------------------------------------------
     def network_acls(self) -> None:

@@ -652,6 +652,7 @@ class _Importer:
                 except TopologyError as exc:
                     self.add(eid, rel, "changed", f"secondary IP {ip} left out ({exc})")
             self.filters.eni_groups(eni, el, rel)
+            self.filters.eni_tracking(eni, el, rel)
             self._eni_public_ip(eni, el, rel)
             if is_service:
                 service[itype] += 1

@@ -271,6 +271,8 @@ class Dataplane:
             if not isinstance(log, FlowLog):
                 raise TypeError(f"log must be a fastvpc.FlowLog, not {type(log).__name__}")
             log.check(batch, now)
+        if not isinstance(copy, (bool, np.bool_)):
+            raise TypeError(f"copy must be True or False, not {copy!r}")
         nt = resolve_n_threads(n_threads)
         times = None
         if state is not None:

@@ -117,6 +117,9 @@ class SwitchCore:
         if log is not None:
             kw["log"] = log
         self._kw = kw
+        # now = the simulator's clock on every call that can take it, stateless ones included: a flow
+        # log needs it (its records' start/end) even when no FlowTable is kept
+        self._pass_now = "now" in keywords
         self._frames: list[bytes] = []
         self._ports: list[int] = []
         self._tokens: list[Any] = []
@@ -177,7 +180,7 @@ class SwitchCore:
         np.cumsum(np.fromiter(map(len, frames), np.int64, n), out=offsets[1:])
         batch = FrameBatch(np.frombuffer(bytearray(b"".join(frames)), np.uint8), offsets,
                            np.array(ports, np.int32))
-        if self.flows is not None:
+        if self._pass_now:
             res = self.dp.process(batch, now=self.now_ns(), **self._kw)
         else:
             res = self.dp.process(batch, **self._kw)

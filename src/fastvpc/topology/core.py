@@ -1061,7 +1061,7 @@ class Vpc(_Named):
         if subnet is not None and subnet.vpc is not self:
             raise TopologyError(f"NAT gateway {name}: subnet {subnet.name} is not in VPC {self.name}",
                                 obj=name, value=subnet.name)
-        conn = "public" if connectivity is None else check_connectivity(connectivity, label)
+        conn = "public" if connectivity is None else check_connectivity(connectivity, f"NAT gateway {label}", name)
         eip = None
         if address is not None:
             if conn == "private":

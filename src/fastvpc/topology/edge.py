@@ -168,10 +168,10 @@ def remove_address(net: Network, eip: ElasticIp) -> None:
     net._public_ips.pop(eip.public_ip, None)
 
 
-def check_connectivity(value: object, who: str) -> str:
+def check_connectivity(value: object, who: str, obj: str | None = None) -> str:
     if isinstance(value, str) and value.lower() in CONNECTIVITY_TYPES:
         return value.lower()
-    raise TopologyError(f"{who}: connectivity {value!r} must be 'public' or 'private'", obj=who, value=value)
+    raise TopologyError(f"{who}: connectivity {value!r} must be 'public' or 'private'", obj=obj, value=value)
 
 
 # --------------------------------------------------------------------------- gateway route tables
