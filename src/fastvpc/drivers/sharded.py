@@ -64,6 +64,7 @@ import numpy.typing as npt
 
 from fastvpc.batch import FrameBatch
 from fastvpc.errors import FastVpcError
+from fastvpc.pcap import PcapChunk, check_pcap
 
 __all__ = ["DaskMissingError", "SchedulerUnreachableError", "replay_sharded", "shard_of_frames"]
 
@@ -97,112 +98,36 @@ def _distributed() -> Any:
 
 # --------------------------------------------------------------------------- the capture, in chunks
 
-@dataclass(frozen=True)
-class _Chunk:
-    """Where chunk ``index`` starts in the capture and the indexer's state there."""
-
-    index: int
-    position: int                   # file offset of the chunk's first record
-    state: npt.NDArray[np.int64]    # the indexer's state (window-relative position reset on load)
-    ifaces: npt.NDArray[np.int64]   # pcapng interface table at that point
-    frames: int                     # records in the chunk
-    first: int                      # global number of the chunk's first frame
-    data_base: int                  # where the chunk's frame bytes start in the scratch frames file
-    nbytes: int                     # the chunk's frame bytes
+_Chunk = PcapChunk   # a chunk of the capture: where it starts and the reader's state there (fastvpc.pcap)
 
 
-def _noop_emit(window: Any, off: Any, ln: Any) -> None:
-    return None
+def scan_capture(path: str, chunk_frames: int, on_error: str) -> tuple[list[PcapChunk], list[str]]:
+    """Index the whole capture (no frame copied) into chunks (:func:`fastvpc.pcap.scan_pcap`); raises
+    PcapError on damage unless ``on_error="stop"`` (then the chunks end where the damage starts and the
+    warning is returned)."""
+    from fastvpc.pcap import scan_pcap
+
+    sc = scan_pcap(path, chunk_frames, on_error=cast(Any, on_error))
+    return sc.chunks, sc.warnings
 
 
-def scan_capture(path: str, chunk_frames: int, on_error: str) -> tuple[list[_Chunk], list[str]]:
-    """Index the whole capture (no frame copied) into chunks; raises PcapError on damage unless
-    ``on_error="stop"`` (then the chunks end where the damage starts and the warning is returned)."""
-    from fastvpc import pcap as _pcap
-
-    chunks: list[_Chunk] = []
-    caught_msgs: list[str] = []
-    src = _pcap._Source(path)
-    try:
-        ix = _pcap._Index(src, False)
-        first = data_base = 0
-        step = min(chunk_frames, 65536)   # small index arrays: reused by the allocator, no page faults
-        while not ix.done:
-            pos, state, ifaces = ix.position, ix.state.copy(), ix.ifaces.copy()
-            frames = nbytes = 0
-            while frames < chunk_frames and not ix.done:
-                ln, _ts = ix.next(min(step, chunk_frames - frames), _noop_emit)
-                frames += int(ln.size)
-                nbytes += int(ln.sum())
-            if frames:
-                chunks.append(_Chunk(len(chunks), pos, state, ifaces, frames, first, data_base, nbytes))
-                first += frames
-                data_base += nbytes
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", _pcap.PcapTruncatedWarning)
-            _pcap._finish(ix, on_error, first)
-        for wm in caught:
-            if issubclass(wm.category, _pcap.PcapTruncatedWarning):
-                caught_msgs.append(str(wm.message))
-            else:  # pragma: no cover - _finish warns nothing else without skip_other_linktypes
-                warnings.warn_explicit(wm.message, wm.category, wm.filename, wm.lineno)
-    finally:
-        src.close()
-    return chunks, caught_msgs
+def _data_bases(chunks: Sequence[PcapChunk]) -> list[int]:
+    bases, at = [], 0
+    for c in chunks:
+        bases.append(at)
+        at += c.nbytes
+    return bases
 
 
-def _open(path: str) -> tuple[Any, Any]:
-    """A pcap source and indexer on ``path`` whose first read is the file header only (a chunk reader
-    moves the window to its chunk at once: reading the first 8 MiB window would be wasted)."""
-    from fastvpc import pcap as _pcap
-
-    src = object.__new__(_pcap._Source)
-    src.name, src.base, src.sink, src._fd = path, 0, None, None
-    src._fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    try:
-        src.size = os.fstat(src._fd).st_size
-        src._win = np.empty(64, np.uint8)
-        src.buf = src._win[:0]
-        src.fill(0, 64)
-        ix = _pcap._Index(src, False)
-        src._win = np.empty(max(1, min(_pcap._WINDOW, src.size)), np.uint8)
-    except BaseException:
-        src.close()
-        raise
-    return src, ix
-
-
-def iter_chunk(path: str, chunk: _Chunk, batch_size: int = 65536) -> Iterator[FrameBatch]:
+def iter_chunk(path: str, chunk: PcapChunk, batch_size: int = 65536, reuse: bool = False) -> Iterator[FrameBatch]:
     """The frames of ``chunk`` as FrameBatches of at most ``batch_size`` frames with timestamps (port
-    -1), as ``iter_pcap`` reads them.  Small batches keep their buffers in the allocator's reuse
-    (a fresh 80 MB buffer per chunk would cost its page faults on every read)."""
-    from fastvpc import _pcapindex as _k
-    from fastvpc import pcap as _pcap
+    -1), as ``iter_pcap`` reads them (:func:`fastvpc.pcap.iter_pcap_chunk`)."""
+    from fastvpc.pcap import iter_pcap_chunk
 
-    src, ix = _open(path)
-    try:
-        if ix.error is not None:
-            raise ix.error
-        src.fill(chunk.position, 64)
-        ix.state[:] = chunk.state
-        ix.state[_k.S_POS] = 0
-        ix.ifaces = chunk.ifaces.copy()
-        left = chunk.frames
-        while left:
-            out = _pcap._Gather(records=min(batch_size, left), limit=ix.size - ix.position)
-            src.sink = out
-            ln, ts = ix.next(min(batch_size, left), out)
-            if ln.size == 0:
-                raise FastVpcError(f"{path}: chunk {chunk.index} at byte offset {chunk.position} holds "
-                                   f"{chunk.frames - left} frames now, {chunk.frames} when it was scanned "
-                                   "(the capture changed?)")
-            left -= int(ln.size)
-            yield out.batch(ln, ts, -1)
-    finally:
-        src.close()
+    return iter_pcap_chunk(path, chunk, batch_size, reuse=reuse)
 
 
-def read_chunk(path: str, chunk: _Chunk) -> FrameBatch:
+def read_chunk(path: str, chunk: PcapChunk) -> FrameBatch:
     """Every frame of ``chunk`` in one FrameBatch."""
     parts = list(iter_chunk(path, chunk, chunk.frames))
     return parts[0] if len(parts) == 1 else FrameBatch.concat(parts)
@@ -340,6 +265,7 @@ class _Scratch:
     total_bytes: int
     frames: bool
     detail: bool
+    data_base: tuple[int, ...] = ()   # per chunk: where its frame bytes start in the frames file
 
     def path(self, name: str) -> str:
         return os.path.join(self.folder, name)
@@ -427,7 +353,8 @@ def _shard_task(path: str, chunks: Sequence[_Chunk], shards: Sequence[npt.NDArra
                     detail["egress"][g] = result.egress
                     detail["port"][g] = ports
                 if frames_mm is not None:
-                    dst = chunk.data_base + nbytes + whole.offsets[mine]
+                    assert scratch is not None
+                    dst = scratch.data_base[chunk.index] + nbytes + whole.offsets[mine]
                     r = gather_spans(batch.data, batch.offsets[:-1], lengths, frames_mm, dst)
                     if r != -1:  # pragma: no cover - the scratch file was sized from the scan
                         raise FastVpcError(f"internal error: frame {r} outside the scratch file")
@@ -437,6 +364,268 @@ def _shard_task(path: str, chunks: Sequence[_Chunk], shards: Sequence[npt.NDArra
     # (and a worker on another machine reads them through the shared file system after the close)
     del frames_mm, verdict_mm, detail
     return _ShardResult(k, total, by_port, reasons, out_bytes, drop_bytes, out_frames, drop_frames, flow_log)
+
+
+# --------------------------------------------------------------------------- flow shards, classic pcap outputs
+
+@dataclass
+class _FlowResult:
+    """What a flow-shard task reports: its counts, and per chunk what it left in its scratch files."""
+
+    shard: int
+    frames: int                          # frames of the shard
+    by_port: npt.NDArray[np.int64]
+    reasons: npt.NDArray[np.int64]
+    out_bytes: npt.NDArray[np.int64]     # per chunk: bytes of the shard's emitted records
+    out_frames: npt.NDArray[np.int64]    # per chunk: its emitted frames
+    drop_bytes: npt.NDArray[np.int64]
+    drop_frames: npt.NDArray[np.int64]
+    flow_log: Any = None
+
+
+class _Appender:
+    """One scratch file, appended to (opened afresh, so a re-run task rewrites it whole)."""
+
+    def __init__(self, path: str) -> None:
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
+
+    def write(self, data: Any) -> None:
+        view = memoryview(data).cast("B")
+        while len(view):
+            n = os.write(self.fd, view)
+            view = view[n:]
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def _flow_files(scratch: str, k: int, what: str) -> tuple[str, str, str]:
+    """Shard ``k``'s scratch files for ``what`` ("out" or "drop"): records, positions, record lengths."""
+    return (os.path.join(scratch, f"{what}-{k}.rec"), os.path.join(scratch, f"{what}-{k}.pos"),
+            os.path.join(scratch, f"{what}-{k}.len"))
+
+
+def _flow_task(path: str, chunks: Sequence[PcapChunk], k: int, dp: Any, ctx: _Context, scratch: str | None,
+               want_out: bool, want_drops: bool) -> _FlowResult:
+    """Shard ``k`` of the capture: every chunk read in capture order (its byte range of the file, read
+    here), each frame's shard found by one compiled pass that also moves this shard's frames down into
+    a batch of their own (``_shardops.select_shard``), that batch processed with the shard's one
+    FlowTable (kept here, never pickled), counted, and its emitted and dropped records packed
+    (``_replayops.emit_records``) and appended to the shard's scratch files with, per record, its
+    position in its chunk and its length: what the merge needs to put every record at its place."""
+    from fastvpc.drivers._replayops import I_DROP_BYTES, I_EMIT_BYTES, I_STATUS, N_INFO, ST_TIMESTAMP, emit_records
+    from fastvpc.drivers._shardops import select_shard
+    from fastvpc.verdicts import Action
+
+    C = len(chunks)
+    by_port = np.zeros((ctx.max_port + 2, ctx.n_act), np.int64)
+    reasons = np.zeros(ctx.n_reason, np.int64)
+    out_bytes, out_frames = np.zeros(C, np.int64), np.zeros(C, np.int64)
+    drop_bytes, drop_frames = np.zeros(C, np.int64), np.zeros(C, np.int64)
+    table = None
+    if ctx.stateful:
+        from fastvpc.dataplane.state import FlowTable
+
+        table = FlowTable(ctx.capacity)
+    flow_log = ctx.new_flow_log()
+    is_eni = ctx.is_eni.view(np.uint8)
+    drop = int(Action.DROP)
+    files: dict[str, tuple[_Appender, _Appender, _Appender]] = {}
+    cap = 0
+    own_off = own_ts = own_pos = np.zeros(0, np.int64)
+    own_port = np.zeros(0, np.int32)
+    ebuf = np.zeros(0, np.uint8)
+    dbuf = np.zeros(0, np.uint8)
+    info = np.zeros(N_INFO, np.int64)
+    result = None
+    total = 0
+    try:
+        if scratch is not None:
+            for what, want in (("out", want_out), ("drop", want_drops)):
+                if want:
+                    made: list[_Appender] = []
+                    for name in _flow_files(scratch, k, what):
+                        made.append(_Appender(name))
+                    files[what] = (made[0], made[1], made[2])
+        for chunk in chunks:
+            c = chunk.index
+            done = 0
+            for batch in iter_chunk(path, chunk, ctx.batch_size, reuse=True):
+                n = len(batch)
+                ports = ctx.ports_for(batch)
+                if n > cap:
+                    cap = max(n, 2 * cap)
+                    own_off, own_ts, own_pos = np.zeros(cap + 1, np.int64), np.zeros(cap, np.int64), np.zeros(cap, np.int64)
+                    own_port = np.zeros(cap, np.int32)
+                ts = batch.timestamp if batch.timestamp is not None else np.zeros(0, np.int64)
+                m = select_shard(batch.data, batch.offsets, ports, ts, is_eni, ctx.inside_lo, ctx.inside_hi,
+                                 ctx.n_shards, k, chunk.first + done, own_off, own_port, own_ts, own_pos)
+                done += n
+                if not m:
+                    continue
+                own = FrameBatch(batch.data, own_off[:m + 1], own_port[:m], own_ts[:m] if ts.size else None)
+                try:
+                    result = dp.process(own, copy=False, out=result, n_threads=1, state=table)
+                except ValueError as exc:   # as process_chunk says it (the serial replay's words)
+                    raise FastVpcError(f"frames {chunk.first}..{chunk.first + chunk.frames - 1}: {exc} (connection "
+                                       "tracking and flow logs take the time from the capture: replay with "
+                                       "stateful=False / --stateless and no flow log for a capture without "
+                                       "timestamps)") from None
+                pos = own_pos[:m]   # capture positions
+                if flow_log is not None:
+                    flow_log.observe(dp, own, result, order=pos + ctx.flow_log_base)
+                need = 16 * m + int(own_off[m])
+                if want_out and ebuf.size < need:
+                    ebuf = np.empty(max(need, 2 * ebuf.size), np.uint8)
+                if want_drops and dbuf.size < need:
+                    dbuf = np.empty(max(need, 2 * dbuf.size), np.uint8)
+                r = emit_records(own.data, own.offsets, own_ts[:m] if ts.size else ts, own.port, result.action,
+                                 result.reason, by_port, reasons, ebuf, want_out, dbuf, want_drops, _SNAPLEN, info)
+                if r != -1:
+                    if int(info[I_STATUS]) == ST_TIMESTAMP:
+                        from fastvpc.errors import PcapError
+
+                        raise PcapError(f"frame {int(pos[r])} cannot be written: timestamp "
+                                        f"{int(own_ts[r])} ns is past the 32-bit seconds field of pcap (2106-02-07)")
+                    raise FastVpcError(f"internal error: frame {int(pos[r])} could not be counted "  # pragma: no cover
+                                       f"or written (status {int(info[I_STATUS])})")
+                total += m
+                if files:
+                    dropped = result.action == drop
+                    reclen = (16 + np.minimum(np.diff(own_off[:m + 1]), _SNAPLEN)).astype(np.int32)
+                    for what, buf, nbytes, sel in (("out", ebuf, int(info[I_EMIT_BYTES]), ~dropped),
+                                                   ("drop", dbuf, int(info[I_DROP_BYTES]), dropped)):
+                        if what not in files:
+                            continue
+                        rec_f, pos_f, len_f = files[what]
+                        p = (pos[sel] - chunk.first).astype(np.int32)   # in the chunk
+                        if not p.size:
+                            continue
+                        rec_f.write(buf[:nbytes])
+                        pos_f.write(p)
+                        len_f.write(reclen[sel])
+                        if what == "out":
+                            out_bytes[c] += nbytes
+                            out_frames[c] += p.size
+                        else:
+                            drop_bytes[c] += nbytes
+                            drop_frames[c] += p.size
+            if done != chunk.frames:  # pragma: no cover - iter_pcap_chunk raises first
+                raise FastVpcError(f"{path}: chunk {c} read {done} frames, {chunk.frames} scanned")
+    finally:
+        for trio in files.values():
+            for f in trio:
+                f.close()
+    return _FlowResult(k, total, by_port, reasons, out_bytes, out_frames, drop_bytes, drop_frames, flow_log)
+
+
+def _pread_exact(fd: int, into: npt.NDArray[Any], pos: int) -> None:
+    view = memoryview(into).cast("B")  # type: ignore[arg-type]
+    got = 0
+    while got < len(view):
+        n = os.preadv(fd, [view[got:]], pos + got)
+        if n <= 0:
+            raise FastVpcError(f"scratch file ended at byte {pos + got} (removed while the replay ran?)")
+        got += n
+
+
+_BUFS = threading.local()
+
+
+def _buffer(name: str, n: int, dtype: Any) -> npt.NDArray[Any]:
+    """A buffer of at least ``n`` items kept per thread from one merge task to the next (no page faults
+    on every chunk)."""
+    have = getattr(_BUFS, name, None)
+    if have is None or have.size < n or have.dtype != np.dtype(dtype):
+        have = np.empty(max(n, 1), dtype)
+        setattr(_BUFS, name, have)
+    return cast("npt.NDArray[Any]", have[:n])
+
+
+def _merge_task(chunk: PcapChunk, scratch: str, what: str, target: str, at: int,
+                parts: Sequence[tuple[int, int, int, int]]) -> int:
+    """Chunk ``chunk``'s ``what`` records ("out" or "drop") from every shard's scratch files, merged into
+    capture order and written at ``at`` in ``target``.  ``parts[k]``: shard k's (record byte offset,
+    record bytes, record index, records) for this chunk in its scratch files.  Idempotent."""
+    from fastvpc._batchops import gather_spans
+
+    total_b = sum(p[1] for p in parts)
+    total_n = sum(p[3] for p in parts)
+    if not total_n:
+        return 0
+    src = _buffer("src", total_b, np.uint8)
+    pos = _buffer("pos", total_n, np.int32)
+    ln = _buffer("len", total_n, np.int32)
+    b = f = 0
+    for k, (rb, nb, ri, nr) in enumerate(parts):
+        if not nr:
+            continue
+        for name, into, off in zip(_flow_files(scratch, k, what), (src[b:b + nb], pos[f:f + nr], ln[f:f + nr]),
+                                   (rb, 4 * ri, 4 * ri)):
+            fd = os.open(name, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            try:
+                _pread_exact(fd, into, off)
+            finally:
+                os.close(fd)
+        b += nb
+        f += nr
+    # every record's place: its length at its frame's position, summed in capture order
+    at_frame = _buffer("at", chunk.frames + 1, np.int64)
+    at_frame[:] = 0
+    at_frame[pos.astype(np.int64) + 1] = ln
+    np.cumsum(at_frame, out=at_frame)
+    dst = at_frame[pos]
+    src_off = np.empty(total_n, np.int64)
+    src_off[0] = 0
+    np.cumsum(ln[:-1], out=src_off[1:])
+    out = _buffer("out", total_b, np.uint8)
+    r = gather_spans(src, src_off, ln.astype(np.int64), out, dst)
+    if r != -1:  # pragma: no cover - the scratch files were written together
+        raise FastVpcError(f"internal error: record {r} of chunk {chunk.index} outside its merge buffer")
+    _pwrite_all(target, out, at)
+    return total_n
+
+
+def _run_flow(distributed: Any, client: Any, in_path: str, chunks: Sequence[PcapChunk], dp_f: Any, ctx_f: Any,
+              folder: str | None, n_shards: int, token: str, report: Any, out_s: str | None, drops_s: str | None,
+              partials: list[tuple[str, str]]) -> list[_FlowResult]:
+    """Connection tracking with classic pcap outputs (or none): one task per flow shard over the whole
+    capture (each on its own worker when the cluster has enough), then one merge task per chunk and
+    output.  The shards' results are gathered here before the merges are sent, so a worker lost
+    during the merges costs only its merges (no shard is recomputed under them)."""
+    want_out, want_drops = out_s is not None, drops_s is not None
+    addrs = sorted(client.scheduler_info(n_workers=-1).get("workers", {}))
+    shard_f = []
+    for k in range(n_shards):
+        pin = {"workers": [addrs[k % len(addrs)]], "allow_other_workers": True} if len(addrs) >= n_shards else {}
+        shard_f.append(client.submit(_flow_task, in_path, chunks, k, dp_f, ctx_f, folder, want_out, want_drops,
+                                     pure=False, key=f"fastvpc-flow-{k}-{token}", **pin))
+    results: list[_FlowResult] = _wait(distributed, shard_f, "process", report, None)
+    del shard_f
+    if folder is None:
+        return results
+    merge_f = []
+    for what, target, label in (("out", out_s, "output"), ("drop", drops_s, "drops")):
+        if target is None:
+            continue
+        nbytes = np.array([getattr(r, f"{what}_bytes") for r in results])    # [shard, chunk]
+        nrec = np.array([getattr(r, f"{what}_frames") for r in results])
+        per_chunk = nbytes.sum(axis=0)
+        starts = 24 + np.concatenate([[0], np.cumsum(per_chunk)[:-1]]).astype(np.int64)
+        rb = np.concatenate([np.zeros((n_shards, 1), np.int64), np.cumsum(nbytes, axis=1)[:, :-1]], axis=1)
+        ri = np.concatenate([np.zeros((n_shards, 1), np.int64), np.cumsum(nrec, axis=1)[:, :-1]], axis=1)
+        final = _new_partial(target, int(per_chunk.sum()))
+        partials.append((label, target))
+        for c in chunks:
+            if not per_chunk[c.index]:
+                continue
+            parts = [(int(rb[k, c.index]), int(nbytes[k, c.index]), int(ri[k, c.index]), int(nrec[k, c.index]))
+                     for k in range(n_shards)]
+            merge_f.append(client.submit(_merge_task, c, folder, what, final, int(starts[c.index]), parts,
+                                         pure=False, key=f"fastvpc-merge-{what}-{c.index}-{token}"))
+    if merge_f:
+        _wait(distributed, merge_f, "write", report, None)
+    return results
 
 
 @dataclass
@@ -538,7 +727,7 @@ def _write_task(path: str, chunk: _Chunk, scratch: _Scratch, out: tuple[str, int
     for whole in iter_chunk(path, chunk):
         m = len(whole)
         action = np.asarray(actions[chunk.first + done:chunk.first + done + m])
-        base = chunk.data_base + nbytes
+        base = scratch.data_base[chunk.index] + nbytes
         data = np.asarray(frames[base:base + int(whole.offsets[-1])])
         processed = FrameBatch(data, whole.offsets, whole.port, whole.timestamp)
         for what, target, is_drop in (("out", out, False), ("drops", drops, True)):
@@ -661,10 +850,7 @@ def replay_sharded(net: Any, in_path: str | os.PathLike[str], out_path: str | os
                                "(connection tracking is not installed)")
 
     t0 = time.perf_counter()
-    src, ix = _open(in_path)   # a file that is no capture fails here, before any worker starts
-    src.close()
-    if ix.error is not None and (on_error == "raise" or ix.linktype_error):
-        raise ix.error
+    check_pcap(in_path, on_error=cast(Any, on_error))   # a file that is no capture fails here, before any worker starts
     own_client = client is None
     cluster = None
     if own_client and scheduler is None:
@@ -715,21 +901,27 @@ def replay_sharded(net: Any, in_path: str | os.PathLike[str], out_path: str | os
                    (int(flow_log._core.next_seq) + 1) // 2 if flow_log is not None else 0)
     report = progress if callable(progress) else (_Progress(total_frames) if progress else None)
     pcapng = any(p is not None and p.endswith(".pcapng") for p in (out_s, drops_s))
-    scratch: _Scratch | None = None
+    folder: str | None = None
     partials: list[tuple[str, str]] = []
     summary = ReplaySummary()
     try:
         by_flow = bool(stateful) or pcapng or shard_by == "flow"
+        folder = None
         if by_flow and (out_s is not None or drops_s is not None):
             first_out = out_s if out_s is not None else drops_s
             assert first_out is not None
             folder = tempfile.mkdtemp(prefix=".fastvpc-shards-",
                                       dir=scratch_dir or os.path.dirname(os.path.abspath(first_out)))
-            scratch = _Scratch(folder, total_frames, total_bytes, True, pcapng)
         dp_f, ctx_f = _shared(client, dp, f"fastvpc-snapshot-{token}"), _shared(client, ctx, f"fastvpc-ctx-{token}")
-        if by_flow:
+        results: Sequence[Any]
+        if by_flow and pcapng:
+            assert folder is not None
+            scratch = _Scratch(folder, total_frames, total_bytes, True, True, tuple(_data_bases(chunks)))
             results = _run_by_flow(distributed, client, in_path, chunks, dp_f, ctx_f, scratch, n_shards, token,
                                    report, out_s, drops_s, pcapng, partials, names)
+        elif by_flow:
+            results = _run_flow(distributed, client, in_path, chunks, dp_f, ctx_f, folder, n_shards, token, report,
+                                out_s, drops_s, partials)
         else:
             results = _run_by_chunk(distributed, client, in_path, chunks, dp_f, ctx_f, token, report,
                                     out_s, drops_s, partials)
@@ -752,8 +944,8 @@ def replay_sharded(net: Any, in_path: str | os.PathLike[str], out_path: str | os
     finally:
         if report is not None and not callable(progress):
             print(file=sys.stderr)
-        if scratch is not None:
-            shutil.rmtree(scratch.folder, ignore_errors=True)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
         if own_client:
             client.close()
             if cluster is not None:
@@ -952,7 +1144,7 @@ def _write_pcapng_here(in_path: str, chunks: Sequence[_Chunk], scratch: _Scratch
             code = action.astype(np.int64) * 256 + np.asarray(reason_all[s])
             if outs is not None:
                 assert frames_all is not None
-                data = np.array(frames_all[chunk.data_base:chunk.data_base + chunk.nbytes])
+                data = np.array(frames_all[scratch.data_base[chunk.index]:scratch.data_base[chunk.index] + chunk.nbytes])
                 batch = FrameBatch(data, whole.offsets, np.array(port_all[s]), whole.timestamp)
                 if isinstance(outs, PcapOut):
                     outs.write_by_action(batch, action, False)
@@ -962,7 +1154,7 @@ def _write_pcapng_here(in_path: str, chunks: Sequence[_Chunk], scratch: _Scratch
             if drops is not None:
                 assert frames_all is not None
                 ports = np.asarray(port_all[s])
-                data = np.array(frames_all[chunk.data_base:chunk.data_base + chunk.nbytes])
+                data = np.array(frames_all[scratch.data_base[chunk.index]:scratch.data_base[chunk.index] + chunk.nbytes])
                 batch = FrameBatch(data, whole.offsets, ports, whole.timestamp)
                 if isinstance(drops, PcapOut):
                     drops.write_by_action(batch, action, True)
