@@ -775,7 +775,9 @@ def iter_pcap_chunk(path: str | os.PathLike[str], chunk: PcapChunk, batch_size: 
             raise ix.error
         ix.state[:] = chunk.state
         ix.ifaces = chunk.ifaces.copy()
-        if reuse and ix.kind == "pcap" and src.named:
+        if chunk.offset >= ix.size:   # the file is shorter now than where the chunk starts
+            ix.done = True
+        elif reuse and ix.kind == "pcap" and src.named:
             ix.state[_k.S_POS] = chunk.offset     # the window is the file header: base 0
             reader = cast("Generator[FrameBatch, None, None]", _iter_reused(src, ix, batch_size, port, "raise"))
             try:

@@ -30,3 +30,9 @@ def select_shard(
     out_ts: npt.NDArray[np.int64],
     out_position: npt.NDArray[np.int64],
 ) -> int: ...
+def merge_records(
+    srcs: list[npt.NDArray[np.uint8]],
+    pos: npt.NDArray[np.int32],
+    pos_start: npt.NDArray[np.int64],
+    out: npt.NDArray[np.uint8],
+) -> int: ...

@@ -7,8 +7,9 @@ one shard.  Between two addresses of the network's VPCs (a frame from an ENI to 
 the key is the unordered 5-tuple (ICMP: the echo identifier as the port); between the VPC and the
 outside it is the outside address, port and protocol (a NAT gateway or the IGW's 1:1 translation
 rewrites only the inside side, so a translated flow and its replies meet).  Frames with no IPv4 flow
-(ARP, IPv6, runts) are spread by their capture position.  The hash is the FlowTable's
-(``ft_flow_hash``), so ``flow_hash(...) % n_shards`` of the key is the shard.
+(ARP, IPv6, runts) are spread by their capture position (``position % n_shards``).  The hash is the
+FlowTable's (``ft_flow_hash``); its high 32 bits pick the shard, ``((h >> 32) * n_shards) >> 32``
+(a multiply, not a 64-bit division: the division alone cost more than the rest of the pass).
 
 ``select_shard`` does the same and keeps one shard's frames: their bytes are moved down over the
 others' (in place: a batch read with ``iter_pcap(reuse=True)`` is a reused window the caller owns
@@ -17,7 +18,7 @@ until its next read), their offsets, ports, timestamps and positions written to 
 Const memoryviews in, caller-provided outputs, no GIL, nothing allocated, every index checked.
 """
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
-from libc.string cimport memmove
+from libc.string cimport memcpy, memmove
 
 from fastvpc.dataplane._flowtable cimport ft_flow_hash
 
@@ -54,14 +55,15 @@ cdef inline int64_t _shard(const uint8_t* f,            # IN  the frame
                            const uint8_t* is_eni,       # IN  [port + 1]: an ENI's port
                            Py_ssize_t n_eni,
                            const uint32_t* lo, const uint32_t* hi, Py_ssize_t m,   # IN  inside intervals
-                           int64_t n_shards, int64_t position) noexcept nogil:
+                           uint64_t n_shards) noexcept nogil:
+    # the frame's shard, or -1 for a frame without an IPv4 flow (spread by position by the caller)
     cdef int64_t ihl, room, at, row
     cdef uint8_t proto
     cdef uint32_t src, dst, a, b
     cdef uint16_t sport = 0, dport = 0, ident = 0, pa, pb
     cdef bint whole, tcpudp, icmp, from_eni, inner
     if not (ln >= 34 and f[12] == 8 and f[13] == 0 and (f[14] >> 4) == 4):
-        return position % n_shards
+        return -1
     ihl = <int64_t>(f[14] & 15) * 4
     proto = f[23]
     src = _be32(f, ln, 26)
@@ -91,7 +93,7 @@ cdef inline int64_t _shard(const uint8_t* f,            # IN  the frame
         a, b, pa, pb = dst, 0, dport, 0
     else:
         a, b, pa, pb = src, 0, sport, 0
-    return <int64_t>(ft_flow_hash(proto, a, b, pa, pb) % <uint64_t>n_shards)
+    return <int64_t>(((ft_flow_hash(proto, a, b, pa, pb) >> 32) * n_shards) >> 32)
 
 
 def shard_frames(const uint8_t[::1] data,         # IN  frame bytes
@@ -122,6 +124,7 @@ def shard_frames(const uint8_t[::1] data,         # IN  frame bytes
     cdef const uint32_t* hi = &inside_hi[0] if inside_hi.shape[0] else NULL
     cdef const uint8_t* en = &is_eni[0] if is_eni.shape[0] else NULL
     cdef Py_ssize_t bad = -1
+    cdef int64_t spread = first % n_shards, h
     with nogil:
         for i in range(n):
             s = offsets[i]
@@ -129,8 +132,12 @@ def shard_frames(const uint8_t[::1] data,         # IN  frame bytes
             if s < 0 or e < s or e > nd:
                 bad = i
                 break
-            out[i] = <uint16_t>_shard(base + s, e - s, ports[i], en, is_eni.shape[0], lo, hi,
-                                      inside_lo.shape[0], n_shards, first + i)
+            h = _shard(base + s, e - s, ports[i], en, is_eni.shape[0], lo, hi, inside_lo.shape[0],
+                       <uint64_t>n_shards)
+            out[i] = <uint16_t>(spread if h < 0 else h)
+            spread += 1
+            if spread == n_shards:
+                spread = 0
     return bad
 
 
@@ -175,6 +182,7 @@ def select_shard(uint8_t[::1] data,               # IN/OUT frame bytes; shard k'
     cdef const uint32_t* hi = &inside_hi[0] if inside_hi.shape[0] else NULL
     cdef const uint8_t* en = &is_eni[0] if is_eni.shape[0] else NULL
     cdef bint bad = False
+    cdef int64_t spread = first % n_shards, h
     with nogil:
         for i in range(n):
             s = offsets[i]
@@ -182,8 +190,14 @@ def select_shard(uint8_t[::1] data,               # IN/OUT frame bytes; shard k'
             if e < s or e > nd:
                 bad = True
                 break
-            if _shard(base + s, e - s, ports[i], en, is_eni.shape[0], lo, hi, inside_lo.shape[0],
-                      n_shards, first + i) != k:
+            h = _shard(base + s, e - s, ports[i], en, is_eni.shape[0], lo, hi, inside_lo.shape[0],
+                       <uint64_t>n_shards)
+            if h < 0:
+                h = spread
+            spread += 1
+            if spread == n_shards:
+                spread = 0
+            if h != k:
                 continue
             if w != s:
                 memmove(base + w, base + s, <size_t>(e - s))
@@ -197,3 +211,82 @@ def select_shard(uint8_t[::1] data,               # IN/OUT frame bytes; shard k'
     if bad:
         raise ValueError(f"select_shard: frame {i}'s offsets are not increasing inside the data")
     return m
+
+
+def merge_records(list srcs,                       # IN  per shard: its pcap records of one chunk (uint8 arrays)
+                  const int32_t[::1] pos,          # IN  every shard's records' positions in the chunk, shard after shard,
+                                                   #     increasing within a shard
+                  const int64_t[::1] pos_start,    # IN  S + 1: shard s's positions are pos[pos_start[s]:pos_start[s + 1]]
+                  uint8_t[::1] out,                # OUT the records in capture order (position order)
+                  ) -> int:
+    """Merge the shards' record streams into capture order: one pass, one copy of every record (its
+    length read from its own header: 16 + caplen, little-endian), straight from each shard's buffer
+    (a mapped scratch file).  Returns the bytes written; raises ValueError for inconsistent inputs (a
+    stream's records not filling its bytes exactly, positions not increasing, ``out`` too small)."""
+    cdef Py_ssize_t S = len(srcs)
+    cdef Py_ssize_t s, best = -1
+    cdef int64_t w = 0, ln, at, bestpos, total = 0
+    cdef const uint8_t* r
+    cdef const uint8_t[::1] v
+    if S < 1 or pos_start.shape[0] != S + 1:
+        raise ValueError(f"merge_records: {S} record streams, {pos_start.shape[0]} position starts")
+    if S > 256:
+        raise ValueError(f"merge_records: at most 256 shards, got {S}")
+    if pos_start[0] != 0 or pos_start[S] > pos.shape[0]:
+        raise ValueError("merge_records: position starts outside the positions")
+    cdef const uint8_t* base[256]
+    cdef int64_t size[256]
+    cdef int64_t head[256]       # next position index of each shard
+    cdef int64_t rhead[256]      # next record byte of each shard
+    cdef int64_t last[256]
+    keep = []                    # the buffers stay alive (and so their pointers valid) through the pass
+    for s in range(S):
+        if pos_start[s + 1] < pos_start[s]:
+            raise ValueError(f"merge_records: shard {s}'s position starts decrease")
+        v = srcs[s]
+        keep.append(v)
+        base[s] = &v[0] if v.shape[0] else NULL
+        size[s] = v.shape[0]
+        total += v.shape[0]
+        head[s] = pos_start[s]
+        rhead[s] = 0
+        last[s] = -1
+    if out.shape[0] < total:
+        raise ValueError(f"merge_records: room for {out.shape[0]} bytes, {total} needed")
+    cdef int err = 0
+    cdef uint8_t* ob = &out[0] if out.shape[0] else NULL
+    with nogil:
+        while True:
+            best = -1
+            bestpos = 0
+            for s in range(S):
+                if head[s] < pos_start[s + 1] and (best < 0 or pos[head[s]] < bestpos):
+                    best = s
+                    bestpos = pos[head[s]]
+            if best < 0:
+                break
+            if bestpos <= last[best]:
+                err = 1
+                break
+            last[best] = bestpos
+            at = rhead[best]
+            if at + 16 > size[best]:
+                err = 2
+                break
+            r = base[best] + at
+            ln = 16 + (<int64_t>r[8] | (<int64_t>r[9] << 8) | (<int64_t>r[10] << 16) | (<int64_t>r[11] << 24))
+            if at + ln > size[best] or w + ln > total:
+                err = 2
+                break
+            memcpy(ob + w, r, <size_t>ln)
+            w += ln
+            rhead[best] = at + ln
+            head[best] += 1
+    if err == 1:
+        raise ValueError(f"merge_records: shard {best}'s positions do not increase")
+    if err == 2:
+        raise ValueError(f"merge_records: shard {best}'s records overrun its bytes")
+    for s in range(S):
+        if rhead[s] != size[s]:
+            raise ValueError(f"merge_records: shard {s} has {size[s] - rhead[s]} bytes beyond its records")
+    return w

@@ -1,40 +1,48 @@
 """Replay a capture on a Dask distributed cluster: ``replay_sharded`` (``fastvpc replay --workers N``).
 
 The result is the serial replay's (:func:`fastvpc.drivers.replay.replay`), byte for byte: the same
-output and drops captures, the same counts.  How:
+output and drops captures, the same counts, the same flow log.  How:
 
-1. **Scan** (the client, before any worker starts): the capture is indexed once, without copying a
-   frame, and cut into chunks of ``chunk_frames`` records; each chunk is remembered by where it
-   starts and the indexer's state there.  A damaged capture fails here (``on_error="raise"``), or
+1. **Scan** (the client, before any task is sent; while a local cluster starts): the capture is
+   indexed once, without copying a frame, and cut into chunks of ``chunk_frames`` records
+   (:func:`fastvpc.pcap.scan_pcap`): each chunk is where it starts and the reader's state there, so
+   a worker reads its byte range of the file itself (:func:`fastvpc.pcap.iter_pcap_chunk`): paths and
+   offsets go to the workers, never frames.  A damaged capture fails here (``on_error="raise"``), or
    is cut where the damage starts (``"stop"``), exactly as the serial replay does.
+
+With connection tracking (``stateful=True``, the serial replay's default; also ``shard_by="flow"``)
+and classic pcap outputs:
+
+2. **Flow shards** (one task per shard, ``workers`` shards, each pinned to its own worker): every
+   shard reads every chunk in capture order and one compiled pass (``_shardops.select_shard``) gives
+   each frame its shard by a direction-symmetric flow key, so both directions of a flow land in one
+   shard, and moves the shard's own frames down into a batch of their own: between two addresses of
+   the network's VPCs the unordered 5-tuple (the FlowTable's flow hash); between the VPC and the
+   outside (a gateway's side) the outside address, port and protocol, which a NAT gateway or an
+   internet gateway's 1:1 translation leaves alone, so a translated flow and its replies also meet.
+   Frames with no flow (ARP, non-IPv4) are spread by position.  The shard's frames go through the
+   compiled snapshot (fetched once per worker: :func:`_shared`) with the shard's one
+   :class:`fastvpc.FlowTable`, kept inside the task for the whole capture (never pickled), in capture
+   order, which is what a FlowTable needs.  Their emitted and dropped records are packed by the
+   serial replay's compiled pass and appended to the shard's scratch files, with each record's place
+   in its chunk and its length.
+3. **Merge** (one task per chunk and output): the shards' records of the chunk are read back, put in
+   capture order by one compiled gather, and written at the chunk's offset in the output (whose
+   size the client computed from the shards' counts).
+
 Without connection tracking every verdict is the frame's own, so no frame needs to move: one task
 per chunk replays it whole (as the serial replay does) into its worker's memory, and writes its
 records at their offset in the outputs as soon as the chunks before it have reported their sizes.
-With connection tracking (``stateful=True``; also for pcapng outputs, ``shard_by="flow"``):
-
-2. **Map** (one task per chunk): the chunk is read, every frame mapped to its ingress port and given
-   a shard by a direction-symmetric flow key, so both directions of a flow land in one shard:
-   between two addresses of the network's VPCs the unordered 5-tuple (:func:`fastvpc.flow_hash`);
-   between the VPC and the outside (a gateway's side) the outside address, port and protocol, which
-   a NAT gateway or an internet gateway's 1:1 translation leaves alone, so a translated flow and its
-   replies also meet.  Frames with no flow (ARP, non-IPv4) are spread by position.  A task returns
-   one small shard number per frame.
-3. **Shards** (one task per shard, ``workers`` shards): each reads the chunks in order, keeps its
-   own frames, pushes them through the compiled snapshot (fetched once per worker: see
-   :func:`_shared`) with one :class:`fastvpc.FlowTable` for the shard when the replay
-   tracks connections, counts them, and writes the processed frames and the verdicts to scratch
-   files at the frames' capture positions.  A shard sees its flows' frames in capture order, which
-   is what a FlowTable needs.
-4. **Write** (one task per chunk): each chunk's emitted and dropped records are packed, in capture
-   order, and written at their offsets into the outputs, whose sizes the client computed from the
-   shards' counts.  pcapng outputs (interfaces are declared as they first appear, a sequential
-   affair) are written by the client from the scratch files.
+pcapng outputs (interfaces are declared as they first appear, a sequential affair) take the older
+flow path: a map task per chunk, shard tasks writing the verdicts and frames to scratch files at
+their capture positions, and the client writing the pcapng.
 
 Every task is idempotent (it rewrites the same bytes at the same places), so a worker that dies
 mid-run costs only its tasks' re-execution: Dask recomputes what was lost, and the output is still
-complete and identical.  The capture, the outputs and the scratch folder (beside the first output)
-must be visible at the same paths to every worker: on one machine they are; on a cluster use a
-shared file system (docs/scale-out.md).
+complete and identical (the shards' results are gathered before the merges start, so a worker lost
+during the merges re-runs merges only).  The capture, the outputs and the scratch folder (beside the
+first output) must be visible at the same paths to every worker: on one machine they are; on a
+cluster use a shared file system (docs/scale-out.md).
 
 Per-shard FlowTables are exact for every flow (both directions meet one table); what is per ENI or
 per NAT gateway across flows (a full FlowTable, NAT port exhaustion) is per shard: with the default
@@ -236,7 +244,8 @@ def shard_of_frames(batch: FrameBatch, ports: npt.NDArray[np.int32], ctx: _Conte
     pb = np.where(inner, dport, 0).astype(np.uint16)
     h = np.empty(n, np.uint64)
     flow_hash_batch(proto, a, b, pa, pb, h)
-    return np.where(v4, (h % np.uint64(S)).astype(np.uint16), spread)
+    # the hash's high 32 bits pick the shard (a multiply, not a division: _shardops does the same)
+    return np.where(v4, (((h >> np.uint64(32)) * np.uint64(S)) >> np.uint64(32)).astype(np.uint16), spread)
 
 
 def _map_task(path: str, chunk: _Chunk, ctx: _Context) -> npt.NDArray[np.uint16]:
@@ -399,10 +408,10 @@ class _Appender:
         os.close(self.fd)
 
 
-def _flow_files(scratch: str, k: int, what: str) -> tuple[str, str, str]:
-    """Shard ``k``'s scratch files for ``what`` ("out" or "drop"): records, positions, record lengths."""
-    return (os.path.join(scratch, f"{what}-{k}.rec"), os.path.join(scratch, f"{what}-{k}.pos"),
-            os.path.join(scratch, f"{what}-{k}.len"))
+def _flow_files(scratch: str, k: int, what: str) -> tuple[str, str]:
+    """Shard ``k``'s scratch files for ``what`` ("out" or "drop"): its packed records (each one's length
+    is in its own header) and, per record, its frame's position in its chunk (int32)."""
+    return os.path.join(scratch, f"{what}-{k}.rec"), os.path.join(scratch, f"{what}-{k}.pos")
 
 
 def _flow_task(path: str, chunks: Sequence[PcapChunk], k: int, dp: Any, ctx: _Context, scratch: str | None,
@@ -430,7 +439,7 @@ def _flow_task(path: str, chunks: Sequence[PcapChunk], k: int, dp: Any, ctx: _Co
     flow_log = ctx.new_flow_log()
     is_eni = ctx.is_eni.view(np.uint8)
     drop = int(Action.DROP)
-    files: dict[str, tuple[_Appender, _Appender, _Appender]] = {}
+    files: dict[str, tuple[_Appender, _Appender]] = {}
     cap = 0
     own_off = own_ts = own_pos = np.zeros(0, np.int64)
     own_port = np.zeros(0, np.int32)
@@ -446,7 +455,7 @@ def _flow_task(path: str, chunks: Sequence[PcapChunk], k: int, dp: Any, ctx: _Co
                     made: list[_Appender] = []
                     for name in _flow_files(scratch, k, what):
                         made.append(_Appender(name))
-                    files[what] = (made[0], made[1], made[2])
+                    files[what] = (made[0], made[1])
         for chunk in chunks:
             c = chunk.index
             done = 0
@@ -492,18 +501,16 @@ def _flow_task(path: str, chunks: Sequence[PcapChunk], k: int, dp: Any, ctx: _Co
                 total += m
                 if files:
                     dropped = result.action == drop
-                    reclen = (16 + np.minimum(np.diff(own_off[:m + 1]), _SNAPLEN)).astype(np.int32)
                     for what, buf, nbytes, sel in (("out", ebuf, int(info[I_EMIT_BYTES]), ~dropped),
                                                    ("drop", dbuf, int(info[I_DROP_BYTES]), dropped)):
                         if what not in files:
                             continue
-                        rec_f, pos_f, len_f = files[what]
+                        rec_f, pos_f = files[what]
                         p = (pos[sel] - chunk.first).astype(np.int32)   # in the chunk
                         if not p.size:
                             continue
                         rec_f.write(buf[:nbytes])
                         pos_f.write(p)
-                        len_f.write(reclen[sel])
                         if what == "out":
                             out_bytes[c] += nbytes
                             out_frames[c] += p.size
@@ -519,16 +526,6 @@ def _flow_task(path: str, chunks: Sequence[PcapChunk], k: int, dp: Any, ctx: _Co
     return _FlowResult(k, total, by_port, reasons, out_bytes, out_frames, drop_bytes, drop_frames, flow_log)
 
 
-def _pread_exact(fd: int, into: npt.NDArray[Any], pos: int) -> None:
-    view = memoryview(into).cast("B")  # type: ignore[arg-type]
-    got = 0
-    while got < len(view):
-        n = os.preadv(fd, [view[got:]], pos + got)
-        if n <= 0:
-            raise FastVpcError(f"scratch file ended at byte {pos + got} (removed while the replay ran?)")
-        got += n
-
-
 _BUFS = threading.local()
 
 
@@ -542,47 +539,56 @@ def _buffer(name: str, n: int, dtype: Any) -> npt.NDArray[Any]:
     return cast("npt.NDArray[Any]", have[:n])
 
 
+def _mapped(path: str, offset: int, size: int, dtype: Any) -> tuple[Any, npt.NDArray[Any]]:
+    """``size`` bytes of scratch file ``path`` from ``offset``, mapped (the page cache itself: no copy)."""
+    import mmap
+
+    if not size:
+        return None, np.zeros(0, dtype)
+    page = mmap.ALLOCATIONGRANULARITY
+    start = offset - offset % page
+    with open(path, "rb") as fh:
+        mm = mmap.mmap(fh.fileno(), size + (offset - start), access=mmap.ACCESS_READ, offset=start)
+    view = np.frombuffer(mm, np.uint8, size, offset - start).view(dtype)
+    return mm, view
+
+
 def _merge_task(chunk: PcapChunk, scratch: str, what: str, target: str, at: int,
                 parts: Sequence[tuple[int, int, int, int]]) -> int:
     """Chunk ``chunk``'s ``what`` records ("out" or "drop") from every shard's scratch files, merged into
-    capture order and written at ``at`` in ``target``.  ``parts[k]``: shard k's (record byte offset,
-    record bytes, record index, records) for this chunk in its scratch files.  Idempotent."""
-    from fastvpc._batchops import gather_spans
+    capture order by one compiled pass (``_shardops.merge_records``) and written at ``at`` in
+    ``target``.  ``parts[k]``: shard k's (record byte offset, record bytes, record index, records) for
+    this chunk in its scratch files.  Idempotent."""
+    from fastvpc.drivers._shardops import merge_records
 
+    S = len(parts)
     total_b = sum(p[1] for p in parts)
     total_n = sum(p[3] for p in parts)
     if not total_n:
         return 0
-    src = _buffer("src", total_b, np.uint8)
+    maps: list[tuple[Any, npt.NDArray[np.uint8]]] = []
     pos = _buffer("pos", total_n, np.int32)
-    ln = _buffer("len", total_n, np.int32)
-    b = f = 0
-    for k, (rb, nb, ri, nr) in enumerate(parts):
-        if not nr:
-            continue
-        for name, into, off in zip(_flow_files(scratch, k, what), (src[b:b + nb], pos[f:f + nr], ln[f:f + nr]),
-                                   (rb, 4 * ri, 4 * ri)):
-            fd = os.open(name, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-            try:
-                _pread_exact(fd, into, off)
-            finally:
-                os.close(fd)
-        b += nb
-        f += nr
-    # every record's place: its length at its frame's position, summed in capture order
-    at_frame = _buffer("at", chunk.frames + 1, np.int64)
-    at_frame[:] = 0
-    at_frame[pos.astype(np.int64) + 1] = ln
-    np.cumsum(at_frame, out=at_frame)
-    dst = at_frame[pos]
-    src_off = np.empty(total_n, np.int64)
-    src_off[0] = 0
-    np.cumsum(ln[:-1], out=src_off[1:])
-    out = _buffer("out", total_b, np.uint8)
-    r = gather_spans(src, src_off, ln.astype(np.int64), out, dst)
-    if r != -1:  # pragma: no cover - the scratch files were written together
-        raise FastVpcError(f"internal error: record {r} of chunk {chunk.index} outside its merge buffer")
-    _pwrite_all(target, out, at)
+    pos_start = np.zeros(S + 1, np.int64)
+    try:
+        f = 0
+        for k, (rb, nb, ri, nr) in enumerate(parts):
+            rec_p, pos_p = _flow_files(scratch, k, what)
+            # the records are copied once, by the merge itself, from the mapped page cache
+            maps.append(_mapped(rec_p, rb, nb, np.uint8))
+            pos[f:f + nr] = _mapped(pos_p, 4 * ri, 4 * nr, np.int32)[1]
+            f += nr
+            pos_start[k + 1] = f
+        if sum(1 for p in parts if p[3]) == 1:   # one stream: already in order
+            k = next(i for i, p in enumerate(parts) if p[3])
+            _pwrite_all(target, maps[k][1], at)
+            return total_n
+        out = _buffer("out", total_b, np.uint8)
+        w = merge_records([rec for _mm, rec in maps], pos, pos_start, out)
+        if w != total_b:  # pragma: no cover - merge_records checks the streams
+            raise FastVpcError(f"internal error: chunk {chunk.index} merged {w} bytes of {total_b}")
+        _pwrite_all(target, out, at)
+    finally:
+        maps.clear()   # the mappings close with their last view (an explicit close() would refuse)
     return total_n
 
 
@@ -910,8 +916,9 @@ def replay_sharded(net: Any, in_path: str | os.PathLike[str], out_path: str | os
         if by_flow and (out_s is not None or drops_s is not None):
             first_out = out_s if out_s is not None else drops_s
             assert first_out is not None
+            where = scratch_dir or (_local_scratch(client, total_bytes + 16 * total_frames) if not pcapng else None)
             folder = tempfile.mkdtemp(prefix=".fastvpc-shards-",
-                                      dir=scratch_dir or os.path.dirname(os.path.abspath(first_out)))
+                                      dir=where or os.path.dirname(os.path.abspath(first_out)))
         dp_f, ctx_f = _shared(client, dp, f"fastvpc-snapshot-{token}"), _shared(client, ctx, f"fastvpc-ctx-{token}")
         results: Sequence[Any]
         if by_flow and pcapng:
@@ -972,6 +979,37 @@ def replay_sharded(net: Any, in_path: str | os.PathLike[str], out_path: str | os
         summary.per_eni[port_name(port)] = Counter({Action(a).name: int(by_port[port + 1, a])
                                                     for a in range(n_act) if by_port[port + 1, a]})
     return summary
+
+
+_SHM = "/dev/shm"
+
+
+def _local_scratch(client: Any, need: int) -> str | None:
+    """``/dev/shm`` when every worker runs on this machine (a LocalCluster: their addresses are loopback
+    ones) and it has room for twice ``need`` bytes: the shards' records then stay in memory and are
+    never written back to a disk.  None otherwise (the scratch folder goes beside the output, which a
+    cluster sees through its shared file system)."""
+    import ipaddress as ip
+    from urllib.parse import urlparse
+
+    if not os.path.isdir(_SHM) or not os.access(_SHM, os.W_OK):
+        return None
+    try:
+        st = os.statvfs(_SHM)
+        workers = client.scheduler_info(n_workers=-1).get("workers", {})
+    except Exception:
+        return None
+    if st.f_bavail * st.f_frsize < 2 * need or not workers:
+        return None
+    for addr in workers:
+        host = urlparse(addr).hostname or ""
+        try:
+            if not ip.ip_address(host).is_loopback:
+                return None
+        except ValueError:
+            if host != "localhost":
+                return None
+    return _SHM
 
 
 def _new_partial(path: str, size: int) -> str:
