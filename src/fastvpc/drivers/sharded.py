@@ -654,7 +654,7 @@ def _chunk_task(path: str, chunk: _Chunk, dp: Any, ctx: _Context, want_out: bool
     result = None
     packed: tuple[list[npt.NDArray[np.uint8]], list[npt.NDArray[np.uint8]]] = ([], [])
     flow_log = ctx.new_flow_log()
-    for done, batch in _counted(iter_chunk(path, chunk, ctx.batch_size)):
+    for done, batch in _counted(iter_chunk(path, chunk, ctx.batch_size, reuse=True)):
         ports = ctx.ports_for(batch)
         result = dp.process(batch, copy=False, out=result, n_threads=1)
         if flow_log is not None:
