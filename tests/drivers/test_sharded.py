@@ -7,7 +7,6 @@ from __future__ import annotations
 import filecmp
 import os
 import signal
-import struct
 import sys
 
 import numpy as np
@@ -22,7 +21,6 @@ from fastvpc.drivers import sharded as sh  # noqa: E402
 from fastvpc.drivers.replay import replay  # noqa: E402
 from fastvpc.errors import PcapError  # noqa: E402
 from fastvpc.examples import seed_vpc  # noqa: E402
-from fastvpc.pcap import write_pcap  # noqa: E402,F401
 
 import drivers.sharded_frames as sf  # noqa: E402
 

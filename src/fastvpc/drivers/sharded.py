@@ -61,7 +61,6 @@ import tempfile
 import threading
 import time
 import uuid
-import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -249,9 +248,17 @@ def shard_of_frames(batch: FrameBatch, ports: npt.NDArray[np.int32], ctx: _Conte
 
 
 def _map_task(path: str, chunk: _Chunk, ctx: _Context) -> npt.NDArray[np.uint16]:
-    parts = [shard_of_frames(b, ctx.ports_for(b), ctx, chunk.first + done)
-             for done, b in _counted(iter_chunk(path, chunk, ctx.batch_size))]
-    return np.concatenate(parts) if len(parts) != 1 else parts[0]
+    """The shard of every frame of ``chunk`` (the compiled ``shard_of_frames``)."""
+    from fastvpc.drivers._shardops import shard_frames
+
+    out = np.zeros(chunk.frames, np.uint16)
+    is_eni = ctx.is_eni.view(np.uint8)
+    for done, b in _counted(iter_chunk(path, chunk, ctx.batch_size, reuse=True)):
+        r = shard_frames(b.data, b.offsets, ctx.ports_for(b), is_eni, ctx.inside_lo, ctx.inside_hi, ctx.n_shards,
+                         chunk.first + done, out[done:done + len(b)])
+        if r != -1:  # pragma: no cover - a FrameBatch's offsets are validated when it is made
+            raise FastVpcError(f"internal error: frame {r} outside its batch")
+    return out
 
 
 def _counted(batches: Iterator[FrameBatch]) -> Iterator[tuple[int, FrameBatch]]:
@@ -722,30 +729,6 @@ def _pwrite_all(path: str, data: Any, pos: int) -> None:
         os.close(fd)
 
 
-def _write_task(path: str, chunk: _Chunk, scratch: _Scratch, out: tuple[str, int] | None,
-                drops: tuple[str, int] | None, after: Sequence[Any]) -> int:
-    """Pack chunk ``chunk``'s records into the outputs at their offsets (``after``: the shard results,
-    only so that this runs after every shard)."""
-    actions = scratch.open("action.u8", np.uint8, scratch.total_frames)
-    frames = scratch.open("frames.bin", np.uint8, scratch.total_bytes)
-    at = {"out": out[1] if out is not None else 0, "drops": drops[1] if drops is not None else 0}
-    done = nbytes = 0
-    for whole in iter_chunk(path, chunk):
-        m = len(whole)
-        action = np.asarray(actions[chunk.first + done:chunk.first + done + m])
-        base = scratch.data_base[chunk.index] + nbytes
-        data = np.asarray(frames[base:base + int(whole.offsets[-1])])
-        processed = FrameBatch(data, whole.offsets, whole.port, whole.timestamp)
-        for what, target, is_drop in (("out", out, False), ("drops", drops, True)):
-            if target is not None:
-                packed = _pack(processed, action, is_drop, target[0], chunk.first + done)
-                _pwrite_all(target[0], packed, at[what])
-                at[what] += len(packed)
-        done += m
-        nbytes += int(whole.offsets[-1])
-    return chunk.index
-
-
 # --------------------------------------------------------------------------- the driver
 
 class _Progress:
@@ -1071,7 +1054,8 @@ def _run_by_flow(distributed: Any, client: Any, in_path: str, chunks: Sequence[_
                  scratch: _Scratch | None, n_shards: int, token: str, report: Any, out_s: str | None,
                  drops_s: str | None, pcapng: bool, partials: list[tuple[str, str]],
                  names: dict[int, str]) -> list[_ShardResult]:
-    """Connection tracking (or pcapng outputs): map, one task per flow shard, then the writes."""
+    """pcapng outputs sharded by flow: map, one task per flow shard writing verdicts and processed frames
+    at their capture positions in scratch files, then the pcapng written here."""
     if scratch is not None:
         files = [("action.u8", 1, scratch.total_frames), ("frames.bin", 1, scratch.total_bytes)]
         if pcapng:
@@ -1086,22 +1070,7 @@ def _run_by_flow(distributed: Any, client: Any, in_path: str, chunks: Sequence[_
     shard_f = [client.submit(_shard_task, in_path, chunks, map_f, k, dp_f, ctx_f, scratch, pure=False,
                              key=f"fastvpc-shard-{k}-{token}") for k in range(n_shards)]
     results: list[_ShardResult] = _wait(distributed, shard_f, "process", report, None)
-    if scratch is not None and not pcapng:
-        outs = {}
-        for label, p, per in (("output", out_s, "out"), ("drops", drops_s, "drop")):
-            if p is None:
-                continue
-            sizes = sum((getattr(r, f"{per}_bytes") for r in results), np.zeros(len(chunks), np.int64))
-            starts = 24 + np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-            outs[per] = (_new_partial(p, int(sizes.sum())), starts)
-            partials.append((label, p))
-        write_f = [client.submit(_write_task, in_path, c, scratch,
-                                 (outs["out"][0], int(outs["out"][1][c.index])) if "out" in outs else None,
-                                 (outs["drop"][0], int(outs["drop"][1][c.index])) if "drop" in outs else None,
-                                 shard_f, pure=False, key=f"fastvpc-write-{c.index}-{token}")
-                   for c in chunks]
-        _wait(distributed, write_f, "write", report, chunks)
-    elif scratch is not None:
+    if scratch is not None:
         partials.extend(_write_pcapng_here(in_path, chunks, scratch, out_s, drops_s, names))
     return results
 
