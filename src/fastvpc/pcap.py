@@ -40,6 +40,17 @@ interface ids, garbage — raise :class:`PcapError` (a ``ValueError``) whose mes
 ``on_error="stop"`` the frames read before the damage are returned instead and a
 :class:`PcapTruncatedWarning` names the offset.
 
+Chunks: scan once, resume anywhere
+----------------------------------
+For readers that split a capture between processes or machines (the sharded replay,
+``fastvpc.drivers.sharded``): :func:`check_pcap` refuses a file that is no capture from its header
+alone; :func:`scan_pcap` indexes a named file once, copying no frame, into :class:`PcapChunk` s of
+``chunk_frames`` records (where each starts and the reader's state there, pcapng interfaces
+included; small to pickle), with damage raised or, with ``on_error="stop"``, the chunks cut where it
+starts and the warning's text returned in :class:`PcapScan`; :func:`iter_pcap_chunk` reads one
+chunk's frames again, in any process, exactly as :func:`iter_pcap` reads them there (``reuse=True``:
+through the same reused window).
+
 Writing
 -------
 :func:`write_pcap` (also ``batch.to_pcap``) and :class:`PcapWriter` write classic pcap,
