@@ -70,6 +70,7 @@ CYTHON_MODULES = [
     "fastvpc.dataplane._flowlogs",
     "fastvpc.dataplane._ports",
     "fastvpc.drivers._replayops",
+    "fastvpc.drivers._shardops",
 ]
 #: pybind11 modules, by dotted name; the source is the matching ``src/<name>.cpp``.
 PYBIND_MODULES = [

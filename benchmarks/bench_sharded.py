@@ -7,17 +7,15 @@ the count.  Every round runs, one after the other (the machine is shared: altern
 ratios of one run):
 
 * ``serial``: ``fastvpc.drivers.replay.replay(net, in, out)`` with its defaults (what
-  ``fastvpc replay`` does: every usable core for ``process()``);
+  ``fastvpc replay`` does: connection tracking, every usable core for ``process()``);
 * ``workers2``: ``replay_sharded(net, in, out, workers=2)``: what ``fastvpc replay --workers 2``
   does, a LocalCluster of 2 worker processes started and stopped inside the timing;
 * ``warm``: the same on a LocalCluster started once (a long-running service, or a cluster that
-  already runs): the chunk path (no connection tracking: no frame moves between workers);
-* ``flow``: the warm cluster with ``shard_by="flow"``: the flow-sharded path a replay with
-  connection tracking takes (map, one shard task per worker, writes): the shuffle's cost.
+  already runs): the flow path (scan, one flow-shard task per worker, merges).
 
-Every output is checked identical to the serial one.  Then the model's inputs, measured in this
-process without Dask (``model``): the client's scan, one worker's chunk replay and its writes, and the
-flow path's map + shard + write, per frame.  Run:
+Every output is checked identical to the serial one, and the CPU time of the client and of the
+workers is measured per round (``getrusage``).  Then the model's inputs, measured in this process
+without Dask (``model``): the client's scan, the flow shards and the merges, per frame.  Run:
 ``python -m pytest benchmarks/bench_sharded.py --benchmark-only -q -p no:cacheprovider -s``
 """
 
@@ -26,6 +24,7 @@ from __future__ import annotations
 import filecmp
 import importlib.util
 import os
+import resource
 import statistics
 import sys
 import time
@@ -77,22 +76,35 @@ def test_sharded_vs_serial(benchmark, capture):
     with dask.config.set(sh._QUIET_WORKERS):   # as replay_sharded's own cluster
         cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
     client = distributed.Client(cluster, set_as_default=False)
-    times: dict[str, list[float]] = {"serial": [], "workers2": [], "warm": [], "flow": []}
+    times: dict[str, list[float]] = {"serial": [], "workers2": [], "warm": []}
+    cpu: dict[str, list[float]] = {k: [] for k in times}
     loads = []
     outs = {k: str(d / f"out-{k}.pcap") for k in times}
 
+    def cpu_seconds() -> float:   # local: pickled by value to the workers (this module is not importable there)
+        import resource as r
+
+        u = r.getrusage(r.RUSAGE_SELF)
+        return u.ru_utime + u.ru_stime
+
+    def used() -> float:
+        me = resource.getrusage(resource.RUSAGE_SELF)
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)   # the workers2 cluster's, once it exits
+        workers = sum(client.run(cpu_seconds).values())
+        return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime + workers
+
     def run(kind: str) -> None:
         _fresh(outs[kind])
+        c0 = used()
         t0 = time.perf_counter()
         if kind == "serial":
             replay(net, path, outs[kind])
         elif kind == "workers2":
             sh.replay_sharded(net, path, outs[kind], workers=2)
-        elif kind == "warm":
-            sh.replay_sharded(net, path, outs[kind], workers=2, client=client)
         else:
-            sh.replay_sharded(net, path, outs[kind], workers=2, client=client, shard_by="flow")
+            sh.replay_sharded(net, path, outs[kind], workers=2, client=client)
         times[kind].append(time.perf_counter() - t0)
+        cpu[kind].append(used() - c0)
 
     def one_round() -> None:
         loads.append(os.getloadavg()[0])
@@ -101,7 +113,7 @@ def test_sharded_vs_serial(benchmark, capture):
 
     try:
         benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1)
-        for kind in ("workers2", "warm", "flow"):
+        for kind in ("workers2", "warm"):
             assert filecmp.cmp(outs["serial"], outs[kind], shallow=False), kind
     finally:
         client.close()
@@ -110,6 +122,7 @@ def test_sharded_vs_serial(benchmark, capture):
     med = {k: statistics.median(v) for k, v in times.items()}
     info = {"frames": N, "load_1min_at_rounds": loads}
     for k, v in med.items():
+        info[f"{k}_cpu_s"] = statistics.median(cpu[k])
         info[f"{k}_s"] = v
         info[f"{k}_frames_per_s"] = N / v
         if k != "serial":
@@ -119,11 +132,11 @@ def test_sharded_vs_serial(benchmark, capture):
     print("\nsharded replay, %d frames, load %s:" % (N, [round(x, 1) for x in loads]))
     for k, v in med.items():
         extra = "" if k == "serial" else f"  speedup {med['serial'] / v:.2f}x  rounds {info[k + '_round_speedups']}"
-        print(f"  {k:<9} {v:7.2f} s  {N / v / 1e6:5.2f} M frames/s{extra}")
+        print(f"  {k:<9} {v:7.2f} s  {N / v / 1e6:5.2f} M frames/s  cpu {statistics.median(cpu[k]):6.2f} s{extra}")
 
 
 def test_model_inputs(benchmark, capture):
-    """Per-frame costs of each stage, in one process, for docs/scale-out.md's model."""
+    """Per-frame CPU costs of each stage of the flow path, in one process, for docs/scale-out.md's model."""
     d, path = capture
     path = str(path)
     net = seed_vpc()
@@ -133,53 +146,45 @@ def test_model_inputs(benchmark, capture):
     res: dict[str, float] = {}
 
     def stages() -> None:
-        t = time.perf_counter()
+        t = time.process_time()
         chunks, _ = sh.scan_capture(path, 1 << 20, "raise")
-        res["scan"] = time.perf_counter() - t
+        res["scan"] = time.process_time() - t
         lo, hi = sh._inside_intervals(net)
         names = {tg.port: tg.name for tg in net.targets}
         is_eni = np.zeros(max(names) + 2, np.bool_)
         for e in net.enis:
             is_eni[e.port + 1] = True
-        ctx = sh._Context(PortMap.for_network(net), None, is_eni, lo, hi, 2, 4, 28, max(names), False, 1)
-        t = time.perf_counter()
-        outs = [sh._chunk_task(path, c, dp, ctx, True, False) for c in chunks]
-        res["chunk"] = time.perf_counter() - t
-        final = sh._new_partial(str(d / "joined.pcap"), 0)
-        t = time.perf_counter()
-        pos = 24
-        for o in outs:
-            sh._write_chunk(o, (final, pos), None)
-            pos += int(o.counts.out_bytes[0])
-        res["write_chunks"] = time.perf_counter() - t
-        del outs
-        _fresh(final)
-        t = time.perf_counter()
-        shards = [sh._map_task(path, c, ctx) for c in chunks]
-        res["map"] = time.perf_counter() - t
+        ctx = sh._Context(PortMap.for_network(net), None, is_eni, lo, hi, 2, 4, 28, max(names), True, 1_000_000)
         folder = str(d / "scratch")
         os.makedirs(folder, exist_ok=True)
-        total_f, total_b = sum(c.frames for c in chunks), sum(c.nbytes for c in chunks)
-        scratch = sh._Scratch(folder, total_f, total_b, True, False)
-        for name, n in (("action.u8", total_f), ("frames.bin", total_b)):
-            with open(scratch.path(name), "wb") as fh:
-                fh.truncate(n)
-        t = time.perf_counter()
-        shard_results = [sh._shard_task(path, chunks, shards, k, dp, ctx, scratch) for k in range(2)]
-        res["shards"] = time.perf_counter() - t
-        sizes = sum(r.out_bytes for r in shard_results)
-        starts = 24 + np.concatenate([[0], np.cumsum(sizes)[:-1]])
-        final = sh._new_partial(str(d / "written.pcap"), int(sizes.sum()))
-        t = time.perf_counter()
+        t = time.process_time()
+        results = [sh._flow_task(path, chunks, k, dp, ctx, folder, True, False) for k in range(2)]
+        res["shards"] = time.process_time() - t
+        nbytes = np.array([r.out_bytes for r in results])
+        nrec = np.array([r.out_frames for r in results])
+        per = nbytes.sum(axis=0)
+        starts = 24 + np.concatenate([[0], np.cumsum(per)[:-1]])
+        rb = np.concatenate([np.zeros((2, 1), np.int64), np.cumsum(nbytes, axis=1)[:, :-1]], axis=1)
+        ri = np.concatenate([np.zeros((2, 1), np.int64), np.cumsum(nrec, axis=1)[:, :-1]], axis=1)
+        final = sh._new_partial(str(d / "merged.pcap"), int(per.sum()))
+        t = time.process_time()
         for c in chunks:
-            sh._write_task(path, c, scratch, (final, int(starts[c.index])), None, ())
-        res["write"] = time.perf_counter() - t
-        _fresh(final, scratch.path("action.u8"), scratch.path("frames.bin"))
+            sh._merge_task(c, folder, "out", final, int(starts[c.index]),
+                           [(int(rb[k, c.index]), int(nbytes[k, c.index]), int(ri[k, c.index]), int(nrec[k, c.index]))
+                            for k in range(2)])
+        res["merge"] = time.process_time() - t
+        _fresh(final)
+        t = time.process_time()
+        replay(net, path, str(d / "serial1.pcap"), n_threads=1)
+        res["serial_1_thread"] = time.process_time() - t
+        _fresh(str(d / "serial1.pcap"))
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
 
     benchmark.pedantic(stages, rounds=1, iterations=1)
     ns = {k: v / N * 1e9 for k, v in res.items()}
-    ns["flow_total"] = ns["map"] + ns["shards"] + ns["write"]
-    ns["chunk_total"] = ns["chunk"] + ns["write_chunks"]
-    benchmark.extra_info.update({f"{k}_ns_per_frame": round(v, 1) for k, v in ns.items()})
+    ns["flow_total"] = ns["scan"] + ns["shards"] + ns["merge"]
+    benchmark.extra_info.update({f"{k}_cpu_ns_per_frame": round(v, 1) for k, v in ns.items()})
     benchmark.extra_info["load_1min"] = os.getloadavg()[0]
-    print("\nper-frame costs, one process (ns/frame): " + ", ".join(f"{k} {v:.0f}" for k, v in ns.items()))
+    print("\nper-frame CPU costs, one process (ns/frame): " + ", ".join(f"{k} {v:.0f}" for k, v in ns.items()))

@@ -40,6 +40,17 @@ interface ids, garbage — raise :class:`PcapError` (a ``ValueError``) whose mes
 ``on_error="stop"`` the frames read before the damage are returned instead and a
 :class:`PcapTruncatedWarning` names the offset.
 
+Chunks: scan once, resume anywhere
+----------------------------------
+For readers that split a capture between processes or machines (the sharded replay,
+``fastvpc.drivers.sharded``): :func:`check_pcap` refuses a file that is no capture from its header
+alone; :func:`scan_pcap` indexes a named file once, copying no frame, into :class:`PcapChunk` s of
+``chunk_frames`` records (where each starts and the reader's state there, pcapng interfaces
+included; small to pickle), with damage raised or, with ``on_error="stop"``, the chunks cut where it
+starts and the warning's text returned in :class:`PcapScan`; :func:`iter_pcap_chunk` reads one
+chunk's frames again, in any process, exactly as :func:`iter_pcap` reads them there (``reuse=True``:
+through the same reused window).
+
 Writing
 -------
 :func:`write_pcap` (also ``batch.to_pcap``) and :class:`PcapWriter` write classic pcap,
@@ -57,8 +68,9 @@ import os
 import stat
 import struct
 import warnings
-from collections.abc import Iterator
-from typing import Any, BinaryIO, Literal
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Literal, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -72,9 +84,14 @@ __all__ = [
     "PcapError",
     "PcapSkippedWarning",
     "PcapTruncatedWarning",
+    "PcapChunk",
+    "PcapScan",
     "PcapWriter",
+    "check_pcap",
     "iter_pcap",
+    "iter_pcap_chunk",
     "read_pcap",
+    "scan_pcap",
     "write_pcap",
     "LINKTYPE_ETHERNET",
 ]
@@ -646,6 +663,167 @@ def _iter_reused(src: _Source, ix: _Index, batch_size: int, port: int, on_error:
         break
     ix.done = True
     _finish(ix, on_error, total)
+
+
+# --------------------------------------------------------------------------- chunks: scan once, resume anywhere
+
+@dataclass(frozen=True)
+class PcapChunk:
+    """``frames`` consecutive records of a capture as :func:`scan_pcap` found them: where they start
+    and the reader's state there, so that :func:`iter_pcap_chunk` reads them again (in another
+    process, on another machine) without the records before them.  It pickles small."""
+
+    index: int          #: its place in :attr:`PcapScan.chunks`
+    offset: int         #: file offset of its first record
+    frames: int         #: records in it
+    first: int          #: capture position (0-based) of its first frame
+    nbytes: int         #: bytes of its frames (the batches' ``data``)
+    #: the indexer's format state at ``offset`` (opaque; pcapng: the section's byte order too)
+    state: npt.NDArray[np.int64] = field(repr=False, compare=False)
+    #: pcapng: the section's interface table at ``offset`` (opaque)
+    ifaces: npt.NDArray[np.int64] = field(repr=False, compare=False)
+
+
+@dataclass
+class PcapScan:
+    """What :func:`scan_pcap` found: the chunks in capture order, their totals, and with
+    ``on_error="stop"`` the :class:`PcapTruncatedWarning` text of where the damage cut the capture."""
+
+    path: str
+    chunks: list[PcapChunk]
+    frames: int
+    nbytes: int
+    warnings: list[str]
+
+
+def check_pcap(path: str | os.PathLike[str], *, on_error: OnError = "raise") -> None:
+    """Refuse a file that is no pcap/pcapng capture -- bad magic, a truncated or unsupported file
+    header, a non-Ethernet linktype -- with the :class:`PcapError` :func:`iter_pcap` would raise, reading
+    only the file header (the records are not looked at: :func:`scan_pcap` does that).  With
+    ``on_error="stop"`` only what :func:`iter_pcap` refuses then too (an unsupported linktype) is
+    raised: a damaged header is left to :func:`scan_pcap`'s warning."""
+    _check_on_error(on_error)
+    src = _Source(path, window=_HEAD_WINDOW)
+    try:
+        ix = _Index(src, False)
+    finally:
+        src.close()
+    if ix.error is not None and (on_error == "raise" or ix.linktype_error):
+        raise ix.error
+
+
+def _noop_emit(window: Any, off: Any, ln: Any) -> None:
+    return None
+
+
+def scan_pcap(path: str | os.PathLike[str], chunk_frames: int = 1 << 20, *,
+              on_error: OnError = "raise") -> PcapScan:
+    """Index a named pcap/pcapng file once, copying no frame, and cut it into chunks of
+    ``chunk_frames`` records (the last one shorter), each readable on its own with
+    :func:`iter_pcap_chunk`.  Damage raises :class:`PcapError` naming the byte offset, as
+    :func:`iter_pcap` does; with ``on_error="stop"`` the chunks end where the damage starts and
+    ``warnings`` holds the :class:`PcapTruncatedWarning` text instead (nothing is warned).
+    """
+    _check_on_error(on_error)
+    if isinstance(chunk_frames, bool) or not isinstance(chunk_frames, int) or chunk_frames < 1:
+        raise ValueError(f"chunk_frames must be a positive int, got {chunk_frames!r}")
+    name = os.fspath(path)
+    chunks: list[PcapChunk] = []
+    notes: list[str] = []
+    src = _Source(name)
+    try:
+        if not src.named:
+            raise PcapError(f"{name}: scan_pcap needs a regular file (it is read again by offset)", path=name)
+        ix = _Index(src, False)
+        first = 0
+        nbytes_all = 0
+        step = min(chunk_frames, 65536)   # small index arrays: reused by the allocator, no page faults
+        while not ix.done:
+            pos, state, ifaces = ix.position, ix.state.copy(), ix.ifaces.copy()
+            state[_k.S_POS] = 0
+            frames = nbytes = 0
+            while frames < chunk_frames and not ix.done:
+                ln, _ts = ix.next(min(step, chunk_frames - frames), _noop_emit)
+                frames += int(ln.size)
+                nbytes += int(ln.sum())
+            if frames:
+                chunks.append(PcapChunk(len(chunks), pos, frames, first, nbytes, state, ifaces))
+                first += frames
+                nbytes_all += nbytes
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", PcapTruncatedWarning)
+            _finish(ix, on_error, first)
+        for wm in caught:
+            if issubclass(wm.category, PcapTruncatedWarning):
+                notes.append(str(wm.message))
+            else:  # pragma: no cover - _finish warns nothing else without skip_other_linktypes
+                warnings.warn_explicit(wm.message, wm.category, wm.filename, wm.lineno)
+    finally:
+        src.close()
+    return PcapScan(name, chunks, first, nbytes_all, notes)
+
+
+def iter_pcap_chunk(path: str | os.PathLike[str], chunk: PcapChunk, batch_size: int = 65536, *,
+                    reuse: bool = False, port: int = -1) -> Iterator[FrameBatch]:
+    """The frames of ``chunk`` (from :func:`scan_pcap` on the same file) as FrameBatches of at most
+    ``batch_size`` frames with timestamps, exactly as :func:`iter_pcap` reads them there.
+
+    ``reuse=True``: as :func:`iter_pcap`'s (each batch a view of a reused window, valid until the next
+    one; a classic pcap is read through one 1 MiB window, and at most one window past the chunk's end
+    is read).  A file that no longer holds the chunk's records (changed since the scan) raises
+    :class:`fastvpc.PcapError` naming the chunk.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if not isinstance(chunk, PcapChunk):
+        raise TypeError(f"chunk must be a PcapChunk from scan_pcap, not {type(chunk).__name__}")
+    name = os.fspath(path)
+    src = _Source(name, window=_HEAD_WINDOW)
+    left = chunk.frames
+    try:
+        ix = _Index(src, False)
+        if ix.error is not None:
+            raise ix.error
+        ix.state[:] = chunk.state
+        ix.ifaces = chunk.ifaces.copy()
+        if chunk.offset >= ix.size:   # the file is shorter now than where the chunk starts
+            ix.done = True
+        elif reuse and ix.kind == "pcap" and src.named:
+            ix.state[_k.S_POS] = chunk.offset     # the window is the file header: base 0
+            reader = cast("Generator[FrameBatch, None, None]", _iter_reused(src, ix, batch_size, port, "raise"))
+            try:
+                for b in reader:
+                    n = len(b)
+                    if n >= left:
+                        if n > left:
+                            b = FrameBatch(b.data, b.offsets[:left + 1], b.port[:left],
+                                           b.timestamp[:left] if b.timestamp is not None else None)
+                        left = 0
+                        yield b
+                        break
+                    left -= n
+                    yield b
+            finally:
+                reader.close()
+        else:
+            if src._win.size < min(_WINDOW, src.size):
+                src._win = np.empty(min(_WINDOW, src.size), np.uint8)
+            src.fill(chunk.offset, 64)
+            ix.state[_k.S_POS] = 0
+            while left and not ix.done:
+                out = _Gather(records=min(batch_size, left), limit=ix.size - ix.position)
+                src.sink = out
+                ln, ts = ix.next(min(batch_size, left), out)
+                if ln.size == 0:
+                    break
+                left -= int(ln.size)
+                yield out.batch(ln, ts, port)
+    finally:
+        src.close()
+    if left:
+        raise PcapError(f"{name}: chunk {chunk.index} at byte offset {chunk.offset} holds "
+                        f"{chunk.frames - left} frames now, {chunk.frames} when it was scanned "
+                        "(the capture changed?)", offset=chunk.offset, path=name)
 
 
 # --------------------------------------------------------------------------- writing

@@ -7,7 +7,6 @@ from __future__ import annotations
 import filecmp
 import os
 import signal
-import struct
 import sys
 
 import numpy as np
@@ -22,50 +21,11 @@ from fastvpc.drivers import sharded as sh  # noqa: E402
 from fastvpc.drivers.replay import replay  # noqa: E402
 from fastvpc.errors import PcapError  # noqa: E402
 from fastvpc.examples import seed_vpc  # noqa: E402
-from fastvpc.pcap import write_pcap  # noqa: E402
+
+import drivers.sharded_frames as sf  # noqa: E402
 
 
-def _frames(n: int, seed: int = 3) -> list[bytes]:
-    """Every kind of frame a replay meets: inside the VPC, out of the gateways, router pings, ARP,
-    broadcasts, frames from MACs no ENI has, IPv6, IPv4 with options, fragments, runts."""
-    net = seed_vpc()
-    f = net.find
-    enis = [f(x) for x in ("web1", "web2", "app1", "app2", "db1", "db2")]
-    rng = np.random.default_rng(seed)
-    out = []
-    dsts = [e.ip for e in enis] + ["8.8.8.8", "192.168.1.1", "10.0.1.255", "10.0.9.9", "10.0.1.1", "10.0.2.1"]
-    for _ in range(n):
-        s = enis[int(rng.integers(len(enis)))]
-        d = dsts[int(rng.integers(len(dsts)))]
-        gw = s.subnet.gateway_mac
-        k = int(rng.integers(12))
-        sport = int(rng.integers(1024, 65535))
-        if k < 3:
-            fr = pk.ethernet(gw, s.mac, pk.ETH_IPV4, pk.udp(s.ip, d, sport, 53))
-        elif k < 5:
-            fr = pk.ethernet(gw, s.mac, pk.ETH_IPV4, pk.tcp(s.ip, d, sport, 443))
-        elif k == 5:
-            fr = pk.ethernet(gw, s.mac, pk.ETH_IPV4, pk.icmp_echo(s.ip, d, ident=sport))
-        elif k == 6:
-            fr = pk.arp_request(s.mac, s.ip, d)
-        elif k == 7:
-            fr = pk.ethernet(gw, "02:99:00:00:00:01", pk.ETH_IPV4, pk.udp("10.0.1.99", d, 1, 2))
-        elif k == 8:
-            fr = pk.ethernet(gw, s.mac, pk.ETH_IPV6, pk.ipv6_udp("fd00::1", "fd00::2"))
-        elif k == 9:
-            fr = pk.ethernet(gw, s.mac, pk.ETH_IPV4, pk.ipv4(s.ip, d, 17, struct.pack("!HHHH", sport, 53, 8, 0),
-                                                            options=b"\x01\x01\x01\x00"))
-        elif k == 10:
-            fr = pk.ethernet(gw, s.mac, pk.ETH_IPV4, pk.ipv4(s.ip, d, 6, b"\0" * 24, flags_frag=0x2000 | 3))
-        else:
-            fr = pk.ethernet(gw, s.mac, pk.ETH_IPV4, pk.udp(s.ip, d, sport, 53))[: int(rng.integers(10, 40))]
-        out.append(fr)
-    return out
-
-
-def _write(path, frames, nanosecond=True):
-    ts = 1_700_000_000 * 10**9 + np.arange(len(frames), dtype=np.int64) * 1000
-    write_pcap(str(path), FrameBatch.from_frames(frames, port=-1, timestamp=ts), nanosecond=nanosecond)
+_frames, _write, _ctx = sf.frames, sf.write, sf.ctx
 
 
 @pytest.fixture(scope="module")
@@ -225,17 +185,6 @@ def test_bad_arguments_are_refused(tmp_path, capture):
 
 
 # --------------------------------------------------------------------------- the shard key
-
-def _ctx(net, n_shards=64):
-    from fastvpc.dataplane.ports import PortMap
-
-    lo, hi = sh._inside_intervals(net)
-    names = {t.port: t.name for t in net.targets}
-    is_eni = np.zeros(max(names) + 2, np.bool_)
-    for e in net.enis:
-        is_eni[e.port + 1] = True
-    return sh._Context(PortMap.for_network(net), None, is_eni, lo, hi, n_shards, 4, 28, max(names), False, 1)
-
 
 def _shards(net, frames_ports):
     ctx = _ctx(net)

@@ -1,40 +1,48 @@
 """Replay a capture on a Dask distributed cluster: ``replay_sharded`` (``fastvpc replay --workers N``).
 
 The result is the serial replay's (:func:`fastvpc.drivers.replay.replay`), byte for byte: the same
-output and drops captures, the same counts.  How:
+output and drops captures, the same counts, the same flow log.  How:
 
-1. **Scan** (the client, before any worker starts): the capture is indexed once, without copying a
-   frame, and cut into chunks of ``chunk_frames`` records; each chunk is remembered by where it
-   starts and the indexer's state there.  A damaged capture fails here (``on_error="raise"``), or
+1. **Scan** (the client, before any task is sent; while a local cluster starts): the capture is
+   indexed once, without copying a frame, and cut into chunks of ``chunk_frames`` records
+   (:func:`fastvpc.pcap.scan_pcap`): each chunk is where it starts and the reader's state there, so
+   a worker reads its byte range of the file itself (:func:`fastvpc.pcap.iter_pcap_chunk`): paths and
+   offsets go to the workers, never frames.  A damaged capture fails here (``on_error="raise"``), or
    is cut where the damage starts (``"stop"``), exactly as the serial replay does.
+
+With connection tracking (``stateful=True``, the serial replay's default; also ``shard_by="flow"``)
+and classic pcap outputs:
+
+2. **Flow shards** (one task per shard, ``workers`` shards, each pinned to its own worker): every
+   shard reads every chunk in capture order and one compiled pass (``_shardops.select_shard``) gives
+   each frame its shard by a direction-symmetric flow key, so both directions of a flow land in one
+   shard, and moves the shard's own frames down into a batch of their own: between two addresses of
+   the network's VPCs the unordered 5-tuple (the FlowTable's flow hash); between the VPC and the
+   outside (a gateway's side) the outside address, port and protocol, which a NAT gateway or an
+   internet gateway's 1:1 translation leaves alone, so a translated flow and its replies also meet.
+   Frames with no flow (ARP, non-IPv4) are spread by position.  The shard's frames go through the
+   compiled snapshot (fetched once per worker: :func:`_shared`) with the shard's one
+   :class:`fastvpc.FlowTable`, kept inside the task for the whole capture (never pickled), in capture
+   order, which is what a FlowTable needs.  Their emitted and dropped records are packed by the
+   serial replay's compiled pass and appended to the shard's scratch files, with each record's place
+   in its chunk and its length.
+3. **Merge** (one task per chunk and output): the shards' records of the chunk are read back, put in
+   capture order by one compiled gather, and written at the chunk's offset in the output (whose
+   size the client computed from the shards' counts).
+
 Without connection tracking every verdict is the frame's own, so no frame needs to move: one task
 per chunk replays it whole (as the serial replay does) into its worker's memory, and writes its
 records at their offset in the outputs as soon as the chunks before it have reported their sizes.
-With connection tracking (``stateful=True``; also for pcapng outputs, ``shard_by="flow"``):
-
-2. **Map** (one task per chunk): the chunk is read, every frame mapped to its ingress port and given
-   a shard by a direction-symmetric flow key, so both directions of a flow land in one shard:
-   between two addresses of the network's VPCs the unordered 5-tuple (:func:`fastvpc.flow_hash`);
-   between the VPC and the outside (a gateway's side) the outside address, port and protocol, which
-   a NAT gateway or an internet gateway's 1:1 translation leaves alone, so a translated flow and its
-   replies also meet.  Frames with no flow (ARP, non-IPv4) are spread by position.  A task returns
-   one small shard number per frame.
-3. **Shards** (one task per shard, ``workers`` shards): each reads the chunks in order, keeps its
-   own frames, pushes them through the compiled snapshot (fetched once per worker: see
-   :func:`_shared`) with one :class:`fastvpc.FlowTable` for the shard when the replay
-   tracks connections, counts them, and writes the processed frames and the verdicts to scratch
-   files at the frames' capture positions.  A shard sees its flows' frames in capture order, which
-   is what a FlowTable needs.
-4. **Write** (one task per chunk): each chunk's emitted and dropped records are packed, in capture
-   order, and written at their offsets into the outputs, whose sizes the client computed from the
-   shards' counts.  pcapng outputs (interfaces are declared as they first appear, a sequential
-   affair) are written by the client from the scratch files.
+pcapng outputs (interfaces are declared as they first appear, a sequential affair) take the older
+flow path: a map task per chunk, shard tasks writing the verdicts and frames to scratch files at
+their capture positions, and the client writing the pcapng.
 
 Every task is idempotent (it rewrites the same bytes at the same places), so a worker that dies
 mid-run costs only its tasks' re-execution: Dask recomputes what was lost, and the output is still
-complete and identical.  The capture, the outputs and the scratch folder (beside the first output)
-must be visible at the same paths to every worker: on one machine they are; on a cluster use a
-shared file system (docs/scale-out.md).
+complete and identical (the shards' results are gathered before the merges start, so a worker lost
+during the merges re-runs merges only).  The capture, the outputs and the scratch folder (beside the
+first output) must be visible at the same paths to every worker: on one machine they are; on a
+cluster use a shared file system (docs/scale-out.md).
 
 Per-shard FlowTables are exact for every flow (both directions meet one table); what is per ENI or
 per NAT gateway across flows (a full FlowTable, NAT port exhaustion) is per shard: with the default
@@ -53,7 +61,6 @@ import tempfile
 import threading
 import time
 import uuid
-import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -64,6 +71,7 @@ import numpy.typing as npt
 
 from fastvpc.batch import FrameBatch
 from fastvpc.errors import FastVpcError
+from fastvpc.pcap import PcapChunk, check_pcap
 
 __all__ = ["DaskMissingError", "SchedulerUnreachableError", "replay_sharded", "shard_of_frames"]
 
@@ -97,112 +105,36 @@ def _distributed() -> Any:
 
 # --------------------------------------------------------------------------- the capture, in chunks
 
-@dataclass(frozen=True)
-class _Chunk:
-    """Where chunk ``index`` starts in the capture and the indexer's state there."""
-
-    index: int
-    position: int                   # file offset of the chunk's first record
-    state: npt.NDArray[np.int64]    # the indexer's state (window-relative position reset on load)
-    ifaces: npt.NDArray[np.int64]   # pcapng interface table at that point
-    frames: int                     # records in the chunk
-    first: int                      # global number of the chunk's first frame
-    data_base: int                  # where the chunk's frame bytes start in the scratch frames file
-    nbytes: int                     # the chunk's frame bytes
+_Chunk = PcapChunk   # a chunk of the capture: where it starts and the reader's state there (fastvpc.pcap)
 
 
-def _noop_emit(window: Any, off: Any, ln: Any) -> None:
-    return None
+def scan_capture(path: str, chunk_frames: int, on_error: str) -> tuple[list[PcapChunk], list[str]]:
+    """Index the whole capture (no frame copied) into chunks (:func:`fastvpc.pcap.scan_pcap`); raises
+    PcapError on damage unless ``on_error="stop"`` (then the chunks end where the damage starts and the
+    warning is returned)."""
+    from fastvpc.pcap import scan_pcap
+
+    sc = scan_pcap(path, chunk_frames, on_error=cast(Any, on_error))
+    return sc.chunks, sc.warnings
 
 
-def scan_capture(path: str, chunk_frames: int, on_error: str) -> tuple[list[_Chunk], list[str]]:
-    """Index the whole capture (no frame copied) into chunks; raises PcapError on damage unless
-    ``on_error="stop"`` (then the chunks end where the damage starts and the warning is returned)."""
-    from fastvpc import pcap as _pcap
-
-    chunks: list[_Chunk] = []
-    caught_msgs: list[str] = []
-    src = _pcap._Source(path)
-    try:
-        ix = _pcap._Index(src, False)
-        first = data_base = 0
-        step = min(chunk_frames, 65536)   # small index arrays: reused by the allocator, no page faults
-        while not ix.done:
-            pos, state, ifaces = ix.position, ix.state.copy(), ix.ifaces.copy()
-            frames = nbytes = 0
-            while frames < chunk_frames and not ix.done:
-                ln, _ts = ix.next(min(step, chunk_frames - frames), _noop_emit)
-                frames += int(ln.size)
-                nbytes += int(ln.sum())
-            if frames:
-                chunks.append(_Chunk(len(chunks), pos, state, ifaces, frames, first, data_base, nbytes))
-                first += frames
-                data_base += nbytes
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", _pcap.PcapTruncatedWarning)
-            _pcap._finish(ix, on_error, first)
-        for wm in caught:
-            if issubclass(wm.category, _pcap.PcapTruncatedWarning):
-                caught_msgs.append(str(wm.message))
-            else:  # pragma: no cover - _finish warns nothing else without skip_other_linktypes
-                warnings.warn_explicit(wm.message, wm.category, wm.filename, wm.lineno)
-    finally:
-        src.close()
-    return chunks, caught_msgs
+def _data_bases(chunks: Sequence[PcapChunk]) -> list[int]:
+    bases, at = [], 0
+    for c in chunks:
+        bases.append(at)
+        at += c.nbytes
+    return bases
 
 
-def _open(path: str) -> tuple[Any, Any]:
-    """A pcap source and indexer on ``path`` whose first read is the file header only (a chunk reader
-    moves the window to its chunk at once: reading the first 8 MiB window would be wasted)."""
-    from fastvpc import pcap as _pcap
-
-    src = object.__new__(_pcap._Source)
-    src.name, src.base, src.sink, src._fd = path, 0, None, None
-    src._fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    try:
-        src.size = os.fstat(src._fd).st_size
-        src._win = np.empty(64, np.uint8)
-        src.buf = src._win[:0]
-        src.fill(0, 64)
-        ix = _pcap._Index(src, False)
-        src._win = np.empty(max(1, min(_pcap._WINDOW, src.size)), np.uint8)
-    except BaseException:
-        src.close()
-        raise
-    return src, ix
-
-
-def iter_chunk(path: str, chunk: _Chunk, batch_size: int = 65536) -> Iterator[FrameBatch]:
+def iter_chunk(path: str, chunk: PcapChunk, batch_size: int = 65536, reuse: bool = False) -> Iterator[FrameBatch]:
     """The frames of ``chunk`` as FrameBatches of at most ``batch_size`` frames with timestamps (port
-    -1), as ``iter_pcap`` reads them.  Small batches keep their buffers in the allocator's reuse
-    (a fresh 80 MB buffer per chunk would cost its page faults on every read)."""
-    from fastvpc import _pcapindex as _k
-    from fastvpc import pcap as _pcap
+    -1), as ``iter_pcap`` reads them (:func:`fastvpc.pcap.iter_pcap_chunk`)."""
+    from fastvpc.pcap import iter_pcap_chunk
 
-    src, ix = _open(path)
-    try:
-        if ix.error is not None:
-            raise ix.error
-        src.fill(chunk.position, 64)
-        ix.state[:] = chunk.state
-        ix.state[_k.S_POS] = 0
-        ix.ifaces = chunk.ifaces.copy()
-        left = chunk.frames
-        while left:
-            out = _pcap._Gather(records=min(batch_size, left), limit=ix.size - ix.position)
-            src.sink = out
-            ln, ts = ix.next(min(batch_size, left), out)
-            if ln.size == 0:
-                raise FastVpcError(f"{path}: chunk {chunk.index} at byte offset {chunk.position} holds "
-                                   f"{chunk.frames - left} frames now, {chunk.frames} when it was scanned "
-                                   "(the capture changed?)")
-            left -= int(ln.size)
-            yield out.batch(ln, ts, -1)
-    finally:
-        src.close()
+    return iter_pcap_chunk(path, chunk, batch_size, reuse=reuse)
 
 
-def read_chunk(path: str, chunk: _Chunk) -> FrameBatch:
+def read_chunk(path: str, chunk: PcapChunk) -> FrameBatch:
     """Every frame of ``chunk`` in one FrameBatch."""
     parts = list(iter_chunk(path, chunk, chunk.frames))
     return parts[0] if len(parts) == 1 else FrameBatch.concat(parts)
@@ -311,13 +243,22 @@ def shard_of_frames(batch: FrameBatch, ports: npt.NDArray[np.int32], ctx: _Conte
     pb = np.where(inner, dport, 0).astype(np.uint16)
     h = np.empty(n, np.uint64)
     flow_hash_batch(proto, a, b, pa, pb, h)
-    return np.where(v4, (h % np.uint64(S)).astype(np.uint16), spread)
+    # the hash's high 32 bits pick the shard (a multiply, not a division: _shardops does the same)
+    return np.where(v4, (((h >> np.uint64(32)) * np.uint64(S)) >> np.uint64(32)).astype(np.uint16), spread)
 
 
 def _map_task(path: str, chunk: _Chunk, ctx: _Context) -> npt.NDArray[np.uint16]:
-    parts = [shard_of_frames(b, ctx.ports_for(b), ctx, chunk.first + done)
-             for done, b in _counted(iter_chunk(path, chunk, ctx.batch_size))]
-    return np.concatenate(parts) if len(parts) != 1 else parts[0]
+    """The shard of every frame of ``chunk`` (the compiled ``shard_of_frames``)."""
+    from fastvpc.drivers._shardops import shard_frames
+
+    out = np.zeros(chunk.frames, np.uint16)
+    is_eni = ctx.is_eni.view(np.uint8)
+    for done, b in _counted(iter_chunk(path, chunk, ctx.batch_size, reuse=True)):
+        r = shard_frames(b.data, b.offsets, ctx.ports_for(b), is_eni, ctx.inside_lo, ctx.inside_hi, ctx.n_shards,
+                         chunk.first + done, out[done:done + len(b)])
+        if r != -1:  # pragma: no cover - a FrameBatch's offsets are validated when it is made
+            raise FastVpcError(f"internal error: frame {r} outside its batch")
+    return out
 
 
 def _counted(batches: Iterator[FrameBatch]) -> Iterator[tuple[int, FrameBatch]]:
@@ -340,6 +281,7 @@ class _Scratch:
     total_bytes: int
     frames: bool
     detail: bool
+    data_base: tuple[int, ...] = ()   # per chunk: where its frame bytes start in the frames file
 
     def path(self, name: str) -> str:
         return os.path.join(self.folder, name)
@@ -427,7 +369,8 @@ def _shard_task(path: str, chunks: Sequence[_Chunk], shards: Sequence[npt.NDArra
                     detail["egress"][g] = result.egress
                     detail["port"][g] = ports
                 if frames_mm is not None:
-                    dst = chunk.data_base + nbytes + whole.offsets[mine]
+                    assert scratch is not None
+                    dst = scratch.data_base[chunk.index] + nbytes + whole.offsets[mine]
                     r = gather_spans(batch.data, batch.offsets[:-1], lengths, frames_mm, dst)
                     if r != -1:  # pragma: no cover - the scratch file was sized from the scan
                         raise FastVpcError(f"internal error: frame {r} outside the scratch file")
@@ -437,6 +380,265 @@ def _shard_task(path: str, chunks: Sequence[_Chunk], shards: Sequence[npt.NDArra
     # (and a worker on another machine reads them through the shared file system after the close)
     del frames_mm, verdict_mm, detail
     return _ShardResult(k, total, by_port, reasons, out_bytes, drop_bytes, out_frames, drop_frames, flow_log)
+
+
+# --------------------------------------------------------------------------- flow shards, classic pcap outputs
+
+@dataclass
+class _FlowResult:
+    """What a flow-shard task reports: its counts, and per chunk what it left in its scratch files."""
+
+    shard: int
+    frames: int                          # frames of the shard
+    by_port: npt.NDArray[np.int64]
+    reasons: npt.NDArray[np.int64]
+    out_bytes: npt.NDArray[np.int64]     # per chunk: bytes of the shard's emitted records
+    out_frames: npt.NDArray[np.int64]    # per chunk: its emitted frames
+    drop_bytes: npt.NDArray[np.int64]
+    drop_frames: npt.NDArray[np.int64]
+    flow_log: Any = None
+
+
+class _Appender:
+    """One scratch file, appended to (opened afresh, so a re-run task rewrites it whole)."""
+
+    def __init__(self, path: str) -> None:
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
+
+    def write(self, data: Any) -> None:
+        view = memoryview(data).cast("B")
+        while len(view):
+            n = os.write(self.fd, view)
+            view = view[n:]
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def _flow_files(scratch: str, k: int, what: str) -> tuple[str, str]:
+    """Shard ``k``'s scratch files for ``what`` ("out" or "drop"): its packed records (each one's length
+    is in its own header) and, per record, its frame's position in its chunk (int32)."""
+    return os.path.join(scratch, f"{what}-{k}.rec"), os.path.join(scratch, f"{what}-{k}.pos")
+
+
+def _flow_task(path: str, chunks: Sequence[PcapChunk], k: int, dp: Any, ctx: _Context, scratch: str | None,
+               want_out: bool, want_drops: bool) -> _FlowResult:
+    """Shard ``k`` of the capture: every chunk read in capture order (its byte range of the file, read
+    here), each frame's shard found by one compiled pass that also moves this shard's frames down into
+    a batch of their own (``_shardops.select_shard``), that batch processed with the shard's one
+    FlowTable (kept here, never pickled), counted, and its emitted and dropped records packed
+    (``_replayops.emit_records``) and appended to the shard's scratch files with, per record, its
+    position in its chunk and its length: what the merge needs to put every record at its place."""
+    from fastvpc.drivers._replayops import I_DROP_BYTES, I_EMIT_BYTES, I_STATUS, N_INFO, ST_TIMESTAMP, emit_records
+    from fastvpc.drivers._shardops import select_shard
+    from fastvpc.verdicts import Action
+
+    C = len(chunks)
+    by_port = np.zeros((ctx.max_port + 2, ctx.n_act), np.int64)
+    reasons = np.zeros(ctx.n_reason, np.int64)
+    out_bytes, out_frames = np.zeros(C, np.int64), np.zeros(C, np.int64)
+    drop_bytes, drop_frames = np.zeros(C, np.int64), np.zeros(C, np.int64)
+    table = None
+    if ctx.stateful:
+        from fastvpc.dataplane.state import FlowTable
+
+        table = FlowTable(ctx.capacity)
+    flow_log = ctx.new_flow_log()
+    is_eni = ctx.is_eni.view(np.uint8)
+    drop = int(Action.DROP)
+    files: dict[str, tuple[_Appender, _Appender]] = {}
+    cap = 0
+    own_off = own_ts = own_pos = np.zeros(0, np.int64)
+    own_port = np.zeros(0, np.int32)
+    ebuf = np.zeros(0, np.uint8)
+    dbuf = np.zeros(0, np.uint8)
+    info = np.zeros(N_INFO, np.int64)
+    result = None
+    total = 0
+    try:
+        if scratch is not None:
+            for what, want in (("out", want_out), ("drop", want_drops)):
+                if want:
+                    made: list[_Appender] = []
+                    for name in _flow_files(scratch, k, what):
+                        made.append(_Appender(name))
+                    files[what] = (made[0], made[1])
+        for chunk in chunks:
+            c = chunk.index
+            done = 0
+            for batch in iter_chunk(path, chunk, ctx.batch_size, reuse=True):
+                n = len(batch)
+                ports = ctx.ports_for(batch)
+                if n > cap:
+                    cap = max(n, 2 * cap)
+                    own_off, own_ts, own_pos = np.zeros(cap + 1, np.int64), np.zeros(cap, np.int64), np.zeros(cap, np.int64)
+                    own_port = np.zeros(cap, np.int32)
+                ts = batch.timestamp if batch.timestamp is not None else np.zeros(0, np.int64)
+                m = select_shard(batch.data, batch.offsets, ports, ts, is_eni, ctx.inside_lo, ctx.inside_hi,
+                                 ctx.n_shards, k, chunk.first + done, own_off, own_port, own_ts, own_pos)
+                done += n
+                if not m:
+                    continue
+                own = FrameBatch(batch.data, own_off[:m + 1], own_port[:m], own_ts[:m] if ts.size else None)
+                try:
+                    result = dp.process(own, copy=False, out=result, n_threads=1, state=table)
+                except ValueError as exc:   # as process_chunk says it (the serial replay's words)
+                    raise FastVpcError(f"frames {chunk.first}..{chunk.first + chunk.frames - 1}: {exc} (connection "
+                                       "tracking and flow logs take the time from the capture: replay with "
+                                       "stateful=False / --stateless and no flow log for a capture without "
+                                       "timestamps)") from None
+                pos = own_pos[:m]   # capture positions
+                if flow_log is not None:
+                    flow_log.observe(dp, own, result, order=pos + ctx.flow_log_base)
+                need = 16 * m + int(own_off[m])
+                if want_out and ebuf.size < need:
+                    ebuf = np.empty(max(need, 2 * ebuf.size), np.uint8)
+                if want_drops and dbuf.size < need:
+                    dbuf = np.empty(max(need, 2 * dbuf.size), np.uint8)
+                r = emit_records(own.data, own.offsets, own_ts[:m] if ts.size else ts, own.port, result.action,
+                                 result.reason, by_port, reasons, ebuf, want_out, dbuf, want_drops, _SNAPLEN, info)
+                if r != -1:
+                    if int(info[I_STATUS]) == ST_TIMESTAMP:
+                        from fastvpc.errors import PcapError
+
+                        raise PcapError(f"frame {int(pos[r])} cannot be written: timestamp "
+                                        f"{int(own_ts[r])} ns is past the 32-bit seconds field of pcap (2106-02-07)")
+                    raise FastVpcError(f"internal error: frame {int(pos[r])} could not be counted "  # pragma: no cover
+                                       f"or written (status {int(info[I_STATUS])})")
+                total += m
+                if files:
+                    dropped = result.action == drop
+                    for what, buf, nbytes, sel in (("out", ebuf, int(info[I_EMIT_BYTES]), ~dropped),
+                                                   ("drop", dbuf, int(info[I_DROP_BYTES]), dropped)):
+                        if what not in files:
+                            continue
+                        rec_f, pos_f = files[what]
+                        p = (pos[sel] - chunk.first).astype(np.int32)   # in the chunk
+                        if not p.size:
+                            continue
+                        rec_f.write(buf[:nbytes])
+                        pos_f.write(p)
+                        if what == "out":
+                            out_bytes[c] += nbytes
+                            out_frames[c] += p.size
+                        else:
+                            drop_bytes[c] += nbytes
+                            drop_frames[c] += p.size
+            if done != chunk.frames:  # pragma: no cover - iter_pcap_chunk raises first
+                raise FastVpcError(f"{path}: chunk {c} read {done} frames, {chunk.frames} scanned")
+    finally:
+        for trio in files.values():
+            for f in trio:
+                f.close()
+    return _FlowResult(k, total, by_port, reasons, out_bytes, out_frames, drop_bytes, drop_frames, flow_log)
+
+
+_BUFS = threading.local()
+
+
+def _buffer(name: str, n: int, dtype: Any) -> npt.NDArray[Any]:
+    """A buffer of at least ``n`` items kept per thread from one merge task to the next (no page faults
+    on every chunk)."""
+    have = getattr(_BUFS, name, None)
+    if have is None or have.size < n or have.dtype != np.dtype(dtype):
+        have = np.empty(max(n, 1), dtype)
+        setattr(_BUFS, name, have)
+    return cast("npt.NDArray[Any]", have[:n])
+
+
+def _mapped(path: str, offset: int, size: int, dtype: Any) -> tuple[Any, npt.NDArray[Any]]:
+    """``size`` bytes of scratch file ``path`` from ``offset``, mapped (the page cache itself: no copy)."""
+    import mmap
+
+    if not size:
+        return None, np.zeros(0, dtype)
+    page = mmap.ALLOCATIONGRANULARITY
+    start = offset - offset % page
+    with open(path, "rb") as fh:
+        mm = mmap.mmap(fh.fileno(), size + (offset - start), access=mmap.ACCESS_READ, offset=start)
+    view = np.frombuffer(mm, np.uint8, size, offset - start).view(dtype)
+    return mm, view
+
+
+def _merge_task(chunk: PcapChunk, scratch: str, what: str, target: str, at: int,
+                parts: Sequence[tuple[int, int, int, int]]) -> int:
+    """Chunk ``chunk``'s ``what`` records ("out" or "drop") from every shard's scratch files, merged into
+    capture order by one compiled pass (``_shardops.merge_records``) and written at ``at`` in
+    ``target``.  ``parts[k]``: shard k's (record byte offset, record bytes, record index, records) for
+    this chunk in its scratch files.  Idempotent."""
+    from fastvpc.drivers._shardops import merge_records
+
+    S = len(parts)
+    total_b = sum(p[1] for p in parts)
+    total_n = sum(p[3] for p in parts)
+    if not total_n:
+        return 0
+    maps: list[tuple[Any, npt.NDArray[np.uint8]]] = []
+    pos = _buffer("pos", total_n, np.int32)
+    pos_start = np.zeros(S + 1, np.int64)
+    try:
+        f = 0
+        for k, (rb, nb, ri, nr) in enumerate(parts):
+            rec_p, pos_p = _flow_files(scratch, k, what)
+            # the records are copied once, by the merge itself, from the mapped page cache
+            maps.append(_mapped(rec_p, rb, nb, np.uint8))
+            pos[f:f + nr] = _mapped(pos_p, 4 * ri, 4 * nr, np.int32)[1]
+            f += nr
+            pos_start[k + 1] = f
+        if sum(1 for p in parts if p[3]) == 1:   # one stream: already in order
+            k = next(i for i, p in enumerate(parts) if p[3])
+            _pwrite_all(target, maps[k][1], at)
+            return total_n
+        out = _buffer("out", total_b, np.uint8)
+        w = merge_records([rec for _mm, rec in maps], pos, pos_start, out)
+        if w != total_b:  # pragma: no cover - merge_records checks the streams
+            raise FastVpcError(f"internal error: chunk {chunk.index} merged {w} bytes of {total_b}")
+        _pwrite_all(target, out, at)
+    finally:
+        maps.clear()   # the mappings close with their last view (an explicit close() would refuse)
+    return total_n
+
+
+def _run_flow(distributed: Any, client: Any, in_path: str, chunks: Sequence[PcapChunk], dp_f: Any, ctx_f: Any,
+              folder: str | None, n_shards: int, token: str, report: Any, out_s: str | None, drops_s: str | None,
+              partials: list[tuple[str, str]]) -> list[_FlowResult]:
+    """Connection tracking with classic pcap outputs (or none): one task per flow shard over the whole
+    capture (each on its own worker when the cluster has enough), then one merge task per chunk and
+    output.  The shards' results are gathered here before the merges are sent, so a worker lost
+    during the merges costs only its merges (no shard is recomputed under them)."""
+    want_out, want_drops = out_s is not None, drops_s is not None
+    addrs = sorted(client.scheduler_info(n_workers=-1).get("workers", {}))
+    shard_f = []
+    for k in range(n_shards):
+        pin = {"workers": [addrs[k % len(addrs)]], "allow_other_workers": True} if len(addrs) >= n_shards else {}
+        shard_f.append(client.submit(_flow_task, in_path, chunks, k, dp_f, ctx_f, folder, want_out, want_drops,
+                                     pure=False, key=f"fastvpc-flow-{k}-{token}", **pin))
+    results: list[_FlowResult] = _wait(distributed, shard_f, "process", report, None)
+    del shard_f
+    if folder is None:
+        return results
+    merge_f = []
+    for what, target, label in (("out", out_s, "output"), ("drop", drops_s, "drops")):
+        if target is None:
+            continue
+        nbytes = np.array([getattr(r, f"{what}_bytes") for r in results])    # [shard, chunk]
+        nrec = np.array([getattr(r, f"{what}_frames") for r in results])
+        per_chunk = nbytes.sum(axis=0)
+        starts = 24 + np.concatenate([[0], np.cumsum(per_chunk)[:-1]]).astype(np.int64)
+        rb = np.concatenate([np.zeros((n_shards, 1), np.int64), np.cumsum(nbytes, axis=1)[:, :-1]], axis=1)
+        ri = np.concatenate([np.zeros((n_shards, 1), np.int64), np.cumsum(nrec, axis=1)[:, :-1]], axis=1)
+        final = _new_partial(target, int(per_chunk.sum()))
+        partials.append((label, target))
+        for c in chunks:
+            if not per_chunk[c.index]:
+                continue
+            parts = [(int(rb[k, c.index]), int(nbytes[k, c.index]), int(ri[k, c.index]), int(nrec[k, c.index]))
+                     for k in range(n_shards)]
+            merge_f.append(client.submit(_merge_task, c, folder, what, final, int(starts[c.index]), parts,
+                                         pure=False, key=f"fastvpc-merge-{what}-{c.index}-{token}"))
+    if merge_f:
+        _wait(distributed, merge_f, "write", report, None)
+    return results
 
 
 @dataclass
@@ -459,7 +661,7 @@ def _chunk_task(path: str, chunk: _Chunk, dp: Any, ctx: _Context, want_out: bool
     result = None
     packed: tuple[list[npt.NDArray[np.uint8]], list[npt.NDArray[np.uint8]]] = ([], [])
     flow_log = ctx.new_flow_log()
-    for done, batch in _counted(iter_chunk(path, chunk, ctx.batch_size)):
+    for done, batch in _counted(iter_chunk(path, chunk, ctx.batch_size, reuse=True)):
         ports = ctx.ports_for(batch)
         result = dp.process(batch, copy=False, out=result, n_threads=1)
         if flow_log is not None:
@@ -525,30 +727,6 @@ def _pwrite_all(path: str, data: Any, pos: int) -> None:
                 views[0] = views[0][n:]
     finally:
         os.close(fd)
-
-
-def _write_task(path: str, chunk: _Chunk, scratch: _Scratch, out: tuple[str, int] | None,
-                drops: tuple[str, int] | None, after: Sequence[Any]) -> int:
-    """Pack chunk ``chunk``'s records into the outputs at their offsets (``after``: the shard results,
-    only so that this runs after every shard)."""
-    actions = scratch.open("action.u8", np.uint8, scratch.total_frames)
-    frames = scratch.open("frames.bin", np.uint8, scratch.total_bytes)
-    at = {"out": out[1] if out is not None else 0, "drops": drops[1] if drops is not None else 0}
-    done = nbytes = 0
-    for whole in iter_chunk(path, chunk):
-        m = len(whole)
-        action = np.asarray(actions[chunk.first + done:chunk.first + done + m])
-        base = chunk.data_base + nbytes
-        data = np.asarray(frames[base:base + int(whole.offsets[-1])])
-        processed = FrameBatch(data, whole.offsets, whole.port, whole.timestamp)
-        for what, target, is_drop in (("out", out, False), ("drops", drops, True)):
-            if target is not None:
-                packed = _pack(processed, action, is_drop, target[0], chunk.first + done)
-                _pwrite_all(target[0], packed, at[what])
-                at[what] += len(packed)
-        done += m
-        nbytes += int(whole.offsets[-1])
-    return chunk.index
 
 
 # --------------------------------------------------------------------------- the driver
@@ -661,10 +839,7 @@ def replay_sharded(net: Any, in_path: str | os.PathLike[str], out_path: str | os
                                "(connection tracking is not installed)")
 
     t0 = time.perf_counter()
-    src, ix = _open(in_path)   # a file that is no capture fails here, before any worker starts
-    src.close()
-    if ix.error is not None and (on_error == "raise" or ix.linktype_error):
-        raise ix.error
+    check_pcap(in_path, on_error=cast(Any, on_error))   # a file that is no capture fails here, before any worker starts
     own_client = client is None
     cluster = None
     if own_client and scheduler is None:
@@ -715,21 +890,28 @@ def replay_sharded(net: Any, in_path: str | os.PathLike[str], out_path: str | os
                    (int(flow_log._core.next_seq) + 1) // 2 if flow_log is not None else 0)
     report = progress if callable(progress) else (_Progress(total_frames) if progress else None)
     pcapng = any(p is not None and p.endswith(".pcapng") for p in (out_s, drops_s))
-    scratch: _Scratch | None = None
+    folder: str | None = None
     partials: list[tuple[str, str]] = []
     summary = ReplaySummary()
     try:
         by_flow = bool(stateful) or pcapng or shard_by == "flow"
+        folder = None
         if by_flow and (out_s is not None or drops_s is not None):
             first_out = out_s if out_s is not None else drops_s
             assert first_out is not None
+            where = scratch_dir or (_local_scratch(client, total_bytes + 16 * total_frames) if not pcapng else None)
             folder = tempfile.mkdtemp(prefix=".fastvpc-shards-",
-                                      dir=scratch_dir or os.path.dirname(os.path.abspath(first_out)))
-            scratch = _Scratch(folder, total_frames, total_bytes, True, pcapng)
+                                      dir=where or os.path.dirname(os.path.abspath(first_out)))
         dp_f, ctx_f = _shared(client, dp, f"fastvpc-snapshot-{token}"), _shared(client, ctx, f"fastvpc-ctx-{token}")
-        if by_flow:
+        results: Sequence[Any]
+        if by_flow and pcapng:
+            assert folder is not None
+            scratch = _Scratch(folder, total_frames, total_bytes, True, True, tuple(_data_bases(chunks)))
             results = _run_by_flow(distributed, client, in_path, chunks, dp_f, ctx_f, scratch, n_shards, token,
                                    report, out_s, drops_s, pcapng, partials, names)
+        elif by_flow:
+            results = _run_flow(distributed, client, in_path, chunks, dp_f, ctx_f, folder, n_shards, token, report,
+                                out_s, drops_s, partials)
         else:
             results = _run_by_chunk(distributed, client, in_path, chunks, dp_f, ctx_f, token, report,
                                     out_s, drops_s, partials)
@@ -752,8 +934,8 @@ def replay_sharded(net: Any, in_path: str | os.PathLike[str], out_path: str | os
     finally:
         if report is not None and not callable(progress):
             print(file=sys.stderr)
-        if scratch is not None:
-            shutil.rmtree(scratch.folder, ignore_errors=True)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
         if own_client:
             client.close()
             if cluster is not None:
@@ -780,6 +962,37 @@ def replay_sharded(net: Any, in_path: str | os.PathLike[str], out_path: str | os
         summary.per_eni[port_name(port)] = Counter({Action(a).name: int(by_port[port + 1, a])
                                                     for a in range(n_act) if by_port[port + 1, a]})
     return summary
+
+
+_SHM = "/dev/shm"
+
+
+def _local_scratch(client: Any, need: int) -> str | None:
+    """``/dev/shm`` when every worker runs on this machine (a LocalCluster: their addresses are loopback
+    ones) and it has room for twice ``need`` bytes: the shards' records then stay in memory and are
+    never written back to a disk.  None otherwise (the scratch folder goes beside the output, which a
+    cluster sees through its shared file system)."""
+    import ipaddress as ip
+    from urllib.parse import urlparse
+
+    if not os.path.isdir(_SHM) or not os.access(_SHM, os.W_OK):
+        return None
+    try:
+        st = os.statvfs(_SHM)
+        workers = client.scheduler_info(n_workers=-1).get("workers", {})
+    except Exception:
+        return None
+    if st.f_bavail * st.f_frsize < 2 * need or not workers:
+        return None
+    for addr in workers:
+        host = urlparse(addr).hostname or ""
+        try:
+            if not ip.ip_address(host).is_loopback:
+                return None
+        except ValueError:
+            if host != "localhost":
+                return None
+    return _SHM
 
 
 def _new_partial(path: str, size: int) -> str:
@@ -841,7 +1054,8 @@ def _run_by_flow(distributed: Any, client: Any, in_path: str, chunks: Sequence[_
                  scratch: _Scratch | None, n_shards: int, token: str, report: Any, out_s: str | None,
                  drops_s: str | None, pcapng: bool, partials: list[tuple[str, str]],
                  names: dict[int, str]) -> list[_ShardResult]:
-    """Connection tracking (or pcapng outputs): map, one task per flow shard, then the writes."""
+    """pcapng outputs sharded by flow: map, one task per flow shard writing verdicts and processed frames
+    at their capture positions in scratch files, then the pcapng written here."""
     if scratch is not None:
         files = [("action.u8", 1, scratch.total_frames), ("frames.bin", 1, scratch.total_bytes)]
         if pcapng:
@@ -856,22 +1070,7 @@ def _run_by_flow(distributed: Any, client: Any, in_path: str, chunks: Sequence[_
     shard_f = [client.submit(_shard_task, in_path, chunks, map_f, k, dp_f, ctx_f, scratch, pure=False,
                              key=f"fastvpc-shard-{k}-{token}") for k in range(n_shards)]
     results: list[_ShardResult] = _wait(distributed, shard_f, "process", report, None)
-    if scratch is not None and not pcapng:
-        outs = {}
-        for label, p, per in (("output", out_s, "out"), ("drops", drops_s, "drop")):
-            if p is None:
-                continue
-            sizes = sum((getattr(r, f"{per}_bytes") for r in results), np.zeros(len(chunks), np.int64))
-            starts = 24 + np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-            outs[per] = (_new_partial(p, int(sizes.sum())), starts)
-            partials.append((label, p))
-        write_f = [client.submit(_write_task, in_path, c, scratch,
-                                 (outs["out"][0], int(outs["out"][1][c.index])) if "out" in outs else None,
-                                 (outs["drop"][0], int(outs["drop"][1][c.index])) if "drop" in outs else None,
-                                 shard_f, pure=False, key=f"fastvpc-write-{c.index}-{token}")
-                   for c in chunks]
-        _wait(distributed, write_f, "write", report, chunks)
-    elif scratch is not None:
+    if scratch is not None:
         partials.extend(_write_pcapng_here(in_path, chunks, scratch, out_s, drops_s, names))
     return results
 
@@ -952,7 +1151,7 @@ def _write_pcapng_here(in_path: str, chunks: Sequence[_Chunk], scratch: _Scratch
             code = action.astype(np.int64) * 256 + np.asarray(reason_all[s])
             if outs is not None:
                 assert frames_all is not None
-                data = np.array(frames_all[chunk.data_base:chunk.data_base + chunk.nbytes])
+                data = np.array(frames_all[scratch.data_base[chunk.index]:scratch.data_base[chunk.index] + chunk.nbytes])
                 batch = FrameBatch(data, whole.offsets, np.array(port_all[s]), whole.timestamp)
                 if isinstance(outs, PcapOut):
                     outs.write_by_action(batch, action, False)
@@ -962,7 +1161,7 @@ def _write_pcapng_here(in_path: str, chunks: Sequence[_Chunk], scratch: _Scratch
             if drops is not None:
                 assert frames_all is not None
                 ports = np.asarray(port_all[s])
-                data = np.array(frames_all[chunk.data_base:chunk.data_base + chunk.nbytes])
+                data = np.array(frames_all[scratch.data_base[chunk.index]:scratch.data_base[chunk.index] + chunk.nbytes])
                 batch = FrameBatch(data, whole.offsets, ports, whole.timestamp)
                 if isinstance(drops, PcapOut):
                     drops.write_by_action(batch, action, True)
