@@ -491,8 +491,8 @@ cdef Py_ssize_t _compact_pcap(uint8_t[::1] buf, int64_t end, int64_t[::1] offset
     cdef const uint8_t* p
     cdef uint64_t sec, frac, mul = 1 if nanosecond else 1000
     cdef int64_t caplen
-    # a header's fields are read before the frame before it is moved (the move ends at or before the
-    # header: dst <= pos), and every length is checked before its bytes are touched
+    # a record's header is read whole before its frame moves down over it (dst <= pos), and its
+    # length is checked before a byte of the frame is touched
     cdef uint64_t lim = <uint64_t>snaplen if snaplen > 0 else <uint64_t>0xFFFFFFFF
     if offsets.shape[0] - 1 < cap:
         cap = offsets.shape[0] - 1
