@@ -14,7 +14,9 @@ Every read is bounds-checked against the buffer length before it happens: random
 truncated input yields an error code, never a read past the end.
 """
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
-from libc.string cimport memcpy, memmove
+from libc.string cimport memcpy
+
+from fastvpc._kernels.bytes cimport fv_copy
 
 # ---- state slots (int64 array of at least N_STATE entries) ---------------------------
 S_POS = 0        # IN/OUT: byte offset where indexing (re)starts / stopped
@@ -478,38 +480,20 @@ def pack_pcap(const uint8_t[::1] data,       # IN: frame bytes
 
 # =========================================================================== index + compact
 
-cdef inline void _copy_down(uint8_t* dst, const uint8_t* src, int64_t n) noexcept nogil:
-    """Copy ``n`` bytes to ``dst <= src`` (the ranges may overlap): 32-byte then 8-byte pieces front
-    to back, each read whole before it is written, so a frame moving down over its own old bytes
-    stays whole (a piece written ends at or before the first byte not yet read); frames of more
-    than 512 bytes go through ``memmove``."""
-    cdef int64_t j = 0
-    cdef uint8_t w[32]
-    if n > 512:
-        memmove(dst, src, <size_t>n)
-        return
-    while j + 32 <= n:
-        memcpy(w, src + j, 32)
-        memcpy(dst + j, w, 32)
-        j += 32
-    while j + 8 <= n:
-        memcpy(w, src + j, 8)
-        memcpy(dst + j, w, 8)
-        j += 8
-    while j < n:
-        dst[j] = src[j]
-        j += 1
-
-
 cdef Py_ssize_t _compact_pcap(uint8_t[::1] buf, int64_t end, int64_t[::1] offsets, int64_t[::1] out_ts,
                               int64_t[::1] state, bint be, bint nanosecond, int64_t snaplen) noexcept nogil:
     cdef int64_t pos = state[_S_POS]
     cdef int64_t dst = offsets[0]
     cdef Py_ssize_t n = 0, cap = out_ts.shape[0]
     cdef uint8_t* base = &buf[0]
+    cdef int64_t* po = &offsets[0]
+    cdef int64_t* pts = &out_ts[0] if cap > 0 else NULL
     cdef const uint8_t* p
     cdef uint64_t sec, frac, mul = 1 if nanosecond else 1000
     cdef int64_t caplen
+    # a record's header is read whole before its frame moves down over it (dst <= pos), and its
+    # length is checked before a byte of the frame is touched
+    cdef uint64_t lim = <uint64_t>snaplen if snaplen > 0 else <uint64_t>0xFFFFFFFF
     if offsets.shape[0] - 1 < cap:
         cap = offsets.shape[0] - 1
     state[_S_ERR] = E_NONE
@@ -522,22 +506,22 @@ cdef Py_ssize_t _compact_pcap(uint8_t[::1] buf, int64_t end, int64_t[::1] offset
             break
         p = base + pos
         caplen = rd32(p + 8, be)
-        if caplen == 0:
-            set_err(state, E_ZERO_LEN, pos, 0)
-            break
-        if snaplen > 0 and caplen > snaplen:
-            set_err(state, E_CAPLEN_SNAPLEN, pos, caplen)
+        if <uint64_t>(caplen - 1) >= lim:           # 0, or past the snaplen: one compare for both
+            if caplen == 0:
+                set_err(state, E_ZERO_LEN, pos, 0)
+            else:
+                set_err(state, E_CAPLEN_SNAPLEN, pos, caplen)
             break
         if caplen > end - pos - 16:
             set_err(state, E_TRUNC_DATA, pos, caplen)
             break
         sec = rd32(p, be)
         frac = rd32(p + 4, be)
-        out_ts[n] = <int64_t>(sec * NS + frac * mul)
-        _copy_down(base + dst, p + 16, caplen)   # dst <= pos: every record so far lost its 16-byte header
+        pts[n] = <int64_t>(sec * NS + frac * mul)
+        fv_copy(base + dst, p + 16, caplen)      # dst <= pos: every record so far lost its 16-byte header
         dst += caplen
         n += 1
-        offsets[n] = dst
+        po[n] = dst
         pos += 16 + caplen
     state[_S_POS] = pos
     return n
@@ -569,3 +553,19 @@ def compact_pcap(uint8_t[::1] buf,           # IN/OUT: classic pcap records in; 
     with nogil:
         n = _compact_pcap(buf, end, offsets, out_ts, state, big_endian, nanosecond, snaplen)
     return n
+
+
+def copy_within(uint8_t[::1] buf,    # IN/OUT: the bytes
+                int64_t dst,          # IN: where the n bytes go
+                int64_t src,          # IN: where they come from (the ranges may overlap either way)
+                int64_t n,            # IN: how many
+                ) -> None:
+    """``buf[dst:dst+n] = buf[src:src+n]`` with the copy the compaction and the replay records use
+    (``_kernels/bytes.pxd`` ``fv_copy``, memmove semantics), so that it can be checked against
+    numpy for every length and overlap.  A range outside ``buf`` raises ValueError."""
+    if n < 0 or dst < 0 or src < 0 or n > buf.shape[0] - dst or n > buf.shape[0] - src:
+        raise ValueError(f"copy_within: {n} bytes from {src} to {dst} do not fit in {buf.shape[0]}")
+    if n == 0:
+        return
+    with nogil:
+        fv_copy(&buf[dst], &buf[src], n)

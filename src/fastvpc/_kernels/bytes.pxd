@@ -1,5 +1,5 @@
-# Big-endian field access and Internet checksums over frame bytes (the caller has checked that every
-# byte touched lies inside the frame).
+# Big-endian field access, Internet checksums and short-frame copies over frame bytes (the caller has
+# checked that every byte touched lies inside the frame).
 #
 # Loads/stores are one unaligned native load/store plus a byte swap (a memcpy of exactly the field's
 # bytes: never reads or writes outside it); the byte loops they replaced cost ~45 instructions a frame.
@@ -28,12 +28,72 @@ cdef extern from *:
         if (fv_little_endian()) v = fv_bswap32(v); memcpy(p, &v, 4); }
     static inline uint32_t fv_native16_to_be(uint32_t v) {
         return fv_little_endian() ? (uint32_t)fv_bswap16((uint16_t)v) : v; }
+
+    /* fv_copy: memmove of a short frame without a call.  Up to 64 bytes every byte is loaded into
+       registers (two overlapping head/tail pieces of 8, 16 or 32 bytes) before any is stored, so the
+       ranges may overlap either way; up to 512 bytes, when dst <= src or the ranges are apart, 32-byte
+       pieces front to back (the last 32 source bytes loaded first), each read before its bytes are
+       written: a frame moving down over its own old bytes stays whole; otherwise memmove.  The
+       pieces are register-sized locals (SSE2 on x86-64, pairs of 64-bit words elsewhere), never a
+       buffer on the stack: a store forwarded through memory stalled the copy loops it replaced. */
+    #if defined(__SSE2__)
+    #include <emmintrin.h>
+    typedef __m128i fv_v16;
+    static inline fv_v16 fv_ld16(const uint8_t* p) { return _mm_loadu_si128((const __m128i*)p); }
+    static inline void fv_st16(uint8_t* p, fv_v16 v) { _mm_storeu_si128((__m128i*)p, v); }
+    #else
+    typedef struct { uint64_t a, b; } fv_v16;
+    static inline fv_v16 fv_ld16(const uint8_t* p) { fv_v16 v; memcpy(&v.a, p, 8); memcpy(&v.b, p + 8, 8); return v; }
+    static inline void fv_st16(uint8_t* p, fv_v16 v) { memcpy(p, &v.a, 8); memcpy(p + 8, &v.b, 8); }
+    #endif
+    static inline void fv_copy(uint8_t* dst, const uint8_t* src, int64_t n) {
+        if (n <= 16) {
+            if (n >= 8) {
+                uint64_t a, b; memcpy(&a, src, 8); memcpy(&b, src + n - 8, 8);
+                memcpy(dst, &a, 8); memcpy(dst + n - 8, &b, 8);
+            } else if (n >= 4) {
+                uint32_t a, b; memcpy(&a, src, 4); memcpy(&b, src + n - 4, 4);
+                memcpy(dst, &a, 4); memcpy(dst + n - 4, &b, 4);
+            } else if (n >= 2) {
+                uint16_t a, b; memcpy(&a, src, 2); memcpy(&b, src + n - 2, 2);
+                memcpy(dst, &a, 2); memcpy(dst + n - 2, &b, 2);
+            } else if (n == 1) {
+                dst[0] = src[0];
+            }
+            return;
+        }
+        if (n <= 32) {
+            fv_v16 a = fv_ld16(src), b = fv_ld16(src + n - 16);
+            fv_st16(dst, a); fv_st16(dst + n - 16, b);
+            return;
+        }
+        if (n <= 64) {
+            fv_v16 a = fv_ld16(src), b = fv_ld16(src + 16), c = fv_ld16(src + n - 32), d = fv_ld16(src + n - 16);
+            fv_st16(dst, a); fv_st16(dst + 16, b); fv_st16(dst + n - 32, c); fv_st16(dst + n - 16, d);
+            return;
+        }
+        if (n > 512 || ((uintptr_t)dst > (uintptr_t)src && (uintptr_t)dst - (uintptr_t)src < (uint64_t)n)) {
+            memmove(dst, src, (size_t)n);
+            return;
+        }
+        {
+            fv_v16 c = fv_ld16(src + n - 32), d = fv_ld16(src + n - 16);
+            int64_t j;
+            for (j = 0; j + 32 < n; j += 32) {
+                fv_v16 a = fv_ld16(src + j), b = fv_ld16(src + j + 16);
+                fv_st16(dst + j, a); fv_st16(dst + j + 16, b);
+            }
+            fv_st16(dst + n - 32, c); fv_st16(dst + n - 16, d);
+        }
+    }
     """
     uint16_t fv_ld16be(const uint8_t* p) noexcept nogil
     uint32_t fv_ld32be(const uint8_t* p) noexcept nogil
     void fv_st16be(uint8_t* p, uint16_t v) noexcept nogil
     void fv_st32be(uint8_t* p, uint32_t v) noexcept nogil
     uint32_t fv_native16_to_be(uint32_t v) noexcept nogil
+    # dst[0:n] = src[0:n] (n <= 0: nothing); the ranges may overlap (memmove semantics), see above
+    void fv_copy(uint8_t* dst, const uint8_t* src, int64_t n) noexcept nogil
 
 cdef inline uint16_t rd16(const uint8_t* p) noexcept nogil:
     return fv_ld16be(p)

@@ -3,13 +3,16 @@
 ``emit_records`` (what replay runs per chunk) counts every frame per (ingress port, action) and
 drop reason and writes the classic pcap records (little-endian, nanosecond) of the emitted and of
 the dropped frames, straight from the processed batch, in one pass: headers as one 16-byte store,
-short frames copied in 32/8-byte pieces without a call.  ``count_verdicts`` and ``pack_selected``
-are the same two jobs as separate passes (kept for callers that need one of them).  Const
+short frames copied without a call (``_kernels/bytes.pxd`` ``fv_copy``, shared with the pcap reader's
+compaction).  ``count_verdicts`` and ``pack_selected`` are the same two jobs as separate passes (kept
+for callers that need one of them).  Const
 memoryviews in, caller-provided outputs, no GIL, nothing allocated; indices are checked inside
 the loops.
 """
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy
+
+from fastvpc._kernels.bytes cimport fv_copy
 
 
 cdef int64_t _count(const int32_t[::1] port, const uint8_t[::1] action, const uint8_t[::1] reason,
@@ -80,7 +83,7 @@ cdef int64_t _pack(const uint8_t[::1] data, const int64_t[::1] offsets, const in
         _put32(&out[pos + 8], <uint32_t>caplen)
         _put32(&out[pos + 12], <uint32_t>length)
         if caplen > 0:
-            memcpy(&out[pos + 16], &data[a], <size_t>caplen)
+            fv_copy(&out[pos + 16], &data[a], caplen)
         pos += 16 + caplen
     written[0] = pos
     return -1
@@ -128,27 +131,6 @@ cdef enum:
     _N_INFO = 5
 
 
-cdef inline void _copy(uint8_t* dst, const uint8_t* src, int64_t n) noexcept nogil:
-    """Short frames in 32-byte then 8-byte pieces (no call; the compiler moves each piece as vector
-    registers), long ones through memcpy; the buffers do not overlap."""
-    cdef int64_t j = 0
-    cdef uint8_t w[32]
-    if n > 512:
-        memcpy(dst, src, <size_t>n)
-        return
-    while j + 32 <= n:
-        memcpy(w, src + j, 32)
-        memcpy(dst + j, w, 32)
-        j += 32
-    while j + 8 <= n:
-        memcpy(w, src + j, 8)
-        memcpy(dst + j, w, 8)
-        j += 8
-    while j < n:
-        dst[j] = src[j]
-        j += 1
-
-
 cdef inline bint _little_host() noexcept nogil:
     cdef uint32_t one = 1
     return (<uint8_t*>&one)[0] == 1      # a constant the compiler folds
@@ -164,21 +146,22 @@ cdef inline int64_t _record(uint8_t* out, int64_t pos, int64_t cap, const uint8_
                             int64_t t, int64_t snaplen) noexcept nogil:
     """One classic pcap record (little-endian, ns) at out[pos]; returns its size, -1 past 2106, -2 no room."""
     cdef int64_t caplen = length if length < snaplen else snaplen
-    cdef int64_t sec
+    cdef uint64_t sec, ut
     cdef uint32_t hdr[4]
     if t < 0:
         t = 0
-    sec = t // 1000000000
-    if sec > <int64_t>0xFFFFFFFF:
+    ut = <uint64_t>t
+    sec = ut // 1000000000u               # unsigned: a multiply and a shift, no sign fix-up
+    if sec > <uint64_t>0xFFFFFFFF:
         return -1
     if pos + 16 + caplen > cap:
         return -2
     hdr[0] = _le32(<uint32_t>sec)
-    hdr[1] = _le32(<uint32_t>(t - sec * 1000000000))
+    hdr[1] = _le32(<uint32_t>(ut - sec * 1000000000u))
     hdr[2] = _le32(<uint32_t>caplen)
     hdr[3] = _le32(<uint32_t>length)
     memcpy(out + pos, hdr, 16)            # one 16-byte store
-    _copy(out + pos + 16, frame, caplen)
+    fv_copy(out + pos + 16, frame, caplen)
     return 16 + caplen
 
 
@@ -187,55 +170,85 @@ cdef Py_ssize_t _emit(const uint8_t[::1] data, const int64_t[::1] offsets, const
                       int64_t[:, ::1] by_port, int64_t[::1] by_reason, uint8_t[::1] out_emit, bint want_emit,
                       uint8_t[::1] out_drop, bint want_drop, int64_t snaplen, int64_t[::1] info) noexcept nogil:
     cdef Py_ssize_t i = 0, n = offsets.shape[0] - 1
-    cdef Py_ssize_t nrow = by_port.shape[0], nact = by_port.shape[1], nreason = by_reason.shape[0]
-    cdef int64_t row, a, b, t, size = data.shape[0], w
-    cdef int64_t ep = 0, ef = 0, dp = 0, df = 0
+    cdef uint64_t nrow = <uint64_t>by_port.shape[0]
+    cdef uint32_t nact = <uint32_t>by_port.shape[1], nreason = <uint32_t>by_reason.shape[0]
+    cdef int64_t a, b, t, size = data.shape[0], w
+    cdef uint64_t row
+    cdef uint32_t act, why
+    cdef int64_t ep = 0, ef = 0, dp = 0, df = 0, status = 0, n_none = 0
     cdef int64_t ecap = out_emit.shape[0], dcap = out_drop.shape[0]
     cdef bint has_ts = ts.shape[0] > 0
     cdef uint8_t* eo = &out_emit[0] if ecap > 0 else NULL
     cdef uint8_t* dout = &out_drop[0] if dcap > 0 else NULL
     cdef const uint8_t* d = &data[0] if size > 0 else NULL
+    cdef const int64_t* po
+    cdef const int64_t* pts = &ts[0] if has_ts else NULL
+    cdef const int32_t* pp
+    cdef const uint8_t* pa
+    cdef const uint8_t* pr
+    cdef int64_t* bp = &by_port[0, 0] if nrow > 0 and nact > 0 else NULL
+    cdef int64_t* br = &by_reason[0] if nreason > 0 else NULL
     info[_I_STATUS] = 0
     if n < 0 or port.shape[0] < n or action.shape[0] < n or reason.shape[0] < n or (has_ts and ts.shape[0] < n):
         info[_I_STATUS] = 4
         return -2
+    if n == 0:
+        info[_I_EMIT_BYTES] = 0
+        info[_I_EMIT_FRAMES] = 0
+        info[_I_DROP_BYTES] = 0
+        info[_I_DROP_FRAMES] = 0
+        return -1
+    po = &offsets[0]
+    pp = &port[0]
+    pa = &action[0]
+    pr = &reason[0]
     for i in range(n):
-        row = <int64_t>port[i] + 1          # row 0: unmapped (port -1)
-        if row < 0 or row >= nrow or action[i] >= nact or reason[i] >= nreason:
-            info[_I_STATUS] = 1
+        # every input of the frame is loaded before the first store: a count or a record written
+        # through another pointer would otherwise make the compiler load them again
+        act = pa[i]
+        why = pr[i]
+        row = <uint64_t>(<int64_t>pp[i] + 1)      # row 0: unmapped (port -1); a port < -1 wraps past nrow
+        a = po[i]
+        b = po[i + 1]
+        t = pts[i] if has_ts else 0
+        if row >= nrow or act >= nact or why >= nreason:
+            status = 1
             break
-        by_port[row, action[i]] += 1
-        by_reason[reason[i]] += 1
-        if action[i] == 0:                   # Action.DROP
+        bp[row * nact + act] += 1
+        if why == 0:                         # NONE (every frame not dropped): a register, not a chain of
+            n_none += 1                      # load-add-stores through by_reason[0], one a frame
+        else:
+            br[why] += 1
+        if act == 0:                         # Action.DROP
             if not want_drop:
                 continue
         elif not want_emit:
             continue
-        a = offsets[i]
-        b = offsets[i + 1]
         if a < 0 or b < a or b > size:
-            info[_I_STATUS] = 3
+            status = 3
             break
-        t = ts[i] if has_ts else 0
-        if action[i] == 0:
+        if act == 0:
             w = _record(dout, dp, dcap, d + a, b - a, t, snaplen) if dout != NULL else -2
             if w < 0:
-                info[_I_STATUS] = 2 if w == -1 else 3
+                status = 2 if w == -1 else 3
                 break
             dp += w
             df += 1
         else:
             w = _record(eo, ep, ecap, d + a, b - a, t, snaplen) if eo != NULL else -2
             if w < 0:
-                info[_I_STATUS] = 2 if w == -1 else 3
+                status = 2 if w == -1 else 3
                 break
             ep += w
             ef += 1
+    if n_none:
+        br[0] += n_none
+    info[_I_STATUS] = status
     info[_I_EMIT_BYTES] = ep
     info[_I_EMIT_FRAMES] = ef
     info[_I_DROP_BYTES] = dp
     info[_I_DROP_FRAMES] = df
-    return -1 if info[_I_STATUS] == 0 else i
+    return -1 if status == 0 else i
 
 
 def emit_records(const uint8_t[::1] data,      # IN: frame bytes (the processed batch)

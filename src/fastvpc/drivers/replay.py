@@ -40,6 +40,9 @@ from typing import Any
 import numpy as np
 
 from fastvpc._threads import resolve_n_threads
+from fastvpc.drivers import _replayops
+from fastvpc.drivers._replayops import (I_DROP_BYTES, I_DROP_FRAMES, I_EMIT_BYTES, I_EMIT_FRAMES, I_STATUS,
+                                        ST_TIMESTAMP)
 from fastvpc.dataplane.ports import PortBy, PortMap
 from fastvpc.errors import FastVpcError
 from fastvpc.topology import Eni, Network
@@ -153,12 +156,10 @@ class ChunkScratch:
     __slots__ = ("result", "emit", "drop", "info")
 
     def __init__(self) -> None:
-        from fastvpc.drivers._replayops import N_INFO
-
         self.result: Any = None
         self.emit = np.zeros(0, np.uint8)
         self.drop = np.zeros(0, np.uint8)
-        self.info = np.zeros(N_INFO, np.int64)
+        self.info = np.zeros(_replayops.N_INFO, np.int64)
 
 
 @dataclass
@@ -201,9 +202,6 @@ def process_chunk(dp: Any, batch: Any, counts: VerdictCounts, *, port_map: PortM
     its own table).
     Raises :class:`fastvpc.PcapError` for a timestamp that a pcap cannot hold (after 2106-02-07).
     """
-    from fastvpc.drivers._replayops import (I_DROP_BYTES, I_DROP_FRAMES, I_EMIT_BYTES, I_EMIT_FRAMES,
-                                            I_STATUS, ST_TIMESTAMP, emit_records)
-
     if (port_map is None) == (ingress_port is None):
         raise FastVpcError("process_chunk needs exactly one of port_map and ingress_port")
     sc = scratch if scratch is not None else ChunkScratch()
@@ -231,8 +229,8 @@ def process_chunk(dp: Any, batch: Any, counts: VerdictCounts, *, port_map: PortM
         sc.drop = np.empty(max(need, 2 * sc.drop.size), np.uint8)
     ts = batch.timestamp if batch.timestamp is not None else np.zeros(0, np.int64)
     info = sc.info
-    r = emit_records(batch.data, offsets, ts, ports, res.action, res.reason, counts.by_port, counts.by_reason,
-                     sc.emit, emit, sc.drop, drops, _SNAPLEN, info)
+    r = _replayops.emit_records(batch.data, offsets, ts, ports, res.action, res.reason, counts.by_port,
+                                counts.by_reason, sc.emit, emit, sc.drop, drops, _SNAPLEN, info)
     if r != -1:
         if int(info[I_STATUS]) == ST_TIMESTAMP:
             from fastvpc.errors import PcapError
