@@ -157,13 +157,15 @@ def _receiver_of_drop(net, dp, route: int, sender, dst: int):
 
 def model_records(net, dp, batches, window):
     """Records (dicts with AWS field names) of ``batches`` [(batch, result)] or [(batch, result, dp)]
-    (the Dataplane whose routes the result's indices are, when it was recompiled between batches), in
-    window then creation order."""
+    (the Dataplane whose routes the result's indices are, when it was recompiled between batches) or
+    [(batch, result, dp, sent)] (``sent``: the batch before the pass, whose sources the senders' records
+    show: an internet gateway translates them), in window then creation order."""
     recs: OrderedDict = OrderedDict()
     by_port = {e.port: e for e in net.enis}
     dp0 = dp
     for batch, res, *at in batches:
         dp = at[0] if at else dp0
+        sent = at[1] if len(at) > 1 else None
         for i in range(len(batch)):
             act, reason, route = int(res.action[i]), int(res.reason[i]), int(res.route[i])
             if act == Action.REPLY:
@@ -204,15 +206,16 @@ def model_records(net, dp, batches, window):
                     path = 1
                 else:
                     path = -1
-                legs.append((sender, "egress", "REJECT" if kind == "sender-reject" else "ACCEPT", path))
+                s_src = struct.unpack_from("!I", sent.frame(i), 26)[0] if sent is not None else src
+                legs.append((sender, "egress", "REJECT" if kind == "sender-reject" else "ACCEPT", path, s_src))
             recv = None
             if act == Action.DELIVER:
                 recv = by_port.get(int(res.egress[i]))
             elif kind == "receiver-reject":
                 recv = _receiver_of_drop(net, dp, route, sender, dst)
             if recv is not None:
-                legs.append((recv, "ingress", "REJECT" if kind == "receiver-reject" else "ACCEPT", -1))
-            for eni, direction, action, path in legs:
+                legs.append((recv, "ingress", "REJECT" if kind == "receiver-reject" else "ACCEPT", -1, src))
+            for eni, direction, action, path, src in legs:
                 key = (wstart, eni.name, src, dst, sport, dport, proto, direction, action)
                 r = recs.get(key)
                 if r is None:
@@ -509,6 +512,22 @@ def test_not_logged_traffic():
     log3 = FlowLog()
     log3.observe(DP, batch_of([frame("web1", "8.8.8.8")] * 2, web1.port, [T0] * 2), sdc)
     assert len(log3) == 1
+
+
+def test_out_through_the_internet_gateway_the_sender_logs_its_private_source():
+    """web1 with a public IP sends to the internet: the frame leaves translated to the public IP, the
+    sender's record shows the packet as sent (pkt-srcaddr the private IP), as on AWS."""
+    net = build_net()
+    w1 = next(e for e in net.enis if e.name == "web1")
+    w1.associate_address(net.allocate_address("203.0.113.10", name="eip-w1"))
+    dp = net.compile()
+    log = FlowLog(window=60, fields="${interface-id} ${srcaddr} ${pkt-srcaddr} ${pkt-dstaddr} ${flow-direction}")
+    fr = frame(w1, "8.8.4.4", "udp", 5000, 53)
+    b = batch_of([fr], [w1.port], [T0])
+    res = dp.process(b, log=log)
+    assert res.action[0] == Action.FORWARD
+    assert struct.unpack_from("!I", b.frame(0), 26)[0] == int(ipaddress.IPv4Address("203.0.113.10"))
+    assert log.text().splitlines()[1:] == ["web1 10.0.1.10 10.0.1.10 8.8.4.4 egress"]
 
 
 def test_frames_from_a_gateway_port_have_no_egress_record():
@@ -920,7 +939,7 @@ def test_kernel_records_equal_the_records_of_the_references_verdicts(scenario, w
         kres = dp.process(kb, state=states.kernel, now=step.now, log=log)
         rres = ref.process(rb, state=states.reference, now=step.now)
         assert list(kres.action) == list(rres.action) and list(kres.reason) == list(rres.reason)
-        fed.append((rb, rres, dp))
+        fed.append((rb, rres, dp, fv.FrameBatch.from_frames(frames, port=ports, timestamp=times)))
     compare(log, model_records(net, dp, fed, window))
 
 

@@ -46,18 +46,23 @@ cdef extern from *:
     #define FL_HMUL 0x9E3779B97F4A7C15ULL
     #define FL_NS 1000000000LL
     #define FL_CHUNK 64
+    #define FL_IF_NONE 0xFFFFFFFFu
     #if defined(__GNUC__) || defined(__clang__)
     #define fl_prefetch_w(p) __builtin_prefetch((const void*)(p), 1, 3)
+    #define fl_prefetch_r(p) __builtin_prefetch((const void*)(p), 0, 3)
     #else
     #define fl_prefetch_w(p) ((void)(p))
+    #define fl_prefetch_r(p) ((void)(p))
     #endif
     """
     void fl_prefetch_w(const void* p) noexcept nogil
+    void fl_prefetch_r(const void* p) noexcept nogil
     enum: CHUNK "FL_CHUNK"      # frames per make-legs / count-legs round (legs on the stack)
     const uint64_t M1 "FL_M1"
     const uint64_t M2 "FL_M2"
     const uint64_t HMUL "FL_HMUL"
     const int64_t NS "FL_NS"
+    const uint32_t IF_NONE "FL_IF_NONE"   # no interface of this log (no ENI, or one the log does not cover)
 
 
 # ----------------------------------------------------------------------------- the record slot
@@ -104,8 +109,15 @@ cdef struct Leg:
 cdef enum:
     DIR_INGRESS = 0
     DIR_EGRESS = 1
+    DIR_NONE = 2          # SKIPDATA / NODATA records: no direction ("-")
     ACC_ACCEPT = 0
     ACC_REJECT = 1
+    ACC_SKIPDATA = 2      # log-status SKIPDATA: packets of (interface, window) whose records did not fit
+    ACC_NODATA = 3        # log-status NODATA: no traffic on the interface in the window (made by flush)
+    NAT_NONE = 0          # nat_dir: the frame was not translated by a NAT gateway
+    NAT_OUT = 1           # the NAT gateway replaced the source (inside host -> NAT private IP, its port)
+    NAT_BACK = 2          # the NAT gateway replaced the destination (reply: NAT private IP -> inside host)
+
 
 # What a verdict logs (REASON_LOG[reason] for DROPs; DELIVER/FORWARD are handled before the table).
 cdef enum:
@@ -190,6 +202,17 @@ cdef struct Topo:
     const uint8_t* route_path   # per route: traffic-path of an egress record decided by it (0 none)
     int64_t n_route
     HashTab ipt                 # the Dataplane's (VPC, IP) -> ENI hash
+    const uint32_t* port_info   # dense case: per port (its ENI's interface index or IF_NONE, its VPC's
+                                # Amazon DNS or 0): one load per sender / receiver (n_port_dense pairs)
+    const uint32_t* gw_iface    # per port: the NAT gateway's interface index (IF_NONE: none / not covered)
+    const uint32_t* gw_ip       # per port: the NAT gateway's private IPv4
+    int64_t n_gw
+    const int32_t* nat_gw       # per frame (or NULL): the port of the NAT gateway the frame reached, -1 none
+    const uint32_t* nat_ip      # per frame: the address the NAT gateway replaced (NAT_OUT: the source,
+    const uint16_t* nat_l4      #   NAT_BACK: the destination) and its TCP/UDP port or ICMP echo id
+    const uint8_t* nat_dir      # per frame: NAT_NONE / NAT_OUT / NAT_BACK
+    const uint32_t* sent_src    # per frame (or NULL): the IPv4 source as the frame entered the pass (an
+                                # internet gateway rewrites it to the public IP; the sender logs this one)
 
 
 cdef inline int32_t _eni_of_port(const Topo* t, int32_t port) noexcept nogil:
@@ -260,13 +283,20 @@ cdef struct Table:
     uint64_t count
     uint64_t limit        # most entries before a grow (load 0.7)
     uint64_t next_seq
+    uint64_t max_ok       # most flow (OK) records held; 0: no limit.  Past it a packet whose record is
+                          # new counts in its interface's SKIPDATA record of the window instead
+    uint64_t n_skip       # SKIPDATA records held (count - n_skip are OK records)
 
 
-cdef inline void _count(Table* T, const Leg* g) noexcept nogil:
-    """Count one leg in its record (the caller has checked count < limit)."""
+cdef inline void _count(Table* T, const Leg* g0) noexcept nogil:
+    """Count one leg in its record (the caller has checked count < limit).  A leg whose record is
+    new while the table holds max_ok flow records counts in the SKIPDATA record of its interface and
+    window instead (AWS's log-status SKIPDATA: records skipped for a capacity constraint)."""
     cdef uint64_t mask = T.n_slots - 1
-    cdef uint64_t i = g.hash & mask
+    cdef uint64_t i = g0.hash & mask
     cdef FlEntry* e
+    cdef Leg skip
+    cdef const Leg* g = g0
     while True:
         e = &T.slots[i]
         if e.seq == 0:
@@ -281,6 +311,20 @@ cdef inline void _count(Table* T, const Leg* g) noexcept nogil:
                 e.last = g.off
             return
         i = (i + 1) & mask
+    if g.action < ACC_SKIPDATA and T.max_ok != 0 and T.count - T.n_skip >= T.max_ok:
+        skip = g[0]
+        skip.src = 0
+        skip.dst = 0
+        skip.sport = 0
+        skip.dport = 0
+        skip.proto = 0
+        skip.dirn = DIR_NONE
+        skip.action = ACC_SKIPDATA
+        skip.flags = 0
+        skip.path = 0
+        skip.hash = _key_hash(skip.iface, 0, 0, 0, 0, 0, DIR_NONE, ACC_SKIPDATA, skip.wstart)
+        _count(T, &skip)
+        return
     if g.seq != 0:
         # a position in a longer stream (sharded replay): records sort as if counted there
         e.seq = g.seq
@@ -305,6 +349,8 @@ cdef inline void _count(Table* T, const Leg* g) noexcept nogil:
     e.tcpflags = g.flags
     e.path = g.path
     T.count += 1
+    if g.action == ACC_SKIPDATA:
+        T.n_skip += 1
 
 
 cdef inline void _leg(Leg* g, const Table* T, uint32_t iface, uint32_t src, uint32_t dst, uint16_t sport,
@@ -335,6 +381,23 @@ cdef inline void _insert_row(Table* T, const FlEntry* src) noexcept nogil:
         i = (i + 1) & mask
     memcpy(&T.slots[i], src, sizeof(FlEntry))
     T.count += 1
+    if src.action == ACC_SKIPDATA:
+        T.n_skip += 1
+
+
+cdef inline uint32_t _iface_of_eni(const Topo* t, int32_t eni) noexcept nogil:
+    if eni < 0 or eni >= t.n_eni:
+        return IF_NONE
+    return t.eni_iface[eni]
+
+
+cdef inline uint32_t _iface_of_port(const Topo* t, int32_t port) noexcept nogil:
+    # the dense table is one 8-byte load; the sparse case searches the sorted ports
+    if t.n_port_dense:
+        if port < 0 or port >= t.n_port_dense:
+            return IF_NONE
+        return t.port_info[2 * <int64_t>port]
+    return _iface_of_eni(t, _eni_of_port(t, port))
 
 
 cdef int64_t _observe_frames(Table* T, const Topo* topo, const uint8_t* data, int64_t nd, const int64_t* offsets,
@@ -343,24 +406,36 @@ cdef int64_t _observe_frames(Table* T, const Topo* topo, const uint8_t* data, in
                              const uint8_t* action, const uint8_t* reason, const int32_t* egress,
                              const int32_t* route, int64_t window, uint64_t* n_logged) noexcept nogil:
     """Frames i0..n-1 into T; returns n, or the first frame not touched when T reached its limit
-    (checked per chunk: a chunk of m frames makes at most 2m legs)."""
+    (checked per chunk: a chunk of m frames makes at most 4m legs)."""
     cdef int64_t i, c, m, L, start, t_ns, t_s, wstart
     cdef Hdr h
-    cdef uint8_t a, kind, flags, path
-    cdef int32_t sender, recv, r
-    cdef uint16_t sport, dport, off
-    cdef bint l4
-    cdef Leg legs[2 * CHUNK]
-    cdef int nl, j
+    cdef uint8_t a, kind, flags, path, nat, acc
+    cdef int32_t r, p, gp, sender
+    cdef uint32_t s_if, r_if, g_if, g_ip, dns, pre_src, pre_dst, post_src, post_dst
+    cdef uint16_t sport, dport, off, pre_sp, pre_dp, post_sp, post_dp
+    cdef bint l4, ports
+    cdef Leg legs[4 * CHUNK]
+    cdef int nl, j, nl0
+    cdef uint64_t seq0
     start = fv_first_start(offsets, i0, nd)
     c = i0
     while c < n:
         m = n - c
         if m > CHUNK:
             m = CHUNK
-        if T.count + 2 * <uint64_t>m > T.limit:
+        if T.count + 4 * <uint64_t>m > T.limit:
             return c
         nl = 0
+        # the chunk's sender and receiver lookups into the per-port table (hundreds of KB for a large
+        # VPC: a cache miss each), all in flight before the first frame needs one
+        if topo.n_port_dense:
+            for i in range(c, c + m):
+                p = port[i]
+                if 0 <= p < topo.n_port_dense:
+                    fl_prefetch_r(&topo.port_info[2 * <int64_t>p])
+                p = egress[i]
+                if 0 <= p < topo.n_port_dense:
+                    fl_prefetch_r(&topo.port_info[2 * <int64_t>p])
         # first half: parse, decide, make the legs and prefetch their home slots
         for i in range(c, c + m):
             L = fv_next_span(offsets, i, nd, &start)
@@ -379,10 +454,11 @@ cdef int64_t _observe_frames(Table* T, const Topo* topo, const uint8_t* data, in
             if L <= 0 or (parse_headers(data + start - L, L, &h, 1) & CF_IPV4_OK) != CF_IPV4_OK:
                 continue
             l4 = (h.flags & CF_L4) != 0
+            ports = l4 and (h.proto == IPPROTO_TCP or h.proto == IPPROTO_UDP)
             sport = 0
             dport = 0
             flags = 0
-            if l4 and (h.proto == IPPROTO_TCP or h.proto == IPPROTO_UDP):
+            if ports:
                 sport = h.sport
                 dport = h.dport
                 if h.proto == IPPROTO_TCP:
@@ -391,51 +467,164 @@ cdef int64_t _observe_frames(Table* T, const Topo* topo, const uint8_t* data, in
                     continue             # DHCP: not logged
             if _not_logged_address(h.dst) or _not_logged_address(h.src):
                 continue
-            sender = _eni_of_port(topo, port[i])
-            if sender >= topo.n_eni:
-                sender = -1
-            if sender >= 0:
-                r = topo.eni_vpc[sender]
-                if 0 <= r < topo.n_vpc and h.dst == topo.vpc_dns[r]:
-                    continue             # Amazon DNS (the sender VPC's primary CIDR base + 2): not logged
+            p = port[i]
+            sender = -2                  # not looked up (only the receiver-reject path needs the ENI)
+            if topo.n_port_dense:
+                if 0 <= p < topo.n_port_dense:
+                    s_if = topo.port_info[2 * <int64_t>p]
+                    dns = topo.port_info[2 * <int64_t>p + 1]
+                else:
+                    s_if = IF_NONE
+                    dns = 0
+            else:
+                sender = _eni_of_port(topo, p)
+                if sender >= topo.n_eni:
+                    sender = -1
+                s_if = _iface_of_eni(topo, sender)
+                dns = 0
+                if sender >= 0:
+                    r = topo.eni_vpc[sender]
+                    if 0 <= r < topo.n_vpc:
+                        dns = topo.vpc_dns[r]
+            if dns != 0 and h.dst == dns:
+                continue                 # Amazon DNS (the sender VPC's primary CIDR base + 2): not logged
             t_ns = ts[i] if ts != NULL else now
             t_s = t_ns // NS
             off = <uint16_t>(t_s % window)
             wstart = t_s - off
-            recv = -1
-            if a == ACT_DELIVER:
-                recv = _eni_of_port(topo, egress[i])
-                if recv >= topo.n_eni:
-                    recv = -1
-            elif kind == LOG_RECEIVER_REJECT:
-                recv = _receiver(topo, route[i], sender, h.dst)
-            if sender >= 0:
-                # traffic-path of the egress record: by the route that decided; with none, a delivery
-                # (or NO_SUCH_HOST) inside the sender's subnet: path 1, "another resource in the same VPC"
-                r = route[i]
-                if 0 <= r < topo.n_route:
-                    path = topo.route_path[r]
-                elif a == ACT_DELIVER or kind == LOG_RECEIVER_REJECT or reason[i] == R_NO_SUCH_HOST:
-                    path = 1
+            # the NAT gateway the frame reached (the pass's NAT stage), its interface and private IP
+            nat = NAT_NONE
+            g_if = IF_NONE
+            g_ip = 0
+            if topo.nat_gw != NULL:
+                gp = topo.nat_gw[i]
+                if 0 <= gp < topo.n_gw:
+                    g_if = topo.gw_iface[gp]
+                    g_ip = topo.gw_ip[gp]
+                    nat = topo.nat_dir[i]
+                    if nat > NAT_BACK:
+                        nat = NAT_NONE
+            nl0 = nl
+            if nat == NAT_NONE:
+                r_if = IF_NONE
+                if a == ACT_DELIVER:
+                    r_if = _iface_of_port(topo, egress[i])
+                elif kind == LOG_RECEIVER_REJECT:
+                    if g_if != IF_NONE or (topo.nat_gw != NULL and topo.nat_gw[i] >= 0):
+                        r_if = g_if      # the NAT gateway's subnet ACL refused it on its way in
+                    else:
+                        if sender == -2:
+                            sender = _eni_of_port(topo, p)
+                            if sender >= topo.n_eni:
+                                sender = -1
+                        r_if = _iface_of_eni(topo, _receiver(topo, route[i], sender, h.dst))
+                if s_if != IF_NONE:
+                    # traffic-path of the egress record: by the route that decided; with none, a delivery
+                    # (or NO_SUCH_HOST) inside the sender's subnet: path 1, "another resource in the same VPC"
+                    r = route[i]
+                    if 0 <= r < topo.n_route:
+                        path = topo.route_path[r]
+                    elif a == ACT_DELIVER or kind == LOG_RECEIVER_REJECT or reason[i] == R_NO_SUCH_HOST:
+                        path = 1
+                    else:
+                        path = 0
+                    _leg(&legs[nl], T, s_if, topo.sent_src[i] if topo.sent_src != NULL else h.src, h.dst, sport,
+                         dport, h.proto, DIR_EGRESS, ACC_REJECT if kind == LOG_SENDER_REJECT else ACC_ACCEPT, wstart,
+                         off, h.tl, flags, path)
+                    nl += 1
+                if g_if != IF_NONE and kind == LOG_SENDER_ACCEPT and a == ACT_DROP:
+                    # it reached the NAT gateway, which dropped it (NAT_* reasons): its ingress ACCEPT
+                    r_if = g_if
+                if r_if != IF_NONE:
+                    _leg(&legs[nl], T, r_if, h.src, h.dst, sport, dport, h.proto, DIR_INGRESS,
+                         ACC_REJECT if kind == LOG_RECEIVER_REJECT else ACC_ACCEPT, wstart, off, h.tl, flags, 0)
+                    nl += 1
+            else:
+                # translated by the NAT gateway: the packet before it (pre) and after it (post); the frame
+                # holds the one after (and after an internet gateway, the Elastic IP: the NAT's own leg
+                # shows its private IP, as AWS's records do)
+                if nat == NAT_OUT:
+                    pre_src = topo.nat_ip[i]
+                    pre_sp = topo.nat_l4[i] if ports else 0
+                    pre_dst = h.dst
+                    pre_dp = dport
+                    post_src = g_ip
+                    post_sp = sport
+                    post_dst = h.dst
+                    post_dp = dport
                 else:
-                    path = 0
-                _leg(&legs[nl], T, topo.eni_iface[sender], h.src, h.dst, sport, dport, h.proto, DIR_EGRESS,
-                     ACC_REJECT if kind == LOG_SENDER_REJECT else ACC_ACCEPT, wstart, off, h.tl, flags, path)
-                if ordinal != NULL:
-                    legs[nl].seq = 2 * <uint64_t>ordinal[i] + 1
-                nl += 1
-            if recv >= 0:
-                _leg(&legs[nl], T, topo.eni_iface[recv], h.src, h.dst, sport, dport, h.proto, DIR_INGRESS,
-                     ACC_REJECT if kind == LOG_RECEIVER_REJECT else ACC_ACCEPT, wstart, off, h.tl, flags, 0)
-                if ordinal != NULL:
-                    legs[nl].seq = 2 * <uint64_t>ordinal[i] + 2
-                nl += 1
+                    pre_src = h.src
+                    pre_sp = sport
+                    pre_dst = topo.nat_ip[i]
+                    pre_dp = topo.nat_l4[i] if ports else 0
+                    post_src = h.src
+                    post_sp = sport
+                    post_dst = h.dst
+                    post_dp = dport
+                if s_if != IF_NONE:          # the sender's egress, routed to the NAT gateway: path 1
+                    _leg(&legs[nl], T, s_if, pre_src, pre_dst, pre_sp, pre_dp, h.proto, DIR_EGRESS, ACC_ACCEPT,
+                         wstart, off, h.tl, flags, 1)
+                    nl += 1
+                if g_if != IF_NONE:
+                    _leg(&legs[nl], T, g_if, pre_src, pre_dst, pre_sp, pre_dp, h.proto, DIR_INGRESS, ACC_ACCEPT,
+                         wstart, off, h.tl, flags, 0)
+                    nl += 1
+                    r = route[i]
+                    if 0 <= r < topo.n_route:
+                        path = topo.route_path[r]
+                    elif a == ACT_DELIVER or kind == LOG_RECEIVER_REJECT or reason[i] == R_NO_SUCH_HOST:
+                        path = 1
+                    else:
+                        path = 0
+                    acc = ACC_REJECT if (a == ACT_DROP and reason[i] == R_NACL_EGRESS) else ACC_ACCEPT
+                    _leg(&legs[nl], T, g_if, post_src, post_dst, post_sp, post_dp, h.proto, DIR_EGRESS, acc,
+                         wstart, off, h.tl, flags, path)
+                    nl += 1
+                if not (a == ACT_DROP and reason[i] == R_NACL_EGRESS):
+                    r_if = IF_NONE
+                    if a == ACT_DELIVER:
+                        r_if = _iface_of_port(topo, egress[i])
+                    elif kind == LOG_RECEIVER_REJECT:
+                        r_if = _iface_of_eni(topo, _receiver(topo, route[i], -1, post_dst))
+                    if r_if != IF_NONE:
+                        _leg(&legs[nl], T, r_if, post_src, post_dst, post_sp, post_dp, h.proto, DIR_INGRESS,
+                             ACC_REJECT if kind == LOG_RECEIVER_REJECT else ACC_ACCEPT, wstart, off, h.tl, flags, 0)
+                        nl += 1
+            if ordinal != NULL:
+                # a position in a longer stream: a frame's legs sort by it, then in the order made
+                seq0 = 4 * <uint64_t>ordinal[i] + 1
+                for j in range(nl0, nl):
+                    legs[j].seq = seq0 + <uint64_t>(j - nl0)
         # second half: count the legs, in frame order
         for j in range(nl):
             _count(T, &legs[j])
         n_logged[0] += <uint64_t>nl
         c += m
     return n
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def sent_sources(const uint8_t[::1] data,       # IN: a batch's buffer (before the pass)
+                 const int64_t[::1] offsets,    # IN: its n + 1 frame offsets
+                 uint32_t[::1] out) -> None:    # OUT: n IPv4 sources (0: not an IPv4 frame of 34+ bytes)
+    """Each frame's IPv4 source address as it is now (bytes 26-29 of an Ethernet/IPv4 frame), for the
+    sender's record of a frame the pass may translate (``Dataplane.process(..., log=)``)."""
+    cdef Py_ssize_t i, n = offsets.shape[0] - 1
+    cdef int64_t nd = data.shape[0], st, L
+    if n < 0 or out.shape[0] < n:
+        raise ValueError("sent_sources: out shorter than the batch")
+    if n == 0:
+        return
+    with nogil:
+        st = fv_first_start(&offsets[0], 0, nd)
+        for i in range(n):
+            L = fv_next_span(&offsets[0], i, nd, &st)
+            if L >= 34 and data[st - L + 12] == 8 and data[st - L + 13] == 0:
+                out[i] = ((<uint32_t>data[st - L + 26] << 24) | (<uint32_t>data[st - L + 27] << 16)
+                          | (<uint32_t>data[st - L + 28] << 8) | data[st - L + 29])
+            else:
+                out[i] = 0
 
 
 # ----------------------------------------------------------------------------- text output
@@ -562,6 +751,18 @@ def _format_text(const uint8_t[:, ::1] rows,        # IN: FlEntry rows, in outpu
                     o[k] = 32
                     k += 1
                 f = fields[j]
+                if e.action >= ACC_SKIPDATA and f != F_VERSION and f != F_ACCOUNT and f != F_INTERFACE \
+                        and f != F_VPC and f != F_SUBNET and f != F_INSTANCE and f != F_START and f != F_END:
+                    # SKIPDATA / NODATA: "-" for every flow field (AWS), the status word for log-status
+                    if f == F_LOG_STATUS:
+                        if e.action == ACC_SKIPDATA:
+                            k = _put(o, k, "SKIPDATA", 8)
+                        else:
+                            k = _put(o, k, "NODATA", 6)
+                    else:
+                        o[k] = 45
+                        k += 1
+                    continue
                 if f == F_VERSION:
                     if version.shape[0]:
                         k = _put(o, k, <const char*>&version[0], version.shape[0])
@@ -679,6 +880,7 @@ cdef class FlowLogCore:
             raise ValueError(f"n_slots {n_slots} must be a power of two >= 8")
         self._attach(_zeroed(n_slots), n_slots)
         self.T.count = 0
+        self.T.n_skip = 0
 
     cdef int _attach(self, object buf, uint64_t n_slots) except -1:
         cdef uint8_t[::1] b = buf
@@ -705,6 +907,18 @@ cdef class FlowLogCore:
     def _set_next_seq(self, uint64_t s) -> None:
         self.T.next_seq = s
 
+    @property
+    def max_ok(self) -> int:
+        return self.T.max_ok
+
+    @property
+    def n_skip(self) -> int:
+        return self.T.n_skip
+
+    def _set_max_ok(self, uint64_t k) -> None:
+        """At most ``k`` flow records held (0: no limit); past it, SKIPDATA records (see _count)."""
+        self.T.max_ok = k
+
     def _grow(self) -> None:
         """Twice the slots, every entry rehashed (compiled; done between frames, never inside one)."""
         cdef uint64_t n_new = self.T.n_slots * 2
@@ -713,6 +927,7 @@ cdef class FlowLogCore:
         old_buf = self._buf
         self._attach(_zeroed(n_new), n_new)
         self.T.count = 0
+        self.T.n_skip = 0
         cdef uint64_t mask = n_new - 1
         with nogil:
             for i in range(n_old):
@@ -750,6 +965,7 @@ cdef class FlowLogCore:
         old_buf = self._buf
         self._attach(_zeroed(n_old), n_old)
         self.T.count = 0
+        self.T.n_skip = 0
         with nogil:
             for i in range(n_old):
                 if old[i].seq == 0:
@@ -792,9 +1008,12 @@ cdef class FlowLogCore:
                     break
                 memcpy(&self.T.slots[i], src, sizeof(FlEntry))
                 self.T.count += 1
+                if src.action == ACC_SKIPDATA:
+                    self.T.n_skip += 1
         if bad >= 0:
             memset(self.T.slots, 0, self.T.n_slots * sizeof(FlEntry))
             self.T.count = 0
+            self.T.n_skip = 0
         return bad
 
     def _observe(self,
@@ -821,6 +1040,15 @@ cdef class FlowLogCore:
                  const int32_t[::1] route_vpc,    # IN: per route, its table's VPC
                  const uint8_t[::1] route_path,   # IN: per route, traffic-path
                  const uint64_t[::1] ip_hash,     # IN: the Dataplane's ip_hash ((key, value) pairs)
+                 const uint32_t[::1] port_info,   # IN: dense case: 2 per port (interface or IF_NONE,
+                                                  #     Amazon DNS of its VPC or 0); len 2 * len(port_eni)
+                 const uint32_t[::1] gw_iface,    # IN: per port, NAT gateway interface (IF_NONE: none)
+                 const uint32_t[::1] gw_ip,       # IN: per port, NAT gateway private IPv4
+                 const int32_t[::1] nat_gw,       # IN: per frame, NAT gateway port reached (-1), or empty
+                 const uint32_t[::1] nat_ip,      # IN: per frame, the address the NAT replaced
+                 const uint16_t[::1] nat_l4,      # IN: per frame, its port / echo id
+                 const uint8_t[::1] nat_dir,      # IN: per frame, NAT_NONE / NAT_OUT / NAT_BACK
+                 const uint32_t[::1] sent_src,    # IN: per frame, the source before the pass, or empty
                  int64_t window,                  # IN: seconds, > 0
                  int64_t start) -> tuple:         # IN: first frame to do
         """Frames ``start..n-1`` into the table: (the first frame not done, or n; packets counted in
@@ -839,6 +1067,13 @@ cdef class FlowLogCore:
                 or sp_eni.shape[0] != sp_port.shape[0] or route_arg.shape[0] != route_kind.shape[0] \
                 or route_vpc.shape[0] != route_kind.shape[0] or route_path.shape[0] != route_kind.shape[0]:
             raise ValueError("_observe: topology arrays disagree in length")
+        if port_info.shape[0] != 2 * port_eni.shape[0] or gw_ip.shape[0] != gw_iface.shape[0]:
+            raise ValueError("_observe: port_info / gw arrays disagree in length")
+        if nat_gw.shape[0] != 0 and (nat_gw.shape[0] < n or nat_ip.shape[0] < n or nat_l4.shape[0] < n
+                                     or nat_dir.shape[0] < n):
+            raise ValueError("_observe: NAT arrays shorter than the batch")
+        if sent_src.shape[0] != 0 and sent_src.shape[0] < n:
+            raise ValueError("_observe: sent_src shorter than the batch")
         if window <= 0:
             raise ValueError(f"window {window} must be positive")
         if self.T.slots == NULL:
@@ -873,7 +1108,19 @@ cdef class FlowLogCore:
             topo.ipt.shift = shift
         else:
             topo.ipt.slots = NULL
-        if topo.n_eni == 0:
+        topo.port_info = &port_info[0] if port_info.shape[0] else NULL
+        topo.n_gw = gw_iface.shape[0]
+        if topo.n_gw:
+            topo.gw_iface = &gw_iface[0]
+            topo.gw_ip = &gw_ip[0]
+        if nat_gw.shape[0]:
+            topo.nat_gw = &nat_gw[0]
+            topo.nat_ip = &nat_ip[0]
+            topo.nat_l4 = &nat_l4[0]
+            topo.nat_dir = &nat_dir[0]
+        if sent_src.shape[0]:
+            topo.sent_src = &sent_src[0]
+        if topo.n_eni == 0 and topo.n_gw == 0:
             return (n, 0)
         with nogil:
             stop = _observe_frames(&self.T, &topo, &data[0] if data.shape[0] else NULL, data.shape[0],
@@ -904,4 +1151,8 @@ def _layout() -> dict:
                       "RECEIVER_REJECT": LOG_RECEIVER_REJECT, "SENDER_ACCEPT": LOG_SENDER_ACCEPT,
                       "IF_ROUTED": LOG_IF_ROUTED},
         "n_fields": N_FIELDS,
+        "actions": {"ACCEPT": ACC_ACCEPT, "REJECT": ACC_REJECT, "SKIPDATA": ACC_SKIPDATA, "NODATA": ACC_NODATA},
+        "dirs": {"ingress": DIR_INGRESS, "egress": DIR_EGRESS, "none": DIR_NONE},
+        "nat_dirs": {"none": NAT_NONE, "out": NAT_OUT, "back": NAT_BACK},
+        "if_none": IF_NONE,
     }

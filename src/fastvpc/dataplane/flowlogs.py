@@ -48,7 +48,8 @@ from fastvpc.batch import FrameBatch
 from fastvpc.dataplane import _flowlogs as _fl
 from fastvpc.errors import FastVpcError
 
-__all__ = ["FlowLog", "FlowLogError", "FlowLogBusyError", "FIELDS", "DEFAULT_FORMAT", "MODELLED_FIELDS", "parse_format"]
+__all__ = ["FlowLog", "FlowLogError", "FlowLogBusyError", "FIELDS", "DEFAULT_FORMAT", "MODELLED_FIELDS", "parse_format",
+           "sent_sources", "NAT_ARRAYS"]
 
 
 class FlowLogError(FastVpcError, ValueError):
@@ -92,8 +93,23 @@ ENTRY_DTYPE = np.dtype({"names": [n for n, _, _ in _LAYOUT["fields"]],
                         "offsets": [o for _, _, o in _LAYOUT["fields"]],
                         "itemsize": _LAYOUT["entry_size"]})
 _ROW = int(_LAYOUT["entry_size"])
-_PICKLE_VERSION = 1
+_ACT = _LAYOUT["actions"]            # ACCEPT 0, REJECT 1, SKIPDATA 2, NODATA 3 (the "action" byte of a row)
+_DIR_NONE = int(_LAYOUT["dirs"]["none"])
+_IF_NONE = int(_LAYOUT["if_none"])
+#: Result attributes that carry what the pass's NAT stage did (DESIGN.md §7, docs/flow-logs.md): the port of
+#: the NAT gateway a frame reached (-1 none), the address and port it replaced, and which side it replaced
+NAT_ARRAYS = (("nat_gw", np.int32), ("nat_ip", np.uint32), ("nat_l4", np.uint16), ("nat_dir", np.uint8))
+_PICKLE_VERSION = 2
 _ROUTE_KIND = {"local": 0, "eni": 1, "pcx": 2, "blackhole": 4}   # RK_*; every other target kind: RK_FORWARD (3)
+
+
+def sent_sources(batch: FrameBatch) -> np.ndarray:
+    """Each frame's IPv4 source address now (uint32; 0 for a frame that is not IPv4): taken before a
+    pass that may translate sources, for :meth:`FlowLog.observe`'s ``sent_src`` (compiled, one read
+    of 4 bytes a frame)."""
+    out = np.empty(len(batch), np.uint32)
+    _fl.sent_sources(batch.data, batch.offsets, out)
+    return out
 
 
 def parse_format(fields: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -131,7 +147,7 @@ class _Topo:
     Built once per Dataplane (a small module cache: several FlowLogs on one snapshot share it)."""
 
     __slots__ = ("dp", "port_eni", "sp_port", "sp_eni", "eni_ip", "eni_vpc", "vpc_dns", "route_kind",
-                 "route_arg", "route_vpc", "route_path", "ip_hash", "eni_keys")
+                 "route_arg", "route_vpc", "route_path", "ip_hash", "eni_keys", "is_igw", "pub", "priv")
 
     def __init__(self, dp: Any) -> None:
         self.dp = dp
@@ -205,6 +221,45 @@ class _Topo:
         self.route_path = np.array([_traffic_path(r.target_kind, ep_type.get(r.target, "gateway"))
                                     for r in infos], np.uint8)
         self.ip_hash = np.ascontiguousarray(dp.ip_hash, np.uint64)
+        # the internet gateways' 1:1 map, public -> private (DESIGN §6: an ENI's primary IP or a NAT
+        # gateway's with an Elastic IP): a frame out through one left with its public IP, and the
+        # sender's record shows the source as sent
+        kinds = dp.port_kinds
+        igw_ports = [p for p, k in kinds.items() if k == "igw"]
+        self.is_igw = np.zeros(max(igw_ports) + 1 if igw_ports else 0, np.bool_)
+        self.is_igw[igw_ports] = True
+        self.pub = self.priv = np.zeros(0, np.uint32)
+        if igw_ports and '"address": ' in text:
+            doc = doc if doc is not None else json.loads(text)
+            public = {a.get("name"): a.get("public_ip") for a in doc.get("addresses", []) if isinstance(a, dict)}
+            pairs = []
+            for vd in doc.get("vpcs", []):
+                owners = [x for s in vd.get("subnets", []) for x in s.get("enis", [])] + vd.get("nat_gateways", [])
+                for x in owners:
+                    pub = public.get(x.get("address")) if x.get("address") else None
+                    if pub and x.get("ip"):
+                        pairs.append((int(ipaddress.IPv4Address(pub)), int(ipaddress.IPv4Address(x["ip"]))))
+            pairs.sort()
+            self.pub = np.array([a for a, _ in pairs], np.uint32)
+            self.priv = np.array([b for _, b in pairs], np.uint32)
+
+    def sent_sources(self, batch: FrameBatch, action: np.ndarray, egress: np.ndarray) -> np.ndarray | None:
+        """Each frame's source before the pass: the frame's, but for one forwarded to an internet gateway
+        with a public source, that address's private IP; None when no frame needs it."""
+        if not len(self.pub):
+            return None
+        fwd = (action == 2) & (egress >= 0) & (egress < len(self.is_igw))
+        if not fwd.any():
+            return None
+        fwd[fwd] = self.is_igw[egress[fwd]]
+        if not fwd.any():
+            return None
+        src = sent_sources(batch)
+        k = np.flatnonzero(fwd)
+        j = np.minimum(np.searchsorted(self.pub, src[k]), len(self.pub) - 1)
+        hit = self.pub[j] == src[k]
+        src[k[hit]] = self.priv[j[hit]]
+        return src
 
 
 _TOPO_CACHE: list[_Topo] = []   # the last few Dataplanes seen (a Dataplane takes no weak references)
@@ -221,9 +276,11 @@ def _topo(dp: Any) -> _Topo:
 
 
 class _DpView:
-    """A Dataplane's _Topo and, per ENI, this FlowLog's interface index."""
+    """A Dataplane's _Topo and, per ENI, this FlowLog's interface index (IF_NONE for an ENI the log does
+    not cover); per port the (interface, Amazon DNS) pairs the compiled pass reads with one load; the
+    NAT gateways' interfaces (made when a pass reports NAT work, or the log covers a NAT gateway)."""
 
-    __slots__ = ("dp", "t", "eni_iface")
+    __slots__ = ("dp", "t", "eni_iface", "port_info", "gw_iface", "gw_ip")
 
     def __init__(self, dp: Any, log: FlowLog) -> None:
         self.dp = dp
@@ -234,6 +291,71 @@ class _DpView:
             self.eni_iface = np.arange(len(t.eni_keys), dtype=np.uint32)
         else:
             self.eni_iface = np.array([log._intern(k) for k in t.eni_keys], np.uint32)
+        self.gw_iface = np.zeros(0, np.uint32)
+        self.gw_ip = np.zeros(0, np.uint32)
+        covered = log._covered
+        if covered is not None:
+            names = [k[0] for k in t.eni_keys]
+            known = set(names)
+            gws = {g[0] for g in _nat_gateways(dp)} if not covered <= known else set()
+            unknown = sorted(covered - known - gws)
+            if unknown:
+                raise FlowLogError(f"FlowLog(enis=...): {unknown[0]!r} is no ENI or NAT gateway of this Dataplane")
+            for j, name in enumerate(names):
+                if name in covered:
+                    log._covered_if[name] = int(self.eni_iface[j])
+                else:
+                    self.eni_iface[j] = _IF_NONE
+            if gws & covered:
+                self.nat_tables(log)
+        n_dense = len(t.port_eni)
+        self.port_info = np.zeros(2 * n_dense, np.uint32)
+        if n_dense:
+            info = self.port_info.reshape(n_dense, 2)
+            info[:, 0] = _IF_NONE
+            has = t.port_eni >= 0
+            e = t.port_eni[has]
+            info[has, 0] = self.eni_iface[e]
+            vpc = t.eni_vpc[e]
+            ok = (vpc >= 0) & (vpc < len(t.vpc_dns))
+            dns = np.zeros(len(e), np.uint32)
+            dns[ok] = t.vpc_dns[vpc[ok]]
+            info[has, 1] = dns
+
+    def nat_tables(self, log: FlowLog) -> None:
+        """Per port, the NAT gateways' interfaces in this log (interned: name, VPC, subnet, no instance,
+        private IP) and private IPs."""
+        if len(self.gw_iface):
+            return
+        gws = _nat_gateways(self.dp)
+        if not gws:
+            return
+        size = max(g[5] for g in gws) + 1
+        gw_iface = np.full(size, _IF_NONE, np.uint32)
+        gw_ip = np.zeros(size, np.uint32)
+        for name, vpc, subnet, inst, ip, port in gws:
+            k = log._intern((name, vpc, subnet, inst, ip))
+            if log._covered is None or name in log._covered:
+                gw_iface[port] = k
+                if log._covered is not None:
+                    log._covered_if[name] = k
+            gw_ip[port] = ip
+        self.gw_iface, self.gw_ip = gw_iface, gw_ip
+
+
+def _nat_gateways(dp: Any) -> list[tuple[str, str, str, str, int, int]]:
+    """(name, VPC, subnet, "", private IPv4, port) of every NAT gateway of ``dp`` with a subnet and an
+    address (from the Dataplane's network: read only when a log needs them)."""
+    if not any(r.target_kind == "nat" for r in dp.routes) and '"nat' not in dp.topology:
+        return []
+    out = []
+    from fastvpc.topology.core import NatGateway
+
+    for vpc in dp.network.vpcs:
+        for g in vpc.gateways:
+            if isinstance(g, NatGateway) and g.subnet is not None and g.ip is not None and g.port >= 0:
+                out.append((g.name, vpc.name, g.subnet.name, "", int(g.ip), int(g.port)))
+    return out
 
 
 def _traffic_path(kind: str, endpoint_type: str) -> int:
@@ -291,7 +413,8 @@ class FlowLog:
     """
 
     def __init__(self, window: int = 600, fields: str | Sequence[str] | None = None,
-                 account_id: str = "123456789012", version: int | None = None) -> None:
+                 account_id: str = "123456789012", version: int | None = None, *,
+                 enis: Iterable[Any] | None = None, max_records: int | None = None) -> None:
         self.window = _check_window(window)
         self.fields = parse_format(fields)
         need = max(FIELDS[f] for f in self.fields)
@@ -318,6 +441,31 @@ class FlowLog:
         self._lock = threading.Lock()
         self._strings_cache: tuple[int, tuple[np.ndarray, np.ndarray, int]] | None = None
         self.packets_logged = 0
+        # enis=: the interfaces the log covers (AWS: a flow log of an ENI, or of all of a subnet's...);
+        # their windows without traffic become NODATA records when closed
+        self._covered: frozenset[str] | None = None
+        self._covered_if: dict[str, int] = {}
+        if enis is not None:
+            if isinstance(enis, (str, bytes)) or not isinstance(enis, Iterable):
+                raise FlowLogError(f"enis must be a list of ENI (or NAT gateway) names or objects, not {enis!r}")
+            names = []
+            for x in enis:
+                name = x if isinstance(x, str) else getattr(x, "name", None)
+                if not isinstance(name, str) or not name:
+                    raise FlowLogError(f"enis: {x!r} is neither an ENI name nor an object with a name")
+                names.append(name)
+            if not names:
+                raise FlowLogError("enis is empty: a flow log covers at least one interface (None: every ENI)")
+            self._covered = frozenset(names)
+        self._t_first: int | None = None     # seconds: the first and last frame time observed (NODATA span)
+        self._t_last: int | None = None
+        self._nodata_from: int | None = None  # the first window whose NODATA records are not yet made
+        if max_records is not None and (isinstance(max_records, bool) or not isinstance(max_records, (int, np.integer))
+                                        or not 1 <= int(max_records) < 2**62):
+            raise FlowLogError(f"max_records {max_records!r} must be a positive int (None: no limit)")
+        self.max_records = None if max_records is None else int(max_records)
+        if self.max_records is not None:
+            self._core._set_max_ok(self.max_records)
 
     # ------------------------------------------------------------------ interfaces
     def _intern(self, key: tuple[str, str, str, str, int]) -> int:
@@ -361,8 +509,18 @@ class FlowLog:
                                "or give every frame a time")
         return np.ascontiguousarray(t, np.int64), 0
 
+    @property
+    def enis(self) -> frozenset[str] | None:
+        """The names of the interfaces this log covers (None: every ENI of the Dataplanes it sees)."""
+        return self._covered
+
+    @property
+    def records_skipped(self) -> int:
+        """Open SKIPDATA records (see ``max_records``)."""
+        return int(self._core.n_skip)
+
     def observe(self, dp: Any, batch: FrameBatch, result: Any, now: int | None = None,
-                order: np.ndarray | None = None) -> int:
+                order: np.ndarray | None = None, sent_src: np.ndarray | None = None) -> int:
         """Add the frames of one pass to the records; returns how many (ENI, packet) observations
         were counted.
 
@@ -374,6 +532,18 @@ class FlowLog:
         closed by :meth:`flush` that gets a packet again starts a new record.  The compiled part
         releases the GIL; one call at a time per log (another thread's concurrent call raises
         FlowLogBusyError).
+
+        NAT gateways: when ``result`` also has the arrays ``nat_gw`` (int32: the port of the NAT gateway
+        the frame reached, -1 none), ``nat_ip`` (uint32) and ``nat_l4`` (uint16: the address and the
+        TCP/UDP port or ICMP echo id the NAT gateway replaced) and ``nat_dir`` (uint8: 0 not translated,
+        1 the source replaced, outbound; 2 the destination replaced, a reply), a translated frame makes
+        AWS's records on the NAT gateway's interface too (its inside leg with the packet before the NAT,
+        its outside leg with the NAT's private IP), and the sender's record shows the packet as sent.
+
+        ``sent_src``: each frame's IPv4 source before the pass (uint32, :func:`sent_sources` before it),
+        for the senders' records.  Without it, a frame forwarded to an internet gateway with a public
+        source (the pass translated it 1:1) is logged at its sender with the private IP it was sent
+        from, as on AWS.
 
         ``order``: each frame's position in a longer stream (int64, >= 0, one per frame), when this log
         sees only some of that stream's frames (a shard of a sharded replay): a record is then ordered
@@ -404,13 +574,46 @@ class FlowLog:
                     or order.dtype.kind not in "iu":
                 raise FlowLogError(f"order must be an int numpy array of the batch's {n} frames, got "
                                    f"{type(order).__name__}{'' if not isinstance(order, np.ndarray) else ' ' + str(order.dtype) + str(order.shape)}")
-            if n and (int(order.min()) < 0 or int(order.max()) >= 2**61):
-                raise FlowLogError(f"order: positions must be from 0 to 2**61 - 1, got {int(order.min())}..{int(order.max())}")
+            if n and (int(order.min()) < 0 or int(order.max()) >= 2**60):
+                raise FlowLogError(f"order: positions must be from 0 to 2**60 - 1, got {int(order.min())}..{int(order.max())}")
             ordinal = np.ascontiguousarray(order, np.int64)
+        nat = [np.zeros(0, d) for _, d in NAT_ARRAYS]
+        if getattr(result, "nat_gw", None) is not None:
+            for k, (name, dtype) in enumerate(NAT_ARRAYS):
+                a = getattr(result, name, None)
+                if not isinstance(a, np.ndarray) or a.ndim != 1 or a.shape[0] != n:
+                    raise FlowLogError(f"result.{name} must be a numpy array of the batch's {n} frames (with "
+                                       f"result.nat_gw), got {type(a).__name__}")
+                if a.dtype != dtype:
+                    raise FlowLogError(f"result.{name} has dtype {a.dtype}, not {np.dtype(dtype).name}")
+                nat[k] = np.ascontiguousarray(a)
+            if n and int(nat[3].max()) > 2:
+                bad = int(np.flatnonzero(nat[3] > 2)[0])
+                raise FlowLogError(f"result.nat_dir[{bad}] is {int(nat[3][bad])}: 0 none, 1 source, 2 destination")
+        sent = np.zeros(0, np.uint32)
+        if sent_src is not None:
+            if not isinstance(sent_src, np.ndarray) or sent_src.shape != (n,) or sent_src.dtype != np.uint32:
+                raise FlowLogError(f"sent_src must be a uint32 numpy array of the batch's {n} frames, got "
+                                   f"{type(sent_src).__name__} {getattr(sent_src, 'dtype', '')}"
+                                   f"{getattr(sent_src, 'shape', '')}")
+            sent = np.ascontiguousarray(sent_src)
         if n == 0:
             return 0
         with self._held():
             v = self._dp_view(dp)
+            if sent_src is None:
+                got_src = v.t.sent_sources(batch, action, egress)
+                if got_src is not None:
+                    sent = got_src
+            if len(nat[0]) and not len(v.gw_iface):
+                v.nat_tables(self)
+            if self._covered is not None:
+                lo, hi = (t_now, t_now) if len(ts) == 0 else (int(ts.min()), int(ts.max()))
+                lo, hi = lo // 1_000_000_000, hi // 1_000_000_000
+                self._t_first = lo if self._t_first is None else min(self._t_first, lo)
+                self._t_last = hi if self._t_last is None else max(self._t_last, hi)
+                if self._nodata_from is None:
+                    self._nodata_from = lo - lo % self.window
             core = self._core
             start = 0
             logged = 0
@@ -419,7 +622,8 @@ class FlowLog:
                 stop, got = core._observe(batch.data, batch.offsets, batch.port, ts, ordinal, t_now, action, reason,
                                           egress, route, t.port_eni, t.sp_port, t.sp_eni, v.eni_iface, t.eni_ip,
                                           t.eni_vpc, t.vpc_dns, t.route_kind, t.route_arg, t.route_vpc,
-                                          t.route_path, t.ip_hash, self.window, start)
+                                          t.route_path, t.ip_hash, v.port_info, v.gw_iface, v.gw_ip,
+                                          nat[0], nat[1], nat[2], nat[3], sent, self.window, start)
                 logged += got
                 if stop >= n:
                     break
@@ -465,12 +669,23 @@ class FlowLog:
             rows = np.ascontiguousarray(np.concatenate([mine] + parts))
             rows = _reduce_rows(rows)
             e = rows.reshape(-1).view(ENTRY_DTYPE)
+            nod = e["action"] == _ACT["NODATA"]
+            if nod.any():     # a part's NODATA where another part has records of that interface and window
+                key = e["wstart"] * (len(self._ifaces) + 1) + e["iface"]
+                busy = np.isin(key[nod], key[~nod])
+                if busy.any():
+                    keep = np.ones(len(e), np.bool_)
+                    keep[np.flatnonzero(nod)[busy]] = False
+                    rows = np.ascontiguousarray(rows[keep])
+                    e = rows.reshape(-1).view(ENTRY_DTYPE)
             slots = max(1024, int(self._core.n_slots))
             while slots * 7 // 10 < len(rows) + 2:
                 slots *= 4
             next_seq = max(int(self._core.next_seq), int(e["seq"].max()) if len(e) else 0)
             core = _fl.FlowLogCore()
             core._init(slots)
+            if self.max_records is not None:
+                core._set_max_ok(self.max_records)
             if core._load(rows) >= 0:  # pragma: no cover - _reduce_rows leaves one row per key
                 raise FlowLogError("internal error: merged records repeat a key")
             core._set_next_seq(next_seq)
@@ -481,9 +696,11 @@ class FlowLog:
 
     # ------------------------------------------------------------------ windows
     def flush(self, now: int | None = None) -> int:
-        """Close every window that has ended by ``now`` (int ns; None: every window): its records
-        move out of the aggregation table (a later packet in a closed window makes a new record).
-        Returns how many records were closed."""
+        """Close every window that has ended by ``now`` (int ns; None: every window up to the last
+        frame observed): its records move out of the aggregation table (a later packet in a closed
+        window makes a new record).  With ``enis=``, every closed window, from the first frame's on, in
+        which a covered interface had no record gets that interface's NODATA record.  Returns how many
+        records were closed (NODATA ones included)."""
         if now is None:
             cut = 2**62
         else:
@@ -493,10 +710,44 @@ class FlowLog:
             cut = t_s - self.window + 1        # windows starting before this have ended: wstart + window <= t_s
         with self._held():
             rows = self._core._take(cut)
+            if self._covered is not None and self._nodata_from is not None and self._t_last is not None:
+                end = cut if now is not None else self._t_last - self._t_last % self.window + self.window
+                nodata = self._nodata_rows(rows, self._nodata_from, end)
+                self._nodata_from = max(self._nodata_from, -(-end // self.window) * self.window)
+                if len(nodata):
+                    rows = np.concatenate([rows, nodata]) if len(rows) else nodata
         if len(rows):
             self._closed.append(rows)
             self._n_closed += len(rows)
         return len(rows)
+
+    def _nodata_rows(self, rows: np.ndarray, w0: int, end: int) -> np.ndarray:
+        """NODATA rows for every covered interface without a row in ``rows`` in a window from ``w0``
+        (a window start) to before ``end`` (seconds); their seqs follow the table's."""
+        w = self.window
+        starts = np.arange(w0, max(w0, end), w, dtype=np.int64)
+        ifs = np.array(sorted(self._covered_if.values()), np.int64)
+        if not len(starts) or not len(ifs):
+            return np.zeros((0, _ROW), np.uint8)
+        n_if = len(self._ifaces) + 1
+        e = rows.reshape(-1).view(ENTRY_DTYPE)
+        have = (e["wstart"] - w0) // w * n_if + e["iface"].astype(np.int64)
+        want = (((starts - w0) // w)[:, None] * n_if + ifs[None, :]).reshape(-1)
+        miss = want[~np.isin(want, have)]
+        k = len(miss)
+        out = np.zeros((k, _ROW), np.uint8)
+        if not k:
+            return out
+        o = out.reshape(-1).view(ENTRY_DTYPE)
+        seq0 = int(self._core.next_seq)
+        o["seq"] = seq0 + 1 + np.arange(k, dtype=np.uint64)
+        self._core._set_next_seq(seq0 + k)
+        o["wstart"] = w0 + (miss // n_if) * w
+        o["iface"] = (miss % n_if).astype(np.uint32)
+        o["last"] = w - 1
+        o["dirn"] = _DIR_NONE
+        o["action"] = _ACT["NODATA"]
+        return out
 
     def __len__(self) -> int:
         return self._n_closed + int(self._core.count)
@@ -578,6 +829,17 @@ class FlowLog:
         return vals[idx] if len(idx) else np.zeros(0, vals.dtype)
 
     def _column(self, f: str, e: np.ndarray, egress: np.ndarray, n: int) -> np.ndarray:
+        col = self._column_ok(f, e, egress, n)
+        flow = e["action"] < _ACT["SKIPDATA"]
+        if f == "log-status":
+            return np.where(flow, "OK", np.where(e["action"] == _ACT["SKIPDATA"], "SKIPDATA", "NODATA"))
+        if f in _STATUS_KEPT or bool(flow.all()):
+            return col
+        if f in _INT_FIELDS:
+            return np.where(flow, col, np.array(-1, col.dtype))
+        return np.where(flow, col, "-")
+
+    def _column_ok(self, f: str, e: np.ndarray, egress: np.ndarray, n: int) -> np.ndarray:
         iface = e["iface"].astype(np.intp)
         if f == "version":
             return np.full(n, self.version, np.int32)
@@ -654,9 +916,26 @@ class FlowLog:
         e = rows.reshape(-1).view(ENTRY_DTYPE)
         n = len(e)
         egress = e["dirn"] == 1
+        status = e["action"] >= _ACT["SKIPDATA"]           # SKIPDATA / NODATA rows: nulls for the flow fields
+        gone = status if bool(status.any()) else None
         arrays, names = [], []
         for f in self.fields:
             names.append(f.replace("-", "_"))
+            if f == "log-status":
+                idx = np.where(status, e["action"].astype(np.int32) - 1, 0)
+                arrays.append(pa.array(["OK", "SKIPDATA", "NODATA"], pa.string()).take(pa.array(idx)))
+                continue
+            if gone is not None and f not in _STATUS_KEPT and f not in UNKNOWN_FIELDS \
+                    and f not in ("interface-id", "vpc-id", "subnet-id", "instance-id"):
+                col = self._column_ok(f, e, egress, n)
+                typ = (pa.int32() if _INT_FIELDS.get(f) == "int32" else pa.int64() if _INT_FIELDS.get(f) == "int64"
+                       else pa.string())
+                mask = gone | (col == -1) if f == "traffic-path" else gone
+                if f == "traffic-path":
+                    col = e["path"].astype(np.int32)
+                    mask = gone | (col == 0)
+                arrays.append(pa.array(col, typ, mask=mask))
+                continue
             if f in ("srcaddr", "dstaddr", "pkt-srcaddr", "pkt-dstaddr"):
                 own = self._iface_ips()[e["iface"].astype(np.intp)]
                 ips = {"srcaddr": np.where(egress, own, e["src"]),
@@ -677,8 +956,8 @@ class FlowLog:
             elif f == "traffic-path":
                 col = e["path"].astype(np.int32)
                 arrays.append(pa.array(col, pa.int32(), mask=col == 0))
-            elif f in ("account-id", "log-status", "type"):
-                value = {"account-id": self.account_id, "log-status": "OK", "type": "IPv4"}[f]
+            elif f in ("account-id", "type"):
+                value = {"account-id": self.account_id, "type": "IPv4"}[f]
                 arrays.append(pa.array([value], pa.string()).take(pa.array(np.zeros(n, np.int32))))
             elif f in ("action", "flow-direction"):
                 words = ["ACCEPT", "REJECT"] if f == "action" else ["ingress", "egress"]
@@ -747,6 +1026,9 @@ class FlowLog:
             "account_id": self.account_id, "ifaces": [list(t) for t in self._ifaces],
             "closed": b"".join(r.tobytes() for r in self._closed), "open": self._open_rows().tobytes(),
             "next_seq": int(self._core.next_seq), "packets_logged": self.packets_logged,
+            "enis": None if self._covered is None else sorted(self._covered), "covered_if": dict(self._covered_if),
+            "max_records": self.max_records, "t_first": self._t_first, "t_last": self._t_last,
+            "nodata_from": self._nodata_from,
         }
         return (_rebuild, (state,))
 
@@ -754,6 +1036,10 @@ class FlowLog:
         return (f"<FlowLog window={self.window}s version={self.version} {len(self)} records "
                 f"({self._n_closed} closed), {len(self._ifaces)} interfaces>")
 
+
+#: the fields a SKIPDATA / NODATA record keeps (the others are "-": AWS's records of those statuses)
+_STATUS_KEPT = ("version", "account-id", "interface-id", "vpc-id", "subnet-id", "instance-id", "start", "end",
+                "log-status")
 
 _KEY = ("wstart", "iface", "src", "dst", "sport", "dport", "proto", "dirn", "action")
 
@@ -815,10 +1101,10 @@ def _check_out_path(path: Any) -> str:
 
 def _rebuild(state: dict[str, Any]) -> FlowLog:
     """Unpickle, checking every row before it enters the table (a corrupt pickle is refused)."""
-    if not isinstance(state, dict) or state.get("v") != _PICKLE_VERSION:
+    if not isinstance(state, dict) or state.get("v") not in (1, _PICKLE_VERSION):   # 2 adds optional keys
         raise FlowLogError("FlowLog pickle: unknown format version")
     log = FlowLog(window=state["window"], fields=state["fields"], account_id=state["account_id"],
-                  version=state["version"])
+                  version=state["version"], enis=state.get("enis"), max_records=state.get("max_records"))
     ifaces = state["ifaces"]
     if not isinstance(ifaces, list):
         raise FlowLogError("FlowLog pickle: interfaces must be a list")
@@ -837,8 +1123,10 @@ def _rebuild(state: dict[str, Any]) -> FlowLog:
         rows = np.frombuffer(raw, np.uint8).reshape(-1, _ROW).copy()
         e = rows.reshape(-1).view(ENTRY_DTYPE)
         if len(e):
-            if (e["iface"] >= len(ifaces)).any() or (e["dirn"] > 1).any() or (e["action"] > 1).any() \
-                    or (e["seq"] == 0).any() or (e["packets"] == 0).any() or (e["first"] > e["last"]).any() \
+            if (e["iface"] >= len(ifaces)).any() or (e["dirn"] > 2).any() or (e["action"] > 3).any() \
+                    or ((e["dirn"] == 2) != (e["action"] >= 2)).any() \
+                    or (e["seq"] == 0).any() or ((e["packets"] == 0) != (e["action"] == 3)).any() \
+                    or (e["first"] > e["last"]).any() \
                     or (e["wstart"] % log.window != 0).any() or (e["last"] >= log.window).any() \
                     or (e["path"] > 8).any():
                 raise FlowLogError(f"FlowLog pickle: a {key} record is inconsistent")
@@ -853,6 +1141,8 @@ def _rebuild(state: dict[str, Any]) -> FlowLog:
         slots *= 2
     log._core = _fl.FlowLogCore()
     log._core._init(slots)
+    if log.max_records is not None:
+        log._core._set_max_ok(log.max_records)
     bad = log._core._load(parts["open"])
     if bad >= 0:
         raise FlowLogError(f"FlowLog pickle: open record {bad} repeats another's key")
@@ -861,4 +1151,14 @@ def _rebuild(state: dict[str, Any]) -> FlowLog:
         log._closed = [parts["closed"]]
         log._n_closed = len(parts["closed"])
     log.packets_logged = int(state.get("packets_logged", 0))
+    cov = state.get("covered_if") or {}
+    if not isinstance(cov, dict) or not all(isinstance(k, str) and isinstance(v, int) and 0 <= v < len(ifaces)
+                                            for k, v in cov.items()):
+        raise FlowLogError("FlowLog pickle: covered interfaces are inconsistent")
+    log._covered_if = dict(cov)
+    for key in ("t_first", "t_last", "nodata_from"):
+        v = state.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+            raise FlowLogError(f"FlowLog pickle: {key} must be an int or None")
+        setattr(log, "_" + key, v)
     return log
