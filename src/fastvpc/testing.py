@@ -52,7 +52,7 @@ if TYPE_CHECKING:  # the protocol lives with Dataplane; importing it at run time
 
 __all__ = ["EDGE_PUBLIC_IPS", "ENGINE_NAMES", "Engines", "States", "assert_same_verdicts", "compile_network",
            "edge_frames", "edge_networks", "edge_scenarios", "engine", "engines",
-           "filter_networks", "filters_of", "flow_rows", "frame_lists", "frames", "fresh_state", "fresh_states",
+           "filter_networks", "filters_of", "flow_rows", "frame_lists", "frames", "fresh_state", "fresh_states", "nat_rows",
            "interesting_ips", "networks", "run", "scenarios", "state_for", "stateful_scenarios", "verdicts"]
 
 #: the engine names :func:`engine` knows, in the order tests list them
@@ -149,11 +149,31 @@ class States(NamedTuple):
     reference: ReferenceFlowTable
 
 
-def fresh_states(capacity: int = 1_000_000) -> States:
-    """A new, empty ``fastvpc.FlowTable`` and :class:`ReferenceFlowTable` of the same capacity."""
+def nat_rows(state: Any) -> set[tuple[int, ...]]:
+    """The NAT gateway bindings a state holds (a ``fastvpc.FlowTable`` or a :class:`ReferenceFlowTable`), as
+    (proto, inside ip, inside port, remote ip, remote port, nat ip, nat port, first seen, last seen) rows:
+    both engines hold the same ones (live, or expired and not yet reclaimed) after the same frames."""
+    if isinstance(state, ReferenceFlowTable):
+        got = getattr(state, "_nat_bindings", None)
+        if got is None:
+            return set()
+        return {(b.proto, b.inside_ip, b.inside_port, b.remote_ip, b.remote_port, b.nat_ip, b.nat_port, b.first_seen,
+                 b.last_seen) for b in got[0].bindings()}
+    rows = state.nat_bindings()
+    return {tuple(int(r[f]) for f in ("proto", "inside_ip", "inside_port", "remote_ip", "remote_port", "nat_ip",
+                                      "nat_port", "first_seen", "last_seen")) for r in rows}
+
+
+def fresh_states(capacity: int = 1_000_000, *, nat_max_per_destination: int | None = None) -> States:
+    """A new, empty ``fastvpc.FlowTable`` and :class:`ReferenceFlowTable` of the same capacity (and, when
+    given, the same NAT gateway limit of bindings per destination: a small one reaches exhaustion)."""
     from fastvpc.dataplane.state import FlowTable
 
-    return States(FlowTable(capacity), ReferenceFlowTable(capacity))
+    if nat_max_per_destination is None:
+        return States(FlowTable(capacity), ReferenceFlowTable(capacity))
+    ref = ReferenceFlowTable(capacity)
+    ref.nat_max_per_destination = nat_max_per_destination   # read by ReferenceForwarder.nat_tables
+    return States(FlowTable(capacity, nat_max_per_destination=nat_max_per_destination), ref)
 
 
 def state_for(name: str, capacity: int = 1_000_000) -> Any:
@@ -248,6 +268,12 @@ def assert_same_verdicts(dp: Forwarder, reference_or_net: Forwarder | Network, b
                                      f"after the batch:\n  reference only: {sorted(set(want) - set(got))[:10]}\n"
                                      f"  kernel only:    {sorted(set(got) - set(want))[:10]}\n  (zone, proto, src, "
                                      "dst, sport, dport, state, first, last, packets, bytes, timeout)")
+            want_n, got_n = nat_rows(state.reference), nat_rows(state.kernel)
+            if want_n != got_n:
+                raise AssertionError("kernel and reference agree on every verdict but their NAT gateway bindings "
+                                     f"differ after the batch:\n  reference only: {sorted(want_n - got_n)[:10]}\n"
+                                     f"  kernel only:    {sorted(got_n - want_n)[:10]}\n  (proto, inside ip, "
+                                     "inside port, remote ip, remote port, nat ip, nat port, first, last)")
         return
     i = bad[0]
     got, want = ker.frames.frame(i), ref.frames.frame(i)
