@@ -79,7 +79,7 @@ from fastvpc._kernels.stages.nacl_egress cimport stage_nacl_egress
 from fastvpc._kernels.stages.nacl_ingress cimport stage_nacl_ingress
 from fastvpc._kernels.stages.sg_ingress cimport stage_sg_ingress
 from fastvpc._kernels.stages.edge_ingress cimport stage_edge_ingress
-from fastvpc._kernels.stages.nat cimport nat_pass, nat_waiting
+from fastvpc._kernels.stages.nat cimport nat_pass, nat_waiting, nat_prefetch
 from fastvpc.dataplane._nattable cimport NatView, nat_view_init
 from fastvpc._kernels.acl cimport acl_parse
 from fastvpc.lpm._lookup cimport rts_view_init, rts_lookup_batch
@@ -563,11 +563,24 @@ cdef void nat_plain(const FwdTables* t, FtView* v, Pkt* pk, Flt* fx, int64_t lo,
     """compile(filters=False) with a FlowTable: the chunk's frames that met a NAT gateway (committed
     NAT_NEEDS_STATE), in frame order, through the NAT step; no other frame touches the table (no
     filters), so chunk after chunk on one thread this is frame order."""
-    cdef int64_t j
+    cdef int64_t j, k, m = 0
+    cdef int32_t idx[FV_CHUNK]
+    cdef int64_t slot[FV_CHUNK]
+    cdef NatView* nv = &(<StateView*>v).nat
     for j in range(n):
-        if action[lo + j] == ACT_DROP and reason[lo + j] == R_NAT_NEEDS_STATE and nat_waiting(&pk[j]):
-            nat_pass(t, v, &(<StateView*>v).nat, &pk[j], &fx[j], now[(lo + j) * now_step], NULL)
-            rewrite_one(t, &pk[j], lo + j, action, reason, egress, route_out)
+        idx[m] = <int32_t>j
+        m += action[lo + j] == ACT_DROP and reason[lo + j] == R_NAT_NEEDS_STATE and nat_waiting(&pk[j])
+    # two-step look-ahead over the run (the bindings are a 1M-entry table: each probe is a cache miss)
+    for k in range(m if m < 8 else 8):
+        slot[k] = nat_prefetch(t, nv, &pk[idx[k]], -1)
+    for k in range(m):
+        if k + 8 < m:
+            slot[k + 8] = nat_prefetch(t, nv, &pk[idx[k + 8]], -1)
+        if k + 4 < m and slot[k + 4] >= 0:
+            nat_prefetch(t, nv, &pk[idx[k + 4]], slot[k + 4])
+        j = idx[k]
+        nat_pass(t, v, nv, &pk[j], &fx[j], now[(lo + j) * now_step], NULL)
+        rewrite_one(t, &pk[j], lo + j, action, reason, egress, route_out)
 
 
 cdef void ct_finish(const FwdTables* t,

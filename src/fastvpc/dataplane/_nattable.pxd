@@ -359,6 +359,7 @@ cdef extern from *:
         NatFrag* fr
         int64_t* meta
         uint64_t mask
+    uint64_t nat_h5(uint32_t nat, uint8_t proto, uint32_t a, uint16_t pa, uint32_t r, uint16_t pr) noexcept nogil
     int nat_outbound(NatView* v, uint32_t nat, uint32_t nip, uint8_t proto, uint32_t iip, uint16_t iport,
                      uint32_t rip, uint16_t rport, int64_t now, uint8_t tcp_flags, int32_t* bi) noexcept nogil
     int32_t nat_inbound(NatView* v, uint32_t nat, uint8_t proto, uint32_t nip, uint16_t nport, uint32_t rip,

@@ -62,11 +62,15 @@ class NatRegion:
         nh = 4
         while nh < 2 * capacity:
             nh *= 2
-        self.b = np.zeros(capacity * BINDING_DTYPE.itemsize, dtype=np.uint8)
-        self.d = np.zeros(capacity * _DEST_DTYPE.itemsize, dtype=np.uint8)
-        self.hin = np.full(nh, -1, dtype=np.int32)
-        self.hout = np.full(nh, -1, dtype=np.int32)
-        self.hd = np.full(nh, -1, dtype=np.int32)
+        from fastvpc.dataplane.state import _zeroed_storage   # huge pages when large: each probe is a TLB miss else
+
+        self.b = _zeroed_storage(capacity * BINDING_DTYPE.itemsize)
+        self.d = _zeroed_storage(capacity * _DEST_DTYPE.itemsize)
+        self.hin = _zeroed_storage(nh * 4).view(np.int32)
+        self.hout = _zeroed_storage(nh * 4).view(np.int32)
+        self.hd = _zeroed_storage(nh * 4).view(np.int32)
+        for h in (self.hin, self.hout, self.hd):
+            h.fill(-1)
         self.fr = np.zeros(N_FRAGS * FRAG_DTYPE.itemsize, dtype=np.uint8)
         self.meta = np.zeros(_N_META, dtype=np.int64)
         self.meta[_CAP] = capacity

@@ -39,7 +39,7 @@ from fastvpc._kernels.stages.nacl_ingress cimport stage_nacl_ingress
 from fastvpc.lpm._lookup cimport rts_lookup_one
 from fastvpc.dataplane._flowtable cimport (FtView, FtPkt, FtTimeouts, ft_make_pkt, ft_insert_or_update, FT_MISS,
                                            FT_FULL, FT_LATER, FT_ADMIT_LATER)
-from fastvpc.dataplane._nattable cimport (NatView, NatB, NatFrag, nat_outbound, nat_inbound, nat_frag_remember,
+from fastvpc.dataplane._nattable cimport (NatView, NatB, NatFrag, nat_h5, nat_outbound, nat_inbound, nat_frag_remember,
                                           nat_frag_get, NAT_OK, NAT_RST, NAT_NOBIND, NAT_EXHAUSTED, NAT_FULL)
 
 
@@ -364,3 +364,31 @@ cdef inline void nat_pass(const FwdTables* t,
     if p.action == ACT_DROP:
         memcpy(p.f, save, n)
         p.out_port = -1
+
+
+cdef inline int64_t nat_prefetch(const FwdTables* t, const NatView* nv, const Pkt* p, int64_t slot) noexcept nogil:
+    """Look-ahead for a run of NAT frames (the driver's nat_plain): with slot < 0, the inside-key hash slot of an
+    outbound TCP / UDP first fragment is prefetched and returned (else -1); with the slot returned earlier, the
+    binding record it holds is prefetched.  Reads only; the frame's own pass decides."""
+    cdef const uint8_t* f = p.f
+    cdef uint32_t code = <uint32_t>p.out_eni
+    cdef uint32_t hl, ident
+    cdef uint8_t proto
+    cdef int32_t k
+    if slot >= 0:
+        k = nv.hin[slot]
+        if k >= 0:
+            fv_prefetch(&nv.b[k])
+        return slot
+    if code & 1:
+        return -1
+    hl = (f[ETH_HLEN] & 0x0F) * 4
+    proto = f[ETH_HLEN + 9]
+    if (proto != IPPROTO_TCP and proto != IPPROTO_UDP) or (rd16(f + ETH_HLEN + 6) & 0x1FFF) != 0 \
+            or <int64_t>rd16(f + ETH_HLEN + 2) < hl + 8:
+        return -1
+    ident = ht_get(&t.edt, edge_key(HK_NATID, 0, code >> 1))
+    slot = <int64_t>(nat_h5(ident, proto, rd32(f + ETH_HLEN + 12), rd16(f + ETH_HLEN + hl), rd32(f + ETH_HLEN + 16),
+                            rd16(f + ETH_HLEN + hl + 2)) & nv.mask)
+    fv_prefetch(&nv.hin[slot])
+    return slot
