@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import fastvpc as fv
 from fastvpc.dataplane.state import FlowTableError
 from fastvpc.reference import ReferenceForwarder
-from fastvpc.testing import assert_same_verdicts, edge_scenarios, fresh_states, nat_rows
+from fastvpc.testing import assert_same_verdicts, fresh_states, nat_rows, nat_scenarios
 from fastvpc.verdicts import Action, DropReason
 
 with warnings.catch_warnings():
@@ -308,7 +308,7 @@ def _replies(net, ref_state, rnd):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(scenario=edge_scenarios(), filters=st.booleans(), limit=st.sampled_from([None, None, 1, 2]),
+@given(scenario=nat_scenarios(), filters=st.booleans(), limit=st.sampled_from([None, None, 1, 2]),
        capacity=st.sampled_from([10_000, 10_000, 4]), data=st.data())
 def test_random_nat_traffic_with_replies_and_timeouts_in_both_engines(scenario, filters, limit, capacity, data):
     net, items = scenario
