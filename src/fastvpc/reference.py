@@ -21,9 +21,9 @@ sg_egress     the sender ENI's security groups, egress (with ``state=``: its tra
 nacl_egress   the sender subnet's network ACL, egress, when the packet leaves the subnet
 local         step 18: a destination in the sender's own subnet, no route lookup
 route         step 19: longest-prefix match in the subnet's route table, then the target
-nat           (edge=True, nat=True) NAT gateways (docs/edge.md §4): translate, then back to nacl_egress from
-              the NAT gateway's subnet (the one backwards step of the pipeline); with nat=False (the default,
-              as the compiled pass) a frame routed to a NAT gateway is forwarded to its port
+nat           (edge=True) NAT gateways (docs/edge.md §4): translate, then back to nacl_egress from the NAT
+              gateway's subnet (the one backwards step of the pipeline), as the compiled nat stage does;
+              nat=False keeps NAT gateways opaque exits (a frame routed to one is forwarded to its port)
 edge_egress   (edge=True) out through an internet gateway: the 1:1 source translation or NO_PUBLIC_IP (§2)
 nacl_ingress  the receiving subnet's network ACL, ingress, when the packet enters another subnet
 sg_ingress    the receiving ENI's security groups, ingress (with ``state=``: its tracked flows)
@@ -94,7 +94,7 @@ from fastvpc.topology.filters import (
     security_groups_admit,
 )
 from fastvpc.dataplane.state import Admit, FlowState, TrackCode
-from fastvpc.reference_edge import (FragmentTable, NatTable, PublicIpMap, is_fragment, nat_inbound, nat_outbound,
+from fastvpc.reference_edge import (MAX_FLOWS_PER_DESTINATION, FragmentTable, NatTable, PublicIpMap, is_fragment, nat_inbound, nat_outbound,
                                     translate_destination, translate_source)
 from fastvpc.verdicts import Action, DropReason
 
@@ -333,7 +333,7 @@ class ReferenceForwarder:
     STAGES: ClassVar[tuple[str, ...]] = STAGES
 
     def __init__(self, net: Network, arp_mode: str = "target", filters: bool = True, edge: bool = True,
-                 nat: bool = False) -> None:
+                 nat: bool | None = None) -> None:
         if arp_mode not in ARP_MODES:
             raise ValueError(f"arp_mode {arp_mode!r} must be one of {', '.join(ARP_MODES)}")
         if not isinstance(filters, bool):
@@ -347,12 +347,14 @@ class ReferenceForwarder:
         #: whether the edge stages run (docs/edge.md; False: gateways are opaque exits and frames on
         #: gateway ports UNKNOWN_PORT, as compile(edge=False))
         self.edge = edge
+        if nat is None:
+            nat = edge          # one model: NAT gateways are part of the edge, in both engines
         if not isinstance(nat, bool):
-            raise TypeError(f"nat must be True or False, not {nat!r}")
+            raise TypeError(f"nat must be True, False or None, not {nat!r}")
         if nat and not edge:
             raise ValueError("nat=True needs edge=True (NAT gateways are part of the edge)")
-        #: whether the nat stage models NAT gateways (docs/edge.md §4); False: a frame routed to a NAT gateway
-        #: is forwarded to its port, as the compiled pass does (it has no NAT stage yet)
+        #: whether the nat stage models NAT gateways (docs/edge.md §4; the default wherever the edge is on, as
+        #: the compiled pass); False: a frame routed to a NAT gateway is forwarded to its port
         self.nat_enabled = nat
         self._order = {name: i for i, name in enumerate(self.STAGES)}
         self._timeouts: dict[Any, dict[str, int]] = {}
@@ -858,17 +860,19 @@ class ReferenceForwarder:
         return None
 
     def nat_tables(self, state: Any) -> tuple[NatTable, FragmentTable]:
-        """The NAT bindings kept with ``state`` (the reference's flow table), as the kernel's will live in its
+        """The NAT bindings kept with ``state`` (the reference's flow table), as the kernel's live in its
         FlowTable: every forwarder over the same state sees them."""
         got: tuple[NatTable, FragmentTable] | None = getattr(state, "_nat_bindings", None)
         if got is None:
-            got = (NatTable(capacity=state.capacity), FragmentTable())
+            got = (NatTable(capacity=state.capacity,
+                            max_per_destination=getattr(state, "nat_max_per_destination", MAX_FLOWS_PER_DESTINATION)),
+                   FragmentTable())
             state._nat_bindings = got
         return got
 
     def nat(self, p: Packet) -> str | None:
-        """docs/edge.md §4 with ``nat=True`` (the reference only: the compiled pass has no NAT stage yet, and
-        with ``nat=False``, the default, a frame routed to a NAT gateway is forwarded to its port, as there)."""
+        """docs/edge.md §4 (the compiled pass's stages/nat.pxd does the same; with ``nat=False`` a frame routed
+        to a NAT gateway is forwarded to its port instead)."""
         ip = p.ip
         assert ip is not None
         n = p.nat_in if p.nat_in is not None else p.nat_out

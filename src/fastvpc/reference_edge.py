@@ -334,13 +334,18 @@ class NatTable:
             self._drop(b)
         return len(old)
 
-    def _allocate(self, used: set[int], inside_port: int) -> int | None:
-        """The inside port when free and in range, else the next free one above it, wrapping."""
+    def _allocate(self, dest: tuple[str, int, int, int, int], inside_port: int, now: int) -> int | None:
+        """The inside port when free and in range, else the next free one above it, wrapping.  A port
+        whose binding has expired is free (that binding is dropped here: a binding idle 350 s is gone)."""
         span = NAT_PORT_MAX - NAT_PORT_MIN + 1
         start = inside_port if NAT_PORT_MIN <= inside_port <= NAT_PORT_MAX else NAT_PORT_MIN
+        nat, n_ip, r_ip, r_port, proto = dest
         for k in range(span):
             p = NAT_PORT_MIN + (start - NAT_PORT_MIN + k) % span
-            if p not in used:
+            used = self._used.get(dest)
+            if used is None or p not in used:
+                return p
+            if self._live(self._outside.get((nat, proto, n_ip, p, r_ip, r_port)), now) is None:
                 return p
         return None
 
@@ -364,7 +369,7 @@ class NatTable:
             used = self._used.get(dest, set())
         if len(used) >= self.max_per_destination:
             return NatDecision("exhausted")
-        port = self._allocate(used, inside_port)
+        port = self._allocate(dest, inside_port, now)
         if port is None:
             return NatDecision("exhausted")
         if len(self._inside) >= self.capacity:

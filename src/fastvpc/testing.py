@@ -52,7 +52,7 @@ if TYPE_CHECKING:  # the protocol lives with Dataplane; importing it at run time
 
 __all__ = ["EDGE_PUBLIC_IPS", "ENGINE_NAMES", "Engines", "States", "assert_same_verdicts", "compile_network",
            "edge_frames", "edge_networks", "edge_scenarios", "engine", "engines",
-           "filter_networks", "filters_of", "flow_rows", "frame_lists", "frames", "fresh_state", "fresh_states",
+           "filter_networks", "filters_of", "flow_rows", "frame_lists", "frames", "fresh_state", "fresh_states", "nat_frames", "nat_rows", "nat_scenarios",
            "interesting_ips", "networks", "run", "scenarios", "state_for", "stateful_scenarios", "verdicts"]
 
 #: the engine names :func:`engine` knows, in the order tests list them
@@ -149,11 +149,31 @@ class States(NamedTuple):
     reference: ReferenceFlowTable
 
 
-def fresh_states(capacity: int = 1_000_000) -> States:
-    """A new, empty ``fastvpc.FlowTable`` and :class:`ReferenceFlowTable` of the same capacity."""
+def nat_rows(state: Any) -> set[tuple[int, ...]]:
+    """The NAT gateway bindings a state holds (a ``fastvpc.FlowTable`` or a :class:`ReferenceFlowTable`), as
+    (proto, inside ip, inside port, remote ip, remote port, nat ip, nat port, first seen, last seen) rows:
+    both engines hold the same ones (live, or expired and not yet reclaimed) after the same frames."""
+    if isinstance(state, ReferenceFlowTable):
+        got = getattr(state, "_nat_bindings", None)
+        if got is None:
+            return set()
+        return {(b.proto, b.inside_ip, b.inside_port, b.remote_ip, b.remote_port, b.nat_ip, b.nat_port, b.first_seen,
+                 b.last_seen) for b in got[0].bindings()}
+    rows = state.nat_bindings()
+    return {tuple(int(r[f]) for f in ("proto", "inside_ip", "inside_port", "remote_ip", "remote_port", "nat_ip",
+                                      "nat_port", "first_seen", "last_seen")) for r in rows}
+
+
+def fresh_states(capacity: int = 1_000_000, *, nat_max_per_destination: int | None = None) -> States:
+    """A new, empty ``fastvpc.FlowTable`` and :class:`ReferenceFlowTable` of the same capacity (and, when
+    given, the same NAT gateway limit of bindings per destination: a small one reaches exhaustion)."""
     from fastvpc.dataplane.state import FlowTable
 
-    return States(FlowTable(capacity), ReferenceFlowTable(capacity))
+    if nat_max_per_destination is None:
+        return States(FlowTable(capacity), ReferenceFlowTable(capacity))
+    ref = ReferenceFlowTable(capacity)
+    ref.nat_max_per_destination = nat_max_per_destination   # read by ReferenceForwarder.nat_tables
+    return States(FlowTable(capacity, nat_max_per_destination=nat_max_per_destination), ref)
 
 
 def state_for(name: str, capacity: int = 1_000_000) -> Any:
@@ -248,6 +268,12 @@ def assert_same_verdicts(dp: Forwarder, reference_or_net: Forwarder | Network, b
                                      f"after the batch:\n  reference only: {sorted(set(want) - set(got))[:10]}\n"
                                      f"  kernel only:    {sorted(set(got) - set(want))[:10]}\n  (zone, proto, src, "
                                      "dst, sport, dport, state, first, last, packets, bytes, timeout)")
+            want_n, got_n = nat_rows(state.reference), nat_rows(state.kernel)
+            if want_n != got_n:
+                raise AssertionError("kernel and reference agree on every verdict but their NAT gateway bindings "
+                                     f"differ after the batch:\n  reference only: {sorted(want_n - got_n)[:10]}\n"
+                                     f"  kernel only:    {sorted(got_n - want_n)[:10]}\n  (proto, inside ip, "
+                                     "inside port, remote ip, remote port, nat ip, nat port, first, last)")
         return
     i = bad[0]
     got, want = ker.frames.frame(i), ref.frames.frame(i)
@@ -922,5 +948,94 @@ def edge_scenarios(max_vpcs: int = 2) -> Any:
     def _scenarios(draw: Any) -> tuple[Network, list[tuple[bytes, int]]]:
         net = draw(edge_networks(max_vpcs))
         return net, draw(st.lists(edge_frames(net), min_size=1, max_size=24))
+
+    return _scenarios()
+
+
+def _add_nat(draw: Any, st: Any, net: Network) -> None:
+    """Per VPC with two subnets or more: an internet gateway (0.0.0.0/0 in the main table, unless one is
+    there), a NAT gateway in one subnet (public with an Elastic IP, public without one, or private) and a
+    route table sending 0.0.0.0/0 of the other subnets to it (sometimes its own subnet too)."""
+    from fastvpc.topology import InternetGateway
+
+    spare = [ip for ip in EDGE_PUBLIC_IPS if all(a.public_ip != ip for a in net.addresses)]
+    for vpc in net.vpcs:
+        if len(vpc.subnets) < 2:
+            continue
+        if not any(isinstance(g, InternetGateway) for g in vpc.gateways):
+            igw = _try(vpc.add_internet_gateway)
+            if igw is not None:
+                _try(vpc.main_route_table.add_route, "0.0.0.0/0", igw)
+        home = draw(st.sampled_from(vpc.subnets))
+        kind = draw(st.sampled_from(["eip", "eip", "eip", "none", "private"]))
+        if kind == "private":
+            nat = _try(home.add_nat_gateway, connectivity="private")
+        elif kind == "eip" and spare:
+            nat = _try(home.add_nat_gateway, address=_try(net.allocate_address, spare.pop()))
+        else:
+            nat = _try(home.add_nat_gateway)
+        if nat is None:
+            continue
+        rt = vpc.add_route_table()
+        if _try(rt.add_route, "0.0.0.0/0", nat) is None:
+            continue
+        for s in vpc.subnets:
+            if s is not home or not draw(st.integers(0, 5)):
+                _try(s.associate, rt)
+
+
+def nat_frames(net: Network) -> Any:
+    """One ``(frame_bytes, port)`` from an ENI to an outside address through whatever its table says (NAT
+    gateways mostly): TCP SYN / ACK / RST / FIN, UDP (some with checksum 0, some fragments), ICMP echo and
+    errors, another protocol; few remote addresses and ports, so that bindings collide and limits bite; or,
+    one in four, :func:`edge_frames`."""
+    st = _hypothesis()
+    IP = ipaddress.IPv4Address
+    enis = list(net.enis)
+    remotes = [IP("8.8.8.8"), IP("8.8.4.4"), IP("192.0.2.9")]
+
+    @st.composite
+    def _out(draw: Any) -> tuple[bytes, int]:
+        e = draw(st.sampled_from(enis))
+        dst = draw(st.sampled_from(remotes))
+        sport = draw(st.sampled_from([1024, 1025, 7, 40000, 65535, 50000]))
+        dport = draw(st.sampled_from([53, 443, 80]))
+        kind = draw(st.sampled_from(["syn", "ack", "rst", "fin", "udp", "udp", "icmp", "icmperr", "gre", "frag"]))
+        if kind in ("syn", "ack", "rst", "fin"):
+            flags = {"syn": 0x02, "ack": 0x10, "rst": 0x04, "fin": 0x11}[kind]
+            packet = pk.tcp(e.ip, dst, sport, dport, b"d" * draw(st.integers(0, 3)), flags=flags,
+                            seq=draw(st.integers(0, 2**32 - 1)), ack=draw(st.integers(0, 2**32 - 1)))
+        elif kind == "udp":
+            packet = pk.udp(e.ip, dst, sport, dport, b"u")
+            if draw(st.booleans()):
+                packet = packet[:26] + b"\x00\x00" + packet[28:]
+        elif kind in ("icmp", "icmperr"):
+            packet = pk.icmp_echo(e.ip, dst, ident=sport, seq=1, payload=b"p")
+            if kind == "icmperr":
+                body = b"\x03\x01\x00\x00" + packet[24:]
+                packet = pk.ipv4(e.ip, dst, 1, body[:2] + struct.pack("!H", pk.checksum(body)) + body[4:])
+        elif kind == "gre":
+            packet = pk.ipv4(e.ip, dst, 47, b"g" * 8)
+        else:
+            first = draw(st.booleans())
+            l4 = pk.udp(e.ip, dst, sport, dport, b"f" * 8)[20:] if first else b"f" * 16
+            packet = pk.ipv4(e.ip, dst, 17, l4, ident=sport, flags_frag=0x2000 if first else 0x0002)
+        return pk.ethernet(e.subnet.gateway_mac, e.mac, pk.ETH_IPV4, packet), e.port
+
+    if not enis:
+        return edge_frames(net)
+    return st.one_of(_out(), _out(), _out(), edge_frames(net))
+
+
+def nat_scenarios(max_vpcs: int = 2) -> Any:
+    """``(network, [(frame, port), ...])`` with NAT gateways (:func:`edge_networks` plus :func:`_add_nat`,
+    :func:`nat_frames`)."""
+    st = _hypothesis()
+
+    @st.composite
+    def _scenarios(draw: Any) -> tuple[Network, list[tuple[bytes, int]]]:
+        net = draw(edge_networks(max_vpcs))
+        _add_nat(draw, st, net)
+        return net, draw(st.lists(nat_frames(net), min_size=1, max_size=24))
 
     return _scenarios()

@@ -257,9 +257,9 @@ def _not_evaluated(net: Network, v: Verdict, filters: bool = True, stateful: boo
             else:
                 out.append("the internet gateway's 1:1 NAT: the packet reaches the internet only if the ENI has a "
                            "public IP, which is not checked with edge=False")
-        elif isinstance(owner, NatGateway):
-            out.append("the NAT gateway is not modelled yet: its translation, bindings and its own subnet's route "
-                       "onward (to an internet gateway) are not evaluated; the packet is handed to its port")
+        elif isinstance(owner, NatGateway):   # only with ReferenceForwarder(nat=False): the opaque view
+            out.append("the NAT gateway's translation and its own subnet's route onward are not evaluated (nat=False):"
+                       " the packet is handed to its port")
         elif isinstance(owner, TransitGateway):
             out.append("transit gateway route tables are not modelled: the route beyond the attachment is not "
                        "evaluated")
@@ -405,6 +405,14 @@ def _trace_one(net: Network, reference: ReferenceForwarder, forwarder: Any, fram
     hops: list[Hop] = []
     ref_state = states[0] if states is not None else None
     expected = reference.forward(frame, eni.port, hops=hops, state=ref_state, now=now)
+    if states is None and expected.reason == DropReason.NAT_NEEDS_STATE:
+        # a NAT gateway keeps bindings (docs/edge.md §4): the packet goes through fresh tables, as the first
+        # of its flow, so the trace shows the NAT gateway's hop and onward (ENI -> NAT gateway -> IGW)
+        states, now, hops = (ReferenceFlowTable(64), None if forwarder is None else FlowTable(64)), REPLY_T0, []
+        expected = reference.forward(frame, eni.port, hops=hops, state=states[0], now=now)
+        nat_fresh = True
+    else:
+        nat_fresh = False
     # the verdict: the data plane (a Forwarder), or the reference itself
     if forwarder is None:
         v, source = expected, "reference"
@@ -428,5 +436,5 @@ def _trace_one(net: Network, reference: ReferenceForwarder, forwarder: Any, fram
                  ingress=eni.name, src_ip=str(sip), action=v.action, reason=v.reason, egress=v.egress,
                  egress_name=owner.name if owner is not None else None, route=v.route, hops=hops,
                  ra_code=RA_CODES.get(v.reason), agrees=agrees, verdict_source=source, frame=v.frame,
-                 expected=expected, not_evaluated=_not_evaluated(net, v, filters, states is not None,
+                 expected=expected, not_evaluated=_not_evaluated(net, v, filters, states is not None and not nat_fresh,
                                                                  reference.edge))

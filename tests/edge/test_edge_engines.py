@@ -298,14 +298,23 @@ def test_in_through_a_transit_gateway_enters_the_first_attached_vpc_holding_the_
 # --------------------------------------------------------------------------- #33 NAT gateways
 
 def test_nat_gateway_frames_get_the_same_verdict_in_both_engines():
-    """The NAT stage is not in the kernel yet: both engines forward to the NAT gateway's port."""
+    """Both engines model the NAT gateway (docs/edge.md §4): without state NAT_NEEDS_STATE; with state the
+    frame leaves through the IGW with the NAT gateway's Elastic IP; nat=False keeps the old opaque view."""
     net, vpc, web, app, igw, vgw, w1, w2, fw, a1 = world()
     nat = web.add_nat_gateway(name="nat", address=net.allocate_address("203.0.113.30"))
     rt = vpc.add_route_table(name="private")
     rt.add_route("0.0.0.0/0", nat)
     app.associate(rt)
-    a, r, e, *_ = one(net, from_eni(a1, "8.8.8.8", TCP(sport=40000, dport=443, flags="S")), a1.port)
-    assert (a, e) == (Action.FORWARD, nat.port)
+    frame = from_eni(a1, "8.8.8.8", TCP(sport=40000, dport=443, flags="S"))
+    a, r, e, *_ = one(net, frame, a1.port)
+    assert (a, r) == (Action.DROP, DropReason.NAT_NEEDS_STATE)
+    [(a, r, e, _, out)] = both(net, [(frame, a1.port)], state=True)
+    assert (a, e) == (Action.FORWARD, igw.port) and Ether(out)[IP].src == "203.0.113.30"
+    for filters in (True, False):
+        [(a, r, e, _, out)] = both(net, [(frame, a1.port)], state=True, filters=filters)
+        assert (a, e) == (Action.FORWARD, igw.port)
+    opaque = ReferenceForwarder(net, nat=False).forward(frame, a1.port)
+    assert (opaque.action, opaque.egress) == (Action.FORWARD, nat.port)
 
 
 # --------------------------------------------------------------------------- bad input

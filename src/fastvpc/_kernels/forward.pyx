@@ -10,8 +10,9 @@
 #            translations, edge.pxd)
 #   edge_ingress, edge_egress   the edge (compile(edge=True), docs/edge.md): frames on a gateway's port
 #            (called out of line through FwdTables.edge_in), and the 1:1 source translation out through
-#            an internet gateway (stage_route, RK_IGW).  nat: the NAT gateway stage is not compiled yet (the
-#            name holds its place in the shared order; a frame routed to a NAT gateway is FORWARDed to its port)
+#            an internet gateway (stage_route, RK_IGW).  nat (stages/nat.pxd): a frame that meets a NAT
+#            gateway is NAT_NEEDS_STATE in the stateless variants; in ModeState it waits for the table pass,
+#            where nat_pass translates it on the FlowTable's bindings, in frame order, and routes it on
 # Each is a `cdef inline int stage_<name>(const FwdTables*, Pkt*)` over one per-frame context
 # (pkt.pxd Pkt) returning the next node; commit() (pkt.pxd) is the one writer of the verdict arrays.
 # Inlined, they compile to one loop.
@@ -77,6 +78,8 @@ from fastvpc._kernels.stages.nacl_egress cimport stage_nacl_egress
 from fastvpc._kernels.stages.nacl_ingress cimport stage_nacl_ingress
 from fastvpc._kernels.stages.sg_ingress cimport stage_sg_ingress
 from fastvpc._kernels.stages.edge_ingress cimport stage_edge_ingress
+from fastvpc._kernels.stages.nat cimport nat_pass, nat_waiting, nat_prefetch
+from fastvpc.dataplane._nattable cimport NatView, nat_view_init
 from fastvpc._kernels.acl cimport acl_parse
 from fastvpc.lpm._lookup cimport rts_view_init, rts_lookup_batch
 from fastvpc._kernels.acl cimport sg_eval, sender_filt, DIR_EGRESS, DIR_INGRESS
@@ -135,6 +138,14 @@ ctypedef fused Mode:
     ModeState
 
 
+# ModeState's table view: the FlowTable's conntrack view first (so a FtView* to it, which is what
+# run_chunk and ct_pass take, is one to this), then its NAT bindings (stages/nat.pxd)
+cdef struct StateView:
+    FtView ft
+    NatView nat
+    int has_nat             # the tables have NAT gateways and nat is set up
+
+
 #: the stage order of run_chunk (tests/kernels/test_stages.py holds it to ReferenceForwarder.STAGES)
 STAGES = ("ingress", "arp", "router", "edge_ingress", "sg_egress", "nacl_egress", "local", "route", "nat",
           "edge_egress", "nacl_ingress", "sg_ingress", "rewrite")
@@ -154,6 +165,9 @@ cdef int edge_ingress_call(const FwdTables* t,
     filters (nacl_ingress, sg_ingress; with a FlowTable the table step waits, CT_I).  Reached through
     FwdTables.edge_in, never inlined: the unfiltered loop stays today's."""
     cdef int nx = stage_edge_ingress(t, p)
+    if mode == 2 and nat_waiting(p):
+        x.ct = CT_FILT | CT_N      # to a NAT gateway's private IP: the table pass's NAT step (nat_pass)
+        return nx
     if mode == 0 or nx != NEXT_REWRITE or p.action != ACT_DELIVER:
         return nx
     acl_parse(p, x)
@@ -216,6 +230,12 @@ cdef inline void route_one(Mode* mode,          # IN  the variant (a type only)
     unpark(p, s)
     q.route = rt
     nx = stage_route(t, p)
+    if Mode is ModePlain:
+        if v != NULL and nat_waiting(p):   # compile(filters=False) with a FlowTable: nat_plain takes it up
+            s.route = q.route
+            s.out_eni = q.out_eni
+            s.action = q.action
+            s.reason = q.reason
     if Mode is ModeFilt:
         if nx == NEXT_REWRITE and p.action == ACT_DELIVER:   # (a FORWARD through an IGW rewrites too)
             nx = stage_nacl_ingress(t, p, x)
@@ -368,8 +388,8 @@ cdef int64_t run_chunk(Mode* mode,               # IN  the variant (a type only)
         nl += nx == NEXT_ROUTE
         rw_i[nr] = <int32_t>j
         if Mode is ModeState:
-            pend = (x.ct & (CT_E | CT_I)) != 0   # waits for its table steps (then rewrite, commit); CT_I
-                                                 # alone: a frame from a gateway (edge), no sender step
+            pend = (x.ct & (CT_E | CT_I | CT_N)) != 0   # waits for its table steps (then rewrite, commit);
+                                                 # CT_I / CT_N alone: a frame from a gateway (edge), no sender step
             ct_i[nc] = <int32_t>j
             nc += pend
             nr += (nx == NEXT_REWRITE) and not pend
@@ -400,6 +420,9 @@ cdef int64_t run_chunk(Mode* mode,               # IN  the variant (a type only)
     for k in range(nr):
         j = rw_i[k]
         rewrite_one(t, &pk[j], lo + j, action, reason, egress, route_out)
+    if Mode is ModePlain:
+        if v != NULL:      # compile(filters=False) with a FlowTable and NAT gateways (one thread)
+            nat_plain(t, v, pk, fx, lo, n, now, now_step, action, reason, egress, route_out)
     if Mode is ModeState:
         if v == NULL:
             return nc          # several threads: the table pass runs later, in frame order over chunks
@@ -517,6 +540,9 @@ cdef void ct_pass(const FwdTables* t,
         elif code == FT_FULL:
             p.route = -1
             drop(p, R_FLOW_TABLE_FULL)
+        elif nat_waiting(p):            # it meets a NAT gateway (stages/nat.pxd): translated here, in frame order
+            if (<StateView*>v).has_nat:
+                nat_pass(t, v, &(<StateView*>v).nat, p, <Flt*>x, tn, tmo)
         elif x.ct & CT_I:
             fr = &t.eni_filt[p.out_eni]
             code = ft_insert_or_update(v, &pi[j], p.h.tl, tn, x.adm_i, tmo + fr.tmo, &dirn, &st)
@@ -527,6 +553,33 @@ cdef void ct_pass(const FwdTables* t,
                 drop(p, R_SG_INGRESS)
             elif code == FT_FULL:
                 drop(p, R_FLOW_TABLE_FULL)
+
+
+cdef void nat_plain(const FwdTables* t, FtView* v, Pkt* pk, Flt* fx, int64_t lo, int64_t n, const int64_t* now,
+                    int64_t now_step,
+                    uint8_t* action, uint8_t* reason, int32_t* egress, int32_t* route_out,   # IN/OUT [lo:lo+n]
+                    ) noexcept nogil:
+    """compile(filters=False) with a FlowTable: the chunk's frames that met a NAT gateway (committed
+    NAT_NEEDS_STATE), in frame order, through the NAT step; no other frame touches the table (no
+    filters), so chunk after chunk on one thread this is frame order."""
+    cdef int64_t j, k, m = 0
+    cdef int32_t idx[FV_CHUNK]
+    cdef int64_t slot[FV_CHUNK]
+    cdef NatView* nv = &(<StateView*>v).nat
+    for j in range(n):
+        idx[m] = <int32_t>j
+        m += action[lo + j] == ACT_DROP and reason[lo + j] == R_NAT_NEEDS_STATE and nat_waiting(&pk[j])
+    # two-step look-ahead over the run (the bindings are a 1M-entry table: each probe is a cache miss)
+    for k in range(m if m < 8 else 8):
+        slot[k] = nat_prefetch(t, nv, &pk[idx[k]], -1)
+    for k in range(m):
+        if k + 8 < m:
+            slot[k + 8] = nat_prefetch(t, nv, &pk[idx[k + 8]], -1)
+        if k + 4 < m and slot[k + 4] >= 0:
+            nat_prefetch(t, nv, &pk[idx[k + 4]], slot[k + 4])
+        j = idx[k]
+        nat_pass(t, v, nv, &pk[j], &fx[j], now[(lo + j) * now_step], NULL)
+        rewrite_one(t, &pk[j], lo + j, action, reason, egress, route_out)
 
 
 cdef void ct_finish(const FwdTables* t,
@@ -556,6 +609,7 @@ cdef class Tables:
     """
     cdef FwdTables t
     cdef object _keep
+    cdef readonly bint has_nat      # edge with NAT gateways: a stateful pass needs the FlowTable's NAT bindings
 
     def __cinit__(self, compiled):
         cdef const uint8_t[::1] enis = _record_bytes(compiled.enis, sizeof(EniRec), "enis")
@@ -605,6 +659,7 @@ cdef class Tables:
         cdef const GwRec* g
         cdef const EdgeCidr* c
         cdef int64_t i
+        cdef uint64_t key
         _init_hash(&self.t.edt, edt)
         # every index the edge stages follow, checked once here (a bad table is refused, never followed)
         for i in range(n_gws):
@@ -623,6 +678,20 @@ cdef class Tables:
         self.t.gw_cidrs = <const EdgeCidr*>&cidrs[0] if cidrs.shape[0] else NULL
         self.t.edge_in = <const void*>edge_ingress_call
         self.t.edge = 1
+        self.has_nat = 0
+        for i in range(self.t.edt.mask + 1):
+            key = self.t.edt.slots[2 * i]
+            if key == FV_HT_EMPTY:
+                continue
+            if (key >> 56) == HK_NATSUB and self.t.edt.slots[2 * i + 1] >= <uint64_t>self.t.n_subnets:
+                raise ValueError(f"Tables: edge_hash maps a NAT gateway to subnet {self.t.edt.slots[2 * i + 1]}")
+            if (key >> 56) == HK_NATIP and self.t.edt.slots[2 * i + 1] >= (1 << 29):
+                raise ValueError(f"Tables: edge_hash maps a NAT address to gateway {self.t.edt.slots[2 * i + 1]}")
+            if (key >> 56) == HK_NATID:
+                self.has_nat = 1
+        for i in range(self.t.n_routes):
+            if self.t.routes[i].kind == RK_NAT and not 0 <= self.t.routes[i].arg < (1 << 29):
+                raise ValueError(f"Tables: route {i} to a NAT gateway has index {self.t.routes[i].arg}")
         return 0
 
     cdef int _init_filters(self, compiled) except -1:
@@ -822,7 +891,8 @@ def forward_batch(Tables tables,                 # IN  compiled tables
     cdef int64_t nchunks, c, lo, hi
     cdef uint8_t* base
     cdef const FwdTables* t = &tables.t
-    cdef FtView v
+    cdef StateView sv
+    cdef FtView* pv = &sv.ft
     cdef int mode = 0
     cdef int64_t now_step = 0
     cdef const int64_t* pnow = NULL
@@ -831,6 +901,17 @@ def forward_batch(Tables tables,                 # IN  compiled tables
     if port.shape[0] < n or action.shape[0] < n or reason.shape[0] < n or egress.shape[0] < n \
             or route.shape[0] < n:
         raise ValueError(f"forward_batch: port/output arrays shorter than {n} frames")
+    if not t.filters and state is not None and tables.has_nat:
+        # the routing view with a FlowTable: only NAT gateways use it (nat_plain, one thread)
+        if now is None or (now.shape[0] != n and now.shape[0] != 1):
+            raise ValueError(f"forward_batch: state needs now (1 or {n} values)")
+        now_step = 1 if now.shape[0] == n and n > 1 else 0
+        pnow = &now[0]
+        ft_view_init(&sv.ft, state)
+        nat_view_init(&sv.nat, state._nat_region())
+        sv.has_nat = 1
+        mode = 3
+        n_threads = 1
     if t.filters:
         mode = 1
         if state is not None:
@@ -839,7 +920,11 @@ def forward_batch(Tables tables,                 # IN  compiled tables
                 raise ValueError(f"forward_batch: state needs now (1 or {n} values)")
             now_step = 1 if now.shape[0] == n and n > 1 else 0
             pnow = &now[0]
-            ft_view_init(&v, state)
+            ft_view_init(&sv.ft, state)
+            sv.has_nat = 0
+            if tables.has_nat:
+                nat_view_init(&sv.nat, state._nat_region())    # made once, before the pass
+                sv.has_nat = 1
     fv_check_offsets(offsets, n, nd)
     base = &data[0] if nd > 0 else NULL
     nchunks = (n + FV_CHUNK - 1) // FV_CHUNK
@@ -854,7 +939,7 @@ def forward_batch(Tables tables,                 # IN  compiled tables
     cdef int32_t* pe = &egress[0]
     cdef int32_t* prt = &route[0]
     if mode == 2 and n_threads > 1:
-        _forward_state_threads(t, base, nd, po, pp, n, pa, pr, pe, prt, n_threads, &v, pnow, now_step)
+        _forward_state_threads(t, base, nd, po, pp, n, pa, pr, pe, prt, n_threads, pv, pnow, now_step)
         return
     with nogil:
         if n_threads == 1:
@@ -864,12 +949,15 @@ def forward_batch(Tables tables,                 # IN  compiled tables
                 if mode == 0:
                     run_chunk(<ModePlain*>NULL, t, base, nd, po, pp, lo, hi, pa, pr, pe, prt, NULL, NULL, NULL,
                               NULL, NULL, 0)
+                elif mode == 3:
+                    run_chunk(<ModePlain*>NULL, t, base, nd, po, pp, lo, hi, pa, pr, pe, prt, NULL, NULL, NULL,
+                              pv, pnow, now_step)
                 elif mode == 1:
                     run_chunk(<ModeFilt*>NULL, t, base, nd, po, pp, lo, hi, pa, pr, pe, prt, NULL, NULL, NULL,
                               NULL, NULL, 0)
                 else:
                     run_chunk(<ModeState*>NULL, t, base, nd, po, pp, lo, hi, pa, pr, pe, prt, NULL, NULL, NULL,
-                              &v, pnow, now_step)
+                              pv, pnow, now_step)
         elif mode == 0:
             for c in prange(nchunks, num_threads=n_threads, schedule="dynamic", chunksize=8):
                 lo = c * FV_CHUNK

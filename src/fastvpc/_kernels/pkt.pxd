@@ -48,6 +48,7 @@ cdef enum:
     CT_FILT = 0x01          # the filters apply to this frame (it met sg_egress; not to the Amazon DNS)
     CT_E = 0x02             # stateful: the sender's table step is pending (adm_e)
     CT_I = 0x04             # stateful: the receiver's table step is pending (adm_i)
+    CT_N = 0x08             # stateful: a frame from a gateway's port waits for the NAT step (stages/nat.pxd)
 
 cdef struct Flt:
     uint32_t l4             # the rules' l4 key: TCP/UDP destination port, ICMP type << 8 | code, L4_NONE
@@ -89,6 +90,13 @@ cdef inline int reply(Pkt* p) noexcept nogil:
     p.reason = R_NONE
     p.out_port = p.port
     return NEXT_REWRITE
+
+
+cdef inline int nat_needs(Pkt* p, uint32_t code) noexcept nogil:
+    """The frame meets NAT gateway ``code >> 1`` (``code & 1``: the reply direction, to its private IP):
+    DROP(NAT_NEEDS_STATE), unless the stateful table pass takes it over (stages/nat.pxd nat_pass)."""
+    p.out_eni = <int32_t>code
+    return drop(p, R_NAT_NEEDS_STATE)
 
 
 cdef inline int goto(Pkt* p, int nxt) noexcept nogil:

@@ -39,6 +39,7 @@ cdef enum:
     RK_FORWARD = 3
     RK_BLACKHOLE = 4
     RK_IGW = 5            # compile(edge=True) only: out through an internet gateway (stages/edge_egress.pxd)
+    RK_NAT = 6            # compile(edge=True) only: to a NAT gateway, arg = its index (stages/nat.pxd)
 
 # --- exact-match hash table (fastvpc.compiler builds it) ------------------------
 # Keys (uint64): kind in bits 56..63.
@@ -56,6 +57,10 @@ cdef enum:
     HK_PUB_OUT = 3        # (HK_PUB_OUT << 56) | (vpc << 32) | private IP -> its public IP
     HK_PUB_IN = 4         # (HK_PUB_IN << 56) | (vpc << 32) | public IP -> its private IP
     HK_GWPORT = 5         # (HK_GWPORT << 56) | port -> index into gws (an internet, VPN or transit gateway)
+    HK_NATIP = 6          # (HK_NATIP << 56) | (vpc << 32) | private IP -> NAT gateway index (one with a subnet)
+    HK_NATSUB = 7         # (HK_NATSUB << 56) | NAT gateway index -> its subnet index (absent: no subnet)
+    HK_NATADDR = 8        # (HK_NATADDR << 56) | NAT gateway index -> its private IP
+    HK_NATID = 9          # (HK_NATID << 56) | NAT gateway index -> its stable 32-bit identity (the bindings' key)
 
 # gateway kinds (GwRec.kind)
 cdef enum:

@@ -35,8 +35,8 @@ from fastvpc.compiler.filters import compile_filters, no_filters
 from fastvpc.compiler.layout import (
     _HK_IP, _HK_MAC, _HK_PORT, _HV_BCAST, _HV_ENI, _HV_GWMAC, _HV_ROUTER, _MAX_INDEX, ARP_MODES, DELIV_DTYPE,
     ENI_DTYPE, PORT_DTYPE, ROUTE_BLACKHOLE, ROUTE_DTYPE, ROUTE_ENI, ROUTE_FORWARD, ROUTE_KIND_NAMES, ROUTE_LOCAL,
-    ROUTE_IGW, ROUTE_PEERING, SUBNET_DTYPE, CompiledTables)
-from fastvpc.compiler.edge import compile_edge, no_edge
+    ROUTE_IGW, ROUTE_NAT, ROUTE_PEERING, SUBNET_DTYPE, CompiledTables)
+from fastvpc.compiler.edge import compile_edge, nat_gateways, no_edge
 from fastvpc.errors import TopologyError
 from fastvpc.lpm import RouteTables
 
@@ -169,6 +169,7 @@ def compile_network(net: Network, arp_mode: str = "target", filters: bool = True
         eni["vpc"] = sub["vpc"][eni_sub]
 
     # routes
+    nidx = {id(g): i for i, g in enumerate(nat_gateways(net))} if edge else {}
     rt = np.zeros(len(routes), dtype=ROUTE_DTYPE)
     infos: list[RouteInfo] = []
     sigs: list[list[tuple[int, int, int]]] = [[] for _ in tables]
@@ -195,6 +196,8 @@ def compile_network(net: Network, arp_mode: str = "target", filters: bool = True
             kind, port, arg = ROUTE_PEERING, tgt.port, vidx[id(tgt.peer_of(r.route_table.vpc))]
         elif edge and isinstance(tgt, InternetGateway):
             kind, port = ROUTE_IGW, tgt.port
+        elif edge and id(tgt) in nidx:                # docs/edge.md §4: the nat stage
+            kind, port, arg = ROUTE_NAT, tgt.port, nidx[id(tgt)]
         else:
             kind, port = ROUTE_FORWARD, tgt.port
         rt[g] = (kind, port, arg, 0)

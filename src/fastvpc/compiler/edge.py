@@ -12,12 +12,19 @@
   primary IP and NAT gateway's private IP with an Elastic IP) and the gateways' ports
   (``HK_GWPORT``: port -> index into ``edge_gws``).  Encodings in ``_kernels/tables.pxd``.
 
+NAT gateways (docs/edge.md §4), by their index in :func:`nat_gateways`, in ``edge_hash`` too:
+``HK_NATIP`` (VPC, private IP) -> index (NAT gateways with a subnet and an address: the reply
+path), ``HK_NATSUB`` index -> subnet index, ``HK_NATADDR`` index -> private IP, ``HK_NATID`` index
+-> a stable 32-bit identity (the key of its bindings in a FlowTable, so they survive a recompile).
+
 Routes to an internet gateway get the route kind ``ROUTE_IGW`` (the kernel's ``RK_IGW``: the
-1:1 source translation or ``NO_PUBLIC_IP``); every other route is compiled as without the edge.
+1:1 source translation or ``NO_PUBLIC_IP``), routes to a NAT gateway ``ROUTE_NAT`` (``RK_NAT``,
+arg = the NAT gateway's index); every other route is compiled as without the edge.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,11 +36,27 @@ from fastvpc.errors import TopologyError
 if TYPE_CHECKING:  # pragma: no cover
     from fastvpc.topology import Network
 
-__all__ = ["GW_IGW", "GW_VGW", "GW_TGW", "HK_PUB_OUT", "HK_PUB_IN", "HK_GWPORT", "compile_edge", "no_edge"]
+__all__ = ["GW_IGW", "GW_VGW", "GW_TGW", "HK_PUB_OUT", "HK_PUB_IN", "HK_GWPORT", "HK_NATIP", "HK_NATSUB", "HK_NATADDR",
+           "HK_NATID", "compile_edge", "nat_gateways", "nat_identity", "no_edge"]
 
 GW_IGW, GW_VGW, GW_TGW = 1, 2, 3
 HK_PUB_OUT, HK_PUB_IN, HK_GWPORT = 3, 4, 5
+HK_NATIP, HK_NATSUB, HK_NATADDR, HK_NATID = 6, 7, 8, 9
 _EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def nat_gateways(net: Network) -> list[Any]:
+    """The network's NAT gateways in compile order (VPCs in order, each VPC's gateways in order)."""
+    from fastvpc.topology import NatGateway
+
+    return [g for vpc in net.vpcs for g in vpc.gateways if isinstance(g, NatGateway)]
+
+
+def nat_identity(vpc_name: str, name: str) -> int:
+    """A NAT gateway's stable 32-bit identity: its bindings' key in a FlowTable (by VPC and name, so
+    the bindings survive a recompile of the same network)."""
+    return int.from_bytes(hashlib.blake2b(f"{vpc_name}/{name}".encode("utf-8", "surrogatepass"), digest_size=4,
+                                          person=b"fastvpc-natgw").digest(), "little")
 
 
 def no_edge() -> dict[str, Any]:
@@ -79,6 +102,14 @@ def compile_edge(net: Network, vidx: dict[int, int], tidx: dict[int, int]) -> di
         v = vidx[id(owner.vpc)]
         keys += [_key(HK_PUB_OUT, v, int(owner.ip)), _key(HK_PUB_IN, v, int(a.public_ip))]
         vals += [int(a.public_ip), int(owner.ip)]
+    sidx = {id(s): j for j, s in enumerate(net.subnets)}
+    for i, n in enumerate(nat_gateways(net)):
+        keys.append(_key(HK_NATID, 0, i))
+        vals.append(nat_identity(n.vpc.name, n.name))
+        if n.subnet is None or n.ip is None or id(n.subnet) not in sidx:
+            continue   # no address: the nat stage says NAT_UNSUPPORTED
+        keys += [_key(HK_NATSUB, 0, i), _key(HK_NATADDR, 0, i), _key(HK_NATIP, vidx[id(n.vpc)], int(n.ip))]
+        vals += [sidx[id(n.subnet)], int(n.ip), i]
     cidrs = np.array(rows, dtype=EDGE_CIDR_DTYPE) if rows else np.zeros(0, EDGE_CIDR_DTYPE)
     if keys:
         ht = build_hash(np.array(keys, dtype=np.uint64), np.array(vals, dtype=np.uint32))

@@ -30,7 +30,7 @@ from fastvpc._kernels import forward as _fw
 
 __all__ = ["ENI_DTYPE", "SUBNET_DTYPE", "ROUTE_DTYPE", "PORT_DTYPE", "DELIV_DTYPE", "RECORD_FIELDS",
            "FILT_DTYPE", "SUBNET_FILT_DTYPE", "ACL_DIR_DTYPE", "ACL_RULE_DTYPE", "FILTER_ARRAYS",
-           "EDGE_ARRAYS", "GW_DTYPE", "EDGE_CIDR_DTYPE", "ROUTE_IGW",
+           "EDGE_ARRAYS", "GW_DTYPE", "EDGE_CIDR_DTYPE", "ROUTE_IGW", "ROUTE_NAT",
            "ROUTE_LOCAL", "ROUTE_ENI", "ROUTE_PEERING", "ROUTE_FORWARD", "ROUTE_BLACKHOLE", "ROUTE_KIND_NAMES",
            "ARP_MODES", "CompiledTables", "record_dtype"]
 
@@ -102,6 +102,7 @@ EDGE_CIDR_DTYPE = record_dtype("EdgeCidr")
 
 #: Route target kinds stored in ``routes["kind"]`` (mirrors RK_* in _kernels/tables.pxd).
 ROUTE_LOCAL, ROUTE_ENI, ROUTE_PEERING, ROUTE_FORWARD, ROUTE_BLACKHOLE, ROUTE_IGW = 0, 1, 2, 3, 4, 5
+ROUTE_NAT = 6   # compile(edge=True) only: to a NAT gateway, arg = its index (compiler/edge.py nat_gateways)
 ROUTE_KIND_NAMES = ("local", "eni", "peering", "forward", "blackhole")   # ROUTE_IGW: compile(edge=True) only
 
 ARP_MODES = ("target", "single_mac")

@@ -40,7 +40,7 @@ from fastvpc.compiler import (
     SUBNET_DTYPE,
     RouteInfo,
 )
-from fastvpc.compiler.layout import (ACL_DIR_DTYPE, ACL_RULE_DTYPE, EDGE_CIDR_DTYPE, FILT_DTYPE, GW_DTYPE, ROUTE_IGW,
+from fastvpc.compiler.layout import (ACL_DIR_DTYPE, ACL_RULE_DTYPE, EDGE_CIDR_DTYPE, FILT_DTYPE, GW_DTYPE, ROUTE_IGW, ROUTE_NAT,
                                     SUBNET_FILT_DTYPE)
 from fastvpc.errors import SnapshotError
 
@@ -280,7 +280,7 @@ def validate_state(state: Any) -> None:
         raise _fail("enis.vpc", f"record {i} has VPC {int(enis['vpc'][i])}, not its subnet's")
 
     kind = routes["kind"].astype(np.int64)
-    _bad_index("route_targets.kind", kind, 0, (ROUTE_IGW if state["edge"] else ROUTE_BLACKHOLE) + 1, "target kind")
+    _bad_index("route_targets.kind", kind, 0, (ROUTE_NAT if state["edge"] else ROUTE_BLACKHOLE) + 1, "target kind")
     _bad_index("route_targets.arg", routes["arg"][kind == ROUTE_ENI], 0, n_eni, "ENI index")
     _bad_index("route_targets.arg", routes["arg"][kind == ROUTE_PEERING], 0, n_vpc, "peer VPC index")
 

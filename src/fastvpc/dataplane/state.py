@@ -32,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fastvpc.dataplane import _flowtable as _ft
+from fastvpc.dataplane.nattable import BINDING_DTYPE, IDLE_TIMEOUT_NS, MAX_FLOWS_PER_DESTINATION, NatRegion
 from fastvpc.errors import FastVpcError
 
 __all__ = [
@@ -317,15 +318,42 @@ class FlowTable(_ft.FlowTableCore):
     :class:`FlowTableBusyError` while another pass holds it.
     """
 
-    def __init__(self, capacity: int = 1_000_000) -> None:
+    def __init__(self, capacity: int = 1_000_000, *, nat_max_per_destination: int = MAX_FLOWS_PER_DESTINATION) -> None:
         if isinstance(capacity, bool) or not isinstance(capacity, (int, np.integer)):
             raise TypeError(f"FlowTable capacity must be an int, got {capacity!r}")
         if not 1 <= int(capacity) <= MAX_CAPACITY:
             raise FlowTableError(f"FlowTable capacity {capacity} is outside 1..{MAX_CAPACITY}",
                                  field="capacity", value=capacity)
+        if isinstance(nat_max_per_destination, bool) or not isinstance(nat_max_per_destination, (int, np.integer)) \
+                or not 1 <= int(nat_max_per_destination) <= MAX_FLOWS_PER_DESTINATION:
+            raise FlowTableError(f"FlowTable nat_max_per_destination {nat_max_per_destination!r} is outside "
+                                 f"1..{MAX_FLOWS_PER_DESTINATION}", field="nat_max_per_destination",
+                                 value=nat_max_per_destination)
         capacity = int(capacity)
         n_slots = _n_slots(capacity)
         self._attach(_zeroed_storage(n_slots * ENTRY_DTYPE.itemsize), capacity, n_slots)
+        #: NAT gateway bindings (docs/edge.md §4), made the first time a pass meets NAT gateways
+        self._nat: NatRegion | None = None
+        self._nat_max = int(nat_max_per_destination)
+
+    # --- NAT gateway bindings (a region of their own: dataplane/nattable.py, _nattable.pxd)
+    @property
+    def nat_max_per_destination(self) -> int:
+        """Most NAT bindings to one (NAT IP, remote IP, remote port, protocol): 55,000 (AWS), less for tests."""
+        return self._nat_max
+
+    def _nat_region(self) -> NatRegion:
+        """The bindings' arrays (made on first use; the pass holds the table's guard)."""
+        if self._nat is None:
+            self._nat = NatRegion(self.capacity, self._nat_max)
+        return self._nat
+
+    def nat_bindings(self) -> np.ndarray:
+        """The held NAT gateway bindings (live, or expired and not yet reclaimed), ``nattable.BINDING_DTYPE``
+        rows: nat (the NAT gateway's identity), proto, inside / remote / NAT addresses and ports, first and
+        last seen (ns)."""
+        with self.guard():
+            return self._nat.bindings() if self._nat is not None else np.zeros(0, BINDING_DTYPE)
 
     # --- sizes and clock
     @property
@@ -401,6 +429,8 @@ class FlowTable(_ft.FlowTableCore):
         """Forget every flow and the clock (the table is as new; the storage is kept)."""
         with self.guard():
             self._clear()
+            if self._nat is not None:
+                self._nat.clear()
 
     def track(self, eni: Any, proto: Any, src: Any, dst: Any, sport: Any, dport: Any, flags: Any,
               length: Any, now: Any, admitted: Any, *, zone: Any = 0, timeouts: Any = None,
@@ -498,21 +528,35 @@ class FlowTable(_ft.FlowTableCore):
         with self.guard():
             rows = self._entries()
             count, clock, _, reclaimed, _, capacity = self._stats()
-        args = (1, int(capacity), int(clock), int(reclaimed), rows.tobytes())
-        return (_restore, (*args, _digest(*args)))
+            nat = self._nat.state() if self._nat is not None else None
+        if nat is None and self._nat_max == MAX_FLOWS_PER_DESTINATION:
+            args = (1, int(capacity), int(clock), int(reclaimed), rows.tobytes())
+            return (_restore, (*args, _digest(*args)))
+        # version 2: the NAT bindings too (max per destination, idle timeout, binding rows, fragment rows)
+        nat = nat if nat is not None else (self._nat_max, IDLE_TIMEOUT_NS, b"", b"")
+        args2 = (2, int(capacity), int(clock), int(reclaimed), rows.tobytes(), *nat)
+        return (_restore, (*args2[:5], _digest(*args2), *nat))
 
 
-def _digest(version: int, capacity: int, clock: int, reclaimed: int, rows: bytes) -> bytes:
+def _digest(version: int, capacity: int, clock: int, reclaimed: int, rows: bytes, *nat: Any) -> bytes:
     """A keyless checksum of a pickled table: catches corruption (a flipped counter byte would otherwise
     load as a valid, different table).  Deliberate edits can recompute it; validation still applies."""
     h = hashlib.blake2b(digest_size=16, person=b"fastvpc-flowtbl")
     h.update(b"%d %d %d %d %d|" % (version, capacity, clock, reclaimed, len(rows)))
     h.update(rows)
+    if nat:   # version 2: the NAT region (ints, then two byte strings)
+        h.update(b"|nat %r %r %d %d|" % (nat[0], nat[1], len(nat[2]) if isinstance(nat[2], bytes) else -1,
+                                         len(nat[3]) if isinstance(nat[3], bytes) else -1))
+        for part in nat[2:]:
+            if isinstance(part, bytes):
+                h.update(part)
     return h.digest()
 
 
-def _restore(version: Any, capacity: Any, clock: Any, reclaimed: Any, rows: Any, digest: Any = None) -> FlowTable:
-    """Rebuild a pickled FlowTable, validating everything first (a tampered pickle is refused)."""
+def _restore(version: Any, capacity: Any, clock: Any, reclaimed: Any, rows: Any, digest: Any = None,
+             *nat: Any) -> FlowTable:
+    """Rebuild a pickled FlowTable, validating everything first (a tampered pickle is refused).  Version 2
+    adds the NAT region: (max per destination, idle timeout ns, binding rows, fragment rows)."""
     def bad(field: str, value: object, why: str) -> FlowTableError:
         return FlowTableError(f"pickled FlowTable: {field} = {value!r}: {why}", field=field, value=value)
 
@@ -521,10 +565,14 @@ def _restore(version: Any, capacity: Any, clock: Any, reclaimed: Any, rows: Any,
             raise bad(name, v, "not an int")
     if not isinstance(rows, bytes):
         raise bad("rows", type(rows).__name__, "not bytes")
-    if not isinstance(digest, bytes) or digest != _digest(version, capacity, clock, reclaimed, rows):
+    if version == 2 and len(nat) != 4:
+        raise bad("nat", len(nat), "version 2 holds 4 NAT fields")
+    if version != 2 and nat:
+        raise bad("nat", len(nat), "NAT fields in a version 1 pickle")
+    if not isinstance(digest, bytes) or digest != _digest(version, capacity, clock, reclaimed, rows, *nat):
         raise bad("digest", digest, "does not match the contents (corrupted or edited pickle)")
-    if version != 1:
-        raise bad("version", version, "unknown format version (this fastvpc reads 1)")
+    if version not in (1, 2):
+        raise bad("version", version, "unknown format version (this fastvpc reads 1 and 2)")
     if not 1 <= capacity <= MAX_CAPACITY:
         raise bad("capacity", capacity, f"outside 1..{MAX_CAPACITY}")
     if not -1 <= clock <= MAX_NOW:
@@ -539,7 +587,15 @@ def _restore(version: Any, capacity: Any, clock: Any, reclaimed: Any, rows: Any,
     if r.size and clock < 0:
         raise bad("clock", clock, "flows are held but no time was ever seen")
     _validate_rows(r, clock, bad)
-    ft = FlowTable(capacity)
+    region = None
+    if nat:
+        region = NatRegion.restore(capacity, nat[0], nat[1], nat[2], nat[3], clock, bad)
+        if region.max_per_destination > MAX_FLOWS_PER_DESTINATION:
+            raise bad("nat_max_per_destination", nat[0], f"above {MAX_FLOWS_PER_DESTINATION}")
+    ft = FlowTable(capacity, nat_max_per_destination=region.max_per_destination if region is not None
+                   else MAX_FLOWS_PER_DESTINATION)
+    if region is not None and (len(region) or region.fragments().size or region.idle_timeout_ns != IDLE_TIMEOUT_NS):
+        ft._nat = region
     dup = ft._load(np.ascontiguousarray(r).view(np.uint8).reshape(r.size, ENTRY_DTYPE.itemsize), clock, reclaimed)
     if dup >= 0:
         raise bad("key", dup, "row repeats an earlier row's flow key")

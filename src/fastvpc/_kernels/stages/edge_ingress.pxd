@@ -87,6 +87,11 @@ cdef inline int stage_edge_ingress(const FwdTables* t, Pkt* p) noexcept nogil:
         p.hv = ht_get(&t.ipt, ip_key(<uint32_t>vpc, dst))
         if p.hv != FV_HV_NONE and tag_of(p.hv) == FV_HV_BCAST:
             return drop(p, R_BROADCAST)
+    if t.edge:                              # a NAT gateway's private IP: the reply path (stages/nat.pxd)
+        k = ht_get(&t.edt, edge_key(HK_NATIP, <uint32_t>vpc, dst))
+        if k != FV_HV_NONE:
+            p.route = -1
+            return nat_needs(p, 2 * k + 1)
     if gw.table < 0:
         if p.hv != FV_HV_NONE and tag_of(p.hv) == FV_HV_ENI:
             deliver_to(p, <int32_t>(p.hv & FV_HV_INDEX_MASK))

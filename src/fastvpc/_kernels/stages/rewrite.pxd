@@ -81,6 +81,6 @@ cdef inline int stage_rewrite(const FwdTables* t, Pkt* p) noexcept nogil:
     elif p.action == ACT_REPLY:
         if p.h.ethertype == ETHERTYPE_ARP:
             arp_reply(t.subnets[p.er.subnet].gwmac if p.out_eni < 0 else t.enis[p.out_eni].mac, p)
-        else:
+        elif p.h.proto == IPPROTO_ICMP:     # (a NAT gateway's RST is built by stages/nat.pxd)
             echo_reply(&t.subnets[p.er.subnet], p)
     return goto(p, NEXT_COMMIT)

@@ -24,6 +24,10 @@ cdef inline int stage_route(const FwdTables* t, Pkt* p) noexcept nogil:
     if rr.kind == RK_LOCAL:
         if p.hv != FV_HV_NONE and tag_of(p.hv) == FV_HV_ENI:
             return deliver_to(p, <int32_t>(p.hv & FV_HV_INDEX_MASK))
+        if t.edge and p.er.subnet >= 0:         # a NAT gateway's private IP: the reply path (stages/nat.pxd)
+            h2 = ht_get(&t.edt, edge_key(HK_NATIP, <uint32_t>t.subnets[p.er.subnet].vpc, dst))
+            if h2 != FV_HV_NONE:
+                return nat_needs(p, 2 * h2 + 1)
         return drop(p, R_NO_SUCH_HOST)
     if rr.kind == RK_FORWARD:
         return forward_to(p, rr.port)
@@ -40,4 +44,6 @@ cdef inline int stage_route(const FwdTables* t, Pkt* p) noexcept nogil:
         return drop(p, R_NO_SUCH_HOST)
     if rr.kind == RK_IGW:                   # compile(edge=True) only
         return stage_edge_egress(t, p, rr.port)
+    if rr.kind == RK_NAT:                   # compile(edge=True) only: the NAT gateway (stages/nat.pxd)
+        return nat_needs(p, 2 * <uint32_t>rr.arg)
     return drop(p, R_BLACKHOLE)
