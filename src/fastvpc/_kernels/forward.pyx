@@ -636,6 +636,9 @@ cdef class Tables:
         cdef const uint8_t[::1] nacl_rules = _record_bytes(compiled.nacl_rules, sizeof(AclRule), "nacl_rules")
         cdef const uint8_t[::1] tmo = _record_bytes(compiled.ct_timeouts, sizeof(FtTimeouts), "ct_timeouts")
         cdef const uint64_t[::1] sgm = compiled.sg_members
+        cdef const uint32_t[::1] sg_ix = _index_words(compiled.sg_index, sg_dirs.shape[0] // sizeof(AclDir), "sg_index")
+        cdef const uint32_t[::1] nacl_ix = _index_words(compiled.nacl_index, nacl_dirs.shape[0] // sizeof(AclDir),
+                                                        "nacl_index")
         if eni_filt.shape[0] != self.t.n_enis * sizeof(FiltRec):
             raise ValueError("Tables: eni_filt must hold one record per ENI")
         if subnet_filt.shape[0] != self.t.n_subnets * sizeof(SubnetFilt):
@@ -646,7 +649,7 @@ cdef class Tables:
             raise ValueError("Tables: ct_timeouts is empty")
         _init_hash(&self.t.sgm, sgm)
         self._keep = self._keep + (eni_filt, port_filt, subnet_filt, sg_dirs, sg_rules, nacl_dirs, nacl_rules,
-                                   tmo, sgm)
+                                   tmo, sgm, sg_ix, nacl_ix)
         self.t.eni_filt = <const FiltRec*>&eni_filt[0] if eni_filt.shape[0] else NULL
         self.t.port_filt = <const FiltRec*>&port_filt[0] if port_filt.shape[0] else NULL
         self.t.n_port_filt = port_filt.shape[0] // sizeof(FiltRec)
@@ -656,6 +659,8 @@ cdef class Tables:
         self.t.nacl_dirs = <const AclDir*>&nacl_dirs[0] if nacl_dirs.shape[0] else NULL
         self.t.nacl_rules = <const AclRule*>&nacl_rules[0] if nacl_rules.shape[0] else NULL
         self.t.ct_timeouts = <const void*>&tmo[0] if tmo.shape[0] else NULL
+        self.t.sg_index = &sg_ix[0] if sg_ix.shape[0] else NULL
+        self.t.nacl_index = &nacl_ix[0] if nacl_ix.shape[0] else NULL
         self.t.filters = 1
         return 0
 
@@ -687,6 +692,17 @@ def _record_bytes(arr, size_t size, str name):
         a = a.reshape(-1).view(np.uint8)
     if a.ndim != 1 or a.shape[0] % size:
         raise ValueError(f"Tables: {name} ({a.shape[0]} bytes) does not hold whole {size}-byte records")
+    return a
+
+
+def _index_words(arr, Py_ssize_t rows, str name):
+    """A port index (compiler/filters.py) as uint32 words: 4 head words per AclDir row, 8-byte aligned
+    (its masks are read as uint64); the blocks it points to are checked by dataplane/_validate.py."""
+    a = np.ascontiguousarray(arr, dtype=np.uint32)
+    if a.ndim != 1 or a.shape[0] < 4 * rows:
+        raise ValueError(f"Tables: {name} ({a.size} words) has no head for {rows} rule-list rows")
+    if a.ctypes.data % 8:
+        a = np.require(a.copy(), requirements="A")   # a fresh numpy array is 16-aligned
     return a
 
 
