@@ -17,8 +17,11 @@ entries.
     python -m pytest benchmarks/test_bench_filters.py --benchmark-only -q -p no:cacheprovider
 
 Peers in the same run: the unfiltered pass (``compile(filters=False)``) on the same frames, the
-filtered pass without state (rules only), and a plain-Python dict conntrack loop on a sample
-(``fastvpc.reference.ReferenceFlowTable`` when the reference has it, else a small dict model here).
+filtered pass without state (rules only), ``fastvpc.reference.ReferenceFlowTable`` on a sample, and the
+naive peer of issue 10, a plain-Python dict conntrack loop on the same sample.  The tests run the
+unfiltered pass first, so each later one records its ratios in ``extra_info`` (``vs_unfiltered_1_thread``,
+and for the 2-thread stateful pass ``vs_1_thread``; the dict peers ``per_frame_vs_stateful``): read them in
+``--benchmark-json``.
 """
 
 from __future__ import annotations
@@ -39,6 +42,25 @@ N_FLOWS = 500_000
 TRACKED = 0.8
 SAMPLE = 4096
 T0 = 10**9
+#: medians (s per batch / per sample) of the tests run so far, for the ratios in extra_info
+_MEDIANS: dict[str, float] = {}
+
+
+def _median(benchmark: Any) -> float | None:
+    stats = getattr(getattr(benchmark, "stats", None), "stats", None)
+    return float(stats.median) if stats is not None else None
+
+
+def _ratios(benchmark: Any, name: str) -> None:
+    """Record this test's median, and its speed against the tests before it."""
+    med = _median(benchmark)
+    if med is None:      # --benchmark-disable: nothing timed
+        return
+    _MEDIANS[name] = med
+    if "unfiltered_1" in _MEDIANS and name != "unfiltered_1":
+        benchmark.extra_info["vs_unfiltered_1_thread"] = round(_MEDIANS["unfiltered_1"] / med, 3)
+    if name.endswith("_2") and name[:-2] + "_1" in _MEDIANS:
+        benchmark.extra_info["vs_1_thread"] = round(_MEDIANS[name[:-2] + "_1"] / med, 3)
 
 
 class Filtered:
@@ -147,7 +169,7 @@ def filt(big: Big) -> Filtered:
     return Filtered(big)
 
 
-def _bench(benchmark: Any, filt: Filtered, dp: Any, n_threads: int, state: bool) -> None:
+def _bench(benchmark: Any, filt: Filtered, dp: Any, n_threads: int, state: bool, name: str) -> None:
     batch, new = filt.batch()
     work = batch.copy()
     out = Result(N)
@@ -180,26 +202,28 @@ def _bench(benchmark: Any, filt: Filtered, dp: Any, n_threads: int, state: bool)
     if flows is not None:
         benchmark.extra_info["flows"] = len(flows)
         benchmark.extra_info["bytes_per_flow"] = flows.nbytes / flows.capacity
+    _ratios(benchmark, name)
 
 
-def test_filters_state_1_thread(benchmark: Any, filt: Filtered) -> None:
-    _bench(benchmark, filt, filt.dp, 1, True)
-
-
-def test_filters_state_2_threads(benchmark: Any, filt: Filtered) -> None:
-    _bench(benchmark, filt, filt.dp, 2, True)
-
-
-def test_filters_rules_only_1_thread(benchmark: Any, filt: Filtered) -> None:
-    _bench(benchmark, filt, filt.dp, 1, False)
-
-
+# the unfiltered peer first: the filtered tests record their ratio to it (extra_info)
 def test_peer_unfiltered_1_thread(benchmark: Any, filt: Filtered) -> None:
-    _bench(benchmark, filt, filt.plain, 1, False)
+    _bench(benchmark, filt, filt.plain, 1, False, "unfiltered_1")
 
 
 def test_peer_unfiltered_2_threads(benchmark: Any, filt: Filtered) -> None:
-    _bench(benchmark, filt, filt.plain, 2, False)
+    _bench(benchmark, filt, filt.plain, 2, False, "unfiltered_2")
+
+
+def test_filters_rules_only_1_thread(benchmark: Any, filt: Filtered) -> None:
+    _bench(benchmark, filt, filt.dp, 1, False, "rules_1")
+
+
+def test_filters_state_1_thread(benchmark: Any, filt: Filtered) -> None:
+    _bench(benchmark, filt, filt.dp, 1, True, "state_1")
+
+
+def test_filters_state_2_threads(benchmark: Any, filt: Filtered) -> None:
+    _bench(benchmark, filt, filt.dp, 2, True, "state_2")
 
 
 def test_filters_compile(benchmark: Any, filt: Filtered) -> None:
@@ -213,55 +237,75 @@ def test_filters_compile(benchmark: Any, filt: Filtered) -> None:
                                                False), rounds=3, iterations=1, warmup_rounds=0)
 
 
-def test_peer_dict_conntrack(benchmark: Any, filt: Filtered) -> None:
-    """The naive peer: a Python dict keyed by (ENI, normalised 5-tuple), one frame at a time, on a sample
-    of the same batch (rules not evaluated: only the table steps)."""
+def _sample_rows(filt: Filtered) -> list[tuple[int, ...]]:
+    """(ENI identity, proto, src, dst, sport, dport, IP length) of the first SAMPLE frames of the batch."""
     batch, _ = filt.batch()
     c = fv.classify(batch)
-    idx = np.arange(SAMPLE)
     ident = filt.dp.eni_filt["ident"]
     eni_of_port = {int(p): i for i, p in enumerate(filt.big.eni_port)}
-    rows = [(int(ident[eni_of_port[int(batch.port[i])]]), int(c.proto[i]), int(c.ip_src[i]), int(c.ip_dst[i]),
-             int(c.sport[i]), int(c.dport[i]), int(c.ip_len[i])) for i in idx]
-    try:
-        from fastvpc.reference import ReferenceFlowTable
-    except ImportError:  # pragma: no cover - before the reference had its table
-        ReferenceFlowTable = None
-    if ReferenceFlowTable is not None:
-        benchmark.extra_info["peer"] = "fastvpc.reference.ReferenceFlowTable.track"
-        ref = ReferenceFlowTable(capacity=4 * SAMPLE)
-        for e, p, s, d, sp, dp, ln in rows[: SAMPLE // 2]:   # half of them tracked already
-            ref.track(e, p, s, d, sp, dp, 0, ln, T0, 1)
-        clock = [T0]
+    return [(int(ident[eni_of_port[int(batch.port[i])]]), int(c.proto[i]), int(c.ip_src[i]), int(c.ip_dst[i]),
+             int(c.sport[i]), int(c.dport[i]), int(c.ip_len[i])) for i in range(SAMPLE)]
 
-        def run() -> int:
-            clock[0] += 1
-            hits = 0
-            for e, p, s, d, sp, dp, ln in rows:
-                hits += int(ref.track(e, p, s, d, sp, dp, 0, ln, clock[0], 1)[0]) == 1
-            return hits
-    else:  # pragma: no cover
-        benchmark.extra_info["peer"] = "dict loop"
-        table: dict[tuple[int, ...], list[int]] = {}
-        for e, p, s, d, sp, dp, ln in rows[: SAMPLE // 2]:
-            a, b = ((s, sp), (d, dp)) if (s, sp) <= (d, dp) else ((d, dp), (s, sp))
-            table[(e, p, *a, *b)] = [1, 0, 0]
 
-        def run() -> int:
-            hits = 0
-            now = T0
-            for e, p, s, d, sp, dp, ln in rows:
-                a, b = ((s, sp), (d, dp)) if (s, sp) <= (d, dp) else ((d, dp), (s, sp))
-                key = (e, p, *a, *b)
-                ent = table.get(key)
-                if ent is None or now > ent[2] + 30 * 10**9:
-                    table[key] = [1, ln, now]
-                else:
-                    ent[0] += 1
-                    ent[1] += ln
-                    ent[2] = now
-                    hits += 1
-            return hits
+def _per_frame_ratio(benchmark: Any, name: str) -> None:
+    med = _median(benchmark)
+    if med is None:
+        return
+    _MEDIANS[name] = med
+    if "state_1" in _MEDIANS:   # how many times faster a frame the stateful pass (1 thread) is
+        benchmark.extra_info["per_frame_vs_stateful"] = round((med / SAMPLE) / (_MEDIANS["state_1"] / N), 1)
+
+
+def test_peer_reference_flow_table(benchmark: Any, filt: Filtered) -> None:
+    """``fastvpc.reference.ReferenceFlowTable.track`` one frame at a time on a sample of the batch (rules not
+    evaluated: only the table steps, at the sender)."""
+    from fastvpc.reference import ReferenceFlowTable
+
+    rows = _sample_rows(filt)
+    ref = ReferenceFlowTable(capacity=4 * SAMPLE)
+    for e, p, s, d, sp, dp, ln in rows[: SAMPLE // 2]:   # half of them tracked already
+        ref.track(e, p, s, d, sp, dp, 0, ln, T0, 1)
+    clock = [T0]
+
+    def run() -> int:
+        clock[0] += 1
+        hits = 0
+        for e, p, s, d, sp, dp, ln in rows:
+            hits += int(ref.track(e, p, s, d, sp, dp, 0, ln, clock[0], 1)[0]) == 1
+        return hits
 
     benchmark.extra_info["frames"] = SAMPLE
     benchmark.pedantic(run, rounds=10, iterations=1, warmup_rounds=1)
+    _per_frame_ratio(benchmark, "reference_flow_table")
+
+
+def test_peer_dict_conntrack(benchmark: Any, filt: Filtered) -> None:
+    """Issue 10's naive peer: a Python dict keyed by (ENI, protocol, normalised address/port pairs), one
+    frame at a time on the same sample (rules not evaluated: only the table step, with an idle timeout)."""
+    rows = _sample_rows(filt)
+    table: dict[tuple[int, ...], list[int]] = {}
+    for e, p, s, d, sp, dp, ln in rows[: SAMPLE // 2]:   # half of them tracked already
+        a, b = ((s, sp), (d, dp)) if (s, sp) <= (d, dp) else ((d, dp), (s, sp))
+        table[(e, p, *a, *b)] = [1, 0, T0]
+    clock = [T0]
+
+    def run() -> int:
+        clock[0] += 1
+        now = clock[0]
+        hits = 0
+        for e, p, s, d, sp, dp, ln in rows:
+            a, b = ((s, sp), (d, dp)) if (s, sp) <= (d, dp) else ((d, dp), (s, sp))
+            key = (e, p, *a, *b)
+            ent = table.get(key)
+            if ent is None or now > ent[2] + 30 * 10**9:
+                table[key] = [1, ln, now]
+            else:
+                ent[0] += 1
+                ent[1] += ln
+                ent[2] = now
+                hits += 1
+        return hits
+
+    benchmark.extra_info["frames"] = SAMPLE
+    benchmark.pedantic(run, rounds=10, iterations=1, warmup_rounds=1)
+    _per_frame_ratio(benchmark, "dict_conntrack")

@@ -12,6 +12,12 @@
 # NACLs: per (NACL, direction) one list per protocol class in entry-number order (an entry of another
 # protocol never matches, so first-match order is kept), first match final.
 #
+# Port index (compiler/filters.py build_port_index, chosen by measurement: BENCHMARKS.md "Filters", port
+# index): a class list of 5-64 rules has a block in sg_index / nacl_index that cuts the l4 key space at
+# every rule's range ends and gives each piece the 64-bit mask of the rules whose range holds it; the
+# eval binary-searches the piece and tests only those rules (protocol and address), lowest bit first =
+# list order, so the first match is the linear scan's.  Other lists are scanned linearly.
+#
 # The l4 key: TCP/UDP destination port; ICMP type << 8 | code; L4_NONE (0x10000, above every rule's
 # range) when the packet's port or ICMP header is not known (truncated, a non-first fragment), so it
 # matches only rules without a port / type check, as filters._port_matches / _icmp_matches say.
@@ -22,6 +28,14 @@ from fastvpc._kernels.bytes cimport rd16
 from fastvpc._kernels.headers cimport *
 from fastvpc._kernels.tables cimport *
 from fastvpc._kernels.pkt cimport *
+
+cdef extern from *:
+    """
+    #define FV_ACL_NO_INDEX 0xFFFFFFFFu
+    static inline int fv_ctz64(uint64_t m) { return __builtin_ctzll(m); }
+    """
+    const uint32_t ACL_NO_INDEX "FV_ACL_NO_INDEX"
+    int fv_ctz64(uint64_t m) noexcept nogil
 
 cdef enum:
     DIR_INGRESS = 0         # AclDir row 2*k + direction
@@ -54,6 +68,36 @@ cdef inline bint rule_matches(const FwdTables* t, const AclRule* r, uint8_t prot
     return (ip & r.mask) == r.addr
 
 
+cdef inline bint rule_hit(const FwdTables* t, const AclRule* r, uint8_t proto, uint32_t ip) noexcept nogil:
+    """rule_matches without the l4 range check (the port index's mask has checked it)."""
+    cdef uint8_t fl = r.flags
+    if not (fl & RF_ANYPROTO) and r.proto != proto:
+        return 0
+    if fl & RF_GROUP:
+        return ht_get(&t.sgm, (<uint64_t>r.addr << 32) | ip) != FV_HV_NONE
+    return (ip & r.mask) == r.addr
+
+
+cdef inline uint64_t acl_candidates(const uint32_t* ix,   # IN  sg_index / nacl_index
+                                    uint32_t blk,         # IN  the class list's block offset
+                                    uint32_t l4,          # IN  the packet's l4 key
+                                    ) noexcept nogil:
+    """The mask of the class list's rules whose l4 range holds ``l4`` (bit k: the list's rule k)."""
+    cdef uint32_t nb = ix[blk]
+    cdef const uint32_t* cuts = ix + blk + 1
+    cdef uint32_t b = 0, n = nb, half, m
+    while n > 0:                 # b = the number of cuts <= l4 (the piece), n the cuts left to split
+        half = n >> 1
+        if cuts[b + half] <= l4:
+            b += half + 1
+            n -= half + 1
+        else:
+            n = half
+    m = blk + 1 + nb
+    m += m & 1                   # the masks start at an even word (blocks do: the array is 8-aligned)
+    return (<const uint64_t*>(ix + m))[b]
+
+
 cdef inline uint8_t sg_eval(const FwdTables* t,
                             int32_t sgset,      # IN  the ENI's security-group set
                             int dirn,           # IN  DIR_INGRESS / DIR_EGRESS
@@ -62,10 +106,23 @@ cdef inline uint8_t sg_eval(const FwdTables* t,
                             uint32_t l4,        # IN  l4 key
                             ) noexcept nogil:
     """ADM_DENY, ADM_ADMIT, or ADM_UNTRACKED (admitted under AWS's untracked-flow rule)."""
-    cdef const AclDir* d = &t.sg_dirs[2 * sgset + dirn]
+    cdef int row = 2 * sgset + dirn
+    cdef const AclDir* d = &t.sg_dirs[row]
     cdef int c = acl_class(proto)
     cdef const AclRule* r = &t.sg_rules[d.off[c]]
     cdef uint32_t k, n = d.n[c]
+    cdef uint32_t blk = t.sg_index[4 * row + c]
+    cdef uint64_t m
+    if blk != ACL_NO_INDEX:
+        m = acl_candidates(t.sg_index, blk, l4)
+        while m:
+            k = <uint32_t>fv_ctz64(m)
+            m &= m - 1
+            if rule_hit(t, &r[k], proto, peer):
+                if (r[k].flags & RF_WIDE) and ((d.flags >> c) & 1):
+                    return ADM_UNTRACKED
+                return ADM_ADMIT
+        return ADM_DENY
     for k in range(n):
         if rule_matches(t, &r[k], proto, peer, l4):
             # 0.0.0.0/0 rules come first: the first match is wide exactly when some wide rule matches
@@ -83,10 +140,21 @@ cdef inline bint nacl_eval(const FwdTables* t,
                            uint32_t l4,         # IN  l4 key (the destination port)
                            ) noexcept nogil:
     """Entries lowest number first, first match final; none: the implicit deny (entry 32767)."""
-    cdef const AclDir* d = &t.nacl_dirs[2 * nacl + dirn]
+    cdef int row = 2 * nacl + dirn
+    cdef const AclDir* d = &t.nacl_dirs[row]
     cdef int c = acl_class(proto)
     cdef const AclRule* r = &t.nacl_rules[d.off[c]]
     cdef uint32_t k, n = d.n[c]
+    cdef uint32_t blk = t.nacl_index[4 * row + c]
+    cdef uint64_t m
+    if blk != ACL_NO_INDEX:
+        m = acl_candidates(t.nacl_index, blk, l4)
+        while m:
+            k = <uint32_t>fv_ctz64(m)
+            m &= m - 1
+            if rule_hit(t, &r[k], proto, ip):
+                return (r[k].flags & RF_ALLOW) != 0
+        return 0
     for k in range(n):
         if rule_matches(t, &r[k], proto, ip, l4):
             return (r[k].flags & RF_ALLOW) != 0

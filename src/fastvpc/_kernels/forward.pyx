@@ -219,7 +219,7 @@ cdef inline void route_one(Mode* mode,          # IN  the variant (a type only)
                            int32_t rt,          # IN  its global route index from the batch LPM (-1: none)
                            int64_t i,           # IN  frame index
                            uint8_t* action, uint8_t* reason, int32_t* egress, int32_t* route_out,   # OUT [i]
-                           const FtView* v,     # ModeState, one thread: IN the FlowTable (to prefetch), else NULL
+                           const FtView* v,     # ModeState, one thread: the FlowTable (non-NULL: make the key), else NULL
                            FtPkt* ki,           # with v: OUT the frame's receiver-side table key
                            ) noexcept nogil:
     """Loop 2 for one frame: route, the ingress filters if it delivers, then rewrite (while its records
@@ -247,7 +247,7 @@ cdef inline void route_one(Mode* mode,          # IN  the variant (a type only)
             if nx == NEXT_REWRITE:
                 nx = stage_sg_ingress(t, p, x, 1)
                 if v != NULL and (x.ct & CT_I):   # the key's fields from s: unpark copied only some of h
-                    ct_prefetch_key(t, v, s, t.eni_filt[q.out_eni].ident, ki)
+                    ct_make_key(t, s, t.eni_filt[q.out_eni].ident, ki)
         if x.ct & CT_E:
             s.route = q.route
             s.out_eni = q.out_eni
@@ -359,7 +359,7 @@ cdef int64_t run_chunk(Mode* mode,               # IN  the variant (a type only)
                 if Mode is ModeState:
                     nx = stage_sg_egress(t, p, x, 1)     # decides nothing yet: the table step will
                     if v != NULL and (x.ct & CT_E):
-                        ct_prefetch_key(t, v, p, sender_filt(t, p.port).ident, &ke_local[j])
+                        ct_make_key(t, p, sender_filt(t, p.port).ident, &ke_local[j])
                     if nx == NEXT_LOCAL:
                         nx = stage_nacl_egress(t, p, x)
                 if nx == NEXT_LOCAL:
@@ -371,7 +371,7 @@ cdef int64_t run_chunk(Mode* mode,               # IN  the variant (a type only)
                                 if Mode is ModeState:
                                     nx = stage_sg_ingress(t, p, x, 1)
                                     if v != NULL and (x.ct & CT_I):
-                                        ct_prefetch_key(t, v, p, t.eni_filt[p.out_eni].ident, &ki_local[j])
+                                        ct_make_key(t, p, t.eni_filt[p.out_eni].ident, &ki_local[j])
                                 else:
                                     nx = stage_sg_ingress(t, p, x, 0)
         elif nx == NEXT_EDGE:       # compile(edge=True): a frame on a gateway's port (out of line)
@@ -446,15 +446,16 @@ cdef inline void prefetch_filt2(const FwdTables* t, const Pkt* p) noexcept nogil
         fv_prefetch(&t.subnet_filt[p.er.subnet])
 
 
-cdef inline void ct_prefetch_key(const FwdTables* t, const FtView* v, const Pkt* p, uint32_t ident,
-                                 FtPkt* k,            # OUT the key (ct_pass uses it: made once)
-                                 ) noexcept nogil:
-    """Prefetch the FlowTable slot of the packet's key at ENI ``ident`` as soon as the filter stage knows
-    it (loop 1 / the route pass): the chunk's table pass runs after the whole chunk's stateless part,
-    so the miss overlaps that work instead of stalling the in-order pass (the lines stay in L2)."""
+cdef inline void ct_make_key(const FwdTables* t, const Pkt* p, uint32_t ident,
+                             FtPkt* k,            # OUT the key (ct_pass uses it: made once)
+                             ) noexcept nogil:
+    """The packet's FlowTable key at ENI ``ident``, made as soon as the filter stage knows it (loop 1 /
+    the route pass, while the header fields are in registers).  Its slot is prefetched by ct_pass,
+    FV_CT_DIST frames ahead, not here: prefetching every key of a chunk at once (up to 256 slots before
+    the first probe) kept more misses outstanding than the core tracks, and the stateless stages' own
+    record loads waited behind them (BENCHMARKS.md "Filters", the port index round)."""
     cdef uint8_t fl = p.h.tcp_flags if p.h.proto == IPPROTO_TCP else (p.h.icmp_type if p.h.proto == IPPROTO_ICMP else 0)
     ft_make_pkt(k, ident, 0, p.h.proto, p.h.src, p.h.dst, p.h.sport, p.h.dport, fl)
-    ft_prefetch(v, k.hash)
 
 
 cdef void ct_pass(const FwdTables* t,
@@ -484,7 +485,7 @@ cdef void ct_pass(const FwdTables* t,
     cdef const FiltRec* fs
     cdef const FiltRec* fr
     cdef uint8_t fl, code, dirn, st, a
-    if pe == NULL:        # several threads: the keys are made here, the slots prefetched FV_CT_DIST ahead
+    if pe == NULL:        # several threads: the keys are made here
         pe = pe_local
         pi = pi_local
         for k in range(nc):
@@ -498,12 +499,6 @@ cdef void ct_pass(const FwdTables* t,
             if x.ct & CT_I:
                 ft_make_pkt(&pi[j], t.eni_filt[p.out_eni].ident, 0, p.h.proto, p.h.src, p.h.dst, p.h.sport,
                             p.h.dport, fl)
-        for k in range(nc if nc < FV_CT_DIST else FV_CT_DIST):
-            j = ct_i[k]
-            if fx[j].ct & CT_E:
-                ft_prefetch(v, pe[j].hash)
-            if fx[j].ct & CT_I:
-                ft_prefetch(v, pi[j].hash)
     else:
         # one thread: loop 1 / route_one made the keys of frames from ENIs; a frame from a gateway's
         # port (edge_ingress, decided in loop 1) has only a receiver step, whose key is made here
@@ -515,9 +510,15 @@ cdef void ct_pass(const FwdTables* t,
                 fl = p.h.tcp_flags if p.h.proto == IPPROTO_TCP else (p.h.icmp_type if p.h.proto == IPPROTO_ICMP else 0)
                 ft_make_pkt(&pi[j], t.eni_filt[p.out_eni].ident, 0, p.h.proto, p.h.src, p.h.dst, p.h.sport,
                             p.h.dport, fl)
-                ft_prefetch(v, pi[j].hash)
+    # the slots FV_CT_DIST frames ahead are in flight while a frame's steps are made
+    for k in range(nc if nc < FV_CT_DIST else FV_CT_DIST):
+        j = ct_i[k]
+        if fx[j].ct & CT_E:
+            ft_prefetch(v, pe[j].hash)
+        if fx[j].ct & CT_I:
+            ft_prefetch(v, pi[j].hash)
     for k in range(nc):
-        if ke == NULL and k + FV_CT_DIST < nc:
+        if k + FV_CT_DIST < nc:
             j = ct_i[k + FV_CT_DIST]
             if fx[j].ct & CT_E:
                 ft_prefetch(v, pe[j].hash)
@@ -704,6 +705,9 @@ cdef class Tables:
         cdef const uint8_t[::1] nacl_rules = _record_bytes(compiled.nacl_rules, sizeof(AclRule), "nacl_rules")
         cdef const uint8_t[::1] tmo = _record_bytes(compiled.ct_timeouts, sizeof(FtTimeouts), "ct_timeouts")
         cdef const uint64_t[::1] sgm = compiled.sg_members
+        cdef const uint32_t[::1] sg_ix = _index_words(compiled.sg_index, sg_dirs.shape[0] // sizeof(AclDir), "sg_index")
+        cdef const uint32_t[::1] nacl_ix = _index_words(compiled.nacl_index, nacl_dirs.shape[0] // sizeof(AclDir),
+                                                        "nacl_index")
         if eni_filt.shape[0] != self.t.n_enis * sizeof(FiltRec):
             raise ValueError("Tables: eni_filt must hold one record per ENI")
         if subnet_filt.shape[0] != self.t.n_subnets * sizeof(SubnetFilt):
@@ -714,7 +718,7 @@ cdef class Tables:
             raise ValueError("Tables: ct_timeouts is empty")
         _init_hash(&self.t.sgm, sgm)
         self._keep = self._keep + (eni_filt, port_filt, subnet_filt, sg_dirs, sg_rules, nacl_dirs, nacl_rules,
-                                   tmo, sgm)
+                                   tmo, sgm, sg_ix, nacl_ix)
         self.t.eni_filt = <const FiltRec*>&eni_filt[0] if eni_filt.shape[0] else NULL
         self.t.port_filt = <const FiltRec*>&port_filt[0] if port_filt.shape[0] else NULL
         self.t.n_port_filt = port_filt.shape[0] // sizeof(FiltRec)
@@ -724,6 +728,8 @@ cdef class Tables:
         self.t.nacl_dirs = <const AclDir*>&nacl_dirs[0] if nacl_dirs.shape[0] else NULL
         self.t.nacl_rules = <const AclRule*>&nacl_rules[0] if nacl_rules.shape[0] else NULL
         self.t.ct_timeouts = <const void*>&tmo[0] if tmo.shape[0] else NULL
+        self.t.sg_index = &sg_ix[0] if sg_ix.shape[0] else NULL
+        self.t.nacl_index = &nacl_ix[0] if nacl_ix.shape[0] else NULL
         self.t.filters = 1
         return 0
 
@@ -755,6 +761,17 @@ def _record_bytes(arr, size_t size, str name):
         a = a.reshape(-1).view(np.uint8)
     if a.ndim != 1 or a.shape[0] % size:
         raise ValueError(f"Tables: {name} ({a.shape[0]} bytes) does not hold whole {size}-byte records")
+    return a
+
+
+def _index_words(arr, Py_ssize_t rows, str name):
+    """A port index (compiler/filters.py) as uint32 words: 4 head words per AclDir row, 8-byte aligned
+    (its masks are read as uint64); the blocks it points to are checked by dataplane/_validate.py."""
+    a = np.ascontiguousarray(arr, dtype=np.uint32)
+    if a.ndim != 1 or a.shape[0] < 4 * rows:
+        raise ValueError(f"Tables: {name} ({a.size} words) has no head for {rows} rule-list rows")
+    if a.ctypes.data % 8:
+        a = np.require(a.copy(), requirements="A")   # a fresh numpy array is 16-aligned
     return a
 
 

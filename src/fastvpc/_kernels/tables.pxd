@@ -21,6 +21,7 @@
 #   sg_members  uint64[2*cap]       (group index << 32 | IP) -> 0: the members' IPs of referenced groups
 #   nacl_dirs   AclDir[2*n_nacl]    per (NACL, direction): the entry range of each protocol class
 #   nacl_rules  AclRule[]           the entries, by number
+#   sg_index, nacl_index  uint32[]  the port index of the class lists (compiler/filters.py, acl.pxd)
 #   ct_timeouts FtTimeouts[]        distinct tracking timeouts (dataplane/_flowtable.pxd)
 # Edge (compile(edge=True), built by fastvpc/compiler/edge.py; empty otherwise):
 #   gws         GwRec[n_gw]         internet, VPN and transit gateways: MAC, kind, VPC, gateway route table
@@ -212,6 +213,8 @@ cdef struct FwdTables:
     HashTab sgm                # sg_members
     const AclDir* nacl_dirs
     const AclRule* nacl_rules
+    const uint32_t* sg_index   # port index of the sg_dirs class lists (acl.pxd acl_candidates)
+    const uint32_t* nacl_index
     const void* ct_timeouts    # FtTimeouts[] (dataplane/_flowtable.pxd; the driver casts: tables.pxd stays free of it)
     # the edge (compile(edge=True)); edge = 0: none of these is read
     int edge

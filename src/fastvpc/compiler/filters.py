@@ -27,6 +27,20 @@ side is ``_kernels/acl.pxd`` and ``_kernels/stages/{sg_egress,nacl_egress,nacl_i
 * Per subnet: its NACL's index and its VPC's Amazon DNS resolver address (primary CIDR base + 2),
   which no filter stage judges (#50).
 
+* **Port index** per class list (``sg_index`` / ``nacl_index``, uint32 words; the kernel is
+  ``acl.pxd`` ``acl_candidates``): a list of more than ``_INDEX_MIN`` and at most 64 rules gets the
+  bit-vector first step of packet classification (Lakshman and Stiliadis): the l4 key space
+  ``[0, 0x10000]`` is cut at every rule's ``lo`` and ``hi + 1`` (and at ``L4_NONE`` = 0x10000, the key of
+  a packet whose port is not known), and each piece gets a 64-bit mask of the rules whose range holds it
+  (a rule without a range check holds every piece).  The kernel binary-searches the cuts and tests only
+  the rules of the piece's mask, lowest bit first, i.e. in list order: the first match is the same as the
+  linear scan's (NACL first-match order, the 0.0.0.0/0-first rule of the groups).  Shorter lists (a scan
+  is as cheap as the search) and longer ones are scanned linearly.  Layout of one kind's array: word
+  ``4 * row + c`` is the offset of (AclDir row, class c)'s block, or ``NO_INDEX``; a block at ``X`` is
+  ``nb`` (the number of cuts), the ``nb`` cuts ascending, a pad word if needed so that the masks start at
+  an even word, then ``nb + 1`` masks as native uint64 (piece ``b`` = the keys with ``b`` cuts ``<=`` them).
+  Lists with the same content share one block.
+
 Rule encodings (``_kernels/tables.pxd``): the l4 key of a packet is its TCP/UDP destination port, or
 for ICMP ``type << 8 | code``; a port range is the key range ``[lo, hi]``; an ICMP ``(type, -1)``
 rule the range ``[type << 8, type << 8 | 255]``; an all-ports or any-type rule has no range check.
@@ -47,7 +61,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from fastvpc.topology import Eni, Network
 
 __all__ = ["DIR_INGRESS", "DIR_EGRESS", "compile_filters", "eni_identities", "RF_ANYPROTO", "RF_L4", "RF_GROUP",
-           "RF_WIDE", "RF_ALLOW", "N_CLASSES"]
+           "RF_WIDE", "RF_ALLOW", "N_CLASSES", "NO_INDEX", "build_port_index"]
 
 # mirrors of _kernels/tables.pxd and acl.pxd
 DIR_INGRESS, DIR_EGRESS = 0, 1
@@ -56,6 +70,12 @@ N_CLASSES = 4
 UT_TCP, UT_UDP = 1, 2
 RF_ANYPROTO, RF_L4, RF_GROUP, RF_WIDE, RF_ALLOW = 0x01, 0x02, 0x04, 0x08, 0x10
 _MAX_RULES_PER_CLASS = 0xFFFF
+NO_INDEX = 0xFFFFFFFF      # a class list without a port index (scanned linearly)
+L4_NONE = 0x10000          # the l4 key of a packet whose port / ICMP header is not known
+#: class lists of more rules than this (and at most 64) get a port index; tests set it to 0 or 64 to
+#: run every list through one path
+_INDEX_MIN = 4
+_INDEX_MAX = 64
 _DIRS = ("ingress", "egress")
 
 
@@ -181,6 +201,53 @@ def _pack(lists: dict[tuple[tuple[int, ...], ...], int], rows: tuple[tuple[int, 
         off = lists[rows] = len(out)
         out.extend(rows)
     return off
+
+
+def _index_block(lo: np.ndarray, hi: np.ndarray, ranged: np.ndarray) -> np.ndarray:
+    """The port-index block (module docstring) of one class list: its rules' key ranges ``[lo, hi]``,
+    ``ranged`` False for a rule without a range check."""
+    n = lo.size
+    cuts = np.unique(np.concatenate([lo[ranged], hi[ranged] + 1, [L4_NONE]]))
+    cuts = cuts[cuts > 0]
+    starts = np.concatenate([[0], cuts])                        # piece b: keys [starts[b], cuts[b])
+    cover = ~ranged[None, :] | ((lo[None, :] <= starts[:, None]) & (starts[:, None] <= hi[None, :]))
+    masks = cover.astype(np.uint64) @ (np.uint64(1) << np.arange(n, dtype=np.uint64))   # distinct bits: sum = or
+    nb = cuts.size
+    head = 1 + nb
+    out = np.zeros(head + (head & 1) + 2 * (nb + 1), dtype=np.uint32)
+    out[0] = nb
+    out[1:head] = cuts
+    out[head + (head & 1):].view(np.uint64)[:] = masks
+    return out
+
+
+def build_port_index(dirs: np.ndarray, rules: np.ndarray) -> np.ndarray:
+    """The port index (module docstring) of AclDir rows ``dirs`` over ``rules`` (ACL_RULE_DTYPE)."""
+    head = np.full(4 * dirs.size, NO_INDEX, dtype=np.uint32)
+    parts: list[np.ndarray] = [head]
+    size = head.size
+    blocks: dict[tuple[int, int], int] = {}
+    lo_all = rules["lo"].astype(np.int64)
+    hi_all = rules["hi"].astype(np.int64)
+    ranged_all = (rules["flags"] & RF_L4) != 0
+    offs = dirs["off"].reshape(-1, N_CLASSES)
+    ns = dirs["n"].reshape(-1, N_CLASSES)
+    for row in range(dirs.size):
+        for c in range(N_CLASSES):
+            off, n = int(offs[row, c]), int(ns[row, c])
+            if not (_INDEX_MIN < n <= _INDEX_MAX):
+                continue
+            x = blocks.get((off, n))
+            if x is None:
+                if size & 1:              # blocks start at even words: a block's masks then do too
+                    parts.append(np.zeros(1, dtype=np.uint32))
+                    size += 1
+                blk = _index_block(lo_all[off:off + n], hi_all[off:off + n], ranged_all[off:off + n])
+                x = blocks[(off, n)] = size
+                parts.append(blk)
+                size += blk.size
+            head[4 * row + c] = x
+    return np.concatenate(parts)
 
 
 def compile_filters(net: Network, enis: list[Eni], subnets: list[Any], vpcs: list[Any],
@@ -312,7 +379,8 @@ def compile_filters(net: Network, enis: list[Eni], subnets: list[Any], vpcs: lis
 
     return dict(filters=True, eni_filt=eni_filt, port_filt=port_filt, subnet_filt=subnet_filt, sg_dirs=sg_dirs,
                 sg_rules=sg_rules, sg_members=members, nacl_dirs=nacl_dirs, nacl_rules=nacl_rules,
-                ct_timeouts=ct_timeouts)
+                ct_timeouts=ct_timeouts, sg_index=build_port_index(sg_dirs, sg_rules),
+                nacl_index=build_port_index(nacl_dirs, nacl_rules))
 
 
 def no_filters() -> dict[str, Any]:
@@ -323,4 +391,5 @@ def no_filters() -> dict[str, Any]:
                 subnet_filt=np.zeros(0, SUBNET_FILT_DTYPE), sg_dirs=np.zeros(0, ACL_DIR_DTYPE),
                 sg_rules=np.zeros(0, ACL_RULE_DTYPE), sg_members=np.full(4, np.uint64(0xFFFFFFFFFFFFFFFF)),
                 nacl_dirs=np.zeros(0, ACL_DIR_DTYPE), nacl_rules=np.zeros(0, ACL_RULE_DTYPE),
-                ct_timeouts=np.zeros(0, TIMEOUTS_DTYPE))
+                ct_timeouts=np.zeros(0, TIMEOUTS_DTYPE), sg_index=np.zeros(0, np.uint32),
+                nacl_index=np.zeros(0, np.uint32))

@@ -138,6 +138,8 @@ class CompiledTables(NamedTuple):
     sg_members: Any = None      #: uint64[2 * cap]: (group << 32 | IP) -> 0, members of referenced groups
     nacl_dirs: Any = None       #: ACL_DIR_DTYPE[2 * n_nacl]
     nacl_rules: Any = None      #: ACL_RULE_DTYPE[]
+    sg_index: Any = None        #: uint32[]: the port index of the sg_dirs class lists (compiler/filters.py)
+    nacl_index: Any = None      #: uint32[]: the port index of the nacl_dirs class lists
     ct_timeouts: Any = None     #: fastvpc.dataplane.state.TIMEOUTS_DTYPE[n_tracking]
     edge: bool = False          #: the edge stages run (compiler/edge.py)
     edge_gws: Any = None        #: GW_DTYPE[n_gateway]: internet, VPN and transit gateways
@@ -150,4 +152,4 @@ EDGE_ARRAYS = ("edge_gws", "edge_cidrs", "edge_hash")
 
 #: the CompiledTables fields of the filters that are numpy arrays
 FILTER_ARRAYS = ("eni_filt", "port_filt", "subnet_filt", "sg_dirs", "sg_rules", "sg_members", "nacl_dirs",
-                 "nacl_rules", "ct_timeouts")
+                 "nacl_rules", "ct_timeouts", "sg_index", "nacl_index")

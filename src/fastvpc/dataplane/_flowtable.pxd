@@ -174,11 +174,6 @@ cdef int ft_view_init(FtView* v, object table) except -1
 cdef int ft_acquire(FtView* v) noexcept nogil          # 0, or -1 when another pass holds the table
 cdef void ft_release(FtView* v) noexcept nogil
 cdef Py_ssize_t ft_first_backwards(const FtView* v, const int64_t* now, Py_ssize_t n) noexcept nogil
-cdef uint64_t ft_flow_hash(uint8_t proto, uint32_t src, uint32_t dst, uint16_t sport,
-                           uint16_t dport) noexcept nogil
-cdef void ft_make_pkt(FtPkt* p, uint32_t eni, uint8_t zone, uint8_t proto, uint32_t src, uint32_t dst,
-                      uint16_t sport, uint16_t dport, uint8_t l4flags) noexcept nogil
-cdef void ft_prefetch(const FtView* v, uint64_t hash) noexcept nogil
 cdef int64_t ft_lookup(const FtView* v, const FtPkt* p, int64_t now) noexcept nogil   # slot, or -1
 cdef uint8_t ft_insert_or_update(FtView* v, const FtPkt* p, uint32_t length, int64_t now,
                                  uint8_t admitted, const FtTimeouts* t, uint8_t* direction,
@@ -188,3 +183,148 @@ cdef void ft_track_batch(FtView* v, const FtPkt* pkts, const uint32_t* lengths, 
                          uint8_t* code, uint8_t* direction, uint8_t* state, Py_ssize_t n) noexcept nogil
 cdef uint64_t ft_expire(FtView* v, int64_t now) noexcept nogil                          # reclaimed
 cdef void ft_default_timeouts(FtTimeouts* t) noexcept nogil
+
+
+# ----------------------------------------------------------------------------- inline: hashing, keys
+# Defined here, not in _flowtable.pyx, so that a kernel stage's key making and slot prefetch compile
+# into its loop (a call to another module's cdef function is an indirect call: the loop's live values
+# are spilled around it).  _flowtable.pyx uses the same definitions.
+
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #if defined(__GNUC__) || defined(__clang__)
+    #define ft_prefetch_w(p) __builtin_prefetch((const void*)(p), 1, 3)
+    #else
+    #define ft_prefetch_w(p) ((void)(p))
+    #endif
+    static inline uint64_t ft_range(uint64_t h, uint64_t n) {
+    #if defined(__SIZEOF_INT128__)
+        return (uint64_t)(((unsigned __int128)h * n) >> 64);
+    #else
+        return ((h >> 32) * n) >> 32;   /* n < 2**32 here */
+    #endif
+    }
+    #define FT_HMUL 0x9E3779B97F4A7C15ULL
+    #define FT_M1 0xFF51AFD7ED558CCDULL
+    #define FT_M2 0xC4CEB9FE1A85EC53ULL
+    """
+    void ft_prefetch_w(const void* p) noexcept nogil
+    uint64_t ft_range(uint64_t h, uint64_t n) noexcept nogil
+    const uint64_t HMUL "FT_HMUL"
+    const uint64_t M1 "FT_M1"
+    const uint64_t M2 "FT_M2"
+
+
+cdef inline uint64_t _mix(uint64_t x) noexcept nogil:
+    # murmur3's 64-bit finaliser: every input bit affects every output bit
+    x ^= x >> 33
+    x *= M1
+    x ^= x >> 33
+    x *= M2
+    x ^= x >> 33
+    return x
+
+
+cdef inline uint64_t _tuple_hash(uint8_t proto, uint32_t lo, uint32_t hi, uint16_t plo, uint16_t phi) noexcept nogil:
+    # the port/protocol word times an odd constant (a bijection that spreads it over all 64 bits),
+    # folded into the address word, then one full-avalanche mix
+    return _mix(((<uint64_t>lo << 32) | hi) ^ (((<uint64_t>plo << 24) | (<uint64_t>phi << 8) | proto) * HMUL))
+
+
+cdef inline uint64_t ft_flow_hash(uint8_t proto, uint32_t src, uint32_t dst, uint16_t sport,
+                                  uint16_t dport) noexcept nogil:
+    """Direction-symmetric hash of a flow (no ENI): both directions of one flow hash alike.
+
+    TCP/UDP hash the unordered pair {(src, sport), (dst, dport)}; ICMP the unordered address pair and
+    the identifier (``sport``; ``dport`` ignored); other protocols the unordered address pair."""
+    cdef uint32_t t
+    if proto == 6 or proto == 17:
+        if src > dst or (src == dst and sport > dport):
+            t = src
+            src = dst
+            dst = t
+            t = sport
+            sport = dport
+            dport = <uint16_t>t
+        return _tuple_hash(proto, src, dst, sport, dport)
+    if src > dst:
+        t = src
+        src = dst
+        dst = t
+    if proto == 1:
+        return _tuple_hash(proto, src, dst, sport, 0)
+    return _tuple_hash(proto, src, dst, 0, 0)
+
+
+cdef inline uint64_t _slot_hash(uint64_t flow_hash, uint32_t eni, uint8_t zone) noexcept nogil:
+    return _mix(flow_hash + ((<uint64_t>eni << 8) | zone) * HMUL)
+
+
+cdef inline uint8_t _icmp_request_of(uint8_t t) noexcept nogil:
+    """The query type of an ICMP request (itself) or reply (its request); 0xFF for non-query types."""
+    if t == 8 or t == 13 or t == 15 or t == 17:
+        return t
+    if t == 0:
+        return 8
+    if t == 14 or t == 16 or t == 18:
+        return t - 1
+    return 0xFF
+
+
+cdef inline void ft_make_pkt(FtPkt* p, uint32_t eni, uint8_t zone, uint8_t proto, uint32_t src, uint32_t dst,
+                             uint16_t sport, uint16_t dport, uint8_t l4flags) noexcept nogil:
+    cdef uint8_t q
+    p.eni = eni
+    p.zone = zone
+    p.proto = proto
+    p.l4flags = l4flags
+    p.from_hi = 0
+    if proto == 6 or proto == 17:
+        p.kind = FT_K_TCP if proto == 6 else FT_K_UDP
+        if src > dst or (src == dst and sport > dport):
+            p.a = dst
+            p.b = src
+            p.pa = dport
+            p.pb = sport
+            p.from_hi = 1
+        else:
+            p.a = src
+            p.b = dst
+            p.pa = sport
+            p.pb = dport
+    elif proto == 1:
+        q = _icmp_request_of(l4flags)
+        p.pa = sport                 # identifier
+        p.pb = q
+        if q == 0xFF:
+            p.kind = FT_K_ICMP_OTHER
+            p.a = src
+            p.b = dst
+        elif q == l4flags:
+            p.kind = FT_K_ICMP_REQUEST
+            p.a = src                # requester
+            p.b = dst
+        else:
+            p.kind = FT_K_ICMP_REPLY
+            p.a = dst
+            p.b = src
+    else:
+        p.kind = FT_K_OTHER
+        p.pa = 0
+        p.pb = 0
+        if src > dst:
+            p.a = dst
+            p.b = src
+            p.from_hi = 1
+        else:
+            p.a = src
+            p.b = dst
+    p.hash = _slot_hash(ft_flow_hash(proto, src, dst, sport, dport), eni, zone)
+
+
+cdef inline void ft_prefetch(const FtView* v, uint64_t hash) noexcept nogil:
+    """Prefetch (for writing) the home slot of ``hash``: a 48-byte slot may straddle two lines."""
+    cdef const char* p = <const char*>&v.slots[ft_range(hash, v.n_slots)]
+    ft_prefetch_w(p)
+    ft_prefetch_w(p + 47)

@@ -48,22 +48,14 @@ cdef extern from *:
     """
     #include <stdint.h>
     #if defined(__GNUC__) || defined(__clang__)
-    #define ft_prefetch_w(p) __builtin_prefetch((const void*)(p), 1, 3)
     static inline int ft_atomic_take(int* f) { return __atomic_exchange_n(f, 1, __ATOMIC_ACQUIRE); }
     static inline void ft_atomic_give(int* f) { __atomic_store_n(f, 0, __ATOMIC_RELEASE); }
     #else
-    #define ft_prefetch_w(p) ((void)(p))
     #include <intrin.h>
     static inline int ft_atomic_take(int* f) { return (int)_InterlockedExchange((volatile long*)f, 1); }
     static inline void ft_atomic_give(int* f) { _InterlockedExchange((volatile long*)f, 0); }
     #endif
-    static inline uint64_t ft_range(uint64_t h, uint64_t n) {
-    #if defined(__SIZEOF_INT128__)
-        return (uint64_t)(((unsigned __int128)h * n) >> 64);
-    #else
-        return ((h >> 32) * n) >> 32;   /* n < 2**32 here */
-    #endif
-    }
+    /* ft_range, ft_prefetch_w, FT_HMUL/FT_M1/FT_M2: _flowtable.pxd (the hashing is inline there) */
     /* Linux nf_conntrack_proto_tcp.c tcp_conntracks[dir][class][state], states numbered as
        FT_S_* (0 NONE, 1 SYN_SENT, 2 SYN_RECV, 3 ESTABLISHED, 4 FIN_WAIT, 5 CLOSE_WAIT, 6 LAST_ACK,
        7 TIME_WAIT, 8 CLOSE, 9 SYN_SENT2); 0xFE = Linux's sIV (invalid), 0xFF = sIG (ignore):
@@ -101,76 +93,26 @@ cdef extern from *:
     static inline unsigned ft_tmo_field(unsigned st) { return ft_tmo_field_tbl[st < 17 ? st : 0]; }
     #define FT_NS 1000000000ULL
     #define FT_BYTES_MASK ((1ULL << 44) - 1ULL)
-    #define FT_HMUL 0x9E3779B97F4A7C15ULL
-    #define FT_M1 0xFF51AFD7ED558CCDULL
-    #define FT_M2 0xC4CEB9FE1A85EC53ULL
     #define FT_CHUNK 256
     #ifndef FT_DIST
     #define FT_DIST 16
     #endif
     """
-    void ft_prefetch_w(const void* p) noexcept nogil
     int ft_atomic_take(int* f) noexcept nogil
     void ft_atomic_give(int* f) noexcept nogil
-    uint64_t ft_range(uint64_t h, uint64_t n) noexcept nogil
     unsigned ft_tcp_next(unsigned dir, unsigned cls, unsigned st) noexcept nogil
     unsigned ft_tmo_field(unsigned st) noexcept nogil
     enum: FT_IV
     enum: FT_IG
     const uint64_t NS "FT_NS"
     const uint64_t BYTES_MASK "FT_BYTES_MASK"   # bytes field of bytes_tmo (FT_BYTES_BITS = 44 bits)
-    const uint64_t HMUL "FT_HMUL"
-    const uint64_t M1 "FT_M1"
-    const uint64_t M2 "FT_M2"
     enum: CHUNK "FT_CHUNK"      # packets per ft_make_pkt / ft_track_batch round in track() (on the stack)
     enum: DIST "FT_DIST"        # prefetch distance (packets) in ft_track_batch: ~16 misses in flight
 
 # ----------------------------------------------------------------------------- hashing
 
-cdef inline uint64_t _mix(uint64_t x) noexcept nogil:
-    # murmur3's 64-bit finaliser: every input bit affects every output bit
-    x ^= x >> 33
-    x *= M1
-    x ^= x >> 33
-    x *= M2
-    x ^= x >> 33
-    return x
-
-
-cdef inline uint64_t _tuple_hash(uint8_t proto, uint32_t lo, uint32_t hi, uint16_t plo, uint16_t phi) noexcept nogil:
-    # the port/protocol word times an odd constant (a bijection that spreads it over all 64 bits),
-    # folded into the address word, then one full-avalanche mix
-    return _mix(((<uint64_t>lo << 32) | hi) ^ (((<uint64_t>plo << 24) | (<uint64_t>phi << 8) | proto) * HMUL))
-
-
-cdef uint64_t ft_flow_hash(uint8_t proto, uint32_t src, uint32_t dst, uint16_t sport,
-                           uint16_t dport) noexcept nogil:
-    """Direction-symmetric hash of a flow (no ENI): both directions of one flow hash alike.
-
-    TCP/UDP hash the unordered pair {(src, sport), (dst, dport)}; ICMP the unordered address pair and
-    the identifier (``sport``; ``dport`` ignored); other protocols the unordered address pair."""
-    cdef uint32_t t
-    if proto == 6 or proto == 17:
-        if src > dst or (src == dst and sport > dport):
-            t = src
-            src = dst
-            dst = t
-            t = sport
-            sport = dport
-            dport = <uint16_t>t
-        return _tuple_hash(proto, src, dst, sport, dport)
-    if src > dst:
-        t = src
-        src = dst
-        dst = t
-    if proto == 1:
-        return _tuple_hash(proto, src, dst, sport, 0)
-    return _tuple_hash(proto, src, dst, 0, 0)
-
-
-cdef inline uint64_t _slot_hash(uint64_t flow_hash, uint32_t eni, uint8_t zone) noexcept nogil:
-    return _mix(flow_hash + ((<uint64_t>eni << 8) | zone) * HMUL)
-
+# _mix, _tuple_hash, ft_flow_hash, _slot_hash: _flowtable.pxd (inline, so that a kernel stage's key
+# making compiles into its loop)
 
 cdef inline uint64_t _entry_hash(const FtEntry* e) noexcept nogil:
     cdef uint64_t fh
@@ -185,71 +127,7 @@ cdef inline uint64_t _entry_hash(const FtEntry* e) noexcept nogil:
 
 # ----------------------------------------------------------------------------- packets
 
-cdef inline uint8_t _icmp_request_of(uint8_t t) noexcept nogil:
-    """The query type of an ICMP request (itself) or reply (its request); 0xFF for non-query types."""
-    if t == 8 or t == 13 or t == 15 or t == 17:
-        return t
-    if t == 0:
-        return 8
-    if t == 14 or t == 16 or t == 18:
-        return t - 1
-    return 0xFF
-
-
-cdef void ft_make_pkt(FtPkt* p, uint32_t eni, uint8_t zone, uint8_t proto, uint32_t src, uint32_t dst,
-                      uint16_t sport, uint16_t dport, uint8_t l4flags) noexcept nogil:
-    _make_pkt(p, eni, zone, proto, src, dst, sport, dport, l4flags)
-
-
-cdef inline void _make_pkt(FtPkt* p, uint32_t eni, uint8_t zone, uint8_t proto, uint32_t src, uint32_t dst,
-                           uint16_t sport, uint16_t dport, uint8_t l4flags) noexcept nogil:
-    cdef uint8_t q
-    p.eni = eni
-    p.zone = zone
-    p.proto = proto
-    p.l4flags = l4flags
-    p.from_hi = 0
-    if proto == 6 or proto == 17:
-        p.kind = FT_K_TCP if proto == 6 else FT_K_UDP
-        if src > dst or (src == dst and sport > dport):
-            p.a = dst
-            p.b = src
-            p.pa = dport
-            p.pb = sport
-            p.from_hi = 1
-        else:
-            p.a = src
-            p.b = dst
-            p.pa = sport
-            p.pb = dport
-    elif proto == 1:
-        q = _icmp_request_of(l4flags)
-        p.pa = sport                 # identifier
-        p.pb = q
-        if q == 0xFF:
-            p.kind = FT_K_ICMP_OTHER
-            p.a = src
-            p.b = dst
-        elif q == l4flags:
-            p.kind = FT_K_ICMP_REQUEST
-            p.a = src                # requester
-            p.b = dst
-        else:
-            p.kind = FT_K_ICMP_REPLY
-            p.a = dst
-            p.b = src
-    else:
-        p.kind = FT_K_OTHER
-        p.pa = 0
-        p.pb = 0
-        if src > dst:
-            p.a = dst
-            p.b = src
-            p.from_hi = 1
-        else:
-            p.a = src
-            p.b = dst
-    p.hash = _slot_hash(ft_flow_hash(proto, src, dst, sport, dport), eni, zone)
+# _icmp_request_of, ft_make_pkt: _flowtable.pxd (inline)
 
 # ----------------------------------------------------------------------------- table internals
 
@@ -394,12 +272,6 @@ cdef Py_ssize_t ft_first_backwards(const FtView* v, const int64_t* now, Py_ssize
             return i
         prev = now[i]
     return -1
-
-
-cdef void ft_prefetch(const FtView* v, uint64_t hash) noexcept nogil:
-    cdef const char* p = <const char*>&v.slots[ft_range(hash, v.n_slots)]
-    ft_prefetch_w(p)
-    ft_prefetch_w(p + 47)        # a 48-byte slot may straddle two lines; probes go on into the next
 
 
 cdef int64_t ft_lookup(const FtView* v, const FtPkt* p, int64_t now) noexcept nogil:
@@ -738,7 +610,7 @@ cdef class FlowTableCore:
                 if m > CHUNK:
                     m = CHUNK
                 for j in range(m):
-                    _make_pkt(&pk[j], eni[c0 + j], zone[c0 + j], proto[c0 + j], src[c0 + j], dst[c0 + j],
+                    ft_make_pkt(&pk[j], eni[c0 + j], zone[c0 + j], proto[c0 + j], src[c0 + j], dst[c0 + j],
                               sport[c0 + j], dport[c0 + j], l4flags[c0 + j])
                 ft_track_batch(&v, pk, &length[c0], &now[c0], &admitted[c0], T,
                                ti + c0 if ti != NULL else NULL, &code[c0], &direction[c0], &state[c0], m)

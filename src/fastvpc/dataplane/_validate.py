@@ -60,7 +60,8 @@ ARRAY_DTYPES: dict[str, np.dtype[Any]] = {
     # the filters (compiler/filters.py)
     "eni_filt": FILT_DTYPE, "port_filt": FILT_DTYPE, "subnet_filt": SUBNET_FILT_DTYPE, "sg_dirs": ACL_DIR_DTYPE,
     "sg_rules": ACL_RULE_DTYPE, "sg_members": np.dtype(np.uint64), "nacl_dirs": ACL_DIR_DTYPE,
-    "nacl_rules": ACL_RULE_DTYPE, "ct_timeouts": _timeouts_dtype(),
+    "nacl_rules": ACL_RULE_DTYPE, "ct_timeouts": _timeouts_dtype(), "sg_index": np.dtype(np.uint32),
+    "nacl_index": np.dtype(np.uint32),
     # the edge (compiler/edge.py)
     "edge_gws": GW_DTYPE, "edge_cidrs": EDGE_CIDR_DTYPE, "edge_hash": np.dtype(np.uint64),
 }
@@ -356,6 +357,38 @@ def _check_edge(state: Mapping[str, Any], n_vpc: int, n_tables: int) -> None:
     _bad_index("edge_hash", port_vals.astype(np.int64), 0, gws.size, "gateway index")
 
 
+def _check_port_index(field: str, ix: np.ndarray, dirs: np.ndarray) -> None:
+    """The port index of ``dirs``' class lists (compiler/filters.py build_port_index): every block the
+    kernel reads inside the array, its cuts ascending, its masks naming only rules of its list."""
+    from fastvpc.compiler.filters import L4_NONE, NO_INDEX
+
+    if ix.size < 4 * dirs.size:
+        raise _fail(field, f"has {ix.size} words, fewer than the {4 * dirs.size} heads of {dirs.size} rows")
+    head = ix[:4 * dirs.size].astype(np.int64)
+    ns = dirs["n"].reshape(-1).astype(np.int64) if dirs.size else np.zeros(0, np.int64)
+    seen: dict[int, int] = {}
+    for k in np.flatnonzero(head != NO_INDEX):
+        x, n = int(head[k]), int(ns[k])
+        if seen.get(x, n) != n:
+            raise _fail(field, f"block {x} serves lists of {seen[x]} and {n} rules")
+        if x in seen:
+            continue
+        seen[x] = n
+        if x + 1 > ix.size or n > 64:
+            raise _fail(field, f"row {k // 4} class {k % 4} has block {x} (of {ix.size} words) for {n} rules")
+        nb = int(ix[x])
+        m = x + 1 + nb
+        m += m & 1
+        if m + 2 * (nb + 1) > ix.size:
+            raise _fail(field, f"block {x} has {nb} cuts, past the end of the array")
+        cuts = ix[x + 1:x + 1 + nb].astype(np.int64)
+        if nb and (np.any(np.diff(cuts) <= 0) or cuts[0] < 1 or cuts[-1] > L4_NONE):
+            raise _fail(field, f"block {x}'s cuts are not ascending within 1..{L4_NONE}")
+        masks = ix[m:m + 2 * (nb + 1)].view(np.uint64)
+        if n < 64 and np.any(masks >> np.uint64(n)):
+            raise _fail(field, f"block {x} names a rule past its list of {n}")
+
+
 def _check_filters(state: Mapping[str, Any], n_eni: int, n_sub: int) -> None:
     """Every index the filter stages follow: an ENI's / port's SG set and timeout record, a subnet's
     NACL, every (set | NACL, direction) rule range inside the rules, the member hash's structure,
@@ -367,7 +400,7 @@ def _check_filters(state: Mapping[str, Any], n_eni: int, n_sub: int) -> None:
     tmo = state["ct_timeouts"]
     if not state["filters"]:
         for name in ("eni_filt", "port_filt", "subnet_filt", "sg_dirs", "sg_rules", "nacl_dirs", "nacl_rules",
-                     "ct_timeouts"):
+                     "ct_timeouts", "sg_index", "nacl_index"):
             if state[name].size:
                 raise _fail(name, "holds records although the snapshot has no filters")
         return
@@ -414,4 +447,6 @@ def _check_filters(state: Mapping[str, Any], n_eni: int, n_sub: int) -> None:
         if (end > rules.size).any():
             i = int(np.flatnonzero((end > rules.size).any(axis=1))[0])
             raise _fail(field, f"record {i} has a rule range past the {rules.size} rules")
+    _check_port_index("sg_index", state["sg_index"], sg_dirs)
+    _check_port_index("nacl_index", state["nacl_index"], nacl_dirs)
     _check_hash("sg_members", state["sg_members"], {0: 1}, (0,), 1 << 24)
