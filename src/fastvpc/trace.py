@@ -36,7 +36,7 @@ from fastvpc.testing import compile_network, filters_of
 from fastvpc.topology import Eni, InternetGateway, NatGateway, Network, TransitGateway, VpnGateway
 from fastvpc.verdicts import RA_CODES, Action, DropReason
 
-__all__ = ["Hop", "Trace", "build_frame", "resolve_source", "trace_packet"]
+__all__ = ["OUTSIDE_IP", "Hop", "Trace", "build_frame", "resolve_source", "trace_packet"]
 
 IPv4Address = ipaddress.IPv4Address
 PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17}
@@ -193,11 +193,27 @@ def _network_of(where: Any, network: Network | None) -> Network:
                     "pass network=... (the Network that was compiled)")
 
 
-def resolve_source(net: Network, src: str | Eni, aliases: dict[str, list[str]] | None = None) -> tuple[Eni, IPv4Address]:
-    """The ingress ENI and source IP for ``src``: an ENI, an ENI name, an instance id in
-    ``aliases`` (instance -> ENI names, primary first), or an IP owned by exactly one ENI."""
+#: the source address of a packet traced from a gateway's port when ``src_ip`` is not given: a host of
+#: TEST-NET-2 (RFC 5737), public by DESIGN §6's rule, in no VPC
+OUTSIDE_IP = IPv4Address("198.51.100.10")
+#: the source MAC of that packet: a locally administered unicast MAC of "the outside host"
+OUTSIDE_MAC = "02:00:5e:10:00:01"
+#: the gateways whose port a trace may start at (DESIGN §6: frames entering through them)
+SOURCE_GATEWAYS = (InternetGateway, VpnGateway, TransitGateway)
+
+Source = Eni | InternetGateway | VpnGateway | TransitGateway
+
+
+def resolve_source(net: Network, src: str | Source,
+                   aliases: dict[str, list[str]] | None = None) -> tuple[Source, IPv4Address]:
+    """The ingress ENI (or gateway) and source IP for ``src``: an ENI, an ENI name, an instance id in
+    ``aliases`` (instance -> ENI names, primary first), an IP owned by exactly one ENI, or an internet,
+    VPN or transit gateway (object or name): the packet then enters on the gateway's port from an
+    outside host, source :data:`OUTSIDE_IP` unless ``src_ip`` says otherwise."""
     if isinstance(src, Eni):
         return src, src.ip
+    if isinstance(src, SOURCE_GATEWAYS):
+        return src, OUTSIDE_IP
     text = str(src).strip()
     if aliases and text in aliases and aliases[text]:
         text = aliases[text][0]
@@ -207,8 +223,11 @@ def resolve_source(net: Network, src: str | Eni, aliases: dict[str, list[str]] |
         obj = None
     if isinstance(obj, Eni):
         return obj, obj.ip
+    if isinstance(obj, SOURCE_GATEWAYS):
+        return obj, OUTSIDE_IP
     if obj is not None:
-        raise ValueError(f"source {text!r} is a {type(obj).__name__}, not an ENI: traces start at an ENI")
+        raise ValueError(f"source {text!r} is a {type(obj).__name__}, not an ENI or an internet, VPN or transit "
+                         "gateway: traces start at an ENI or enter through a gateway")
     try:
         ip = IPv4Address(text)
     except ValueError:
@@ -310,7 +329,10 @@ def trace_packet(where: Any, src: str | Eni, dst: str | IPv4Address, proto: str 
     ``where``: a :class:`Network` (compiled for the verdict), or a ``Dataplane`` or any other
     ``Forwarder`` (its ``process()`` gives the verdict; the topology comes from ``network=`` or its
     ``.network``).  ``src``: an ENI, ENI name, instance id (with ``aliases``) or an IP owned by one
-    ENI.  ``src_ip`` overrides the source address (to show the source/destination check).
+    ENI; or an internet, VPN or transit gateway (object or name): the packet enters on the gateway's
+    port from an outside host (source :data:`OUTSIDE_IP`, addressed to the gateway's MAC), e.g. the
+    internet to a public IP: ``trace_packet(net, "igw", "203.0.113.10", "tcp", 443)``.  ``src_ip``
+    overrides the source address (to show the source/destination check, or name the outside host).
     ``proto``: icmp (echo request), tcp (SYN), udp, or a number; ``port`` the destination port
     (tcp 80 / udp 53 when omitted).  ``verdict``: ``auto`` or ``dataplane`` (the compiled data plane,
     checked against the reference forwarder) or ``reference`` (the reference forwarder alone).
@@ -345,7 +367,10 @@ def trace_packet(where: Any, src: str | Eni, dst: str | IPv4Address, proto: str 
         raise ValueError(f"port {port} only applies to tcp and udp, not {pname}")
     if port is None and pname in DEFAULT_PORTS:
         port = DEFAULT_PORTS[pname]
-    frame = build_frame(net, eni, d, pnum, port, src_ip=sip)
+    if isinstance(eni, Eni):
+        frame = build_frame(net, eni, d, pnum, port, src_ip=sip)
+    else:   # from outside, through the gateway's port: addressed to the gateway's MAC (DESIGN §6)
+        frame = pk.ethernet(eni.mac, OUTSIDE_MAC, pk.ETH_IPV4, _ip_packet(sip, d, pnum, port), pad_to=60)
 
     # the explanation and the expected verdict: the reference forwarder with its recorder on
     arp_mode = getattr(where, "arp_mode", "target") if not isinstance(where, Network) else "target"
@@ -362,7 +387,7 @@ def trace_packet(where: Any, src: str | Eni, dst: str | IPv4Address, proto: str 
     edge = bool(getattr(forwarder, "edge", False)) if forwarder is not None else edge is not False
     reference = ReferenceForwarder(net, arp_mode=arp_mode if arp_mode in ("target", "single_mac") else "target",
                                    filters=filters, edge=edge)
-    name = str(src.name if isinstance(src, Eni) else src)
+    name = str(src.name if isinstance(src, (Eni, *SOURCE_GATEWAYS)) else src)
     if not reply:
         return _trace_one(net, reference, forwarder, frame, eni, sip, d, pname, port, name, filters, None, None)
 
@@ -373,9 +398,11 @@ def trace_packet(where: Any, src: str | Eni, dst: str | IPv4Address, proto: str 
         raise ValueError(f"the forward packet {sip} -> {d} is not delivered to an ENI ({fwd.verdict}): there is no "
                          "return packet to trace (a reply enters the VPC only from an ENI)")
     rport = SOURCE_PORT if pnum in (6, 17) else None
+    # the reply leaves from the address the receiver saw (an internet gateway translated a public one)
+    rsrc = IPv4Address(fwd.frame[30:34]) if len(fwd.frame) >= 34 else d
     rframe = pk.ethernet(_dst_mac(receiver, sip)[0], receiver.mac, pk.ETH_IPV4,
-                         _reply_packet(d, sip, pnum, port), pad_to=60)
-    back = _trace_one(net, reference, forwarder, rframe, receiver, d, sip, pname, rport, receiver.name, filters,
+                         _reply_packet(rsrc, sip, pnum, port), pad_to=60)
+    back = _trace_one(net, reference, forwarder, rframe, receiver, rsrc, sip, pname, rport, receiver.name, filters,
                       states, REPLY_T0 + 1_000_000_000)
     back.forward = fwd
     back.not_evaluated = [x for x in back.not_evaluated if not x.startswith("the return path")]
@@ -397,7 +424,7 @@ def _reply_packet(src: IPv4Address, dst: IPv4Address, proto: int, port: int | No
     return pk.ipv4(src, dst, proto, b"")
 
 
-def _trace_one(net: Network, reference: ReferenceForwarder, forwarder: Any, frame: bytes, eni: Eni,
+def _trace_one(net: Network, reference: ReferenceForwarder, forwarder: Any, frame: bytes, eni: Source,
                sip: IPv4Address, d: IPv4Address, pname: str, port: int | None, name: str, filters: bool,
                states: tuple[Any, Any] | None, now: int | None) -> Trace:
     """One frame through the reference (with its recorder) and the verdict source; with ``states``

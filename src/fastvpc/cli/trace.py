@@ -44,13 +44,15 @@ def add_parser(sub: Any) -> None:
     src.add_argument("--aws", metavar="FOLDER", help="import this folder of aws ec2 describe-* JSON instead")
     p.add_argument("--from", dest="src", required=True, metavar="ENI-OR-IP",
                    help="sending ENI (name or AWS id), instance id or Name tag (from an AWS import), "
-                        "or an IP owned by one ENI")
+                        "an IP owned by one ENI, or an internet, VPN or transit gateway: the packet then "
+                        "enters from an outside host (source 198.51.100.10 unless --src-ip)")
     p.add_argument("--to", dest="dst", required=True, metavar="IP", help="destination IPv4 address")
     # --proto is checked in run(), before any work, so callers of run() get exit 2 too
     p.add_argument("--proto", default="icmp", help="icmp (echo request, default), tcp (SYN), udp, or a number")
     p.add_argument("--port", type=port_number, default=None, help="destination port for tcp/udp (default 80 / 53)")
     p.add_argument("--src-ip", type=ipv4, default=None,
-                   help="source IP to put in the packet (default: the ENI's primary IP)")
+                   help="source IP to put in the packet (default: the ENI's primary IP; from a gateway "
+                        "198.51.100.10)")
     p.add_argument("--json", dest="json_path", nargs="?", const="-", default=None, metavar="FILE",
                    type=output_path(".json"),
                    help="write the trace as JSON to FILE ('-' or nothing: stdout, the text then goes to stderr)")
@@ -181,6 +183,7 @@ def _check_source(net: Any, src: str, aliases: dict[str, list[str]]) -> None:
     """An unknown --from name is a usage error with the close names offered."""
     from ipaddress import IPv4Address
 
+    from fastvpc.trace import SOURCE_GATEWAYS
     from fastvpc.topology import Eni
 
     text = src.strip()
@@ -196,14 +199,22 @@ def _check_source(net: Any, src: str, aliases: dict[str, list[str]]) -> None:
     except KeyError:
         obj = None
     if obj is not None:
-        if not isinstance(obj, Eni):
-            raise UsageError(f"--from {text!r} is a {type(obj).__name__}, not an ENI: traces start at an ENI")
+        if not isinstance(obj, (Eni, *SOURCE_GATEWAYS)):
+            raise UsageError(f"--from {text!r} is a {type(obj).__name__}, not an ENI or an internet, VPN or "
+                             "transit gateway: traces start at an ENI or enter through a gateway")
         return
-    pool = [e.name for e in net.enis] + list(aliases)
+    pool = [e.name for e in net.enis] + list(aliases) + [g.name for g in _gateways(net)]
     hint = close_names(text, pool)
     raise UsageError(f"--from {text!r} is neither an ENI, an instance, a Name tag nor an IPv4 address of this "
                      "network" + (f"; did you mean {', '.join(hint)}?" if hint else
                                   f" (ENIs: {', '.join(pool[:8])}{', ...' if len(pool) > 8 else ''})"))
+
+
+def _gateways(net: Any) -> list[Any]:
+    """The gateways a trace can enter through, for the close names of an unknown --from."""
+    from fastvpc.trace import SOURCE_GATEWAYS
+
+    return [t for t in net.targets if isinstance(t, SOURCE_GATEWAYS)]
 
 
 def exit_status(action: Any) -> int:
