@@ -50,6 +50,8 @@ BAD = [
      "--port"),
     (["trace", "{d}/topology.yaml", "--from", "web1", "--to", "8.8.8.8", "--port", "22"], "--port"),
     (["trace", "{d}/topology.yaml", "--from", "wbe1", "--to", "8.8.8.8"], "did you mean web1"),
+    # options by their full names only: --src is not read as --src-ip
+    (["trace", "{d}/topology.yaml", "--src", "web1", "--from", "web1", "--to", "8.8.8.8"], "--src"),
     (["trace", "{d}/topology.yaml", "--from", "web", "--to", "8.8.8.8"], "Subnet"),
     (["trace", "{d}/topology.yaml", "--from", "web1", "--to", "8.8.8.8", "--json", "{d}/t.txt"], "t.txt"),
     (["trace", "--aws", "{d}/nothere", "--from", "web1", "--to", "8.8.8.8"], "nothere"),

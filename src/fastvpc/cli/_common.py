@@ -24,7 +24,14 @@ EXIT_USAGE = 2
 
 
 class CliParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line: ``PROG: error: MESSAGE (see PROG --help)``."""
+    """An ArgumentParser whose errors are one line: ``PROG: error: MESSAGE (see PROG --help)``, and
+    which takes options only by their full names: argparse's prefix matching read ``trace --src web1``
+    as ``--src-ip web1`` (a confusing error about an address), and would read a future option's
+    prefix as today's option."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
