@@ -14,7 +14,7 @@ its storage and its per-frame work, with no Python per frame:
   ``format_ipv4`` dotted quads for the string columns of ``records()`` and Parquet.
 
 Table layout.  ``n_slots`` (a power of two) 64-byte ``FlEntry`` slots, 64-byte aligned,, linear probing from
-``hash & (n_slots - 1)``; an empty slot (``seq == 0``) ends every probe; the load stays <= 0.7.
+``hash & (n_slots - 1)``; an empty slot (``seq == 0``) ends every probe; the load stays <= 0.6.
 Entries are never deleted one by one: ``_take`` (closing windows) rebuilds the table from what stays.
 
 The key of a record: (interface, the packet's 5-tuple, direction, action, window start).  The
@@ -165,10 +165,15 @@ cdef inline uint64_t _mix(uint64_t x) noexcept nogil:
 
 cdef inline uint64_t _key_hash(uint32_t iface, uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport,
                                uint8_t proto, uint8_t dirn, uint8_t action, int64_t wstart) noexcept nogil:
+    # A flow record's hash leaves out the interface, the direction and the action: the records of one
+    # packet (the sender's egress, the receiver's ingress) share a home slot, so linear probing puts them
+    # side by side and one frame costs one random cache miss, not two.  A SKIPDATA / NODATA record's key
+    # is (interface, window) alone: its hash is the interface's (else one window's would all collide).
     cdef uint64_t a = (<uint64_t>src << 32) | dst
-    cdef uint64_t b = ((<uint64_t>sport << 48) | (<uint64_t>dport << 32) | (<uint64_t>proto << 16)
-                       | (<uint64_t>dirn << 8) | action)
-    return _mix(a ^ _mix(b ^ ((<uint64_t>iface) * HMUL)) ^ (<uint64_t>wstart * HMUL))
+    cdef uint64_t b = (<uint64_t>sport << 48) | (<uint64_t>dport << 32) | (<uint64_t>proto << 16)
+    if action >= ACC_SKIPDATA:
+        b ^= (<uint64_t>iface) * HMUL + action
+    return _mix(a ^ _mix(b) ^ (<uint64_t>wstart * HMUL))
 
 
 cdef inline uint64_t _entry_hash(const FlEntry* e) noexcept nogil:
@@ -281,7 +286,7 @@ cdef struct Table:
     FlEntry* slots
     uint64_t n_slots      # power of two
     uint64_t count
-    uint64_t limit        # most entries before a grow (load 0.7)
+    uint64_t limit        # most entries before a grow (load 0.6)
     uint64_t next_seq
     uint64_t max_ok       # most flow (OK) records held; 0: no limit.  Past it a packet whose record is
                           # new counts in its interface's SKIPDATA record of the window instead
@@ -372,6 +377,9 @@ cdef inline void _leg(Leg* g, const Table* T, uint32_t iface, uint32_t src, uint
     g.flags = flags
     g.path = path
     fl_prefetch_w(&T.slots[g.hash & (T.n_slots - 1)])
+    # the next slot too: a packet's second record lands there (same home, see _key_hash), and so does a
+    # probe past an occupied home
+    fl_prefetch_w(&T.slots[(g.hash + 1) & (T.n_slots - 1)])
 
 
 cdef inline void _insert_row(Table* T, const FlEntry* src) noexcept nogil:
@@ -889,7 +897,7 @@ cdef class FlowLogCore:
         self._buf = buf
         self.T.slots = <FlEntry*>&b[(-(<size_t>&b[0])) % 64]
         self.T.n_slots = n_slots
-        self.T.limit = (n_slots * 7) // 10
+        self.T.limit = (n_slots * 6) // 10
         return 0
 
     @property

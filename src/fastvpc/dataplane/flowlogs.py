@@ -25,6 +25,15 @@ DROP before the filters, REPLY              none (MALFORMED, NON_IPV4, ARP_*, L2
                                             ROUTER_*, LINK_LOCAL_SERVICE; the router's own replies)
 ==========================================  ==============================================
 
+A frame the pass's NAT stage handled (``result.nat_gw`` & co., :data:`NAT_ARRAYS`) also makes records on
+the NAT gateway's interface: ingress of the packet before the NAT, egress of the packet after it (the
+NAT's private IP on its side), REJECT on the leg its subnet's ACL refused (docs/flow-logs.md).
+
+log-status: ``FlowLog(enis=[...])`` covers those interfaces only, and a window :meth:`FlowLog.flush`
+closes with no record of a covered interface gets its NODATA record; ``FlowLog(max_records=N)`` holds
+at most N open flow records, the packets of further new records counting in their interface's SKIPDATA
+record of the window.
+
 Not logged either, as on AWS: traffic to the Amazon DNS server (the sender VPC's primary CIDR base
 + 2) and to or from 169.254.168.0/22 (IMDS, Time Sync, the link-local DNS), and DHCP (UDP 67/68).
 A frame from a port that is no ENI (a gateway) has no egress record.
@@ -406,7 +415,11 @@ class FlowLog:
     (``"${version} ${account-id} ..."``) or a list of names, every field of versions 2-5
     (:data:`FIELDS`); default version 2's 14 fields.  ``version``: the ``version`` field's value;
     default the highest version among the fields (as AWS); a smaller one than the fields need is an
-    error.  ``account_id``: the ``account-id`` field.
+    error.  ``account_id``: the ``account-id`` field.  ``enis``: the interfaces the log covers (ENI
+    names or objects, NAT gateway names; default every ENI): only their records are kept, and each
+    window closed by :meth:`flush` without a record of a covered interface gives it a NODATA record.
+    ``max_records``: the most open flow records (default no limit); past it, a packet whose record
+    would be new counts in its interface's SKIPDATA record of the window (never silently lost).
 
     Feed it with :meth:`observe` after each pass; read it with :meth:`records`, :meth:`write`;
     close windows with :meth:`flush`.  ``len()`` is the number of records.  Picklable.
@@ -577,7 +590,7 @@ class FlowLog:
             if n and (int(order.min()) < 0 or int(order.max()) >= 2**60):
                 raise FlowLogError(f"order: positions must be from 0 to 2**60 - 1, got {int(order.min())}..{int(order.max())}")
             ordinal = np.ascontiguousarray(order, np.int64)
-        nat = [np.zeros(0, d) for _, d in NAT_ARRAYS]
+        nat: list[Any] = [np.zeros(0, d) for _, d in NAT_ARRAYS]
         if getattr(result, "nat_gw", None) is not None:
             for k, (name, dtype) in enumerate(NAT_ARRAYS):
                 a = getattr(result, name, None)
@@ -679,7 +692,7 @@ class FlowLog:
                     rows = np.ascontiguousarray(rows[keep])
                     e = rows.reshape(-1).view(ENTRY_DTYPE)
             slots = max(1024, int(self._core.n_slots))
-            while slots * 7 // 10 < len(rows) + 2:
+            while slots * 6 // 10 < len(rows) + 2:
                 slots *= 4
             next_seq = max(int(self._core.next_seq), int(e["seq"].max()) if len(e) else 0)
             core = _fl.FlowLogCore()
@@ -799,8 +812,9 @@ class FlowLog:
     def records(self, closed_only: bool = False) -> np.ndarray:
         """The records as a numpy structured array, one row per record, the fields of the format
         with AWS's names (``rec["srcaddr"]``, ``rec["log-status"]``...), ordered by window and then
-        by when each record began.  Integer fields are ints (``traffic-path`` -1 where AWS writes
-        "-"); the others strings, "-" where AWS writes it.  ``closed_only``: only closed windows."""
+        by when each record began.  Integer fields are ints (-1 where AWS writes "-": ``traffic-path`` of
+        ingress records, every flow field of a NODATA / SKIPDATA record); the others strings, "-" where
+        AWS writes it.  ``closed_only``: only closed windows."""
         rows = self._all_rows(closed_only)
         e = rows.reshape(-1).view(ENTRY_DTYPE)
         n = len(e)
@@ -1137,7 +1151,7 @@ def _rebuild(state: dict[str, Any]) -> FlowLog:
         raise FlowLogError("FlowLog pickle: next_seq is below a record's")
     n_open = len(parts["open"])
     slots = 1024
-    while slots * 7 // 10 < n_open + 2:
+    while slots * 6 // 10 < n_open + 2:
         slots *= 2
     log._core = _fl.FlowLogCore()
     log._core._init(slots)
