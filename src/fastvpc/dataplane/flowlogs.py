@@ -286,10 +286,10 @@ def _topo(dp: Any) -> _Topo:
 
 class _DpView:
     """A Dataplane's _Topo and, per ENI, this FlowLog's interface index (IF_NONE for an ENI the log does
-    not cover); per port the (interface, Amazon DNS) pairs the compiled pass reads with one load; the
+    not cover); per port the interface the compiled pass reads with one 4-byte load; the
     NAT gateways' interfaces (made when a pass reports NAT work, or the log covers a NAT gateway)."""
 
-    __slots__ = ("dp", "t", "eni_iface", "port_info", "gw_iface", "gw_ip")
+    __slots__ = ("dp", "t", "eni_iface", "port_info", "gw_iface", "gw_ip", "dns_sorted")
 
     def __init__(self, dp: Any, log: FlowLog) -> None:
         self.dp = dp
@@ -302,6 +302,7 @@ class _DpView:
             self.eni_iface = np.array([log._intern(k) for k in t.eni_keys], np.uint32)
         self.gw_iface = np.zeros(0, np.uint32)
         self.gw_ip = np.zeros(0, np.uint32)
+        self.dns_sorted = np.unique(t.vpc_dns[t.vpc_dns != 0]).astype(np.uint32)
         covered = log._covered
         if covered is not None:
             names = [k[0] for k in t.eni_keys]
@@ -318,18 +319,10 @@ class _DpView:
             if gws & covered:
                 self.nat_tables(log)
         n_dense = len(t.port_eni)
-        self.port_info = np.zeros(2 * n_dense, np.uint32)
+        self.port_info = np.full(n_dense, _IF_NONE, np.uint32)
         if n_dense:
-            info = self.port_info.reshape(n_dense, 2)
-            info[:, 0] = _IF_NONE
             has = t.port_eni >= 0
-            e = t.port_eni[has]
-            info[has, 0] = self.eni_iface[e]
-            vpc = t.eni_vpc[e]
-            ok = (vpc >= 0) & (vpc < len(t.vpc_dns))
-            dns = np.zeros(len(e), np.uint32)
-            dns[ok] = t.vpc_dns[vpc[ok]]
-            info[has, 1] = dns
+            self.port_info[has] = self.eni_iface[t.port_eni[has]]
 
     def nat_tables(self, log: FlowLog) -> None:
         """Per port, the NAT gateways' interfaces in this log (interned: name, VPC, subnet, no instance,
@@ -635,7 +628,7 @@ class FlowLog:
                 stop, got = core._observe(batch.data, batch.offsets, batch.port, ts, ordinal, t_now, action, reason,
                                           egress, route, t.port_eni, t.sp_port, t.sp_eni, v.eni_iface, t.eni_ip,
                                           t.eni_vpc, t.vpc_dns, t.route_kind, t.route_arg, t.route_vpc,
-                                          t.route_path, t.ip_hash, v.port_info, v.gw_iface, v.gw_ip,
+                                          t.route_path, t.ip_hash, v.port_info, v.dns_sorted, v.gw_iface, v.gw_ip,
                                           nat[0], nat[1], nat[2], nat[3], sent, self.window, start)
                 logged += got
                 if stop >= n:
