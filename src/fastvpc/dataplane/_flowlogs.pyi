@@ -73,6 +73,7 @@ class FlowLogCore:
         route_path: npt.NDArray[np.uint8],
         ip_hash: npt.NDArray[np.uint64],
         port_info: npt.NDArray[np.uint32],
+        dns_sorted: npt.NDArray[np.uint32],
         gw_iface: npt.NDArray[np.uint32],
         gw_ip: npt.NDArray[np.uint32],
         nat_gw: npt.NDArray[np.int32],

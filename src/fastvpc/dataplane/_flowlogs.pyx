@@ -14,7 +14,7 @@ its storage and its per-frame work, with no Python per frame:
   ``format_ipv4`` dotted quads for the string columns of ``records()`` and Parquet.
 
 Table layout.  ``n_slots`` (a power of two) 64-byte ``FlEntry`` slots, 64-byte aligned,, linear probing from
-``hash & (n_slots - 1)``; an empty slot (``seq == 0``) ends every probe; the load stays <= 0.7.
+``hash & (n_slots - 1)``; an empty slot (``seq == 0``) ends every probe; the load stays <= 0.6.
 Entries are never deleted one by one: ``_take`` (closing windows) rebuilds the table from what stays.
 
 The key of a record: (interface, the packet's 5-tuple, direction, action, window start).  The
@@ -165,10 +165,15 @@ cdef inline uint64_t _mix(uint64_t x) noexcept nogil:
 
 cdef inline uint64_t _key_hash(uint32_t iface, uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport,
                                uint8_t proto, uint8_t dirn, uint8_t action, int64_t wstart) noexcept nogil:
+    # A flow record's hash leaves out the interface, the direction and the action: the records of one
+    # packet (the sender's egress, the receiver's ingress) share a home slot, so linear probing puts them
+    # side by side and one frame costs one random cache miss, not two.  A SKIPDATA / NODATA record's key
+    # is (interface, window) alone: its hash is the interface's (else one window's would all collide).
     cdef uint64_t a = (<uint64_t>src << 32) | dst
-    cdef uint64_t b = ((<uint64_t>sport << 48) | (<uint64_t>dport << 32) | (<uint64_t>proto << 16)
-                       | (<uint64_t>dirn << 8) | action)
-    return _mix(a ^ _mix(b ^ ((<uint64_t>iface) * HMUL)) ^ (<uint64_t>wstart * HMUL))
+    cdef uint64_t b = (<uint64_t>sport << 48) | (<uint64_t>dport << 32) | (<uint64_t>proto << 16)
+    if action >= ACC_SKIPDATA:
+        b ^= (<uint64_t>iface) * HMUL + action
+    return _mix(a ^ _mix(b) ^ (<uint64_t>wstart * HMUL))
 
 
 cdef inline uint64_t _entry_hash(const FlEntry* e) noexcept nogil:
@@ -202,8 +207,10 @@ cdef struct Topo:
     const uint8_t* route_path   # per route: traffic-path of an egress record decided by it (0 none)
     int64_t n_route
     HashTab ipt                 # the Dataplane's (VPC, IP) -> ENI hash
-    const uint32_t* port_info   # dense case: per port (its ENI's interface index or IF_NONE, its VPC's
-                                # Amazon DNS or 0): one load per sender / receiver (n_port_dense pairs)
+    const uint32_t* port_info   # dense case: per port, its ENI's interface index or IF_NONE: one 4-byte load
+                                # per sender / receiver (4 bytes a port: 100k ports stay in a core's L2)
+    const uint32_t* dns_sorted  # every VPC's Amazon DNS address, sorted: only a frame to one of them needs
+    int64_t n_dns               #   its sender's VPC looked up
     const uint32_t* gw_iface    # per port: the NAT gateway's interface index (IF_NONE: none / not covered)
     const uint32_t* gw_ip       # per port: the NAT gateway's private IPv4
     int64_t n_gw
@@ -281,7 +288,7 @@ cdef struct Table:
     FlEntry* slots
     uint64_t n_slots      # power of two
     uint64_t count
-    uint64_t limit        # most entries before a grow (load 0.7)
+    uint64_t limit        # most entries before a grow (load 0.6)
     uint64_t next_seq
     uint64_t max_ok       # most flow (OK) records held; 0: no limit.  Past it a packet whose record is
                           # new counts in its interface's SKIPDATA record of the window instead
@@ -372,6 +379,9 @@ cdef inline void _leg(Leg* g, const Table* T, uint32_t iface, uint32_t src, uint
     g.flags = flags
     g.path = path
     fl_prefetch_w(&T.slots[g.hash & (T.n_slots - 1)])
+    # the next slot too: a packet's second record lands there (same home, see _key_hash), and so does a
+    # probe past an occupied home
+    fl_prefetch_w(&T.slots[(g.hash + 1) & (T.n_slots - 1)])
 
 
 cdef inline void _insert_row(Table* T, const FlEntry* src) noexcept nogil:
@@ -385,6 +395,18 @@ cdef inline void _insert_row(Table* T, const FlEntry* src) noexcept nogil:
         T.n_skip += 1
 
 
+cdef inline bint _is_a_dns(const Topo* t, uint32_t ip) noexcept nogil:
+    # binary search of the sorted Amazon DNS addresses (a few: one per VPC)
+    cdef int64_t lo = 0, hi = t.n_dns, mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if t.dns_sorted[mid] < ip:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo < t.n_dns and t.dns_sorted[lo] == ip
+
+
 cdef inline uint32_t _iface_of_eni(const Topo* t, int32_t eni) noexcept nogil:
     if eni < 0 or eni >= t.n_eni:
         return IF_NONE
@@ -396,7 +418,7 @@ cdef inline uint32_t _iface_of_port(const Topo* t, int32_t port) noexcept nogil:
     if t.n_port_dense:
         if port < 0 or port >= t.n_port_dense:
             return IF_NONE
-        return t.port_info[2 * <int64_t>port]
+        return t.port_info[port]
     return _iface_of_eni(t, _eni_of_port(t, port))
 
 
@@ -432,10 +454,10 @@ cdef int64_t _observe_frames(Table* T, const Topo* topo, const uint8_t* data, in
             for i in range(c, c + m):
                 p = port[i]
                 if 0 <= p < topo.n_port_dense:
-                    fl_prefetch_r(&topo.port_info[2 * <int64_t>p])
+                    fl_prefetch_r(&topo.port_info[p])
                 p = egress[i]
                 if 0 <= p < topo.n_port_dense:
-                    fl_prefetch_r(&topo.port_info[2 * <int64_t>p])
+                    fl_prefetch_r(&topo.port_info[p])
         # first half: parse, decide, make the legs and prefetch their home slots
         for i in range(c, c + m):
             L = fv_next_span(offsets, i, nd, &start)
@@ -470,24 +492,21 @@ cdef int64_t _observe_frames(Table* T, const Topo* topo, const uint8_t* data, in
             p = port[i]
             sender = -2                  # not looked up (only the receiver-reject path needs the ENI)
             if topo.n_port_dense:
-                if 0 <= p < topo.n_port_dense:
-                    s_if = topo.port_info[2 * <int64_t>p]
-                    dns = topo.port_info[2 * <int64_t>p + 1]
-                else:
-                    s_if = IF_NONE
-                    dns = 0
+                s_if = topo.port_info[p] if 0 <= p < topo.n_port_dense else IF_NONE
             else:
                 sender = _eni_of_port(topo, p)
                 if sender >= topo.n_eni:
                     sender = -1
                 s_if = _iface_of_eni(topo, sender)
-                dns = 0
+            if _is_a_dns(topo, h.dst):
+                if sender == -2:
+                    sender = _eni_of_port(topo, p)
+                    if sender >= topo.n_eni:
+                        sender = -1
                 if sender >= 0:
                     r = topo.eni_vpc[sender]
-                    if 0 <= r < topo.n_vpc:
-                        dns = topo.vpc_dns[r]
-            if dns != 0 and h.dst == dns:
-                continue                 # Amazon DNS (the sender VPC's primary CIDR base + 2): not logged
+                    if 0 <= r < topo.n_vpc and h.dst == topo.vpc_dns[r]:
+                        continue         # Amazon DNS (the sender VPC's primary CIDR base + 2): not logged
             t_ns = ts[i] if ts != NULL else now
             t_s = t_ns // NS
             off = <uint16_t>(t_s % window)
@@ -889,7 +908,7 @@ cdef class FlowLogCore:
         self._buf = buf
         self.T.slots = <FlEntry*>&b[(-(<size_t>&b[0])) % 64]
         self.T.n_slots = n_slots
-        self.T.limit = (n_slots * 7) // 10
+        self.T.limit = (n_slots * 6) // 10
         return 0
 
     @property
@@ -1040,8 +1059,8 @@ cdef class FlowLogCore:
                  const int32_t[::1] route_vpc,    # IN: per route, its table's VPC
                  const uint8_t[::1] route_path,   # IN: per route, traffic-path
                  const uint64_t[::1] ip_hash,     # IN: the Dataplane's ip_hash ((key, value) pairs)
-                 const uint32_t[::1] port_info,   # IN: dense case: 2 per port (interface or IF_NONE,
-                                                  #     Amazon DNS of its VPC or 0); len 2 * len(port_eni)
+                 const uint32_t[::1] port_info,   # IN: dense case: per port, interface or IF_NONE (len(port_eni))
+                 const uint32_t[::1] dns_sorted,  # IN: the VPCs' Amazon DNS addresses, sorted
                  const uint32_t[::1] gw_iface,    # IN: per port, NAT gateway interface (IF_NONE: none)
                  const uint32_t[::1] gw_ip,       # IN: per port, NAT gateway private IPv4
                  const int32_t[::1] nat_gw,       # IN: per frame, NAT gateway port reached (-1), or empty
@@ -1067,7 +1086,7 @@ cdef class FlowLogCore:
                 or sp_eni.shape[0] != sp_port.shape[0] or route_arg.shape[0] != route_kind.shape[0] \
                 or route_vpc.shape[0] != route_kind.shape[0] or route_path.shape[0] != route_kind.shape[0]:
             raise ValueError("_observe: topology arrays disagree in length")
-        if port_info.shape[0] != 2 * port_eni.shape[0] or gw_ip.shape[0] != gw_iface.shape[0]:
+        if port_info.shape[0] != port_eni.shape[0] or gw_ip.shape[0] != gw_iface.shape[0]:
             raise ValueError("_observe: port_info / gw arrays disagree in length")
         if nat_gw.shape[0] != 0 and (nat_gw.shape[0] < n or nat_ip.shape[0] < n or nat_l4.shape[0] < n
                                      or nat_dir.shape[0] < n):
@@ -1109,6 +1128,11 @@ cdef class FlowLogCore:
         else:
             topo.ipt.slots = NULL
         topo.port_info = &port_info[0] if port_info.shape[0] else NULL
+        topo.n_dns = dns_sorted.shape[0]
+        topo.dns_sorted = &dns_sorted[0] if dns_sorted.shape[0] else NULL
+        for k in range(1, topo.n_dns):
+            if dns_sorted[k - 1] > dns_sorted[k]:
+                raise ValueError("_observe: dns_sorted is not sorted")
         topo.n_gw = gw_iface.shape[0]
         if topo.n_gw:
             topo.gw_iface = &gw_iface[0]

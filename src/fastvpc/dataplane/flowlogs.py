@@ -25,6 +25,15 @@ DROP before the filters, REPLY              none (MALFORMED, NON_IPV4, ARP_*, L2
                                             ROUTER_*, LINK_LOCAL_SERVICE; the router's own replies)
 ==========================================  ==============================================
 
+A frame the pass's NAT stage handled (``result.nat_gw`` & co., :data:`NAT_ARRAYS`) also makes records on
+the NAT gateway's interface: ingress of the packet before the NAT, egress of the packet after it (the
+NAT's private IP on its side), REJECT on the leg its subnet's ACL refused (docs/flow-logs.md).
+
+log-status: ``FlowLog(enis=[...])`` covers those interfaces only, and a window :meth:`FlowLog.flush`
+closes with no record of a covered interface gets its NODATA record; ``FlowLog(max_records=N)`` holds
+at most N open flow records, the packets of further new records counting in their interface's SKIPDATA
+record of the window.
+
 Not logged either, as on AWS: traffic to the Amazon DNS server (the sender VPC's primary CIDR base
 + 2) and to or from 169.254.168.0/22 (IMDS, Time Sync, the link-local DNS), and DHCP (UDP 67/68).
 A frame from a port that is no ENI (a gateway) has no egress record.
@@ -277,10 +286,10 @@ def _topo(dp: Any) -> _Topo:
 
 class _DpView:
     """A Dataplane's _Topo and, per ENI, this FlowLog's interface index (IF_NONE for an ENI the log does
-    not cover); per port the (interface, Amazon DNS) pairs the compiled pass reads with one load; the
+    not cover); per port the interface the compiled pass reads with one 4-byte load; the
     NAT gateways' interfaces (made when a pass reports NAT work, or the log covers a NAT gateway)."""
 
-    __slots__ = ("dp", "t", "eni_iface", "port_info", "gw_iface", "gw_ip")
+    __slots__ = ("dp", "t", "eni_iface", "port_info", "gw_iface", "gw_ip", "dns_sorted")
 
     def __init__(self, dp: Any, log: FlowLog) -> None:
         self.dp = dp
@@ -293,6 +302,7 @@ class _DpView:
             self.eni_iface = np.array([log._intern(k) for k in t.eni_keys], np.uint32)
         self.gw_iface = np.zeros(0, np.uint32)
         self.gw_ip = np.zeros(0, np.uint32)
+        self.dns_sorted = np.unique(t.vpc_dns[t.vpc_dns != 0]).astype(np.uint32)
         covered = log._covered
         if covered is not None:
             names = [k[0] for k in t.eni_keys]
@@ -309,18 +319,10 @@ class _DpView:
             if gws & covered:
                 self.nat_tables(log)
         n_dense = len(t.port_eni)
-        self.port_info = np.zeros(2 * n_dense, np.uint32)
+        self.port_info = np.full(n_dense, _IF_NONE, np.uint32)
         if n_dense:
-            info = self.port_info.reshape(n_dense, 2)
-            info[:, 0] = _IF_NONE
             has = t.port_eni >= 0
-            e = t.port_eni[has]
-            info[has, 0] = self.eni_iface[e]
-            vpc = t.eni_vpc[e]
-            ok = (vpc >= 0) & (vpc < len(t.vpc_dns))
-            dns = np.zeros(len(e), np.uint32)
-            dns[ok] = t.vpc_dns[vpc[ok]]
-            info[has, 1] = dns
+            self.port_info[has] = self.eni_iface[t.port_eni[has]]
 
     def nat_tables(self, log: FlowLog) -> None:
         """Per port, the NAT gateways' interfaces in this log (interned: name, VPC, subnet, no instance,
@@ -406,7 +408,11 @@ class FlowLog:
     (``"${version} ${account-id} ..."``) or a list of names, every field of versions 2-5
     (:data:`FIELDS`); default version 2's 14 fields.  ``version``: the ``version`` field's value;
     default the highest version among the fields (as AWS); a smaller one than the fields need is an
-    error.  ``account_id``: the ``account-id`` field.
+    error.  ``account_id``: the ``account-id`` field.  ``enis``: the interfaces the log covers (ENI
+    names or objects, NAT gateway names; default every ENI): only their records are kept, and each
+    window closed by :meth:`flush` without a record of a covered interface gives it a NODATA record.
+    ``max_records``: the most open flow records (default no limit); past it, a packet whose record
+    would be new counts in its interface's SKIPDATA record of the window (never silently lost).
 
     Feed it with :meth:`observe` after each pass; read it with :meth:`records`, :meth:`write`;
     close windows with :meth:`flush`.  ``len()`` is the number of records.  Picklable.
@@ -577,7 +583,7 @@ class FlowLog:
             if n and (int(order.min()) < 0 or int(order.max()) >= 2**60):
                 raise FlowLogError(f"order: positions must be from 0 to 2**60 - 1, got {int(order.min())}..{int(order.max())}")
             ordinal = np.ascontiguousarray(order, np.int64)
-        nat = [np.zeros(0, d) for _, d in NAT_ARRAYS]
+        nat: list[Any] = [np.zeros(0, d) for _, d in NAT_ARRAYS]
         if getattr(result, "nat_gw", None) is not None:
             for k, (name, dtype) in enumerate(NAT_ARRAYS):
                 a = getattr(result, name, None)
@@ -622,7 +628,7 @@ class FlowLog:
                 stop, got = core._observe(batch.data, batch.offsets, batch.port, ts, ordinal, t_now, action, reason,
                                           egress, route, t.port_eni, t.sp_port, t.sp_eni, v.eni_iface, t.eni_ip,
                                           t.eni_vpc, t.vpc_dns, t.route_kind, t.route_arg, t.route_vpc,
-                                          t.route_path, t.ip_hash, v.port_info, v.gw_iface, v.gw_ip,
+                                          t.route_path, t.ip_hash, v.port_info, v.dns_sorted, v.gw_iface, v.gw_ip,
                                           nat[0], nat[1], nat[2], nat[3], sent, self.window, start)
                 logged += got
                 if stop >= n:
@@ -679,7 +685,7 @@ class FlowLog:
                     rows = np.ascontiguousarray(rows[keep])
                     e = rows.reshape(-1).view(ENTRY_DTYPE)
             slots = max(1024, int(self._core.n_slots))
-            while slots * 7 // 10 < len(rows) + 2:
+            while slots * 6 // 10 < len(rows) + 2:
                 slots *= 4
             next_seq = max(int(self._core.next_seq), int(e["seq"].max()) if len(e) else 0)
             core = _fl.FlowLogCore()
@@ -799,8 +805,9 @@ class FlowLog:
     def records(self, closed_only: bool = False) -> np.ndarray:
         """The records as a numpy structured array, one row per record, the fields of the format
         with AWS's names (``rec["srcaddr"]``, ``rec["log-status"]``...), ordered by window and then
-        by when each record began.  Integer fields are ints (``traffic-path`` -1 where AWS writes
-        "-"); the others strings, "-" where AWS writes it.  ``closed_only``: only closed windows."""
+        by when each record began.  Integer fields are ints (-1 where AWS writes "-": ``traffic-path`` of
+        ingress records, every flow field of a NODATA / SKIPDATA record); the others strings, "-" where
+        AWS writes it.  ``closed_only``: only closed windows."""
         rows = self._all_rows(closed_only)
         e = rows.reshape(-1).view(ENTRY_DTYPE)
         n = len(e)
@@ -1137,7 +1144,7 @@ def _rebuild(state: dict[str, Any]) -> FlowLog:
         raise FlowLogError("FlowLog pickle: next_seq is below a record's")
     n_open = len(parts["open"])
     slots = 1024
-    while slots * 7 // 10 < n_open + 2:
+    while slots * 6 // 10 < n_open + 2:
         slots *= 2
     log._core = _fl.FlowLogCore()
     log._core._init(slots)
