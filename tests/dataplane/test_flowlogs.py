@@ -585,6 +585,9 @@ def test_now_overrides_the_timestamps_and_flush_closes_windows():
     log = FlowLog(window=60, fields="${interface-id} ${packets} ${start}")
     with pytest.raises(FlowLogError, match="no timestamps"):
         log.observe(DP, b, res)
+    # through process(): refused before the pass, the message says where the time goes
+    with pytest.raises(FlowLogError, match=r"no timestamps; pass now= .*process\(\.\.\., log=\)"):
+        DP.process(b, log=log)
     log.observe(DP, b, res, now=T0)
     log.observe(DP, b, res, now=T0 + 30 * 10**9)
     assert len(log) == 2 and log.n_closed == 0

@@ -508,11 +508,12 @@ class FlowLog:
         if n == 0:
             return np.zeros(0, np.int64), 0
         if t is None:
-            raise FlowLogError("observe(): the batch has no timestamps; pass now= (int ns) for the batch")
+            raise FlowLogError("flow log: the batch has no timestamps; pass now= (int ns) for the batch "
+                               "(to process(..., log=) or observe())")
         if int(t.min()) < 0:
             bad = int(np.flatnonzero(t < 0)[0])
-            raise FlowLogError(f"observe(): frame {bad} has timestamp {int(t[bad])} (none); pass now= "
-                               "or give every frame a time")
+            raise FlowLogError(f"flow log: frame {bad} has timestamp {int(t[bad])} (none); pass now= "
+                               "(to process(..., log=) or observe()) or give every frame a time")
         return np.ascontiguousarray(t, np.int64), 0
 
     @property
