@@ -851,7 +851,8 @@ class ReferenceForwarder:
         return p.eni.subnet
 
     def nat_owning(self, vpc: Vpc, ip: ipaddress.IPv4Address) -> NatGateway | None:
-        """With ``nat=True``: the NAT gateway of ``vpc`` whose private IP ``ip`` is (the reply path, §4.2)."""
+        """With NAT gateways modelled (the default with the edge): the NAT gateway of ``vpc`` whose private IP
+        ``ip`` is (the reply path, §4.2)."""
         if not self.nat_enabled:
             return None
         for g in vpc.gateways:

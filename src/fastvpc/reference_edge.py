@@ -345,7 +345,8 @@ class NatTable:
             used = self._used.get(dest)
             if used is None or p not in used:
                 return p
-            if self._live(self._outside.get((nat, proto, n_ip, p, r_ip, r_port)), now) is None:
+            holder = self._outside.get((nat, proto, n_ip, p, r_ip, r_port))
+            if holder is not None and self._live(holder, now) is None:
                 return p
         return None
 

@@ -172,7 +172,7 @@ def fresh_states(capacity: int = 1_000_000, *, nat_max_per_destination: int | No
     if nat_max_per_destination is None:
         return States(FlowTable(capacity), ReferenceFlowTable(capacity))
     ref = ReferenceFlowTable(capacity)
-    ref.nat_max_per_destination = nat_max_per_destination   # read by ReferenceForwarder.nat_tables
+    ref.nat_max_per_destination = nat_max_per_destination  # type: ignore[attr-defined]  # ReferenceForwarder.nat_tables
     return States(FlowTable(capacity, nat_max_per_destination=nat_max_per_destination), ref)
 
 

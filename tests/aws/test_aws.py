@@ -654,11 +654,14 @@ def test_cli_import_aws(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
 
 def test_cli_trace_from_aws(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     folder = write(tmp_path / "in", base_docs())
+    # through the NAT gateway (docs/edge.md §4) to the internet gateway, where nat-1, imported without an
+    # Elastic IP, has no public address
     assert _cli(["trace", "--aws", str(folder), "--from", "i-app1", "--to", "8.8.8.8", "--proto", "tcp",
-                 "--port", "443"]) == 0
+                 "--port", "443"]) == 1
     out = capsys.readouterr()
-    assert out.out.splitlines()[0] == "trace 10.0.2.10 (eni-app1) -> 8.8.8.8 tcp port 443: FORWARD"
-    assert "nat-1" in out.out and "AWS import of" in out.err
+    assert out.out.splitlines()[0] == ("trace 10.0.2.10 (eni-app1) -> 8.8.8.8 tcp port 443: DROP NO_PUBLIC_IP "
+                                       "[IGW_PUBLIC_IP_ASSOCIATION_FOR_EGRESS]")
+    assert "nat-1: source 10.0.2.10:49152 translated" in out.out and "AWS import of" in out.err
     assert _cli(["trace", "--aws", str(folder), "--from", "10.1.3.10", "--to", "10.99.0.1", "--json"]) == 1  # dropped
     d = json.loads(capsys.readouterr().out)
     assert (d["ingress"], d["action"], d["reason"], d["ra_code"]) == ("eni-db1", "DROP", "BLACKHOLE",

@@ -296,7 +296,7 @@ def _replies(net, ref_state, rnd):
         for igw in (g for g in n.vpc.gateways if isinstance(g, InternetGateway)):
             dst = str(n.public_ip) if n.public_ip is not None and rnd.draw(st.integers(0, 4)) else str(n.ip)
             remote = str(ipaddress.IPv4Address(b.remote_ip))
-            port = b.nat_port if rnd.draw(st.integers(0, 5)) else b.nat_port + 1
+            port = b.nat_port if rnd.draw(st.integers(0, 5)) else b.nat_port ^ 1   # a wrong port, still 16-bit
             if b.proto == 6:
                 l4 = TCP(sport=b.remote_port, dport=port, flags=rnd.draw(st.sampled_from(["SA", "A", "R", "PA"])))
             elif b.proto == 17:

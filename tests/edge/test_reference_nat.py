@@ -1,7 +1,6 @@
-"""NAT gateways in the reference forwarder (``ReferenceForwarder(net, edge=True, nat=True)``; docs/edge.md
-§4, row #33): the oracle for the compiled NAT stage, which is not written yet (the compiled pass, and the
-reference with ``nat=False``, forward a frame routed to a NAT gateway to its port; test_edge_engines.py
-holds the two engines equal there).  One ``process()`` carries a frame ENI -> NAT gateway -> IGW."""
+"""NAT gateways in the reference forwarder (``ReferenceForwarder(net, edge=True)`` models them by default;
+docs/edge.md §4, row #33): the oracle for the compiled nat stage (test_kernel_nat.py holds the two engines
+equal on the same frames and state).  One ``process()`` carries a frame ENI -> NAT gateway -> IGW."""
 
 from __future__ import annotations
 

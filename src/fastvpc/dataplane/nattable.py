@@ -187,9 +187,9 @@ class NatRegion:
             key = (row[0], row[3], row[2], row[5], row[7])   # nat, nat_ip, remote_ip, remote_port, proto
             dests[key] = dests.get(key, 0) + 1
         drec = self.d.view(_DEST_DTYPE)
-        for j, (key, count) in enumerate(dests.items()):
-            drec[j] = (key[0], key[1], key[2], key[3], key[4], 0, count, 0)
-            s = int(_h5(np.uint64(key[0]) ^ np.uint64(0x27D4EB2F), key[4], key[1], 0, key[2], key[3])) & int(mask)
+        for j, (dk, count) in enumerate(dests.items()):
+            drec[j] = (dk[0], dk[1], dk[2], dk[3], dk[4], 0, count, 0)
+            s = int(_h5(np.uint64(dk[0]) ^ np.uint64(0x27D4EB2F), dk[4], dk[1], 0, dk[2], dk[3])) & int(mask)
             while self.hd[s] >= 0:
                 s = (s + 1) & int(mask)
             self.hd[s] = j

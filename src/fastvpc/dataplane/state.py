@@ -566,9 +566,9 @@ def _restore(version: Any, capacity: Any, clock: Any, reclaimed: Any, rows: Any,
     if not isinstance(rows, bytes):
         raise bad("rows", type(rows).__name__, "not bytes")
     if version == 2 and len(nat) != 4:
-        raise bad("nat", len(nat), "version 2 holds 4 NAT fields")
+        raise bad("version", version, f"version 2 holds 4 NAT fields, not {len(nat)}")
     if version != 2 and nat:
-        raise bad("nat", len(nat), "NAT fields in a version 1 pickle")
+        raise bad("version", version, f"{len(nat)} NAT fields in a pickle of version {version} (only 2 has them)")
     if not isinstance(digest, bytes) or digest != _digest(version, capacity, clock, reclaimed, rows, *nat):
         raise bad("digest", digest, "does not match the contents (corrupted or edited pickle)")
     if version not in (1, 2):
