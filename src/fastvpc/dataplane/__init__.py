@@ -342,6 +342,20 @@ class Dataplane:
     def n_ports(self) -> int:
         return len(self.port_names)
 
+    def tracking_identities(self) -> dict[int, str]:
+        """The name of the ENI or NAT gateway behind each stable identity a :class:`FlowTable` keys
+        its entries by: ``{ident: name for ...}`` maps ``flows()["eni"]`` and ``nat_bindings()["nat"]``
+        back to names.  The identities depend on names only (a table survives a recompile), so any
+        snapshot of the same network gives the same map."""
+        from fastvpc.compiler.edge import nat_gateways, nat_identity
+        from fastvpc.compiler.filters import eni_identities
+
+        out = {int(i): name for i, name in zip(eni_identities(list(self.eni_names)), self.eni_names)}
+        if self.edge:
+            for n in nat_gateways(self.network):
+                out.setdefault(nat_identity(n.vpc.name, n.name), n.name)
+        return out
+
     def __repr__(self) -> str:
         return (f"<Dataplane {len(self.vpc_names)} VPCs, {len(self.subnet_names)} subnets, "
                 f"{len(self.eni_names)} ENIs, {len(self.routes)} routes, arp_mode={self.arp_mode}>")

@@ -497,7 +497,8 @@ class FlowTable(_ft.FlowTableCore):
         return slots[slots["state"] != 0].copy()
 
     def flows(self, now: int | None = None) -> np.ndarray:
-        """The held flows as a FLOWS_DTYPE array (with ``now``: only those live at ``now``)."""
+        """The held flows as a FLOWS_DTYPE array (with ``now``: only those live at ``now``).  ``eni`` is
+        the ENI's stable identity: ``dp.tracking_identities()`` maps it to the ENI's name."""
         with self.guard():
             rows = self._entries()
         out = np.zeros(rows.size, dtype=FLOWS_DTYPE)
