@@ -217,8 +217,8 @@ def test_bad_arguments(net: Network) -> None:
         trace_packet(net, "nobody", "8.8.8.8")
     with pytest.raises(KeyError, match="10.0.1.99"):
         trace_packet(net, "10.0.1.99", "8.8.8.8")
-    with pytest.raises(ValueError, match="not an ENI"):
-        trace_packet(net, "igw", "8.8.8.8")
+    with pytest.raises(ValueError, match="not an ENI or an internet, VPN or transit gateway"):
+        trace_packet(net, "web", "8.8.8.8")             # a subnet (a trace from the igw enters from outside)
     with pytest.raises(ValueError, match="destination"):
         trace_packet(net, "web1", "8.8.8")
     with pytest.raises(ValueError, match="protocol"):
