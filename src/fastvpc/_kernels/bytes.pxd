@@ -170,8 +170,8 @@ cdef inline bint ipv4_csum_ok(const uint8_t* p, int64_t hl) noexcept nogil:
         memcpy(&w, p + k, 4)
         s += w
         k += 4
-    s = (s & 0xFFFFFFFFu) + (s >> 32)
-    s = (s & 0xFFFFFFFFu) + (s >> 32)
-    s = (s & 0xFFFF) + (s >> 16)
-    s = (s & 0xFFFF) + (s >> 16)
-    return s == 0xFFFF
+    # The end-around-carry fold of a sum s > 0 lies in [1, 0xFFFF] and is congruent to s modulo
+    # 0xFFFF (2^16 = 1 mod 0xFFFF), so it is 0xFFFF exactly when 0xFFFF divides s; s = 0 folds to 0.
+    # The divisibility test by a constant is a multiply and a compare (~5 instructions, where the
+    # four folds were ~13: BENCHMARKS.md issue 9, 2026-12-02).
+    return s != 0 and s % 0xFFFF == 0

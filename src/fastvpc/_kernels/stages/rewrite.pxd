@@ -62,13 +62,14 @@ cdef inline int stage_rewrite(const FwdTables* t, Pkt* p) noexcept nogil:
     if p.action == ACT_DELIVER:
         rr = &t.deliv[p.out_eni]
         wr48(p.f, rr.mac)
+        p.out_port = rr.port
         if rr.subnet == p.er.subnet:
             wr48(p.f + 6, mac48(p.er.mac))
         else:
             wr48(p.f + 6, t.subnets[rr.subnet].gwmac)
-        p.out_port = rr.port
-        if p.er.subnet < 0 and rd32(p.f + 30) != p.h.dst:   # from an internet gateway: public -> private
-            xlate_addr(p.f, ETH_HLEN + 16, p.h.dst)
+            # from an internet gateway (p.er.subnet -1, never a receiver's): public -> private
+            if p.er.subnet < 0 and rd32(p.f + 30) != p.h.dst:
+                xlate_addr(p.f, ETH_HLEN + 16, p.h.dst)
     elif p.action == ACT_FORWARD:           # compile(edge=True) only: the edge's translations
         if p.er.subnet >= 0:
             # out through an internet gateway (stages/edge_egress.pxd): source -> its public IP.  Other
