@@ -25,7 +25,7 @@ N_VPC, SUBNETS_PER_VPC, ENIS_PER_SUBNET, ROUTES_PER_TABLE = 4, 250, 100, 50
 class Big:
     def __init__(self, n_vpc: int = N_VPC, subnets_per_vpc: int = SUBNETS_PER_VPC,
                  enis_per_subnet: int = ENIS_PER_SUBNET, routes_per_table: int = ROUTES_PER_TABLE,
-                 seed: int = 7, filters: bool = False) -> None:
+                 seed: int = 7, filters: bool = False, edge: bool = True) -> None:
         t0 = time.perf_counter()
         rng = np.random.default_rng(seed)
         net = self.net = T.Network()
@@ -82,7 +82,7 @@ class Big:
         t3 = time.perf_counter()
         # the forwarding benchmark measures the routing pass (compile(filters=False), as before issue 10);
         # benchmarks/test_bench_filters.py adds groups and NACLs and compiles with them
-        self.dp = net.compile(filters=filters)
+        self.dp = net.compile(filters=filters, edge=edge)
         self.times["compile"] = time.perf_counter() - t3
         self.times["total"] = time.perf_counter() - t0
 

@@ -50,11 +50,14 @@ def load_so(path: str, alias: str) -> ModuleType:
     return mod
 
 
-def prepare(path: Path = CACHE) -> None:
+def prepare(path: Path = CACHE, edge: bool = False) -> None:
+    """Build and pickle the benchmark.  ``edge=False`` (the default): the routing pass the fused kernel
+    ran (its IGW and NAT routes are opaque exits), so old and new builds answer the same; with the edge
+    the new kernel translates or drops those frames and the outputs differ from a pre-edge build's."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from _forward_data import Big, mixed_frames
 
-    big = Big()
+    big = Big(edge=edge)
     batch = mixed_frames(big, N, seed=1)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as fh:
@@ -81,9 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--new", help="the new build's forward .so (default: the installed module)")
     ap.add_argument("--only", choices=["old", "new"], help="time one build only (for callgrind)")
     ap.add_argument("--rounds", type=int, default=40)
+    ap.add_argument("--edge", action="store_true",
+                    help="with --prepare: compile the benchmark with the edge stages (default: edge=False, "
+                         "the routing pass, comparable with builds from before the edge)")
     a = ap.parse_args(argv)
     if a.prepare or not CACHE.exists():
-        prepare()
+        prepare(edge=a.edge)
         if a.prepare:
             return 0
     with open(CACHE, "rb") as fh:
