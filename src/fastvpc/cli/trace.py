@@ -180,29 +180,27 @@ def _exists(net: Any, name: str) -> bool:
 # --------------------------------------------------------------------------- trace
 
 def _check_source(net: Any, src: str, aliases: dict[str, list[str]]) -> None:
-    """An unknown --from name is a usage error with the close names offered."""
+    """An unknown --from name is a usage error with the close names offered; what may start a trace
+    is trace.resolve_source's rule (one place), its refusal is the message."""
     from ipaddress import IPv4Address
 
-    from fastvpc.trace import SOURCE_GATEWAYS
-    from fastvpc.topology import Eni
+    from fastvpc.trace import resolve_source
 
     text = src.strip()
     if text in aliases:
         return
     try:
         IPv4Address(text)
-        return
+        return          # an address: trace_packet names the ENI that owns it, or says none does
     except ValueError:
         pass
     try:
-        obj = net.find(text)
-    except KeyError:
-        obj = None
-    if obj is not None:
-        if not isinstance(obj, (Eni, *SOURCE_GATEWAYS)):
-            raise UsageError(f"--from {text!r} is a {type(obj).__name__}, not an ENI or an internet, VPN or "
-                             "transit gateway: traces start at an ENI or enter through a gateway")
+        resolve_source(net, text)
         return
+    except ValueError as exc:
+        raise UsageError(f"--from: {exc}") from None
+    except KeyError:
+        pass
     pool = [e.name for e in net.enis] + list(aliases) + [g.name for g in _gateways(net)]
     hint = close_names(text, pool)
     raise UsageError(f"--from {text!r} is neither an ENI, an instance, a Name tag nor an IPv4 address of this "
