@@ -1038,9 +1038,13 @@ def _parse_yaml(text: str, source: str) -> tuple[Any, _Doc]:
             _yaml_lines(node, (), lines, source, _YamlWalk(), node.start_mark.line + 1)
             try:
                 data = loader.construct_document(node)
-            except ValueError as exc:  # e.g. a timestamp or number the constructor cannot convert
-                raise TopologyFileError(source, "(document)", f"invalid YAML value: {str(exc)[:120]}",
-                                        value=None) from None
+            except yaml.YAMLError:
+                raise
+            except (ValueError, ArithmeticError, LookupError, AttributeError, TypeError) as exc:
+                # PyYAML's constructors raise these for explicitly tagged scalars they cannot read
+                # (``!!int _``: IndexError, ``!!bool ""``: KeyError, ``!!timestamp x``: AttributeError,
+                # a 13th month: ValueError); name the scalar and its line
+                raise _yaml_bad_scalar(node, source, exc) from None
         finally:
             loader.dispose()
     except yaml.MarkedYAMLError as exc:
@@ -1058,6 +1062,38 @@ def _parse_yaml(text: str, source: str) -> tuple[Any, _Doc]:
     except RecursionError:
         raise TopologyFileError(source, "(document)", "YAML nested too deeply", value=None) from None
     return data, _Doc(source, lines)
+
+
+def _yaml_bad_scalar(root: Any, source: str, exc: BaseException) -> TopologyFileError:
+    """The error for a document whose construction failed with ``exc``: the first scalar that a fresh
+    constructor cannot read, with its line, column, tag and text (the whole document when none is
+    found alone)."""
+    import yaml  # type: ignore[import-untyped,unused-ignore]
+
+    stack, seen = [root], set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.ScalarNode):
+            try:
+                yaml.constructor.SafeConstructor().construct_object(node, deep=True)
+            except Exception as bad:  # noqa: BLE001 - any failure of PyYAML's constructor is the finding
+                line, col = node.start_mark.line + 1, node.start_mark.column + 1
+                tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+                err = TopologyFileError(source, f"line {line}, column {col}",
+                                        f"invalid YAML value {_show(node.value)} for tag {tag} "
+                                        f"({type(bad).__name__}: {str(bad)[:80]})", value=node.value)
+                err.line = line  # type: ignore[attr-defined]
+                return err
+        elif isinstance(node, yaml.MappingNode):
+            for knode, vnode in reversed(node.value):
+                stack.extend((vnode, knode))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(reversed(node.value))
+    return TopologyFileError(source, "(document)", f"invalid YAML value ({type(exc).__name__}: "
+                                                   f"{str(exc)[:120]})", value=None)
 
 
 #: Nodes that YAML aliases may add to a document, in all (each use of an alias adds the nodes of what

@@ -859,3 +859,22 @@ def test_yaml_tag_that_does_not_fit_its_value_is_a_topology_file_error(doc):
     """fuzz finding F1: PyYAML's own ValueError for a tagged value escaped loads()."""
     with pytest.raises(TopologyFileError, match="invalid YAML value"):
         files.loads(doc, format="yaml")
+
+
+@pytest.mark.parametrize("doc, line, value", [
+    ("fastvpc: 1\nvpcs: !!int _\n", 2, "_"),                  # PyYAML: IndexError
+    ("fastvpc: 1\nvpcs:\n  - name: !!float ''\n", 3, ""),    # IndexError
+    ("fastvpc: !!int +\n", 1, "+"),                           # IndexError
+    ("fastvpc: 1\nx: !!bool ''\n", 2, ""),                    # KeyError
+    ("fastvpc: 1\nx: !!timestamp x\n", 2, "x"),               # AttributeError
+    ("fastvpc: 1\nx: 2001-13-45\n", 2, "2001-13-45"),         # ValueError from an implicit timestamp
+])
+def test_yaml_scalar_pyyaml_cannot_construct_is_named_with_its_line(doc, line, value):
+    """CI fuzz finding (files target, 2026-12-02): ``!!int _`` made PyYAML's int constructor index an
+    empty string, and the IndexError escaped loads(); other tags fail with KeyError/AttributeError.
+    Each is a TopologyFileError naming the scalar's line, its tag and its text."""
+    with pytest.raises(TopologyFileError, match="invalid YAML value") as info:
+        files.loads(doc, format="yaml")
+    assert info.value.line == line
+    assert info.value.value == value
+    assert f"line {line}, column" in str(info.value)
