@@ -287,3 +287,49 @@ def test_tracked_replay_is_one_flowtable_per_flow(tmp_path, capture, client):
                             stateful=True)
     assert filecmp.cmp(tmp_path / "serial.pcap", tmp_path / "o.pcap", shallow=False)
     assert got.frames == sum(counts.values())
+
+
+def _dead_pid():
+    import subprocess
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def test_scratch_of_a_killed_client_is_swept_from_shm_and_only_that(tmp_path):
+    """A client killed with SIGKILL leaves its ``/dev/shm`` scratch folder (memory until reboot); the
+    next sharded replay removes folders whose client pid is gone, and nothing else."""
+    root = tmp_path / "shm"
+    root.mkdir()
+    dead = root / f"{sh._SCRATCH_PREFIX}{_dead_pid()}-abc"
+    live = root / f"{sh._SCRATCH_PREFIX}{os.getpid()}-def"
+    odd = root / f"{sh._SCRATCH_PREFIX}xyz"
+    other = root / "someone-elses"
+    for d in (dead, live, odd, other):
+        d.mkdir()
+        (d / "out-0.rec").write_bytes(b"x" * 100)
+    assert sh._sweep_shm(str(root)) == [str(dead)]
+    assert not dead.exists() and live.exists() and odd.exists() and other.exists()
+    assert sh._sweep_shm(str(tmp_path / "missing")) == []
+
+
+def test_a_replay_on_shm_sweeps_dead_scratch_and_leaves_none_of_its_own(tmp_path, capture, client, monkeypatch):
+    shm = tmp_path / "shm"
+    shm.mkdir()
+    monkeypatch.setattr(sh, "_SHM", str(shm))
+    stale = shm / f"{sh._SCRATCH_PREFIX}{_dead_pid()}-old"
+    stale.mkdir()
+    (stale / "out-0.rec").write_bytes(b"x" * 1000)
+    seen = []
+    real = sh.tempfile.mkdtemp
+
+    def spy(*a, **kw):
+        seen.append(kw.get("dir"))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(sh.tempfile, "mkdtemp", spy)
+    s = sh.replay_sharded(seed_vpc(), capture, tmp_path / "out.pcap", client=client)
+    assert seen == [str(shm)], "the local cluster's scratch went to the (patched) /dev/shm"
+    assert s.frames == 6000
+    assert not stale.exists()
+    assert list(shm.iterdir()) == []

@@ -900,7 +900,9 @@ def replay_sharded(net: Any, in_path: str | os.PathLike[str], out_path: str | os
             first_out = out_s if out_s is not None else drops_s
             assert first_out is not None
             where = scratch_dir or (_local_scratch(client, total_bytes + 16 * total_frames) if not pcapng else None)
-            folder = tempfile.mkdtemp(prefix=".fastvpc-shards-",
+            if where == _SHM:
+                _sweep_shm(where)
+            folder = tempfile.mkdtemp(prefix=f"{_SCRATCH_PREFIX}{os.getpid()}-",
                                       dir=where or os.path.dirname(os.path.abspath(first_out)))
         dp_f, ctx_f = _shared(client, dp, f"fastvpc-snapshot-{token}"), _shared(client, ctx, f"fastvpc-ctx-{token}")
         results: Sequence[Any]
@@ -965,6 +967,40 @@ def replay_sharded(net: Any, in_path: str | os.PathLike[str], out_path: str | os
 
 
 _SHM = "/dev/shm"
+#: Scratch folders are named ``.fastvpc-shards-<pid of the client>-<random>``: a client killed before
+#: its ``finally`` ran (SIGKILL, the OOM killer) leaves its folder behind, and in ``/dev/shm`` that is
+#: memory held until reboot, so the next sharded replay removes the folders of clients that are gone.
+_SCRATCH_PREFIX = ".fastvpc-shards-"
+
+
+def _sweep_shm(root: str = _SHM) -> list[str]:
+    """Remove the scratch folders in ``root`` of sharded replays whose client process no longer exists
+    (on this machine: ``/dev/shm`` is only used when every worker is local).  Folders of live
+    processes, of other users, and names that do not carry a pid are left alone.  Returns the removed."""
+    removed = []
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return removed
+    for name in names:
+        if not name.startswith(_SCRATCH_PREFIX):
+            continue
+        pid_text = name[len(_SCRATCH_PREFIX):].split("-", 1)[0]
+        if not pid_text.isdigit():
+            continue
+        path = os.path.join(root, name)
+        try:
+            if os.lstat(path).st_uid != os.getuid() or not os.path.isdir(path) or os.path.islink(path):
+                continue
+            os.kill(int(pid_text), 0)
+            continue  # the client is alive (or the pid was reused: leave it)
+        except ProcessLookupError:
+            pass
+        except (OSError, OverflowError, ValueError):
+            continue  # PermissionError: another user's live process; anything else: leave it
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
 
 
 def _local_scratch(client: Any, need: int) -> str | None:
