@@ -396,21 +396,27 @@ def replay(net: Network, in_path: str | os.PathLike[str], out_path: str | os.Pat
         writer.commit()
         summary.outputs[label] = writer.path
     summary.seconds = time.perf_counter() - t0
-    by_port, reason_counts = counts.by_port, counts.by_reason
+    fill_counts(summary, counts.by_port, counts.by_reason, port_name)
+    return summary
+
+
+def fill_counts(summary: ReplaySummary, by_port: Any, reasons: Any, port_name: Any) -> None:
+    """``summary``'s ``unmapped``, ``by_action``, ``by_reason`` and ``per_eni`` from the compiled counts:
+    ``by_port[port + 1, action]`` (row 0: frames mapped to no port) and ``reasons[reason]``; ``port_name``
+    names a port.  Shared by the serial and the sharded replay, so both report alike."""
     summary.unmapped = int(by_port[0].sum())
     for a in Action:
         total_a = int(by_port[:, int(a)].sum())
         if total_a:
             summary.by_action[a.name] = total_a
     for r in DropReason:
-        if r != DropReason.NONE and reason_counts[int(r)]:
-            summary.by_reason[r.name] = int(reason_counts[int(r)])
-    per = by_port
-    for row in np.flatnonzero(per[1:].any(axis=1)):
+        if r != DropReason.NONE and reasons[int(r)]:
+            summary.by_reason[r.name] = int(reasons[int(r)])
+    n_act = by_port.shape[1]
+    for row in np.flatnonzero(by_port[1:].any(axis=1)):
         p = int(row)
-        c = Counter({Action(a).name: int(per[p + 1, a]) for a in range(_NACT) if per[p + 1, a]})
-        summary.per_eni[port_name(p)] = c
-    return summary
+        summary.per_eni[port_name(p)] = Counter({Action(a).name: int(by_port[p + 1, a])
+                                                 for a in range(n_act) if by_port[p + 1, a]})
 
 
 def write_json(summary: ReplaySummary, path: str | os.PathLike[str]) -> None:

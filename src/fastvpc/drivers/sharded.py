@@ -61,7 +61,6 @@ import tempfile
 import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -793,7 +792,7 @@ def replay_sharded(net: Any, in_path: str | os.PathLike[str], out_path: str | os
     """
     from fastvpc.dataplane import Dataplane
     from fastvpc.dataplane.ports import PortMap
-    from fastvpc.drivers.replay import ReplaySummary, check_paths
+    from fastvpc.drivers.replay import ReplaySummary, check_paths, fill_counts
     from fastvpc.topology import Eni
     from fastvpc.verdicts import Action, DropReason
 
@@ -951,18 +950,7 @@ def replay_sharded(net: Any, in_path: str | os.PathLike[str], out_path: str | os
     def port_name(p: int) -> str:
         return names.get(p, "unmapped" if p < 0 else str(p))
 
-    summary.unmapped = int(by_port[0].sum())
-    for a in Action:
-        total_a = int(by_port[:, int(a)].sum())
-        if total_a:
-            summary.by_action[a.name] = total_a
-    for r in DropReason:
-        if r != DropReason.NONE and reasons[int(r)]:
-            summary.by_reason[r.name] = int(reasons[int(r)])
-    for row in np.flatnonzero(by_port[1:].any(axis=1)):
-        port = int(row)
-        summary.per_eni[port_name(port)] = Counter({Action(a).name: int(by_port[port + 1, a])
-                                                    for a in range(n_act) if by_port[port + 1, a]})
+    fill_counts(summary, by_port, reasons, port_name)
     return summary
 
 
@@ -977,7 +965,7 @@ def _sweep_shm(root: str = _SHM) -> list[str]:
     """Remove the scratch folders in ``root`` of sharded replays whose client process no longer exists
     (on this machine: ``/dev/shm`` is only used when every worker is local).  Folders of live
     processes, of other users, and names that do not carry a pid are left alone.  Returns the removed."""
-    removed = []
+    removed: list[str] = []
     try:
         names = os.listdir(root)
     except OSError:
