@@ -36,15 +36,6 @@ def capture(tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="module")
-def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
-    c = distributed.Client(cluster, set_as_default=False)
-    yield c
-    c.close()
-    cluster.close()
-
-
 def _serial(tmp_path, capture, suffix=".pcap", **kw):
     net = seed_vpc()
     s = replay(net, capture, tmp_path / f"serial{suffix}", drops_path=tmp_path / f"serial-drops{suffix}", **kw)

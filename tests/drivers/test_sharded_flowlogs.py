@@ -63,15 +63,6 @@ def capture(tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="module")
-def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
-    c = distributed.Client(cluster, set_as_default=False)
-    yield c
-    c.close()
-    cluster.close()
-
-
 def _serial_log(capture, window, fields=None):
     log = FlowLog(window=window, fields=fields)
     replay(seed_vpc(), capture, flow_log=log, batch_size=300)
