@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.resources
 import pathlib
+import sys
 
 import numpy as np
 import pytest
@@ -142,3 +143,29 @@ def test_python_dash_m_fastvpc_runs_the_command():
     out = subprocess.run([sys.executable, "-m", "fastvpc", "--version"], capture_output=True, text=True,
                          check=True)
     assert out.stdout.startswith("fastvpc ")
+
+
+def _import_in_child(env_extra: dict[str, str]) -> tuple[str, str]:
+    import os
+    import subprocess
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")}
+    env.update(env_extra, OMP_DISPLAY_ENV="true")
+    code = "import os, fastvpc; print(os.environ.get('OMP_WAIT_POLICY'))"
+    p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    return p.stdout.strip(), p.stderr
+
+
+def test_openmp_threads_wait_passively_unless_the_user_says_otherwise():
+    """Importing fastvpc sets OMP_WAIT_POLICY=PASSIVE before the OpenMP runtime loads (a spinning
+    thread took the core its partner needed on a busy machine); libgomp itself must report it."""
+    value, stderr = _import_in_child({})
+    assert value == "PASSIVE"
+    if _omp.openmp_enabled():
+        assert "OMP_WAIT_POLICY = 'PASSIVE'" in stderr, stderr
+    value, stderr = _import_in_child({"OMP_WAIT_POLICY": "active"})
+    assert value == "active"
+    if _omp.openmp_enabled():
+        assert "OMP_WAIT_POLICY = 'ACTIVE'" in stderr, stderr
+    value, _ = _import_in_child({"GOMP_SPINCOUNT": "1000"})
+    assert value == "None"
