@@ -9,8 +9,9 @@ the frames are what a Linux VM would send.  Addresses are strings, ints or
 from __future__ import annotations
 
 import ipaddress
+import operator
 import struct
-from typing import Union
+from typing import Any, Union
 
 __all__ = [
     "ETH_ARP",
@@ -112,17 +113,44 @@ def _l4_checksum(src: IpLike, dst: IpLike, proto: int, segment: bytes) -> int:
     return checksum(pseudo + segment)
 
 
+#: TCP flag letters as scapy and tcpdump write them (``"S"``, ``"SA"``, ``"PA"``, ``"FA"``, ``"R"``).
+TCP_FLAG_BITS = {"F": 0x01, "S": 0x02, "R": 0x04, "P": 0x08, "A": 0x10, "U": 0x20, "E": 0x40, "C": 0x80}
+
+
+def _field(name: str, value: Any, bits: int) -> int:
+    """``value`` as an unsigned ``bits``-bit header field, or a ValueError/TypeError naming it."""
+    try:
+        v: int = operator.index(value)  # ints and numpy integers; not floats or strings
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {value!r}") from None
+    if not 0 <= v < 1 << bits:
+        raise ValueError(f"{name} = {v} is outside 0..{(1 << bits) - 1}")
+    return v
+
+
+def tcp_flags(flags: int | str) -> int:
+    """The TCP flags byte from an int (0..255) or letters (``"SA"`` = SYN+ACK; :data:`TCP_FLAG_BITS`)."""
+    if isinstance(flags, str):
+        bad = sorted(set(flags.upper()) - set(TCP_FLAG_BITS))
+        if bad:
+            raise ValueError(f"TCP flags {flags!r}: unknown letter(s) {''.join(bad)!r} "
+                             f"(use {''.join(TCP_FLAG_BITS)})")
+        return sum({TCP_FLAG_BITS[c] for c in flags.upper()})
+    return _field("TCP flags", flags, 8)
+
+
 def udp(src: IpLike, dst: IpLike, sport: int, dport: int, payload: bytes = b"", *, ttl: int = 64) -> bytes:
     """An IPv4 UDP packet, checksums valid."""
-    seg = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+    seg = struct.pack("!HHHH", _field("sport", sport, 16), _field("dport", dport, 16), 8 + len(payload), 0) + payload
     csum = _l4_checksum(src, dst, 17, seg) or 0xFFFF
     return ipv4(src, dst, 17, seg[:6] + struct.pack("!H", csum) + seg[8:], ttl=ttl)
 
 
-def tcp(src: IpLike, dst: IpLike, sport: int, dport: int, payload: bytes = b"", *, flags: int = 0x02,
+def tcp(src: IpLike, dst: IpLike, sport: int, dport: int, payload: bytes = b"", *, flags: int | str = 0x02,
         seq: int = 1, ack: int = 0, ttl: int = 64) -> bytes:
-    """An IPv4 TCP segment (SYN by default), checksums valid."""
-    seg = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 65535, 0, 0) + payload
+    """An IPv4 TCP segment (SYN by default), checksums valid.  ``flags``: an int or letters (``"SA"``)."""
+    seg = struct.pack("!HHIIBBHHH", _field("sport", sport, 16), _field("dport", dport, 16), _field("seq", seq, 32),
+                      _field("ack", ack, 32), 5 << 4, tcp_flags(flags), 65535, 0, 0) + payload
     csum = _l4_checksum(src, dst, 6, seg)
     return ipv4(src, dst, 6, seg[:16] + struct.pack("!H", csum) + seg[18:], ttl=ttl)
 

@@ -79,3 +79,27 @@ def test_ipv6_frame_dissects():
 def test_bad_mac_names_the_value(bad):
     with pytest.raises(ValueError, match="MAC"):
         pk.mac_bytes(bad)
+
+
+@pytest.mark.parametrize("letters, bits", [("S", 0x02), ("SA", 0x12), ("pa", 0x18), ("FA", 0x11), ("R", 0x04),
+                                           ("", 0), ("FSRPAUEC", 0xFF)])
+def test_tcp_flags_as_letters_are_scapys(letters, bits):
+    """``flags="SA"`` as scapy takes it: the segment scapy dissects carries those flags."""
+    f = pk.ethernet("02:00:00:00:00:02", "02:00:00:00:00:01", pk.ETH_IPV4,
+                    pk.tcp("10.0.0.1", "10.0.0.2", 40000, 443, flags=letters))
+    assert int(Ether(f)[TCP].flags) == bits == pk.tcp_flags(letters)
+    _checksums_ok(f)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: pk.tcp("10.0.0.1", "10.0.0.2", 70000, 80), "sport = 70000"),
+    (lambda: pk.udp("10.0.0.1", "10.0.0.2", 5, -1), "dport = -1"),
+    (lambda: pk.tcp("10.0.0.1", "10.0.0.2", 1, 2, flags="SX"), "'X'"),
+    (lambda: pk.tcp("10.0.0.1", "10.0.0.2", 1, 2, flags=256), "TCP flags = 256"),
+    (lambda: pk.tcp("10.0.0.1", "10.0.0.2", 1, 2, seq=1 << 32), "seq = 4294967296"),
+    (lambda: pk.udp("10.0.0.1", "10.0.0.2", 1.5, 2), "sport must be an int, got 1.5"),
+])
+def test_bad_header_fields_name_the_value(call, match):
+    """A port, flag or sequence number that does not fit its field was a bare struct.error."""
+    with pytest.raises((ValueError, TypeError), match=match):
+        call()
