@@ -83,19 +83,13 @@ def run(args: argparse.Namespace) -> int:
                                  batch_size=args.batch_size, arp_mode=args.arp_mode, on_error=args.on_error,
                                  progress=not args.no_progress and sys.stderr.isatty(), flow_log=flow_log,
                                  stateful=not args.stateless)
-        if flow_log is not None:
-            # the shards' logs merged: the serial replay's records, written as the serial replay does
-            flow_log.write(args.flow_log)
-            summary.outputs[f"flow log ({len(flow_log):,} records)"] = args.flow_log
-        print(summary, file=human_stream(json_path), flush=True)
-        if json_path is not None:
-            write_json(json_path, summary.to_dict())
-        return 0
-    summary = replay(net, args.input, args.output, drops_path=args.drops, port_by=args.port_by,
-                     ingress=args.ingress, batch_size=args.batch_size, arp_mode=args.arp_mode,
-                     progress=not args.no_progress and sys.stderr.isatty(), on_error=args.on_error,
-                     n_threads=args.threads, flow_log=flow_log, stateful=not args.stateless)
+    else:
+        summary = replay(net, args.input, args.output, drops_path=args.drops, port_by=args.port_by,
+                         ingress=args.ingress, batch_size=args.batch_size, arp_mode=args.arp_mode,
+                         progress=not args.no_progress and sys.stderr.isatty(), on_error=args.on_error,
+                         n_threads=args.threads, flow_log=flow_log, stateful=not args.stateless)
     if flow_log is not None:
+        # a sharded replay's log is the shards' logs merged: the serial replay's records, written alike
         flow_log.write(args.flow_log)
         summary.outputs[f"flow log ({len(flow_log):,} records)"] = args.flow_log
     print(summary, file=human_stream(json_path), flush=True)
