@@ -164,3 +164,22 @@ def l4_checksum_ok(frame: bytes) -> bool:
     want = layer.chksum
     layer.chksum = None
     return bool(want == Ether(raw(pkt)).getlayer(type(layer)).chksum)
+
+
+def assert_checksums(buf: bytes, *, udp_zero_ok: bool = False) -> Ether:
+    """Every checksum of an IPv4 frame is the one scapy recomputes from scratch: the IP header's, and
+    (unless the packet is a fragment, whose L4 checksum covers bytes not here) the TCP, UDP or ICMP
+    one.  ``udp_zero_ok``: a UDP checksum of 0 ("none", RFC 768) is accepted.  Returns the dissection."""
+    got = Ether(bytes(buf))
+    p = got.copy()
+    del p[IP].chksum
+    for layer in (TCP, UDP, ICMP):
+        if p.haslayer(layer) and not (layer is UDP and udp_zero_ok and p[UDP].chksum == 0):
+            del p[layer].chksum
+    want = Ether(raw(p))
+    assert got[IP].chksum == want[IP].chksum, "IPv4 header checksum"
+    if not got[IP].frag and not got[IP].flags.MF:
+        for layer in (TCP, UDP, ICMP):
+            if got.haslayer(layer):
+                assert got[layer].chksum == want[layer].chksum, layer.__name__
+    return got

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastvpc as fv
+from frames import assert_checksums
 from fastvpc.reference import ReferenceFlowTable, ReferenceForwarder
 from fastvpc.verdicts import Action, DropReason
 
@@ -78,23 +79,6 @@ def from_eni(eni, dst, l4, **ip_kw):
 
 def from_outside(gw, src, dst, l4, mac=None, **ip_kw):
     return raw(Ether(src=OUTSIDE_MAC, dst=mac or gw.mac) / IP(src=src, dst=dst, **ip_kw) / l4)
-
-
-def assert_checksums(buf: bytes) -> Ether:
-    """scapy recomputes every checksum from scratch: the frame's must be those."""
-    got = Ether(buf)
-    p = got.copy()
-    del p[IP].chksum
-    for layer in (TCP, UDP, ICMP):
-        if p.haslayer(layer) and not (layer is UDP and p[UDP].chksum == 0):
-            del p[layer].chksum
-    want = Ether(raw(p))
-    assert got[IP].chksum == want[IP].chksum
-    if not got[IP].frag and not got[IP].flags.MF:
-        for layer in (TCP, UDP, ICMP):
-            if got.haslayer(layer):
-                assert got[layer].chksum == want[layer].chksum, layer.__name__
-    return got
 
 
 # --------------------------------------------------------------------------- #30 out through the IGW

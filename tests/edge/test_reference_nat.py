@@ -7,6 +7,7 @@ from __future__ import annotations
 import warnings
 
 import fastvpc as fv
+from frames import assert_checksums
 from fastvpc.reference import ReferenceFlowTable, ReferenceForwarder
 from fastvpc.verdicts import Action, DropReason
 
@@ -18,21 +19,6 @@ with warnings.catch_warnings():
 
 OUTSIDE_MAC = "02:99:00:00:00:01"
 
-
-def assert_checksums(buf: bytes) -> Ether:
-    """scapy recomputes every checksum from scratch: the frame's must be those."""
-    got = Ether(buf)
-    p = got.copy()
-    del p[IP].chksum
-    for layer in (TCP, UDP, ICMP):
-        if p.haslayer(layer) and not (layer is UDP and p[UDP].chksum == 0):
-            del p[layer].chksum
-    want = Ether(raw(p))
-    assert got[IP].chksum == want[IP].chksum
-    for layer in (TCP, UDP, ICMP):
-        if got.haslayer(layer):
-            assert got[layer].chksum == want[layer].chksum, layer.__name__
-    return got
 
 NS = 1_000_000_000
 
