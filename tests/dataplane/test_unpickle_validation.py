@@ -19,7 +19,7 @@ import pytest
 
 import fastvpc as fv
 from fastvpc import packets as pk
-from fastvpc.compiler import ROUTE_ENI, ROUTE_PEERING
+from fastvpc.compiler import ROUTE_ENI, ROUTE_NAT, ROUTE_PEERING
 from fastvpc.dataplane import _rebuild, _validate
 from fastvpc.errors import FastVpcError, SnapshotError
 
@@ -128,6 +128,15 @@ def _set(name, field, value, where=0):
     return change
 
 
+def _nat_route(arg):
+    """Make route 0 a route to a NAT gateway of index ``arg`` (CI fuzz finding, 2026-12-02: a pickle with
+    its route targets edited this way reached the kernel's own ValueError, not a SnapshotError)."""
+    def change(st, dp):
+        st["route_targets"]["kind"][0] = ROUTE_NAT
+        st["route_targets"]["arg"][0] = arg
+    return change
+
+
 def _route_of_kind(kind):
     return lambda st, dp: int(np.flatnonzero(st["route_targets"]["kind"] == kind)[0])
 
@@ -215,6 +224,8 @@ CORRUPTIONS = {
     "route_targets.arg-eni-negative": _set("route_targets", "arg", -1, _route_of_kind(ROUTE_ENI)),
     "route_targets.arg-peering": _set("route_targets", "arg", N_VPC, _route_of_kind(ROUTE_PEERING)),
     "route_targets.kind": _set("route_targets", "kind", 9),
+    "route_targets.arg-nat-negative": _nat_route(-1),
+    "route_targets.arg-nat": _nat_route(1 << 29),
     "table_base": _set("table_base", (), lambda st, dp: st["route_targets"].size, 1),
     "table_base-order": _set("table_base", (), 0, 1),
     "port_eni.subnet": _set("port_eni", "subnet", N_SUB, lambda st, dp: int(st["enis"]["port"][0])),
@@ -246,6 +257,7 @@ CORRUPTIONS = {
 }
 FIELD = {k: k.split("-")[0] for k in CORRUPTIONS}
 FIELD["route_targets.arg-eni"] = FIELD["route_targets.arg-peering"] = "route_targets.arg"
+FIELD["route_targets.arg-nat"] = FIELD["route_targets.arg-nat-negative"] = "route_targets.arg"
 FIELD["table_base-order"] = "table_base"
 FIELD["edge_hash-gateway-index"] = "edge_hash"
 

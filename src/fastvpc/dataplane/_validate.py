@@ -284,6 +284,9 @@ def validate_state(state: Any) -> None:
     _bad_index("route_targets.kind", kind, 0, (ROUTE_NAT if state["edge"] else ROUTE_BLACKHOLE) + 1, "target kind")
     _bad_index("route_targets.arg", routes["arg"][kind == ROUTE_ENI], 0, n_eni, "ENI index")
     _bad_index("route_targets.arg", routes["arg"][kind == ROUTE_PEERING], 0, n_vpc, "peer VPC index")
+    # a NAT gateway's index is a key of the edge hash (29 bits: HK_NATID); one that names no NAT
+    # gateway misses there and drops the frame, so the field's range is what must hold
+    _bad_index("route_targets.arg", routes["arg"][kind == ROUTE_NAT], 0, 1 << 29, "NAT gateway index")
 
     # table_base: each table's routes are a run [base, base + count) inside the routes, runs in order
     counts = state["lpm"]._meta[:, 2].astype(np.int64)
