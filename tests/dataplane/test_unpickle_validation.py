@@ -357,3 +357,37 @@ def test_random_byte_flips_never_crash_hang_or_change_a_verdict(seed, protocol):
     assert proc.returncode == 0, (proc.returncode, proc.stderr[-3000:])
     refused, same = map(int, proc.stdout.split())
     assert refused + same == n and refused > n // 2
+
+
+def _nat_snapshot() -> fv.Dataplane:
+    net = fv.Network()
+    vpc = net.add_vpc("10.0.0.0/16", name="v")
+    web = vpc.add_subnet("10.0.1.0/24", name="web")
+    app = vpc.add_subnet("10.0.2.0/24", name="app")
+    igw = vpc.add_internet_gateway(name="igw")
+    vpc.main_route_table.add_route("0.0.0.0/0", igw)
+    nat = web.add_nat_gateway(name="nat", address=net.allocate_address("203.0.113.30"))
+    rt = vpc.add_route_table(name="private")
+    rt.add_route("0.0.0.0/0", nat)
+    app.associate(rt)
+    app.add_eni("10.0.2.10", name="a1")
+    return net.compile()
+
+
+@pytest.mark.parametrize("tag_name, value", [("HK_NATSUB", 2), ("HK_NATSUB", 1 << 40), ("HK_NATIP", 1 << 29)])
+def test_a_nat_gateway_entry_of_the_edge_hash_pointing_outside_is_refused(tag_name, value):
+    """The NAT gateway's subnet (HK_NATSUB) and the reply path's address -> NAT gateway (HK_NATIP)
+    entries: the kernel refused them with a ValueError of its own; the snapshot check names the field."""
+    import fastvpc.compiler.edge as edge
+
+    dp = _nat_snapshot()
+    st = _state(dp)
+    _load(st)  # intact: loads
+    ht, tag = st["edge_hash"], np.uint64(getattr(edge, tag_name))
+    keys = ht[0::2]
+    used = np.flatnonzero((keys != np.uint64(2**64 - 1)) & ((keys >> np.uint64(56)) == tag))
+    assert used.size == 1
+    ht[2 * used[0] + 1] = value
+    with pytest.raises(SnapshotError, match="edge_hash") as info:
+        _load(st)
+    assert info.value.field == "edge_hash" and str(value) in str(info.value)

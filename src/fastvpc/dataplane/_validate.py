@@ -338,14 +338,15 @@ def validate_state(state: Any) -> None:
         raise _fail("edge_hash", f"{eh.size} words: not 2 * a power of two with an empty slot")
     if not state["edge"] and (state["edge_gws"].size or state["edge_cidrs"].size):
         raise _fail("edge_gws", "holds records although the snapshot has no edge")
-    _check_edge(state, n_vpc, n_tables)
+    _check_edge(state, n_vpc, n_sub, n_tables)
 
 
-def _check_edge(state: Mapping[str, Any], n_vpc: int, n_tables: int) -> None:
+def _check_edge(state: Mapping[str, Any], n_vpc: int, n_sub: int, n_tables: int) -> None:
     """Every index the edge stages follow (the kernel refuses them too, but with a ValueError of its
     own: a snapshot is refused here, naming the field): a gateway's kind, VPC, gateway route table
-    and run of CIDR rows, each CIDR row's VPC, and every gateway-port entry of the edge hash."""
-    from fastvpc.compiler.edge import GW_IGW, GW_TGW, HK_GWPORT
+    and run of CIDR rows, each CIDR row's VPC, and the edge hash's gateway-port, NAT-gateway-subnet and
+    NAT-address entries."""
+    from fastvpc.compiler.edge import GW_IGW, GW_TGW, HK_GWPORT, HK_NATIP, HK_NATSUB
 
     gws, cidrs, eh = state["edge_gws"], state["edge_cidrs"], state["edge_hash"]
     _bad_index("edge_gws.kind", gws["kind"].astype(np.int64), GW_IGW, GW_TGW + 1, "gateway kind")
@@ -356,8 +357,13 @@ def _check_edge(state: Mapping[str, Any], n_vpc: int, n_tables: int) -> None:
     _bad_index("edge_gws.off", end, 0, cidrs.size + 1, "end of its CIDR rows")
     _bad_index("edge_cidrs.vpc", cidrs["vpc"].astype(np.int64), 0, n_vpc, "VPC index")
     keys, vals = eh[0::2], eh[1::2]
-    port_vals = vals[(keys != _EMPTY) & ((keys >> np.uint64(56)) == np.uint64(HK_GWPORT))]
+    used, tag = keys != _EMPTY, keys >> np.uint64(56)
+    port_vals = vals[used & (tag == np.uint64(HK_GWPORT))]
     _bad_index("edge_hash", port_vals.astype(np.int64), 0, gws.size, "gateway index")
+    _bad_index("edge_hash", vals[used & (tag == np.uint64(HK_NATSUB))].astype(np.int64), 0, n_sub,
+               "NAT gateway's subnet index")
+    _bad_index("edge_hash", vals[used & (tag == np.uint64(HK_NATIP))].astype(np.int64), 0, 1 << 29,
+               "NAT gateway index")
 
 
 def _check_port_index(field: str, ix: np.ndarray, dirs: np.ndarray) -> None:
