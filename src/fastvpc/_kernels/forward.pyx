@@ -58,6 +58,7 @@
 cimport cython
 from cython.parallel cimport prange
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
+from libc.string cimport memset
 
 import numpy as np
 
@@ -78,7 +79,7 @@ from fastvpc._kernels.stages.nacl_egress cimport stage_nacl_egress
 from fastvpc._kernels.stages.nacl_ingress cimport stage_nacl_ingress
 from fastvpc._kernels.stages.sg_ingress cimport stage_sg_ingress
 from fastvpc._kernels.stages.edge_ingress cimport stage_edge_ingress
-from fastvpc._kernels.stages.nat cimport nat_pass, nat_waiting, nat_prefetch
+from fastvpc._kernels.stages.nat cimport nat_pass, nat_waiting, nat_prefetch, NatOut
 from fastvpc.dataplane._nattable cimport NatView, nat_view_init
 from fastvpc._kernels.acl cimport acl_parse
 from fastvpc.lpm._lookup cimport rts_view_init, rts_lookup_batch
@@ -144,6 +145,7 @@ cdef struct StateView:
     FtView ft
     NatView nat
     int has_nat             # the tables have NAT gateways and nat is set up
+    NatOut out              # the NAT step's per-frame outputs (Result.nat_gw & co.; out.gw NULL: none asked)
 
 
 #: the stage order of run_chunk (tests/kernels/test_stages.py holds it to ReferenceForwarder.STAGES)
@@ -543,7 +545,7 @@ cdef void ct_pass(const FwdTables* t,
             drop(p, R_FLOW_TABLE_FULL)
         elif nat_waiting(p):            # it meets a NAT gateway (stages/nat.pxd): translated here, in frame order
             if (<StateView*>v).has_nat:
-                nat_pass(t, v, &(<StateView*>v).nat, p, <Flt*>x, tn, tmo)
+                nat_pass(t, v, &(<StateView*>v).nat, p, <Flt*>x, tn, tmo, &(<StateView*>v).out, lo + j)
         elif x.ct & CT_I:
             fr = &t.eni_filt[p.out_eni]
             code = ft_insert_or_update(v, &pi[j], p.h.tl, tn, x.adm_i, tmo + fr.tmo, &dirn, &st)
@@ -579,7 +581,7 @@ cdef void nat_plain(const FwdTables* t, FtView* v, Pkt* pk, Flt* fx, int64_t lo,
         if k + 4 < m and slot[k + 4] >= 0:
             nat_prefetch(t, nv, &pk[idx[k + 4]], slot[k + 4])
         j = idx[k]
-        nat_pass(t, v, nv, &pk[j], &fx[j], now[(lo + j) * now_step], NULL)
+        nat_pass(t, v, nv, &pk[j], &fx[j], now[(lo + j) * now_step], NULL, &(<StateView*>v).out, lo + j)
         rewrite_one(t, &pk[j], lo + j, action, reason, egress, route_out)
 
 
@@ -901,8 +903,15 @@ def forward_batch(Tables tables,                 # IN  compiled tables
                                                  #     or None: the rules alone decide
                   const int64_t[::1] now=None,   # IN  with state: ns per frame (n values) or one for all (1),
                                                  #     checked by the caller (non-decreasing, >= the table's clock)
+                  int32_t[::1] nat_gw=None,      # OUT n (or more), or None: per frame the port of the NAT gateway
+                                                 #     it reached, -1 none (stages/nat.pxd NatOut; all four or none)
+                  uint8_t[::1] nat_dir=None,     # OUT 0 not translated, 1 source replaced, 2 destination replaced
+                  uint32_t[::1] nat_ip=None,     # OUT the address the NAT gateway replaced
+                  uint16_t[::1] nat_l4=None,     # OUT ... and its TCP/UDP port or ICMP echo id
                   ) -> None:
-    """Forward every frame of the batch; releases the GIL."""
+    """Forward every frame of the batch; releases the GIL.  With the nat_* arrays (a snapshot with NAT
+    gateways), they are filled with -1 / 0 and the NAT step of a stateful pass writes what it did to each
+    frame it handles (docs/flow-logs.md "Through a NAT gateway"); without a FlowTable no frame is handled."""
     cdef int64_t n = offsets.shape[0] - 1
     cdef int64_t nd = data.shape[0]
     cdef int64_t nchunks, c, lo, hi
@@ -918,6 +927,20 @@ def forward_batch(Tables tables,                 # IN  compiled tables
     if port.shape[0] < n or action.shape[0] < n or reason.shape[0] < n or egress.shape[0] < n \
             or route.shape[0] < n:
         raise ValueError(f"forward_batch: port/output arrays shorter than {n} frames")
+    sv.out.gw = NULL
+    if nat_gw is not None or nat_dir is not None or nat_ip is not None or nat_l4 is not None:
+        if nat_gw is None or nat_dir is None or nat_ip is None or nat_l4 is None:
+            raise ValueError("forward_batch: nat_gw, nat_dir, nat_ip and nat_l4 go together")
+        if nat_gw.shape[0] < n or nat_dir.shape[0] < n or nat_ip.shape[0] < n or nat_l4.shape[0] < n:
+            raise ValueError(f"forward_batch: nat_* arrays shorter than {n} frames")
+        sv.out.gw = &nat_gw[0]
+        sv.out.dir = &nat_dir[0]
+        sv.out.ip = &nat_ip[0]
+        sv.out.l4 = &nat_l4[0]
+        memset(sv.out.gw, 0xFF, n * sizeof(int32_t))     # -1: no NAT gateway
+        memset(sv.out.dir, 0, n * sizeof(uint8_t))
+        memset(sv.out.ip, 0, n * sizeof(uint32_t))
+        memset(sv.out.l4, 0, n * sizeof(uint16_t))
     if not t.filters and state is not None and tables.has_nat:
         # the routing view with a FlowTable: only NAT gateways use it (nat_plain, one thread)
         if now is None or (now.shape[0] != n and now.shape[0] != 1):

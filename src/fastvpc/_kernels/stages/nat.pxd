@@ -21,7 +21,11 @@
 #      out_eni = the NAT code), x (l4, ct), the FlowTable (conntrack v, bindings nv), now
 # OUT  the final verdict in p and the frame; DELIVER leaves p.er.subnet = -1 (the rewrite stage then
 #      writes the receiving subnet's gateway MAC as source), FORWARD the NAT subnet (edge_egress's
-#      1:1 translation to the Elastic IP is written by the rewrite stage)
+#      1:1 translation to the Elastic IP is written by the rewrite stage); and, when the caller asked
+#      for them (NatOut, Result.nat_gw & co.), what the NAT gateway did to frame i, for the flow log
+#      (docs/flow-logs.md "Through a NAT gateway"): the port of the NAT gateway it reached (the last one:
+#      a second NAT hop names the second, which did nothing), 1 / 2 when it replaced the source / the
+#      destination, and the address and port / echo id it replaced (0 for a later UDP fragment)
 
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
 from libc.string cimport memcpy
@@ -45,6 +49,34 @@ from fastvpc.dataplane._nattable cimport (NatView, NatB, NatFrag, nat_h5, nat_ou
 
 cdef enum:
     NAT_SAVE = 128          # bytes saved before translating: every header a translation writes (14 + 60 + 20)
+    NAT_DIR_OUT = 1         # nat_dir: the NAT gateway replaced the source (outbound)
+    NAT_DIR_BACK = 2        # nat_dir: it replaced the destination (a reply)
+
+
+# Per-frame outputs of the NAT step (Result.nat_gw / nat_dir / nat_ip / nat_l4), gw NULL: not asked for.
+# The driver fills them with -1 / 0 before the pass; nat_pass writes only the frames it handles.
+cdef struct NatOut:
+    int32_t* gw             # the port of the NAT gateway the frame reached, -1 none
+    uint8_t* dir            # 0 not translated, NAT_DIR_OUT, NAT_DIR_BACK
+    uint32_t* ip            # the address the NAT gateway replaced (outbound: the inside host's; a reply: its own)
+    uint16_t* l4            # ... and the TCP/UDP port or ICMP echo id (0: a later UDP fragment, no L4 header)
+
+
+cdef inline void nat_note_gw(const FwdTables* t, NatOut* o, int64_t i, uint32_t g) noexcept nogil:
+    """Frame i reached NAT gateway g (nothing translated yet)."""
+    if o.gw != NULL:
+        o.gw[i] = <int32_t>ht_get(&t.edt, edge_key(HK_NATPORT, 0, g))   # absent (an old snapshot): -1
+        o.dir[i] = 0
+        o.ip[i] = 0
+        o.l4[i] = 0
+
+
+cdef inline void nat_note(NatOut* o, int64_t i, uint8_t d, uint32_t ip, uint16_t l4) noexcept nogil:
+    """The NAT gateway replaced the source (d = NAT_DIR_OUT) or the destination (NAT_DIR_BACK) ip:l4."""
+    if o.gw != NULL:
+        o.dir[i] = d
+        o.ip[i] = ip
+        o.l4[i] = l4
 
 
 cdef inline uint16_t cs_adj(uint16_t hc, const uint16_t* old, const uint16_t* new, int n) noexcept nogil:
@@ -160,7 +192,7 @@ cdef inline bint nat_waiting(const Pkt* p) noexcept nogil:
 
 
 cdef inline void nat_route_on(const FwdTables* t, FtView* v, Pkt* p, Flt* x, uint32_t sub, int64_t now,
-                              const FtTimeouts* tmo) noexcept nogil:
+                              const FtTimeouts* tmo, NatOut* o, int64_t i) noexcept nogil:
     """§4.1 step 6 / §4.2 step 4: routed on from the NAT gateway's subnet, then the receiver's filters."""
     cdef const SubnetRec* sr = &t.subnets[sub]
     cdef const FiltRec* fr
@@ -188,6 +220,7 @@ cdef inline void nat_route_on(const FwdTables* t, FtView* v, Pkt* p, Flt* x, uin
     if p.action == ACT_DROP:
         if p.reason == R_NAT_NEEDS_STATE:   # a second NAT gateway (itself included): not served
             p.reason = R_NAT_UNSUPPORTED
+            nat_note_gw(t, o, i, <uint32_t>p.out_eni >> 1)   # the NAT gateway reached last: it did nothing
         return
     if p.action != ACT_DELIVER:
         return                             # FORWARD (an internet gateway: the rewrite stage translates)
@@ -218,7 +251,7 @@ cdef inline bint nat_protocol_ok(uint8_t proto, uint16_t ff) noexcept nogil:
 
 
 cdef inline void nat_run(const FwdTables* t, FtView* v, NatView* nv, Pkt* p, Flt* x, int64_t now,
-                         const FtTimeouts* tmo) noexcept nogil:
+                         const FtTimeouts* tmo, NatOut* o, int64_t i) noexcept nogil:
     cdef uint8_t* f = p.f
     cdef uint32_t code = <uint32_t>p.out_eni
     cdef uint32_t g = code >> 1
@@ -278,13 +311,14 @@ cdef inline void nat_run(const FwdTables* t, FtView* v, NatView* nv, Pkt* p, Flt
             return
         b = &nv.b[bi]
         nat_xlate(f, ETH_HLEN + 16, 2, b.inside_ip, b.inside_port)
+        nat_note(o, i, NAT_DIR_BACK, nip, dport)
         p.h.dst = b.inside_ip
         if proto == IPPROTO_ICMP:
             p.h.sport = b.inside_port            # the echo id (the table key's identifier)
         else:
             p.h.dport = b.inside_port
             x.l4 = b.inside_port
-        nat_route_on(t, v, p, x, sub, now, tmo)
+        nat_route_on(t, v, p, x, sub, now, tmo, o, i)
         return
     # §4.1, outbound
     if not nat_protocol_ok(proto, ff):
@@ -309,8 +343,9 @@ cdef inline void nat_run(const FwdTables* t, FtView* v, NatView* nv, Pkt* p, Flt
             drop(p, R_NAT_NO_BINDING)
             return
         nat_xlate(f, ETH_HLEN + 12, 0, nip, -1)
+        nat_note(o, i, NAT_DIR_OUT, src, 0)
         p.h.src = nip
-        nat_route_on(t, v, p, x, sub, now, tmo)
+        nat_route_on(t, v, p, x, sub, now, tmo, o, i)
         return
     if proto == IPPROTO_ICMP:
         sport = rd16(f + l4 + 4)
@@ -343,9 +378,10 @@ cdef inline void nat_run(const FwdTables* t, FtView* v, NatView* nv, Pkt* p, Flt
     if proto == IPPROTO_UDP and (ff & 0x2000):
         nat_frag_remember(nv, src, dst, ipid, b)
     nat_xlate(f, ETH_HLEN + 12, 0, nip, b.nat_port)
+    nat_note(o, i, NAT_DIR_OUT, src, sport)
     p.h.src = nip
     p.h.sport = b.nat_port
-    nat_route_on(t, v, p, x, sub, now, tmo)
+    nat_route_on(t, v, p, x, sub, now, tmo, o, i)
 
 
 cdef inline void nat_pass(const FwdTables* t,
@@ -355,12 +391,18 @@ cdef inline void nat_pass(const FwdTables* t,
                           Flt* x,                 # IN/OUT its filter context
                           int64_t now,            # IN  ns
                           const FtTimeouts* tmo,  # IN  the timeout records (t.ct_timeouts)
+                          NatOut* o,              # OUT [i] what the NAT gateway did (o.gw NULL: not asked for)
+                          int64_t i,              # IN  the frame's index in the batch
                           ) noexcept nogil:
     """The table pass's NAT step for one frame (see the top of the file); a drop leaves the frame as it came."""
     cdef uint8_t save[NAT_SAVE]
     cdef int64_t n = p.L if p.L < NAT_SAVE else NAT_SAVE
     memcpy(save, p.f, n)
-    nat_run(t, v, nv, p, x, now, tmo)
+    if now > v.hdr.clock:
+        v.hdr.clock = now       # the table has seen now (without filters no conntrack step may advance it; a
+                                # binding's last_seen is never after the clock, which a pickle checks)
+    nat_note_gw(t, o, i, <uint32_t>p.out_eni >> 1)
+    nat_run(t, v, nv, p, x, now, tmo, o, i)
     if p.action == ACT_DROP:
         memcpy(p.f, save, n)
         p.out_port = -1
