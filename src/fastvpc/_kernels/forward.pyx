@@ -79,7 +79,7 @@ from fastvpc._kernels.stages.nacl_egress cimport stage_nacl_egress
 from fastvpc._kernels.stages.nacl_ingress cimport stage_nacl_ingress
 from fastvpc._kernels.stages.sg_ingress cimport stage_sg_ingress
 from fastvpc._kernels.stages.edge_ingress cimport stage_edge_ingress
-from fastvpc._kernels.stages.nat cimport nat_pass, nat_waiting, nat_prefetch, NatOut
+from fastvpc._kernels.stages.nat cimport nat_pass, nat_waiting, nat_prefetch, NatOut, NAT_REC_DIST
 from fastvpc.dataplane._nattable cimport NatView, nat_view_init
 from fastvpc._kernels.acl cimport acl_parse
 from fastvpc.lpm._lookup cimport rts_view_init, rts_lookup_batch
@@ -238,6 +238,8 @@ cdef inline void route_one(Mode* mode,          # IN  the variant (a type only)
             s.out_eni = q.out_eni
             s.action = q.action
             s.reason = q.reason
+            # its binding's hash slot, in flight while the chunk's other frames are routed and rewritten
+            nat_prefetch(t, &(<StateView*>v).nat, &(<StateView*>v).out, s, -1)
     if Mode is ModeFilt:
         if nx == NEXT_REWRITE and p.action == ACT_DELIVER:   # (a FORWARD through an IGW rewrites too)
             nx = stage_nacl_ingress(t, p, x)
@@ -569,19 +571,23 @@ cdef void nat_plain(const FwdTables* t, FtView* v, Pkt* pk, Flt* fx, int64_t lo,
     cdef int32_t idx[FV_CHUNK]
     cdef int64_t slot[FV_CHUNK]
     cdef NatView* nv = &(<StateView*>v).nat
+    cdef NatOut* o = &(<StateView*>v).out
     for j in range(n):
         idx[m] = <int32_t>j
         m += action[lo + j] == ACT_DROP and reason[lo + j] == R_NAT_NEEDS_STATE and nat_waiting(&pk[j])
-    # two-step look-ahead over the run (the bindings are a 1M-entry table: each probe is a cache miss)
-    for k in range(m if m < 8 else 8):
-        slot[k] = nat_prefetch(t, nv, &pk[idx[k]], -1)
+    # the bindings are a 1M-entry table: each probe is two dependent cache misses (the hash slot, the record).
+    # The slots of the frames route_one handed over were prefetched there (those of frames decided in loop 1,
+    # replies from a gateway's port, are prefetched here); the records NAT_REC_DIST frames ahead.
     for k in range(m):
-        if k + 8 < m:
-            slot[k + 8] = nat_prefetch(t, nv, &pk[idx[k + 8]], -1)
-        if k + 4 < m and slot[k + 4] >= 0:
-            nat_prefetch(t, nv, &pk[idx[k + 4]], slot[k + 4])
+        slot[k] = nat_prefetch(t, nv, o, &pk[idx[k]], -1)
+    for k in range(m if m < NAT_REC_DIST else NAT_REC_DIST):
+        if slot[k] >= 0:
+            nat_prefetch(t, nv, o, &pk[idx[k]], slot[k])
+    for k in range(m):
+        if k + NAT_REC_DIST < m and slot[k + NAT_REC_DIST] >= 0:
+            nat_prefetch(t, nv, o, &pk[idx[k + NAT_REC_DIST]], slot[k + NAT_REC_DIST])
         j = idx[k]
-        nat_pass(t, v, nv, &pk[j], &fx[j], now[(lo + j) * now_step], NULL, &(<StateView*>v).out, lo + j)
+        nat_pass(t, v, nv, &pk[j], &fx[j], now[(lo + j) * now_step], NULL, o, lo + j)
         rewrite_one(t, &pk[j], lo + j, action, reason, egress, route_out)
 
 
@@ -928,6 +934,7 @@ def forward_batch(Tables tables,                 # IN  compiled tables
             or route.shape[0] < n:
         raise ValueError(f"forward_batch: port/output arrays shorter than {n} frames")
     sv.out.gw = NULL
+    sv.out.g = -1                                      # no NAT gateway's constants cached yet
     if nat_gw is not None or nat_dir is not None or nat_ip is not None or nat_l4 is not None:
         if nat_gw is None or nat_dir is None or nat_ip is None or nat_l4 is None:
             raise ValueError("forward_batch: nat_gw, nat_dir, nat_ip and nat_l4 go together")

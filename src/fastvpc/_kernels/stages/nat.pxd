@@ -51,21 +51,41 @@ cdef enum:
     NAT_SAVE = 128          # bytes saved before translating: every header a translation writes (14 + 60 + 20)
     NAT_DIR_OUT = 1         # nat_dir: the NAT gateway replaced the source (outbound)
     NAT_DIR_BACK = 2        # nat_dir: it replaced the destination (a reply)
+    NAT_REC_DIST = 8        # the driver's look-ahead: binding records prefetched this many NAT frames ahead
 
 
-# Per-frame outputs of the NAT step (Result.nat_gw / nat_dir / nat_ip / nat_l4), gw NULL: not asked for.
-# The driver fills them with -1 / 0 before the pass; nat_pass writes only the frames it handles.
+# The NAT step's context for one pass (one thread makes the NAT steps of a batch):
+#   * per-frame outputs (Result.nat_gw / nat_dir / nat_ip / nat_l4), gw NULL: not asked for.  The driver
+#     fills them with -1 / 0 before the pass; nat_pass writes only the frames it handles;
+#   * the constants of the NAT gateway met last (its subnet, private IP, identity and port: four edge-hash
+#     probes, made again only when a frame meets another NAT gateway).  The driver sets g = -1.
 cdef struct NatOut:
     int32_t* gw             # the port of the NAT gateway the frame reached, -1 none
     uint8_t* dir            # 0 not translated, NAT_DIR_OUT, NAT_DIR_BACK
     uint32_t* ip            # the address the NAT gateway replaced (outbound: the inside host's; a reply: its own)
     uint16_t* l4            # ... and the TCP/UDP port or ICMP echo id (0: a later UDP fragment, no L4 header)
+    int64_t g               # the NAT gateway whose constants follow, -1 none yet
+    uint32_t sub            # its subnet index (FV_HV_NONE: none)
+    uint32_t nip            # its private IP (FV_HV_NONE: none)
+    uint32_t ident          # its stable identity (the bindings' key)
+    int32_t port            # its port (-1: not in the tables, an old snapshot)
+
+
+cdef inline NatOut* nat_gw_of(const FwdTables* t, NatOut* o, uint32_t g) noexcept nogil:
+    """o, holding NAT gateway g's constants."""
+    if o.g != <int64_t>g:
+        o.g = g
+        o.sub = ht_get(&t.edt, edge_key(HK_NATSUB, 0, g))
+        o.nip = ht_get(&t.edt, edge_key(HK_NATADDR, 0, g))
+        o.ident = ht_get(&t.edt, edge_key(HK_NATID, 0, g))
+        o.port = <int32_t>ht_get(&t.edt, edge_key(HK_NATPORT, 0, g))   # absent (an old snapshot): -1
+    return o
 
 
 cdef inline void nat_note_gw(const FwdTables* t, NatOut* o, int64_t i, uint32_t g) noexcept nogil:
     """Frame i reached NAT gateway g (nothing translated yet)."""
     if o.gw != NULL:
-        o.gw[i] = <int32_t>ht_get(&t.edt, edge_key(HK_NATPORT, 0, g))   # absent (an old snapshot): -1
+        o.gw[i] = nat_gw_of(t, o, g).port
         o.dir[i] = 0
         o.ip[i] = 0
         o.l4[i] = 0
@@ -201,12 +221,14 @@ cdef inline void nat_route_on(const FwdTables* t, FtView* v, Pkt* p, Flt* x, uin
     cdef int nx
     cdef FtPkt k
     cdef uint8_t fl, code, a, dirn, st
+    cdef uint64_t key = ip_key(<uint32_t>sr.vpc, p.h.dst)
     p.er.subnet = <int32_t>sub             # the hop subnet: nacl_egress, local, route, edge_egress read it
     if t.filters and (p.h.dst & sr.mask) != sr.base:
         if not nacl_eval(t, t.subnet_filt[sub].nacl, DIR_EGRESS, p.h.proto, p.h.dst, x.l4):
             drop(p, R_NACL_EGRESS)
             return
-    p.hv = ht_get(&t.ipt, ip_key(<uint32_t>sr.vpc, p.h.dst))
+    if key != p.key:                       # outbound from the NAT's VPC: loop 1's (VPC, dst) lookup holds
+        p.hv = ht_get(&t.ipt, key)
     nx = stage_local(t, p)
     if nx == NEXT_ROUTE:
         tab = p.table
@@ -254,10 +276,10 @@ cdef inline void nat_run(const FwdTables* t, FtView* v, NatView* nv, Pkt* p, Flt
                          const FtTimeouts* tmo, NatOut* o, int64_t i) noexcept nogil:
     cdef uint8_t* f = p.f
     cdef uint32_t code = <uint32_t>p.out_eni
-    cdef uint32_t g = code >> 1
-    cdef uint32_t sub = ht_get(&t.edt, edge_key(HK_NATSUB, 0, g))
-    cdef uint32_t nip = ht_get(&t.edt, edge_key(HK_NATADDR, 0, g))
-    cdef uint32_t ident = ht_get(&t.edt, edge_key(HK_NATID, 0, g))
+    cdef NatOut* gc = nat_gw_of(t, o, code >> 1)
+    cdef uint32_t sub = gc.sub
+    cdef uint32_t nip = gc.nip
+    cdef uint32_t ident = gc.ident
     cdef uint32_t hl, tl, l4, end, src, dst
     cdef uint16_t ff, sport, dport, rport, ipid
     cdef uint8_t proto, fl
@@ -408,29 +430,51 @@ cdef inline void nat_pass(const FwdTables* t,
         p.out_port = -1
 
 
-cdef inline int64_t nat_prefetch(const FwdTables* t, const NatView* nv, const Pkt* p, int64_t slot) noexcept nogil:
-    """Look-ahead for a run of NAT frames (the driver's nat_plain): with slot < 0, the inside-key hash slot of an
-    outbound TCP / UDP first fragment is prefetched and returned (else -1); with the slot returned earlier, the
-    binding record it holds is prefetched.  Reads only; the frame's own pass decides."""
+cdef inline int64_t nat_prefetch(const FwdTables* t,
+                                 const NatView* nv,
+                                 NatOut* o,              # IN/OUT the NAT gateway constants (nat_gw_of)
+                                 const Pkt* p,           # IN  a frame waiting for the NAT step (nat_waiting)
+                                 int64_t slot,           # IN  -1, or a value this returned earlier for p
+                                 ) noexcept nogil:
+    """Look-ahead for the NAT step (reads only; the frame's own pass decides).  With slot < 0: the hash slot of
+    the frame's binding key is prefetched and returned (slot << 1 | 1 for the outside-key hash of a reply; -1
+    for a frame that looks up no binding: not TCP / UDP / ICMP echo, a fragment, a short header).  With a slot
+    returned earlier (the slot has arrived): the binding record it holds is prefetched."""
     cdef const uint8_t* f = p.f
     cdef uint32_t code = <uint32_t>p.out_eni
-    cdef uint32_t hl, ident
+    cdef uint32_t hl, l4, end
     cdef uint8_t proto
+    cdef uint16_t a, b
     cdef int32_t k
+    cdef NatOut* gc
     if slot >= 0:
-        k = nv.hin[slot]
+        k = (nv.hout if slot & 1 else nv.hin)[slot >> 1]
         if k >= 0:
             fv_prefetch(&nv.b[k])
         return slot
-    if code & 1:
-        return -1
     hl = (f[ETH_HLEN] & 0x0F) * 4
+    l4 = ETH_HLEN + hl
+    end = ETH_HLEN + rd16(f + ETH_HLEN + 2)
     proto = f[ETH_HLEN + 9]
-    if (proto != IPPROTO_TCP and proto != IPPROTO_UDP) or (rd16(f + ETH_HLEN + 6) & 0x1FFF) != 0 \
-            or <int64_t>rd16(f + ETH_HLEN + 2) < hl + 8:
+    if (rd16(f + ETH_HLEN + 6) & 0x3FFF) != 0 or l4 + 8 > end or <int64_t>end > p.L:
         return -1
-    ident = ht_get(&t.edt, edge_key(HK_NATID, 0, code >> 1))
-    slot = <int64_t>(nat_h5(ident, proto, rd32(f + ETH_HLEN + 12), rd16(f + ETH_HLEN + hl), rd32(f + ETH_HLEN + 16),
-                            rd16(f + ETH_HLEN + hl + 2)) & nv.mask)
+    if proto == IPPROTO_TCP or proto == IPPROTO_UDP:
+        a = rd16(f + l4)
+        b = rd16(f + l4 + 2)
+    elif proto == IPPROTO_ICMP and f[l4] == (0 if code & 1 else 8):
+        a = rd16(f + l4 + 4)           # the echo id; the remote port of an ICMP binding is 0
+        b = 0
+    else:
+        return -1
+    gc = nat_gw_of(t, o, code >> 1)
+    if code & 1:
+        # a reply: (NAT IP, NAT port / echo id, remote IP, remote port) in the outside-key hash
+        if gc.nip == FV_HV_NONE:
+            return -1
+        slot = <int64_t>(nat_h5(gc.ident ^ 0x5bd1e995u, proto, gc.nip, a if proto == IPPROTO_ICMP else b,
+                                rd32(f + ETH_HLEN + 12), 0 if proto == IPPROTO_ICMP else a) & nv.mask)
+        fv_prefetch(&nv.hout[slot])
+        return slot << 1 | 1
+    slot = <int64_t>(nat_h5(gc.ident, proto, rd32(f + ETH_HLEN + 12), a, rd32(f + ETH_HLEN + 16), b) & nv.mask)
     fv_prefetch(&nv.hin[slot])
-    return slot
+    return slot << 1
