@@ -79,7 +79,8 @@ from fastvpc._kernels.stages.nacl_egress cimport stage_nacl_egress
 from fastvpc._kernels.stages.nacl_ingress cimport stage_nacl_ingress
 from fastvpc._kernels.stages.sg_ingress cimport stage_sg_ingress
 from fastvpc._kernels.stages.edge_ingress cimport stage_edge_ingress
-from fastvpc._kernels.stages.nat cimport nat_pass, nat_waiting, nat_prefetch, NatOut, NAT_REC_DIST
+from fastvpc._kernels.stages.nat cimport (nat_pass, nat_waiting, nat_slot, nat_prefetch_slot, nat_prefetch_rec,
+                                          NatOut, NAT_REC_DIST)
 from fastvpc.dataplane._nattable cimport NatView, nat_view_init
 from fastvpc._kernels.acl cimport acl_parse
 from fastvpc.lpm._lookup cimport rts_view_init, rts_lookup_batch
@@ -239,7 +240,7 @@ cdef inline void route_one(Mode* mode,          # IN  the variant (a type only)
             s.action = q.action
             s.reason = q.reason
             # its binding's hash slot, in flight while the chunk's other frames are routed and rewritten
-            nat_prefetch(t, &(<StateView*>v).nat, &(<StateView*>v).out, s, -1)
+            nat_prefetch_nat(t, <StateView*>v, s)
     if Mode is ModeFilt:
         if nx == NEXT_REWRITE and p.action == ACT_DELIVER:   # (a FORWARD through an IGW rewrites too)
             nx = stage_nacl_ingress(t, p, x)
@@ -560,6 +561,13 @@ cdef void ct_pass(const FwdTables* t,
                 drop(p, R_FLOW_TABLE_FULL)
 
 
+cdef inline void nat_prefetch_nat(const FwdTables* t, StateView* sv, const Pkt* p) noexcept nogil:
+    """route_one, compile(filters=False) with a FlowTable: the hash slot of a NAT frame's binding."""
+    cdef int64_t slot = nat_slot(t, &sv.nat, &sv.out, p)
+    if slot >= 0:
+        nat_prefetch_slot(&sv.nat, slot)
+
+
 cdef void nat_plain(const FwdTables* t, FtView* v, Pkt* pk, Flt* fx, int64_t lo, int64_t n, const int64_t* now,
                     int64_t now_step,
                     uint8_t* action, uint8_t* reason, int32_t* egress, int32_t* route_out,   # IN/OUT [lo:lo+n]
@@ -576,16 +584,19 @@ cdef void nat_plain(const FwdTables* t, FtView* v, Pkt* pk, Flt* fx, int64_t lo,
         idx[m] = <int32_t>j
         m += action[lo + j] == ACT_DROP and reason[lo + j] == R_NAT_NEEDS_STATE and nat_waiting(&pk[j])
     # the bindings are a 1M-entry table: each probe is two dependent cache misses (the hash slot, the record).
-    # The slots of the frames route_one handed over were prefetched there (those of frames decided in loop 1,
-    # replies from a gateway's port, are prefetched here); the records NAT_REC_DIST frames ahead.
+    # The slots of the frames route_one handed over (a route decided: route >= 0) were prefetched there; those
+    # of frames decided in loop 1 (replies from a gateway's port) are prefetched here; the records
+    # NAT_REC_DIST frames ahead.
     for k in range(m):
-        slot[k] = nat_prefetch(t, nv, o, &pk[idx[k]], -1)
+        slot[k] = nat_slot(t, nv, o, &pk[idx[k]])
+        if slot[k] >= 0 and pk[idx[k]].route < 0:
+            nat_prefetch_slot(nv, slot[k])
     for k in range(m if m < NAT_REC_DIST else NAT_REC_DIST):
         if slot[k] >= 0:
-            nat_prefetch(t, nv, o, &pk[idx[k]], slot[k])
+            nat_prefetch_rec(nv, slot[k])
     for k in range(m):
         if k + NAT_REC_DIST < m and slot[k + NAT_REC_DIST] >= 0:
-            nat_prefetch(t, nv, o, &pk[idx[k + NAT_REC_DIST]], slot[k + NAT_REC_DIST])
+            nat_prefetch_rec(nv, slot[k + NAT_REC_DIST])
         j = idx[k]
         nat_pass(t, v, nv, &pk[j], &fx[j], now[(lo + j) * now_step], NULL, o, lo + j)
         rewrite_one(t, &pk[j], lo + j, action, reason, egress, route_out)

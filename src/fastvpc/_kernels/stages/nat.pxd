@@ -51,7 +51,7 @@ cdef enum:
     NAT_SAVE = 128          # bytes saved before translating: every header a translation writes (14 + 60 + 20)
     NAT_DIR_OUT = 1         # nat_dir: the NAT gateway replaced the source (outbound)
     NAT_DIR_BACK = 2        # nat_dir: it replaced the destination (a reply)
-    NAT_REC_DIST = 8        # the driver's look-ahead: binding records prefetched this many NAT frames ahead
+    NAT_REC_DIST = 16       # the driver's look-ahead: binding records prefetched this many NAT frames ahead
 
 
 # The NAT step's context for one pass (one thread makes the NAT steps of a batch):
@@ -430,28 +430,20 @@ cdef inline void nat_pass(const FwdTables* t,
         p.out_port = -1
 
 
-cdef inline int64_t nat_prefetch(const FwdTables* t,
-                                 const NatView* nv,
-                                 NatOut* o,              # IN/OUT the NAT gateway constants (nat_gw_of)
-                                 const Pkt* p,           # IN  a frame waiting for the NAT step (nat_waiting)
-                                 int64_t slot,           # IN  -1, or a value this returned earlier for p
-                                 ) noexcept nogil:
-    """Look-ahead for the NAT step (reads only; the frame's own pass decides).  With slot < 0: the hash slot of
-    the frame's binding key is prefetched and returned (slot << 1 | 1 for the outside-key hash of a reply; -1
-    for a frame that looks up no binding: not TCP / UDP / ICMP echo, a fragment, a short header).  With a slot
-    returned earlier (the slot has arrived): the binding record it holds is prefetched."""
+cdef inline int64_t nat_slot(const FwdTables* t,
+                             const NatView* nv,
+                             NatOut* o,              # IN/OUT the NAT gateway constants (nat_gw_of)
+                             const Pkt* p,           # IN  a frame waiting for the NAT step (nat_waiting)
+                             ) noexcept nogil:
+    """The hash slot of the frame's binding key, as slot << 1 (the inside-key hash: outbound) or slot << 1 | 1
+    (the outside-key hash: a reply); -1 for a frame that looks up no binding (not TCP / UDP / ICMP echo, a
+    fragment, a short header).  Reads only; the frame's own NAT step decides."""
     cdef const uint8_t* f = p.f
     cdef uint32_t code = <uint32_t>p.out_eni
     cdef uint32_t hl, l4, end
     cdef uint8_t proto
     cdef uint16_t a, b
-    cdef int32_t k
     cdef NatOut* gc
-    if slot >= 0:
-        k = (nv.hout if slot & 1 else nv.hin)[slot >> 1]
-        if k >= 0:
-            fv_prefetch(&nv.b[k])
-        return slot
     hl = (f[ETH_HLEN] & 0x0F) * 4
     l4 = ETH_HLEN + hl
     end = ETH_HLEN + rd16(f + ETH_HLEN + 2)
@@ -471,10 +463,20 @@ cdef inline int64_t nat_prefetch(const FwdTables* t,
         # a reply: (NAT IP, NAT port / echo id, remote IP, remote port) in the outside-key hash
         if gc.nip == FV_HV_NONE:
             return -1
-        slot = <int64_t>(nat_h5(gc.ident ^ 0x5bd1e995u, proto, gc.nip, a if proto == IPPROTO_ICMP else b,
-                                rd32(f + ETH_HLEN + 12), 0 if proto == IPPROTO_ICMP else a) & nv.mask)
-        fv_prefetch(&nv.hout[slot])
-        return slot << 1 | 1
-    slot = <int64_t>(nat_h5(gc.ident, proto, rd32(f + ETH_HLEN + 12), a, rd32(f + ETH_HLEN + 16), b) & nv.mask)
-    fv_prefetch(&nv.hin[slot])
-    return slot << 1
+        return <int64_t>(nat_h5(gc.ident ^ 0x5bd1e995u, proto, gc.nip, a if proto == IPPROTO_ICMP else b,
+                                rd32(f + ETH_HLEN + 12), 0 if proto == IPPROTO_ICMP else a) & nv.mask) << 1 | 1
+    return <int64_t>(nat_h5(gc.ident, proto, rd32(f + ETH_HLEN + 12), a, rd32(f + ETH_HLEN + 16), b) & nv.mask) << 1
+
+
+cdef inline void nat_prefetch_slot(const NatView* nv, int64_t slot) noexcept nogil:
+    """Prefetch the hash slot nat_slot returned (>= 0)."""
+    fv_prefetch((nv.hout if slot & 1 else nv.hin) + (slot >> 1))
+
+
+cdef inline void nat_prefetch_rec(const NatView* nv, int64_t slot) noexcept nogil:
+    """Prefetch the binding record the hash slot (nat_slot, >= 0, arrived) holds: both its cache lines (a
+    40-byte record straddles two in half the cases; the step reads its key and its last_seen)."""
+    cdef int32_t k = (nv.hout if slot & 1 else nv.hin)[slot >> 1]
+    if k >= 0:
+        fv_prefetch(&nv.b[k])
+        fv_prefetch(&nv.b[k].last_seen)
