@@ -58,6 +58,7 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import ipaddress
 import operator
@@ -173,13 +174,20 @@ class Hop:
 
 @dataclasses.dataclass
 class ReferenceResult:
-    """Same shape as ``Dataplane.process``'s result: one entry per frame of the batch."""
+    """Same shape as ``Dataplane.process``'s result: one entry per frame of the batch.
+
+    With NAT gateways modelled (``edge=True``, ``nat`` on) in a network that has one, the four arrays of
+    what they did, as ``Result.nat_gw`` & co. (docs/flow-logs.md "Through a NAT gateway"); else None."""
 
     action: npt.NDArray[np.uint8]
     reason: npt.NDArray[np.uint8]
     egress: npt.NDArray[np.int32]
     route: npt.NDArray[np.int32]
     frames: Any  # fastvpc.batch.FrameBatch
+    nat_gw: npt.NDArray[np.int32] | None = None
+    nat_dir: npt.NDArray[np.uint8] | None = None
+    nat_ip: npt.NDArray[np.uint32] | None = None
+    nat_l4: npt.NDArray[np.uint16] | None = None
 
     def __len__(self) -> int:
         return int(self.action.size)
@@ -297,6 +305,9 @@ class Packet:
     nat_out: Any = None           # nat: the NAT gateway the frame is routed to (outbound)
     nat_in: Any = None            # nat: the NAT gateway whose private IP the frame is addressed to (the reply)
     nat_crossed: Any = None       # nat: the NAT gateway the frame crossed: it is routed on from its subnet
+    #: nat, with state: what the last NAT gateway the frame reached did, as (its port, 0 none / 1 source /
+    #: 2 destination replaced, the address replaced, its port or echo id): ``Result.nat_*`` of one frame
+    nat_note: tuple[int, int, int, int] = (-1, 0, 0, 0)
     #: whether the recorder is on (the stages build their explanations only then)
     recording: bool = dataclasses.field(init=False)
 
@@ -368,6 +379,11 @@ class ReferenceForwarder:
         ``state``: a :class:`ReferenceFlowTable` the security-group stages consult and update, at
         time ``now`` (int ns, required with ``state``; ValueError when before the table's clock).
         """
+        return self._forward(frame, port, hops, state, now)[0]
+
+    def _forward(self, frame: Any, port: Any, hops: list[Hop] | None, state: ReferenceFlowTable | None,
+                 now: int | None) -> tuple[Verdict, tuple[int, int, int, int]]:
+        """:meth:`forward`, and what a NAT gateway did to the frame (``Packet.nat_note``)."""
         if state is not None:
             self._check_state(state)
             if now is None:
@@ -381,8 +397,8 @@ class ReferenceForwarder:
         try:
             self._run(p)
         except _Drop as drop:  # commit a drop: the frame is untouched (only rewrite writes it)
-            return Verdict(Action.DROP, drop.reason, -1, drop.route, data)
-        return Verdict(p.action, DropReason.NONE, p.egress, p.route, bytes(p.frame))  # commit
+            return Verdict(Action.DROP, drop.reason, -1, drop.route, data), p.nat_note
+        return Verdict(p.action, DropReason.NONE, p.egress, p.route, bytes(p.frame)), p.nat_note  # commit
 
     def process(self, batch: Any, copy: bool = False, state: ReferenceFlowTable | None = None,
                 now: int | None = None) -> ReferenceResult:
@@ -410,24 +426,32 @@ class ReferenceForwarder:
         reason = np.zeros(n, dtype=np.uint8)
         egress = np.full(n, -1, dtype=np.int32)
         route = np.full(n, -1, dtype=np.int32)
+        notes = self._has_nat_gateways()
+        nat = (np.full(n, -1, np.int32), np.zeros(n, np.uint8), np.zeros(n, np.uint32), np.zeros(n, np.uint16)) \
+            if notes else None
         out = batch.copy() if copy else batch
         offsets = out.offsets
         ports = batch.port
-        if state is None:
+        guard = state.guard() if state is not None else contextlib.nullcontext()
+        with guard:
             for i in range(n):
-                v = self.forward(batch.frame(i), int(ports[i]))
+                v, note = self._forward(batch.frame(i), int(ports[i]), None, state,
+                                        None if times is None else times[i])
                 action[i], reason[i], egress[i], route[i] = int(v.action), int(v.reason), v.egress, v.route
+                if nat is not None:
+                    nat[0][i], nat[1][i], nat[2][i], nat[3][i] = note
                 a, b = int(offsets[i]), int(offsets[i + 1])
                 out.data[a:b] = np.frombuffer(v.frame, dtype=np.uint8)
+        if nat is None:
             return ReferenceResult(action, reason, egress, route, out)
-        assert times is not None
-        with state.guard():
-            for i in range(n):
-                v = self.forward(batch.frame(i), int(ports[i]), state=state, now=times[i])
-                action[i], reason[i], egress[i], route[i] = int(v.action), int(v.reason), v.egress, v.route
-                a, b = int(offsets[i]), int(offsets[i + 1])
-                out.data[a:b] = np.frombuffer(v.frame, dtype=np.uint8)
-        return ReferenceResult(action, reason, egress, route, out)
+        return ReferenceResult(action, reason, egress, route, out, nat_gw=nat[0], nat_dir=nat[1], nat_ip=nat[2],
+                               nat_l4=nat[3])
+
+    def _has_nat_gateways(self) -> bool:
+        """Whether this forwarder models NAT gateways and the network has one (then process() reports what
+        they did, as a compiled snapshot of it does)."""
+        return self.edge and self.nat_enabled and any(isinstance(g, NatGateway) for v in self.net.vpcs
+                                                      for g in v.gateways)
 
     @staticmethod
     def _check_state(state: Any) -> None:
@@ -880,6 +904,7 @@ class ReferenceForwarder:
         if p.state is None:
             raise p.drop(DropReason.NAT_NEEDS_STATE, "nat", n.name,
                          "NAT gateway bindings live in the flow table: process(state=...) is needed", p.route)
+        p.nat_note = (n.port, 0, 0, 0)      # reached (a second NAT hop: this one, which does nothing)
         if p.nat_crossed is not None:
             raise p.drop(DropReason.NAT_UNSUPPORTED, "nat", n.name,
                          f"the frame already crossed {p.nat_crossed.name}: no second NAT gateway hop", p.route)
@@ -908,6 +933,7 @@ class ReferenceForwarder:
             raise p.drop(out.reason, "nat", n.name, f"{out.reason.name} at NAT gateway {n.name}", p.route)
         b = out.binding
         assert b is not None
+        p.nat_note = (n.port, 1, int(ip.src), 0 if ip.fragment_offset else b.inside_port)
         p.ip = dataclasses.replace(ip, src=n.ip)
         p.l4 = self.l4_fields(p.frame, p.ip)
         if p.recording:
@@ -932,6 +958,7 @@ class ReferenceForwarder:
                          "(it answers no unsolicited traffic)", p.route)
         b = back.binding
         assert b is not None
+        p.nat_note = (n.port, 2, int(ip.dst), b.nat_port)
         inside = ipaddress.IPv4Address(b.inside_ip)
         p.ip = dataclasses.replace(ip, dst=inside)
         p.l4 = self.l4_fields(p.frame, p.ip)

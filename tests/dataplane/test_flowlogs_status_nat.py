@@ -1,10 +1,10 @@
 """fastvpc.FlowLog: log-status (NODATA for covered interfaces without traffic, SKIPDATA when the log's
 capacity is exceeded) and the records of traffic through a NAT gateway.
 
-NAT: the compiled pass has no NAT stage yet; the reference forwarder has (``ReferenceForwarder(edge=True,
-nat=True)``).  ``NatNotes`` below is the reference forwarder noting, per frame, what its ``nat`` stage did:
-exactly the four arrays a pass hands the log (``Result.nat_gw``, ``nat_ip``, ``nat_l4``, ``nat_dir``:
-docs/flow-logs.md).  The compiled aggregation is fed the reference's verdicts with those arrays, and its
+NAT: ``NatNotes`` below is the reference forwarder noting, per frame and from the frame itself, what its
+``nat`` stage did: the four arrays a pass hands the log (``Result.nat_gw``, ``nat_ip``, ``nat_l4``,
+``nat_dir``: docs/flow-logs.md; the compiled pass's own arrays are tested against the reference's in
+test_flowlogs_nat_kernel.py).  The compiled aggregation is fed the reference's verdicts with those arrays, and its
 records are compared with AWS's published NAT gateway example and with a Python model written from
 AWS's rules (``nat_model``), which reads only the frames before and after the pass and the Network.
 """

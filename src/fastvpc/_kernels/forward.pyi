@@ -40,4 +40,8 @@ def forward_batch(
     n_threads: int,
     state: Any = ...,
     now: npt.NDArray[np.int64] | None = ...,
+    nat_gw: npt.NDArray[np.int32] | None = ...,
+    nat_dir: npt.NDArray[np.uint8] | None = ...,
+    nat_ip: npt.NDArray[np.uint32] | None = ...,
+    nat_l4: npt.NDArray[np.uint16] | None = ...,
 ) -> None: ...

@@ -58,6 +58,7 @@
 cimport cython
 from cython.parallel cimport prange
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
+from libc.string cimport memset
 
 import numpy as np
 
@@ -78,7 +79,8 @@ from fastvpc._kernels.stages.nacl_egress cimport stage_nacl_egress
 from fastvpc._kernels.stages.nacl_ingress cimport stage_nacl_ingress
 from fastvpc._kernels.stages.sg_ingress cimport stage_sg_ingress
 from fastvpc._kernels.stages.edge_ingress cimport stage_edge_ingress
-from fastvpc._kernels.stages.nat cimport nat_pass, nat_waiting, nat_prefetch
+from fastvpc._kernels.stages.nat cimport (nat_pass, nat_waiting, nat_slot, nat_prefetch_slot, nat_prefetch_rec,
+                                          NatOut, NAT_REC_DIST)
 from fastvpc.dataplane._nattable cimport NatView, nat_view_init
 from fastvpc._kernels.acl cimport acl_parse
 from fastvpc.lpm._lookup cimport rts_view_init, rts_lookup_batch
@@ -144,6 +146,7 @@ cdef struct StateView:
     FtView ft
     NatView nat
     int has_nat             # the tables have NAT gateways and nat is set up
+    NatOut out              # the NAT step's per-frame outputs (Result.nat_gw & co.; out.gw NULL: none asked)
 
 
 #: the stage order of run_chunk (tests/kernels/test_stages.py holds it to ReferenceForwarder.STAGES)
@@ -236,6 +239,8 @@ cdef inline void route_one(Mode* mode,          # IN  the variant (a type only)
             s.out_eni = q.out_eni
             s.action = q.action
             s.reason = q.reason
+            # its binding's hash slot, in flight while the chunk's other frames are routed and rewritten
+            nat_prefetch_nat(t, <StateView*>v, s)
     if Mode is ModeFilt:
         if nx == NEXT_REWRITE and p.action == ACT_DELIVER:   # (a FORWARD through an IGW rewrites too)
             nx = stage_nacl_ingress(t, p, x)
@@ -543,7 +548,7 @@ cdef void ct_pass(const FwdTables* t,
             drop(p, R_FLOW_TABLE_FULL)
         elif nat_waiting(p):            # it meets a NAT gateway (stages/nat.pxd): translated here, in frame order
             if (<StateView*>v).has_nat:
-                nat_pass(t, v, &(<StateView*>v).nat, p, <Flt*>x, tn, tmo)
+                nat_pass(t, v, &(<StateView*>v).nat, p, <Flt*>x, tn, tmo, &(<StateView*>v).out, lo + j)
         elif x.ct & CT_I:
             fr = &t.eni_filt[p.out_eni]
             code = ft_insert_or_update(v, &pi[j], p.h.tl, tn, x.adm_i, tmo + fr.tmo, &dirn, &st)
@@ -554,6 +559,13 @@ cdef void ct_pass(const FwdTables* t,
                 drop(p, R_SG_INGRESS)
             elif code == FT_FULL:
                 drop(p, R_FLOW_TABLE_FULL)
+
+
+cdef inline void nat_prefetch_nat(const FwdTables* t, StateView* sv, const Pkt* p) noexcept nogil:
+    """route_one, compile(filters=False) with a FlowTable: the hash slot of a NAT frame's binding."""
+    cdef int64_t slot = nat_slot(t, &sv.nat, &sv.out, p)
+    if slot >= 0:
+        nat_prefetch_slot(&sv.nat, slot)
 
 
 cdef void nat_plain(const FwdTables* t, FtView* v, Pkt* pk, Flt* fx, int64_t lo, int64_t n, const int64_t* now,
@@ -567,19 +579,26 @@ cdef void nat_plain(const FwdTables* t, FtView* v, Pkt* pk, Flt* fx, int64_t lo,
     cdef int32_t idx[FV_CHUNK]
     cdef int64_t slot[FV_CHUNK]
     cdef NatView* nv = &(<StateView*>v).nat
+    cdef NatOut* o = &(<StateView*>v).out
     for j in range(n):
         idx[m] = <int32_t>j
         m += action[lo + j] == ACT_DROP and reason[lo + j] == R_NAT_NEEDS_STATE and nat_waiting(&pk[j])
-    # two-step look-ahead over the run (the bindings are a 1M-entry table: each probe is a cache miss)
-    for k in range(m if m < 8 else 8):
-        slot[k] = nat_prefetch(t, nv, &pk[idx[k]], -1)
+    # the bindings are a 1M-entry table: each probe is two dependent cache misses (the hash slot, the record).
+    # The slots of the frames route_one handed over (a route decided: route >= 0) were prefetched there; those
+    # of frames decided in loop 1 (replies from a gateway's port) are prefetched here; the records
+    # NAT_REC_DIST frames ahead.
     for k in range(m):
-        if k + 8 < m:
-            slot[k + 8] = nat_prefetch(t, nv, &pk[idx[k + 8]], -1)
-        if k + 4 < m and slot[k + 4] >= 0:
-            nat_prefetch(t, nv, &pk[idx[k + 4]], slot[k + 4])
+        slot[k] = nat_slot(t, nv, o, &pk[idx[k]])
+        if slot[k] >= 0 and pk[idx[k]].route < 0:
+            nat_prefetch_slot(nv, slot[k])
+    for k in range(m if m < NAT_REC_DIST else NAT_REC_DIST):
+        if slot[k] >= 0:
+            nat_prefetch_rec(nv, slot[k])
+    for k in range(m):
+        if k + NAT_REC_DIST < m and slot[k + NAT_REC_DIST] >= 0:
+            nat_prefetch_rec(nv, slot[k + NAT_REC_DIST])
         j = idx[k]
-        nat_pass(t, v, nv, &pk[j], &fx[j], now[(lo + j) * now_step], NULL)
+        nat_pass(t, v, nv, &pk[j], &fx[j], now[(lo + j) * now_step], NULL, o, lo + j)
         rewrite_one(t, &pk[j], lo + j, action, reason, egress, route_out)
 
 
@@ -901,8 +920,15 @@ def forward_batch(Tables tables,                 # IN  compiled tables
                                                  #     or None: the rules alone decide
                   const int64_t[::1] now=None,   # IN  with state: ns per frame (n values) or one for all (1),
                                                  #     checked by the caller (non-decreasing, >= the table's clock)
+                  int32_t[::1] nat_gw=None,      # OUT n (or more), or None: per frame the port of the NAT gateway
+                                                 #     it reached, -1 none (stages/nat.pxd NatOut; all four or none)
+                  uint8_t[::1] nat_dir=None,     # OUT 0 not translated, 1 source replaced, 2 destination replaced
+                  uint32_t[::1] nat_ip=None,     # OUT the address the NAT gateway replaced
+                  uint16_t[::1] nat_l4=None,     # OUT ... and its TCP/UDP port or ICMP echo id
                   ) -> None:
-    """Forward every frame of the batch; releases the GIL."""
+    """Forward every frame of the batch; releases the GIL.  With the nat_* arrays (a snapshot with NAT
+    gateways), they are filled with -1 / 0 and the NAT step of a stateful pass writes what it did to each
+    frame it handles (docs/flow-logs.md "Through a NAT gateway"); without a FlowTable no frame is handled."""
     cdef int64_t n = offsets.shape[0] - 1
     cdef int64_t nd = data.shape[0]
     cdef int64_t nchunks, c, lo, hi
@@ -918,6 +944,21 @@ def forward_batch(Tables tables,                 # IN  compiled tables
     if port.shape[0] < n or action.shape[0] < n or reason.shape[0] < n or egress.shape[0] < n \
             or route.shape[0] < n:
         raise ValueError(f"forward_batch: port/output arrays shorter than {n} frames")
+    sv.out.gw = NULL
+    sv.out.g = -1                                      # no NAT gateway's constants cached yet
+    if nat_gw is not None or nat_dir is not None or nat_ip is not None or nat_l4 is not None:
+        if nat_gw is None or nat_dir is None or nat_ip is None or nat_l4 is None:
+            raise ValueError("forward_batch: nat_gw, nat_dir, nat_ip and nat_l4 go together")
+        if nat_gw.shape[0] < n or nat_dir.shape[0] < n or nat_ip.shape[0] < n or nat_l4.shape[0] < n:
+            raise ValueError(f"forward_batch: nat_* arrays shorter than {n} frames")
+        sv.out.gw = &nat_gw[0]
+        sv.out.dir = &nat_dir[0]
+        sv.out.ip = &nat_ip[0]
+        sv.out.l4 = &nat_l4[0]
+        memset(sv.out.gw, 0xFF, n * sizeof(int32_t))     # -1: no NAT gateway
+        memset(sv.out.dir, 0, n * sizeof(uint8_t))
+        memset(sv.out.ip, 0, n * sizeof(uint32_t))
+        memset(sv.out.l4, 0, n * sizeof(uint16_t))
     if not t.filters and state is not None and tables.has_nat:
         # the routing view with a FlowTable: only NAT gateways use it (nat_plain, one thread)
         if now is None or (now.shape[0] != n and now.shape[0] != 1):

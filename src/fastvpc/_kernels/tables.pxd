@@ -62,6 +62,7 @@ cdef enum:
     HK_NATSUB = 7         # (HK_NATSUB << 56) | NAT gateway index -> its subnet index (absent: no subnet)
     HK_NATADDR = 8        # (HK_NATADDR << 56) | NAT gateway index -> its private IP
     HK_NATID = 9          # (HK_NATID << 56) | NAT gateway index -> its stable 32-bit identity (the bindings' key)
+    HK_NATPORT = 10       # (HK_NATPORT << 56) | NAT gateway index -> its port (Result.nat_gw, for the flow log)
 
 # gateway kinds (GwRec.kind)
 cdef enum:

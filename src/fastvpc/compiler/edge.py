@@ -15,7 +15,8 @@
 NAT gateways (docs/edge.md §4), by their index in :func:`nat_gateways`, in ``edge_hash`` too:
 ``HK_NATIP`` (VPC, private IP) -> index (NAT gateways with a subnet and an address: the reply
 path), ``HK_NATSUB`` index -> subnet index, ``HK_NATADDR`` index -> private IP, ``HK_NATID`` index
--> a stable 32-bit identity (the key of its bindings in a FlowTable, so they survive a recompile).
+-> a stable 32-bit identity (the key of its bindings in a FlowTable, so they survive a recompile),
+``HK_NATPORT`` index -> its port (what ``Result.nat_gw`` reports: docs/flow-logs.md).
 
 Routes to an internet gateway get the route kind ``ROUTE_IGW`` (the kernel's ``RK_IGW``: the
 1:1 source translation or ``NO_PUBLIC_IP``), routes to a NAT gateway ``ROUTE_NAT`` (``RK_NAT``,
@@ -37,11 +38,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from fastvpc.topology import Network
 
 __all__ = ["GW_IGW", "GW_VGW", "GW_TGW", "HK_PUB_OUT", "HK_PUB_IN", "HK_GWPORT", "HK_NATIP", "HK_NATSUB", "HK_NATADDR",
-           "HK_NATID", "compile_edge", "nat_gateways", "nat_identity", "no_edge"]
+           "HK_NATID", "HK_NATPORT", "compile_edge", "nat_gateways", "nat_identity", "no_edge"]
 
 GW_IGW, GW_VGW, GW_TGW = 1, 2, 3
 HK_PUB_OUT, HK_PUB_IN, HK_GWPORT = 3, 4, 5
-HK_NATIP, HK_NATSUB, HK_NATADDR, HK_NATID = 6, 7, 8, 9
+HK_NATIP, HK_NATSUB, HK_NATADDR, HK_NATID, HK_NATPORT = 6, 7, 8, 9, 10
 _EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
@@ -104,8 +105,8 @@ def compile_edge(net: Network, vidx: dict[int, int], tidx: dict[int, int]) -> di
         vals += [int(a.public_ip), int(owner.ip)]
     sidx = {id(s): j for j, s in enumerate(net.subnets)}
     for i, n in enumerate(nat_gateways(net)):
-        keys.append(_key(HK_NATID, 0, i))
-        vals.append(nat_identity(n.vpc.name, n.name))
+        keys += [_key(HK_NATID, 0, i), _key(HK_NATPORT, 0, i)]
+        vals += [nat_identity(n.vpc.name, n.name), n.port]
         if n.subnet is None or n.ip is None or id(n.subnet) not in sidx:
             continue   # no address: the nat stage says NAT_UNSUPPORTED
         keys += [_key(HK_NATSUB, 0, i), _key(HK_NATADDR, 0, i), _key(HK_NATIP, vidx[id(n.vpc)], int(n.ip))]

@@ -107,23 +107,42 @@ class Result:
       decided, -1 when no route decided
     * ``frames``  the processed frames: the input batch itself (``copy=False``) or a new one.
 
+    A snapshot with NAT gateways (``compile(edge=True)``) also gives what the NAT gateways did, for the
+    flow log (docs/flow-logs.md "Through a NAT gateway"; ``None`` in a snapshot without one):
+
+    * ``nat_gw``  ``int32[n]``:  the port of the NAT gateway the frame reached, -1 none (and for every
+      frame of a pass without ``state=``: no NAT gateway works without its bindings)
+    * ``nat_dir`` ``uint8[n]``:  0 not translated, 1 the source replaced (outbound), 2 the destination
+      replaced (a reply)
+    * ``nat_ip``  ``uint32[n]``: the address the NAT gateway replaced (outbound: the inside host's; a
+      reply: the NAT gateway's private IP), 0 when not translated
+    * ``nat_l4``  ``uint16[n]``: ... and its TCP/UDP port or ICMP echo id (0 for a later UDP fragment)
+
     Passing a Result back as ``process(..., out=res)`` reuses its buffers when they hold at least
-    ``n`` rows (they are grown otherwise); the call then returns ``res`` itself with the four arrays
+    ``n`` rows (they are grown otherwise); the call then returns ``res`` itself with the arrays
     re-pointed at the first ``n`` rows of those buffers.  The previous verdicts are overwritten.
     """
 
-    __slots__ = ("action", "reason", "egress", "route", "frames", "_buf")
+    __slots__ = ("action", "reason", "egress", "route", "frames", "nat_gw", "nat_dir", "nat_ip", "nat_l4", "_buf",
+                 "_nbuf")
 
     action: npt.NDArray[np.uint8]
     reason: npt.NDArray[np.uint8]
     egress: npt.NDArray[np.int32]
     route: npt.NDArray[np.int32]
     frames: FrameBatch
+    nat_gw: npt.NDArray[np.int32] | None
+    nat_dir: npt.NDArray[np.uint8] | None
+    nat_ip: npt.NDArray[np.uint32] | None
+    nat_l4: npt.NDArray[np.uint16] | None
+    _nbuf: tuple[npt.NDArray[np.int32], npt.NDArray[np.uint8], npt.NDArray[np.uint32], npt.NDArray[np.uint16]] | None
 
     def __init__(self, n: int = 0) -> None:
         self._buf = (np.empty(n, np.uint8), np.empty(n, np.uint8), np.empty(n, np.int32), np.empty(n, np.int32))
         self._view(n)
         self.frames = FrameBatch.empty()
+        self._nbuf = None
+        self.nat_gw = self.nat_dir = self.nat_ip = self.nat_l4 = None
 
     def _view(self, n: int) -> None:
         if self._buf[0].shape[0] < n:
@@ -132,6 +151,17 @@ class Result:
                          np.empty(cap, np.int32))
         a, r, e, t = self._buf
         self.action, self.reason, self.egress, self.route = a[:n], r[:n], e[:n], t[:n]
+
+    def _nat_view(self, n: int) -> dict[str, np.ndarray]:
+        """The four NAT arrays of ``n`` rows (their buffers made or grown as the main four's), as the
+        kernel's keyword arguments."""
+        if self._nbuf is None or self._nbuf[0].shape[0] < n:
+            cap = max(n, 2 * self._nbuf[0].shape[0]) if self._nbuf is not None else n
+            self._nbuf = (np.empty(cap, np.int32), np.empty(cap, np.uint8), np.empty(cap, np.uint32),
+                          np.empty(cap, np.uint16))
+        g, d, ip, l4 = self._nbuf
+        self.nat_gw, self.nat_dir, self.nat_ip, self.nat_l4 = g[:n], d[:n], ip[:n], l4[:n]
+        return {"nat_gw": self.nat_gw, "nat_dir": self.nat_dir, "nat_ip": self.nat_ip, "nat_l4": self.nat_l4}
 
     @property
     def capacity(self) -> int:
@@ -295,15 +325,20 @@ class Dataplane:
         else:
             raise TypeError(f"out must be a fastvpc Result from an earlier process() call, not {type(out).__name__}")
         res.frames = frames
+        nat: dict[str, np.ndarray] = {}
+        if self._tables.has_nat:        # what the NAT gateways did (Result.nat_*), for the flow log
+            nat = res._nat_view(n)
+        else:
+            res.nat_gw = res.nat_dir = res.nat_ip = res.nat_l4 = None
         if state is None or times is None:
             _fw.forward_batch(self._tables, frames.data, frames.offsets, frames.port,
-                              res.action, res.reason, res.egress, res.route, nt)
+                              res.action, res.reason, res.egress, res.route, nt, **nat)
         else:
             state.acquire()     # FlowTableBusyError while another pass holds it
             try:
                 _check_clock(state, times)
                 _fw.forward_batch(self._tables, frames.data, frames.offsets, frames.port,
-                                  res.action, res.reason, res.egress, res.route, nt, state, times)
+                                  res.action, res.reason, res.egress, res.route, nt, state, times, **nat)
             finally:
                 state.release()
         if log is not None:

@@ -21,7 +21,11 @@
 #      out_eni = the NAT code), x (l4, ct), the FlowTable (conntrack v, bindings nv), now
 # OUT  the final verdict in p and the frame; DELIVER leaves p.er.subnet = -1 (the rewrite stage then
 #      writes the receiving subnet's gateway MAC as source), FORWARD the NAT subnet (edge_egress's
-#      1:1 translation to the Elastic IP is written by the rewrite stage)
+#      1:1 translation to the Elastic IP is written by the rewrite stage); and, when the caller asked
+#      for them (NatOut, Result.nat_gw & co.), what the NAT gateway did to frame i, for the flow log
+#      (docs/flow-logs.md "Through a NAT gateway"): the port of the NAT gateway it reached (the last one:
+#      a second NAT hop names the second, which did nothing), 1 / 2 when it replaced the source / the
+#      destination, and the address and port / echo id it replaced (0 for a later UDP fragment)
 
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
 from libc.string cimport memcpy
@@ -45,6 +49,54 @@ from fastvpc.dataplane._nattable cimport (NatView, NatB, NatFrag, nat_h5, nat_ou
 
 cdef enum:
     NAT_SAVE = 128          # bytes saved before translating: every header a translation writes (14 + 60 + 20)
+    NAT_DIR_OUT = 1         # nat_dir: the NAT gateway replaced the source (outbound)
+    NAT_DIR_BACK = 2        # nat_dir: it replaced the destination (a reply)
+    NAT_REC_DIST = 16       # the driver's look-ahead: binding records prefetched this many NAT frames ahead
+
+
+# The NAT step's context for one pass (one thread makes the NAT steps of a batch):
+#   * per-frame outputs (Result.nat_gw / nat_dir / nat_ip / nat_l4), gw NULL: not asked for.  The driver
+#     fills them with -1 / 0 before the pass; nat_pass writes only the frames it handles;
+#   * the constants of the NAT gateway met last (its subnet, private IP, identity and port: four edge-hash
+#     probes, made again only when a frame meets another NAT gateway).  The driver sets g = -1.
+cdef struct NatOut:
+    int32_t* gw             # the port of the NAT gateway the frame reached, -1 none
+    uint8_t* dir            # 0 not translated, NAT_DIR_OUT, NAT_DIR_BACK
+    uint32_t* ip            # the address the NAT gateway replaced (outbound: the inside host's; a reply: its own)
+    uint16_t* l4            # ... and the TCP/UDP port or ICMP echo id (0: a later UDP fragment, no L4 header)
+    int64_t g               # the NAT gateway whose constants follow, -1 none yet
+    uint32_t sub            # its subnet index (FV_HV_NONE: none)
+    uint32_t nip            # its private IP (FV_HV_NONE: none)
+    uint32_t ident          # its stable identity (the bindings' key)
+    int32_t port            # its port (-1: not in the tables, an old snapshot)
+
+
+cdef inline NatOut* nat_gw_of(const FwdTables* t, NatOut* o, uint32_t g) noexcept nogil:
+    """o, holding NAT gateway g's constants."""
+    if o.g != <int64_t>g:
+        o.g = g
+        o.sub = ht_get(&t.edt, edge_key(HK_NATSUB, 0, g))
+        o.nip = ht_get(&t.edt, edge_key(HK_NATADDR, 0, g))
+        o.ident = ht_get(&t.edt, edge_key(HK_NATID, 0, g))
+        o.port = <int32_t>ht_get(&t.edt, edge_key(HK_NATPORT, 0, g))   # absent (an old snapshot): -1
+    return o
+
+
+cdef inline void nat_note_gw(const FwdTables* t, NatOut* o, int64_t i, uint32_t g) noexcept nogil:
+    """Frame i reached NAT gateway g (nothing translated yet)."""
+    if o.gw != NULL:
+        o.gw[i] = nat_gw_of(t, o, g).port
+        o.dir[i] = 0
+        o.ip[i] = 0
+        o.l4[i] = 0
+
+
+cdef inline void nat_note(NatOut* o, int64_t i, uint8_t d, uint32_t ip, uint16_t l4) noexcept nogil:
+    """The NAT gateway replaced the source (d = NAT_DIR_OUT) or the destination (NAT_DIR_BACK) ip:l4."""
+    if o.gw != NULL:
+        o.dir[i] = d
+        o.ip[i] = ip
+        o.l4[i] = l4
 
 
 cdef inline uint16_t cs_adj(uint16_t hc, const uint16_t* old, const uint16_t* new, int n) noexcept nogil:
@@ -160,7 +212,7 @@ cdef inline bint nat_waiting(const Pkt* p) noexcept nogil:
 
 
 cdef inline void nat_route_on(const FwdTables* t, FtView* v, Pkt* p, Flt* x, uint32_t sub, int64_t now,
-                              const FtTimeouts* tmo) noexcept nogil:
+                              const FtTimeouts* tmo, NatOut* o, int64_t i) noexcept nogil:
     """§4.1 step 6 / §4.2 step 4: routed on from the NAT gateway's subnet, then the receiver's filters."""
     cdef const SubnetRec* sr = &t.subnets[sub]
     cdef const FiltRec* fr
@@ -169,12 +221,14 @@ cdef inline void nat_route_on(const FwdTables* t, FtView* v, Pkt* p, Flt* x, uin
     cdef int nx
     cdef FtPkt k
     cdef uint8_t fl, code, a, dirn, st
+    cdef uint64_t key = ip_key(<uint32_t>sr.vpc, p.h.dst)
     p.er.subnet = <int32_t>sub             # the hop subnet: nacl_egress, local, route, edge_egress read it
     if t.filters and (p.h.dst & sr.mask) != sr.base:
         if not nacl_eval(t, t.subnet_filt[sub].nacl, DIR_EGRESS, p.h.proto, p.h.dst, x.l4):
             drop(p, R_NACL_EGRESS)
             return
-    p.hv = ht_get(&t.ipt, ip_key(<uint32_t>sr.vpc, p.h.dst))
+    if key != p.key:                       # outbound from the NAT's VPC: loop 1's (VPC, dst) lookup holds
+        p.hv = ht_get(&t.ipt, key)
     nx = stage_local(t, p)
     if nx == NEXT_ROUTE:
         tab = p.table
@@ -188,6 +242,7 @@ cdef inline void nat_route_on(const FwdTables* t, FtView* v, Pkt* p, Flt* x, uin
     if p.action == ACT_DROP:
         if p.reason == R_NAT_NEEDS_STATE:   # a second NAT gateway (itself included): not served
             p.reason = R_NAT_UNSUPPORTED
+            nat_note_gw(t, o, i, <uint32_t>p.out_eni >> 1)   # the NAT gateway reached last: it did nothing
         return
     if p.action != ACT_DELIVER:
         return                             # FORWARD (an internet gateway: the rewrite stage translates)
@@ -218,13 +273,13 @@ cdef inline bint nat_protocol_ok(uint8_t proto, uint16_t ff) noexcept nogil:
 
 
 cdef inline void nat_run(const FwdTables* t, FtView* v, NatView* nv, Pkt* p, Flt* x, int64_t now,
-                         const FtTimeouts* tmo) noexcept nogil:
+                         const FtTimeouts* tmo, NatOut* o, int64_t i) noexcept nogil:
     cdef uint8_t* f = p.f
     cdef uint32_t code = <uint32_t>p.out_eni
-    cdef uint32_t g = code >> 1
-    cdef uint32_t sub = ht_get(&t.edt, edge_key(HK_NATSUB, 0, g))
-    cdef uint32_t nip = ht_get(&t.edt, edge_key(HK_NATADDR, 0, g))
-    cdef uint32_t ident = ht_get(&t.edt, edge_key(HK_NATID, 0, g))
+    cdef NatOut* gc = nat_gw_of(t, o, code >> 1)
+    cdef uint32_t sub = gc.sub
+    cdef uint32_t nip = gc.nip
+    cdef uint32_t ident = gc.ident
     cdef uint32_t hl, tl, l4, end, src, dst
     cdef uint16_t ff, sport, dport, rport, ipid
     cdef uint8_t proto, fl
@@ -278,13 +333,14 @@ cdef inline void nat_run(const FwdTables* t, FtView* v, NatView* nv, Pkt* p, Flt
             return
         b = &nv.b[bi]
         nat_xlate(f, ETH_HLEN + 16, 2, b.inside_ip, b.inside_port)
+        nat_note(o, i, NAT_DIR_BACK, nip, dport)
         p.h.dst = b.inside_ip
         if proto == IPPROTO_ICMP:
             p.h.sport = b.inside_port            # the echo id (the table key's identifier)
         else:
             p.h.dport = b.inside_port
             x.l4 = b.inside_port
-        nat_route_on(t, v, p, x, sub, now, tmo)
+        nat_route_on(t, v, p, x, sub, now, tmo, o, i)
         return
     # §4.1, outbound
     if not nat_protocol_ok(proto, ff):
@@ -309,8 +365,9 @@ cdef inline void nat_run(const FwdTables* t, FtView* v, NatView* nv, Pkt* p, Flt
             drop(p, R_NAT_NO_BINDING)
             return
         nat_xlate(f, ETH_HLEN + 12, 0, nip, -1)
+        nat_note(o, i, NAT_DIR_OUT, src, 0)
         p.h.src = nip
-        nat_route_on(t, v, p, x, sub, now, tmo)
+        nat_route_on(t, v, p, x, sub, now, tmo, o, i)
         return
     if proto == IPPROTO_ICMP:
         sport = rd16(f + l4 + 4)
@@ -343,9 +400,10 @@ cdef inline void nat_run(const FwdTables* t, FtView* v, NatView* nv, Pkt* p, Flt
     if proto == IPPROTO_UDP and (ff & 0x2000):
         nat_frag_remember(nv, src, dst, ipid, b)
     nat_xlate(f, ETH_HLEN + 12, 0, nip, b.nat_port)
+    nat_note(o, i, NAT_DIR_OUT, src, sport)
     p.h.src = nip
     p.h.sport = b.nat_port
-    nat_route_on(t, v, p, x, sub, now, tmo)
+    nat_route_on(t, v, p, x, sub, now, tmo, o, i)
 
 
 cdef inline void nat_pass(const FwdTables* t,
@@ -355,40 +413,70 @@ cdef inline void nat_pass(const FwdTables* t,
                           Flt* x,                 # IN/OUT its filter context
                           int64_t now,            # IN  ns
                           const FtTimeouts* tmo,  # IN  the timeout records (t.ct_timeouts)
+                          NatOut* o,              # OUT [i] what the NAT gateway did (o.gw NULL: not asked for)
+                          int64_t i,              # IN  the frame's index in the batch
                           ) noexcept nogil:
     """The table pass's NAT step for one frame (see the top of the file); a drop leaves the frame as it came."""
     cdef uint8_t save[NAT_SAVE]
     cdef int64_t n = p.L if p.L < NAT_SAVE else NAT_SAVE
     memcpy(save, p.f, n)
-    nat_run(t, v, nv, p, x, now, tmo)
+    if now > v.hdr.clock:
+        v.hdr.clock = now       # the table has seen now (without filters no conntrack step may advance it; a
+                                # binding's last_seen is never after the clock, which a pickle checks)
+    nat_note_gw(t, o, i, <uint32_t>p.out_eni >> 1)
+    nat_run(t, v, nv, p, x, now, tmo, o, i)
     if p.action == ACT_DROP:
         memcpy(p.f, save, n)
         p.out_port = -1
 
 
-cdef inline int64_t nat_prefetch(const FwdTables* t, const NatView* nv, const Pkt* p, int64_t slot) noexcept nogil:
-    """Look-ahead for a run of NAT frames (the driver's nat_plain): with slot < 0, the inside-key hash slot of an
-    outbound TCP / UDP first fragment is prefetched and returned (else -1); with the slot returned earlier, the
-    binding record it holds is prefetched.  Reads only; the frame's own pass decides."""
+cdef inline int64_t nat_slot(const FwdTables* t,
+                             const NatView* nv,
+                             NatOut* o,              # IN/OUT the NAT gateway constants (nat_gw_of)
+                             const Pkt* p,           # IN  a frame waiting for the NAT step (nat_waiting)
+                             ) noexcept nogil:
+    """The hash slot of the frame's binding key, as slot << 1 (the inside-key hash: outbound) or slot << 1 | 1
+    (the outside-key hash: a reply); -1 for a frame that looks up no binding (not TCP / UDP / ICMP echo, a
+    fragment, a short header).  Reads only; the frame's own NAT step decides."""
     cdef const uint8_t* f = p.f
     cdef uint32_t code = <uint32_t>p.out_eni
-    cdef uint32_t hl, ident
+    cdef uint32_t hl, l4, end
     cdef uint8_t proto
-    cdef int32_t k
-    if slot >= 0:
-        k = nv.hin[slot]
-        if k >= 0:
-            fv_prefetch(&nv.b[k])
-        return slot
-    if code & 1:
-        return -1
+    cdef uint16_t a, b
+    cdef NatOut* gc
     hl = (f[ETH_HLEN] & 0x0F) * 4
+    l4 = ETH_HLEN + hl
+    end = ETH_HLEN + rd16(f + ETH_HLEN + 2)
     proto = f[ETH_HLEN + 9]
-    if (proto != IPPROTO_TCP and proto != IPPROTO_UDP) or (rd16(f + ETH_HLEN + 6) & 0x1FFF) != 0 \
-            or <int64_t>rd16(f + ETH_HLEN + 2) < hl + 8:
+    if (rd16(f + ETH_HLEN + 6) & 0x3FFF) != 0 or l4 + 8 > end or <int64_t>end > p.L:
         return -1
-    ident = ht_get(&t.edt, edge_key(HK_NATID, 0, code >> 1))
-    slot = <int64_t>(nat_h5(ident, proto, rd32(f + ETH_HLEN + 12), rd16(f + ETH_HLEN + hl), rd32(f + ETH_HLEN + 16),
-                            rd16(f + ETH_HLEN + hl + 2)) & nv.mask)
-    fv_prefetch(&nv.hin[slot])
-    return slot
+    if proto == IPPROTO_TCP or proto == IPPROTO_UDP:
+        a = rd16(f + l4)
+        b = rd16(f + l4 + 2)
+    elif proto == IPPROTO_ICMP and f[l4] == (0 if code & 1 else 8):
+        a = rd16(f + l4 + 4)           # the echo id; the remote port of an ICMP binding is 0
+        b = 0
+    else:
+        return -1
+    gc = nat_gw_of(t, o, code >> 1)
+    if code & 1:
+        # a reply: (NAT IP, NAT port / echo id, remote IP, remote port) in the outside-key hash
+        if gc.nip == FV_HV_NONE:
+            return -1
+        return <int64_t>(nat_h5(gc.ident ^ 0x5bd1e995u, proto, gc.nip, a if proto == IPPROTO_ICMP else b,
+                                rd32(f + ETH_HLEN + 12), 0 if proto == IPPROTO_ICMP else a) & nv.mask) << 1 | 1
+    return <int64_t>(nat_h5(gc.ident, proto, rd32(f + ETH_HLEN + 12), a, rd32(f + ETH_HLEN + 16), b) & nv.mask) << 1
+
+
+cdef inline void nat_prefetch_slot(const NatView* nv, int64_t slot) noexcept nogil:
+    """Prefetch the hash slot nat_slot returned (>= 0)."""
+    fv_prefetch((nv.hout if slot & 1 else nv.hin) + (slot >> 1))
+
+
+cdef inline void nat_prefetch_rec(const NatView* nv, int64_t slot) noexcept nogil:
+    """Prefetch the binding record the hash slot (nat_slot, >= 0, arrived) holds: both its cache lines (a
+    40-byte record straddles two in half the cases; the step reads its key and its last_seen)."""
+    cdef int32_t k = (nv.hout if slot & 1 else nv.hin)[slot >> 1]
+    if k >= 0:
+        fv_prefetch(&nv.b[k])
+        fv_prefetch(&nv.b[k].last_seen)
