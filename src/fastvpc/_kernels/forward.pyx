@@ -84,6 +84,7 @@ from fastvpc._kernels.acl cimport acl_parse
 from fastvpc.lpm._lookup cimport rts_view_init, rts_lookup_batch
 from fastvpc._kernels.acl cimport sg_eval, sender_filt, DIR_EGRESS, DIR_INGRESS
 from fastvpc.dataplane._flowtable cimport (FtView, FtPkt, FtTimeouts, ft_view_init, ft_make_pkt, ft_prefetch,
+                                           ft_prefetch2, ft_pkt_at,
                                            ft_insert_or_update, FT_MISS, FT_FULL, FT_HIT, FT_LATER,
                                            FT_ADMIT_LATER)
 
@@ -220,6 +221,7 @@ cdef inline void route_one(Mode* mode,          # IN  the variant (a type only)
                            int64_t i,           # IN  frame index
                            uint8_t* action, uint8_t* reason, int32_t* egress, int32_t* route_out,   # OUT [i]
                            const FtView* v,     # ModeState, one thread: the FlowTable (non-NULL: make the key), else NULL
+                           const FtPkt* ke,     # with v: IN  the frame's sender-side key (CT_E: made in loop 1)
                            FtPkt* ki,           # with v: OUT the frame's receiver-side table key
                            ) noexcept nogil:
     """Loop 2 for one frame: route, the ingress filters if it delivers, then rewrite (while its records
@@ -246,8 +248,11 @@ cdef inline void route_one(Mode* mode,          # IN  the variant (a type only)
             nx = stage_nacl_ingress(t, p, x)
             if nx == NEXT_REWRITE:
                 nx = stage_sg_ingress(t, p, x, 1)
-                if v != NULL and (x.ct & CT_I):   # the key's fields from s: unpark copied only some of h
-                    ct_make_key(t, s, t.eni_filt[q.out_eni].ident, ki)
+                if v != NULL and (x.ct & CT_I):
+                    if x.ct & CT_E:       # the sender's key at the receiver: same flow, same home slot
+                        ft_pkt_at(ki, ke, t.eni_filt[q.out_eni].ident)
+                    else:                 # the key's fields from s: unpark copied only some of h
+                        ct_make_key(t, s, t.eni_filt[q.out_eni].ident, ki)
         if x.ct & CT_E:
             s.route = q.route
             s.out_eni = q.out_eni
@@ -371,7 +376,10 @@ cdef int64_t run_chunk(Mode* mode,               # IN  the variant (a type only)
                                 if Mode is ModeState:
                                     nx = stage_sg_ingress(t, p, x, 1)
                                     if v != NULL and (x.ct & CT_I):
-                                        ct_make_key(t, p, t.eni_filt[p.out_eni].ident, &ki_local[j])
+                                        if x.ct & CT_E:
+                                            ft_pkt_at(&ki_local[j], &ke_local[j], t.eni_filt[p.out_eni].ident)
+                                        else:
+                                            ct_make_key(t, p, t.eni_filt[p.out_eni].ident, &ki_local[j])
                                 else:
                                     nx = stage_sg_ingress(t, p, x, 0)
         elif nx == NEXT_EDGE:       # compile(edge=True): a frame on a gateway's port (out of line)
@@ -414,7 +422,7 @@ cdef int64_t run_chunk(Mode* mode,               # IN  the variant (a type only)
         for k in range(nl):
             j = lk_i[k]
             route_one(mode, t, &pk[j], &fx[j], <int32_t>lk_val[k], lo + j, action, reason, egress, route_out, v,
-                      &ki_local[j])
+                      &ke_local[j], &ki_local[j])
     # 3. the frames decided in loop 1 that need a rewrite (same-subnet DELIVER, ARP and echo REPLY;
     #    deferred so that the receiving ENI's record prefetched in loop 1 has arrived), commit
     for k in range(nr):
@@ -458,6 +466,17 @@ cdef inline void ct_make_key(const FwdTables* t, const Pkt* p, uint32_t ident,
     ft_make_pkt(k, ident, 0, p.h.proto, p.h.src, p.h.dst, p.h.sport, p.h.dport, fl)
 
 
+cdef inline void ct_prefetch(const FtView* v, uint8_t ct, const FtPkt* pe, const FtPkt* pi, int64_t j) noexcept nogil:
+    """The table lines frame j's steps will probe: its home slot and, with both steps, the slot after it."""
+    if ct & CT_E:
+        if ct & CT_I:
+            ft_prefetch2(v, pe[j].hash)
+        else:
+            ft_prefetch(v, pe[j].hash)
+    elif ct & CT_I:
+        ft_prefetch(v, pi[j].hash)
+
+
 cdef void ct_pass(const FwdTables* t,
                   FtView* v,                # IN/OUT the FlowTable
                   Pkt* pk,                  # IN/OUT the chunk's contexts (verdicts of table drops)
@@ -497,8 +516,11 @@ cdef void ct_pass(const FwdTables* t,
                 ft_make_pkt(&pe[j], sender_filt(t, p.port).ident, 0, p.h.proto, p.h.src, p.h.dst, p.h.sport,
                             p.h.dport, fl)
             if x.ct & CT_I:
-                ft_make_pkt(&pi[j], t.eni_filt[p.out_eni].ident, 0, p.h.proto, p.h.src, p.h.dst, p.h.sport,
-                            p.h.dport, fl)
+                if x.ct & CT_E:
+                    ft_pkt_at(&pi[j], &pe[j], t.eni_filt[p.out_eni].ident)
+                else:
+                    ft_make_pkt(&pi[j], t.eni_filt[p.out_eni].ident, 0, p.h.proto, p.h.src, p.h.dst, p.h.sport,
+                                p.h.dport, fl)
     else:
         # one thread: loop 1 / route_one made the keys of frames from ENIs; a frame from a gateway's
         # port (edge_ingress, decided in loop 1) has only a receiver step, whose key is made here
@@ -510,20 +532,13 @@ cdef void ct_pass(const FwdTables* t,
                 fl = p.h.tcp_flags if p.h.proto == IPPROTO_TCP else (p.h.icmp_type if p.h.proto == IPPROTO_ICMP else 0)
                 ft_make_pkt(&pi[j], t.eni_filt[p.out_eni].ident, 0, p.h.proto, p.h.src, p.h.dst, p.h.sport,
                             p.h.dport, fl)
-    # the slots FV_CT_DIST frames ahead are in flight while a frame's steps are made
+    # the slots FV_CT_DIST frames ahead are in flight while a frame's steps are made (a frame with both
+    # steps: one home slot, the two entries usually adjacent)
     for k in range(nc if nc < FV_CT_DIST else FV_CT_DIST):
-        j = ct_i[k]
-        if fx[j].ct & CT_E:
-            ft_prefetch(v, pe[j].hash)
-        if fx[j].ct & CT_I:
-            ft_prefetch(v, pi[j].hash)
+        ct_prefetch(v, fx[ct_i[k]].ct, pe, pi, ct_i[k])
     for k in range(nc):
         if k + FV_CT_DIST < nc:
-            j = ct_i[k + FV_CT_DIST]
-            if fx[j].ct & CT_E:
-                ft_prefetch(v, pe[j].hash)
-            if fx[j].ct & CT_I:
-                ft_prefetch(v, pi[j].hash)
+            ct_prefetch(v, fx[ct_i[k + FV_CT_DIST]].ct, pe, pi, ct_i[k + FV_CT_DIST])
         j = ct_i[k]
         p = &pk[j]
         x = &fx[j]

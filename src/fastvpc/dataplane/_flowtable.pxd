@@ -193,7 +193,16 @@ cdef void ft_default_timeouts(FtTimeouts* t) noexcept nogil
 cdef extern from *:
     """
     #include <stdint.h>
-    #if defined(__GNUC__) || defined(__clang__)
+    /* A prefetch the compiler must keep.  GCC treats __builtin_prefetch as free of side effects, so a
+       helper made only of prefetches that is not inlined early is found "pure" (local-pure-const) and
+       its call, whose result is unused, deleted: the FlowTable's slot prefetch silently vanished from
+       a pass that called it through a small helper (BENCHMARKS.md "Filters", the co-located entries
+       round).  An asm volatile is a side effect.  prefetcht0: the write hint (prefetchw) needs PRFCHW. */
+    #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+    #define ft_prefetch_w(p) __asm__ __volatile__("prefetcht0 %0" : : "m"(*(const char*)(p)))
+    #elif (defined(__GNUC__) || defined(__clang__)) && defined(__aarch64__)
+    #define ft_prefetch_w(p) __asm__ __volatile__("prfm pstl1keep, %0" : : "Q"(*(const char*)(p)))
+    #elif defined(__GNUC__) || defined(__clang__)
     #define ft_prefetch_w(p) __builtin_prefetch((const void*)(p), 1, 3)
     #else
     #define ft_prefetch_w(p) ((void)(p))
@@ -258,7 +267,12 @@ cdef inline uint64_t ft_flow_hash(uint8_t proto, uint32_t src, uint32_t dst, uin
 
 
 cdef inline uint64_t _slot_hash(uint64_t flow_hash, uint32_t eni, uint8_t zone) noexcept nogil:
-    return _mix(flow_hash + ((<uint64_t>eni << 8) | zone) * HMUL)
+    # The home slot depends on the flow and the zone only, not on the ENI: a flow tracked at its
+    # sender and at its receiver has both entries in one probe run (usually adjacent slots), so the
+    # pass's second table step of a frame finds its line already fetched by the first (one random
+    # miss a frame instead of two; BENCHMARKS.md "Filters", the co-located entries round).  The ENI
+    # is still part of the key (_key_eq).  flow_hash is already a full-avalanche mix.
+    return flow_hash + <uint64_t>zone * HMUL
 
 
 cdef inline uint8_t _icmp_request_of(uint8_t t) noexcept nogil:
@@ -328,3 +342,19 @@ cdef inline void ft_prefetch(const FtView* v, uint64_t hash) noexcept nogil:
     cdef const char* p = <const char*>&v.slots[ft_range(hash, v.n_slots)]
     ft_prefetch_w(p)
     ft_prefetch_w(p + 47)
+
+
+cdef inline void ft_prefetch2(const FtView* v, uint64_t hash) noexcept nogil:
+    """Prefetch (for writing) the home slot of ``hash`` and the slot after it (the second entry of a
+    flow tracked at two ENIs is usually there): 96 bytes, two or three lines."""
+    cdef const char* p = <const char*>&v.slots[ft_range(hash, v.n_slots)]
+    ft_prefetch_w(p)
+    ft_prefetch_w(p + 47)
+    ft_prefetch_w(p + 95)
+
+
+cdef inline void ft_pkt_at(FtPkt* k, const FtPkt* src, uint32_t eni) noexcept nogil:
+    """``src``'s key at another ENI: the same flow's key, hash and role (the home slot does not depend
+    on the ENI), made by a copy instead of ft_make_pkt."""
+    k[0] = src[0]
+    k.eni = eni
