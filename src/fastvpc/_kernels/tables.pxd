@@ -82,7 +82,16 @@ cdef extern from *:
     #define FV_HV_BCAST 0x80000000u
     #define FV_HV_GWMAC 0xC0000000u
     #define FV_HT_MULT 0x9E3779B97F4A7C15ULL
-    #if defined(__GNUC__) || defined(__clang__)
+    /* A prefetch the compiler must keep.  GCC treats __builtin_prefetch as free of side effects: a
+       small prefetch helper that its function splitting cuts into "bounds check" + "prefetch part"
+       (prefetch_port.part.0) or that is not inlined early is then found pure and its call deleted,
+       so the port record prefetches of loop 1 were not in the compiled pass at all (BENCHMARKS.md
+       "Filters", the co-located entries round).  An asm volatile is a side effect. */
+    #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+    #define fv_prefetch(p) __asm__ __volatile__("prefetcht0 %0" : : "m"(*(const char*)(p)))
+    #elif (defined(__GNUC__) || defined(__clang__)) && defined(__aarch64__)
+    #define fv_prefetch(p) __asm__ __volatile__("prfm pldl1keep, %0" : : "Q"(*(const char*)(p)))
+    #elif defined(__GNUC__) || defined(__clang__)
     #define fv_prefetch(p) __builtin_prefetch((const void*)(p), 0, 3)
     #else
     #define fv_prefetch(p) ((void)(p))
