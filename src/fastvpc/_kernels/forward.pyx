@@ -84,7 +84,7 @@ from fastvpc._kernels.acl cimport acl_parse
 from fastvpc.lpm._lookup cimport rts_view_init, rts_lookup_batch
 from fastvpc._kernels.acl cimport sg_eval, sender_filt, DIR_EGRESS, DIR_INGRESS
 from fastvpc.dataplane._flowtable cimport (FtView, FtPkt, FtTimeouts, ft_view_init, ft_make_pkt, ft_prefetch,
-                                           ft_prefetch2, ft_pkt_at,
+                                           ft_prefetch2, ft_pkt_at, ft_step,
                                            ft_insert_or_update, FT_MISS, FT_FULL, FT_HIT, FT_LATER,
                                            FT_ADMIT_LATER)
 
@@ -546,10 +546,10 @@ cdef void ct_pass(const FwdTables* t,
         code = FT_HIT                   # admitted: no sender step (a frame from a gateway)
         if x.ct & CT_E:
             fs = sender_filt(t, p.port)      # the sender's record (== eni_filt[x.s_eni]), hot since sg_egress
-            code = ft_insert_or_update(v, &pe[j], p.h.tl, tn, x.adm_e, tmo + fs.tmo, &dirn, &st)
+            code = ft_step(v, &pe[j], p.h.tl, tn, x.adm_e, tmo + fs.tmo, &dirn, &st)
             if code == FT_LATER:
                 a = sg_eval(t, fs.sgset, DIR_EGRESS, p.h.proto, p.h.dst, x.l4)
-                code = ft_insert_or_update(v, &pe[j], p.h.tl, tn, a, tmo + fs.tmo, &dirn, &st)
+                code = ft_step(v, &pe[j], p.h.tl, tn, a, tmo + fs.tmo, &dirn, &st)
         if code == FT_MISS:
             p.route = -1             # decided at sg_egress, before the route
             drop(p, R_SG_EGRESS)
@@ -561,10 +561,10 @@ cdef void ct_pass(const FwdTables* t,
                 nat_pass(t, v, &(<StateView*>v).nat, p, <Flt*>x, tn, tmo)
         elif x.ct & CT_I:
             fr = &t.eni_filt[p.out_eni]
-            code = ft_insert_or_update(v, &pi[j], p.h.tl, tn, x.adm_i, tmo + fr.tmo, &dirn, &st)
+            code = ft_step(v, &pi[j], p.h.tl, tn, x.adm_i, tmo + fr.tmo, &dirn, &st)
             if code == FT_LATER:
                 a = sg_eval(t, fr.sgset, DIR_INGRESS, p.h.proto, p.h.src, x.l4)
-                code = ft_insert_or_update(v, &pi[j], p.h.tl, tn, a, tmo + fr.tmo, &dirn, &st)
+                code = ft_step(v, &pi[j], p.h.tl, tn, a, tmo + fr.tmo, &dirn, &st)
             if code == FT_MISS:
                 drop(p, R_SG_INGRESS)
             elif code == FT_FULL:
