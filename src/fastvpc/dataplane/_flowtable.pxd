@@ -403,6 +403,9 @@ cdef extern from *:
         12, 12                           /* other protocols */
     };
     static inline unsigned ft_tmo_field(unsigned st) { return ft_tmo_field_tbl[st < 17 ? st : 0]; }
+    #include <string.h>
+    static inline uint64_t ft_ld64(const void* p) { uint64_t v; memcpy(&v, p, 8); return v; }
+    static inline uint16_t ft_ld16(const void* p) { uint16_t v; memcpy(&v, p, 2); return v; }
     #define FT_NS 1000000000ULL
     #define FT_BYTES_MASK ((1ULL << 44) - 1ULL)
     """
@@ -412,11 +415,16 @@ cdef extern from *:
     enum: FT_IG
     const uint64_t NS "FT_NS"
     const uint64_t BYTES_MASK "FT_BYTES_MASK"   # bytes field of bytes_tmo (FT_BYTES_BITS = 44 bits)
+    uint64_t ft_ld64(const void* p) noexcept nogil
+    uint16_t ft_ld16(const void* p) noexcept nogil
 
 
 cdef inline bint _key_eq(const FtEntry* e, const FtPkt* p) noexcept nogil:
-    return (e.eni == p.eni and e.a == p.a and e.b == p.b and e.pa == p.pa and e.pb == p.pb
-            and e.proto == p.proto and e.zone == p.zone)
+    # the key fields (eni, a, b, pa, pb, proto, zone) are the same 18 bytes in the same order in both
+    # structs (FtEntry from byte 0, FtPkt from byte 8: _flowtable.pyx checks the offsets at import),
+    # compared as two 8-byte words and one 2-byte word instead of seven fields
+    return (ft_ld64(e) == ft_ld64(&p.eni) and ft_ld64(<const char*>e + 8) == ft_ld64(&p.b)
+            and ft_ld16(<const char*>e + 16) == ft_ld16(&p.proto))
 
 
 cdef inline int64_t _expiry(const FtEntry* e) noexcept nogil:
@@ -507,8 +515,65 @@ cdef inline uint8_t _open_state(const FtPkt* p) noexcept nogil:
 
 cdef inline uint8_t ft_step(FtView* v, const FtPkt* p, uint32_t length, int64_t now, uint8_t admitted,
                           const FtTimeouts* t, uint8_t* direction, uint8_t* state) noexcept nogil:
-    """The table step of one packet (ft_insert_or_update is this, out of line): inline so that a kernel
-    stage's in-order pass compiles it into its loop, with ``admitted`` often a constant there."""
+    """The table step of one packet: the packet of a live tracked flow (the common case: no rule, no
+    insert) is stepped here, inline in the caller's loop; everything else -- no live entry, an expired
+    one, a TCP re-open, ICMP errors -- by the full step out of line (ft_insert_or_update), which probes
+    again.  Exact: this path changes nothing but the clock (idempotent) before it hands over."""
+    cdef const FtEntry* s = v.slots
+    cdef uint64_t n = v.n_slots
+    cdef uint64_t i = ft_range(p.hash, n)
+    cdef FtEntry* e
+    cdef uint8_t st, dirn
+    cdef uint8_t ns
+    cdef unsigned nxt
+    if now > v.hdr.clock:
+        v.hdr.clock = now
+    if p.kind != FT_K_ICMP_OTHER:
+        while s[i].state != 0:
+            if _key_eq(&s[i], p):
+                e = &v.slots[i]
+                if now > _expiry(e):
+                    break
+                st = e.state
+                if p.kind == FT_K_UDP:
+                    dirn = FT_REPLY if p.from_hi != (e.flags & FT_F_ORIG_HI) else FT_ORIGINAL
+                    if dirn == FT_REPLY:
+                        if st == FT_S_UDP_UNREPLIED:
+                            ns = FT_S_UDP_REPLIED
+                        elif st == FT_S_UDP_REPLIED and not (e.flags & FT_F_LAST_REPLY):
+                            ns = FT_S_UDP_STREAM
+                        else:
+                            ns = st
+                        e.flags |= FT_F_LAST_REPLY
+                    else:
+                        ns = st
+                        e.flags &= ~FT_F_LAST_REPLY
+                elif p.kind == FT_K_TCP:
+                    dirn = FT_REPLY if p.from_hi != (e.flags & FT_F_ORIG_HI) else FT_ORIGINAL
+                    nxt = ft_tcp_next(dirn, _tcp_class(p.l4flags), st)
+                    if nxt == FT_S_TCP_SYN_SENT and st >= FT_S_TCP_TIME_WAIT and st <= FT_S_TCP_CLOSE:
+                        break           # a re-open: the full step ends the old flow
+                    ns = st if (nxt == FT_IV or nxt == FT_IG) else <uint8_t>nxt
+                elif p.kind == FT_K_ICMP_REQUEST:
+                    dirn = FT_ORIGINAL
+                    ns = st
+                elif p.kind == FT_K_ICMP_REPLY:
+                    dirn = FT_REPLY
+                    ns = FT_S_ICMP_REPLIED
+                else:
+                    dirn = FT_REPLY if p.from_hi != (e.flags & FT_F_ORIG_HI) else FT_ORIGINAL
+                    ns = FT_S_OTHER_REPLIED if dirn == FT_REPLY else st
+                _touch(v, e, ns, length, now, t)
+                direction[0] = dirn
+                state[0] = ns
+                return FT_HIT
+            i = _next(i, n)
+    return ft_insert_or_update(v, p, length, now, admitted, t, direction, state)
+
+
+cdef inline uint8_t _ft_step_full(FtView* v, const FtPkt* p, uint32_t length, int64_t now, uint8_t admitted,
+                                  const FtTimeouts* t, uint8_t* direction, uint8_t* state) noexcept nogil:
+    """The full table step of one packet (ft_insert_or_update, out of line, is this)."""
     cdef int64_t found, reuse, empty, slot
     cdef FtEntry* e
     cdef uint8_t st, dirn, op

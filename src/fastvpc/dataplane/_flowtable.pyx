@@ -158,10 +158,10 @@ cdef int64_t ft_lookup(const FtView* v, const FtPkt* p, int64_t now) noexcept no
 cdef uint8_t ft_insert_or_update(FtView* v, const FtPkt* p, uint32_t length, int64_t now,
                                  uint8_t admitted, const FtTimeouts* t, uint8_t* direction,
                                  uint8_t* state) noexcept nogil:
-    return ft_step(v, p, length, now, admitted, t, direction, state)
+    return _ft_step_full(v, p, length, now, admitted, t, direction, state)
 
 
-# ft_step: _flowtable.pxd (inline)
+# ft_step (the live-entry path, then this), _ft_step_full: _flowtable.pxd (inline)
 
 
 cdef void ft_track_batch(FtView* v, const FtPkt* pkts, const uint32_t* lengths, const int64_t* now,
@@ -234,6 +234,22 @@ cdef void ft_default_timeouts(FtTimeouts* t) noexcept nogil:
     t.udp_stream = 180            # AWS UdpStreamTimeout default 180 s (Linux's stream timeout is 120 s)
     t.icmp = 30                   # Linux nf_conntrack_icmp_timeout 30 s (AWS: not documented)
     t.other = 600                 # AWS: other protocols, 600 s (Linux nf_conntrack_generic_timeout 600 s)
+
+cdef int _check_key_layout() except -1:
+    """_key_eq compares FtEntry's bytes 0..17 with FtPkt's bytes 8..25: the key fields in one order."""
+    cdef FtEntry e
+    cdef FtPkt k
+    cdef size_t be = <size_t>&e, bk = <size_t>&k
+    got = (<size_t>&e.eni - be, <size_t>&e.a - be, <size_t>&e.b - be, <size_t>&e.pa - be, <size_t>&e.pb - be,
+           <size_t>&e.proto - be, <size_t>&e.zone - be,
+           <size_t>&k.eni - bk - 8, <size_t>&k.a - bk - 8, <size_t>&k.b - bk - 8, <size_t>&k.pa - bk - 8,
+           <size_t>&k.pb - bk - 8, <size_t>&k.proto - bk - 8, <size_t>&k.zone - bk - 8)
+    if got != (0, 4, 8, 12, 14, 16, 17) * 2:
+        raise ImportError(f"fastvpc.dataplane._flowtable: key field offsets {got} are not the ones _key_eq reads")
+    return 0
+
+
+_check_key_layout()
 
 # ----------------------------------------------------------------------------- the object
 
