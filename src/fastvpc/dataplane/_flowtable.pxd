@@ -198,9 +198,12 @@ cdef extern from *:
        helper made only of prefetches that is not inlined early is found "pure" (local-pure-const) and
        its call, whose result is unused, deleted: the FlowTable's slot prefetch silently vanished from
        a pass that called it through a small helper (BENCHMARKS.md "Filters", the co-located entries
-       round).  An asm volatile is a side effect.  prefetcht0: the write hint (prefetchw) needs PRFCHW. */
+       round).  An asm volatile is a side effect.  prefetcht1 (into L2): the table's random lines are
+       many and each used once or twice soon after; into L2 more of them are in flight than the L1's
+       miss buffers hold (A/B vs prefetcht0: 1.02-1.06x on the stateful pass).  The write hint
+       (prefetchw) would need PRFCHW. */
     #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
-    #define ft_prefetch_w(p) __asm__ __volatile__("prefetcht0 %0" : : "m"(*(const char*)(p)))
+    #define ft_prefetch_w(p) __asm__ __volatile__("prefetcht1 %0" : : "m"(*(const char*)(p)))
     #elif (defined(__GNUC__) || defined(__clang__)) && defined(__aarch64__)
     #define ft_prefetch_w(p) __asm__ __volatile__("prfm pstl1keep, %0" : : "Q"(*(const char*)(p)))
     #elif defined(__GNUC__) || defined(__clang__)
