@@ -98,11 +98,14 @@ cdef extern from *:
     #ifndef FV_DIST
     #define FV_DIST 8
     #endif
+    #ifndef FV_CT_DIST
+    #define FV_CT_DIST 16
+    #endif
     """
     enum: FV_CHUNK
     enum: FV_DIST
     const uint32_t FV_NO_ROUTE
-    enum: FV_CT_DIST "FV_DIST"     # prefetch distance of the in-order table pass
+    enum: FV_CT_DIST               # prefetch distance (frames) of the in-order table pass
 
 
 cdef extern from *:
