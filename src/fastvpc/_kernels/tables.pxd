@@ -15,6 +15,8 @@
 # Filters (compile(filters=True), built by fastvpc/compiler/filters.py; all empty otherwise):
 #   eni_filt    FiltRec[n_eni]      per ENI: security-group set, stable identity, timeout record
 #   port_filt   FiltRec[max_port+1] the same per port (dense ports; empty when ports are hashed)
+#   port_both   PortFilt[max_port+1] not compiled: made by forward.Tables from port_eni and port_filt, one
+#               32-byte record a port in one cache line, what the filtered variants read of the sender
 #   subnet_filt SubnetFilt[n_sub]   per subnet: network ACL index, the VPC's Amazon DNS address
 #   sg_dirs     AclDir[2*n_set]     per (SG set, direction): the rule range of each protocol class
 #   sg_rules    AclRule[]           the rules (acl.pxd evaluates them)
@@ -151,6 +153,10 @@ cdef packed struct FiltRec:
     uint32_t tmo          # index into ct_timeouts
     int32_t eni           # ENI index (-1: the port is no ENI's)
 
+cdef packed struct PortFilt:
+    IngRec ing            # port_eni's record of the port
+    FiltRec filt          # port_filt's record of the port
+
 cdef packed struct SubnetFilt:
     int32_t nacl          # network ACL index (AclDir rows 2*nacl + direction)
     uint32_t dns          # the subnet's VPC's Amazon DNS resolver (primary CIDR base + 2): never filtered
@@ -216,6 +222,7 @@ cdef struct FwdTables:
     const FiltRec* eni_filt
     const FiltRec* port_filt
     int64_t n_port_filt
+    const PortFilt* port_both  # n_port_filt records, 32-byte aligned: the sender's two records in one line
     const SubnetFilt* subnet_filt
     const AclDir* sg_dirs
     const AclRule* sg_rules
