@@ -349,12 +349,17 @@ cdef inline void ft_prefetch(const FtView* v, uint64_t hash) noexcept nogil:
 
 
 cdef inline void ft_prefetch2(const FtView* v, uint64_t hash) noexcept nogil:
-    """Prefetch (for writing) the home slot of ``hash`` and the slot after it (the second entry of a
-    flow tracked at two ENIs is usually there): 96 bytes, two or three lines."""
+    """Prefetch (for writing) the six slots from the home slot of ``hash`` (288 bytes, five or six
+    lines): the two entries of a flow tracked at two ENIs sit in one probe run from that home, often a
+    few slots past it at this table's load; a first packet walks that run to its end.  Measured
+    (BENCHMARKS.md "Filters", co-located entries): 2 slots -> 4 slots 1.08-1.11x, 4 -> 6 1.09-1.15x,
+    6 -> 8 noise."""
     cdef const char* p = <const char*>&v.slots[ft_range(hash, v.n_slots)]
     ft_prefetch_w(p)
-    ft_prefetch_w(p + 47)
-    ft_prefetch_w(p + 95)
+    ft_prefetch_w(p + 64)
+    ft_prefetch_w(p + 128)
+    ft_prefetch_w(p + 192)
+    ft_prefetch_w(p + 287)
 
 
 cdef inline void ft_pkt_at(FtPkt* k, const FtPkt* src, uint32_t eni) noexcept nogil:
