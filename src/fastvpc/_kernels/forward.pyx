@@ -84,7 +84,7 @@ from fastvpc._kernels.acl cimport acl_parse
 from fastvpc.lpm._lookup cimport rts_view_init, rts_lookup_batch
 from fastvpc._kernels.acl cimport sg_eval, sender_filt, DIR_EGRESS, DIR_INGRESS
 from fastvpc.dataplane._flowtable cimport (FtView, FtPkt, FtTimeouts, ft_view_init, ft_make_pkt, ft_prefetch,
-                                           ft_prefetch2, ft_pkt_at, ft_step,
+                                           ft_prefetch3, ft_pkt_at, ft_step,
                                            ft_insert_or_update, FT_MISS, FT_FULL, FT_HIT, FT_LATER,
                                            FT_ADMIT_LATER)
 
@@ -256,7 +256,7 @@ cdef inline void route_one(Mode* mode,          # IN  the variant (a type only)
             if nx == NEXT_REWRITE:
                 nx = stage_sg_ingress(t, p, x, 1)
                 if v != NULL and (x.ct & CT_I):
-                    if x.ct & CT_E:       # the sender's key at the receiver: same flow, same home slot
+                    if x.ct & CT_E:       # the sender's key at the receiver: the same flow's key, copied
                         ft_pkt_at(ki, ke, t.eni_filt[q.out_eni].ident)
                     else:                 # the key's fields from s: unpark copied only some of h
                         ct_make_key(t, s, t.eni_filt[q.out_eni].ident, ki)
@@ -481,14 +481,13 @@ cdef inline void ct_make_key(const FwdTables* t, const Pkt* p, uint32_t ident,
 
 
 cdef inline void ct_prefetch(const FtView* v, uint8_t ct, const FtPkt* pe, const FtPkt* pi, int64_t j) noexcept nogil:
-    """The table lines frame j's steps will probe: its home slot and, with both steps, the slot after it."""
+    """The table lines frame j's steps will probe: three slots from each step's home."""
     if ct & CT_E:
+        ft_prefetch3(v, pe[j].hash)
         if ct & CT_I:
-            ft_prefetch2(v, pe[j].hash)
-        else:
-            ft_prefetch(v, pe[j].hash)
+            ft_prefetch3(v, pi[j].hash)
     elif ct & CT_I:
-        ft_prefetch(v, pi[j].hash)
+        ft_prefetch3(v, pi[j].hash)
 
 
 cdef void ct_pass(const FwdTables* t,
@@ -546,8 +545,7 @@ cdef void ct_pass(const FwdTables* t,
                 fl = p.h.tcp_flags if p.h.proto == IPPROTO_TCP else (p.h.icmp_type if p.h.proto == IPPROTO_ICMP else 0)
                 ft_make_pkt(&pi[j], t.eni_filt[p.out_eni].ident, 0, p.h.proto, p.h.src, p.h.dst, p.h.sport,
                             p.h.dport, fl)
-    # the slots FV_CT_DIST frames ahead are in flight while a frame's steps are made (a frame with both
-    # steps: one home slot, the two entries usually adjacent)
+    # the slots FV_CT_DIST frames ahead are in flight while a frame's steps are made
     for k in range(nc if nc < FV_CT_DIST else FV_CT_DIST):
         ct_prefetch(v, fx[ct_i[k]].ct, pe, pi, ct_i[k])
     for k in range(nc):

@@ -88,7 +88,7 @@ cdef extern from *:
        small prefetch helper that its function splitting cuts into "bounds check" + "prefetch part"
        (prefetch_port.part.0) or that is not inlined early is then found pure and its call deleted,
        so the port record prefetches of loop 1 were not in the compiled pass at all (BENCHMARKS.md
-       "Filters", the co-located entries round).  An asm volatile is a side effect. */
+       "Filters", the ctspeed round).  An asm volatile is a side effect. */
     #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
     #define fv_prefetch(p) __asm__ __volatile__("prefetcht0 %0" : : "m"(*(const char*)(p)))
     #elif (defined(__GNUC__) || defined(__clang__)) && defined(__aarch64__)

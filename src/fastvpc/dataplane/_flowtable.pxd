@@ -197,7 +197,7 @@ cdef extern from *:
     /* A prefetch the compiler must keep.  GCC treats __builtin_prefetch as free of side effects, so a
        helper made only of prefetches that is not inlined early is found "pure" (local-pure-const) and
        its call, whose result is unused, deleted: the FlowTable's slot prefetch silently vanished from
-       a pass that called it through a small helper (BENCHMARKS.md "Filters", the co-located entries
+       a pass that called it through a small helper (BENCHMARKS.md "Filters", the ctspeed
        round).  An asm volatile is a side effect.  prefetcht1 (into L2): the table's random lines are
        many and each used once or twice soon after; into L2 more of them are in flight than the L1's
        miss buffers hold (A/B vs prefetcht0: 1.02-1.06x on the stateful pass).  The write hint
@@ -271,12 +271,7 @@ cdef inline uint64_t ft_flow_hash(uint8_t proto, uint32_t src, uint32_t dst, uin
 
 
 cdef inline uint64_t _slot_hash(uint64_t flow_hash, uint32_t eni, uint8_t zone) noexcept nogil:
-    # The home slot depends on the flow and the zone only, not on the ENI: a flow tracked at its
-    # sender and at its receiver has both entries in one probe run (usually adjacent slots), so the
-    # pass's second table step of a frame finds its line already fetched by the first (one random
-    # miss a frame instead of two; BENCHMARKS.md "Filters", the co-located entries round).  The ENI
-    # is still part of the key (_key_eq).  flow_hash is already a full-avalanche mix.
-    return flow_hash + <uint64_t>zone * HMUL
+    return _mix(flow_hash + ((<uint64_t>eni << 8) | zone) * HMUL)
 
 
 cdef inline uint8_t _icmp_request_of(uint8_t t) noexcept nogil:
@@ -348,25 +343,28 @@ cdef inline void ft_prefetch(const FtView* v, uint64_t hash) noexcept nogil:
     ft_prefetch_w(p + 47)
 
 
-cdef inline void ft_prefetch2(const FtView* v, uint64_t hash) noexcept nogil:
-    """Prefetch (for writing) the six slots from the home slot of ``hash`` (288 bytes, five or six
-    lines): the two entries of a flow tracked at two ENIs sit in one probe run from that home, often a
-    few slots past it at this table's load; a first packet walks that run to its end.  Measured
-    (BENCHMARKS.md "Filters", co-located entries): 2 slots -> 4 slots 1.08-1.11x, 4 -> 6 1.09-1.15x,
-    6 -> 8 noise."""
+cdef inline void ft_prefetch3(const FtView* v, uint64_t hash) noexcept nogil:
+    """Prefetch (for writing) the three slots from the home slot of ``hash`` (144 bytes, three lines):
+    the probe for a tracked flow often ends a slot or two past its home, a first packet's at the end of
+    the run.  Measured (BENCHMARKS.md "Filters", the ctspeed round): 2 -> 3 slots 1.10x, 3 -> 4 slots
+    0.92x."""
     cdef const char* p = <const char*>&v.slots[ft_range(hash, v.n_slots)]
     ft_prefetch_w(p)
     ft_prefetch_w(p + 64)
-    ft_prefetch_w(p + 128)
-    ft_prefetch_w(p + 192)
-    ft_prefetch_w(p + 287)
+    ft_prefetch_w(p + 143)
 
 
 cdef inline void ft_pkt_at(FtPkt* k, const FtPkt* src, uint32_t eni) noexcept nogil:
-    """``src``'s key at another ENI: the same flow's key, hash and role (the home slot does not depend
-    on the ENI), made by a copy instead of ft_make_pkt."""
+    """``src``'s key at another ENI: the same flow's normalised key and role, copied instead of made
+    again by ft_make_pkt; only the slot hash is computed (from the normalised key, as _entry_hash)."""
+    cdef uint64_t fh
     k[0] = src[0]
     k.eni = eni
+    if k.proto == 1:
+        fh = _tuple_hash(1, k.a, k.b, k.pa, 0) if k.a <= k.b else _tuple_hash(1, k.b, k.a, k.pa, 0)
+    else:
+        fh = _tuple_hash(k.proto, k.a, k.b, k.pa, k.pb)
+    k.hash = _slot_hash(fh, eni, k.zone)
 
 
 # ----------------------------------------------------------------------------- inline: the table step

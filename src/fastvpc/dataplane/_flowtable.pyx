@@ -4,10 +4,7 @@ The C API a kernel stage cimports is declared in ``_flowtable.pxd`` (read its he
 public Python class is :class:`fastvpc.dataplane.state.FlowTable`, a subclass of ``FlowTableCore``.
 
 Layout.  One flat array of 48-byte ``FtEntry`` slots, 64-byte aligned, linear probing from
-``home = (hash * n_slots) >> 64``, an empty slot (``state == 0``) ends every probe.  The hash is the
-flow's (direction-symmetric) and the zone's, not the ENI's: the two entries of a flow tracked at its
-sender and its receiver share a home and sit in one probe run, so a frame's second table step finds
-its lines already fetched by the first.  ``n_slots`` is
+``home = (hash * n_slots) >> 64``, an empty slot (``state == 0``) ends every probe.  ``n_slots`` is
 ``capacity / 0.76`` (rounded up, at least ``capacity + 1``), so a full table is at load 0.76 and
 costs ``48 / 0.76 = 63.2`` bytes per tracked flow (issue 10 asks for <= 64).  A probe that hits
 reads 2.6 slots on average at full load (one or two cache lines, both prefetched).  Deletion is
