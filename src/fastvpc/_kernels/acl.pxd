@@ -165,7 +165,7 @@ cdef inline const FiltRec* sender_filt(const FwdTables* t, int32_t port) noexcep
     """The sending ENI's filter record (the port passed the ingress stage: it is an ENI's)."""
     cdef uint32_t h
     if 0 <= port < t.n_port_filt:
-        return &t.port_filt[port]
+        return &t.port_both[port].filt
     h = ht_get(&t.mact, (<uint64_t>HK_PORT << 56) | <uint32_t>port)
     return &t.eni_filt[h & FV_HV_INDEX_MASK]
 

@@ -86,6 +86,7 @@ from fastvpc._kernels.acl cimport acl_parse
 from fastvpc.lpm._lookup cimport rts_view_init, rts_lookup_batch
 from fastvpc._kernels.acl cimport sg_eval, sender_filt, DIR_EGRESS, DIR_INGRESS
 from fastvpc.dataplane._flowtable cimport (FtView, FtPkt, FtTimeouts, ft_view_init, ft_make_pkt, ft_prefetch,
+                                           ft_prefetch3, ft_pkt_at, ft_step,
                                            ft_insert_or_update, FT_MISS, FT_FULL, FT_HIT, FT_LATER,
                                            FT_ADMIT_LATER)
 
@@ -99,11 +100,14 @@ cdef extern from *:
     #ifndef FV_DIST
     #define FV_DIST 8
     #endif
+    #ifndef FV_CT_DIST
+    #define FV_CT_DIST 16
+    #endif
     """
     enum: FV_CHUNK
     enum: FV_DIST
     const uint32_t FV_NO_ROUTE
-    enum: FV_CT_DIST "FV_DIST"     # prefetch distance of the in-order table pass
+    enum: FV_CT_DIST               # prefetch distance (frames) of the in-order table pass
 
 
 cdef extern from *:
@@ -191,6 +195,7 @@ cdef inline void fetch(const FwdTables* t,
                        int64_t i,                # IN  frame index (called for lo, lo + 1, ... in order)
                        int64_t* pos,             # IN/OUT frame i's start, in [0, nd] (spans.pxd fv_next_span)
                        Pkt* p,                   # OUT f, L, port, er, key
+                       bint filt,                # IN  a filtered variant (a constant): the record from port_both
                        ) noexcept nogil:
     """Frame ``i``'s span, port, ingress record and (VPC, dst) hash key; prefetches the key's slot."""
     cdef int64_t start = pos[0]
@@ -200,7 +205,10 @@ cdef inline void fetch(const FwdTables* t,
     p.f = data + start
     p.L = L
     p.port = port[i]
-    p.er = ingress_of(t, p.port)
+    if filt and 0 <= p.port < t.n_port_filt:
+        p.er = t.port_both[p.port].ing       # the line sg_egress reads the sender's filter record from
+    else:
+        p.er = ingress_of(t, p.port)
     k = FV_HT_EMPTY
     if p.er.subnet >= 0 and L >= IPV4_MIN_FRAME and f[12] == 0x08 and f[13] == 0x00:
         k = ip_key(<uint32_t>t.subnets[p.er.subnet].vpc, rd32(f + 30))
@@ -223,6 +231,7 @@ cdef inline void route_one(Mode* mode,          # IN  the variant (a type only)
                            int64_t i,           # IN  frame index
                            uint8_t* action, uint8_t* reason, int32_t* egress, int32_t* route_out,   # OUT [i]
                            const FtView* v,     # ModeState, one thread: the FlowTable (non-NULL: make the key), else NULL
+                           const FtPkt* ke,     # with v: IN  the frame's sender-side key (CT_E: made in loop 1)
                            FtPkt* ki,           # with v: OUT the frame's receiver-side table key
                            ) noexcept nogil:
     """Loop 2 for one frame: route, the ingress filters if it delivers, then rewrite (while its records
@@ -251,8 +260,11 @@ cdef inline void route_one(Mode* mode,          # IN  the variant (a type only)
             nx = stage_nacl_ingress(t, p, x)
             if nx == NEXT_REWRITE:
                 nx = stage_sg_ingress(t, p, x, 1)
-                if v != NULL and (x.ct & CT_I):   # the key's fields from s: unpark copied only some of h
-                    ct_make_key(t, s, t.eni_filt[q.out_eni].ident, ki)
+                if v != NULL and (x.ct & CT_I):
+                    if x.ct & CT_E:       # the sender's key at the receiver: the same flow's key, copied
+                        ft_pkt_at(ki, ke, t.eni_filt[q.out_eni].ident)
+                    else:                 # the key's fields from s: unpark copied only some of h
+                        ct_make_key(t, s, t.eni_filt[q.out_eni].ident, ki)
         if x.ct & CT_E:
             s.route = q.route
             s.out_eni = q.out_eni
@@ -328,17 +340,21 @@ cdef int64_t run_chunk(Mode* mode,               # IN  the variant (a type only)
     #    j + FV_DIST are in flight while frame j is decided.
     m = n if n < 2 * FV_DIST else 2 * FV_DIST
     for j in range(m):
-        prefetch_port(t, port[lo + j])
+        if Mode is ModePlain:
+            prefetch_port(t, port[lo + j])
+        else:
+            prefetch_filt(t, port[lo + j])
     m = n if n < FV_DIST else FV_DIST
     for j in range(m):
-        fetch(t, data, nd, offsets, port, lo + j, &pos, &pk[j])
+        fetch(t, data, nd, offsets, port, lo + j, &pos, &pk[j], Mode is not ModePlain)
     for j in range(n):
         if j + 2 * FV_DIST < n:
-            prefetch_port(t, port[lo + j + 2 * FV_DIST])
-            if Mode is not ModePlain:
+            if Mode is ModePlain:
+                prefetch_port(t, port[lo + j + 2 * FV_DIST])
+            else:
                 prefetch_filt(t, port[lo + j + 2 * FV_DIST])
         if j + FV_DIST < n:
-            fetch(t, data, nd, offsets, port, lo + j + FV_DIST, &pos, &pk[j + FV_DIST])
+            fetch(t, data, nd, offsets, port, lo + j + FV_DIST, &pos, &pk[j + FV_DIST], Mode is not ModePlain)
             if Mode is not ModePlain:
                 prefetch_filt2(t, &pk[j + FV_DIST])
         p = &pk[j]
@@ -376,7 +392,10 @@ cdef int64_t run_chunk(Mode* mode,               # IN  the variant (a type only)
                                 if Mode is ModeState:
                                     nx = stage_sg_ingress(t, p, x, 1)
                                     if v != NULL and (x.ct & CT_I):
-                                        ct_make_key(t, p, t.eni_filt[p.out_eni].ident, &ki_local[j])
+                                        if x.ct & CT_E:
+                                            ft_pkt_at(&ki_local[j], &ke_local[j], t.eni_filt[p.out_eni].ident)
+                                        else:
+                                            ct_make_key(t, p, t.eni_filt[p.out_eni].ident, &ki_local[j])
                                 else:
                                     nx = stage_sg_ingress(t, p, x, 0)
         elif nx == NEXT_EDGE:       # compile(edge=True): a frame on a gateway's port (out of line)
@@ -419,7 +438,7 @@ cdef int64_t run_chunk(Mode* mode,               # IN  the variant (a type only)
         for k in range(nl):
             j = lk_i[k]
             route_one(mode, t, &pk[j], &fx[j], <int32_t>lk_val[k], lo + j, action, reason, egress, route_out, v,
-                      &ki_local[j])
+                      &ke_local[j], &ki_local[j])
     # 3. the frames decided in loop 1 that need a rewrite (same-subnet DELIVER, ARP and echo REPLY;
     #    deferred so that the receiving ENI's record prefetched in loop 1 has arrived), commit
     for k in range(nr):
@@ -438,16 +457,19 @@ cdef int64_t run_chunk(Mode* mode,               # IN  the variant (a type only)
 
 
 cdef inline void prefetch_filt(const FwdTables* t, int32_t p) noexcept nogil:
+    """The filtered variants' prefetch_port: the port's ingress and filter records, one line (port_both)."""
     if 0 <= p < t.n_port_filt:
-        fv_prefetch(&t.port_filt[p])
+        fv_prefetch(&t.port_both[p])
+    else:
+        prefetch_port(t, p)
 
 
 cdef inline void prefetch_filt2(const FwdTables* t, const Pkt* p) noexcept nogil:
     """FV_DIST ahead (the port's filter record was prefetched 2*FV_DIST ahead): the sender set's egress
     rule ranges and the sender subnet's filter record."""
     cdef int32_t q = p.port
-    if p.er.subnet >= 0 and 0 <= q < t.n_port_filt and t.port_filt[q].sgset >= 0:
-        fv_prefetch(&t.sg_dirs[2 * t.port_filt[q].sgset + 1])
+    if p.er.subnet >= 0 and 0 <= q < t.n_port_filt and t.port_both[q].filt.sgset >= 0:
+        fv_prefetch(&t.sg_dirs[2 * t.port_both[q].filt.sgset + 1])
         fv_prefetch(&t.subnet_filt[p.er.subnet])
 
 
@@ -461,6 +483,16 @@ cdef inline void ct_make_key(const FwdTables* t, const Pkt* p, uint32_t ident,
     record loads waited behind them (BENCHMARKS.md "Filters", the port index round)."""
     cdef uint8_t fl = p.h.tcp_flags if p.h.proto == IPPROTO_TCP else (p.h.icmp_type if p.h.proto == IPPROTO_ICMP else 0)
     ft_make_pkt(k, ident, 0, p.h.proto, p.h.src, p.h.dst, p.h.sport, p.h.dport, fl)
+
+
+cdef inline void ct_prefetch(const FtView* v, uint8_t ct, const FtPkt* pe, const FtPkt* pi, int64_t j) noexcept nogil:
+    """The table lines frame j's steps will probe: three slots from each step's home."""
+    if ct & CT_E:
+        ft_prefetch3(v, pe[j].hash)
+        if ct & CT_I:
+            ft_prefetch3(v, pi[j].hash)
+    elif ct & CT_I:
+        ft_prefetch3(v, pi[j].hash)
 
 
 cdef void ct_pass(const FwdTables* t,
@@ -502,8 +534,11 @@ cdef void ct_pass(const FwdTables* t,
                 ft_make_pkt(&pe[j], sender_filt(t, p.port).ident, 0, p.h.proto, p.h.src, p.h.dst, p.h.sport,
                             p.h.dport, fl)
             if x.ct & CT_I:
-                ft_make_pkt(&pi[j], t.eni_filt[p.out_eni].ident, 0, p.h.proto, p.h.src, p.h.dst, p.h.sport,
-                            p.h.dport, fl)
+                if x.ct & CT_E:
+                    ft_pkt_at(&pi[j], &pe[j], t.eni_filt[p.out_eni].ident)
+                else:
+                    ft_make_pkt(&pi[j], t.eni_filt[p.out_eni].ident, 0, p.h.proto, p.h.src, p.h.dst, p.h.sport,
+                                p.h.dport, fl)
     else:
         # one thread: loop 1 / route_one made the keys of frames from ENIs; a frame from a gateway's
         # port (edge_ingress, decided in loop 1) has only a receiver step, whose key is made here
@@ -517,18 +552,10 @@ cdef void ct_pass(const FwdTables* t,
                             p.h.dport, fl)
     # the slots FV_CT_DIST frames ahead are in flight while a frame's steps are made
     for k in range(nc if nc < FV_CT_DIST else FV_CT_DIST):
-        j = ct_i[k]
-        if fx[j].ct & CT_E:
-            ft_prefetch(v, pe[j].hash)
-        if fx[j].ct & CT_I:
-            ft_prefetch(v, pi[j].hash)
+        ct_prefetch(v, fx[ct_i[k]].ct, pe, pi, ct_i[k])
     for k in range(nc):
         if k + FV_CT_DIST < nc:
-            j = ct_i[k + FV_CT_DIST]
-            if fx[j].ct & CT_E:
-                ft_prefetch(v, pe[j].hash)
-            if fx[j].ct & CT_I:
-                ft_prefetch(v, pi[j].hash)
+            ct_prefetch(v, fx[ct_i[k + FV_CT_DIST]].ct, pe, pi, ct_i[k + FV_CT_DIST])
         j = ct_i[k]
         p = &pk[j]
         x = &fx[j]
@@ -536,10 +563,10 @@ cdef void ct_pass(const FwdTables* t,
         code = FT_HIT                   # admitted: no sender step (a frame from a gateway)
         if x.ct & CT_E:
             fs = sender_filt(t, p.port)      # the sender's record (== eni_filt[x.s_eni]), hot since sg_egress
-            code = ft_insert_or_update(v, &pe[j], p.h.tl, tn, x.adm_e, tmo + fs.tmo, &dirn, &st)
+            code = ft_step(v, &pe[j], p.h.tl, tn, x.adm_e, tmo + fs.tmo, &dirn, &st)
             if code == FT_LATER:
                 a = sg_eval(t, fs.sgset, DIR_EGRESS, p.h.proto, p.h.dst, x.l4)
-                code = ft_insert_or_update(v, &pe[j], p.h.tl, tn, a, tmo + fs.tmo, &dirn, &st)
+                code = ft_step(v, &pe[j], p.h.tl, tn, a, tmo + fs.tmo, &dirn, &st)
         if code == FT_MISS:
             p.route = -1             # decided at sg_egress, before the route
             drop(p, R_SG_EGRESS)
@@ -551,10 +578,10 @@ cdef void ct_pass(const FwdTables* t,
                 nat_pass(t, v, &(<StateView*>v).nat, p, <Flt*>x, tn, tmo, &(<StateView*>v).out, lo + j)
         elif x.ct & CT_I:
             fr = &t.eni_filt[p.out_eni]
-            code = ft_insert_or_update(v, &pi[j], p.h.tl, tn, x.adm_i, tmo + fr.tmo, &dirn, &st)
+            code = ft_step(v, &pi[j], p.h.tl, tn, x.adm_i, tmo + fr.tmo, &dirn, &st)
             if code == FT_LATER:
                 a = sg_eval(t, fr.sgset, DIR_INGRESS, p.h.proto, p.h.src, x.l4)
-                code = ft_insert_or_update(v, &pi[j], p.h.tl, tn, a, tmo + fr.tmo, &dirn, &st)
+                code = ft_step(v, &pi[j], p.h.tl, tn, a, tmo + fr.tmo, &dirn, &st)
             if code == FT_MISS:
                 drop(p, R_SG_INGRESS)
             elif code == FT_FULL:
@@ -741,6 +768,19 @@ cdef class Tables:
         self.t.eni_filt = <const FiltRec*>&eni_filt[0] if eni_filt.shape[0] else NULL
         self.t.port_filt = <const FiltRec*>&port_filt[0] if port_filt.shape[0] else NULL
         self.t.n_port_filt = port_filt.shape[0] // sizeof(FiltRec)
+        # the sender's ingress and filter records side by side, 32 bytes a port from a line boundary,
+        # so that the filtered variants' loop 1 reads one line a frame for them instead of two
+        cdef Py_ssize_t np_ = self.t.n_port_filt
+        both = np.zeros(np_ * sizeof(PortFilt) + 64, dtype=np.uint8)
+        cdef Py_ssize_t skip = (64 - (<Py_ssize_t>both.ctypes.data & 63)) & 63
+        rows = both[skip:skip + np_ * sizeof(PortFilt)].reshape(np_, sizeof(PortFilt))
+        rows[:, :sizeof(IngRec)] = np.asarray(_record_bytes(compiled.port_eni, sizeof(IngRec), "port_eni")).reshape(
+            np_, sizeof(IngRec))
+        rows[:, sizeof(IngRec):] = np.asarray(port_filt).reshape(np_, sizeof(FiltRec))
+        rows.flags.writeable = False
+        cdef const uint8_t[:, ::1] b_both = rows
+        self._keep = self._keep + (both,)
+        self.t.port_both = <const PortFilt*>&b_both[0, 0] if np_ else NULL
         self.t.subnet_filt = <const SubnetFilt*>&subnet_filt[0] if subnet_filt.shape[0] else NULL
         self.t.sg_dirs = <const AclDir*>&sg_dirs[0] if sg_dirs.shape[0] else NULL
         self.t.sg_rules = <const AclRule*>&sg_rules[0] if sg_rules.shape[0] else NULL

@@ -15,6 +15,8 @@
 # Filters (compile(filters=True), built by fastvpc/compiler/filters.py; all empty otherwise):
 #   eni_filt    FiltRec[n_eni]      per ENI: security-group set, stable identity, timeout record
 #   port_filt   FiltRec[max_port+1] the same per port (dense ports; empty when ports are hashed)
+#   port_both   PortFilt[max_port+1] not compiled: made by forward.Tables from port_eni and port_filt, one
+#               32-byte record a port in one cache line, what the filtered variants read of the sender
 #   subnet_filt SubnetFilt[n_sub]   per subnet: network ACL index, the VPC's Amazon DNS address
 #   sg_dirs     AclDir[2*n_set]     per (SG set, direction): the rule range of each protocol class
 #   sg_rules    AclRule[]           the rules (acl.pxd evaluates them)
@@ -83,7 +85,16 @@ cdef extern from *:
     #define FV_HV_BCAST 0x80000000u
     #define FV_HV_GWMAC 0xC0000000u
     #define FV_HT_MULT 0x9E3779B97F4A7C15ULL
-    #if defined(__GNUC__) || defined(__clang__)
+    /* A prefetch the compiler must keep.  GCC treats __builtin_prefetch as free of side effects: a
+       small prefetch helper that its function splitting cuts into "bounds check" + "prefetch part"
+       (prefetch_port.part.0) or that is not inlined early is then found pure and its call deleted,
+       so the port record prefetches of loop 1 were not in the compiled pass at all (BENCHMARKS.md
+       "Filters", the ctspeed round).  An asm volatile is a side effect. */
+    #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+    #define fv_prefetch(p) __asm__ __volatile__("prefetcht0 %0" : : "m"(*(const char*)(p)))
+    #elif (defined(__GNUC__) || defined(__clang__)) && defined(__aarch64__)
+    #define fv_prefetch(p) __asm__ __volatile__("prfm pldl1keep, %0" : : "Q"(*(const char*)(p)))
+    #elif defined(__GNUC__) || defined(__clang__)
     #define fv_prefetch(p) __builtin_prefetch((const void*)(p), 0, 3)
     #else
     #define fv_prefetch(p) ((void)(p))
@@ -142,6 +153,10 @@ cdef packed struct FiltRec:
     uint32_t ident        # stable 32-bit ENI identity (the FlowTable key)
     uint32_t tmo          # index into ct_timeouts
     int32_t eni           # ENI index (-1: the port is no ENI's)
+
+cdef packed struct PortFilt:
+    IngRec ing            # port_eni's record of the port
+    FiltRec filt          # port_filt's record of the port
 
 cdef packed struct SubnetFilt:
     int32_t nacl          # network ACL index (AclDir rows 2*nacl + direction)
@@ -208,6 +223,7 @@ cdef struct FwdTables:
     const FiltRec* eni_filt
     const FiltRec* port_filt
     int64_t n_port_filt
+    const PortFilt* port_both  # n_port_filt records, 32-byte aligned: the sender's two records in one line
     const SubnetFilt* subnet_filt
     const AclDir* sg_dirs
     const AclRule* sg_rules

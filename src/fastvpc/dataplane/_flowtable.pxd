@@ -183,6 +183,7 @@ cdef void ft_track_batch(FtView* v, const FtPkt* pkts, const uint32_t* lengths, 
                          uint8_t* code, uint8_t* direction, uint8_t* state, Py_ssize_t n) noexcept nogil
 cdef uint64_t ft_expire(FtView* v, int64_t now) noexcept nogil                          # reclaimed
 cdef void ft_default_timeouts(FtTimeouts* t) noexcept nogil
+cdef void ft_delete(FtView* v, uint64_t i) noexcept nogil        # backward-shift deletion of slot i
 
 
 # ----------------------------------------------------------------------------- inline: hashing, keys
@@ -193,7 +194,19 @@ cdef void ft_default_timeouts(FtTimeouts* t) noexcept nogil
 cdef extern from *:
     """
     #include <stdint.h>
-    #if defined(__GNUC__) || defined(__clang__)
+    /* A prefetch the compiler must keep.  GCC treats __builtin_prefetch as free of side effects, so a
+       helper made only of prefetches that is not inlined early is found "pure" (local-pure-const) and
+       its call, whose result is unused, deleted: the FlowTable's slot prefetch silently vanished from
+       a pass that called it through a small helper (BENCHMARKS.md "Filters", the ctspeed
+       round).  An asm volatile is a side effect.  prefetcht1 (into L2): the table's random lines are
+       many and each used once or twice soon after; into L2 more of them are in flight than the L1's
+       miss buffers hold (A/B vs prefetcht0: 1.02-1.06x on the stateful pass).  The write hint
+       (prefetchw) would need PRFCHW. */
+    #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+    #define ft_prefetch_w(p) __asm__ __volatile__("prefetcht1 %0" : : "m"(*(const char*)(p)))
+    #elif (defined(__GNUC__) || defined(__clang__)) && defined(__aarch64__)
+    #define ft_prefetch_w(p) __asm__ __volatile__("prfm pstl1keep, %0" : : "Q"(*(const char*)(p)))
+    #elif defined(__GNUC__) || defined(__clang__)
     #define ft_prefetch_w(p) __builtin_prefetch((const void*)(p), 1, 3)
     #else
     #define ft_prefetch_w(p) ((void)(p))
@@ -328,3 +341,332 @@ cdef inline void ft_prefetch(const FtView* v, uint64_t hash) noexcept nogil:
     cdef const char* p = <const char*>&v.slots[ft_range(hash, v.n_slots)]
     ft_prefetch_w(p)
     ft_prefetch_w(p + 47)
+
+
+cdef inline void ft_prefetch3(const FtView* v, uint64_t hash) noexcept nogil:
+    """Prefetch (for writing) the three slots from the home slot of ``hash`` (144 bytes, three lines):
+    the probe for a tracked flow often ends a slot or two past its home, a first packet's at the end of
+    the run.  Measured (BENCHMARKS.md "Filters", the ctspeed round): 2 -> 3 slots 1.10x, 3 -> 4 slots
+    0.92x."""
+    cdef const char* p = <const char*>&v.slots[ft_range(hash, v.n_slots)]
+    ft_prefetch_w(p)
+    ft_prefetch_w(p + 64)
+    ft_prefetch_w(p + 143)
+
+
+cdef inline void ft_pkt_at(FtPkt* k, const FtPkt* src, uint32_t eni) noexcept nogil:
+    """``src``'s key at another ENI: the same flow's normalised key and role, copied instead of made
+    again by ft_make_pkt; only the slot hash is computed (from the normalised key, as _entry_hash)."""
+    cdef uint64_t fh
+    k[0] = src[0]
+    k.eni = eni
+    if k.proto == 1:
+        fh = _tuple_hash(1, k.a, k.b, k.pa, 0) if k.a <= k.b else _tuple_hash(1, k.b, k.a, k.pa, 0)
+    else:
+        fh = _tuple_hash(k.proto, k.a, k.b, k.pa, k.pb)
+    k.hash = _slot_hash(fh, eni, k.zone)
+
+
+# ----------------------------------------------------------------------------- inline: the table step
+# ft_step and its helpers, here for the same reason as the key making: the pass's table steps compile
+# into its loop instead of calling into this module (two calls a frame, the loop's live values spilled
+# around each).  _flowtable.pyx uses the same definitions (ft_insert_or_update, ft_track_batch).
+
+cdef extern from *:
+    """
+    /* Linux nf_conntrack_proto_tcp.c tcp_conntracks[dir][class][state], states numbered as
+       FT_S_* (0 NONE, 1 SYN_SENT, 2 SYN_RECV, 3 ESTABLISHED, 4 FIN_WAIT, 5 CLOSE_WAIT, 6 LAST_ACK,
+       7 TIME_WAIT, 8 CLOSE, 9 SYN_SENT2); 0xFE = Linux's sIV (invalid), 0xFF = sIG (ignore):
+       both keep the state here.  Classes: 0 SYN, 1 SYN-ACK, 2 FIN, 3 ACK, 4 RST, 5 none. */
+    #define FT_IV 0xFE
+    #define FT_IG 0xFF
+    static const unsigned char ft_tcp_next_tbl[2][6][10] = {
+      { /* original direction */
+        {1, 1, FT_IG, FT_IG, FT_IG, FT_IG, FT_IG, 1, 1, 9},                  /* SYN */
+        {FT_IV, FT_IV, FT_IG, FT_IG, FT_IG, FT_IG, FT_IG, FT_IG, FT_IG, 2},  /* SYN-ACK */
+        {FT_IV, FT_IV, 4, 4, 6, 6, 6, 7, 8, FT_IV},                          /* FIN */
+        {3, FT_IV, 3, 3, 5, 5, 7, 7, 8, FT_IV},                              /* ACK */
+        {FT_IV, 8, 8, 8, 8, 8, 8, 8, 8, 8},                                  /* RST */
+        {FT_IV, FT_IV, FT_IV, FT_IV, FT_IV, FT_IV, FT_IV, FT_IV, FT_IV, FT_IV} /* none */
+      },
+      { /* reply direction */
+        {FT_IV, 9, FT_IV, FT_IV, FT_IV, FT_IV, FT_IV, FT_IV, FT_IV, 9},
+        {FT_IV, 2, FT_IG, FT_IG, FT_IG, FT_IG, FT_IG, FT_IG, FT_IG, 2},
+        {FT_IV, FT_IV, 4, 4, 6, 6, 6, 7, 8, FT_IV},
+        {FT_IV, FT_IG, 2, 3, 5, 5, 7, 7, 8, FT_IG},
+        {FT_IV, 8, 8, 8, 8, 8, 8, 8, 8, 8},
+        {FT_IV, FT_IV, FT_IV, FT_IV, FT_IV, FT_IV, FT_IV, FT_IV, FT_IV, FT_IV}
+      }
+    };
+    static inline unsigned ft_tcp_next(unsigned dir, unsigned cls, unsigned st) {
+        return ft_tcp_next_tbl[dir][cls][st];
+    }
+    /* which FtTimeouts field (uint32 index) gives each state's idle timeout */
+    static const unsigned char ft_tmo_field_tbl[17] = {
+        12, 0, 1, 2, 3, 4, 5, 6, 7, 8,   /* NONE (unused), TCP SYN_SENT .. SYN_SENT2 */
+        9, 9, 10,                        /* UDP UNREPLIED, REPLIED -> udp; STREAM -> udp_stream */
+        11, 11,                          /* ICMP */
+        12, 12                           /* other protocols */
+    };
+    static inline unsigned ft_tmo_field(unsigned st) { return ft_tmo_field_tbl[st < 17 ? st : 0]; }
+    #include <string.h>
+    static inline uint64_t ft_ld64(const void* p) { uint64_t v; memcpy(&v, p, 8); return v; }
+    static inline uint16_t ft_ld16(const void* p) { uint16_t v; memcpy(&v, p, 2); return v; }
+    #define FT_NS 1000000000ULL
+    #define FT_BYTES_MASK ((1ULL << 44) - 1ULL)
+    """
+    unsigned ft_tcp_next(unsigned dir, unsigned cls, unsigned st) noexcept nogil
+    unsigned ft_tmo_field(unsigned st) noexcept nogil
+    enum: FT_IV
+    enum: FT_IG
+    const uint64_t NS "FT_NS"
+    const uint64_t BYTES_MASK "FT_BYTES_MASK"   # bytes field of bytes_tmo (FT_BYTES_BITS = 44 bits)
+    uint64_t ft_ld64(const void* p) noexcept nogil
+    uint16_t ft_ld16(const void* p) noexcept nogil
+
+
+cdef inline bint _key_eq(const FtEntry* e, const FtPkt* p) noexcept nogil:
+    # the key fields (eni, a, b, pa, pb, proto, zone) are the same 18 bytes in the same order in both
+    # structs (FtEntry from byte 0, FtPkt from byte 8: _flowtable.pyx checks the offsets at import),
+    # compared as two 8-byte words and one 2-byte word instead of seven fields
+    return (ft_ld64(e) == ft_ld64(&p.eni) and ft_ld64(<const char*>e + 8) == ft_ld64(&p.b)
+            and ft_ld16(<const char*>e + 16) == ft_ld16(&p.proto))
+
+
+cdef inline int64_t _expiry(const FtEntry* e) noexcept nogil:
+    return e.last_ns + <int64_t>((e.bytes_tmo >> FT_BYTES_BITS) * NS)
+
+
+cdef inline uint64_t _next(uint64_t i, uint64_t n) noexcept nogil:
+    i += 1
+    return 0 if i == n else i
+
+
+cdef inline void _probe(const FtView* v, const FtPkt* p, int64_t now, bint want_reuse, int64_t* found,
+                        int64_t* reuse, int64_t* empty) noexcept nogil:
+    """found: the live entry of p's key (or -1); reuse: p's own expired entry, else (when want_reuse:
+    the packet may insert) the first expired entry on the probe path (or -1); empty: the empty slot
+    that ended the probe."""
+    cdef const FtEntry* s = v.slots
+    cdef uint64_t n = v.n_slots
+    cdef uint64_t i = ft_range(p.hash, n)
+    cdef const FtEntry* e
+    found[0] = -1
+    reuse[0] = -1
+    while True:
+        e = &s[i]
+        if e.state == 0:
+            empty[0] = <int64_t>i
+            return
+        if _key_eq(e, p):
+            if now <= _expiry(e):
+                found[0] = <int64_t>i
+            else:
+                reuse[0] = <int64_t>i        # the key occurs once: its expired slot is the one to reuse
+            empty[0] = -1
+            return
+        if want_reuse and reuse[0] < 0 and now > _expiry(e):
+            reuse[0] = <int64_t>i
+        i = _next(i, n)
+
+
+cdef inline uint32_t _timeout_of(const FtTimeouts* t, uint8_t state) noexcept nogil:
+    cdef uint32_t x = (<const uint32_t*>t)[ft_tmo_field(state)]
+    return x if x <= FT_MAX_TIMEOUT else FT_MAX_TIMEOUT
+
+
+cdef inline void _touch(FtView* v, FtEntry* e, uint8_t state, uint32_t length, int64_t now,
+                        const FtTimeouts* t) noexcept nogil:
+    cdef uint64_t tmo = _timeout_of(t, state)
+    cdef uint64_t b = (e.bytes_tmo & BYTES_MASK) + length
+    cdef int64_t ex
+    if b > BYTES_MASK:
+        b = BYTES_MASK
+    if e.packets != <uint32_t>0xFFFFFFFFu:
+        e.packets += 1
+    e.state = state
+    e.last_ns = now
+    e.bytes_tmo = b | (tmo << FT_BYTES_BITS)
+    ex = now + <int64_t>(tmo * NS)
+    if ex < v.hdr.min_expiry:
+        v.hdr.min_expiry = ex
+
+
+cdef inline uint8_t _tcp_class(uint8_t f) noexcept nogil:
+    if f & 0x04:
+        return 4                                  # RST
+    if f & 0x02:
+        return 1 if f & 0x10 else 0               # SYN-ACK / SYN
+    if f & 0x01:
+        return 2                                  # FIN
+    if f & 0x10:
+        return 3                                  # ACK
+    return 5
+
+
+cdef inline uint8_t _open_state(const FtPkt* p) noexcept nogil:
+    """The state a first packet opens, or 0 when it opens none."""
+    cdef unsigned ns
+    if p.kind == FT_K_TCP:
+        ns = ft_tcp_next(0, _tcp_class(p.l4flags), 0)
+        return <uint8_t>ns if ns == FT_S_TCP_SYN_SENT or ns == FT_S_TCP_ESTABLISHED else 0
+    if p.kind == FT_K_UDP:
+        return FT_S_UDP_UNREPLIED
+    if p.kind == FT_K_ICMP_REQUEST:
+        return FT_S_ICMP_UNREPLIED
+    if p.kind == FT_K_OTHER:
+        return FT_S_OTHER_UNREPLIED
+    return 0
+
+
+cdef inline uint8_t ft_step(FtView* v, const FtPkt* p, uint32_t length, int64_t now, uint8_t admitted,
+                          const FtTimeouts* t, uint8_t* direction, uint8_t* state) noexcept nogil:
+    """The table step of one packet: the packet of a live tracked flow (the common case: no rule, no
+    insert) is stepped here, inline in the caller's loop; everything else -- no live entry, an expired
+    one, a TCP re-open, ICMP errors -- by the full step out of line (ft_insert_or_update), which probes
+    again.  Exact: this path changes nothing but the clock (idempotent) before it hands over."""
+    cdef const FtEntry* s = v.slots
+    cdef uint64_t n = v.n_slots
+    cdef uint64_t i = ft_range(p.hash, n)
+    cdef FtEntry* e
+    cdef uint8_t st, dirn
+    cdef uint8_t ns
+    cdef unsigned nxt
+    if now > v.hdr.clock:
+        v.hdr.clock = now
+    if p.kind != FT_K_ICMP_OTHER:
+        while s[i].state != 0:
+            if _key_eq(&s[i], p):
+                e = &v.slots[i]
+                if now > _expiry(e):
+                    break
+                st = e.state
+                if p.kind == FT_K_UDP:
+                    dirn = FT_REPLY if p.from_hi != (e.flags & FT_F_ORIG_HI) else FT_ORIGINAL
+                    if dirn == FT_REPLY:
+                        if st == FT_S_UDP_UNREPLIED:
+                            ns = FT_S_UDP_REPLIED
+                        elif st == FT_S_UDP_REPLIED and not (e.flags & FT_F_LAST_REPLY):
+                            ns = FT_S_UDP_STREAM
+                        else:
+                            ns = st
+                        e.flags |= FT_F_LAST_REPLY
+                    else:
+                        ns = st
+                        e.flags &= ~FT_F_LAST_REPLY
+                elif p.kind == FT_K_TCP:
+                    dirn = FT_REPLY if p.from_hi != (e.flags & FT_F_ORIG_HI) else FT_ORIGINAL
+                    nxt = ft_tcp_next(dirn, _tcp_class(p.l4flags), st)
+                    if nxt == FT_S_TCP_SYN_SENT and st >= FT_S_TCP_TIME_WAIT and st <= FT_S_TCP_CLOSE:
+                        break           # a re-open: the full step ends the old flow
+                    ns = st if (nxt == FT_IV or nxt == FT_IG) else <uint8_t>nxt
+                elif p.kind == FT_K_ICMP_REQUEST:
+                    dirn = FT_ORIGINAL
+                    ns = st
+                elif p.kind == FT_K_ICMP_REPLY:
+                    dirn = FT_REPLY
+                    ns = FT_S_ICMP_REPLIED
+                else:
+                    dirn = FT_REPLY if p.from_hi != (e.flags & FT_F_ORIG_HI) else FT_ORIGINAL
+                    ns = FT_S_OTHER_REPLIED if dirn == FT_REPLY else st
+                _touch(v, e, ns, length, now, t)
+                direction[0] = dirn
+                state[0] = ns
+                return FT_HIT
+            i = _next(i, n)
+    return ft_insert_or_update(v, p, length, now, admitted, t, direction, state)
+
+
+cdef inline uint8_t _ft_step_full(FtView* v, const FtPkt* p, uint32_t length, int64_t now, uint8_t admitted,
+                                  const FtTimeouts* t, uint8_t* direction, uint8_t* state) noexcept nogil:
+    """The full table step of one packet (ft_insert_or_update, out of line, is this)."""
+    cdef int64_t found, reuse, empty, slot
+    cdef FtEntry* e
+    cdef uint8_t st, dirn, op
+    cdef uint8_t ns = 0
+    cdef unsigned nxt
+    cdef bint may_insert = admitted == FT_ADMIT
+    direction[0] = FT_ORIGINAL
+    state[0] = FT_S_NONE
+    if now > v.hdr.clock:
+        v.hdr.clock = now
+    if p.kind == FT_K_ICMP_OTHER:
+        if admitted == FT_ADMIT_LATER:
+            return FT_LATER
+        return FT_MISS if admitted == FT_DENY else FT_PASS
+    _probe(v, p, now, may_insert, &found, &reuse, &empty)
+    if found >= 0:
+        e = &v.slots[found]
+        st = e.state
+        if p.kind == FT_K_ICMP_REQUEST:
+            dirn = FT_ORIGINAL
+            ns = st
+        elif p.kind == FT_K_ICMP_REPLY:
+            dirn = FT_REPLY
+            ns = FT_S_ICMP_REPLIED
+        else:
+            dirn = FT_REPLY if p.from_hi != (e.flags & FT_F_ORIG_HI) else FT_ORIGINAL
+            if p.kind == FT_K_TCP:
+                nxt = ft_tcp_next(dirn, _tcp_class(p.l4flags), st)
+                if nxt == FT_S_TCP_SYN_SENT and st >= FT_S_TCP_TIME_WAIT and st <= FT_S_TCP_CLOSE:
+                    # re-opened: end the old flow, judge this SYN as a first packet
+                    ft_delete(v, <uint64_t>found)
+                    _probe(v, p, now, may_insert, &found, &reuse, &empty)
+                    found = -1
+                else:
+                    ns = st if (nxt == FT_IV or nxt == FT_IG) else <uint8_t>nxt
+            elif p.kind == FT_K_UDP:
+                if dirn == FT_REPLY:
+                    if st == FT_S_UDP_UNREPLIED:
+                        ns = FT_S_UDP_REPLIED
+                    elif st == FT_S_UDP_REPLIED and not (e.flags & FT_F_LAST_REPLY):
+                        ns = FT_S_UDP_STREAM
+                    else:
+                        ns = st
+                    e.flags |= FT_F_LAST_REPLY
+                else:
+                    ns = st
+                    e.flags &= ~FT_F_LAST_REPLY
+            else:
+                ns = FT_S_OTHER_REPLIED if dirn == FT_REPLY else st
+        if found >= 0:
+            _touch(v, e, ns, length, now, t)
+            direction[0] = dirn
+            state[0] = ns
+            return FT_HIT
+    # no live entry of this flow
+    if admitted == FT_ADMIT_LATER:
+        return FT_LATER            # the caller evaluates the rules and calls again
+    if admitted == FT_DENY:
+        return FT_MISS
+    op = _open_state(p)
+    if admitted != FT_ADMIT or op == 0:
+        return FT_PASS
+    if reuse >= 0:
+        slot = reuse
+        if not _key_eq(&v.slots[slot], p):
+            v.hdr.n_reclaimed += 1
+    elif v.hdr.count < v.capacity:
+        slot = empty
+        v.hdr.count += 1
+    elif now > v.hdr.min_expiry and ft_expire(v, now) > 0:
+        _probe(v, p, now, may_insert, &found, &reuse, &empty)
+        slot = empty
+        v.hdr.count += 1
+    else:
+        return FT_FULL
+    e = &v.slots[slot]
+    e.eni = p.eni
+    e.a = p.a
+    e.b = p.b
+    e.pa = p.pa
+    e.pb = p.pb
+    e.proto = p.proto
+    e.zone = p.zone
+    e.flags = FT_F_ORIG_HI if p.from_hi else 0
+    e.packets = 0
+    e.first_ns = now
+    e.bytes_tmo = 0
+    _touch(v, e, op, length, now, t)
+    state[0] = op
+    return FT_NEW

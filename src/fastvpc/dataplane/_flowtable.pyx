@@ -56,43 +56,7 @@ cdef extern from *:
     static inline void ft_atomic_give(int* f) { _InterlockedExchange((volatile long*)f, 0); }
     #endif
     /* ft_range, ft_prefetch_w, FT_HMUL/FT_M1/FT_M2: _flowtable.pxd (the hashing is inline there) */
-    /* Linux nf_conntrack_proto_tcp.c tcp_conntracks[dir][class][state], states numbered as
-       FT_S_* (0 NONE, 1 SYN_SENT, 2 SYN_RECV, 3 ESTABLISHED, 4 FIN_WAIT, 5 CLOSE_WAIT, 6 LAST_ACK,
-       7 TIME_WAIT, 8 CLOSE, 9 SYN_SENT2); 0xFE = Linux's sIV (invalid), 0xFF = sIG (ignore):
-       both keep the state here.  Classes: 0 SYN, 1 SYN-ACK, 2 FIN, 3 ACK, 4 RST, 5 none. */
-    #define FT_IV 0xFE
-    #define FT_IG 0xFF
-    static const unsigned char ft_tcp_next_tbl[2][6][10] = {
-      { /* original direction */
-        {1, 1, FT_IG, FT_IG, FT_IG, FT_IG, FT_IG, 1, 1, 9},                  /* SYN */
-        {FT_IV, FT_IV, FT_IG, FT_IG, FT_IG, FT_IG, FT_IG, FT_IG, FT_IG, 2},  /* SYN-ACK */
-        {FT_IV, FT_IV, 4, 4, 6, 6, 6, 7, 8, FT_IV},                          /* FIN */
-        {3, FT_IV, 3, 3, 5, 5, 7, 7, 8, FT_IV},                              /* ACK */
-        {FT_IV, 8, 8, 8, 8, 8, 8, 8, 8, 8},                                  /* RST */
-        {FT_IV, FT_IV, FT_IV, FT_IV, FT_IV, FT_IV, FT_IV, FT_IV, FT_IV, FT_IV} /* none */
-      },
-      { /* reply direction */
-        {FT_IV, 9, FT_IV, FT_IV, FT_IV, FT_IV, FT_IV, FT_IV, FT_IV, 9},
-        {FT_IV, 2, FT_IG, FT_IG, FT_IG, FT_IG, FT_IG, FT_IG, FT_IG, 2},
-        {FT_IV, FT_IV, 4, 4, 6, 6, 6, 7, 8, FT_IV},
-        {FT_IV, FT_IG, 2, 3, 5, 5, 7, 7, 8, FT_IG},
-        {FT_IV, 8, 8, 8, 8, 8, 8, 8, 8, 8},
-        {FT_IV, FT_IV, FT_IV, FT_IV, FT_IV, FT_IV, FT_IV, FT_IV, FT_IV, FT_IV}
-      }
-    };
-    static inline unsigned ft_tcp_next(unsigned dir, unsigned cls, unsigned st) {
-        return ft_tcp_next_tbl[dir][cls][st];
-    }
-    /* which FtTimeouts field (uint32 index) gives each state's idle timeout */
-    static const unsigned char ft_tmo_field_tbl[17] = {
-        12, 0, 1, 2, 3, 4, 5, 6, 7, 8,   /* NONE (unused), TCP SYN_SENT .. SYN_SENT2 */
-        9, 9, 10,                        /* UDP UNREPLIED, REPLIED -> udp; STREAM -> udp_stream */
-        11, 11,                          /* ICMP */
-        12, 12                           /* other protocols */
-    };
-    static inline unsigned ft_tmo_field(unsigned st) { return ft_tmo_field_tbl[st < 17 ? st : 0]; }
-    #define FT_NS 1000000000ULL
-    #define FT_BYTES_MASK ((1ULL << 44) - 1ULL)
+    /* ft_tcp_next, ft_tmo_field, FT_NS, FT_BYTES_MASK, FT_IV, FT_IG: _flowtable.pxd (ft_step is inline there) */
     #define FT_CHUNK 256
     #ifndef FT_DIST
     #define FT_DIST 16
@@ -100,12 +64,6 @@ cdef extern from *:
     """
     int ft_atomic_take(int* f) noexcept nogil
     void ft_atomic_give(int* f) noexcept nogil
-    unsigned ft_tcp_next(unsigned dir, unsigned cls, unsigned st) noexcept nogil
-    unsigned ft_tmo_field(unsigned st) noexcept nogil
-    enum: FT_IV
-    enum: FT_IG
-    const uint64_t NS "FT_NS"
-    const uint64_t BYTES_MASK "FT_BYTES_MASK"   # bytes field of bytes_tmo (FT_BYTES_BITS = 44 bits)
     enum: CHUNK "FT_CHUNK"      # packets per ft_make_pkt / ft_track_batch round in track() (on the stack)
     enum: DIST "FT_DIST"        # prefetch distance (packets) in ft_track_batch: ~16 misses in flight
 
@@ -131,21 +89,10 @@ cdef inline uint64_t _entry_hash(const FtEntry* e) noexcept nogil:
 
 # ----------------------------------------------------------------------------- table internals
 
-cdef inline bint _key_eq(const FtEntry* e, const FtPkt* p) noexcept nogil:
-    return (e.eni == p.eni and e.a == p.a and e.b == p.b and e.pa == p.pa and e.pb == p.pb
-            and e.proto == p.proto and e.zone == p.zone)
+# _key_eq, _expiry, _next, _probe, _timeout_of, _touch, _tcp_class, _open_state: _flowtable.pxd (inline,
+# so that ft_step compiles into a kernel stage's loop)
 
-
-cdef inline int64_t _expiry(const FtEntry* e) noexcept nogil:
-    return e.last_ns + <int64_t>((e.bytes_tmo >> FT_BYTES_BITS) * NS)
-
-
-cdef inline uint64_t _next(uint64_t i, uint64_t n) noexcept nogil:
-    i += 1
-    return 0 if i == n else i
-
-
-cdef void _delete(FtView* v, uint64_t i) noexcept nogil:
+cdef void ft_delete(FtView* v, uint64_t i) noexcept nogil:
     """Remove slot i (backward-shift deletion: later members of its cluster move up so every
     remaining entry stays reachable from its home without tombstones)."""
     cdef FtEntry* s = v.slots
@@ -164,83 +111,6 @@ cdef void _delete(FtView* v, uint64_t i) noexcept nogil:
         i = j
     memset(&s[i], 0, sizeof(FtEntry))
     v.hdr.count -= 1
-
-
-cdef inline void _probe(const FtView* v, const FtPkt* p, int64_t now, bint want_reuse, int64_t* found,
-                        int64_t* reuse, int64_t* empty) noexcept nogil:
-    """found: the live entry of p's key (or -1); reuse: p's own expired entry, else (when want_reuse:
-    the packet may insert) the first expired entry on the probe path (or -1); empty: the empty slot
-    that ended the probe."""
-    cdef const FtEntry* s = v.slots
-    cdef uint64_t n = v.n_slots
-    cdef uint64_t i = ft_range(p.hash, n)
-    cdef const FtEntry* e
-    found[0] = -1
-    reuse[0] = -1
-    while True:
-        e = &s[i]
-        if e.state == 0:
-            empty[0] = <int64_t>i
-            return
-        if _key_eq(e, p):
-            if now <= _expiry(e):
-                found[0] = <int64_t>i
-            else:
-                reuse[0] = <int64_t>i        # the key occurs once: its expired slot is the one to reuse
-            empty[0] = -1
-            return
-        if want_reuse and reuse[0] < 0 and now > _expiry(e):
-            reuse[0] = <int64_t>i
-        i = _next(i, n)
-
-
-cdef inline uint32_t _timeout_of(const FtTimeouts* t, uint8_t state) noexcept nogil:
-    cdef uint32_t x = (<const uint32_t*>t)[ft_tmo_field(state)]
-    return x if x <= FT_MAX_TIMEOUT else FT_MAX_TIMEOUT
-
-
-cdef inline void _touch(FtView* v, FtEntry* e, uint8_t state, uint32_t length, int64_t now,
-                        const FtTimeouts* t) noexcept nogil:
-    cdef uint64_t tmo = _timeout_of(t, state)
-    cdef uint64_t b = (e.bytes_tmo & BYTES_MASK) + length
-    cdef int64_t ex
-    if b > BYTES_MASK:
-        b = BYTES_MASK
-    if e.packets != <uint32_t>0xFFFFFFFFu:
-        e.packets += 1
-    e.state = state
-    e.last_ns = now
-    e.bytes_tmo = b | (tmo << FT_BYTES_BITS)
-    ex = now + <int64_t>(tmo * NS)
-    if ex < v.hdr.min_expiry:
-        v.hdr.min_expiry = ex
-
-
-cdef inline uint8_t _tcp_class(uint8_t f) noexcept nogil:
-    if f & 0x04:
-        return 4                                  # RST
-    if f & 0x02:
-        return 1 if f & 0x10 else 0               # SYN-ACK / SYN
-    if f & 0x01:
-        return 2                                  # FIN
-    if f & 0x10:
-        return 3                                  # ACK
-    return 5
-
-
-cdef inline uint8_t _open_state(const FtPkt* p) noexcept nogil:
-    """The state a first packet opens, or 0 when it opens none."""
-    cdef unsigned ns
-    if p.kind == FT_K_TCP:
-        ns = ft_tcp_next(0, _tcp_class(p.l4flags), 0)
-        return <uint8_t>ns if ns == FT_S_TCP_SYN_SENT or ns == FT_S_TCP_ESTABLISHED else 0
-    if p.kind == FT_K_UDP:
-        return FT_S_UDP_UNREPLIED
-    if p.kind == FT_K_ICMP_REQUEST:
-        return FT_S_ICMP_UNREPLIED
-    if p.kind == FT_K_OTHER:
-        return FT_S_OTHER_UNREPLIED
-    return 0
 
 
 # ----------------------------------------------------------------------------- C API
@@ -285,101 +155,10 @@ cdef int64_t ft_lookup(const FtView* v, const FtPkt* p, int64_t now) noexcept no
 cdef uint8_t ft_insert_or_update(FtView* v, const FtPkt* p, uint32_t length, int64_t now,
                                  uint8_t admitted, const FtTimeouts* t, uint8_t* direction,
                                  uint8_t* state) noexcept nogil:
-    return _step(v, p, length, now, admitted, t, direction, state)
+    return _ft_step_full(v, p, length, now, admitted, t, direction, state)
 
 
-cdef inline uint8_t _step(FtView* v, const FtPkt* p, uint32_t length, int64_t now, uint8_t admitted,
-                          const FtTimeouts* t, uint8_t* direction, uint8_t* state) noexcept nogil:
-    cdef int64_t found, reuse, empty, slot
-    cdef FtEntry* e
-    cdef uint8_t st, dirn, op
-    cdef uint8_t ns = 0
-    cdef unsigned nxt
-    cdef bint may_insert = admitted == FT_ADMIT
-    direction[0] = FT_ORIGINAL
-    state[0] = FT_S_NONE
-    if now > v.hdr.clock:
-        v.hdr.clock = now
-    if p.kind == FT_K_ICMP_OTHER:
-        if admitted == FT_ADMIT_LATER:
-            return FT_LATER
-        return FT_MISS if admitted == FT_DENY else FT_PASS
-    _probe(v, p, now, may_insert, &found, &reuse, &empty)
-    if found >= 0:
-        e = &v.slots[found]
-        st = e.state
-        if p.kind == FT_K_ICMP_REQUEST:
-            dirn = FT_ORIGINAL
-            ns = st
-        elif p.kind == FT_K_ICMP_REPLY:
-            dirn = FT_REPLY
-            ns = FT_S_ICMP_REPLIED
-        else:
-            dirn = FT_REPLY if p.from_hi != (e.flags & FT_F_ORIG_HI) else FT_ORIGINAL
-            if p.kind == FT_K_TCP:
-                nxt = ft_tcp_next(dirn, _tcp_class(p.l4flags), st)
-                if nxt == FT_S_TCP_SYN_SENT and st >= FT_S_TCP_TIME_WAIT and st <= FT_S_TCP_CLOSE:
-                    # re-opened: end the old flow, judge this SYN as a first packet
-                    _delete(v, <uint64_t>found)
-                    _probe(v, p, now, may_insert, &found, &reuse, &empty)
-                    found = -1
-                else:
-                    ns = st if (nxt == FT_IV or nxt == FT_IG) else <uint8_t>nxt
-            elif p.kind == FT_K_UDP:
-                if dirn == FT_REPLY:
-                    if st == FT_S_UDP_UNREPLIED:
-                        ns = FT_S_UDP_REPLIED
-                    elif st == FT_S_UDP_REPLIED and not (e.flags & FT_F_LAST_REPLY):
-                        ns = FT_S_UDP_STREAM
-                    else:
-                        ns = st
-                    e.flags |= FT_F_LAST_REPLY
-                else:
-                    ns = st
-                    e.flags &= ~FT_F_LAST_REPLY
-            else:
-                ns = FT_S_OTHER_REPLIED if dirn == FT_REPLY else st
-        if found >= 0:
-            _touch(v, e, ns, length, now, t)
-            direction[0] = dirn
-            state[0] = ns
-            return FT_HIT
-    # no live entry of this flow
-    if admitted == FT_ADMIT_LATER:
-        return FT_LATER            # the caller evaluates the rules and calls again
-    if admitted == FT_DENY:
-        return FT_MISS
-    op = _open_state(p)
-    if admitted != FT_ADMIT or op == 0:
-        return FT_PASS
-    if reuse >= 0:
-        slot = reuse
-        if not _key_eq(&v.slots[slot], p):
-            v.hdr.n_reclaimed += 1
-    elif v.hdr.count < v.capacity:
-        slot = empty
-        v.hdr.count += 1
-    elif now > v.hdr.min_expiry and ft_expire(v, now) > 0:
-        _probe(v, p, now, may_insert, &found, &reuse, &empty)
-        slot = empty
-        v.hdr.count += 1
-    else:
-        return FT_FULL
-    e = &v.slots[slot]
-    e.eni = p.eni
-    e.a = p.a
-    e.b = p.b
-    e.pa = p.pa
-    e.pb = p.pb
-    e.proto = p.proto
-    e.zone = p.zone
-    e.flags = FT_F_ORIG_HI if p.from_hi else 0
-    e.packets = 0
-    e.first_ns = now
-    e.bytes_tmo = 0
-    _touch(v, e, op, length, now, t)
-    state[0] = op
-    return FT_NEW
+# ft_step (the live-entry path, then this), _ft_step_full: _flowtable.pxd (inline)
 
 
 cdef void ft_track_batch(FtView* v, const FtPkt* pkts, const uint32_t* lengths, const int64_t* now,
@@ -396,7 +175,7 @@ cdef void ft_track_batch(FtView* v, const FtPkt* pkts, const uint32_t* lengths, 
         if i + DIST < n:
             ft_prefetch(v, pkts[i + DIST].hash)
         t = timeouts if timeout_idx == NULL else timeouts + timeout_idx[i]
-        code[i] = _step(v, &pkts[i], lengths[i], now[i], admitted[i], t, &direction[i], &state[i])
+        code[i] = ft_step(v, &pkts[i], lengths[i], now[i], admitted[i], t, &direction[i], &state[i])
 
 
 cdef uint64_t ft_expire(FtView* v, int64_t now) noexcept nogil:
@@ -421,7 +200,7 @@ cdef uint64_t ft_expire(FtView* v, int64_t now) noexcept nogil:
         if s[i].state != 0:
             ex = _expiry(&s[i])
             if now > ex:
-                _delete(v, i)
+                ft_delete(v, i)
                 got += 1
                 continue
             if ex < lo:
@@ -452,6 +231,22 @@ cdef void ft_default_timeouts(FtTimeouts* t) noexcept nogil:
     t.udp_stream = 180            # AWS UdpStreamTimeout default 180 s (Linux's stream timeout is 120 s)
     t.icmp = 30                   # Linux nf_conntrack_icmp_timeout 30 s (AWS: not documented)
     t.other = 600                 # AWS: other protocols, 600 s (Linux nf_conntrack_generic_timeout 600 s)
+
+cdef int _check_key_layout() except -1:
+    """_key_eq compares FtEntry's bytes 0..17 with FtPkt's bytes 8..25: the key fields in one order."""
+    cdef FtEntry e
+    cdef FtPkt k
+    cdef size_t be = <size_t>&e, bk = <size_t>&k
+    got = (<size_t>&e.eni - be, <size_t>&e.a - be, <size_t>&e.b - be, <size_t>&e.pa - be, <size_t>&e.pb - be,
+           <size_t>&e.proto - be, <size_t>&e.zone - be,
+           <size_t>&k.eni - bk - 8, <size_t>&k.a - bk - 8, <size_t>&k.b - bk - 8, <size_t>&k.pa - bk - 8,
+           <size_t>&k.pb - bk - 8, <size_t>&k.proto - bk - 8, <size_t>&k.zone - bk - 8)
+    if got != (0, 4, 8, 12, 14, 16, 17) * 2:
+        raise ImportError(f"fastvpc.dataplane._flowtable: key field offsets {got} are not the ones _key_eq reads")
+    return 0
+
+
+_check_key_layout()
 
 # ----------------------------------------------------------------------------- the object
 
