@@ -230,9 +230,9 @@ cdef inline void route_one(Mode* mode,          # IN  the variant (a type only)
                            int32_t rt,          # IN  its global route index from the batch LPM (-1: none)
                            int64_t i,           # IN  frame index
                            uint8_t* action, uint8_t* reason, int32_t* egress, int32_t* route_out,   # OUT [i]
-                           const FtView* v,     # ModeState, one thread: the FlowTable (non-NULL: make the key), else NULL
-                           const FtPkt* ke,     # with v: IN  the frame's sender-side key (CT_E: made in loop 1)
-                           FtPkt* ki,           # with v: OUT the frame's receiver-side table key
+                           const FtView* v,     # ModePlain: the FlowTable (NAT gateways), else NULL
+                           const FtPkt* ke,     # ModeState: IN  the frame's sender-side key (CT_E: made in loop 1)
+                           FtPkt* ki,           # ModeState: OUT the frame's receiver-side table key (NULL: none made)
                            ) noexcept nogil:
     """Loop 2 for one frame: route, the ingress filters if it delivers, then rewrite (while its records
     are hot) and commit -- or, stateful and waiting for its table steps, its verdict parked in ``s``."""
@@ -260,7 +260,7 @@ cdef inline void route_one(Mode* mode,          # IN  the variant (a type only)
             nx = stage_nacl_ingress(t, p, x)
             if nx == NEXT_REWRITE:
                 nx = stage_sg_ingress(t, p, x, 1)
-                if v != NULL and (x.ct & CT_I):
+                if ki != NULL and (x.ct & CT_I):
                     if x.ct & CT_E:       # the sender's key at the receiver: the same flow's key, copied
                         ft_pkt_at(ki, ke, t.eni_filt[q.out_eni].ident)
                     else:                 # the key's fields from s: unpark copied only some of h
@@ -303,6 +303,8 @@ cdef int64_t run_chunk(Mode* mode,               # IN  the variant (a type only)
                        Pkt* pk_park,             # ModeState, several threads: OUT the chunk's contexts; else NULL
                        Flt* fx_park,             # ModeState, several threads: OUT their filter contexts
                        int32_t* ct_park,         # ModeState, several threads: OUT the frames waiting for the table
+                       FtPkt* ke_park,           # ModeState, several threads: OUT their sender-side table keys
+                       FtPkt* ki_park,           # ModeState, several threads: OUT their receiver-side keys
                        FtView* v,                # ModeState, one thread: IN/OUT the FlowTable (NULL: park instead)
                        const int64_t* now,       # ModeState: IN  ns per frame (now_step 1) or for all (0)
                        int64_t now_step,         # IN
@@ -314,6 +316,8 @@ cdef int64_t run_chunk(Mode* mode,               # IN  the variant (a type only)
     cdef int32_t ct_local[FV_CHUNK]    # ModeState: the frames that met sg_egress, in frame order
     cdef FtPkt ke_local[FV_CHUNK]      # ModeState, one thread: per frame its sender-side table key (made in loop 1)
     cdef FtPkt ki_local[FV_CHUNK]      # ... and its receiver-side key (made in the route pass)
+    cdef FtPkt* ke = ke_local          # ModeState: where the keys go (parked, with several threads)
+    cdef FtPkt* ki = ki_local
     cdef uint32_t lk_tab[FV_CHUNK]     # route list: LPM table id
     cdef uint32_t lk_dst[FV_CHUNK]     # route list: destination
     cdef uint32_t lk_val[FV_CHUNK]     # route list: lookup result
@@ -335,6 +339,8 @@ cdef int64_t run_chunk(Mode* mode,               # IN  the variant (a type only)
             pk = pk_park
             fx = fx_park
             ct_i = ct_park
+            ke = ke_park           # the keys are made here too: the table pass (serial) only steps
+            ki = ki_park
     # 1. ingress -> arp | router -> [sg_egress -> nacl_egress] -> local [-> nacl_ingress -> sg_ingress],
     #    pipelined: the ingress record of frame j + 2*FV_DIST and the (VPC, dst) hash slot of frame
     #    j + FV_DIST are in flight while frame j is decided.
@@ -379,8 +385,8 @@ cdef int64_t run_chunk(Mode* mode,               # IN  the variant (a type only)
                         nx = stage_nacl_egress(t, p, x)
                 if Mode is ModeState:
                     nx = stage_sg_egress(t, p, x, 1)     # decides nothing yet: the table step will
-                    if v != NULL and (x.ct & CT_E):
-                        ct_make_key(t, p, sender_filt(t, p.port).ident, &ke_local[j])
+                    if x.ct & CT_E:
+                        ct_make_key(t, p, sender_filt(t, p.port).ident, &ke[j])
                     if nx == NEXT_LOCAL:
                         nx = stage_nacl_egress(t, p, x)
                 if nx == NEXT_LOCAL:
@@ -391,11 +397,11 @@ cdef int64_t run_chunk(Mode* mode,               # IN  the variant (a type only)
                             if nx == NEXT_REWRITE:
                                 if Mode is ModeState:
                                     nx = stage_sg_ingress(t, p, x, 1)
-                                    if v != NULL and (x.ct & CT_I):
+                                    if x.ct & CT_I:
                                         if x.ct & CT_E:
-                                            ft_pkt_at(&ki_local[j], &ke_local[j], t.eni_filt[p.out_eni].ident)
+                                            ft_pkt_at(&ki[j], &ke[j], t.eni_filt[p.out_eni].ident)
                                         else:
-                                            ct_make_key(t, p, t.eni_filt[p.out_eni].ident, &ki_local[j])
+                                            ct_make_key(t, p, t.eni_filt[p.out_eni].ident, &ki[j])
                                 else:
                                     nx = stage_sg_ingress(t, p, x, 0)
         elif nx == NEXT_EDGE:       # compile(edge=True): a frame on a gateway's port (out of line)
@@ -438,7 +444,7 @@ cdef int64_t run_chunk(Mode* mode,               # IN  the variant (a type only)
         for k in range(nl):
             j = lk_i[k]
             route_one(mode, t, &pk[j], &fx[j], <int32_t>lk_val[k], lo + j, action, reason, egress, route_out, v,
-                      &ke_local[j], &ki_local[j])
+                      &ke[j], &ki[j])
     # 3. the frames decided in loop 1 that need a rewrite (same-subnet DELIVER, ARP and echo REPLY;
     #    deferred so that the receiving ENI's record prefetched in loop 1 has arrived), commit
     for k in range(nr):
@@ -451,7 +457,7 @@ cdef int64_t run_chunk(Mode* mode,               # IN  the variant (a type only)
         if v == NULL:
             return nc          # several threads: the table pass runs later, in frame order over chunks
         # 4. one thread: the table steps of this chunk's frames in order, then their rewrite and commit
-        ct_pass(t, v, pk, fx, ct_i, nc, lo, now, now_step, ke_local, ki_local)
+        ct_pass(t, v, pk, fx, ct_i, nc, lo, now, now_step, ke, ki)
         ct_finish(t, pk, ct_i, nc, lo, action, reason, egress, route_out)
     return 0
 
@@ -504,15 +510,13 @@ cdef void ct_pass(const FwdTables* t,
                   int64_t lo,               # IN  the chunk's first frame index
                   const int64_t* now,       # IN  ns per frame (now_step 1) or for all (now_step 0)
                   int64_t now_step,
-                  FtPkt* ke,                # IN  per chunk frame: sender-side keys made by loop 1, or NULL: made here
-                  FtPkt* ki,                # IN  receiver-side keys (frames with CT_I), or NULL
+                  FtPkt* ke,                # IN  per chunk frame: sender-side keys (made by loop 1)
+                  FtPkt* ki,                # IN/OUT receiver-side keys (CT_I; made here for a gateway's frame)
                   ) noexcept nogil:
     """The table steps of nc frames in frame order: each frame's egress step at its sender, then (if it
     was delivered) its ingress step at the receiver; FT_MISS / FT_FULL become the verdict.  The rules
     (sg_eval) are evaluated here, only for a step that finds no live entry (FT_LATER): a packet of a
     tracked flow is admitted whatever they say, so they would be evaluated for nothing."""
-    cdef FtPkt pe_local[FV_CHUNK]    # sender-side keys, by chunk frame offset (when not made by loop 1)
-    cdef FtPkt pi_local[FV_CHUNK]    # receiver-side keys (frames with CT_I)
     cdef FtPkt* pe = ke
     cdef FtPkt* pi = ki
     cdef const FtTimeouts* tmo = <const FtTimeouts*>t.ct_timeouts
@@ -522,34 +526,17 @@ cdef void ct_pass(const FwdTables* t,
     cdef const FiltRec* fs
     cdef const FiltRec* fr
     cdef uint8_t fl, code, dirn, st, a
-    if pe == NULL:        # several threads: the keys are made here
-        pe = pe_local
-        pi = pi_local
-        for k in range(nc):
-            j = ct_i[k]
+    # loop 1 / route_one made the keys of frames from ENIs (parked with them on several threads); a
+    # frame from a gateway's port (edge_ingress, decided in loop 1) has only a receiver step, whose key
+    # is made here
+    for k in range(nc):
+        j = ct_i[k]
+        x = &fx[j]
+        if (x.ct & CT_I) and not (x.ct & CT_E):
             p = &pk[j]
-            x = &fx[j]
             fl = p.h.tcp_flags if p.h.proto == IPPROTO_TCP else (p.h.icmp_type if p.h.proto == IPPROTO_ICMP else 0)
-            if x.ct & CT_E:
-                ft_make_pkt(&pe[j], sender_filt(t, p.port).ident, 0, p.h.proto, p.h.src, p.h.dst, p.h.sport,
-                            p.h.dport, fl)
-            if x.ct & CT_I:
-                if x.ct & CT_E:
-                    ft_pkt_at(&pi[j], &pe[j], t.eni_filt[p.out_eni].ident)
-                else:
-                    ft_make_pkt(&pi[j], t.eni_filt[p.out_eni].ident, 0, p.h.proto, p.h.src, p.h.dst, p.h.sport,
-                                p.h.dport, fl)
-    else:
-        # one thread: loop 1 / route_one made the keys of frames from ENIs; a frame from a gateway's
-        # port (edge_ingress, decided in loop 1) has only a receiver step, whose key is made here
-        for k in range(nc):
-            j = ct_i[k]
-            x = &fx[j]
-            if (x.ct & CT_I) and not (x.ct & CT_E):
-                p = &pk[j]
-                fl = p.h.tcp_flags if p.h.proto == IPPROTO_TCP else (p.h.icmp_type if p.h.proto == IPPROTO_ICMP else 0)
-                ft_make_pkt(&pi[j], t.eni_filt[p.out_eni].ident, 0, p.h.proto, p.h.src, p.h.dst, p.h.sport,
-                            p.h.dport, fl)
+            ft_make_pkt(&pi[j], t.eni_filt[p.out_eni].ident, 0, p.h.proto, p.h.src, p.h.dst, p.h.sport,
+                        p.h.dport, fl)
     # the slots FV_CT_DIST frames ahead are in flight while a frame's steps are made
     for k in range(nc if nc < FV_CT_DIST else FV_CT_DIST):
         ct_prefetch(v, fx[ct_i[k]].ct, pe, pi, ct_i[k])
@@ -1045,28 +1032,28 @@ def forward_batch(Tables tables,                 # IN  compiled tables
                 lo = c * FV_CHUNK
                 hi = lo + FV_CHUNK if lo + FV_CHUNK < n else n
                 if mode == 0:
-                    run_chunk(<ModePlain*>NULL, t, base, nd, po, pp, lo, hi, pa, pr, pe, prt, NULL, NULL, NULL,
+                    run_chunk(<ModePlain*>NULL, t, base, nd, po, pp, lo, hi, pa, pr, pe, prt, NULL, NULL, NULL, NULL, NULL,
                               NULL, NULL, 0)
                 elif mode == 3:
-                    run_chunk(<ModePlain*>NULL, t, base, nd, po, pp, lo, hi, pa, pr, pe, prt, NULL, NULL, NULL,
+                    run_chunk(<ModePlain*>NULL, t, base, nd, po, pp, lo, hi, pa, pr, pe, prt, NULL, NULL, NULL, NULL, NULL,
                               pv, pnow, now_step)
                 elif mode == 1:
-                    run_chunk(<ModeFilt*>NULL, t, base, nd, po, pp, lo, hi, pa, pr, pe, prt, NULL, NULL, NULL,
+                    run_chunk(<ModeFilt*>NULL, t, base, nd, po, pp, lo, hi, pa, pr, pe, prt, NULL, NULL, NULL, NULL, NULL,
                               NULL, NULL, 0)
                 else:
-                    run_chunk(<ModeState*>NULL, t, base, nd, po, pp, lo, hi, pa, pr, pe, prt, NULL, NULL, NULL,
+                    run_chunk(<ModeState*>NULL, t, base, nd, po, pp, lo, hi, pa, pr, pe, prt, NULL, NULL, NULL, NULL, NULL,
                               pv, pnow, now_step)
         elif mode == 0:
             for c in prange(nchunks, num_threads=n_threads, schedule="dynamic", chunksize=8):
                 lo = c * FV_CHUNK
                 hi = lo + FV_CHUNK if lo + FV_CHUNK < n else n
-                run_chunk(<ModePlain*>NULL, t, base, nd, po, pp, lo, hi, pa, pr, pe, prt, NULL, NULL, NULL,
+                run_chunk(<ModePlain*>NULL, t, base, nd, po, pp, lo, hi, pa, pr, pe, prt, NULL, NULL, NULL, NULL, NULL,
                           NULL, NULL, 0)
         else:
             for c in prange(nchunks, num_threads=n_threads, schedule="dynamic", chunksize=8):
                 lo = c * FV_CHUNK
                 hi = lo + FV_CHUNK if lo + FV_CHUNK < n else n
-                run_chunk(<ModeFilt*>NULL, t, base, nd, po, pp, lo, hi, pa, pr, pe, prt, NULL, NULL, NULL,
+                run_chunk(<ModeFilt*>NULL, t, base, nd, po, pp, lo, hi, pa, pr, pe, prt, NULL, NULL, NULL, NULL, NULL,
                           NULL, NULL, 0)
 
 
@@ -1089,14 +1076,20 @@ cdef int _forward_state_threads(const FwdTables* t, uint8_t* base, int64_t nd, c
     park_pk = np.empty(n * sizeof(Pkt) + 64, dtype=np.uint8)
     park_fx = np.empty(n * sizeof(Flt) + 64, dtype=np.uint8)
     park_ct = np.empty(n, dtype=np.int32)
+    park_ke = np.empty(n * sizeof(FtPkt) + 64, dtype=np.uint8)    # the table keys, made by the producers
+    park_ki = np.empty(n * sizeof(FtPkt) + 64, dtype=np.uint8)
     counts = np.full(nchunks + 1, -1, dtype=np.int64)     # [c]: -1 until chunk c is parked; [nchunks]: next chunk
     cdef uint8_t[::1] b_pk = park_pk
     cdef uint8_t[::1] b_fx = park_fx
     cdef int32_t[::1] b_ct = park_ct
+    cdef uint8_t[::1] b_ke = park_ke
+    cdef uint8_t[::1] b_ki = park_ki
     cdef int64_t[::1] b_n = counts
     cdef Pkt* ppk = <Pkt*>(&b_pk[0] + ((-<size_t>&b_pk[0]) % 64))
     cdef Flt* pfx = <Flt*>(&b_fx[0] + ((-<size_t>&b_fx[0]) % 64))
     cdef int32_t* pct = &b_ct[0]
+    cdef FtPkt* pke = <FtPkt*>(&b_ke[0] + ((-<size_t>&b_ke[0]) % 64))
+    cdef FtPkt* pki = <FtPkt*>(&b_ki[0] + ((-<size_t>&b_ki[0]) % 64))
     cdef int64_t* pn = &b_n[0]
     pn[nchunks] = 0
     with nogil:
@@ -1110,7 +1103,7 @@ cdef int _forward_state_threads(const FwdTables* t, uint8_t* base, int64_t nd, c
                     lo = c * FV_CHUNK
                     hi = lo + FV_CHUNK if lo + FV_CHUNK < n else n
                     nc = run_chunk(<ModeState*>NULL, t, base, nd, po, pp, lo, hi, pa, pr, pe, prt,
-                                   ppk + lo, pfx + lo, pct + lo, NULL, pnow, now_step)
+                                   ppk + lo, pfx + lo, pct + lo, pke + lo, pki + lo, NULL, pnow, now_step)
                     fv_store_rel(&pn[c], nc)
             else:
                 # consumer: the table steps chunk by chunk in frame order; a chunk no producer has
@@ -1126,13 +1119,13 @@ cdef int _forward_state_threads(const FwdTables* t, uint8_t* base, int64_t nd, c
                                 lo = k * FV_CHUNK
                                 hi = lo + FV_CHUNK if lo + FV_CHUNK < n else n
                                 nc = run_chunk(<ModeState*>NULL, t, base, nd, po, pp, lo, hi, pa, pr, pe, prt,
-                                               ppk + lo, pfx + lo, pct + lo, NULL, pnow, now_step)
+                                               ppk + lo, pfx + lo, pct + lo, pke + lo, pki + lo, NULL, pnow, now_step)
                                 fv_store_rel(&pn[k], nc)
                         else:
                             fv_wait_hint(spins)
                             spins = spins + 1
                     lo = c * FV_CHUNK
                     nc = fv_load_acq(&pn[c])
-                    ct_pass(t, v, ppk + lo, pfx + lo, pct + lo, nc, lo, pnow, now_step, NULL, NULL)
+                    ct_pass(t, v, ppk + lo, pfx + lo, pct + lo, nc, lo, pnow, now_step, pke + lo, pki + lo)
                     ct_finish(t, ppk + lo, pct + lo, nc, lo, pa, pr, pe, prt)
     return 0
