@@ -1111,9 +1111,10 @@ cdef int _forward_state_threads(const FwdTables* t, uint8_t* base, int64_t nd, c
                 for c in range(nchunks):
                     spins = 0
                     while fv_load_acq(&pn[c]) < 0:
-                        if fv_load_acq(&pn[nchunks]) <= c:
-                            # nobody has taken chunk c yet: take the next chunk ourselves (the counter
-                            # only grows, so that is c or, if a producer got c meanwhile, a later one)
+                        if fv_load_acq(&pn[nchunks]) < nchunks:
+                            # chunk c is not ready: rather than wait, run the next chunk nobody has taken
+                            # (c itself, or a later one while a producer finishes c), so the stateless
+                            # work is shared whenever the table pass would idle
                             k = fv_fetch_add(&pn[nchunks], 1)
                             if k < nchunks:
                                 lo = k * FV_CHUNK
