@@ -1032,17 +1032,17 @@ def forward_batch(Tables tables,                 # IN  compiled tables
                 lo = c * FV_CHUNK
                 hi = lo + FV_CHUNK if lo + FV_CHUNK < n else n
                 if mode == 0:
-                    run_chunk(<ModePlain*>NULL, t, base, nd, po, pp, lo, hi, pa, pr, pe, prt, NULL, NULL, NULL, NULL, NULL,
-                              NULL, NULL, 0)
+                    run_chunk(<ModePlain*>NULL, t, base, nd, po, pp, lo, hi, pa, pr, pe, prt,
+                              NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0)
                 elif mode == 3:
-                    run_chunk(<ModePlain*>NULL, t, base, nd, po, pp, lo, hi, pa, pr, pe, prt, NULL, NULL, NULL, NULL, NULL,
-                              pv, pnow, now_step)
+                    run_chunk(<ModePlain*>NULL, t, base, nd, po, pp, lo, hi, pa, pr, pe, prt,
+                              NULL, NULL, NULL, NULL, NULL, pv, pnow, now_step)
                 elif mode == 1:
-                    run_chunk(<ModeFilt*>NULL, t, base, nd, po, pp, lo, hi, pa, pr, pe, prt, NULL, NULL, NULL, NULL, NULL,
-                              NULL, NULL, 0)
+                    run_chunk(<ModeFilt*>NULL, t, base, nd, po, pp, lo, hi, pa, pr, pe, prt,
+                              NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0)
                 else:
-                    run_chunk(<ModeState*>NULL, t, base, nd, po, pp, lo, hi, pa, pr, pe, prt, NULL, NULL, NULL, NULL, NULL,
-                              pv, pnow, now_step)
+                    run_chunk(<ModeState*>NULL, t, base, nd, po, pp, lo, hi, pa, pr, pe, prt,
+                              NULL, NULL, NULL, NULL, NULL, pv, pnow, now_step)
         elif mode == 0:
             for c in prange(nchunks, num_threads=n_threads, schedule="dynamic", chunksize=8):
                 lo = c * FV_CHUNK
@@ -1062,10 +1062,12 @@ cdef int _forward_state_threads(const FwdTables* t, uint8_t* base, int64_t nd, c
                                 uint8_t* pa, uint8_t* pr, int32_t* pe, int32_t* prt,   # OUT [0:n]
                                 int n_threads, FtView* v, const int64_t* pnow, int64_t now_step) except -1:
     """ModeState on several threads, as a pipeline: n_threads - 1 producers run the stateless part of the
-    chunks (taken in order from a shared counter; contexts parked in one per-batch buffer), and one
-    consumer makes the table steps chunk after chunk in frame order as each chunk is ready (then its
-    rewrites and commits), so the serial table work overlaps the parallel work instead of following it.
-    The table steps stay serial and in frame order: the result is exactly that of one thread.
+    chunks (taken in order from a shared counter; contexts and FlowTable keys parked in per-batch
+    buffers), and one consumer makes the table steps chunk after chunk in frame order as each chunk is
+    ready (then its rewrites and commits), so the serial table work overlaps the parallel work instead
+    of following it; while its next chunk is not ready the consumer runs an untaken chunk's stateless
+    part itself, so no core idles while chunks remain.  The table steps stay serial and in frame order:
+    the result is exactly that of one thread.
 
     No deadlock with fewer threads than roles: roles are statically split into contiguous blocks, the
     consumer is the last role, and a producer never waits, so any thread reaching the consumer role
@@ -1106,8 +1108,8 @@ cdef int _forward_state_threads(const FwdTables* t, uint8_t* base, int64_t nd, c
                                    ppk + lo, pfx + lo, pct + lo, pke + lo, pki + lo, NULL, pnow, now_step)
                     fv_store_rel(&pn[c], nc)
             else:
-                # consumer: the table steps chunk by chunk in frame order; a chunk no producer has
-                # taken yet is run here (so one thread alone, or slow producers, still finish)
+                # consumer: the table steps chunk by chunk in frame order; while chunk c is not ready
+                # it runs chunks no producer has taken (so one thread alone, or slow producers, finish)
                 for c in range(nchunks):
                     spins = 0
                     while fv_load_acq(&pn[c]) < 0:
