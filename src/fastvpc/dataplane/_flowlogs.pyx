@@ -41,9 +41,6 @@ from fastvpc._kernels.spans cimport fv_first_start, fv_next_span
 
 cdef extern from *:
     """
-    #define FL_M1 0xFF51AFD7ED558CCDULL
-    #define FL_M2 0xC4CEB9FE1A85EC53ULL
-    #define FL_HMUL 0x9E3779B97F4A7C15ULL
     #define FL_NS 1000000000LL
     #define FL_CHUNK 64
     #define FL_IF_NONE 0xFFFFFFFFu
@@ -58,9 +55,6 @@ cdef extern from *:
     void fl_prefetch_w(const void* p) noexcept nogil
     void fl_prefetch_r(const void* p) noexcept nogil
     enum: CHUNK "FL_CHUNK"      # frames per make-legs / count-legs round (legs on the stack)
-    const uint64_t M1 "FL_M1"
-    const uint64_t M2 "FL_M2"
-    const uint64_t HMUL "FL_HMUL"
     const int64_t NS "FL_NS"
     const uint32_t IF_NONE "FL_IF_NONE"   # no interface of this log (no ENI, or one the log does not cover)
 
@@ -153,14 +147,10 @@ def reason_log_kinds() -> bytes:
 
 # ----------------------------------------------------------------------------- hashing
 
-cdef inline uint64_t _mix(uint64_t x) noexcept nogil:
-    # murmur3's 64-bit finaliser: every input bit affects every output bit
-    x ^= x >> 33
-    x *= M1
-    x ^= x >> 33
-    x *= M2
-    x ^= x >> 33
-    return x
+cdef extern from "fv_hash.h":
+    # the one mix of every fastvpc hash table (_kernels/fv_hash.h; the FlowTable's and the NAT bindings')
+    uint64_t _mix "fv_mix64"(uint64_t x) noexcept nogil
+    const uint64_t HMUL "FV_HMUL"
 
 
 cdef inline uint64_t _key_hash(uint32_t iface, uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport,

@@ -218,25 +218,15 @@ cdef extern from *:
         return ((h >> 32) * n) >> 32;   /* n < 2**32 here */
     #endif
     }
-    #define FT_HMUL 0x9E3779B97F4A7C15ULL
-    #define FT_M1 0xFF51AFD7ED558CCDULL
-    #define FT_M2 0xC4CEB9FE1A85EC53ULL
     """
     void ft_prefetch_w(const void* p) noexcept nogil
     uint64_t ft_range(uint64_t h, uint64_t n) noexcept nogil
-    const uint64_t HMUL "FT_HMUL"
-    const uint64_t M1 "FT_M1"
-    const uint64_t M2 "FT_M2"
 
 
-cdef inline uint64_t _mix(uint64_t x) noexcept nogil:
-    # murmur3's 64-bit finaliser: every input bit affects every output bit
-    x ^= x >> 33
-    x *= M1
-    x ^= x >> 33
-    x *= M2
-    x ^= x >> 33
-    return x
+cdef extern from "fv_hash.h":
+    # the one mix of every fastvpc hash table (_kernels/fv_hash.h); pickled slots depend on it
+    uint64_t _mix "fv_mix64"(uint64_t x) noexcept nogil
+    const uint64_t HMUL "FV_HMUL"
 
 
 cdef inline uint64_t _tuple_hash(uint8_t proto, uint32_t lo, uint32_t hi, uint16_t plo, uint16_t phi) noexcept nogil:

@@ -55,7 +55,7 @@ cdef extern from *:
     static inline int ft_atomic_take(int* f) { return (int)_InterlockedExchange((volatile long*)f, 1); }
     static inline void ft_atomic_give(int* f) { _InterlockedExchange((volatile long*)f, 0); }
     #endif
-    /* ft_range, ft_prefetch_w, FT_HMUL/FT_M1/FT_M2: _flowtable.pxd (the hashing is inline there) */
+    /* ft_range, ft_prefetch_w: _flowtable.pxd; the mix and FV_HMUL: _kernels/fv_hash.h (the hashing is inline) */
     /* ft_tcp_next, ft_tmo_field, FT_NS, FT_BYTES_MASK, FT_IV, FT_IG: _flowtable.pxd (ft_step is inline there) */
     #define FT_CHUNK 256
     #ifndef FT_DIST

@@ -26,6 +26,7 @@ cdef extern from *:
     """
     #include <string.h>
     #include <stdint.h>
+    #include "fv_hash.h"      /* fv_mix64: the one mix of every fastvpc hash table */
     #define NAT_FRAGS 4096
     #define NAT_PORT_MIN 1024
     #define NAT_PORT_MAX 65535
@@ -74,12 +75,8 @@ cdef extern from *:
         uint64_t mask;
     } NatView;
 
-    static inline uint64_t nat_mix(uint64_t x) {
-        x ^= x >> 33; x *= 0xff51afd7ed558ccdULL; x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53ULL; x ^= x >> 33;
-        return x;
-    }
     static inline uint64_t nat_h5(uint32_t nat, uint8_t proto, uint32_t a, uint16_t pa, uint32_t r, uint16_t pr) {
-        return nat_mix(((uint64_t)nat << 32 | a) ^ nat_mix(((uint64_t)r << 32) | ((uint64_t)pa << 16) | pr)
+        return fv_mix64(((uint64_t)nat << 32 | a) ^ fv_mix64(((uint64_t)r << 32) | ((uint64_t)pa << 16) | pr)
                        ^ ((uint64_t)proto << 56));
     }
     static inline uint64_t nat_hin(const NatB* b) {
