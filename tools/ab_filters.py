@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import gc
 import pickle
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -42,7 +41,7 @@ CACHE = Path("/tmp/fastvpc_ab/filters.pkl")
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "tools"))
 
-from ab_forward import load_so  # noqa: E402
+from _ab import load_extension, load_so, summary  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,16 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fresh", action="store_true", help=f"rebuild the workload (else read {CACHE} if there)")
     a = ap.parse_args(argv)
     if a.flowtable:
-        import importlib.machinery
-        import importlib.util
-
-        name = "fastvpc.dataplane._flowtable"
-        loader = importlib.machinery.ExtensionFileLoader(name, a.flowtable)
-        spec = importlib.util.spec_from_file_location(name, a.flowtable, loader=loader)
-        assert spec is not None
-        ft = importlib.util.module_from_spec(spec)
-        sys.modules[name] = ft
-        loader.exec_module(ft)
+        load_extension(a.flowtable, "fastvpc.dataplane._flowtable", register=True)
     import fastvpc as fv
     from test_bench_filters import T0
 
@@ -163,15 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  flow tables equal (every entry): {eq}")
                 rc |= not eq
             rc |= not same
-        med = {k: n / statistics.median(v) / 1e6 for k, v in times.items()}
-        best = {k: n / min(v) / 1e6 for k, v in times.items()}
-        for k in builds:
-            print(f"  {k}: median {med[k]:.2f} M frames/s ({statistics.median(times[k]) * 1e3:.1f} ms), "
-                  f"best {best[k]:.2f} M frames/s")
-        if len(builds) == 2:
-            pair = statistics.median(o / w for o, w in zip(times["old"], times["new"]))
-            print(f"  new/old: medians {med['new'] / med['old']:.3f}, best {best['new'] / best['old']:.3f}, "
-                  f"median of per-round ratios {pair:.3f}", flush=True)
+        print("\n".join(summary(times, n, indent="  ")), flush=True)
     return rc
 
 

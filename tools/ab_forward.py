@@ -22,10 +22,7 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib.machinery
-import importlib.util
 import pickle
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -34,20 +31,11 @@ from typing import Any
 
 import numpy as np
 
+from _ab import load_so, summary
+
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path("/tmp/fastvpc_ab/bench.pkl")
 N = 65536
-
-
-def load_so(path: str, alias: str) -> ModuleType:
-    """Load a copy of the ``forward`` extension from ``path`` under ``<alias>.forward``."""
-    name = f"{alias}.forward"   # the init symbol is PyInit_forward: the last name part must stay
-    loader = importlib.machinery.ExtensionFileLoader(name, path)
-    spec = importlib.util.spec_from_file_location(name, path, loader=loader)
-    assert spec is not None
-    mod = importlib.util.module_from_spec(spec)
-    loader.exec_module(mod)
-    return mod
 
 
 def prepare(path: Path = CACHE, edge: bool = False) -> None:
@@ -133,14 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"outputs identical: {same}")
         if not same:
             return 1
-    med = {k: N / statistics.median(v) / 1e6 for k, v in times.items()}
-    best = {k: N / min(v) / 1e6 for k, v in times.items()}
-    for k in builds:
-        print(f"{k}: median {med[k]:.2f} M frames/s, best {best[k]:.2f} M frames/s ({a.rounds} rounds)")
-    if len(builds) == 2:
-        pair = statistics.median(o / n for o, n in zip(times["old"], times["new"]))
-        print(f"new/old: medians {med['new'] / med['old']:.3f}, best {best['new'] / best['old']:.3f}, "
-              f"median of per-round ratios {pair:.3f}")
+    print("\n".join(summary(times, N)))
     return 0
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -31,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from ab_forward import load_so  # noqa: E402
+from _ab import load_so, summary  # noqa: E402
 
 
 def takes_nat_arrays(mod: ModuleType, tables: object) -> bool:
@@ -111,15 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"outputs identical: {same}")
         if not same:
             return 1
-    med = {k: N / statistics.median(v) / 1e6 for k, v in times.items()}
-    best = {k: N / min(v) / 1e6 for k, v in times.items()}
-    for k in builds:
-        print(f"{k}: median {med[k]:.2f} M frames/s ({statistics.median(times[k]) * 1e3:.2f} ms), best "
-              f"{best[k]:.2f} M frames/s ({a.rounds} rounds, NAT arrays: {nat[k]})")
-    if len(builds) == 2:
-        pair = statistics.median(o / n for o, n in zip(times["old"], times["new"]))
-        print(f"new/old: medians {med['new'] / med['old']:.3f}, best {best['new'] / best['old']:.3f}, "
-              f"median of per-round ratios {pair:.3f}")
+    print("\n".join(summary(times, N, extra={k: f"NAT arrays: {nat[k]}" for k in builds})))
     return 0
 
 
