@@ -22,6 +22,7 @@ from fastvpc import packets as pk
 from fastvpc.compiler import ROUTE_ENI, ROUTE_NAT, ROUTE_PEERING
 from fastvpc.dataplane import _rebuild, _validate
 from fastvpc.errors import FastVpcError, SnapshotError
+from nat_net import nat_network
 
 RICH = """
 import fastvpc as fv
@@ -360,18 +361,9 @@ def test_random_byte_flips_never_crash_hang_or_change_a_verdict(seed, protocol):
 
 
 def _nat_snapshot() -> fv.Dataplane:
-    net = fv.Network()
-    vpc = net.add_vpc("10.0.0.0/16", name="v")
-    web = vpc.add_subnet("10.0.1.0/24", name="web")
-    app = vpc.add_subnet("10.0.2.0/24", name="app")
-    igw = vpc.add_internet_gateway(name="igw")
-    vpc.main_route_table.add_route("0.0.0.0/0", igw)
-    nat = web.add_nat_gateway(name="nat", address=net.allocate_address("203.0.113.30"))
-    rt = vpc.add_route_table(name="private")
-    rt.add_route("0.0.0.0/0", nat)
-    app.associate(rt)
-    app.add_eni("10.0.2.10", name="a1")
-    return net.compile()
+    w = nat_network()
+    w.app.add_eni("10.0.2.10", name="a1")
+    return w.net.compile()
 
 
 @pytest.mark.parametrize("tag_name, value", [("HK_NATSUB", 2), ("HK_NATSUB", 1 << 40), ("HK_NATIP", 1 << 29)])

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 import fastvpc as fv
 from frames import assert_checksums as _assert_checksums
+from nat_net import nat_network
 from fastvpc.dataplane.state import FlowTableError
 from fastvpc.reference import ReferenceForwarder
 from fastvpc.testing import assert_same_verdicts, fresh_states, nat_rows, nat_scenarios
@@ -37,22 +38,10 @@ def assert_checksums(buf: bytes) -> Ether:
 
 
 def world(private_nat: bool = False):
-    net = fv.Network()
-    vpc = net.add_vpc("10.0.0.0/16", name="v")
-    web = vpc.add_subnet("10.0.1.0/24", name="web")
-    app = vpc.add_subnet("10.0.2.0/24", name="app")
-    igw = vpc.add_internet_gateway(name="igw")
-    vpc.main_route_table.add_route("0.0.0.0/0", igw)
-    if private_nat:
-        nat = web.add_nat_gateway(name="nat", connectivity="private")
-    else:
-        nat = web.add_nat_gateway(name="nat", address=net.allocate_address(EIP))
-    rt = vpc.add_route_table(name="private")
-    rt.add_route("0.0.0.0/0", nat)
-    app.associate(rt)
-    a1 = app.add_eni("10.0.2.10", name="a1")
-    a2 = app.add_eni("10.0.2.11", name="a2")
-    return net, igw, nat, a1, a2
+    w = nat_network(private=private_nat, eip=EIP)
+    a1 = w.app.add_eni("10.0.2.10", name="a1")
+    a2 = w.app.add_eni("10.0.2.11", name="a2")
+    return w.net, w.igw, w.nat, a1, a2
 
 
 def out_frame(eni, l4, dst="8.8.8.8", **ip):

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import warnings
 
-import fastvpc as fv
 from frames import assert_checksums
+from nat_net import nat_network
 from fastvpc.reference import ReferenceFlowTable, ReferenceForwarder
 from fastvpc.verdicts import Action, DropReason
 
@@ -24,18 +24,9 @@ NS = 1_000_000_000
 
 
 def world():
-    net = fv.Network()
-    vpc = net.add_vpc("10.0.0.0/16", name="v")
-    web = vpc.add_subnet("10.0.1.0/24", name="web")
-    app = vpc.add_subnet("10.0.2.0/24", name="app")
-    igw = vpc.add_internet_gateway(name="igw")
-    vpc.main_route_table.add_route("0.0.0.0/0", igw)
-    nat = web.add_nat_gateway(name="nat", address=net.allocate_address("203.0.113.30"))
-    rt = vpc.add_route_table(name="private")
-    rt.add_route("0.0.0.0/0", nat)
-    app.associate(rt)
-    a1 = app.add_eni("10.0.2.10", name="a1")
-    return net, igw, nat, a1
+    w = nat_network()
+    a1 = w.app.add_eni("10.0.2.10", name="a1")
+    return w.net, w.igw, w.nat, a1
 
 
 def fwd(net, frame, port, state, now):
