@@ -532,6 +532,8 @@ cdef inline uint8_t ft_step(FtView* v, const FtPkt* p, uint32_t length, int64_t 
                     break
                 st = e.state
                 if p.kind == FT_K_UDP:
+                    # the UDP transition; its twin is in _ft_step_full (one inline helper for both made
+                    # GCC lay this pass out worse: 0.82-0.93x, BENCHMARKS.md "Filters", two threads round)
                     dirn = FT_REPLY if p.from_hi != (e.flags & FT_F_ORIG_HI) else FT_ORIGINAL
                     if dirn == FT_REPLY:
                         if st == FT_S_UDP_UNREPLIED:
@@ -606,6 +608,7 @@ cdef inline uint8_t _ft_step_full(FtView* v, const FtPkt* p, uint32_t length, in
                 else:
                     ns = st if (nxt == FT_IV or nxt == FT_IG) else <uint8_t>nxt
             elif p.kind == FT_K_UDP:
+                # the UDP transition, twin of ft_step's fast path (kept apart on purpose: see there)
                 if dirn == FT_REPLY:
                     if st == FT_S_UDP_UNREPLIED:
                         ns = FT_S_UDP_REPLIED
