@@ -7,22 +7,14 @@ import pickle
 
 import fastvpc as fv
 from fastvpc import packets as pk
+from nat_net import nat_network
 
 
 def _net() -> fv.Network:
-    net = fv.Network()
-    vpc = net.add_vpc("10.0.0.0/16", name="v")
-    web = vpc.add_subnet("10.0.1.0/24", name="web")
-    app = vpc.add_subnet("10.0.2.0/24", name="app")
-    igw = vpc.add_internet_gateway(name="igw")
-    vpc.main_route_table.add_route("0.0.0.0/0", igw)
-    nat = web.add_nat_gateway(name="nat", address=net.allocate_address("203.0.113.30"))
-    rt = vpc.add_route_table(name="private")
-    rt.add_route("0.0.0.0/0", nat)
-    app.associate(rt)
-    web.add_eni("10.0.1.10", name="w1", public_ip="203.0.113.10")
-    app.add_eni("10.0.2.10", name="a1")
-    return net
+    w = nat_network()
+    w.web.add_eni("10.0.1.10", name="w1", public_ip="203.0.113.10")
+    w.app.add_eni("10.0.2.10", name="a1")
+    return w.net
 
 
 def test_flows_and_bindings_map_back_to_their_owners():
