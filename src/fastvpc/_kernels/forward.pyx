@@ -230,7 +230,7 @@ cdef inline void route_one(Mode* mode,          # IN  the variant (a type only)
                            int32_t rt,          # IN  its global route index from the batch LPM (-1: none)
                            int64_t i,           # IN  frame index
                            uint8_t* action, uint8_t* reason, int32_t* egress, int32_t* route_out,   # OUT [i]
-                           const FtView* v,     # ModePlain: the FlowTable (NAT gateways), else NULL
+                           const FtView* v,     # ModePlain: the FlowTable (NAT gateways) or NULL; unread by the others
                            const FtPkt* ke,     # ModeState: IN  the frame's sender-side key (CT_E: made in loop 1)
                            FtPkt* ki,           # ModeState: OUT the frame's receiver-side table key (NULL: none made)
                            ) noexcept nogil:
@@ -510,22 +510,20 @@ cdef void ct_pass(const FwdTables* t,
                   int64_t lo,               # IN  the chunk's first frame index
                   const int64_t* now,       # IN  ns per frame (now_step 1) or for all (now_step 0)
                   int64_t now_step,
-                  FtPkt* ke,                # IN  per chunk frame: sender-side keys (made by loop 1)
-                  FtPkt* ki,                # IN/OUT receiver-side keys (CT_I; made here for a gateway's frame)
+                  FtPkt* pe,                # IN  per chunk frame: sender-side keys (made by loop 1)
+                  FtPkt* pi,                # IN/OUT receiver-side keys (CT_I; made here for a gateway's frame)
                   ) noexcept nogil:
     """The table steps of nc frames in frame order: each frame's egress step at its sender, then (if it
     was delivered) its ingress step at the receiver; FT_MISS / FT_FULL become the verdict.  The rules
     (sg_eval) are evaluated here, only for a step that finds no live entry (FT_LATER): a packet of a
     tracked flow is admitted whatever they say, so they would be evaluated for nothing."""
-    cdef FtPkt* pe = ke
-    cdef FtPkt* pi = ki
     cdef const FtTimeouts* tmo = <const FtTimeouts*>t.ct_timeouts
     cdef int64_t k, j, tn
     cdef Pkt* p
     cdef const Flt* x
     cdef const FiltRec* fs
     cdef const FiltRec* fr
-    cdef uint8_t fl, code, dirn, st, a
+    cdef uint8_t code, dirn, st, a
     # loop 1 / route_one made the keys of frames from ENIs (parked with them on several threads); a
     # frame from a gateway's port (edge_ingress, decided in loop 1) has only a receiver step, whose key
     # is made here
@@ -533,10 +531,7 @@ cdef void ct_pass(const FwdTables* t,
         j = ct_i[k]
         x = &fx[j]
         if (x.ct & CT_I) and not (x.ct & CT_E):
-            p = &pk[j]
-            fl = p.h.tcp_flags if p.h.proto == IPPROTO_TCP else (p.h.icmp_type if p.h.proto == IPPROTO_ICMP else 0)
-            ft_make_pkt(&pi[j], t.eni_filt[p.out_eni].ident, 0, p.h.proto, p.h.src, p.h.dst, p.h.sport,
-                        p.h.dport, fl)
+            ct_make_key(t, &pk[j], t.eni_filt[pk[j].out_eni].ident, &pi[j])
     # the slots FV_CT_DIST frames ahead are in flight while a frame's steps are made
     for k in range(nc if nc < FV_CT_DIST else FV_CT_DIST):
         ct_prefetch(v, fx[ct_i[k]].ct, pe, pi, ct_i[k])
