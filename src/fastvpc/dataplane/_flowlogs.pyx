@@ -147,10 +147,8 @@ def reason_log_kinds() -> bytes:
 
 # ----------------------------------------------------------------------------- hashing
 
-cdef extern from "fv_hash.h":
-    # the one mix of every fastvpc hash table (_kernels/fv_hash.h; the FlowTable's and the NAT bindings')
-    uint64_t _mix "fv_mix64"(uint64_t x) noexcept nogil
-    const uint64_t HMUL "FV_HMUL"
+# the one mix of every fastvpc hash table (_kernels/hashing.pxd); pickled slots depend on it
+from fastvpc._kernels.hashing cimport fv_mix64 as _mix, FV_HMUL as HMUL
 
 
 cdef inline uint64_t _key_hash(uint32_t iface, uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport,

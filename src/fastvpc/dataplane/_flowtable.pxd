@@ -223,10 +223,8 @@ cdef extern from *:
     uint64_t ft_range(uint64_t h, uint64_t n) noexcept nogil
 
 
-cdef extern from "fv_hash.h":
-    # the one mix of every fastvpc hash table (_kernels/fv_hash.h); pickled slots depend on it
-    uint64_t _mix "fv_mix64"(uint64_t x) noexcept nogil
-    const uint64_t HMUL "FV_HMUL"
+# the one mix of every fastvpc hash table (_kernels/hashing.pxd); pickled slots depend on it
+from fastvpc._kernels.hashing cimport fv_mix64 as _mix, FV_HMUL as HMUL
 
 
 cdef inline uint64_t _tuple_hash(uint8_t proto, uint32_t lo, uint32_t hi, uint16_t plo, uint16_t phi) noexcept nogil:
