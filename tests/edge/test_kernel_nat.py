@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import fastvpc as fv
 from frames import assert_checksums as _assert_checksums
-from nat_net import nat_network
+from nat_net import EIP, nat_network
 from fastvpc.dataplane.state import FlowTableError
 from fastvpc.reference import ReferenceForwarder
 from fastvpc.testing import assert_same_verdicts, fresh_states, nat_rows, nat_scenarios
@@ -29,7 +29,6 @@ with warnings.catch_warnings():
 
 NS = 1_000_000_000
 OUTSIDE_MAC = "02:99:00:00:00:01"
-EIP = "203.0.113.30"
 
 
 def assert_checksums(buf: bytes) -> Ether:
@@ -38,7 +37,7 @@ def assert_checksums(buf: bytes) -> Ether:
 
 
 def world(private_nat: bool = False):
-    w = nat_network(private=private_nat, eip=EIP)
+    w = nat_network(private=private_nat)
     a1 = w.app.add_eni("10.0.2.10", name="a1")
     a2 = w.app.add_eni("10.0.2.11", name="a2")
     return w.net, w.igw, w.nat, a1, a2
