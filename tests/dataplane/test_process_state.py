@@ -9,7 +9,7 @@ import pytest
 
 import fastvpc as fv
 from fastvpc import packets as pk
-from fastvpc.dataplane.state import FlowTableBusyError
+from fastvpc.dataplane.state import FlowState, FlowTableBusyError
 from filters_oracle import Oracle, frames_of, verdicts
 
 A, R = fv.Action, fv.DropReason
@@ -264,3 +264,37 @@ def test_the_kernel_agrees_with_the_reference_forwarder_across_chunks(net: fv.Ne
     items = list(zip(frames, ports))
     assert_same_verdicts(dp, net, items[:900], state=states, now=5 * S)
     assert_same_verdicts(dp, net, items[900:], state=states, now=50 * S)
+
+
+FIN = 0x01
+
+
+@pytest.mark.parametrize("still_allowed", [True, False])
+def test_a_tcp_reopen_from_time_wait_through_the_pass(net: fv.Network, still_allowed: bool) -> None:
+    """A connection closed to TIME_WAIT at both ENIs, then the client's SYN on the same 5-tuple: with
+    the rule still there it opens a new flow at both ENIs (SYN_SENT, first seen now); with the rule
+    revoked (recompiled) the receiver's old flow ends and the SYN is dropped SG_INGRESS, while the
+    sender's side (egress allows all) re-opens.  The table pass finds no live entry, asks the rules,
+    then makes the full step, which ends the old flow before it judges the SYN."""
+    w1, a1 = net.find("web1"), net.find("app1")
+    dp = net.compile()
+    flows = fv.FlowTable(capacity=64)
+    close = [(tcp(w1, a1, 8080, flags=SYN), w1), (tcp(a1, w1, 40000, sport=8080, flags=SYNACK), a1),
+             (tcp(w1, a1, 8080, flags=ACK), w1), (tcp(w1, a1, 8080, flags=FIN | ACK), w1),
+             (tcp(a1, w1, 40000, sport=8080, flags=FIN | ACK), a1), (tcp(w1, a1, 8080, flags=ACK), w1)]
+    r = dp.process(batch(close, [S + i for i in range(6)]), state=flows)
+    assert list(r.action) == [A.DELIVER] * 6
+    assert set(flows.flows()["state"]) == {FlowState.TCP_TIME_WAIT} and len(flows) == 2
+    if not still_allowed:
+        net.find("sg-app").revoke_ingress("tcp", 8080, net.find("sg-web"))
+        dp = net.compile()
+    r = dp.process(batch([(tcp(w1, a1, 8080, flags=SYN), w1)], [20 * S]), state=flows)
+    held = flows.flows()
+    names = dp.tracking_identities()
+    by_eni = {names[int(e)]: (FlowState(int(s)), int(f)) for e, s, f in zip(held["eni"], held["state"], held["first_seen"])}
+    if still_allowed:
+        assert r.action[0] == A.DELIVER
+        assert by_eni == {"web1": (FlowState.TCP_SYN_SENT, 20 * S), "app1": (FlowState.TCP_SYN_SENT, 20 * S)}
+    else:
+        assert (r.action[0], r.reason[0]) == (A.DROP, R.SG_INGRESS)
+        assert by_eni == {"web1": (FlowState.TCP_SYN_SENT, 20 * S)}

@@ -492,11 +492,10 @@ cdef inline void ct_make_key(const FwdTables* t, const Pkt* p, uint32_t ident,
 
 
 cdef inline void ct_prefetch(const FtView* v, uint8_t ct, const FtPkt* pe, const FtPkt* pi, int64_t j) noexcept nogil:
-    """The table lines frame j's steps will probe: three slots from each step's home."""
+    """The table lines frame j's steps will probe: three slots from the home.  A frame with both steps
+    probes one home for both (its two keys differ only in the ENI, which the slot hash leaves out)."""
     if ct & CT_E:
         ft_prefetch3(v, pe[j].hash)
-        if ct & CT_I:
-            ft_prefetch3(v, pi[j].hash)
     elif ct & CT_I:
         ft_prefetch3(v, pi[j].hash)
 
@@ -546,9 +545,9 @@ cdef void ct_pass(const FwdTables* t,
         if x.ct & CT_E:
             fs = sender_filt(t, p.port)      # the sender's record (== eni_filt[x.s_eni]), hot since sg_egress
             code = ft_step(v, &pe[j], p.h.tl, tn, x.adm_e, tmo + fs.tmo, &dirn, &st)
-            if code == FT_LATER:
+            if code == FT_LATER:     # no live entry: the rules decide; then the full step (no inline re-probe)
                 a = sg_eval(t, fs.sgset, DIR_EGRESS, p.h.proto, p.h.dst, x.l4)
-                code = ft_step(v, &pe[j], p.h.tl, tn, a, tmo + fs.tmo, &dirn, &st)
+                code = ft_insert_or_update(v, &pe[j], p.h.tl, tn, a, tmo + fs.tmo, &dirn, &st)
         if code == FT_MISS:
             p.route = -1             # decided at sg_egress, before the route
             drop(p, R_SG_EGRESS)
@@ -563,7 +562,7 @@ cdef void ct_pass(const FwdTables* t,
             code = ft_step(v, &pi[j], p.h.tl, tn, x.adm_i, tmo + fr.tmo, &dirn, &st)
             if code == FT_LATER:
                 a = sg_eval(t, fr.sgset, DIR_INGRESS, p.h.proto, p.h.src, x.l4)
-                code = ft_step(v, &pi[j], p.h.tl, tn, a, tmo + fr.tmo, &dirn, &st)
+                code = ft_insert_or_update(v, &pi[j], p.h.tl, tn, a, tmo + fr.tmo, &dirn, &st)
             if code == FT_MISS:
                 drop(p, R_SG_INGRESS)
             elif code == FT_FULL:

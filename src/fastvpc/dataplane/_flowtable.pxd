@@ -51,8 +51,10 @@ cdef enum:
     FT_PASS = 4           # no tracked flow, admitted by the rules, opens none (lone SYN-ACK/FIN/RST,
                           # ICMP reply or error, untracked flow)
     FT_LATER = 5          # (admitted == FT_ADMIT_LATER only) no live entry of the flow: evaluate the
-                          # rules and call again with their answer; nothing else was changed (a TCP
-                          # re-open's deletion of the old TIME_WAIT/CLOSE entry is the same either way)
+                          # rules and call again with their answer (ft_insert_or_update: the inline
+                          # probe of ft_step would find nothing again).  ft_step changes nothing but the
+                          # clock then; the full step may already have deleted a TCP re-open's old
+                          # TIME_WAIT/CLOSE entry, which the second step deletes otherwise: the same
 
 cdef enum:
     FT_ORIGINAL = 0
@@ -150,7 +152,7 @@ cdef struct FtTimeouts:
 
 # A packet's normalised key, hash and role, made once by ft_make_pkt (32 bytes).
 cdef struct FtPkt:
-    uint64_t hash         # slot hash (ENI, zone, symmetric flow hash)
+    uint64_t hash         # slot hash (zone, symmetric flow hash; not the ENI: _slot_hash)
     uint32_t eni
     uint32_t a
     uint32_t b
@@ -258,8 +260,15 @@ cdef inline uint64_t ft_flow_hash(uint8_t proto, uint32_t src, uint32_t dst, uin
     return _tuple_hash(proto, src, dst, 0, 0)
 
 
-cdef inline uint64_t _slot_hash(uint64_t flow_hash, uint32_t eni, uint8_t zone) noexcept nogil:
-    return _mix(flow_hash + ((<uint64_t>eni << 8) | zone) * HMUL)
+cdef inline uint64_t _slot_hash(uint64_t flow_hash, uint8_t zone) noexcept nogil:
+    # The ENI is deliberately not hashed: a flow between two ENIs is tracked at both (the sender's
+    # egress step and the receiver's ingress step of one frame), and with one home slot for both
+    # entries the two steps probe the same one or two cache lines instead of two random ones
+    # (BENCHMARKS.md "Filters", the shared-home round).  The key compare still includes the ENI; a
+    # flow's 5-tuple is held by at most the two ENIs whose addresses it carries (a source address is
+    # the sender's own: the ingress stage drops others), so a home gains at most one entry per VPC
+    # that shares the addresses (overlapping CIDRs), which leaves the probe lengths as they were.
+    return _mix(flow_hash + zone * HMUL)
 
 
 cdef inline uint8_t _icmp_request_of(uint8_t t) noexcept nogil:
@@ -321,7 +330,7 @@ cdef inline void ft_make_pkt(FtPkt* p, uint32_t eni, uint8_t zone, uint8_t proto
         else:
             p.a = src
             p.b = dst
-    p.hash = _slot_hash(ft_flow_hash(proto, src, dst, sport, dport), eni, zone)
+    p.hash = _slot_hash(ft_flow_hash(proto, src, dst, sport, dport), zone)
 
 
 cdef inline void ft_prefetch(const FtView* v, uint64_t hash) noexcept nogil:
@@ -343,16 +352,10 @@ cdef inline void ft_prefetch3(const FtView* v, uint64_t hash) noexcept nogil:
 
 
 cdef inline void ft_pkt_at(FtPkt* k, const FtPkt* src, uint32_t eni) noexcept nogil:
-    """``src``'s key at another ENI: the same flow's normalised key and role, copied instead of made
-    again by ft_make_pkt; only the slot hash is computed (from the normalised key, as _entry_hash)."""
-    cdef uint64_t fh
+    """``src``'s key at another ENI: the same flow's normalised key, role and slot hash (the slot hash
+    does not depend on the ENI: _slot_hash), copied instead of made again by ft_make_pkt."""
     k[0] = src[0]
     k.eni = eni
-    if k.proto == 1:
-        fh = _tuple_hash(1, k.a, k.b, k.pa, 0) if k.a <= k.b else _tuple_hash(1, k.b, k.a, k.pa, 0)
-    else:
-        fh = _tuple_hash(k.proto, k.a, k.b, k.pa, k.pb)
-    k.hash = _slot_hash(fh, eni, k.zone)
 
 
 # ----------------------------------------------------------------------------- inline: the table step
@@ -564,6 +567,13 @@ cdef inline uint8_t ft_step(FtView* v, const FtPkt* p, uint32_t length, int64_t 
                 state[0] = ns
                 return FT_HIT
             i = _next(i, n)
+    if admitted == FT_ADMIT_LATER:
+        # no live entry (empty slot, expired entry, TCP re-open, ICMP error): the full step would only
+        # probe again to say so.  A re-open's old entry is left for the caller's second step (the full
+        # one, ft_insert_or_update, with the rules' answer), which deletes it before it judges the SYN
+        direction[0] = FT_ORIGINAL
+        state[0] = FT_S_NONE
+        return FT_LATER
     return ft_insert_or_update(v, p, length, now, admitted, t, direction, state)
 
 

@@ -81,7 +81,7 @@ cdef inline uint64_t _entry_hash(const FtEntry* e) noexcept nogil:
             fh = _tuple_hash(1, e.b, e.a, e.pa, 0)
     else:
         fh = _tuple_hash(e.proto, e.a, e.b, e.pa, e.pb)    # stored normalised already
-    return _slot_hash(fh, e.eni, e.zone)
+    return _slot_hash(fh, e.zone)
 
 # ----------------------------------------------------------------------------- packets
 
