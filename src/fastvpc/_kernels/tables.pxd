@@ -22,6 +22,7 @@
 #   sg_rules    AclRule[]           the rules (acl.pxd evaluates them)
 #   sg_members  uint64[2*cap]       (group index << 32 | IP) -> 0: the members' IPs of referenced groups
 #   nacl_dirs   AclDir[2*n_nacl]    per (NACL, direction): the entry range of each protocol class
+#                                   (NACLs with the same entries share one pair of rows)
 #   nacl_rules  AclRule[]           the entries, by number
 #   sg_index, nacl_index  uint32[]  the port index of the class lists (compiler/filters.py, acl.pxd)
 #   ct_timeouts FtTimeouts[]        distinct tracking timeouts (dataplane/_flowtable.pxd)
@@ -159,7 +160,7 @@ cdef packed struct PortFilt:
     FiltRec filt          # port_filt's record of the port
 
 cdef packed struct SubnetFilt:
-    int32_t nacl          # network ACL index (AclDir rows 2*nacl + direction)
+    int32_t nacl          # the NACL's row pair (AclDir rows 2*nacl + direction; shared by equal NACLs)
     uint32_t dns          # the subnet's VPC's Amazon DNS resolver (primary CIDR base + 2): never filtered
 
 cdef packed struct AclDir:

@@ -17,14 +17,15 @@ side is ``_kernels/acl.pxd`` and ``_kernels/stages/{sg_egress,nacl_egress,nacl_i
   rule for all ports of TCP (resp. UDP) or for all protocols (``flow_is_untracked``).
 * **NACLs** per (NACL, direction): the entries in number order (first match final; no match: the
   implicit deny 32767), one list per protocol class as for the groups (an entry of another protocol
-  can never match, so each class list keeps first-match order).
+  can never match, so each class list keeps first-match order).  NACLs with the same entries share
+  one pair of rows: the kernel's NACL index (``SubnetFilt.nacl``) is the row pair, not the NACL.
 * **Tracking**: per ENI a stable 32-bit identity for the FlowTable key and an index into the
   distinct ``timeouts_record(eni.tracking)`` records.  The identity is the first 4 bytes of
   BLAKE2b(ENI name): it depends only on the name, so it survives a recompile and the ENI's place
   in the arrays.  Identities are checked for distinctness; on a clash the ENIs are taken in name
   order and each later one rehashes ``name#1``, ``name#2``, ... until its value is unused, so the
   result depends only on the set of names.
-* Per subnet: its NACL's index and its VPC's Amazon DNS resolver address (primary CIDR base + 2),
+* Per subnet: its NACL's row pair and its VPC's Amazon DNS resolver address (primary CIDR base + 2),
   which no filter stage judges (#50).
 
 * **Port index** per class list (``sg_index`` / ``nacl_index``, uint32 words; the kernel is
@@ -333,7 +334,19 @@ def compile_filters(net: Network, enis: list[Eni], subnets: list[Any], vpcs: lis
                 rows = tuple(nrows)
                 ndirs[2 * i + d, c] = _pack(nlists, rows, entries)
                 ndirs[2 * i + d, N_CLASSES + c] = len(rows)
-    nacl_dirs = np.zeros(2 * len(acls), dtype=ACL_DIR_DTYPE)
+    # NACLs of the same entries share one pair of rows (their class lists are stored once above, so
+    # their rows are equal): subnets with the same rules then read the same rows, which stay in cache,
+    # instead of one pair per NACL (1,000 subnets, 1,000 NACLs: the rows missed the cache once a frame;
+    # BENCHMARKS.md "Filters", the shared-home round).  Only the kernel's index changes: the topology,
+    # the trace and the reference still name each subnet's own NACL.
+    row_of: dict[bytes, int] = {}
+    nacl_row = np.zeros(len(acls), dtype=np.int64)
+    for i in range(len(acls)):
+        nacl_row[i] = row_of.setdefault(ndirs[2 * i:2 * i + 2].tobytes(), len(row_of))
+    keep = np.zeros(len(row_of), dtype=np.int64)
+    keep[nacl_row] = np.arange(len(acls), dtype=np.int64)      # any NACL of each row (they are equal)
+    ndirs = ndirs.reshape(len(acls), 2, 2 * N_CLASSES)[keep].reshape(2 * len(row_of), 2 * N_CLASSES)
+    nacl_dirs = np.zeros(2 * len(row_of), dtype=ACL_DIR_DTYPE)
     if acls:
         nacl_dirs["off"] = ndirs[:, :N_CLASSES]
         nacl_dirs["n"] = ndirs[:, N_CLASSES:]
@@ -374,7 +387,7 @@ def compile_filters(net: Network, enis: list[Eni], subnets: list[Any], vpcs: lis
 
     subnet_filt = np.zeros(len(subnets), dtype=SUBNET_FILT_DTYPE)
     if subnets:
-        subnet_filt["nacl"] = [aidx[id(s.network_acl)] for s in subnets]
+        subnet_filt["nacl"] = [nacl_row[aidx[id(s.network_acl)]] for s in subnets]
         subnet_filt["dns"] = [(int(s.vpc.cidr.network_address) + 2) & 0xFFFFFFFF for s in subnets]
 
     return dict(filters=True, eni_filt=eni_filt, port_filt=port_filt, subnet_filt=subnet_filt, sg_dirs=sg_dirs,
