@@ -228,3 +228,38 @@ def test_the_benchmark_shape_is_indexed_and_a_tampered_index_is_refused() -> Non
     dp2 = pickle.loads(pickle.dumps(dp))
     assert np.array_equal(dp2.process(fv.FrameBatch.from_frames([udp(5000), udp(150)], port=[a.port] * 2)).reason,
                           res.reason[[0, 3]])
+
+
+@pytest.mark.parametrize("n_rules", [3, 20, 23, 30, 60])
+def test_counted_and_bisected_blocks_find_the_same_piece(n_rules: int) -> None:
+    """acl_candidates counts the cuts of a block of at most 48 and bisects a longer one (a NACL of
+    n_rules single-port UDP entries has 2 * n_rules + 1 cuts): a group and a NACL of those rules (every second one to an odd port, so
+    the cuts are all distinct), probed at every rule's port, its neighbours and the range ends, give
+    the oracle's verdicts either way."""
+    net = fv.Network()
+    vpc = net.add_vpc("10.0.0.0/16", name="v")
+    s1, s2 = vpc.add_subnet("10.0.1.0/24", name="s1"), vpc.add_subnet("10.0.2.0/24", name="s2")
+    g = vpc.add_security_group(name="g")
+    ports = [1000 + 7 * k + (k % 2) for k in range(n_rules)]
+    for k, p in enumerate(ports):
+        g.authorize_ingress("udp", p, "10.0.0.0/16" if k % 3 else "10.0.1.0/24")
+    acl = vpc.add_network_acl(name="a")
+    for k, p in enumerate(ports[:40]):     # AWS's most entries a direction; the rest: implicit deny
+        acl.add_entry(1 + k, "ingress", "deny" if k % 4 == 1 else "allow", "udp", p, "10.0.0.0/16")
+    acl.add_entry(1, "egress", "allow", "all", None, "0.0.0.0/0")
+    s2.associate_network_acl(acl)
+    a = s1.add_eni("10.0.1.10", security_groups=[g])
+    b = s2.add_eni("10.0.2.10", security_groups=[g])
+    dp = net.compile()
+    ct = dp._compiled
+    nb = {int(ct.nacl_index[int(w)]) for w in ct.nacl_index[:4 * ct.nacl_dirs.size] if w != cf.NO_INDEX}
+    if n_rules >= 5:                       # indexed; counted up to 23 rules, bisected from 24
+        assert (max(nb) <= 48) == (n_rules <= 23)
+    probes = sorted({q for p in ports for q in (p - 1, p, p + 1)} | {0, 1, 65534, 65535})
+    frames = [eth(a, pk.udp(a.ip, b.ip, 40000, q)) for q in probes]
+    want, want_frames = Oracle(net, dp).run(frames, [a.port] * len(frames))
+    res = dp.process(fv.FrameBatch.from_frames(frames, port=[a.port] * len(frames)))
+    assert verdicts(res) == want and frames_of(res) == want_frames
+    got = dict(zip(probes, res.action))
+    assert all(got[p] == (fv.Action.DROP if k % 4 == 1 or k >= 40 else fv.Action.DELIVER) for k, p in enumerate(ports))
+    assert got[0] == got[65535] == fv.Action.DROP
