@@ -6,6 +6,8 @@ edges 0 and 65535, overlapping ranges, ICMP type / code, all-protocol rules, gro
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -174,22 +176,31 @@ def test_indexed_and_linear_lists_give_the_oracles_verdicts(monkeypatch: pytest.
     assert verdicts(dp.process(b, state=flows)) == want_s
 
 
-def test_the_benchmark_shape_is_indexed_and_a_tampered_index_is_refused() -> None:
+def _pair(rules: Callable[[Any, Any], None]) -> tuple[fv.Network, Any, fv.Eni, fv.Eni]:
+    """A VPC of two subnets, an ENI in each in group g, the second subnet's NACL a; ``rules(g, a)`` fills
+    them.  Returns the network, its compile and the two ENIs."""
     net = fv.Network()
     vpc = net.add_vpc("10.0.0.0/16", name="v")
     s1, s2 = vpc.add_subnet("10.0.1.0/24", name="s1"), vpc.add_subnet("10.0.2.0/24", name="s2")
     g = vpc.add_security_group(name="g")
-    for p in range(5000, 5012):
-        g.authorize_ingress("udp", p, "10.0.0.0/16")
     acl = vpc.add_network_acl(name="a")
-    for k in range(10):
-        acl.add_entry(10 + k, "ingress", "deny", "udp", (100 + k, 200 + k), "10.0.0.0/16")
-    acl.add_entry(300, "ingress", "allow", "all", None, "10.0.0.0/8")
-    acl.add_entry(300, "egress", "allow", "all", None, "10.0.0.0/8")
+    rules(g, acl)
     s2.associate_network_acl(acl)
     a = s1.add_eni("10.0.1.10", security_groups=[g])
     b = s2.add_eni("10.0.2.10", security_groups=[g])
-    dp = net.compile()
+    return net, net.compile(), a, b
+
+
+def test_the_benchmark_shape_is_indexed_and_a_tampered_index_is_refused() -> None:
+    def rules(g: Any, acl: Any) -> None:
+        for p in range(5000, 5012):
+            g.authorize_ingress("udp", p, "10.0.0.0/16")
+        for k in range(10):
+            acl.add_entry(10 + k, "ingress", "deny", "udp", (100 + k, 200 + k), "10.0.0.0/16")
+        acl.add_entry(300, "ingress", "allow", "all", None, "10.0.0.0/8")
+        acl.add_entry(300, "egress", "allow", "all", None, "10.0.0.0/8")
+
+    _, dp, a, b = _pair(rules)
     ct = dp._compiled
     assert (ct.sg_index[:4 * ct.sg_dirs.size] != cf.NO_INDEX).any()
     assert (ct.nacl_index[:4 * ct.nacl_dirs.size] != cf.NO_INDEX).any()
@@ -236,21 +247,16 @@ def test_counted_and_bisected_blocks_find_the_same_piece(n_rules: int) -> None:
     n_rules single-port UDP entries has 2 * n_rules + 1 cuts): a group and a NACL of those rules (every second one to an odd port, so
     the cuts are all distinct), probed at every rule's port, its neighbours and the range ends, give
     the oracle's verdicts either way."""
-    net = fv.Network()
-    vpc = net.add_vpc("10.0.0.0/16", name="v")
-    s1, s2 = vpc.add_subnet("10.0.1.0/24", name="s1"), vpc.add_subnet("10.0.2.0/24", name="s2")
-    g = vpc.add_security_group(name="g")
     ports = [1000 + 7 * k + (k % 2) for k in range(n_rules)]
-    for k, p in enumerate(ports):
-        g.authorize_ingress("udp", p, "10.0.0.0/16" if k % 3 else "10.0.1.0/24")
-    acl = vpc.add_network_acl(name="a")
-    for k, p in enumerate(ports[:40]):     # AWS's most entries a direction; the rest: implicit deny
-        acl.add_entry(1 + k, "ingress", "deny" if k % 4 == 1 else "allow", "udp", p, "10.0.0.0/16")
-    acl.add_entry(1, "egress", "allow", "all", None, "0.0.0.0/0")
-    s2.associate_network_acl(acl)
-    a = s1.add_eni("10.0.1.10", security_groups=[g])
-    b = s2.add_eni("10.0.2.10", security_groups=[g])
-    dp = net.compile()
+
+    def rules(g: Any, acl: Any) -> None:
+        for k, p in enumerate(ports):
+            g.authorize_ingress("udp", p, "10.0.0.0/16" if k % 3 else "10.0.1.0/24")
+        for k, p in enumerate(ports[:40]):     # AWS's most entries a direction; the rest: implicit deny
+            acl.add_entry(1 + k, "ingress", "deny" if k % 4 == 1 else "allow", "udp", p, "10.0.0.0/16")
+        acl.add_entry(1, "egress", "allow", "all", None, "0.0.0.0/0")
+
+    net, dp, a, b = _pair(rules)
     ct = dp._compiled
     nb = {int(ct.nacl_index[int(w)]) for w in ct.nacl_index[:4 * ct.nacl_dirs.size] if w != cf.NO_INDEX}
     if n_rules >= 5:                       # indexed; counted up to 23 rules, bisected from 24
