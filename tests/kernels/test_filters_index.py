@@ -244,9 +244,9 @@ def test_the_benchmark_shape_is_indexed_and_a_tampered_index_is_refused() -> Non
 @pytest.mark.parametrize("n_rules", [3, 20, 23, 30, 60])
 def test_counted_and_bisected_blocks_find_the_same_piece(n_rules: int) -> None:
     """acl_candidates counts the cuts of a block of at most 48 and bisects a longer one (a NACL of
-    n_rules single-port UDP entries has 2 * n_rules + 1 cuts): a group and a NACL of those rules (every second one to an odd port, so
-    the cuts are all distinct), probed at every rule's port, its neighbours and the range ends, give
-    the oracle's verdicts either way."""
+    n_rules single-port UDP entries has 2 * n_rules + 1 cuts).  A group and a NACL of n_rules rules on
+    ports 7 apart (so every cut is distinct), probed at every rule's port, its neighbours and the range
+    ends, give the oracle's verdicts either way."""
     ports = [1000 + 7 * k + (k % 2) for k in range(n_rules)]
 
     def rules(g: Any, acl: Any) -> None:

@@ -91,8 +91,9 @@ cdef inline uint64_t acl_candidates(const uint32_t* ix,   # IN  sg_index / nacl_
     cdef const uint32_t* cuts = ix + blk + 1
     cdef uint32_t b = 0, n = nb, half, m, k
     if nb <= ACL_COUNT_CUTS:
-        # b = the number of cuts <= l4 (the piece), counted: no branch on the data, and GCC vectorises
-        # the count (a binary search's branches follow the packet's port: unpredictable in real traffic)
+        # b = the number of cuts <= l4 (the piece), counted: no branch on the data (a binary search's
+        # branches follow the packet's port: unpredictable in real traffic).  GCC does not vectorise
+        # this loop; a vector-extension version measured no faster (BENCHMARKS.md, shared-home round)
         for k in range(nb):
             b += cuts[k] <= l4
     else:

@@ -51,10 +51,10 @@ cdef enum:
     FT_PASS = 4           # no tracked flow, admitted by the rules, opens none (lone SYN-ACK/FIN/RST,
                           # ICMP reply or error, untracked flow)
     FT_LATER = 5          # (admitted == FT_ADMIT_LATER only) no live entry of the flow: evaluate the
-                          # rules and call again with their answer (ft_insert_or_update: the inline
-                          # probe of ft_step would find nothing again).  ft_step changes nothing but the
-                          # clock then; the full step may already have deleted a TCP re-open's old
-                          # TIME_WAIT/CLOSE entry, which the second step deletes otherwise: the same
+                          # rules and call again with their answer, through ft_insert_or_update (an
+                          # inline re-probe would find nothing again).  ft_step answers it changing only
+                          # the clock; ft_insert_or_update answers it after deleting a TCP re-open's old
+                          # TIME_WAIT/CLOSE entry, which the second call deletes otherwise: the same
 
 cdef enum:
     FT_ORIGINAL = 0
