@@ -223,12 +223,17 @@ def test_the_benchmark_shape_is_indexed_and_a_tampered_index_is_refused() -> Non
         blk = int(ix[first])
         m = blk + 1 + int(ix[blk])
         m += m & 1
-        for edit in ("head", "mask", "cuts"):
+        nb = int(ix[blk])
+        assert nb > cf.BUCKET_MIN                     # these blocks have a bucket table
+        w = m + 2 * (nb + 1)
+        for edit in ("head", "mask", "cuts", "bucket"):
             bad = ix.copy()
             if edit == "head":
                 bad[first] = ix.size + 10             # a block past the end
             elif edit == "mask":
                 bad[m] = 0xFFFFFFFF                   # a mask naming rules past the list
+            elif edit == "bucket":
+                bad[w] = ix[w] + (1 << 16)            # bucket 1 said to start one cut later: a wrong piece
             else:
                 bad[blk] = 1 << 20                    # more cuts than the array holds
             st2 = dict(state)
@@ -241,13 +246,23 @@ def test_the_benchmark_shape_is_indexed_and_a_tampered_index_is_refused() -> Non
                           res.reason[[0, 3]])
 
 
-@pytest.mark.parametrize("n_rules", [3, 20, 23, 30, 60])
-def test_counted_and_bisected_blocks_find_the_same_piece(n_rules: int) -> None:
-    """acl_candidates counts the cuts of a block of at most 48 and bisects a longer one (a NACL of
-    n_rules single-port UDP entries has 2 * n_rules + 1 cuts).  A group and a NACL of n_rules rules on
-    ports 7 apart (so every cut is distinct), probed at every rule's port, its neighbours and the range
-    ends, give the oracle's verdicts either way."""
-    ports = [1000 + 7 * k + (k % 2) for k in range(n_rules)]
+def _layout(name: str) -> list[int]:
+    if name == "spread":          # 60 ports 7 apart in 1000..1420: ~40 cuts in each of buckets 3-5
+        return [1000 + 7 * k + (k % 2) for k in range(60)]
+    if name == "one bucket":      # 40 ports in 1..118: ~80 cuts in bucket 0, counted from its start
+        return [1 + 3 * k for k in range(40)]
+    if name == "bucket edges":    # ports either side of bucket edges (B << 8), and the key space's ends
+        return sorted({q for b in (1, 2, 255) for q in ((b << 8) - 1, b << 8)} | {0, 1, 65534, 65535})
+    return [100 + k for k in range(5)]   # "few": adjacent ports share cuts, 7 in all: counted
+
+
+@pytest.mark.parametrize("layout", ["spread", "one bucket", "bucket edges", "few"])
+def test_the_bucket_table_finds_the_piece_of_every_port(layout: str) -> None:
+    """acl_candidates counts the cuts of a block of at most BUCKET_MIN cuts and, in a longer one, only
+    the cuts of the key's 256-key bucket (compiler/filters.py bucket_bases).  A group and a NACL of
+    single-port UDP rules laid out across, inside and at the edges of buckets, probed at every rule's
+    port and its neighbours, give the oracle's verdicts."""
+    ports = _layout(layout)
 
     def rules(g: Any, acl: Any) -> None:
         for k, p in enumerate(ports):
@@ -259,13 +274,11 @@ def test_counted_and_bisected_blocks_find_the_same_piece(n_rules: int) -> None:
     net, dp, a, b = _pair(rules)
     ct = dp._compiled
     nb = {int(ct.nacl_index[int(w)]) for w in ct.nacl_index[:4 * ct.nacl_dirs.size] if w != cf.NO_INDEX}
-    if n_rules >= 5:                       # indexed; counted up to 23 rules, bisected from 24
-        assert (max(nb) <= 48) == (n_rules <= 23)
-    probes = sorted({q for p in ports for q in (p - 1, p, p + 1)} | {0, 1, 65534, 65535})
+    assert nb and (max(nb) > cf.BUCKET_MIN) == (layout != "few")
+    probes = sorted({min(max(q, 0), 65535) for p in ports for q in (p - 1, p, p + 1)} | {0, 255, 256, 65535})
     frames = [eth(a, pk.udp(a.ip, b.ip, 40000, q)) for q in probes]
     want, want_frames = Oracle(net, dp).run(frames, [a.port] * len(frames))
     res = dp.process(fv.FrameBatch.from_frames(frames, port=[a.port] * len(frames)))
     assert verdicts(res) == want and frames_of(res) == want_frames
     got = dict(zip(probes, res.action))
     assert all(got[p] == (fv.Action.DROP if k % 4 == 1 or k >= 40 else fv.Action.DELIVER) for k, p in enumerate(ports))
-    assert got[0] == got[65535] == fv.Action.DROP

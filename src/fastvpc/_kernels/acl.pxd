@@ -15,8 +15,10 @@
 # Port index (compiler/filters.py build_port_index, chosen by measurement: BENCHMARKS.md "Filters", port
 # index): a class list of 5-64 rules has a block in sg_index / nacl_index that cuts the l4 key space at
 # every rule's range ends and gives each piece the 64-bit mask of the rules whose range holds it; the
-# eval binary-searches the piece and tests only those rules (protocol and address), lowest bit first =
-# list order, so the first match is the linear scan's.  Other lists are scanned linearly.
+# eval finds the piece (counting the cuts below the key: all of them in a short block, only those of
+# the key's 256-port bucket in a long one, through its bucket table) and tests only those rules
+# (protocol and address), lowest bit first = list order, so the first match is the linear scan's.
+# Other lists are scanned linearly.
 #
 # The l4 key: TCP/UDP destination port; ICMP type << 8 | code; L4_NONE (0x10000, above every rule's
 # range) when the packet's port or ICMP header is not known (truncated, a non-first fragment), so it
@@ -32,13 +34,11 @@ from fastvpc._kernels.pkt cimport *
 cdef extern from *:
     """
     #define FV_ACL_NO_INDEX 0xFFFFFFFFu
-    #ifndef FV_ACL_COUNT_CUTS
-    #define FV_ACL_COUNT_CUTS 48   /* a block of at most this many cuts is counted, a longer one bisected */
-    #endif
+    #define FV_ACL_BUCKET_MIN 8      /* == compiler/filters.py BUCKET_MIN: longer blocks have a bucket table */
     static inline int fv_ctz64(uint64_t m) { return __builtin_ctzll(m); }
     """
     const uint32_t ACL_NO_INDEX "FV_ACL_NO_INDEX"
-    enum: ACL_COUNT_CUTS "FV_ACL_COUNT_CUTS"
+    enum: ACL_BUCKET_MIN "FV_ACL_BUCKET_MIN"
     int fv_ctz64(uint64_t m) noexcept nogil
 
 cdef enum:
@@ -89,23 +89,23 @@ cdef inline uint64_t acl_candidates(const uint32_t* ix,   # IN  sg_index / nacl_
     """The mask of the class list's rules whose l4 range holds ``l4`` (bit k: the list's rule k)."""
     cdef uint32_t nb = ix[blk]
     cdef const uint32_t* cuts = ix + blk + 1
-    cdef uint32_t b = 0, n = nb, half, m, k
-    if nb <= ACL_COUNT_CUTS:
-        # b = the number of cuts <= l4 (the piece), counted: no branch on the data (a binary search's
-        # branches follow the packet's port: unpredictable in real traffic).  GCC does not vectorise
-        # this loop; a vector-extension version measured no faster (BENCHMARKS.md, shared-home round)
-        for k in range(nb):
-            b += cuts[k] <= l4
-    else:
-        while n > 0:             # the same by bisection; n the cuts left to split
-            half = n >> 1
-            if cuts[b + half] <= l4:
-                b += half + 1
-                n -= half + 1
-            else:
-                n = half
+    cdef uint32_t b = 0, m, k, e
+    cdef const uint16_t* base
     m = blk + 1 + nb
     m += m & 1                   # the masks start at an even word (blocks do: the array is 8-aligned)
+    if nb > ACL_BUCKET_MIN:
+        # the bucket table after the masks (l4 <= L4_NONE: bucket 256 at most): the cuts below l4's
+        # bucket are known; count only the bucket's own (usually none)
+        base = <const uint16_t*>(ix + m + 2 * (nb + 1))
+        b = base[l4 >> 8]
+        e = base[(l4 >> 8) + 1]
+        for k in range(base[l4 >> 8], e):
+            b += cuts[k] <= l4
+    else:
+        # b = the number of cuts <= l4 (the piece), counted: no branch on the data (a binary search's
+        # branches follow the packet's port: unpredictable in real traffic)
+        for k in range(nb):
+            b += cuts[k] <= l4
     return (<const uint64_t*>(ix + m))[b]
 
 

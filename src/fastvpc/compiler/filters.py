@@ -33,13 +33,16 @@ side is ``_kernels/acl.pxd`` and ``_kernels/stages/{sg_egress,nacl_egress,nacl_i
   bit-vector first step of packet classification (Lakshman and Stiliadis): the l4 key space
   ``[0, 0x10000]`` is cut at every rule's ``lo`` and ``hi + 1`` (and at ``L4_NONE`` = 0x10000, the key of
   a packet whose port is not known), and each piece gets a 64-bit mask of the rules whose range holds it
-  (a rule without a range check holds every piece).  The kernel binary-searches the cuts and tests only
+  (a rule without a range check holds every piece).  The kernel counts the cuts below the key and tests only
   the rules of the piece's mask, lowest bit first, i.e. in list order: the first match is the same as the
   linear scan's (NACL first-match order, the 0.0.0.0/0-first rule of the groups).  Shorter lists (a scan
   is as cheap as the search) and longer ones are scanned linearly.  Layout of one kind's array: word
   ``4 * row + c`` is the offset of (AclDir row, class c)'s block, or ``NO_INDEX``; a block at ``X`` is
   ``nb`` (the number of cuts), the ``nb`` cuts ascending, a pad word if needed so that the masks start at
   an even word, then ``nb + 1`` masks as native uint64 (piece ``b`` = the keys with ``b`` cuts ``<=`` them).
+  A block of more than ``BUCKET_MIN`` cuts then has a bucket table, ``N_BUCKETS + 1`` uint16 (129
+  words): entry ``B`` is the number of cuts below ``B << 8``, so the kernel finds the piece of key ``l4``
+  by counting only the cuts of bucket ``l4 >> 8`` (usually none) instead of every cut.
   Lists with the same content share one block.
 
 Rule encodings (``_kernels/tables.pxd``): the l4 key of a packet is its TCP/UDP destination port, or
@@ -76,6 +79,9 @@ L4_NONE = 0x10000          # the l4 key of a packet whose port / ICMP header is 
 #: class lists of more rules than this (and at most 64) get a port index; tests set it to 0 or 64 to
 #: run every list through one path
 _INDEX_MIN = 4
+BUCKET_MIN = 8          # a block of more cuts also gets a bucket table (acl.pxd FV_ACL_BUCKET_MIN)
+N_BUCKETS = 257         # l4 >> 8 for l4 in 0..L4_NONE
+BUCKET_WORDS = (N_BUCKETS + 1) // 2   # N_BUCKETS + 1 uint16 entries
 _INDEX_MAX = 64
 _DIRS = ("ingress", "egress")
 
@@ -215,11 +221,23 @@ def _index_block(lo: np.ndarray, hi: np.ndarray, ranged: np.ndarray) -> np.ndarr
     masks = cover.astype(np.uint64) @ (np.uint64(1) << np.arange(n, dtype=np.uint64))   # distinct bits: sum = or
     nb = cuts.size
     head = 1 + nb
-    out = np.zeros(head + (head & 1) + 2 * (nb + 1), dtype=np.uint32)
+    mw = head + (head & 1) + 2 * (nb + 1)
+    out = np.zeros(mw + (BUCKET_WORDS if nb > BUCKET_MIN else 0), dtype=np.uint32)
     out[0] = nb
     out[1:head] = cuts
-    out[head + (head & 1):].view(np.uint64)[:] = masks
+    out[head + (head & 1):mw].view(np.uint64)[:] = masks
+    if nb > BUCKET_MIN:
+        out[mw:].view(np.uint16)[:] = bucket_bases(cuts)
     return out
+
+
+def bucket_bases(cuts: np.ndarray) -> np.ndarray:
+    """The bucket table of a block with these (ascending) cuts: entry ``B`` (0..257) is the number of
+    cuts below ``B << 8``, so bucket ``B``'s cuts are ``cuts[base[B]:base[B + 1]]`` (bucket 256 holds
+    only ``L4_NONE``; entry 257 is every cut)."""
+    edges = np.arange(N_BUCKETS + 1, dtype=np.int64) << 8
+    edges[-1] = L4_NONE + 1
+    return np.searchsorted(cuts.astype(np.int64), edges, side="left").astype(np.uint16)
 
 
 def build_port_index(dirs: np.ndarray, rules: np.ndarray) -> np.ndarray:

@@ -369,7 +369,7 @@ def _check_edge(state: Mapping[str, Any], n_vpc: int, n_sub: int, n_tables: int)
 def _check_port_index(field: str, ix: np.ndarray, dirs: np.ndarray) -> None:
     """The port index of ``dirs``' class lists (compiler/filters.py build_port_index): every block the
     kernel reads inside the array, its cuts ascending, its masks naming only rules of its list."""
-    from fastvpc.compiler.filters import L4_NONE, NO_INDEX
+    from fastvpc.compiler.filters import BUCKET_MIN, BUCKET_WORDS, L4_NONE, NO_INDEX, bucket_bases
 
     if ix.size < 4 * dirs.size:
         raise _fail(field, f"has {ix.size} words, fewer than the {4 * dirs.size} heads of {dirs.size} rows")
@@ -396,6 +396,12 @@ def _check_port_index(field: str, ix: np.ndarray, dirs: np.ndarray) -> None:
         masks = ix[m:m + 2 * (nb + 1)].view(np.uint64)
         if n < 64 and np.any(masks >> np.uint64(n)):
             raise _fail(field, f"block {x} names a rule past its list of {n}")
+        if nb > BUCKET_MIN:   # the kernel counts cuts[base[B]:base[B + 1]]: every base must be the true one
+            w = m + 2 * (nb + 1)
+            if w + BUCKET_WORDS > ix.size:
+                raise _fail(field, f"block {x}'s bucket table runs past the end of the array")
+            if not np.array_equal(ix[w:w + BUCKET_WORDS].view(np.uint16), bucket_bases(cuts)):
+                raise _fail(field, f"block {x}'s bucket table does not match its cuts")
 
 
 def _check_filters(state: Mapping[str, Any], n_eni: int, n_sub: int) -> None:
