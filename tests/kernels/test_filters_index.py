@@ -226,7 +226,12 @@ def test_the_benchmark_shape_is_indexed_and_a_tampered_index_is_refused() -> Non
         nb = int(ix[blk])
         assert nb > cf.BUCKET_MIN                     # these blocks have a bucket table
         w = m + 2 * (nb + 1)
-        for edit in ("head", "mask", "cuts", "bucket"):
+        last = int(ix[:4 * rows][ix[:4 * rows] != cf.NO_INDEX].max())
+        assert int(ix[last]) > cf.BUCKET_MIN          # the array ends with a bucket table
+        edits = {"head": "block .* words\\) for", "mask": "names a rule past its list",
+                 "cuts": "cuts, past the end of the array", "bucket": "bucket table does not match its cuts",
+                 "short": "bucket table runs past the end"}
+        for edit, says in edits.items():
             bad = ix.copy()
             if edit == "head":
                 bad[first] = ix.size + 10             # a block past the end
@@ -234,12 +239,14 @@ def test_the_benchmark_shape_is_indexed_and_a_tampered_index_is_refused() -> Non
                 bad[m] = 0xFFFFFFFF                   # a mask naming rules past the list
             elif edit == "bucket":
                 bad[w] = ix[w] + (1 << 16)            # bucket 1 said to start one cut later: a wrong piece
+            elif edit == "short":
+                bad = ix[:-1]                         # the last block's bucket table cut off by one word
             else:
                 bad[blk] = 1 << 20                    # more cuts than the array holds
             st2 = dict(state)
             st2[name] = bad.tobytes()
             st2["digest"] = _validate.digest(_validate._decode(st2))   # structural checks, not the digest
-            with pytest.raises(SnapshotError, match=name):
+            with pytest.raises(SnapshotError, match=f"{name}.*{says}"):
                 fn(st2)
     dp2 = pickle.loads(pickle.dumps(dp))
     assert np.array_equal(dp2.process(fv.FrameBatch.from_frames([udp(5000), udp(150)], port=[a.port] * 2)).reason,

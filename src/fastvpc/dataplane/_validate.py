@@ -401,7 +401,8 @@ def _check_port_index(field: str, ix: np.ndarray, dirs: np.ndarray) -> None:
             if w + BUCKET_WORDS > ix.size:
                 raise _fail(field, f"block {x}'s bucket table runs past the end of the array")
             if not np.array_equal(ix[w:w + BUCKET_WORDS].view(np.uint16), bucket_bases(cuts)):
-                raise _fail(field, f"block {x}'s bucket table does not match its cuts")
+                raise _fail(field, f"block {x}'s bucket table does not match its cuts (a pickle of an older "
+                                   "fastvpc, before bucket tables, or corrupt)")
 
 
 def _check_filters(state: Mapping[str, Any], n_eni: int, n_sub: int) -> None:
