@@ -253,6 +253,25 @@ def test_the_benchmark_shape_is_indexed_and_a_tampered_index_is_refused() -> Non
                           res.reason[[0, 3]])
 
 
+def test_the_compiler_writes_bucket_tables_where_the_kernel_reads_them() -> None:
+    """The kernel decides from a block's cut count whether a bucket table follows its masks; a compiler
+    that wrote tables for other blocks would have the kernel read masks as bucket bases."""
+    from fastvpc._kernels import forward
+
+    assert forward.ACL_BUCKET_MIN_CUTS == cf.BUCKET_MIN
+    for n_rules in (cf.BUCKET_MIN - 2, cf.BUCKET_MIN - 1):
+        # ports 1..n_rules, one rule each: cuts 1..n_rules + 1 and L4_NONE, BUCKET_MIN and one more
+        lo = np.arange(1, n_rules + 1, dtype=np.uint32)
+        blk = cf._index_block(lo, lo, np.ones(n_rules, dtype=bool))
+        nb = int(blk[0])
+        assert nb == n_rules + 2
+        masks_end = 1 + nb + ((1 + nb) & 1) + 2 * (nb + 1)
+        has_table = nb > forward.ACL_BUCKET_MIN_CUTS
+        assert blk.size == masks_end + (cf.BUCKET_WORDS if has_table else 0)
+        if has_table:
+            assert np.array_equal(blk[masks_end:].view(np.uint16), cf.bucket_bases(blk[1:1 + nb]))
+
+
 def _layout(name: str) -> list[int]:
     if name == "spread":          # 60 ports 7 apart in 1000..1420: ~40 cuts in each of buckets 3-5
         return [1000 + 7 * k + (k % 2) for k in range(60)]

@@ -6,6 +6,7 @@ import numpy as np
 import numpy.typing as npt
 
 STAGES: tuple[str, ...]
+ACL_BUCKET_MIN_CUTS: int
 
 @disjoint_base
 class Tables:

@@ -82,7 +82,7 @@ from fastvpc._kernels.stages.edge_ingress cimport stage_edge_ingress
 from fastvpc._kernels.stages.nat cimport (nat_pass, nat_waiting, nat_slot, nat_prefetch_slot, nat_prefetch_rec,
                                           NatOut, NAT_REC_DIST)
 from fastvpc.dataplane._nattable cimport NatView, nat_view_init
-from fastvpc._kernels.acl cimport acl_parse
+from fastvpc._kernels.acl cimport acl_parse, ACL_BUCKET_MIN
 from fastvpc.lpm._lookup cimport rts_view_init, rts_lookup_batch
 from fastvpc._kernels.acl cimport sg_eval, sender_filt, DIR_EGRESS, DIR_INGRESS
 from fastvpc.dataplane._flowtable cimport (FtView, FtPkt, FtTimeouts, ft_view_init, ft_make_pkt, ft_prefetch,
@@ -156,6 +156,10 @@ cdef struct StateView:
 #: the stage order of run_chunk (tests/kernels/test_stages.py holds it to ReferenceForwarder.STAGES)
 STAGES = ("ingress", "arp", "router", "edge_ingress", "sg_egress", "nacl_egress", "local", "route", "nat",
           "edge_egress", "nacl_ingress", "sg_ingress", "rewrite")
+
+#: a port-index block of more cuts than this has a bucket table, as this build reads the index
+#: (compiler/filters.py BUCKET_MIN writes it; tests/kernels/test_filters_index.py holds them equal)
+ACL_BUCKET_MIN_CUTS = ACL_BUCKET_MIN
 
 
 # ------------------------------------------------------------------ the edge's gateway-port path
