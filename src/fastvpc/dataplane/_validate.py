@@ -368,7 +368,8 @@ def _check_edge(state: Mapping[str, Any], n_vpc: int, n_sub: int, n_tables: int)
 
 def _check_port_index(field: str, ix: np.ndarray, dirs: np.ndarray) -> None:
     """The port index of ``dirs``' class lists (compiler/filters.py build_port_index): every block the
-    kernel reads inside the array, its cuts ascending, its masks naming only rules of its list."""
+    kernel reads inside the array, its cuts ascending, its masks naming only rules of its list, and the
+    bucket table of a block of more than BUCKET_MIN cuts the one its cuts give."""
     from fastvpc.compiler.filters import BUCKET_MIN, BUCKET_WORDS, L4_NONE, NO_INDEX, bucket_bases
 
     if ix.size < 4 * dirs.size:
