@@ -220,23 +220,30 @@ def _index_block(lo: np.ndarray, hi: np.ndarray, ranged: np.ndarray) -> np.ndarr
     cover = ~ranged[None, :] | ((lo[None, :] <= starts[:, None]) & (starts[:, None] <= hi[None, :]))
     masks = cover.astype(np.uint64) @ (np.uint64(1) << np.arange(n, dtype=np.uint64))   # distinct bits: sum = or
     nb = cuts.size
-    head = 1 + nb
-    mw = head + (head & 1) + 2 * (nb + 1)
-    out = np.zeros(mw + (BUCKET_WORDS if nb > BUCKET_MIN else 0), dtype=np.uint32)
+    at_masks, at_table, end = block_layout(nb)
+    out = np.zeros(end, dtype=np.uint32)
     out[0] = nb
-    out[1:head] = cuts
-    out[head + (head & 1):mw].view(np.uint64)[:] = masks
-    if nb > BUCKET_MIN:
-        out[mw:].view(np.uint16)[:] = bucket_bases(cuts)
+    out[1:1 + nb] = cuts
+    out[at_masks:at_table].view(np.uint64)[:] = masks
+    if end > at_table:
+        out[at_table:].view(np.uint16)[:] = bucket_bases(cuts)
     return out
+
+
+def block_layout(nb: int) -> tuple[int, int, int]:
+    """Where the parts of a block of ``nb`` cuts lie, in words from its start: its masks, its bucket
+    table (if ``nb > BUCKET_MIN``; else the block's end) and its end.  The kernel's acl_candidates
+    computes the same offsets."""
+    at_masks = 1 + nb + ((1 + nb) & 1)         # the masks start at an even word
+    at_table = at_masks + 2 * (nb + 1)
+    return at_masks, at_table, at_table + (BUCKET_WORDS if nb > BUCKET_MIN else 0)
 
 
 def bucket_bases(cuts: np.ndarray) -> np.ndarray:
     """The bucket table of a block with these (ascending) cuts: entry ``B`` (0..257) is the number of
     cuts below ``B << 8``, so bucket ``B``'s cuts are ``cuts[base[B]:base[B + 1]]`` (bucket 256 holds
-    only ``L4_NONE``; entry 257 is every cut)."""
+    only ``L4_NONE``; entry 257, at 0x10100 above every cut, is every cut)."""
     edges = np.arange(N_BUCKETS + 1, dtype=np.int64) << 8
-    edges[-1] = L4_NONE + 1
     return np.searchsorted(cuts.astype(np.int64), edges, side="left").astype(np.uint16)
 
 

@@ -370,7 +370,7 @@ def _check_port_index(field: str, ix: np.ndarray, dirs: np.ndarray) -> None:
     """The port index of ``dirs``' class lists (compiler/filters.py build_port_index): every block the
     kernel reads inside the array, its cuts ascending, its masks naming only rules of its list, and the
     bucket table of a block of more than BUCKET_MIN cuts the one its cuts give."""
-    from fastvpc.compiler.filters import BUCKET_MIN, BUCKET_WORDS, L4_NONE, NO_INDEX, bucket_bases
+    from fastvpc.compiler.filters import L4_NONE, NO_INDEX, block_layout, bucket_bases
 
     if ix.size < 4 * dirs.size:
         raise _fail(field, f"has {ix.size} words, fewer than the {4 * dirs.size} heads of {dirs.size} rows")
@@ -387,21 +387,19 @@ def _check_port_index(field: str, ix: np.ndarray, dirs: np.ndarray) -> None:
         if x + 1 > ix.size or n > 64:
             raise _fail(field, f"row {k // 4} class {k % 4} has block {x} (of {ix.size} words) for {n} rules")
         nb = int(ix[x])
-        m = x + 1 + nb
-        m += m & 1
-        if m + 2 * (nb + 1) > ix.size:
+        at_masks, at_table, end = (x + w for w in block_layout(nb))
+        if at_table > ix.size:
             raise _fail(field, f"block {x} has {nb} cuts, past the end of the array")
         cuts = ix[x + 1:x + 1 + nb].astype(np.int64)
         if nb and (np.any(np.diff(cuts) <= 0) or cuts[0] < 1 or cuts[-1] > L4_NONE):
             raise _fail(field, f"block {x}'s cuts are not ascending within 1..{L4_NONE}")
-        masks = ix[m:m + 2 * (nb + 1)].view(np.uint64)
+        masks = ix[at_masks:at_table].view(np.uint64)
         if n < 64 and np.any(masks >> np.uint64(n)):
             raise _fail(field, f"block {x} names a rule past its list of {n}")
-        if nb > BUCKET_MIN:   # the kernel counts cuts[base[B]:base[B + 1]]: every base must be the true one
-            w = m + 2 * (nb + 1)
-            if w + BUCKET_WORDS > ix.size:
+        if end > at_table:    # the kernel counts cuts[base[B]:base[B + 1]]: every base must be the true one
+            if end > ix.size:
                 raise _fail(field, f"block {x}'s bucket table runs past the end of the array")
-            if not np.array_equal(ix[w:w + BUCKET_WORDS].view(np.uint16), bucket_bases(cuts)):
+            if not np.array_equal(ix[at_table:end].view(np.uint16), bucket_bases(cuts)):
                 raise _fail(field, f"block {x}'s bucket table does not match its cuts (a pickle of an older "
                                    "fastvpc, before bucket tables, or corrupt)")
 
