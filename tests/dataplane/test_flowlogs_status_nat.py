@@ -430,6 +430,9 @@ def nat_model(net: fv.Network, fed, window: int) -> list[dict]:
                     if r is not None:
                         legs.append((r.name, r.ip, post, "ingress", "REJECT", -1))
             else:
+                # a frame from the internet reaches the NAT gateway's interface translated by the internet
+                # gateway: its records there show the NAT's private address (the frame, dropped, keeps the EIP)
+                at_nat = (s0[0], int(g.ip)) + s0[2:] if g is not None and sender is None else s0
                 if a == Action.DROP and reason in (DropReason.SG_EGRESS, DropReason.NACL_EGRESS):
                     if sender is not None:
                         legs.append((sender.name, sender.ip, s0, "egress", "REJECT", path))
@@ -437,7 +440,7 @@ def nat_model(net: fv.Network, fed, window: int) -> list[dict]:
                     if sender is not None:
                         legs.append((sender.name, sender.ip, s0, "egress", "ACCEPT", path if route >= 0 else 1))
                     if g is not None:
-                        legs.append((g.name, g.ip, s0, "ingress", "REJECT", -1))
+                        legs.append((g.name, g.ip, at_nat, "ingress", "REJECT", -1))
                     else:
                         r = sender.vpc.eni_for_ip(ipaddress.IPv4Address(s0[1])) if sender is not None else None
                         if r is not None:
@@ -449,7 +452,7 @@ def nat_model(net: fv.Network, fed, window: int) -> list[dict]:
                         legs.append((sender.name, sender.ip, s0, "egress", "ACCEPT",
                                      path if route >= 0 else (1 if a == Action.DELIVER else -1)))
                     if g is not None and a == Action.DROP:
-                        legs.append((g.name, g.ip, s0, "ingress", "ACCEPT", -1))
+                        legs.append((g.name, g.ip, at_nat, "ingress", "ACCEPT", -1))
                     if a == Action.DELIVER:
                         r = by_port[int(res.egress[i])]
                         legs.append((r.name, r.ip, s1, "ingress", "ACCEPT", -1))

@@ -81,6 +81,8 @@ class FlowLogCore:
         nat_l4: npt.NDArray[np.uint16],
         nat_dir: npt.NDArray[np.uint8],
         sent_src: npt.NDArray[np.uint32],
+        in_dst: npt.NDArray[np.uint32],
+        in_vpc: npt.NDArray[np.int32],
         window: int,
         start: int,
     ) -> tuple[int, int]: ...

@@ -208,6 +208,10 @@ cdef struct Topo:
     const uint8_t* nat_dir      # per frame: NAT_NONE / NAT_OUT / NAT_BACK
     const uint32_t* sent_src    # per frame (or NULL): the IPv4 source as the frame entered the pass (an
                                 # internet gateway rewrites it to the public IP; the sender logs this one)
+    const uint32_t* in_dst      # per frame (or NULL): for a frame dropped after entering on a gateway's port, the
+                                # destination inside the VPC (an internet gateway's 1:1 map applied: the frame
+                                # itself is left as it came), 0: the frame's own
+    const int32_t* in_vpc       # per frame (with in_dst): the VPC such a frame entered, -1 none
 
 
 cdef inline int32_t _eni_of_port(const Topo* t, int32_t port) noexcept nogil:
@@ -260,6 +264,17 @@ cdef inline int32_t _receiver(const Topo* t, int32_t route, int32_t sender, uint
     if sender < 0:
         return -1
     return _eni_of_ip(t, t.eni_vpc[sender], dst)
+
+
+cdef inline int32_t _gateway_receiver(const Topo* t, int64_t i, int32_t route, uint32_t dst) noexcept nogil:
+    """The ENI a frame that entered on a gateway's port was on its way to when the receiver's filters
+    dropped it: by the gateway route table's route when one decided, else the owner of the destination in
+    the VPC the frame entered (``in_vpc``)."""
+    if route >= 0:
+        return _receiver(t, route, -1, dst)
+    if t.in_vpc == NULL:
+        return -1
+    return _eni_of_ip(t, t.in_vpc[i], dst)
 
 
 cdef inline uint8_t _reported_flags(uint8_t f) noexcept nogil:
@@ -421,7 +436,8 @@ cdef int64_t _observe_frames(Table* T, const Topo* topo, const uint8_t* data, in
     cdef Hdr h
     cdef uint8_t a, kind, flags, path, nat, acc
     cdef int32_t r, p, gp, sender
-    cdef uint32_t s_if, r_if, g_if, g_ip, dns, pre_src, pre_dst, post_src, post_dst
+    cdef uint32_t s_if, r_if, g_if, g_ip, dns, pre_src, pre_dst, post_src, post_dst, r_dst
+    cdef bint in_gw
     cdef uint16_t sport, dport, off, pre_sp, pre_dp, post_sp, post_dp
     cdef bint l4, ports
     cdef Leg legs[4 * CHUNK]
@@ -512,6 +528,12 @@ cdef int64_t _observe_frames(Table* T, const Topo* topo, const uint8_t* data, in
                     if nat > NAT_BACK:
                         nat = NAT_NONE
             nl0 = nl
+            # the destination the receiver's record shows: the frame's, but for a dropped frame that came in
+            # on a gateway's port, the address inside (an internet gateway translated it before the drop)
+            r_dst = h.dst
+            in_gw = topo.in_dst != NULL and topo.in_dst[i] != 0
+            if in_gw:
+                r_dst = topo.in_dst[i]
             if nat == NAT_NONE:
                 r_if = IF_NONE
                 if a == ACT_DELIVER:
@@ -519,6 +541,8 @@ cdef int64_t _observe_frames(Table* T, const Topo* topo, const uint8_t* data, in
                 elif kind == LOG_RECEIVER_REJECT:
                     if g_if != IF_NONE or (topo.nat_gw != NULL and topo.nat_gw[i] >= 0):
                         r_if = g_if      # the NAT gateway's subnet ACL refused it on its way in
+                    elif in_gw:
+                        r_if = _iface_of_eni(topo, _gateway_receiver(topo, i, route[i], r_dst))
                     else:
                         if sender == -2:
                             sender = _eni_of_port(topo, p)
@@ -543,7 +567,7 @@ cdef int64_t _observe_frames(Table* T, const Topo* topo, const uint8_t* data, in
                     # it reached the NAT gateway, which dropped it (NAT_* reasons): its ingress ACCEPT
                     r_if = g_if
                 if r_if != IF_NONE:
-                    _leg(&legs[nl], T, r_if, h.src, h.dst, sport, dport, h.proto, DIR_INGRESS,
+                    _leg(&legs[nl], T, r_if, h.src, r_dst, sport, dport, h.proto, DIR_INGRESS,
                          ACC_REJECT if kind == LOG_RECEIVER_REJECT else ACC_ACCEPT, wstart, off, h.tl, flags, 0)
                     nl += 1
             else:
@@ -1056,6 +1080,8 @@ cdef class FlowLogCore:
                  const uint16_t[::1] nat_l4,      # IN: per frame, its port / echo id
                  const uint8_t[::1] nat_dir,      # IN: per frame, NAT_NONE / NAT_OUT / NAT_BACK
                  const uint32_t[::1] sent_src,    # IN: per frame, the source before the pass, or empty
+                 const uint32_t[::1] in_dst,      # IN: per frame, a dropped gateway frame's inside destination, or empty
+                 const int32_t[::1] in_vpc,       # IN: per frame, the VPC it entered (-1), or empty (with in_dst)
                  int64_t window,                  # IN: seconds, > 0
                  int64_t start) -> tuple:         # IN: first frame to do
         """Frames ``start..n-1`` into the table: (the first frame not done, or n; packets counted in
@@ -1081,6 +1107,8 @@ cdef class FlowLogCore:
             raise ValueError("_observe: NAT arrays shorter than the batch")
         if sent_src.shape[0] != 0 and sent_src.shape[0] < n:
             raise ValueError("_observe: sent_src shorter than the batch")
+        if (in_dst.shape[0] != 0 or in_vpc.shape[0] != 0) and (in_dst.shape[0] < n or in_vpc.shape[0] < n):
+            raise ValueError("_observe: in_dst / in_vpc shorter than the batch")
         if window <= 0:
             raise ValueError(f"window {window} must be positive")
         if self.T.slots == NULL:
@@ -1132,6 +1160,9 @@ cdef class FlowLogCore:
             topo.nat_dir = &nat_dir[0]
         if sent_src.shape[0]:
             topo.sent_src = &sent_src[0]
+        if in_dst.shape[0]:
+            topo.in_dst = &in_dst[0]
+            topo.in_vpc = &in_vpc[0]
         if topo.n_eni == 0 and topo.n_gw == 0:
             return (n, 0)
         with nogil:

@@ -156,7 +156,8 @@ class _Topo:
     Built once per Dataplane (a small module cache: several FlowLogs on one snapshot share it)."""
 
     __slots__ = ("dp", "port_eni", "sp_port", "sp_eni", "eni_ip", "eni_vpc", "vpc_dns", "route_kind",
-                 "route_arg", "route_vpc", "route_path", "ip_hash", "eni_keys", "is_igw", "pub", "priv")
+                 "route_arg", "route_vpc", "route_path", "ip_hash", "eni_keys", "is_igw", "pub", "priv", "is_gw",
+                 "_gw_vpc", "_tgw_rows", "_vpc_index")
 
     def __init__(self, dp: Any) -> None:
         self.dp = dp
@@ -235,6 +236,14 @@ class _Topo:
         # sender's record shows the source as sent
         kinds = dp.port_kinds
         igw_ports = [p for p, k in kinds.items() if k == "igw"]
+        # the ports frames enter the VPC on from outside (internet, VPN, transit gateways): a frame dropped
+        # after entering there needs its receiver found without a sender ENI (inbound())
+        gw_ports = [p for p, k in kinds.items() if k in _INBOUND_KINDS and p >= 0]
+        self.is_gw = np.zeros(max(gw_ports) + 1 if gw_ports else 0, np.bool_)
+        self.is_gw[gw_ports] = True
+        self._gw_vpc: np.ndarray | None = None
+        self._tgw_rows: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._vpc_index = vpc_index
         self.is_igw = np.zeros(max(igw_ports) + 1 if igw_ports else 0, np.bool_)
         self.is_igw[igw_ports] = True
         self.pub = self.priv = np.zeros(0, np.uint32)
@@ -271,6 +280,85 @@ class _Topo:
         return src
 
 
+    def _gateway_vpcs(self) -> np.ndarray:
+        """Per port, the VPC an internet or VPN gateway's frames enter (-2: a transit gateway's, by the
+        destination: ``_tgw_rows``; -1: no such gateway), from the Dataplane's network (made once)."""
+        if self._gw_vpc is not None:
+            return self._gw_vpc
+        from fastvpc.topology import InternetGateway, VpnGateway
+
+        out = np.full(len(self.is_gw), -1, np.int32)
+        net = self.dp.network
+        for vpc in net.vpcs:
+            for g in vpc.gateways:
+                if isinstance(g, (InternetGateway, VpnGateway)) and 0 <= g.port < len(out):
+                    out[g.port] = self._vpc_index.get(vpc.name, -1)
+        for g in net.transit_gateways:
+            if 0 <= g.port < len(out):
+                out[g.port] = -2
+                rows = [(int(c.network_address), int(c.netmask), self._vpc_index.get(v.name, -1))
+                        for v in g.attachments for c in v.cidrs]   # attachment order: the first match wins
+                arr = np.array(rows, np.int64).reshape(-1, 3)
+                self._tgw_rows[g.port] = (arr[:, 0].astype(np.uint32), arr[:, 1].astype(np.uint32),
+                                          arr[:, 2].astype(np.int32))
+        self._gw_vpc = out
+        return out
+
+    def inbound(self, batch: FrameBatch, action: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """For the dropped frames that entered on a gateway's port, the destination inside the VPC (a
+        dropped frame is left as it came: an internet gateway's public address is mapped to its private
+        one here) and the VPC the frame entered, as the compiled pass's ``in_dst`` / ``in_vpc``; None when
+        no frame of the batch is one (the common case: one vectorised test)."""
+        n = len(batch)
+        if not len(self.is_gw) or n == 0:
+            return None
+        k = np.flatnonzero(action == 0)              # Action.DROP: few frames of most batches
+        if not k.size:
+            return None
+        dropped_port = batch.port[k]
+        inside = (dropped_port >= 0) & (dropped_port < len(self.is_gw))
+        inside[inside] = self.is_gw[dropped_port[inside]]
+        k = k[inside]
+        if not k.size:
+            return None
+        port = batch.port
+        start = batch.offsets[k]
+        length = batch.offsets[k + 1] - start
+        data = batch.data
+        # an Ethernet/IPv4 frame of 34+ bytes (the pass logs no other; shorter ones are not read past)
+        ok = length >= 34
+        at = np.where(ok, start, 0)
+        if data.size < 34:
+            return None
+        ok &= (data[at + 12] == 8) & (data[at + 13] == 0)
+        dst = ((data[at + 30].astype(np.uint32) << 24) | (data[at + 31].astype(np.uint32) << 16)
+               | (data[at + 32].astype(np.uint32) << 8) | data[at + 33].astype(np.uint32))
+        dst[~ok] = 0
+        p = port[k]
+        if len(self.pub):
+            igw = p < len(self.is_igw)
+            igw[igw] = self.is_igw[p[igw]]
+            if igw.any():
+                d = dst[igw]
+                j = np.minimum(np.searchsorted(self.pub, d), len(self.pub) - 1)
+                hit = self.pub[j] == d
+                d[hit] = self.priv[j[hit]]
+                dst[igw] = d
+        vpc = self._gateway_vpcs()[p]
+        for gp, (base, mask, vidx) in self._tgw_rows.items():
+            m = np.flatnonzero(p == gp)
+            if m.size:
+                inside = (dst[m, None] & mask[None, :]) == base[None, :]
+                first = np.argmax(inside, axis=1)
+                vpc[m] = np.where(inside.any(axis=1), vidx[first], -1)
+        in_dst = np.zeros(n, np.uint32)
+        in_vpc = np.full(n, -1, np.int32)
+        in_dst[k] = dst
+        in_vpc[k] = vpc
+        return in_dst, in_vpc
+
+
+_INBOUND_KINDS = ("igw", "vgw", "tgw")
 _TOPO_CACHE: list[_Topo] = []   # the last few Dataplanes seen (a Dataplane takes no weak references)
 
 
@@ -612,6 +700,8 @@ class FlowLog:
                 got_src = v.t.sent_sources(batch, action, egress)
                 if got_src is not None:
                     sent = got_src
+            got_in = v.t.inbound(batch, action)
+            in_dst, in_vpc = got_in if got_in is not None else (np.zeros(0, np.uint32), np.zeros(0, np.int32))
             if len(nat[0]) and not len(v.gw_iface):
                 v.nat_tables(self)
             if self._covered is not None:
@@ -630,7 +720,7 @@ class FlowLog:
                                           egress, route, t.port_eni, t.sp_port, t.sp_eni, v.eni_iface, t.eni_ip,
                                           t.eni_vpc, t.vpc_dns, t.route_kind, t.route_arg, t.route_vpc,
                                           t.route_path, t.ip_hash, v.port_info, v.dns_sorted, v.gw_iface, v.gw_ip,
-                                          nat[0], nat[1], nat[2], nat[3], sent, self.window, start)
+                                          nat[0], nat[1], nat[2], nat[3], sent, in_dst, in_vpc, self.window, start)
                 logged += got
                 if stop >= n:
                     break
