@@ -223,6 +223,25 @@ def test_imported_network_forwards(tmp_path: Path) -> None:
     assert (v.action.name, v.reason.name) == ("DROP", "BLACKHOLE")
 
 
+def test_from_aws_keeps_instance_ids_for_flow_logs_and_files(tmp_path: Path) -> None:
+    """The network from_aws returns names each ENI's instance (Attachment.InstanceId) as an alias, as the
+    CLI's import-aws writes it: flow logs' instance-id field and a saved topology keep it."""
+    import fastvpc as fv
+    from fastvpc import packets as pk
+
+    net = from_aws(write(tmp_path / "f", base_docs()))
+    assert net.aliases["i-web1"] == ["eni-web1"] and net.aliases["i-fw"] == ["eni-fw"]
+    web1, app1 = net.find("eni-web1"), net.find("eni-app1")
+    frame = pk.ethernet(web1.subnet.gateway_mac, web1.mac, pk.ETH_IPV4, pk.udp(web1.ip, app1.ip, 5000, 53))
+    log = fv.FlowLog(window=60, fields="${interface-id} ${instance-id} ${flow-direction}")
+    net.compile().process(fv.FrameBatch.from_frames([frame], port=[web1.port]), state=fv.FlowTable(),
+                          now=1_700_000_040 * 10**9, log=log)
+    recs = sorted(" ".join(str(v) for v in r) for r in log.records())
+    assert "eni-web1 i-web1 egress" in recs
+    net.save(tmp_path / "t.json")
+    assert fv.load(tmp_path / "t.json").aliases["i-web1"] == ["eni-web1"]
+
+
 # --------------------------------------------------------------------------- layouts
 
 @pytest.mark.parametrize("layout", ["flat", "region", "accounts", "batfish", "odd-names"])

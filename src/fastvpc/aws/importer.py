@@ -970,6 +970,10 @@ def import_aws(folder: str | os.PathLike[str], *, service_enis: str = "eni") -> 
     if not path.exists():
         raise TopologyFileError(str(path), "folder", "no such file or folder", value=str(path))
     imp = _Importer(path, service_enis).run()
+    # the instance ids as aliases of their ENIs (Attachment.InstanceId): what flow logs' instance-id and
+    # ``trace --from i-...`` read, and what a topology file written from this network keeps
+    for iid, names in imp.instances.items():
+        imp.network.aliases.setdefault(iid, list(names))
     if not imp.network.vpcs:
         raise TopologyFileError(str(path), "folder", "no VPC found in any aws ec2 describe-* JSON file "
                                 f"({len(imp.report.files)} files read); is this the right folder?\n"
@@ -990,7 +994,8 @@ def from_aws(folder: str | os.PathLike[str], report: bool = False, *,
     """The :class:`Network` described by a folder of ``aws ec2 describe-*`` JSON.
 
     With ``report=True`` returns an :class:`AwsImport` (``.network``, ``.report``,
-    ``.instances``) instead.  See :func:`import_aws`.
+    ``.instances``) instead.  Each instance id is an alias of its ENIs (``network.aliases``: flow logs'
+    ``instance-id``, ``trace --from i-...``, kept by ``save``).  See :func:`import_aws`.
     """
     imp = import_aws(folder, service_enis=service_enis)
     return imp if report else imp.network
