@@ -742,17 +742,13 @@ def _reserve_tracking_ids(doc: _Doc, net: Network, vpc_docs: list[Any]) -> None:
     ENIs first, in name order (the plain identity of each, as the writer saw it).  Only the
     ``tracking_id`` values are checked here; the shapes are checked where they are built."""
     explicit: dict[int, tuple[str, Place]] = {}
-    plain: list[tuple[str, str, str, Place]] = []     # (kind, name, VPC name, place)
+    plain_enis: list[tuple[str, Place]] = []
+    plain_nats: list[tuple[str, str, Place]] = []     # (name, VPC name, place)
     ids = net._tracking_ids()
 
-    def note(kind: str, what: str, d: Mapping[str, Any], vpc_name: Any, place: Place) -> None:
-        name = d.get("name")
-        if "tracking_id" not in d:
-            if isinstance(name, str) and isinstance(vpc_name, str):
-                plain.append((kind, name, vpc_name, place))
-            return
+    def note(kind: str, what: str, d: Mapping[str, Any], place: Place) -> None:
+        name, ident = d.get("name"), d["tracking_id"]
         tp = place + ("tracking_id",)
-        ident = d["tracking_id"]
         if not isinstance(name, str):
             doc.fail(tp, f"{what} with a tracking_id needs its name (tracking_id {_show(ident)})", ident)
         if isinstance(ident, bool) or not isinstance(ident, int) or not 0 <= ident <= MAX_IDENTITY:
@@ -776,25 +772,33 @@ def _reserve_tracking_ids(doc: _Doc, net: Network, vpc_docs: list[Any]) -> None:
         for j, sd in enumerate(subnets if isinstance(subnets, list) else ()):
             enis = sd.get("enis") if isinstance(sd, Mapping) else None
             for k, ed in enumerate(enis if isinstance(enis, list) else ()):
-                if isinstance(ed, Mapping):
-                    note("eni", "ENI", ed, vd.get("name"), ("vpcs", i, "subnets", j, "enis", k))
+                if not isinstance(ed, Mapping):
+                    continue
+                if "tracking_id" in ed:
+                    note("eni", "ENI", ed, ("vpcs", i, "subnets", j, "enis", k))
+                elif isinstance(ed.get("name"), str):
+                    plain_enis.append((ed["name"], ("vpcs", i, "subnets", j, "enis", k)))
         nats = vd.get("nat_gateways")
         for j, nd in enumerate(nats if isinstance(nats, list) else ()):
-            if isinstance(nd, Mapping):
-                note("nat", "NAT gateway", nd, vd.get("name"), ("vpcs", i, "nat_gateways", j))
-    for kind, name, vpc_name, place in sorted(plain, key=lambda t: (t[0] != "eni", t[1])):
-        if (ids.get(name) if kind == "eni" else ids.nat(name)) is not None:
-            continue
-        ident = plain_identity(name) if kind == "eni" else plain_nat_identity(vpc_name, name)
-        if ident in explicit:
-            owner, op = explicit[ident]
-            what = "ENI" if kind == "eni" else "NAT gateway"
-            doc.fail(op + ("tracking_id",), f"{owner}: tracking_id {ident} is the tracking identity of {what} "
-                                            f"{name} ({_fmt_place(place)})", ident)
-        if kind == "eni":
-            ids.assign(name)
-        else:
-            ids.assign_nat(vpc_name, name)
+            if not isinstance(nd, Mapping):
+                continue
+            if "tracking_id" in nd:
+                note("nat", "NAT gateway", nd, ("vpcs", i, "nat_gateways", j))
+            elif isinstance(nd.get("name"), str) and isinstance(vd.get("name"), str):
+                plain_nats.append((nd["name"], vd["name"], ("vpcs", i, "nat_gateways", j)))
+    plain_enis.sort()
+    plain_nats.sort()
+    if explicit:   # none may hold what another object's plain identity is
+        for what, name, ident, place in (*(("ENI", n, plain_identity(n), p) for n, p in plain_enis),
+                                         *(("NAT gateway", n, plain_nat_identity(v, n), p) for n, v, p in plain_nats)):
+            if ident in explicit and (ids.get(name) if what == "ENI" else ids.nat(name)) is None:
+                owner, op = explicit[ident]
+                doc.fail(op + ("tracking_id",), f"{owner}: tracking_id {ident} is the tracking identity of {what} "
+                                                f"{name} ({_fmt_place(place)})", ident)
+    for name, _ in plain_enis:
+        ids.assign(name)
+    for name, vpc_name, _ in plain_nats:
+        ids.assign_nat(vpc_name, name)
 
 
 def _build_eni(doc: _Doc, subnet: Subnet, raw: Any, place: Place) -> Eni:

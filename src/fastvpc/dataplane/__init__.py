@@ -384,7 +384,7 @@ class Dataplane:
         without the filters, the ones its network holds).  A network keeps each ENI's identity while
         the ENI exists (a table survives a recompile), so every snapshot of one network agrees on the
         ENIs both have."""
-        from fastvpc.compiler.edge import HK_NATID, nat_gateways
+        from fastvpc.compiler.edge import HK_NATID, HK_NATPORT, nat_gateways
 
         if self.filters:
             idents = self._compiled.eni_filt["ident"].tolist()
@@ -393,15 +393,18 @@ class Dataplane:
             idents = net._eni_identities([net.find(n) for n in self.eni_names])
         out = {int(i): name for i, name in zip(idents, self.eni_names)}
         if self.edge:
-            nats = nat_gateways(self.network)
             slots = self._compiled.edge_hash.reshape(-1, 2)
-            keys = slots[:, 0]
-            hit = (keys >> np.uint64(56)) == np.uint64(HK_NATID)
-            hit &= keys != np.uint64(0xFFFFFFFFFFFFFFFF)
-            for key, val in slots[hit].tolist():
-                g = key & 0xFFFFFFFF
-                if g < len(nats):
-                    out.setdefault(int(val), nats[g].name)
+            kind = slots[:, 0] >> np.uint64(56)
+            ident_of = {key & 0xFFFFFFFF: val for key, val in slots[kind == HK_NATID].tolist()}
+            port_of = {key & 0xFFFFFFFF: val for key, val in slots[kind == HK_NATPORT].tolist()}
+            names: list[str] | None = None
+            for g in sorted(ident_of):
+                name = self.port_names.get(port_of[g]) if g in port_of else None
+                if name is None:    # a snapshot without the NAT gateways' ports: by compile order
+                    names = names or [n.name for n in nat_gateways(self.network)]
+                    name = names[g] if g < len(names) else None
+                if name is not None:
+                    out.setdefault(int(ident_of[g]), name)
         return out
 
     def __repr__(self) -> str:

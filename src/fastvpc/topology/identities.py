@@ -34,6 +34,7 @@ def _digest(text: str, person: bytes = b"") -> int:
 
 
 _NAT_PERSON = b"fastvpc-natgw"
+_blake2b = hashlib.blake2b
 
 
 def plain_identity(name: str) -> int:
@@ -99,7 +100,14 @@ class TrackingIdentities:
     def assign(self, name: str) -> int:
         """ENI ``name``'s identity: the one it was given, else the first free candidate (now held)."""
         ident = self._eni.get(name)
-        return ident if ident is not None else self._take(self._eni, name, identity_candidates(name))
+        if ident is not None:
+            return ident
+        ident = int.from_bytes(_blake2b(name.encode("utf-8", "surrogatepass"), digest_size=4).digest(), "little")
+        if ident in self._used:   # a clash (rare): the salted candidates
+            return self._take(self._eni, name, identity_candidates(name))
+        self._eni[name] = ident
+        self._used.add(ident)
+        return ident
 
     def reserve(self, name: str, ident: int) -> None:
         """Give ENI ``name`` exactly ``ident`` (a topology file's ``tracking_id``).  ValueError if the
