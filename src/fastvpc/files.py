@@ -85,6 +85,7 @@ from fastvpc.topology import (
     VpnGateway,
 )
 from fastvpc.topology.filters import PROTOCOL_LABELS
+from fastvpc.topology.identities import MAX_IDENTITY, plain_identity, plain_nat_identity
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -131,6 +132,9 @@ def _eni_to_dict(e: Eni) -> dict[str, Any]:
         d["tracking"] = changed
     if e.address is not None:
         d["address"] = e.address.name
+    ident = e.network._tracking_ids().get(e.name)
+    if ident is not None and ident != plain_identity(e.name):   # salted on a clash: kept as given
+        d["tracking_id"] = ident
     return d
 
 
@@ -215,6 +219,9 @@ def _vpc_to_dict(v: Vpc) -> dict[str, Any]:
             nd["connectivity"] = n.connectivity
         if n.address is not None:
             nd["address"] = n.address.name
+        ident = n.network._tracking_ids().nat(n.name)
+        if ident is not None and ident != plain_nat_identity(v.name, n.name):   # salted on a clash
+            nd["tracking_id"] = ident
         nats.append(nd)
     endpoints = []
     for ep in v.endpoints:
@@ -244,6 +251,7 @@ def network_to_dict(net: Network) -> dict[str, Any]:
 
     Two networks are equal (``Network.__eq__``) exactly when their documents are.
     """
+    net._settle_identities()   # every ENI's and NAT gateway's tracking identity given: a salted one is written
     d: dict[str, Any] = {
         "fastvpc": SCHEMA_VERSION,
         "vpcs": [_vpc_to_dict(v) for v in net.vpcs],
@@ -497,6 +505,7 @@ def _build_document(d: Any, doc: _Doc) -> Network:
     net = Network()
     _collect_ports(top, doc.explicit_ports)
     vpc_docs = doc.list_(top.get("vpcs"), ("vpcs",), "vpcs")
+    _reserve_tracking_ids(doc, net, vpc_docs)
     peering_docs = doc.list_(top.get("peerings"), ("peerings",), "peerings")
     tgw_docs = doc.list_(top.get("transit_gateways"), ("transit_gateways",), "transit_gateways")
 
@@ -684,7 +693,7 @@ def _build_vpc_contents(doc: _Doc, net: Network, vpc: Vpc, vd: dict[str, Any], p
     for j, raw in enumerate(doc.list_(vd.get("nat_gateways"), place + ("nat_gateways",), "nat_gateways")):
         npl = place + ("nat_gateways", j)
         nd = doc.mapping(raw, npl, "a NAT gateway", (), ("name", "port", "mac", "subnet", "ip", "connectivity",
-                                                         "address"))
+                                                         "address", "tracking_id"))
         nname = doc.opt_str(nd, "name", npl, "name")
         nmac = doc.opt_str(nd, "mac", npl, "mac")
         nip = doc.opt_str(nd, "ip", npl, "NAT gateway ip")
@@ -727,9 +736,74 @@ def _build_vpc_contents(doc: _Doc, net: Network, vpc: Vpc, vd: dict[str, Any], p
                 rt.associate_gateway(gateways[gname])
 
 
+def _reserve_tracking_ids(doc: _Doc, net: Network, vpc_docs: list[Any]) -> None:
+    """Give the file's ENIs and NAT gateways their tracking identities before any is built: a
+    ``tracking_id`` as written (one salted on a clash keeps its identity), then the other names,
+    ENIs first, in name order (the plain identity of each, as the writer saw it).  Only the
+    ``tracking_id`` values are checked here; the shapes are checked where they are built."""
+    explicit: dict[int, tuple[str, Place]] = {}
+    plain_enis: list[tuple[str, Place]] = []
+    plain_nats: list[tuple[str, str, Place]] = []     # (name, VPC name, place)
+    ids = net._tracking_ids()
+
+    def note(kind: str, what: str, d: Mapping[str, Any], place: Place) -> None:
+        name, ident = d.get("name"), d["tracking_id"]
+        tp = place + ("tracking_id",)
+        if not isinstance(name, str):
+            doc.fail(tp, f"{what} with a tracking_id needs its name (tracking_id {_show(ident)})", ident)
+        if isinstance(ident, bool) or not isinstance(ident, int) or not 0 <= ident <= MAX_IDENTITY:
+            doc.fail(tp, f"{what} {name}: tracking_id must be an integer in 0..{MAX_IDENTITY}, not "
+                         f"{type(ident).__name__} {_show(ident)}", ident)
+        if ident in explicit:
+            doc.fail(tp, f"{what} {name}: tracking_id {ident} is also the tracking_id of {explicit[ident][0]} "
+                         f"({_fmt_place(explicit[ident][1])})", ident)
+        if (ids.get(name) if kind == "eni" else ids.nat(name)) is not None:
+            return   # the name twice: refused where the second one is built
+        explicit[ident] = (f"{what} {name}", place)
+        if kind == "eni":
+            ids.reserve(name, ident)
+        else:
+            ids.reserve_nat(name, ident)
+
+    for i, vd in enumerate(vpc_docs):
+        if not isinstance(vd, Mapping):
+            continue
+        subnets = vd.get("subnets")
+        for j, sd in enumerate(subnets if isinstance(subnets, list) else ()):
+            enis = sd.get("enis") if isinstance(sd, Mapping) else None
+            for k, ed in enumerate(enis if isinstance(enis, list) else ()):
+                if not isinstance(ed, Mapping):
+                    continue
+                if "tracking_id" in ed:
+                    note("eni", "ENI", ed, ("vpcs", i, "subnets", j, "enis", k))
+                elif isinstance(ed.get("name"), str):
+                    plain_enis.append((ed["name"], ("vpcs", i, "subnets", j, "enis", k)))
+        nats = vd.get("nat_gateways")
+        for j, nd in enumerate(nats if isinstance(nats, list) else ()):
+            if not isinstance(nd, Mapping):
+                continue
+            if "tracking_id" in nd:
+                note("nat", "NAT gateway", nd, ("vpcs", i, "nat_gateways", j))
+            elif isinstance(nd.get("name"), str) and isinstance(vd.get("name"), str):
+                plain_nats.append((nd["name"], vd["name"], ("vpcs", i, "nat_gateways", j)))
+    plain_enis.sort()
+    plain_nats.sort()
+    if explicit:   # none may hold what another object's plain identity is
+        for what, name, ident, place in (*(("ENI", n, plain_identity(n), p) for n, p in plain_enis),
+                                         *(("NAT gateway", n, plain_nat_identity(v, n), p) for n, v, p in plain_nats)):
+            if ident in explicit and (ids.get(name) if what == "ENI" else ids.nat(name)) is None:
+                owner, op = explicit[ident]
+                doc.fail(op + ("tracking_id",), f"{owner}: tracking_id {ident} is the tracking identity of {what} "
+                                                f"{name} ({_fmt_place(place)})", ident)
+    for name, _ in plain_enis:
+        ids.assign(name)
+    for name, vpc_name, _ in plain_nats:
+        ids.assign_nat(vpc_name, name)
+
+
 def _build_eni(doc: _Doc, subnet: Subnet, raw: Any, place: Place) -> Eni:
     ed = doc.mapping(raw, place, "an ENI", ("ip",), ("name", "mac", "secondary_ips", "source_dest_check", "port",
-                                                    "security_groups", "tracking", "address"))
+                                                    "security_groups", "tracking", "address", "tracking_id"))
     name = doc.opt_str(ed, "name", place, "ENI name")
     ip = doc.str_(ed["ip"], place + ("ip",), "ENI ip")
     mac = doc.opt_str(ed, "mac", place, "ENI mac")

@@ -332,6 +332,85 @@ def test_seed_round_trip_through_files(tmp_path):
     assert yaml.safe_load((tmp_path / "a.yaml").read_text())["fastvpc"] == 1
 
 
+# --------------------------------------------------------------------------- tracking identities
+
+def _clashing() -> Network:
+    """e73069 added first, then e26151: the same plain identity, so e26151 is salted (and a NAT
+    gateway whose plain identity is that of ENI e75024, added before it: e75024 is salted too)."""
+    net = seed_vpc()
+    web = net.find("web")
+    web.add_eni("10.0.1.40", name="e73069")
+    web.add_eni("10.0.1.41", name="e26151")
+    web.add_nat_gateway(name="nat40362", address=net.allocate_address("203.0.113.40"))
+    web.add_eni("10.0.1.42", name="e75024")
+    return net
+
+
+def _idents(net: Network) -> dict[str, int]:
+    dp = net.compile()
+    return {v: k for k, v in dp.tracking_identities().items()}
+
+
+def test_salted_tracking_identities_round_trip(tmp_path):
+    net = _clashing()
+    want = _idents(net)
+    doc = files.network_to_dict(net)
+    written = {e["name"]: e["tracking_id"] for v in doc["vpcs"] for s in v["subnets"] for e in s["enis"]
+               if "tracking_id" in e}
+    assert written == {"e26151": want["e26151"], "e75024": want["e75024"]}   # only the salted ones
+    assert all("tracking_id" not in n for v in doc["vpcs"] for n in v["nat_gateways"])
+    for ext in ("json", "yaml"):
+        p = tmp_path / f"t.{ext}"
+        net.save(p)
+        back = files.load(p)
+        assert back == net and _idents(back) == want
+        back.find("app").add_eni("10.0.2.77", name="newcomer")
+        assert {k: v for k, v in _idents(back).items() if k != "newcomer"} == want
+    assert _idents(net.compile().network) == want                           # Dataplane.network too
+
+
+def test_files_without_a_clash_are_unchanged():
+    net = seed_vpc()
+    assert "tracking_id" not in files.dumps(net) and "tracking_id" not in files.dumps(net, "yaml")
+
+
+def test_a_salted_nat_gateway_identity_round_trips():
+    net = seed_vpc()
+    web = net.find("web")
+    web.add_eni("10.0.1.42", name="e75024")                 # first: the NAT gateway is salted
+    nat = web.add_nat_gateway(name="nat40362", address=net.allocate_address("203.0.113.40"))
+    want = _idents(net)
+    doc = files.network_to_dict(net)
+    (nd,) = [n for v in doc["vpcs"] for n in v["nat_gateways"] if n["name"] == nat.name]
+    assert nd["tracking_id"] == want[nat.name]
+    assert _idents(files.network_from_dict(doc)) == want
+
+
+def _eni_doc(doc: dict, name: str) -> dict:
+    return next(e for v in doc["vpcs"] for s in v["subnets"] for e in s["enis"] if e["name"] == name)
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda d: _eni_doc(d, "e26151").update(tracking_id="x"), r"e26151: tracking_id must be an integer .*'x'"),
+    (lambda d: _eni_doc(d, "e26151").update(tracking_id=True), r"e26151: tracking_id must be an integer"),
+    (lambda d: _eni_doc(d, "e26151").update(tracking_id=-1), r"e26151: tracking_id must be an integer in 0\.\.4294967295"),
+    (lambda d: _eni_doc(d, "e26151").update(tracking_id=1 << 32), r"e26151: tracking_id must be an integer"),
+    (lambda d: _eni_doc(d, "e26151").update(tracking_id=_eni_doc(d, "e75024")["tracking_id"]),
+     r"tracking_id \d+ is also the tracking_id of ENI e"),
+    (lambda d: _eni_doc(d, "e26151").update(tracking_id=_idents(seed_vpc())["web1"]),
+     r"ENI e26151: tracking_id \d+ is the tracking identity of ENI web1"),
+    (lambda d: _eni_doc(d, "web1").update(tracking_id=_eni_doc(d, "e26151")["tracking_id"]),
+     r"tracking_id \d+ is also the tracking_id of ENI"),
+    (lambda d: _eni_doc(d, "e26151").pop("name"), r"ENI with a tracking_id needs its name"),
+])
+def test_a_tampered_tracking_id_is_refused(edit, match):
+    doc = files.network_to_dict(_clashing())
+    edit(doc)
+    with pytest.raises(TopologyFileError, match=match) as exc:
+        files.network_from_dict(doc, source="t.json")
+    assert "tracking_id" in str(exc.value) and "t.json" in str(exc.value)
+
+
 def test_equality_sees_every_detail():
     base = seed_vpc()
     variants = []

@@ -106,6 +106,35 @@ def test_authorize_twice_is_a_no_op_and_revoke_missing_is_no_error(net):
     assert security_groups_admit([sg], "egress", TCP, "8.8.8.8", 443) is None
 
 
+def test_a_cidr_list_peer_is_a_set_order_and_repeats_do_not_matter(net):
+    sg = vpc_of(net).add_security_group(name="s")
+    r1 = sg.authorize_ingress("tcp", 80, ["10.0.6.0/24", "10.0.5.0/24"])
+    r2 = sg.authorize_ingress("tcp", 80, ["10.0.5.0/24", "10.0.6.0/24"])
+    r3 = sg.authorize_ingress("tcp", 80, ("10.0.6.0/24", "10.0.5.0/24", "10.0.6.1/24"))   # host bits, twice
+    assert r1 is r2 is r3 and len(sg.ingress) == 1
+    assert r1.peer == (ipaddress.ip_network("10.0.5.0/24"), ipaddress.ip_network("10.0.6.0/24"))
+    assert r1.peer_name == "10.0.5.0/24, 10.0.6.0/24" and str(r1) == "tcp 80 from 10.0.5.0/24, 10.0.6.0/24"
+    assert r1.weight == 2
+    for p in range(58):                              # 2 + 58 = the 60-rule limit: the list counted once
+        sg.authorize_ingress("tcp", 1000 + p, "10.0.0.0/8")
+    sg.authorize_ingress("tcp", 80, ["10.0.6.0/24", "10.0.5.0/24"])                     # still a no-op
+    assert sum(r.weight for r in sg.ingress) == 60
+    assert sg.revoke_ingress("tcp", 80, ["10.0.6.0/24", "10.0.5.0/24"]) is True       # any order revokes
+    assert sg.revoke_ingress("tcp", 80, ["10.0.5.0/24", "10.0.6.0/24"]) is False
+    other = vpc_of(net).add_security_group(name="t")
+    a = other.authorize_egress("udp", 53, ["192.0.2.0/24", "10.0.0.0/8", "10.0.0.0/16"])
+    assert a.peer_name == "10.0.0.0/8, 10.0.0.0/16, 192.0.2.0/24"
+    from fastvpc import files
+
+    doc = files.network_to_dict(net)
+    (rule,) = [r for v in doc["vpcs"] for g in v["security_groups"] if g["name"] == "t" for r in g["egress"]
+               if "cidrs" in r]
+    assert rule["cidrs"] == ["10.0.0.0/8", "10.0.0.0/16", "192.0.2.0/24"]
+    assert files.network_from_dict(doc) == net
+    rule["cidrs"].reverse()                          # a hand-written file in another order: the same network
+    assert files.network_from_dict(doc) == net
+
+
 def test_protocol_forms(net):
     sg = vpc_of(net).add_security_group(name="s")
     assert sg.authorize_ingress("all", None, "10.0.0.0/8").protocol == -1

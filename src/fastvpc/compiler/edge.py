@@ -15,7 +15,8 @@
 NAT gateways (docs/edge.md §4), by their index in :func:`nat_gateways`, in ``edge_hash`` too:
 ``HK_NATIP`` (VPC, private IP) -> index (NAT gateways with a subnet and an address: the reply
 path), ``HK_NATSUB`` index -> subnet index, ``HK_NATADDR`` index -> private IP, ``HK_NATID`` index
--> a stable 32-bit identity (the key of its bindings in a FlowTable, so they survive a recompile),
+-> its stable 32-bit identity (the key of its bindings in a FlowTable, so they survive a recompile;
+``Network._tracking``, distinct from every ENI's and other NAT gateway's identity),
 ``HK_NATPORT`` index -> its port (what ``Result.nat_gw`` reports: docs/flow-logs.md).
 
 Routes to an internet gateway get the route kind ``ROUTE_IGW`` (the kernel's ``RK_IGW``: the
@@ -25,7 +26,6 @@ arg = the NAT gateway's index); every other route is compiled as without the edg
 
 from __future__ import annotations
 
-import hashlib
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -33,6 +33,7 @@ import numpy as np
 from fastvpc.compiler._hash import build_hash
 from fastvpc.compiler.layout import EDGE_CIDR_DTYPE, GW_DTYPE
 from fastvpc.errors import TopologyError
+from fastvpc.topology.identities import plain_nat_identity
 
 if TYPE_CHECKING:  # pragma: no cover
     from fastvpc.topology import Network
@@ -54,10 +55,11 @@ def nat_gateways(net: Network) -> list[Any]:
 
 
 def nat_identity(vpc_name: str, name: str) -> int:
-    """A NAT gateway's stable 32-bit identity: its bindings' key in a FlowTable (by VPC and name, so
-    the bindings survive a recompile of the same network)."""
-    return int.from_bytes(hashlib.blake2b(f"{vpc_name}/{name}".encode("utf-8", "surrogatepass"), digest_size=4,
-                                          person=b"fastvpc-natgw").digest(), "little")
+    """A NAT gateway's plain 32-bit identity (BLAKE2b of ``VPC/name``).  The one compiled is what its
+    network gave it (``Network._tracking``: the plain one unless that value was already held by an ENI
+    or another NAT gateway; :mod:`fastvpc.topology.identities`), kept for as long as it exists so its
+    bindings survive a recompile."""
+    return plain_nat_identity(vpc_name, name)
 
 
 def no_edge() -> dict[str, Any]:
@@ -104,9 +106,10 @@ def compile_edge(net: Network, vidx: dict[int, int], tidx: dict[int, int]) -> di
         keys += [_key(HK_PUB_OUT, v, int(owner.ip)), _key(HK_PUB_IN, v, int(a.public_ip))]
         vals += [int(a.public_ip), int(owner.ip)]
     sidx = {id(s): j for j, s in enumerate(net.subnets)}
+    ids = net._settle_identities()
     for i, n in enumerate(nat_gateways(net)):
         keys += [_key(HK_NATID, 0, i), _key(HK_NATPORT, 0, i)]
-        vals += [nat_identity(n.vpc.name, n.name), n.port]
+        vals += [ids.assign_nat(n.vpc.name, n.name), n.port]   # given: settled above
         if n.subnet is None or n.ip is None or id(n.subnet) not in sidx:
             continue   # no address: the nat stage says NAT_UNSUPPORTED
         keys += [_key(HK_NATSUB, 0, i), _key(HK_NATADDR, 0, i), _key(HK_NATIP, vidx[id(n.vpc)], int(n.ip))]

@@ -20,11 +20,11 @@ side is ``_kernels/acl.pxd`` and ``_kernels/stages/{sg_egress,nacl_egress,nacl_i
   can never match, so each class list keeps first-match order).  NACLs with the same entries share
   one pair of rows: the kernel's NACL index (``SubnetFilt.nacl``) is the row pair, not the NACL.
 * **Tracking**: per ENI a stable 32-bit identity for the FlowTable key and an index into the
-  distinct ``timeouts_record(eni.tracking)`` records.  The identity is the first 4 bytes of
-  BLAKE2b(ENI name): it depends only on the name, so it survives a recompile and the ENI's place
-  in the arrays.  Identities are checked for distinctness; on a clash the ENIs are taken in name
-  order and each later one rehashes ``name#1``, ``name#2``, ... until its value is unused, so the
-  result depends only on the set of names.
+  distinct ``timeouts_record(eni.tracking)`` records.  The identity is the one the network gave
+  the ENI's name (:mod:`fastvpc.topology.identities`): the first 4 bytes of BLAKE2b(name), or on a
+  clash with a value already held ``name#1``, ``name#2``, ...; the network keeps it for as long as
+  the ENI exists (and after, reserved), so it survives a recompile, a newcomer whose name clashes,
+  and the ENI's place in the arrays.
 * Per subnet: its NACL's row pair and its VPC's Amazon DNS resolver address (primary CIDR base + 2),
   which no filter stage judges (#50).
 
@@ -52,7 +52,6 @@ rule the range ``[type << 8, type << 8 | 255]``; an all-ports or any-type rule h
 
 from __future__ import annotations
 
-import hashlib
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -60,6 +59,7 @@ import numpy as np
 from fastvpc.compiler._hash import build_hash
 from fastvpc.compiler.layout import ACL_DIR_DTYPE, ACL_RULE_DTYPE, FILT_DTYPE, SUBNET_FILT_DTYPE
 from fastvpc.errors import TopologyError
+from fastvpc.topology.identities import identity_candidates
 
 if TYPE_CHECKING:  # pragma: no cover
     from fastvpc.topology import Eni, Network
@@ -113,20 +113,16 @@ def _net_part(net: Any) -> tuple[int, int]:
 
 
 def eni_identities(names: list[str]) -> np.ndarray:
-    """Stable, distinct 32-bit identities for ENIs named ``names`` (see the module docstring)."""
+    """Distinct 32-bit identities for a fresh set of ENI names ``names``: in name order, each the first
+    free value of :func:`fastvpc.topology.identities.identity_candidates` (what a network gives
+    names it has no identity for yet; a network's own are ``Network._eni_identities``)."""
     out = np.zeros(len(names), dtype=np.uint32)
     used: set[int] = set()
     order = sorted(range(len(names)), key=lambda i: names[i])
     for i in order:
-        name = names[i]
-        salt = 0
-        while True:
-            text = name if salt == 0 else f"{name}#{salt}"
-            v = int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=4).digest(),
-                               "little")
+        for v in identity_candidates(names[i]):
             if v not in used:
                 break
-            salt += 1
         used.add(v)
         out[i] = v
     return out
@@ -400,7 +396,7 @@ def compile_filters(net: Network, enis: list[Eni], subnets: list[Any], vpcs: lis
 
     eni_filt = np.zeros(len(enis), dtype=FILT_DTYPE)
     eni_filt["sgset"] = eni_set
-    eni_filt["ident"] = eni_identities([e.name for e in enis])
+    eni_filt["ident"] = net._eni_identities(enis)
     eni_filt["tmo"] = eni_tmo
     eni_filt["eni"] = np.arange(len(enis), dtype=np.int32)
     port_filt = np.zeros(0 if port_hashed else port_eni_rows, dtype=FILT_DTYPE)

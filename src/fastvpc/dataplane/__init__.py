@@ -380,15 +380,31 @@ class Dataplane:
     def tracking_identities(self) -> dict[int, str]:
         """The name of the ENI or NAT gateway behind each stable identity a :class:`FlowTable` keys
         its entries by: ``{ident: name for ...}`` maps ``flows()["eni"]`` and ``nat_bindings()["nat"]``
-        back to names.  The identities depend on names only (a table survives a recompile), so any
-        snapshot of the same network gives the same map."""
-        from fastvpc.compiler.edge import nat_gateways, nat_identity
-        from fastvpc.compiler.filters import eni_identities
+        back to names.  The identities are the ones this snapshot was compiled with (its tables';
+        without the filters, the ones its network holds).  A network keeps each ENI's identity while
+        the ENI exists (a table survives a recompile), so every snapshot of one network agrees on the
+        ENIs both have."""
+        from fastvpc.compiler.edge import HK_NATID, HK_NATPORT, nat_gateways
 
-        out = {int(i): name for i, name in zip(eni_identities(list(self.eni_names)), self.eni_names)}
+        if self.filters:
+            idents = self._compiled.eni_filt["ident"].tolist()
+        else:
+            net = self.network
+            idents = net._eni_identities([net.find(n) for n in self.eni_names])
+        out = {int(i): name for i, name in zip(idents, self.eni_names)}
         if self.edge:
-            for n in nat_gateways(self.network):
-                out.setdefault(nat_identity(n.vpc.name, n.name), n.name)
+            slots = self._compiled.edge_hash.reshape(-1, 2)
+            kind = slots[:, 0] >> np.uint64(56)
+            ident_of = {key & 0xFFFFFFFF: val for key, val in slots[kind == HK_NATID].tolist()}
+            port_of = {key & 0xFFFFFFFF: val for key, val in slots[kind == HK_NATPORT].tolist()}
+            names: list[str] | None = None
+            for g in sorted(ident_of):
+                name = self.port_names.get(port_of[g]) if g in port_of else None
+                if name is None:    # a snapshot without the NAT gateways' ports: by compile order
+                    names = names or [n.name for n in nat_gateways(self.network)]
+                    name = names[g] if g < len(names) else None
+                if name is not None:
+                    out.setdefault(int(ident_of[g]), name)
         return out
 
     def __repr__(self) -> str:

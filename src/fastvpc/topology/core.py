@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Union
 
 from fastvpc.errors import TopologyError
+from fastvpc.topology.identities import TrackingIdentities
 
 if TYPE_CHECKING:  # pragma: no cover
     from fastvpc.dataplane import Dataplane
@@ -784,6 +785,7 @@ class Subnet(_Named):
         for a in eni.ips:
             self.vpc._ip_owner[a] = eni
         net._register(eni)
+        net._tracking_ids().assign(nm)
         if address is not None:
             eni.associate_address(address)
         elif pip is not None:
@@ -1090,6 +1092,7 @@ class Vpc(_Named):
         if subnet is not None:
             subnet.nat_gateways.append(gw)
         net._register(gw)
+        net._tracking_ids().assign_nat(self.name, nm)
         if eip is not None:
             gw.associate_address(eip)
         return gw
@@ -1158,6 +1161,36 @@ class Network:
         #: other names of objects -> their names (AWS instance ids and Name tags from an import);
         #: kept in topology files so ``fastvpc trace --from i-...`` works on a written file
         self.aliases: dict[str, list[str]] = {}
+        #: the tracking identity given to each ENI name (fastvpc.topology.identities): kept for
+        #: deleted ENIs too, so no other name of this network ever takes one a FlowTable may hold
+        self._tracking = TrackingIdentities()
+
+    # tracking identities -------------------------------------------------------
+    def _tracking_ids(self) -> TrackingIdentities:
+        """The memo of ENI tracking identities (made empty for a network pickled before it existed)."""
+        ids = self.__dict__.get("_tracking")
+        if ids is None:
+            ids = self._tracking = TrackingIdentities()
+        return ids
+
+    def _settle_identities(self) -> TrackingIdentities:
+        """The memo, with an identity for every ENI and NAT gateway of the network: the ones it has
+        none for (a network pickled before the memo existed) get one now, ENIs first, each kind in
+        name order (how identities were given before the memo, so such a network keeps them)."""
+        ids = self._tracking_ids()
+        enis = self.enis
+        if len(ids) < len(enis) or any(e.name not in ids for e in enis):
+            for name in sorted({e.name for e in enis if e.name not in ids}):
+                ids.assign(name)
+        nats = [g for v in self.vpcs for g in v.nat_gateways if ids.nat(g.name) is None]
+        for g in sorted(nats, key=lambda g: g.name):
+            ids.assign_nat(g.vpc.name, g.name)
+        return ids
+
+    def _eni_identities(self, enis: Sequence[Eni]) -> list[int]:
+        """The tracking identity of each of ``enis`` (see :meth:`_settle_identities`)."""
+        ids = self._settle_identities()
+        return [ids[e.name] for e in enis]
 
     # names, ports, MACs --------------------------------------------------------
     def _claim_name(self, name: str | None, prefix: str) -> str:

@@ -247,6 +247,12 @@ def _prefix_list_cidrs(cidrs: Iterable[object], who: str, obj: str | None = None
     return tuple(out)
 
 
+def canonical_cidrs(cidrs: Iterable[IPv4Network]) -> tuple[IPv4Network, ...]:
+    """An inline CIDR-list peer as a rule holds it: sorted (address, then prefix length), each CIDR
+    once, so the same set of CIDRs in any order is the same rule (authorizing it again is a no-op)."""
+    return tuple(sorted(set(cidrs)))
+
+
 # --------------------------------------------------------------------------- security groups
 
 Peer = Union[IPv4Network, "SecurityGroup", PrefixList, tuple[IPv4Network, ...]]
@@ -258,7 +264,7 @@ class SecurityGroupRule:
 
     ``peer`` is an ``IPv4Network`` (``CidrIp``), a :class:`SecurityGroup` (a group pair:
     the private IPs of its member ENIs), a :class:`PrefixList`, or a tuple of networks
-    (a list of CIDRs given inline).  ``ports`` is an inclusive (from, to) for TCP/UDP and
+    (a list of CIDRs given inline, held sorted and without duplicates: its order does not matter).  ``ports`` is an inclusive (from, to) for TCP/UDP and
     None otherwise; ``icmp`` is (type, code) with -1 = any for ICMP and None otherwise.
     Two rules are the same rule (authorizing again is a no-op) exactly when they are equal.
     """
@@ -269,6 +275,10 @@ class SecurityGroupRule:
     ports: tuple[int, int] | None
     icmp: tuple[int, int] | None
     peer: Peer
+
+    def __post_init__(self) -> None:
+        if isinstance(self.peer, tuple):   # an inline CIDR list is a set: one order, one rule
+            object.__setattr__(self, "peer", canonical_cidrs(self.peer))
 
     @property
     def peer_name(self) -> str:
@@ -478,7 +488,7 @@ class SecurityGroup(_Named):
             cidrs = _prefix_list_cidrs(peer, who, self.name)
             if not cidrs:
                 raise TopologyError(f"{who}: a list of CIDRs as peer must not be empty", obj=self.name, value=peer)
-            return cidrs
+            return canonical_cidrs(cidrs)
         if peer is None:
             raise TopologyError(f"{who}: a rule needs a peer (a CIDR, a security group, a prefix list or a list "
                                 "of CIDRs), not None", obj=self.name, value=peer)
