@@ -87,7 +87,11 @@ class Oracle:
                 return drop(R.FLOW_TABLE_FULL, -1)
         elif not ok:
             return drop(R.SG_EGRESS, -1)
-        if ipaddress.IPv4Address(dst) not in s.subnet.cidr:
+        # the NACL-out where the packet leaves the subnet (#55): not to a destination inside it, nor by a
+        # route to a middlebox ENI of the subnet itself (the unfiltered pass's route is the one it takes)
+        target = self.net.routes()[rt].target if rt >= 0 else None
+        stays = isinstance(target, fv.Eni) and target.subnet is s.subnet
+        if ipaddress.IPv4Address(dst) not in s.subnet.cidr and not stays:
             allowed, _ = s.subnet.network_acl.evaluate("egress", proto, dst, p4, icmp)
             if not allowed:
                 return drop(R.NACL_EGRESS, -1)

@@ -1017,7 +1017,10 @@ class ReferenceForwarder:
 
     # stage "nacl_egress": the sender subnet's network ACL (#51-#55) ---------
     def nacl_egress(self, p: Packet) -> str:
-        """The sender subnet's NACL, egress, ip = the destination, when the packet leaves the subnet (#55)."""
+        """The sender subnet's NACL, egress, ip = the destination, when the packet leaves the subnet (#55):
+        not when the destination is inside the subnet, nor when the subnet's route sends it to a middlebox
+        ENI of the subnet itself (it stays inside).  Decided here, before the route stage, because a NACL
+        that applies denies before the route's own drops (#56)."""
         ip = p.ip
         assert ip is not None
         subnet = self.hop_subnet(p)
@@ -1028,8 +1031,22 @@ class ReferenceForwarder:
                                   f"({subnet.cidr}); network ACLs apply only where a packet leaves or enters a subnet",
                                   p.stage, "egress"))
             return "local"
+        mbox = self.middlebox_in_subnet(subnet, ip.dst)
+        if mbox is not None:                                  # #55: routed to an ENI of the subnet, it stays inside
+            if p.recording:
+                acl = subnet.network_acl
+                p.add(Hop("acl", acl.name, f"not evaluated: the route for {ip.dst} leads to {mbox.name} in subnet "
+                                  f"{subnet.name} itself; the packet does not leave the subnet", p.stage, "egress"))
+            return "local"
         self.network_acl(p, subnet, "egress", ip.dst, DropReason.NACL_EGRESS)
         return "local"
+
+    def middlebox_in_subnet(self, subnet: Subnet, dst: ipaddress.IPv4Address) -> Eni | None:
+        """The ENI of ``subnet`` itself that the subnet's route for ``dst`` targets (a middlebox), else None."""
+        match = self.longest_prefix_match(subnet, dst)
+        if match is not None and isinstance(match.target, Eni) and match.target.subnet is subnet:
+            return match.target
+        return None
 
     # stage "nacl_ingress": the receiving subnet's network ACL ----------------
     def nacl_ingress(self, p: Packet) -> str:

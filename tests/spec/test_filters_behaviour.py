@@ -369,16 +369,19 @@ def test_r55_nacls_apply_only_where_a_packet_leaves_or_enters_a_subnet(net: fv.N
     net.find("web").associate_network_acl(net.find("prod").add_network_acl(name="acl-deny"))
     got = any_engine.run(net, [tcp(net, "web1", "10.0.1.20", 22), tcp(net, "web1", "10.0.2.10", 22)])
     assert delivered(got[0], net, "web2") and got[1].reason == R.NACL_EGRESS
-    # a route to a middlebox ENI in the sender's own subnet: the NACL-out applied (the destination is
-    # outside the subnet), no NACL-in (the packet does not enter another subnet)
+    # a route to a middlebox ENI in the sender's own subnet: the packet never leaves the subnet, so
+    # neither the NACL-out nor the NACL-in applies, though the destination is outside the subnet
     mbox = net.find("web").add_eni("10.0.1.50", name="mbox", source_dest_check=False,
                                    security_groups=[net.find("sg-web")])
     net.find("rt-web").add_route("192.168.0.0/16", mbox)
-    acl = net.find("acl-deny")
-    acl.add_entry(100, "egress", "allow", "all", None, "192.168.0.0/16")
     assert delivered(any_engine.one(net, *tcp(net, "web1", "192.168.1.1", 22)), net, "mbox")
-    acl.remove_entry(100, "egress")
-    assert any_engine.one(net, *tcp(net, "web1", "192.168.1.1", 22)).reason == R.NACL_EGRESS
+    # ... and a middlebox in another subnet: the packet leaves web, the NACL-out applies
+    mbox_app = net.find("app").add_eni("10.0.2.50", name="mbox-app", source_dest_check=False,
+                                       security_groups=[net.find("sg-app")])
+    net.find("rt-web").add_route("172.16.0.0/12", mbox_app)
+    assert any_engine.one(net, *tcp(net, "web1", "172.16.1.1", 22)).reason == R.NACL_EGRESS
+    net.find("acl-deny").add_entry(100, "egress", "allow", "all", None, "172.16.0.0/12")
+    assert delivered(any_engine.one(net, *tcp(net, "web1", "172.16.1.1", 22)), net, "mbox-app")
 
 
 # --------------------------------------------------------------------------- #56 evaluation order

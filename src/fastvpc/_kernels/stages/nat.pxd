@@ -38,7 +38,7 @@ from fastvpc._kernels.pkt cimport *
 from fastvpc._kernels.acl cimport nacl_eval, sg_eval, acl_parse, DIR_INGRESS, DIR_EGRESS
 from fastvpc._kernels.edge cimport xlate_addr
 from fastvpc._kernels.stages.local cimport stage_local
-from fastvpc._kernels.stages.route cimport stage_route
+from fastvpc._kernels.stages.route cimport stage_route, routed_within_subnet
 from fastvpc._kernels.stages.nacl_ingress cimport stage_nacl_ingress
 from fastvpc.lpm._lookup cimport rts_lookup_one
 from fastvpc.dataplane._flowtable cimport (FtView, FtPkt, FtTimeouts, ft_make_pkt, ft_insert_or_update, FT_MISS,
@@ -224,7 +224,10 @@ cdef inline void nat_route_on(const FwdTables* t, FtView* v, Pkt* p, Flt* x, uin
     cdef uint64_t key = ip_key(<uint32_t>sr.vpc, p.h.dst)
     p.er.subnet = <int32_t>sub             # the hop subnet: nacl_egress, local, route, edge_egress read it
     if t.filters and (p.h.dst & sr.mask) != sr.base:
-        if not nacl_eval(t, t.subnet_filt[sub].nacl, DIR_EGRESS, p.h.proto, p.h.dst, x.l4):
+        # nacl_egress of the NAT's subnet: not when the route keeps the frame in it (a middlebox ENI of the
+        # subnet, #55; looked up on a deny only, as stages/nacl_egress.pxd does)
+        if not nacl_eval(t, t.subnet_filt[sub].nacl, DIR_EGRESS, p.h.proto, p.h.dst, x.l4) \
+                and not routed_within_subnet(t, <int32_t>sub, p.h.dst):
             drop(p, R_NACL_EGRESS)
             return
     if key != p.key:                       # outbound from the NAT's VPC: loop 1's (VPC, dst) lookup holds

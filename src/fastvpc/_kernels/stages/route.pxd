@@ -4,13 +4,17 @@
 # IN   p.route (global route index from the LPM, -1: no match), p.h.dst, p.hv
 # OUT  next: NEXT_REWRITE (DELIVER; FORWARD through an internet gateway: the translation), NEXT_COMMIT
 #      (FORWARD), or a drop; p.route kept for every verdict
+#
+# routed_within_subnet(): whether a destination's route leads to an ENI of the subnet itself (for the
+# egress NACL, which is decided before the batch LPM: stages/nacl_egress.pxd, nat.pxd nat_route_on).
 
-from libc.stdint cimport uint32_t
+from libc.stdint cimport uint32_t, uint64_t, int32_t
 
 from fastvpc._kernels.verdicts cimport *
 from fastvpc._kernels.tables cimport *
 from fastvpc._kernels.pkt cimport *
 from fastvpc._kernels.stages.edge_egress cimport stage_edge_egress
+from fastvpc.lpm._lookup cimport rts_lookup_one
 
 
 cdef inline int stage_route(const FwdTables* t, Pkt* p) noexcept nogil:
@@ -47,3 +51,27 @@ cdef inline int stage_route(const FwdTables* t, Pkt* p) noexcept nogil:
     if rr.kind == RK_NAT:                   # compile(edge=True) only: the NAT gateway (stages/nat.pxd)
         return nat_needs(p, 2 * <uint32_t>rr.arg)
     return drop(p, R_BLACKHOLE)
+
+
+cdef inline bint routed_within_subnet(const FwdTables* t,
+                                      int32_t sub,       # IN  the subnet the frame is routed from (index)
+                                      uint32_t dst,      # IN  its destination, outside the subnet
+                                      ) noexcept nogil:
+    """Whether ``sub``'s route table sends ``dst`` to an ENI of ``sub`` itself (a middlebox in the subnet):
+    the frame then never leaves the subnet, so no NACL applies to it (#55).  A lookup of its own, not the
+    driver's batch LPM: its caller, the egress NACL, decides before the route (an applicable NACL's deny
+    comes before the route's own verdicts, DESIGN.md §5), and asks only when the NACL denies."""
+    cdef uint32_t tab = t.subnets[sub].table
+    cdef uint32_t val
+    cdef uint64_t r
+    cdef const RouteRec* rr
+    if tab >= <uint64_t>t.n_tables:
+        return 0
+    val = rts_lookup_one(&t.lpm, tab, dst)
+    if val == 0xFFFFFFFFu:
+        return 0
+    r = <uint64_t>t.table_base[tab] + val
+    if r >= <uint64_t>t.n_routes:
+        return 0
+    rr = &t.routes[r]
+    return rr.kind == RK_ENI and t.enis[rr.arg].subnet == sub
