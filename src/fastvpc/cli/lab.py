@@ -102,8 +102,6 @@ def _up(args: argparse.Namespace) -> int:
         except LabUnavailable as exc:
             print(f"fastvpc lab up: error: {exc}", file=sys.stderr)
             return EXIT_UNAVAILABLE
-        for gw in lab.gateways.values():   # an outside host answers whoever reached it
-            gw.run(["ip", "route", "add", "default", "dev", "eth0"])
         os.makedirs(state_dir(), exist_ok=True)
         state = {"tag": lab.tag, "pid": os.getpid(), "topology": args.topology,
                  "namespaces": {n: ns.name for n, ns in {**lab.vms, **lab.gateways}.items()}}
