@@ -1,8 +1,8 @@
 """``fastvpc lab up TOPOLOGY [--duration S]`` and ``fastvpc lab down``: a lab in one command.
 
 ``up`` builds, with :class:`fastvpc.live.netns.Lab`, one network namespace per ENI (``eth0``
-with the ENI's MAC, its IPs, a default route via the subnet router, offloads off) and one per
-gateway (an outside host with a TEST-NET address), starts :class:`fastvpc.live.Switch` between
+with the ENI's MAC, its IPs, a default route via the subnet router, segmentation offloads off) and
+one per gateway (an outside host with a TEST-NET address and a default route), starts :class:`fastvpc.live.Switch` between
 them, prints how to enter each host (``ip netns exec NAME ...``) and forwards until Ctrl-C,
 SIGTERM, ``--duration`` or ``fastvpc lab down``; then it deletes everything it made.
 
