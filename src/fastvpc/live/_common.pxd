@@ -3,6 +3,7 @@
 # argument checks, so both send paths apply exactly the same rules.
 
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
+from libc.string cimport memcpy
 
 # The Action numbers come from the kernels' shared declarations (one source, checked against
 # fastvpc.verdicts by tests/kernels/test_kernel_types.py).
@@ -23,7 +24,12 @@ cdef enum:
     _ST_TX_UNATTACHED = 6   # DELIVER/FORWARD/REPLY whose egress has no attached interface
     _ST_ROUNDS = 7          # recv calls that returned at least one frame
     _ST_RX_CSUM = 8         # frames the kernel marked checksum-not-ready whose TCP/UDP checksum was completed
-    _STATS_LEN = 9
+    _ST_RX_SEGMENTED = 9    # TCP packets over the slot (TSO/GSO from a veth) cut into MTU-sized segments
+    _STATS_LEN = 10
+
+# The IP MTU the segments of a cut TSO/GSO packet respect (Ethernet's; the lab's hosts have it).
+cdef enum:
+    _SEG_MTU = 1500
 
 
 cdef inline int32_t _verdict_port(Py_ssize_t i, const uint8_t *action, const uint8_t *reason,
@@ -130,3 +136,84 @@ cdef inline int _complete_l4_csum(uint8_t *f, int64_t ln) noexcept nogil:
     l4[coff] = <uint8_t>(c >> 8)
     l4[coff + 1] = <uint8_t>(c & 0xFF)
     return 1
+
+
+cdef inline int _tcp_split(const uint8_t *f, int64_t ln, int64_t mtu, uint8_t *out, int64_t room,
+                           int maxseg, int64_t *offsets, int64_t base, int64_t *used) noexcept nogil:
+    """Split the TCP/IPv4 packet in Ethernet frame ``f`` (``ln`` bytes; a TSO/GSO packet a veth handed
+    over whole) into segments of at most ``mtu`` IP bytes, as the sender's NIC would: written back to
+    back at ``out`` (``room`` bytes), ``offsets[j]`` := ``base`` + segment ``j``'s start, ``used`` := the
+    bytes written.  Each segment: the headers copied, IP total length, ID (+j) and header checksum, TCP
+    sequence number (+ payload offset), FIN/PSH only on the last, CWR only on the first, and the
+    full TCP checksum.  Returns the number of segments; 0 when they do not fit in ``room`` or
+    ``maxseg``; -1 when the frame is not a whole unfragmented TCP/IPv4 packet."""
+    cdef const uint8_t *ip
+    cdef const uint8_t *tcp
+    cdef uint8_t *o
+    cdef uint8_t *oip
+    cdef uint8_t *otcp
+    cdef int64_t ihl, thl, tot, hdr, mss, payload, nseg, j, L, pos = 0
+    cdef uint32_t seq0, seq, ipid
+    cdef uint64_t s
+    cdef int k
+    if ln < 54 or f[12] != 0x08 or f[13] != 0x00:
+        return -1
+    ip = f + 14
+    if (ip[0] >> 4) != 4:
+        return -1
+    ihl = (ip[0] & 15) * 4
+    tot = (ip[2] << 8) | ip[3]
+    if ihl < 20 or ip[9] != 6 or (ip[6] & 0x3F) or ip[7] or tot < ihl + 20 or 14 + tot > ln:
+        return -1
+    tcp = ip + ihl
+    thl = (tcp[12] >> 4) * 4
+    if thl < 20 or ihl + thl > tot:
+        return -1
+    hdr = 14 + ihl + thl
+    mss = mtu - ihl - thl
+    payload = tot - ihl - thl
+    if mss < 8 or payload <= 0:
+        return -1
+    nseg = (payload + mss - 1) // mss
+    if nseg > maxseg or nseg * hdr + payload > room:
+        return 0
+    seq0 = (<uint32_t>tcp[4] << 24) | (<uint32_t>tcp[5] << 16) | (<uint32_t>tcp[6] << 8) | tcp[7]
+    for j in range(nseg):
+        L = payload - j * mss
+        if L > mss:
+            L = mss
+        o = out + pos
+        memcpy(o, f, <size_t>hdr)
+        memcpy(o + hdr, f + hdr + j * mss, <size_t>L)
+        oip = o + 14
+        oip[2] = <uint8_t>((ihl + thl + L) >> 8)
+        oip[3] = <uint8_t>((ihl + thl + L) & 0xFF)
+        ipid = (((<uint32_t>ip[4] << 8) | ip[5]) + <uint32_t>j) & 0xFFFF
+        oip[4] = <uint8_t>(ipid >> 8)
+        oip[5] = <uint8_t>(ipid & 0xFF)
+        oip[10] = 0
+        oip[11] = 0
+        s = 0
+        k = 0
+        while k < ihl:
+            s += (oip[k] << 8) | oip[k + 1]
+            k += 2
+        while s >> 16:
+            s = (s & 0xFFFF) + (s >> 16)
+        oip[10] = <uint8_t>((~s >> 8) & 0xFF)
+        oip[11] = <uint8_t>(~s & 0xFF)
+        otcp = oip + ihl
+        seq = seq0 + <uint32_t>(j * mss)
+        otcp[4] = <uint8_t>(seq >> 24)
+        otcp[5] = <uint8_t>(seq >> 16)
+        otcp[6] = <uint8_t>(seq >> 8)
+        otcp[7] = <uint8_t>seq
+        if j < nseg - 1:
+            otcp[13] &= ~0x09          # FIN, PSH: the last segment's
+        if j > 0:
+            otcp[13] &= ~0x80          # CWR: the first segment's
+        _complete_l4_csum(o, hdr + L)
+        offsets[j] = base + pos
+        pos += hdr + L
+    used[0] = pos
+    return <int>nseg

@@ -12,9 +12,12 @@ ST_TX_ERRORS: int
 ST_TX_UNATTACHED: int
 ST_ROUNDS: int
 ST_RX_CSUM: int
+ST_RX_SEGMENTED: int
 STATS_LEN: int
+SEG_MTU: int
 
 def complete_checksum(frame: npt.NDArray[np.uint8]) -> bool: ...
+def split_tcp(frame: npt.NDArray[np.uint8], mtu: int = 1500) -> list[bytes]: ...
 
 @disjoint_base
 class BatchIO:

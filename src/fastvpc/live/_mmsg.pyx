@@ -16,6 +16,7 @@ and sends each socket's frames with ``sendmmsg``, retrying briefly when the sock
 queue is full.
 """
 cimport cython
+import numpy as np
 from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memmove
@@ -26,9 +27,9 @@ from fastvpc.live._linux cimport (
     sendmmsg, sockaddr_ll,
 )
 from fastvpc.live._common cimport (
-    _MAX_SOCKETS, _ST_ROUNDS, _ST_RX, _ST_RX_CSUM, _ST_RX_ERRORS, _ST_RX_OUTGOING, _ST_RX_TRUNCATED, _ST_TX,
-    _ST_TX_ERRORS, _ST_TX_UNATTACHED, _STATS_LEN, _check_hold, _check_send_args, _complete_l4_csum, _span_ok,
-    _verdict_port,
+    _MAX_SOCKETS, _SEG_MTU, _ST_ROUNDS, _ST_RX, _ST_RX_CSUM, _ST_RX_ERRORS, _ST_RX_OUTGOING, _ST_RX_SEGMENTED,
+    _ST_RX_TRUNCATED, _ST_TX, _ST_TX_ERRORS, _ST_TX_UNATTACHED, _STATS_LEN, _check_hold, _check_send_args,
+    _complete_l4_csum, _span_ok, _tcp_split, _verdict_port,
 )
 
 
@@ -46,7 +47,29 @@ ST_TX_ERRORS = _ST_TX_ERRORS
 ST_TX_UNATTACHED = _ST_TX_UNATTACHED
 ST_ROUNDS = _ST_ROUNDS
 ST_RX_CSUM = _ST_RX_CSUM
+ST_RX_SEGMENTED = _ST_RX_SEGMENTED
 STATS_LEN = _STATS_LEN
+#: The IP MTU of the segments a TSO/GSO packet is cut into (receive ring path).
+SEG_MTU = _SEG_MTU
+
+
+def split_tcp(const uint8_t[::1] frame, int mtu=_SEG_MTU) -> list[bytes]:
+    """The segments (Ethernet frames) the receive ring cuts a TCP/IPv4 packet longer than its slot
+    into, each at most ``mtu`` IP bytes; [] when the frame is not a whole TCP/IPv4 packet."""
+    cdef int64_t ln = frame.shape[0], used = 0
+    cdef int k, maxseg = <int>(ln // 8 + 1)
+    out = np.zeros(maxseg * 128 + 2 * ln, dtype=np.uint8)
+    offs = np.zeros(maxseg + 1, dtype=np.int64)
+    cdef uint8_t[::1] o = out
+    cdef int64_t[::1] of = offs
+    if ln == 0:
+        return []
+    with nogil:
+        k = _tcp_split(&frame[0], ln, mtu, &o[0], o.shape[0], maxseg, &of[0], 0, &used)
+    if k <= 0:
+        return []
+    offs[k] = used
+    return [bytes(out[offs[j]:offs[j + 1]]) for j in range(k)]
 
 
 def complete_checksum(uint8_t[::1] frame) -> bool:

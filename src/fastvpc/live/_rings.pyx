@@ -19,9 +19,9 @@ from fastvpc.live._linux cimport (
     fv_store_release_u32, fv_tx_set_len, fv_tx_status, fv_tx_vnet_hdr, mmap, munmap, nfds_t, poll, pollfd,
 )
 from fastvpc.live._common cimport (
-    _MAX_SOCKETS, _ST_ROUNDS, _ST_RX, _ST_RX_CSUM, _ST_RX_ERRORS, _ST_RX_OUTGOING, _ST_RX_TRUNCATED, _ST_TX,
-    _ST_TX_ERRORS, _ST_TX_UNATTACHED, _STATS_LEN, _check_hold, _check_send_args, _complete_l4_csum, _span_ok,
-    _verdict_port,
+    _MAX_SOCKETS, _SEG_MTU, _ST_ROUNDS, _ST_RX, _ST_RX_CSUM, _ST_RX_ERRORS, _ST_RX_OUTGOING, _ST_RX_SEGMENTED,
+    _ST_RX_TRUNCATED, _ST_TX, _ST_TX_ERRORS, _ST_TX_UNATTACHED, _STATS_LEN, _check_hold, _check_send_args,
+    _complete_l4_csum, _span_ok, _tcp_split, _verdict_port,
 )
 
 
@@ -159,6 +159,8 @@ cdef class RxRing:
         cdef uint8_t *h
         cdef uint32_t snap, ln
         cdef int64_t slot = self.slot
+        cdef int64_t total = <int64_t>cap * slot, used = 0
+        cdef int k, j
         while n < cap:
             blk = r.map + r.cur * r.block_size
             if r.left == 0:
@@ -173,7 +175,24 @@ cdef class RxRing:
             h = r.pkt
             snap = fv_pkt_snaplen(h)
             ln = fv_pkt_len(h)
-            if ln > slot or snap < ln:
+            if (ln > slot and snap == ln and fv_pkt_type(h) != PACKET_OUTGOING
+                    and fv_pkt_mac(h) + <int64_t>snap <= r.block_size):
+                # a TSO/GSO packet (a veth with segmentation offload on hands it over whole): cut it
+                # into MTU-sized segments as the sender's NIC would; too big for what is left of
+                # this batch: it waits for the next one
+                k = _tcp_split(h + fv_pkt_mac(h), ln, _SEG_MTU, data + pos[0], total - pos[0], cap - n,
+                               offsets + n, pos[0], &used)
+                if k == 0 and n > 0:
+                    break
+                if k > 0:
+                    for j in range(k):
+                        port[n + j] = r.port
+                    n += k
+                    pos[0] += used
+                    stats[_ST_RX_SEGMENTED] += 1
+                else:
+                    stats[_ST_RX_TRUNCATED] += 1
+            elif ln > slot or snap < ln:
                 stats[_ST_RX_TRUNCATED] += 1
             elif fv_pkt_type(h) == PACKET_OUTGOING:
                 stats[_ST_RX_OUTGOING] += 1
