@@ -1,7 +1,8 @@
 """The live switch's compiled helpers for outside links, without sockets (no root needed):
 the gateway neighbour tables (``fastvpc.live._neigh.Neighbours``: learning, the MAC rewrite,
-ARP resolution with a bounded queue, the bounded table) and the checksum completion the
-receive paths apply to frames the kernel marks checksum-not-ready."""
+ARP resolution with a bounded queue, the bounded table), the checksum completion the
+receive paths apply to frames the kernel marks checksum-not-ready, and the cutting of TSO/GSO
+packets into MTU-sized segments."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 
 import fastvpc.packets as pk
-from fastvpc.live._mmsg import complete_checksum
+from fastvpc.live._mmsg import SEG_MTU, complete_checksum, split_tcp
 from fastvpc.live._neigh import MAX_PROBES, RETRANS_NS, Neighbours
 from fastvpc.verdicts import Action
 
@@ -194,3 +195,34 @@ def test_partial_checksum_is_completed(proto: str) -> None:
                   pk.arp_request(HOST_MAC, src, dst), good[:-10]):
         arr = np.frombuffer(other, dtype=np.uint8).copy()
         assert not complete_checksum(arr) and bytes(arr) == other
+
+
+def test_a_tso_packet_is_cut_as_a_nic_would() -> None:
+    """A 64 KB TCP packet (a veth with TSO on hands it over whole) becomes MTU-sized segments:
+    sequence numbers advance by the payload, IP IDs by one, FIN/PSH only on the last segment,
+    CWR only on the first, every IP and TCP checksum valid, the payload intact in order."""
+    src, dst = "198.51.100.7", "203.0.113.10"
+    payload = random.Random(3).randbytes(60_001)
+    seg = struct.pack("!HHIIBBHHH", 40000, 443, 0xFFFFF000, 77, 5 << 4, 0x80 | 0x10 | 0x08 | 0x01, 501, 0, 0)
+    big = pk.ethernet(GW_MAC, HOST_MAC, pk.ETH_IPV4, pk.ipv4(src, dst, 6, seg + payload, ident=0xFFFE))
+    # the TCP checksum of a TSO packet is partial: whatever it holds must not matter
+    parts = split_tcp(np.frombuffer(big, dtype=np.uint8).copy())
+    mss = SEG_MTU - 40
+    assert len(parts) == -(-len(payload) // mss)
+    got = b""
+    for j, f in enumerate(parts):
+        ip, tcp = f[14:34], f[34:54]
+        assert len(f) - 14 <= SEG_MTU and struct.unpack("!H", ip[2:4])[0] == len(f) - 14
+        assert pk.checksum(ip) == 0
+        assert struct.unpack("!H", ip[4:6])[0] == (0xFFFE + j) & 0xFFFF
+        assert struct.unpack("!I", tcp[4:8])[0] == (0xFFFFF000 + j * mss) & 0xFFFFFFFF
+        flags = tcp[13]
+        assert bool(flags & 0x09) == (j == len(parts) - 1) and bool(flags & 0x80) == (j == 0) and flags & 0x10
+        pseudo = pk._ip(src) + pk._ip(dst) + struct.pack("!BBH", 0, 6, len(f) - 34)
+        assert pk.checksum(pseudo + f[34:]) == 0
+        got += f[54:]
+    assert got == payload
+    # not TCP/IPv4, or not whole: not cut
+    assert split_tcp(np.frombuffer(pk.ethernet(GW_MAC, HOST_MAC, pk.ETH_IPV4, pk.udp(src, dst, 1, 2, payload[:3000])),
+                                   dtype=np.uint8).copy()) == []
+    assert split_tcp(np.frombuffer(big[:-1], dtype=np.uint8).copy()) == []
