@@ -64,6 +64,7 @@ CYTHON_MODULES = [
     "fastvpc._pcapindex",
     "fastvpc.lpm._lookup",
     "fastvpc.live._mmsg",
+    "fastvpc.live._neigh",
     "fastvpc.live._rings",
     "fastvpc.compiler._hash",
     "fastvpc.dataplane._flowtable",

@@ -49,15 +49,8 @@ def live_nat() -> Iterator[Live]:
     net.find("app").associate(vpc.add_route_table(name="rt-app", routes=[("0.0.0.0/0", nat)]))
     dp = net.compile()
     with Lab(net, gateways={"igw": IGW_ADDR}) as lab:
-        # The lab's gateway namespace is a one-way sink (NOARP, the public subnet's gateway MAC, which
-        # FORWARDed frames keep as destination: the frame's Ethernet header is left as it came).  Here it
-        # answers: frames from app arrive with app's gateway MAC, and it sends to the internet gateway's MAC.
-        igw = lab["igw"]
-        for cmd in (["ip", "link", "set", "eth0", "address", str(net.find("app").gateway_mac)],
-                    ["ip", "link", "set", "eth0", "arp", "on"],
-                    ["ip", "neigh", "replace", EIP, "lladdr", str(net.find("igw").mac), "dev", "eth0", "nud",
-                     "permanent"]):
-            igw.run(cmd, check=True)
+        # The lab's gateway namespace is an outside host with only an address and a default route: the
+        # switch answers its ARP with the internet gateway's MAC and resolves its MAC for the replies.
         switch = Switch(dp, lab.attachments, network=net)
         switch.start()
         try:

@@ -1,8 +1,8 @@
 """``fastvpc lab up TOPOLOGY [--duration S]`` and ``fastvpc lab down``: a lab in one command.
 
 ``up`` builds, with :class:`fastvpc.live.netns.Lab`, one network namespace per ENI (``eth0``
-with the ENI's MAC, its IPs, a default route via the subnet router, offloads off) and one per
-gateway (an outside host with a TEST-NET address), starts :class:`fastvpc.live.Switch` between
+with the ENI's MAC, its IPs, a default route via the subnet router, veth's default offloads) and
+one per gateway (an outside host with a TEST-NET address and a default route), starts :class:`fastvpc.live.Switch` between
 them, prints how to enter each host (``ip netns exec NAME ...``) and forwards until Ctrl-C,
 SIGTERM, ``--duration`` or ``fastvpc lab down``; then it deletes everything it made.
 
@@ -10,7 +10,7 @@ SIGTERM, ``--duration`` or ``fastvpc lab down``; then it deletes everything it m
 folder ``$FASTVPC_LAB_DIR``, default ``/run/fastvpc/labs``) and removes what labs whose process
 is gone (killed, crashed) left behind (:func:`fastvpc.live.netns.cleanup_leftovers`).
 
-Needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_NET_RAW); ``iproute2`` and ``ethtool``.
+Needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_NET_RAW) and ``iproute2``.
 """
 
 from __future__ import annotations
@@ -102,8 +102,6 @@ def _up(args: argparse.Namespace) -> int:
         except LabUnavailable as exc:
             print(f"fastvpc lab up: error: {exc}", file=sys.stderr)
             return EXIT_UNAVAILABLE
-        for gw in lab.gateways.values():   # an outside host answers whoever reached it
-            gw.run(["ip", "route", "add", "default", "dev", "eth0"])
         os.makedirs(state_dir(), exist_ok=True)
         state = {"tag": lab.tag, "pid": os.getpid(), "topology": args.topology,
                  "namespaces": {n: ns.name for n, ns in {**lab.vms, **lab.gateways}.items()}}

@@ -2,7 +2,8 @@
 # indices of the stats array, the socket limit, and the verdict -> output port rule with its
 # argument checks, so both send paths apply exactly the same rules.
 
-from libc.stdint cimport int32_t, int64_t, uint8_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
+from libc.string cimport memcpy
 
 # The Action numbers come from the kernels' shared declarations (one source, checked against
 # fastvpc.verdicts by tests/kernels/test_kernel_types.py).
@@ -22,7 +23,13 @@ cdef enum:
     _ST_TX_ERRORS = 5       # frames that could not be sent (queue full after retries, link down, ...)
     _ST_TX_UNATTACHED = 6   # DELIVER/FORWARD/REPLY whose egress has no attached interface
     _ST_ROUNDS = 7          # recv calls that returned at least one frame
-    _STATS_LEN = 8
+    _ST_RX_CSUM = 8         # frames the kernel marked checksum-not-ready whose TCP/UDP checksum was completed
+    _ST_RX_SEGMENTED = 9    # TCP packets over the slot (TSO/GSO from a veth) cut into MTU-sized segments
+    _STATS_LEN = 10
+
+# The IP MTU the segments of a cut TSO/GSO packet respect (Ethernet's; the lab's hosts have it).
+cdef enum:
+    _SEG_MTU = 1500
 
 
 cdef inline int32_t _verdict_port(Py_ssize_t i, const uint8_t *action, const uint8_t *reason,
@@ -59,3 +66,154 @@ cdef inline int _check_send_args(Py_ssize_t n, const int64_t[::1] offsets, const
     if nreason < 1:
         raise ValueError(f"nreason {nreason} must be >= 1")
     return 0
+
+
+cdef inline int _check_hold(Py_ssize_t n, const uint8_t[::1] hold) except -1:
+    """``hold`` (frames to tally but not send: the gateway neighbour table queued them) covers n frames."""
+    if hold.shape[0] < n:
+        raise ValueError(f"hold has {hold.shape[0]} entries, the batch {n} frames")
+    return 0
+
+
+cdef inline int _complete_l4_csum(uint8_t *f, int64_t ln) noexcept nogil:
+    """Write the full TCP/UDP checksum of Ethernet frame ``f`` (``ln`` bytes) over its IPv4 packet.
+
+    For frames the kernel marks checksum-not-ready (``TP_STATUS_CSUMNOTREADY``: the sender's
+    CHECKSUM_PARTIAL, e.g. a veth whose peer keeps checksum offload on), whose checksum field holds
+    only the pseudo-header sum.  Returns 1 when a checksum was written, 0 when the frame is not a
+    whole (unfragmented) IPv4 TCP/UDP packet inside ``ln`` bytes (left untouched)."""
+    cdef int64_t off = 14, ihl, tot, l4len, k
+    cdef int et, proto, coff
+    cdef uint8_t *ip
+    cdef uint8_t *l4
+    cdef uint64_t s
+    cdef uint32_t c
+    if ln < 34:
+        return 0
+    et = (f[12] << 8) | f[13]
+    if et == 0x8100:            # one 802.1Q tag
+        if ln < 38:
+            return 0
+        et = (f[16] << 8) | f[17]
+        off = 18
+    if et != 0x0800:
+        return 0
+    ip = f + off
+    if (ip[0] >> 4) != 4:
+        return 0
+    ihl = (ip[0] & 15) * 4
+    tot = (ip[2] << 8) | ip[3]
+    if ihl < 20 or tot < ihl or off + tot > ln:
+        return 0
+    if (ip[6] & 0x3F) or ip[7]:      # MF or a fragment offset: no whole L4 segment here
+        return 0
+    proto = ip[9]
+    if proto == 6:
+        coff = 16
+    elif proto == 17:
+        coff = 6
+    else:
+        return 0
+    l4 = ip + ihl
+    l4len = tot - ihl
+    if l4len < coff + 2:
+        return 0
+    l4[coff] = 0
+    l4[coff + 1] = 0
+    s = (<uint64_t>((ip[12] << 8) | ip[13]) + ((ip[14] << 8) | ip[15]) + ((ip[16] << 8) | ip[17])
+         + ((ip[18] << 8) | ip[19]) + <uint64_t>proto + <uint64_t>l4len)
+    k = 0
+    while k + 1 < l4len:
+        s += (l4[k] << 8) | l4[k + 1]
+        k += 2
+    if k < l4len:
+        s += l4[k] << 8
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    c = (~(<uint32_t>s)) & 0xFFFF
+    if proto == 17 and c == 0:
+        c = 0xFFFF
+    l4[coff] = <uint8_t>(c >> 8)
+    l4[coff + 1] = <uint8_t>(c & 0xFF)
+    return 1
+
+
+cdef inline int _tcp_split(const uint8_t *f, int64_t ln, int64_t mtu, uint8_t *out, int64_t room,
+                           int maxseg, int64_t *offsets, int64_t base, int64_t *used) noexcept nogil:
+    """Split the TCP/IPv4 packet in Ethernet frame ``f`` (``ln`` bytes; a TSO/GSO packet a veth handed
+    over whole) into segments of at most ``mtu`` IP bytes, as the sender's NIC would: written back to
+    back at ``out`` (``room`` bytes), ``offsets[j]`` := ``base`` + segment ``j``'s start, ``used`` := the
+    bytes written.  Each segment: the headers copied, IP total length, ID (+j) and header checksum, TCP
+    sequence number (+ payload offset), FIN/PSH only on the last, CWR only on the first, and the
+    full TCP checksum.  Returns the number of segments; 0 when they do not fit in ``room`` or
+    ``maxseg``; -1 when the frame is not a whole unfragmented TCP/IPv4 packet."""
+    cdef const uint8_t *ip
+    cdef const uint8_t *tcp
+    cdef uint8_t *o
+    cdef uint8_t *oip
+    cdef uint8_t *otcp
+    cdef int64_t ihl, thl, tot, hdr, mss, payload, nseg, j, L, pos = 0
+    cdef uint32_t seq0, seq, ipid
+    cdef uint64_t s
+    cdef int k
+    if ln < 54 or f[12] != 0x08 or f[13] != 0x00:
+        return -1
+    ip = f + 14
+    if (ip[0] >> 4) != 4:
+        return -1
+    ihl = (ip[0] & 15) * 4
+    tot = (ip[2] << 8) | ip[3]
+    if ihl < 20 or ip[9] != 6 or (ip[6] & 0x3F) or ip[7] or tot < ihl + 20 or 14 + tot > ln:
+        return -1
+    tcp = ip + ihl
+    thl = (tcp[12] >> 4) * 4
+    if thl < 20 or ihl + thl > tot:
+        return -1
+    hdr = 14 + ihl + thl
+    mss = mtu - ihl - thl
+    payload = tot - ihl - thl
+    if mss < 8 or payload <= 0:
+        return -1
+    nseg = (payload + mss - 1) // mss
+    if nseg > maxseg or nseg * hdr + payload > room:
+        return 0
+    seq0 = (<uint32_t>tcp[4] << 24) | (<uint32_t>tcp[5] << 16) | (<uint32_t>tcp[6] << 8) | tcp[7]
+    for j in range(nseg):
+        L = payload - j * mss
+        if L > mss:
+            L = mss
+        o = out + pos
+        memcpy(o, f, <size_t>hdr)
+        memcpy(o + hdr, f + hdr + j * mss, <size_t>L)
+        oip = o + 14
+        oip[2] = <uint8_t>((ihl + thl + L) >> 8)
+        oip[3] = <uint8_t>((ihl + thl + L) & 0xFF)
+        ipid = (((<uint32_t>ip[4] << 8) | ip[5]) + <uint32_t>j) & 0xFFFF
+        oip[4] = <uint8_t>(ipid >> 8)
+        oip[5] = <uint8_t>(ipid & 0xFF)
+        oip[10] = 0
+        oip[11] = 0
+        s = 0
+        k = 0
+        while k < ihl:
+            s += (oip[k] << 8) | oip[k + 1]
+            k += 2
+        while s >> 16:
+            s = (s & 0xFFFF) + (s >> 16)
+        oip[10] = <uint8_t>((~s >> 8) & 0xFF)
+        oip[11] = <uint8_t>(~s & 0xFF)
+        otcp = oip + ihl
+        seq = seq0 + <uint32_t>(j * mss)
+        otcp[4] = <uint8_t>(seq >> 24)
+        otcp[5] = <uint8_t>(seq >> 16)
+        otcp[6] = <uint8_t>(seq >> 8)
+        otcp[7] = <uint8_t>seq
+        if j < nseg - 1:
+            otcp[13] &= ~0x09          # FIN, PSH: the last segment's
+        if j > 0:
+            otcp[13] &= ~0x80          # CWR: the first segment's
+        _complete_l4_csum(o, hdr + L)
+        offsets[j] = base + pos
+        pos += hdr + L
+    used[0] = pos
+    return <int>nseg

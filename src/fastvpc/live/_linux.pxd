@@ -150,6 +150,19 @@ cdef extern from *:
     static inline uint32_t fv_pkt_snaplen(const uint8_t *h) { return ((const struct tpacket3_hdr *)h)->tp_snaplen; }
     static inline uint32_t fv_pkt_len(const uint8_t *h) { return ((const struct tpacket3_hdr *)h)->tp_len; }
     static inline uint32_t fv_pkt_mac(const uint8_t *h) { return ((const struct tpacket3_hdr *)h)->tp_mac; }
+    static inline uint32_t fv_pkt_status(const uint8_t *h) { return ((const struct tpacket3_hdr *)h)->tp_status; }
+    /* recvmmsg with PACKET_AUXDATA: the control buffer each message needs, and the tp_status the
+       kernel put in it (0 when the message carries none). */
+    #define FV_AUX_SPACE (CMSG_SPACE(sizeof(struct tpacket_auxdata)))
+    static inline uint32_t fv_aux_status(struct msghdr *m) {
+        struct cmsghdr *c;
+        for (c = CMSG_FIRSTHDR(m); c != NULL; c = CMSG_NXTHDR(m, c)) {
+            if (c->cmsg_level == SOL_PACKET && c->cmsg_type == PACKET_AUXDATA &&
+                c->cmsg_len >= CMSG_LEN(sizeof(struct tpacket_auxdata)))
+                return ((struct tpacket_auxdata *)CMSG_DATA(c))->tp_status;
+        }
+        return 0;
+    }
     static inline unsigned char fv_pkt_type(const uint8_t *h) {
         return ((const struct sockaddr_ll *)(h + TPACKET_ALIGN(sizeof(struct tpacket3_hdr))))->sll_pkttype;
     }
@@ -166,6 +179,10 @@ cdef extern from *:
     uint32_t fv_pkt_len(const uint8_t *h) nogil
     uint32_t fv_pkt_mac(const uint8_t *h) nogil
     unsigned char fv_pkt_type(const uint8_t *h) nogil
+    uint32_t fv_pkt_status(const uint8_t *h) nogil
+    int FV_AUX_SPACE
+    uint32_t fv_aux_status(msghdr *m) nogil
+    uint32_t TP_STATUS_CSUMNOTREADY
     uint32_t TP_STATUS_USER
     uint32_t TP_STATUS_KERNEL
     int fv_setup_tx_ring(int fd, unsigned block_size, unsigned block_nr, unsigned frame_size, int vnet) nogil

@@ -11,7 +11,13 @@ ST_TX: int
 ST_TX_ERRORS: int
 ST_TX_UNATTACHED: int
 ST_ROUNDS: int
+ST_RX_CSUM: int
+ST_RX_SEGMENTED: int
 STATS_LEN: int
+SEG_MTU: int
+
+def complete_checksum(frame: npt.NDArray[np.uint8]) -> bool: ...
+def split_tcp(frame: npt.NDArray[np.uint8], mtu: int = 1500) -> list[bytes]: ...
 
 @disjoint_base
 class BatchIO:
@@ -42,6 +48,7 @@ class BatchIO:
         counts: npt.NDArray[np.int64],
         nreason: int,
         stats: npt.NDArray[np.int64],
+        hold: npt.NDArray[np.uint8] | None = None,
     ) -> int: ...
     def blast(
         self,

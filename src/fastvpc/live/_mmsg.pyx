@@ -16,17 +16,20 @@ and sends each socket's frames with ``sendmmsg``, retrying briefly when the sock
 queue is full.
 """
 cimport cython
+import numpy as np
 from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memmove
 
 from fastvpc.live._linux cimport (
-    EAGAIN, EINTR, EWOULDBLOCK, MSG_DONTWAIT, MSG_TRUNC, PACKET_OUTGOING, POLLERR, POLLIN, POLLOUT,
-    errno, iovec, mmsghdr, nfds_t, poll, pollfd, recvmmsg, sendmmsg, sockaddr_ll,
+    EAGAIN, EINTR, EWOULDBLOCK, FV_AUX_SPACE, MSG_DONTWAIT, MSG_TRUNC, PACKET_OUTGOING, POLLERR, POLLIN,
+    POLLOUT, TP_STATUS_CSUMNOTREADY, errno, fv_aux_status, iovec, mmsghdr, nfds_t, poll, pollfd, recvmmsg,
+    sendmmsg, sockaddr_ll,
 )
 from fastvpc.live._common cimport (
-    _MAX_SOCKETS, _ST_ROUNDS, _ST_RX, _ST_RX_ERRORS, _ST_RX_OUTGOING, _ST_RX_TRUNCATED, _ST_TX,
-    _ST_TX_ERRORS, _ST_TX_UNATTACHED, _STATS_LEN, _check_send_args, _span_ok, _verdict_port,
+    _MAX_SOCKETS, _SEG_MTU, _ST_ROUNDS, _ST_RX, _ST_RX_CSUM, _ST_RX_ERRORS, _ST_RX_OUTGOING, _ST_RX_SEGMENTED,
+    _ST_RX_TRUNCATED, _ST_TX, _ST_TX_ERRORS, _ST_TX_UNATTACHED, _STATS_LEN, _check_hold, _check_send_args,
+    _complete_l4_csum, _span_ok, _tcp_split, _verdict_port,
 )
 
 
@@ -43,7 +46,42 @@ ST_TX = _ST_TX
 ST_TX_ERRORS = _ST_TX_ERRORS
 ST_TX_UNATTACHED = _ST_TX_UNATTACHED
 ST_ROUNDS = _ST_ROUNDS
+ST_RX_CSUM = _ST_RX_CSUM
+ST_RX_SEGMENTED = _ST_RX_SEGMENTED
 STATS_LEN = _STATS_LEN
+#: The IP MTU of the segments a TSO/GSO packet is cut into (receive ring path).
+SEG_MTU = _SEG_MTU
+
+
+def split_tcp(const uint8_t[::1] frame, int mtu=_SEG_MTU) -> list[bytes]:
+    """The segments (Ethernet frames) the receive ring cuts a TCP/IPv4 packet longer than its slot
+    into, each at most ``mtu`` IP bytes; [] when the frame is not a whole TCP/IPv4 packet."""
+    cdef int64_t ln = frame.shape[0], used = 0
+    cdef int k, maxseg = <int>(ln // 8 + 1)
+    out = np.zeros(maxseg * 128 + 2 * ln, dtype=np.uint8)
+    offs = np.zeros(maxseg + 1, dtype=np.int64)
+    cdef uint8_t[::1] o = out
+    cdef int64_t[::1] of = offs
+    if ln == 0:
+        return []
+    with nogil:
+        k = _tcp_split(&frame[0], ln, mtu, &o[0], o.shape[0], maxseg, &of[0], 0, &used)
+    if k <= 0:
+        return []
+    offs[k] = used
+    return [bytes(out[offs[j]:offs[j + 1]]) for j in range(k)]
+
+
+def complete_checksum(uint8_t[::1] frame) -> bool:
+    """Write the full TCP/UDP checksum of one Ethernet/IPv4 frame in place, as the receive paths
+    do for frames the kernel marks checksum-not-ready; False (frame untouched) when it is not a
+    whole IPv4 TCP/UDP packet."""
+    cdef int r
+    if frame.shape[0] == 0:
+        return False
+    with nogil:
+        r = _complete_l4_csum(&frame[0], frame.shape[0])
+    return r != 0
 
 
 @cython.auto_pickle(False)
@@ -54,6 +92,7 @@ cdef class BatchIO:
     cdef iovec *iov
     cdef sockaddr_ll *addrs
     cdef int32_t *order
+    cdef uint8_t *cbuf       # one PACKET_AUXDATA control buffer per message
     cdef readonly int capacity
     cdef readonly int slot
     cdef int next_start
@@ -63,6 +102,7 @@ cdef class BatchIO:
         self.iov = NULL
         self.addrs = NULL
         self.order = NULL
+        self.cbuf = NULL
 
     def __init__(self, int capacity=256, int slot=2048):
         if capacity < 1 or capacity > 65536:
@@ -78,7 +118,9 @@ cdef class BatchIO:
         self.iov = <iovec *>calloc(capacity, sizeof(iovec))
         self.addrs = <sockaddr_ll *>calloc(capacity, sizeof(sockaddr_ll))
         self.order = <int32_t *>calloc(capacity, sizeof(int32_t))
-        if self.msgs == NULL or self.iov == NULL or self.addrs == NULL or self.order == NULL:
+        self.cbuf = <uint8_t *>calloc(capacity, FV_AUX_SPACE)
+        if (self.msgs == NULL or self.iov == NULL or self.addrs == NULL or self.order == NULL
+                or self.cbuf == NULL):
             raise MemoryError("BatchIO: cannot allocate message arrays")
 
     def __dealloc__(self):
@@ -86,6 +128,7 @@ cdef class BatchIO:
         free(self.iov)
         free(self.addrs)
         free(self.order)
+        free(self.cbuf)
 
     @property
     def buffer_size(self) -> int:
@@ -129,8 +172,9 @@ cdef class BatchIO:
                 self.msgs[n + j].msg_hdr.msg_namelen = sizeof(sockaddr_ll)
                 self.msgs[n + j].msg_hdr.msg_iov = &self.iov[n + j]
                 self.msgs[n + j].msg_hdr.msg_iovlen = 1
-                self.msgs[n + j].msg_hdr.msg_control = NULL
-                self.msgs[n + j].msg_hdr.msg_controllen = 0
+                # PACKET_AUXDATA (set by open_packet_socket) puts the frame's tp_status here
+                self.msgs[n + j].msg_hdr.msg_control = <void *>(self.cbuf + (n + j) * FV_AUX_SPACE)
+                self.msgs[n + j].msg_hdr.msg_controllen = FV_AUX_SPACE
                 self.msgs[n + j].msg_hdr.msg_flags = 0
                 self.msgs[n + j].msg_len = 0
             got = recvmmsg(fds[i], &self.msgs[n], <unsigned int>want, MSG_DONTWAIT | MSG_TRUNC, NULL)
@@ -153,6 +197,8 @@ cdef class BatchIO:
                 continue
             if pos != j * slot and ln > 0:
                 memmove(&data[pos], &data[j * slot], <size_t>ln)
+            if ln > 0 and fv_aux_status(&self.msgs[j].msg_hdr) & TP_STATUS_CSUMNOTREADY:
+                stats[_ST_RX_CSUM] += _complete_l4_csum(&data[pos], ln)
             offsets[k] = pos
             port[k] = ports[self.order[j]]
             pos += ln
@@ -226,7 +272,7 @@ cdef class BatchIO:
     cdef int _send(self, const int32_t[::1] port_fd, const uint8_t[::1] data, const int64_t[::1] offsets,
                    const int32_t[::1] in_port, const uint8_t[::1] action, const uint8_t[::1] reason,
                    const int32_t[::1] egress, int64_t[::1] counts, int nreason,
-                   int64_t[::1] stats) noexcept nogil:
+                   int64_t[::1] stats, const uint8_t *hold) noexcept nogil:
         cdef Py_ssize_t n = action.shape[0], i
         cdef Py_ssize_t nport = port_fd.shape[0]
         cdef Py_ssize_t ncount = counts.shape[0]
@@ -240,7 +286,7 @@ cdef class BatchIO:
         for i in range(n):
             self.order[i] = -1
             out = _verdict_port(i, &action[0], &reason[0], &egress[0], &in_port[0], &counts[0], ncount, nreason)
-            if out < 0:
+            if out < 0 or (hold != NULL and hold[i]):
                 continue
             fd = port_fd[out] if out < nport else -1
             if fd < 0:
@@ -292,20 +338,28 @@ cdef class BatchIO:
              int64_t[::1] counts,          # IN/OUT: tally, counts[action * nreason + reason] += 1
              int nreason,                  # IN: row length of counts (number of DropReason values)
              int64_t[::1] stats,           # IN/OUT: counters, STATS_LEN entries (ST_* indices)
+             const uint8_t[::1] hold=None, # IN: optional, n entries: nonzero = tally the verdict, do not send
              ) -> int:
         """Send every DELIVER/FORWARD frame out of its egress port's socket and every REPLY
         out of its ingress port's socket; tally all verdicts.  Returns frames handed to the kernel
-        (attempted sends; failures are in ``stats[ST_TX_ERRORS]``).
+        (attempted sends; failures are in ``stats[ST_TX_ERRORS]``).  Frames with ``hold[i]`` set
+        are tallied but not sent (the gateway neighbour table queued them until their next hop
+        is resolved).
         """
         cdef Py_ssize_t n = action.shape[0]
         cdef int sent
+        cdef const uint8_t *hp = NULL
         if self.msgs == NULL:
             raise RuntimeError("BatchIO is not initialised")
         if n > self.capacity:
             raise ValueError(f"{n} frames: this BatchIO holds at most {self.capacity}")
         _check_send_args(n, offsets, in_port, reason, egress, stats, nreason)
+        if hold is not None:
+            _check_hold(n, hold)
+            if n:
+                hp = &hold[0]
         with nogil:
-            sent = self._send(port_fd, data, offsets, in_port, action, reason, egress, counts, nreason, stats)
+            sent = self._send(port_fd, data, offsets, in_port, action, reason, egress, counts, nreason, stats, hp)
         stats[_ST_TX] += sent
         return sent
 

@@ -49,6 +49,7 @@ class TxRing:
         counts: npt.NDArray[np.int64],
         nreason: int,
         stats: npt.NDArray[np.int64],
+        hold: npt.NDArray[np.uint8] | None = None,
     ) -> int: ...
     def blast(
         self,

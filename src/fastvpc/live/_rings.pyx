@@ -15,12 +15,13 @@ from fastvpc.live._linux cimport (
     EAGAIN, EINTR, EWOULDBLOCK, FV_TX_DATA_OFF, MAP_FAILED, MAP_SHARED, MSG_DONTWAIT, PACKET_OUTGOING,
     POLLIN, POLLOUT, PROT_READ, PROT_WRITE, TP_STATUS_AVAILABLE, TP_STATUS_KERNEL, TP_STATUS_SEND_REQUEST,
     TP_STATUS_USER, c_send, errno, fv_blk_first, fv_blk_num_pkts, fv_blk_status, fv_load_acquire_u32,
-    fv_pkt_len, fv_pkt_mac, fv_pkt_next, fv_pkt_snaplen, fv_pkt_type, fv_setup_rx_ring, fv_setup_tx_ring,
+    fv_pkt_len, fv_pkt_mac, fv_pkt_next, fv_pkt_snaplen, fv_pkt_status, fv_pkt_type, TP_STATUS_CSUMNOTREADY, fv_setup_rx_ring, fv_setup_tx_ring,
     fv_store_release_u32, fv_tx_set_len, fv_tx_status, fv_tx_vnet_hdr, mmap, munmap, nfds_t, poll, pollfd,
 )
 from fastvpc.live._common cimport (
-    _MAX_SOCKETS, _ST_ROUNDS, _ST_RX, _ST_RX_ERRORS, _ST_RX_OUTGOING, _ST_RX_TRUNCATED, _ST_TX,
-    _ST_TX_ERRORS, _ST_TX_UNATTACHED, _STATS_LEN, _check_send_args, _span_ok, _verdict_port,
+    _MAX_SOCKETS, _SEG_MTU, _ST_ROUNDS, _ST_RX, _ST_RX_CSUM, _ST_RX_ERRORS, _ST_RX_OUTGOING, _ST_RX_SEGMENTED,
+    _ST_RX_TRUNCATED, _ST_TX, _ST_TX_ERRORS, _ST_TX_UNATTACHED, _STATS_LEN, _check_hold, _check_send_args,
+    _complete_l4_csum, _span_ok, _tcp_split, _verdict_port,
 )
 
 
@@ -158,6 +159,8 @@ cdef class RxRing:
         cdef uint8_t *h
         cdef uint32_t snap, ln
         cdef int64_t slot = self.slot
+        cdef int64_t total = <int64_t>cap * slot, used = 0
+        cdef int k, j
         while n < cap:
             blk = r.map + r.cur * r.block_size
             if r.left == 0:
@@ -172,7 +175,24 @@ cdef class RxRing:
             h = r.pkt
             snap = fv_pkt_snaplen(h)
             ln = fv_pkt_len(h)
-            if ln > slot or snap < ln:
+            if (ln > slot and snap == ln and fv_pkt_type(h) != PACKET_OUTGOING
+                    and fv_pkt_mac(h) + <int64_t>snap <= r.block_size):
+                # a TSO/GSO packet (a veth with segmentation offload on hands it over whole): cut it
+                # into MTU-sized segments as the sender's NIC would; too big for what is left of
+                # this batch: it waits for the next one
+                k = _tcp_split(h + fv_pkt_mac(h), ln, _SEG_MTU, data + pos[0], total - pos[0], cap - n,
+                               offsets + n, pos[0], &used)
+                if k == 0 and n > 0:
+                    break
+                if k > 0:
+                    for j in range(k):
+                        port[n + j] = r.port
+                    n += k
+                    pos[0] += used
+                    stats[_ST_RX_SEGMENTED] += 1
+                else:
+                    stats[_ST_RX_TRUNCATED] += 1
+            elif ln > slot or snap < ln:
                 stats[_ST_RX_TRUNCATED] += 1
             elif fv_pkt_type(h) == PACKET_OUTGOING:
                 stats[_ST_RX_OUTGOING] += 1
@@ -180,6 +200,9 @@ cdef class RxRing:
                 stats[_ST_RX_ERRORS] += 1   # corrupt header: never read past the block
             else:
                 memcpy(data + pos[0], h + fv_pkt_mac(h), snap)
+                if fv_pkt_status(h) & TP_STATUS_CSUMNOTREADY:
+                    # the sender left the checksum to "hardware" (CHECKSUM_PARTIAL): complete it here
+                    stats[_ST_RX_CSUM] += _complete_l4_csum(data + pos[0], snap)
                 offsets[n] = pos[0]
                 port[n] = r.port
                 pos[0] += snap
@@ -449,14 +472,14 @@ cdef class TxRing:
         return 1
 
     cdef int _send(self, const uint8_t *data, int64_t dlen, const int64_t *offsets, const int32_t *in_port,
-                   const uint8_t *action, const uint8_t *reason, const int32_t *egress, Py_ssize_t n,
-                   int64_t *counts, Py_ssize_t ncount, int nreason, int64_t *stats) noexcept nogil:
+                   const uint8_t *action, const uint8_t *reason, const int32_t *egress, const uint8_t *hold,
+                   Py_ssize_t n, int64_t *counts, Py_ssize_t ncount, int nreason, int64_t *stats) noexcept nogil:
         cdef Py_ssize_t i
         cdef int32_t out, ri
         cdef int sent = 0
         for i in range(n):
             out = _verdict_port(i, action, reason, egress, in_port, counts, ncount, nreason)
-            if out < 0:
+            if out < 0 or (hold != NULL and hold[i]):
                 continue
             ri = self.ring_of_port[out] if out < self.nport else -1
             if ri < 0:
@@ -480,19 +503,25 @@ cdef class TxRing:
              int64_t[::1] counts,          # IN/OUT: tally, counts[action * nreason + reason] += 1
              int nreason,                  # IN: row length of counts (number of DropReason values)
              int64_t[::1] stats,           # IN/OUT: counters, STATS_LEN entries (ST_* indices)
+             const uint8_t[::1] hold=None, # IN: optional, n entries: nonzero = tally the verdict, do not send
              ) -> int:
         """Like :meth:`BatchIO.send` (same verdict rules and tallies), through the rings.
         Returns frames queued; failures are in ``stats[ST_TX_ERRORS]``."""
         cdef Py_ssize_t n = action.shape[0]
         cdef int sent
+        cdef const uint8_t *hp = NULL
         if self.rings == NULL:
             raise RuntimeError("TxRing is closed")
         _check_send_args(n, offsets, in_port, reason, egress, stats, nreason)
+        if hold is not None:
+            _check_hold(n, hold)
         if n == 0:
             return 0
+        if hold is not None:
+            hp = &hold[0]
         with nogil:
             sent = self._send(&data[0] if data.shape[0] else NULL, data.shape[0], &offsets[0], &in_port[0],
-                              &action[0], &reason[0], &egress[0], n, &counts[0], counts.shape[0], nreason,
+                              &action[0], &reason[0], &egress[0], hp, n, &counts[0], counts.shape[0], nreason,
                               &stats[0])
         stats[_ST_TX] += sent
         return sent

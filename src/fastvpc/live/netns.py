@@ -4,14 +4,14 @@
 MAC, its IPs (primary and secondary, with the subnet's prefix length) and a default route
 to the subnet's router (base+1); the other end of the veth pair stays in the current
 namespace, named ``<tag>h<i>``, for :class:`fastvpc.live.Switch` to attach.  Gateways named
-in ``gateways`` get a namespace too (``eth0`` with the given address and, as MAC, the gateway
-MAC of the first subnet whose route table points at that gateway, so that forwarded frames,
-which keep the VM's destination MAC, are accepted by its IP stack).
+in ``gateways`` get a namespace too: an outside host with only ``eth0`` (the kernel's own MAC,
+ARP on), the given address and a default route out of ``eth0`` (DESIGN §6: the switch answers
+ARP there for any address with the gateway's MAC and learns the host's MAC from what it sends).
 
-Every namespace has IPv6 disabled (no router/neighbour solicitations, no MLD reports) and
-checksum/segmentation offload off on ``eth0`` (veth would otherwise hand the switch frames
-with partial checksums, and TCP/UDP would arrive with bad ones).  The host ends have IPv6
-disabled and ``arp off``, so the host sends nothing on them.
+Every namespace has IPv6 disabled (no router/neighbour solicitations, no MLD reports); offloads
+stay as veth has them (the switch completes the partial checksums veth hands it and cuts TSO/GSO
+packets into MTU-sized segments).  The host ends have IPv6 disabled and ``arp off``, so the
+host sends nothing on them.
 
 Names: every run has a tag ``fv<pid:06x><rand:02x>``; namespaces are ``<tag>-<eni name>``
 and host links ``<tag>h<i>``, so parallel runs never collide.  ``Lab.close()`` (also from
@@ -47,7 +47,7 @@ from fastvpc.errors import FastVpcError
 __all__ = ["Lab", "LabUnavailable", "VmNamespace", "cleanup_leftovers", "lab_mode", "userns_argv"]
 
 _TAG_RE = re.compile(r"^fv([0-9a-f]{6})([0-9a-f]{2})(?:h\d+|-.*)$")
-_TOOLS = ("ip", "ethtool")
+_TOOLS = ("ip",)
 
 
 class LabUnavailable(FastVpcError, RuntimeError):
@@ -239,21 +239,14 @@ class Lab:
         for key, addr in (gateways or {}).items():
             gw = network.find(key) if isinstance(key, str) else key
             iface = ipaddress.IPv4Interface(addr)
-            mac = self._gateway_facing_mac(gw)
-            self.gateways[gw.name] = VmNamespace(self, self._ns_name(gw.name), f"{self.tag}h{i}", mac,
+            # the MAC is the kernel's own: read back once built
+            self.gateways[gw.name] = VmNamespace(self, self._ns_name(gw.name), f"{self.tag}h{i}", "",
                                                  [str(iface.with_prefixlen)], None, gw)
             i += 1
 
     def _ns_name(self, obj_name: str) -> str:
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", obj_name)[:40]
         return f"{self.tag}-{safe}"
-
-    def _gateway_facing_mac(self, gw: Any) -> str:
-        """The gateway MAC of the first subnet routed to ``gw``: forwarded frames carry it."""
-        for sub in self.network.subnets:
-            if any(r.target is gw for r in sub.route_table.routes):
-                return str(sub.gateway_mac)
-        return "02:fe:00:00:00:01"
 
     # ------------------------------------------------------------------ build / close
     @property
@@ -319,16 +312,15 @@ class Lab:
                 "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6 2>/dev/null || true",
                 "echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6 2>/dev/null || true",
                 "ip link set lo up",
-                f"ip link set eth0 address {ns.mac}",
-                "ethtool -K eth0 tx off >/dev/null 2>&1 || true",
-                "ethtool -K eth0 sg off tso off gso off gro off >/dev/null 2>&1 || true",
-            ]
-            if ns.gateway is None:   # a gateway's outside world: accepts, never resolves
-                lines.append("ip link set eth0 arp off")
+                *([f"ip link set eth0 address {ns.mac}"] if ns.mac else []),
+            ]   # offloads stay as veth has them: the switch completes partial checksums, cuts TSO packets
             lines += [f"ip addr add {a} dev eth0" for a in ns.addrs]
             lines.append("ip link set eth0 up")
             if ns.gateway is not None:
                 lines.append(f"ip route add default via {ns.gateway} dev eth0")
+            else:   # an outside host: an address and a default route; the switch answers its ARP
+                lines.append("ip route add default dev eth0")
+                lines.append("cat /sys/class/net/eth0/address")
             procs.append((ns, subprocess.Popen(ns.argv(["sh", "-c", "\n".join(lines)]), stdout=subprocess.PIPE,
                                                stderr=subprocess.PIPE, text=True)))
         errors = []
@@ -336,6 +328,8 @@ class Lab:
             out, err = p.communicate(timeout=60)
             if p.returncode != 0:
                 errors.append(f"{ns.name}: exit {p.returncode}: {err.strip() or out.strip()}")
+            elif not ns.mac:
+                ns.mac = out.strip().splitlines()[-1] if out.strip() else ""
         if errors:
             raise LabUnavailable("configuring the lab namespaces failed: " + "; ".join(errors))
 

@@ -13,7 +13,7 @@ import socket
 
 from fastvpc.errors import LiveError, LivePermissionError
 
-__all__ = ["ETH_P_ALL", "PACKET_IGNORE_OUTGOING", "PACKET_QDISC_BYPASS", "SOL_PACKET",
+__all__ = ["ETH_P_ALL", "PACKET_AUXDATA", "PACKET_IGNORE_OUTGOING", "PACKET_QDISC_BYPASS", "SOL_PACKET",
            "open_packet_socket", "open_tx_socket"]
 
 #: ``ETH_P_ALL`` (every protocol); Python exports it only from 3.12.
@@ -21,6 +21,9 @@ ETH_P_ALL = 0x0003
 #: ``SOL_PACKET`` and ``PACKET_IGNORE_OUTGOING`` (Linux >= 4.20); Python exports neither.
 SOL_PACKET = 263
 PACKET_IGNORE_OUTGOING = 23
+#: ``PACKET_AUXDATA``: each ``recvmsg`` gets a ``tpacket_auxdata`` with the frame's ``tp_status``
+#: (``TP_STATUS_CSUMNOTREADY``: its TCP/UDP checksum is partial); the rings have it in their headers.
+PACKET_AUXDATA = 8
 #: ``PACKET_QDISC_BYPASS`` (Linux >= 3.14): sent frames skip the qdisc layer (veth has none anyway).
 PACKET_QDISC_BYPASS = 20
 
@@ -63,6 +66,10 @@ def open_packet_socket(ifname: str, *, rcvbuf: int = 8 << 20, sndbuf: int = 8 <<
             sock.setsockopt(SOL_PACKET, PACKET_QDISC_BYPASS, 1)
         except OSError:
             pass
+        try:
+            sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
+        except OSError:
+            pass  # never seen: without it the recvmmsg path cannot tell partial checksums
         for opt, force, size in ((socket.SO_RCVBUF, 33, rcvbuf), (socket.SO_SNDBUF, 32, sndbuf)):
             try:
                 sock.setsockopt(socket.SOL_SOCKET, force, size)   # SO_RCVBUFFORCE / SO_SNDBUFFORCE

@@ -13,13 +13,17 @@ import numpy as np
 
 from fastvpc.errors import FastVpcError, LiveError
 from fastvpc.live._mmsg import STATS_LEN, BatchIO
+from fastvpc.live._neigh import Neighbours
 from fastvpc.live._rings import RxRing, TxRing
 from fastvpc.live.sockets import open_packet_socket, open_tx_socket
 from fastvpc.verdicts import Action, DropReason
 
 __all__ = ["Switch"]
 
-_STAT_NAMES = ("rx", "rx_truncated", "rx_outgoing", "rx_errors", "tx", "tx_errors", "tx_unattached", "rounds")
+_STAT_NAMES = ("rx", "rx_truncated", "rx_outgoing", "rx_errors", "tx", "tx_errors", "tx_unattached", "rounds",
+               "rx_csum_completed", "rx_segmented")
+#: the route targets whose attached interface is an outside link (the switch resolves next hops there)
+_OUTSIDE_KINDS = ("igw", "vgw", "tgw")
 _NREASON = max(int(r) for r in DropReason) + 1
 _NACTION = max(int(a) for a in Action) + 1
 
@@ -51,6 +55,21 @@ def _resolve_port(key: Any, network: Any) -> tuple[int, str]:
     return int(obj_port), str(getattr(key, "name", obj_port))
 
 
+def _outside_gateways(ports: Mapping[int, str], network: Any) -> list[tuple[int, str]]:
+    """(port, MAC) of each attached internet, VPN or transit gateway (their interfaces are outside links)."""
+    out: list[tuple[int, str]] = []
+    if network is None:
+        return out
+    for port in ports:
+        try:
+            obj = network.by_port(port)
+        except (KeyError, LookupError, FastVpcError):
+            continue
+        if getattr(obj, "kind", None) in _OUTSIDE_KINDS and isinstance(getattr(obj, "mac", None), str):
+            out.append((port, obj.mac))
+    return out
+
+
 #: flows the switch's own connection-tracking table holds (a few MB: a lab, not a fleet)
 LIVE_FLOW_CAPACITY = 65_536
 
@@ -78,6 +97,12 @@ class Switch:
     ``batch_size`` frames at most per round; ``snaplen`` is the largest frame accepted
     (longer ones are counted as ``rx_truncated`` and dropped).
 
+    On the interface of an internet, VPN or transit gateway (the outside world, DESIGN §6) the
+    switch is that gateway's router: it learns the outside hosts' MACs from what they send there
+    and gives every frame forwarded out of it the gateway's MAC as source and the next hop's as
+    destination, resolving unknown next hops with ARP (:mod:`fastvpc.live._neigh`;
+    ``neighbours`` entries per interface, 0: frames leave as ``process()`` made them).
+
     Use ``run(duration)`` in the foreground (stops on SIGINT/SIGTERM when called from the
     main thread), or ``start()``/``stop()`` to run in a background thread.  The compiled
     I/O and ``Dataplane.process`` release the GIL.
@@ -85,7 +110,8 @@ class Switch:
 
     def __init__(self, dataplane: Any, attach: Mapping[Any, str], *, network: Any = None,
                  batch_size: int = 1024, snaplen: int = 2048, rx_ring: bool = True,
-                 tx_ring: bool = True, spin: int = 0, state: Any = "auto", flow_log: Any = None) -> None:
+                 tx_ring: bool = True, spin: int = 0, state: Any = "auto", flow_log: Any = None,
+                 neighbours: int = 1024) -> None:
         if not callable(getattr(dataplane, "process", None)):
             raise TypeError(f"dataplane must have a process(batch) method, got {type(dataplane).__name__}")
         if not attach:
@@ -156,6 +182,23 @@ class Switch:
         self._fds = np.zeros(0, dtype=np.int32)
         self._fd_ports = np.zeros(0, dtype=np.int32)
         self._port_fd = np.full(max(ports) + 1, -1, dtype=np.int32)
+        if int(neighbours) < 0:
+            raise LiveError(f"neighbours {neighbours} must be >= 0")
+        #: the outside links' neighbour tables (None: no gateway interface attached, or neighbours=0)
+        self.neighbours: Neighbours | None = None
+        outside = _outside_gateways(ports, network) if int(neighbours) else []
+        if outside:
+            macs = np.array([[int(b, 16) for b in mac.split(":")] for _, mac in outside], dtype=np.uint8)
+            self.neighbours = Neighbours(np.array([p for p, _ in outside], dtype=np.int32), macs,
+                                         capacity=int(neighbours), queue=64, slot=self.snaplen)
+            k = min(self.neighbours.drain_capacity, self.batch_size)
+            self._hold = np.zeros(self.batch_size, dtype=np.uint8)
+            self._xdata = np.zeros(self.neighbours.drain_buffer_size, dtype=np.uint8)
+            self._xoffsets = np.zeros(k + 1, dtype=np.int64)
+            self._xport = np.zeros(k, dtype=np.int32)
+            self._xaction = np.full(k, int(Action.FORWARD), dtype=np.uint8)
+            self._xreason = np.zeros(k, dtype=np.uint8)
+            self._xcounts = np.zeros(_NACTION * _NREASON, dtype=np.int64)   # not the data plane's verdicts
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -257,12 +300,17 @@ class Switch:
         else:
             n = self._io.recv(self._fds, self._fd_ports, self._data, self._offsets, self._port,
                               self._stats, int(timeout_ms))
+        neigh = self.neighbours
         if n == 0:
+            if neigh is not None and neigh.pending:
+                self._send_neighbours(time.monotonic_ns())   # ARP retries, giving up
             return 0
         from fastvpc.batch import FrameBatch
 
         batch = FrameBatch(self._data, self._offsets[:n + 1], self._port[:n])
         mono = time.monotonic_ns()
+        if neigh is not None:   # before process(), which rewrites the frames in place
+            neigh.learn(self._data, self._offsets[:n + 1], self._port[:n], mono)
         if self.state is not None:
             res = self.dataplane.process(batch, state=self.state, now=mono)
         else:
@@ -276,13 +324,34 @@ class Switch:
         action = np.ascontiguousarray(res.action, dtype=np.uint8)
         reason = np.ascontiguousarray(res.reason, dtype=np.uint8)
         egress = np.ascontiguousarray(res.egress, dtype=np.int32)
+        hold = None
+        if neigh is not None and frames.writeable:
+            # out of a gateway's interface: the gateway's MAC as source, the next hop's as destination
+            if neigh.resolve(frames.data, frames.offsets, action, egress, self._hold, mono):
+                hold = self._hold[:n]
         if self._txring is not None:
             self._txring.send(frames.data, frames.offsets, self._port[:n], action, reason, egress,
-                              self._counts, _NREASON, self._stats)
+                              self._counts, _NREASON, self._stats, hold)
         else:
             self._io.send(self._port_fd, frames.data, frames.offsets, self._port[:n], action, reason, egress,
-                          self._counts, _NREASON, self._stats)
+                          self._counts, _NREASON, self._stats, hold)
+        if neigh is not None and neigh.pending:
+            self._send_neighbours(mono)
         return n
+
+    def _send_neighbours(self, now: int) -> None:
+        """Send what the neighbour tables have ready: ARP requests, frames whose next hop was resolved."""
+        neigh = self.neighbours
+        assert neigh is not None
+        k = neigh.drain(self._xdata, self._xoffsets, self._xport, now)
+        if k == 0:
+            return
+        args = (self._xdata, self._xoffsets[:k + 1], self._xport[:k], self._xaction[:k], self._xreason[:k],
+                self._xport[:k], self._xcounts, _NREASON, self._stats)
+        if self._txring is not None:
+            self._txring.send(*args)
+        else:
+            self._io.send(self._port_fd, *args)
 
     def run(self, duration: float | None = None, *, handle_signals: bool = True,
             stop: Callable[[], bool] | None = None) -> dict[str, Any]:
@@ -353,6 +422,8 @@ class Switch:
         out["by_action"] = by_action
         out["by_reason"] = by_reason
         out["elapsed"] = self.elapsed
+        if self.neighbours is not None:
+            out["neighbours"] = self.neighbours.counters()
         return out
 
     @property
@@ -382,11 +453,16 @@ class Switch:
             lines.append("drops by reason:")
             for name, v in c["by_reason"].items():
                 lines.append(f"  {name:<22} {v}")
-        extra = [(k, c[k]) for k in ("tx_unattached", "tx_errors", "rx_truncated", "rx_outgoing", "rx_errors")
-                 if c[k]]
+        extra = [(k, c[k]) for k in ("tx_unattached", "tx_errors", "rx_truncated", "rx_outgoing", "rx_errors",
+                                     "rx_csum_completed", "rx_segmented") if c[k]]
         if extra:
             lines.append("i/o:")
             for name, v in extra:
+                lines.append(f"  {name:<22} {v}")
+        nb = {k: v for k, v in c.get("neighbours", {}).items() if v}
+        if nb:
+            lines.append("gateway interfaces (next hops):")
+            for name, v in nb.items():
                 lines.append(f"  {name:<22} {v}")
         return "\n".join(lines)
 
