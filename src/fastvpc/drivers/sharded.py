@@ -51,6 +51,7 @@ capacity no table fills up, and the capture would have to exhaust the table for 
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import pickle
@@ -822,10 +823,8 @@ def _connect(distributed: Any, address: str, timeout: float) -> Any:
     try:
         client.__init__(address, timeout=timeout, set_as_default=False)
     except BaseException as exc:
-        try:
+        with contextlib.suppress(Exception):
             client.close(timeout=timeout)
-        except Exception:
-            pass
         if getattr(client, "status", "closed") != "closed":
             client.status = "closed"   # its __del__ then does nothing (the close above could not finish)
         if isinstance(exc, (OSError, TimeoutError, ValueError)):
