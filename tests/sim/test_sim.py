@@ -216,6 +216,25 @@ def test_a_simpy_host_answering_its_inbox_at_once_is_a_later_batch_of_the_instan
     assert got == [(3.0, h["app1"].port)] * 2 and env.now == 3.0
 
 
+def test_a_run_stopped_by_an_event_of_the_instant_leaves_the_batch_to_the_next_run(world):
+    """The instant's call comes after every other event of it, so ``env.run(until=process)`` returns
+    before it; the next ``run()`` makes it, at the same instant, and loses nothing."""
+    net, dp = world
+    env = simpy.Environment()
+    sw = SimPySwitch(env, dp)
+    h = _hosts(net)
+    got = []
+
+    def host(env):
+        yield env.timeout(1.0)
+        sw.send(h["web1"].port, h["web1"].udp(h["app1"].ip, 1, 7)).callbacks.append(lambda e: got.append(env.now))
+
+    env.run(until=env.process(host(env)))
+    assert (env.now, sw.frames, got) == (1.0, 0, [])
+    env.run()
+    assert (env.now, sw.frames, sw.batches, got) == (1.0, 1, 1, [1.0])
+
+
 def test_verdicts_are_the_dataplanes_and_leave_where_it_says(world):
     net, dp = world
     env = simpy.Environment()
