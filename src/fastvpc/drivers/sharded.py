@@ -791,8 +791,10 @@ def _probe_scheduler(distributed: Any, address: str, timeout: float) -> None:
         return SchedulerUnreachableError(f"no Dask scheduler at {address!r}: {what}", address)
 
     err = box.get("error")
-    if th.is_alive() or box.get("silent"):
+    if box.get("silent"):
         raise fail(f"the connection was made, but nothing answered Dask's handshake within {timeout:g} s")
+    if th.is_alive():   # the probe's own loop did not end (a name lookup that never returns, say)
+        raise fail(f"nothing answered within {timeout:g} s")
     if isinstance(err, ValueError):
         raise SchedulerUnreachableError(f"{address!r} is not a Dask scheduler address: {err}", address)
     if isinstance(err, CommClosedError):
