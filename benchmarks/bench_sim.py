@@ -3,7 +3,7 @@
 The same simulation both ways: the seed VPC's six VMs each put 100 ns.py packets (64-byte UDP
 frames to each other and to the internet) into one ``NsPySwitch`` every simulated microsecond,
 for 100 microseconds (60,000 frames); counting sinks on every port.  ``batching=True`` (the
-default) closes each instant with one zero-delay event and one ``process()`` call (100 calls);
+default) closes each instant with one zero-delay end-of-instant event and one ``process()`` call (100 calls);
 ``batching=False`` calls ``process()`` once per packet, at once (60,000 calls), as a hand-written
 SimPy loop around ``Dataplane.process`` would.  The packets are made once and re-sent, so what is
 timed is the switch, SimPy's event loop and the sinks.

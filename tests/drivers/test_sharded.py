@@ -7,7 +7,11 @@ from __future__ import annotations
 import filecmp
 import os
 import signal
+import socket
+import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -159,6 +163,94 @@ def test_unreachable_scheduler_is_one_clear_error(tmp_path, capture):
     assert not (tmp_path / "o.pcap").exists()
 
 
+class _FakePeers:
+    """Servers on 127.0.0.1 that are not Dask schedulers: ``silent`` accepts and says nothing,
+    ``garbage`` answers an HTTP error, ``closer`` accepts and hangs up at once; ``closed`` is a
+    port nothing listens on, ``bad`` no address at all."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._held: list[socket.socket] = []
+        self._servers: list[socket.socket] = []
+        self.addr = {name: self._serve(name) for name in ("silent", "garbage", "closer")}
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        self.addr["closed"] = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+        s.close()
+        self.addr["bad"] = "notanaddress"
+
+    def _serve(self, kind: str) -> str:
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen()
+        srv.settimeout(0.1)
+        self._servers.append(srv)
+
+        def loop() -> None:
+            while not self._stop.is_set():
+                try:
+                    c, _ = srv.accept()
+                except OSError:
+                    continue
+                if kind == "garbage":
+                    c.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n" * 4)
+                if kind == "closer":
+                    c.close()
+                else:
+                    self._held.append(c)   # held open until the end of the module
+
+        threading.Thread(target=loop, daemon=True).start()
+        return f"tcp://127.0.0.1:{srv.getsockname()[1]}"
+
+    def close(self) -> None:
+        self._stop.set()
+        for s in self._held + self._servers:
+            s.close()
+
+
+@pytest.fixture(scope="module")
+def peers():
+    p = _FakePeers()
+    yield p.addr
+    p.close()
+
+
+#: (peer, words the error must have): every one is a SchedulerUnreachableError naming the address
+_NOT_SCHEDULERS = [("silent", "nothing answered Dask's handshake"), ("garbage", "not Dask's protocol"),
+                   ("closer", "closed the connection"), ("closed", "cannot reach"),
+                   ("bad", "not a Dask scheduler address")]
+
+
+@pytest.mark.parametrize("kind,words", _NOT_SCHEDULERS)
+def test_no_scheduler_at_the_address_is_one_error_in_bounded_time(tmp_path, capture, peers, kind, words):
+    address = peers[kind]
+    t0 = time.monotonic()
+    with pytest.raises(sh.SchedulerUnreachableError) as e:
+        sh.replay_sharded(seed_vpc(), capture, tmp_path / "o.pcap", scheduler=address, connect_timeout=1.0)
+    took = time.monotonic() - t0
+    assert e.value.address == address and repr(address) in str(e.value) and words in str(e.value), str(e.value)
+    assert took < 4.0, took     # the connect timeout, and a quarter of it for a silent peer's handshake
+    assert not (tmp_path / "o.pcap").exists() and not (tmp_path / "o.pcap.partial").exists()
+
+
+def test_a_client_whose_connect_fails_is_closed_and_says_nothing_at_exit(peers):
+    """Without the probe, the Client's own failure: the half-made Client is closed at once (left to its
+    ``__del__`` at interpreter exit, it waited twice the timeout and printed a traceback)."""
+    code = ("import distributed\n"
+            "from fastvpc.drivers import sharded as sh\n"
+            "sh._probe_scheduler = lambda *a: None\n"
+            f"for addr in ('notanaddress', {peers['garbage']!r}):\n"
+            "    try:\n"
+            "        sh._connect(distributed, addr, 1.0)\n"
+            "    except sh.SchedulerUnreachableError as e:\n"
+            "        print(e.address)\n")
+    t0 = time.monotonic()
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert res.returncode == 0 and res.stdout.split() == ["notanaddress", peers["garbage"]], (res.stdout, res.stderr)
+    assert res.stderr == "", res.stderr
+    assert time.monotonic() - t0 < 20
+
+
 def test_missing_dask_names_the_extra(tmp_path, capture, monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)   # import distributed -> ImportError
     with pytest.raises(sh.DaskMissingError, match=r"pip install 'fastvpc\[dask\]'"):
@@ -235,6 +327,25 @@ def test_cli_unreachable_scheduler_is_one_line(tmp_path, capture, capsys):
                  "tcp://127.0.0.1:9"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "tcp://127.0.0.1:9" in err[0] and "Dask scheduler" in err[0]
+
+
+def test_cli_no_scheduler_is_one_line_from_a_real_process(tmp_path, capture, peers):
+    """The command in a process of its own (what the audit ran), for every kind of wrong address at
+    once: exit 2, one line on stderr naming the address, no traceback (also none from a Client's
+    ``__del__`` at exit), within the CLI's 5 s connect timeout and its grace."""
+    t0 = time.monotonic()
+    procs = {kind: subprocess.Popen([sys.executable, "-m", "fastvpc", "replay", "seed", str(capture), "-o",
+                                     str(tmp_path / f"{kind}.pcap"), "--workers", "2", "--scheduler", peers[kind]],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for kind, _ in _NOT_SCHEDULERS}
+    for kind, words in _NOT_SCHEDULERS:
+        _, err = procs[kind].communicate(timeout=60)
+        lines = err.splitlines()
+        assert procs[kind].returncode == 2, (kind, procs[kind].returncode, err)
+        assert len(lines) == 1 and "Traceback" not in err, (kind, err)
+        assert lines[0].startswith("fastvpc replay: error: ") and peers[kind] in lines[0] and words in lines[0], lines
+        assert not (tmp_path / f"{kind}.pcap").exists()
+    assert time.monotonic() - t0 < 45
 
 
 # --------------------------------------------------------------------------- connection tracking

@@ -69,14 +69,170 @@ def test_frames_of_one_instant_go_through_one_process_call_at_the_simulated_cloc
     env.process(sender(env, h["app1"], h["web1"], [3.0, 4.0]))
     env.process(sender(env, h["db1"], h["app1"], [4.0, 5.25]))
     env.run()
-    # one call per instant, now = env.now in ns: 3.0 (2 frames), 4.0 (3 frames), 5.25 (1 frame); web1's
+    # one call per instant, now = env.now in ns: 3.0 (2 frames), 4.0 (4 frames), 5.25 (1 frame); web1's
     # second frame at 4.0 comes after a zero-delay timeout, i.e. after the instant's flush event was
-    # scheduled: SimPy runs it after the flush, so it is a batch of its own, at the same instant
-    assert [(n, now) for n, _, now in cdp.calls] == [(2, 3_000_000_000), (3, 4_000_000_000), (1, 4_000_000_000),
-                                                     (1, 5_250_000_000)]
+    # scheduled: the flush runs after every other event of the instant, so it is in the same batch
+    assert [(n, now) for n, _, now in cdp.calls] == [(2, 3_000_000_000), (4, 4_000_000_000), (1, 5_250_000_000)]
     assert all(state is sw.flows and state is not None for _, state, _ in cdp.calls)
     assert isinstance(sw.flows, fv.FlowTable)
-    assert sw.batches == 4 and sw.frames == 7 and sw.counts == {"DELIVER": 7}
+    assert sw.batches == 3 and sw.frames == 7 and sw.counts == {"DELIVER": 7}
+
+
+class _Relay:
+    """An ns.py-style element for ``host``: whatever it gets, it answers at once with a frame of its own
+    to ``peer`` (a zero-delay hop: the flush's own output makes a new frame at the same instant),
+    while the shared ``budget`` lasts."""
+
+    def __init__(self, switch, host, peer, budget):
+        self.switch, self.host, self.peer, self.budget, self.got = switch, host, peer, budget, []
+
+    def put(self, packet):
+        env = self.switch.env
+        self.got.append(env.now)
+        if self.budget[0] > 0:
+            self.budget[0] -= 1
+            self.switch.put(self.host.packet(env, self.host.udp(self.peer.ip, 2000, 7)))
+
+
+def _late_senders(env, put, h, go):
+    """Three senders at t=1.0: web1 at once (then hands off to db1 through the Store ``go``), web2 after
+    an extra zero-delay step, db1 when web1's hand-off wakes it: all three frames are put at t=1.0,
+    two of them after the first one scheduled the instant's flush."""
+    def web1(env):
+        yield env.timeout(1.0)
+        put(h["web1"], h["app1"])
+        go.put("go")
+
+    def web2(env):
+        yield env.timeout(1.0)
+        yield env.timeout(0)
+        yield env.timeout(0)
+        put(h["web2"], h["app1"])
+
+    def db1(env):
+        yield go.get()
+        put(h["db1"], h["app1"])
+
+    return [env.process(p(env)) for p in (web1, web2, db1)]
+
+
+def test_frames_put_late_in_an_instant_still_join_its_one_batch_nspy(world):
+    """DESIGN §8 (the audit's case): frames put at one instant by processes woken later in it (an extra
+    ``timeout(0)``, a Store hand-off) are in the instant's one process() call."""
+    net, dp = world
+    env = simpy.Environment()
+    cdp = ClockedDataplane(dp)
+    sw = NsPySwitch(env, cdp)
+    h = _hosts(net)
+    sinks = {n: Recorder(env) for n in h}
+    for n, host in h.items():
+        sw.connect(host.port, sinks[n])
+    _late_senders(env, lambda src, dst: sw.put(src.packet(env, src.udp(dst.ip, 1000, 7))), h, simpy.Store(env))
+    env.run()
+    assert [(n, now) for n, _, now in cdp.calls] == [(3, 1_000_000_000)]
+    assert [t for t, _ in sinks["app1"].got] == [1.0, 1.0, 1.0]
+
+
+def test_frames_put_late_in_an_instant_still_join_its_one_batch_simpy(world):
+    net, dp = world
+    env = simpy.Environment()
+    cdp = ClockedDataplane(dp)
+    sw = SimPySwitch(env, cdp)
+    h = _hosts(net)
+    inbox = sw.port(h["app1"].port).inbox
+    verdicts = []
+
+    def put(src, dst):
+        ev = sw.send(src.port, src.udp(dst.ip, 1000, 7))
+        ev.callbacks.append(lambda e: verdicts.append((env.now, e.value.action)))
+
+    _late_senders(env, put, h, simpy.Store(env))
+    env.run()
+    assert [(n, now) for n, _, now in cdp.calls] == [(3, 1_000_000_000)]
+    assert verdicts == [(1.0, fv.Action.DELIVER)] * 3
+    assert len(inbox.items) == 3 and not sw.unconnected
+
+
+def test_what_a_flush_puts_back_at_its_instant_is_a_later_batch_of_that_instant(world):
+    """The flush's output answered at once (web1 and app1 answer each other, three answers in all):
+    each answer is a process() call of its own at the same instant, after the one call of the frames
+    put before the flush; none is lost, and the simulation ends (no event is scheduled while no frame
+    waits)."""
+    net, dp = world
+    env = simpy.Environment()
+    cdp = ClockedDataplane(dp)
+    sw = NsPySwitch(env, cdp)
+    h = _hosts(net)
+    budget = [3]
+    relays = {"web1": _Relay(sw, h["web1"], h["app1"], budget), "app1": _Relay(sw, h["app1"], h["web1"], budget)}
+    for n, r in relays.items():
+        sw.connect(h[n].port, r)
+    db1 = Recorder(env)
+    sw.connect(h["db1"].port, db1)
+
+    def sender(env):
+        yield env.timeout(2.0)
+        sw.put(h["web1"].packet(env, h["web1"].udp(h["app1"].ip, 1000, 7)))
+        yield env.timeout(0)
+        sw.put(h["web2"].packet(env, h["web2"].udp(h["db1"].ip, 1000, 7)))
+
+    env.process(sender(env))
+    env.run()
+    assert [(n, now) for n, _, now in cdp.calls] == [(2, 2_000_000_000)] + [(1, 2_000_000_000)] * 3
+    assert relays["app1"].got == [2.0, 2.0] and relays["web1"].got == [2.0, 2.0] and len(db1.got) == 1
+    assert sw.frames == 5 and sw.counts == {"DELIVER": 5} and env.now == 2.0
+
+
+def test_a_simpy_host_answering_its_inbox_at_once_is_a_later_batch_of_the_instant(world):
+    net, dp = world
+    env = simpy.Environment()
+    cdp = ClockedDataplane(dp)
+    sw = SimPySwitch(env, cdp)
+    h = _hosts(net)
+    got = []
+
+    def client(env):
+        yield env.timeout(3.0)
+        sw.send(h["web1"].port, h["web1"].udp(h["app1"].ip, 1000, 7))
+        yield env.timeout(0)
+        sw.send(h["web2"].port, h["web2"].udp(h["app1"].ip, 1000, 7))
+        for _ in range(2):
+            _, came_from = yield sw.port(h["web1"].port).inbox.get()
+            got.append((env.now, came_from))
+
+    def server(env):   # answers every frame at once (the inbox hand-off wakes it at the same instant)
+        inbox = sw.port(h["app1"].port).inbox
+        while True:
+            _, came_from = yield inbox.get()
+            if came_from == h["web1"].port:
+                verdict = yield sw.send(h["app1"].port, h["app1"].udp(h["web1"].ip, 7, 1000))
+                assert verdict.action == fv.Action.DELIVER
+                sw.send(h["app1"].port, h["app1"].udp(h["web1"].ip, 7, 1001))   # after its verdict: later still
+
+    env.process(client(env))
+    env.process(server(env))
+    env.run()
+    assert [(n, now) for n, _, now in cdp.calls] == [(2, 3_000_000_000), (1, 3_000_000_000), (1, 3_000_000_000)]
+    assert got == [(3.0, h["app1"].port)] * 2 and env.now == 3.0
+
+
+def test_a_run_stopped_by_an_event_of_the_instant_leaves_the_batch_to_the_next_run(world):
+    """The instant's call comes after every other event of it, so ``env.run(until=process)`` returns
+    before it; the next ``run()`` makes it, at the same instant, and loses nothing."""
+    net, dp = world
+    env = simpy.Environment()
+    sw = SimPySwitch(env, dp)
+    h = _hosts(net)
+    got = []
+
+    def host(env):
+        yield env.timeout(1.0)
+        sw.send(h["web1"].port, h["web1"].udp(h["app1"].ip, 1, 7)).callbacks.append(lambda e: got.append(env.now))
+
+    env.run(until=env.process(host(env)))
+    assert (env.now, sw.frames, got) == (1.0, 0, [])
+    env.run()
+    assert (env.now, sw.frames, sw.batches, got) == (1.0, 1, 1, [1.0])
 
 
 def test_verdicts_are_the_dataplanes_and_leave_where_it_says(world):

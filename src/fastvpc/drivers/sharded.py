@@ -51,6 +51,7 @@ capacity no table fills up, and the capture would have to exhaust the table for 
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import pickle
@@ -741,15 +742,107 @@ class _Progress:
               f"{dt:.0f} s   ", end="", file=sys.stderr, flush=True)
 
 
+def _probe_scheduler(distributed: Any, address: str, timeout: float) -> None:
+    """Raise SchedulerUnreachableError unless a Dask scheduler answers at ``address`` within about
+    ``timeout`` seconds: reaching it (Dask's connect, retried until ``timeout``), Dask's handshake
+    and an ``identity`` request, on one connection that is then dropped.
+
+    ``distributed.Client`` bounds only the first of these: a peer that accepts the connection and
+    says nothing holds it in the handshake for ever, and one that answers other bytes (an HTTP
+    server) makes it read them as a frame header and try to allocate exabytes.  The probe runs on an
+    event loop of its own in a thread of its own (the caller may be inside a running loop), and every
+    failure on this path, MemoryError included, becomes the one error naming the address."""
+    import asyncio
+
+    from distributed.comm import CommClosedError, connect
+    from distributed.security import Security
+
+    # Dask's connect gives up reaching the address after ``timeout``; the handshake that follows has
+    # no deadline of its own, so the whole exchange gets a little more: past it, the address was
+    # reached and nothing answered
+    grace = min(1.0, timeout / 4)
+    box: dict[str, Any] = {}
+
+    async def exchange() -> Any:
+        comm = await connect(address, timeout=timeout, **Security().get_connection_args("client"))
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            return await comm.read()
+        finally:
+            comm.abort()
+
+    async def bounded() -> None:
+        task = asyncio.ensure_future(exchange())
+        done, _ = await asyncio.wait({task}, timeout=timeout + grace)
+        if not done:
+            task.cancel()
+            box["silent"] = True
+            return
+        try:
+            box["identity"] = task.result()
+        except BaseException as exc:  # handed to the caller's thread
+            box["error"] = exc
+
+    th = threading.Thread(target=lambda: asyncio.run(bounded()), name="fastvpc-probe", daemon=True)
+    th.start()
+    th.join(timeout + grace + 5.0)
+
+    def fail(what: str) -> SchedulerUnreachableError:
+        return SchedulerUnreachableError(f"no Dask scheduler at {address!r}: {what}", address)
+
+    err = box.get("error")
+    if box.get("silent"):
+        raise fail(f"the connection was made, but nothing answered Dask's handshake within {timeout:g} s")
+    if th.is_alive():   # the probe's own loop did not end (a name lookup that never returns, say)
+        raise fail(f"nothing answered within {timeout:g} s")
+    if isinstance(err, ValueError):
+        raise SchedulerUnreachableError(f"{address!r} is not a Dask scheduler address: {err}", address)
+    if isinstance(err, CommClosedError):
+        raise fail(f"the peer closed the connection during Dask's handshake ({err})")
+    if isinstance(err, OSError):
+        raise SchedulerUnreachableError(f"cannot reach the Dask scheduler at {address!r} "
+                                        f"(waited {timeout:g} s): {err}", address)
+    if isinstance(err, MemoryError):
+        raise fail("what it sent is not Dask's protocol (its first bytes, read as a Dask frame header, "
+                   "announce an impossible size)")
+    if err is not None:
+        raise fail(f"what it sent is not Dask's protocol ({type(err).__name__}: {err})")
+    info = box.get("identity")
+    kind = info.get("type") if isinstance(info, dict) else None
+    if kind != "Scheduler":
+        raise fail(f"it is a Dask {kind}, not a scheduler" if isinstance(kind, str) and kind
+                   else "its answer to Dask's identity request is not a scheduler's")
+
+
+def _connect(distributed: Any, address: str, timeout: float) -> Any:
+    """A ``distributed.Client`` of the scheduler at ``address`` (probed first: :func:`_probe_scheduler`).
+
+    A Client whose constructor fails has already started its event-loop thread: left to the garbage
+    collector, its ``__del__`` tries to close it at interpreter exit, waits twice the timeout and
+    prints a traceback.  So it is made in two steps, and closed here when its ``__init__`` fails."""
+    _probe_scheduler(distributed, address, timeout)
+    client = distributed.Client.__new__(distributed.Client)
+    try:
+        client.__init__(address, timeout=timeout, set_as_default=False)
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            client.close(timeout=timeout)
+        if getattr(client, "status", "closed") != "closed":
+            client.status = "closed"   # its __del__ then does nothing (the close above could not finish)
+        if isinstance(exc, (OSError, TimeoutError, ValueError)):
+            raise SchedulerUnreachableError(f"cannot reach the Dask scheduler at {address!r} "
+                                            f"(waited {timeout:g} s): {exc}", address) from None
+        if isinstance(exc, MemoryError):   # a peer's bytes read as a frame header (the probe saw a scheduler)
+            raise SchedulerUnreachableError(f"no Dask scheduler at {address!r}: what it sent is not Dask's "
+                                            "protocol", address) from None
+        raise
+    return client
+
+
 def _client(distributed: Any, workers: int, scheduler: str | None, connect_timeout: float) -> tuple[Any, Any]:
     """(client, cluster-or-None): a LocalCluster of ``workers`` processes, or the scheduler given."""
     if scheduler is not None:
-        try:
-            client = distributed.Client(scheduler, timeout=connect_timeout, set_as_default=False)
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise SchedulerUnreachableError(f"cannot reach the Dask scheduler at {scheduler!r} "
-                                            f"(waited {connect_timeout:g} s): {exc}", scheduler) from None
-        return client, None
+        return _connect(distributed, scheduler, connect_timeout), None
     import logging
 
     # the workers would log every restart and lost task to the terminal: the driver reports instead
@@ -778,7 +871,9 @@ def replay_sharded(net: Any, in_path: str | os.PathLike[str], out_path: str | os
     ``net``: a Network (compiled with ``arp_mode``) or a compiled Dataplane.  ``workers``: worker
     processes of the LocalCluster started (and stopped) here, and the number of shards; with
     ``scheduler`` (``"tcp://host:8786"``) the cluster is that one, and ``workers`` only the number of
-    shards (default: as many as it has workers).  ``client``: an existing ``distributed.Client``.
+    shards (default: as many as it has workers); ``connect_timeout`` bounds reaching it and Dask's
+    handshake (a peer that is no scheduler, silent or not, is one SchedulerUnreachableError naming the
+    address, within that and a quarter of it).  ``client``: an existing ``distributed.Client``.
     ``chunk_frames``: records per map/write task.  ``stateful``: one FlowTable per shard (None: as
     the serial replay does).  ``shard_by``: ``"auto"`` shards by flow when the replay tracks
     connections (or writes pcapng) and by chunk otherwise (every verdict is then the frame's own, and

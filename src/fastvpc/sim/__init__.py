@@ -7,7 +7,9 @@
   the topology, so a simulated host needs no ARP logic.
 
 Both switches push every frame put at one simulated instant through one ``Dataplane.process()``
-call, with ``now`` = the simulator's clock in ns, through a zero-delay event (timing is unchanged);
+call, with ``now`` = the simulator's clock in ns, through a zero-delay event that SimPy runs after
+every other event of the instant (timing is unchanged; what the results make the simulation put at
+that instant is a later call at the same instant: :mod:`fastvpc.sim._core`);
 one :class:`fastvpc.FlowTable` per switch when the data plane tracks connections; verdict counters
 (``counts``, ``by_action``, ``by_reason``); an optional flow log (``log=``).  ``ns.py`` and ``simpy``
 come with the ``sim`` extra: ``pip install 'fastvpc[sim]'``.

@@ -1,12 +1,19 @@
 """The part every simulator adapter shares: same-instant micro-batching over a SimPy clock.
 
 A simulated switch receives frames one at a time (``submit``).  The first frame submitted at a
-simulated instant schedules a zero-delay SimPy event; every frame submitted at that instant before
-the event fires joins the batch, and the event pushes the whole batch through **one**
-``Dataplane.process()`` call with ``now`` = the simulator's clock in ns.  SimPy runs same-time
-events in FIFO order, so the results come out at the same simulated instant: the simulation's
-timing is unchanged while the kernel sees batches instead of single frames.  The wall clock is
-never read.
+simulated instant schedules a zero-delay SimPy event of a priority below SimPy's own (``NORMAL``
+and ``URGENT``): SimPy orders the events of one instant by priority before order of scheduling, so
+this event fires only when no other event of the instant is left, also those scheduled after it (a
+process woken later in the instant by a ``timeout(0)``, a ``Store`` hand-off, another process's
+end).  Every frame submitted at the instant before it fires joins the batch, and the event pushes
+the whole batch through **one** ``Dataplane.process()`` call with ``now`` = the simulator's clock in
+ns.  The results come out at the same simulated instant: the simulation's timing is unchanged while
+the kernel sees batches instead of single frames.  What the flush's own results make the simulation
+submit at that instant (a frame delivered to an element that passes it on at once, a host woken by
+its inbox that answers at once) is a later batch at the same instant: the flush arms the next one,
+so nothing is lost, and no event is scheduled while no frame waits.  A run stopped at the instant
+(``env.run(until=...)`` on an event of it) leaves the instant's batch to the next ``run()``, which
+starts at the same instant.  The wall clock is never read.
 
 ``process()`` grows keywords as the data plane grows (``state=``/``now=`` with connection tracking,
 ``log=`` with flow logs); the core looks at its signature once, at construction, and passes them
@@ -31,6 +38,24 @@ __all__ = ["SimError", "SwitchCore", "Verdict", "process_keywords"]
 _ACTIONS = list(Action)
 _REASONS: dict[int, DropReason] = {int(r): r for r in DropReason}
 _NCODES = 256 * (max(int(a) for a in Action) + 1)
+#: The SimPy priority of the event that closes an instant's batch: after ``simpy.events.NORMAL`` (1)
+#: and ``URGENT`` (0), the priorities of every other event (SimPy's queue is ordered by time, then
+#: priority, then order of scheduling).
+END_OF_INSTANT = 2
+
+
+def schedule_end_of_instant(env: Any, callback: Callable[[Any], None]) -> Any:
+    """Call ``callback(event)`` at ``env.now``, after every other event of this instant (also those
+    scheduled after this call): an event of priority :data:`END_OF_INSTANT`.
+
+    The event is made as ``simpy.Timeout`` makes itself (triggered, value None, then scheduled), with
+    the priority given: SimPy's public ``Environment.schedule`` takes one, its ``timeout()`` does not."""
+    ev = env.event()
+    ev.callbacks.append(callback)
+    ev._ok = True
+    ev._value = None
+    env.schedule(ev, END_OF_INSTANT)
+    return ev
 
 
 class SimError(FastVpcError, ValueError):
@@ -123,6 +148,7 @@ class SwitchCore:
         self._frames: list[bytes] = []
         self._ports: list[int] = []
         self._tokens: list[Any] = []
+        self._armed = False         # an end-of-instant event is scheduled
         self._codes = np.zeros(_NCODES, np.int64)
         #: frames per process() call: how well same-instant batching worked
         self.batches = 0
@@ -157,19 +183,24 @@ class SwitchCore:
         self._tokens.append(token)
         if not self.batching:
             self.flush()
-        elif len(self._frames) == 1:
-            # the first frame of this instant: a zero-delay event closes the batch (SimPy runs
-            # same-time events first in, first out, so every frame put at this instant before it
-            # fires is in the batch, and the results leave at the same instant)
-            ev = self.env.timeout(0)
-            ev.callbacks.append(self.flush)
+        elif not self._armed:
+            # the first frame of this batch: an event after every other one of this instant closes
+            # it (every frame put at this instant before it fires is in the batch, and the results
+            # leave at the same instant)
+            self._armed = True
+            schedule_end_of_instant(self.env, self._end_of_instant)
+
+    def _end_of_instant(self, _event: Any) -> None:
+        self._armed = False     # first: a frame the flush's results submit arms the next batch
+        self.flush()
 
     # ------------------------------------------------------------------ the batch
     def now_ns(self) -> int:
         return int(round(float(self.env.now) * self.ns_per_unit))
 
     def flush(self, _event: Any = None) -> None:
-        """Push every queued frame through one ``process()`` call and hand out the verdicts."""
+        """Push every queued frame through one ``process()`` call and hand out the verdicts (done at
+        the end of every instant with frames; a call in between flushes what is queued so far)."""
         frames, ports, tokens = self._frames, self._ports, self._tokens
         if not frames:
             return

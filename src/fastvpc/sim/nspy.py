@@ -13,9 +13,11 @@ The ingress port of a packet is the element it was put into: connect a host's ``
 ``switch.ingress(port)``; ``switch.put(packet)`` itself reads the port with ``port_of(packet)``
 (default: ``packet.src`` when it is a port number, which :meth:`fastvpc.sim.SimHost.packet` sets).
 
-Frames put at one simulated instant go through one ``process()`` call (see
-:mod:`fastvpc.sim._core`); the switch is not a timed element (it adds no delay), as ns.py's demux
-elements are not.
+Frames put at one simulated instant go through one ``process()`` call, after every other event of
+the instant (an element or process woken later in the instant still joins the batch); what the
+call's outputs make the elements put back into the switch at once is a later call at the same
+instant (see :mod:`fastvpc.sim._core`); the switch is not a timed element (it adds no delay), as
+ns.py's demux elements are not.
 """
 
 from __future__ import annotations

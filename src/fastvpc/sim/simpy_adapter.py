@@ -10,7 +10,11 @@ what it sent).  A host process is then::
         verdict = yield port.send(frame)            # same instant: the switch batches the instant
         frame, came_from = yield port.inbox.get()   # what the switch delivers to this port
 
-Frames sent at one instant go through one ``process()`` call, ``now`` = ``env.now`` in ns.
+Frames sent at one instant go through one ``process()`` call, ``now`` = ``env.now`` in ns: also
+those sent by a process woken later in the instant (after a ``timeout(0)``, a ``Store`` hand-off);
+the call comes after every other event of the instant.  A frame sent at that instant because of the
+call's results (a host answering what its inbox got, or sending again on its verdict) is in a later
+call at the same instant (:mod:`fastvpc.sim._core`).
 """
 
 from __future__ import annotations
