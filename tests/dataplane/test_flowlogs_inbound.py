@@ -134,3 +134,12 @@ def test_frames_from_enis_and_accepted_frames_are_unchanged():
     assert res.reason[0] == DropReason.SG_INGRESS
     assert recs == ["web1 10.0.1.10 10.0.1.20 10.0.1.10 10.0.1.20 egress ACCEPT",
                     "web2 10.0.1.10 10.0.1.20 10.0.1.10 10.0.1.20 ingress REJECT"]
+
+
+def test_a_transit_gateway_attached_to_nothing_logs_nothing_and_does_not_fail():
+    net = fv.Network()
+    vpc = net.add_vpc("10.0.0.0/16", name="v")
+    vpc.add_subnet("10.0.1.0/24", name="s").add_eni("10.0.1.10", name="e1")
+    tgw = net.add_transit_gateway(name="tgw")             # a network's transit gateway, attached to no VPC
+    res, recs = _run(net.compile(), [(_syn(tgw, "10.0.1.10"), tgw.port)])
+    assert res.action[0] == Action.DROP and recs == []

@@ -347,7 +347,9 @@ class _Topo:
         vpc = self._gateway_vpcs()[p]
         for gp, (base, mask, vidx) in self._tgw_rows.items():
             m = np.flatnonzero(p == gp)
-            if m.size:
+            if m.size and not base.size:      # attached to no VPC (or none with a CIDR): enters none
+                vpc[m] = -1
+            elif m.size:
                 inside = (dst[m, None] & mask[None, :]) == base[None, :]
                 first = np.argmax(inside, axis=1)
                 vpc[m] = np.where(inside.any(axis=1), vidx[first], -1)
