@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import fastvpc.packets as pk
-from fastvpc.live._mmsg import SEG_MTU, complete_checksum, split_tcp
+from fastvpc.live._mmsg import SEG_MTU, complete_checksum, must_cut, split_tcp
 from fastvpc.live._neigh import MAX_PROBES, RETRANS_NS, Neighbours
 from fastvpc.verdicts import Action
 
@@ -226,3 +226,31 @@ def test_a_tso_packet_is_cut_as_a_nic_would() -> None:
     assert split_tcp(np.frombuffer(pk.ethernet(GW_MAC, HOST_MAC, pk.ETH_IPV4, pk.udp(src, dst, 1, 2, payload[:3000])),
                                    dtype=np.uint8).copy()) == []
     assert split_tcp(np.frombuffer(big[:-1], dtype=np.uint8).copy()) == []
+
+
+def test_a_two_segment_tso_packet_under_the_slot_is_cut() -> None:
+    """The end of a 1 MiB transfer: one MSS plus a 224-byte tail with FIN/PSH and timestamps, sent as one
+    GSO packet (a 1738-byte frame, under the receive ring's 2048-byte slot).  The ring must cut it
+    too: handed on whole, the egress veth drops it (over its MTU, ENOBUFS) and the transmit ring
+    retries it forever, stalling the connection (seen live: tx_errors 36, the FIN never arrives)."""
+    src, dst = "10.0.1.10", "10.0.3.10"
+    mss = SEG_MTU - 20 - 32
+    payload = random.Random(5).randbytes(mss + 224)
+    opts = bytes([1, 1, 8, 10]) + struct.pack("!II", 3276791497, 3486002186)
+    seg = struct.pack("!HHIIBBHHH", 59328, 5401, 1046904, 1, 8 << 4, 0x10 | 0x08 | 0x01, 63, 0, 0) + opts
+    big = pk.ethernet(GW_MAC, HOST_MAC, pk.ETH_IPV4, pk.ipv4(src, dst, 6, seg + payload, ident=0x1234))
+    assert len(big) == 1738
+    # the receive ring's rule: any frame over the MTU is cut, not only those over its slot
+    assert must_cut(len(big)) and not must_cut(14 + SEG_MTU) and must_cut(15 + SEG_MTU)
+    parts = split_tcp(np.frombuffer(big, dtype=np.uint8).copy())
+    assert [len(f) - 14 for f in parts] == [SEG_MTU, 20 + 32 + 224]
+    for j, f in enumerate(parts):
+        ip, tcp = f[14:34], f[34:66]
+        assert struct.unpack("!H", ip[2:4])[0] == len(f) - 14 and pk.checksum(ip) == 0
+        assert struct.unpack("!H", ip[4:6])[0] == 0x1234 + j
+        assert struct.unpack("!I", tcp[4:8])[0] == 1046904 + j * mss
+        assert tcp[12] >> 4 == 8 and tcp[20:32] == opts             # options copied to every segment
+        assert tcp[13] == (0x19 if j == 1 else 0x10)                 # FIN/PSH only on the last
+        pseudo = pk._ip(src) + pk._ip(dst) + struct.pack("!BBH", 0, 6, len(f) - 34)
+        assert pk.checksum(pseudo + f[34:]) == 0
+    assert parts[0][66:] + parts[1][66:] == payload

@@ -138,6 +138,15 @@ cdef inline int _complete_l4_csum(uint8_t *f, int64_t ln) noexcept nogil:
     return 1
 
 
+cdef inline bint _must_cut(int64_t ln) noexcept nogil:
+    """Is an Ethernet frame of ``ln`` bytes longer than the MTU, so the receive ring must cut it (when it is
+    TCP/IPv4) before forwarding?  Every TSO/GSO packet is, whether or not it exceeds the ring's slot: a
+    two-segment packet with a short tail (1448 + 224 bytes) is a 1738-byte frame, under a 2048-byte
+    slot, and left whole the egress veth drops it (over its MTU: ENOBUFS) while the transmit ring puts
+    it back and retries it forever, stalling the port."""
+    return ln > 14 + _SEG_MTU
+
+
 cdef inline int _tcp_split(const uint8_t *f, int64_t ln, int64_t mtu, uint8_t *out, int64_t room,
                            int maxseg, int64_t *offsets, int64_t base, int64_t *used) noexcept nogil:
     """Split the TCP/IPv4 packet in Ethernet frame ``f`` (``ln`` bytes; a TSO/GSO packet a veth handed

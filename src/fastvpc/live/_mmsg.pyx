@@ -29,7 +29,7 @@ from fastvpc.live._linux cimport (
 from fastvpc.live._common cimport (
     _MAX_SOCKETS, _SEG_MTU, _ST_ROUNDS, _ST_RX, _ST_RX_CSUM, _ST_RX_ERRORS, _ST_RX_OUTGOING, _ST_RX_SEGMENTED,
     _ST_RX_TRUNCATED, _ST_TX, _ST_TX_ERRORS, _ST_TX_UNATTACHED, _STATS_LEN, _check_hold, _check_send_args,
-    _complete_l4_csum, _span_ok, _tcp_split, _verdict_port,
+    _complete_l4_csum, _must_cut, _span_ok, _tcp_split, _verdict_port,
 )
 
 
@@ -53,8 +53,13 @@ STATS_LEN = _STATS_LEN
 SEG_MTU = _SEG_MTU
 
 
+def must_cut(int64_t frame_len) -> bool:
+    """Does the receive ring cut (TCP/IPv4) frames of ``frame_len`` bytes: longer than the MTU, slot or not."""
+    return _must_cut(frame_len)
+
+
 def split_tcp(const uint8_t[::1] frame, int mtu=_SEG_MTU) -> list[bytes]:
-    """The segments (Ethernet frames) the receive ring cuts a TCP/IPv4 packet longer than its slot
+    """The segments (Ethernet frames) the receive ring cuts a TCP/IPv4 packet longer than the MTU
     into, each at most ``mtu`` IP bytes; [] when the frame is not a whole TCP/IPv4 packet."""
     cdef int64_t ln = frame.shape[0], used = 0
     cdef int k, maxseg = <int>(ln // 8 + 1)

@@ -21,7 +21,7 @@ from fastvpc.live._linux cimport (
 from fastvpc.live._common cimport (
     _MAX_SOCKETS, _SEG_MTU, _ST_ROUNDS, _ST_RX, _ST_RX_CSUM, _ST_RX_ERRORS, _ST_RX_OUTGOING, _ST_RX_SEGMENTED,
     _ST_RX_TRUNCATED, _ST_TX, _ST_TX_ERRORS, _ST_TX_UNATTACHED, _STATS_LEN, _check_hold, _check_send_args,
-    _complete_l4_csum, _span_ok, _tcp_split, _verdict_port,
+    _complete_l4_csum, _must_cut, _span_ok, _tcp_split, _verdict_port,
 )
 
 
@@ -160,7 +160,7 @@ cdef class RxRing:
         cdef uint32_t snap, ln
         cdef int64_t slot = self.slot
         cdef int64_t total = <int64_t>cap * slot, used = 0
-        cdef int k, j
+        cdef int k, j, whole
         while n < cap:
             blk = r.map + r.cur * r.block_size
             if r.left == 0:
@@ -175,23 +175,31 @@ cdef class RxRing:
             h = r.pkt
             snap = fv_pkt_snaplen(h)
             ln = fv_pkt_len(h)
-            if (ln > slot and snap == ln and fv_pkt_type(h) != PACKET_OUTGOING
+            whole = 1
+            if (_must_cut(ln) and snap == ln and fv_pkt_type(h) != PACKET_OUTGOING
                     and fv_pkt_mac(h) + <int64_t>snap <= r.block_size):
-                # a TSO/GSO packet (a veth with segmentation offload on hands it over whole): cut it
-                # into MTU-sized segments as the sender's NIC would; too big for what is left of
-                # this batch: it waits for the next one
+                # longer than the MTU: a TSO/GSO packet (a veth with segmentation offload on hands it
+                # over whole, of any size from two segments with a short tail, under the slot, up to
+                # 64 KB): cut it into MTU-sized segments as the sender's NIC would.  Left whole, the
+                # egress veth drops it (over its MTU) and the transmit ring retries it forever.
+                # Too big for what is left of this batch: it waits for the next one
                 k = _tcp_split(h + fv_pkt_mac(h), ln, _SEG_MTU, data + pos[0], total - pos[0], cap - n,
                                offsets + n, pos[0], &used)
                 if k == 0 and n > 0:
                     break
                 if k > 0:
+                    whole = 0
                     for j in range(k):
                         port[n + j] = r.port
                     n += k
                     pos[0] += used
                     stats[_ST_RX_SEGMENTED] += 1
-                else:
+                elif k == 0 or ln > slot:
+                    whole = 0
                     stats[_ST_RX_TRUNCATED] += 1
+                # else not TCP/IPv4 and within the slot: handed on whole, as before
+            if not whole:
+                pass
             elif ln > slot or snap < ln:
                 stats[_ST_RX_TRUNCATED] += 1
             elif fv_pkt_type(h) == PACKET_OUTGOING:
