@@ -8,11 +8,10 @@ in ``gateways`` get a namespace too: an outside host with only ``eth0`` (the ker
 ARP on), the given address and a default route out of ``eth0`` (DESIGN §6: the switch answers
 ARP there for any address with the gateway's MAC and learns the host's MAC from what it sends).
 
-Every namespace has IPv6 disabled (no router/neighbour solicitations, no MLD reports); checksum
-offload stays as veth has it (the switch completes the partial checksums veth hands it) and TCP
-segmentation offload is turned off with ``ethtool`` when it is installed (the switch cuts TSO/GSO
-packets into MTU-sized segments, but that path still stalls some bulk transfers).  The host ends
-have IPv6 disabled and ``arp off``, so the host sends nothing on them.
+Every namespace has IPv6 disabled (no router/neighbour solicitations, no MLD reports); offloads
+stay as veth has them (the switch completes the partial checksums veth hands it and cuts TSO/GSO
+packets into MTU-sized segments).  The host ends have IPv6 disabled and ``arp off``, so the
+host sends nothing on them.
 
 Names: every run has a tag ``fv<pid:06x><rand:02x>``; namespaces are ``<tag>-<eni name>``
 and host links ``<tag>h<i>``, so parallel runs never collide.  ``Lab.close()`` (also from
@@ -314,11 +313,7 @@ class Lab:
                 "echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6 2>/dev/null || true",
                 "ip link set lo up",
                 *([f"ip link set eth0 address {ns.mac}"] if ns.mac else []),
-                # checksum offload stays as veth has it (the switch completes partial checksums); TCP
-                # segmentation offload goes off: the switch's cutting of TSO packets stalls some bulk
-                # transfers (docs/live.md "Checksums and TSO"), so the lab does not depend on it
-                "ethtool -K eth0 tso off gso off >/dev/null 2>&1 || true",
-            ]
+            ]   # offloads stay as veth has them: the switch completes partial checksums, cuts TSO packets
             lines += [f"ip addr add {a} dev eth0" for a in ns.addrs]
             lines.append("ip link set eth0 up")
             if ns.gateway is not None:
