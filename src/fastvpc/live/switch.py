@@ -311,6 +311,11 @@ class Switch:
         mono = time.monotonic_ns()
         if neigh is not None:   # before process(), which rewrites the frames in place
             neigh.learn(self._data, self._offsets[:n + 1], self._port[:n], mono)
+            if neigh.pending:
+                # frames held for a next hop this batch resolved leave before this batch's frames to it:
+                # sent after them, they would arrive out of order (a UDP sender's first datagram behind
+                # its second)
+                self._send_neighbours(mono)
         if self.state is not None:
             res = self.dataplane.process(batch, state=self.state, now=mono)
         else:
