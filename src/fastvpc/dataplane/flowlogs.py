@@ -274,11 +274,17 @@ class _Topo:
             return None
         src = sent_sources(batch)
         k = np.flatnonzero(fwd)
-        j = np.minimum(np.searchsorted(self.pub, src[k]), len(self.pub) - 1)
-        hit = self.pub[j] == src[k]
-        src[k[hit]] = self.priv[j[hit]]
+        src[k] = self._private(src[k])
         return src
 
+    def _private(self, addrs: np.ndarray) -> np.ndarray:
+        """``addrs`` with every public address of the internet gateways' 1:1 map replaced by its private
+        one (the others as they are); ``self.pub`` must not be empty."""
+        out = addrs.copy()
+        j = np.minimum(np.searchsorted(self.pub, addrs), len(self.pub) - 1)
+        hit = self.pub[j] == addrs
+        out[hit] = self.priv[j[hit]]
+        return out
 
     def _gateway_vpcs(self) -> np.ndarray:
         """Per port, the VPC an internet or VPN gateway's frames enter (-2: a transit gateway's, by the
@@ -294,11 +300,11 @@ class _Topo:
                 if isinstance(g, (InternetGateway, VpnGateway)) and 0 <= g.port < len(out):
                     out[g.port] = self._vpc_index.get(vpc.name, -1)
         for g in net.transit_gateways:
-            if 0 <= g.port < len(out):
+            rows = [(int(c.network_address), int(c.netmask), self._vpc_index.get(v.name, -1))
+                    for v in g.attachments for c in v.cidrs]   # attachment order: the first match wins
+            if 0 <= g.port < len(out) and rows:            # attached to no VPC: its frames enter none (-1)
                 out[g.port] = -2
-                rows = [(int(c.network_address), int(c.netmask), self._vpc_index.get(v.name, -1))
-                        for v in g.attachments for c in v.cidrs]   # attachment order: the first match wins
-                arr = np.array(rows, np.int64).reshape(-1, 3)
+                arr = np.array(rows, np.int64)
                 self._tgw_rows[g.port] = (arr[:, 0].astype(np.uint32), arr[:, 1].astype(np.uint32),
                                           arr[:, 2].astype(np.int32))
         self._gw_vpc = out
@@ -339,17 +345,11 @@ class _Topo:
             igw = p < len(self.is_igw)
             igw[igw] = self.is_igw[p[igw]]
             if igw.any():
-                d = dst[igw]
-                j = np.minimum(np.searchsorted(self.pub, d), len(self.pub) - 1)
-                hit = self.pub[j] == d
-                d[hit] = self.priv[j[hit]]
-                dst[igw] = d
+                dst[igw] = self._private(dst[igw])
         vpc = self._gateway_vpcs()[p]
         for gp, (base, mask, vidx) in self._tgw_rows.items():
             m = np.flatnonzero(p == gp)
-            if m.size and not base.size:      # attached to no VPC (or none with a CIDR): enters none
-                vpc[m] = -1
-            elif m.size:
+            if m.size:
                 inside = (dst[m, None] & mask[None, :]) == base[None, :]
                 first = np.argmax(inside, axis=1)
                 vpc[m] = np.where(inside.any(axis=1), vidx[first], -1)
