@@ -25,7 +25,8 @@ cdef enum:
     _ST_ROUNDS = 7          # recv calls that returned at least one frame
     _ST_RX_CSUM = 8         # frames the kernel marked checksum-not-ready whose TCP/UDP checksum was completed
     _ST_RX_SEGMENTED = 9    # TCP packets over the slot (TSO/GSO from a veth) cut into MTU-sized segments
-    _STATS_LEN = 10
+    _ST_TX_REFUSED = 10     # frames the egress interface refused (veth: over its peer's MTU; peer down): dropped
+    _STATS_LEN = 11
 
 # The IP MTU the segments of a cut TSO/GSO packet respect (Ethernet's; the lab's hosts have it).
 cdef enum:

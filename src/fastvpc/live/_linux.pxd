@@ -12,6 +12,7 @@ cdef extern from "<errno.h>" nogil:
     int EWOULDBLOCK
     int EINTR
     int ENOBUFS
+    int EMSGSIZE
 
 
 cdef extern from "<sys/uio.h>" nogil:

@@ -22,13 +22,13 @@ from libc.stdlib cimport calloc, free
 from libc.string cimport memmove
 
 from fastvpc.live._linux cimport (
-    EAGAIN, EINTR, EWOULDBLOCK, FV_AUX_SPACE, MSG_DONTWAIT, MSG_TRUNC, PACKET_OUTGOING, POLLERR, POLLIN,
+    EAGAIN, EINTR, EMSGSIZE, ENOBUFS, EWOULDBLOCK, FV_AUX_SPACE, MSG_DONTWAIT, MSG_TRUNC, PACKET_OUTGOING, POLLERR, POLLIN,
     POLLOUT, TP_STATUS_CSUMNOTREADY, errno, fv_aux_status, iovec, mmsghdr, nfds_t, poll, pollfd, recvmmsg,
     sendmmsg, sockaddr_ll,
 )
 from fastvpc.live._common cimport (
     _MAX_SOCKETS, _SEG_MTU, _ST_ROUNDS, _ST_RX, _ST_RX_CSUM, _ST_RX_ERRORS, _ST_RX_OUTGOING, _ST_RX_SEGMENTED,
-    _ST_RX_TRUNCATED, _ST_TX, _ST_TX_ERRORS, _ST_TX_UNATTACHED, _STATS_LEN, _check_hold, _check_send_args,
+    _ST_RX_TRUNCATED, _ST_TX, _ST_TX_ERRORS, _ST_TX_REFUSED, _ST_TX_UNATTACHED, _STATS_LEN, _check_hold, _check_send_args,
     _complete_l4_csum, _must_cut, _span_ok, _tcp_split, _verdict_port,
 )
 
@@ -48,6 +48,7 @@ ST_TX_UNATTACHED = _ST_TX_UNATTACHED
 ST_ROUNDS = _ST_ROUNDS
 ST_RX_CSUM = _ST_RX_CSUM
 ST_RX_SEGMENTED = _ST_RX_SEGMENTED
+ST_TX_REFUSED = _ST_TX_REFUSED
 STATS_LEN = _STATS_LEN
 #: The IP MTU of the segments a TSO/GSO packet is cut into (receive ring path).
 SEG_MTU = _SEG_MTU
@@ -259,8 +260,7 @@ cdef class BatchIO:
                 continue
             if r < 0 and errno == EINTR:
                 continue
-            # EAGAIN: the socket's send buffer is full, wait a little for room.  ENOBUFS: the
-            # device dropped this frame (peer down, queue full): count it, never wait for it.
+            # EAGAIN: the socket's send buffer is full, wait a little for room
             if r < 0 and (errno == EAGAIN or errno == EWOULDBLOCK) and tries < 50:
                 tries += 1
                 pfd.fd = fd
@@ -268,8 +268,13 @@ cdef class BatchIO:
                 pfd.revents = 0
                 poll(&pfd, 1, 1)
                 continue
-            # a hard error (link down, frame too big): skip this one frame and go on
-            stats[_ST_TX_ERRORS] += 1
+            # EMSGSIZE: over this interface's MTU; ENOBUFS: the device dropped it (veth: over its
+            # peer's MTU, peer down).  Either way the frame is refused: skip it, never wait for it.
+            if r < 0 and (errno == EMSGSIZE or errno == ENOBUFS):
+                stats[_ST_TX_REFUSED] += 1
+            else:
+                # a hard error (interface down or gone): skip this one frame and go on
+                stats[_ST_TX_ERRORS] += 1
             done += 1
             tries = 0
         return done
@@ -346,8 +351,8 @@ cdef class BatchIO:
              const uint8_t[::1] hold=None, # IN: optional, n entries: nonzero = tally the verdict, do not send
              ) -> int:
         """Send every DELIVER/FORWARD frame out of its egress port's socket and every REPLY
-        out of its ingress port's socket; tally all verdicts.  Returns frames handed to the kernel
-        (attempted sends; failures are in ``stats[ST_TX_ERRORS]``).  Frames with ``hold[i]`` set
+        out of its ingress port's socket; tally all verdicts.  Returns frames the interfaces took
+        (those they refused are in ``stats[ST_TX_REFUSED]``, failed sends in ``stats[ST_TX_ERRORS]``).  Frames with ``hold[i]`` set
         are tallied but not sent (the gateway neighbour table queued them until their next hop
         is resolved).
         """
@@ -363,8 +368,11 @@ cdef class BatchIO:
             _check_hold(n, hold)
             if n:
                 hp = &hold[0]
+        cdef int64_t refused0 = stats[_ST_TX_REFUSED]
         with nogil:
             sent = self._send(port_fd, data, offsets, in_port, action, reason, egress, counts, nreason, stats, hp)
+        # a frame the interface refused was not sent (it is in ST_TX_REFUSED)
+        sent -= <int>(stats[_ST_TX_REFUSED] - refused0)
         stats[_ST_TX] += sent
         return sent
 
@@ -383,6 +391,7 @@ cdef class BatchIO:
             raise ValueError("frame is empty")
         if stats.shape[0] < _STATS_LEN:
             raise ValueError(f"stats needs {_STATS_LEN} entries, has {stats.shape[0]}")
+        cdef int64_t refused0 = stats[_ST_TX_REFUSED]
         with nogil:
             for j in range(cap):
                 self.iov[j].iov_base = <void *>&frame[0]
@@ -399,5 +408,6 @@ cdef class BatchIO:
                     self.msgs[j].msg_hdr.msg_flags = 0
                 total += self._flush(fd, c, stats)
                 left -= c
+        total -= stats[_ST_TX_REFUSED] - refused0
         stats[_ST_TX] += total
         return total

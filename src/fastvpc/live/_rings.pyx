@@ -12,7 +12,7 @@ from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
 
 from fastvpc.live._linux cimport (
-    EAGAIN, EINTR, EWOULDBLOCK, FV_TX_DATA_OFF, MAP_FAILED, MAP_SHARED, MSG_DONTWAIT, PACKET_OUTGOING,
+    EAGAIN, EINTR, ENOBUFS, EWOULDBLOCK, FV_TX_DATA_OFF, MAP_FAILED, MAP_SHARED, MSG_DONTWAIT, PACKET_OUTGOING,
     POLLIN, POLLOUT, PROT_READ, PROT_WRITE, TP_STATUS_AVAILABLE, TP_STATUS_KERNEL, TP_STATUS_SEND_REQUEST,
     TP_STATUS_USER, c_send, errno, fv_blk_first, fv_blk_num_pkts, fv_blk_status, fv_load_acquire_u32,
     fv_pkt_len, fv_pkt_mac, fv_pkt_next, fv_pkt_snaplen, fv_pkt_status, fv_pkt_type, TP_STATUS_CSUMNOTREADY, fv_setup_rx_ring, fv_setup_tx_ring,
@@ -20,7 +20,7 @@ from fastvpc.live._linux cimport (
 )
 from fastvpc.live._common cimport (
     _MAX_SOCKETS, _SEG_MTU, _ST_ROUNDS, _ST_RX, _ST_RX_CSUM, _ST_RX_ERRORS, _ST_RX_OUTGOING, _ST_RX_SEGMENTED,
-    _ST_RX_TRUNCATED, _ST_TX, _ST_TX_ERRORS, _ST_TX_UNATTACHED, _STATS_LEN, _check_hold, _check_send_args,
+    _ST_RX_TRUNCATED, _ST_TX, _ST_TX_ERRORS, _ST_TX_REFUSED, _ST_TX_UNATTACHED, _STATS_LEN, _check_hold, _check_send_args,
     _complete_l4_csum, _must_cut, _span_ok, _tcp_split, _verdict_port,
 )
 
@@ -420,13 +420,39 @@ cdef class TxRing:
                 continue
             if errno == EAGAIN or errno == EWOULDBLOCK:
                 return 1
-            # ENOBUFS (the device dropped a frame) or a hard error: count it, try the rest again
+            if errno == ENOBUFS and self._skip_refused(r):
+                # the device refused one frame (veth: over its peer's MTU, peer down): dropped
+                stats[_ST_TX_REFUSED] += 1
+                continue
+            # a hard error (interface down or gone): count it, try the rest again
             stats[_ST_TX_ERRORS] += 1
             tries += 1
             if tries >= 4:
                 r.pending = 0
                 return 0
         return 0
+
+    cdef bint _skip_refused(self, _TxRing *r) noexcept nogil:
+        """After send() failed with ENOBUFS: make the kernel skip the frame its driver refused.
+
+        tpacket_snd puts a frame the driver dropped (NET_XMIT_DROP) back to SEND_REQUEST and
+        stops there without moving its head, so every later send() would try that frame again and
+        the port would send nothing more.  The refused frame is the first of this ring's pending
+        slots still in SEND_REQUEST (the kernel takes them in ring order and only this thread sends
+        on the socket).  Its length is set to 0, a malformed frame the kernel skips and frees
+        under PACKET_LOSS.  Returns whether such a slot was found."""
+        cdef int k, idx
+        cdef uint8_t *f
+        idx = r.head - r.pending
+        if idx < 0:
+            idx += r.nframes
+        for k in range(r.pending):
+            f = r.map + idx * r.frame_size
+            if fv_load_acquire_u32(fv_tx_status(f)) == TP_STATUS_SEND_REQUEST:
+                fv_tx_set_len(f, 0)
+                return True
+            idx = idx + 1 if idx + 1 < r.nframes else 0
+        return False
 
     cdef void _flush(self, _TxRing *r, int64_t *stats) noexcept nogil:
         """Kick until the kernel took every pending frame, waiting up to ~50 ms for room."""
@@ -514,7 +540,8 @@ cdef class TxRing:
              const uint8_t[::1] hold=None, # IN: optional, n entries: nonzero = tally the verdict, do not send
              ) -> int:
         """Like :meth:`BatchIO.send` (same verdict rules and tallies), through the rings.
-        Returns frames queued; failures are in ``stats[ST_TX_ERRORS]``."""
+        Returns frames the interfaces took; refused ones are in ``stats[ST_TX_REFUSED]``, failed
+        sends in ``stats[ST_TX_ERRORS]``."""
         cdef Py_ssize_t n = action.shape[0]
         cdef int sent
         cdef const uint8_t *hp = NULL
@@ -527,10 +554,13 @@ cdef class TxRing:
             return 0
         if hold is not None:
             hp = &hold[0]
+        cdef int64_t refused0 = stats[_ST_TX_REFUSED]
         with nogil:
             sent = self._send(&data[0] if data.shape[0] else NULL, data.shape[0], &offsets[0], &in_port[0],
                               &action[0], &reason[0], &egress[0], hp, n, &counts[0], counts.shape[0], nreason,
                               &stats[0])
+        # a frame the interface refused was not sent (it is in ST_TX_REFUSED)
+        sent -= <int>(stats[_ST_TX_REFUSED] - refused0)
         stats[_ST_TX] += sent
         return sent
 
@@ -556,6 +586,7 @@ cdef class TxRing:
         if stats.shape[0] < _STATS_LEN:
             raise ValueError(f"stats needs {_STATS_LEN} entries, has {stats.shape[0]}")
         r = &self.rings[self.ring_of_port[port]]
+        cdef int64_t refused0 = stats[_ST_TX_REFUSED]
         with nogil:
             while tried < count:
                 c = batch if count - tried > batch else <int>(count - tried)
@@ -563,5 +594,6 @@ cdef class TxRing:
                     done += self._put(r, &frame[0], frame.shape[0], &stats[0])
                 tried += c
                 self._flush(r, &stats[0])
+        done -= stats[_ST_TX_REFUSED] - refused0
         stats[_ST_TX] += done
         return done
