@@ -344,9 +344,12 @@ def trace_packet(where: Any, src: str | Eni, dst: str | IPv4Address, proto: str 
     ``reply=True`` traces the return packet instead, with the forward flow tracked: the forward
     packet goes first through a fresh connection-tracking state (a ``FlowTable`` for the data plane,
     a ``ReferenceFlowTable`` for the reference), then the reply (TCP SYN-ACK, UDP response, ICMP echo
-    reply, the same protocol back otherwise) from the ENI it was delivered to, one second later.  The
-    returned Trace is the reply's; ``.forward`` is the forward packet's.  The forward packet must be
-    delivered to an ENI (``ValueError`` otherwise: a reply enters the VPC only from an ENI).
+    reply, the same protocol back otherwise) one second later, answering the forward packet as it
+    arrived (addresses and ports swapped): from the ENI it was delivered to, or, for a packet that left
+    through an internet, VPN or transit gateway, from the outside host in on that gateway's port (to
+    the public IP and port an internet or NAT gateway gave it).  The returned Trace is the reply's;
+    ``.forward`` is the forward packet's.  ``ValueError`` when the forward packet went anywhere else
+    (dropped, answered, to a NAT gateway's or an endpoint's own address): there is no return packet.
     """
     if verdict not in VERDICT_SOURCES:
         raise ValueError(f"verdict={verdict!r} must be one of {', '.join(VERDICT_SOURCES)}")
@@ -393,35 +396,56 @@ def trace_packet(where: Any, src: str | Eni, dst: str | IPv4Address, proto: str 
 
     states = (ReferenceFlowTable(64), None if forwarder is None else FlowTable(64))
     fwd = _trace_one(net, reference, forwarder, frame, eni, sip, d, pname, port, name, filters, states, REPLY_T0)
-    receiver = net.port_owner(fwd.egress) if fwd.action == Action.DELIVER else None
-    if not isinstance(receiver, Eni):
-        raise ValueError(f"the forward packet {sip} -> {d} is not delivered to an ENI ({fwd.verdict}): there is no "
-                         "return packet to trace (a reply enters the VPC only from an ENI)")
-    rport = SOURCE_PORT if pnum in (6, 17) else None
-    # the reply leaves from the address the receiver saw (an internet gateway translated a public one)
-    rsrc = IPv4Address(fwd.frame[30:34]) if len(fwd.frame) >= 34 else d
-    rframe = pk.ethernet(_dst_mac(receiver, sip)[0], receiver.mac, pk.ETH_IPV4,
-                         _reply_packet(rsrc, sip, pnum, port), pad_to=60)
-    back = _trace_one(net, reference, forwarder, rframe, receiver, rsrc, sip, pname, rport, receiver.name, filters,
+    receiver = net.port_owner(fwd.egress) if fwd.action in (Action.DELIVER, Action.FORWARD) else None
+    if fwd.action == Action.FORWARD and isinstance(receiver, SOURCE_GATEWAYS) and not edge:
+        raise ValueError(f"the forward packet {sip} -> {d} leaves through {receiver.name} in a data plane compiled "
+                         "with edge=False, where a gateway's port takes no frames: there is no return packet to trace")
+    if not isinstance(receiver, (Eni, *SOURCE_GATEWAYS)):
+        raise ValueError(f"the forward packet {sip} -> {d} is neither delivered to an ENI nor sent out through an "
+                         f"internet, VPN or transit gateway ({fwd.verdict}): there is no return packet to trace")
+    # the reply answers the packet as it arrived: addresses and ports swapped (an internet gateway or a
+    # NAT gateway translated them on the way)
+    back_pkt = _return_packet(fwd.frame, pnum)
+    if back_pkt is None:
+        raise ValueError(f"the forward packet {sip} -> {d} left as a frame too short to answer "
+                         f"({len(fwd.frame)} bytes)")
+    rsrc, rdst, rport, payload = back_pkt
+    if isinstance(receiver, Eni):
+        rframe = pk.ethernet(_dst_mac(receiver, rdst)[0], receiver.mac, pk.ETH_IPV4, payload, pad_to=60)
+    else:   # from the outside host, in on the gateway's port, addressed to the gateway's MAC
+        rframe = pk.ethernet(receiver.mac, OUTSIDE_MAC, pk.ETH_IPV4, payload, pad_to=60)
+    back = _trace_one(net, reference, forwarder, rframe, receiver, rsrc, rdst, pname, rport, receiver.name, filters,
                       states, REPLY_T0 + 1_000_000_000)
     back.forward = fwd
     back.not_evaluated = [x for x in back.not_evaluated if not x.startswith("the return path")]
     return back
 
 
+def _return_packet(out: bytes, proto: int) -> tuple[IPv4Address, IPv4Address, int | None, bytes] | None:
+    """The return packet (SYN-ACK, UDP response, echo reply, the protocol back) of the forward packet
+    as it left (``out``, its Ethernet frame): source and destination addresses and ports swapped, the
+    echo id kept.  Returns (source, destination, destination port, IPv4 packet), None if ``out``
+    is too short to carry them."""
+    if len(out) < 34:
+        return None
+    src, dst = IPv4Address(out[30:34]), IPv4Address(out[26:30])
+    l4 = 14 + (out[14] & 0x0F) * 4
+    if proto in (6, 17):
+        if len(out) < l4 + 4:
+            return None
+        sport, dport = int.from_bytes(out[l4 + 2:l4 + 4], "big"), int.from_bytes(out[l4:l4 + 2], "big")
+        return (src, dst, dport, pk.tcp(src, dst, sport, dport, flags=0x12) if proto == 6
+                else pk.udp(src, dst, sport, dport))
+    if proto == 1:
+        if len(out) < l4 + 8:
+            return None
+        ident = int.from_bytes(out[l4 + 4:l4 + 6], "big")
+        return src, dst, None, pk.icmp_echo(src, dst, ident=ident, seq=1, payload=b"fastvpc trace...", request=False)
+    return src, dst, None, pk.ipv4(src, dst, proto, b"")
+
+
 #: the time (ns) of the forward packet of a ``reply=True`` trace; the reply follows 1 s later
 REPLY_T0 = 1_000_000_000
-
-
-def _reply_packet(src: IPv4Address, dst: IPv4Address, proto: int, port: int | None) -> bytes:
-    """The return packet of :func:`_ip_packet`'s: SYN-ACK, UDP response, echo reply, the protocol back."""
-    if proto == 1:
-        return pk.icmp_echo(src, dst, ident=0x7A5C, seq=1, payload=b"fastvpc trace...", request=False)
-    if proto == 6:
-        return pk.tcp(src, dst, port or 0, SOURCE_PORT, flags=0x12)
-    if proto == 17:
-        return pk.udp(src, dst, port or 0, SOURCE_PORT)
-    return pk.ipv4(src, dst, proto, b"")
 
 
 def _trace_one(net: Network, reference: ReferenceForwarder, forwarder: Any, frame: bytes, eni: Source,

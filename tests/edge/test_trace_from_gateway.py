@@ -96,3 +96,102 @@ def test_cli_traces_from_the_igw_with_exit_status_and_close_names(capsys):
     assert main(["trace", "seed", "--from", "igww", "--to", "203.0.113.10"]) == 2
     err = capsys.readouterr().err
     assert "did you mean" in err and "igw" in err.split("did you mean", 1)[1]
+
+
+def _net_out() -> fv.Network:
+    """web (public, to the IGW) with w1 (public IP) and a NAT gateway; app (private, to the NAT
+    gateway) with a1; a VPN gateway for 192.168.0.0/16."""
+    net = fv.Network()
+    vpc = net.add_vpc("10.0.0.0/16", name="v")
+    web = vpc.add_subnet("10.0.1.0/24", name="web")
+    app = vpc.add_subnet("10.0.2.0/24", name="app")
+    igw = vpc.add_internet_gateway(name="igw")
+    vgw = vpc.add_vpn_gateway(name="vgw")
+    rt_web = vpc.add_route_table(name="rt-web")
+    rt_web.add_route("0.0.0.0/0", igw)
+    web.associate(rt_web)
+    nat = web.add_nat_gateway(name="nat", address=net.allocate_address("203.0.113.30"))
+    rt_app = vpc.add_route_table(name="rt-app")
+    rt_app.add_route("0.0.0.0/0", nat)
+    rt_app.add_route("192.168.0.0/16", vgw)
+    app.associate(rt_app)
+    web.add_eni("10.0.1.10", name="w1", public_ip="203.0.113.10")
+    app.add_eni("10.0.2.10", name="a1")
+    return net
+
+
+def _ports(frame: bytes) -> tuple[int, int]:
+    l4 = 14 + (frame[14] & 0x0F) * 4
+    return int.from_bytes(frame[l4:l4 + 2], "big"), int.from_bytes(frame[l4 + 2:l4 + 4], "big")
+
+
+@pytest.mark.parametrize("verdict", ["dataplane", "reference"])
+@pytest.mark.parametrize("proto, port", [("tcp", 443), ("udp", 53), ("icmp", None)])
+def test_the_reply_to_a_flow_out_through_the_igw_comes_back_in_to_its_public_ip(proto, port, verdict):
+    t = trace_packet(_net_out(), "w1", "8.8.8.8", proto=proto, port=port, reply=True, verdict=verdict)
+    assert t.forward is not None and (t.forward.verdict, t.forward.egress_name) == ("FORWARD", "igw")
+    # in on the IGW's port from the remote host to w1's public IP, translated back, admitted by the
+    # entry the forward packet opened (sg-1 has no inbound rule)
+    assert (t.ingress, t.src_ip, t.dst) == ("igw", "8.8.8.8", "203.0.113.10")
+    assert (t.verdict, t.egress_name, t.agrees) == ("DELIVER", "w1", True)
+    assert _ips(t.frame) == ("8.8.8.8", "10.0.1.10")
+    assert any(h.kind == "sg" and "tracked flow" in h.detail for h in t.hops), [str(h) for h in t.hops]
+    if proto != "icmp":
+        assert _ports(t.frame) == (port, _ports(t.forward.frame)[0])
+
+
+@pytest.mark.parametrize("proto, port", [("tcp", 443), ("udp", 53), ("icmp", None)])
+def test_the_reply_to_a_flow_through_a_nat_gateway_reaches_the_inside_host(proto, port):
+    t = trace_packet(_net_out(), "a1", "8.8.8.8", proto=proto, port=port, reply=True)
+    f = t.forward
+    assert f is not None and (f.verdict, f.egress_name) == ("FORWARD", "igw")
+    assert _ips(f.frame) == ("203.0.113.30", "8.8.8.8")             # left with the NAT gateway's EIP
+    # the reply goes to the EIP (and the port the NAT gateway gave), and the NAT gateway hands it to a1
+    assert (t.ingress, t.dst) == ("igw", "203.0.113.30")
+    assert (t.verdict, t.egress_name, t.agrees) == ("DELIVER", "a1", True)
+    assert _ips(t.frame) == ("8.8.8.8", "10.0.2.10")
+    kinds = [h.kind for h in t.hops]
+    assert kinds.index("igw") < kinds.index("nat") < kinds.index("sg"), kinds
+    if proto != "icmp":
+        assert _ports(t.frame) == (port, 49152)     # back to the port a1 sent from
+
+
+def test_a_subnet_acl_without_the_ephemeral_ports_drops_the_reply_from_the_internet():
+    net = _net_out()
+    acl = net.find("v").add_network_acl(name="acl-web")
+    acl.add_entry(100, "egress", "allow", "all", None, "0.0.0.0/0")
+    acl.add_entry(100, "ingress", "allow", "tcp", 443, "0.0.0.0/0")      # the ephemeral ports are not open
+    net.find("web").associate_network_acl(acl)
+    t = trace_packet(net, "w1", "8.8.8.8", proto="tcp", port=443, reply=True)
+    assert t.forward is not None and t.forward.verdict == "FORWARD"
+    assert (t.verdict, t.ingress, t.agrees) == ("DROP NACL_INGRESS", "igw", True)
+    assert any(h.kind == "acl" and "acl-web ingress: denied" in str(h) for h in t.hops), [str(h) for h in t.hops]
+
+
+def test_the_reply_through_a_vpn_gateway_enters_on_its_port():
+    t = trace_packet(_net_out(), "a1", "192.168.7.7", proto="tcp", port=22, reply=True)
+    assert t.forward is not None and (t.forward.verdict, t.forward.egress_name) == ("FORWARD", "vgw")
+    assert (t.ingress, t.src_ip, t.verdict, t.egress_name, t.agrees) == ("vgw", "192.168.7.7", "DELIVER", "a1", True)
+    assert _ips(t.frame) == ("192.168.7.7", "10.0.2.10") and _ports(t.frame) == (22, 49152)
+
+
+def test_a_reply_is_refused_where_there_is_no_return_packet():
+    net = _net_out()
+    # compiled without the edge, a gateway's port takes no frames
+    with pytest.raises(ValueError, match="edge=False"):
+        trace_packet(net, "w1", "8.8.8.8", proto="tcp", port=443, reply=True, edge=False)
+    # dropped: nothing to answer
+    with pytest.raises(ValueError, match="no return packet"):
+        trace_packet(net, "w1", "10.0.9.9", proto="tcp", port=443, reply=True)
+
+
+def test_cli_traces_the_reply_of_a_flow_to_the_internet(tmp_path, capsys):
+    path = tmp_path / "out.json"
+    fv.files.save(_net_out(), path)
+    assert main(["trace", str(path), "--from", "a1", "--to", "8.8.8.8", "--proto", "tcp", "--port", "443",
+                 "--reply", "--json", "-"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["reply"] is True and out["forward"]["action"] == "FORWARD" and out["forward"]["egress_name"] == "igw"
+    assert (out["ingress"], out["action"], out["egress_name"], out["dst"]) == ("igw", "DELIVER", "a1", "203.0.113.30")
+    assert main(["trace", str(path), "--from", "w1", "--to", "10.0.9.9", "--reply"]) == 2
+    assert "no return packet" in capsys.readouterr().err
