@@ -67,7 +67,7 @@ BAD = [
     (["replay", "{d}/topology.yaml", "{d}/in.pcap", "-o", "{d}/x.pcap", "--json", "{d}/x.pcap"], "--json"),
     (["replay", "{d}/topology.yaml", "{d}/nothere.pcap", "-o", "{d}/x.pcap"], "nothere.pcap"),
     (["replay", "{d}/topology.yaml", "{d}/in.pcap", "-o", "{d}/no/x.pcap"], "does not exist"),
-    (["replay", "{d}/topology.yaml", "{d}/in.pcap", "-o", "{d}/x.pcap", "--ingress", "igw"], "not an ENI"),
+    (["replay", "{d}/topology.yaml", "{d}/in.pcap", "-o", "{d}/x.pcap", "--ingress", "web"], "not an ENI or an internet"),
     (["replay", "{d}/topology.yaml", "{d}/in.pcap", "-o", "{d}/x.pcap", "--ingress", "nobody"], "nobody"),
     (["replay", "{d}/topology.yaml", "{d}/in.pcap", "--on-error", "maybe"], "--on-error"),
     (["replay", "{d}/topology.yaml", "{d}/topology.yaml", "-o", "{d}/x.pcap"], "topology.yaml"),

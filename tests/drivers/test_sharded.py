@@ -79,7 +79,7 @@ def test_sharded_pcapng_and_three_shards(tmp_path, capture, client):
 
 def test_sharded_counts_only_and_by_source_ip_and_ingress(tmp_path, capture, client):
     net = seed_vpc()
-    for kw in ({"port_by": "src-ip"}, {"ingress": "web2"}):
+    for kw in ({"port_by": "src-ip"}, {"ingress": "web2"}, {"ingress": "igw"}):
         serial = replay(net, capture, **kw)
         got = sh.replay_sharded(net, capture, workers=2, client=client, chunk_frames=900, **kw)
         _same_summary(serial, got)

@@ -36,8 +36,9 @@ def add_parser(sub: Any) -> None:
     how = p.add_mutually_exclusive_group()
     how.add_argument("--port-by", choices=["src-mac", "src-ip"], default="src-mac",
                      help="how a frame is mapped to its sending ENI (default: source MAC)")
-    how.add_argument("--ingress", metavar="ENI",
-                     help="every frame enters on this ENI (a capture of what one VM sent, tcpdump -Q out)")
+    how.add_argument("--ingress", metavar="NAME",
+                     help="every frame enters on this ENI (a capture of what one VM sent, tcpdump -Q out), or on "
+                          "this internet, VPN or transit gateway's port (what outside hosts sent in)")
     p.add_argument("--arp-mode", choices=["target", "single_mac"], default="target")
     p.add_argument("--batch-size", type=positive_int, default=65536, help="frames per batch (default 65536)")
     p.add_argument("--threads", type=positive_int, default=None,

@@ -45,7 +45,7 @@ from fastvpc.drivers._replayops import (I_DROP_BYTES, I_DROP_FRAMES, I_EMIT_BYTE
                                         ST_TIMESTAMP)
 from fastvpc.dataplane.ports import PortBy, PortMap
 from fastvpc.errors import FastVpcError
-from fastvpc.topology import Eni, Network
+from fastvpc.topology import Eni, InternetGateway, Network, TransitGateway, VpnGateway
 from fastvpc.verdicts import Action, DropReason
 
 __all__ = ["ChunkOutput", "ChunkScratch", "PortMap", "ReplaySummary", "VerdictCounts", "check_paths",
@@ -277,9 +277,35 @@ class _Progress:
               f"{left:.0f} s left   ", end="", file=sys.stderr, flush=True)
 
 
+#: the targets a capture may enter on besides an ENI: what an outside host sends in (DESIGN §6)
+INGRESS_GATEWAYS = (InternetGateway, VpnGateway, TransitGateway)
+
+
+def ingress_port_of(net: Network, ingress: str | Eni | InternetGateway | VpnGateway | TransitGateway | None
+                    ) -> int | None:
+    """The port every frame of a capture enters on: an ENI's (what one VM sent) or an internet, VPN or
+    transit gateway's (what outside hosts sent in, addressed to the gateway's MAC), by name or object;
+    None for None.  ``FastVpcError`` naming the value for anything else."""
+    if ingress is None:
+        return None
+    obj = ingress
+    if isinstance(ingress, str):
+        try:
+            obj = net.find(ingress)
+        except KeyError as exc:
+            raise FastVpcError(f"ingress {ingress!r}: {exc.args[0] if exc.args else 'no such name'}") from None
+    if not isinstance(obj, (Eni, *INGRESS_GATEWAYS)):
+        raise FastVpcError(f"ingress {getattr(obj, 'name', obj)!r} is a {type(obj).__name__}, not an ENI or an "
+                           "internet, VPN or transit gateway")
+    port = obj.port
+    if port is None or port < 0:
+        raise FastVpcError(f"ingress {obj.name!r} has no port in this network")
+    return int(port)
+
+
 def replay(net: Network, in_path: str | os.PathLike[str], out_path: str | os.PathLike[str] | None = None, *,
            drops_path: str | os.PathLike[str] | None = None, port_by: PortBy = "src-mac",
-           ingress: str | Eni | None = None, batch_size: int = 65536, arp_mode: str = "target",
+           ingress: str | Eni | InternetGateway | VpnGateway | TransitGateway | None = None, batch_size: int = 65536, arp_mode: str = "target",
            progress: bool = False, on_error: str = "raise", n_threads: int | None = None,
            flow_log: Any = None, stateful: bool = True, capacity: int = 1_000_000) -> ReplaySummary:
     """Stream ``in_path`` through ``net.compile()`` in batches.
@@ -288,7 +314,8 @@ def replay(net: Network, in_path: str | os.PathLike[str], out_path: str | os.Pat
     in capture order; ``drops_path`` the dropped frames as they came.  Timestamps are kept.  A
     name ending in ``.pcapng`` gives pcapng: one interface per egress port (per ingress port
     for the drops) and the verdict as each packet's comment.  ``ingress``: every frame enters
-    on that ENI (name or object) instead of being mapped by ``port_by``.  ``batch_size``: at most
+    on that ENI, or on that internet, VPN or transit gateway's port (a capture of what arrived from
+    outside), by name or object, instead of being mapped by ``port_by``.  ``batch_size``: at most
     this many frames per chunk (a classic pcap is read in 1 MiB windows, so 64-byte frames come
     in chunks of about 13,000); the answer never depends on it.  Each chunk goes through
     :func:`process_chunk`.
@@ -306,12 +333,7 @@ def replay(net: Network, in_path: str | os.PathLike[str], out_path: str | os.Pat
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise FastVpcError(f"batch_size must be a positive int, got {batch_size!r}")
     check_paths(in_path, {"output": out_path, "drops output": drops_path})
-    ingress_port: int | None = None
-    if ingress is not None:
-        eni = net.find(ingress) if isinstance(ingress, str) else ingress
-        if not isinstance(eni, Eni):
-            raise FastVpcError(f"ingress {getattr(eni, 'name', eni)!r} is a {type(eni).__name__}, not an ENI")
-        ingress_port = eni.port
+    ingress_port = ingress_port_of(net, ingress)
     dp = net.compile(arp_mode=arp_mode)
     state = None
     if stateful:

@@ -887,8 +887,7 @@ def replay_sharded(net: Any, in_path: str | os.PathLike[str], out_path: str | os
     """
     from fastvpc.dataplane import Dataplane
     from fastvpc.dataplane.ports import PortMap
-    from fastvpc.drivers.replay import ReplaySummary, check_paths, fill_counts
-    from fastvpc.topology import Eni
+    from fastvpc.drivers.replay import ReplaySummary, check_paths, fill_counts, ingress_port_of
     from fastvpc.verdicts import Action, DropReason
 
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 4096):
@@ -917,12 +916,7 @@ def replay_sharded(net: Any, in_path: str | os.PathLike[str], out_path: str | os
         dp, net = net, net.network
     else:
         dp = net.compile(arp_mode=arp_mode)
-    ingress_port: int | None = None
-    if ingress is not None:
-        eni = net.find(ingress) if isinstance(ingress, str) else ingress
-        if not isinstance(eni, Eni):
-            raise FastVpcError(f"ingress {getattr(eni, 'name', eni)!r} is a {type(eni).__name__}, not an ENI")
-        ingress_port = eni.port
+    ingress_port = ingress_port_of(net, ingress)
     if stateful is None:
         stateful = _serial_stateful()
     if stateful:
