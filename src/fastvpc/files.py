@@ -26,7 +26,8 @@ The schema (``fastvpc: 1``) is documented in ``docs/topology-files.md``.  In sho
             routes: [{destination: 10.0.1.0/24, target: fw, origin: static}]
         internet_gateways: [{name: igw, port: 0, mac: 1e:00:00:00:00:00}]
         vpn_gateways: []
-        nat_gateways: []                    # {name, port, mac, subnet?, ip?, connectivity?, address?}
+        nat_gateways: []                    # {name, port, mac, subnet?, ip?, connectivity?, address?,
+                                            #  network_interface_id?}
         endpoints: []                       # {name, port, type, service?}
         default_security_group: sg-1       # and its default_network_acl
         security_groups:                    # {name, group_name?, description?, ingress, egress}
@@ -219,6 +220,8 @@ def _vpc_to_dict(v: Vpc) -> dict[str, Any]:
             nd["connectivity"] = n.connectivity
         if n.address is not None:
             nd["address"] = n.address.name
+        if n.network_interface_id is not None:
+            nd["network_interface_id"] = n.network_interface_id
         ident = n.network._tracking_ids().nat(n.name)
         if ident is not None and ident != plain_nat_identity(v.name, n.name):   # salted on a clash
             nd["tracking_id"] = ident
@@ -693,12 +696,13 @@ def _build_vpc_contents(doc: _Doc, net: Network, vpc: Vpc, vd: dict[str, Any], p
     for j, raw in enumerate(doc.list_(vd.get("nat_gateways"), place + ("nat_gateways",), "nat_gateways")):
         npl = place + ("nat_gateways", j)
         nd = doc.mapping(raw, npl, "a NAT gateway", (), ("name", "port", "mac", "subnet", "ip", "connectivity",
-                                                         "address", "tracking_id"))
+                                                         "address", "tracking_id", "network_interface_id"))
         nname = doc.opt_str(nd, "name", npl, "name")
         nmac = doc.opt_str(nd, "mac", npl, "mac")
         nip = doc.opt_str(nd, "ip", npl, "NAT gateway ip")
         conn = doc.opt_str(nd, "connectivity", npl, "connectivity")
         naddr = _address_ref(doc, net, nd, npl)
+        nif = doc.opt_str(nd, "network_interface_id", npl, "network_interface_id")
         sub_name = doc.opt_str(nd, "subnet", npl, "NAT gateway subnet")
         nat_subnet: Subnet | None = None
         if sub_name is not None:
@@ -709,7 +713,7 @@ def _build_vpc_contents(doc: _Doc, net: Network, vpc: Vpc, vd: dict[str, Any], p
         port = _opt_port(doc, nd, npl)
         with doc.building(npl):
             vpc.add_nat_gateway(nname, subnet=nat_subnet, port=port, address=naddr, connectivity=conn, ip=nip,
-                                mac=nmac)
+                                mac=nmac, network_interface_id=nif)
 
     for j, raw in enumerate(doc.list_(vd.get("route_tables"), place + ("route_tables",), "route_tables")):
         tp = place + ("route_tables", j)

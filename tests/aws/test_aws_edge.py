@@ -172,6 +172,9 @@ def test_nat_gateways(imp):
     weird = net.find("nat-weird")
     assert weird.connectivity == "public" and weird.ip in net.find("subnet-priv").cidr
     assert statuses(imp, "nat-weird").count("changed") >= 2
+    # the id of the interface AWS gave each NAT gateway names its flow log records
+    assert (pub.network_interface_id, priv.network_interface_id, own.network_interface_id) == \
+        ("eni-natif", "eni-natpriv", None)
     # the NAT gateways' interfaces are not ENIs; their IPs are the gateways'
     for eid in ("eni-natif", "eni-natpriv"):
         with pytest.raises(KeyError):

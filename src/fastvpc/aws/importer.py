@@ -425,6 +425,11 @@ class _Importer:
         elif primary.get("PublicIp") or primary.get("AllocationId"):
             self.add(gid, rel, "changed", "a private NAT gateway lists an Elastic IP: left out")
         nat = None
+        # the interface's id names its flow log records; one a name already holds is left out
+        nid = eni_id if eni_id and eni_id not in self.nat_enis and eni_id not in self.net._by_name else None
+        if eni_id and nid is None:
+            self.add(gid, rel, "changed", f"NetworkInterfaceId {eni_id!r} is already used: its flow log records name "
+                     f"the NAT gateway {gid} instead")
         attempts: list[tuple[str | None, str | None]] = [(ip, mac)]
         if mac is not None:
             attempts.append((ip, None))
@@ -435,7 +440,7 @@ class _Importer:
             try:
                 nat = vpc.add_nat_gateway(name=gid, subnet=subnet, connectivity=conn if address or conn == "private"
                                           else None, address=address, ip=try_ip if subnet is not None else None,
-                                          mac=try_mac)
+                                          mac=try_mac, network_interface_id=nid)
                 break
             except TopologyError as exc:
                 why.append(str(exc))

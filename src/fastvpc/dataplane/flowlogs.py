@@ -397,7 +397,7 @@ class _DpView:
         if covered is not None:
             names = [k[0] for k in t.eni_keys]
             known = set(names)
-            gws = {g[0] for g in _nat_gateways(dp)} if not covered <= known else set()
+            gws = {x for g in _nat_gateways(dp) for x in g[:2]} if not covered <= known else set()
             unknown = sorted(covered - known - gws)
             if unknown:
                 raise FlowLogError(f"FlowLog(enis=...): {unknown[0]!r} is no ENI or NAT gateway of this Dataplane")
@@ -422,22 +422,25 @@ class _DpView:
         gws = _nat_gateways(self.dp)
         if not gws:
             return
-        size = max(g[5] for g in gws) + 1
+        size = max(g[-1] for g in gws) + 1
         gw_iface = np.full(size, _IF_NONE, np.uint32)
         gw_ip = np.zeros(size, np.uint32)
-        for name, vpc, subnet, inst, ip, port in gws:
-            k = log._intern((name, vpc, subnet, inst, ip))
-            if log._covered is None or name in log._covered:
+        for name, iface, vpc, subnet, inst, ip, port in gws:
+            k = log._intern((iface, vpc, subnet, inst, ip))
+            # enis= may name the NAT gateway or its interface
+            cover = None if log._covered is None else next((x for x in (iface, name) if x in log._covered), None)
+            if log._covered is None or cover is not None:
                 gw_iface[port] = k
-                if log._covered is not None:
-                    log._covered_if[name] = k
+                if cover is not None:
+                    log._covered_if[cover] = k
             gw_ip[port] = ip
         self.gw_iface, self.gw_ip = gw_iface, gw_ip
 
 
-def _nat_gateways(dp: Any) -> list[tuple[str, str, str, str, int, int]]:
-    """(name, VPC, subnet, "", private IPv4, port) of every NAT gateway of ``dp`` with a subnet and an
-    address (from the Dataplane's network: read only when a log needs them)."""
+def _nat_gateways(dp: Any) -> list[tuple[str, str, str, str, str, int, int]]:
+    """(name, interface-id, VPC, subnet, "", private IPv4, port) of every NAT gateway of ``dp`` with a
+    subnet and an address (from the Dataplane's network: read only when a log needs them).  The
+    interface-id is its ``network_interface_id`` (the ``eni-…`` AWS gave it), else its name."""
     if not any(r.target_kind == "nat" for r in dp.routes) and '"nat' not in dp.topology:
         return []
     out = []
@@ -446,7 +449,8 @@ def _nat_gateways(dp: Any) -> list[tuple[str, str, str, str, int, int]]:
     for vpc in dp.network.vpcs:
         for g in vpc.gateways:
             if isinstance(g, NatGateway) and g.subnet is not None and g.ip is not None and g.port >= 0:
-                out.append((g.name, vpc.name, g.subnet.name, "", int(g.ip), int(g.port)))
+                out.append((g.name, g.network_interface_id or g.name, vpc.name, g.subnet.name, "", int(g.ip),
+                            int(g.port)))
     return out
 
 

@@ -249,11 +249,14 @@ class NatGateway(_GatewayMac, Target):
     kind = "nat"
 
     def __init__(self, vpc: Vpc, name: str, port: int, subnet: Subnet | None, connectivity: str = "public",
-                 ip: IPv4Address | None = None) -> None:
+                 ip: IPv4Address | None = None, network_interface_id: str | None = None) -> None:
         self.vpc, self.network, self.name, self.port, self.subnet = vpc, vpc.network, name, port, subnet
         self.connectivity = connectivity
         #: The private IP (of its subnet) it translates sources to; None when it has no subnet.
         self.ip = ip
+        #: The id of the network interface AWS gave it (``NetworkInterfaceId`` of its primary
+        #: address, ``eni-…``): the ``interface-id`` of its flow log records.  None: its name is used.
+        self.network_interface_id = network_interface_id
         self._address: ElasticIp | None = None
 
     @property
@@ -794,12 +797,14 @@ class Subnet(_Named):
 
     def add_nat_gateway(self, name: str | None = None, *, address: ElasticIp | str | None = None,
                         connectivity: str | None = None, ip: str | IPv4Address | None = None,
-                        mac: str | None = None, port: int | None = None) -> NatGateway:
+                        mac: str | None = None, port: int | None = None,
+                        network_interface_id: str | None = None) -> NatGateway:
         """A NAT gateway in this subnet (#33): a private IP of this subnet (``ip``, else the
-        highest free one) and a MAC, as AWS gives it an ENI.  ``connectivity="public"`` (the
-        default) with its Elastic IP ``address``; ``"private"``: no address."""
+        highest free one) and a MAC, as AWS gives it an ENI (``network_interface_id``: that ENI's
+        id, for flow log records).  ``connectivity="public"`` (the default) with its Elastic IP
+        ``address``; ``"private"``: no address."""
         return self.vpc.add_nat_gateway(name, subnet=self, address=address, connectivity=connectivity, ip=ip,
-                                        mac=mac, port=port)
+                                        mac=mac, port=port, network_interface_id=network_interface_id)
 
     def _free_ip(self, who: str) -> IPv4Address:
         """The highest assignable address no ENI or NAT gateway holds (AWS picks one at random;
@@ -1048,7 +1053,7 @@ class Vpc(_Named):
     def add_nat_gateway(self, name: str | None = None, *, subnet: Subnet | None = None,
                         port: int | None = None, address: ElasticIp | str | None = None,
                         connectivity: str | None = None, ip: str | IPv4Address | None = None,
-                        mac: str | None = None) -> NatGateway:
+                        mac: str | None = None, network_interface_id: str | None = None) -> NatGateway:
         """A NAT gateway (#33); see :meth:`Subnet.add_nat_gateway`.
 
         ``connectivity`` ``"public"`` needs ``address`` (an unassociated Elastic IP: object, name or
@@ -1077,6 +1082,21 @@ class Vpc(_Named):
         elif connectivity is not None and conn == "public":
             raise TopologyError(f"NAT gateway {label}: a public NAT gateway needs an Elastic IP (address=...)",
                                 obj=name, value="public")
+        if network_interface_id is not None:
+            if (not isinstance(network_interface_id, str) or not network_interface_id
+                    or len(network_interface_id) > 255 or any(c.isspace() for c in network_interface_id)):
+                raise TopologyError(f"NAT gateway {label}: network_interface_id {network_interface_id!r} must be a "
+                                    "non-empty id without spaces (eni-...)", obj=name, value=network_interface_id)
+            _check_text(network_interface_id, f"NAT gateway {label}: network_interface_id")
+            clash = net._by_name.get(network_interface_id)
+            other = next((g for v in net.vpcs for g in v.nat_gateways if g.network_interface_id == network_interface_id),
+                         None)
+            if clash is not None or other is not None:
+                raise TopologyError(f"NAT gateway {label}: network_interface_id {network_interface_id!r} is already "
+                                    + ("a name in this network" if clash is not None
+                                       else f"the interface of NAT gateway {other.name}")   # type: ignore[union-attr]
+                                    + ": flow log records would not tell them apart", obj=name,
+                                    value=network_interface_id)
         if subnet is None:
             if ip is not None:
                 raise TopologyError(f"NAT gateway {label}: ip {ip!r} needs a subnet", obj=name, value=str(ip))
@@ -1086,7 +1106,7 @@ class Vpc(_Named):
         else:
             private = subnet._check_assignable(ip, label, "NAT gateway")
         nm = net._claim_name(name, "nat")
-        gw = NatGateway(self, nm, net._claim_port(port, nm), subnet, conn, private)
+        gw = NatGateway(self, nm, net._claim_port(port, nm), subnet, conn, private, network_interface_id)
         net._give_mac(gw, mac)
         self.nat_gateways.append(gw)
         if subnet is not None:
@@ -1205,6 +1225,9 @@ class Network:
         _check_text(name, "name")
         if name in self._by_name or name.lower() in ("local", "blackhole"):
             raise TopologyError(f"name {name!r} is already used in this network", obj=name, value=name)
+        if any(g.network_interface_id == name for v in self.vpcs for g in v.nat_gateways):
+            raise TopologyError(f"name {name!r} is already the network interface id of a NAT gateway", obj=name,
+                                value=name)
         return name
 
     def _claim_port(self, port: int | None, who: str) -> int:
