@@ -814,10 +814,10 @@ class ReferenceForwarder:
         p.l4 = self.l4_fields(p.frame, ip)
         p.filtered = self.filters
         nat = self.nat_owning(vpc, dst)
-        if nat is not None:                                   # the reply path of a NAT gateway (§4.2)
+        rt = gw.route_table if isinstance(gw, (InternetGateway, VpnGateway)) else None
+        if nat is not None and rt is None:                    # the reply path of a NAT gateway (§4.2)
             p.nat_in = nat
             return "nat"
-        rt = gw.route_table if isinstance(gw, (InternetGateway, VpnGateway)) else None
         if rt is None:
             owner_eni = self.eni_owning(vpc, dst)
             if owner_eni is None:
@@ -846,6 +846,11 @@ class ReferenceForwarder:
             raise p.drop(DropReason.BLACKHOLE, "blackhole", str(match.destination),
                          "the route's target is gone: dropped", index)
         if target is LOCAL:
+            if nat is not None:                               # §4.2, by the gateway route table's local route
+                if p.recording:
+                    p.note("vpc", vpc.name, f"local: {dst} is the private IP of NAT gateway {nat.name}")
+                p.nat_in = nat
+                return "nat"
             owner_eni = self.eni_owning(vpc, dst)
             if owner_eni is None:
                 raise p.drop(DropReason.NO_SUCH_HOST, "vpc", vpc.name,

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import fastvpc as fv
 from frames import assert_checksums as _assert_checksums
-from nat_net import EIP, nat_network
+from nat_net import EIP, NS, OUTSIDE_MAC, Pair, nat_network
 from fastvpc.dataplane.state import FlowTableError
 from fastvpc.reference import ReferenceForwarder
 from fastvpc.testing import assert_same_verdicts, fresh_states, nat_rows, nat_scenarios
@@ -26,10 +26,6 @@ with warnings.catch_warnings():
     from scapy.compat import raw
     from scapy.layers.inet import ICMP, IP, TCP, UDP
     from scapy.layers.l2 import Ether
-
-NS = 1_000_000_000
-OUTSIDE_MAC = "02:99:00:00:00:01"
-
 
 def assert_checksums(buf: bytes) -> Ether:
     """This file's frames may carry UDP checksum 0 (none): accepted."""
@@ -49,29 +45,6 @@ def out_frame(eni, l4, dst="8.8.8.8", **ip):
 
 def in_frame(igw, l4, dst=EIP, src="8.8.8.8", **ip):
     return raw(Ether(src=OUTSIDE_MAC, dst=igw.mac) / IP(src=src, dst=dst, **ip) / l4)
-
-
-class Pair:
-    """The kernel and the reference over one network and one pair of states, frame batches in turn."""
-
-    def __init__(self, net, capacity=1000, nat_max_per_destination=None):
-        self.dp = net.compile()
-        self.ref = ReferenceForwarder(net, edge=True, nat=True)
-        self.st = fresh_states(capacity, nat_max_per_destination=nat_max_per_destination)
-
-    def run(self, items, now):
-        assert_same_verdicts(self.dp, self.ref, items, state=self.st, now=now)
-        batch = fv.FrameBatch.from_frames([f for f, _ in items], port=[p for _, p in items])
-        # the verdicts asserted equal above; these are the kernel's, for the behaviour checks (a copy of
-        # the state, so the pair stays in step)
-        st = pickle.loads(pickle.dumps(self._before))
-        return self.dp.process(batch, copy=True, state=st, now=now)
-
-    def step(self, items, now):
-        self._before = pickle.loads(pickle.dumps(self.st.kernel))
-        res = self.run(items, now)
-        return [(Action(int(res.action[i])), DropReason(int(res.reason[i])), int(res.egress[i]), res.frames.frame(i))
-                for i in range(len(items))]
 
 
 def test_out_through_the_nat_gateway_and_the_igw_and_the_reply_back():

@@ -87,12 +87,15 @@ cdef inline int stage_edge_ingress(const FwdTables* t, Pkt* p) noexcept nogil:
         p.hv = ht_get(&t.ipt, ip_key(<uint32_t>vpc, dst))
         if p.hv != FV_HV_NONE and tag_of(p.hv) == FV_HV_BCAST:
             return drop(p, R_BROADCAST)
-    if t.edge:                              # a NAT gateway's private IP: the reply path (stages/nat.pxd)
-        k = ht_get(&t.edt, edge_key(HK_NATIP, <uint32_t>vpc, dst))
+    # a NAT gateway's private IP: the reply path (stages/nat.pxd), where the VPC's local routes take the
+    # frame there: with no gateway route table, or by its `local` route.  The table decides first, so
+    # its route for the NAT gateway's subnet to a firewall ENI sends the replies through the firewall
+    # (AWS Network Firewall's NAT gateway design), which routes them on to the NAT gateway.
+    k = ht_get(&t.edt, edge_key(HK_NATIP, <uint32_t>vpc, dst)) if t.edge else FV_HV_NONE
+    if gw.table < 0:
         if k != FV_HV_NONE:
             p.route = -1
             return nat_needs(p, 2 * k + 1)
-    if gw.table < 0:
         if p.hv != FV_HV_NONE and tag_of(p.hv) == FV_HV_ENI:
             deliver_to(p, <int32_t>(p.hv & FV_HV_INDEX_MASK))
             return NEXT_REWRITE
@@ -104,6 +107,8 @@ cdef inline int stage_edge_ingress(const FwdTables* t, Pkt* p) noexcept nogil:
         r = <uint64_t>t.table_base[tab] + val
         if r < <uint64_t>t.n_routes:
             p.route = <int32_t>r
+    if k != FV_HV_NONE and p.route >= 0 and t.routes[p.route].kind == RK_LOCAL:
+        return nat_needs(p, 2 * k + 1)
     if stage_route(t, p) == NEXT_COMMIT and p.action == ACT_FORWARD:
         return NEXT_REWRITE        # to a Gateway Load Balancer endpoint: the translation is written there
     return NEXT_REWRITE if p.action == ACT_DELIVER else NEXT_COMMIT
