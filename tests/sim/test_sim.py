@@ -78,6 +78,34 @@ def test_frames_of_one_instant_go_through_one_process_call_at_the_simulated_cloc
     assert sw.batches == 3 and sw.frames == 7 and sw.counts == {"DELIVER": 7}
 
 
+def test_a_clock_in_integer_ns_since_the_epoch_reaches_process_exactly(world):
+    """now = the simulator's clock, to the ns: a SimPy clock counting ns since the epoch (ns_per_unit=1)
+    is past 2**53, where a float product rounds it by up to 128 ns."""
+    net, dp = world
+    t0 = 1_700_000_400_000_000_123
+    env = simpy.Environment(initial_time=t0)
+    cdp = ClockedDataplane(dp)
+    sw = SimPySwitch(env, cdp, ns_per_unit=1)
+    h = _hosts(net)
+
+    def sender(env):
+        yield sw.send(h["web1"].port, h["web1"].udp(h["app1"].ip, 1, 2))
+        yield env.timeout(100)
+        yield sw.send(h["web1"].port, h["web1"].udp(h["app1"].ip, 1, 2))
+
+    env.process(sender(env))
+    env.run()
+    assert [now for _, _, now in cdp.calls] == [t0, t0 + 100]
+    # a float clock in seconds keeps its exact value, rounded to the ns
+    env = simpy.Environment(initial_time=0.1)
+    cdp = ClockedDataplane(dp)
+    sw = SimPySwitch(env, cdp)
+    assert sw.now_ns() == 100_000_000
+    for bad in (float("inf"), float("nan"), -1, True):
+        with pytest.raises(SimError, match="ns_per_unit"):
+            SimPySwitch(env, cdp, ns_per_unit=bad)
+
+
 class _Relay:
     """An ns.py-style element for ``host``: whatever it gets, it answers at once with a frame of its own
     to ``peer`` (a zero-delay hop: the flush's own output makes a new frame at the same instant),

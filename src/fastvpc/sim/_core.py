@@ -23,8 +23,10 @@ when the installed data plane takes them.
 from __future__ import annotations
 
 import inspect
+import math
 from collections import Counter
 from collections.abc import Callable
+from fractions import Fraction
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -106,11 +108,14 @@ class SwitchCore:
         if not hasattr(dp, "process"):
             raise SimError(f"dp must be a compiled Dataplane (Network.compile()), not {type(dp).__name__}",
                            value=dp)
-        if not (isinstance(ns_per_unit, (int, float)) and not isinstance(ns_per_unit, bool) and ns_per_unit > 0):
-            raise SimError(f"ns_per_unit must be a positive number, got {ns_per_unit!r}", value=ns_per_unit)
+        if not (isinstance(ns_per_unit, (int, float)) and not isinstance(ns_per_unit, bool) and ns_per_unit > 0
+                and math.isfinite(ns_per_unit)):
+            raise SimError(f"ns_per_unit must be a positive finite number, got {ns_per_unit!r}", value=ns_per_unit)
         self.env = env
         self.dp = dp
-        self.ns_per_unit = float(ns_per_unit)
+        # an integral scale kept as an int: a clock counted in integer units (ns since the epoch, 1) then
+        # maps to ns exactly, where a float product loses the low digits past 2**53
+        self.ns_per_unit: float = int(ns_per_unit) if float(ns_per_unit).is_integer() else float(ns_per_unit)
         self.batching = bool(batching)
         names = getattr(dp, "port_names", None)
         self.ports: frozenset[int] = frozenset(int(p) for p in names) if names else frozenset()
@@ -196,7 +201,12 @@ class SwitchCore:
 
     # ------------------------------------------------------------------ the batch
     def now_ns(self) -> int:
-        return int(round(float(self.env.now) * self.ns_per_unit))
+        """The simulator's clock in ns: exact for an integer clock and an integral scale; otherwise the
+        exact product of the two values, rounded to the nearest ns."""
+        t, u = self.env.now, self.ns_per_unit
+        if isinstance(t, int) and isinstance(u, int):
+            return t * u
+        return round(Fraction(t) * Fraction(u))
 
     def flush(self, _event: Any = None) -> None:
         """Push every queued frame through one ``process()`` call and hand out the verdicts (done at
