@@ -114,6 +114,33 @@ def test_damage_stop_matches_serial_and_raise_writes_nothing(tmp_path, capture, 
     assert not (tmp_path / "x.pcap").exists() and not (tmp_path / "x.pcap.partial").exists()
 
 
+def test_time_going_back_behind_another_shards_frame_stops_as_the_serial_replay(tmp_path, client):
+    """One FlowTable sees every frame's time in the serial replay: a frame 1 ns before the frame ahead of
+    it, which another shard takes, stops the sharded replay too, naming the same frames in the same words."""
+    from fastvpc.errors import FastVpcError
+    from fastvpc.pcap import write_pcap
+
+    net = seed_vpc()
+    frames = _frames(3000)
+    batch = FrameBatch.from_frames(frames, port=-1)
+    ctx = _ctx(net, 2)
+    shard = sh.shard_of_frames(batch, ctx.ports_for(batch), ctx)
+    i = next(j for j in range(1500, 3000) if shard[j] != shard[j - 1])
+    ts = 1_700_000_000 * 10**9 + np.arange(3000, dtype=np.int64) * 1000
+    ts[i] = ts[i - 1] - 1          # still after every earlier frame of its own shard
+    path = tmp_path / "back.pcap"
+    write_pcap(str(path), FrameBatch.from_frames(frames, port=-1, timestamp=ts), nanosecond=True)
+    with pytest.raises(FastVpcError) as serial:
+        replay(net, path, tmp_path / "s.pcap", batch_size=1000)
+    assert f"frame {i - 1000 * (i // 1000)}'s timestamp {ts[i]} ns goes backwards" in str(serial.value)
+    with pytest.raises(FastVpcError) as sharded:
+        sh.replay_sharded(net, path, tmp_path / "o.pcap", workers=2, client=client, chunk_frames=2000,
+                          batch_size=1000)
+    # the same words (the serial replay had begun its output, and says it removed it)
+    assert str(serial.value).startswith(str(sharded.value) + " (nothing written: partial output")
+    assert not (tmp_path / "o.pcap").exists()
+
+
 def test_not_a_capture_fails_before_any_worker_starts(tmp_path, monkeypatch):
     bad = tmp_path / "bad.pcap"
     bad.write_bytes(b"\x00" * 100)

@@ -451,7 +451,11 @@ def _state_times(state: Any, batch: FrameBatch, now: Any) -> npt.NDArray[np.int6
 
 
 def _check_clock(state: Any, times: npt.NDArray[np.int64]) -> None:
-    clock = state.clock
+    _check_since(state.clock, times)
+
+
+def _check_since(clock: int | None, times: npt.NDArray[np.int64]) -> None:
+    """``times`` (checked by _state_times) must not start before ``clock``, the latest ns a FlowTable has seen."""
     if clock is not None and times.size and int(times[0]) < clock:
         raise ValueError(f"process(state=...): frame 0's time {int(times[0])} ns goes backwards: this FlowTable "
                          f"has seen {clock} ns")

@@ -429,6 +429,7 @@ def _flow_task(path: str, chunks: Sequence[PcapChunk], k: int, dp: Any, ctx: _Co
     FlowTable (kept here, never pickled), counted, and its emitted and dropped records packed
     (``_replayops.emit_records``) and appended to the shard's scratch files with, per record, its
     position in its chunk and its length: what the merge needs to put every record at its place."""
+    from fastvpc.dataplane import _check_since, _state_times
     from fastvpc.drivers._replayops import I_DROP_BYTES, I_EMIT_BYTES, I_STATUS, N_INFO, ST_TIMESTAMP, emit_records
     from fastvpc.drivers._shardops import select_shard
     from fastvpc.verdicts import Action
@@ -455,6 +456,7 @@ def _flow_task(path: str, chunks: Sequence[PcapChunk], k: int, dp: Any, ctx: _Co
     info = np.zeros(N_INFO, np.int64)
     result = None
     total = 0
+    clock: int | None = None   # the latest frame time of the capture so far (what one serial table has seen)
     try:
         if scratch is not None:
             for what, want in (("out", want_out), ("drop", want_drops)):
@@ -474,6 +476,19 @@ def _flow_task(path: str, chunks: Sequence[PcapChunk], k: int, dp: Any, ctx: _Co
                     own_off, own_ts, own_pos = np.zeros(cap + 1, np.int64), np.zeros(cap, np.int64), np.zeros(cap, np.int64)
                     own_port = np.zeros(cap, np.int32)
                 ts = batch.timestamp if batch.timestamp is not None else np.zeros(0, np.int64)
+                if table is not None:
+                    # the serial replay's one table checks the time of every frame, this shard's or not
+                    # (a frame of another shard may go back in time): the same check, the same words
+                    first = chunk.first + done
+                    try:
+                        times = _state_times(table, batch, None)
+                        _check_since(clock, times)
+                    except ValueError as exc:
+                        raise FastVpcError(f"frames {first}..{first + n - 1}: {exc} (connection tracking and flow "
+                                           "logs take the time from the capture: replay with stateful=False / "
+                                           "--stateless and no flow log for a capture without timestamps)") from None
+                    if times.size:
+                        clock = int(times[-1])
                 m = select_shard(batch.data, batch.offsets, ports, ts, is_eni, ctx.inside_lo, ctx.inside_hi,
                                  ctx.n_shards, k, chunk.first + done, own_off, own_port, own_ts, own_pos)
                 done += n
