@@ -44,6 +44,20 @@ def test_new_group_has_no_ingress_and_one_allow_all_egress(net):
     assert net.find("web-sg") is sg
 
 
+def test_the_rule_lists_a_group_hands_out_are_copies(net):
+    """Rules change only through authorize_* / revoke_*, which validate: a list the group returned and
+    the caller changed leaves the group (and what compiles) as it was."""
+    sg = vpc_of(net).add_security_group(name="web-sg")
+    rule = sg.authorize_ingress("tcp", 443, "0.0.0.0/0")
+    for got in (sg.ingress, sg.rules("ingress"), sg.egress, sg.rules("egress")):
+        got.append("not a rule")
+        got.clear()
+    assert sg.ingress == [rule] and len(sg.egress) == 1
+    web = net.find("web")
+    web.add_eni("10.0.1.10", security_groups=[sg])
+    net.compile()
+
+
 def test_default_group_admits_its_own_members_and_everything_out(net):
     vpc = vpc_of(net)
     d = vpc.default_security_group

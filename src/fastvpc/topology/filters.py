@@ -386,8 +386,8 @@ class SecurityGroup(_Named):
         self.vpc, self.network, self.name = vpc, vpc.network, name
         self.group_name = group_name
         self.description = description
-        self.ingress: list[SecurityGroupRule] = []
-        self.egress: list[SecurityGroupRule] = []
+        self._ingress: list[SecurityGroupRule] = []
+        self._egress: list[SecurityGroupRule] = []
 
     @property
     def is_default(self) -> bool:
@@ -404,8 +404,23 @@ class SecurityGroup(_Named):
         this group matches when no sender identity is known (Batfish's expansion)."""
         return [ip for e in self.members for ip in e.ips]
 
+    @property
+    def ingress(self) -> list[SecurityGroupRule]:
+        """The inbound rules (a copy: change them with authorize_ingress / revoke_ingress, which validate)."""
+        return list(self._ingress)
+
+    @property
+    def egress(self) -> list[SecurityGroupRule]:
+        """The outbound rules (a copy: change them with authorize_egress / revoke_egress)."""
+        return list(self._egress)
+
     def rules(self, direction: str) -> list[SecurityGroupRule]:
-        return self.ingress if _direction(direction, f"security group {self.name}", self.name) == "ingress" else self.egress
+        """The rules of ``direction`` ("ingress" / "egress"), a copy."""
+        return list(self._rules(direction))
+
+    def _rules(self, direction: str) -> list[SecurityGroupRule]:
+        """The group's own list of ``direction``'s rules (what authorize / revoke change)."""
+        return self._ingress if _direction(direction, f"security group {self.name}", self.name) == "ingress" else self._egress
 
     # AWS: AuthorizeSecurityGroupIngress / Egress, RevokeSecurityGroupIngress / Egress
     def authorize_ingress(self, proto: object, ports: object, peer: object) -> SecurityGroupRule:
@@ -434,7 +449,7 @@ class SecurityGroup(_Named):
         peered (a stale rule, as a topology file can hold; it matches nothing).
         """
         rule = self._rule(direction, proto, ports, peer, allow_stale=allow_stale)
-        rules = self.rules(rule.direction)
+        rules = self._rules(rule.direction)
         if rule in rules:
             return rules[rules.index(rule)]
         used = sum(r.weight for r in rules)
@@ -451,7 +466,7 @@ class SecurityGroup(_Named):
             rule = self._rule(direction, proto, ports, peer, revoking=True)
         except _Missing:
             return False
-        rules = self.rules(rule.direction)
+        rules = self._rules(rule.direction)
         if rule in rules:
             rules.remove(rule)
             return True
@@ -498,7 +513,7 @@ class SecurityGroup(_Named):
         """Remove every rule of ``direction`` (both when None): an empty egress lets nothing out (#45)."""
         for d in DIRECTIONS if direction is None else (_direction(direction, f"security group {self.name}",
                                                                   self.name),):
-            self.rules(d).clear()
+            self._rules(d).clear()
 
     def delete(self) -> None:
         """Delete the group (refused for the default group, a group an ENI uses, or one a rule references)."""
@@ -507,7 +522,7 @@ class SecurityGroup(_Named):
     def admits(self, direction: str, proto: int, peer_ip: object, port: int | None = None,
                icmp: tuple[int, int] | None = None, *, peer_eni: Eni | None = None) -> SecurityGroupRule | None:
         """The first of this group's rules in ``direction`` that admits the packet, or None."""
-        for r in self.rules(direction):
+        for r in self._rules(direction):
             if r.matches(proto, peer_ip, port, icmp, peer_eni=peer_eni):
                 return r
         return None
@@ -548,11 +563,11 @@ def flow_is_untracked(groups: Sequence[SecurityGroup], direction: str, proto: in
         return False
     other = "egress" if d == "ingress" else "ingress"
     wide_admit = any(r.peer == ANY_IPV4 and r.matches(proto, peer_ip, port, peer_eni=peer_eni)
-                     for g in groups for r in g.rules(d))
+                     for g in groups for r in g._rules(d))
     if not wide_admit:
         return False
     return any(r.peer == ANY_IPV4 and (r.protocol == -1 or (r.protocol == proto and r.ports == ALL_PORTS))
-               for g in groups for r in g.rules(other))
+               for g in groups for r in g._rules(other))
 
 
 # --------------------------------------------------------------------------- network ACLs
@@ -795,7 +810,7 @@ def remove_filter_object(net: Network, obj: Any) -> None:
         for g in all_security_groups(net):
             if g is obj:
                 continue
-            for r in (*g.ingress, *g.egress):
+            for r in (*g._ingress, *g._egress):
                 if r.peer is obj:
                     raise TopologyError(f"security group {obj.name} is referenced by a rule of group {g.name} "
                                         f"({r.direction} {r.describe()})", obj=obj.name, value=g.name)
@@ -811,7 +826,7 @@ def remove_filter_object(net: Network, obj: Any) -> None:
         obj.vpc.network_acls.remove(obj)
     elif isinstance(obj, PrefixList):
         for g in all_security_groups(net):
-            for r in (*g.ingress, *g.egress):
+            for r in (*g._ingress, *g._egress):
                 if r.peer is obj:
                     raise TopologyError(f"prefix list {obj.name} is referenced by a rule of group {g.name} "
                                         f"({r.direction} {r.describe()})", obj=obj.name, value=g.name)
