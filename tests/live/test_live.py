@@ -374,6 +374,63 @@ def test_small_batches_every_io_mode(live: Live, mode: str, monkeypatch: pytest.
     assert (live.switch.rx_mode, live.switch.tx_mode) == ("ring", "ring")
 
 
+# Sends, from the namespace's eth0 through a packet socket, argv[2]'s frames: a UDP datagram to
+# argv[1]:9000 with an 802.1Q tag (VID 5) and an ARP request for argv[1] with one, then the same
+# datagram untagged ("PLAIN"), all to the router's MAC argv[3] from argv[4] (the VM's MAC and IP).
+VLAN_SENDER = textwrap.dedent(r"""
+    import socket, struct, sys
+    dst, gw_mac, mac, src = sys.argv[1], bytes.fromhex(sys.argv[2].replace(":", "")), \
+        bytes.fromhex(sys.argv[3].replace(":", "")), sys.argv[4]
+
+    def csum(b):
+        s = sum(struct.unpack(f"!{len(b) // 2}H", b))
+        s = (s >> 16) + (s & 0xFFFF)
+        return ~(s + (s >> 16)) & 0xFFFF
+
+    def udp(payload):
+        u = struct.pack("!HHHH", 40000, 9000, 8 + len(payload), 0) + payload
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(u), 1, 0, 64, 17, 0, socket.inet_aton(src),
+                         socket.inet_aton(dst))
+        return ip[:10] + struct.pack("!H", csum(ip)) + ip[12:] + u
+
+    tag = b"\x81\x00" + struct.pack("!H", 5)
+    arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, mac, socket.inet_aton(src), b"\0" * 6,
+                      socket.inet_aton(dst))
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    s.bind(("eth0", 0))
+    s.send(gw_mac + mac + tag + b"\x08\x00" + udp(b"TAGGED"))
+    s.send(b"\xff" * 6 + mac + tag + b"\x08\x06" + arp)
+    s.send(gw_mac + mac + b"\x08\x00" + udp(b"PLAIN"))
+""")
+
+
+@pytest.mark.parametrize("rx_ring", [True, False])
+def test_vlan_tagged_frames_are_dropped_in_every_rx_mode(live: Live, rx_ring: bool) -> None:
+    """DESIGN §1: a VLAN-tagged frame is DROP(NON_IPV4).  A veth strips the tag into the packet's
+    metadata (rx-vlan-offload, on by default), so the switch puts it back into the frame: before, a
+    tagged datagram reached app1 and a tagged ARP request was answered."""
+    web1, app1 = live["web1"], live["app1"]
+    web = live.net.find("web")
+    live.switch.close()     # a fresh switch: its counters are this test's
+    try:
+        with Switch(live.net.compile(), live.lab.attachments, network=live.net, rx_ring=rx_ring) as sw:
+            assert sw.rx_mode == ("ring" if rx_ring else "recvmmsg")
+            sw.start()
+            rx = udp_receiver(app1, 9000, timeout=3)
+            web1.run([sys.executable, "-c", VLAN_SENDER, app1.ip, str(web.gateway_mac), web1.mac, web1.ip],
+                     check=True)
+            got = received(rx)
+            deadline = time.monotonic() + 3
+            while sw.counters()["by_reason"].get("NON_IPV4", 0) < 2 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            sw.stop()
+            c = sw.counters()
+        assert [m["data"] for m in got] == ["PLAIN"], got
+        assert c["by_reason"].get("NON_IPV4", 0) == 2 and c["rx_vlan_tagged"] == 2, c
+    finally:
+        live.switch.start()
+
+
 # --------------------------------------------------------------------------- the harness itself
 
 SMOKE = textwrap.dedent(r"""

@@ -3,7 +3,7 @@
 # argument checks, so both send paths apply exactly the same rules.
 
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memmove
 
 # The Action numbers come from the kernels' shared declarations (one source, checked against
 # fastvpc.verdicts by tests/kernels/test_kernel_types.py).
@@ -26,7 +26,8 @@ cdef enum:
     _ST_RX_CSUM = 8         # frames the kernel marked checksum-not-ready whose TCP/UDP checksum was completed
     _ST_RX_SEGMENTED = 9    # TCP packets over the slot (TSO/GSO from a veth) cut into MTU-sized segments
     _ST_TX_REFUSED = 10     # frames the egress interface refused (veth: over its peer's MTU; peer down): dropped
-    _STATS_LEN = 11
+    _ST_RX_VLAN = 11        # frames whose VLAN tag the kernel had stripped into the metadata: tag put back
+    _STATS_LEN = 12
 
 # The IP MTU the segments of a cut TSO/GSO packet respect (Ethernet's; the lab's hosts have it).
 cdef enum:
@@ -137,6 +138,24 @@ cdef inline int _complete_l4_csum(uint8_t *f, int64_t ln) noexcept nogil:
     l4[coff] = <uint8_t>(c >> 8)
     l4[coff + 1] = <uint8_t>(c & 0xFF)
     return 1
+
+
+cdef inline int64_t _put_tagged(uint8_t *dst,          # OUT: the frame with its tag, ln + 4 bytes
+                                const uint8_t *src,    # IN:  the frame as received (may overlap dst, dst <= src)
+                                int64_t ln,            # IN:  its length, >= 12
+                                uint32_t vlan) noexcept nogil:   # IN: (TPID << 16) | TCI (fv_pkt_vlan)
+    """Write the frame back as it was on the wire: the kernel took its 802.1Q/802.1ad tag off into the
+    packet metadata (rx-vlan-offload), so without it a tagged frame would pass for an untagged one; with
+    it the pass sees the tag (NON_IPV4, DESIGN §1).  Returns the new length."""
+    cdef uint8_t macs[12]
+    memcpy(macs, src, 12)             # before the tail moves: it may land on them
+    memmove(dst + 16, src + 12, <size_t>(ln - 12))
+    memcpy(dst, macs, 12)
+    dst[12] = <uint8_t>(vlan >> 24)
+    dst[13] = <uint8_t>(vlan >> 16)
+    dst[14] = <uint8_t>(vlan >> 8)
+    dst[15] = <uint8_t>vlan
+    return ln + 4
 
 
 cdef inline bint _must_cut(int64_t ln) noexcept nogil:

@@ -164,6 +164,28 @@ cdef extern from *:
         }
         return 0;
     }
+    /* The 802.1Q/802.1ad tag the kernel stripped from a frame (rx-vlan-offload, a veth's default) and
+       kept in the metadata: (TPID << 16) | TCI, or 0 when the frame arrived untagged. */
+    static inline uint32_t fv_vlan_word(uint32_t status, uint16_t tci, uint16_t tpid) {
+        if (!(status & TP_STATUS_VLAN_VALID))
+            return 0;
+        return ((uint32_t)((status & TP_STATUS_VLAN_TPID_VALID) && tpid ? tpid : 0x8100) << 16) | tci;
+    }
+    static inline uint32_t fv_pkt_vlan(const uint8_t *h) {
+        const struct tpacket3_hdr *t = (const struct tpacket3_hdr *)h;
+        return fv_vlan_word(t->tp_status, t->hv1.tp_vlan_tci, t->hv1.tp_vlan_tpid);
+    }
+    static inline uint32_t fv_aux_vlan(struct msghdr *m) {
+        struct cmsghdr *c;
+        for (c = CMSG_FIRSTHDR(m); c != NULL; c = CMSG_NXTHDR(m, c)) {
+            if (c->cmsg_level == SOL_PACKET && c->cmsg_type == PACKET_AUXDATA &&
+                c->cmsg_len >= CMSG_LEN(sizeof(struct tpacket_auxdata))) {
+                const struct tpacket_auxdata *a = (const struct tpacket_auxdata *)CMSG_DATA(c);
+                return fv_vlan_word(a->tp_status, a->tp_vlan_tci, a->tp_vlan_tpid);
+            }
+        }
+        return 0;
+    }
     static inline unsigned char fv_pkt_type(const uint8_t *h) {
         return ((const struct sockaddr_ll *)(h + TPACKET_ALIGN(sizeof(struct tpacket3_hdr))))->sll_pkttype;
     }
@@ -183,6 +205,8 @@ cdef extern from *:
     uint32_t fv_pkt_status(const uint8_t *h) nogil
     int FV_AUX_SPACE
     uint32_t fv_aux_status(msghdr *m) nogil
+    uint32_t fv_pkt_vlan(const uint8_t *h) nogil
+    uint32_t fv_aux_vlan(msghdr *m) nogil
     uint32_t TP_STATUS_CSUMNOTREADY
     uint32_t TP_STATUS_USER
     uint32_t TP_STATUS_KERNEL

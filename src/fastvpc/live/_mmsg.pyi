@@ -14,6 +14,7 @@ ST_ROUNDS: int
 ST_RX_CSUM: int
 ST_RX_SEGMENTED: int
 ST_TX_REFUSED: int
+ST_RX_VLAN: int
 STATS_LEN: int
 SEG_MTU: int
 

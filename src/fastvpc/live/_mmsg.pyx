@@ -17,19 +17,19 @@ queue is full.
 """
 cimport cython
 import numpy as np
-from libc.stdint cimport int32_t, int64_t, uint8_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memmove
 
 from fastvpc.live._linux cimport (
     EAGAIN, EINTR, EMSGSIZE, ENOBUFS, EWOULDBLOCK, FV_AUX_SPACE, MSG_DONTWAIT, MSG_TRUNC, PACKET_OUTGOING, POLLERR, POLLIN,
-    POLLOUT, TP_STATUS_CSUMNOTREADY, errno, fv_aux_status, iovec, mmsghdr, nfds_t, poll, pollfd, recvmmsg,
+    POLLOUT, TP_STATUS_CSUMNOTREADY, errno, fv_aux_status, fv_aux_vlan, iovec, mmsghdr, nfds_t, poll, pollfd, recvmmsg,
     sendmmsg, sockaddr_ll,
 )
 from fastvpc.live._common cimport (
     _MAX_SOCKETS, _SEG_MTU, _ST_ROUNDS, _ST_RX, _ST_RX_CSUM, _ST_RX_ERRORS, _ST_RX_OUTGOING, _ST_RX_SEGMENTED,
-    _ST_RX_TRUNCATED, _ST_TX, _ST_TX_ERRORS, _ST_TX_REFUSED, _ST_TX_UNATTACHED, _STATS_LEN, _check_hold, _check_send_args,
-    _complete_l4_csum, _must_cut, _span_ok, _tcp_split, _verdict_port,
+    _ST_RX_TRUNCATED, _ST_RX_VLAN, _ST_TX, _ST_TX_ERRORS, _ST_TX_REFUSED, _ST_TX_UNATTACHED, _STATS_LEN, _check_hold,
+    _check_send_args, _complete_l4_csum, _must_cut, _put_tagged, _span_ok, _tcp_split, _verdict_port,
 )
 
 
@@ -49,6 +49,7 @@ ST_ROUNDS = _ST_ROUNDS
 ST_RX_CSUM = _ST_RX_CSUM
 ST_RX_SEGMENTED = _ST_RX_SEGMENTED
 ST_TX_REFUSED = _ST_TX_REFUSED
+ST_RX_VLAN = _ST_RX_VLAN
 STATS_LEN = _STATS_LEN
 #: The IP MTU of the segments a TSO/GSO packet is cut into (receive ring path).
 SEG_MTU = _SEG_MTU
@@ -149,6 +150,7 @@ cdef class BatchIO:
         cdef int i, k, j, r, n = 0, want, got, start
         cdef int cap = self.capacity
         cdef int64_t pos = 0, ln
+        cdef uint32_t vlan
         cdef int64_t slot = self.slot
         cdef int32_t p
         cdef int flags
@@ -191,22 +193,30 @@ cdef class BatchIO:
             for j in range(got):
                 self.order[n + j] = i
             n += got
-        # pack the slots back to back; frame j moves down (pos <= j*slot), in order
+        # pack the slots back to back; frame j moves down (pos <= j*slot, each packed frame at most a
+        # slot long, a tagged one with its tag too), in order
         k = 0
         for j in range(n):
             ln = self.msgs[j].msg_len
-            if ln > slot or (self.msgs[j].msg_hdr.msg_flags & MSG_TRUNC):
+            # a tag the kernel stripped into the metadata (rx-vlan-offload) goes back into the frame
+            vlan = fv_aux_vlan(&self.msgs[j].msg_hdr) if ln >= 12 else 0
+            if ln > slot or (self.msgs[j].msg_hdr.msg_flags & MSG_TRUNC) or (vlan and ln + 4 > slot):
                 stats[_ST_RX_TRUNCATED] += 1
                 continue
             if self.addrs[j].sll_pkttype == PACKET_OUTGOING:
                 stats[_ST_RX_OUTGOING] += 1
                 continue
+            offsets[k] = pos
+            port[k] = ports[self.order[j]]
+            if vlan:
+                pos += _put_tagged(&data[pos], &data[j * slot], ln, vlan)
+                stats[_ST_RX_VLAN] += 1
+                k += 1
+                continue
             if pos != j * slot and ln > 0:
                 memmove(&data[pos], &data[j * slot], <size_t>ln)
             if ln > 0 and fv_aux_status(&self.msgs[j].msg_hdr) & TP_STATUS_CSUMNOTREADY:
                 stats[_ST_RX_CSUM] += _complete_l4_csum(&data[pos], ln)
-            offsets[k] = pos
-            port[k] = ports[self.order[j]]
             pos += ln
             k += 1
         offsets[k] = pos

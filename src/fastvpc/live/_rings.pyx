@@ -15,13 +15,13 @@ from fastvpc.live._linux cimport (
     EAGAIN, EINTR, ENOBUFS, EWOULDBLOCK, FV_TX_DATA_OFF, MAP_FAILED, MAP_SHARED, MSG_DONTWAIT, PACKET_OUTGOING,
     POLLIN, POLLOUT, PROT_READ, PROT_WRITE, TP_STATUS_AVAILABLE, TP_STATUS_KERNEL, TP_STATUS_SEND_REQUEST,
     TP_STATUS_USER, c_send, errno, fv_blk_first, fv_blk_num_pkts, fv_blk_status, fv_load_acquire_u32,
-    fv_pkt_len, fv_pkt_mac, fv_pkt_next, fv_pkt_snaplen, fv_pkt_status, fv_pkt_type, TP_STATUS_CSUMNOTREADY, fv_setup_rx_ring, fv_setup_tx_ring,
+    fv_pkt_len, fv_pkt_mac, fv_pkt_next, fv_pkt_snaplen, fv_pkt_status, fv_pkt_type, fv_pkt_vlan, TP_STATUS_CSUMNOTREADY, fv_setup_rx_ring, fv_setup_tx_ring,
     fv_store_release_u32, fv_tx_set_len, fv_tx_status, fv_tx_vnet_hdr, mmap, munmap, nfds_t, poll, pollfd,
 )
 from fastvpc.live._common cimport (
     _MAX_SOCKETS, _SEG_MTU, _ST_ROUNDS, _ST_RX, _ST_RX_CSUM, _ST_RX_ERRORS, _ST_RX_OUTGOING, _ST_RX_SEGMENTED,
-    _ST_RX_TRUNCATED, _ST_TX, _ST_TX_ERRORS, _ST_TX_REFUSED, _ST_TX_UNATTACHED, _STATS_LEN, _check_hold, _check_send_args,
-    _complete_l4_csum, _must_cut, _span_ok, _tcp_split, _verdict_port,
+    _ST_RX_TRUNCATED, _ST_RX_VLAN, _ST_TX, _ST_TX_ERRORS, _ST_TX_REFUSED, _ST_TX_UNATTACHED, _STATS_LEN, _check_hold,
+    _check_send_args, _complete_l4_csum, _must_cut, _put_tagged, _span_ok, _tcp_split, _verdict_port,
 )
 
 
@@ -157,7 +157,7 @@ cdef class RxRing:
         cdef int cap = self.capacity
         cdef uint8_t *blk
         cdef uint8_t *h
-        cdef uint32_t snap, ln
+        cdef uint32_t snap, ln, vlan
         cdef int64_t slot = self.slot
         cdef int64_t total = <int64_t>cap * slot, used = 0
         cdef int k, j, whole
@@ -175,8 +175,9 @@ cdef class RxRing:
             h = r.pkt
             snap = fv_pkt_snaplen(h)
             ln = fv_pkt_len(h)
+            vlan = fv_pkt_vlan(h) if snap >= 12 else 0   # a tag the kernel stripped: put back below
             whole = 1
-            if (_must_cut(ln) and snap == ln and fv_pkt_type(h) != PACKET_OUTGOING
+            if (_must_cut(ln) and snap == ln and vlan == 0 and fv_pkt_type(h) != PACKET_OUTGOING
                     and fv_pkt_mac(h) + <int64_t>snap <= r.block_size):
                 # longer than the MTU: a TSO/GSO packet (a veth with segmentation offload on hands it
                 # over whole, of any size from two segments with a short tail, under the slot, up to
@@ -200,20 +201,24 @@ cdef class RxRing:
                 # else not TCP/IPv4 and within the slot: handed on whole, as before
             if not whole:
                 pass
-            elif ln > slot or snap < ln:
+            elif ln > slot or snap < ln or (vlan and ln + 4 > slot):
                 stats[_ST_RX_TRUNCATED] += 1
             elif fv_pkt_type(h) == PACKET_OUTGOING:
                 stats[_ST_RX_OUTGOING] += 1
             elif fv_pkt_mac(h) + <int64_t>snap > r.block_size:
                 stats[_ST_RX_ERRORS] += 1   # corrupt header: never read past the block
             else:
-                memcpy(data + pos[0], h + fv_pkt_mac(h), snap)
-                if fv_pkt_status(h) & TP_STATUS_CSUMNOTREADY:
-                    # the sender left the checksum to "hardware" (CHECKSUM_PARTIAL): complete it here
-                    stats[_ST_RX_CSUM] += _complete_l4_csum(data + pos[0], snap)
                 offsets[n] = pos[0]
                 port[n] = r.port
-                pos[0] += snap
+                if vlan:
+                    pos[0] += _put_tagged(data + pos[0], h + fv_pkt_mac(h), snap, vlan)
+                    stats[_ST_RX_VLAN] += 1
+                else:
+                    memcpy(data + pos[0], h + fv_pkt_mac(h), snap)
+                    if fv_pkt_status(h) & TP_STATUS_CSUMNOTREADY:
+                        # the sender left the checksum to "hardware" (CHECKSUM_PARTIAL): complete it here
+                        stats[_ST_RX_CSUM] += _complete_l4_csum(data + pos[0], snap)
+                    pos[0] += snap
                 n += 1
             r.left -= 1
             if r.left == 0:

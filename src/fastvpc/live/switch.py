@@ -21,7 +21,7 @@ from fastvpc.verdicts import Action, DropReason
 __all__ = ["Switch"]
 
 _STAT_NAMES = ("rx", "rx_truncated", "rx_outgoing", "rx_errors", "tx", "tx_errors", "tx_unattached", "rounds",
-               "rx_csum_completed", "rx_segmented", "tx_refused")
+               "rx_csum_completed", "rx_segmented", "tx_refused", "rx_vlan_tagged")
 #: the route targets whose attached interface is an outside link (the switch resolves next hops there)
 _OUTSIDE_KINDS = ("igw", "vgw", "tgw")
 _NREASON = max(int(r) for r in DropReason) + 1
@@ -459,7 +459,7 @@ class Switch:
             for name, v in c["by_reason"].items():
                 lines.append(f"  {name:<22} {v}")
         extra = [(k, c[k]) for k in ("tx_unattached", "tx_errors", "rx_truncated", "rx_outgoing", "rx_errors",
-                                     "rx_csum_completed", "rx_segmented", "tx_refused") if c[k]]
+                                     "rx_csum_completed", "rx_segmented", "tx_refused", "rx_vlan_tagged") if c[k]]
         if extra:
             lines.append("i/o:")
             for name, v in extra:
