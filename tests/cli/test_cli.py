@@ -36,6 +36,9 @@ BAD = [
     (["demo", "--frames", "0"], "--frames"),
     (["demo", "--threads", "0"], "--threads"),
     (["demo", "--frames", "lots"], "'lots'"),
+    (["demo", "--frames", "3000000000"], "more than 20,000,000 frames"),
+    (["show", "{d}/topology.yaml", "--format", "svg", "-o", "{d}/map.png"], "--format is svg"),
+    (["show", "{d}/topology.yaml", "--format", "json", "-o", "{d}/map.svg"], "--format is json"),
     (["show"], "topology file is needed"),
     (["show", "{d}/nope.yaml"], "nope.yaml"),
     (["show", "{d}/topology.yaml", "--format", "jpeg"], "--format"),
@@ -91,6 +94,28 @@ def test_bad_arguments_one_line_exit_2(starter, capsys, argv, needle):
     assert needle in lines[0], lines[0]
     assert "Traceback" not in err
     assert set(os.listdir(starter)) == before     # no work done: nothing written
+
+
+# an output that is the topology (or the capture, or inside the AWS folder) the command reads: refused
+# before any work, the input untouched
+OVER_INPUT = [
+    ["show", "{d}/topology.json", "-o", "{d}/topology.json"],
+    ["trace", "{d}/topology.json", "--from", "web1", "--to", "10.0.2.10", "--json", "{d}/topology.json"],
+    ["trace", "--aws", "{d}/aws_configs", "--from", "web1", "--to", "10.0.2.10", "--json", "{d}/aws_configs/t.json"],
+    ["replay", "{d}/topology.json", "{d}/in.pcap", "-o", "{d}/o.pcap", "--json", "{d}/topology.json"],
+    ["replay", "{d}/topology.yaml", "{d}/in.pcap", "-o", "{d}/o.pcap", "--flow-log", "{d}/./topology.yaml"],
+    ["live", "{d}/topology.json", "--attach", "web1=lo", "--json", "{d}/topology.json"],
+    ["live", "{d}/topology.yaml", "--attach", "web1=lo", "--flow-log", "{d}/topology.yaml"],
+]
+
+
+@pytest.mark.parametrize("argv", OVER_INPUT, ids=lambda a: " ".join(a[:1] + a[-2:]))
+def test_no_output_over_an_input(starter, capsys, argv):
+    before = {p: p.read_bytes() for p in starter.rglob("*") if p.is_file()}
+    code, out, err = run_cli([a.replace("{d}", str(starter)) for a in argv], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, (code, err)
+    assert ("it would be overwritten" in err or "inside the AWS folder" in err) and "Traceback" not in err, err
+    assert {p: p.read_bytes() for p in starter.rglob("*") if p.is_file()} == before
 
 
 def test_no_traceback_from_a_real_process_either(starter):

@@ -193,5 +193,11 @@ def test_cli_traces_the_reply_of_a_flow_to_the_internet(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["reply"] is True and out["forward"]["action"] == "FORWARD" and out["forward"]["egress_name"] == "igw"
     assert (out["ingress"], out["action"], out["egress_name"], out["dst"]) == ("igw", "DELIVER", "a1", "203.0.113.30")
-    assert main(["trace", str(path), "--from", "w1", "--to", "10.0.9.9", "--reply"]) == 2
-    assert "no return packet" in capsys.readouterr().err
+    # the forward packet dropped: its trace, why there is no reply, and the exit status of a drop
+    assert main(["trace", str(path), "--from", "w1", "--to", "10.0.9.9", "--reply"]) == 1
+    got = capsys.readouterr()
+    assert "DROP" in got.out and "--reply:" in got.out and "no return packet" in got.out
+    assert main(["trace", str(path), "--from", "w1", "--to", "10.0.9.9", "--reply", "--json", "-"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["action"] == "DROP" and "no return packet" in out["no_reply"]
+    assert not out.get("reply")

@@ -17,7 +17,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from fastvpc.cli._common import EXIT_USAGE, CliParser, UsageError, load_topology, positive_int
+from fastvpc.cli._common import EXIT_USAGE, CliParser, UsageError, load_topology, outputs_clear_of_inputs, positive_int
 
 __all__ = ["build_parser", "command", "main"]
 
@@ -36,6 +36,7 @@ def command(name: str, fn: Callable[[argparse.Namespace], int]) -> Callable[[arg
         from fastvpc.errors import FastVpcError
 
         try:
+            outputs_clear_of_inputs(args)
             return int(fn(args) or 0)
         except UsageError as exc:
             _say(name, str(exc))

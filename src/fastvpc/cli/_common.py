@@ -197,6 +197,31 @@ def distinct_outputs(inputs: Sequence[tuple[str, str]], outputs: Sequence[tuple[
         seen.append((label, path))
 
 
+#: (label, attribute) of the files and folders a subcommand reads, and of the files it writes
+_READS = (("the topology", "topology"), ("the input capture", "input"), ("the AWS folder", "aws"), ("the AWS folder", "folder"))
+_WRITES = (("-o/--output", "output"), ("--drops", "drops"), ("--json", "json_path"), ("--flow-log", "flow_log"))
+
+
+def outputs_clear_of_inputs(args: Any) -> None:
+    """Refuse, before any work, an output that is one of the command's inputs (the topology file,
+    the capture) or lies inside the AWS folder it reads: every subcommand, whatever its own checks."""
+    reads = [(label, path) for label, attr in _READS
+             if isinstance(path := getattr(args, attr, None), str) and path != "-" and os.path.exists(path)]
+    if not reads:
+        return
+    for olabel, attr in _WRITES:
+        out = getattr(args, attr, None)
+        if not isinstance(out, str) or out == "-":
+            continue
+        for ilabel, path in reads:
+            if os.path.isdir(path):
+                inside = os.path.commonpath([os.path.realpath(path), os.path.realpath(out)]) == os.path.realpath(path)
+                if inside:
+                    raise UsageError(f"{olabel} {out!r} is inside {ilabel} {path!r}, which is read: write it elsewhere")
+            elif same_file(out, path):
+                raise UsageError(f"{olabel} {out!r} is {ilabel}: it would be overwritten")
+
+
 def add_flow_log_options(p: Any, help_file: str) -> None:
     """``--flow-log FILE``, ``--flow-log-window``, ``--flow-log-format`` (replay and live)."""
     p.add_argument("--flow-log", metavar="FILE", help=help_file)

@@ -24,7 +24,8 @@ def add_parser(sub: Any) -> None:
     from fastvpc.cli._common import positive_int
 
     p = sub.add_parser("demo", help="push a mixed batch through the built-in seed VPC and time it")
-    p.add_argument("--frames", type=positive_int, default=1_000_000, help="frames in the throughput batch (default 1M)")
+    p.add_argument("--frames", type=_frame_count, default=1_000_000,
+                   help=f"frames in the throughput batch (default 1M, at most {MAX_DEMO_FRAMES:,})")
     p.add_argument("--threads", type=positive_int, default=None, help="n_threads for the throughput run (default: all)")
     p.add_argument("--write", metavar="DIR", help="write the starter files instead: topology.yaml, topology.json "
                                                   "(the seed VPC), in.pcap (the demo's frames), aws_configs/")
@@ -116,6 +117,22 @@ def demo_cases(net: Network) -> list[DemoCase]:
           web1.port),
         c("12 bytes of garbage", b"\xde\xad\xbe\xef" * 3, web1.port),
     ]
+
+
+#: The largest --frames: the batch is built in memory (about 70 bytes a frame, 1.4 GB at this bound).
+MAX_DEMO_FRAMES = 20_000_000
+
+
+def _frame_count(text: str) -> int:
+    import argparse
+
+    from fastvpc.cli._common import positive_int
+
+    n = positive_int(text)
+    if n > MAX_DEMO_FRAMES:
+        raise argparse.ArgumentTypeError(f"{text!r} is more than {MAX_DEMO_FRAMES:,} frames (the batch is built in "
+                                         "memory; BENCHMARKS.md has the large runs)")
+    return n
 
 
 def run_demo(*, n_frames: int = 1_000_000, n_threads: int | None = None, print_fn: Callable[[str], object] = print) -> int:

@@ -19,6 +19,7 @@ its gateway route table (``ingress``: the table that routes traffic entering the
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -239,18 +240,37 @@ def add_parser(sub: Any) -> None:
                                    "(SVG/PNG need Graphviz's dot program).")
     p.add_argument("topology", nargs="?", help="topology file (JSON or YAML); 'seed' for the built-in example")
     p.add_argument("--example", action="store_true", help="show the built-in seed VPC (same as 'seed')")
-    p.add_argument("--format", choices=FORMATS, default="text",
-                   help="text tables (default), json (the topology document), mermaid, dot, svg, png")
+    p.add_argument("--format", choices=FORMATS, default=None,
+                   help="text tables (the default, or what -o FILE's extension names), json (the topology "
+                        "document), mermaid, dot, svg, png")
     p.add_argument("-o", "--output", type=output_path(".txt", ".md", ".json", ".mmd", ".dot", ".gv", ".svg", ".png"),
                    help="write to FILE instead of stdout")
     p.set_defaults(func=command("show", run))
+
+
+#: the file extensions each ``show --format`` may be written to; the first format listing an extension
+#: is what ``-o FILE`` alone chooses
+_SHOW_EXTENSIONS = {"text": (".txt", ".md"), "json": (".json",), "mermaid": (".mmd", ".md", ".txt"),
+                    "dot": (".dot", ".gv", ".txt"), "svg": (".svg",), "png": (".png",)}
+
+
+def _show_format(fmt: str | None, out: str | None) -> str:
+    """``--format``, else the one ``-o FILE``'s extension names (else text); a format and an extension
+    that disagree (``--format svg -o map.png``) are refused rather than writing one into the other."""
+    ext = os.path.splitext(out)[1].lower() if out not in (None, "-") else ""
+    if fmt is None:
+        return next((f for f, exts in _SHOW_EXTENSIONS.items() if ext in exts), "text")
+    if ext and ext not in _SHOW_EXTENSIONS[fmt]:
+        raise UsageError(f"-o {out!r} is a {ext} file but --format is {fmt} (a {fmt} file ends in "
+                         f"{' or '.join(_SHOW_EXTENSIONS[fmt])}; or leave --format out)")
+    return fmt
 
 
 def run(args: argparse.Namespace) -> int:
     from fastvpc.cli._common import check_writable, load_topology
 
     out = getattr(args, "output", None)
-    fmt = getattr(args, "format", "text")
+    fmt = _show_format(getattr(args, "format", None), out)
     if out is not None:
         check_writable(out, "--output")
     elif fmt == "png" and sys.stdout.isatty():

@@ -258,13 +258,27 @@ def _trace(args: argparse.Namespace) -> int:
         net = load_topology(args)
     aliases = dict(getattr(net, "aliases", {}) or {})
     _check_source(net, args.src, aliases)
+    want_reply = getattr(args, "reply", False)
+    no_reply = None     # why --reply traced no return packet (the forward packet was dropped, answered...)
+
+    def run_trace(reply: bool) -> Any:
+        try:
+            return trace_packet(net, args.src, dst, proto=proto if not proto.isdigit() else int(proto), port=args.port,
+                                src_ip=args.src_ip, aliases=aliases or None, filters=getattr(args, "filters", True),
+                                reply=reply)
+        except (KeyError, ValueError) as exc:
+            msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            raise UsageError(str(msg)) from None
+
     try:
-        t = trace_packet(net, args.src, dst, proto=proto if not proto.isdigit() else int(proto), port=args.port,
-                         src_ip=args.src_ip, aliases=aliases or None, filters=getattr(args, "filters", True),
-                         reply=getattr(args, "reply", False))
-    except (KeyError, ValueError) as exc:
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        raise UsageError(str(msg)) from None
+        t = run_trace(want_reply)
+    except UsageError as exc:
+        if not want_reply:
+            raise
+        # the input is good (the forward packet traces) when only its return packet cannot be traced: the
+        # forward trace is the answer, with why there is no reply; the exit status is the forward packet's
+        t = run_trace(False)
+        no_reply = str(exc)
     if fmt in ("mermaid", "dot", "svg"):
         from fastvpc.cli.pictures import render_trace_picture
 
@@ -273,10 +287,14 @@ def _trace(args: argparse.Namespace) -> int:
     elif fmt != "json":
         print(render_trace(t, net, summary=getattr(args, "summary", False),
                            detailed=getattr(args, "detailed", False)), file=human_stream(json_path), flush=True)
+    if no_reply is not None:
+        print(f"--reply: {no_reply}", file=human_stream(json_path) if fmt == "text" else sys.stderr, flush=True)
     for dest in dict.fromkeys([json_path, "-" if fmt == "json" else None]):   # --format json: stdout too
         if dest is None:
             continue
         d = t.to_dict()
+        if no_reply is not None:
+            d["no_reply"] = no_reply
         if getattr(args, "detailed", False):
             d["route_table_routes"] = _table_routes(t, net)
         write_json(dest, d)
