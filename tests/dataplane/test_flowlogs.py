@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 import fastvpc as fv
 from fastvpc import packets as pk
 from fastvpc.dataplane import Result
-from fastvpc.dataplane.flowlogs import (DEFAULT_FORMAT, FIELDS, FlowLog, FlowLogBusyError, FlowLogError,
+from fastvpc.dataplane.flowlogs import (DEFAULT_FORMAT, ENTRY_DTYPE, FIELDS, FlowLog, FlowLogBusyError, FlowLogError,
                                         parse_format)
 from fastvpc.verdicts import Action, DropReason
 
@@ -667,11 +667,38 @@ def test_corrupt_pickle_is_refused():
     b = make_batch([("web1", "10.0.2.10", "tcp", 40000, 22, 2, 0, True, 0)])
     log.observe(DP, b, DP.process(b))
     fn, (state,) = log.__reduce__()
+    # the structural checks, without the digest (a pickle of before the digest has none)
     for key, value in [("open", state["open"][:-1]), ("ifaces", []), ("next_seq", 0), ("v", 99),
-                       ("open", state["open"] * 2)]:
+                       ("open", state["open"] * 2), ("window", "60"), ("fields", 7), ("enis", 5)]:
         bad = dict(state, **{key: value})
+        del bad["digest"]
         with pytest.raises(FlowLogError):
             fn(bad)
+    for key in ("window", "account_id", "open"):
+        bad = {k: v for k, v in state.items() if k not in (key, "digest")}
+        with pytest.raises(FlowLogError, match=f"no {key}"):
+            fn(bad)
+    # a changed count is a valid record: only the digest tells it was edited
+    e = np.frombuffer(bytearray(state["open"]), np.uint8).copy()
+    rows = e.view(ENTRY_DTYPE)
+    rows["packets"][0] += 256
+    edited = dict(state, open=e.tobytes())
+    with pytest.raises(FlowLogError, match="digest"):
+        fn(edited)
+    del edited["digest"]
+    assert fn(edited).records()["packets"][0] == log.records()["packets"][0] + 256
+    data = bytearray(pickle.dumps(log))
+    refused = 0
+    for i in range(0, len(data), 7):        # a flipped bit anywhere: refused, never a different log
+        flipped = bytearray(data)
+        flipped[i] ^= 0x10
+        try:
+            got = pickle.loads(bytes(flipped))
+        except Exception:   # noqa: BLE001 - a broken pickle stream raises many kinds before ours
+            refused += 1
+            continue
+        assert isinstance(got, FlowLog) and got.text() == log.text(), i
+    assert refused > 0
 
 
 # --------------------------------------------------------------------------- bad input

@@ -42,6 +42,7 @@ A frame from a port that is no ENI (a gateway) has no egress record.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import ipaddress
 import json
 import os
@@ -1134,6 +1135,7 @@ class FlowLog:
             "max_records": self.max_records, "t_first": self._t_first, "t_last": self._t_last,
             "nodata_from": self._nodata_from,
         }
+        state["digest"] = _state_digest(state)   # checked on load: a flipped byte is refused, not obeyed
         return (_rebuild, (state,))
 
     def __repr__(self) -> str:
@@ -1203,10 +1205,38 @@ def _check_out_path(path: Any) -> str:
     return p
 
 
+def _state_digest(state: dict[str, Any]) -> str:
+    """BLAKE2b (hex) of a pickled FlowLog's state but its digest: the rows as bytes, the rest by repr
+    (str, int, None, and lists and dicts of them: the same text for the same values)."""
+    h = hashlib.blake2b(b"fastvpc-flowlog-1", digest_size=16)
+    for key in sorted(k for k in state if k != "digest"):
+        v = state[key]
+        data = v if isinstance(v, bytes) else repr(v).encode("utf-8", "surrogatepass")
+        h.update(f"{key}:{type(v).__name__}:{len(data)}:".encode())
+        h.update(data)
+    return h.hexdigest()
+
+
 def _rebuild(state: dict[str, Any]) -> FlowLog:
     """Unpickle, checking every row before it enters the table (a corrupt pickle is refused)."""
     if not isinstance(state, dict) or state.get("v") not in (1, _PICKLE_VERSION):   # 2 adds optional keys
         raise FlowLogError("FlowLog pickle: unknown format version")
+    # written since 2026-12-04 (older pickles have none, and get the checks below alone)
+    if "digest" in state and state["digest"] != _state_digest(state):
+        raise FlowLogError("FlowLog pickle: the digest does not match the contents (corrupted or edited pickle)")
+    missing = [k for k in ("window", "fields", "account_id", "version", "ifaces", "closed", "open", "next_seq")
+               if k not in state]
+    if missing:
+        raise FlowLogError(f"FlowLog pickle: no {', '.join(missing)} (corrupted or edited pickle)")
+    try:
+        return _rebuild_checked(state)
+    except FlowLogError:
+        raise
+    except (TypeError, ValueError, KeyError, OverflowError) as exc:
+        raise FlowLogError(f"FlowLog pickle: {type(exc).__name__}: {exc} (corrupted or edited pickle)") from None
+
+
+def _rebuild_checked(state: dict[str, Any]) -> FlowLog:
     log = FlowLog(window=state["window"], fields=state["fields"], account_id=state["account_id"],
                   version=state["version"], enis=state.get("enis"), max_records=state.get("max_records"))
     ifaces = state["ifaces"]
