@@ -392,10 +392,11 @@ class _Index:
                 msg = (f"truncated record at byte offset {pos}: caplen {val} but only "
                        f"{max(left - 16, 0)} bytes left")
         elif code == _k.ERR_CAPLEN_SNAPLEN:
-            snap = self.snaplen
-            if ng:
-                snap = "the interface's snaplen"  # type: ignore[assignment]
-            msg = f"{what} at byte offset {pos}: caplen {val} is larger than snaplen {snap}"
+            if ng:   # the packet's interface's snaplen (each Interface Description Block has its own)
+                msg = (f"{what} at byte offset {pos}: caplen {val} is larger than snaplen (that of its interface, "
+                       "in the Interface Description Block)")
+            else:
+                msg = f"{what} at byte offset {pos}: caplen {val} is larger than snaplen {self.snaplen}"
         elif code == _k.ERR_ZERO_LEN:
             msg = f"zero-length {what} at byte offset {pos}"
         elif code == _k.ERR_BLOCK_LEN:

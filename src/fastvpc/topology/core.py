@@ -1238,7 +1238,7 @@ class Network:
                 return next(p for p in itertools.count() if p not in self._by_port)
             return self._next_port
         if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= MAX_PORT:
-            raise TopologyError(f"{who}: port {port!r} must be a non-negative int", obj=who, value=port)
+            raise TopologyError(f"{who}: port {port!r} must be an int in 0..{MAX_PORT}", obj=who, value=port)
         if port in self._by_port:
             raise TopologyError(f"{who}: port {port} is already used by {self._by_port[port].name}",
                                 obj=who, value=port)
