@@ -663,13 +663,18 @@ def test_pickle_round_trip_and_continue():
 
 
 def test_corrupt_pickle_is_refused():
-    log = FlowLog(window=60)
+    log = FlowLog(window=60, enis=["web1"])   # enis: the NODATA cursor is kept
     b = make_batch([("web1", "10.0.2.10", "tcp", 40000, 22, 2, 0, True, 0)])
     log.observe(DP, b, DP.process(b))
     fn, (state,) = log.__reduce__()
     # the structural checks, without the digest (a pickle of before the digest has none)
     for key, value in [("open", state["open"][:-1]), ("ifaces", []), ("next_seq", 0), ("v", 99),
-                       ("open", state["open"] * 2), ("window", "60"), ("fields", 7), ("enis", 5)]:
+                       ("open", state["open"] * 2), ("window", "60"), ("fields", 7), ("enis", 5),
+                       # a sequence number that wraps to 0 (the empty-slot mark); NODATA from before the
+                       # first frame (millions of records) or times past any clock; text that is not text
+                       ("next_seq", 2**64 - 1), ("nodata_from", -1), ("nodata_from", 0), ("t_last", 2**62),
+                       ("t_first", state["t_last"] + 1), ("nodata_from", state["nodata_from"] + 1),
+                       ("ifaces", [["eni-\udc80", *state["ifaces"][0][1:]]])]:
         bad = dict(state, **{key: value})
         del bad["digest"]
         with pytest.raises(FlowLogError):

@@ -56,6 +56,7 @@ import numpy as np
 
 from fastvpc.batch import FrameBatch
 from fastvpc.dataplane import _flowlogs as _fl
+from fastvpc.dataplane.state import MAX_NOW
 from fastvpc.errors import FastVpcError
 
 __all__ = ["FlowLog", "FlowLogError", "FlowLogBusyError", "FIELDS", "DEFAULT_FORMAT", "MODELLED_FIELDS", "parse_format",
@@ -110,6 +111,9 @@ _IF_NONE = int(_LAYOUT["if_none"])
 #: the NAT gateway a frame reached (-1 none), the address and port it replaced, and which side it replaced
 NAT_ARRAYS = (("nat_gw", np.int32), ("nat_ip", np.uint32), ("nat_l4", np.uint16), ("nat_dir", np.uint8))
 _PICKLE_VERSION = 2
+#: the largest next record sequence number a pickle may hold (2**62 records: never reached; past 2**64 - 1
+#: the counter would wrap to 0, which marks an empty slot)
+_MAX_SEQ = 1 << 62
 _ROUTE_KIND = {"local": 0, "eni": 1, "pcx": 2, "blackhole": 4}   # RK_*; every other target kind: RK_FORWARD (3)
 
 
@@ -1246,6 +1250,11 @@ def _rebuild_checked(state: dict[str, Any]) -> FlowLog:
         if (not isinstance(t, (list, tuple)) or len(t) != 5 or not all(isinstance(x, str) for x in t[:4])
                 or isinstance(t[4], bool) or not isinstance(t[4], int) or not 0 <= t[4] < 2**32):
             raise FlowLogError(f"FlowLog pickle: bad interface {t!r}")
+        for x in t[:4]:
+            try:
+                x.encode("utf-8")
+            except UnicodeEncodeError:
+                raise FlowLogError(f"FlowLog pickle: interface {t!r}: {x!r} is not text") from None
         if log._intern((t[0], t[1], t[2], t[3], t[4])) != len(log._ifaces) - 1:
             raise FlowLogError(f"FlowLog pickle: interface {t!r} repeated")
     seq_max = 0
@@ -1269,6 +1278,8 @@ def _rebuild_checked(state: dict[str, Any]) -> FlowLog:
     next_seq = state["next_seq"]
     if isinstance(next_seq, bool) or not isinstance(next_seq, int) or next_seq < seq_max:
         raise FlowLogError("FlowLog pickle: next_seq is below a record's")
+    if next_seq > _MAX_SEQ:   # a sequence number past it would wrap to 0, the empty-slot mark
+        raise FlowLogError(f"FlowLog pickle: next_seq {next_seq} is past {_MAX_SEQ}")
     n_open = len(parts["open"])
     slots = 1024
     while slots * 6 // 10 < n_open + 2:
@@ -1290,9 +1301,21 @@ def _rebuild_checked(state: dict[str, Any]) -> FlowLog:
                                             for k, v in cov.items()):
         raise FlowLogError("FlowLog pickle: covered interfaces are inconsistent")
     log._covered_if = dict(cov)
+    max_s = MAX_NOW // 10**9
+    times = {}
     for key in ("t_first", "t_last", "nodata_from"):
         v = state.get(key)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
-            raise FlowLogError(f"FlowLog pickle: {key} must be an int or None")
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= max_s):
+            raise FlowLogError(f"FlowLog pickle: {key} = {v!r} must be None or seconds in 0..{max_s}")
+        times[key] = v
+    t_first, t_last, nodata_from = times["t_first"], times["t_last"], times["nodata_from"]
+    # what observe() keeps: both frame times or neither, in order; the NODATA cursor a window start, never
+    # before the first frame's window (it only moves on), so a flush makes no records from before it
+    if (t_first is None) != (t_last is None) or (t_first is not None and t_last is not None and t_first > t_last) \
+            or (nodata_from is not None and (t_first is None or nodata_from % log.window
+                                             or nodata_from < t_first - t_first % log.window)):
+        raise FlowLogError(f"FlowLog pickle: frame times {t_first!r}..{t_last!r} and NODATA start {nodata_from!r} "
+                           "are inconsistent")
+    for key, v in times.items():
         setattr(log, "_" + key, v)
     return log
