@@ -59,6 +59,7 @@ BAD = [
     (["trace", "{d}/topology.yaml", "--from", "web1", "--to", "8.8.8.8", "--json", "{d}/t.txt"], "t.txt"),
     (["trace", "--aws", "{d}/nothere", "--from", "web1", "--to", "8.8.8.8"], "nothere"),
     (["import-aws", "{d}/nothere"], "nothere"),
+    (["import-aws", "{d}/topology.yaml"], "no VPC found"),   # no describe-* JSON in it: one line too
     (["import-aws", "{d}/aws_configs", "-o", "{d}/topo.xml"], "topo.xml"),
     (["import-aws", "{d}/aws_configs", "-o", "{d}/no/topo.json"], "does not exist"),
     (["import-aws", "{d}/aws_configs", "-o", "{d}/aws_configs/Vpcs.json"], "inside the AWS folder"),

@@ -981,8 +981,8 @@ def import_aws(folder: str | os.PathLike[str], *, service_enis: str = "eni") -> 
         imp.network.aliases.setdefault(iid, list(names))
     if not imp.network.vpcs:
         raise TopologyFileError(str(path), "folder", "no VPC found in any aws ec2 describe-* JSON file "
-                                f"({len(imp.report.files)} files read); is this the right folder?\n"
-                                + imp.report.summary(), value=str(path))
+                                f"({len(imp.report.files)} files read); is this the right folder? "
+                                f"({imp.report.summary()})", value=str(path))
     return imp
 
 
