@@ -215,9 +215,10 @@ def outputs_clear_of_inputs(args: Any) -> None:
             continue
         for ilabel, path in reads:
             if os.path.isdir(path):
-                inside = os.path.commonpath([os.path.realpath(path), os.path.realpath(out)]) == os.path.realpath(path)
-                if inside:
-                    raise UsageError(f"{olabel} {out!r} is inside {ilabel} {path!r}, which is read: write it elsewhere")
+                folder = os.path.realpath(path)
+                if os.path.commonpath([folder, os.path.realpath(out)]) == folder:
+                    raise UsageError(f"{olabel} {out!r} is inside {ilabel} {path!r}: it could overwrite a file "
+                                     "there, and the next run would read it")
             elif same_file(out, path):
                 raise UsageError(f"{olabel} {out!r} is {ilabel}: it would be overwritten")
 

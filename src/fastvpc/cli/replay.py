@@ -67,8 +67,9 @@ def run(args: argparse.Namespace) -> int:
 
     json_path = args.json_path
     if json_path is not None:
-        if same_file(json_path, args.input) or any(same_file(json_path, o) for o in (args.output, args.drops) if o):
-            raise UsageError(f"--json {json_path!r} is also the capture or another output")
+        # (one that is the capture: cli._common.outputs_clear_of_inputs, for every command)
+        if any(same_file(json_path, o) for o in (args.output, args.drops) if o):
+            raise UsageError(f"--json {json_path!r} is also another output")
         check_writable(json_path, "--json")
     try:
         check_paths(args.input, {"--output": args.output, "--drops": args.drops})
@@ -106,6 +107,6 @@ def _flow_log(args: argparse.Namespace) -> Any:
         if args.flow_log_format is not None:
             raise UsageError("--flow-log-format needs --flow-log FILE")
         return None
-    if any(same_file(path, o) for o in (args.input, args.output, args.drops, args.json_path) if o):
-        raise UsageError(f"--flow-log {path!r} is also the capture or another output")
+    if any(same_file(path, o) for o in (args.output, args.drops, args.json_path) if o):
+        raise UsageError(f"--flow-log {path!r} is also another output")
     return flow_log_from_args(args)

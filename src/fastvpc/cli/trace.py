@@ -348,12 +348,8 @@ def _import_aws(args: argparse.Namespace) -> int:
     json_path = getattr(args, "json_path", None)
     if json_path is True:
         json_path = "-"
+    # an output inside the folder is refused for every command (cli._common.outputs_clear_of_inputs)
     distinct_outputs([("AWS folder", args.folder)], [("--output", args.output), ("--json", json_path)])
-    folder = os.path.realpath(args.folder)
-    for label, out in (("--output", args.output), ("--json", json_path)):
-        if out and out != "-" and os.path.realpath(out).startswith(folder + os.sep):
-            raise UsageError(f"{label} {out!r} is inside the AWS folder {args.folder!r}: it could overwrite a "
-                             "describe file, and the next import would read it")
     imp = _aws_import(args.folder, service_enis=args.service_enis)
     print(imp.report, file=human_stream(json_path), flush=True)
     if json_path is not None:
