@@ -177,6 +177,14 @@ class ChunkOutput:
 _SNAPLEN = 262144
 
 
+def capture_time_error(first: int, n: int, exc: ValueError) -> FastVpcError:
+    """The error of frames ``first .. first + n - 1``, whose times connection tracking or a flow log
+    cannot use (``exc`` says why): the serial and the sharded replays' one wording."""
+    return FastVpcError(f"frames {first}..{first + n - 1}: {exc} (connection tracking and flow logs take the "
+                        "time from the capture: replay with stateful=False / --stateless and no flow log for a "
+                        "capture without timestamps)")
+
+
 def process_chunk(dp: Any, batch: Any, counts: VerdictCounts, *, port_map: PortMap | None = None,
                   ingress_port: int | None = None, scratch: ChunkScratch | None = None, emit: bool = True,
                   drops: bool = False, n_threads: int | None = None, first_frame: int = 0,
@@ -218,9 +226,7 @@ def process_chunk(dp: Any, batch: Any, counts: VerdictCounts, *, port_map: PortM
             res = sc.result = dp.process(batch, copy=False, out=sc.result, n_threads=n_threads, state=state,
                                          log=log)
         except ValueError as exc:   # a frame without a timestamp (pcapng Simple Packet Block), time backwards
-            raise FastVpcError(f"frames {first_frame}..{first_frame + n - 1}: {exc} (connection tracking "
-                               "and flow logs take the time from the capture: replay with stateful=False "
-                               "/ --stateless and no flow log for a capture without timestamps)") from None
+            raise capture_time_error(first_frame, n, exc) from None
     offsets = batch.offsets
     need = 16 * n + int(offsets[-1] - offsets[0])
     if emit and sc.emit.size < need:

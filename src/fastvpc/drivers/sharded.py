@@ -430,6 +430,7 @@ def _flow_task(path: str, chunks: Sequence[PcapChunk], k: int, dp: Any, ctx: _Co
     (``_replayops.emit_records``) and appended to the shard's scratch files with, per record, its
     position in its chunk and its length: what the merge needs to put every record at its place."""
     from fastvpc.dataplane import _check_since, _state_times
+    from fastvpc.drivers.replay import capture_time_error
     from fastvpc.drivers._replayops import I_DROP_BYTES, I_EMIT_BYTES, I_STATUS, N_INFO, ST_TIMESTAMP, emit_records
     from fastvpc.drivers._shardops import select_shard
     from fastvpc.verdicts import Action
@@ -479,14 +480,11 @@ def _flow_task(path: str, chunks: Sequence[PcapChunk], k: int, dp: Any, ctx: _Co
                 if table is not None:
                     # the serial replay's one table checks the time of every frame, this shard's or not
                     # (a frame of another shard may go back in time): the same check, the same words
-                    first = chunk.first + done
                     try:
                         times = _state_times(table, batch, None)
                         _check_since(clock, times)
                     except ValueError as exc:
-                        raise FastVpcError(f"frames {first}..{first + n - 1}: {exc} (connection tracking and flow "
-                                           "logs take the time from the capture: replay with stateful=False / "
-                                           "--stateless and no flow log for a capture without timestamps)") from None
+                        raise capture_time_error(chunk.first + done, n, exc) from None
                     if times.size:
                         clock = int(times[-1])
                 m = select_shard(batch.data, batch.offsets, ports, ts, is_eni, ctx.inside_lo, ctx.inside_hi,
@@ -495,13 +493,8 @@ def _flow_task(path: str, chunks: Sequence[PcapChunk], k: int, dp: Any, ctx: _Co
                 if not m:
                     continue
                 own = FrameBatch(batch.data, own_off[:m + 1], own_port[:m], own_ts[:m] if ts.size else None)
-                try:
-                    result = dp.process(own, copy=False, out=result, n_threads=1, state=table)
-                except ValueError as exc:   # as process_chunk says it (the serial replay's words)
-                    raise FastVpcError(f"frames {chunk.first}..{chunk.first + chunk.frames - 1}: {exc} (connection "
-                                       "tracking and flow logs take the time from the capture: replay with "
-                                       "stateful=False / --stateless and no flow log for a capture without "
-                                       "timestamps)") from None
+                # its frames' times: checked above with the whole batch's
+                result = dp.process(own, copy=False, out=result, n_threads=1, state=table)
                 pos = own_pos[:m]   # capture positions
                 if flow_log is not None:
                     flow_log.observe(dp, own, result, order=pos + ctx.flow_log_base)
