@@ -155,14 +155,18 @@ cdef extern from *:
     /* recvmmsg with PACKET_AUXDATA: the control buffer each message needs, and the tp_status the
        kernel put in it (0 when the message carries none). */
     #define FV_AUX_SPACE (CMSG_SPACE(sizeof(struct tpacket_auxdata)))
-    static inline uint32_t fv_aux_status(struct msghdr *m) {
+    static inline const struct tpacket_auxdata *fv_aux(struct msghdr *m) {   /* NULL: none */
         struct cmsghdr *c;
         for (c = CMSG_FIRSTHDR(m); c != NULL; c = CMSG_NXTHDR(m, c)) {
             if (c->cmsg_level == SOL_PACKET && c->cmsg_type == PACKET_AUXDATA &&
                 c->cmsg_len >= CMSG_LEN(sizeof(struct tpacket_auxdata)))
-                return ((struct tpacket_auxdata *)CMSG_DATA(c))->tp_status;
+                return (const struct tpacket_auxdata *)CMSG_DATA(c);
         }
-        return 0;
+        return NULL;
+    }
+    static inline uint32_t fv_aux_status(struct msghdr *m) {
+        const struct tpacket_auxdata *a = fv_aux(m);
+        return a != NULL ? a->tp_status : 0;
     }
     /* The 802.1Q/802.1ad tag the kernel stripped from a frame (rx-vlan-offload, a veth's default) and
        kept in the metadata: (TPID << 16) | TCI, or 0 when the frame arrived untagged. */
@@ -176,15 +180,8 @@ cdef extern from *:
         return fv_vlan_word(t->tp_status, t->hv1.tp_vlan_tci, t->hv1.tp_vlan_tpid);
     }
     static inline uint32_t fv_aux_vlan(struct msghdr *m) {
-        struct cmsghdr *c;
-        for (c = CMSG_FIRSTHDR(m); c != NULL; c = CMSG_NXTHDR(m, c)) {
-            if (c->cmsg_level == SOL_PACKET && c->cmsg_type == PACKET_AUXDATA &&
-                c->cmsg_len >= CMSG_LEN(sizeof(struct tpacket_auxdata))) {
-                const struct tpacket_auxdata *a = (const struct tpacket_auxdata *)CMSG_DATA(c);
-                return fv_vlan_word(a->tp_status, a->tp_vlan_tci, a->tp_vlan_tpid);
-            }
-        }
-        return 0;
+        const struct tpacket_auxdata *a = fv_aux(m);
+        return a != NULL ? fv_vlan_word(a->tp_status, a->tp_vlan_tci, a->tp_vlan_tpid) : 0;
     }
     static inline unsigned char fv_pkt_type(const uint8_t *h) {
         return ((const struct sockaddr_ll *)(h + TPACKET_ALIGN(sizeof(struct tpacket3_hdr))))->sll_pkttype;
