@@ -1089,8 +1089,7 @@ class Vpc(_Named):
                                     "non-empty id without spaces (eni-...)", obj=name, value=network_interface_id)
             _check_text(network_interface_id, f"NAT gateway {label}: network_interface_id")
             clash = net._by_name.get(network_interface_id)
-            other = next((g for v in net.vpcs for g in v.nat_gateways if g.network_interface_id == network_interface_id),
-                         None)
+            other = net._nat_with_interface(network_interface_id)
             if clash is not None or other is not None:
                 raise TopologyError(f"NAT gateway {label}: network_interface_id {network_interface_id!r} is already "
                                     + ("a name in this network" if clash is not None
@@ -1225,10 +1224,14 @@ class Network:
         _check_text(name, "name")
         if name in self._by_name or name.lower() in ("local", "blackhole"):
             raise TopologyError(f"name {name!r} is already used in this network", obj=name, value=name)
-        if any(g.network_interface_id == name for v in self.vpcs for g in v.nat_gateways):
+        if self._nat_with_interface(name) is not None:
             raise TopologyError(f"name {name!r} is already the network interface id of a NAT gateway", obj=name,
                                 value=name)
         return name
+
+    def _nat_with_interface(self, interface_id: str) -> NatGateway | None:
+        """The NAT gateway whose ``network_interface_id`` is ``interface_id``, if any."""
+        return next((g for v in self.vpcs for g in v.nat_gateways if g.network_interface_id == interface_id), None)
 
     def _claim_port(self, port: int | None, who: str) -> int:
         if port is None:
