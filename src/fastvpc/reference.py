@@ -909,6 +909,7 @@ class ReferenceForwarder:
         if p.state is None:
             raise p.drop(DropReason.NAT_NEEDS_STATE, "nat", n.name,
                          "NAT gateway bindings live in the flow table: process(state=...) is needed", p.route)
+        p.state.advance_clock(p.now)        # the table has seen now (the kernel's nat_pass moves its clock too)
         p.nat_note = (n.port, 0, 0, 0)      # reached (a second NAT hop: this one, which does nothing)
         if p.nat_crossed is not None:
             raise p.drop(DropReason.NAT_UNSUPPORTED, "nat", n.name,
@@ -1234,8 +1235,9 @@ class ReferenceForwarder:
         if nat is not None:                                   # the reply path of a NAT gateway (§4.2)
             p.nat_in = nat
             return "nat"
+        # the route that decided stays (a frame a NAT gateway translated: the route to it, as the kernel keeps it)
         raise p.drop(DropReason.NO_SUCH_HOST, "subnet", subnet.name,
-                     f"{ip.dst} is inside {self.subnet_text(subnet)}: no route lookup, and no ENI owns it")
+                     f"{ip.dst} is inside {self.subnet_text(subnet)}: no route lookup, and no ENI owns it", p.route)
 
     # stage "route": step 19 -------------------------------------------------
     def route(self, p: Packet) -> str | None:

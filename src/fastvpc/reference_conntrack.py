@@ -222,6 +222,11 @@ class ReferenceFlowTable:
             raise ValueError(f"{what} = {now} ns goes backwards: this table has seen {self._clock} ns")
         return now
 
+    def advance_clock(self, now: int) -> None:
+        """A step that consulted the table at ``now`` (a NAT gateway's bindings): the clock is at least ``now``."""
+        if self._clock is None or now > self._clock:
+            self._clock = now
+
     @contextmanager
     def guard(self) -> Iterator[ReferenceFlowTable]:
         """Hold the table for one pass; FlowTableBusyError when another pass holds it."""

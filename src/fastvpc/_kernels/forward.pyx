@@ -269,7 +269,7 @@ cdef inline void route_one(Mode* mode,          # IN  the variant (a type only)
                         ft_pkt_at(ki, ke, t.eni_filt[q.out_eni].ident)
                     else:                 # the key's fields from s: unpark copied only some of h
                         ct_make_key(t, s, t.eni_filt[q.out_eni].ident, ki)
-        if x.ct & CT_E:
+        if x.ct & (CT_E | CT_N):      # waits for the table pass (CT_N alone: to the Amazon DNS address)
             s.route = q.route
             s.out_eni = q.out_eni
             s.out_port = q.out_port

@@ -48,7 +48,8 @@ cdef enum:
     CT_FILT = 0x01          # the filters apply to this frame (it met sg_egress; not to the Amazon DNS)
     CT_E = 0x02             # stateful: the sender's table step is pending (adm_e)
     CT_I = 0x04             # stateful: the receiver's table step is pending (adm_i)
-    CT_N = 0x08             # stateful: a frame from a gateway's port waits for the NAT step (stages/nat.pxd)
+    CT_N = 0x08             # stateful: the frame waits for the NAT step (stages/nat.pxd): from a gateway's port,
+                            # or (CT_N alone) to the Amazon DNS address, which a route may send to a NAT gateway
 
 cdef struct Flt:
     uint32_t l4             # the rules' l4 key: TCP/UDP destination port, ICMP type << 8 | code, L4_NONE

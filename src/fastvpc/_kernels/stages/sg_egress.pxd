@@ -4,7 +4,7 @@
 # #50), which no filter stage sees.
 #
 # IN   p.h (IPv4; L4 parsed here, acl.pxd acl_parse), p.port, p.er
-# OUT  x.l4, x.s_eni, x.ct (CT_FILT; stateful: CT_E), x.adm_e (stateful: FT_ADMIT_LATER, the rules wait);
+# OUT  x.l4, x.s_eni, x.ct (CT_FILT; stateful: CT_E; to the resolver, stateful: CT_N alone), x.adm_e (stateful: FT_ADMIT_LATER, the rules wait);
 #      next: NEXT_LOCAL, or drop SG_EGRESS (stateless only: with a FlowTable the verdict waits for the
 #      table step in the driver's in-order pass, since a tracked flow is admitted whatever the rules say)
 
@@ -20,7 +20,13 @@ cdef inline int stage_sg_egress(const FwdTables* t, Pkt* p, Flt* x, bint statefu
     cdef const FiltRec* fr
     cdef uint8_t a
     if p.h.dst == t.subnet_filt[p.er.subnet].dns:
-        x.ct = 0
+        if stateful:
+            # not filtered, but a route may still send it to a NAT gateway, whose step (and the filters
+            # after its hop) is the table pass's: it waits in frame order with the others (CT_N)
+            acl_parse(p, x)
+            x.ct = CT_N
+        else:
+            x.ct = 0
         return goto(p, NEXT_LOCAL)
     fr = sender_filt(t, p.port)
     acl_parse(p, x)
