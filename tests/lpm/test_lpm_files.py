@@ -173,3 +173,18 @@ def test_a_malformed_prefix_tuple_names_the_value(bad):
             call()
         shown = str(info.value)
         assert any(repr(x) in shown or str(x) in shown for x in bad), shown
+
+
+@pytest.mark.parametrize("name", ["routes.lpm", "routes", "routes.npz"])
+def test_save_writes_the_path_it_is_given_and_load_reads_it_back(tmp_path, name: str) -> None:
+    """save(p) then load(p) round-trips for any name: nothing is appended to a name without ".npz"."""
+    rts = RouteTables.from_cidrs([(0, "10.0.0.0/8", 1), (1, "0.0.0.0/0", 3)])
+    t = LpmTable.from_cidrs([("10.0.0.0/8", 1), ("192.168.0.0/16", 2)])
+    for obj, load, sub in ((rts, RouteTables.load, "r"), (t, LpmTable.load, "t")):
+        d = tmp_path / sub
+        d.mkdir()
+        obj.save(d / name)
+        assert [p.name for p in d.iterdir()] == [name]
+        back = load(str(d / name))
+        assert back.arrays().keys() == obj.arrays().keys()
+        assert all(np.array_equal(a, b) for a, b in zip(back.arrays().values(), obj.arrays().values()))

@@ -152,6 +152,13 @@ def _packed_ints(x: Any, name: str, dtype: type, lo: int, hi: int) -> np.ndarray
 _NPZ_MEMBERS = ("header", "meta", "data")
 
 
+def _save_npz(path: str | os.PathLike[str], arrays: dict[str, np.ndarray]) -> None:
+    """``arrays`` as an .npz archive at ``path`` itself: ``np.savez`` given a name appends ".npz" to one
+    without it, where ``load(path)`` would not find it; given an open file it writes there."""
+    with open(os.fspath(path), "wb") as f:
+        np.savez(f, **arrays)  # type: ignore[arg-type]
+
+
 def _load_npz(path: Any) -> tuple[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """(file name, (header, meta, data)) of an .npz written by ``save``.  Opening the file may raise the
     usual OSError (missing, a directory, no permission); whatever is wrong inside it is an LpmError naming
@@ -508,10 +515,10 @@ class RouteTables:
         return _reduce_packed(self)
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the packed arrays to a numpy ``.npz`` file (loads without a rebuild)."""
+        """Write the packed arrays to a numpy ``.npz`` file at ``path`` exactly (loads without a rebuild)."""
         arrays = self.arrays()
         arrays["kind"] = np.array(["RouteTables"])
-        np.savez(path, **arrays)  # type: ignore[arg-type]
+        _save_npz(path, arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> RouteTables:
@@ -654,10 +661,10 @@ class LpmTable:
         return _reduce_packed(self)
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the packed arrays to a numpy ``.npz`` file (loads without a rebuild)."""
+        """Write the packed arrays to a numpy ``.npz`` file at ``path`` exactly (loads without a rebuild)."""
         arrays = self.arrays()
         arrays["kind"] = np.array(["LpmTable"])
-        np.savez(path, **arrays)  # type: ignore[arg-type]
+        _save_npz(path, arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> LpmTable:
