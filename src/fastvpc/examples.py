@@ -56,7 +56,8 @@ def seed_aws_describe() -> dict[str, dict[str, Any]]:
 
     Ids look like AWS's (``subnet-0web...``, ``eni-0web1...``), every VM is an instance
     (``i-0web1...``, ``Name`` tag ``web1``) owning one ENI with the seed's IP and MAC, so
-    ``fastvpc trace --aws DIR --from i-0web1... --to 8.8.8.8`` and ``--from web1`` both work.
+    ``fastvpc trace --aws DIR --from i-0web1... --to 8.8.8.8`` and ``--from web1`` both work; web1's and
+    web2's public IPs are their ENIs' ``Association.PublicIp`` (auto-assigned, as AWS shows those).
     """
     net = seed_vpc()
     vpc = net.vpcs[0]
@@ -86,10 +87,16 @@ def seed_aws_describe() -> dict[str, dict[str, Any]]:
             "PrivateIpAddresses": [{"PrivateIpAddress": str(e.ip), "Primary": True}, *secondary],
             "Attachment": {"InstanceId": iid(e.name), "DeviceIndex": 0, "Status": "attached"},
         })
+        if e.public_ip is not None:     # an auto-assigned public IP, as describe-network-interfaces shows it
+            pub = {"IpOwnerId": "amazon", "PublicIp": str(e.public_ip),
+                   "PublicDnsName": f"ec2-{str(e.public_ip).replace('.', '-')}.compute-1.amazonaws.com"}
+            enis[-1]["Association"] = pub
+            enis[-1]["PrivateIpAddresses"][0]["Association"] = dict(pub)
         reservations.append({"Instances": [{
             "InstanceId": iid(e.name), "SubnetId": sid(e.subnet.name), "VpcId": SEED_VPC_ID,
             "PrivateIpAddress": str(e.ip), "State": {"Name": "running"}, "Tags": tags(e.name),
             "NetworkInterfaces": [{"NetworkInterfaceId": eid(e.name)}],
+            **({"PublicIpAddress": str(e.public_ip)} if e.public_ip is not None else {}),
         }]})
     tables = []
     for rt in vpc.route_tables:

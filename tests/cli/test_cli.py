@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import fastvpc as fv
 from fastvpc.cli import main
 from fastvpc.examples import seed_instance_id, seed_vpc, write_starter_files
 from fastvpc.pcap import read_pcap
@@ -263,3 +264,38 @@ def test_aliases_round_trip_and_bad_alias_is_named(tmp_path):
     (tmp_path / "bad.yaml").write_text(text)
     with pytest.raises(FastVpcError, match="webX"):
         load(tmp_path / "bad.yaml")
+
+
+def test_the_starter_aws_folder_forwards_as_the_seed_does(starter):
+    """aws_configs/ is the seed as describe-* JSON (README): imported, every VM's packet to every VM, the
+    internet and on-premises gets the seed's verdict -- web1's and web2's public IPs included."""
+    from fastvpc import packets as pk
+    from fastvpc.aws import from_aws
+    from fastvpc.verdicts import Action, DropReason
+
+    seed, imported = seed_vpc(), from_aws(starter / "aws_configs")
+    assert {str(e.ip): e.public_ip for e in imported.enis if e.public_ip} == \
+        {str(e.ip): e.public_ip for e in seed.enis if e.public_ip} != {}
+
+    def verdicts(net):
+        dp, out = net.compile(), []
+        for e in sorted(net.enis, key=lambda e: str(e.ip)):
+            for dst in [*sorted(str(x.ip) for x in net.enis), "8.8.8.8", "192.168.1.1"]:
+                f = pk.ethernet(e.subnet.gateway_mac, e.mac, pk.ETH_IPV4, pk.udp(e.ip, dst, 40000, 53, b"q"))
+                r = dp.process(fv.FrameBatch.from_frames([f], port=[e.port]), copy=True)
+                out.append((str(e.ip), dst, Action(int(r.action[0])), DropReason(int(r.reason[0]))))
+        return out
+
+    got, want = verdicts(imported), verdicts(seed)
+    assert got == want
+    assert (("10.0.1.10", "8.8.8.8", Action.FORWARD, DropReason.NONE)) in got
+
+
+@pytest.mark.parametrize("command", ["demo", "trace seed --from web1 --to 8.8.8.8", "show seed",
+                                     "replay seed in.pcap"])
+def test_an_unknown_option_is_the_subcommands_usage_error(command, capsys):
+    """One line naming the subcommand and its own --help, where its options are listed (exit 2)."""
+    name = command.split()[0]
+    code, out, err = run_cli([*command.split(), "--bogus", "7"], capsys)
+    assert code == 2 and out == ""
+    assert err == f"fastvpc {name}: error: unrecognized arguments: --bogus 7 (see fastvpc {name} --help)\n", err
