@@ -437,11 +437,19 @@ def test_eni_problems_are_reported_not_raised(tmp_path: Path) -> None:
 
 
 def test_service_enis_skip_mode(tmp_path: Path) -> None:
-    imp = import_aws(write(tmp_path, base_docs()), service_enis="skip")
+    docs = base_docs()
+    docs["NetworkInterfaces.json"]["NetworkInterfaces"].append(
+        _eni("eni-vpce", "subnet-app", "10.0.2.70", "02:aa:00:00:02:46", itype="vpc_endpoint"))
+    imp = import_aws(write(tmp_path, docs), service_enis="skip")
     with pytest.raises(KeyError):
         imp.network.find("eni-nat")
+    with pytest.raises(KeyError):
+        imp.network.find("eni-vpce")
     assert imp.network.find("nat-1")              # the gateway itself stays a route target
-    assert any(e.status == "skipped" and "nat_gateway" in e.element for e in imp.report)
+    assert [e.status for e in imp.report if "vpc_endpoint" in e.element] == ["skipped"]
+    # the NAT gateway's own interface is its address in both modes (docs/aws-import.md, ENIs): the same note
+    assert [e.status for e in imp.report if "nat_gateway" in e.element] == ["note"]
+    assert str(imp.network.find("nat-1").ip) == "10.0.1.200"
     with pytest.raises(ValueError):
         import_aws(tmp_path, service_enis="maybe")
 

@@ -603,11 +603,11 @@ class _Importer:
             eid = _s(el.get("NetworkInterfaceId"))
             itype = _s(el.get("InterfaceType")) or "interface"
             is_service = itype not in VM_INTERFACE_TYPES
+            if eid in self.nat_enis:    # the NAT gateway's own address, whatever service_enis says
+                nat_interfaces += 1
+                continue
             if is_service and self.service_enis == "skip":
                 service_skipped[itype] += 1
-                continue
-            if eid in self.nat_enis:
-                nat_interfaces += 1
                 continue
             subnet = self._find(el.get("SubnetId"))
             if not isinstance(subnet, Subnet):
