@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = ["FastVpcError", "TopologyError", "TopologyFileError", "FrameBatchError", "LpmError", "PcapError",
            "LiveError", "LivePermissionError"]
 
@@ -23,12 +25,16 @@ class TopologyError(FastVpcError, ValueError):
 
 
 class TopologyFileError(TopologyError):
-    """A topology file cannot be read: names the file, the place in it and the bad value."""
+    """A topology file cannot be read: names the file, the place in it and the bad value.
+
+    ``report``: from ``from_aws`` on a folder that gave no VPC, the import report (its skipped lines say
+    what could not be read); else None."""
 
     def __init__(self, path: str, where: str, message: str, *, value: object = None) -> None:
         super().__init__(f"{path}: at {where}: {message}", obj=where, value=value)
         self.path = path
         self.where = where
+        self.report: Any = None
 
 
 class FrameBatchError(FastVpcError, ValueError):

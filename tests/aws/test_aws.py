@@ -695,3 +695,61 @@ def test_cli_trace_from_aws(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
                                                                      "BAD_STATE_ROUTE")
     assert _cli(["trace", "--aws", str(folder), "--from", "eni-nobody", "--to", "8.8.8.8"]) == 2
     assert "eni-nobody" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- what the report names
+
+def test_an_unusable_vpcs_file_is_named_as_the_cause_when_no_vpc_is_imported(tmp_path: Path) -> None:
+    folder = write(tmp_path, base_docs())
+    (folder / "Vpcs.json").write_bytes(b"\xff\xfegarbage")
+    with pytest.raises(TopologyFileError) as info:
+        from_aws(folder)
+    msg = str(info.value)
+    assert "Vpcs.json: file is not readable JSON" in msg and "right folder" not in msg, msg
+    rep = info.value.report
+    assert isinstance(rep, ImportReport)
+    assert any(e.file == "Vpcs.json" and e.status == "skipped" for e in rep)
+    (folder / "Vpcs.json").unlink()                       # no such file at all: the folder is the suspect
+    with pytest.raises(TopologyFileError, match="is this the right folder"):
+        from_aws(folder)
+
+
+def test_fields_of_the_wrong_type_are_reported_with_their_value(tmp_path: Path) -> None:
+    docs = base_docs()
+    docs["NetworkInterfaces.json"]["NetworkInterfaces"][0]["SourceDestCheck"] = "false"
+    docs["RouteTables.json"]["RouteTables"][1]["Routes"] = "none"
+    docs["Subnets.json"]["Subnets"].append({"SubnetId": 12345, "VpcId": VPC, "CidrBlock": "10.0.9.0/24"})
+    docs["NatGateways.json"]["NatGateways"][0]["NatGatewayAddresses"] = "x"
+    imp = import_aws(write(tmp_path, docs))
+    net, rep = imp.network, imp.report
+    assert net.find("eni-web1").source_dest_check is True
+    assert [e.status for e in rep.about("eni-web1")] == ["changed"] and "'false'" in rep.about("eni-web1")[0].why
+    assert [r.destination for r in net.find("rtb-web").routes if not r.is_local] == []
+    assert any("Routes is a JSON str ('none')" in e.why for e in rep.about("rtb-web"))
+    assert any("SubnetId 12345" in e.why for e in rep.about("Subnets"))
+    assert any("NatGatewayAddresses is a JSON str ('x')" in e.why for e in rep.about("nat-1"))
+
+
+def test_an_object_listed_twice_in_one_file_with_different_content_is_noted(tmp_path: Path) -> None:
+    docs = base_docs()
+    subnets = docs["Subnets.json"]["Subnets"]
+    subnets.append(dict(subnets[0], CidrBlock="10.0.99.0/24"))
+    subnets.append(dict(subnets[1]))                      # an identical copy: nothing to say
+    imp = import_aws(write(tmp_path, docs))
+    first, second = subnets[0]["SubnetId"], subnets[1]["SubnetId"]
+    assert str(imp.network.find(first).cidr) == subnets[0]["CidrBlock"]
+    assert [e.status for e in imp.report.about(first)] == ["note"]
+    assert "listed twice in this file" in imp.report.about(first)[0].why
+    assert imp.report.about(second) == []
+
+
+def test_a_folder_named_like_a_describe_file_is_reported_not_walked_into(tmp_path: Path) -> None:
+    docs = base_docs()
+    subnets = docs.pop("Subnets.json")
+    folder = write(tmp_path, docs)
+    (folder / "Subnets.json").mkdir()
+    (folder / "Subnets.json" / "inner.json").write_text(json.dumps(subnets))
+    rep = import_aws(folder).report
+    assert [(e.file, e.status, e.why) for e in rep.about("Subnets.json")] == \
+        [("Subnets.json", "skipped", "a folder, not a describe-* file: not read")]
+    assert "Subnets.json/inner.json" not in rep.files

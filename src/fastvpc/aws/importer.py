@@ -407,7 +407,11 @@ class _Importer:
         if conn not in ("public", "private"):
             self.add(gid, rel, "changed", f"ConnectivityType {raw_conn!r} is not public or private: imported as public")
             conn = "public"
-        addrs = [a for a in _l(el.get("NatGatewayAddresses")) if isinstance(a, dict)]
+        raw_addrs = el.get("NatGatewayAddresses")
+        if raw_addrs is not None and not isinstance(raw_addrs, list):
+            self.add(gid, rel, "changed", f"NatGatewayAddresses is a JSON {type(raw_addrs).__name__} "
+                     f"({raw_addrs!r:.60}), not a list: read as none")
+        addrs = [a for a in _l(raw_addrs) if isinstance(a, dict)]
         primary = next((a for a in addrs if a.get("IsPrimary") is True), addrs[0] if addrs else {})
         if len(addrs) > 1:
             self.add(gid, rel, "not modelled", f"{len(addrs) - 1} secondary address(es) of the NAT gateway left out "
@@ -633,7 +637,10 @@ class _Importer:
                 self.add(eid, rel, "skipped", "no primary private IPv4 address")
                 continue
             sdc = el.get("SourceDestCheck", True)
-            sdc = bool(sdc) if isinstance(sdc, bool) else True
+            if not isinstance(sdc, bool):
+                self.add(eid, rel, "changed", f"SourceDestCheck {sdc!r} is not true or false: the check is on "
+                         "(AWS's default)")
+                sdc = True
             mac = el.get("MacAddress")
             eni: Eni | None = None
             try:
@@ -833,8 +840,12 @@ class _Importer:
         n_v6 = 0
         # (rank, pl-or-"", order, destination, field, target id, state, origin, prefix list)
         cands: list[tuple[int, str, int, ipaddress.IPv4Network, str, str, str, str, str | None]] = []
+        if routes is not None and not isinstance(routes, list):
+            self.add(rid, rel, "skipped", f"Routes is a JSON {type(routes).__name__} ({routes!r:.60}), not a list: "
+                     "only the table's local routes are imported")
         for order, r in enumerate(routes if isinstance(routes, list) else []):
             if not isinstance(r, dict):
+                self.add(rid, rel, "skipped", f"a route is a JSON {type(r).__name__} ({r!r:.60}), not an object")
                 continue
             field, tid = self._target_id(r)
             state = str(r.get("State", "active"))
@@ -980,9 +991,15 @@ def import_aws(folder: str | os.PathLike[str], *, service_enis: str = "eni") -> 
     for iid, names in imp.instances.items():
         imp.network.aliases.setdefault(iid, list(names))
     if not imp.network.vpcs:
-        raise TopologyFileError(str(path), "folder", "no VPC found in any aws ec2 describe-* JSON file "
-                                f"({len(imp.report.files)} files read); is this the right folder? "
-                                f"({imp.report.summary()})", value=str(path))
+        # a describe-vpcs file that is there but could not be used says why (not "the wrong folder")
+        why = [f"{e.file}: {e.why}" for e in imp.report
+               if e.status == "skipped" and os.path.basename(e.file).lower().startswith("vpcs")][:2]
+        hint = "; ".join(why) if why else "is this the right folder?"
+        exc = TopologyFileError(str(path), "folder", "no VPC found in any aws ec2 describe-* JSON file "
+                                f"({len(imp.report.files)} files read); {hint} ({imp.report.summary()})",
+                                value=str(path))
+        exc.report = imp.report     # every skipped line, for a caller to show
+        raise exc
     return imp
 
 

@@ -117,32 +117,45 @@ def _root(folder: Path) -> Path:
     return inner if inner.is_dir() else folder
 
 
-def _is_regular(path: Path) -> bool:
-    """A regular file (following symlinks): never a FIFO, socket or device, which could block."""
+def _not_regular_why(path: Path) -> str:
+    """'' for a regular file (following symlinks), else why it is not read: never a FIFO, socket or device,
+    which could block."""
     try:
-        return stat.S_ISREG(os.stat(path).st_mode)
-    except OSError:
-        return False
+        mode = os.stat(path).st_mode
+    except OSError as exc:      # a dangling link, a link loop, no permission on the way
+        return f"cannot be opened ({exc.strerror or exc}): not read"
+    if stat.S_ISREG(mode):
+        return ""
+    if stat.S_ISDIR(mode):
+        return "a folder, not a describe-* file: not read"
+    return "not a regular file (a FIFO, socket or device): not read"
 
 
 def _json_files(root: Path, report: ImportReport | None = None) -> list[Path]:
     if not root.is_dir():
-        if _is_regular(root):
+        why = _not_regular_why(root)
+        if not why:
             return [root]
         if report is not None:
-            report.add(root.name, root.name, "skipped", "not a regular file (a FIFO, socket or device): not read")
+            report.add(root.name, root.name, "skipped", why)
         return []
     out = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
+        # a folder named like a describe file (Subnets.json/) is reported, not walked into
+        for dn in [d for d in dirnames if d.lower().endswith(".json")]:
+            dirnames.remove(dn)
+            if report is not None:
+                report.add(dn, str((Path(dirpath) / dn).relative_to(root)), "skipped",
+                           "a folder, not a describe-* file: not read")
         for fn in sorted(filenames):
             if fn.lower().endswith(".json"):
                 path = Path(dirpath) / fn
-                if _is_regular(path):
+                why = _not_regular_why(path)
+                if not why:
                     out.append(path)
                 elif report is not None:
-                    report.add(fn, str(path.relative_to(root)), "skipped",
-                               "not a regular file (a FIFO, socket or device): not read")
+                    report.add(fn, str(path.relative_to(root)), "skipped", why)
     return out
 
 
@@ -199,7 +212,8 @@ class Reader:
             if key == "Reservations":  # ids are optional there; instances carry their own
                 self.items[key].append((el, rel))
                 return
-            self.report.add(key, rel, "skipped", f"an element of {key} has no {idf}")
+            self.report.add(key, rel, "skipped", f"an element of {key} has no {idf}" if ident is None or ident == ""
+                            else f"an element of {key} has {idf} {ident!r}, not an id string")
             return
         prev = self._seen.get((key, ident))
         if prev is not None:
@@ -212,6 +226,12 @@ class Reader:
                     self._seen[(key, ident)] = el
                 self.report.add(ident, rel, "note", f"{key}: {ident} appears in several files with states "
                                 f"{s_old!r} and {s_new!r}: the {_state(self._seen[(key, ident)])!r} copy is used")
+            elif el != prev and any(e is prev and r == rel for e, r in self.items[key]):
+                # listed twice in one file with different content (a hand-edited file): the first copy is used, and
+                # the report says so rather than dropping the other without a word.  (Copies in two files are two
+                # accounts' views of one object, which differ in tags and options as a matter of course.)
+                self.report.add(ident, rel, "note", f"{key}: {ident} is listed twice in this file with different "
+                                "content: the first copy is used, the second is not")
             return
         self._seen[(key, ident)] = el
         self.items[key].append((el, rel))
