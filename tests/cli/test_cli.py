@@ -299,3 +299,19 @@ def test_an_unknown_option_is_the_subcommands_usage_error(command, capsys):
     code, out, err = run_cli([*command.split(), "--bogus", "7"], capsys)
     assert code == 2 and out == ""
     assert err == f"fastvpc {name}: error: unrecognized arguments: --bogus 7 (see fastvpc {name} --help)\n", err
+
+
+def test_trace_from_an_eni_the_import_skipped_says_why(starter, capsys):
+    """--from names an ENI the AWS import left out: the error quotes the import report's line about it and lists
+    only what a trace can start from (ENIs, their Name tags, gateways), labelled."""
+    folder = starter / "aws_configs"
+    doc = json.loads((folder / "Subnets.json").read_text())
+    doc["Subnets"] = [s for s in doc["Subnets"] if s["Tags"][0]["Value"] != "web"]
+    (folder / "Subnets.json").write_text(json.dumps(doc))
+    eni = "eni-0web1000000000000"
+    assert eni in (folder / "NetworkInterfaces.json").read_text()
+    code, out, err = run_cli(["trace", "--aws", str(folder), "--from", eni, "--to", "8.8.8.8"], capsys)
+    assert code == 2 and out == ""
+    line = err.strip().splitlines()[-1]
+    assert f"--from {eni!r} is neither" in line
+    assert "the import report: skipped its subnet 'subnet-0web" in line and "is not in the data" in line, line

@@ -179,9 +179,10 @@ def _exists(net: Any, name: str) -> bool:
 
 # --------------------------------------------------------------------------- trace
 
-def _check_source(net: Any, src: str, aliases: dict[str, list[str]]) -> None:
-    """An unknown --from name is a usage error with the close names offered; what may start a trace
-    is trace.resolve_source's rule (one place), its refusal is the message."""
+def _check_source(net: Any, src: str, aliases: dict[str, list[str]], report: Any = None) -> None:
+    """An unknown --from name is a usage error with the close names offered (ENIs, the instance ids and Name
+    tags of ENIs, gateways), and, for an AWS folder, what its import report says of that name; what may
+    start a trace is trace.resolve_source's rule (one place), its refusal is the message."""
     from ipaddress import IPv4Address
 
     from fastvpc.trace import resolve_source
@@ -201,11 +202,18 @@ def _check_source(net: Any, src: str, aliases: dict[str, list[str]]) -> None:
         raise UsageError(f"--from: {exc}") from None
     except KeyError:
         pass
-    pool = [e.name for e in net.enis] + list(aliases) + [g.name for g in _gateways(net)]
-    hint = close_names(text, pool)
+    eni_names = {e.name for e in net.enis}
+    enis = [e.name for e in net.enis] + [a for a, names in aliases.items()     # an SG's or NACL's Name tag
+                                         if names and all(n in eni_names for n in names)]   # starts no trace
+    gateways = [g.name for g in _gateways(net)]
+    hint = close_names(text, enis + gateways)
+    said = [f"the import report: {e.status} {e.why}" for e in (report.about(text) if report is not None else [])]
+    listing = f"ENIs: {', '.join(enis[:8])}{', ...' if len(enis) > 8 else ''}" if enis else "no ENIs"
+    if gateways:
+        listing += f"; gateways: {', '.join(gateways[:4])}{', ...' if len(gateways) > 4 else ''}"
     raise UsageError(f"--from {text!r} is neither an ENI, an instance, a Name tag nor an IPv4 address of this "
-                     "network" + (f"; did you mean {', '.join(hint)}?" if hint else
-                                  f" (ENIs: {', '.join(pool[:8])}{', ...' if len(pool) > 8 else ''})"))
+                     "network" + (f"; {'; '.join(said[:2])}" if said else "")
+                     + (f"; did you mean {', '.join(hint)}?" if hint else f" ({listing})"))
 
 
 def _gateways(net: Any) -> list[Any]:
@@ -257,7 +265,7 @@ def _trace(args: argparse.Namespace) -> int:
 
         net = load_topology(args)
     aliases = dict(getattr(net, "aliases", {}) or {})
-    _check_source(net, args.src, aliases)
+    _check_source(net, args.src, aliases, imp.report if args.aws else None)
     want_reply = getattr(args, "reply", False)
     no_reply = None     # why --reply traced no return packet (the forward packet was dropped, answered...)
 
