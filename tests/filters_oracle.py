@@ -76,8 +76,11 @@ class Oracle:
         def drop(why: int, route: int) -> tuple[Verdict, bytes]:
             return (int(A.DROP), int(why), -1, route), frame
 
-        ok = security_groups_admit(s.security_groups, "egress", proto, dst, p4, icmp) is not None
-        if state is not None:
+        # a non-first fragment (no L4 header): the groups judged its datagram by the first fragment and pass it,
+        # with no table step; the NACLs judge it (docs/forwarding-model.md §3b)
+        later = len(frame) >= 22 and int.from_bytes(frame[20:22], "big") & 0x1FFF != 0
+        ok = later or security_groups_admit(s.security_groups, "egress", proto, dst, p4, icmp) is not None
+        if state is not None and not later:
             adm = Admit.DENY if not ok else (
                 Admit.UNTRACKED if flow_is_untracked(s.security_groups, "egress", proto, dst, p4) else Admit.ADMIT)
             code = self._track(state, s, f, now, adm)
@@ -102,8 +105,8 @@ class Oracle:
             allowed, _ = rcv.subnet.network_acl.evaluate("ingress", proto, src, p4, icmp)
             if not allowed:
                 return drop(R.NACL_INGRESS, rt)
-        ok = security_groups_admit(rcv.security_groups, "ingress", proto, src, p4, icmp) is not None
-        if state is not None:
+        ok = later or security_groups_admit(rcv.security_groups, "ingress", proto, src, p4, icmp) is not None
+        if state is not None and not later:
             adm = Admit.DENY if not ok else (
                 Admit.UNTRACKED if flow_is_untracked(rcv.security_groups, "ingress", proto, src, p4) else Admit.ADMIT)
             code = self._track(state, rcv, f, now, adm)

@@ -916,7 +916,7 @@ class ReferenceForwarder:
                          f"the frame already crossed {p.nat_crossed.name}: no second NAT gateway hop", p.route)
         table, frags = self.nat_tables(p.state)
         if p.nat_in is not None:
-            return self.nat_reply(p, n, table)
+            return self.nat_reply(p, n, table, frags)
         if n.subnet is None or n.ip is None:
             raise p.drop(DropReason.NAT_UNSUPPORTED, "nat", n.name, "the NAT gateway has no subnet and no address",
                          p.route)
@@ -950,7 +950,7 @@ class ReferenceForwarder:
         p.action, p.egress = Action.DROP, -1
         return "nacl_egress" if self.filters else "local"
 
-    def nat_reply(self, p: Packet, n: NatGateway, table: NatTable) -> str:
+    def nat_reply(self, p: Packet, n: NatGateway, table: NatTable, frags: FragmentTable) -> str:
         """§4.2: the binding translates the destination back to the inside host; routed on from the NAT's subnet."""
         ip = p.ip
         assert ip is not None and n.subnet is not None
@@ -958,13 +958,13 @@ class ReferenceForwarder:
             if p.l4 is None:
                 p.l4 = self.l4_fields(p.frame, ip)
             self.network_acl(p, n.subnet, "ingress", ip.src, DropReason.NACL_INGRESS)
-        back = nat_inbound(p.frame, n, table, p.now)
+        back = nat_inbound(p.frame, n, table, p.now, frags)
         if back.reason is not None:
             raise p.drop(back.reason, "nat", n.name, f"{back.reason.name}: the NAT gateway did not open this flow "
                          "(it answers no unsolicited traffic)", p.route)
         b = back.binding
         assert b is not None
-        p.nat_note = (n.port, 2, int(ip.dst), b.nat_port)
+        p.nat_note = (n.port, 2, int(ip.dst), 0 if ip.fragment_offset else b.nat_port)
         inside = ipaddress.IPv4Address(b.inside_ip)
         p.ip = dataclasses.replace(ip, dst=inside)
         p.l4 = self.l4_fields(p.frame, p.ip)
@@ -1018,8 +1018,24 @@ class ReferenceForwarder:
         eni, ip = p.eni, p.ip
         assert eni is not None and ip is not None
         p.l4 = self.l4_fields(p.frame, ip)
-        self.security_groups(p, eni, "egress", ip.dst, DropReason.SG_EGRESS)
+        if not self.later_fragment(p, eni, "egress"):
+            self.security_groups(p, eni, "egress", ip.dst, DropReason.SG_EGRESS)
         return "nacl_egress"
+
+    def later_fragment(self, p: Packet, eni: Eni, direction: str) -> bool:
+        """A non-first fragment carries no L4 header: the groups judge its datagram by the first fragment
+        (rules or a tracked flow) and pass the rest, which a host reassembles only with that first one (as
+        Linux's conntrack judges the reassembled datagram); no table step.  The NACLs still judge it."""
+        ip = p.ip
+        assert ip is not None
+        if not ip.fragment_offset:
+            return False
+        if p.recording:
+            p.add(Hop("sg", ", ".join(g.name for g in eni.security_groups),
+                      f"passed: a later fragment (offset {ip.fragment_offset * 8}) has no {protocol_label(ip.proto)} "
+                      "header; the security groups judged its datagram by the first fragment",
+                      p.stage, direction, {"fragment": True}))
+        return True
 
     # stage "nacl_egress": the sender subnet's network ACL (#51-#55) ---------
     def nacl_egress(self, p: Packet) -> str:
@@ -1075,7 +1091,8 @@ class ReferenceForwarder:
         """The receiving ENI's groups, ingress, peer = the source IP; with ``state``, its tracked flows."""
         ip, receiver = p.ip, p.receiver
         assert ip is not None and receiver is not None
-        self.security_groups(p, receiver, "ingress", ip.src, DropReason.SG_INGRESS)
+        if not self.later_fragment(p, receiver, "ingress"):
+            self.security_groups(p, receiver, "ingress", ip.src, DropReason.SG_INGRESS)
         return "rewrite"
 
     # the filters' helpers ----------------------------------------------------

@@ -556,9 +556,11 @@ def nat_outbound(frame: bytearray, nat: NatGateway, table: NatTable | None, now:
     return EdgeOutcome(binding=d.binding)
 
 
-def nat_inbound(frame: bytearray, nat: NatGateway, table: NatTable | None, now: int) -> EdgeOutcome:
+def nat_inbound(frame: bytearray, nat: NatGateway, table: NatTable | None, now: int,
+                fragments: FragmentTable | None = None) -> EdgeOutcome:
     """``nat`` for a frame addressed to NAT gateway ``nat``'s private IP (§4.2 steps 2-3): the
-    destination translated back to the inside host, or ``NAT_NO_BINDING`` (unsolicited)."""
+    destination translated back to the inside host, or ``NAT_NO_BINDING`` (unsolicited).  A later UDP
+    fragment of a reply takes the binding its first fragment found (``fragments``), the address only."""
     if table is None:
         return EdgeOutcome(DropReason.NAT_NEEDS_STATE)
     ip0, ihl, proto, end, first = _parse(frame)
@@ -566,8 +568,14 @@ def nat_inbound(frame: bytearray, nat: NatGateway, table: NatTable | None, now: 
         return EdgeOutcome(DropReason.NAT_UNSUPPORTED)
     if is_fragment(frame) and proto != PROTO_UDP:
         return EdgeOutcome(DropReason.NAT_UNSUPPORTED)
+    key = _frag_key(frame)
     if not first:
-        return EdgeOutcome(DropReason.NAT_NO_BINDING)  # inbound later fragments: not reassembled (decision)
+        fb = fragments.get(key) if fragments is not None else None
+        if fb is None or table.inbound(fb.nat, fb.nat_ip, fb.proto, fb.remote_ip, fb.remote_port, fb.nat_port,
+                                       now) is None:
+            return EdgeOutcome(DropReason.NAT_NO_BINDING)
+        translate_destination(frame, fb.inside_ip)
+        return EdgeOutcome(binding=fb)
     _, sport, dport, _flags = l4_ports(frame)
     if sport is None or dport is None or (proto == PROTO_ICMP and frame[ip0 + ihl] != ICMP_ECHO_REPLY):
         return EdgeOutcome(DropReason.NAT_NO_BINDING)  # ICMP errors and requests to the NAT: unanswered
@@ -576,5 +584,7 @@ def nat_inbound(frame: bytearray, nat: NatGateway, table: NatTable | None, now: 
     b = table.inbound(nat.name, nat.ip, proto, src, remote_port, dport, now)
     if b is None:
         return EdgeOutcome(DropReason.NAT_NO_BINDING)
+    if proto == PROTO_UDP and _first_with_more(frame) and fragments is not None:
+        fragments.remember(key, b)
     translate_destination(frame, b.inside_ip, b.inside_port)
     return EdgeOutcome(binding=b)

@@ -159,3 +159,17 @@ def test_spoofed_sources_keep_the_table_bounded(outside: Live) -> None:
     assert res.returncode == 0 and " 0% packet loss" in res.stdout, res.stdout + res.stderr
     res = ping(outside["w1"], OUTSIDE_IP)
     assert res.returncode == 0 and " 0% packet loss" in res.stdout, res.stdout + res.stderr
+
+
+@pytest.mark.parametrize("direction", ["vm-to-outside", "outside-to-vm"])
+def test_fragmented_pings_arrive_whole_both_ways(outside: Live, direction: str) -> None:
+    """`ping -s 3000` is three fragments each way: the groups judge each datagram by its first fragment (the
+    request by the echo rule, the reply by the tracked flow) and pass the rest, so Linux reassembles every
+    echo (docs/forwarding-model.md §3b).  Before, every fragment after the first was SG_INGRESS."""
+    if direction == "vm-to-outside":
+        src, dst = outside["w1"], OUTSIDE_IP
+    else:
+        src, dst = outside["igw"], PUBLIC_IP
+    res = ping(src, dst, "-s", "3000", "-M", "dont")
+    assert res.returncode == 0 and " 0% packet loss" in res.stdout, res.stdout + res.stderr
+    assert "3008 bytes from" in res.stdout, res.stdout

@@ -72,17 +72,27 @@ def test_allow_all_filters_change_no_verdict(net: fv.Network, data: st.DataObjec
     assert run(ReferenceForwarder(net), items, copy=True, state=ReferenceFlowTable(10_000), now=0) == plain_state
 
 
-def test_non_first_fragments_and_truncated_headers_match_only_all_port_rules() -> None:
+def test_non_first_fragments_pass_the_groups_and_meet_the_nacls_without_a_port() -> None:
+    """A later fragment has no L4 header: the groups judged its datagram by the first fragment and pass it (no
+    table step, so a tracked flow's fragmented reply arrives whole); the stateless NACLs judge it, and only
+    entries for all ports can match it."""
     net = small()
     ref = ReferenceForwarder(net)
-    frag = F.tcp_frame(net.find("a"), "10.0.2.10", net.find("s1"), dport=80, frag=5)
-    assert ref.forward(frag, net.find("a").port).reason == DropReason.SG_INGRESS      # tcp 80 needs a port
-    ufrag = F.udp_frame(net.find("a"), "10.0.2.10", net.find("s1"), dport=9, frag=5)
-    assert ref.forward(ufrag, net.find("a").port).action == Action.DELIVER              # udp all ports: matches
+    a, s1 = net.find("a"), net.find("s1")
+    whole_tcp = F.tcp_frame(a, "10.0.2.10", s1, dport=81)
+    assert ref.forward(whole_tcp, a.port).reason == DropReason.SG_INGRESS           # tcp 81 is not admitted
+    frag = F.tcp_frame(a, "10.0.2.10", s1, dport=81, frag=5)
+    assert ref.forward(frag, a.port).action == Action.DELIVER                        # its first fragment was judged
+    table = ReferenceFlowTable(100)
+    assert ref.forward(frag, a.port, state=table, now=0).action == Action.DELIVER
+    assert len(table) == 0                                                           # no entry for a fragment
+    ufrag = F.udp_frame(a, "10.0.2.10", s1, dport=9, frag=5)
     net.find("v").default_network_acl.add_entry(50, "egress", "deny", "udp", 9, "0.0.0.0/0")
-    assert ref.forward(ufrag, net.find("a").port).action == Action.DELIVER              # port unknown: no match
-    whole = F.udp_frame(net.find("a"), "10.0.2.10", net.find("s1"), dport=9)
-    assert ref.forward(whole, net.find("a").port).reason == DropReason.NACL_EGRESS
+    assert ref.forward(ufrag, a.port).action == Action.DELIVER              # port unknown: the entry does not match
+    whole = F.udp_frame(a, "10.0.2.10", s1, dport=9)
+    assert ref.forward(whole, a.port).reason == DropReason.NACL_EGRESS
+    net.find("v").default_network_acl.add_entry(40, "egress", "deny", "udp", None, "0.0.0.0/0")
+    assert ref.forward(ufrag, a.port).reason == DropReason.NACL_EGRESS     # all ports: it matches
 
 
 def test_hops_name_the_deciding_rule_and_entry() -> None:

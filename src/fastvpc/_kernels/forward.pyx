@@ -182,7 +182,7 @@ cdef int edge_ingress_call(const FwdTables* t,
     if mode == 0 or nx != NEXT_REWRITE or p.action != ACT_DELIVER:
         return nx
     acl_parse(p, x)
-    x.ct = CT_FILT
+    x.ct = CT_FILT | (CT_FRAG if p.h.frag & 0x1FFF else 0)    # a later fragment: the groups pass it
     nx = stage_nacl_ingress(t, p, x)
     if nx == NEXT_REWRITE:
         nx = stage_sg_ingress(t, p, x, mode == 2)

@@ -50,6 +50,7 @@ cdef enum:
     CT_I = 0x04             # stateful: the receiver's table step is pending (adm_i)
     CT_N = 0x08             # stateful: the frame waits for the NAT step (stages/nat.pxd): from a gateway's port,
                             # or (CT_N alone) to the Amazon DNS address, which a route may send to a NAT gateway
+    CT_FRAG = 0x10          # a non-first fragment: the security groups pass it (stages/sg_egress.pxd)
 
 cdef struct Flt:
     uint32_t l4             # the rules' l4 key: TCP/UDP destination port, ICMP type << 8 | code, L4_NONE

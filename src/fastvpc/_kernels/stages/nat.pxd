@@ -252,6 +252,9 @@ cdef inline void nat_route_on(const FwdTables* t, FtView* v, Pkt* p, Flt* x, uin
     if t.filters:
         if stage_nacl_ingress(t, p, x) == NEXT_COMMIT:
             return
+        if p.h.frag & 0x1FFF:              # a non-first fragment: the groups pass it (stages/sg_egress.pxd)
+            p.er.subnet = -1
+            return
         fr = &t.eni_filt[p.out_eni]
         fl = p.h.tcp_flags if p.h.proto == IPPROTO_TCP else (p.h.icmp_type if p.h.proto == IPPROTO_ICMP else 0)
         ft_make_pkt(&k, fr.ident, 0, p.h.proto, p.h.src, p.h.dst, p.h.sport, p.h.dport, fl)
@@ -314,7 +317,19 @@ cdef inline void nat_run(const FwdTables* t, FtView* v, NatView* nv, Pkt* p, Flt
             drop(p, R_NAT_UNSUPPORTED)
             return
         if (ff & 0x1FFF) != 0:
-            drop(p, R_NAT_NO_BINDING)            # later inbound fragments: not reassembled
+            # a later UDP fragment of a reply: the binding its first fragment found (remembered below), the
+            # address only, as outbound (aws-behaviour-more.md: UDP fragments are forwarded)
+            fe = nat_frag_get(nv, src, dst, ipid)
+            bi = -1 if fe == NULL else nat_inbound(nv, fe.nat, fe.proto, fe.nat_ip, fe.nat_port, fe.remote_ip,
+                                                  fe.remote_port, now)
+            if bi < 0:
+                drop(p, R_NAT_NO_BINDING)
+                return
+            b = &nv.b[bi]
+            nat_xlate(f, ETH_HLEN + 16, 2, b.inside_ip, -1)
+            nat_note(o, i, NAT_DIR_BACK, nip, 0)
+            p.h.dst = b.inside_ip
+            nat_route_on(t, v, p, x, sub, now, tmo, o, i)
             return
         if proto == IPPROTO_ICMP:
             if l4 + 8 > end or f[l4] != 0:
@@ -335,6 +350,8 @@ cdef inline void nat_run(const FwdTables* t, FtView* v, NatView* nv, Pkt* p, Flt
             drop(p, R_NAT_NO_BINDING)
             return
         b = &nv.b[bi]
+        if proto == IPPROTO_UDP and (ff & 0x2000):
+            nat_frag_remember(nv, src, dst, ipid, b)     # its later fragments carry no ports
         nat_xlate(f, ETH_HLEN + 16, 2, b.inside_ip, b.inside_port)
         nat_note(o, i, NAT_DIR_BACK, nip, dport)
         p.h.dst = b.inside_ip

@@ -31,6 +31,13 @@ cdef inline int stage_sg_egress(const FwdTables* t, Pkt* p, Flt* x, bint statefu
     fr = sender_filt(t, p.port)
     acl_parse(p, x)
     x.s_eni = fr.eni
+    if p.h.frag & 0x1FFF:
+        # a non-first fragment carries no L4 header: the groups judge its datagram by the first fragment
+        # (rules or a tracked flow), and pass the rest, which a host reassembles only with that first one;
+        # no table step (docs/forwarding-model.md §3b).  Stateful, it still waits in frame order for a NAT
+        # step a route may lead to (CT_N); the network ACLs (stateless) still judge it.
+        x.ct = (CT_FILT | CT_N | CT_FRAG) if stateful else (CT_FILT | CT_FRAG)
+        return goto(p, NEXT_LOCAL)
     if stateful:
         # the rules are evaluated by the driver's table pass, and only for a packet of no tracked
         # flow (ct_pass: FT_ADMIT_LATER / FT_LATER): a tracked flow is admitted whatever they say
