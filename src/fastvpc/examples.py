@@ -80,18 +80,19 @@ def seed_aws_describe() -> dict[str, dict[str, Any]]:
     enis, reservations = [], []
     for e in net.enis:
         secondary = [{"PrivateIpAddress": str(ip), "Primary": False} for ip in e.secondary_ips]
+        primary: dict[str, Any] = {"PrivateIpAddress": str(e.ip), "Primary": True}
         enis.append({
             "NetworkInterfaceId": eid(e.name), "SubnetId": sid(e.subnet.name), "VpcId": SEED_VPC_ID,
             "PrivateIpAddress": str(e.ip), "MacAddress": e.mac, "SourceDestCheck": e.source_dest_check,
             "InterfaceType": "interface", "Status": "in-use", "TagSet": tags(f"{e.name}-eth0"),
-            "PrivateIpAddresses": [{"PrivateIpAddress": str(e.ip), "Primary": True}, *secondary],
+            "PrivateIpAddresses": [primary, *secondary],
             "Attachment": {"InstanceId": iid(e.name), "DeviceIndex": 0, "Status": "attached"},
         })
         if e.public_ip is not None:     # an auto-assigned public IP, as describe-network-interfaces shows it
             pub = {"IpOwnerId": "amazon", "PublicIp": str(e.public_ip),
                    "PublicDnsName": f"ec2-{str(e.public_ip).replace('.', '-')}.compute-1.amazonaws.com"}
             enis[-1]["Association"] = pub
-            enis[-1]["PrivateIpAddresses"][0]["Association"] = dict(pub)
+            primary["Association"] = dict(pub)
         reservations.append({"Instances": [{
             "InstanceId": iid(e.name), "SubnetId": sid(e.subnet.name), "VpcId": SEED_VPC_ID,
             "PrivateIpAddress": str(e.ip), "State": {"Name": "running"}, "Tags": tags(e.name),
