@@ -116,3 +116,44 @@ def test_lab_up_needs_root_says_so(tmp_path):
         res = subprocess.run(nobody + ["-m", "fastvpc", "lab", "up", "seed"], capture_output=True, text=True,
                              timeout=60, env=env)
     assert res.returncode == 77 and "root" in res.stderr, res.stderr
+
+
+def test_lab_up_names_that_look_alike_get_their_own_namespaces(tmp_path):
+    """``web/1`` and ``web_1`` (and two names alike in their first 40 characters) were one namespace
+    name: ``lab up`` failed in ``ip -batch`` with exit 77 and left a namespace behind."""
+    _need_real_root()
+    import fastvpc as fv
+    from fastvpc.files import save
+
+    net = fv.Network()
+    vpc = net.add_vpc("10.0.0.0/16", name="v")
+    sub = vpc.add_subnet("10.0.1.0/24", name="s")
+    names = ["web/1", "web_1", "n" * 45 + "a", "n" * 45 + "b"]
+    for i, name in enumerate(names):
+        sub.add_eni(f"10.0.1.{10 + i}", name=name)
+    save(net, tmp_path / "alike.json")
+    env = dict(os.environ, FASTVPC_LAB_DIR=str(tmp_path / "labs"))
+    res = subprocess.run([sys.executable, "-m", "fastvpc", "lab", "up", str(tmp_path / "alike.json"),
+                          "--duration", "0.5"], capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert res.returncode == 0, res.stdout + res.stderr
+    hosts = dict(re.findall(r"^\s+(\S+)\s.*ip netns exec (\S+) bash", res.stdout, re.MULTILINE))
+    assert sorted(hosts) == sorted(names) and len(set(hosts.values())) == 4, res.stdout
+    assert not any(ns in _namespaces().split() for ns in hosts.values())
+
+
+def test_a_failed_namespace_batch_leaves_nothing_behind():
+    """What ``ip -batch`` made before the line that failed is deleted by close() too."""
+    _need_real_root()
+    from fastvpc.examples import seed_vpc
+    from fastvpc.live.netns import Lab, LabUnavailable
+
+    lab = Lab(seed_vpc(), enis=["web1", "app1", "db1"])
+    made = lab["web1"].name
+    lab["app1"].name = made        # the second `netns add` of the batch fails: File exists
+    try:
+        with pytest.raises(LabUnavailable, match="File exists"):
+            lab.build()
+        assert made not in _namespaces().split()
+    finally:
+        if made in _namespaces().split():
+            subprocess.run(["ip", "netns", "del", made], capture_output=True, check=False)
