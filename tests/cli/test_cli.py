@@ -17,6 +17,7 @@ import pytest
 import fastvpc as fv
 from fastvpc.cli import main
 from fastvpc.examples import seed_instance_id, seed_vpc, write_starter_files
+from fastvpc.files import load, save
 from fastvpc.pcap import read_pcap
 
 
@@ -79,6 +80,12 @@ BAD = [
     (["live", "{d}/topology.yaml", "--attach", "web1=veth0", "--duration", "-1"], "--duration"),
     (["live", "{d}/topology.yaml", "--attach", "web1=veth0", "--duration", "nan"], "--duration"),
     (["live", "{d}/topology.yaml", "--attach", "web1=veth0", "--batch-size", "0"], "--batch-size"),
+    # the Switch's ranges, checked when the options are parsed: the line names the option, the value, the range
+    (["live", "{d}/topology.yaml", "--attach", "web1=veth0", "--batch-size", "99999999"],
+     "argument --batch-size: '99999999' is not a whole number in 1..65536"),
+    (["live", "{d}/topology.yaml", "--attach", "web1=veth0", "--snaplen", "10"],
+     "argument --snaplen: '10' is not a whole number in 64..262144"),
+    (["live", "{d}/topology.yaml", "--attach", "web1=veth0", "--snaplen", "262145"], "argument --snaplen"),
     (["live", "{d}/topology.yaml", "--attach", "web1"], "--attach"),
     (["live", "{d}/topology.yaml"], "nothing attached"),
     (["nosuch"], "nosuch"),
@@ -315,3 +322,54 @@ def test_trace_from_an_eni_the_import_skipped_says_why(starter, capsys):
     line = err.strip().splitlines()[-1]
     assert f"--from {eni!r} is neither" in line
     assert "the import report: skipped its subnet 'subnet-0web" in line and "is not in the data" in line, line
+
+
+def test_live_help_states_the_ranges(capsys):
+    from fastvpc.cli.live import BATCH_SIZES, SNAPLENS
+    from fastvpc.live.switch import BATCH_SIZE_MAX, SNAPLEN_MAX, SNAPLEN_MIN
+
+    assert BATCH_SIZES == (1, BATCH_SIZE_MAX) and SNAPLENS == (SNAPLEN_MIN, SNAPLEN_MAX)   # the Switch's own
+    assert main(["live", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--batch-size N frames per round at most, 1..65536 (default 1024)" in text, text
+    assert "--snaplen BYTES largest frame accepted, 64..262144 bytes (default 2048)" in text, text
+
+
+def _edge_topology(path: Path) -> Path:
+    net = seed_vpc()
+    vpc = net.vpcs[0]
+    net.find("web").add_nat_gateway(name="nat", address=net.allocate_address("203.0.113.30", name="eip-nat"))
+    other = net.add_vpc("10.9.0.0/16", name="other")
+    other.add_subnet("10.9.1.0/24", name="far").add_eni("10.9.1.10", name="far1")
+    net.add_peering(vpc, other, name="pcx")
+    save(net, path)
+    return path
+
+
+@pytest.mark.parametrize("name, what", [("nat", "NAT gateway"), ("pcx", "peering connection")])
+@pytest.mark.parametrize("by_port", [False, True], ids=["by name", "by port"])
+def test_live_refuses_a_port_without_a_wire(tmp_path, capsys, name, what, by_port):
+    """A NAT gateway's port (the data plane carries frames through the NAT gateway itself) and a peering's
+    carry nothing: every frame on them is DROP(UNKNOWN_PORT), none is sent out.  Refused, naming it and why,
+    before any interface is opened (this one does not exist)."""
+    topo = _edge_topology(tmp_path / "edge.json")
+    key = str(load(topo).find(name).port) if by_port else name
+    code, out, err = run_cli(["live", str(topo), "--attach", "web1=fvnosuchif0", "--attach", f"{key}=fvnosuchif1",
+                              "--duration", "1"], capsys)
+    assert code == 2 and out == "", (code, out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"fastvpc live: error: cannot attach {name}: it is a {what}"), err
+    assert "has no wire" in lines[0] and "UNKNOWN_PORT" in lines[0] and "fvnosuchif" not in lines[0], err
+
+
+def test_live_attaches_the_gateways_that_have_a_wire(tmp_path, capsys):
+    """Internet, VPN and transit gateways and endpoints pass the check: the error is the missing interface."""
+    net = seed_vpc()
+    vpc = net.vpcs[0]
+    vpc.add_transit_gateway(name="tgw")
+    vpc.add_endpoint(name="vpce", endpoint_type="gateway")
+    save(net, tmp_path / "t.json")
+    for name in ("igw", "vgw", "tgw", "vpce"):
+        code, _, err = run_cli(["live", str(tmp_path / "t.json"), "--attach", f"{name}=fvnosuchif0",
+                                  "--duration", "1"], capsys)
+        assert code in (2, 77) and "fvnosuchif0" in err and "no wire" not in err, (name, code, err)

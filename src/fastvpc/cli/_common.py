@@ -53,6 +53,20 @@ def positive_int(text: str) -> int:
     return value
 
 
+def int_in(lo: int, hi: int) -> Any:
+    """A whole number in ``lo..hi``, as an option type (its range is in the message of a refusal)."""
+    def check(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number in {lo}..{hi}")
+        return value
+    check.__name__ = "whole number"
+    return check
+
+
 def positive_float(text: str) -> float:
     try:
         value = float(text)
