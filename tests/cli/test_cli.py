@@ -86,6 +86,12 @@ BAD = [
     (["live", "{d}/topology.yaml", "--attach", "web1=veth0", "--snaplen", "10"],
      "argument --snaplen: '10' is not a whole number in 64..262144"),
     (["live", "{d}/topology.yaml", "--attach", "web1=veth0", "--snaplen", "262145"], "argument --snaplen"),
+    (["live", "{d}/topology.yaml", "--attach", "web1=veth0", "--flow-capacity", "0"],
+     "argument --flow-capacity: '0' is not a whole number in 1..16777216"),
+    (["live", "{d}/topology.yaml", "--attach", "web1=veth0", "--flow-capacity", "16777217"],
+     "argument --flow-capacity: '16777217' is not a whole number in 1..16777216"),
+    (["lab", "up", "{d}/topology.yaml", "--flow-capacity", "lots"],
+     "argument --flow-capacity: 'lots' is not a whole number in 1..16777216"),
     (["live", "{d}/topology.yaml", "--attach", "web1"], "--attach"),
     (["live", "{d}/topology.yaml"], "nothing attached"),
     (["nosuch"], "nosuch"),
@@ -373,3 +379,33 @@ def test_live_attaches_the_gateways_that_have_a_wire(tmp_path, capsys):
         code, _, err = run_cli(["live", str(tmp_path / "t.json"), "--attach", f"{name}=fvnosuchif0",
                                   "--duration", "1"], capsys)
         assert code in (2, 77) and "fvnosuchif0" in err and "no wire" not in err, (name, code, err)
+
+
+@pytest.mark.parametrize("command", [["live"], ["lab", "up"]])
+def test_flow_capacity_option_states_the_default_and_the_sharing(command, capsys):
+    from fastvpc.cli._common import DEFAULT_FLOW_CAPACITY
+    from fastvpc.live.switch import LIVE_FLOW_CAPACITY
+
+    assert DEFAULT_FLOW_CAPACITY == LIVE_FLOW_CAPACITY
+    assert main([*command, "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--flow-capacity N flows the switch's connection-tracking table holds, one table for all ENIs" in text
+    assert "1..16777216 (default 262144, about 16.6 MB" in text, text
+
+
+@pytest.mark.parametrize("extra, want", [([], 262_144), (["--flow-capacity", "5000"], 5000)])
+def test_live_flow_capacity_reaches_the_switch(monkeypatch, capsys, extra, want):
+    import fastvpc.live as live
+    from fastvpc.errors import LiveError
+
+    made = {}
+
+    class Recorder(live.Switch):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made["capacity"] = self.state.capacity
+            raise LiveError("recorded")
+
+    monkeypatch.setattr(live, "Switch", Recorder)
+    code, _, err = run_cli(["live", "seed", "--attach", "web1=fvnosuchif0", *extra], capsys)
+    assert code == 2 and "recorded" in err and made == {"capacity": want}, err

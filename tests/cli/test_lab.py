@@ -157,3 +157,29 @@ def test_a_failed_namespace_batch_leaves_nothing_behind():
     finally:
         if made in _namespaces().split():
             subprocess.run(["ip", "netns", "del", made], capture_output=True, check=False)
+
+
+def test_lab_up_flow_capacity_is_one_table_for_all_enis(tmp_path):
+    """--flow-capacity sizes the switch's one connection-tracking table: web1's UDP to 20 ports of app1
+    fills a table of 8 flows, and db1's ping of app1, a new flow of another VM, is FLOW_TABLE_FULL."""
+    _need_real_root()
+    proc, hosts = _start(tmp_path, "--flow-capacity", "8", "--no-gateways")
+    try:
+        scan = ("import socket, sys\n"
+                "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+                "for port in range(5000, 5020):\n"
+                "    s.sendto(b'x', (sys.argv[1], port))\n")
+        subprocess.run(["ip", "netns", "exec", hosts["web1"], sys.executable, "-c", scan, "10.0.2.10"],
+                       capture_output=True, text=True, timeout=30, check=True)
+        ping = subprocess.run(["ip", "netns", "exec", hosts["db1"], "ping", "-n", "-c", "2", "-i", "0.2", "-W", "1",
+                               "10.0.2.10"], capture_output=True, text=True, timeout=30, check=False)
+        assert ping.returncode != 0 and "100% packet loss" in ping.stdout, ping.stdout + ping.stderr
+        assert _down(tmp_path).returncode == 0
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        full = re.search(r"^\s+FLOW_TABLE_FULL\s+(\d+)$", out, re.MULTILINE)
+        assert full is not None and int(full.group(1)) >= 2 + 12, out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

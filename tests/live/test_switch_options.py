@@ -43,3 +43,22 @@ def test_nat_gateway_and_peering_ports_are_refused_where_they_carry_nothing() ->
     dp = net.compile()
     sw = Switch(dp, {"igw": "x0", "vgw": "x1", "tgw": "x2", "vpce": "x3"}, network=net)
     assert sorted(sw.labels.values()) == ["igw", "tgw", "vgw", "vpce"]
+
+
+def test_flow_capacity_sizes_the_one_table_of_the_switch() -> None:
+    from fastvpc.dataplane.state import FlowTable
+    from fastvpc.live.switch import LIVE_FLOW_CAPACITY
+
+    net = seed_vpc()
+    dp = net.compile()
+    assert LIVE_FLOW_CAPACITY == 262_144
+    assert Switch(dp, {"web1": "x0", "app1": "x1"}, network=net).state.capacity == LIVE_FLOW_CAPACITY
+    assert FlowTable(LIVE_FLOW_CAPACITY).nbytes < 17_000_000       # the memory docs/live.md states
+    sw = Switch(dp, {"web1": "x0", "app1": "x1"}, network=net, flow_capacity=1000)
+    assert sw.state.capacity == 1000                                 # one table for both ENIs
+    assert Switch(ReferenceForwarder(net), {"web1": "x0"}, network=net, flow_capacity=7).state.capacity == 7
+    for bad in (0, -1, True, 1.5, "10"):
+        with pytest.raises(LiveError, match="flow_capacity .* must be a positive whole number"):
+            Switch(dp, {"web1": "x0"}, network=net, flow_capacity=bad)
+    with pytest.raises(LiveError, match="give it or state=, not both"):
+        Switch(dp, {"web1": "x0"}, network=net, state=None, flow_capacity=10)

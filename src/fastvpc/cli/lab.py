@@ -1,4 +1,4 @@
-"""``fastvpc lab up TOPOLOGY [--duration S]`` and ``fastvpc lab down``: a lab in one command.
+"""``fastvpc lab up TOPOLOGY [--duration S] [--flow-capacity N]`` and ``fastvpc lab down``: a lab in one command.
 
 ``up`` builds, with :class:`fastvpc.live.netns.Lab`, one network namespace per ENI (``eth0``
 with the ENI's MAC, its IPs, a default route via the subnet router, veth's default offloads) and
@@ -40,7 +40,7 @@ def state_dir() -> str:
 
 def add_parser(sub: Any) -> None:
     from fastvpc.cli import command
-    from fastvpc.cli._common import positive_float
+    from fastvpc.cli._common import add_flow_capacity_option, positive_float
 
     p = sub.add_parser("lab", help="build namespaces for a topology's ENIs and gateways, run the switch "
                                    "between them (root)",
@@ -52,6 +52,7 @@ def add_parser(sub: Any) -> None:
     up.add_argument("topology", help="topology file (JSON/YAML), or 'seed' for the built-in example")
     up.add_argument("--duration", type=positive_float, default=None, metavar="S", help="stop after S seconds")
     up.add_argument("--no-gateways", action="store_true", help="no outside host per gateway")
+    add_flow_capacity_option(up)
     up.set_defaults(func=command("lab up", _up))
     down = lsub.add_parser("down", help="stop every running lab and remove what crashed labs left behind")
     down.set_defaults(func=command("lab down", _down))
@@ -108,7 +109,7 @@ def _up(args: argparse.Namespace) -> int:
         with open(_state_file(lab.tag), "w") as fh:
             json.dump(state, fh, indent=1)
         try:
-            switch = Switch(net.compile(), lab.attachments, network=net)
+            switch = Switch(net.compile(), lab.attachments, network=net, flow_capacity=args.flow_capacity)
             switch.open()
         except LiveError as exc:
             print(f"fastvpc lab up: error: {exc}", file=sys.stderr)

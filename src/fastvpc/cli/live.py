@@ -1,4 +1,5 @@
-"""``fastvpc live TOPOLOGY --attach ENI=IFNAME ... [--attach igw=IFNAME] [--duration S] [--flow-log FILE]``.
+"""``fastvpc live TOPOLOGY --attach ENI=IFNAME ... [--attach igw=IFNAME] [--duration S] [--flow-log FILE]
+[--flow-capacity N]``.
 
 Attaches real interfaces to ports of a topology and runs the compiled data plane between
 them until SIGINT/SIGTERM or ``--duration`` seconds, then prints the counters by action and
@@ -29,7 +30,7 @@ def _attach_pair(text: str) -> tuple[str, str]:
 
 def add_parser(sub: Any) -> None:
     from fastvpc.cli import command
-    from fastvpc.cli._common import add_flow_log_options, int_in, output_path, positive_float
+    from fastvpc.cli._common import add_flow_capacity_option, add_flow_log_options, int_in, output_path, positive_float
 
     p = sub.add_parser("live", help="run the data plane between real interfaces (AF_PACKET; needs CAP_NET_RAW)",
                        description="Attach Linux interfaces to ENIs and gateways of a topology and forward "
@@ -44,6 +45,7 @@ def add_parser(sub: Any) -> None:
                    help=f"frames per round at most, {BATCH_SIZES[0]}..{BATCH_SIZES[1]} (default 1024)")
     p.add_argument("--snaplen", type=int_in(*SNAPLENS), default=2048, metavar="BYTES",
                    help=f"largest frame accepted, {SNAPLENS[0]}..{SNAPLENS[1]} bytes (default 2048)")
+    add_flow_capacity_option(p)
     p.add_argument("--reference", action="store_true",
                    help="use the pure-Python reference forwarder instead of the compiled data plane (slow)")
     p.add_argument("--json", dest="json_path", type=output_path(".json"), metavar="FILE",
@@ -95,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         dp = net.compile(arp_mode=args.arp_mode)
     try:
         switch = Switch(dp, attach, network=net, batch_size=args.batch_size, snaplen=args.snaplen,
-                        flow_log=flow_log)
+                        flow_log=flow_log, flow_capacity=args.flow_capacity)
         switch.open()
     except LivePermissionError as exc:
         print(f"fastvpc live: not permitted: {exc}", file=sys.stderr)

@@ -18,7 +18,7 @@ from fastvpc.live._rings import RxRing, TxRing
 from fastvpc.live.sockets import open_packet_socket, open_tx_socket
 from fastvpc.verdicts import Action, DropReason
 
-__all__ = ["Switch"]
+__all__ = ["LIVE_FLOW_CAPACITY", "Switch"]
 
 _STAT_NAMES = ("rx", "rx_truncated", "rx_outgoing", "rx_errors", "tx", "tx_errors", "tx_unattached", "rounds",
                "rx_csum_completed", "rx_segmented", "tx_refused", "rx_vlan_tagged")
@@ -96,12 +96,14 @@ def _outside_gateways(ports: Mapping[int, str], network: Any) -> list[tuple[int,
     return out
 
 
-#: flows the switch's own connection-tracking table holds (a few MB: a lab, not a fleet)
-LIVE_FLOW_CAPACITY = 65_536
+#: flows the switch's own connection-tracking table holds by default, for all ENIs together (DESIGN §5:
+#: one table, ``capacity`` table-wide): FlowTable(262_144).nbytes is 16.6 MB (63 bytes a flow), and a
+#: topology with a NAT gateway adds its bindings' region, 23.2 MB, when a frame first meets one
+LIVE_FLOW_CAPACITY = 262_144
 
 
-def _auto_state(dataplane: Any) -> Any:
-    """A fresh table for ``dataplane`` when its ``process()`` takes ``state=``, else None."""
+def _auto_state(dataplane: Any, capacity: int) -> Any:
+    """A fresh table of ``capacity`` flows for ``dataplane`` when its ``process()`` takes ``state=``, else None."""
     import inspect
 
     try:
@@ -112,7 +114,7 @@ def _auto_state(dataplane: Any) -> Any:
         return None
     from fastvpc.testing import fresh_state
 
-    return fresh_state(dataplane, LIVE_FLOW_CAPACITY)
+    return fresh_state(dataplane, capacity)
 
 
 class Switch:
@@ -120,6 +122,11 @@ class Switch:
 
     ``attach`` maps ports to interface names; a key is an ENI or gateway object, its name
     (resolved through ``network``, or ``dataplane.network`` when present) or a port number.
+    ``state="auto"`` gives the switch its own connection-tracking table of ``flow_capacity`` flows
+    (default :data:`LIVE_FLOW_CAPACITY`, 262,144), one for all attached ENIs: a VM that opens that
+    many flows leaves none for the others, whose new flows are ``DROP(FLOW_TABLE_FULL)`` until
+    entries expire (AWS's per-ENI allowance is not modelled).
+
     A NAT gateway (when ``dataplane`` models NAT gateways, as the compiled one does) and a
     peering connection cannot be attached: their ports carry nothing (:class:`LiveError` says so).
     ``batch_size`` frames at most per round (1..65536); ``snaplen`` is the largest frame accepted
@@ -139,7 +146,7 @@ class Switch:
     def __init__(self, dataplane: Any, attach: Mapping[Any, str], *, network: Any = None,
                  batch_size: int = 1024, snaplen: int = 2048, rx_ring: bool = True,
                  tx_ring: bool = True, spin: int = 0, state: Any = "auto", flow_log: Any = None,
-                 neighbours: int = 1024) -> None:
+                 neighbours: int = 1024, flow_capacity: int | None = None) -> None:
         if not callable(getattr(dataplane, "process", None)):
             raise TypeError(f"dataplane must have a process(batch) method, got {type(dataplane).__name__}")
         if not attach:
@@ -148,10 +155,20 @@ class Switch:
             raise LiveError(f"batch_size {batch_size} must be in 1..{BATCH_SIZE_MAX}")
         if not SNAPLEN_MIN <= int(snaplen) <= SNAPLEN_MAX:
             raise LiveError(f"snaplen {snaplen} must be in {SNAPLEN_MIN}..{SNAPLEN_MAX}")
+        auto = isinstance(state, str) and state == "auto"
+        if flow_capacity is not None:
+            if isinstance(flow_capacity, bool) or not isinstance(flow_capacity, (int, np.integer)) \
+                    or flow_capacity < 1:
+                raise LiveError(f"flow_capacity {flow_capacity!r} must be a positive whole number")
+            if not auto:
+                raise LiveError("flow_capacity sizes the table the switch makes (state='auto'): "
+                                "give it or state=, not both")
         self.dataplane = dataplane
         #: connection tracking across batches, timed by the monotonic clock ("auto": a fresh table of the
-        #: dataplane's kind when its process() takes state=; None: stateless, every packet a first packet)
-        self.state = _auto_state(dataplane) if isinstance(state, str) and state == "auto" else state
+        #: dataplane's kind when its process() takes state=, of flow_capacity flows (default
+        #: LIVE_FLOW_CAPACITY) shared by every ENI; None: stateless, every packet a first packet)
+        self.state = _auto_state(dataplane, LIVE_FLOW_CAPACITY if flow_capacity is None else int(flow_capacity)) \
+            if auto else state
         #: a fastvpc.FlowLog fed after every batch (None: no flow log).  Its times are the monotonic
         #: clock's, anchored to the epoch when the switch is made, so they never go backwards (a wall
         #: clock step would) and its windows are AWS's, aligned to the epoch
