@@ -409,3 +409,26 @@ def test_live_flow_capacity_reaches_the_switch(monkeypatch, capsys, extra, want)
     monkeypatch.setattr(live, "Switch", Recorder)
     code, _, err = run_cli(["live", "seed", "--attach", "web1=fvnosuchif0", *extra], capsys)
     assert code == 2 and "recorded" in err and made == {"capacity": want}, err
+
+
+def test_outside_hosts_of_a_lab_skip_every_address_the_topology_uses():
+    """lab up's outside hosts (203.0.113.0/24 for internet gateways, 198.51.100.0/24 for VPN gateways): never
+    an address of the topology, here an ENI's public IP, an unassociated Elastic IP, a NAT gateway's and a
+    VPC whose CIDR is in the VPN gateways' block."""
+    from fastvpc.cli.lab import gateway_addresses
+
+    assert gateway_addresses(seed_vpc()) == {"igw": "203.0.113.1/24", "vgw": "198.51.100.1/24"}
+    net = seed_vpc()
+    web1 = net.find("web1")
+    web1.disassociate_address()
+    web1.associate_address(net.allocate_address("203.0.113.1", name="eip-one"))
+    net.allocate_address("203.0.113.2", name="eip-loose")
+    net.find("web").add_nat_gateway(name="nat", address=net.allocate_address("203.0.113.3", name="eip-nat"))
+    net.add_vpc("198.51.100.0/28", name="public").add_subnet("198.51.100.0/28", name="p").add_eni("198.51.100.4")
+    want = {"igw": "203.0.113.4/24", "vgw": "198.51.100.16/24"}
+    assert gateway_addresses(net) == want
+    assert gateway_addresses(net) == want            # deterministic
+    for i in range(4, 255):                          # the internet gateways' block used up: the next TEST-NET
+        if net.address_for(f"203.0.113.{i}") is None:
+            net.allocate_address(f"203.0.113.{i}")
+    assert gateway_addresses(net) == {"igw": "198.51.100.16/24", "vgw": "198.51.100.17/24"}

@@ -183,3 +183,35 @@ def test_lab_up_flow_capacity_is_one_table_for_all_enis(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_lab_up_outside_host_never_takes_a_public_ip_of_the_topology(tmp_path):
+    """web1's Elastic IP is 203.0.113.1, the address the internet gateway's outside host had: that host
+    answered web1's pings itself. Now it takes the next free address and web1 pings it."""
+    _need_real_root()
+    from fastvpc.examples import seed_vpc
+    from fastvpc.files import save
+
+    net = seed_vpc()
+    web1 = net.find("web1")
+    web1.disassociate_address()
+    web1.associate_address(net.allocate_address("203.0.113.1", name="eip-one"))
+    save(net, tmp_path / "eip.json")
+    env = dict(os.environ, FASTVPC_LAB_DIR=str(tmp_path / "labs"))
+    proc = subprocess.Popen([sys.executable, "-m", "fastvpc", "lab", "up", str(tmp_path / "eip.json")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        lines = []
+        while not lines or "switch running" not in lines[-1]:
+            lines.append(proc.stdout.readline())
+            assert lines[-1], "".join(lines) + (proc.stderr.read() if proc.stderr else "")
+        igw = next(line for line in lines if line.split()[:1] == ["igw"])
+        assert igw.split()[1] == "203.0.113.2/24", igw
+        ns = dict(re.findall(r"^\s+(\S+)\s.*ip netns exec (\S+) bash", "".join(lines), re.MULTILINE))
+        ping = subprocess.run(["ip", "netns", "exec", ns["web1"], "ping", "-n", "-c", "2", "-i", "0.2", "-W", "2",
+                               "203.0.113.2"], capture_output=True, text=True, timeout=30, check=False)
+        assert ping.returncode == 0 and " 0% packet loss" in ping.stdout, ping.stdout + ping.stderr
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
