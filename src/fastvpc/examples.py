@@ -77,7 +77,8 @@ def seed_aws_describe() -> dict[str, dict[str, Any]]:
     gw_ids = {"igw": "igw-0seed00000000000a", "vgw": "vgw-0seed00000000000a"}
     rtb_ids = {rt.name: f"rtb-0{rt.name.replace('-', '')}{'0' * (16 - len(rt.name.replace('-', '')))}"
                for rt in vpc.route_tables}
-    enis, reservations = [], []
+    enis: list[dict[str, Any]] = []
+    reservations: list[dict[str, Any]] = []
     for e in net.enis:
         secondary = [{"PrivateIpAddress": str(ip), "Primary": False} for ip in e.secondary_ips]
         primary: dict[str, Any] = {"PrivateIpAddress": str(e.ip), "Primary": True}

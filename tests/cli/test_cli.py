@@ -17,6 +17,7 @@ import pytest
 import fastvpc as fv
 from fastvpc.cli import main
 from fastvpc.examples import seed_instance_id, seed_vpc, write_starter_files
+from fastvpc.files import load, save
 from fastvpc.pcap import read_pcap
 
 
@@ -79,6 +80,18 @@ BAD = [
     (["live", "{d}/topology.yaml", "--attach", "web1=veth0", "--duration", "-1"], "--duration"),
     (["live", "{d}/topology.yaml", "--attach", "web1=veth0", "--duration", "nan"], "--duration"),
     (["live", "{d}/topology.yaml", "--attach", "web1=veth0", "--batch-size", "0"], "--batch-size"),
+    # the Switch's ranges, checked when the options are parsed: the line names the option, the value, the range
+    (["live", "{d}/topology.yaml", "--attach", "web1=veth0", "--batch-size", "99999999"],
+     "argument --batch-size: '99999999' is not a whole number in 1..65536"),
+    (["live", "{d}/topology.yaml", "--attach", "web1=veth0", "--snaplen", "10"],
+     "argument --snaplen: '10' is not a whole number in 64..262144"),
+    (["live", "{d}/topology.yaml", "--attach", "web1=veth0", "--snaplen", "262145"], "argument --snaplen"),
+    (["live", "{d}/topology.yaml", "--attach", "web1=veth0", "--flow-capacity", "0"],
+     "argument --flow-capacity: '0' is not a whole number in 1..16777216"),
+    (["live", "{d}/topology.yaml", "--attach", "web1=veth0", "--flow-capacity", "16777217"],
+     "argument --flow-capacity: '16777217' is not a whole number in 1..16777216"),
+    (["lab", "up", "{d}/topology.yaml", "--flow-capacity", "lots"],
+     "argument --flow-capacity: 'lots' is not a whole number in 1..16777216"),
     (["live", "{d}/topology.yaml", "--attach", "web1"], "--attach"),
     (["live", "{d}/topology.yaml"], "nothing attached"),
     (["nosuch"], "nosuch"),
@@ -315,3 +328,107 @@ def test_trace_from_an_eni_the_import_skipped_says_why(starter, capsys):
     line = err.strip().splitlines()[-1]
     assert f"--from {eni!r} is neither" in line
     assert "the import report: skipped its subnet 'subnet-0web" in line and "is not in the data" in line, line
+
+
+def test_live_help_states_the_ranges(capsys):
+    from fastvpc.cli.live import BATCH_SIZES, SNAPLENS
+    from fastvpc.live.switch import BATCH_SIZE_MAX, SNAPLEN_MAX, SNAPLEN_MIN
+
+    assert BATCH_SIZES == (1, BATCH_SIZE_MAX) and SNAPLENS == (SNAPLEN_MIN, SNAPLEN_MAX)   # the Switch's own
+    assert main(["live", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--batch-size N frames per round at most, 1..65536 (default 1024)" in text, text
+    assert "--snaplen BYTES largest frame accepted, 64..262144 bytes (default 2048)" in text, text
+
+
+def _edge_topology(path: Path) -> Path:
+    net = seed_vpc()
+    vpc = net.vpcs[0]
+    net.find("web").add_nat_gateway(name="nat", address=net.allocate_address("203.0.113.30", name="eip-nat"))
+    other = net.add_vpc("10.9.0.0/16", name="other")
+    other.add_subnet("10.9.1.0/24", name="far").add_eni("10.9.1.10", name="far1")
+    net.add_peering(vpc, other, name="pcx")
+    save(net, path)
+    return path
+
+
+@pytest.mark.parametrize("name, what", [("nat", "NAT gateway"), ("pcx", "peering connection")])
+@pytest.mark.parametrize("by_port", [False, True], ids=["by name", "by port"])
+def test_live_refuses_a_port_without_a_wire(tmp_path, capsys, name, what, by_port):
+    """A NAT gateway's port (the data plane carries frames through the NAT gateway itself) and a peering's
+    carry nothing: every frame on them is DROP(UNKNOWN_PORT), none is sent out.  Refused, naming it and why,
+    before any interface is opened (this one does not exist)."""
+    topo = _edge_topology(tmp_path / "edge.json")
+    key = str(load(topo).find(name).port) if by_port else name
+    code, out, err = run_cli(["live", str(topo), "--attach", "web1=fvnosuchif0", "--attach", f"{key}=fvnosuchif1",
+                              "--duration", "1"], capsys)
+    assert code == 2 and out == "", (code, out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"fastvpc live: error: cannot attach {name}: it is a {what}"), err
+    assert "has no wire" in lines[0] and "UNKNOWN_PORT" in lines[0] and "fvnosuchif" not in lines[0], err
+
+
+def test_live_attaches_the_gateways_that_have_a_wire(tmp_path, capsys):
+    """Internet, VPN and transit gateways and endpoints pass the check: the error is the missing interface."""
+    net = seed_vpc()
+    vpc = net.vpcs[0]
+    vpc.add_transit_gateway(name="tgw")
+    vpc.add_endpoint(name="vpce", endpoint_type="gateway")
+    save(net, tmp_path / "t.json")
+    for name in ("igw", "vgw", "tgw", "vpce"):
+        code, _, err = run_cli(["live", str(tmp_path / "t.json"), "--attach", f"{name}=fvnosuchif0",
+                                  "--duration", "1"], capsys)
+        assert code in (2, 77) and "fvnosuchif0" in err and "no wire" not in err, (name, code, err)
+
+
+@pytest.mark.parametrize("command", [["live"], ["lab", "up"]])
+def test_flow_capacity_option_states_the_default_and_the_sharing(command, capsys):
+    from fastvpc.cli._common import DEFAULT_FLOW_CAPACITY
+    from fastvpc.live.switch import LIVE_FLOW_CAPACITY
+
+    assert DEFAULT_FLOW_CAPACITY == LIVE_FLOW_CAPACITY
+    assert main([*command, "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--flow-capacity N flows the switch's connection-tracking table holds, one table for all ENIs" in text
+    assert "1..16777216 (default 262144, about 16.6 MB" in text, text
+
+
+@pytest.mark.parametrize("extra, want", [([], 262_144), (["--flow-capacity", "5000"], 5000)])
+def test_live_flow_capacity_reaches_the_switch(monkeypatch, capsys, extra, want):
+    import fastvpc.live as live
+    from fastvpc.errors import LiveError
+
+    made = {}
+
+    class Recorder(live.Switch):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made["capacity"] = self.state.capacity
+            raise LiveError("recorded")
+
+    monkeypatch.setattr(live, "Switch", Recorder)
+    code, _, err = run_cli(["live", "seed", "--attach", "web1=fvnosuchif0", *extra], capsys)
+    assert code == 2 and "recorded" in err and made == {"capacity": want}, err
+
+
+def test_outside_hosts_of_a_lab_skip_every_address_the_topology_uses():
+    """lab up's outside hosts (203.0.113.0/24 for internet gateways, 198.51.100.0/24 for VPN gateways): never
+    an address of the topology, here an ENI's public IP, an unassociated Elastic IP, a NAT gateway's and a
+    VPC whose CIDR is in the VPN gateways' block."""
+    from fastvpc.cli.lab import gateway_addresses
+
+    assert gateway_addresses(seed_vpc()) == {"igw": "203.0.113.1/24", "vgw": "198.51.100.1/24"}
+    net = seed_vpc()
+    web1 = net.find("web1")
+    web1.disassociate_address()
+    web1.associate_address(net.allocate_address("203.0.113.1", name="eip-one"))
+    net.allocate_address("203.0.113.2", name="eip-loose")
+    net.find("web").add_nat_gateway(name="nat", address=net.allocate_address("203.0.113.3", name="eip-nat"))
+    net.add_vpc("198.51.100.0/28", name="public").add_subnet("198.51.100.0/28", name="p").add_eni("198.51.100.4")
+    want = {"igw": "203.0.113.4/24", "vgw": "198.51.100.16/24"}
+    assert gateway_addresses(net) == want
+    assert gateway_addresses(net) == want            # deterministic
+    for i in range(4, 255):                          # the internet gateways' block used up: the next TEST-NET
+        if net.address_for(f"203.0.113.{i}") is None:
+            net.allocate_address(f"203.0.113.{i}")
+    assert gateway_addresses(net) == {"igw": "198.51.100.16/24", "vgw": "198.51.100.17/24"}

@@ -95,7 +95,8 @@ def _command_parser(parser: argparse.ArgumentParser, command: str | None) -> arg
     """The parser of subcommand ``command`` (``parser`` itself when there is none)."""
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction) and command in action.choices:
-            return action.choices[command]
+            found: argparse.ArgumentParser = action.choices[command]   # typed Any by older typeshed
+            return found
     return parser
 
 

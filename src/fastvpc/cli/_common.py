@@ -53,6 +53,20 @@ def positive_int(text: str) -> int:
     return value
 
 
+def int_in(lo: int, hi: int) -> Any:
+    """A whole number in ``lo..hi``, as an option type (its range is in the message of a refusal)."""
+    def check(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number in {lo}..{hi}")
+        return value
+    check.__name__ = "whole number"
+    return check
+
+
 def positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -221,6 +235,21 @@ def outputs_clear_of_inputs(args: Any) -> None:
                                      "there, and the next run would read it")
             elif same_file(out, path):
                 raise UsageError(f"{olabel} {out!r} is {ilabel}: it would be overwritten")
+
+
+#: --flow-capacity of live and lab up: the range, and the default (fastvpc.live.switch.LIVE_FLOW_CAPACITY; not
+#: imported: building the parser loads no compiled module).  At the top the table is about 1 GB (63 bytes a flow)
+FLOW_CAPACITIES = (1, 16_777_216)
+DEFAULT_FLOW_CAPACITY = 262_144
+
+
+def add_flow_capacity_option(p: Any) -> None:
+    """``--flow-capacity N``: the switch's connection-tracking table, one for all ENIs (live and lab up)."""
+    p.add_argument("--flow-capacity", type=int_in(*FLOW_CAPACITIES), default=DEFAULT_FLOW_CAPACITY, metavar="N",
+                   help="flows the switch's connection-tracking table holds, one table for all ENIs: when one VM "
+                        "fills it, new flows of every VM are dropped (FLOW_TABLE_FULL) until entries expire; "
+                        f"{FLOW_CAPACITIES[0]}..{FLOW_CAPACITIES[1]} (default {DEFAULT_FLOW_CAPACITY}, about 16.6 MB: "
+                        "63 bytes a flow)")
 
 
 def add_flow_log_options(p: Any, help_file: str) -> None:

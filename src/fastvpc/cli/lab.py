@@ -1,8 +1,9 @@
-"""``fastvpc lab up TOPOLOGY [--duration S]`` and ``fastvpc lab down``: a lab in one command.
+"""``fastvpc lab up TOPOLOGY [--duration S] [--flow-capacity N]`` and ``fastvpc lab down``: a lab in one command.
 
 ``up`` builds, with :class:`fastvpc.live.netns.Lab`, one network namespace per ENI (``eth0``
 with the ENI's MAC, its IPs, a default route via the subnet router, veth's default offloads) and
-one per gateway (an outside host with a TEST-NET address and a default route), starts :class:`fastvpc.live.Switch` between
+one per gateway (an outside host with a TEST-NET address that the topology does not use, and a
+default route), starts :class:`fastvpc.live.Switch` between
 them, prints how to enter each host (``ip netns exec NAME ...``) and forwards until Ctrl-C,
 SIGTERM, ``--duration`` or ``fastvpc lab down``; then it deletes everything it made.
 
@@ -29,9 +30,11 @@ from fastvpc.live.netns import _pid_alive as _alive
 #: Exit status when namespaces cannot be made here (not root, tools missing), as ``live``.
 EXIT_UNAVAILABLE = 77
 
-# outside hosts: one documentation (TEST-NET) address per gateway, by kind
+# outside hosts: one documentation (TEST-NET) address per gateway, by kind; when a block has no address the
+# topology leaves free, the next of these
 _OUTSIDE = {"igw": "203.0.113.0/24", "vgw": "198.51.100.0/24"}
 _OTHER = "192.0.2.0/24"
+_TEST_NETS = ("203.0.113.0/24", "198.51.100.0/24", "192.0.2.0/24")
 
 
 def state_dir() -> str:
@@ -40,7 +43,7 @@ def state_dir() -> str:
 
 def add_parser(sub: Any) -> None:
     from fastvpc.cli import command
-    from fastvpc.cli._common import positive_float
+    from fastvpc.cli._common import add_flow_capacity_option, positive_float
 
     p = sub.add_parser("lab", help="build namespaces for a topology's ENIs and gateways, run the switch "
                                    "between them (root)",
@@ -52,21 +55,48 @@ def add_parser(sub: Any) -> None:
     up.add_argument("topology", help="topology file (JSON/YAML), or 'seed' for the built-in example")
     up.add_argument("--duration", type=positive_float, default=None, metavar="S", help="stop after S seconds")
     up.add_argument("--no-gateways", action="store_true", help="no outside host per gateway")
+    add_flow_capacity_option(up)
     up.set_defaults(func=command("lab up", _up))
     down = lsub.add_parser("down", help="stop every running lab and remove what crashed labs left behind")
     down.set_defaults(func=command("lab down", _down))
 
 
+def topology_addresses(net: Any) -> tuple[set[ipaddress.IPv4Address], list[ipaddress.IPv4Network]]:
+    """(addresses, blocks) the topology uses, which no outside host may own: the public IPs of ENIs, every
+    Elastic IP (associated or not), the NAT gateways' Elastic and private IPs, the ENIs' private IPs; and
+    every VPC's CIDR blocks (a VPC may use public space)."""
+    addrs: set[ipaddress.IPv4Address] = set()
+    blocks: list[ipaddress.IPv4Network] = []
+    addrs.update(eip.public_ip for eip in net.addresses)
+    for vpc in net.vpcs:
+        blocks.extend(vpc.cidrs)
+        for nat in vpc.nat_gateways:
+            addrs.update(ip for ip in (nat.public_ip, nat.ip) if ip is not None)
+    for eni in net.enis:
+        addrs.update(eni.ips)
+        if eni.public_ip is not None:
+            addrs.add(eni.public_ip)
+    return addrs, blocks
+
+
 def gateway_addresses(net: Any) -> dict[str, str]:
-    """Gateway name -> ``ip/len`` of its outside host: .1, .2, ... of a TEST-NET per kind."""
-    used: dict[str, int] = {}
+    """Gateway name -> ``ip/len`` of its outside host: the lowest address of its kind's TEST-NET
+    (internet gateways 203.0.113.0/24, VPN gateways 198.51.100.0/24) that the topology does not use
+    (:func:`topology_addresses`) and no earlier gateway took; the next TEST-NET when that one has none."""
+    used, blocks = topology_addresses(net)
     out: dict[str, str] = {}
     for vpc in net.vpcs:
         for kind, gws in (("igw", vpc.internet_gateways), ("vgw", vpc.vpn_gateways)):
             for gw in gws:
-                block = ipaddress.IPv4Network(_OUTSIDE.get(kind, _OTHER))
-                used[str(block)] = used.get(str(block), 0) + 1
-                out[gw.name] = f"{block.network_address + used[str(block)]}/{block.prefixlen}"
+                first = _OUTSIDE.get(kind, _OTHER)
+                order = [first, *(b for b in _TEST_NETS if b != first)]
+                addr = next((f"{ip}/{block.prefixlen}" for block in map(ipaddress.IPv4Network, order)
+                             for ip in block.hosts() if ip not in used and not any(ip in b for b in blocks)), None)
+                if addr is None:
+                    raise ValueError(f"no documentation address (TEST-NET: {', '.join(order)}) is free for the outside "
+                                     f"host of {gw.name}: the topology uses them all")
+                used.add(ipaddress.IPv4Address(addr.split("/")[0]))
+                out[gw.name] = addr
     return out
 
 
@@ -108,7 +138,7 @@ def _up(args: argparse.Namespace) -> int:
         with open(_state_file(lab.tag), "w") as fh:
             json.dump(state, fh, indent=1)
         try:
-            switch = Switch(net.compile(), lab.attachments, network=net)
+            switch = Switch(net.compile(), lab.attachments, network=net, flow_capacity=args.flow_capacity)
             switch.open()
         except LiveError as exc:
             print(f"fastvpc lab up: error: {exc}", file=sys.stderr)

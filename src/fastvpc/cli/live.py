@@ -1,4 +1,5 @@
-"""``fastvpc live TOPOLOGY --attach ENI=IFNAME ... [--attach igw=IFNAME] [--duration S] [--flow-log FILE]``.
+"""``fastvpc live TOPOLOGY --attach ENI=IFNAME ... [--attach igw=IFNAME] [--duration S] [--flow-log FILE]
+[--flow-capacity N]``.
 
 Attaches real interfaces to ports of a topology and runs the compiled data plane between
 them until SIGINT/SIGTERM or ``--duration`` seconds, then prints the counters by action and
@@ -13,6 +14,12 @@ import sys
 from typing import Any
 
 
+#: --batch-size and --snaplen: fastvpc.live.switch's BATCH_SIZE_MAX, SNAPLEN_MIN and SNAPLEN_MAX (not imported:
+#: building the parser loads no compiled module)
+BATCH_SIZES = (1, 65536)
+SNAPLENS = (64, 262144)
+
+
 def _attach_pair(text: str) -> tuple[str, str]:
     name, sep, ifname = text.partition("=")
     if not sep or not name or not ifname:
@@ -23,18 +30,22 @@ def _attach_pair(text: str) -> tuple[str, str]:
 
 def add_parser(sub: Any) -> None:
     from fastvpc.cli import command
-    from fastvpc.cli._common import add_flow_log_options, output_path, positive_float, positive_int
+    from fastvpc.cli._common import add_flow_capacity_option, add_flow_log_options, int_in, output_path, positive_float
 
     p = sub.add_parser("live", help="run the data plane between real interfaces (AF_PACKET; needs CAP_NET_RAW)",
                        description="Attach Linux interfaces to ENIs and gateways of a topology and forward "
                                    "frames between them until SIGINT/SIGTERM or --duration.")
     p.add_argument("topology", help="topology file (JSON/YAML), or 'seed' for the built-in example")
     p.add_argument("--attach", action="append", type=_attach_pair, default=[], metavar="NAME=IFNAME",
-                   help="attach the ENI or gateway NAME (or port number) to interface IFNAME; repeat")
+                   help="attach the ENI or gateway NAME (or port number) to interface IFNAME; repeat (not a NAT "
+                        "gateway or a peering connection: their ports carry nothing)")
     p.add_argument("--duration", type=positive_float, default=None, metavar="S", help="stop after S seconds")
     p.add_argument("--arp-mode", choices=["target", "single_mac"], default="target")
-    p.add_argument("--batch-size", type=positive_int, default=1024, help="frames per round at most (default 1024)")
-    p.add_argument("--snaplen", type=positive_int, default=2048, help="largest frame accepted, bytes (default 2048)")
+    p.add_argument("--batch-size", type=int_in(*BATCH_SIZES), default=1024, metavar="N",
+                   help=f"frames per round at most, {BATCH_SIZES[0]}..{BATCH_SIZES[1]} (default 1024)")
+    p.add_argument("--snaplen", type=int_in(*SNAPLENS), default=2048, metavar="BYTES",
+                   help=f"largest frame accepted, {SNAPLENS[0]}..{SNAPLENS[1]} bytes (default 2048)")
+    add_flow_capacity_option(p)
     p.add_argument("--reference", action="store_true",
                    help="use the pure-Python reference forwarder instead of the compiled data plane (slow)")
     p.add_argument("--json", dest="json_path", type=output_path(".json"), metavar="FILE",
@@ -86,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         dp = net.compile(arp_mode=args.arp_mode)
     try:
         switch = Switch(dp, attach, network=net, batch_size=args.batch_size, snaplen=args.snaplen,
-                        flow_log=flow_log)
+                        flow_log=flow_log, flow_capacity=args.flow_capacity)
         switch.open()
     except LivePermissionError as exc:
         print(f"fastvpc live: not permitted: {exc}", file=sys.stderr)

@@ -14,7 +14,8 @@ packets into MTU-sized segments).  The host ends have IPv6 disabled and ``arp of
 host sends nothing on them.
 
 Names: every run has a tag ``fv<pid:06x><rand:02x>``; namespaces are ``<tag>-<eni name>``
-and host links ``<tag>h<i>``, so parallel runs never collide.  ``Lab.close()`` (also from
+(made safe and distinct by :func:`namespace_parts`) and host links ``<tag>h<i>``, so parallel
+runs never collide.  ``Lab.close()`` (also from
 ``__exit__``, and at interpreter exit) deletes every link and namespace it made and kills
 every process it started; :func:`cleanup_leftovers` removes what runs whose process is gone
 left behind.
@@ -44,7 +45,7 @@ from typing import Any
 
 from fastvpc.errors import FastVpcError
 
-__all__ = ["Lab", "LabUnavailable", "VmNamespace", "cleanup_leftovers", "lab_mode", "userns_argv"]
+__all__ = ["Lab", "LabUnavailable", "VmNamespace", "cleanup_leftovers", "lab_mode", "namespace_parts", "userns_argv"]
 
 _TAG_RE = re.compile(r"^fv([0-9a-f]{6})([0-9a-f]{2})(?:h\d+|-.*)$")
 _TOOLS = ("ip",)
@@ -104,6 +105,50 @@ def _run(argv: Sequence[str], *, input: str | None = None, check: bool = True) -
         raise LabUnavailable(f"`{' '.join(argv)}` failed (exit {res.returncode}): "
                              f"{(res.stderr or res.stdout).strip()}")
     return res
+
+
+def _netns_list() -> list[str]:
+    """The names ``ip netns list`` shows (the first word of each line)."""
+    res = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False)
+    return [line.split()[0] for line in res.stdout.splitlines() if line.split()]
+
+
+#: characters of an object's name kept in its namespace's name (after ``<tag>-``)
+_NS_PART_LEN = 40
+_NS_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def namespace_parts(names: Iterable[str]) -> dict[str, str]:
+    """Object name -> what its namespace is called after ``<tag>-``: distinct for distinct names.
+
+    The name with every character outside ``[A-Za-z0-9_.-]`` replaced by ``_``, cut to 40
+    characters.  Where that makes several names one (``web/1`` and ``web_1``; two names equal in
+    their first 40 characters), a name that the rule leaves as it was keeps it, and each of the
+    others becomes its first 33 characters, ``.`` and 6 hex digits of the SHA-256 of the whole
+    name (of the name and a counter, in the rare case that is taken too): the same names give
+    the same namespaces on every run, and a namespace name stays within 51 characters
+    (``<tag>`` is 10), far below Linux's 255 for the file ``ip netns`` makes.
+    """
+    import hashlib
+
+    names = list(dict.fromkeys(names))
+    safe = {n: _NS_UNSAFE.sub("_", n)[:_NS_PART_LEN] for n in names}
+    uses: dict[str, int] = {}
+    for part in safe.values():
+        uses[part] = uses.get(part, 0) + 1
+    out = {n: safe[n] for n in names if uses[safe[n]] == 1 or safe[n] == n}
+    taken = set(out.values())
+    for n in sorted(n for n in names if n not in out):
+        k = 0
+        while True:
+            digest = hashlib.sha256(n.encode("utf-8", "surrogatepass") + (b"\0%d" % k if k else b"")).hexdigest()
+            part = f"{_NS_UNSAFE.sub('_', n)[:_NS_PART_LEN - 7]}.{digest[:6]}"
+            if part not in taken:
+                break
+            k += 1
+        out[n] = part
+        taken.add(part)
+    return {n: out[n] for n in names}
 
 
 def _pid_alive(pid: int) -> bool:
@@ -228,6 +273,8 @@ class Lab:
         self._closed = False
         self._built = False
         objs = [network.find(e) if isinstance(e, str) else e for e in (enis if enis is not None else network.enis)]
+        gws = [(network.find(key) if isinstance(key, str) else key, addr) for key, addr in (gateways or {}).items()]
+        self._ns_parts = namespace_parts([*(e.name for e in objs), *(g.name for g, _ in gws)])
         i = 0
         for eni in objs:
             sub = eni.subnet
@@ -236,8 +283,7 @@ class Lab:
             self.vms[eni.name] = VmNamespace(self, self._ns_name(eni.name), f"{self.tag}h{i}", eni.mac, addrs,
                                              str(sub.router_ip), eni)
             i += 1
-        for key, addr in (gateways or {}).items():
-            gw = network.find(key) if isinstance(key, str) else key
+        for gw, addr in gws:
             iface = ipaddress.IPv4Interface(addr)
             # the MAC is the kernel's own: read back once built
             self.gateways[gw.name] = VmNamespace(self, self._ns_name(gw.name), f"{self.tag}h{i}", "",
@@ -245,8 +291,7 @@ class Lab:
             i += 1
 
     def _ns_name(self, obj_name: str) -> str:
-        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", obj_name)[:40]
-        return f"{self.tag}-{safe}"
+        return f"{self.tag}-{self._ns_parts[obj_name]}"
 
     # ------------------------------------------------------------------ build / close
     @property
@@ -289,8 +334,17 @@ class Lab:
     def _build(self) -> None:
         nss = self.namespaces
         if self.mode == "netns":
-            _run(["ip", "-batch", "-"], input="".join(f"netns add {ns.name}\n" for ns in nss))
-            self._made_netns.extend(ns.name for ns in nss)
+            names = [ns.name for ns in nss]
+            before = set(_netns_list())
+            try:
+                _run(["ip", "-batch", "-"], input="".join(f"netns add {name}\n" for name in names))
+            except BaseException:
+                # `ip -batch` stops at the first line that fails: the namespaces of the lines before it
+                # exist, and close() must delete them too (never one that was there before this batch)
+                made = set(_netns_list()) - before
+                self._made_netns.extend(name for name in names if name in made)
+                raise
+            self._made_netns.extend(names)
         else:
             for ns in nss:
                 ns.holder = subprocess.Popen(["unshare", "--net", "sleep", "infinity"], start_new_session=True,

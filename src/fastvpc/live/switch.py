@@ -18,12 +18,17 @@ from fastvpc.live._rings import RxRing, TxRing
 from fastvpc.live.sockets import open_packet_socket, open_tx_socket
 from fastvpc.verdicts import Action, DropReason
 
-__all__ = ["Switch"]
+__all__ = ["LIVE_FLOW_CAPACITY", "Switch"]
 
 _STAT_NAMES = ("rx", "rx_truncated", "rx_outgoing", "rx_errors", "tx", "tx_errors", "tx_unattached", "rounds",
                "rx_csum_completed", "rx_segmented", "tx_refused", "rx_vlan_tagged")
 #: the route targets whose attached interface is an outside link (the switch resolves next hops there)
 _OUTSIDE_KINDS = ("igw", "vgw", "tgw")
+#: the largest batch_size, and the smallest and largest snaplen (``fastvpc live`` checks the same
+#: ranges when it parses --batch-size and --snaplen: fastvpc.cli.live)
+BATCH_SIZE_MAX = 65536
+SNAPLEN_MIN = 64
+SNAPLEN_MAX = 262144
 _NREASON = max(int(r) for r in DropReason) + 1
 _NACTION = max(int(a) for a in Action) + 1
 
@@ -55,27 +60,50 @@ def _resolve_port(key: Any, network: Any) -> tuple[int, str]:
     return int(obj_port), str(getattr(key, "name", obj_port))
 
 
+def _port_owner(port: int, network: Any) -> Any:
+    """The ENI or route target whose port is ``port``, or None (no network, or nothing has it)."""
+    if network is None:
+        return None
+    try:
+        return network.by_port(port)
+    except (KeyError, LookupError, FastVpcError):
+        return None
+
+
+def _no_wire(obj: Any, dataplane: Any) -> str | None:
+    """Why the port of ``obj`` carries nothing under ``dataplane`` (no frame is ever sent out of it and
+    every frame entering on it is ``DROP(UNKNOWN_PORT)``), or None when it can be attached."""
+    kind = getattr(obj, "kind", None)
+    if kind == "pcx":
+        return ("it is a peering connection, whose port has no wire: the data plane carries frames across the "
+                "peering into the peer VPC itself, sends nothing out of the port and drops every frame that "
+                "enters on it (UNKNOWN_PORT)")
+    if kind == "nat" and getattr(dataplane, "nat_enabled", getattr(dataplane, "edge", False)):
+        return ("it is a NAT gateway, whose port has no wire: the data plane carries frames through the NAT "
+                "gateway itself, on to the target its subnet's route table names (attach that one, e.g. the "
+                "internet gateway), sends nothing out of the port and drops every frame that enters on it "
+                "(UNKNOWN_PORT)")
+    return None
+
+
 def _outside_gateways(ports: Mapping[int, str], network: Any) -> list[tuple[int, str]]:
     """(port, MAC) of each attached internet, VPN or transit gateway (their interfaces are outside links)."""
     out: list[tuple[int, str]] = []
-    if network is None:
-        return out
     for port in ports:
-        try:
-            obj = network.by_port(port)
-        except (KeyError, LookupError, FastVpcError):
-            continue
+        obj = _port_owner(port, network)
         if getattr(obj, "kind", None) in _OUTSIDE_KINDS and isinstance(getattr(obj, "mac", None), str):
             out.append((port, obj.mac))
     return out
 
 
-#: flows the switch's own connection-tracking table holds (a few MB: a lab, not a fleet)
-LIVE_FLOW_CAPACITY = 65_536
+#: flows the switch's own connection-tracking table holds by default, for all ENIs together (DESIGN §5:
+#: one table, ``capacity`` table-wide): FlowTable(262_144).nbytes is 16.6 MB (63 bytes a flow), and a
+#: topology with a NAT gateway adds its bindings' region, 23.2 MB, when a frame first meets one
+LIVE_FLOW_CAPACITY = 262_144
 
 
-def _auto_state(dataplane: Any) -> Any:
-    """A fresh table for ``dataplane`` when its ``process()`` takes ``state=``, else None."""
+def _auto_state(dataplane: Any, capacity: int) -> Any:
+    """A fresh table of ``capacity`` flows for ``dataplane`` when its ``process()`` takes ``state=``, else None."""
     import inspect
 
     try:
@@ -86,7 +114,7 @@ def _auto_state(dataplane: Any) -> Any:
         return None
     from fastvpc.testing import fresh_state
 
-    return fresh_state(dataplane, LIVE_FLOW_CAPACITY)
+    return fresh_state(dataplane, capacity)
 
 
 class Switch:
@@ -94,8 +122,15 @@ class Switch:
 
     ``attach`` maps ports to interface names; a key is an ENI or gateway object, its name
     (resolved through ``network``, or ``dataplane.network`` when present) or a port number.
-    ``batch_size`` frames at most per round; ``snaplen`` is the largest frame accepted
-    (longer ones are counted as ``rx_truncated`` and dropped).
+    ``state="auto"`` gives the switch its own connection-tracking table of ``flow_capacity`` flows
+    (default :data:`LIVE_FLOW_CAPACITY`, 262,144), one for all attached ENIs: a VM that opens that
+    many flows leaves none for the others, whose new flows are ``DROP(FLOW_TABLE_FULL)`` until
+    entries expire (AWS's per-ENI allowance is not modelled).
+
+    A NAT gateway (when ``dataplane`` models NAT gateways, as the compiled one does) and a
+    peering connection cannot be attached: their ports carry nothing (:class:`LiveError` says so).
+    ``batch_size`` frames at most per round (1..65536); ``snaplen`` is the largest frame accepted
+    (64..262144; longer ones are counted as ``rx_truncated`` and dropped).
 
     On the interface of an internet, VPN or transit gateway (the outside world, DESIGN §6) the
     switch is that gateway's router: it learns the outside hosts' MACs from what they send there
@@ -111,19 +146,29 @@ class Switch:
     def __init__(self, dataplane: Any, attach: Mapping[Any, str], *, network: Any = None,
                  batch_size: int = 1024, snaplen: int = 2048, rx_ring: bool = True,
                  tx_ring: bool = True, spin: int = 0, state: Any = "auto", flow_log: Any = None,
-                 neighbours: int = 1024) -> None:
+                 neighbours: int = 1024, flow_capacity: int | None = None) -> None:
         if not callable(getattr(dataplane, "process", None)):
             raise TypeError(f"dataplane must have a process(batch) method, got {type(dataplane).__name__}")
         if not attach:
             raise LiveError("nothing to attach: give at least one port=interface pair")
-        if not 1 <= int(batch_size) <= 65536:
-            raise LiveError(f"batch_size {batch_size} must be in 1..65536")
-        if not 64 <= int(snaplen) <= 262144:
-            raise LiveError(f"snaplen {snaplen} must be in 64..262144")
+        if not 1 <= int(batch_size) <= BATCH_SIZE_MAX:
+            raise LiveError(f"batch_size {batch_size} must be in 1..{BATCH_SIZE_MAX}")
+        if not SNAPLEN_MIN <= int(snaplen) <= SNAPLEN_MAX:
+            raise LiveError(f"snaplen {snaplen} must be in {SNAPLEN_MIN}..{SNAPLEN_MAX}")
+        auto = isinstance(state, str) and state == "auto"
+        if flow_capacity is not None:
+            if isinstance(flow_capacity, bool) or not isinstance(flow_capacity, (int, np.integer)) \
+                    or flow_capacity < 1:
+                raise LiveError(f"flow_capacity {flow_capacity!r} must be a positive whole number")
+            if not auto:
+                raise LiveError("flow_capacity sizes the table the switch makes (state='auto'): "
+                                "give it or state=, not both")
         self.dataplane = dataplane
         #: connection tracking across batches, timed by the monotonic clock ("auto": a fresh table of the
-        #: dataplane's kind when its process() takes state=; None: stateless, every packet a first packet)
-        self.state = _auto_state(dataplane) if isinstance(state, str) and state == "auto" else state
+        #: dataplane's kind when its process() takes state=, of flow_capacity flows (default
+        #: LIVE_FLOW_CAPACITY) shared by every ENI; None: stateless, every packet a first packet)
+        self.state = _auto_state(dataplane, LIVE_FLOW_CAPACITY if flow_capacity is None else int(flow_capacity)) \
+            if auto else state
         #: a fastvpc.FlowLog fed after every batch (None: no flow log).  Its times are the monotonic
         #: clock's, anchored to the epoch when the switch is made, so they never go backwards (a wall
         #: clock step would) and its windows are AWS's, aligned to the epoch
@@ -145,6 +190,9 @@ class Switch:
         ifnames: dict[str, str] = {}
         for key, ifname in attach.items():
             port, label = _resolve_port(key, network)
+            why = _no_wire(_port_owner(port, network), dataplane)
+            if why is not None:
+                raise LiveError(f"cannot attach {label}: {why}")
             if port in ports:
                 raise LiveError(f"port {port} ({label}) is attached twice ({ports[port]!r} and {ifname!r})")
             if ifname in ifnames:
