@@ -462,3 +462,59 @@ def test_a_replay_on_shm_sweeps_dead_scratch_and_leaves_none_of_its_own(tmp_path
     assert s.frames == 6000
     assert not stale.exists()
     assert list(shm.iterdir()) == []
+
+
+def _fragmented_capture(path, n_flows=40):
+    """The seed VPC plus a public NAT gateway for the app subnet: per flow, between web and app VMs (tracked),
+    a UDP request (fragmented for every 4th flow) and a 3,000-byte answer in three fragments; and from an app
+    VM through the NAT gateway to an internet host, a request and a 3,000-byte datagram in three fragments
+    (the later ones translated by the binding the first found).  A capture holds what VMs send (replay maps
+    frames to ENIs by source MAC): the internet hosts' answers are not in it."""
+    net = seed_vpc()
+    vpc = net.vpcs[0]
+    nat = net.find("web").add_nat_gateway(name="nat", address=net.allocate_address("203.0.113.30"))
+    net.find("app").associate(vpc.add_route_table(name="rt-app", routes=[("0.0.0.0/0", nat)]))
+    f = net.find
+    web1, app1, app2 = f("web1"), f("app1"), f("app2")
+    web1.security_groups = [vpc.add_security_group(name="web-sg")]      # no ingress rule: answers need tracking
+    vpc.default_security_group.authorize_ingress("udp", 5353, "10.0.1.0/24")
+
+    def frags(src, dst, l4, ident):
+        return [pk.ipv4(src, dst, 17, l4[o:o + 1480], ident=ident, flags_frag=(0x2000 if o + 1480 < len(l4) else 0)
+                        | o // 8) for o in range(0, len(l4), 1480)]
+
+    def udp_l4(src, dst, sp, dp_, size):
+        return pk.udp(src, dst, sp, dp_, bytes(i % 251 for i in range(size)))[20:]
+
+    def eth(e, p):
+        return pk.ethernet(e.subnet.gateway_mac, e.mac, pk.ETH_IPV4, p)
+
+    frames = []
+    for i in range(n_flows):
+        sp = 20000 + i
+        w, a = str(web1.ip), str(app1.ip)
+        req = [pk.udp(w, a, sp, 5353, b"q")] if i % 4 else frags(w, a, udp_l4(w, a, sp, 5353, 2000), 100 + i)
+        frames += [eth(web1, p) for p in req]
+        frames += [eth(app1, p) for p in frags(a, w, udp_l4(a, w, 5353, sp, 3000), 1000 + i)]
+        host = f"198.51.100.{1 + i % 7}"
+        frames.append(eth(app2, pk.udp(app2.ip, host, sp, 53, b"q")))
+        frames += [eth(app2, p) for p in frags(str(app2.ip), host, udp_l4(str(app2.ip), host, sp, 53, 3000),
+                                               2000 + i)]       # the same flow: its binding, its NAT port
+    ts = np.int64(10**9) + np.arange(len(frames), dtype=np.int64) * 1000
+    from fastvpc.pcap import write_pcap
+    write_pcap(str(path), FrameBatch.from_frames(frames, port=-1, timestamp=ts), nanosecond=True)
+    return net
+
+
+def test_fragmented_flows_and_nat_fragments_shard_as_the_serial_replay(tmp_path, client):
+    """A first fragment meets its flow's table entries (its ports are in the key), and every fragment of a
+    datagram through a NAT gateway meets the binding its first fragment made (the outside address is the
+    key): the sharded replay equals the serial one byte for byte, and nothing is dropped."""
+    net = _fragmented_capture(tmp_path / "in.pcap")
+    serial = replay(net, tmp_path / "in.pcap", tmp_path / "serial.pcap", drops_path=tmp_path / "serial-drops.pcap")
+    assert serial.to_dict()["by_action"].get("DROP", 0) == 0, serial.to_dict()
+    got = sh.replay_sharded(net, tmp_path / "in.pcap", tmp_path / "out.pcap", drops_path=tmp_path / "drops.pcap",
+                            workers=2, client=client, chunk_frames=97, batch_size=64)
+    assert filecmp.cmp(tmp_path / "serial.pcap", tmp_path / "out.pcap", shallow=False)
+    assert filecmp.cmp(tmp_path / "serial-drops.pcap", tmp_path / "drops.pcap", shallow=False)
+    _same_summary(serial, got)

@@ -4,9 +4,13 @@ frames moved down in place into a batch of their own.
 ``shard_frames`` gives the shard of every frame (``sharded.shard_of_frames`` is the same function in
 numpy, kept as the readable reference and checked equal by the tests): both directions of a flow get
 one shard.  Between two addresses of the network's VPCs (a frame from an ENI to an inside address)
-the key is the unordered 5-tuple (ICMP: the echo identifier as the port); between the VPC and the
-outside it is the outside address, port and protocol (a NAT gateway or the IGW's 1:1 translation
-rewrites only the inside side, so a translated flow and its replies meet).  Frames with no IPv4 flow
+the key is the unordered 5-tuple (ICMP: the echo identifier as the port; a first fragment's ports
+too, so it meets its flow's table entries; a later fragment, which has none and needs no table
+step, its address pair); between the VPC and the outside it is the outside address and protocol (a
+NAT gateway or the IGW's 1:1 translation rewrites only the inside side, so a translated flow and its
+replies meet, and so do a datagram's later fragments, which a NAT gateway translates by the binding
+its first fragment found: docs/edge.md §4; a NAT gateway's port allocation is per outside address,
+port and protocol, so every piece of its state lies in one shard).  Frames with no IPv4 flow
 (ARP, IPv6, runts) are spread by their capture position (``position % n_shards``).  The hash is the
 FlowTable's (``ft_flow_hash``); its high 32 bits pick the shard, ``((h >> 32) * n_shards) >> 32``
 (a multiply, not a 64-bit division: the division alone cost more than the rest of the pass).
@@ -68,7 +72,7 @@ cdef inline int64_t _shard(const uint8_t* f,            # IN  the frame
     proto = f[23]
     src = _be32(f, ln, 26)
     dst = _be32(f, ln, 30)
-    whole = (f[20] & 0x3F) == 0 and f[21] == 0     # not a fragment: ports only in the first piece
+    whole = (f[20] & 0x1F) == 0 and f[21] == 0     # offset 0 (a first fragment too): the ports are here
     room = ln - 14 - ihl
     tcpudp = (proto == 6 or proto == 17) and whole and room >= 4 and ihl >= 20
     icmp = proto == 1 and whole and room >= 8 and ihl >= 20
@@ -89,10 +93,10 @@ cdef inline int64_t _shard(const uint8_t* f,            # IN  the frame
         a, b = src, dst
         pa = ident if icmp else sport
         pb = dport
-    elif from_eni:
-        a, b, pa, pb = dst, 0, dport, 0
+    elif from_eni:               # with the outside: its address only (a later fragment has no port)
+        a, b, pa, pb = dst, 0, 0, 0
     else:
-        a, b, pa, pb = src, 0, sport, 0
+        a, b, pa, pb = src, 0, 0, 0
     return <int64_t>(((ft_flow_hash(proto, a, b, pa, pb) >> 32) * n_shards) >> 32)
 
 

@@ -18,8 +18,9 @@ and classic pcap outputs:
    each frame its shard by a direction-symmetric flow key, so both directions of a flow land in one
    shard, and moves the shard's own frames down into a batch of their own: between two addresses of
    the network's VPCs the unordered 5-tuple (the FlowTable's flow hash); between the VPC and the
-   outside (a gateway's side) the outside address, port and protocol, which a NAT gateway or an
-   internet gateway's 1:1 translation leaves alone, so a translated flow and its replies also meet.
+   outside (a gateway's side) the outside address and protocol, which a NAT gateway or an internet
+   gateway's 1:1 translation leaves alone, so a translated flow, its replies and their later
+   fragments (no ports) also meet (docs/scale-out.md).
    Frames with no flow (ARP, non-IPv4) are spread by position.  The shard's frames go through the
    compiled snapshot (fetched once per worker: :func:`_shared`) with the shard's one
    :class:`fastvpc.FlowTable`, kept inside the task for the whole capture (never pickled), in capture
@@ -211,7 +212,7 @@ def shard_of_frames(batch: FrameBatch, ports: npt.NDArray[np.int32], ctx: _Conte
     proto = np.ascontiguousarray(H[:, 23])
     src = np.ascontiguousarray(H[:, 26:30]).view(">u4").ravel().astype(np.uint32)
     dst = np.ascontiguousarray(H[:, 30:34]).view(">u4").ravel().astype(np.uint32)
-    whole = ((H[:, 20] & 0x3F) == 0) & (H[:, 21] == 0)           # not a fragment: ports only in the first piece
+    whole = ((H[:, 20] & 0x1F) == 0) & (H[:, 21] == 0)           # offset 0 (a first fragment too): ports here
     room = ln - 14 - ihl
     tcpudp = ((proto == 6) | (proto == 17)) & whole & (room >= 4) & (ihl >= 20)
     icmp = (proto == 1) & whole & (room >= 8) & (ihl >= 20)
@@ -236,10 +237,10 @@ def shard_of_frames(batch: FrameBatch, ports: npt.NDArray[np.int32], ctx: _Conte
     dst_inside = (k >= 0) & (dst <= ctx.inside_hi[np.maximum(k, 0)])
     inner = from_eni & dst_inside
     # inner flow: the unordered 5-tuple (ICMP: the echo identifier as a port); a flow with the outside:
-    # the outside address and port (a NAT or the IGW translates only the inside one)
+    # the outside address (a NAT or the IGW translates only the inside one; a later fragment has no port)
     a = np.where(inner, src, np.where(from_eni, dst, src))
     b = np.where(inner, dst, 0).astype(np.uint32)
-    pa = np.where(inner, np.where(icmp, ident, sport), np.where(from_eni, dport, sport)).astype(np.uint16)
+    pa = np.where(inner, np.where(icmp, ident, sport), 0).astype(np.uint16)
     pb = np.where(inner, dport, 0).astype(np.uint16)
     h = np.empty(n, np.uint64)
     flow_hash_batch(proto, a, b, pa, pb, h)
