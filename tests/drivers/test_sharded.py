@@ -518,3 +518,42 @@ def test_fragmented_flows_and_nat_fragments_shard_as_the_serial_replay(tmp_path,
     assert filecmp.cmp(tmp_path / "serial.pcap", tmp_path / "out.pcap", shallow=False)
     assert filecmp.cmp(tmp_path / "serial-drops.pcap", tmp_path / "drops.pcap", shallow=False)
     _same_summary(serial, got)
+
+
+def test_a_private_nat_gateway_between_inside_addresses_shards_as_the_serial_replay(tmp_path, client):
+    """A route more specific than local sends subnet c to a private NAT gateway: the flows from b and the
+    answers to the NAT gateway's address meet on one shard (keyed by the far side, nat_keys), so every
+    answer finds its binding, as in the serial replay."""
+    import fastvpc as fv
+
+    net = fv.Network()
+    vpc = net.add_vpc("10.0.0.0/16")
+    a, b, c = (vpc.add_subnet(f"10.0.{i}.0/24") for i in range(3))
+    nat = a.add_nat_gateway(connectivity="private")
+    rt = vpc.add_route_table()
+    rt.add_route("10.0.2.0/24", nat)
+    b.associate(rt)
+    for g in vpc.security_groups:
+        g.authorize_ingress("all", None, "0.0.0.0/0")
+    srcs = [b.add_eni(f"10.0.1.{10 + i}") for i in range(24)]
+    far = c.add_eni("10.0.2.10")
+    from fastvpc.dataplane.state import FlowTable
+
+    dp = net.compile()
+    fwd = [pk.ethernet(b.gateway_mac, e.mac, pk.ETH_IPV4, pk.udp(e.ip, far.ip, 40000 + i, 53, b"q"))
+           for i, e in enumerate(srcs)]
+    res = dp.process(FrameBatch.from_frames(fwd, port=[e.port for e in srcs]), copy=True, state=FlowTable(100),
+                     now=10**9)
+    back = [pk.ethernet(c.gateway_mac, far.mac, pk.ETH_IPV4,
+                        pk.udp(far.ip, str(nat.ip), 53, int.from_bytes(res.frames.frame(i)[34:36], "big"), b"a"))
+            for i in range(len(fwd))]
+    frames = fwd + back
+    from fastvpc.pcap import write_pcap
+    write_pcap(str(tmp_path / "in.pcap"), FrameBatch.from_frames(frames, port=-1, timestamp=10**9 + np.arange(
+        len(frames), dtype=np.int64)), nanosecond=True)
+    serial = replay(net, tmp_path / "in.pcap", tmp_path / "serial.pcap")
+    assert serial.to_dict()["by_action"] == {"DELIVER": 2 * len(srcs)}, serial.to_dict()
+    got = sh.replay_sharded(net, tmp_path / "in.pcap", tmp_path / "out.pcap", workers=2, client=client,
+                            chunk_frames=11, batch_size=8)
+    assert filecmp.cmp(tmp_path / "serial.pcap", tmp_path / "out.pcap", shallow=False)
+    assert got.to_dict()["by_action"] == serial.to_dict()["by_action"]

@@ -221,3 +221,61 @@ def test_merge_records_puts_every_shards_records_in_capture_order(frames):
         merge_records(srcs, np.concatenate([pos[0][::-1], pos[1], pos[2]]), starts, out)
     with pytest.raises(ValueError, match="overrun|beyond"):
         merge_records([srcs[0][:-1], srcs[1], srcs[2]], np.concatenate(pos), starts, out)
+
+
+def _private_nat_net():
+    """Subnet a holds a private NAT gateway; subnet b's table sends subnet c (inside the VPC) to it."""
+    import fastvpc as fv
+
+    net = fv.Network()
+    vpc = net.add_vpc("10.0.0.0/16")
+    a, b, c = (vpc.add_subnet(f"10.0.{i}.0/24") for i in range(3))
+    nat = a.add_nat_gateway(connectivity="private")
+    rt = vpc.add_route_table()
+    rt.add_route("10.0.2.0/24", nat)
+    b.associate(rt)
+    return net, a, b, c, nat
+
+
+def test_nat_keys_send_a_private_nat_flow_and_its_replies_to_one_shard():
+    """Through a NAT gateway between inside addresses the far side is the key, as for the outside: the flow from
+    b (routed to the NAT gateway) and the replies to the NAT gateway's address meet; the compiled pass is the
+    numpy one."""
+    from fastvpc import packets as pk
+
+    net, a, b, c, nat = _private_nat_net()
+    srcs = [b.add_eni(f"10.0.1.{10 + i}") for i in range(30)]
+    far = c.add_eni("10.0.2.10")
+    other = a.add_eni("10.0.0.50")
+    rng = np.random.default_rng(1)
+    items = []
+    for e in srcs:
+        sp, np_ = (int(x) for x in rng.integers(1024, 65535, 2))
+        items.append((pk.ethernet(b.gateway_mac, e.mac, pk.ETH_IPV4, pk.udp(e.ip, far.ip, sp, 53)), e.port))
+        items.append((pk.ethernet(c.gateway_mac, far.mac, pk.ETH_IPV4, pk.udp(far.ip, nat.ip, 53, np_)), far.port))
+        items.append((pk.ethernet(a.gateway_mac, other.mac, pk.ETH_IPV4, pk.udp(other.ip, far.ip, sp, 53)),
+                      other.port))
+    ctx = _ctx(net, 7)
+    ctx.nat_keys = sh.nat_keys(net, ctx.is_eni.size)
+    assert ctx.nat_keys.size > 0
+    bt = FrameBatch.from_frames([f for f, _ in items], port=[p for _, p in items])
+    ports = bt.port.copy()
+    want = sh.shard_of_frames(bt, ports, ctx)
+    got = np.zeros(len(bt), np.uint16)
+    assert shard_frames(bt.data, bt.offsets, ports, ctx.is_eni.view(np.uint8), ctx.inside_lo, ctx.inside_hi, 7, 0,
+                        got, ctx.nat_keys) == -1
+    assert np.array_equal(got, want)
+    fwd, back, plain = want[0::3], want[1::3], want[2::3]
+    assert len(set(fwd.tolist()) | set(back.tolist())) == 1       # one far host: one shard for all of it
+    assert len(set(plain.tolist())) > 1                              # a's own flows (no NAT): by 5-tuple
+
+
+def test_nat_keys_words_that_do_not_fit_are_refused(frames):
+    ctx = _ctx(seed_vpc(), 2)
+    b = FrameBatch.from_frames(frames[:10], port=-1)
+    e = ctx.is_eni.view(np.uint8)
+    for words, what in (([5, 1], "too few for 5 NAT addresses"), ([0, 9, 0], "too few for 9 rows"),
+                        ([0, 1, 0, 2, 1, 2], "do not span"), ([0, 2, 0, 3, 2, 1, 2, 3, 4], "decrease")):
+        with pytest.raises(ValueError, match=what):
+            shard_frames(b.data, b.offsets, b.port, e, ctx.inside_lo, ctx.inside_hi, 2, 0, np.zeros(10, np.uint16),
+                         np.array(words, np.uint32))

@@ -13,6 +13,7 @@ def shard_frames(
     n_shards: int,
     first: int,
     out: npt.NDArray[np.uint16],
+    nat_keys: npt.NDArray[np.uint32] | None = None,
 ) -> int: ...
 def select_shard(
     data: npt.NDArray[np.uint8],
@@ -29,6 +30,7 @@ def select_shard(
     out_ports: npt.NDArray[np.int32],
     out_ts: npt.NDArray[np.int64],
     out_position: npt.NDArray[np.int64],
+    nat_keys: npt.NDArray[np.uint32] | None = None,
 ) -> int: ...
 def merge_records(
     srcs: list[npt.NDArray[np.uint8]],

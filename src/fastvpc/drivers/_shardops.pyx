@@ -53,13 +53,48 @@ cdef inline bint _inside(uint32_t a, const uint32_t* lo, const uint32_t* hi, Py_
     return l > 0 and a <= hi[l - 1]
 
 
+cdef inline bint _in_sorted(uint32_t a, const uint32_t* v, Py_ssize_t n) noexcept nogil:
+    # a is one of the sorted values v[0:n]
+    cdef Py_ssize_t l = 0, h = n, mid
+    while l < h:
+        mid = (l + h) >> 1
+        if v[mid] < a:
+            l = mid + 1
+        else:
+            h = mid
+    return l < n and v[l] == a
+
+
+cdef inline bint _in_pairs(uint32_t a, const uint32_t* p, Py_ssize_t m) noexcept nogil:
+    # sorted disjoint inclusive intervals given as pairs p[2j], p[2j + 1]: the last one starting at or before a
+    cdef Py_ssize_t l = 0, h = m, mid
+    while l < h:
+        mid = (l + h) >> 1
+        if p[2 * mid] <= a:
+            l = mid + 1
+        else:
+            h = mid
+    return l > 0 and a <= p[2 * (l - 1) + 1]
+
+
+cdef struct NatKeys:
+    # sharded.nat_keys' words, checked by _nat_keys_view: the NAT gateways' private IPs, and per ENI row (port + 1)
+    # the inside addresses its subnet's route table sends to a NAT gateway
+    const uint32_t* ips
+    Py_ssize_t n_ips
+    const uint32_t* off          # [n_rows + 1] pair offsets
+    Py_ssize_t n_rows
+    const uint32_t* pairs
+
+
 cdef inline int64_t _shard(const uint8_t* f,            # IN  the frame
                            int64_t ln,                  # IN  its length
                            int32_t port,                # IN  its ingress port (-1: unmapped)
                            const uint8_t* is_eni,       # IN  [port + 1]: an ENI's port
                            Py_ssize_t n_eni,
                            const uint32_t* lo, const uint32_t* hi, Py_ssize_t m,   # IN  inside intervals
-                           uint64_t n_shards) noexcept nogil:
+                           uint64_t n_shards,
+                           const NatKeys* nk) noexcept nogil:              # IN  (n_ips = n_rows = 0: none)
     # the frame's shard, or -1 for a frame without an IPv4 flow (spread by position by the caller)
     cdef int64_t ihl, room, at, row
     cdef uint8_t proto
@@ -89,6 +124,13 @@ cdef inline int64_t _shard(const uint8_t* f,            # IN  the frame
         row = n_eni - 1
     from_eni = n_eni > 0 and is_eni[row] != 0
     inner = from_eni and _inside(dst, lo, hi, m)
+    if inner and nk.n_ips and _in_sorted(dst, nk.ips, nk.n_ips):
+        # to a NAT gateway's address (its reply path): the far side is the source, as for an outside flow
+        inner = False
+        dst = src
+    elif inner and row < nk.n_rows and nk.off[row + 1] > nk.off[row] \
+            and _in_pairs(dst, nk.pairs + 2 * nk.off[row], nk.off[row + 1] - nk.off[row]):
+        inner = False            # routed to a NAT gateway: the far side is the destination
     if inner:
         a, b = src, dst
         pa = ident if icmp else sport
@@ -100,6 +142,36 @@ cdef inline int64_t _shard(const uint8_t* f,            # IN  the frame
     return <int64_t>(((ft_flow_hash(proto, a, b, pa, pb) >> 32) * n_shards) >> 32)
 
 
+cdef int _nat_keys_view(const uint32_t[::1] w, NatKeys* nk, str who) except -1:
+    """nk over ``w`` (sharded.nat_keys' layout: n_ips, the sorted IPs, n_rows, n_rows + 1 pair offsets from 0,
+    non-decreasing, then the pairs), or ValueError naming what does not fit."""
+    cdef Py_ssize_t n = w.shape[0] if w is not None else 0, at, r, n_pairs
+    nk.n_ips = 0
+    nk.n_rows = 0
+    nk.ips = NULL
+    nk.off = NULL
+    nk.pairs = NULL
+    if n == 0:
+        return 0
+    nk.n_ips = w[0]
+    at = 1 + nk.n_ips
+    if at + 1 > n:
+        raise ValueError(f"{who}: nat_keys holds {n} words, too few for {nk.n_ips} NAT addresses")
+    nk.n_rows = w[at]
+    if at + 1 + nk.n_rows + 1 > n:
+        raise ValueError(f"{who}: nat_keys holds {n} words, too few for {nk.n_rows} rows")
+    nk.ips = &w[1]
+    nk.off = &w[at + 1]
+    n_pairs = (n - (at + 2 + nk.n_rows)) // 2
+    if nk.off[0] != 0 or nk.off[nk.n_rows] != <uint32_t>n_pairs:
+        raise ValueError(f"{who}: nat_keys row offsets {nk.off[0]}..{nk.off[nk.n_rows]} do not span its {n_pairs} pairs")
+    for r in range(nk.n_rows):
+        if nk.off[r + 1] < nk.off[r]:
+            raise ValueError(f"{who}: nat_keys row {r}'s offsets decrease")
+    nk.pairs = &w[at + 2 + nk.n_rows] if n_pairs else NULL
+    return 0
+
+
 def shard_frames(const uint8_t[::1] data,         # IN  frame bytes
                  const int64_t[::1] offsets,      # IN  n + 1 frame offsets into data
                  const int32_t[::1] ports,        # IN  n ingress ports (-1: mapped to no ENI)
@@ -109,6 +181,7 @@ def shard_frames(const uint8_t[::1] data,         # IN  frame bytes
                  int64_t n_shards,                # IN  >= 1
                  int64_t first,                   # IN  capture position of frame 0 (spreads frames without a flow)
                  uint16_t[::1] out,               # OUT n shards
+                 const uint32_t[::1] nat_keys=None,   # IN  sharded.nat_keys (None: no NAT gateway keys)
                  ) -> int:
     """The shard of every frame into ``out``; -1, or the first frame whose offsets lie outside ``data``
     (nothing after it written).  Raises ValueError for mismatched lengths or ``n_shards < 1``."""
@@ -121,6 +194,8 @@ def shard_frames(const uint8_t[::1] data,         # IN  frame bytes
         raise ValueError(f"shard_frames: n_shards must be 1..65535, got {n_shards}")
     if inside_lo.shape[0] != inside_hi.shape[0]:
         raise ValueError("shard_frames: inside_lo and inside_hi differ in length")
+    cdef NatKeys nk
+    _nat_keys_view(nat_keys, &nk, "shard_frames")
     if n == 0:
         return -1
     cdef const uint8_t* base = &data[0] if nd else NULL
@@ -137,7 +212,7 @@ def shard_frames(const uint8_t[::1] data,         # IN  frame bytes
                 bad = i
                 break
             h = _shard(base + s, e - s, ports[i], en, is_eni.shape[0], lo, hi, inside_lo.shape[0],
-                       <uint64_t>n_shards)
+                       <uint64_t>n_shards, &nk)
             out[i] = <uint16_t>(spread if h < 0 else h)
             spread += 1
             if spread == n_shards:
@@ -159,6 +234,7 @@ def select_shard(uint8_t[::1] data,               # IN/OUT frame bytes; shard k'
                  int32_t[::1] out_ports,          # OUT m ports
                  int64_t[::1] out_ts,             # OUT m timestamps (when ts is given)
                  int64_t[::1] out_position,       # OUT m capture positions (first + i)
+                 const uint32_t[::1] nat_keys=None,   # IN  as shard_frames
                  ) -> int:
     """Keep shard ``k``'s frames, in order; returns m, their number.  ``data`` and ``offsets`` may be
     the batch's own (a kept frame only ever moves down, over frames already read: ``offsets`` is read
@@ -176,6 +252,8 @@ def select_shard(uint8_t[::1] data,               # IN/OUT frame bytes; shard k'
         raise ValueError(f"select_shard: shard {k} of {n_shards}")
     if inside_lo.shape[0] != inside_hi.shape[0]:
         raise ValueError("select_shard: inside_lo and inside_hi differ in length")
+    cdef NatKeys nk
+    _nat_keys_view(nat_keys, &nk, "select_shard")
     out_offsets[0] = 0
     if n == 0:
         return 0
@@ -195,7 +273,7 @@ def select_shard(uint8_t[::1] data,               # IN/OUT frame bytes; shard k'
                 bad = True
                 break
             h = _shard(base + s, e - s, ports[i], en, is_eni.shape[0], lo, hi, inside_lo.shape[0],
-                       <uint64_t>n_shards)
+                       <uint64_t>n_shards, &nk)
             if h < 0:
                 h = spread
             spread += 1

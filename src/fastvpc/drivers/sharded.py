@@ -64,7 +64,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import numpy as np
@@ -161,6 +161,8 @@ class _Context:
     batch_size: int = 65536
     flow_log_window: int = 0            # a FlowLog per task with this window (0: no flow log)
     flow_log_base: int = 0              # added to every frame's capture position (the caller's log's own)
+    nat_keys: npt.NDArray[np.uint32] = field(   # nat_keys(net, ...): empty when no NAT is keyed
+        default_factory=lambda: np.zeros(0, np.uint32))
 
     def new_flow_log(self) -> Any:
         if not self.flow_log_window:
@@ -182,6 +184,92 @@ def _inside_intervals(net: Any) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.
     nets = ipaddress.collapse_addresses([c for v in net.vpcs for c in v.cidrs])
     spans = sorted((int(n.network_address), int(n.broadcast_address)) for n in nets)
     return np.array([a for a, _ in spans], np.uint32), np.array([b for _, b in spans], np.uint32)
+
+
+def nat_keys(net: Any, n_rows: int) -> npt.NDArray[np.uint32]:
+    """What the shard key needs to know of the NAT gateways, as words for ``_shardops``: the NAT gateways'
+    private IPs (a frame to one is on its reply path: keyed by its source, the far side), and per ENI row
+    (port + 1, ``n_rows`` of them) the inside addresses its subnet's route table sends to a NAT gateway (keyed
+    by the destination, the far side), as sorted inclusive pairs.  Layout: n_ips, the sorted IPs, n_rows,
+    n_rows + 1 pair offsets, the pairs.  Empty when no ENI's table routes an inside address to a NAT gateway
+    and no NAT gateway has an address inside: outside traffic is keyed by its far side anyway."""
+    from fastvpc.reference import ReferenceForwarder
+    from fastvpc.topology import NatGateway
+
+    lo_in, hi_in = _inside_intervals(net)
+
+    def inside(a: int) -> bool:
+        k = int(np.searchsorted(lo_in, a, side="right")) - 1
+        return k >= 0 and a <= int(hi_in[k])
+
+    ips = sorted({int(g.ip) for v in net.vpcs for g in v.gateways
+                  if isinstance(g, NatGateway) and g.ip is not None and inside(int(g.ip))})
+    by_table: dict[int, list[tuple[int, int]]] = {}
+    rows: list[list[tuple[int, int]]] = [[] for _ in range(n_rows)]
+    for e in net.enis:
+        rt = e.subnet.route_table
+        spans = by_table.get(id(rt))
+        if spans is None:
+            spans = by_table[id(rt)] = []
+            nat_dests = [r.destination for r in rt.routes if isinstance(r.target, NatGateway)]
+            if nat_dests:
+                # the LPM's answer is constant between the edges of the routes nested in a NAT route (a route
+                # around it is shorter and loses inside it): ask it once per piece (the reference's, which
+                # the kernel is checked against)
+                cuts = sorted({x for r in rt.routes if any(r.destination.subnet_of(d) for d in nat_dests)
+                               for x in (int(r.destination.network_address), int(r.destination.broadcast_address) + 1)})
+                for a, b in zip(cuts, cuts[1:]):
+                    m = ReferenceForwarder.longest_prefix_match(e.subnet, ipaddress.IPv4Address(a))
+                    if m is not None and isinstance(m.target, NatGateway):
+                        if spans and spans[-1][1] + 1 == a:
+                            spans[-1] = (spans[-1][0], b - 1)
+                        else:
+                            spans.append((a, b - 1))
+        if 0 <= e.port + 1 < n_rows:
+            rows[e.port + 1] = spans
+    if not ips and not any(rows):
+        return np.zeros(0, np.uint32)
+    words = [len(ips), *ips, n_rows]
+    off = 0
+    offs = [0]
+    for r in rows:
+        off += len(r)
+        offs.append(off)
+    words += offs
+    for r in rows:
+        for a, b in r:
+            words += [a, b]
+    return np.array(words, np.uint32)
+
+
+def _nat_far(ctx: _Context, ports: npt.NDArray[np.int32], src: npt.NDArray[np.uint32],
+             dst: npt.NDArray[np.uint32]) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """numpy's reading of ``ctx.nat_keys`` (as ``_shardops._shard``): per frame, (to a NAT gateway's address,
+    routed to a NAT gateway by its ENI's subnet)."""
+    w = ctx.nat_keys
+    n = src.size
+    to_nat = np.zeros(n, np.bool_)
+    via_nat = np.zeros(n, np.bool_)
+    if w.size == 0:
+        return to_nat, via_nat
+    n_ips = int(w[0])
+    ips = w[1:1 + n_ips]
+    n_rows = int(w[1 + n_ips])
+    off = w[2 + n_ips:3 + n_ips + n_rows].astype(np.int64)
+    pairs = w[3 + n_ips + n_rows:].reshape(-1, 2)
+    if n_ips:
+        k = np.minimum(np.searchsorted(ips, dst), n_ips - 1)
+        to_nat = ips[k] == dst
+    row = np.clip(ports.astype(np.int64) + 1, 0, max(n_rows - 1, 0))
+    for r in np.unique(row):
+        a, b = int(off[r]), int(off[r + 1])
+        if b <= a:
+            continue
+        sel = row == r
+        lo, hi = pairs[a:b, 0], pairs[a:b, 1]
+        k = np.searchsorted(lo, dst[sel], side="right") - 1
+        via_nat[sel] = (k >= 0) & (dst[sel] <= hi[np.maximum(k, 0)])
+    return to_nat, via_nat
 
 
 _W = 64    # header bytes gathered per frame: Ethernet + IPv4 without options + 8 bytes of L4
@@ -236,9 +324,14 @@ def shard_of_frames(batch: FrameBatch, ports: npt.NDArray[np.int32], ctx: _Conte
     k = np.searchsorted(ctx.inside_lo, dst, side="right") - 1
     dst_inside = (k >= 0) & (dst <= ctx.inside_hi[np.maximum(k, 0)])
     inner = from_eni & dst_inside
+    # a NAT gateway between inside addresses: keyed by the far side, as an outside flow (nat_keys)
+    to_nat, via_nat = _nat_far(ctx, ports, src, dst)
+    to_nat &= inner
+    inner = inner & ~to_nat & ~via_nat
+    far = np.where(to_nat, src, dst)
     # inner flow: the unordered 5-tuple (ICMP: the echo identifier as a port); a flow with the outside:
     # the outside address (a NAT or the IGW translates only the inside one; a later fragment has no port)
-    a = np.where(inner, src, np.where(from_eni, dst, src))
+    a = np.where(inner, src, np.where(from_eni, far, src))
     b = np.where(inner, dst, 0).astype(np.uint32)
     pa = np.where(inner, np.where(icmp, ident, sport), 0).astype(np.uint16)
     pb = np.where(inner, dport, 0).astype(np.uint16)
@@ -256,7 +349,7 @@ def _map_task(path: str, chunk: _Chunk, ctx: _Context) -> npt.NDArray[np.uint16]
     is_eni = ctx.is_eni.view(np.uint8)
     for done, b in _counted(iter_chunk(path, chunk, ctx.batch_size, reuse=True)):
         r = shard_frames(b.data, b.offsets, ctx.ports_for(b), is_eni, ctx.inside_lo, ctx.inside_hi, ctx.n_shards,
-                         chunk.first + done, out[done:done + len(b)])
+                         chunk.first + done, out[done:done + len(b)], ctx.nat_keys)
         if r != -1:  # pragma: no cover - a FrameBatch's offsets are validated when it is made
             raise FastVpcError(f"internal error: frame {r} outside its batch")
     return out
@@ -489,7 +582,8 @@ def _flow_task(path: str, chunks: Sequence[PcapChunk], k: int, dp: Any, ctx: _Co
                     if times.size:
                         clock = int(times[-1])
                 m = select_shard(batch.data, batch.offsets, ports, ts, is_eni, ctx.inside_lo, ctx.inside_hi,
-                                 ctx.n_shards, k, chunk.first + done, own_off, own_port, own_ts, own_pos)
+                                 ctx.n_shards, k, chunk.first + done, own_off, own_port, own_ts, own_pos,
+                                 ctx.nat_keys)
                 done += n
                 if not m:
                     continue
@@ -984,7 +1078,8 @@ def replay_sharded(net: Any, in_path: str | os.PathLike[str], out_path: str | os
                    lo, hi, n_shards, n_act, n_reason, max_port, bool(stateful), capacity, batch_size,
                    flow_log.window if flow_log is not None else 0,
                    # positions after the log's own records: seq = 2 * position + 1 or 2 (FlowLog.observe)
-                   (int(flow_log._core.next_seq) + 1) // 2 if flow_log is not None else 0)
+                   (int(flow_log._core.next_seq) + 1) // 2 if flow_log is not None else 0,
+                   nat_keys(net, is_eni.size))
     report = progress if callable(progress) else (_Progress(total_frames) if progress else None)
     pcapng = any(p is not None and p.endswith(".pcapng") for p in (out_s, drops_s))
     folder: str | None = None
