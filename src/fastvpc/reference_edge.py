@@ -570,12 +570,15 @@ def nat_inbound(frame: bytearray, nat: NatGateway, table: NatTable | None, now: 
         return EdgeOutcome(DropReason.NAT_UNSUPPORTED)
     key = _frag_key(frame)
     if not first:
+        # the first fragment's binding by its outside key, as the compiled nat stage looks it up: the live
+        # binding of that key now (another inside host's, if the port was given out again since)
         fb = fragments.get(key) if fragments is not None else None
-        if fb is None or table.inbound(fb.nat, fb.nat_ip, fb.proto, fb.remote_ip, fb.remote_port, fb.nat_port,
-                                       now) is None:
+        live = None if fb is None else table.inbound(fb.nat, fb.nat_ip, fb.proto, fb.remote_ip, fb.remote_port,
+                                                     fb.nat_port, now)
+        if live is None:
             return EdgeOutcome(DropReason.NAT_NO_BINDING)
-        translate_destination(frame, fb.inside_ip)
-        return EdgeOutcome(binding=fb)
+        translate_destination(frame, live.inside_ip)
+        return EdgeOutcome(binding=live)
     _, sport, dport, _flags = l4_ports(frame)
     if sport is None or dport is None or (proto == PROTO_ICMP and frame[ip0 + ihl] != ICMP_ECHO_REPLY):
         return EdgeOutcome(DropReason.NAT_NO_BINDING)  # ICMP errors and requests to the NAT: unanswered

@@ -144,3 +144,36 @@ def test_a_nat_gateway_translates_a_replys_later_udp_fragments(n_threads: int) -
         assert pk.checksum(f[14:34]) == 0                            # the IP header checksum, updated
     assert struct.unpack("!H", res.frames.frame(0)[36:38])[0] == 40000  # the port: in the first fragment only
     assert [int(g) for g in res.nat_gw[:3]] == [n.nat.port] * 3
+
+
+def test_a_later_reply_fragment_follows_the_live_binding_of_its_first_fragments_outside_key() -> None:
+    """The first fragment of an answer to a's flow is remembered; a's binding idles out (350 s) and b's flow gets
+    the same NAT port to the same remote; a late fragment of the old answer then takes the live binding of
+    that outside key (b's) in both engines, as the compiled stage looks it up (found by a fuzz campaign:
+    the reference kept a's expired binding)."""
+    net = fv.Network()
+    vpc = net.add_vpc("10.0.0.0/16")
+    pub, priv = vpc.add_subnet("10.0.0.0/24"), vpc.add_subnet("10.0.1.0/24")
+    igw = vpc.add_internet_gateway()
+    vpc.main_route_table.add_route("0.0.0.0/0", igw)
+    nat = pub.add_nat_gateway(address=net.allocate_address("203.0.113.5"))
+    priv.associate(vpc.add_route_table(routes=[("0.0.0.0/0", nat)]))
+    a, b = priv.add_eni("10.0.1.10"), priv.add_eni("10.0.1.11")
+    for g in vpc.security_groups:
+        g.authorize_ingress("all", None, "0.0.0.0/0")
+
+    def out(e):
+        return pk.ethernet(priv.gateway_mac, e.mac, pk.ETH_IPV4, pk.udp(e.ip, "8.8.8.8", 5000, 53, b"q")), e.port
+
+    def answer(flags_frag, payload):
+        return pk.ethernet(igw.mac, OUTSIDE_MAC, pk.ETH_IPV4, pk.ipv4("8.8.8.8", "203.0.113.5", 17, payload, ident=77,
+                                                                       flags_frag=flags_frag), pad_to=60), igw.port
+
+    first = answer(0x2000, struct.pack("!HHHH", 53, 5000, 8 + 24, 0) + b"A" * 16)
+    later = answer(3, b"B" * 8)
+    dp, ref, st = net.compile(), ReferenceForwarder(net), fresh_states(1000)
+    for t, items in ((0, [out(a)]), (1, [first]), (400, [out(b)]), (401, [later])):
+        assert_same_verdicts(dp, ref, items, state=st, now=t * NS)
+    res = dp.process(fv.FrameBatch.from_frames([later[0]], port=[igw.port]), copy=True,
+                     state=fresh_states(1000).kernel, now=401 * NS)
+    assert R(int(res.reason[0])) == R.NAT_NO_BINDING          # no first fragment seen by this table: an orphan
