@@ -70,3 +70,17 @@ class Pair:
         res = self.run(items, now)
         return [(Action(int(res.action[i])), DropReason(int(res.reason[i])), int(res.egress[i]), res.frames.frame(i))
                 for i in range(len(items))]
+
+
+def seed_with_nat_and_peering() -> fv.Network:
+    """The seed VPC with a NAT gateway ``nat`` (Elastic IP ``eip-nat`` 203.0.113.30) in web and a peered VPC
+    ``other`` (10.9.0.0/16) holding ``far1``: every kind of route target a live switch meets."""
+    from fastvpc.examples import seed_vpc
+
+    net = seed_vpc()
+    vpc = net.vpcs[0]
+    net.find("web").add_nat_gateway(name="nat", address=net.allocate_address("203.0.113.30", name="eip-nat"))
+    other = net.add_vpc("10.9.0.0/16", name="other")
+    other.add_subnet("10.9.1.0/24", name="far").add_eni("10.9.1.10", name="far1")
+    net.add_peering(vpc, other, name="pcx")
+    return net

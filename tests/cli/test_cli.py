@@ -342,13 +342,9 @@ def test_live_help_states_the_ranges(capsys):
 
 
 def _edge_topology(path: Path) -> Path:
-    net = seed_vpc()
-    vpc = net.vpcs[0]
-    net.find("web").add_nat_gateway(name="nat", address=net.allocate_address("203.0.113.30", name="eip-nat"))
-    other = net.add_vpc("10.9.0.0/16", name="other")
-    other.add_subnet("10.9.1.0/24", name="far").add_eni("10.9.1.10", name="far1")
-    net.add_peering(vpc, other, name="pcx")
-    save(net, path)
+    from nat_net import seed_with_nat_and_peering
+
+    save(seed_with_nat_and_peering(), path)
     return path
 
 

@@ -66,3 +66,18 @@ def ctx(net, n_shards=64):
     for e in net.enis:
         is_eni[e.port + 1] = True
     return sh._Context(PortMap.for_network(net), None, is_eni, lo, hi, n_shards, 4, 28, max(names), False, 1)
+
+
+def private_nat_net():
+    """Subnet a holds a private NAT gateway; subnet b's table sends subnet c (inside the VPC) to it:
+    (net, a, b, c, nat)."""
+    import fastvpc as fv
+
+    net = fv.Network()
+    vpc = net.add_vpc("10.0.0.0/16")
+    a, b, c = (vpc.add_subnet(f"10.0.{i}.0/24") for i in range(3))
+    nat = a.add_nat_gateway(connectivity="private")
+    rt = vpc.add_route_table()
+    rt.add_route("10.0.2.0/24", nat)
+    b.associate(rt)
+    return net, a, b, c, nat

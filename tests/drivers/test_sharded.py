@@ -524,15 +524,8 @@ def test_a_private_nat_gateway_between_inside_addresses_shards_as_the_serial_rep
     """A route more specific than local sends subnet c to a private NAT gateway: the flows from b and the
     answers to the NAT gateway's address meet on one shard (keyed by the far side, nat_keys), so every
     answer finds its binding, as in the serial replay."""
-    import fastvpc as fv
-
-    net = fv.Network()
-    vpc = net.add_vpc("10.0.0.0/16")
-    a, b, c = (vpc.add_subnet(f"10.0.{i}.0/24") for i in range(3))
-    nat = a.add_nat_gateway(connectivity="private")
-    rt = vpc.add_route_table()
-    rt.add_route("10.0.2.0/24", nat)
-    b.associate(rt)
+    net, a, b, c, nat = sf.private_nat_net()
+    vpc = net.vpcs[0]
     for g in vpc.security_groups:
         g.authorize_ingress("all", None, "0.0.0.0/0")
     srcs = [b.add_eni(f"10.0.1.{10 + i}") for i in range(24)]

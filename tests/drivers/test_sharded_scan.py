@@ -17,6 +17,7 @@ from fastvpc.errors import PcapError
 from fastvpc.examples import seed_vpc
 from fastvpc.pcap import PcapChunk, check_pcap, iter_pcap, iter_pcap_chunk, read_pcap, scan_pcap, write_pcap
 
+import drivers.sharded_frames as sf
 from drivers.sharded_frames import ctx as _ctx
 from drivers.sharded_frames import frames as _frames
 from drivers.sharded_frames import write as _write
@@ -223,27 +224,13 @@ def test_merge_records_puts_every_shards_records_in_capture_order(frames):
         merge_records([srcs[0][:-1], srcs[1], srcs[2]], np.concatenate(pos), starts, out)
 
 
-def _private_nat_net():
-    """Subnet a holds a private NAT gateway; subnet b's table sends subnet c (inside the VPC) to it."""
-    import fastvpc as fv
-
-    net = fv.Network()
-    vpc = net.add_vpc("10.0.0.0/16")
-    a, b, c = (vpc.add_subnet(f"10.0.{i}.0/24") for i in range(3))
-    nat = a.add_nat_gateway(connectivity="private")
-    rt = vpc.add_route_table()
-    rt.add_route("10.0.2.0/24", nat)
-    b.associate(rt)
-    return net, a, b, c, nat
-
-
 def test_nat_keys_send_a_private_nat_flow_and_its_replies_to_one_shard():
     """Through a NAT gateway between inside addresses the far side is the key, as for the outside: the flow from
     b (routed to the NAT gateway) and the replies to the NAT gateway's address meet; the compiled pass is the
     numpy one."""
     from fastvpc import packets as pk
 
-    net, a, b, c, nat = _private_nat_net()
+    net, a, b, c, nat = sf.private_nat_net()
     srcs = [b.add_eni(f"10.0.1.{10 + i}") for i in range(30)]
     far = c.add_eni("10.0.2.10")
     other = a.add_eni("10.0.0.50")

@@ -12,13 +12,9 @@ from fastvpc.topology import Network
 
 
 def _edge_net() -> Network:
-    net = seed_vpc()
-    vpc = net.vpcs[0]
-    net.find("web").add_nat_gateway(name="nat", address=net.allocate_address("203.0.113.30", name="eip-nat"))
-    other = net.add_vpc("10.9.0.0/16", name="other")
-    other.add_subnet("10.9.1.0/24", name="far").add_eni("10.9.1.10", name="far1")
-    net.add_peering(vpc, other, name="pcx")
-    return net
+    from nat_net import seed_with_nat_and_peering
+
+    return seed_with_nat_and_peering()
 
 
 def test_nat_gateway_and_peering_ports_are_refused_where_they_carry_nothing() -> None:
