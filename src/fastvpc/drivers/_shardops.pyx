@@ -53,38 +53,15 @@ cdef inline bint _inside(uint32_t a, const uint32_t* lo, const uint32_t* hi, Py_
     return l > 0 and a <= hi[l - 1]
 
 
-cdef inline bint _in_sorted(uint32_t a, const uint32_t* v, Py_ssize_t n) noexcept nogil:
-    # a is one of the sorted values v[0:n]
-    cdef Py_ssize_t l = 0, h = n, mid
-    while l < h:
-        mid = (l + h) >> 1
-        if v[mid] < a:
-            l = mid + 1
-        else:
-            h = mid
-    return l < n and v[l] == a
-
-
-cdef inline bint _in_pairs(uint32_t a, const uint32_t* p, Py_ssize_t m) noexcept nogil:
-    # sorted disjoint inclusive intervals given as pairs p[2j], p[2j + 1]: the last one starting at or before a
-    cdef Py_ssize_t l = 0, h = m, mid
-    while l < h:
-        mid = (l + h) >> 1
-        if p[2 * mid] <= a:
-            l = mid + 1
-        else:
-            h = mid
-    return l > 0 and a <= p[2 * (l - 1) + 1]
-
-
 cdef struct NatKeys:
     # sharded.nat_keys' words, checked by _nat_keys_view: the NAT gateways' private IPs, and per ENI row (port + 1)
     # the inside addresses its subnet's route table sends to a NAT gateway
     const uint32_t* ips
     Py_ssize_t n_ips
-    const uint32_t* off          # [n_rows + 1] pair offsets
+    const uint32_t* off          # [n_rows + 1] range offsets
     Py_ssize_t n_rows
-    const uint32_t* pairs
+    const uint32_t* lo           # the ranges' first and last addresses (row r's: [off[r], off[r + 1]))
+    const uint32_t* hi
 
 
 cdef inline int64_t _shard(const uint8_t* f,            # IN  the frame
@@ -124,12 +101,12 @@ cdef inline int64_t _shard(const uint8_t* f,            # IN  the frame
         row = n_eni - 1
     from_eni = n_eni > 0 and is_eni[row] != 0
     inner = from_eni and _inside(dst, lo, hi, m)
-    if inner and nk.n_ips and _in_sorted(dst, nk.ips, nk.n_ips):
+    if inner and nk.n_ips and _inside(dst, nk.ips, nk.ips, nk.n_ips):     # the addresses as one-address ranges
         # to a NAT gateway's address (its reply path): the far side is the source, as for an outside flow
         inner = False
         dst = src
     elif inner and row < nk.n_rows and nk.off[row + 1] > nk.off[row] \
-            and _in_pairs(dst, nk.pairs + 2 * nk.off[row], nk.off[row + 1] - nk.off[row]):
+            and _inside(dst, nk.lo + nk.off[row], nk.hi + nk.off[row], nk.off[row + 1] - nk.off[row]):
         inner = False            # routed to a NAT gateway: the far side is the destination
     if inner:
         a, b = src, dst
@@ -143,14 +120,16 @@ cdef inline int64_t _shard(const uint8_t* f,            # IN  the frame
 
 
 cdef int _nat_keys_view(const uint32_t[::1] w, NatKeys* nk, str who) except -1:
-    """nk over ``w`` (sharded.nat_keys' layout: n_ips, the sorted IPs, n_rows, n_rows + 1 pair offsets from 0,
-    non-decreasing, then the pairs), or ValueError naming what does not fit."""
-    cdef Py_ssize_t n = w.shape[0] if w is not None else 0, at, r, n_pairs
+    """nk over ``w`` (sharded.nat_keys' layout: n_ips, the sorted IPs, n_rows, n_rows + 1 range offsets from 0,
+    non-decreasing, then the ranges' first addresses, then their last ones), or ValueError naming what does
+    not fit."""
+    cdef Py_ssize_t n = w.shape[0] if w is not None else 0, at, r, n_ranges
     nk.n_ips = 0
     nk.n_rows = 0
     nk.ips = NULL
     nk.off = NULL
-    nk.pairs = NULL
+    nk.lo = NULL
+    nk.hi = NULL
     if n == 0:
         return 0
     nk.n_ips = w[0]
@@ -162,13 +141,16 @@ cdef int _nat_keys_view(const uint32_t[::1] w, NatKeys* nk, str who) except -1:
         raise ValueError(f"{who}: nat_keys holds {n} words, too few for {nk.n_rows} rows")
     nk.ips = &w[1]
     nk.off = &w[at + 1]
-    n_pairs = (n - (at + 2 + nk.n_rows)) // 2
-    if nk.off[0] != 0 or nk.off[nk.n_rows] != <uint32_t>n_pairs:
-        raise ValueError(f"{who}: nat_keys row offsets {nk.off[0]}..{nk.off[nk.n_rows]} do not span its {n_pairs} pairs")
+    n_ranges = (n - (at + 2 + nk.n_rows)) // 2
+    if nk.off[0] != 0 or nk.off[nk.n_rows] != <uint32_t>n_ranges or at + 2 + nk.n_rows + 2 * n_ranges != n:
+        raise ValueError(f"{who}: nat_keys row offsets {nk.off[0]}..{nk.off[nk.n_rows]} do not span its "
+                         f"{n - (at + 2 + nk.n_rows)} range words ({n_ranges} ranges)")
     for r in range(nk.n_rows):
         if nk.off[r + 1] < nk.off[r]:
             raise ValueError(f"{who}: nat_keys row {r}'s offsets decrease")
-    nk.pairs = &w[at + 2 + nk.n_rows] if n_pairs else NULL
+    if n_ranges:
+        nk.lo = &w[at + 2 + nk.n_rows]
+        nk.hi = nk.lo + n_ranges
     return 0
 
 

@@ -190,8 +190,8 @@ def nat_keys(net: Any, n_rows: int) -> npt.NDArray[np.uint32]:
     """What the shard key needs to know of the NAT gateways, as words for ``_shardops``: the NAT gateways'
     private IPs (a frame to one is on its reply path: keyed by its source, the far side), and per ENI row
     (port + 1, ``n_rows`` of them) the inside addresses its subnet's route table sends to a NAT gateway (keyed
-    by the destination, the far side), as sorted inclusive pairs.  Layout: n_ips, the sorted IPs, n_rows,
-    n_rows + 1 pair offsets, the pairs.  Empty when no ENI's table routes an inside address to a NAT gateway
+    by the destination, the far side), as sorted inclusive ranges.  Layout: n_ips, the sorted IPs, n_rows,
+    n_rows + 1 range offsets, every range's first address, then every range's last one.  Empty when no ENI's table routes an inside address to a NAT gateway
     and no NAT gateway has an address inside: outside traffic is keyed by its far side anyway."""
     from fastvpc.reference import ReferenceForwarder
     from fastvpc.topology import NatGateway
@@ -236,9 +236,8 @@ def nat_keys(net: Any, n_rows: int) -> npt.NDArray[np.uint32]:
         off += len(r)
         offs.append(off)
     words += offs
-    for r in rows:
-        for a, b in r:
-            words += [a, b]
+    words += [a for r in rows for a, _ in r]
+    words += [b for r in rows for _, b in r]
     return np.array(words, np.uint32)
 
 
@@ -256,7 +255,8 @@ def _nat_far(ctx: _Context, ports: npt.NDArray[np.int32], src: npt.NDArray[np.ui
     ips = w[1:1 + n_ips]
     n_rows = int(w[1 + n_ips])
     off = w[2 + n_ips:3 + n_ips + n_rows].astype(np.int64)
-    pairs = w[3 + n_ips + n_rows:].reshape(-1, 2)
+    ends = w[3 + n_ips + n_rows:]
+    first, last = ends[:ends.size // 2], ends[ends.size // 2:]
     if n_ips:
         k = np.minimum(np.searchsorted(ips, dst), n_ips - 1)
         to_nat = ips[k] == dst
@@ -266,7 +266,7 @@ def _nat_far(ctx: _Context, ports: npt.NDArray[np.int32], src: npt.NDArray[np.ui
         if b <= a:
             continue
         sel = row == r
-        lo, hi = pairs[a:b, 0], pairs[a:b, 1]
+        lo, hi = first[a:b], last[a:b]
         k = np.searchsorted(lo, dst[sel], side="right") - 1
         via_nat[sel] = (k >= 0) & (dst[sel] <= hi[np.maximum(k, 0)])
     return to_nat, via_nat
