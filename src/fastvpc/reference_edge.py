@@ -507,6 +507,17 @@ def _frag_key(frame: bytearray) -> tuple[bytes, bytes, int]:
     return bytes(frame[ETH_LEN + 12:ETH_LEN + 16]), bytes(frame[ETH_LEN + 16:ETH_LEN + 20]), _u16(frame, ETH_LEN + 4)
 
 
+def _fragment_binding(fragments: FragmentTable | None, table: NatTable, frame: bytearray,
+                      now: int) -> tuple[NatBinding | None, NatBinding | None]:
+    """A later UDP fragment's bindings, either way: (the one its first fragment remembered, the live one holding
+    that binding's outside key now -- what translates it, as the compiled nat stage looks it up), Nones where
+    there is none."""
+    b = fragments.get(_frag_key(frame)) if fragments is not None else None
+    if b is None:
+        return None, None
+    return b, table.inbound(b.nat, b.nat_ip, b.proto, b.remote_ip, b.remote_port, b.nat_port, now)
+
+
 def _first_with_more(frame: bytearray) -> bool:
     ff = _u16(frame, ETH_LEN + 6)
     return bool(ff & 0x2000) and (ff & 0x1FFF) == 0
@@ -528,8 +539,8 @@ def nat_outbound(frame: bytearray, nat: NatGateway, table: NatTable | None, now:
     if frag and proto != PROTO_UDP:
         return EdgeOutcome(DropReason.NAT_UNSUPPORTED)
     if not first:  # a later UDP fragment: the first one's binding, the address only
-        b = fragments.get(_frag_key(frame)) if fragments is not None else None
-        if b is None or table.inbound(b.nat, b.nat_ip, b.proto, b.remote_ip, b.remote_port, b.nat_port, now) is None:
+        b, live = _fragment_binding(fragments, table, frame, now)
+        if b is None or live is None:
             return EdgeOutcome(DropReason.NAT_NO_BINDING)
         translate_source(frame, nat.ip)
         return EdgeOutcome(binding=b)
@@ -568,13 +579,10 @@ def nat_inbound(frame: bytearray, nat: NatGateway, table: NatTable | None, now: 
         return EdgeOutcome(DropReason.NAT_UNSUPPORTED)
     if is_fragment(frame) and proto != PROTO_UDP:
         return EdgeOutcome(DropReason.NAT_UNSUPPORTED)
-    key = _frag_key(frame)
     if not first:
-        # the first fragment's binding by its outside key, as the compiled nat stage looks it up: the live
-        # binding of that key now (another inside host's, if the port was given out again since)
-        fb = fragments.get(key) if fragments is not None else None
-        live = None if fb is None else table.inbound(fb.nat, fb.nat_ip, fb.proto, fb.remote_ip, fb.remote_port,
-                                                     fb.nat_port, now)
+        # the live binding of the first fragment's outside key (another inside host's, if the port was given out
+        # again since)
+        _, live = _fragment_binding(fragments, table, frame, now)
         if live is None:
             return EdgeOutcome(DropReason.NAT_NO_BINDING)
         translate_destination(frame, live.inside_ip)
@@ -588,6 +596,6 @@ def nat_inbound(frame: bytearray, nat: NatGateway, table: NatTable | None, now: 
     if b is None:
         return EdgeOutcome(DropReason.NAT_NO_BINDING)
     if proto == PROTO_UDP and _first_with_more(frame) and fragments is not None:
-        fragments.remember(key, b)
+        fragments.remember(_frag_key(frame), b)
     translate_destination(frame, b.inside_ip, b.inside_port)
     return EdgeOutcome(binding=b)

@@ -278,6 +278,16 @@ cdef inline bint nat_protocol_ok(uint8_t proto, uint16_t ff) noexcept nogil:
     return (ff & 0x3FFF) == 0 or proto == IPPROTO_UDP
 
 
+cdef inline int32_t nat_frag_binding(NatView* nv, uint32_t src, uint32_t dst, uint16_t ipid,
+                                     int64_t now) noexcept nogil:
+    """A later UDP fragment's binding, either way: the live one holding the outside key its first fragment
+    remembered (by source, destination and IP id), or -1."""
+    cdef const NatFrag* fe = nat_frag_get(nv, src, dst, ipid)
+    if fe == NULL:
+        return -1
+    return nat_inbound(nv, fe.nat, fe.proto, fe.nat_ip, fe.nat_port, fe.remote_ip, fe.remote_port, now)
+
+
 cdef inline void nat_run(const FwdTables* t, FtView* v, NatView* nv, Pkt* p, Flt* x, int64_t now,
                          const FtTimeouts* tmo, NatOut* o, int64_t i) noexcept nogil:
     cdef uint8_t* f = p.f
@@ -291,7 +301,6 @@ cdef inline void nat_run(const FwdTables* t, FtView* v, NatView* nv, Pkt* p, Flt
     cdef uint8_t proto, fl
     cdef int st
     cdef int32_t bi
-    cdef const NatFrag* fe
     cdef const NatB* b
     if p.er.subnet < 0 and rd32(f + 30) != p.h.dst:
         xlate_addr(f, ETH_HLEN + 16, p.h.dst)     # the internet gateway's public -> private, first
@@ -319,9 +328,7 @@ cdef inline void nat_run(const FwdTables* t, FtView* v, NatView* nv, Pkt* p, Flt
         if (ff & 0x1FFF) != 0:
             # a later UDP fragment of a reply: the binding its first fragment found (remembered below), the
             # address only, as outbound (aws-behaviour-more.md: UDP fragments are forwarded)
-            fe = nat_frag_get(nv, src, dst, ipid)
-            bi = -1 if fe == NULL else nat_inbound(nv, fe.nat, fe.proto, fe.nat_ip, fe.nat_port, fe.remote_ip,
-                                                  fe.remote_port, now)
+            bi = nat_frag_binding(nv, src, dst, ipid, now)
             if bi < 0:
                 drop(p, R_NAT_NO_BINDING)
                 return
@@ -379,9 +386,7 @@ cdef inline void nat_run(const FwdTables* t, FtView* v, NatView* nv, Pkt* p, Flt
             return
     if (ff & 0x1FFF) != 0:
         # a later UDP fragment: the first one's binding, the address only
-        fe = nat_frag_get(nv, src, dst, ipid)
-        if fe == NULL or nat_inbound(nv, fe.nat, fe.proto, fe.nat_ip, fe.nat_port, fe.remote_ip, fe.remote_port,
-                                     now) < 0:
+        if nat_frag_binding(nv, src, dst, ipid, now) < 0:
             drop(p, R_NAT_NO_BINDING)
             return
         nat_xlate(f, ETH_HLEN + 12, 0, nip, -1)
