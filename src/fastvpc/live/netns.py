@@ -465,11 +465,7 @@ def leftovers() -> tuple[list[str], list[str]]:
     links: list[str] = []
     if shutil.which("ip") is None:
         return nss, links
-    res = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False)
-    for line in res.stdout.splitlines():
-        name = line.split()[0] if line.split() else ""
-        if dead(name):
-            nss.append(name)
+    nss.extend(name for name in _netns_list() if dead(name))
     res = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=False)
     for line in res.stdout.splitlines():
         parts = line.split(":", 2)
